@@ -1,0 +1,45 @@
+# Lanzuan — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+VAR := $(or $(LANZUAN_VAR_DIR),var)
+
+.PHONY: run test lint format bench messages clean-var
+
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Lanzuan needs Python 3.11 or newer"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $@
+
+.venv: $(VENV)/.installed
+
+# Development server: SQLite and a file-system broker under var/, no other server needed.
+run: export DEBUG ?= 1
+run: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) -m lanzuan.devserver
+
+test: export SECRET_KEY ?= insecure-key-for-tests-only-0123456789abcdef
+test: $(VENV)/.installed
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: export SECRET_KEY ?= insecure-key-for-lint-only-0123456789abcdef
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+messages: $(VENV)/.installed
+	$(PY) manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=tests --ignore=bench
+	$(PY) manage.py compilemessages --ignore=.venv  # .mo files are committed: a newcomer needs no gettext
+
+bench: $(VENV)/.installed
+	$(PY) bench/run.py

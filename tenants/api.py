@@ -1,0 +1,50 @@
+"""The base view that scopes every partner endpoint to the API key's tenant."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db import models
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .models import Tenant, TenantAPIKey
+
+
+class TenantScopedAPIView(APIView):
+    """Base for every partner endpoint: `self.tenant` is the key's tenant and
+    `self.scoped()` the only way to read tenant-owned rows. Subclasses may not
+    override get_queryset, so no endpoint can widen its scope by accident."""
+
+    model: ClassVar[type[models.Model] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} must not override get_queryset; use scoped()")
+
+    @property
+    def tenant(self) -> Tenant:
+        auth = self.request.auth
+        assert isinstance(auth, TenantAPIKey)
+        return auth.tenant
+
+    def scoped(self, model: type[models.Model] | None = None) -> models.QuerySet[Any]:
+        model = model or self.model
+        if model is None:
+            raise TypeError(f"{type(self).__name__}.model is not set")
+        return model._default_manager.filter(tenant_id=self.tenant.pk)
+
+    def get_queryset(self) -> models.QuerySet[Any]:
+        return self.scoped()
+
+
+class WhoAmIView(TenantScopedAPIView):
+    """The tenant this key belongs to: a quick check that a key works."""
+
+    def get(self, request: Request) -> Response:
+        tenant = self.tenant
+        key = request.auth
+        assert isinstance(key, TenantAPIKey)
+        return Response({"tenant": tenant.slug, "name": tenant.name, "key": key.name})

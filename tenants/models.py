@@ -1,0 +1,135 @@
+"""Tenants (operators and third-party platforms), their members and API keys."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from rest_framework_api_key.models import AbstractAPIKey
+from simple_history.models import HistoricalRecords
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not a known time zone."), params={"value": value})
+
+
+class Tenant(models.Model):
+    class Kind(models.TextChoices):
+        OPERATOR = "operator", _("Telecom operator")
+        PLATFORM = "platform", _("Third-party marketing platform")
+
+    class ErasureMode(models.TextChoices):
+        DELETE = "delete", _("Delete")
+        ANONYMISE = "anonymise", _("Anonymise")
+
+    slug = models.SlugField(_("slug"), max_length=50, unique=True)
+    name = models.CharField(_("display name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.PLATFORM)
+    default_language = models.CharField(
+        _("default language"), max_length=10, choices=settings.LANGUAGES, default="zh-hans"
+    )
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, default="Asia/Shanghai", validators=[validate_time_zone]
+    )
+    logo_url = models.URLField(_("logo URL"), blank=True)
+    brand_colour = models.CharField(
+        _("brand colour"),
+        max_length=7,
+        default="#1F4FD8",
+        validators=[RegexValidator(r"^#[0-9A-Fa-f]{6}$", _("Use a colour like #1F4FD8."))],
+    )
+    # Policies
+    sla_hours = models.PositiveIntegerField(
+        _("SLA hours"), default=48, help_text=_("Hours within which a request must be completed.")
+    )
+    allow_resubscribe = models.BooleanField(
+        _("allow re-subscribe"),
+        default=True,
+        help_text=_("If off, an opt-out is irreversible and re-subscribe requests are refused."),
+    )
+    erasure_mode = models.CharField(
+        _("erasure mode"), max_length=16, choices=ErasureMode.choices, default=ErasureMode.DELETE
+    )
+    erasure_delay_hours = models.PositiveIntegerField(
+        _("erasure delay (hours)"),
+        default=0,
+        help_text=_("0 erases right after the confirmation is sent."),
+    )
+    record_retention_days = models.PositiveIntegerField(
+        _("record retention (days)"),
+        default=1095,
+        help_text=_("How long masked request records and receipts are kept."),
+    )
+    terms_zh = models.TextField(
+        _("terms (Chinese)"),
+        blank=True,
+        help_text=_(
+            "Shown on the opt-out page: what stops, from when, whether it can be undone, "
+            "what data is deleted and when."
+        ),
+    )
+    terms_en = models.TextField(_("terms (English)"), blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name = _("tenant")
+        verbose_name_plural = _("tenants")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+    def terms_for(self, language: str) -> str:
+        return self.terms_en if language.startswith("en") and self.terms_en else self.terms_zh
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", _("Owner")
+    ADMIN = "admin", _("Administrator")
+    AGENT = "agent", _("Agent")
+    VIEWER = "viewer", _("Viewer")
+
+
+# Who may change what. Configuration: owners and admins. Operations (filing and
+# retrying requests): agents too. Viewers only read.
+CONFIG_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+OPERATIONS_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.AGENT})
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique_user_tenant")
+        ]
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant.slug} ({self.role})"
+
+
+class TenantAPIKey(AbstractAPIKey):
+    """A partner's key. Only a hash is stored; the key is shown once on creation."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+
+    history = HistoricalRecords(excluded_fields=["hashed_key"])
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = _("API key")  # type: ignore[assignment]
+        verbose_name_plural = _("API keys")  # type: ignore[assignment]

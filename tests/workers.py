@@ -1,0 +1,140 @@
+"""Real Celery workers for integration tests: separate processes on the configured
+broker (Redis in CI, the file-system broker otherwise) and the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return (
+        f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    )
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "PHONE_HASH_KEY": settings.PHONE_HASH_KEY,
+            "LANZUAN_VAR_DIR": str(settings.VAR_DIR),
+            "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
+            "DEBUG": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if "OUTBOX_PATH" in extra:
+        env["LANZUAN_OUTBOX_PATH"] = extra.pop("OUTBOX_PATH")
+    env.update(extra)
+    return env
+
+
+class Worker:
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def pool_children(self) -> list[int]:
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True
+        )
+        return [int(pid) for pid in out.stdout.split()]
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool: as if the machine died mid-task."""
+        for pid in self.pool_children():
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def purge_queue(broker_url: str | None = None) -> None:
+    from lanzuan.celery import app
+
+    if broker_url:
+        with app.connection_for_write(broker_url) as conn:
+            conn.default_channel.queue_purge("celery")
+        return
+    with suppress(Exception):  # an empty or missing queue is fine
+        app.control.purge()
+
+
+@contextmanager
+def celery_worker(
+    tmp_path: Path, *, concurrency: int = 2, beat: bool = False, **env: str
+) -> Iterator[Worker]:
+    log = tmp_path / f"worker-{time.monotonic_ns()}.log"
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "lanzuan",
+        "worker",
+        "--loglevel=INFO",
+        f"--concurrency={concurrency}",
+        "--without-gossip",
+        "--without-mingle",
+        "-n",
+        f"test-{os.getpid()}@%h",
+    ]
+    if beat:
+        args.append("-B")
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            args, cwd=ROOT, env=worker_env(**env), stdout=handle, stderr=subprocess.STDOUT
+        )  # noqa: S603
+    worker = Worker(process, log)
+    deadline = time.monotonic() + 60
+    while "ready." not in worker.output():
+        if process.poll() is not None or time.monotonic() > deadline:
+            output = worker.output()
+            worker.stop()
+            raise RuntimeError(f"Celery worker did not start:\n{output[-3000:]}")
+        time.sleep(0.2)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.25, message: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

@@ -1,0 +1,419 @@
+"""Admin for a provider's compliance team: requests with their timeline, targets,
+services, subscriptions (with CSV import), suppressions. Scoping comes from
+TenantScopedAdmin; business logic from services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from tenants.admin import TenantScopedAdmin, request_tenant_ids
+from tenants.models import OPERATIONS_ROLES, Tenant
+
+from . import phones, services
+from .errors import UnsubscribeError
+from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
+from .imports import subscription_import_start
+from .models import (
+    Service,
+    Step,
+    SubscriberProfile,
+    Subscription,
+    SubscriptionImport,
+    Suppression,
+    SuppressionEvent,
+    Target,
+    UnsubscribeRequest,
+    VerificationMethod,
+)
+from .references import clean_reference
+
+
+class ReadOnlyMixin:
+    """Records, not configuration: nobody edits them by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Service)
+class ServiceAdmin(TenantScopedAdmin):
+    list_display = ["name", "code", "tenant", "is_active"]
+    list_filter = ["tenant", "is_active"]
+    search_fields = ["name", "code"]
+
+
+class PhoneSearchMixin:
+    """Search by number: the number is normalised and hashed, never matched in clear."""
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+        term = search_term.strip()
+        if term and any(ch.isdigit() for ch in term):
+            try:
+                digest = phones.phone_hash(phones.normalise(term))
+            except phones.InvalidPhoneNumber:
+                pass
+            else:
+                return queryset.filter(phone_hash=digest), False
+        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(PhoneSearchMixin, TenantScopedAdmin):
+    list_display = ["phone_masked", "service", "status", "consent_source", "consent_at", "tenant"]
+    list_filter = ["tenant", "status", "service"]
+    search_fields = ["service__code"]
+    readonly_fields = ["phone_masked", "ended_at"]
+    exclude = ["phone", "phone_hash"]
+    autocomplete_fields = ["service"]
+    change_list_template = "admin/unsubscribe/subscription/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # subscriptions arrive by import or the API
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="unsubscribe_subscription_import",
+            ),
+            path(
+                "import/<int:pk>/progress/",
+                self.admin_site.admin_view(self.import_progress),
+                name="unsubscribe_subscription_import_progress",
+            ),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self._may_write(request):
+            raise PermissionDenied
+        tenants = (
+            Tenant.objects.all()
+            if request.user.is_superuser
+            else Tenant.objects.filter(pk__in=request_tenant_ids(request, self.write_roles))
+        )
+        form = SubscriptionImportForm(request.POST or None, request.FILES or None, tenants=tenants)
+        if request.method == "POST" and form.is_valid():
+            import_ = SubscriptionImport.objects.create(
+                tenant=form.cleaned_data["tenant"], file=form.cleaned_data["file"]
+            )
+            subscription_import_start(import_=import_)
+            return HttpResponseRedirect(
+                reverse("admin:unsubscribe_subscription_import_progress", args=[import_.pk])
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": _("Import subscriptions"),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/unsubscribe/subscription/import.html", context)
+
+    def import_progress(self, request: HttpRequest, pk: int) -> HttpResponse:
+        import_ = get_object_or_404(SubscriptionImport.objects.for_user(request.user), pk=pk)
+        if request.GET.get("format") == "json":
+            return JsonResponse(
+                {
+                    "status": import_.status,
+                    "rows_done": import_.rows_done,
+                    "total_rows": import_.total_rows,
+                    "percent": import_.percent,
+                    "created": import_.created,
+                    "updated": import_.updated,
+                    "invalid": import_.invalid,
+                    "errors": import_.errors[:20],
+                }
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "import": import_,
+            "title": _("Import progress"),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/unsubscribe/subscription/import_progress.html", context)
+
+
+@admin.register(SubscriptionImport)
+class SubscriptionImportAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    list_display = ["created_at", "tenant", "status", "progress", "created", "updated", "invalid"]
+    list_filter = ["tenant", "status"]
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj: SubscriptionImport) -> str:
+        return f"{obj.rows_done}/{obj.total_rows} ({obj.percent}%)"
+
+
+@admin.register(SubscriberProfile)
+class SubscriberProfileAdmin(PhoneSearchMixin, TenantScopedAdmin):
+    list_display = ["phone_masked", "display_name", "city", "anonymised_at", "tenant"]
+    list_filter = ["tenant"]
+    search_fields = ["display_name"]
+    exclude = ["phone", "phone_hash"]
+    readonly_fields = ["phone_masked", "anonymised_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Target)
+class TargetAdmin(TenantScopedAdmin):
+    form = TargetForm
+    list_display = ["name", "purpose", "kind", "endpoint", "is_active", "tenant"]
+    list_filter = ["tenant", "purpose", "kind", "is_active"]
+    search_fields = ["name", "url"]
+
+    @admin.display(description=_("where"))
+    def endpoint(self, obj: Target) -> str:
+        return obj.url if obj.kind == Target.Kind.HTTP else obj.internal_source
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    extra = 0
+    can_delete = False
+    fields = [
+        "kind",
+        "target_name",
+        "status",
+        "attempts",
+        "started_at",
+        "finished_at",
+        "next_attempt_at",
+        "last_error",
+        "receipt",
+    ]
+    readonly_fields = fields  # type: ignore[assignment]
+    ordering = ["id"]
+    verbose_name = _("timeline step")
+    verbose_name_plural = _("timeline")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class SLAFilter(admin.SimpleListFilter):
+    title = _("SLA")
+    parameter_name = "sla"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("breached", _("Breached")), ("ok", _("Within SLA"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "breached":
+            return queryset.filter(sla_breached_at__isnull=False)
+        if self.value() == "ok":
+            return queryset.filter(sla_breached_at__isnull=True)
+        return queryset
+
+
+@admin.register(UnsubscribeRequest)
+class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
+    write_roles = OPERATIONS_ROLES  # agents file and retry requests
+    list_display = [
+        "reference",
+        "phone_masked",
+        "state_badge",
+        "channel",
+        "scope",
+        "received_at",
+        "sla",
+        "tenant",
+    ]
+    list_filter = ["state", "channel", ("received_at", admin.DateFieldListFilter), SLAFilter, "tenant"]
+    search_fields = ["reference"]
+    date_hierarchy = "received_at"
+    inlines = [StepInline]
+    actions = ["retry_requests"]
+    readonly_fields: list[str] = [
+        "reference",
+        "tenant",
+        "phone_masked",
+        "scope",
+        "channel",
+        "verification_method",
+        "verification_evidence",
+        "language",
+        "state",
+        "attention_reason",
+        "received_at",
+        "suppressed_at",
+        "terminating_at",
+        "confirming_at",
+        "erasing_at",
+        "erasure_due_at",
+        "completed_at",
+        "needs_attention_at",
+        "sla_due_at",
+        "sla_breached_at",
+        "idempotency_key",
+    ]
+    fieldsets = [
+        (None, {"fields": ["reference", "tenant", "phone_masked", "scope", "state", "attention_reason"]}),
+        (
+            _("How it arrived"),
+            {
+                "fields": [
+                    "channel",
+                    "verification_method",
+                    "verification_evidence",
+                    "language",
+                    "idempotency_key",
+                ]
+            },
+        ),
+        (
+            _("Timeline"),
+            {
+                "fields": [
+                    "received_at",
+                    "suppressed_at",
+                    "terminating_at",
+                    "confirming_at",
+                    "erasing_at",
+                    "erasure_due_at",
+                    "completed_at",
+                    "needs_attention_at",
+                    "sla_due_at",
+                    "sla_breached_at",
+                ]
+            },
+        ),
+    ]
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+        term = search_term.strip()
+        cleaned = clean_reference(term)
+        if len(cleaned) == 9 and "-" in cleaned:
+            by_ref = queryset.filter(reference=cleaned)
+            if by_ref.exists():
+                return by_ref, False
+        return super().get_search_results(request, queryset, search_term)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # requests change only through the pipeline and the retry action
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # compliance records
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return self._may_write(request)
+
+    @admin.display(description=_("state"), ordering="state")
+    def state_badge(self, obj: UnsubscribeRequest) -> str:
+        colours = {"completed": "#1a7f37", "needs_attention": "#cf222e", "rejected": "#6e7781"}
+        return format_html(
+            '<strong style="color:{}">{}</strong>', colours.get(obj.state, "#9a6700"), obj.get_state_display()
+        )
+
+    @admin.display(description=_("scope"))
+    def scope(self, obj: UnsubscribeRequest) -> str:
+        if obj.scope_all:
+            return str(_("All marketing"))
+        return ", ".join(s.code for s in obj.services.all())
+
+    @admin.display(description=_("SLA"), boolean=True)
+    def sla(self, obj: UnsubscribeRequest) -> bool:
+        return obj.sla_breached_at is None
+
+    @admin.action(description=_("Retry failed steps"), permissions=["retry"])
+    def retry_requests(self, request: HttpRequest, queryset: QuerySet[UnsubscribeRequest]) -> None:
+        retried = 0
+        for unsubscribe_request in queryset:
+            if not self._may_write(request, unsubscribe_request):
+                continue
+            if services.request_retry(request=unsubscribe_request):
+                retried += 1
+        messages.success(request, _("%(count)d request(s) sent for retry.") % {"count": retried})
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        """Filing a request goes through the same service as every channel."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        tenants = (
+            Tenant.objects.all()
+            if request.user.is_superuser
+            else Tenant.objects.filter(pk__in=request_tenant_ids(request, self.write_roles))
+        )
+        form = FileRequestForm(request.POST or None, tenants=tenants)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            method = (
+                VerificationMethod.AGENT_ASSERTION
+                if data["channel"] == "hotline"
+                else VerificationMethod.PARTNER_ASSERTION
+            )
+            try:
+                filed = services.unsubscribe_request_create(
+                    tenant=data["tenant"],
+                    phone=data["phone"],
+                    channel=data["channel"],
+                    verification_method=method,
+                    verification_evidence={
+                        "agent": request.user.get_username(),
+                        "note": data["agent_note"],
+                        "filed_in": "admin",
+                        "at": timezone.now().isoformat(),
+                    },
+                    services=list(data["services"]),
+                )
+            except UnsubscribeError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    _("Request %(ref)s filed; the number is suppressed.") % {"ref": filed.request.reference},
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:unsubscribe_unsubscriberequest_change", args=[filed.request.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": _("File an unsubscribe request"),
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/unsubscribe/unsubscriberequest/file.html", context)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
+    list_display = ["phone_masked", "scope", "created_at", "request", "tenant"]
+    list_filter = ["tenant", "scope"]
+    search_fields = ["scope"]
+    exclude = ["phone_hash"]
+
+
+@admin.register(SuppressionEvent)
+class SuppressionEventAdmin(PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
+    list_display = ["created_at", "phone_masked", "scope", "action", "channel", "request", "tenant"]
+    list_filter = ["tenant", "action", "channel"]
+    search_fields = ["scope"]
+    exclude = ["phone_hash"]
+
+
+@admin.register(Step)
+class StepAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    list_display = ["request", "kind", "target_name", "status", "attempts", "finished_at", "tenant"]
+    list_filter = ["tenant", "kind", "status"]
+    search_fields = ["request__reference", "target_name"]

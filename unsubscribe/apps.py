@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class UnsubscribeConfig(AppConfig):
+    name = "unsubscribe"
+    verbose_name = _("Unsubscribe")
+
+    def ready(self) -> None:
+        from . import datasources  # noqa: F401  (registers the built-in data sources)

@@ -1,0 +1,33 @@
+"""Errors the unsubscribe services raise; each message is safe to show a person or a partner."""
+
+from __future__ import annotations
+
+
+class UnsubscribeError(Exception):
+    code = "unsubscribe_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownServices(UnsubscribeError):
+    code = "unknown_services"
+
+
+class IdempotencyConflict(UnsubscribeError):
+    """The idempotency key was used before with a different request body."""
+
+    code = "idempotency_conflict"
+
+
+class ResubscribeRefused(UnsubscribeError):
+    code = "resubscribe_refused"
+
+
+class TransientStepError(Exception):
+    """Worth retrying: timeouts, connection errors, 5xx, 429."""
+
+
+class PermanentStepError(Exception):
+    """Retrying will not help: 4xx, misconfiguration."""

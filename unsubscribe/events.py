@@ -1,0 +1,30 @@
+"""Domain events (request.created, request.completed, request.needs_attention,
+suppression.added). The core does not know who listens: the partner webhooks
+subscribe here.
+
+Handlers run inside the caller's transaction so that what they record (a
+delivery row, say) commits or rolls back with the change itself; they must only
+write rows and leave network work to `transaction.on_commit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Handler = Callable[[int, str, dict[str, Any]], None]
+_handlers: list[Handler] = []
+
+EVENTS = ("request.created", "request.completed", "request.needs_attention", "suppression.added")
+
+
+def subscribe(handler: Handler) -> None:
+    if handler not in _handlers:
+        _handlers.append(handler)
+
+
+def emit(tenant_id: int, event: str, payload: dict[str, Any]) -> None:
+    if event not in EVENTS:
+        raise ValueError(f"unknown event {event!r}")
+    for handler in list(_handlers):
+        handler(tenant_id, event, payload)

@@ -1,0 +1,144 @@
+"""Admin and page forms. Validation messages are translatable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from tenants.models import Tenant
+
+from . import datasources, phones
+from .models import Channel, Service, Target
+
+
+class PhoneField(forms.CharField):
+    """Accepts what people type and cleans it to E.164 (default region CN)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 32)
+        kwargs.setdefault("label", _("Mobile number"))
+        super().__init__(**kwargs)
+        self.widget.input_type = "tel"
+        self.widget.attrs.update({"autocomplete": "tel", "inputmode": "tel"})
+
+    def clean(self, value: Any) -> str:
+        value = super().clean(value)
+        if not value and not self.required:
+            return ""
+        try:
+            return phones.normalise(value)
+        except phones.InvalidPhoneNumber as exc:
+            raise forms.ValidationError(str(exc), code="invalid_phone") from None
+
+
+class FileRequestForm(forms.Form):
+    """An agent files a request on a caller's behalf (hotline, app, partner)."""
+
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), label=_("Tenant"))
+    phone = PhoneField()
+    channel = forms.ChoiceField(
+        label=_("Channel"),
+        choices=[(c.value, c.label) for c in (Channel.HOTLINE, Channel.APP, Channel.PARTNER, Channel.EMAIL)],
+    )
+    services = forms.ModelMultipleChoiceField(
+        queryset=Service.objects.none(),
+        required=False,
+        label=_("Services"),
+        help_text=_("Leave empty to stop all marketing."),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    agent_note = forms.CharField(
+        label=_("How the caller was verified"),
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, tenants: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].queryset = tenants  # type: ignore[attr-defined]
+        self.fields["services"].queryset = Service.objects.filter(tenant__in=tenants)  # type: ignore[attr-defined]
+        if tenants.count() == 1:
+            self.fields["tenant"].initial = tenants.first()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        tenant = data.get("tenant")
+        for service in data.get("services") or []:
+            if tenant is not None and service.tenant_id != tenant.pk:
+                self.add_error(
+                    "services", _("%(service)s is not a service of this tenant.") % {"service": service}
+                )
+        return data
+
+
+class TargetForm(forms.ModelForm):
+    signing_secret = forms.CharField(
+        label=_("Signing secret"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Write-only. Leave empty to keep the current secret."),
+    )
+    internal_source = forms.ChoiceField(label=_("Internal data source"), required=False, choices=())
+
+    class Meta:
+        model = Target
+        fields = [
+            "tenant",
+            "name",
+            "purpose",
+            "kind",
+            "internal_source",
+            "url",
+            "signing_secret",
+            "timeout_seconds",
+            "max_attempts",
+            "is_active",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["internal_source"].choices = [("", "—"), *datasources.all_source_choices()]  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind, purpose = data.get("kind"), data.get("purpose")
+        if kind == Target.Kind.INTERNAL:
+            source = data.get("internal_source")
+            if not source:
+                self.add_error("internal_source", _("Choose the internal data source."))
+            elif purpose and source not in dict(datasources.source_choices(purpose)):
+                self.add_error("internal_source", _("This data source cannot be used for this purpose."))
+        elif kind == Target.Kind.HTTP:
+            url = data.get("url") or ""
+            if not url:
+                self.add_error("url", _("Enter the endpoint URL."))
+            elif not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
+                self.add_error("url", _("Use an https:// URL."))
+            if not data.get("signing_secret") and not (self.instance.pk and self.instance.signing_secret):
+                self.add_error("signing_secret", _("Set a signing secret so the provider can verify calls."))
+        return data
+
+    def save(self, commit: bool = True) -> Target:
+        target = super().save(commit=False)
+        new_secret = self.cleaned_data.get("signing_secret")
+        if not new_secret and self.instance.pk:
+            target.signing_secret = Target.objects.get(pk=self.instance.pk).signing_secret
+        if commit:
+            target.save()
+        return target
+
+
+class SubscriptionImportForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), label=_("Tenant"))
+    file = forms.FileField(
+        label=_("CSV file"), help_text=_("Columns: phone, service, consent_source, consent_at")
+    )
+
+    def __init__(self, *args: Any, tenants: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].queryset = tenants  # type: ignore[attr-defined]
+        if tenants.count() == 1:
+            self.fields["tenant"].initial = tenants.first()

@@ -1,0 +1,116 @@
+"""Two demo tenants with services, subscribers, targets, an admin each and a superuser.
+Idempotent: running it again changes nothing that exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.models import Membership, Role, Tenant
+from unsubscribe import phones
+from unsubscribe.models import Service, SubscriberProfile, Subscription, Target
+
+DEMO_PASSWORD = "lanzuan-demo"
+
+TENANTS: list[dict[str, Any]] = [
+    {
+        "slug": "demo-mobile",
+        "name": "蓝海移动 BlueSea Mobile",
+        "kind": Tenant.Kind.OPERATOR,
+        "brand_colour": "#0B5FFF",
+        "allow_resubscribe": True,
+        "terms_zh": "退订后，我们将立即停止向您的号码发送所选营销信息，并在确认后删除用于营销的个人信息"
+        "（姓名、兴趣、城市）。退订记录仅以加密摘要形式保留，用于确保不再向您发送。您可随时重新订阅。",
+        "terms_en": "Once you unsubscribe we stop the chosen marketing to your number at once and, after "
+        "confirming, delete the personal data used for marketing (name, interests, city). We keep only a "
+        "keyed hash of your number so that we never message you again. You may re-subscribe at any time.",
+        "services": [("流量优惠 Data offers", "data-offers"), ("蓝钻会员 Blue Diamond club", "blue-diamond")],
+        "admin": "mobile-admin",
+    },
+    {
+        "slug": "demo-shop",
+        "name": "优选商城 YouXuan Shop",
+        "kind": Tenant.Kind.PLATFORM,
+        "brand_colour": "#D9480F",
+        "allow_resubscribe": False,
+        "default_language": "zh-hans",
+        "terms_zh": "退订不可撤销：我们将停止所有营销短信和推送，并在24小时内匿名化您的营销资料。",
+        "terms_en": "Unsubscribing is final: we stop all marketing SMS and pushes and anonymise your "
+        "marketing profile within 24 hours.",
+        "services": [
+            ("会员促销 Member promotions", "promotions"),
+            ("个性化推荐 Personalised picks", "picks"),
+        ],
+        "admin": "shop-admin",
+    },
+]
+
+SUBSCRIBERS = ["13800138000", "13912345678", "15000001111", "18600002222"]
+
+
+class Command(BaseCommand):
+    help = "Load two demo tenants, their services, subscribers and admins (idempotent)."
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        User = get_user_model()
+        if not User.objects.filter(username="admin").exists():
+            User.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD)
+        for spec in TENANTS:
+            tenant, _created = Tenant.objects.get_or_create(
+                slug=spec["slug"],
+                defaults={k: v for k, v in spec.items() if k not in ("slug", "services", "admin")},
+            )
+            services = []
+            for name, code in spec["services"]:
+                service, _c = Service.objects.get_or_create(
+                    tenant=tenant, code=code, defaults={"name": name, "channels": ["sms", "app"]}
+                )
+                services.append(service)
+            for source, purpose in (
+                ("subscriptions", "terminate"),
+                ("subscriptions", "erase"),
+                ("subscriber_profile", "erase"),
+            ):
+                Target.objects.get_or_create(
+                    tenant=tenant,
+                    kind=Target.Kind.INTERNAL,
+                    internal_source=source,
+                    purpose=purpose,
+                    defaults={"name": f"Lanzuan {source.replace('_', ' ')}"},
+                )
+            for number in SUBSCRIBERS:
+                e164 = phones.normalise(number)
+                digest = phones.phone_hash(e164)
+                for service in services:
+                    Subscription.objects.get_or_create(
+                        service=service,
+                        phone_hash=digest,
+                        defaults={
+                            "tenant": tenant,
+                            "phone": e164,
+                            "phone_masked": phones.mask(e164),
+                            "consent_source": "demo signup",
+                            "consent_at": timezone.now(),
+                        },
+                    )
+                SubscriberProfile.objects.get_or_create(
+                    tenant=tenant,
+                    phone_hash=digest,
+                    defaults={
+                        "phone": e164,
+                        "phone_masked": phones.mask(e164),
+                        "display_name": "演示用户",
+                        "interests": "流量, 视频会员",
+                        "city": "杭州",
+                    },
+                )
+            user = User.objects.filter(username=spec["admin"]).first()
+            if user is None:
+                user = User.objects.create_user(spec["admin"], password=DEMO_PASSWORD, is_staff=True)
+            Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": Role.OWNER})
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))

@@ -1,0 +1,26 @@
+"""Register the pipeline sweep with django-celery-beat (every 30 seconds)."""
+
+from django.db import migrations
+
+TASK = "unsubscribe.tasks.pipeline_sweep"
+NAME = "Lanzuan pipeline sweep"
+
+
+def add_schedule(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    every, _ = IntervalSchedule.objects.get_or_create(every=30, period="seconds")
+    PeriodicTask.objects.update_or_create(name=NAME, defaults={"task": TASK, "interval": every, "enabled": True})
+
+
+def remove_schedule(apps, schema_editor):
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("unsubscribe", "0001_initial"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+
+    operations = [migrations.RunPython(add_schedule, remove_schedule)]

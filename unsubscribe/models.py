@@ -1,0 +1,339 @@
+"""Services, subscriptions, unsubscribe requests, suppressions, targets and step results.
+
+Every model is tenant-owned (`tenant_id` on every row). Raw numbers live only where
+they are still needed (subscriptions, subscriber profiles, open requests) and are
+erased by the pipeline; suppressions and completed requests keep a keyed hash and a
+masked number.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from tenants.scoping import TenantOwnedModel
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", _("Reply SMS")
+    WEB = "web", _("Web page")
+    APP = "app", _("App")
+    HOTLINE = "hotline", _("Hotline / IVR")
+    EMAIL = "email", _("Email link")
+    PARTNER = "partner", _("Partner API")
+    HUB = "hub", _("One-stop hub")
+
+
+class VerificationMethod(models.TextChoices):
+    SMS_ORIGIN = "sms_origin", _("SMS sent from the number")
+    OTP = "otp", _("One-time code")
+    PARTNER_ASSERTION = "partner_assertion", _("Asserted by the partner")
+    AGENT_ASSERTION = "agent_assertion", _("Asserted by a hotline agent")
+    SIGNED_TOKEN = "signed_token", _("Signed link token")
+    ADMIN = "admin", _("Filed by a provider administrator")
+
+
+class Service(TenantOwnedModel):
+    """One of a tenant's marketing services (a promotion stream, a push programme)."""
+
+    name = models.CharField(_("name"), max_length=200)
+    code = models.SlugField(_("code"), max_length=50, help_text=_("Stable code partners use in the API."))
+    description = models.TextField(_("description"), blank=True)
+    channels = models.JSONField(
+        _("channels"), default=list, blank=True, help_text=_('Channels it markets on, e.g. ["sms", "app"].')
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["tenant_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "code"], name="service_unique_code")]
+        verbose_name = _("marketing service")
+        verbose_name_plural = _("marketing services")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class Subscription(TenantOwnedModel):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        ENDED = "ended", _("Ended")
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="subscriptions")
+    phone = models.CharField(_("number"), max_length=20, blank=True, help_text=_("E.164; blank once erased."))
+    phone_hash = models.CharField(max_length=64, db_index=True)
+    phone_masked = models.CharField(_("number"), max_length=24)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    consent_source = models.CharField(_("consent source"), max_length=200, blank=True)
+    consent_at = models.DateTimeField(_("consent time"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["service", "phone_hash"], name="subscription_unique_number")
+        ]
+        indexes = [models.Index(fields=["tenant", "phone_hash"])]
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
+
+    def __str__(self) -> str:
+        return f"{self.phone_masked} → {self.service.code}"
+
+
+class SubscriberProfile(TenantOwnedModel):
+    """Personal data used for marketing (the demo's internal data source for erasure)."""
+
+    phone = models.CharField(_("number"), max_length=20, blank=True)
+    phone_hash = models.CharField(max_length=64, db_index=True)
+    phone_masked = models.CharField(_("number"), max_length=24)
+    display_name = models.CharField(_("name"), max_length=200, blank=True)
+    interests = models.CharField(_("interests"), max_length=500, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    anonymised_at = models.DateTimeField(_("anonymised"), null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "phone_hash"], name="profile_unique_number")]
+        verbose_name = _("subscriber profile")
+        verbose_name_plural = _("subscriber profiles")
+
+    def __str__(self) -> str:
+        return self.phone_masked
+
+
+class UnsubscribeRequest(TenantOwnedModel):
+    class State(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        SUPPRESSED = "suppressed", _("Suppressed")
+        TERMINATING = "terminating", _("Ending services")
+        CONFIRMING = "confirming", _("Sending confirmation")
+        ERASING = "erasing", _("Erasing data")
+        COMPLETED = "completed", _("Completed")
+        NEEDS_ATTENTION = "needs_attention", _("Needs attention")
+        REJECTED = "rejected", _("Rejected")
+
+    ACTIVE_STATES = (State.RECEIVED, State.SUPPRESSED, State.TERMINATING, State.CONFIRMING, State.ERASING)
+
+    reference = models.CharField(_("reference"), max_length=16, unique=True)
+    phone = models.CharField(
+        _("number"), max_length=20, blank=True, help_text=_("Kept only until the data is erased.")
+    )
+    phone_hash = models.CharField(max_length=64, db_index=True)
+    phone_masked = models.CharField(_("number"), max_length=24)
+    scope_all = models.BooleanField(_("all marketing"), default=True)
+    services = models.ManyToManyField(Service, blank=True, related_name="+", verbose_name=_("services"))
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    verification_method = models.CharField(
+        _("verification"), max_length=20, choices=VerificationMethod.choices
+    )
+    verification_evidence = models.JSONField(_("verification evidence"), default=dict, blank=True)
+    language = models.CharField(_("language"), max_length=10, default="zh-hans")
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    confirmation_channel = models.CharField(_("confirmation channel"), max_length=10, blank=True)
+
+    state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.RECEIVED)
+    attention_reason = models.TextField(_("why it needs attention"), blank=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    suppressed_at = models.DateTimeField(_("suppressed"), null=True, blank=True)
+    terminating_at = models.DateTimeField(_("ending services since"), null=True, blank=True)
+    confirming_at = models.DateTimeField(_("confirming since"), null=True, blank=True)
+    erasing_at = models.DateTimeField(_("erasing since"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    needs_attention_at = models.DateTimeField(_("needs attention since"), null=True, blank=True)
+    rejected_at = models.DateTimeField(_("rejected"), null=True, blank=True)
+    sla_due_at = models.DateTimeField(_("SLA due"), null=True, blank=True)
+    sla_breached_at = models.DateTimeField(_("SLA breached"), null=True, blank=True)
+    erasure_due_at = models.DateTimeField(_("erasure due"), null=True, blank=True)
+    # The request row is its own outbox: work is due at next_run_at; the sweep
+    # dispatches it again when no worker has picked it up (broker down, lost message).
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    # The raw number never enters history tables.
+    history = HistoricalRecords(excluded_fields=["phone"])
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="request_unique_idempotency_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "state", "received_at"]),
+            models.Index(fields=["tenant", "phone_hash"]),
+        ]
+        verbose_name = _("unsubscribe request")
+        verbose_name_plural = _("unsubscribe requests")
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
+
+
+SCOPE_ALL = "*"
+
+
+class Suppression(TenantOwnedModel):
+    """Do not send to this number (hash) for this scope: "*" or a service code."""
+
+    phone_hash = models.CharField(max_length=64)
+    phone_masked = models.CharField(_("number"), max_length=24)
+    scope = models.CharField(_("scope"), max_length=50, default=SCOPE_ALL)
+    request = models.ForeignKey(
+        UnsubscribeRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions"
+    )
+    created_at = models.DateTimeField(_("since"), default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "phone_hash", "scope"], name="suppression_unique")
+        ]
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
+
+    def __str__(self) -> str:
+        return f"{self.phone_masked} [{self.scope}]"
+
+
+class SuppressionEvent(TenantOwnedModel):
+    """Append-only record of every suppression change (written in bulk, never updated)."""
+
+    class Action(models.TextChoices):
+        ADDED = "added", _("Added")
+        LIFTED = "lifted", _("Lifted (re-subscribed)")
+
+    phone_hash = models.CharField(max_length=64, db_index=True)
+    phone_masked = models.CharField(_("number"), max_length=24)
+    scope = models.CharField(_("scope"), max_length=50)
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    channel = models.CharField(_("channel"), max_length=10, blank=True)
+    request = models.ForeignKey(
+        UnsubscribeRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("suppression event")
+        verbose_name_plural = _("suppression events")
+
+
+class Target(TenantOwnedModel):
+    """Where services are ended (termination) or data is erased (erasure)."""
+
+    class Purpose(models.TextChoices):
+        TERMINATE = "terminate", _("End services")
+        ERASE = "erase", _("Erase personal data")
+
+    class Kind(models.TextChoices):
+        INTERNAL = "internal", _("Internal data source")
+        HTTP = "http", _("Provider HTTPS endpoint")
+
+    name = models.CharField(_("name"), max_length=200)
+    purpose = models.CharField(_("purpose"), max_length=10, choices=Purpose.choices)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    internal_source = models.CharField(_("internal data source"), max_length=50, blank=True)
+    url = models.URLField(_("endpoint URL"), blank=True)
+    signing_secret = models.CharField(_("signing secret"), max_length=200, blank=True)
+    timeout_seconds = models.PositiveIntegerField(_("timeout (seconds)"), default=10)
+    max_attempts = models.PositiveIntegerField(_("attempts before needing attention"), default=5)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(excluded_fields=["signing_secret"])
+
+    class Meta:
+        ordering = ["tenant_id", "purpose", "name"]
+        verbose_name = _("termination / erasure target")
+        verbose_name_plural = _("termination / erasure targets")
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()}: {self.name}"
+
+
+class Step(TenantOwnedModel):
+    """One unit of pipeline work for one request: end services at a target, send the
+    confirmation, or erase data at a target. Its row is the receipt."""
+
+    class Kind(models.TextChoices):
+        TERMINATE = "terminate", _("End services")
+        CONFIRM = "confirm", _("Send confirmation")
+        ERASE = "erase", _("Erase data")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RUNNING = "running", _("Running")
+        RETRYING = "retrying", _("Retrying")
+        SUCCEEDED = "succeeded", _("Done")
+        FAILED = "failed", _("Failed")
+
+    request = models.ForeignKey(UnsubscribeRequest, on_delete=models.CASCADE, related_name="steps")
+    kind = models.CharField(_("step"), max_length=10, choices=Kind.choices)
+    target = models.ForeignKey(Target, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    target_name = models.CharField(_("target"), max_length=200, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    max_attempts = models.PositiveIntegerField(default=5)
+    last_error = models.TextField(_("last error"), blank=True)
+    receipt = models.TextField(_("receipt"), blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["request_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "kind", "target"], name="step_unique_target"),
+            models.UniqueConstraint(
+                fields=["request", "kind"], condition=models.Q(target__isnull=True), name="step_unique_kind"
+            ),
+        ]
+        verbose_name = _("pipeline step")
+        verbose_name_plural = _("pipeline steps")
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.kind} {self.target_name}".strip()
+
+
+class SubscriptionImport(TenantOwnedModel):
+    """A CSV of subscriptions being imported in the background, with progress."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        RUNNING = "running", _("Importing")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    file = models.FileField(upload_to="imports/%Y/%m/")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    total_rows = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("subscription import")
+        verbose_name_plural = _("subscription imports")
+
+    @property
+    def percent(self) -> int:
+        return int(self.rows_done * 100 / self.total_rows) if self.total_rows else 0

@@ -1,0 +1,69 @@
+"""Phone numbers: normalise to E.164, hash with a server key, mask for display and logs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+import phonenumbers
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+
+class InvalidPhoneNumber(ValueError):
+    """The text is not a valid phone number; str(exc) is a user-facing message."""
+
+
+def normalise(raw: str, region: str | None = None) -> str:
+    """'138 0013 8000', '+86 13800138000', '008613800138000' → '+8613800138000'."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhoneNumber(_("Enter a phone number."))
+    if len(text) > 32:
+        raise InvalidPhoneNumber(_("That is not a valid phone number."))
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region or settings.PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        raise InvalidPhoneNumber(_("That is not a valid phone number.")) from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhoneNumber(_("That is not a valid phone number."))
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_CN_MOBILE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$")
+
+
+def normalise_fast(raw: str) -> str:
+    """normalise() for bulk paths: the common canonical forms (E.164 CN mobiles,
+    11-digit CN mobiles) by a regex, phonenumbers (~20 µs each) only for the rest."""
+    match = _CN_MOBILE.match(raw.strip())
+    if match:
+        return "+86" + match.group(1)
+    return normalise(raw)
+
+
+def phone_hash(e164: str) -> str:
+    """Keyed hash (HMAC-SHA256) of a normalised number: what we keep once the number is erased."""
+    return hmac.new(settings.PHONE_HASH_KEY.encode(), e164.encode(), hashlib.sha256).hexdigest()
+
+
+def mask(e164: str) -> str:
+    """'+8613800138000' → '138****8000'; other countries keep their code: '+1 415***2671'."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+        national = str(number.national_number)
+        country = number.country_code
+    except phonenumbers.NumberParseException:
+        national, country = e164.lstrip("+"), 0
+    if len(national) >= 11:
+        masked = national[:3] + "****" + national[-4:]
+    elif len(national) > 6:
+        masked = national[:3] + "*" * (len(national) - 7) + national[-4:]
+    else:
+        masked = "*" * max(len(national) - 2, 1) + national[-2:]
+    return masked if country == 86 else f"+{country} {masked}"

@@ -1,0 +1,627 @@
+"""State changes for unsubscribe requests: every channel files through here.
+
+Rules kept here, in one place:
+- A request suppresses its number in the same transaction that records it, so the
+  number reads as suppressed from the moment we answer.
+- Side effects (dispatching Celery work, events) happen after commit only.
+- The request row is its own outbox: `next_run_at` says work is due; if the broker
+  is down when we dispatch, the periodic sweep dispatches it again.
+- Task arguments carry ids, never numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenants.models import Tenant
+
+from . import events, phones
+from .errors import IdempotencyConflict, ResubscribeRefused, UnknownServices
+from .models import (
+    SCOPE_ALL,
+    Channel,
+    Service,
+    Step,
+    Subscription,
+    Suppression,
+    SuppressionEvent,
+    Target,
+    UnsubscribeRequest,
+    VerificationMethod,
+)
+from .references import new_reference
+
+logger = logging.getLogger(__name__)
+State = UnsubscribeRequest.State
+
+
+@dataclass(frozen=True)
+class FiledRequest:
+    request: UnsubscribeRequest
+    created: bool  # False when an idempotency key returned an earlier request
+
+
+def _resolve_services(tenant: Tenant, services: Iterable[str | Service] | None) -> list[Service]:
+    if not services:
+        return []
+    codes = [s.code if isinstance(s, Service) else str(s).strip() for s in services]
+    found = {s.code: s for s in Service.objects.for_tenant(tenant).filter(code__in=codes)}
+    unknown = sorted(set(codes) - set(found))
+    if unknown:
+        raise UnknownServices(_("Unknown service code(s): %(codes)s") % {"codes": ", ".join(unknown)})
+    return [found[c] for c in dict.fromkeys(codes)]
+
+
+def request_fingerprint(**fields: Any) -> str:
+    """Stable hash of what was asked, to tell a retry from a different request with a reused key."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def unsubscribe_request_create(
+    *,
+    tenant: Tenant,
+    phone: str,
+    channel: str,
+    verification_method: str,
+    verification_evidence: dict[str, Any] | None = None,
+    services: Sequence[str | Service] | None = None,
+    language: str | None = None,
+    idempotency_key: str | None = None,
+    confirmation_channel: str | None = None,
+) -> FiledRequest:
+    """File an unsubscribe request from any channel and suppress the number at once.
+
+    `services` empty or None means all of the tenant's marketing. Raises
+    InvalidPhoneNumber, UnknownServices or IdempotencyConflict with a message fit
+    to show. Safe to call concurrently for the same number and key.
+    """
+    e164 = phones.normalise(phone)
+    chosen = _resolve_services(tenant, services)
+    if channel not in Channel.values:
+        raise ValueError(f"unknown channel {channel!r}")
+    if verification_method not in VerificationMethod.values:
+        raise ValueError(f"unknown verification method {verification_method!r}")
+    fingerprint = request_fingerprint(
+        phone=e164, channel=channel, services=sorted(s.code for s in chosen), evidence=verification_evidence
+    )
+    if idempotency_key:
+        existing = _existing_for_key(tenant, idempotency_key, fingerprint)
+        if existing is not None:
+            return FiledRequest(existing, created=False)
+    try:
+        with transaction.atomic():
+            request = _create_suppressed_request(
+                tenant=tenant,
+                e164=e164,
+                channel=channel,
+                verification_method=verification_method,
+                verification_evidence=verification_evidence or {},
+                services=chosen,
+                language=language or tenant.default_language,
+                idempotency_key=idempotency_key or None,
+                fingerprint=fingerprint,
+                confirmation_channel=confirmation_channel or _default_confirmation_channel(channel),
+            )
+    except IntegrityError:
+        # A concurrent call with the same idempotency key won the race.
+        if idempotency_key:
+            existing = _existing_for_key(tenant, idempotency_key, fingerprint)
+            if existing is not None:
+                return FiledRequest(existing, created=False)
+        raise
+    logger.info(
+        "unsubscribe request %s filed for %s via %s", request.reference, request.phone_masked, channel
+    )
+    return FiledRequest(request, created=True)
+
+
+def _existing_for_key(tenant: Tenant, key: str, fingerprint: str) -> UnsubscribeRequest | None:
+    existing = UnsubscribeRequest.objects.for_tenant(tenant).filter(idempotency_key=key).first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(_("This Idempotency-Key was already used for a different request."))
+    return existing
+
+
+def _default_confirmation_channel(channel: str) -> str:
+    # Hotline and app requests are confirmed by SMS: the person has no page to look at.
+    return {Channel.EMAIL: "email"}.get(Channel(channel), "sms")
+
+
+def _create_suppressed_request(
+    *,
+    tenant: Tenant,
+    e164: str,
+    channel: str,
+    verification_method: str,
+    verification_evidence: dict[str, Any],
+    services: list[Service],
+    language: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+    confirmation_channel: str,
+) -> UnsubscribeRequest:
+    now = timezone.now()
+    request = UnsubscribeRequest(
+        tenant=tenant,
+        reference=new_reference(),
+        phone=e164,
+        phone_hash=phones.phone_hash(e164),
+        phone_masked=phones.mask(e164),
+        scope_all=not services,
+        channel=channel,
+        verification_method=verification_method,
+        verification_evidence=verification_evidence,
+        language=language,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+        confirmation_channel=confirmation_channel,
+        state=State.SUPPRESSED,
+        received_at=now,
+        suppressed_at=now,
+        sla_due_at=now + timedelta(hours=tenant.sla_hours),
+        next_run_at=now,
+    )
+    request.save()
+    if services:
+        request.services.set(services)
+    scopes = [s.code for s in services] or [SCOPE_ALL]
+    suppressions_add(
+        tenant=tenant,
+        phone_hash=request.phone_hash,
+        phone_masked=request.phone_masked,
+        scopes=scopes,
+        request=request,
+        channel=channel,
+    )
+    _plan_steps(request)
+    events.emit(tenant.pk, "request.created", request_event_payload(request))
+    transaction.on_commit(lambda: request_dispatch(request.pk))
+    return request
+
+
+def suppressions_add(
+    *,
+    tenant: Tenant,
+    phone_hash: str,
+    phone_masked: str,
+    scopes: list[str],
+    request: UnsubscribeRequest | None = None,
+    channel: str = "",
+) -> list[str]:
+    """Add "do not send" entries; returns the scopes that were new. Concurrency-safe:
+    the unique constraint decides, a conflicting insert is ignored."""
+    existing = set(
+        Suppression.objects.for_tenant(tenant)
+        .filter(phone_hash=phone_hash, scope__in=scopes)
+        .values_list("scope", flat=True)
+    )
+    new = [s for s in scopes if s not in existing]
+    if not new:
+        return []
+    now = timezone.now()
+    Suppression.objects.bulk_create(
+        [
+            Suppression(
+                tenant=tenant,
+                phone_hash=phone_hash,
+                phone_masked=phone_masked,
+                scope=s,
+                request=request,
+                created_at=now,
+            )
+            for s in new
+        ],
+        ignore_conflicts=True,
+    )
+    SuppressionEvent.objects.bulk_create(
+        [
+            SuppressionEvent(
+                tenant=tenant,
+                phone_hash=phone_hash,
+                phone_masked=phone_masked,
+                scope=s,
+                action=SuppressionEvent.Action.ADDED,
+                channel=channel,
+                request=request,
+                created_at=now,
+            )
+            for s in new
+        ]
+    )
+    events.emit(
+        tenant.pk,
+        "suppression.added",
+        {
+            "phone_hash": phone_hash,
+            "phone_masked": phone_masked,
+            "scopes": new,
+            "reference": request.reference if request else None,
+            "since": now.isoformat(),
+        },
+    )
+    return new
+
+
+def _plan_steps(request: UnsubscribeRequest) -> None:
+    """The receipts-to-be: one step per active target, and one confirmation."""
+    targets = Target.objects.for_tenant(request.tenant_id).filter(is_active=True).order_by("purpose", "id")
+    steps = [
+        Step(
+            tenant_id=request.tenant_id,
+            request=request,
+            kind=t.purpose,
+            target=t,
+            target_name=t.name,
+            max_attempts=t.max_attempts,
+        )
+        for t in targets
+    ]
+    steps.append(
+        Step(
+            tenant_id=request.tenant_id,
+            request=request,
+            kind=Step.Kind.CONFIRM,
+            target_name=request.confirmation_channel,
+            max_attempts=5,
+        )
+    )
+    for step in steps:
+        step.save()  # one by one: history rows are written for each step
+
+
+def request_event_payload(request: UnsubscribeRequest) -> dict[str, Any]:
+    return {
+        "reference": request.reference,
+        "state": request.state,
+        "channel": request.channel,
+        "phone_hash": request.phone_hash,
+        "phone_masked": request.phone_masked,
+        "scope": "all" if request.scope_all else [s.code for s in request.services.all()],
+        "received_at": request.received_at.isoformat(),
+    }
+
+
+# --- dispatching ----------------------------------------------------------------
+
+
+def request_dispatch(request_id: int) -> None:
+    """Hand the request to a worker. Never raises: if the broker is unreachable
+    the request stays due and the sweep dispatches it later."""
+    from .tasks import process_request
+
+    try:
+        process_request.apply_async(
+            args=(request_id,),
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        )
+    except Exception:  # the broker's errors are many kinds; all mean "later"
+        logger.warning("broker unavailable; request %s left for the sweep", request_id, exc_info=True)
+        return
+    UnsubscribeRequest.objects.filter(pk=request_id).update(dispatched_at=timezone.now())
+
+
+def step_dispatch(step_id: int, countdown: float = 0) -> None:
+    from .tasks import run_step
+
+    try:
+        run_step.apply_async(
+            args=(step_id,),
+            countdown=countdown,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        )
+    except Exception:
+        logger.warning("broker unavailable; step %s left for the sweep", step_id, exc_info=True)
+
+
+# --- the pipeline -----------------------------------------------------------------
+
+
+def request_advance(request_id: int) -> UnsubscribeRequest | None:
+    """Move a request as far as its steps allow. Idempotent: any worker may call it
+    any number of times. Phase 1 (ending services and the confirmation) runs in
+    parallel, so the confirmation goes out within minutes even while a provider's
+    endpoint is retrying; phase 2 (erasure) starts when phase 1 is done and the
+    tenant's erasure delay has passed."""
+    to_run: list[int] = []
+    with transaction.atomic():
+        request = (
+            UnsubscribeRequest.objects.unscoped()
+            .select_for_update()
+            .select_related("tenant")
+            .filter(pk=request_id)
+            .first()
+        )
+        if request is None or request.state in (State.COMPLETED, State.REJECTED):
+            return request
+        now = timezone.now()
+        steps = list(request.steps.all())
+        phase1 = [s for s in steps if s.kind != Step.Kind.ERASE]
+        erase = [s for s in steps if s.kind == Step.Kind.ERASE]
+        failed = [s for s in steps if s.status == Step.Status.FAILED]
+
+        to_run += [s.pk for s in phase1 if _is_due(s, now)]
+        phase1_done = all(s.status == Step.Status.SUCCEEDED for s in phase1)
+        terminate_done = all(
+            s.status == Step.Status.SUCCEEDED for s in phase1 if s.kind == Step.Kind.TERMINATE
+        )
+
+        new_state = State.TERMINATING if not terminate_done else State.CONFIRMING
+        request.next_run_at = None
+        if phase1_done:
+            if request.erasure_due_at is None:
+                request.erasure_due_at = now + timedelta(hours=request.tenant.erasure_delay_hours)
+            new_state = State.ERASING
+            if request.erasure_due_at <= now:
+                to_run += [s.pk for s in erase if _is_due(s, now)]
+                if all(s.status == Step.Status.SUCCEEDED for s in erase):
+                    _complete(request, now)
+                    return request
+            else:
+                request.next_run_at = request.erasure_due_at  # the sweep wakes it when due
+        if failed:
+            new_state = State.NEEDS_ATTENTION
+            request.attention_reason = "; ".join(
+                f"{s.get_kind_display()} · {s.target_name}: {s.last_error}" for s in failed
+            )[:2000]
+            if request.needs_attention_at is None:
+                request.needs_attention_at = now
+        newly_needs_attention = new_state == State.NEEDS_ATTENTION != request.state
+        _enter(request, new_state, now)
+        request.save()
+        if newly_needs_attention:
+            events.emit(request.tenant_id, "request.needs_attention", request_event_payload(request))
+    for step_id in to_run:
+        transaction.on_commit(lambda sid=step_id: step_dispatch(sid))  # type: ignore[misc]
+    return request
+
+
+def _is_due(step: Step, now: Any) -> bool:
+    if step.status == Step.Status.PENDING:
+        return True
+    if step.status == Step.Status.RETRYING:
+        return step.next_attempt_at is None or step.next_attempt_at <= now
+    if step.status == Step.Status.RUNNING:
+        return step.lease_until is not None and step.lease_until < now  # its worker died
+    return False
+
+
+_STATE_TIMESTAMP = {
+    State.SUPPRESSED: "suppressed_at",
+    State.TERMINATING: "terminating_at",
+    State.CONFIRMING: "confirming_at",
+    State.ERASING: "erasing_at",
+    State.COMPLETED: "completed_at",
+    State.NEEDS_ATTENTION: "needs_attention_at",
+    State.REJECTED: "rejected_at",
+}
+
+
+def _enter(request: UnsubscribeRequest, state: str, now: Any) -> None:
+    # Reaching a later state stamps every earlier one that was skipped (no targets).
+    order = [State.SUPPRESSED, State.TERMINATING, State.CONFIRMING, State.ERASING, State.COMPLETED]
+    if state in order:
+        for passed in order[: order.index(State(state)) + 1]:
+            field = _STATE_TIMESTAMP[passed]
+            if getattr(request, field) is None:
+                setattr(request, field, now)
+    elif getattr(request, _STATE_TIMESTAMP[State(state)]) is None:
+        setattr(request, _STATE_TIMESTAMP[State(state)], now)
+    request.state = state
+
+
+def _complete(request: UnsubscribeRequest, now: Any) -> None:
+    """Erase the platform's own copies of the number, then keep only hash and mask."""
+    from . import datasources
+
+    receipts = []
+    for key, scrub in datasources.scrubbers().items():
+        receipts.append(f"{key}: {scrub(request)}")
+    request.phone = ""
+    request.attention_reason = ""
+    _enter(request, State.COMPLETED, now)
+    request.next_run_at = None
+    request.save()
+    logger.info("request %s completed (%s)", request.reference, "; ".join(receipts))
+    events.emit(request.tenant_id, "request.completed", request_event_payload(request))
+
+
+def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter: attempt 1 → up to 2 s, 2 → 4 s, … capped."""
+    return random.uniform(base ** (attempt - 1), min(cap, base**attempt))  # noqa: S311
+
+
+def step_run(step_id: int) -> str:
+    """Run one step once. Claims the step first (a conditional update), so two
+    workers never call a target for the same step at the same time. Returns what
+    happened: "done", "retry", "failed" or "skipped"."""
+    from . import steps as step_runners
+    from .errors import PermanentStepError, TransientStepError
+
+    now = timezone.now()
+    step = (
+        Step.objects.unscoped()
+        .select_related("request", "request__tenant", "target")
+        .filter(pk=step_id)
+        .first()
+    )
+    if step is None:
+        return "skipped"
+    lease = now + timedelta(seconds=(step.target.timeout_seconds if step.target else 30) + 60)
+    claimed = (
+        Step.objects.unscoped()
+        .filter(pk=step_id, status__in=[Step.Status.PENDING, Step.Status.RETRYING, Step.Status.RUNNING])
+        .exclude(status=Step.Status.RUNNING, lease_until__gte=now)
+        .update(
+            status=Step.Status.RUNNING,
+            lease_until=lease,
+            attempts=step.attempts + 1,
+            started_at=step.started_at or now,
+        )
+    )
+    if not claimed:
+        return "skipped"
+    step.refresh_from_db()
+    try:
+        receipt = step_runners.run(step)
+    except TransientStepError as exc:
+        outcome = _step_failed(step, str(exc), permanent=False)
+    except PermanentStepError as exc:
+        outcome = _step_failed(step, str(exc), permanent=True)
+    except Exception as exc:  # a bug or an unexpected library error: record it, retry
+        logger.exception("step %s crashed", step_id)
+        outcome = _step_failed(step, f"{type(exc).__name__}: {exc}", permanent=False)
+    else:
+        step.status = Step.Status.SUCCEEDED
+        step.receipt = receipt[:2000]
+        step.last_error = ""
+        step.finished_at = timezone.now()
+        step.lease_until = None
+        step.next_attempt_at = None
+        step.save()
+        outcome = "done"
+    if outcome == "retry":
+        delay = (step.next_attempt_at - timezone.now()).total_seconds() if step.next_attempt_at else 0
+        step_dispatch(step.pk, countdown=max(delay, 0))
+    else:
+        request_dispatch(step.request_id)
+    return outcome
+
+
+def _step_failed(step: Step, error: str, *, permanent: bool) -> str:
+    step.last_error = error[:2000]
+    step.lease_until = None
+    if permanent or step.attempts >= step.max_attempts:
+        step.status = Step.Status.FAILED
+        step.finished_at = timezone.now()
+        step.next_attempt_at = None
+        step.save()
+        logger.warning("step %s failed for good after %s attempt(s): %s", step.pk, step.attempts, error)
+        return "failed"
+    step.status = Step.Status.RETRYING
+    step.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(step.attempts))
+    step.save()
+    return "retry"
+
+
+def request_retry(*, request: UnsubscribeRequest) -> bool:
+    """Admin action: give failed steps a fresh set of attempts and resume. Returns
+    False when there was nothing to retry."""
+    with transaction.atomic():
+        request = UnsubscribeRequest.objects.unscoped().select_for_update().get(pk=request.pk)
+        if request.state in (State.COMPLETED, State.REJECTED):
+            return False
+        failed = list(request.steps.filter(status=Step.Status.FAILED))
+        for step in failed:
+            step.status = Step.Status.PENDING
+            step.attempts = 0
+            step.next_attempt_at = None
+            step.finished_at = None
+            step.save()
+        if request.state == State.NEEDS_ATTENTION:
+            request.state = State.SUPPRESSED
+            request.attention_reason = ""
+            request.needs_attention_at = None
+        request.next_run_at = timezone.now()
+        request.save()
+        transaction.on_commit(lambda: request_dispatch(request.pk))
+    return True
+
+
+def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str, int]:
+    """Run by beat every 30 s: dispatch due work nobody picked up (broker was down,
+    a message was lost, an erasure delay ended) and flag requests past their SLA."""
+    now = timezone.now()
+    due = list(
+        UnsubscribeRequest.objects.unscoped()
+        .filter(state__in=UnsubscribeRequest.ACTIVE_STATES, next_run_at__lte=now)
+        .exclude(dispatched_at__gte=now - stale_after)
+        .values_list("pk", flat=True)[:1000]
+    )
+    # Steps whose retry time passed long ago, or whose worker died holding the lease.
+    stuck = list(
+        Step.objects.unscoped()
+        .filter(request__state__in=UnsubscribeRequest.ACTIVE_STATES)
+        .filter(
+            Q(status=Step.Status.RETRYING, next_attempt_at__lte=now - stale_after)
+            | Q(status=Step.Status.RUNNING, lease_until__lt=now)
+        )
+        .values_list("pk", flat=True)[:1000]
+    )
+    for request_id in due:
+        request_dispatch(request_id)
+    for step_id in stuck:
+        step_dispatch(step_id)
+    breached = 0
+    for request in UnsubscribeRequest.objects.unscoped().filter(
+        state__in=[*UnsubscribeRequest.ACTIVE_STATES, State.NEEDS_ATTENTION],
+        sla_due_at__lt=now,
+        sla_breached_at__isnull=True,
+    )[:1000]:
+        request.sla_breached_at = now
+        request.save(update_fields=["sla_breached_at"])
+        breached += 1
+    return {"dispatched": len(due), "stuck_steps": len(stuck), "sla_breached": breached}
+
+
+# --- re-subscribe -------------------------------------------------------------------
+
+
+def resubscribe(
+    *, tenant: Tenant, phone: str, channel: str, services: Sequence[str | Service] | None = None
+) -> list[str]:
+    """Lift suppressions (all, or for chosen services) so marketing may resume.
+    Refused with ResubscribeRefused where the tenant's opt-outs are irreversible.
+    Returns the lifted scopes."""
+    if not tenant.allow_resubscribe:
+        raise ResubscribeRefused(
+            _("%(tenant)s does not allow re-subscribing: an opt-out is final.") % {"tenant": tenant.name}
+        )
+    e164 = phones.normalise(phone)
+    chosen = _resolve_services(tenant, services)
+    digest = phones.phone_hash(e164)
+    with transaction.atomic():
+        qs = Suppression.objects.for_tenant(tenant).filter(phone_hash=digest)
+        if chosen:
+            qs = qs.filter(scope__in=[s.code for s in chosen])
+        lifted = list(qs.values_list("scope", flat=True))
+        qs.delete()
+        now = timezone.now()
+        SuppressionEvent.objects.bulk_create(
+            [
+                SuppressionEvent(
+                    tenant=tenant,
+                    phone_hash=digest,
+                    phone_masked=phones.mask(e164),
+                    scope=s,
+                    action=SuppressionEvent.Action.LIFTED,
+                    channel=channel,
+                    created_at=now,
+                )
+                for s in lifted
+            ]
+        )
+        subscriptions = Subscription.objects.for_tenant(tenant).filter(phone_hash=digest)
+        if chosen:
+            subscriptions = subscriptions.filter(service__in=chosen)
+        for sub in subscriptions:
+            sub.status = Subscription.Status.ACTIVE
+            sub.phone = e164
+            sub.consent_source = f"resubscribed via {channel}"
+            sub.consent_at = now
+            sub.ended_at = None
+            sub.save()
+    return lifted

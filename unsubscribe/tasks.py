@@ -1,0 +1,34 @@
+"""Celery tasks: thin, idempotent wrappers around services (ids in, never numbers).
+
+Retries and backoff are recorded on the Step rows (attempts, next_attempt_at,
+last_error) rather than in Celery's retry state, so they survive a lost broker
+message and show in the admin; the sweep re-dispatches anything overdue.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def process_request(request_id: int) -> None:
+    services.request_advance(request_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_step(step_id: int) -> str:
+    return services.step_run(step_id)
+
+
+@shared_task(ignore_result=True)
+def pipeline_sweep() -> dict[str, int]:
+    return services.pipeline_sweep()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def import_subscriptions(import_id: int) -> None:
+    from .imports import subscription_import_run
+
+    subscription_import_run(import_id)
