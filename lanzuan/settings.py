@@ -95,6 +95,9 @@ INSTALLED_APPS = [
     "tenants",
     "notifications",
     "unsubscribe",
+    "unsubscribe.partner",
+    "unsubscribe.optout",
+    "unsubscribe.inbound",
 ]
 
 MIDDLEWARE = [

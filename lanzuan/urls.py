@@ -11,5 +11,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("lanzuan.api_urls")),
+    path("", include("unsubscribe.inbound.urls")),
+    path("", include("unsubscribe.optout.urls")),
+    path("", include("notifications.urls")),
     path("", include("unsubscribe.urls")),
 ]

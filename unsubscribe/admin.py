@@ -25,6 +25,7 @@ from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
 from .imports import subscription_import_start
 from .models import (
+    ChannelSetting,
     Service,
     Step,
     SubscriberProfile,
@@ -417,3 +418,15 @@ class StepAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = ["request", "kind", "target_name", "status", "attempts", "finished_at", "tenant"]
     list_filter = ["tenant", "kind", "status"]
     search_fields = ["request__reference", "target_name"]
+
+
+@admin.register(ChannelSetting)
+class ChannelSettingAdmin(TenantScopedAdmin):
+    list_display = ["channel", "enabled", "tenant", "updated_at"]
+    list_filter = ["tenant", "channel", "enabled"]
+    fieldsets = [
+        (None, {"fields": ["tenant", "channel", "enabled", "confirmation_channel"]}),
+        (_("Reply SMS"), {"fields": ["reply_numbers", "extra_keywords", "help_text_zh", "help_text_en"]}),
+        (_("App"), {"fields": ["app_path_zh", "app_path_en"]}),
+        (_("Hotline / IVR"), {"fields": ["hotline_number", "hotline_hours", "hotline_menu_key"]}),
+    ]

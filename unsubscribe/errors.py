@@ -31,3 +31,9 @@ class TransientStepError(Exception):
 
 class PermanentStepError(Exception):
     """Retrying will not help: 4xx, misconfiguration."""
+
+
+class ChannelDisabled(UnsubscribeError):
+    """The tenant switched this channel off; callers must still keep what they received."""
+
+    code = "channel_disabled"

@@ -337,3 +337,61 @@ class SubscriptionImport(TenantOwnedModel):
     @property
     def percent(self) -> int:
         return int(self.rows_done * 100 / self.total_rows) if self.total_rows else 0
+
+
+class ChannelSetting(TenantOwnedModel):
+    """How a tenant lets people unsubscribe on one channel, and whether it is on.
+
+    No row means the channel is on with no extra instructions: a person's way
+    out is never closed by forgetting to configure it.
+    """
+
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    reply_numbers = models.CharField(
+        _("reply numbers or extension codes"),
+        max_length=500,
+        blank=True,
+        help_text=_("SMS: numbers people reply to, comma-separated, e.g. 10690001, 1069000188."),
+    )
+    extra_keywords = models.CharField(
+        _("extra unsubscribe keywords"),
+        max_length=500,
+        blank=True,
+        help_text=_("SMS: the tenant's own keywords, comma-separated, e.g. QX, 取消营销."),
+    )
+    app_path_zh = models.CharField(
+        _("app path (Chinese)"), max_length=200, blank=True, help_text=_("e.g. 我的 → 设置 → 消息推送")
+    )
+    app_path_en = models.CharField(_("app path (English)"), max_length=200, blank=True)
+    hotline_number = models.CharField(_("hotline number"), max_length=40, blank=True)
+    hotline_hours = models.CharField(
+        _("hotline hours"), max_length=100, blank=True, help_text=_("e.g. 9:00–21:00")
+    )
+    hotline_menu_key = models.CharField(_("menu key"), max_length=20, blank=True, help_text=_("e.g. 3"))
+    confirmation_channel = models.CharField(
+        _("confirmation channel"),
+        max_length=10,
+        blank=True,
+        help_text=_("Where the confirmation goes; empty: the same channel, or SMS for hotline and app."),
+    )
+    help_text_zh = models.TextField(_("help reply (Chinese)"), blank=True)
+    help_text_en = models.TextField(_("help reply (English)"), blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["tenant_id", "channel"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "channel"], name="channel_setting_unique")]
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} ({_('on') if self.enabled else _('off')})"
+
+    def keywords(self) -> list[str]:
+        return [k.strip() for k in self.extra_keywords.replace("，", ",").split(",") if k.strip()]
+
+    def numbers(self) -> list[str]:
+        return [n.strip() for n in self.reply_numbers.replace("，", ",").split(",") if n.strip()]

@@ -8,7 +8,7 @@ from datetime import datetime
 from tenants.models import Tenant
 
 from . import phones
-from .models import SCOPE_ALL, Suppression, UnsubscribeRequest
+from .models import SCOPE_ALL, Channel, ChannelSetting, Suppression, UnsubscribeRequest
 from .references import clean_reference
 
 
@@ -57,3 +57,20 @@ def request_for_person(*, tenant: Tenant, reference: str, phone: str) -> Unsubsc
     except phones.InvalidPhoneNumber:
         return None
     return request if request.phone_hash == digest else None
+
+
+def channel_setting(*, tenant: Tenant, channel: str) -> ChannelSetting:
+    """The tenant's setting for a channel; an unsaved default (enabled) when none exists."""
+    found = ChannelSetting.objects.for_tenant(tenant).filter(channel=channel).first()
+    return found or ChannelSetting(tenant=tenant, channel=channel, enabled=True)
+
+
+def channel_enabled(*, tenant: Tenant, channel: str) -> bool:
+    return channel_setting(tenant=tenant, channel=channel).enabled
+
+
+def enabled_channels(*, tenant: Tenant) -> list[ChannelSetting]:
+    """Every channel the tenant offers, in a stable order, with its instructions."""
+    saved = {c.channel: c for c in ChannelSetting.objects.for_tenant(tenant)}
+    settings = [saved.get(value) or ChannelSetting(tenant=tenant, channel=value) for value in Channel.values]
+    return [s for s in settings if s.enabled]

@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant
 
 from . import events, phones
-from .errors import IdempotencyConflict, ResubscribeRefused, UnknownServices
+from .errors import ChannelDisabled, IdempotencyConflict, ResubscribeRefused, UnknownServices
 from .models import (
     SCOPE_ALL,
     Channel,
@@ -42,6 +42,7 @@ from .models import (
     VerificationMethod,
 )
 from .references import new_reference
+from .selectors import channel_enabled
 
 logger = logging.getLogger(__name__)
 State = UnsubscribeRequest.State
@@ -87,10 +88,15 @@ def unsubscribe_request_create(
     InvalidPhoneNumber, UnknownServices or IdempotencyConflict with a message fit
     to show. Safe to call concurrently for the same number and key.
     """
-    e164 = phones.normalise(phone)
-    chosen = _resolve_services(tenant, services)
     if channel not in Channel.values:
         raise ValueError(f"unknown channel {channel!r}")
+    if not channel_enabled(tenant=tenant, channel=channel):
+        raise ChannelDisabled(
+            _("%(tenant)s does not offer unsubscribing by %(channel)s.")
+            % {"tenant": tenant.name, "channel": Channel(channel).label}
+        )
+    e164 = phones.normalise(phone)
+    chosen = _resolve_services(tenant, services)
     if verification_method not in VerificationMethod.values:
         raise ValueError(f"unknown verification method {verification_method!r}")
     fingerprint = request_fingerprint(
