@@ -1,0 +1,435 @@
+"""Sending through providers, behind one small interface.
+
+Every gateway takes an `OutgoingMessage` and returns the provider's message id,
+or raises `TransientGatewayError` (worth retrying: timeouts, 429, 5xx) or
+`PermanentGatewayError` (retrying cannot help: bad number, bad credentials,
+rejected content). Gateways know nothing about models; `gateway_for()` builds one
+from a tenant's `GatewayConfig`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import smtplib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
+
+import requests
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.utils import timezone
+
+from lanzuan.signing import signed_headers
+
+from .models import GatewayConfig
+
+logger = logging.getLogger(__name__)
+
+HTTP_TIMEOUT = (5, 15)  # connect, read (seconds)
+
+
+class GatewayError(Exception):
+    """A gateway could not send; str(exc) is recorded on the message (never holds secrets)."""
+
+
+class TransientGatewayError(GatewayError):
+    """Worth retrying later."""
+
+
+class PermanentGatewayError(GatewayError):
+    """Retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    message_id: int
+    tenant_slug: str
+    channel: str
+    event: str
+    language: str
+    to: str
+    body: str
+    subject: str = ""
+    # The variables the body was rendered from: providers that render approved
+    # templates themselves (Aliyun) send these instead of the body.
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"lanzuan-message-{self.message_id}"
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    provider_message_id: str
+
+
+class Gateway(Protocol):
+    kind: str
+
+    def send(self, message: OutgoingMessage) -> GatewayResult: ...
+
+
+def _is_transient_status(status: int) -> bool:
+    return status in (408, 425, 429) or status >= 500
+
+
+# --- file (development default) ----------------------------------------------------
+
+
+class FileGateway:
+    """Appends one JSON line per message to settings.OUTBOX_PATH.
+
+    The line format is a contract other tools read: exactly `to`, `channel`, `body`,
+    `tenant` (slug) and `sent_at` (ISO 8601), plus `subject` when there is one.
+    """
+
+    kind: str = GatewayConfig.Kind.FILE
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self._path = path
+
+    def send(self, message: OutgoingMessage) -> GatewayResult:
+        path = Path(self._path or settings.OUTBOX_PATH)
+        line: dict[str, str] = {
+            "to": message.to,
+            "channel": message.channel,
+            "body": message.body,
+            "tenant": message.tenant_slug,
+            "sent_at": timezone.now().isoformat(),
+        }
+        if message.subject:
+            line["subject"] = message.subject
+        data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # One write() on an O_APPEND descriptor: lines from the web process and
+            # the worker never interleave.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise TransientGatewayError(f"could not write the outbox: {exc.strerror}") from None
+        return GatewayResult(provider_message_id=f"file-{uuid.uuid4().hex}")
+
+
+# --- SMTP email ---------------------------------------------------------------------
+
+
+class SmtpGateway:
+    """Django's email machinery; with an endpoint, its own SMTP server and credentials."""
+
+    kind: str = GatewayConfig.Kind.SMTP
+
+    def __init__(
+        self, *, from_email: str, endpoint: str = "", username: str = "", password: str = ""
+    ) -> None:
+        self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
+        self.endpoint = endpoint
+        self.username = username
+        self.password = password
+
+    def _connection(self) -> Any:
+        if not self.endpoint:
+            return get_connection(fail_silently=False, timeout=HTTP_TIMEOUT[1])
+        parts = urlsplit(self.endpoint)
+        return get_connection(
+            "django.core.mail.backends.smtp.EmailBackend",
+            host=parts.hostname,
+            port=parts.port
+            or (465 if parts.scheme == "smtps" else 587 if parts.scheme == "smtp+tls" else 25),
+            username=self.username or None,
+            password=self.password or None,
+            use_tls=parts.scheme == "smtp+tls",
+            use_ssl=parts.scheme == "smtps",
+            timeout=HTTP_TIMEOUT[1],
+            fail_silently=False,
+        )
+
+    def send(self, message: OutgoingMessage) -> GatewayResult:
+        domain = self.from_email.rpartition("@")[2] or None
+        message_id = make_msgid(domain=domain)
+        email = EmailMessage(
+            subject=message.subject,
+            body=message.body,
+            from_email=self.from_email,
+            to=[message.to],
+            headers={"Message-ID": message_id, "Auto-Submitted": "auto-generated"},
+            connection=self._connection(),
+        )
+        try:
+            email.send()
+        except (
+            smtplib.SMTPRecipientsRefused,
+            smtplib.SMTPSenderRefused,
+            smtplib.SMTPAuthenticationError,
+        ) as exc:
+            raise PermanentGatewayError(f"SMTP refused: {type(exc).__name__}") from None
+        except smtplib.SMTPResponseException as exc:
+            text = f"SMTP {exc.smtp_code}"
+            if 500 <= exc.smtp_code < 600:
+                raise PermanentGatewayError(text) from None
+            raise TransientGatewayError(text) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransientGatewayError(f"SMTP unavailable: {type(exc).__name__}") from None
+        return GatewayResult(provider_message_id=message_id)
+
+
+# --- Twilio SMS ----------------------------------------------------------------------
+
+
+class TwilioGateway:
+    """Twilio's Programmable Messaging through the official client.
+
+    `base_url` replaces https://api.twilio.com (a regional proxy, or a local
+    server in tests); delivery reports come back to `status_callback`.
+    """
+
+    kind: str = GatewayConfig.Kind.TWILIO
+
+    def __init__(
+        self, *, account_sid: str, auth_token: str, sender: str, base_url: str = "", status_callback: str = ""
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.sender = sender
+        self.base_url = base_url
+        self.status_callback = status_callback
+
+    def send(self, message: OutgoingMessage) -> GatewayResult:
+        from twilio.base.exceptions import TwilioRestException
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.rest import Client
+
+        client = Client(
+            self.account_sid, self.auth_token, http_client=TwilioHttpClient(timeout=HTTP_TIMEOUT[1])
+        )
+        if self.base_url:
+            client.api.base_url = self.base_url.rstrip("/")
+        params: dict[str, Any] = {"to": message.to, "body": message.body}
+        if self.sender.startswith("MG"):
+            params["messaging_service_sid"] = self.sender
+        else:
+            params["from_"] = self.sender
+        if self.status_callback:
+            params["status_callback"] = self.status_callback
+        try:
+            created = client.messages.create(**params)
+        except TwilioRestException as exc:
+            text = f"Twilio HTTP {exc.status}" + (f" error {exc.code}" if exc.code else "")
+            if _is_transient_status(exc.status):
+                raise TransientGatewayError(text) from None
+            raise PermanentGatewayError(text) from None
+        except requests.RequestException as exc:
+            raise TransientGatewayError(f"Twilio unreachable: {type(exc).__name__}") from None
+        if not created.sid:
+            raise PermanentGatewayError("Twilio accepted the message but returned no sid")
+        return GatewayResult(provider_message_id=str(created.sid))
+
+
+# --- Aliyun SMS (dysmsapi RPC) -------------------------------------------------------
+
+ALIYUN_DEFAULT_ENDPOINT = "https://dysmsapi.aliyuncs.com/"
+# Error codes worth retrying: throttling and Aliyun's own failures. Everything else
+# (bad number, unapproved sign name or template, bad key) needs a person.
+ALIYUN_TRANSIENT_CODES = frozenset({"isp.SYSTEM_ERROR", "isv.BUSINESS_LIMIT_CONTROL", "ServiceUnavailable"})
+
+
+def aliyun_percent_encode(value: str) -> str:
+    """RFC 3986 encoding as Aliyun's POP signature wants it: space → %20, * → %2A, ~ kept."""
+    return quote(value, safe="~")
+
+
+def aliyun_rpc_signature(params: Mapping[str, str], secret: str, method: str = "POST") -> str:
+    """Aliyun RPC signature v1: base64(HMAC-SHA1(secret + "&", METHOD&%2F&encode(canonical query)))."""
+    canonical = "&".join(
+        f"{aliyun_percent_encode(k)}={aliyun_percent_encode(v)}"
+        for k, v in sorted(params.items())
+        if k != "Signature"
+    )
+    string_to_sign = f"{method}&{aliyun_percent_encode('/')}&{aliyun_percent_encode(canonical)}"
+    digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def aliyun_phone(e164: str) -> str:
+    """Mainland numbers without +86; other countries with their code and no '+'."""
+    return e164[3:] if e164.startswith("+86") else e164.lstrip("+")
+
+
+class AliyunSmsGateway:
+    """Aliyun SMS `SendSms`: Aliyun renders its approved template from TemplateParam."""
+
+    kind: str = GatewayConfig.Kind.ALIYUN
+
+    def __init__(
+        self,
+        *,
+        access_key_id: str,
+        access_key_secret: str,
+        sign_name: str,
+        template_codes: Mapping[str, str],
+        endpoint: str = "",
+    ) -> None:
+        self.access_key_id = access_key_id
+        self.access_key_secret = access_key_secret
+        self.sign_name = sign_name
+        self.template_codes = template_codes
+        self.endpoint = endpoint or ALIYUN_DEFAULT_ENDPOINT
+
+    def signed_params(self, message: OutgoingMessage) -> dict[str, str]:
+        template_code = self.template_codes.get(message.event) or self.template_codes.get("*", "")
+        if not template_code:
+            raise PermanentGatewayError(f"no Aliyun template code for the event {message.event}")
+        params = {
+            "AccessKeyId": self.access_key_id,
+            "Action": "SendSms",
+            "Format": "JSON",
+            "OutId": str(message.message_id),
+            "PhoneNumbers": aliyun_phone(message.to),
+            "RegionId": "cn-hangzhou",
+            "SignName": self.sign_name,
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureNonce": uuid.uuid4().hex,
+            "SignatureVersion": "1.0",
+            "TemplateCode": template_code,
+            "TemplateParam": json.dumps(dict(message.variables), ensure_ascii=False, separators=(",", ":")),
+            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Version": "2017-05-25",
+        }
+        params["Signature"] = aliyun_rpc_signature(params, self.access_key_secret, "POST")
+        return params
+
+    def send(self, message: OutgoingMessage) -> GatewayResult:
+        params = self.signed_params(message)
+        try:
+            response = requests.post(self.endpoint, data=params, timeout=HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            raise TransientGatewayError(f"Aliyun unreachable: {type(exc).__name__}") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {}
+        code = str(payload.get("Code", "")) if isinstance(payload, dict) else ""
+        if response.status_code == 200 and code == "OK":
+            return GatewayResult(
+                provider_message_id=str(payload.get("BizId") or payload.get("RequestId", ""))
+            )
+        text = f"Aliyun HTTP {response.status_code} {code}".strip()
+        if code in ALIYUN_TRANSIENT_CODES or code.startswith(("Throttling", "isp.")):
+            raise TransientGatewayError(text)
+        if not code and _is_transient_status(response.status_code):
+            raise TransientGatewayError(text)
+        raise PermanentGatewayError(text)
+
+
+# --- generic signed HTTP -------------------------------------------------------------
+
+
+class HttpGateway:
+    """POSTs the message as JSON to the tenant's own sender, signed with a shared secret.
+
+    Signed with the project's one scheme (lanzuan.signing: X-Lanzuan-Timestamp and
+    X-Lanzuan-Signature = "v1=" + hex HMAC-SHA256 over f"{timestamp}.{body}"); the
+    receiver verifies it with lanzuan.signing.verify(). Idempotency-Key lets it
+    drop a message it has already accepted.
+    The message id comes back as `id` in a JSON response (optional).
+    """
+
+    kind: str = GatewayConfig.Kind.HTTP
+
+    def __init__(self, *, url: str, secret: str, key_id: str = "") -> None:
+        self.url = url
+        self.secret = secret
+        self.key_id = key_id
+
+    def send(self, message: OutgoingMessage) -> GatewayResult:
+        body = json.dumps(
+            {
+                "id": message.idempotency_key,
+                "tenant": message.tenant_slug,
+                "channel": message.channel,
+                "event": message.event,
+                "language": message.language,
+                "to": message.to,
+                "subject": message.subject,
+                "body": message.body,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Lanzuan/1.0",
+            "Idempotency-Key": message.idempotency_key,
+            **signed_headers(self.secret, body),
+        }
+        if self.key_id:
+            headers["X-Lanzuan-Key-Id"] = self.key_id
+        try:
+            response = requests.post(self.url, data=body, headers=headers, timeout=HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            raise TransientGatewayError(f"could not reach the gateway: {type(exc).__name__}") from None
+        if 200 <= response.status_code < 300:
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = {}
+            provider_id = payload.get("id") if isinstance(payload, dict) else None
+            return GatewayResult(provider_message_id=str(provider_id or message.idempotency_key))
+        text = f"HTTP {response.status_code}: {response.text[:200]}"
+        if _is_transient_status(response.status_code):
+            raise TransientGatewayError(text)
+        raise PermanentGatewayError(text)
+
+
+# --- choosing one --------------------------------------------------------------------
+
+
+def gateway_for(config: GatewayConfig | None, *, status_callback: str = "") -> Gateway:
+    """The gateway a tenant configured for a channel; none (or inactive): the file gateway."""
+    if config is None or not config.is_active:
+        return FileGateway()
+    kind = config.kind
+    if kind == GatewayConfig.Kind.SMTP:
+        return SmtpGateway(
+            from_email=config.sender_id,
+            endpoint=config.endpoint,
+            username=config.account_id,
+            password=config.secret,
+        )
+    if kind == GatewayConfig.Kind.TWILIO:
+        return TwilioGateway(
+            account_sid=config.account_id,
+            auth_token=config.secret,
+            sender=config.sender_id,
+            base_url=config.endpoint,
+            status_callback=status_callback,
+        )
+    if kind == GatewayConfig.Kind.ALIYUN:
+        codes = {key: str(value) for key, value in (config.template_codes or {}).items()}
+        if config.template_code:
+            codes.setdefault("*", config.template_code)
+        return AliyunSmsGateway(
+            access_key_id=config.account_id,
+            access_key_secret=config.secret,
+            sign_name=config.sender_id,
+            template_codes=codes,
+            endpoint=config.endpoint,
+        )
+    if kind == GatewayConfig.Kind.HTTP:
+        return HttpGateway(url=config.endpoint, secret=config.secret, key_id=config.account_id)
+    return FileGateway()

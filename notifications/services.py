@@ -1,0 +1,429 @@
+"""State changes for outgoing messages: create, deliver, fail, status reports, erasure.
+
+Rules kept here, in one place:
+- At most one message per (tenant, dedupe_key), and at most one send per message:
+  a worker claims the row with a conditional UPDATE before calling the gateway, and
+  a message that is sent, delivered or failed is never sent again. When a worker
+  dies while calling the gateway we cannot know whether the provider accepted the
+  message, so the row is failed rather than risk a second confirmation.
+- The raw recipient stays only while the message may still be sent.
+- One-time codes never reach the database: the stored body and variables carry
+  ****** instead; the clear text waits in the cache for as long as the code is valid.
+- The gateway is called outside any transaction (it is not rollback-safe): do not
+  call message_deliver() inside transaction.atomic().
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from tenants.models import Tenant
+from unsubscribe import phones
+
+from . import selectors
+from .events import EVENT_VARIABLES, REDACTED, SECRET_VARIABLES, Channel, language_for, tenant_links
+from .gateways import (
+    OutgoingMessage,
+    PermanentGatewayError,
+    TransientGatewayError,
+    gateway_for,
+)
+from .models import GatewayConfig, Message
+from .rendering import render
+
+if TYPE_CHECKING:
+    from unsubscribe.models import UnsubscribeRequest
+
+logger = logging.getLogger(__name__)
+Status = Message.Status
+
+MAX_ATTEMPTS = 5
+# Every gateway call is bounded by its timeouts (well under a minute), so a claim
+# older than this belongs to a worker that died while calling the gateway.
+CLAIM_LEASE = timedelta(minutes=5)
+# How long the clear text of an OTP message may wait to be sent: the code's validity.
+SECRET_TTL_SECONDS = 5 * 60
+RETRY_BASE_SECONDS = 30
+RETRY_CAP_SECONDS = 30 * 60
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff with jitter after `attempts` failed tries: 15–30 s, 30–60 s, 60–120 s, …
+
+    Half fixed, half random ("equal jitter"), so retries of many messages that failed
+    together (a provider outage) spread out instead of arriving all at once.
+    """
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+# --- recipients -----------------------------------------------------------------------
+
+
+def _recipient(to: str, channel: str) -> tuple[str, str, str]:
+    """(normalised recipient, its keyed hash, its masked form); ValueError when invalid."""
+    if channel == Channel.EMAIL:
+        address = (to or "").strip()
+        local, _at, domain = address.rpartition("@")
+        if not local or not domain or "." not in domain or any(ch.isspace() for ch in address):
+            raise ValueError(f"not an email address: {mask_email(address)!r}")
+        return address, phones.phone_hash(address.lower()), mask_email(address)
+    # SMS and app push are addressed by the phone number.
+    e164 = phones.normalise(to)
+    return e164, phones.phone_hash(e164), phones.mask(e164)
+
+
+def mask_email(address: str) -> str:
+    """'alice@example.com' → 'a***@example.com'."""
+    local, _at, domain = address.rpartition("@")
+    if not local:
+        return "***"
+    return f"{local[0]}***@{domain}"
+
+
+def _cache_key(secret_ref: str) -> str:
+    return f"notifications:secret-message:{secret_ref}"
+
+
+# --- create ---------------------------------------------------------------------------
+
+
+def message_create(
+    *,
+    tenant: Tenant,
+    event: str,
+    to: str,
+    channel: str = "sms",
+    language: str | None = None,
+    context: dict[str, object],
+    dedupe_key: str | None = None,
+) -> Message:
+    """Render the template (tenant override or default; language defaults to tenant.default_language),
+    create a queued Message. Idempotent by (tenant, dedupe_key): returns the existing message.
+    Adds tenant_name to the context automatically. Raises ValueError on unknown event,
+    an invalid recipient, or a variable the text needs that the context does not give."""
+    if event not in EVENT_VARIABLES:
+        raise ValueError(f"unknown event {event!r}")
+    if channel not in Channel.values:
+        raise ValueError(f"unknown channel {channel!r}")
+    if dedupe_key:
+        existing = Message.objects.for_tenant(tenant).filter(dedupe_key=dedupe_key).first()
+        if existing is not None:
+            return existing
+
+    recipient, to_hash, to_masked = _recipient(to, channel)
+    language = language_for(language, tenant.default_language)
+    allowed = EVENT_VARIABLES[event]
+    values = {
+        **{key: value for key, value in tenant_links(tenant.slug).items() if key in allowed},
+        **{key: str(value) for key, value in context.items() if key in allowed},
+        "tenant_name": tenant.name,
+    }
+    resolved = selectors.template_resolve(tenant=tenant, event=event, channel=channel, language=language)
+    subject_text = "" if channel == Channel.SMS else resolved.subject
+    subject, body = render(subject_text, values), render(resolved.body, values)
+
+    secret_names = SECRET_VARIABLES & values.keys()
+    stored_values, stored_subject, stored_body, secret_ref = values, subject, body, ""
+    if secret_names:
+        stored_values = {**values, **dict.fromkeys(secret_names, REDACTED)}
+        stored_subject = render(subject_text, stored_values)
+        stored_body = render(resolved.body, stored_values)
+        secret_ref = secrets.token_urlsafe(24)
+        cache.set(
+            _cache_key(secret_ref),
+            {"subject": subject, "body": body, "variables": values},
+            timeout=SECRET_TTL_SECONDS,
+        )
+
+    try:
+        with transaction.atomic():
+            return Message.objects.create(
+                tenant=tenant,
+                channel=channel,
+                event=event,
+                language=language,
+                template=resolved.template,
+                to=recipient,
+                to_hash=to_hash,
+                to_masked=to_masked,
+                subject=stored_subject,
+                body=stored_body,
+                context=stored_values,
+                dedupe_key=dedupe_key or None,
+                secret_ref=secret_ref,
+            )
+    except IntegrityError:
+        if not dedupe_key:
+            raise
+        # Another worker created it between our read and our insert.
+        return Message.objects.for_tenant(tenant).get(dedupe_key=dedupe_key)
+
+
+# --- deliver --------------------------------------------------------------------------
+
+
+def _status_callback_url(kind: str) -> str:
+    if kind != GatewayConfig.Kind.TWILIO:
+        return ""
+    try:
+        return settings.PUBLIC_BASE_URL + reverse("notifications:twilio-status")
+    except NoReverseMatch:
+        logger.warning("notifications.urls is not included; Twilio delivery reports are off")
+        return ""
+
+
+def _outgoing(message: Message) -> OutgoingMessage:
+    subject, body, variables = message.subject, message.body, dict(message.context)
+    if message.secret_ref:
+        clear = cache.get(_cache_key(message.secret_ref))
+        if not clear:
+            raise PermanentGatewayError("the one-time code expired before it could be sent")
+        subject, body, variables = clear["subject"], clear["body"], clear["variables"]
+    return OutgoingMessage(
+        message_id=message.pk,
+        tenant_slug=message.tenant.slug,
+        channel=message.channel,
+        event=message.event,
+        language=message.language,
+        to=message.to,
+        subject=subject,
+        body=body,
+        variables={key: str(value) for key, value in variables.items()},
+    )
+
+
+def _finish(message: Message, *, claimed_at: Any, **changes: Any) -> Message:
+    """Move a claimed message to a final status, dropping the recipient and any secret."""
+    changes.update(to="", secret_ref="", updated_at=timezone.now())
+    # status=QUEUED: a delivery report that raced ahead of us keeps its later status.
+    Message.objects.unscoped().filter(pk=message.pk, status=Status.QUEUED, claimed_at=claimed_at).update(
+        **changes
+    )
+    if message.secret_ref:
+        cache.delete(_cache_key(message.secret_ref))
+    message.refresh_from_db()
+    return message
+
+
+def message_deliver(message_id: int) -> Message:
+    """Claim and send through the tenant's gateway. No-op returning the message if already sent/delivered.
+    On a transient gateway failure: records attempts/error, leaves it queued and raises TransientGatewayError.
+    On a permanent failure: marks failed (blanks `to`), raises PermanentGatewayError; a message that
+    already failed raises PermanentGatewayError again. While another worker is sending it: raises
+    TransientGatewayError (try later: it will then be sent or failed)."""
+    message = Message.objects.unscoped().select_related("tenant").get(pk=message_id)
+    if message.status in (Status.SENT, Status.DELIVERED):
+        return message
+    if message.status == Status.FAILED:
+        raise PermanentGatewayError(message.error or "the message failed")
+
+    now = timezone.now()
+    claimed = (
+        Message.objects.unscoped()
+        .filter(pk=message_id, status=Status.QUEUED, claimed_at__isnull=True)
+        .update(claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
+    )
+    if not claimed:
+        message.refresh_from_db()
+        if message.status in (Status.SENT, Status.DELIVERED):
+            return message
+        if message.status == Status.FAILED:
+            raise PermanentGatewayError(message.error or "the message failed")
+        if message.claimed_at is not None and message.claimed_at < now - CLAIM_LEASE:
+            error = "the worker stopped while calling the gateway; not resent, to avoid a duplicate"
+            _finish(message, claimed_at=message.claimed_at, status=Status.FAILED, failed_at=now, error=error)
+            raise PermanentGatewayError(error)
+        raise TransientGatewayError("another worker is sending this message")
+    message.refresh_from_db()
+
+    try:
+        if not message.to:
+            raise PermanentGatewayError("the recipient was erased before the message was sent")
+        outgoing = _outgoing(message)
+        config = selectors.gateway_config_get(tenant=message.tenant_id, channel=message.channel)
+        gateway = gateway_for(config, status_callback=_status_callback_url(config.kind if config else ""))
+        result = gateway.send(outgoing)
+    except TransientGatewayError as exc:
+        Message.objects.unscoped().filter(pk=message_id, claimed_at=now).update(
+            claimed_at=None, error=str(exc), updated_at=timezone.now()
+        )
+        raise
+    except PermanentGatewayError as exc:
+        _finish(message, claimed_at=now, status=Status.FAILED, failed_at=timezone.now(), error=str(exc))
+        raise
+    except Exception as exc:
+        # A bug, not the provider: the gateway may well have accepted the message,
+        # so it is failed rather than retried.
+        logger.exception("unexpected error sending message %s", message_id)
+        error = f"unexpected error: {type(exc).__name__}"
+        _finish(message, claimed_at=now, status=Status.FAILED, failed_at=timezone.now(), error=error)
+        raise PermanentGatewayError(error) from exc
+    return _finish(
+        message,
+        claimed_at=now,
+        status=Status.SENT,
+        sent_at=timezone.now(),
+        gateway=gateway.kind,
+        provider_message_id=result.provider_message_id[:100],
+        error="",
+    )
+
+
+def message_fail(*, message_id: int, error: str) -> bool:
+    """Give up on a queued message nobody is sending; False if it was sent, failed or is in flight."""
+    message = Message.objects.unscoped().filter(pk=message_id).first()
+    if message is None:
+        return False
+    now = timezone.now()
+    updated = (
+        Message.objects.unscoped()
+        .filter(pk=message_id, status=Status.QUEUED, claimed_at__isnull=True)
+        .update(status=Status.FAILED, failed_at=now, error=error, to="", secret_ref="", updated_at=now)
+    )
+    if updated and message.secret_ref:
+        cache.delete(_cache_key(message.secret_ref))
+    return bool(updated)
+
+
+def message_retry_or_fail(*, message_id: int, error: str, max_attempts: int = MAX_ATTEMPTS) -> float | None:
+    """After a transient failure: seconds until the next try, or None when it was the last
+    try (the message is then failed with the error)."""
+    attempts = Message.objects.unscoped().filter(pk=message_id).values_list("attempts", flat=True).first()
+    if attempts is None:
+        return None
+    if attempts >= max_attempts:
+        message_fail(message_id=message_id, error=f"gave up after {attempts} attempts: {error}")
+        return None
+    delay = retry_delay(attempts)
+    Message.objects.unscoped().filter(pk=message_id, status=Status.QUEUED).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=delay)
+    )
+    return delay
+
+
+# --- send (create + deliver in the background) ---------------------------------------
+
+
+def message_dispatch(message_id: int, countdown: float = 0) -> None:
+    """Hand a message to a worker. Never raises: with the broker down the message
+    stays due and messages_sweep() dispatches it later."""
+    from .tasks import deliver_message
+
+    try:
+        deliver_message.apply_async(
+            args=(message_id,),
+            countdown=countdown,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        )
+    except Exception:  # the broker's errors are many kinds; all mean "later"
+        logger.warning("broker unavailable; message %s left for the sweep", message_id, exc_info=True)
+
+
+def notification_send(
+    *,
+    tenant: Tenant,
+    event: str,
+    to: str,
+    channel: str = "sms",
+    language: str | None = None,
+    context: dict[str, object],
+    dedupe_key: str | None = None,
+) -> Message:
+    """message_create + enqueue the send task with transaction.on_commit (fire and forget, the task retries:
+    max 5 attempts, exponential backoff with jitter; after the last attempt the message is marked failed
+    with the error). A repeated call with the same dedupe_key sends nothing new."""
+    message = message_create(
+        tenant=tenant,
+        event=event,
+        to=to,
+        channel=channel,
+        language=language,
+        context=context,
+        dedupe_key=dedupe_key,
+    )
+    if message.status == Status.QUEUED and message.next_attempt_at is None:
+        # next_attempt_at marks the message as the task's to send (and the sweep's
+        # to re-dispatch); messages created alone are their caller's to deliver.
+        Message.objects.unscoped().filter(pk=message.pk, next_attempt_at__isnull=True).update(
+            next_attempt_at=timezone.now()
+        )
+        message.refresh_from_db(fields=["next_attempt_at"])
+        message_id = message.pk
+        transaction.on_commit(lambda: message_dispatch(message_id))
+    return message
+
+
+def messages_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str, int]:
+    """Run by beat: dispatch queued messages whose try is overdue (broker down, a
+    lost task) and settle claims left by workers that died mid-send."""
+    now = timezone.now()
+    due = list(
+        Message.objects.unscoped()
+        .filter(status=Status.QUEUED, next_attempt_at__lte=now - stale_after)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_LEASE))
+        .values_list("pk", flat=True)[:1000]
+    )
+    for message_id in due:
+        message_dispatch(message_id)
+    return {"dispatched": len(due)}
+
+
+# --- delivery reports -------------------------------------------------------------------
+
+# Twilio's MessageStatus values → ours. Others (queued, sending, accepted, …) change nothing.
+TWILIO_STATUSES = {
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "read": Status.DELIVERED,
+    "undelivered": Status.FAILED,
+    "failed": Status.FAILED,
+}
+_RANK = {Status.QUEUED: 0, Status.SENT: 1, Status.DELIVERED: 2, Status.FAILED: 2}
+
+
+def message_status_report(*, message: Message, provider_status: str, error_code: str = "") -> Message:
+    """Apply a provider's delivery report. Statuses only move forward (a late 'sent'
+    after 'delivered' changes nothing); a final status drops the recipient."""
+    new_status = TWILIO_STATUSES.get(provider_status)
+    now = timezone.now()
+    changes: dict[str, Any] = {"provider_status": provider_status[:32], "updated_at": now}
+    if new_status is not None and _RANK[new_status] > _RANK[Status(message.status)]:
+        changes.update(status=new_status, to="", secret_ref="")
+        if new_status == Status.SENT:
+            changes["sent_at"] = message.sent_at or now
+        elif new_status == Status.DELIVERED:
+            changes["delivered_at"] = now
+        else:
+            changes["failed_at"] = now
+            changes["error"] = f"provider reported {provider_status}" + (
+                f" (error {error_code})" if error_code else ""
+            )
+    Message.objects.unscoped().filter(pk=message.pk, status=message.status).update(**changes)
+    message.refresh_from_db()
+    return message
+
+
+# --- erasure ------------------------------------------------------------------------------
+
+
+def messages_scrub_recipient(request: UnsubscribeRequest) -> str:
+    """Registered as the "notifications.messages" scrubber: drop the raw number from
+    every message of the request's tenant sent to it (masked form and hash stay)."""
+    rows = Message.objects.for_tenant(request.tenant_id).filter(to_hash=request.phone_hash)
+    for secret_ref in rows.exclude(secret_ref="").values_list("secret_ref", flat=True):
+        cache.delete(_cache_key(secret_ref))
+    count = rows.exclude(to="", secret_ref="").update(to="", secret_ref="", updated_at=timezone.now())
+    return f"cleared the number from {count} message(s)"
