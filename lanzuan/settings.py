@@ -208,11 +208,12 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        "polling_interval": 0.2,  # the file-system broker polls; a short interval keeps the demo snappy
     }
 else:
     # Longer than the longest task (hard limit below), so an acks_late task on a
     # live worker is never redelivered to a second worker while still running.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -248,6 +249,11 @@ SPECTACULAR_SETTINGS = {
 # The file gateway (the demo default) appends outgoing messages here.
 OUTBOX_PATH = Path(os.environ.get("LANZUAN_OUTBOX_PATH") or VAR_DIR / "outbox.jsonl")
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "CN")
+# Pipeline steps: first retry after up to RETRY_BASE s, doubling, capped at 5 min.
+# A step's lease is its target timeout plus this margin; a worker that dies
+# holding a lease is replaced once it expires.
+LANZUAN_RETRY_BASE_SECONDS = float(os.environ.get("LANZUAN_RETRY_BASE_SECONDS") or 2)
+LANZUAN_STEP_LEASE_MARGIN_SECONDS = env_int("LANZUAN_STEP_LEASE_MARGIN_SECONDS", 60)
 
 LOGGING = {
     "version": 1,

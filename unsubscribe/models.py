@@ -157,7 +157,8 @@ class UnsubscribeRequest(TenantOwnedModel):
     dispatched_at = models.DateTimeField(null=True, blank=True)
 
     # The raw number never enters history tables.
-    history = HistoricalRecords(excluded_fields=["phone"])
+    # dispatched_at and next_run_at are bookkeeping for the sweep, written with update().
+    history = HistoricalRecords(excluded_fields=["phone", "dispatched_at", "next_run_at"])
 
     class Meta:
         ordering = ["-received_at"]

@@ -17,11 +17,12 @@ import logging
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -190,6 +191,7 @@ def _create_suppressed_request(
         scopes=scopes,
         request=request,
         channel=channel,
+        at=now,
     )
     _plan_steps(request)
     events.emit(tenant.pk, "request.created", request_event_payload(request))
@@ -205,6 +207,7 @@ def suppressions_add(
     scopes: list[str],
     request: UnsubscribeRequest | None = None,
     channel: str = "",
+    at: datetime | None = None,
 ) -> list[str]:
     """Add "do not send" entries; returns the scopes that were new. Concurrency-safe:
     the unique constraint decides, a conflicting insert is ignored."""
@@ -216,7 +219,7 @@ def suppressions_add(
     new = [s for s in scopes if s not in existing]
     if not new:
         return []
-    now = timezone.now()
+    now = at or timezone.now()
     Suppression.objects.bulk_create(
         [
             Suppression(
@@ -445,15 +448,17 @@ def _complete(request: UnsubscribeRequest, now: Any) -> None:
     events.emit(request.tenant_id, "request.completed", request_event_payload(request))
 
 
-def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 300.0) -> float:
-    """Exponential backoff with full jitter: attempt 1 → up to 2 s, 2 → 4 s, … capped."""
-    return random.uniform(base ** (attempt - 1), min(cap, base**attempt))  # noqa: S311
+def backoff_seconds(attempt: int, cap: float = 300.0) -> float:
+    """Exponential backoff with jitter: attempt n waits between base·2^(n-2) and base·2^(n-1)."""
+    base = settings.LANZUAN_RETRY_BASE_SECONDS
+    high = min(cap, base * 2 ** (attempt - 1))
+    return random.uniform(high / 2, high)  # noqa: S311
 
 
 def step_run(step_id: int) -> str:
     """Run one step once. Claims the step first (a conditional update), so two
     workers never call a target for the same step at the same time. Returns what
-    happened: "done", "retry", "failed" or "skipped"."""
+    happened: "done", "retry", "failed", "busy" or "skipped"."""
     from . import steps as step_runners
     from .errors import PermanentStepError, TransientStepError
 
@@ -466,21 +471,33 @@ def step_run(step_id: int) -> str:
     )
     if step is None:
         return "skipped"
-    lease = now + timedelta(seconds=(step.target.timeout_seconds if step.target else 30) + 60)
-    claimed = (
+    timeout = step.target.timeout_seconds if step.target else 30
+    lease = now + timedelta(seconds=timeout + settings.LANZUAN_STEP_LEASE_MARGIN_SECONDS)
+    claimable = (
         Step.objects.unscoped()
-        .filter(pk=step_id, status__in=[Step.Status.PENDING, Step.Status.RETRYING, Step.Status.RUNNING])
-        .exclude(status=Step.Status.RUNNING, lease_until__gte=now)
-        .update(
-            status=Step.Status.RUNNING,
-            lease_until=lease,
-            attempts=step.attempts + 1,
-            started_at=step.started_at or now,
+        .filter(pk=step_id)
+        .filter(
+            Q(status=Step.Status.PENDING)
+            | Q(status=Step.Status.RETRYING, next_attempt_at__lte=now)
+            | Q(status=Step.Status.RETRYING, next_attempt_at__isnull=True)
+            | Q(status=Step.Status.RUNNING, lease_until__lt=now)  # its worker died
         )
     )
+    claimed = claimable.update(
+        status=Step.Status.RUNNING,
+        lease_until=lease,
+        attempts=F("attempts") + 1,
+        started_at=step.started_at or now,
+    )
     if not claimed:
+        step.refresh_from_db()
+        if step.status == Step.Status.RUNNING and step.lease_until:
+            # Another worker holds it (or died holding it): look again when the lease ends.
+            step_dispatch(step.pk, countdown=max((step.lease_until - now).total_seconds(), 0) + 1)
+            return "busy"
         return "skipped"
     step.refresh_from_db()
+    step.save()  # the claim goes into the step's history too (update() writes none)
     try:
         receipt = step_runners.run(step)
     except TransientStepError as exc:
@@ -554,7 +571,12 @@ def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
     due = list(
         UnsubscribeRequest.objects.unscoped()
         .filter(state__in=UnsubscribeRequest.ACTIVE_STATES, next_run_at__lte=now)
-        .exclude(dispatched_at__gte=now - stale_after)
+        # not handed to a worker since it became due, or handed over so long ago the message was lost
+        .filter(
+            Q(dispatched_at__isnull=True)
+            | Q(dispatched_at__lt=F("next_run_at"))
+            | Q(dispatched_at__lt=now - stale_after)
+        )
         .values_list("pk", flat=True)[:1000]
     )
     # Steps whose retry time passed long ago, or whose worker died holding the lease.

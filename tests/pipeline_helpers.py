@@ -1,0 +1,70 @@
+"""Builders for pipeline tests: a tenant with services, a subscriber and targets."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from tenants.models import Tenant
+from unsubscribe import phones
+from unsubscribe.models import Service, SubscriberProfile, Subscription, Target
+
+NUMBER = "13800138000"
+E164 = "+8613800138000"
+
+
+def subscriber(tenant: Tenant, number: str = NUMBER) -> list[Service]:
+    services = [
+        Service.objects.get_or_create(tenant=tenant, code=code, defaults={"name": code.title()})[0]
+        for code in ("offers", "club")
+    ]
+    e164 = phones.normalise(number)
+    for service in services:
+        Subscription.objects.create(
+            tenant=tenant,
+            service=service,
+            phone=e164,
+            phone_hash=phones.phone_hash(e164),
+            phone_masked=phones.mask(e164),
+            consent_source="signup",
+            consent_at=timezone.now(),
+        )
+    SubscriberProfile.objects.create(
+        tenant=tenant,
+        phone=e164,
+        phone_hash=phones.phone_hash(e164),
+        phone_masked=phones.mask(e164),
+        display_name="张三",
+        interests="流量",
+        city="杭州",
+    )
+    return services
+
+
+def internal_targets(tenant: Tenant) -> None:
+    for purpose, source in (
+        ("terminate", "subscriptions"),
+        ("erase", "subscriptions"),
+        ("erase", "subscriber_profile"),
+    ):
+        Target.objects.create(
+            tenant=tenant,
+            name=f"{purpose} {source}",
+            purpose=purpose,
+            kind="internal",
+            internal_source=source,
+        )
+
+
+def http_target(
+    tenant: Tenant, url: str, purpose: str = "terminate", max_attempts: int = 5, timeout: int = 5
+) -> Target:
+    return Target.objects.create(
+        tenant=tenant,
+        name="Provider CRM",
+        purpose=purpose,
+        kind="http",
+        url=url,
+        signing_secret="s3cret-signing-key",
+        timeout_seconds=timeout,
+        max_attempts=max_attempts,
+    )

@@ -1,0 +1,353 @@
+"""The unsubscribe core through its service functions and the admin (no worker needed:
+pipeline steps are run in-process the way a worker runs them)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from lanzuan.celery import app as celery_app
+from unsubscribe import selectors, services
+from unsubscribe.errors import ChannelDisabled, IdempotencyConflict, ResubscribeRefused, UnknownServices
+from unsubscribe.models import (
+    ChannelSetting,
+    Step,
+    Subscription,
+    SubscriptionImport,
+    SuppressionEvent,
+    UnsubscribeRequest,
+)
+from unsubscribe.phones import InvalidPhoneNumber, mask, normalise
+from unsubscribe.references import clean_reference
+
+from .pipeline_helpers import NUMBER, internal_targets, subscriber
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def eager():
+    """Run Celery tasks in-process (for admin flows whose effect we check right away)."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def file(tenant, **kwargs):
+    return services.unsubscribe_request_create(
+        tenant=tenant,
+        phone=kwargs.pop("phone", NUMBER),
+        channel=kwargs.pop("channel", "app"),
+        verification_method="partner_assertion",
+        **kwargs,
+    ).request
+
+
+def run_pipeline(request: UnsubscribeRequest) -> UnsubscribeRequest:
+    """What workers do, in-process: advance, run due steps, repeat."""
+    for _ in range(10):
+        services.request_advance(request.pk)
+        due = Step.objects.filter(request=request, status__in=["pending", "retrying"])
+        if not due:
+            break
+        for step in due:
+            services.step_run(step.pk)
+    request.refresh_from_db()
+    return request
+
+
+@pytest.mark.parametrize(
+    "raw, e164, masked",
+    [
+        ("13800138000", "+8613800138000", "138****8000"),
+        ("+86 138 0013 8000", "+8613800138000", "138****8000"),
+        ("008613800138000", "+8613800138000", "138****8000"),
+        ("+1 415 555 2671", "+14155552671", "+1 415***2671"),
+    ],
+)
+def test_numbers_are_normalised_and_masked(raw, e164, masked):
+    assert normalise(raw) == e164
+    assert mask(e164) == masked
+
+
+@pytest.mark.parametrize("raw", ["", "12345", "not a number", "1" * 40])
+def test_bad_numbers_are_refused_with_a_message(raw):
+    with pytest.raises(InvalidPhoneNumber) as exc:
+        normalise(raw)
+    assert str(exc.value)
+
+
+def test_reference_is_short_and_unambiguous(tenant_a):
+    request = file(tenant_a)
+    assert len(request.reference) == 9 and request.reference[4] == "-"
+    assert not set(request.reference) & set("01OIL")
+    assert clean_reference(request.reference.lower().replace("-", " ")) == request.reference
+
+
+def test_filing_suppresses_at_once_and_records_an_event(tenant_a):
+    subscriber(tenant_a)
+    request = file(tenant_a, services=["offers"])
+    status = selectors.suppression_status(tenant=tenant_a, phone=NUMBER, service_code="offers")
+    assert status.suppressed and status.since == request.suppressed_at
+    # only that service is stopped: "all marketing" is still allowed for the other one
+    assert not selectors.suppression_status(tenant=tenant_a, phone=NUMBER, service_code="club").suppressed
+    event = SuppressionEvent.objects.get()
+    assert (event.scope, event.action, event.request) == ("offers", "added", request)
+
+
+def test_suppression_is_per_tenant(tenant_a, tenant_b):
+    file(tenant_a)
+    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    assert not selectors.suppression_status(tenant=tenant_b, phone=NUMBER).suppressed
+
+
+def test_same_idempotency_key_returns_the_same_request_and_another_body_conflicts(tenant_a):
+    subscriber(tenant_a)
+    first = file(tenant_a, idempotency_key="k1")
+    again = services.unsubscribe_request_create(
+        tenant=tenant_a,
+        phone=NUMBER,
+        channel="app",
+        verification_method="partner_assertion",
+        idempotency_key="k1",
+    )
+    assert again.request == first and again.created is False
+    with pytest.raises(IdempotencyConflict):
+        file(tenant_a, idempotency_key="k1", services=["offers"])
+
+
+def test_unknown_service_codes_are_named(tenant_a):
+    subscriber(tenant_a)
+    with pytest.raises(UnknownServices) as exc:
+        file(tenant_a, services=["offers", "nope"])
+    assert "nope" in exc.value.message
+    assert not UnsubscribeRequest.objects.exists()
+
+
+def test_a_switched_off_channel_refuses_clearly(tenant_a):
+    ChannelSetting.objects.create(tenant=tenant_a, channel="app", enabled=False)
+    with pytest.raises(ChannelDisabled) as exc:
+        file(tenant_a, channel="app")
+    assert tenant_a.name in exc.value.message
+    file(tenant_a, channel="hotline")  # other channels still work
+
+
+def test_pipeline_in_process_completes_and_erases(tenant_a, outbox):
+    subscriber(tenant_a)
+    internal_targets(tenant_a)
+    request = run_pipeline(file(tenant_a))
+    assert request.state == "completed" and request.phone == ""
+    assert UnsubscribeRequest.history.filter(id=request.pk).count() >= 3
+    assert not any(h.phone_masked == "" for h in UnsubscribeRequest.history.filter(id=request.pk))
+
+
+def test_erasure_waits_for_the_tenants_delay(tenant_a, outbox):
+    tenant_a.erasure_delay_hours = 24
+    tenant_a.save()
+    subscriber(tenant_a)
+    internal_targets(tenant_a)
+    request = run_pipeline(file(tenant_a))
+    assert request.state == "erasing"
+    assert request.erasure_due_at > timezone.now() + timedelta(hours=23)
+    assert request.next_run_at == request.erasure_due_at
+    assert Subscription.objects.filter(status="ended").count() == 2  # services ended already
+    # when the delay has passed, the sweep wakes it up
+    now = timezone.now()
+    UnsubscribeRequest.objects.filter(pk=request.pk).update(erasure_due_at=now, next_run_at=now)
+    assert services.pipeline_sweep()["dispatched"] == 1
+    request = run_pipeline(request)
+    assert request.state == "completed"
+
+
+def test_sweep_flags_requests_past_their_sla(tenant_a):
+    request = file(tenant_a)
+    UnsubscribeRequest.objects.filter(pk=request.pk).update(sla_due_at=timezone.now() - timedelta(minutes=1))
+    assert services.pipeline_sweep()["sla_breached"] == 1
+    request.refresh_from_db()
+    assert request.sla_breached_at is not None
+    assert services.pipeline_sweep()["sla_breached"] == 0
+
+
+def test_resubscribe_lifts_suppression_where_allowed(tenant_a):
+    subscriber(tenant_a)
+    run_pipeline(file(tenant_a))
+    assert services.resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms") == ["*"]
+    assert not selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    assert SuppressionEvent.objects.filter(action="lifted").count() == 1
+    assert set(Subscription.objects.values_list("status", flat=True)) == {"active"}
+
+
+def test_resubscribe_is_refused_where_opt_outs_are_final(tenant_a):
+    tenant_a.allow_resubscribe = False
+    tenant_a.save()
+    file(tenant_a)
+    with pytest.raises(ResubscribeRefused) as exc:
+        services.resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms")
+    assert tenant_a.name in exc.value.message
+    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+
+
+# --- admin ---------------------------------------------------------------------------
+
+
+def test_admin_finds_a_request_by_number_or_reference(tenant_a, alice, client):
+    request = file(tenant_a)
+    other = file(tenant_a, phone="13912345678")
+    client.force_login(alice)
+    url = reverse("admin:unsubscribe_unsubscriberequest_changelist")
+    by_number = client.get(url, {"q": "+86 138-0013-8000"}).content.decode()
+    assert request.reference in by_number and other.reference not in by_number
+    by_ref = client.get(url, {"q": request.reference.lower()}).content.decode()
+    assert request.reference in by_ref and other.reference not in by_ref
+
+
+def test_agent_files_a_request_in_the_admin_and_viewer_cannot(
+    tenant_a, agent_amy, bob, client, eager, outbox
+):
+    subscriber(tenant_a)
+    client.force_login(bob)
+    assert client.get(reverse("admin:unsubscribe_unsubscriberequest_add")).status_code == 403
+    client.force_login(agent_amy)
+    response = client.post(
+        reverse("admin:unsubscribe_unsubscriberequest_add"),
+        {
+            "tenant": tenant_a.pk,
+            "phone": "138 0013 8000",
+            "channel": "hotline",
+            "agent_note": "caller verified by PIN",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    request = UnsubscribeRequest.objects.get()
+    assert request.channel == "hotline" and request.verification_method == "agent_assertion"
+    assert request.verification_evidence["agent"] == "amy"
+    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    page = client.get(response["Location"]).content.decode()
+    assert request.reference in page and "138****8000" in page
+    # agents cannot change configuration
+    assert client.get(reverse("admin:unsubscribe_target_add")).status_code == 403
+
+
+def test_admin_file_form_shows_a_bad_number_as_a_form_error(tenant_a, alice, client):
+    client.force_login(alice)
+    response = client.post(
+        reverse("admin:unsubscribe_unsubscriberequest_add"),
+        {"tenant": tenant_a.pk, "phone": "12", "channel": "hotline"},
+    )
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+    assert not UnsubscribeRequest.objects.exists()
+
+
+def test_admin_imports_subscriptions_from_csv_with_progress(
+    tenant_a, alice, client, eager, django_capture_on_commit_callbacks
+):
+    subscriber(tenant_a, number="13900000000")
+    rows = ["phone,service,consent_source,consent_at"] + [
+        f"1380000{i:04d},offers,web,2026-01-01T00:00:00" for i in range(500)
+    ]
+    rows += ["bad,offers,web,", "13800000001,unknown,web,"]
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:unsubscribe_subscription_import"),
+            {"tenant": tenant_a.pk, "file": SimpleUploadedFile("subs.csv", "\n".join(rows).encode())},
+        )
+    assert response.status_code == 302
+    progress = client.get(response["Location"], {"format": "json"}).json()
+    assert progress["status"] == "done" and progress["percent"] == 100
+    assert (progress["created"], progress["invalid"]) == (500, 2)
+    assert any("unknown service" in e for e in progress["errors"])
+    assert Subscription.objects.for_tenant(tenant_a).filter(service__code="offers").count() == 501
+    page = client.get(response["Location"]).content.decode()
+    assert "<progress" in page
+
+
+def test_import_progress_of_another_tenant_is_404(tenant_a, tenant_b, charlie, client):
+    import_ = SubscriptionImport.objects.create(tenant=tenant_a, file=SimpleUploadedFile("x.csv", b"phone\n"))
+    client.force_login(charlie)
+    assert (
+        client.get(reverse("admin:unsubscribe_subscription_import_progress", args=[import_.pk])).status_code
+        == 404
+    )
+
+
+def test_target_secret_is_write_only_in_the_admin(tenant_a, alice, client):
+    client.force_login(alice)
+    response = client.post(
+        reverse("admin:unsubscribe_target_add"),
+        {
+            "tenant": tenant_a.pk,
+            "name": "CRM",
+            "purpose": "terminate",
+            "kind": "http",
+            "url": "https://crm.example.com/optout",
+            "signing_secret": "topsecret-value",
+            "timeout_seconds": 10,
+            "max_attempts": 5,
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302
+    from unsubscribe.models import Target
+
+    target = Target.objects.get()
+    page = client.get(reverse("admin:unsubscribe_target_change", args=[target.pk])).content.decode()
+    assert "topsecret-value" not in page
+    # saving without a new secret keeps the old one
+    client.post(
+        reverse("admin:unsubscribe_target_change", args=[target.pk]),
+        {
+            "tenant": tenant_a.pk,
+            "name": "CRM 2",
+            "purpose": "terminate",
+            "kind": "http",
+            "url": "https://crm.example.com/optout",
+            "signing_secret": "",
+            "timeout_seconds": 10,
+            "max_attempts": 5,
+            "is_active": "on",
+        },
+    )
+    target.refresh_from_db()
+    assert target.name == "CRM 2" and target.signing_secret == "topsecret-value"
+    assert (
+        "topsecret-value"
+        not in client.get(reverse("admin:unsubscribe_target_history", args=[target.pk])).content.decode()
+    )
+
+
+def test_http_target_needs_https_and_a_secret(tenant_a, alice, client):
+    client.force_login(alice)
+    response = client.post(
+        reverse("admin:unsubscribe_target_add"),
+        {
+            "tenant": tenant_a.pk,
+            "name": "CRM",
+            "purpose": "erase",
+            "kind": "http",
+            "url": "http://crm.example.com/",
+            "signing_secret": "",
+            "timeout_seconds": 10,
+            "max_attempts": 5,
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "url" in errors and "signing_secret" in errors
+
+
+def test_status_page_by_reference_and_number(tenant_a, client, outbox):
+    subscriber(tenant_a)
+    internal_targets(tenant_a)
+    request = run_pipeline(file(tenant_a))
+    url = reverse("unsubscribe-status", args=[tenant_a.slug])
+    wrong = client.post(url, {"reference": request.reference, "phone": "13912345678"})
+    assert request.reference not in wrong.content.decode().split("</h1>", 1)[1].split('id="id_reference"')[0]
+    right = client.post(url, {"reference": request.reference, "phone": NUMBER}, HTTP_ACCEPT_LANGUAGE="en")
+    body = right.content.decode()
+    assert "138****8000" in body and 'data-testid="step-erase"' in body

@@ -1,0 +1,334 @@
+"""The unsubscribe pipeline end to end: a real Celery worker (another process) on
+the configured broker (Redis in CI), the real database, real HTTP endpoints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+from django.urls import reverse
+
+from lanzuan.signing import verify
+from unsubscribe import selectors, services
+from unsubscribe.models import Step, SubscriberProfile, Subscription, UnsubscribeRequest
+
+from .httpserver import http_endpoint
+from .pipeline_helpers import E164, NUMBER, http_target, internal_targets, subscriber
+from .workers import ROOT, celery_worker, purge_queue, wait_for, worker_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+FAST = {"LANZUAN_RETRY_BASE_SECONDS": "0.3", "LANZUAN_STEP_LEASE_MARGIN_SECONDS": "2"}
+
+
+@pytest.fixture(autouse=True)
+def fast_pipeline(settings, outbox):
+    settings.LANZUAN_RETRY_BASE_SECONDS = 0.3
+    settings.LANZUAN_STEP_LEASE_MARGIN_SECONDS = 2
+    purge_queue()
+
+
+def file(tenant, **kwargs):
+    with transaction.atomic():
+        filed = services.unsubscribe_request_create(
+            tenant=tenant,
+            phone=kwargs.pop("phone", NUMBER),
+            channel=kwargs.pop("channel", "hotline"),
+            verification_method="agent_assertion",
+            verification_evidence={"agent_id": "A007"},
+            **kwargs,
+        )
+    return filed.request
+
+
+def state_of(request) -> str:
+    return UnsubscribeRequest.objects.get(pk=request.pk).state
+
+
+def outbox_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_request_completes_through_every_step(tenant_a, tmp_path, outbox):
+    # given a subscriber with two services, a profile, and internal targets
+    subscriber(tenant_a)
+    internal_targets(tenant_a)
+
+    with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+        # when the person unsubscribes from everything
+        request = file(tenant_a)
+        # then the number is suppressed before any worker has run
+        assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+        wait_for(
+            lambda: state_of(request) == "completed", 60, message=f"completion\n{worker.output()[-3000:]}"
+        )
+
+    request.refresh_from_db()
+    assert request.phone == "" and request.phone_masked == "138****8000"
+    for field in ("suppressed_at", "terminating_at", "confirming_at", "erasing_at", "completed_at"):
+        assert getattr(request, field) is not None, field
+    steps = {(s.kind, s.target_name): s for s in request.steps.all()}
+    assert {s.status for s in steps.values()} == {"succeeded"}
+    assert {kind for kind, _name in steps} == {"terminate", "confirm", "erase"}
+    # services ended, personal data gone, one confirmation in the person's language
+    assert set(Subscription.objects.values_list("status", flat=True)) == {"ended"}
+    assert set(Subscription.objects.values_list("phone", flat=True)) == {""}
+    assert not SubscriberProfile.objects.exists()
+    messages = outbox_lines(outbox)
+    assert len(messages) == 1
+    assert messages[0]["to"] == E164 and request.reference in messages[0]["body"]
+    assert messages[0]["tenant"] == tenant_a.slug
+    # and the number still reads as suppressed, found by its hash
+    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+
+
+def test_external_target_failing_twice_is_retried_and_completes(tenant_a, tmp_path, outbox):
+    subscriber(tenant_a)
+    with http_endpoint([(503, 0), (500, 0), (200, 0)]) as endpoint:
+        http_target(tenant_a, endpoint.url)
+        with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+            request = file(tenant_a, services=["offers"])
+            wait_for(lambda: state_of(request) == "completed", 60, message=worker.output()[-3000:])
+
+    step = Step.objects.get(request=request, kind="terminate")
+    assert step.attempts == 3 and step.status == "succeeded"
+    assert "HTTP 200" in step.receipt
+    # every call was signed over timestamp and body, and named the scope
+    for call in endpoint.received:
+        headers = {k.lower(): v for k, v in call.headers.items()}
+        assert verify(
+            "s3cret-signing-key", headers["x-lanzuan-timestamp"], call.body, headers["x-lanzuan-signature"]
+        )
+        assert call.json()["scope"] == ["offers"] and call.json()["action"] == "terminate"
+    assert len(endpoint.received) == 3
+
+
+def test_target_that_always_fails_ends_in_needs_attention_shown_in_admin(
+    tenant_a, alice, client, tmp_path, outbox
+):
+    subscriber(tenant_a)
+    with http_endpoint([(502, 0)]) as endpoint:
+        http_target(tenant_a, endpoint.url, max_attempts=3)
+        with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+            request = file(tenant_a)
+            wait_for(lambda: state_of(request) == "needs_attention", 60, message=worker.output()[-3000:])
+            # the confirmation still went out: the number is suppressed whatever the provider says
+            wait_for(lambda: Step.objects.get(request=request, kind="confirm").status == "succeeded", 30)
+
+    request.refresh_from_db()
+    assert "HTTP 502" in request.attention_reason
+    assert len(endpoint.received) == 3
+    client.force_login(alice)
+    page = client.get(
+        reverse("admin:unsubscribe_unsubscriberequest_change", args=[request.pk])
+    ).content.decode()
+    assert "HTTP 502" in page and request.reference in page
+    listing = client.get(
+        reverse("admin:unsubscribe_unsubscriberequest_changelist"), {"state__exact": "needs_attention"}
+    )
+    assert request.reference in listing.content.decode()
+
+
+def test_retry_action_resumes_a_request_that_needed_attention(tenant_a, alice, client, tmp_path, outbox):
+    subscriber(tenant_a)
+    with http_endpoint([(400, 0), (200, 0)]) as endpoint:  # a 400 is permanent: no automatic retry
+        http_target(tenant_a, endpoint.url)
+        with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+            request = file(tenant_a)
+            wait_for(lambda: state_of(request) == "needs_attention", 60, message=worker.output()[-3000:])
+            assert len(endpoint.received) == 1
+            # when the provider fixed their endpoint and an admin retries
+            client.force_login(alice)
+            response = client.post(
+                reverse("admin:unsubscribe_unsubscriberequest_changelist"),
+                {"action": "retry_requests", "_selected_action": [request.pk]},
+            )
+            assert response.status_code == 302
+            wait_for(lambda: state_of(request) == "completed", 60, message=worker.output()[-3000:])
+    assert len(endpoint.received) == 2
+
+
+def test_worker_killed_mid_task_is_finished_by_the_next_worker(tenant_a, tmp_path, outbox):
+    subscriber(tenant_a)
+    # the provider takes 4 s to answer the first call: long enough to kill the worker inside it
+    with http_endpoint([(200, 4.0), (200, 0)]) as endpoint:
+        http_target(tenant_a, endpoint.url, timeout=5)
+        with celery_worker(
+            tmp_path, OUTBOX_PATH=str(outbox), CELERY_VISIBILITY_TIMEOUT="3", **FAST
+        ) as worker:
+            request = file(tenant_a)
+            wait_for(lambda: len(endpoint.received) == 1, 30, message=worker.output()[-3000:])
+            worker.kill()
+        assert state_of(request) != "completed"
+
+        with celery_worker(
+            tmp_path, OUTBOX_PATH=str(outbox), CELERY_VISIBILITY_TIMEOUT="3", **FAST
+        ) as worker:
+            # the periodic sweep (beat runs it every 30 s) re-dispatches what the dead worker held
+            def finished() -> bool:
+                services.pipeline_sweep(stale_after=__import__("datetime").timedelta(seconds=1))
+                return state_of(request) == "completed"
+
+            wait_for(finished, 90, interval=1, message=worker.output()[-3000:])
+
+    assert len(endpoint.received) >= 2  # called again after the crash…
+    assert list(endpoint.effects.values()) == [1]  # …with the same idempotency key: one effect
+    assert Step.objects.get(request=request, kind="terminate").status == "succeeded"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="needs redis-server to start a throwaway broker"
+)
+def test_requests_are_accepted_with_the_broker_down_and_complete_after_it_returns(tenant_a, tmp_path, outbox):
+    subscriber(tenant_a)
+    internal_targets(tenant_a)
+    port = _free_port()
+    broker = f"redis://127.0.0.1:{port}/0"
+    env = worker_env(CELERY_BROKER_URL=broker, OUTBOX_PATH=str(outbox), **FAST)
+
+    # when a request arrives while the broker is down (the web process files it)
+    started = time.monotonic()
+    filed = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from tenants.models import Tenant; from unsubscribe import services; "
+            f"r = services.unsubscribe_request_create(tenant=Tenant.objects.get(slug='{tenant_a.slug}'), "
+            f"phone='{NUMBER}', channel='app', verification_method='partner_assertion').request; print(r.reference)",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert filed.returncode == 0, filed.stderr
+    assert time.monotonic() - started < 30
+    request = UnsubscribeRequest.objects.get(reference=filed.stdout.strip().splitlines()[-1])
+    # then it is recorded and suppressed, and waits for the sweep
+    assert request.state == "suppressed" and request.dispatched_at is None
+    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    assert "broker unavailable" in filed.stderr
+
+    # when the broker comes back, a worker starts and the sweep runs
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: (
+                subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0
+            ),
+            20,
+        )
+        with celery_worker(tmp_path, CELERY_BROKER_URL=broker, OUTBOX_PATH=str(outbox), **FAST) as worker:
+            sweep = subprocess.run(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "shell",
+                    "-c",
+                    "from unsubscribe.tasks import pipeline_sweep; print(pipeline_sweep())",
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert sweep.returncode == 0, sweep.stderr
+            assert "'dispatched': 1" in sweep.stdout
+            wait_for(lambda: state_of(request) == "completed", 60, message=worker.output()[-3000:])
+    finally:
+        redis.terminate()
+        redis.wait(timeout=10)
+
+
+def _text_columns():
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            for column in connection.introspection.get_table_description(cursor, table):
+                yield table, column.name
+
+
+def test_after_completion_no_table_holds_the_raw_number(tenant_a, tmp_path, outbox):
+    subscriber(tenant_a)
+    internal_targets(tenant_a)
+    with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+        request = file(tenant_a)
+        wait_for(lambda: state_of(request) == "completed", 60, message=worker.output()[-3000:])
+
+    found = []
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for table, column in _text_columns():
+            cursor.execute(
+                f"SELECT COUNT(*) FROM {qn(table)} WHERE CAST({qn(column)} AS TEXT) LIKE %s",  # noqa: S608
+                [f"%{NUMBER}%"],
+            )
+            if cursor.fetchone()[0]:
+                found.append(f"{table}.{column}")
+    assert found == [], f"the raw number is still stored in {found}"
+    # what remains proves the opt-out when the person gives the number again
+    assert selectors.request_for_person(tenant=tenant_a, reference=request.reference, phone=NUMBER) == request
+
+
+def test_concurrent_requests_for_one_number_make_one_suppression(tenant_a, settings):
+    import threading
+
+    from unsubscribe.models import Suppression
+
+    settings.CELERY_BROKER_URL = settings.CELERY_BROKER_URL  # dispatch is best-effort; nothing to run here
+    errors: list[BaseException] = []
+    references: list[str] = []
+
+    def one(key: str | None) -> None:
+        try:
+            filed = services.unsubscribe_request_create(
+                tenant=tenant_a,
+                phone=NUMBER,
+                channel="app",
+                verification_method="partner_assertion",
+                idempotency_key=key,
+            )
+            references.append(filed.request.reference)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one, args=(None,)) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(references) == 20
+    assert Suppression.objects.for_tenant(tenant_a).count() == 1
+
+    # the same idempotency key, 20 times at once: one request
+    references.clear()
+    threads = [threading.Thread(target=one, args=("order-42",)) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(references)) == 1
+    assert UnsubscribeRequest.objects.filter(idempotency_key="order-42").count() == 1
