@@ -374,7 +374,8 @@ class ChannelSetting(TenantOwnedModel):
         _("confirmation channel"),
         max_length=10,
         blank=True,
-        help_text=_("Where the confirmation goes; empty: the same channel, or SMS for hotline and app."),
+        choices=[("sms", _("SMS")), ("push", _("App push"))],
+        help_text=_("Where the one confirmation goes; empty: SMS."),
     )
     help_text_zh = models.TextField(_("help reply (Chinese)"), blank=True)
     help_text_en = models.TextField(_("help reply (English)"), blank=True)

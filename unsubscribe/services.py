@@ -43,7 +43,7 @@ from .models import (
     VerificationMethod,
 )
 from .references import new_reference
-from .selectors import channel_enabled
+from .selectors import channel_enabled, channel_setting
 
 logger = logging.getLogger(__name__)
 State = UnsubscribeRequest.State
@@ -119,7 +119,7 @@ def unsubscribe_request_create(
                 language=language or tenant.default_language,
                 idempotency_key=idempotency_key or None,
                 fingerprint=fingerprint,
-                confirmation_channel=confirmation_channel or _default_confirmation_channel(channel),
+                confirmation_channel=confirmation_channel or _confirmation_channel(tenant, channel),
             )
     except IntegrityError:
         # A concurrent call with the same idempotency key won the race.
@@ -141,9 +141,16 @@ def _existing_for_key(tenant: Tenant, key: str, fingerprint: str) -> Unsubscribe
     return existing
 
 
-def _default_confirmation_channel(channel: str) -> str:
-    # Hotline and app requests are confirmed by SMS: the person has no page to look at.
-    return {Channel.EMAIL: "email"}.get(Channel(channel), "sms")
+def _confirmation_channel(tenant: Tenant, channel: str) -> str:
+    """Where the one confirmation goes: the tenant's choice for this channel, else
+    SMS (we know the number; hotline and app callers have no page to look at)."""
+    chosen = channel_setting(tenant=tenant, channel=channel).confirmation_channel
+    return chosen if chosen in CONFIRMATION_CHANNELS else "sms"
+
+
+# A confirmation needs an address we have: the number (SMS, or an app push the
+# provider's gateway routes by number).
+CONFIRMATION_CHANNELS = ("sms", "push")
 
 
 def _create_suppressed_request(

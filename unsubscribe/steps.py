@@ -90,7 +90,7 @@ def _confirm(step: Step, request: UnsubscribeRequest) -> str:
         tenant=request.tenant,
         event="unsubscribe_completed",
         to=request.phone,
-        channel="sms",
+        channel=request.confirmation_channel or "sms",
         language=request.language,
         context={"reference": request.reference, "status_url": status_url(request)},
         dedupe_key=f"confirm:{request.pk}",
