@@ -215,6 +215,7 @@ class GatewayConfigForm(forms.ModelForm):
 @admin.register(GatewayConfig)
 class GatewayConfigAdmin(TenantScopedAdmin):
     form = GatewayConfigForm
+    secret_fields = ("secret",)
     list_display = ["channel", "kind", "sender_id", "account_id", "has_secret", "is_active", "tenant"]
     list_filter = ["tenant", "channel", "kind", "is_active"]
 

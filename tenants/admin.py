@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
 from django.contrib.admin.filters import RelatedOnlyFieldListFilter
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
@@ -45,6 +45,8 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
 
     write_roles: frozenset[str] = CONFIG_ROLES
     tenant_path = "tenant"  # lookup from this model to its Tenant
+    # Write-only fields: a read-only page would print their value, so it leaves them out.
+    secret_fields: tuple[str, ...] = ()
 
     # --- which rows -----------------------------------------------------------
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
@@ -113,6 +115,12 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
         if not self._may_write(request, obj):
             raise PermissionDenied
         super().save_model(request, obj, form, change)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        if self.secret_fields and obj is not None and not self.has_change_permission(request, obj):
+            fields = [f for f in fields if f not in self.secret_fields]
+        return fields
 
     # --- filters: never list another tenant's rows as choices -----------------
     def get_list_filter(self, request: HttpRequest) -> Any:

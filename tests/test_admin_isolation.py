@@ -174,3 +174,22 @@ def test_user_without_membership_sees_no_tenant_data(db, tenant_a, login):
     stranger = get_user_model().objects.create_user("stranger", password=PASSWORD, is_staff=True)
     client = login(stranger)
     assert client.get(reverse("admin:unsubscribe_unsubscriberequest_changelist")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "model_label, secret_field, value",
+    [
+        ("unsubscribe.Target", "signing_secret", "target-secret-xyz"),
+        ("notifications.GatewayConfig", "secret", "gw-secret-xyz"),
+    ],
+)
+def test_viewer_never_sees_write_only_secrets(model_label, secret_field, value, tenant_a, bob, alice, login):
+    from django.apps import apps
+
+    model = apps.get_model(model_label)
+    obj = make(model, tenant_a)
+    setattr(obj, secret_field, value)
+    obj.save()
+    for user in (bob, alice):
+        page = login(user).get(urls(obj)["change"]).content.decode()
+        assert value not in page

@@ -177,6 +177,7 @@ class SubscriberProfileAdmin(PhoneSearchMixin, TenantScopedAdmin):
 @admin.register(Target)
 class TargetAdmin(TenantScopedAdmin):
     form = TargetForm
+    secret_fields = ("signing_secret",)
     list_display = ["name", "purpose", "kind", "endpoint", "is_active", "tenant"]
     list_filter = ["tenant", "purpose", "kind", "is_active"]
     search_fields = ["name", "url"]
@@ -426,7 +427,15 @@ class ChannelSettingAdmin(TenantScopedAdmin):
     list_filter = ["tenant", "channel", "enabled"]
     fieldsets = [
         (None, {"fields": ["tenant", "channel", "enabled", "confirmation_channel"]}),
-        (_("Reply SMS"), {"fields": ["reply_numbers", "extra_keywords", "help_text_zh", "help_text_en"]}),
+        (
+            _("Reply SMS"),
+            {
+                "fields": ["reply_numbers", "extra_keywords"],
+                "description": _(
+                    "The answer to HELP replies is the tenant's “Help reply” template (Notifications)."
+                ),
+            },
+        ),
         (_("App"), {"fields": ["app_path_zh", "app_path_en"]}),
         (_("Hotline / IVR"), {"fields": ["hotline_number", "hotline_hours", "hotline_menu_key"]}),
     ]

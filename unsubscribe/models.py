@@ -377,8 +377,6 @@ class ChannelSetting(TenantOwnedModel):
         choices=[("sms", _("SMS")), ("push", _("App push"))],
         help_text=_("Where the one confirmation goes; empty: SMS."),
     )
-    help_text_zh = models.TextField(_("help reply (Chinese)"), blank=True)
-    help_text_en = models.TextField(_("help reply (English)"), blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords()

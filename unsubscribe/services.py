@@ -82,16 +82,19 @@ def unsubscribe_request_create(
     language: str | None = None,
     idempotency_key: str | None = None,
     confirmation_channel: str | None = None,
+    allow_disabled_channel: bool = False,
 ) -> FiledRequest:
     """File an unsubscribe request from any channel and suppress the number at once.
 
     `services` empty or None means all of the tenant's marketing. Raises
-    InvalidPhoneNumber, UnknownServices or IdempotencyConflict with a message fit
-    to show. Safe to call concurrently for the same number and key.
+    InvalidPhoneNumber, UnknownServices, IdempotencyConflict or ChannelDisabled with
+    a message fit to show. `allow_disabled_channel` is for staff acting on what a
+    person already sent on a channel since switched off: an opt-out is never dropped.
+    Safe to call concurrently for the same number and key.
     """
     if channel not in Channel.values:
         raise ValueError(f"unknown channel {channel!r}")
-    if not channel_enabled(tenant=tenant, channel=channel):
+    if not allow_disabled_channel and not channel_enabled(tenant=tenant, channel=channel):
         raise ChannelDisabled(
             _("%(tenant)s does not offer unsubscribing by %(channel)s.")
             % {"tenant": tenant.name, "channel": Channel(channel).label}

@@ -8,3 +8,11 @@ class InboundConfig(AppConfig):
     name = "unsubscribe.inbound"
     label = "inbound"
     verbose_name = _("Reply SMS")
+
+    def ready(self) -> None:
+        from unsubscribe.datasources import register_scrubber
+
+        from .services import inbound_messages_scrub
+
+        # Replies keep the raw number and the text until the number's data is erased.
+        register_scrubber("inbound.messages", inbound_messages_scrub)

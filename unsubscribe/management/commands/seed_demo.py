@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from tenants.models import Membership, Role, Tenant
 from unsubscribe import phones
-from unsubscribe.models import Service, SubscriberProfile, Subscription, Target
+from unsubscribe.models import ChannelSetting, Service, SubscriberProfile, Subscription, Target
 
 DEMO_PASSWORD = "lanzuan-demo"
 
@@ -30,6 +30,15 @@ TENANTS: list[dict[str, Any]] = [
         "keyed hash of your number so that we never message you again. You may re-subscribe at any time.",
         "services": [("流量优惠 Data offers", "data-offers"), ("蓝钻会员 Blue Diamond club", "blue-diamond")],
         "admin": "mobile-admin",
+        "channels": {
+            "sms": {"reply_numbers": "10690001, 1069000188", "extra_keywords": "QX, 取消营销"},
+            "app": {"app_path_zh": "我的 → 设置 → 消息推送", "app_path_en": "Me → Settings → Notifications"},
+            "hotline": {
+                "hotline_number": "400-800-1234",
+                "hotline_hours": "9:00–21:00",
+                "hotline_menu_key": "3",
+            },
+        },
     },
     {
         "slug": "demo-shop",
@@ -46,6 +55,14 @@ TENANTS: list[dict[str, Any]] = [
             ("个性化推荐 Personalised picks", "picks"),
         ],
         "admin": "shop-admin",
+        "channels": {
+            "sms": {"reply_numbers": "10690002"},
+            "app": {
+                "app_path_zh": "个人中心 → 隐私 → 个性化推荐",
+                "app_path_en": "Profile → Privacy → Personalised picks",
+            },
+            "hotline": {"enabled": False},
+        },
     },
 ]
 
@@ -63,7 +80,9 @@ class Command(BaseCommand):
         for spec in TENANTS:
             tenant, _created = Tenant.objects.get_or_create(
                 slug=spec["slug"],
-                defaults={k: v for k, v in spec.items() if k not in ("slug", "services", "admin")},
+                defaults={
+                    k: v for k, v in spec.items() if k not in ("slug", "services", "admin", "channels")
+                },
             )
             services = []
             for name, code in spec["services"]:
@@ -83,6 +102,8 @@ class Command(BaseCommand):
                     purpose=purpose,
                     defaults={"name": f"Lanzuan {source.replace('_', ' ')}"},
                 )
+            for channel, values in spec["channels"].items():
+                ChannelSetting.objects.get_or_create(tenant=tenant, channel=channel, defaults=values)
             for number in SUBSCRIBERS:
                 e164 = phones.normalise(number)
                 digest = phones.phone_hash(e164)

@@ -1,0 +1,194 @@
+"""Reply SMS: gateway credentials, routes from reply numbers to services, and every reply received.
+
+An `InboundMessage` is the record of what a person wrote and what it caused (a request filed,
+a re-subscribe, a help or clarification reply, or nothing). It keeps the raw number only until
+the number's data is erased (see `services.inbound_messages_scrub`); the hash and the masked
+number stay.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from tenants.scoping import TenantOwnedModel
+from unsubscribe.models import Service, UnsubscribeRequest
+
+
+class Provider(models.TextChoices):
+    TWILIO = "twilio", _("Twilio")
+    ALIYUN = "aliyun", _("Aliyun SMS (MO push)")
+    GENERIC = "generic", _("Generic signed JSON")
+
+
+_NOT_DIGITS = re.compile(r"\D")
+
+
+def digits_only(value: str) -> str:
+    """'+1 (415) 555-0100' → '14155550100': the form destinations are stored and compared in."""
+    return _NOT_DIGITS.sub("", value or "")
+
+
+class InboundCredential(TenantOwnedModel):
+    """What a tenant's gateway proves itself with: Twilio's auth token, the Aliyun push token,
+    or the generic format's HMAC secret. The secret is write-only in the admin."""
+
+    provider = models.CharField(_("provider"), max_length=10, choices=Provider.choices)
+    secret = models.CharField(_("secret"), max_length=200)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    history = HistoricalRecords(excluded_fields=["secret"])
+
+    class Meta:
+        ordering = ["tenant_id", "provider"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "provider"], name="inbound_credential_unique_provider")
+        ]
+        verbose_name = _("reply SMS gateway")
+        verbose_name_plural = _("reply SMS gateways")
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} ({_('on') if self.enabled else _('off')})"
+
+
+class ReplyRoute(TenantOwnedModel):
+    """Which of the tenant's services a reply is about, by the number or extension code it was
+    sent to (Twilio's To, Aliyun's dest_code) or by Aliyun's sign name. No service: all marketing."""
+
+    destination = models.CharField(
+        _("reply number or extension code"),
+        max_length=32,
+        blank=True,
+        help_text=_("Digits only, e.g. 1069000188 or the extension 88. Empty: match by sign name only."),
+    )
+    sign_name = models.CharField(
+        _("sign name"),
+        max_length=100,
+        blank=True,
+        help_text=_("Aliyun only: the SMS signature the reply came back to, e.g. 蓝钻商城."),
+    )
+    service = models.ForeignKey(
+        Service,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("service"),
+        help_text=_("Empty: a reply here stops all of the tenant's marketing."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["tenant_id", "destination", "sign_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "destination", "sign_name"], name="reply_route_unique_destination"
+            )
+        ]
+        verbose_name = _("reply route")
+        verbose_name_plural = _("reply routes")
+
+    def __str__(self) -> str:
+        where = " · ".join(part for part in (self.destination, self.sign_name) if part) or "—"
+        return f"{where} → {self.service.code if self.service else _('all marketing')}"
+
+    def clean(self) -> None:
+        self.destination = digits_only(self.destination)
+        self.sign_name = (self.sign_name or "").strip()
+        if not self.destination and not self.sign_name:
+            raise ValidationError(_("Enter a reply number or extension code, or a sign name."))
+        service = self.service if self.service_id is not None else None
+        if service is not None and self.tenant_id is not None and service.tenant_id != self.tenant_id:
+            raise ValidationError({"service": _("Choose one of this tenant's services.")})
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.destination = digits_only(self.destination)
+        self.sign_name = (self.sign_name or "").strip()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class Action(models.TextChoices):
+    """What a reply caused."""
+
+    UNSUBSCRIBE = "unsubscribe", _("Unsubscribe request filed")
+    RESUBSCRIBE = "resubscribe", _("Re-subscribed")
+    RESUBSCRIBE_REFUSED = "resubscribe_refused", _("Re-subscribe refused")
+    HELP = "help", _("Help reply sent")
+    CLARIFY = "clarify", _("Asked to confirm")
+    CLARIFY_SKIPPED = "clarify_skipped", _("Unclear; already asked today")
+    HELD = "held", _("Held for staff")
+    NONE = "none", _("Stored, no reply")
+
+
+class Intent(models.TextChoices):
+    UNSUBSCRIBE = "unsubscribe", _("Unsubscribe")
+    RESUBSCRIBE = "resubscribe", _("Re-subscribe")
+    HELP = "help", _("Help")
+    OTHER = "other", _("Other")
+
+
+class InboundMessage(TenantOwnedModel):
+    """One reply SMS as received, with what we understood and what we did."""
+
+    provider = models.CharField(_("provider"), max_length=10, choices=Provider.choices)
+    provider_message_id = models.CharField(_("provider message id"), max_length=100)
+    reference = models.CharField(
+        _("reference"), max_length=16, db_index=True, help_text=_("Quoted in replies to this message.")
+    )
+    from_number = models.CharField(
+        _("number"), max_length=32, blank=True, help_text=_("Kept only until the number's data is erased.")
+    )
+    from_hash = models.CharField(max_length=64)
+    from_masked = models.CharField(_("from"), max_length=32)
+    to = models.CharField(_("to"), max_length=64, blank=True, help_text=_("Reply number or extension code."))
+    sign_name = models.CharField(_("sign name"), max_length=100, blank=True)
+    body = models.TextField(_("text"), blank=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    created_at = models.DateTimeField(_("stored"), default=timezone.now, db_index=True)
+    language = models.CharField(_("language"), max_length=10, blank=True)
+
+    intent = models.CharField(_("intent"), max_length=12, choices=Intent.choices, default=Intent.OTHER)
+    confidence = models.FloatField(_("confidence"), default=0.0)
+    matched_rule = models.CharField(_("matched rule"), max_length=300, blank=True)
+    route = models.ForeignKey(
+        ReplyRoute,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("route"),
+    )
+    action = models.CharField(_("action taken"), max_length=20, choices=Action.choices, default=Action.NONE)
+    request = models.ForeignKey(
+        UnsubscribeRequest,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("unsubscribe request"),
+    )
+    flagged_for_attention = models.BooleanField(_("needs attention"), default=False, db_index=True)
+    flag_reason = models.TextField(_("why it needs attention"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "provider", "provider_message_id"], name="inbound_message_unique_id"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "from_hash", "action", "created_at"])]
+        verbose_name = _("reply SMS")
+        verbose_name_plural = _("reply SMS")
+
+    def __str__(self) -> str:
+        return f"{self.from_masked}: {self.get_intent_display()} → {self.get_action_display()}"

@@ -1,0 +1,148 @@
+"""Inbound SMS webhooks: /hooks/sms/<tenant-slug>/<provider>/ (twilio, aliyun, generic).
+
+Thin on purpose: find the tenant and its credential, verify, parse, hand each message to
+`services.inbound_message_receive` (which stores it with everything it causes in one
+transaction), then answer in the provider's own shape:
+
+| outcome                       | twilio                | aliyun                         | generic                       |
+| ----------------------------- | --------------------- | ------------------------------ | ----------------------------- |
+| accepted (or a retry)         | 200 TwiML <Response/> | 200 {"code": 0, "msg": "成功"} | 200 {"status": "accepted", …} |
+| unknown tenant                | 404                   | 404 {"code": 404, "msg": …}    | 404                           |
+| provider not configured / off | 403                   | 403 {"code": 403, "msg": …}    | 403                           |
+| no token / signature headers  | 403 (Twilio's rule)   | 401 {"code": 401, "msg": …}    | 401                           |
+| wrong token/signature, stale  | 403                   | 403 {"code": 403, "msg": …}    | 403                           |
+| malformed payload             | 400                   | 400 {"code": 400, "msg": …} *  | 400                           |
+
+Twilio and generic errors (and an unknown provider, 404) are JSON:
+{"error": "<code>", "message": "<reason>"}.
+* Aliyun batches: the readable messages are stored even when a neighbour is broken;
+  the 400 makes Aliyun push the batch again, and the stored ones are then recognised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from twilio.twiml.messaging_response import MessagingResponse
+
+from tenants.models import Tenant
+
+from . import providers, selectors, services
+from .models import InboundCredential, InboundMessage, Provider
+
+ALIYUN_OK = "成功"
+
+
+def _json_error(status: int, code: str, reason: str) -> JsonResponse:
+    return JsonResponse(
+        {"error": code, "message": reason}, status=status, json_dumps_params={"ensure_ascii": False}
+    )
+
+
+def _aliyun_answer(status: int, reason: str) -> JsonResponse:
+    # Aliyun only checks that "code" is a number and that the HTTP status is 200; any
+    # other status makes it push the batch again later.
+    return JsonResponse(
+        {"code": 0 if status == 200 else status, "msg": reason},
+        status=status,
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
+def _receive(tenant: Tenant, provider: str, incoming: providers.Incoming) -> InboundMessage:
+    return services.inbound_message_receive(
+        tenant=tenant,
+        provider=provider,
+        message_id=incoming.message_id,
+        from_number=incoming.from_number,
+        to=incoming.to,
+        body=incoming.body,
+        received_at=incoming.received_at,
+        sign_name=incoming.sign_name,
+    )
+
+
+def _twilio(request: HttpRequest, tenant: Tenant, credential: InboundCredential) -> HttpResponse:
+    if not providers.twilio_signature_ok(request, credential.secret):
+        return _json_error(403, "bad_signature", _("Missing or invalid X-Twilio-Signature."))
+    try:
+        incoming = providers.parse_twilio(request.POST)
+    except providers.Malformed as exc:
+        return _json_error(400, "malformed", str(exc))
+    _receive(tenant, Provider.TWILIO, incoming)
+    # The reply itself goes out through notifications, so it is recorded as a Message.
+    return HttpResponse(str(MessagingResponse()), content_type="text/xml")
+
+
+def _aliyun(request: HttpRequest, tenant: Tenant, credential: InboundCredential) -> HttpResponse:
+    token = providers.aliyun_token(request)
+    if not token:
+        return _aliyun_answer(
+            401, _("A token is required (?token= or the %(header)s header).") % {"header": "X-Lanzuan-Token"}
+        )
+    if not providers.aliyun_token_ok(token, credential.secret):
+        return _aliyun_answer(403, _("The token is not valid."))
+    try:
+        messages, problems = providers.parse_aliyun(request.body)
+    except providers.Malformed as exc:
+        return _aliyun_answer(400, str(exc))
+    for incoming in messages:
+        _receive(tenant, Provider.ALIYUN, incoming)
+    if problems:
+        return _aliyun_answer(
+            400, _("Some messages could not be read: %(problems)s") % {"problems": "; ".join(problems)[:1000]}
+        )
+    return _aliyun_answer(200, ALIYUN_OK)
+
+
+def _generic(request: HttpRequest, tenant: Tenant, credential: InboundCredential) -> HttpResponse:
+    try:
+        providers.verify_generic(request, credential.secret)
+    except providers.SignatureRefused as exc:
+        return _json_error(exc.status, "unsigned" if exc.status == 401 else "bad_signature", exc.reason)
+    try:
+        incoming = providers.parse_generic(request.body)
+    except providers.Malformed as exc:
+        return _json_error(400, "malformed", str(exc))
+    message = _receive(tenant, Provider.GENERIC, incoming)
+    return JsonResponse(
+        {"status": "accepted", "message_id": message.provider_message_id, "action": message.action}
+    )
+
+
+_HANDLERS: dict[str, Callable[[HttpRequest, Tenant, InboundCredential], HttpResponse]] = {
+    Provider.TWILIO: _twilio,
+    Provider.ALIYUN: _aliyun,
+    Provider.GENERIC: _generic,
+}
+
+
+@csrf_exempt
+@require_POST
+def sms_hook(request: HttpRequest, tenant_slug: str, provider: str) -> HttpResponse:
+    handler = _HANDLERS.get(provider)
+    if handler is None:
+        return _json_error(404, "unknown_provider", _("Unknown provider: use twilio, aliyun or generic."))
+
+    def refuse(status: int, code: str, reason: str) -> HttpResponse:
+        return (
+            _aliyun_answer(status, reason)
+            if provider == Provider.ALIYUN
+            else _json_error(status, code, reason)
+        )
+
+    tenant = Tenant.objects.filter(slug=tenant_slug, is_active=True).first()
+    if tenant is None:
+        return refuse(404, "unknown_tenant", _("No such tenant."))
+    credential = selectors.inbound_credential(tenant=tenant, provider=provider)
+    if credential is None or not credential.enabled or not credential.secret:
+        return refuse(
+            403,
+            "not_configured",
+            _("Replies through %(provider)s are not configured for this tenant.") % {"provider": provider},
+        )
+    return handler(request, tenant, credential)
