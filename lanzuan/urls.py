@@ -14,5 +14,4 @@ urlpatterns = [
     path("", include("unsubscribe.inbound.urls")),
     path("", include("unsubscribe.optout.urls")),
     path("", include("notifications.urls")),
-    path("", include("unsubscribe.urls")),
 ]

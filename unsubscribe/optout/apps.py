@@ -8,3 +8,11 @@ class OptoutConfig(AppConfig):
     name = "unsubscribe.optout"
     label = "optout"
     verbose_name = _("Opt-out pages")
+
+    def ready(self) -> None:
+        from unsubscribe.datasources import register_scrubber
+
+        from .services import verifications_scrub
+
+        # A verification keeps the number only until it is used or expires; erasure clears the rest.
+        register_scrubber("optout.verifications", verifications_scrub)

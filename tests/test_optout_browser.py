@@ -1,0 +1,339 @@
+"""The opt-out pages in headless Chromium (Playwright), 390×844 like a phone.
+
+Notifications are made synchronous with Celery's eager mode (the `eager_celery`
+fixture sets task_always_eager on the app): the code is sent, and after the
+receipt the whole pipeline runs, inside the live server's request, once the
+transaction commits. Codes are read from the outbox file. Each step is saved as a
+screenshot under settings.VAR_DIR / "screenshots".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from tenants.models import Tenant
+from unsubscribe.models import ChannelSetting, Service, Target, UnsubscribeRequest
+from unsubscribe.optout.models import PhoneVerification
+from unsubscribe.selectors import suppression_status
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"{CHROMIUM} is not installed (apt-get install chromium fonts-noto-cjk)", allow_module_level=True
+    )
+try:
+    from playwright.sync_api import Page, expect, sync_playwright
+except ImportError:  # pragma: no cover
+    pytest.skip("playwright is not installed", allow_module_level=True)
+
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+NUMBER = "13800138000"
+E164 = "+8613800138000"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sync_orm_beside_playwright():
+    """Playwright's sync API runs an event loop in this thread; the ORM calls the
+    test makes between page actions are still synchronous. Only for this module."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="module")
+def browser(sync_orm_beside_playwright):
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    contexts = []
+
+    def _open(locale: str) -> Page:
+        context = browser.new_context(viewport={"width": 390, "height": 844}, locale=locale)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_limits():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def eager_celery():
+    from lanzuan.celery import app
+
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def shots() -> Path:
+    folder = Path(settings.VAR_DIR) / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def bluesea(db) -> Tenant:
+    tenant = Tenant.objects.create(
+        slug="bluesea",
+        name="蓝海移动 BlueSea Mobile",
+        kind=Tenant.Kind.OPERATOR,
+        brand_colour="#0B5FFF",
+        erasure_delay_hours=0,
+        terms_zh="退订后，我们将立即停止向您的号码发送所选营销信息，并在确认后删除用于营销的个人信息"
+        "（姓名、兴趣、城市）。退订记录仅以加密摘要形式保留。您可随时重新订阅。",
+        terms_en="Once you unsubscribe we stop the chosen marketing to your number at once and, after "
+        "confirming, delete the personal data used for marketing (name, interests, city). "
+        "We keep only a keyed hash of your number. You may re-subscribe at any time.",
+    )
+    Service.objects.create(tenant=tenant, name="流量优惠 Data offers", code="data-offers")
+    Service.objects.create(tenant=tenant, name="蓝钻会员 Blue Diamond club", code="blue-diamond")
+    Target.objects.create(
+        tenant=tenant,
+        name="订阅记录 Subscriptions",
+        purpose="terminate",
+        kind="internal",
+        internal_source="subscriptions",
+    )
+    Target.objects.create(
+        tenant=tenant,
+        name="用户画像 Profiles",
+        purpose="erase",
+        kind="internal",
+        internal_source="subscriber_profile",
+    )
+    ChannelSetting.objects.create(tenant=tenant, channel="sms", reply_numbers="10690001")
+    ChannelSetting.objects.create(
+        tenant=tenant,
+        channel="hotline",
+        hotline_number="10086",
+        hotline_hours="9:00–21:00",
+        hotline_menu_key="3",
+    )
+    ChannelSetting.objects.create(
+        tenant=tenant,
+        channel="app",
+        app_path_zh="我的 → 设置 → 消息推送",
+        app_path_en="Me → Settings → Push messages",
+    )
+    return tenant
+
+
+def last_code(outbox: Path, to: str = E164) -> str:
+    lines = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.exists() else []
+    bodies = [line["body"] for line in lines if line["to"] == to]
+    assert bodies, f"no message to {to} in the outbox"
+    return re.search(r"\b(\d{6})\b", bodies[-1]).group(1)
+
+
+def shot(page: Page, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def test_whole_flow_in_chinese_for_all_marketing(
+    live_server, open_page, bluesea, outbox, eager_celery, shots
+):
+    page = open_page("zh-CN")
+    page.goto(f"{live_server.url}/t/bluesea/unsubscribe/")
+    expect(page.locator("h1")).to_have_text("退订蓝海移动 BlueSea Mobile")
+    expect(page.get_by_test_id("way-sms")).to_contain_text("回复 TD / 退订 到 10690001")
+    shot(page, shots, "optout-zh-1-number")
+
+    page.get_by_label("手机号码").fill("138 0013 8000")
+    page.get_by_role("button", name="发送验证码", exact=True).click()
+    expect(page.get_by_test_id("code-sent")).to_contain_text("138****8000")
+    assert NUMBER not in page.url
+    shot(page, shots, "optout-zh-2-code")
+
+    page.get_by_label("验证码", exact=True).fill(last_code(outbox))
+    page.get_by_role("button", name="验证", exact=True).click()
+    expect(page.locator("h1")).to_have_text("您要退订什么？")
+    expect(page.get_by_test_id("terms")).to_contain_text("退订后")
+    shot(page, shots, "optout-zh-3-choose")
+
+    page.get_by_label("蓝海移动 BlueSea Mobile的全部营销信息").check()
+    page.locator("#confirm").check()
+    page.get_by_role("button", name="确认退订").click()
+    reference = page.get_by_test_id("receipt-reference").inner_text()
+    assert re.fullmatch(r"[2-9A-Z]{4}-[2-9A-Z]{4}", reference)
+    expect(page.get_by_test_id("receipt-number")).to_have_text("138****8000")
+    shot(page, shots, "optout-zh-4-receipt")
+
+    # the number reads as suppressed, and the status page shows each finished step
+    assert suppression_status(tenant=bluesea, phone=E164).suppressed
+    page.get_by_test_id("status-link").click()
+    expect(page.get_by_test_id("status-reference")).to_have_text(reference)
+    expect(page.get_by_test_id("step-terminate")).to_contain_text("已在 订阅记录 Subscriptions 终止业务")
+    expect(page.get_by_test_id("step-confirm")).to_contain_text("已发送确认短信")
+    expect(page.get_by_test_id("step-erase")).to_contain_text("已在 用户画像 Profiles 清除个人信息")
+    expect(page.get_by_test_id("status-state")).to_contain_text("已完成")
+    shot(page, shots, "optout-zh-5-status")
+    request = UnsubscribeRequest.objects.for_tenant(bluesea).get(reference=reference)
+    assert request.state == "completed" and request.phone == ""
+    assert PhoneVerification.objects.get().phone == ""
+
+
+def test_whole_flow_in_english_for_one_service_by_keyboard(
+    live_server, open_page, bluesea, outbox, eager_celery, shots
+):
+    page = open_page("en-US")
+    page.goto(f"{live_server.url}/t/bluesea/unsubscribe/")
+    expect(page.locator("h1")).to_have_text("Unsubscribe from 蓝海移动 BlueSea Mobile")
+    shot(page, shots, "optout-en-1-number")
+
+    # keyboard only: Tab from the country list to the number, Enter submits
+    page.locator("#country").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "phone"
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"  # visible focus
+    page.keyboard.type(NUMBER)
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("code-sent")).to_contain_text("138****8000")
+    shot(page, shots, "optout-en-2-code")
+
+    assert page.evaluate("document.activeElement.id") == "code"  # autofocus
+    page.keyboard.type(last_code(outbox))
+    page.keyboard.press("Enter")
+    expect(page.locator("h1")).to_have_text("What do you want to stop?")
+    page.locator("#service-blue-diamond").focus()
+    page.keyboard.press("Space")
+    expect(page.locator("#scope-some")).to_be_checked()
+    page.locator("#confirm").focus()
+    page.keyboard.press("Space")
+    shot(page, shots, "optout-en-3-choose")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("h1")).to_have_text("You are unsubscribed")
+    expect(page.get_by_test_id("receipt-scope")).to_have_text("蓝钻会员 Blue Diamond club")
+    shot(page, shots, "optout-en-4-receipt")
+    assert suppression_status(tenant=bluesea, phone=E164, service_code="blue-diamond").suppressed
+    assert not suppression_status(tenant=bluesea, phone=E164).suppressed  # not everything
+    page.get_by_test_id("status-link").click()
+    expect(page.get_by_test_id("step-suppressed")).to_contain_text(
+        "Marketing stopped: 蓝钻会员 Blue Diamond club"
+    )
+    shot(page, shots, "optout-en-5-status")
+
+
+def test_errors_wrong_and_expired_code_malformed_number_and_language_switch(
+    live_server, open_page, bluesea, outbox, eager_celery, shots
+):
+    page = open_page("zh-CN")
+    page.goto(f"{live_server.url}/t/bluesea/unsubscribe/")
+
+    # a malformed number: an error next to the field, in Chinese, announced
+    page.get_by_label("手机号码").fill("12345")
+    page.get_by_role("button", name="发送验证码", exact=True).click()
+    error = page.locator("#phone-error")
+    expect(error).to_have_attribute("role", "alert")
+    expect(error).to_contain_text("这不是有效的手机号码")
+    expect(page.get_by_label("手机号码")).to_have_attribute("aria-invalid", "true")
+    shot(page, shots, "optout-zh-error-number")
+
+    # a wrong code
+    page.get_by_label("手机号码").fill(NUMBER)
+    page.get_by_role("button", name="发送验证码", exact=True).click()
+    right = last_code(outbox)
+    page.get_by_label("验证码", exact=True).fill("000000" if right != "000000" else "111111")
+    page.get_by_role("button", name="验证", exact=True).click()
+    expect(page.locator("#code-error")).to_contain_text("验证码不正确，您还可以尝试 4 次。")
+    shot(page, shots, "optout-zh-error-code")
+
+    # an expired code
+    PhoneVerification.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    page.get_by_label("验证码", exact=True).fill(right)
+    page.get_by_role("button", name="验证", exact=True).click()
+    expect(page.locator("#code-error")).to_contain_text("验证码已过期")
+    shot(page, shots, "optout-zh-error-expired")
+
+    # the language switch: the same page in English
+    page.get_by_test_id("lang-en").click()
+    expect(page.locator("h1")).to_have_text("Enter the code")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    # a new code inside the cool-down is refused with a message, not an error page
+    page.get_by_role("button", name="Send a new code").click()
+    expect(page.locator("#resend-error")).to_contain_text("Please wait")
+    shot(page, shots, "optout-en-error-resend")
+
+
+def test_tenant_page_lists_the_ways_to_unsubscribe(live_server, open_page, bluesea, shots):
+    page = open_page("en-US")
+    page.goto(f"{live_server.url}/t/bluesea/")
+    expect(page.get_by_test_id("way-hotline")).to_contain_text("Call 10086, press 3 (open 9:00–21:00).")
+    expect(page.get_by_test_id("way-app")).to_contain_text("Me → Settings → Push messages")
+    shot(page, shots, "optout-en-ways")
+    page.get_by_test_id("lang-zh").click()
+    expect(page.get_by_test_id("way-hotline")).to_contain_text("拨打 10086，按 3（服务时间 9:00–21:00）。")
+    shot(page, shots, "optout-zh-ways")
+
+
+def test_hub_stops_two_providers_at_once(
+    live_server, open_page, bluesea, tenant_b, outbox, eager_celery, shots
+):
+    from unsubscribe import phones
+    from unsubscribe.models import Subscription
+
+    for tenant in (bluesea, tenant_b):
+        service = Service.objects.filter(tenant=tenant).first() or Service.objects.create(
+            tenant=tenant, name="Member promotions", code="promotions"
+        )
+        Subscription.objects.create(
+            tenant=tenant,
+            service=service,
+            phone=E164,
+            phone_hash=phones.phone_hash(E164),
+            phone_masked="138****8000",
+        )
+    page = open_page("zh-CN")
+    page.goto(f"{live_server.url}/hub/")
+    shot(page, shots, "optout-hub-zh-1-number")
+    page.get_by_label("手机号码").fill(NUMBER)
+    page.get_by_role("button", name="发送验证码", exact=True).click()
+    page.get_by_label("验证码", exact=True).fill(last_code(outbox))
+    page.get_by_role("button", name="验证", exact=True).click()
+    expect(page.get_by_label("Platform B")).to_be_checked()
+    page.locator("#confirm").check()
+    shot(page, shots, "optout-hub-zh-3-choose")
+    page.get_by_role("button", name="全部退订").click()
+    expect(page.get_by_test_id("receipt-reference")).to_have_count(2)
+    shot(page, shots, "optout-hub-zh-4-receipts")
+    for tenant in (bluesea, tenant_b):
+        assert suppression_status(tenant=tenant, phone=E164).suppressed

@@ -1,0 +1,289 @@
+"""Reads for the public pages: the ways a tenant offers, a request's timeline, the hub's providers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenants.models import Tenant
+from unsubscribe import selectors as core
+from unsubscribe.models import (
+    SCOPE_ALL,
+    Channel,
+    Service,
+    Step,
+    SubscriberProfile,
+    Subscription,
+    Suppression,
+    UnsubscribeRequest,
+)
+
+from .models import PhoneVerification
+
+# Shown first whatever the tenant adds: the standard Chinese keyword, and the English one.
+DEFAULT_KEYWORDS = {"zh-hans": ["TD", "退订"], "en": ["STOP", "TD"]}
+
+
+@dataclass(frozen=True)
+class Way:
+    """One way to unsubscribe, ready for the `optout/_ways.html` include."""
+
+    channel: str
+    keywords: list[str] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)
+    app_path: str = ""
+    hotline_number: str = ""
+    hotline_hours: str = ""
+    hotline_menu_key: str = ""
+    url: str = ""
+
+
+def ways_to_unsubscribe(*, tenant: Tenant, language: str) -> list[Way]:
+    """Every enabled way a person can use, in the tenant's order; channels with
+    nothing to tell a person (partner API, an app with no path set) are left out."""
+    english = language.startswith("en")
+    ways: list[Way] = []
+    for setting in core.enabled_channels(tenant=tenant):
+        channel = setting.channel
+        if channel == Channel.SMS:
+            defaults = DEFAULT_KEYWORDS["en" if english else "zh-hans"]
+            extra = [k for k in setting.keywords() if k.upper() not in {d.upper() for d in defaults}]
+            ways.append(Way(channel, keywords=defaults + extra, numbers=setting.numbers()))
+        elif channel == Channel.WEB:
+            ways.append(Way(channel, url=reverse("unsubscribe-start", args=[tenant.slug])))
+        elif channel == Channel.APP:
+            path = (setting.app_path_en if english else setting.app_path_zh) or setting.app_path_zh
+            if path:
+                ways.append(Way(channel, app_path=path))
+        elif channel == Channel.HOTLINE:
+            if setting.hotline_number:
+                ways.append(
+                    Way(
+                        channel,
+                        hotline_number=setting.hotline_number,
+                        hotline_hours=setting.hotline_hours,
+                        hotline_menu_key=setting.hotline_menu_key,
+                    )
+                )
+        elif channel == Channel.EMAIL:
+            ways.append(Way(channel))
+        elif channel == Channel.HUB:
+            ways.append(Way(channel, url=reverse("optout-hub")))
+    return ways
+
+
+def active_services(*, tenant: Tenant) -> list[Service]:
+    return list(Service.objects.for_tenant(tenant).filter(is_active=True).order_by("name"))
+
+
+def verification_for_page(*, tenant: Tenant, verification_id: object) -> PhoneVerification | None:
+    """The person's pending code on this tenant's page (ids come from their session)."""
+    if not isinstance(verification_id, int):
+        return None
+    rows = PhoneVerification.objects.for_tenant(tenant).filter(purpose=PhoneVerification.Purpose.WEB)
+    return rows.filter(pk=verification_id).first()
+
+
+def verification_for_hub(*, verification_id: object) -> PhoneVerification | None:
+    """The person's pending hub code, whichever tenant's gateway sent it (the hub is cross-tenant)."""
+    if not isinstance(verification_id, int):
+        return None
+    rows = PhoneVerification.objects.unscoped().filter(purpose=PhoneVerification.Purpose.HUB)
+    return rows.select_related("tenant").filter(pk=verification_id).first()
+
+
+# --- the status page -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    status: str  # "done", "pending", "failed"
+    title: str
+    when: datetime | None = None
+    detail: str = ""
+    testid: str = ""
+
+
+def _fmt(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def request_timeline(request: UnsubscribeRequest) -> list[TimelineEntry]:
+    """Each step a person can follow, in order, with what is still pending and why."""
+    steps = list(request.steps.all().order_by("id"))
+    phase1 = [s for s in steps if s.kind != Step.Kind.ERASE]
+    phase1_done = all(s.status == Step.Status.SUCCEEDED for s in phase1)
+    scope = (
+        _("all marketing")
+        if request.scope_all
+        else ", ".join(s.name for s in request.services.all().order_by("name"))
+    )
+    entries = [
+        TimelineEntry(
+            "done",
+            _("Marketing stopped: %(scope)s") % {"scope": scope},
+            request.suppressed_at or request.received_at,
+            _("Nothing more is sent to this number from this moment."),
+            "step-suppressed",
+        )
+    ]
+    order = {Step.Kind.TERMINATE: 0, Step.Kind.CONFIRM: 1, Step.Kind.ERASE: 2}
+    for step in sorted(steps, key=lambda s: (order.get(Step.Kind(s.kind), 3), s.pk)):
+        entries.append(_step_entry(request, step, phase1_done))
+    if request.completed_at:
+        entries.append(
+            TimelineEntry(
+                "done",
+                _("Completed"),
+                request.completed_at,
+                _("Only a keyed hash of the number is kept, so that nothing is sent to it again."),
+                "step-completed",
+            )
+        )
+    return entries
+
+
+def _step_entry(request: UnsubscribeRequest, step: Step, phase1_done: bool) -> TimelineEntry:
+    titles: dict[str, str] = {
+        Step.Kind.TERMINATE: _("Services ended at %(target)s") % {"target": step.target_name},
+        Step.Kind.CONFIRM: _("Confirmation sent"),
+        Step.Kind.ERASE: _("Personal data cleaned at %(target)s") % {"target": step.target_name},
+    }
+    title = titles[step.kind]
+    testid = f"step-{step.kind}"
+    if step.status == Step.Status.SUCCEEDED:
+        return TimelineEntry("done", title, step.finished_at, "", testid)
+    if step.status == Step.Status.FAILED:
+        detail = _(
+            "Could not be completed automatically. The provider has been alerted and must finish it "
+            "by %(due)s."
+        ) % {"due": _fmt(request.sla_due_at)}
+        return TimelineEntry("failed", title, None, detail, testid)
+    if step.status == Step.Status.RETRYING:
+        detail = _(
+            "The provider's system did not answer; it is tried again automatically (attempt %(n)s)."
+        ) % {"n": step.attempts}
+        return TimelineEntry("pending", title, None, detail, testid)
+    if step.status == Step.Status.RUNNING:
+        return TimelineEntry("pending", title, None, _("In progress."), testid)
+    if step.kind == Step.Kind.ERASE:
+        if not phase1_done:
+            detail = _("Waits until the services are ended and the confirmation is sent.")
+        elif request.erasure_due_at and request.erasure_due_at > timezone.now():
+            detail = _("Scheduled for %(when)s, as the provider's terms say.") % {
+                "when": _fmt(request.erasure_due_at)
+            }
+        else:
+            detail = _("Queued; it runs within minutes.")
+        return TimelineEntry("pending", title, None, detail, testid)
+    return TimelineEntry("pending", title, None, _("Queued; it runs within minutes."), testid)
+
+
+def state_summary(request: UnsubscribeRequest) -> tuple[str, str]:
+    """(css class, text) for the request's overall state, in words a person understands."""
+    State = UnsubscribeRequest.State
+    if request.state == State.COMPLETED:
+        return "ok", _("Done: every step is finished.")
+    if request.state == State.NEEDS_ATTENTION:
+        return "bad", _("Marketing is stopped; a step needs the provider's attention (see below).")
+    if request.state == State.REJECTED:
+        return "bad", _("This request was rejected.")
+    return "pending", _("Marketing is stopped; the remaining steps are under way.")
+
+
+# --- the hub ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Provider:
+    tenant: Tenant
+    services: list[str]
+    already_stopped: bool
+
+
+def hub_sender(*, phone_hash: str) -> Tenant | None:
+    """The tenant whose SMS gateway sends the hub's code: the first one that holds the number."""
+    tenant_id = (
+        Subscription.objects.unscoped()
+        .filter(phone_hash=phone_hash, tenant__is_active=True)
+        .order_by("tenant_id")
+        .values_list("tenant_id", flat=True)
+        .first()
+    )
+    return Tenant.objects.filter(pk=tenant_id).first() if tenant_id else None
+
+
+def hub_providers(*, phone_hash: str) -> list[Provider]:
+    """Every active tenant with an active subscription or a marketing profile for the number.
+    Cross-tenant by design (the hub), hence unscoped()."""
+    subscriptions = (
+        Subscription.objects.unscoped()
+        .filter(phone_hash=phone_hash, status=Subscription.Status.ACTIVE, tenant__is_active=True)
+        .select_related("service")
+    )
+    by_tenant: dict[int, list[str]] = {}
+    for subscription in subscriptions:
+        by_tenant.setdefault(subscription.tenant_id, []).append(subscription.service.name)
+    profile_tenants = (
+        SubscriberProfile.objects.unscoped()
+        .filter(phone_hash=phone_hash, tenant__is_active=True)
+        .filter(Q(anonymised_at__isnull=True) & ~Q(phone=""))
+        .values_list("tenant_id", flat=True)
+    )
+    for tenant_id in profile_tenants:
+        by_tenant.setdefault(tenant_id, [])
+    stopped = set(
+        Suppression.objects.unscoped()
+        .filter(phone_hash=phone_hash, scope=SCOPE_ALL, tenant_id__in=list(by_tenant))
+        .values_list("tenant_id", flat=True)
+    )
+    tenants = Tenant.objects.filter(pk__in=list(by_tenant)).order_by("name")
+    return [Provider(t, sorted(by_tenant[t.pk]), t.pk in stopped) for t in tenants]
+
+
+# --- terms, in plain words ---------------------------------------------------------------------
+
+
+def terms_facts(*, tenant: Tenant) -> list[tuple[str, str]]:
+    """(question, answer) pairs from the tenant's policy: what stops, from when,
+    whether it can be undone, what data is deleted and when, how long it takes."""
+    anonymise = tenant.erasure_mode == Tenant.ErasureMode.ANONYMISE
+    hours = tenant.erasure_delay_hours
+    if anonymise and hours:
+        data = _(
+            "Your personal data used for marketing is anonymised %(hours)s hours after the confirmation is sent."
+        ) % {"hours": hours}
+    elif anonymise:
+        data = _("Your personal data used for marketing is anonymised right after the confirmation is sent.")
+    elif hours:
+        data = _(
+            "Your personal data used for marketing is deleted %(hours)s hours after the confirmation is sent."
+        ) % {"hours": hours}
+    else:
+        data = _("Your personal data used for marketing is deleted right after the confirmation is sent.")
+    undo = (
+        _("Yes. You can subscribe again later if you wish.")
+        if tenant.allow_resubscribe
+        else _("No. This opt-out is final and cannot be undone.")
+    )
+    return [
+        (
+            _("What stops"),
+            _("The marketing you choose: SMS, app pushes and personalised offers tied to this number."),
+        ),
+        (_("From when"), _("At once: nothing more is sent from the moment you confirm.")),
+        (_("Can it be undone?"), undo),
+        (_("Your data"), data),
+        (
+            _("How long it takes"),
+            _("Every step is finished within %(hours)s hours; a confirmation SMS is sent.")
+            % {"hours": tenant.sla_hours},
+        ),
+    ]

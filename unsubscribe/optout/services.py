@@ -1,0 +1,301 @@
+"""State changes for one-time codes: send, check, use, expire, erase.
+
+Rules kept here, in one place:
+- The code is never stored or logged: a keyed hash (HMAC-SHA256 with SECRET_KEY)
+  is kept, the clear code goes only to notifications.notification_send (which keeps
+  it out of the database too).
+- The raw number stays on the row only while it is needed to file the request.
+- Every send passes limits.send_allowed() first; a refused send creates nothing.
+- Sending a code answers the same for every valid number: nothing here looks at
+  whether the number is subscribed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from tenants.models import Tenant
+from unsubscribe import phones
+
+from . import limits
+from .models import PhoneVerification
+
+if TYPE_CHECKING:
+    from unsubscribe.models import UnsubscribeRequest
+
+logger = logging.getLogger(__name__)
+
+CODE_DIGITS = 6
+
+
+class CodeError(Exception):
+    """The code was not accepted; `reason` is "wrong", "expired", "attempts" or "used"."""
+
+    def __init__(self, reason: str, attempts_left: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.attempts_left = attempts_left
+
+
+def code_hash(*, phone_hash: str, code: str) -> str:
+    message = f"lanzuan.optout.otp:{phone_hash}:{code}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    verification: PhoneVerification | None  # None: refused, or a hub number no provider knows
+    refusal: limits.Refusal | None
+
+
+def verification_start(
+    *,
+    tenant: Tenant | None,
+    e164: str,
+    ip: str,
+    language: str,
+    purpose: str = PhoneVerification.Purpose.WEB,
+    replaces: PhoneVerification | None = None,
+) -> CodeSent:
+    """Send a new one-time code to `e164` through `tenant`'s SMS gateway.
+
+    With tenant None (a hub number no provider markets to) the limits are applied
+    and nothing is sent, so the answer looks the same as for any other number.
+    `replaces` is the person's earlier code: it stops working once a new one is sent.
+    """
+    digest = phones.phone_hash(e164)
+    scope = _scope(purpose=purpose, tenant_id=tenant.pk if tenant else None)
+    refusal = limits.send_allowed(scope=scope, phone_hash=digest, e164=e164, ip=ip)
+    if refusal is not None:
+        logger.info("one-time code to %s refused: %s", phones.mask(e164), refusal.reason)
+        return CodeSent(None, refusal)
+    if replaces is not None:
+        verification_retire(replaces)
+    if tenant is None:
+        return CodeSent(None, None)
+    code = new_code()
+    try:
+        verification = _create_and_send(
+            tenant=tenant, purpose=purpose, e164=e164, code=code, language=language
+        )
+    except ValueError:
+        # The tenant's OTP template or gateway setup is broken: the person is told to
+        # use another way; the provider sees the error in the logs (no number, no code).
+        logger.exception("one-time code for tenant %s could not be created", tenant.slug)
+        return CodeSent(None, limits.Refusal("unavailable", 0))
+    logger.info("one-time code %s sent to %s", verification.pk, verification.phone_masked)
+    return CodeSent(verification, None)
+
+
+def _create_and_send(
+    *, tenant: Tenant, purpose: str, e164: str, code: str, language: str
+) -> PhoneVerification:
+    from notifications.services import notification_send
+
+    digest = phones.phone_hash(e164)
+    now = timezone.now()
+    with transaction.atomic():
+        verification = PhoneVerification.objects.create(
+            tenant=tenant,
+            purpose=purpose,
+            phone=e164,
+            phone_hash=digest,
+            phone_masked=phones.mask(e164),
+            code_hash=code_hash(phone_hash=digest, code=code),
+            language=language,
+            created_at=now,
+            expires_at=now + timedelta(seconds=limits.limit("LANZUAN_OTP_TTL_SECONDS")),
+        )
+        notification_send(
+            tenant=tenant,
+            event="otp",
+            to=e164,
+            channel="sms",
+            language=language,
+            context={"code": code},
+            dedupe_key=f"otp:{verification.pk}",
+        )
+    return verification
+
+
+def _scope(*, purpose: str, tenant_id: int | None) -> str:
+    return "hub" if purpose == PhoneVerification.Purpose.HUB else f"t{tenant_id or 0}"
+
+
+def verification_check(*, verification: PhoneVerification, code: str, ip: str) -> PhoneVerification:
+    """Accept or refuse a code. Each try counts, right or wrong; after the last
+    allowed try the code is dead even if the next guess would be right."""
+    now = timezone.now()
+    max_attempts = limits.limit("LANZUAN_OTP_MAX_ATTEMPTS")
+    if verification.used_at is not None:
+        raise CodeError("used")
+    if verification.verified_at is not None and verification.phone:
+        return verification
+    if verification.expires_at <= now or not verification.phone:
+        raise CodeError("expired")
+    counted = PhoneVerification.objects.filter(
+        pk=verification.pk, attempts__lt=max_attempts, verified_at=None
+    ).update(attempts=F("attempts") + 1)
+    verification.refresh_from_db()
+    if not counted:
+        if verification.verified_at is not None:
+            return verification
+        raise CodeError("attempts")
+    expected = verification.code_hash
+    given = code_hash(phone_hash=verification.phone_hash, code=(code or "").strip())
+    if not hmac.compare_digest(expected, given):
+        left = max_attempts - verification.attempts
+        raise CodeError("wrong" if left > 0 else "attempts", attempts_left=left)
+    if PhoneVerification.objects.filter(pk=verification.pk, verified_at=None).update(verified_at=now):
+        scope = _scope(purpose=verification.purpose, tenant_id=verification.tenant_id)
+        limits.send_verified(scope=scope, e164=verification.phone, ip=ip)
+    verification.refresh_from_db()
+    return verification
+
+
+def verification_pending_for(verification: PhoneVerification, e164: str) -> bool:
+    """An unverified, unexpired code for this very number."""
+    return (
+        verification.verified_at is None
+        and verification.used_at is None
+        and bool(verification.phone)
+        and verification.expires_at > timezone.now()
+        and verification.attempts < limits.limit("LANZUAN_OTP_MAX_ATTEMPTS")
+        and verification.phone_hash == phones.phone_hash(e164)
+    )
+
+
+def verification_usable(verification: PhoneVerification) -> bool:
+    """Verified, not used, still holding the number, and not stale."""
+    if verification.verified_at is None or verification.used_at is not None or not verification.phone:
+        return False
+    ttl = timedelta(seconds=limits.limit("LANZUAN_OTP_VERIFIED_TTL_SECONDS"))
+    return verification.verified_at + ttl > timezone.now()
+
+
+def verification_use(verification: PhoneVerification) -> None:
+    """The request is filed: the row keeps its evidence (times, hash) but not the number."""
+    PhoneVerification.objects.filter(pk=verification.pk).update(used_at=timezone.now(), phone="")
+    verification.refresh_from_db()
+
+
+def verification_retire(verification: PhoneVerification) -> None:
+    """A newer code replaced this one: it can no longer be used."""
+    PhoneVerification.objects.filter(pk=verification.pk, used_at=None).update(
+        phone="", expires_at=timezone.now()
+    )
+
+
+def evidence(verification: PhoneVerification) -> dict[str, object]:
+    """What the request records about the verification: no number, no code."""
+    verified_at = verification.verified_at
+    return {"otp_id": verification.pk, "verified_at": verified_at.isoformat() if verified_at else None}
+
+
+def verifications_sweep() -> dict[str, int]:
+    """Blank the number of every code that expired unverified, or was verified but
+    not used in time (the person left). Run by beat; safe to run any time."""
+    now = timezone.now()
+    verified_ttl = timedelta(seconds=limits.limit("LANZUAN_OTP_VERIFIED_TTL_SECONDS"))
+    stale = (
+        PhoneVerification.objects.unscoped()
+        .exclude(phone="")
+        .filter(Q(verified_at=None, expires_at__lte=now) | Q(verified_at__lte=now - verified_ttl))
+    )
+    return {"blanked": stale.update(phone="")}
+
+
+def verifications_scrub(request: UnsubscribeRequest) -> str:
+    """Registered as the "optout.verifications" scrubber: blank the number of the
+    tenant's verifications for the request's number."""
+    count = (
+        PhoneVerification.objects.for_tenant(request.tenant_id)
+        .filter(phone_hash=request.phone_hash)
+        .exclude(phone="")
+        .update(phone="")
+    )
+    return f"cleared the number from {count} verification(s)"
+
+
+# --- filing the request -----------------------------------------------------------------
+
+
+def web_request_file(
+    *, tenant: Tenant, verification: PhoneVerification, services: list[str] | None, language: str
+) -> UnsubscribeRequest:
+    """File the verified person's opt-out on the tenant's page, then retire the code.
+
+    The idempotency key makes a double submit return the same request. Raises the
+    core's UnsubscribeError subclasses (ChannelDisabled, UnknownServices) with
+    messages fit to show.
+    """
+    from unsubscribe.services import unsubscribe_request_create
+
+    filed = unsubscribe_request_create(
+        tenant=tenant,
+        phone=verification.phone,
+        channel="web",
+        verification_method="otp",
+        verification_evidence=evidence(verification),
+        services=services or None,
+        language=language,
+        idempotency_key=f"web-otp-{verification.pk}",
+    )
+    verification_use(verification)
+    return filed.request
+
+
+@dataclass(frozen=True)
+class HubOutcome:
+    requests: list[UnsubscribeRequest]
+    refused: list[tuple[Tenant, str]]  # providers that did not take the request, and why
+
+
+def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant], language: str) -> HubOutcome:
+    """One request per chosen provider, all marketing, through the core service
+    (channel "hub", verified by the one-time code). A provider that refuses (hub
+    switched off) does not stop the others."""
+    from unsubscribe.errors import UnsubscribeError
+    from unsubscribe.services import unsubscribe_request_create
+
+    filed: list[UnsubscribeRequest] = []
+    refused: list[tuple[Tenant, str]] = []
+    for tenant in tenants:
+        try:
+            result = unsubscribe_request_create(
+                tenant=tenant,
+                phone=verification.phone,
+                channel="hub",
+                verification_method="otp",
+                verification_evidence=evidence(verification),
+                services=None,
+                language=language,
+                idempotency_key=f"hub-otp-{verification.pk}-{tenant.pk}",
+            )
+        except UnsubscribeError as exc:
+            refused.append((tenant, exc.message))
+            continue
+        filed.append(result.request)
+    verification_use(verification)
+    return HubOutcome(filed, refused)
+
+
+def hub_phantom_resend(*, phone_hash: str, head: str, ip: str) -> limits.Refusal | None:
+    """A "new code" for a hub number no provider knows: the same limits, nothing sent.
+    `head` is the start of the number (enough for the prefix cap), never the whole number."""
+    return limits.send_allowed(scope="hub", phone_hash=phone_hash, e164=head, ip=ip)

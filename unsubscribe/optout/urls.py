@@ -1,0 +1,18 @@
+"""Public pages. Included at the site root before unsubscribe.urls, so these win."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("t/<slug:slug>/", views.tenant_home, name="optout-tenant-home"),
+    path("t/<slug:slug>/unsubscribe/", views.unsubscribe_start, name="unsubscribe-start"),
+    path("t/<slug:slug>/unsubscribe/code/", views.unsubscribe_code, name="optout-code"),
+    path("t/<slug:slug>/unsubscribe/choose/", views.unsubscribe_choose, name="optout-choose"),
+    path("t/<slug:slug>/unsubscribe/receipt/", views.unsubscribe_receipt, name="optout-receipt"),
+    path("t/<slug:slug>/status/", views.request_status, name="unsubscribe-status"),
+    path("hub/", views.hub_start, name="optout-hub"),
+    path("hub/code/", views.hub_code, name="optout-hub-code"),
+    path("hub/choose/", views.hub_choose, name="optout-hub-choose"),
+    path("hub/receipt/", views.hub_receipt, name="optout-hub-receipt"),
+]

@@ -1,0 +1,532 @@
+"""The public opt-out pages: a tenant's page, its four-step flow, the status page and the hub.
+
+The flow's state lives in the session (the id of the pending code, then the id of
+the filed request); the number never appears in a URL. Every step answers the
+same for any valid number until the code is verified.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
+
+from tenants.models import Tenant
+from unsubscribe import links, phones
+from unsubscribe import selectors as core
+from unsubscribe.errors import ChannelDisabled, UnsubscribeError
+from unsubscribe.models import Channel, UnsubscribeRequest
+
+from . import limits, selectors, services
+from .forms import ChoiceForm, CodeForm, HubChoiceForm, NumberForm, StatusForm
+from .models import PhoneVerification
+
+HUB_KEY = "optout:hub"
+HUB_RECEIPT_KEY = "optout:hub:receipt"
+
+
+def _tenant(slug: str) -> Tenant:
+    return get_object_or_404(Tenant, slug=slug, is_active=True)
+
+
+def _language() -> str:
+    return "en" if (translation.get_language() or "").startswith("en") else "zh-hans"
+
+
+def _flow_key(tenant: Tenant) -> str:
+    return f"optout:{tenant.pk}"
+
+
+def _receipt_key(tenant: Tenant) -> str:
+    return f"optout:{tenant.pk}:receipt"
+
+
+def _refusal_message(refusal: limits.Refusal) -> str:
+    if refusal.reason == "cooldown":
+        return ngettext(
+            "Please wait %(seconds)s second before asking for a new code.",
+            "Please wait %(seconds)s seconds before asking for a new code.",
+            refusal.retry_after,
+        ) % {"seconds": refusal.retry_after}
+    if refusal.reason == "number":
+        minutes = max(limits.limit("LANZUAN_OTP_NUMBER_WINDOW_SECONDS") // 60, 1)
+        return ngettext(
+            "Too many codes were sent to this number. Try again in %(minutes)s minute.",
+            "Too many codes were sent to this number. Try again in %(minutes)s minutes.",
+            minutes,
+        ) % {"minutes": minutes}
+    if refusal.reason == "ip":
+        return _(
+            "Too many codes were requested from your network today. Try again tomorrow, "
+            "or use one of the other ways to unsubscribe on this page."
+        )
+    return _(
+        "We cannot send more codes right now. Please try again later, "
+        "or use one of the other ways to unsubscribe on this page."
+    )
+
+
+def _refusal_status(refusal: limits.Refusal | None) -> int:
+    # "unavailable": the tenant's OTP setup is broken, not the person's doing.
+    return 503 if refusal is not None and refusal.reason == "unavailable" else 429
+
+
+def _code_error_message(error: services.CodeError) -> str:
+    if error.reason == "wrong":
+        return ngettext(
+            "That code is not right. You have %(count)s try left.",
+            "That code is not right. You have %(count)s tries left.",
+            error.attempts_left,
+        ) % {"count": error.attempts_left}
+    if error.reason == "attempts":
+        return _("Too many wrong tries. Ask for a new code.")
+    return _("This code has expired. Ask for a new code.")
+
+
+def _page(
+    request: HttpRequest, template: str, tenant: Tenant | None, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
+    base: dict[str, Any] = {"tenant": tenant, "language": _language()}
+    if tenant is not None:
+        base["ways"] = selectors.ways_to_unsubscribe(tenant=tenant, language=_language())
+    return render(request, f"optout/{template}", {**base, **context}, status=status)
+
+
+def _ttl_minutes() -> int:
+    return max(limits.limit("LANZUAN_OTP_TTL_SECONDS") // 60, 1)
+
+
+# --- the tenant's public page (issue 8) ---------------------------------------------------------
+
+
+def tenant_home(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    return _page(request, "tenant_home.html", tenant, {})
+
+
+# --- step 1: the number -------------------------------------------------------------------------
+
+
+@never_cache
+def unsubscribe_start(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    if not core.channel_enabled(tenant=tenant, channel=Channel.WEB):
+        return _page(request, "web_disabled.html", tenant, {}, status=200 if request.method == "GET" else 403)
+    form = NumberForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            e164 = form.cleaned_data["e164"]
+            current = selectors.verification_for_page(
+                tenant=tenant, verification_id=request.session.get(_flow_key(tenant), {}).get("v")
+            )
+            if current is not None and services.verification_pending_for(current, e164):
+                # Back to step 1 with the same number: the code already sent still works.
+                messages.info(request, _("We already sent a code to this number. It is still valid."))
+                return redirect("optout-code", slug=tenant.slug)
+            sent = services.verification_start(
+                tenant=tenant, e164=e164, ip=limits.client_ip(request), language=_language(), replaces=current
+            )
+            if sent.refusal is None and sent.verification is not None:
+                request.session[_flow_key(tenant)] = {"v": sent.verification.pk}
+                return redirect("optout-code", slug=tenant.slug)
+            if sent.refusal is not None:
+                form.add_error("phone", _refusal_message(sent.refusal))
+                status = _refusal_status(sent.refusal)
+        else:
+            status = 400
+    return _page(request, "start.html", tenant, {"form": form, "step": 1}, status=status)
+
+
+def _current_verification(request: HttpRequest, tenant: Tenant) -> PhoneVerification | None:
+    flow = request.session.get(_flow_key(tenant)) or {}
+    return selectors.verification_for_page(tenant=tenant, verification_id=flow.get("v"))
+
+
+def _start_again(request: HttpRequest, tenant: Tenant, message: str = "") -> HttpResponseRedirect:
+    request.session.pop(_flow_key(tenant), None)
+    if message:
+        messages.info(request, message)
+    return redirect("unsubscribe-start", slug=tenant.slug)
+
+
+# --- step 2: the code ----------------------------------------------------------------------------
+
+
+@never_cache
+def unsubscribe_code(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    verification = _current_verification(request, tenant)
+    if verification is None or verification.used_at is not None:
+        return _start_again(request, tenant)
+    if services.verification_usable(verification):
+        return redirect("optout-choose", slug=tenant.slug)
+    status = 200
+    resend_error = ""
+    form = CodeForm()
+    if request.method == "POST" and request.POST.get("action") == "resend":
+        if not verification.phone:
+            return _start_again(request, tenant, _("Please enter your number again."))
+        sent = services.verification_start(
+            tenant=tenant,
+            e164=verification.phone,
+            ip=limits.client_ip(request),
+            language=_language(),
+            replaces=verification,
+        )
+        if sent.verification is not None:
+            request.session[_flow_key(tenant)] = {"v": sent.verification.pk}
+            messages.success(request, _("We sent a new code."))
+            return redirect("optout-code", slug=tenant.slug)
+        resend_error = _refusal_message(sent.refusal) if sent.refusal else ""
+        status = _refusal_status(sent.refusal)
+    elif request.method == "POST":
+        form = CodeForm(request.POST)
+        status = 400
+        if form.is_valid():
+            try:
+                services.verification_check(
+                    verification=verification, code=form.cleaned_data["code"], ip=limits.client_ip(request)
+                )
+            except services.CodeError as exc:
+                if exc.reason == "used":
+                    return _start_again(request, tenant)
+                form.add_error("code", _code_error_message(exc))
+            else:
+                return redirect("optout-choose", slug=tenant.slug)
+    context = {
+        "form": form,
+        "step": 2,
+        "masked": verification.phone_masked,
+        "ttl_minutes": _ttl_minutes(),
+        "resend_error": resend_error,
+        "resend_url": request.path,
+    }
+    return _page(request, "code.html", tenant, context, status=status)
+
+
+# --- step 3: what to stop, the terms, the confirmation -------------------------------------------------
+
+
+@never_cache
+def unsubscribe_choose(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    verification = _current_verification(request, tenant)
+    if verification is None or not services.verification_usable(verification):
+        note = _("For your security, please verify your number again.") if verification else ""
+        return _start_again(request, tenant, note)
+    service_rows = selectors.active_services(tenant=tenant)
+    form = ChoiceForm(request.POST or None, services=service_rows)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                filed = services.web_request_file(
+                    tenant=tenant,
+                    verification=verification,
+                    services=form.chosen_codes(),
+                    language=_language(),
+                )
+            except UnsubscribeError as exc:
+                form.add_error(None, exc.message)
+                status = 403 if isinstance(exc, ChannelDisabled) else 400
+            else:
+                request.session.pop(_flow_key(tenant), None)
+                request.session[_receipt_key(tenant)] = filed.pk
+                return redirect("optout-receipt", slug=tenant.slug)
+    context = {
+        "form": form,
+        "step": 3,
+        "masked": verification.phone_masked,
+        "services": service_rows,
+        "terms": tenant.terms_for(_language()),
+        "facts": selectors.terms_facts(tenant=tenant),
+        "already": core.suppression_status_for_hash(tenant=tenant, phone_hash=verification.phone_hash),
+        "chosen": form["services"].value() or [],
+    }
+    return _page(request, "choose.html", tenant, context, status=status)
+
+
+# --- step 4: the receipt ------------------------------------------------------------------------------
+
+
+@never_cache
+def unsubscribe_receipt(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    request_id = request.session.get(_receipt_key(tenant))
+    found = (
+        UnsubscribeRequest.objects.for_tenant(tenant).filter(pk=request_id).first()
+        if isinstance(request_id, int)
+        else None
+    )
+    if found is None:
+        return redirect("unsubscribe-start", slug=tenant.slug)
+    context = {
+        "step": 4,
+        "found": found,
+        "scope_names": [s.name for s in found.services.all().order_by("name")],
+        "status_link": links.status_url(found, absolute=False),
+        "next_steps": [answer for _question, answer in selectors.terms_facts(tenant=tenant)[3:]],
+    }
+    return _page(request, "receipt.html", tenant, context)
+
+
+# --- the status page ------------------------------------------------------------------------------------
+
+
+@never_cache
+def request_status(request: HttpRequest, slug: str) -> HttpResponse:
+    """By the signed link from the receipt or the confirmation SMS, or by the
+    reference and the number together (neither alone reveals anything)."""
+    tenant = _tenant(slug)
+    found: UnsubscribeRequest | None = None
+    form = StatusForm(request.POST or None)
+    status = 200
+    token = request.GET.get("token", "")
+    token_error = ""
+    ip = limits.client_ip(request)
+    if request.method == "POST":
+        status = 400
+        if not limits.status_lookup_allowed(ip):
+            form.add_error(None, _("Too many look-ups from your network. Try again in an hour."))
+            status = 429
+        elif form.is_valid():
+            found = core.request_for_person(
+                tenant=tenant, reference=form.cleaned_data["reference"], phone=form.cleaned_data["phone"]
+            )
+            if found is None:
+                limits.status_lookup_failed(ip)
+                form.add_error(None, _("No request matches this reference and number."))
+                status = 404
+            else:
+                status = 200
+    elif token:
+        reference = links.reference_from_token(token, tenant.pk)
+        if reference:
+            found = core.request_by_reference(tenant=tenant, reference=reference)
+        if found is None:
+            token_error = _("This link is not valid any more. Enter your reference and number instead.")
+    context: dict[str, Any] = {"form": form, "found": found, "token_error": token_error}
+    if found is not None:
+        state_class, state_text = selectors.state_summary(found)
+        context.update(
+            timeline=selectors.request_timeline(found),
+            state_class=state_class,
+            state_text=state_text,
+        )
+    return _page(request, "status.html", tenant, context, status=status)
+
+
+# --- the one-stop hub -------------------------------------------------------------------------------------
+
+
+def _hub_flow(request: HttpRequest) -> dict[str, Any]:
+    flow = request.session.get(HUB_KEY)
+    return flow if isinstance(flow, dict) else {}
+
+
+def _hub_start_again(request: HttpRequest, message: str = "") -> HttpResponseRedirect:
+    request.session.pop(HUB_KEY, None)
+    if message:
+        messages.info(request, message)
+    return redirect("optout-hub")
+
+
+@never_cache
+def hub_start(request: HttpRequest) -> HttpResponse:
+    form = NumberForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            e164 = form.cleaned_data["e164"]
+            digest = phones.phone_hash(e164)
+            previous = selectors.verification_for_hub(verification_id=_hub_flow(request).get("v"))
+            sent = services.verification_start(
+                tenant=selectors.hub_sender(phone_hash=digest),
+                e164=e164,
+                ip=limits.client_ip(request),
+                language=_language(),
+                purpose=PhoneVerification.Purpose.HUB,
+                replaces=previous,
+            )
+            if sent.refusal is not None:
+                form.add_error("phone", _refusal_message(sent.refusal))
+                status = _refusal_status(sent.refusal)
+            else:
+                # With no provider for the number nothing was sent, but the next page
+                # looks the same: the hub does not tell who markets to a number.
+                request.session[HUB_KEY] = _hub_state(sent.verification, e164)
+                return redirect("optout-hub-code")
+    return _page(request, "hub_start.html", None, {"form": form, "step": 1}, status=status)
+
+
+def _hub_state(verification: PhoneVerification | None, e164: str) -> dict[str, Any]:
+    if verification is not None:
+        return {"v": verification.pk}
+    head = e164[: 1 + limits.limit("LANZUAN_OTP_PREFIX_DIGITS")]
+    return {
+        "v": None,
+        "hash": phones.phone_hash(e164),
+        "head": head,
+        "masked": phones.mask(e164),
+        "attempts": 0,
+        "expires": _now_ts() + limits.limit("LANZUAN_OTP_TTL_SECONDS"),
+    }
+
+
+def _now_ts() -> float:
+    return time.time()
+
+
+@never_cache
+def hub_code(request: HttpRequest) -> HttpResponse:
+    flow = _hub_flow(request)
+    if not flow:
+        return redirect("optout-hub")
+    verification = selectors.verification_for_hub(verification_id=flow.get("v"))
+    if verification is None and "hash" not in flow:
+        return _hub_start_again(request)
+    if verification is not None:
+        if verification.used_at is not None:
+            return _hub_start_again(request)
+        if services.verification_usable(verification):
+            return redirect("optout-hub-choose")
+    status, resend_error, form = 200, "", CodeForm()
+    ip = limits.client_ip(request)
+    if request.method == "POST" and request.POST.get("action") == "resend":
+        status = 429
+        if verification is not None:
+            if not verification.phone:
+                return _hub_start_again(request, _("Please enter your number again."))
+            sent = services.verification_start(
+                tenant=verification.tenant,
+                e164=verification.phone,
+                ip=ip,
+                language=_language(),
+                purpose=PhoneVerification.Purpose.HUB,
+                replaces=verification,
+            )
+            refusal = sent.refusal
+            if sent.verification is not None:
+                request.session[HUB_KEY] = {"v": sent.verification.pk}
+        else:
+            refusal = services.hub_phantom_resend(phone_hash=flow["hash"], head=flow["head"], ip=ip)
+            if refusal is None:
+                request.session[HUB_KEY] = {
+                    **flow,
+                    "attempts": 0,
+                    "expires": _now_ts() + limits.limit("LANZUAN_OTP_TTL_SECONDS"),
+                }
+        if refusal is None:
+            messages.success(request, _("We sent a new code."))
+            return redirect("optout-hub-code")
+        resend_error = _refusal_message(refusal)
+        status = _refusal_status(refusal)
+    elif request.method == "POST":
+        form = CodeForm(request.POST)
+        status = 400
+        if form.is_valid():
+            try:
+                if verification is not None:
+                    services.verification_check(
+                        verification=verification, code=form.cleaned_data["code"], ip=ip
+                    )
+                else:
+                    _phantom_check(request, flow)
+            except services.CodeError as exc:
+                if exc.reason == "used":
+                    return _hub_start_again(request)
+                form.add_error("code", _code_error_message(exc))
+            else:
+                return redirect("optout-hub-choose")
+    masked = verification.phone_masked if verification is not None else flow.get("masked", "")
+    context = {
+        "form": form,
+        "step": 2,
+        "masked": masked,
+        "ttl_minutes": _ttl_minutes(),
+        "resend_error": resend_error,
+        "resend_url": request.path,
+    }
+    return _page(request, "hub_code.html", None, context, status=status)
+
+
+def _phantom_check(request: HttpRequest, flow: dict[str, Any]) -> None:
+    """No code was sent (no provider knows the number): every try fails exactly as a wrong one would."""
+    max_attempts = limits.limit("LANZUAN_OTP_MAX_ATTEMPTS")
+    if float(flow.get("expires", 0)) <= _now_ts():
+        raise services.CodeError("expired")
+    attempts = int(flow.get("attempts", 0))
+    if attempts >= max_attempts:
+        raise services.CodeError("attempts")
+    attempts += 1
+    request.session[HUB_KEY] = {**flow, "attempts": attempts}
+    left = max_attempts - attempts
+    raise services.CodeError("wrong" if left > 0 else "attempts", attempts_left=left)
+
+
+@never_cache
+def hub_choose(request: HttpRequest) -> HttpResponse:
+    verification = selectors.verification_for_hub(verification_id=_hub_flow(request).get("v"))
+    if verification is None or not services.verification_usable(verification):
+        note = _("For your security, please verify your number again.") if verification else ""
+        return _hub_start_again(request, note)
+    providers = selectors.hub_providers(phone_hash=verification.phone_hash)
+    open_providers = [p for p in providers if not p.already_stopped]
+    choices = [(str(p.tenant.pk), p.tenant.name) for p in open_providers]
+    form = HubChoiceForm(request.POST or None, providers=choices)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            chosen = {int(pk) for pk in form.cleaned_data["providers"]}
+            outcome = services.hub_requests_file(
+                verification=verification,
+                tenants=[p.tenant for p in open_providers if p.tenant.pk in chosen],
+                language=_language(),
+            )
+            request.session.pop(HUB_KEY, None)
+            request.session[HUB_RECEIPT_KEY] = {
+                "requests": [r.pk for r in outcome.requests],
+                "refused": [[t.pk, message] for t, message in outcome.refused],
+            }
+            return redirect("optout-hub-receipt")
+    context = {
+        "form": form,
+        "step": 3,
+        "masked": verification.phone_masked,
+        "providers": providers,
+        "chosen": form["providers"].value() if request.method == "POST" else [c for c, _n in choices],
+    }
+    return _page(request, "hub_choose.html", None, context, status=status)
+
+
+@never_cache
+def hub_receipt(request: HttpRequest) -> HttpResponse:
+    data = request.session.get(HUB_RECEIPT_KEY)
+    if not isinstance(data, dict):
+        return redirect("optout-hub")
+    ids = [pk for pk in data.get("requests", []) if isinstance(pk, int)]
+    # Cross-tenant by design: the hub filed one request per provider for this person.
+    found = list(
+        UnsubscribeRequest.objects.unscoped()
+        .filter(pk__in=ids)
+        .select_related("tenant")
+        .order_by("tenant__name")
+    )
+    receipts = [(r, links.status_url(r, absolute=False)) for r in found]
+    refused_ids = {int(pk): message for pk, message in data.get("refused", [])}
+    refused = [
+        (t, refused_ids[t.pk], selectors.ways_to_unsubscribe(tenant=t, language=_language()))
+        for t in Tenant.objects.filter(pk__in=list(refused_ids)).order_by("name")
+    ]
+    return _page(request, "hub_receipt.html", None, {"step": 4, "receipts": receipts, "refused": refused})
