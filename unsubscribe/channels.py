@@ -1,12 +1,12 @@
-"""How to unsubscribe from a tenant, channel by channel, in the person's language.
+"""Every way a person can unsubscribe from a tenant, with its wording in their language.
 
-One place for the wording, used by the tenant's public page, the opt-out page and
-`GET /api/v1/channels` (so partner apps show the same text people see).
+One place for the wording, used by the tenant's public page, the opt-out page,
+the hub and `GET /api/v1/channels` (so partner apps show the text people see).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.urls import reverse
 from django.utils import translation
@@ -14,91 +14,102 @@ from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
 
-from .models import Channel, ChannelSetting
+from .models import Channel
 from .selectors import enabled_channels
+
+# Shown first whatever the tenant adds: the standard Chinese keyword, and the English one.
+DEFAULT_KEYWORDS = {"zh-hans": ["TD", "退订"], "en": ["STOP", "TD"]}
 
 
 @dataclass(frozen=True)
-class ChannelInstruction:
+class Way:
     channel: str
     title: str
     instruction: str
-    details: dict[str, str]
+    url: str = ""
+    keywords: list[str] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)
+    app_path: str = ""
+    hotline_number: str = ""
+    hotline_hours: str = ""
+    hotline_menu_key: str = ""
 
 
-def _reply_sms(setting: ChannelSetting) -> tuple[str, dict[str, str]]:
-    numbers = setting.numbers()
-    keywords = ["TD", *setting.keywords()]
-    if numbers:
-        text = _("Reply %(keyword)s to %(numbers)s.") % {
-            "keyword": keywords[0],
-            "numbers": " / ".join(numbers),
-        }
-    else:
-        text = _("Reply %(keyword)s to any marketing message you received from us.") % {
-            "keyword": keywords[0]
-        }
-    return text, {"numbers": ", ".join(numbers), "keywords": ", ".join(keywords)}
+def _hotline_text(number: str, key: str, hours: str) -> str:
+    values = {"number": number, "key": key, "hours": hours}
+    if key and hours:
+        return _("Call %(number)s, press %(key)s (open %(hours)s).") % values
+    if key:
+        return _("Call %(number)s, press %(key)s.") % values
+    if hours:
+        return _("Call %(number)s (open %(hours)s).") % values
+    return _("Call %(number)s.") % values
 
 
-def _instruction(setting: ChannelSetting, language: str) -> ChannelInstruction:
-    channel = setting.channel
-    details: dict[str, str] = {}
-    if channel == Channel.SMS:
-        text, details = _reply_sms(setting)
-    elif channel == Channel.WEB:
-        path = reverse("unsubscribe-start", args=[setting.tenant.slug])
-        text = _("Unsubscribe on our web page; we confirm your number with a one-time code.")
-        details = {"path": path}
-    elif channel == Channel.APP:
-        app_path = (
-            setting.app_path_en if language.startswith("en") and setting.app_path_en else setting.app_path_zh
-        )
-        text = (
-            _("In our app: %(path)s.") % {"path": app_path}
-            if app_path
-            else _("In our app, open the message settings and switch marketing off.")
-        )
-        details = {"app_path": app_path}
-    elif channel == Channel.HOTLINE:
-        if setting.hotline_number:
-            text = _("Call %(number)s") % {"number": setting.hotline_number}
-            if setting.hotline_hours:
-                text += " (" + setting.hotline_hours + ")"
-            if setting.hotline_menu_key:
-                text += _(", then press %(key)s") % {"key": setting.hotline_menu_key}
-            text += "."
-        else:
-            text = _("Call our customer service hotline and ask to stop marketing.")
-        details = {
-            k: v
-            for k, v in (
-                ("number", setting.hotline_number),
-                ("hours", setting.hotline_hours),
-                ("menu_key", setting.hotline_menu_key),
-            )
-            if v
-        }
-    elif channel == Channel.EMAIL:
-        text = _("Use the one-click unsubscribe link at the bottom of our emails.")
-    elif channel == Channel.HUB:
-        text = _("Stop marketing from every provider at once on the one-stop hub.")
-        details = {"path": "/hub/"}
-    else:  # partner
-        text = _("Ask any of our partners' service desks; they file the request for you.")
-    return ChannelInstruction(
-        channel=channel, title=str(Channel(channel).label), instruction=text, details=details
-    )
-
-
-def channel_instructions(
-    *, tenant: Tenant, language: str | None = None, for_people: bool = True
-) -> list[ChannelInstruction]:
-    """Every enabled way to unsubscribe, with its instruction in `language`. The
-    partner API is a channel for systems, not people: left out of `for_people` lists."""
+def ways_to_unsubscribe(*, tenant: Tenant, language: str | None = None) -> list[Way]:
+    """Every enabled way a person can use, in a stable order. Channels with nothing
+    to tell a person (the partner API, an app with no path set, a hotline with no
+    number) are left out."""
     language = language or tenant.default_language
-    settings = [
-        s for s in enabled_channels(tenant=tenant) if not (for_people and s.channel == Channel.PARTNER)
-    ]
+    english = language.startswith("en")
+    ways: list[Way] = []
     with translation.override(language):
-        return [_instruction(setting, language) for setting in settings]
+        for setting in enabled_channels(tenant=tenant):
+            channel = setting.channel
+            if channel == Channel.SMS:
+                defaults = DEFAULT_KEYWORDS["en" if english else "zh-hans"]
+                extra = [k for k in setting.keywords() if k.upper() not in {d.upper() for d in defaults}]
+                keywords, numbers = defaults + extra, setting.numbers()
+                values = {"keywords": " / ".join(keywords), "numbers": ", ".join(numbers)}
+                text = (
+                    _("Reply %(keywords)s to %(numbers)s.") % values
+                    if numbers
+                    else _("Reply %(keywords)s to any marketing SMS from us.") % values
+                )
+                ways.append(Way(channel, _("By SMS"), text, keywords=keywords, numbers=numbers))
+            elif channel == Channel.WEB:
+                ways.append(
+                    Way(
+                        channel,
+                        _("Online"),
+                        _("Unsubscribe on this website with a one-time code"),
+                        url=reverse("unsubscribe-start", args=[tenant.slug]),
+                    )
+                )
+            elif channel == Channel.APP:
+                path = (setting.app_path_en if english else setting.app_path_zh) or setting.app_path_zh
+                if path:
+                    ways.append(Way(channel, _("In the app"), path, app_path=path))
+            elif channel == Channel.HOTLINE:
+                if setting.hotline_number:
+                    text = _hotline_text(
+                        setting.hotline_number, setting.hotline_menu_key, setting.hotline_hours
+                    )
+                    ways.append(
+                        Way(
+                            channel,
+                            _("By phone"),
+                            text,
+                            hotline_number=setting.hotline_number,
+                            hotline_hours=setting.hotline_hours,
+                            hotline_menu_key=setting.hotline_menu_key,
+                        )
+                    )
+            elif channel == Channel.EMAIL:
+                ways.append(
+                    Way(
+                        channel,
+                        _("By email"),
+                        _("Use the one-click unsubscribe link at the end of any of our marketing emails."),
+                    )
+                )
+            elif channel == Channel.HUB:
+                ways.append(
+                    Way(
+                        channel,
+                        _("Every provider at once"),
+                        _("The one-stop hub stops marketing from every provider on Lanzuan"),
+                        url=reverse("optout-hub"),
+                    )
+                )
+    return ways

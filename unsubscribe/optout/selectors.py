@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
-from unsubscribe import selectors as core
 from unsubscribe.models import (
     SCOPE_ALL,
-    Channel,
     Service,
     Step,
     SubscriberProfile,
@@ -24,57 +21,6 @@ from unsubscribe.models import (
 )
 
 from .models import PhoneVerification
-
-# Shown first whatever the tenant adds: the standard Chinese keyword, and the English one.
-DEFAULT_KEYWORDS = {"zh-hans": ["TD", "退订"], "en": ["STOP", "TD"]}
-
-
-@dataclass(frozen=True)
-class Way:
-    """One way to unsubscribe, ready for the `optout/_ways.html` include."""
-
-    channel: str
-    keywords: list[str] = field(default_factory=list)
-    numbers: list[str] = field(default_factory=list)
-    app_path: str = ""
-    hotline_number: str = ""
-    hotline_hours: str = ""
-    hotline_menu_key: str = ""
-    url: str = ""
-
-
-def ways_to_unsubscribe(*, tenant: Tenant, language: str) -> list[Way]:
-    """Every enabled way a person can use, in the tenant's order; channels with
-    nothing to tell a person (partner API, an app with no path set) are left out."""
-    english = language.startswith("en")
-    ways: list[Way] = []
-    for setting in core.enabled_channels(tenant=tenant):
-        channel = setting.channel
-        if channel == Channel.SMS:
-            defaults = DEFAULT_KEYWORDS["en" if english else "zh-hans"]
-            extra = [k for k in setting.keywords() if k.upper() not in {d.upper() for d in defaults}]
-            ways.append(Way(channel, keywords=defaults + extra, numbers=setting.numbers()))
-        elif channel == Channel.WEB:
-            ways.append(Way(channel, url=reverse("unsubscribe-start", args=[tenant.slug])))
-        elif channel == Channel.APP:
-            path = (setting.app_path_en if english else setting.app_path_zh) or setting.app_path_zh
-            if path:
-                ways.append(Way(channel, app_path=path))
-        elif channel == Channel.HOTLINE:
-            if setting.hotline_number:
-                ways.append(
-                    Way(
-                        channel,
-                        hotline_number=setting.hotline_number,
-                        hotline_hours=setting.hotline_hours,
-                        hotline_menu_key=setting.hotline_menu_key,
-                    )
-                )
-        elif channel == Channel.EMAIL:
-            ways.append(Way(channel))
-        elif channel == Channel.HUB:
-            ways.append(Way(channel, url=reverse("optout-hub")))
-    return ways
 
 
 def active_services(*, tenant: Tenant) -> list[Service]:

@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from tenants.models import Tenant
 from unsubscribe import links, phones
 from unsubscribe import selectors as core
+from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.errors import ChannelDisabled, UnsubscribeError
 from unsubscribe.models import Channel, UnsubscribeRequest
 
@@ -95,7 +96,7 @@ def _page(
 ) -> HttpResponse:
     base: dict[str, Any] = {"tenant": tenant, "language": _language()}
     if tenant is not None:
-        base["ways"] = selectors.ways_to_unsubscribe(tenant=tenant, language=_language())
+        base["ways"] = ways_to_unsubscribe(tenant=tenant, language=_language())
     return render(request, f"optout/{template}", {**base, **context}, status=status)
 
 
@@ -526,7 +527,7 @@ def hub_receipt(request: HttpRequest) -> HttpResponse:
     receipts = [(r, links.status_url(r, absolute=False)) for r in found]
     refused_ids = {int(pk): message for pk, message in data.get("refused", [])}
     refused = [
-        (t, refused_ids[t.pk], selectors.ways_to_unsubscribe(tenant=t, language=_language()))
+        (t, refused_ids[t.pk], ways_to_unsubscribe(tenant=t, language=_language()))
         for t in Tenant.objects.filter(pk__in=list(refused_ids)).order_by("name")
     ]
     return _page(request, "hub_receipt.html", None, {"step": 4, "receipts": receipts, "refused": refused})
