@@ -236,7 +236,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["tenants.authentication.HasTenantAPIKey"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # Errors as RFC 9457 problem details, with a field-level `errors` list.
+    "EXCEPTION_HANDLER": "unsubscribe.partner.problems.problem_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["unsubscribe.partner.throttling.ApiKeyRateThrottle"],
 }
+# Per-API-key rates; counters live in the cache (Redis in production).
+LANZUAN_API_RATES = {
+    "partner": os.environ.get("LANZUAN_API_RATE", "600/min"),
+    "partner_bulk": os.environ.get("LANZUAN_API_BULK_RATE", "60/min"),  # bulk check, scrub upload, import
+}
+# 10,000 numbers or subscriptions in one JSON body fit comfortably.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lanzuan partner API",
     "DESCRIPTION": "File unsubscribe requests, check suppressions and scrub lists for one tenant.",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import models
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,6 +45,17 @@ class TenantScopedAPIView(APIView):
 class WhoAmIView(TenantScopedAPIView):
     """The tenant this key belongs to: a quick check that a key works."""
 
+    @extend_schema(
+        summary="Which tenant this API key belongs to",
+        responses=inline_serializer(
+            "WhoAmI",
+            {
+                "tenant": serializers.CharField(),
+                "name": serializers.CharField(),
+                "key": serializers.CharField(),
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         tenant = self.tenant
         key = request.auth

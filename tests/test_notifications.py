@@ -302,7 +302,9 @@ def test_admin_change_page_shows_preview_and_segments(client, alice, tenant_a):
     )
     client.force_login(alice)
 
-    response = client.get(reverse("admin:notifications_template_change", args=[template.pk]))
+    response = client.get(
+        reverse("admin:notifications_template_change", args=[template.pk]), HTTP_ACCEPT_LANGUAGE="en"
+    )
 
     page = response.content.decode()
     assert response.status_code == 200
@@ -325,10 +327,13 @@ def test_admin_live_preview_renders_what_is_typed(client, alice, tenant_a, tenan
             "language": "en",
             "body": "{tenant_name}: " + "x" * 200,
         },
+        HTTP_ACCEPT_LANGUAGE="en",
     )
     html = response.json()["html"]
     assert "运营商 A" in html and "4 SMS segments" in html and "UCS-2" in html  # the name is Chinese
-    latin = client.post(url, {"event": "help", "channel": "sms", "body": "Reply STOP " + "x" * 200}).json()
+    latin = client.post(
+        url, {"event": "help", "channel": "sms", "body": "Reply STOP " + "x" * 200}, HTTP_ACCEPT_LANGUAGE="en"
+    ).json()
     assert "2 SMS segments" in latin["html"] and "GSM-7" in latin["html"]
 
     bad = client.post(url, {"event": "help", "channel": "sms", "body": "{nope}"}).json()["html"]

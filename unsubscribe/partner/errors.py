@@ -1,0 +1,32 @@
+"""Errors of the partner features; like the core's, each message is safe to show.
+
+`status` and `field` tell the problem-details handler how to answer."""
+
+from __future__ import annotations
+
+from unsubscribe.errors import UnknownServices, UnsubscribeError
+
+
+class PartnerError(UnsubscribeError):
+    status = 400
+    field: str | None = None
+
+
+class UnknownService(UnknownServices):
+    """An unknown service code given as `service` (rather than in a request's `scope`)."""
+
+    field = "service"
+
+
+class TooManyNumbers(PartnerError):
+    code = "too_many_numbers"
+    status = 413
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidUpload(PartnerError):
+    code = "invalid_upload"
+    field = "file"

@@ -1,0 +1,413 @@
+"""Scrub jobs: remove suppressed, invalid and repeated numbers from a list of up
+to 10 million, in bounded memory, in the background.
+
+The upload is read as a stream, never held whole. Three passes over files on disk:
+
+1. read: normalise each row (regex fast path, phonenumbers only for odd forms);
+   invalid rows are counted, valid ones are written as "<row no.>\\t<E.164>" to one
+   of 32 bucket files chosen by the number, so equal numbers share a bucket;
+2. scrub: one bucket at a time, a set finds repeats (the first occurrence wins),
+   and a pre-keyed HMAC checked against the tenant's suppressed hashes (loaded
+   once, as 64-bit prefixes) splits the rest into suppressed and sendable;
+3. write: the 32 sendable files, each in row order, are merged (heapq.merge on
+   zero-padded row numbers) into the result, so it keeps the upload's order.
+
+Memory is the suppression set (≈60 bytes per suppressed number of the tenant) plus
+one bucket's set (≈10 MB at 10 million rows), whatever the list's size. A 64-bit
+prefix can only err towards "suppressed" (odds ~1e-13 per number), never towards
+sending to an opted-out number.
+
+The uploaded list is deleted when the job ends; the result is kept for
+RESULT_TTL, then removed by the sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import heapq
+import hmac
+import io
+import logging
+import secrets
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenants.models import Tenant
+from unsubscribe import phones
+from unsubscribe.models import Suppression
+
+from .errors import InvalidUpload, TooManyNumbers, UnknownService
+from .models import ScrubJob
+from .selectors import relevant_scopes, service_exists
+
+logger = logging.getLogger(__name__)
+
+MAX_ROWS = 10_000_000
+MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
+BUCKETS = 32
+PROGRESS_EVERY = 100_000  # rows between progress saves
+LEASE = timedelta(minutes=5)
+RESULT_TTL = timedelta(days=7)
+STALE_DISPATCH = timedelta(minutes=2)
+ROW_WIDTH = 10  # digits of the zero-padded row number in bucket lines
+HEADER_NAMES = frozenset(
+    {
+        "phone",
+        "phone_number",
+        "mobile",
+        "msisdn",
+        "number",
+        "tel",
+        "手机",
+        "手机号",
+        "手机号码",
+        "号码",
+        "电话",
+    }
+)
+
+
+class ScrubFailed(Exception):
+    """The list cannot be scrubbed (not UTF-8 text, too many rows); the message is shown."""
+
+
+# --- creating and dispatching ---------------------------------------------------
+
+
+def count_lines(chunks: Iterable[bytes]) -> int:
+    lines, last = 0, b""
+    for chunk in chunks:
+        lines += chunk.count(b"\n")
+        if chunk:
+            last = chunk[-1:]
+    return lines + (1 if last and last != b"\n" else 0)
+
+
+def scrub_job_create(*, tenant: Tenant, upload: UploadedFile, service_code: str | None = None) -> ScrubJob:
+    """Store the upload (streamed to disk by Django) and queue the job after commit.
+    Raises UnknownService, InvalidUpload or TooManyNumbers."""
+    service_code = (service_code or "").strip()
+    if service_code and not service_exists(tenant=tenant, code=service_code):
+        raise UnknownService(_("Unknown service code(s): %(codes)s") % {"codes": service_code})
+    size = upload.size or 0
+    if size == 0:
+        raise InvalidUpload(_("The file is empty."))
+    if size > MAX_UPLOAD_BYTES:
+        raise TooManyNumbers(
+            _("The file is larger than %(mb)d MB.") % {"mb": MAX_UPLOAD_BYTES // 2**20}, field="file"
+        )
+    lines = count_lines(upload.chunks())
+    if lines > MAX_ROWS + 1:  # one header row allowed
+        raise TooManyNumbers(
+            _("At most %(max)s numbers per list; this file has %(rows)s lines.")
+            % {"max": f"{MAX_ROWS:,}", "rows": f"{lines:,}"},
+            field="file",
+        )
+    upload.seek(0)
+    with transaction.atomic():
+        job = ScrubJob(
+            tenant=tenant,
+            service_code=service_code,
+            original_name=(upload.name or "")[:200],
+            total_rows=lines,
+        )
+        job.file.save("upload.csv", upload, save=False)
+        job.save()
+        transaction.on_commit(lambda: scrub_job_dispatch(job.pk))
+    return job
+
+
+def scrub_job_dispatch(job_id: int) -> None:
+    """Queue the job. Never raises: with the broker down the sweep queues it later."""
+    from .tasks import run_scrub_job
+
+    try:
+        run_scrub_job.apply_async(
+            args=(job_id,), retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2}
+        )
+    except Exception:  # the broker's errors are many kinds; all mean "later"
+        logger.warning("broker unavailable; scrub job %s left for the sweep", job_id, exc_info=True)
+        return
+    ScrubJob.objects.unscoped().filter(pk=job_id).update(dispatched_at=timezone.now())
+
+
+# --- running ----------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    rows: int = 0
+    invalid: int = 0
+    duplicate: int = 0
+    suppressed: int = 0
+    sendable: int = 0
+
+
+class _Progress:
+    """Saves progress now and then, extending the job's lease each time."""
+
+    def __init__(self, job: ScrubJob) -> None:
+        self.job = job
+
+    def save(self, **fields: Any) -> None:
+        fields["lease_until"] = timezone.now() + LEASE
+        ScrubJob.objects.unscoped().filter(pk=self.job.pk).update(**fields)
+
+    def reading(self, rows: int, invalid: int) -> None:
+        total = max(self.job.total_rows, 1)
+        self.save(rows_done=rows, invalid=invalid, percent=min(60, rows * 60 // total))
+
+    def scrubbing(self, buckets_done: int) -> None:
+        self.save(phase=ScrubJob.Phase.SCRUBBING, percent=60 + 30 * buckets_done // BUCKETS)
+
+
+def scrub_job_run(job_id: int) -> ScrubJob | None:
+    """Run a job once; idempotent. A job is claimed with a conditional update, so two
+    workers never run it together; a job whose worker died is claimed again once its
+    lease has run out, and starts over."""
+    now = timezone.now()
+    claimed = (
+        ScrubJob.objects.unscoped()
+        .filter(pk=job_id)
+        .filter(Q(status=ScrubJob.Status.PENDING) | Q(status=ScrubJob.Status.RUNNING, lease_until__lt=now))
+        .update(
+            status=ScrubJob.Status.RUNNING,
+            phase=ScrubJob.Phase.READING,
+            lease_until=now + LEASE,
+            started_at=now,
+            rows_done=0,
+            percent=0,
+            invalid=0,
+            duplicate=0,
+            suppressed=0,
+            sendable=0,
+            error="",
+        )
+    )
+    job = ScrubJob.objects.unscoped().select_related("tenant").filter(pk=job_id).first()
+    if job is None or not claimed:
+        return job
+    try:
+        counts, result_name = _scrub(job)
+    except ScrubFailed as exc:
+        _finish(job, status=ScrubJob.Status.FAILED, error=str(exc))
+    except Exception as exc:  # a bug: keep the job from hanging in "running"
+        logger.exception("scrub job %s crashed", job_id)
+        _finish(
+            job,
+            status=ScrubJob.Status.FAILED,
+            error=_("Internal error (%(kind)s).") % {"kind": type(exc).__name__},
+        )
+    else:
+        job.result.name = result_name
+        _finish(job, status=ScrubJob.Status.DONE, counts=counts)
+    return job
+
+
+def _finish(job: ScrubJob, *, status: str, counts: Counts | None = None, error: str = "") -> None:
+    if job.file:
+        job.file.delete(save=False)  # the tenant's raw list: not kept longer than needed
+    job.status = status
+    job.phase = ScrubJob.Phase.FINISHED
+    job.error = error[:2000]
+    job.finished_at = timezone.now()
+    job.lease_until = None
+    if counts is not None:
+        job.total_rows = job.rows_done = counts.rows
+        job.invalid, job.duplicate = counts.invalid, counts.duplicate
+        job.suppressed, job.sendable = counts.suppressed, counts.sendable
+        job.percent = 100
+    job.save()
+    logger.info("scrub job %s %s", job.pk, status)
+
+
+def _scrub(job: ScrubJob) -> tuple[Counts, str]:
+    progress = _Progress(job)
+    counts = Counts()
+    tmp_root = Path(settings.VAR_DIR) / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_root, prefix=f"scrub-{job.pk}-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        buckets = _read(job, tmp, counts, progress)
+        progress.save(phase=ScrubJob.Phase.SCRUBBING, rows_done=counts.rows, invalid=counts.invalid)
+        suppressed = suppressed_keys(tenant=job.tenant, service_code=job.service_code or None)
+        sendable = _scrub_buckets(buckets, suppressed, counts, progress)
+        del suppressed
+        progress.save(phase=ScrubJob.Phase.WRITING, percent=95)
+        result = tmp / "result.csv"
+        _merge(sendable, result)
+        name = f"scrub/{job.tenant_id}/results/{job.pk}-{secrets.token_hex(8)}.csv"
+        with result.open("rb") as handle:
+            stored = job.result.storage.save(name, File(handle, name=name))
+    return counts, stored
+
+
+def _key(digest: bytes) -> int:
+    return int.from_bytes(digest[:8], "big")
+
+
+def suppressed_keys(*, tenant: Tenant, service_code: str | None = None) -> set[int]:
+    """The tenant's suppressed numbers for this scope as 64-bit hash prefixes: one
+    streamed query; ~60 bytes each in memory (a hex string would take ~140)."""
+    return {
+        int(digest[:16], 16)
+        for digest in Suppression.objects.for_tenant(tenant)
+        .filter(scope__in=relevant_scopes(service_code))
+        .values_list("phone_hash", flat=True)
+        .iterator(chunk_size=20_000)
+    }
+
+
+def _column(reader: Iterator[list[str]]) -> tuple[int, list[str] | None]:
+    """Which column holds the number, and the first data row if there is no header."""
+    for row in reader:
+        cells = [cell.strip().lower() for cell in row]
+        if not any(cells):
+            continue
+        for index, cell in enumerate(cells):
+            if cell in HEADER_NAMES:
+                return index, None
+        if not any(ch.isdigit() for cell in cells for ch in cell):
+            return 0, None  # a header we do not know: the first column
+        return 0, row
+    return 0, None
+
+
+def _read(job: ScrubJob, tmp: Path, counts: Counts, progress: _Progress) -> list[Path]:
+    """Pass 1: stream the upload into bucket files of normalised numbers."""
+    paths = [tmp / f"in-{i:02d}" for i in range(BUCKETS)]
+    mask = BUCKETS - 1
+    normalise = phones.normalise_fast
+    invalid_number = phones.InvalidPhoneNumber
+    with contextlib.ExitStack() as stack:
+        buckets = [stack.enter_context(p.open("w", encoding="ascii", buffering=1 << 16)) for p in paths]
+        raw = stack.enter_context(job.file.open("rb"))
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text)
+        rows = 0
+        try:
+            column, first = _column(reader)
+            source: Iterable[list[str]] = reader if first is None else _prepend(first, reader)
+            for row in source:
+                cell = row[column] if column < len(row) else ""
+                if not cell.strip():
+                    if not any(c.strip() for c in row):
+                        continue  # a blank line is not a row
+                    counts.invalid += 1
+                    rows += 1
+                    continue
+                rows += 1
+                try:
+                    e164 = normalise(cell)
+                except invalid_number:
+                    counts.invalid += 1
+                else:
+                    buckets[hash(e164) & mask].write(f"{rows:0{ROW_WIDTH}d}\t{e164}\n")
+                if rows % PROGRESS_EVERY == 0:
+                    if rows > MAX_ROWS:
+                        raise ScrubFailed(_("At most %(max)s numbers per list.") % {"max": f"{MAX_ROWS:,}"})
+                    progress.reading(rows, counts.invalid)
+        except UnicodeDecodeError:
+            raise ScrubFailed(_("The file is not UTF-8 text.")) from None
+        except csv.Error as exc:
+            raise ScrubFailed(
+                _("Row %(row)d could not be read: %(error)s") % {"row": rows + 1, "error": exc}
+            ) from None
+    if rows > MAX_ROWS:
+        raise ScrubFailed(_("At most %(max)s numbers per list.") % {"max": f"{MAX_ROWS:,}"})
+    counts.rows = rows
+    return paths
+
+
+def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
+    yield first
+    yield from rest
+
+
+def _scrub_buckets(
+    paths: list[Path], suppressed: set[int], counts: Counts, progress: _Progress
+) -> list[Path]:
+    """Pass 2: per bucket, drop repeats, then split suppressed from sendable."""
+    keyed = hmac.new(settings.PHONE_HASH_KEY.encode(), digestmod=hashlib.sha256)
+    start = ROW_WIDTH + 1
+    outputs = []
+    for index, path in enumerate(paths):
+        seen: set[str] = set()
+        out_path = path.with_name(f"out-{index:02d}")
+        with (
+            path.open(encoding="ascii") as src,
+            out_path.open("w", encoding="ascii", buffering=1 << 16) as dst,
+        ):
+            for line in src:
+                e164 = line[start:-1]
+                if e164 in seen:
+                    counts.duplicate += 1
+                    continue
+                seen.add(e164)
+                mac = keyed.copy()
+                mac.update(e164.encode())
+                if _key(mac.digest()) in suppressed:
+                    counts.suppressed += 1
+                else:
+                    counts.sendable += 1
+                    dst.write(line)
+        path.unlink()
+        outputs.append(out_path)
+        progress.scrubbing(index + 1)
+    return outputs
+
+
+def _merge(paths: list[Path], result: Path) -> None:
+    """Pass 3: the sendable numbers in upload order, one per line under a header."""
+    start = ROW_WIDTH + 1
+    with contextlib.ExitStack() as stack:
+        sources = [stack.enter_context(p.open(encoding="ascii")) for p in paths]
+        with result.open("w", encoding="ascii", newline="") as out:
+            out.write("phone\n")
+            out.writelines(line[start:] for line in heapq.merge(*sources))
+
+
+# --- upkeep -------------------------------------------------------------------------
+
+
+def scrub_jobs_sweep() -> dict[str, int]:
+    """Queue jobs nobody picked up (broker down, worker died) and delete old results."""
+    now = timezone.now()
+    lost = list(
+        ScrubJob.objects.unscoped()
+        .filter(
+            Q(status=ScrubJob.Status.PENDING)
+            & (Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - STALE_DISPATCH))
+            | Q(status=ScrubJob.Status.RUNNING, lease_until__lt=now)
+        )
+        .values_list("pk", flat=True)[:100]
+    )
+    for job_id in lost:
+        scrub_job_dispatch(job_id)
+    expired = 0
+    for job in ScrubJob.objects.unscoped().filter(finished_at__lt=now - RESULT_TTL).exclude(result="")[:100]:
+        job.result.delete(save=False)
+        job.save(update_fields=["result"])
+        expired += 1
+    return {"scrub_jobs_dispatched": len(lost), "scrub_results_expired": expired}
+
+
+def scrub_job_files_delete(job: ScrubJob) -> None:
+    """When a job row is deleted, its files go with it."""
+    for field in (job.file, job.result):
+        if field:
+            field.delete(save=False)

@@ -1,0 +1,161 @@
+"""Reads for partners: may we send to these numbers (one, or 10,000 at once)?
+
+The bulk path is built for throughput: numbers in canonical form are normalised by
+a regex (`phones.normalise_fast`; phonenumbers, ~20 µs each, only for the odd
+ones), hashed with a pre-keyed HMAC (~1 µs), and looked up with one query per
+5,000 distinct hashes. Nothing goes through a serializer field per number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F, Lookup, Q, QuerySet
+from django.utils.translation import gettext as _
+
+from tenants.models import Tenant
+from unsubscribe import phones
+from unsubscribe.models import SCOPE_ALL, Service, Suppression, UnsubscribeRequest
+
+CHECK_CHUNK = 5000  # hashes per query with IN (…); PostgreSQL's one array parameter takes a whole call
+MAX_CHECK_NUMBERS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class NumberStatus:
+    phone: Any  # as the caller wrote it
+    e164: str | None = None
+    error: str | None = None
+    suppressed: bool = False
+    since: datetime | None = None
+    scopes: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+
+def phone_hasher() -> Callable[[str], str]:
+    """phones.phone_hash() with the key schedule done once: for millions of numbers."""
+    keyed = hmac.new(settings.PHONE_HASH_KEY.encode(), digestmod=hashlib.sha256)
+
+    def digest(e164: str) -> str:
+        mac = keyed.copy()
+        mac.update(e164.encode())
+        return mac.hexdigest()
+
+    return digest
+
+
+def relevant_scopes(service_code: str | None) -> set[str]:
+    """Without a service, a number counts as suppressed when everything is stopped;
+    with one, when everything or that service is (as selectors.suppression_status)."""
+    return {SCOPE_ALL} if not service_code else {SCOPE_ALL, service_code}
+
+
+def service_exists(*, tenant: Tenant, code: str) -> bool:
+    return Service.objects.for_tenant(tenant).filter(code=code).exists()
+
+
+def normalise_item(raw: Any) -> tuple[str | None, str | None]:
+    """(e164, None) or (None, error message) for one item of a JSON list."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        return None, _("Must be a string.")
+    try:
+        return phones.normalise_fast(str(raw)), None
+    except phones.InvalidPhoneNumber as exc:
+        return None, str(exc)
+
+
+class AnyOf(Lookup):  # type: ignore[type-arg]
+    """`column = ANY(%s)` with the list as one array parameter (PostgreSQL): 5,000
+    hashes bind and parse as one value instead of 5,000 placeholders (~2x faster)."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
+
+
+def hash_in(digests: Sequence[str]) -> Q | AnyOf:
+    if connection.vendor == "postgresql":
+        return AnyOf(F("phone_hash"), list(digests))
+    return Q(phone_hash__in=digests)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def suppression_check_many(
+    *, tenant: Tenant, numbers: Sequence[Any], service_code: str | None = None
+) -> list[NumberStatus]:
+    """One status per item, in order; invalid items carry an error instead."""
+    hasher = phone_hasher()
+    parsed: list[tuple[Any, str | None, str | None, str | None]] = []
+    hash_of: dict[str, str] = {}
+    for raw in numbers:
+        e164, error = normalise_item(raw)
+        digest = None
+        if e164 is not None:
+            digest = hash_of.get(e164)
+            if digest is None:
+                digest = hash_of[e164] = hasher(e164)
+        parsed.append((raw, e164, error, digest))
+
+    rows: dict[str, list[tuple[str, datetime]]] = {}
+    chunk_size = MAX_CHECK_NUMBERS if connection.vendor == "postgresql" else CHECK_CHUNK
+    for chunk in _chunks(list(set(hash_of.values())), chunk_size):
+        for digest, scope, created in (
+            Suppression.objects.for_tenant(tenant)
+            .filter(hash_in(chunk))
+            .values_list("phone_hash", "scope", "created_at")
+        ):
+            rows.setdefault(digest, []).append((scope, created))
+
+    # One summary per distinct number found; every other number is simply free.
+    wanted = relevant_scopes(service_code)
+    summaries: dict[str, tuple[bool, datetime | None, tuple[str, ...]]] = {}
+    for digest, found in rows.items():
+        since = [created for scope, created in found if scope in wanted]
+        scopes = tuple(sorted(scope for scope, _created in found))
+        summaries[digest] = (bool(since), min(since) if since else None, scopes)
+    free: tuple[bool, datetime | None, tuple[str, ...]] = (False, None, ())
+    results = []
+    for raw, e164, error, digest in parsed:
+        if digest is None:
+            results.append(NumberStatus(raw, None, error))
+        else:
+            suppressed, since_, scopes_ = summaries.get(digest, free)
+            results.append(NumberStatus(raw, e164, None, suppressed, since_, scopes_))
+    return results
+
+
+def requests_filtered(
+    *,
+    requests: QuerySet[UnsubscribeRequest],
+    state: str | None = None,
+    channel: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[UnsubscribeRequest]:
+    """A tenant's requests (an already scoped queryset) narrowed by the list filters."""
+    if state:
+        requests = requests.filter(state=state)
+    if channel:
+        requests = requests.filter(channel=channel)
+    if created_after:
+        requests = requests.filter(received_at__gte=created_after)
+    if created_before:
+        requests = requests.filter(received_at__lt=created_before)
+    return requests.prefetch_related("services", "steps")

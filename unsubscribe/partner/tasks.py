@@ -1,0 +1,26 @@
+"""Celery tasks: thin, idempotent wrappers (ids in, never numbers).
+
+Retry state lives on the rows (WebhookDelivery.next_attempt_at, ScrubJob.lease_until),
+not in Celery, so it survives a lost broker message; the sweep resends what is due.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import scrub, webhooks
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_webhook(delivery_id: int) -> str:
+    return webhooks.webhook_delivery_attempt(delivery_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_scrub_job(job_id: int) -> None:
+    scrub.scrub_job_run(job_id)
+
+
+@shared_task(ignore_result=True)
+def partner_sweep() -> dict[str, int]:
+    return {**webhooks.webhook_deliveries_sweep(), **scrub.scrub_jobs_sweep()}

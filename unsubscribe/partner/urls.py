@@ -1,0 +1,22 @@
+"""Partner API v1 routes, included under /api/v1/ by lanzuan.api_urls."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("unsubscribe-requests", views.UnsubscribeRequestListView.as_view(), name="partner-requests"),
+    path(
+        "unsubscribe-requests/<str:reference>",
+        views.UnsubscribeRequestDetailView.as_view(),
+        name="partner-request-detail",
+    ),
+    path("suppressions/check", views.SuppressionCheckView.as_view(), name="partner-suppressions-check"),
+    path("scrub-jobs", views.ScrubJobListView.as_view(), name="partner-scrub-jobs"),
+    path("scrub-jobs/<int:pk>", views.ScrubJobDetailView.as_view(), name="partner-scrub-job-detail"),
+    path("scrub-jobs/<int:pk>/result", views.ScrubJobResultView.as_view(), name="partner-scrub-job-result"),
+    path("subscriptions/import", views.SubscriptionImportView.as_view(), name="partner-subscriptions-import"),
+    path("channels", views.ChannelsView.as_view(), name="partner-channels"),
+    path("webhooks", views.WebhookListView.as_view(), name="partner-webhooks"),
+    path("webhooks/<int:pk>", views.WebhookDetailView.as_view(), name="partner-webhook-detail"),
+]

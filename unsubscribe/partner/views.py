@@ -1,0 +1,623 @@
+"""Partner API v1 endpoints. Thin: parse and validate input, call a service or a
+selector, shape the output. Scoping comes from TenantScopedAPIView (the API key's
+tenant), errors are problem details (problems.py), limits per key (throttling.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.http import FileResponse
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.timezone import is_naive, make_aware
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tenants.api import TenantScopedAPIView
+from unsubscribe import services as core_services
+from unsubscribe.channels import ways_to_unsubscribe
+from unsubscribe.models import Channel, UnsubscribeRequest, VerificationMethod
+from unsubscribe.references import clean_reference
+from unsubscribe.selectors import enabled_channels
+
+from . import examples, scrub, webhooks
+from .errors import TooManyNumbers, UnknownService
+from .imports import MAX_IMPORT_ITEMS, subscriptions_import
+from .models import ScrubJob, WebhookEndpoint
+from .problems import (
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    ProblemSerializer,
+    field_error,
+    problem_exception_handler,
+)
+from .selectors import (
+    MAX_CHECK_NUMBERS,
+    NumberStatus,
+    requests_filtered,
+    service_exists,
+    suppression_check_many,
+)
+from .serializers import (
+    ChannelSerializer,
+    CheckBodyDoc,
+    CheckResultDoc,
+    ImportResultDoc,
+    NumberStatusDoc,
+    ScrubJobCreateSerializer,
+    ScrubJobSerializer,
+    SubscriptionItemDoc,
+    UnsubscribeRequestCreateSerializer,
+    UnsubscribeRequestPageSerializer,
+    UnsubscribeRequestSerializer,
+    WebhookEndpointCreatedSerializer,
+    WebhookEndpointSerializer,
+)
+from .throttling import ApiKeyRateThrottle, BulkApiKeyRateThrottle
+
+IDEMPOTENCY_LOCK_SECONDS = 30
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def problems(*statuses: int) -> dict[Any, OpenApiResponse]:
+    """The error answers of an operation, as application/problem+json with an example each."""
+    return {
+        (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+            ProblemSerializer,
+            description=examples.PROBLEM_DESCRIPTIONS[status],
+            examples=[examples.problem_example(status)],
+        )
+        for status in statuses
+    }
+
+
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    int,
+    OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds to wait before this API key may call again.",
+)
+
+
+def documented(**kwargs: Any) -> Callable[[Any], Any]:
+    """extend_schema(), plus what every partner operation shares: the 429's Retry-After."""
+    return extend_schema(**{**kwargs, "parameters": [*kwargs.get("parameters", []), RETRY_AFTER]})
+
+
+class PartnerAPIView(TenantScopedAPIView):
+    """Every partner endpoint: problem details even before the global
+    EXCEPTION_HANDLER setting is in place, and the per-key rate limit."""
+
+    throttle_classes = [ApiKeyRateThrottle]
+
+    def get_exception_handler(self) -> Callable[..., Response | None]:
+        return problem_exception_handler
+
+
+def _bad_request(field: str, message: str) -> Problem:
+    return Problem(status=400, code="invalid", detail=message, errors=[field_error(field, message)])
+
+
+def _parse_time(field: str, raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    value = parse_datetime(raw)
+    if value is None:
+        day = parse_date(raw)
+        if day is not None:
+            value = datetime(day.year, day.month, day.day)
+    if value is None:
+        raise _bad_request(field, _("Use an ISO 8601 date or date and time, e.g. 2025-01-31T08:00:00+08:00."))
+    return make_aware(value) if is_naive(value) else value
+
+
+# --- unsubscribe requests --------------------------------------------------------
+
+
+class RequestCursorPagination(CursorPagination):
+    ordering = "-received_at"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def idempotency_lock_key(tenant_id: int, key: str) -> str:
+    """Cache key of the short lock held while a request with this key is created."""
+    return f"idem:{tenant_id}:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+class UnsubscribeRequestListView(PartnerAPIView):
+    parser_classes = [JSONParser]
+
+    @documented(
+        operation_id="unsubscribe_requests_create",
+        summary="File an unsubscribe request on a person's behalf",
+        description=examples.CREATE_REQUEST_DESCRIPTION,
+        request=UnsubscribeRequestCreateSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Any unique string up to 200 characters (a UUID is best). Repeating it with the "
+                "same body returns the original request (200); with another body, 422; while the first "
+                "call is still running, 409. Keys never expire: they are kept on the request.",
+            )
+        ],
+        responses={
+            201: OpenApiResponse(
+                UnsubscribeRequestSerializer, description="Filed; the number is suppressed."
+            ),
+            200: OpenApiResponse(UnsubscribeRequestSerializer, description="A repeat of an earlier call."),
+            **problems(400, 401, 403, 409, 422, 429),
+        },
+        examples=examples.CREATE_REQUEST_EXAMPLES,
+    )
+    def post(self, request: Request) -> Response:
+        body = UnsubscribeRequestCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        verification = data.get("verification") or {
+            "method": VerificationMethod.PARTNER_ASSERTION,
+            "evidence": {},
+        }
+        key = request.headers.get("Idempotency-Key", "").strip() or None
+        if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+            raise _bad_request("Idempotency-Key", _("At most 200 characters."))
+        # The evidence is the body's only: it is part of the request's fingerprint, so a
+        # retry with the same Idempotency-Key through a rotated API key still matches.
+        evidence = verification["evidence"]
+
+        def file() -> core_services.FiledRequest:
+            return core_services.unsubscribe_request_create(
+                tenant=self.tenant,
+                phone=data["phone"],
+                channel=data["channel"],
+                verification_method=verification["method"],
+                verification_evidence=evidence,
+                services=data["scope"],
+                language=data.get("language"),
+                idempotency_key=key,
+            )
+
+        if key is None:
+            filed = file()
+        else:
+            # The unique (tenant, key) constraint makes a repeat return the first
+            # request; the lock turns "still running" into a clear 409 instead of
+            # a wait on the row lock or a second create racing the first.
+            lock = idempotency_lock_key(self.tenant.pk, key)
+            if not cache.add(lock, 1, timeout=IDEMPOTENCY_LOCK_SECONDS):
+                raise Problem(
+                    status=409,
+                    code="idempotency_in_progress",
+                    detail=_("A request with this Idempotency-Key is still being processed; retry shortly."),
+                    errors=[field_error("Idempotency-Key", _("In use by a call that has not finished."))],
+                )
+            try:
+                filed = file()
+            finally:
+                cache.delete(lock)
+        output = UnsubscribeRequestSerializer(
+            self.scoped(UnsubscribeRequest).prefetch_related("services", "steps").get(pk=filed.request.pk),
+            context={"request": request},
+        )
+        return Response(output.data, status=201 if filed.created else 200)
+
+    @documented(
+        operation_id="unsubscribe_requests_list",
+        summary="List unsubscribe requests",
+        description="Newest first, with cursor paging: follow `next` until it is null.",
+        parameters=[
+            OpenApiParameter("state", str, enum=UnsubscribeRequest.State.values),
+            OpenApiParameter("channel", str, enum=Channel.values),
+            OpenApiParameter(
+                "created_after", OpenApiTypes.DATETIME, description="Received at or after (ISO 8601)."
+            ),
+            OpenApiParameter(
+                "created_before", OpenApiTypes.DATETIME, description="Received before (ISO 8601)."
+            ),
+            OpenApiParameter("cursor", str, description="From `next` or `previous`."),
+            OpenApiParameter("page_size", int, description="1–500, default 50."),
+        ],
+        responses={200: UnsubscribeRequestPageSerializer, **problems(400, 401, 429)},
+        examples=[examples.REQUEST_PAGE_EXAMPLE],
+    )
+    def get(self, request: Request) -> Response:
+        state = request.query_params.get("state") or None
+        channel = request.query_params.get("channel") or None
+        if state and state not in UnsubscribeRequest.State.values:
+            raise _bad_request("state", _("Unknown state: %(value)s") % {"value": state})
+        if channel and channel not in Channel.values:
+            raise _bad_request("channel", _("Unknown channel: %(value)s") % {"value": channel})
+        queryset = requests_filtered(
+            requests=self.scoped(UnsubscribeRequest),
+            state=state,
+            channel=channel,
+            created_after=_parse_time("created_after", request.query_params.get("created_after")),
+            created_before=_parse_time("created_before", request.query_params.get("created_before")),
+        )
+        paginator = RequestCursorPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        data = UnsubscribeRequestSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+
+class UnsubscribeRequestDetailView(PartnerAPIView):
+    @documented(
+        operation_id="unsubscribe_requests_retrieve",
+        summary="One request: state, steps with times, receipts",
+        responses={200: UnsubscribeRequestSerializer, **problems(401, 404, 429)},
+        examples=[examples.REQUEST_EXAMPLE],
+    )
+    def get(self, request: Request, reference: str) -> Response:
+        found = (
+            self.scoped(UnsubscribeRequest)
+            .filter(reference=clean_reference(reference))
+            .prefetch_related("services", "steps")
+            .first()
+        )
+        if found is None:
+            raise Problem(status=404, code="not_found", detail=_("No request with this reference."))
+        return Response(UnsubscribeRequestSerializer(found, context={"request": request}).data)
+
+
+# --- suppression checks -------------------------------------------------------------
+
+
+def _status_json(status: NumberStatus) -> dict[str, Any]:
+    if status.error is not None:
+        return {"phone": status.phone, "valid": False, "error": status.error}
+    return {
+        "phone": status.phone,
+        "valid": True,
+        "e164": status.e164,
+        "suppressed": status.suppressed,
+        "since": status.since.isoformat() if status.since else None,
+        "scopes": ["all" if scope == "*" else scope for scope in status.scopes],
+    }
+
+
+class SuppressionCheckView(PartnerAPIView):
+    parser_classes = [JSONParser]
+
+    def get_throttles(self) -> list[Any]:
+        if self.request.method == "POST":
+            return [BulkApiKeyRateThrottle()]
+        return super().get_throttles()
+
+    def _service(self, raw: Any) -> str | None:
+        if raw in (None, ""):
+            return None
+        if not isinstance(raw, str) or not service_exists(tenant=self.tenant, code=raw):
+            raise UnknownService(_("Unknown service code(s): %(codes)s") % {"codes": raw})
+        return raw
+
+    @documented(
+        operation_id="suppressions_check_one",
+        summary="May I send to this number?",
+        description=examples.CHECK_DESCRIPTION,
+        parameters=[
+            OpenApiParameter("phone", str, required=True, description="The number, e.g. +8613800138000."),
+            OpenApiParameter("service", str, description="A service code: also count opt-outs of it."),
+        ],
+        responses={200: NumberStatusDoc, **problems(400, 401, 429)},
+        examples=examples.CHECK_ONE_EXAMPLES,
+    )
+    def get(self, request: Request) -> Response:
+        phone = request.query_params.get("phone", "")
+        if not phone.strip():
+            raise _bad_request("phone", _("Give the number as ?phone=."))
+        service = self._service(request.query_params.get("service"))
+        (status,) = suppression_check_many(tenant=self.tenant, numbers=[phone], service_code=service)
+        return Response(_status_json(status))
+
+    @documented(
+        operation_id="suppressions_check_many",
+        summary="Check up to 10,000 numbers at once",
+        description=examples.CHECK_MANY_DESCRIPTION,
+        request=CheckBodyDoc,
+        responses={200: CheckResultDoc, **problems(400, 401, 413, 429)},
+        examples=examples.CHECK_MANY_EXAMPLES,
+    )
+    def post(self, request: Request) -> Response:
+        body = request.data
+        numbers = body.get("phones") if isinstance(body, dict) else None
+        if not isinstance(numbers, list):
+            raise _bad_request("phones", _('Send {"phones": [...]} with a list of numbers.'))
+        if len(numbers) > MAX_CHECK_NUMBERS:
+            raise TooManyNumbers(
+                _(
+                    "At most %(max)s numbers per call; this one has %(count)s. Split the list, or use a scrub job."
+                )
+                % {"max": f"{MAX_CHECK_NUMBERS:,}", "count": f"{len(numbers):,}"},
+                field="phones",
+            )
+        service = self._service(body.get("service"))
+        statuses = suppression_check_many(tenant=self.tenant, numbers=numbers, service_code=service)
+        results = [_status_json(s) for s in statuses]
+        return Response(
+            {
+                "service": service,
+                "count": len(results),
+                "suppressed": sum(1 for s in statuses if s.suppressed),
+                "invalid": sum(1 for s in statuses if s.error is not None),
+                "results": results,
+            }
+        )
+
+
+# --- scrub jobs ------------------------------------------------------------------------
+
+
+class ScrubJobListView(PartnerAPIView):
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [BulkApiKeyRateThrottle]
+
+    @documented(
+        operation_id="scrub_jobs_create",
+        summary="Scrub a list of up to 10 million numbers",
+        description=examples.SCRUB_DESCRIPTION,
+        request={"multipart/form-data": ScrubJobCreateSerializer},
+        responses={202: ScrubJobSerializer, **problems(400, 401, 413, 429)},
+        examples=[examples.SCRUB_JOB_EXAMPLE],
+    )
+    def post(self, request: Request) -> Response:
+        body = ScrubJobCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = scrub.scrub_job_create(
+            tenant=self.tenant,
+            upload=body.validated_data["file"],
+            service_code=body.validated_data.get("service") or None,
+        )
+        return Response(ScrubJobSerializer(job, context={"request": request}).data, status=202)
+
+
+class ScrubJobDetailView(PartnerAPIView):
+    @documented(
+        operation_id="scrub_jobs_retrieve",
+        summary="Progress and counts of a scrub job",
+        responses={200: ScrubJobSerializer, **problems(401, 404, 429)},
+        examples=[examples.SCRUB_JOB_DONE_EXAMPLE],
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        job = self.scoped(ScrubJob).filter(pk=pk).first()
+        if job is None:
+            raise Problem(status=404, code="not_found", detail=_("No scrub job with this id."))
+        return Response(ScrubJobSerializer(job, context={"request": request}).data)
+
+
+class FirstRendererNegotiation(BaseContentNegotiation):
+    """The result is a CSV whatever the Accept header says; errors stay JSON."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+class ScrubJobResultView(PartnerAPIView):
+    content_negotiation_class = FirstRendererNegotiation
+
+    @documented(
+        operation_id="scrub_jobs_result",
+        summary="Download the numbers that may be sent to",
+        description="A CSV with a `phone` header and one E.164 number per line, in the order of the upload, "
+        "each number once. Available when the job is done, for 7 days.",
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                examples=[OpenApiExample("result", value="phone\n+8613800138000\n+8613912345678\n")],
+            ),
+            **problems(401, 404, 429),
+        },
+    )
+    def get(self, request: Request, pk: int) -> Any:
+        job = self.scoped(ScrubJob).filter(pk=pk).first()
+        if job is None:
+            raise Problem(status=404, code="not_found", detail=_("No scrub job with this id."))
+        if job.status != ScrubJob.Status.DONE or not job.result:
+            raise Problem(
+                status=404,
+                code="result_not_available",
+                detail=_("This job has no result: it is not done yet, it failed, or its result expired."),
+            )
+        return FileResponse(
+            job.result.open("rb"),
+            as_attachment=True,
+            filename=f"scrubbed-{job.pk}.csv",
+            content_type="text/csv; charset=utf-8",
+        )
+
+
+# --- subscriptions import ------------------------------------------------------------
+
+
+class SubscriptionImportView(PartnerAPIView):
+    parser_classes = [JSONParser]
+    throttle_classes = [BulkApiKeyRateThrottle]
+
+    @documented(
+        operation_id="subscriptions_import",
+        summary="Create or update up to 10,000 subscriptions",
+        description=examples.IMPORT_DESCRIPTION,
+        request=SubscriptionItemDoc(many=True),
+        responses={200: ImportResultDoc, **problems(400, 401, 413, 429)},
+        examples=examples.IMPORT_EXAMPLES,
+    )
+    def post(self, request: Request) -> Response:
+        items = request.data
+        if not isinstance(items, list):
+            raise _bad_request("body", _("Send a JSON list of subscriptions."))
+        if len(items) > MAX_IMPORT_ITEMS:
+            raise TooManyNumbers(
+                _("At most %(max)s subscriptions per call; this one has %(count)s.")
+                % {"max": f"{MAX_IMPORT_ITEMS:,}", "count": f"{len(items):,}"},
+                field="body",
+            )
+        result = subscriptions_import(tenant=self.tenant, items=items)
+        return Response(
+            {
+                "received": result.received,
+                "created": result.created,
+                "updated": result.updated,
+                "invalid": result.invalid,
+                "errors": result.errors,
+            }
+        )
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+
+class WebhookListView(PartnerAPIView):
+    parser_classes = [JSONParser]
+
+    @documented(
+        operation_id="webhooks_list",
+        summary="Your webhook endpoints",
+        responses={200: WebhookEndpointSerializer(many=True), **problems(401, 429)},
+        examples=[examples.WEBHOOK_LIST_EXAMPLE],
+    )
+    def get(self, request: Request) -> Response:
+        endpoints = self.scoped(WebhookEndpoint).order_by("id")
+        return Response(WebhookEndpointSerializer(endpoints, many=True).data)
+
+    @documented(
+        operation_id="webhooks_create",
+        summary="Register a webhook endpoint",
+        description=examples.WEBHOOK_DESCRIPTION,
+        request=WebhookEndpointSerializer,
+        responses={201: WebhookEndpointCreatedSerializer, **problems(400, 401, 429)},
+        examples=examples.WEBHOOK_CREATE_EXAMPLES,
+    )
+    def post(self, request: Request) -> Response:
+        body = WebhookEndpointSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        endpoint, _secret = webhooks.webhook_endpoint_create(
+            tenant=self.tenant,
+            url=body.validated_data["url"],
+            events=body.validated_data["events"],
+            secret=body.validated_data.get("secret"),
+            description=body.validated_data.get("description", ""),
+        )
+        return Response(WebhookEndpointCreatedSerializer(endpoint).data, status=201)
+
+
+class WebhookDetailView(PartnerAPIView):
+    def _endpoint(self, pk: int) -> WebhookEndpoint:
+        endpoint = self.scoped(WebhookEndpoint).filter(pk=pk).first()
+        if endpoint is None:
+            raise Problem(status=404, code="not_found", detail=_("No webhook endpoint with this id."))
+        return endpoint
+
+    @documented(
+        operation_id="webhooks_retrieve",
+        summary="One webhook endpoint",
+        responses={200: WebhookEndpointSerializer, **problems(401, 404, 429)},
+        examples=[examples.WEBHOOK_EXAMPLE],
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(WebhookEndpointSerializer(self._endpoint(pk)).data)
+
+    @documented(
+        operation_id="webhooks_destroy",
+        summary="Remove a webhook endpoint and its delivery log",
+        responses={204: None, **problems(401, 404, 429)},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        webhooks.webhook_endpoint_delete(endpoint=self._endpoint(pk))
+        return Response(status=204)
+
+
+# --- channels (issue 8) ----------------------------------------------------------
+
+
+class ChannelsView(PartnerAPIView):
+    @documented(
+        operation_id="channels_list",
+        summary="The ways people can unsubscribe, with the text to show them",
+        description=(
+            "Every channel with `enabled`; for the ones a person can use, the title and instruction in "
+            "`language` (`zh-hans` or `en`; default: the tenant's language), so a partner app shows the same "
+            "text as the tenant's own pages. The partner API itself is listed but has no instruction."
+        ),
+        parameters=[OpenApiParameter("language", str, enum=["zh-hans", "en"], required=False)],
+        responses={200: ChannelSerializer(many=True), **problems(401, 429)},
+        examples=[
+            OpenApiExample(
+                "Reply SMS and hotline, in Chinese",
+                response_only=True,
+                value=[
+                    {
+                        "channel": "sms",
+                        "enabled": True,
+                        "title": "短信退订",
+                        "instruction": "回复 TD / 退订 到 10690001。",
+                        "url": "",
+                        "keywords": ["TD", "退订"],
+                        "numbers": ["10690001"],
+                        "app_path": "",
+                        "hotline_number": "",
+                        "hotline_hours": "",
+                        "hotline_menu_key": "",
+                    },
+                    {
+                        "channel": "hotline",
+                        "enabled": True,
+                        "title": "电话退订",
+                        "instruction": "拨打 400-800-1234，按 3（服务时间 9:00–21:00）。",
+                        "url": "",
+                        "keywords": [],
+                        "numbers": [],
+                        "app_path": "",
+                        "hotline_number": "400-800-1234",
+                        "hotline_hours": "9:00–21:00",
+                        "hotline_menu_key": "3",
+                    },
+                ],
+            )
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        language = request.query_params.get("language") or self.tenant.default_language
+        if language not in ("zh-hans", "en"):
+            raise _bad_request("language", _("Use zh-hans or en."))
+        ways = {way.channel: way for way in ways_to_unsubscribe(tenant=self.tenant, language=language)}
+        enabled = {setting.channel for setting in enabled_channels(tenant=self.tenant)}
+        rows = []
+        for channel in Channel.values:
+            way = ways.get(channel)
+            rows.append(
+                {
+                    "channel": channel,
+                    "enabled": channel in enabled,
+                    "title": way.title if way else "",
+                    "instruction": way.instruction if way else "",
+                    "url": request.build_absolute_uri(way.url) if way and way.url else "",
+                    "keywords": way.keywords if way else [],
+                    "numbers": way.numbers if way else [],
+                    "app_path": way.app_path if way else "",
+                    "hotline_number": way.hotline_number if way else "",
+                    "hotline_hours": way.hotline_hours if way else "",
+                    "hotline_menu_key": way.hotline_menu_key if way else "",
+                }
+            )
+        return Response(ChannelSerializer(rows, many=True).data)

@@ -1,0 +1,311 @@
+"""Event webhooks: signed POSTs to the endpoints a tenant registered.
+
+Events: request.created, request.completed, request.needs_attention,
+suppression.added. Each is one JSON body, never carrying the raw number:
+
+    {"id": "<uuid, the same on every retry>", "event": "request.created",
+     "created_at": "2025-01-01T08:00:00+00:00", "tenant": "acme",
+     "data": {"reference": "K7M2-9QXP", "state": "suppressed", "channel": "app",
+              "phone_hash": "<HMAC-SHA256 hex>", "phone_masked": "138****8000", ...}}
+
+Signature (lanzuan.signing), on every attempt:
+
+    X-Lanzuan-Timestamp: 1732500000                     (Unix seconds, fresh per attempt)
+    X-Lanzuan-Signature: v1=hex(HMAC-SHA256(secret, "<timestamp>." + raw body))
+
+also X-Lanzuan-Event, X-Lanzuan-Delivery (the event id, for de-duplication) and
+X-Lanzuan-Attempt. A receiver recomputes the HMAC over the raw body bytes, compares
+in constant time and rejects timestamps more than 5 minutes away:
+
+    import hashlib, hmac, time
+    def verify(secret: str, body: bytes, timestamp: str, signature: str) -> bool:
+        mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+        fresh = abs(time.time() - int(timestamp)) <= 300
+        return fresh and hmac.compare_digest("v1=" + mac.hexdigest(), signature)
+
+Delivery: a 2xx answer within 10 s is success; anything else is retried with
+exponential backoff (30 s, 1 min, 2 min, … at most 1 h apart, jittered) for 24 h
+after the event, then marked failed. Every delivery is a WebhookDelivery row
+(attempts, next attempt, last response code and excerpt, last error), shown in the
+admin and re-sendable from there ("Send again").
+
+Rows are written inside the transaction that emitted the event, and the HTTP work
+happens after commit (a Celery task per delivery id); the periodic sweep sends
+whatever is due and was not sent (broker down, retries).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import requests
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from lanzuan.signing import signed_headers
+from tenants.models import Tenant
+from unsubscribe.events import EVENTS
+
+from .models import WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+RETRY_WINDOW = timedelta(hours=24)
+TIMEOUT_SECONDS = 10
+LEASE = timedelta(seconds=TIMEOUT_SECONDS + 50)
+STALE_DISPATCH = timedelta(minutes=2)
+FIRST_RETRY_SECONDS = 30.0
+MAX_RETRY_SECONDS = 3600.0
+RAW_NUMBER_KEYS = frozenset({"phone", "e164", "to", "number"})
+
+Status = WebhookDelivery.Status
+
+
+# --- endpoints ------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def webhook_endpoint_create(
+    *, tenant: Tenant, url: str, events: list[str], secret: str | None = None, description: str = ""
+) -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint; returns it and its secret (generated when not given),
+    which is never shown again."""
+    unknown = sorted(set(events) - set(EVENTS))
+    if unknown:
+        raise ValueError(f"unknown events: {unknown}")
+    secret = secret or new_secret()
+    endpoint = WebhookEndpoint.objects.create(
+        tenant=tenant,
+        url=url,
+        events=sorted(set(events), key=EVENTS.index),
+        secret=secret,
+        description=description,
+    )
+    return endpoint, secret
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    """Remove the endpoint and its delivery log; nothing more is sent to it."""
+    endpoint.delete()
+
+
+# --- events → deliveries -----------------------------------------------------------
+
+
+def _without_raw_numbers(value: Any) -> Any:
+    # The core's payloads carry only hashes and masks; this keeps a future field
+    # with a raw number from ever leaving the platform in a webhook.
+    if isinstance(value, dict):
+        return {k: _without_raw_numbers(v) for k, v in value.items() if k not in RAW_NUMBER_KEYS}
+    if isinstance(value, list):
+        return [_without_raw_numbers(v) for v in value]
+    return value
+
+
+def on_domain_event(tenant_id: int, event: str, payload: dict[str, Any]) -> None:
+    """unsubscribe.events handler: runs inside the emitting transaction, so the
+    delivery rows commit (or roll back) with the change; sending waits for commit."""
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.for_tenant(tenant_id).filter(is_active=True)
+        if endpoint.wants(event)
+    ]
+    if not endpoints:
+        return
+    now = timezone.now()
+    data = _without_raw_numbers(payload)
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                tenant_id=tenant_id,
+                endpoint=endpoint,
+                event=event,
+                payload=data,
+                next_attempt_at=now,
+                give_up_at=now + RETRY_WINDOW,
+                created_at=now,
+            )
+            for endpoint in endpoints
+        ]
+    )
+    ids = [delivery.pk for delivery in deliveries]
+
+    def dispatch_all() -> None:
+        for pk in ids:
+            webhook_delivery_dispatch(pk)
+
+    transaction.on_commit(dispatch_all)
+
+
+def webhook_delivery_dispatch(delivery_id: int) -> None:
+    """Queue one delivery. Never raises: with the broker down the sweep sends it."""
+    from .tasks import deliver_webhook
+
+    try:
+        deliver_webhook.apply_async(
+            args=(delivery_id,), retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2}
+        )
+    except Exception:  # the broker's errors are many kinds; all mean "later"
+        logger.warning(
+            "broker unavailable; webhook delivery %s left for the sweep", delivery_id, exc_info=True
+        )
+        return
+    WebhookDelivery.objects.unscoped().filter(pk=delivery_id).update(dispatched_at=timezone.now())
+
+
+# --- sending -----------------------------------------------------------------------
+
+
+def delivery_body(delivery: WebhookDelivery) -> bytes:
+    return json.dumps(
+        {
+            "id": str(delivery.event_id),
+            "event": delivery.event,
+            "created_at": delivery.created_at.isoformat(),
+            "tenant": delivery.tenant.slug,
+            "data": delivery.payload,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+
+
+def retry_delay(attempt: int) -> float:
+    """30 s, 1 min, 2 min, … capped at 1 h, with jitter so retries do not stampede."""
+    ceiling = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** max(attempt - 1, 0))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def webhook_delivery_attempt(delivery_id: int) -> str:
+    """Send one delivery once, if it is due. Returns "delivered", "retry", "failed"
+    or "skipped". Claimed with a conditional update, so concurrent tasks and sweeps
+    never send the same delivery twice at once."""
+    now = timezone.now()
+    claimed = (
+        WebhookDelivery.objects.unscoped()
+        .filter(pk=delivery_id, status__in=[Status.PENDING, Status.RETRYING])
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + LEASE, attempts=F("attempts") + 1, last_attempt_at=now)
+    )
+    if not claimed:
+        return "skipped"
+    delivery = WebhookDelivery.objects.unscoped().select_related("endpoint", "tenant").get(pk=delivery_id)
+    endpoint = delivery.endpoint
+    if not endpoint.is_active:
+        return _record(delivery, ok=False, error="the endpoint is switched off", permanent=True)
+    body = delivery_body(delivery)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Lanzuan-Webhooks/1.0",
+        "X-Lanzuan-Event": delivery.event,
+        "X-Lanzuan-Delivery": str(delivery.event_id),
+        "X-Lanzuan-Attempt": str(delivery.attempts),
+        **signed_headers(endpoint.secret, body),
+    }
+    try:
+        response = requests.post(
+            endpoint.url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False
+        )
+    except requests.Timeout:
+        return _record(delivery, ok=False, error=f"timed out after {TIMEOUT_SECONDS} s")
+    except requests.RequestException as exc:
+        return _record(delivery, ok=False, error=f"could not connect: {type(exc).__name__}")
+    excerpt = response.text[:500]
+    if 200 <= response.status_code < 300:
+        return _record(delivery, ok=True, code=response.status_code, excerpt=excerpt)
+    return _record(
+        delivery, ok=False, code=response.status_code, excerpt=excerpt, error=f"HTTP {response.status_code}"
+    )
+
+
+def _record(
+    delivery: WebhookDelivery,
+    *,
+    ok: bool,
+    code: int | None = None,
+    excerpt: str = "",
+    error: str = "",
+    permanent: bool = False,
+) -> str:
+    now = timezone.now()
+    delivery.response_code = code
+    delivery.response_excerpt = excerpt
+    delivery.lease_until = None
+    if ok:
+        delivery.status = Status.SUCCEEDED
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+        delivery.last_error = ""
+        outcome = "delivered"
+    else:
+        delivery.last_error = error[:2000]
+        next_at = now + timedelta(seconds=retry_delay(delivery.attempts))
+        if permanent or (delivery.give_up_at is not None and next_at > delivery.give_up_at):
+            delivery.status = Status.FAILED
+            delivery.next_attempt_at = None
+            outcome = "failed"
+            logger.warning(
+                "webhook delivery %s failed for good after %s attempt(s): %s",
+                delivery.pk,
+                delivery.attempts,
+                error,
+            )
+        else:
+            delivery.status = Status.RETRYING
+            delivery.next_attempt_at = next_at
+            outcome = "retry"
+    delivery.save(
+        update_fields=[
+            "status",
+            "response_code",
+            "response_excerpt",
+            "last_error",
+            "lease_until",
+            "next_attempt_at",
+            "delivered_at",
+        ]
+    )
+    return outcome
+
+
+def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:
+    """Admin "Send again": the same event (same id) once more, with a fresh 24 h of
+    retries, whatever happened to it before."""
+    now = timezone.now()
+    with transaction.atomic():
+        WebhookDelivery.objects.unscoped().filter(pk=delivery.pk).update(
+            status=Status.PENDING, next_attempt_at=now, give_up_at=now + RETRY_WINDOW, lease_until=None
+        )
+        transaction.on_commit(lambda: webhook_delivery_dispatch(delivery.pk))
+
+
+def webhook_deliveries_sweep(*, limit: int = 500) -> dict[str, int]:
+    """Send what is due and was not queued recently: retries whose time has come,
+    and deliveries the broker lost."""
+    now = timezone.now()
+    due = list(
+        WebhookDelivery.objects.unscoped()
+        .filter(status__in=[Status.PENDING, Status.RETRYING], next_attempt_at__lte=now)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(
+            Q(dispatched_at__isnull=True)
+            | Q(dispatched_at__lt=now - STALE_DISPATCH)
+            | Q(dispatched_at__lt=F("next_attempt_at"))
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for delivery_id in due:
+        webhook_delivery_dispatch(delivery_id)
+    return {"webhook_deliveries_dispatched": len(due)}
