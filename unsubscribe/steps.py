@@ -80,9 +80,8 @@ def _http(step: Step, target: Target, request: UnsubscribeRequest) -> str:
 
 
 def _confirm(step: Step, request: UnsubscribeRequest) -> str:
-    from notifications.services import message_create, message_deliver
-
     from notifications.gateways import PermanentGatewayError, TransientGatewayError
+    from notifications.services import message_create, message_deliver
 
     if not request.phone:
         raise PermanentStepError("the number was already erased; no confirmation can be sent")
