@@ -136,11 +136,17 @@ def test_a_switched_off_channel_refuses_clearly(tenant_a):
     file(tenant_a, channel="hotline")  # other channels still work
 
 
-def test_pipeline_in_process_completes_and_erases(tenant_a, outbox):
+def test_pipeline_in_process_completes_and_erases(tenant_a, outbox, bob, client):
     subscriber(tenant_a)
     internal_targets(tenant_a)
     request = run_pipeline(file(tenant_a))
     assert request.state == "completed" and request.phone == ""
+    # the admin page shows the timeline with each step's receipt, even to a viewer
+    client.force_login(bob)
+    page = client.get(
+        reverse("admin:unsubscribe_unsubscriberequest_change", args=[request.pk]), HTTP_ACCEPT_LANGUAGE="en"
+    ).content.decode()
+    assert "ended 2 subscription(s)" in page and "deleted 1 profile(s)" in page
     assert UnsubscribeRequest.history.filter(id=request.pk).count() >= 3
     assert not any(h.phone_masked == "" for h in UnsubscribeRequest.history.filter(id=request.pk))
 

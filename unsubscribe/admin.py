@@ -213,6 +213,11 @@ class StepInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Shown only on a request's page, which the parent admin has already scoped:
+        # whoever may see the request sees its timeline.
+        return True
+
 
 class SLAFilter(admin.SimpleListFilter):
     title = _("SLA")

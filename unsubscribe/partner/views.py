@@ -13,7 +13,7 @@ from typing import Any
 from django.core.cache import cache
 from django.http import FileResponse
 from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.timezone import is_naive, make_aware
+from django.utils.timezone import is_naive, localtime, make_aware
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -286,7 +286,7 @@ def _status_json(status: NumberStatus) -> dict[str, Any]:
         "valid": True,
         "e164": status.e164,
         "suppressed": status.suppressed,
-        "since": status.since.isoformat() if status.since else None,
+        "since": localtime(status.since).isoformat() if status.since else None,
         "scopes": ["all" if scope == "*" else scope for scope in status.scopes],
     }
 
