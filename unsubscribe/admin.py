@@ -4,12 +4,13 @@ TenantScopedAdmin; business logic from services."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -20,11 +21,12 @@ from django.utils.translation import gettext_lazy as _
 from tenants.admin import TenantScopedAdmin, request_tenant_ids
 from tenants.models import OPERATIONS_ROLES, Tenant
 
-from . import phones, services
+from . import phones, reports, services
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
 from .imports import subscription_import_start
 from .models import (
+    Channel,
     ChannelSetting,
     Service,
     Step,
@@ -251,7 +253,8 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     search_fields = ["reference"]
     date_hierarchy = "received_at"
     inlines = [StepInline]
-    actions = ["retry_requests"]
+    actions = ["retry_requests", "export_csv"]
+    change_list_template = "admin/unsubscribe/unsubscriberequest/change_list.html"
     readonly_fields: list[str] = [
         "reference",
         "tenant",
@@ -352,6 +355,57 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             if services.request_retry(request=unsubscribe_request):
                 retried += 1
         messages.success(request, _("%(count)d request(s) sent for retry.") % {"count": retried})
+
+    @admin.action(description=_("Export selected as CSV (compliance record)"))
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[UnsubscribeRequest]) -> StreamingHttpResponse:
+        return self._csv_response(queryset)
+
+    def _csv_response(self, queryset: QuerySet[UnsubscribeRequest]) -> StreamingHttpResponse:
+        response = StreamingHttpResponse(
+            reports.requests_csv_rows(queryset), content_type="text/csv; charset=utf-8"
+        )
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="unsubscribe-requests-{stamp}.csv"'
+        return response
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="unsubscribe_dashboard"),
+            path("export/", self.admin_site.admin_view(self.export_view), name="unsubscribe_export"),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """Requests per day by channel, time to complete, SLA: the numbers compared over time."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            days = min(max(int(request.GET.get("days", 30)), 7), 365)
+        except ValueError:
+            days = 30
+        board = reports.dashboard(self.get_queryset(request), days=days)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Unsubscribe dashboard"),
+            "board": board,
+            "days": days,
+            "bars": reports.bar_chart(board),
+            "line": " ".join(reports.line_points(board)),
+            "legend": [(c, reports.CHANNEL_COLOURS.get(c, "#999"), Channel(c).label) for c in board.channels],
+        }
+        return TemplateResponse(request, "admin/unsubscribe/unsubscriberequest/dashboard.html", context)
+
+    def export_view(self, request: HttpRequest) -> StreamingHttpResponse:
+        """Every request this user may see, received in the last `days` days (default 365)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            days = min(max(int(request.GET.get("days", 365)), 1), 3660)
+        except ValueError:
+            days = 365
+        since = timezone.now() - timedelta(days=days)
+        return self._csv_response(self.get_queryset(request).filter(received_at__gte=since))
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         """Filing a request goes through the same service as every channel."""

@@ -27,6 +27,11 @@ def pipeline_sweep() -> dict[str, int]:
     return services.pipeline_sweep()
 
 
+@shared_task(ignore_result=True)
+def purge_expired_records() -> int:
+    return services.records_purge_expired()
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def import_subscriptions(import_id: int) -> None:
     from .imports import subscription_import_run

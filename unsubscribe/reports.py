@@ -1,0 +1,188 @@
+"""Compliance reports for a provider's staff: the numbers they compare over time
+(requests per day by channel, time to complete, SLA breaches) and CSV exports of
+the records that prove each opt-out was honoured."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from statistics import median
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .models import Channel, UnsubscribeRequest
+
+EXPORT_COLUMNS = [
+    "reference",
+    "tenant",
+    "number_masked",
+    "number_hash",
+    "channel",
+    "verification",
+    "scope",
+    "state",
+    "received_at",
+    "suppressed_at",
+    "completed_at",
+    "sla_due_at",
+    "sla_breached_at",
+    "steps",
+]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _time(value: datetime | None) -> str:
+    return timezone.localtime(value).isoformat() if value else ""
+
+
+def requests_csv_rows(requests: QuerySet[UnsubscribeRequest]) -> Iterator[str]:
+    """CSV lines, streamed (an export of a year of requests must not sit in memory)."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS)
+    queryset = requests.select_related("tenant").prefetch_related("services", "steps").order_by("received_at")
+    for request in queryset.iterator(chunk_size=500):
+        steps = "; ".join(
+            f"{s.kind}:{s.target_name}:{s.status}:{_time(s.finished_at)}:{s.receipt[:80]}"
+            for s in request.steps.all()
+        )
+        yield writer.writerow(
+            [
+                request.reference,
+                request.tenant.slug,
+                request.phone_masked,
+                request.phone_hash,
+                request.channel,
+                request.verification_method,
+                "all" if request.scope_all else " ".join(s.code for s in request.services.all()),
+                request.state,
+                _time(request.received_at),
+                _time(request.suppressed_at),
+                _time(request.completed_at),
+                _time(request.sla_due_at),
+                _time(request.sla_breached_at),
+                steps,
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class Day:
+    day: date
+    by_channel: dict[str, int]
+    total: int
+    median_minutes: float | None  # received → completed, for requests completed that day
+    breached: int
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    days: list[Day]
+    channels: list[str]
+    max_total: int
+    max_minutes: float
+    open_count: int
+    attention_count: int
+    breached_open: int
+
+
+def dashboard(
+    requests: QuerySet[UnsubscribeRequest], *, days: int = 30, now: datetime | None = None
+) -> Dashboard:
+    """Per-day figures for the last `days` days (in the current time zone)."""
+    now = now or timezone.now()
+    today = timezone.localtime(now).date()
+    first = today - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(first, datetime.min.time()))
+    rows = requests.filter(received_at__gte=start).values_list(
+        "received_at", "completed_at", "channel", "sla_breached_at"
+    )
+    counts: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    minutes: dict[date, list[float]] = defaultdict(list)
+    breached: dict[date, int] = defaultdict(int)
+    for received, completed, channel, breached_at in rows:
+        day = timezone.localtime(received).date()
+        counts[day][channel] += 1
+        if completed:
+            minutes[timezone.localtime(completed).date()].append((completed - received).total_seconds() / 60)
+        if breached_at:
+            breached[day] += 1
+    series = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        by_channel = dict(counts.get(day, {}))
+        series.append(
+            Day(
+                day=day,
+                by_channel=by_channel,
+                total=sum(by_channel.values()),
+                median_minutes=round(median(minutes[day]), 1) if minutes.get(day) else None,
+                breached=breached.get(day, 0),
+            )
+        )
+    used = [c for c in Channel.values if any(d.by_channel.get(c) for d in series)]
+    open_requests = requests.filter(state__in=UnsubscribeRequest.ACTIVE_STATES)
+    return Dashboard(
+        days=series,
+        channels=used,
+        max_total=max([d.total for d in series] + [1]),
+        max_minutes=max([d.median_minutes or 0 for d in series] + [1]),
+        open_count=open_requests.count(),
+        attention_count=requests.filter(state=UnsubscribeRequest.State.NEEDS_ATTENTION).count(),
+        breached_open=requests.filter(
+            state__in=[*UnsubscribeRequest.ACTIVE_STATES, UnsubscribeRequest.State.NEEDS_ATTENTION],
+            sla_breached_at__isnull=False,
+        ).count(),
+    )
+
+
+CHANNEL_COLOURS = {
+    "sms": "#0b5fff",
+    "web": "#1a7f37",
+    "app": "#8250df",
+    "hotline": "#bf8700",
+    "email": "#cf222e",
+    "partner": "#57606a",
+    "hub": "#0a7b83",
+}
+
+
+def bar_chart(board: Dashboard, width: int = 900, height: int = 220) -> list[dict[str, Any]]:
+    """Stacked bars as SVG rectangles (no chart library, no CDN)."""
+    bars: list[dict[str, Any]] = []
+    slot = width / max(len(board.days), 1)
+    for index, day in enumerate(board.days):
+        y = float(height)
+        for channel in board.channels:
+            count = day.by_channel.get(channel, 0)
+            if not count:
+                continue
+            h = count / board.max_total * (height - 20)
+            y -= h
+            bars.append(
+                {
+                    "x": round(index * slot + 2, 1),
+                    "y": round(y, 1),
+                    "w": round(slot - 4, 1),
+                    "h": round(h, 1),
+                    "colour": CHANNEL_COLOURS.get(channel, "#999"),
+                    "title": f"{day.day.isoformat()} {channel}: {count}",
+                }
+            )
+    return bars
+
+
+def line_points(board: Dashboard, width: int = 900, height: int = 160) -> Iterable[str]:
+    slot = width / max(len(board.days), 1)
+    for index, day in enumerate(board.days):
+        if day.median_minutes is not None:
+            y = height - day.median_minutes / board.max_minutes * (height - 20)
+            yield f"{round(index * slot + slot / 2, 1)},{round(y, 1)}"
