@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.apps import apps
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from .models import CONFIG_ROLES, Membership, Tenant
 
@@ -65,7 +66,9 @@ TenantManager = models.Manager.from_queryset(TenantQuerySet)
 
 
 class TenantOwnedModel(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", db_index=True, verbose_name=_("tenant")
+    )
 
     objects = TenantManager()
 
