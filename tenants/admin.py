@@ -83,6 +83,12 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self._may_write(request)
 
+    def writable_tenants(self, request: HttpRequest) -> QuerySet[Tenant]:
+        """Tenants this user may add rows to here (for custom admin forms)."""
+        if _is_superuser(request):
+            return Tenant.objects.all()
+        return Tenant.objects.filter(pk__in=request_tenant_ids(request, self.write_roles))
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._may_write(request, obj)
 

@@ -72,3 +72,14 @@ def outbox(settings, tmp_path):
     path = tmp_path / "outbox.jsonl"
     settings.OUTBOX_PATH = path
     return path
+
+
+@pytest.fixture
+def eager_celery():
+    """Celery tasks run in-process when dispatched (retries too, without waiting), for
+    flows whose effect a test checks right away; integration tests use a real worker."""
+    from lanzuan.celery import app
+
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = False

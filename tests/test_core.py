@@ -10,7 +10,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from lanzuan.celery import app as celery_app
 from unsubscribe import selectors, services
 from unsubscribe.errors import ChannelDisabled, IdempotencyConflict, ResubscribeRefused, UnknownServices
 from unsubscribe.models import (
@@ -27,14 +26,6 @@ from unsubscribe.references import clean_reference
 from .pipeline_helpers import NUMBER, internal_targets, subscriber
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager():
-    """Run Celery tasks in-process (for admin flows whose effect we check right away)."""
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 def file(tenant, **kwargs):
@@ -212,7 +203,7 @@ def test_admin_finds_a_request_by_number_or_reference(tenant_a, alice, client):
 
 
 def test_agent_files_a_request_in_the_admin_and_viewer_cannot(
-    tenant_a, agent_amy, bob, client, eager, outbox
+    tenant_a, agent_amy, bob, client, eager_celery, outbox
 ):
     subscriber(tenant_a)
     client.force_login(bob)
@@ -250,7 +241,7 @@ def test_admin_file_form_shows_a_bad_number_as_a_form_error(tenant_a, alice, cli
 
 
 def test_admin_imports_subscriptions_from_csv_with_progress(
-    tenant_a, alice, client, eager, django_capture_on_commit_callbacks
+    tenant_a, alice, client, eager_celery, django_capture_on_commit_callbacks
 ):
     subscriber(tenant_a, number="13900000000")
     rows = ["phone,service,consent_source,consent_at"] + [

@@ -64,16 +64,6 @@ def public_url(settings):
 
 
 @pytest.fixture
-def eager_celery():
-    """Celery tasks run in-process when dispatched, so replies reach the outbox file."""
-    from lanzuan.celery import app
-
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = False
-
-
-@pytest.fixture
 def twilio_a(tenant_a):
     return inbound_credential_set(tenant=tenant_a, provider="twilio", secret=TWILIO_TOKEN)
 

@@ -101,16 +101,6 @@ def local_server(respond: Responder) -> Iterator[tuple[str, list[Seen]]]:
         server.server_close()
 
 
-@pytest.fixture
-def eager_celery():
-    """Tasks run in-process when dispatched (retries too, without waiting)."""
-    from lanzuan.celery import app
-
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = False
-
-
 # --- templates and rendering -------------------------------------------------------------
 
 

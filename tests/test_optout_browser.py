@@ -94,15 +94,6 @@ def fresh_limits():
 
 
 @pytest.fixture
-def eager_celery():
-    from lanzuan.celery import app
-
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = False
-
-
-@pytest.fixture
 def shots() -> Path:
     folder = Path(settings.VAR_DIR) / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)

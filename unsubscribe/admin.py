@@ -18,8 +18,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from tenants.admin import TenantScopedAdmin, request_tenant_ids
-from tenants.models import OPERATIONS_ROLES, Tenant
+from tenants.admin import TenantScopedAdmin
+from tenants.models import OPERATIONS_ROLES
 
 from . import phones, reports, services
 from .errors import UnsubscribeError
@@ -108,11 +108,7 @@ class SubscriptionAdmin(PhoneSearchMixin, TenantScopedAdmin):
     def import_view(self, request: HttpRequest) -> HttpResponse:
         if not self._may_write(request):
             raise PermissionDenied
-        tenants = (
-            Tenant.objects.all()
-            if request.user.is_superuser
-            else Tenant.objects.filter(pk__in=request_tenant_ids(request, self.write_roles))
-        )
+        tenants = self.writable_tenants(request)
         form = SubscriptionImportForm(request.POST or None, request.FILES or None, tenants=tenants)
         if request.method == "POST" and form.is_valid():
             import_ = SubscriptionImport.objects.create(
@@ -357,7 +353,9 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         messages.success(request, _("%(count)d request(s) sent for retry.") % {"count": retried})
 
     @admin.action(description=_("Export selected as CSV (compliance record)"))
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[UnsubscribeRequest]) -> StreamingHttpResponse:
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[UnsubscribeRequest]
+    ) -> StreamingHttpResponse:
         return self._csv_response(queryset)
 
     def _csv_response(self, queryset: QuerySet[UnsubscribeRequest]) -> StreamingHttpResponse:
@@ -411,11 +409,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         """Filing a request goes through the same service as every channel."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        tenants = (
-            Tenant.objects.all()
-            if request.user.is_superuser
-            else Tenant.objects.filter(pk__in=request_tenant_ids(request, self.write_roles))
-        )
+        tenants = self.writable_tenants(request)
         form = FileRequestForm(request.POST or None, tenants=tenants)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
