@@ -47,10 +47,10 @@ from rest_framework.test import APIClient  # noqa: E402
 
 from tenants.models import Tenant  # noqa: E402
 from tenants.services import api_key_create, tenant_create  # noqa: E402
+from unsubscribe import phones  # noqa: E402
 from unsubscribe.models import Suppression  # noqa: E402
 from unsubscribe.partner.models import ScrubJob  # noqa: E402
 from unsubscribe.partner.scrub import scrub_job_run  # noqa: E402
-from unsubscribe.partner.selectors import phone_hasher  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -64,7 +64,7 @@ def random_numbers(rng: random.Random, count: int, prefix: str) -> list[str]:
 
 
 def create_suppressions(tenant: Tenant, numbers: list[str]) -> float:
-    hasher = phone_hasher()
+    hasher = phones.phone_hash
     started = time.perf_counter()
     with transaction.atomic():
         for start in range(0, len(numbers), 5000):

@@ -17,7 +17,7 @@ from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.models import Service, Subscription
 
-from .selectors import normalise_item, phone_hasher
+from .selectors import normalise_item
 
 MAX_IMPORT_ITEMS = 10_000
 
@@ -29,13 +29,6 @@ class ImportResult:
     updated: int = 0
     invalid: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
-
-
-def mask_fast(e164: str) -> str:
-    """phones.mask() without phonenumbers for CN mobiles (the common case)."""
-    if len(e164) == 14 and e164.startswith("+861"):
-        return f"{e164[3:6]}****{e164[-4:]}"
-    return phones.mask(e164)
 
 
 def _consent_time(value: Any) -> datetime | None:
@@ -55,7 +48,6 @@ def subscriptions_import(*, tenant: Tenant, items: list[Any]) -> ImportResult:
     an import never restarts marketing that was ended."""
     result = ImportResult(received=len(items))
     services = {s.code: s for s in Service.objects.for_tenant(tenant)}
-    hasher = phone_hasher()
     now = timezone.now()
     rows: dict[tuple[int, str], Subscription] = {}
     for index, item in enumerate(items):
@@ -86,13 +78,13 @@ def subscriptions_import(*, tenant: Tenant, items: list[Any]) -> ImportResult:
             result.invalid += 1
             result.errors += [{"index": index, "field": f, "message": m} for f, m in problems]
             continue
-        digest = hasher(e164)
+        digest = phones.phone_hash(e164)
         rows[(service.pk, digest)] = Subscription(
             tenant=tenant,
             service=service,
             phone=e164,
             phone_hash=digest,
-            phone_masked=mask_fast(e164),
+            phone_masked=phones.mask(e164),
             status=Subscription.Status.ACTIVE,
             consent_source=source.strip(),
             consent_at=consent_at or now,

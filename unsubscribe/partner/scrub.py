@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import heapq
-import hmac
 import io
 import logging
 import secrets
@@ -342,7 +340,6 @@ def _scrub_buckets(
     paths: list[Path], suppressed: set[int], counts: Counts, progress: _Progress
 ) -> list[Path]:
     """Pass 2: per bucket, drop repeats, then split suppressed from sendable."""
-    keyed = hmac.new(settings.PHONE_HASH_KEY.encode(), digestmod=hashlib.sha256)
     start = ROW_WIDTH + 1
     outputs = []
     for index, path in enumerate(paths):
@@ -358,9 +355,7 @@ def _scrub_buckets(
                     counts.duplicate += 1
                     continue
                 seen.add(e164)
-                mac = keyed.copy()
-                mac.update(e164.encode())
-                if _key(mac.digest()) in suppressed:
+                if _key(phones.phone_digest(e164)) in suppressed:
                     counts.suppressed += 1
                 else:
                     counts.sendable += 1
