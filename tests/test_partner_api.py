@@ -564,3 +564,13 @@ def test_openapi_schema_documents_every_partner_endpoint_without_warnings(db, cl
     # and the served schema and docs render
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_the_record_says_which_api_key_filed_it(api_a, tenant_a):
+    from unsubscribe.models import UnsubscribeRequest
+
+    response = api_a.post("/api/v1/unsubscribe-requests", {"phone": NUMBER, "channel": "app"}, format="json")
+    assert response.status_code == 201
+    assert response.json()["filed_by"].startswith("API key ")
+    request = UnsubscribeRequest.objects.get(reference=response.json()["reference"])
+    assert request.filed_by.endswith("(tests)")

@@ -260,6 +260,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         "verification_method",
         "verification_evidence",
         "language",
+        "filed_by",
         "state",
         "attention_reason",
         "received_at",
@@ -283,6 +284,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                     "channel",
                     "verification_method",
                     "verification_evidence",
+                    "filed_by",
                     "language",
                     "idempotency_key",
                 ]
@@ -431,6 +433,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                         "at": timezone.now().isoformat(),
                     },
                     services=list(data["services"]),
+                    filed_by=f"staff {request.user.get_username()} (admin)",
                 )
             except UnsubscribeError as exc:
                 form.add_error(None, exc.message)

@@ -137,6 +137,12 @@ class UnsubscribeRequest(TenantOwnedModel):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
     confirmation_channel = models.CharField(_("confirmation channel"), max_length=10, blank=True)
+    filed_by = models.CharField(
+        _("filed by"),
+        max_length=200,
+        blank=True,
+        help_text=_("The API key, staff member or gateway that filed it."),
+    )
 
     state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.RECEIVED)
     attention_reason = models.TextField(_("why it needs attention"), blank=True)

@@ -83,10 +83,13 @@ def unsubscribe_request_create(
     idempotency_key: str | None = None,
     confirmation_channel: str | None = None,
     allow_disabled_channel: bool = False,
+    filed_by: str = "",
 ) -> FiledRequest:
     """File an unsubscribe request from any channel and suppress the number at once.
 
-    `services` empty or None means all of the tenant's marketing. Raises
+    `services` empty or None means all of the tenant's marketing. `filed_by` names
+    who filed it (an API key, a staff member, a gateway) for the record; unlike the
+    evidence it is not part of what an idempotency key must match. Raises
     InvalidPhoneNumber, UnknownServices, IdempotencyConflict or ChannelDisabled with
     a message fit to show. `allow_disabled_channel` is for staff acting on what a
     person already sent on a channel since switched off: an opt-out is never dropped.
@@ -123,6 +126,7 @@ def unsubscribe_request_create(
                 idempotency_key=idempotency_key or None,
                 fingerprint=fingerprint,
                 confirmation_channel=confirmation_channel or _confirmation_channel(tenant, channel),
+                filed_by=filed_by[:200],
             )
     except IntegrityError:
         # A concurrent call with the same idempotency key won the race.
@@ -168,6 +172,7 @@ def _create_suppressed_request(
     idempotency_key: str | None,
     fingerprint: str,
     confirmation_channel: str,
+    filed_by: str,
 ) -> UnsubscribeRequest:
     now = timezone.now()
     request = UnsubscribeRequest(
@@ -184,6 +189,7 @@ def _create_suppressed_request(
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
         confirmation_channel=confirmation_channel,
+        filed_by=filed_by,
         state=State.SUPPRESSED,
         received_at=now,
         suppressed_at=now,

@@ -207,6 +207,7 @@ def _file_request(message: InboundMessage, e164: str) -> None:
             verification_evidence=_evidence(message),
             services=_scope(message),
             language=message.language,
+            filed_by=f"reply SMS via {message.provider}",
         )
     except UnsubscribeError as exc:  # the channel was switched off a moment ago, or similar
         _hold(message, exc.message)
@@ -306,6 +307,7 @@ def inbound_message_file_request(*, message: InboundMessage, acting_user: Any) -
             verification_evidence={**_evidence(locked), "filed_by": acting_user.get_username()},
             services=_scope(locked),
             language=locked.language or None,
+            filed_by=f"staff {acting_user.get_username()} (held reply SMS)",
             allow_disabled_channel=True,
         )
         locked.request = filed.request

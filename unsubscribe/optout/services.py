@@ -255,6 +255,7 @@ def web_request_file(
         services=services or None,
         language=language,
         idempotency_key=f"web-otp-{verification.pk}",
+        filed_by="the person, on the opt-out page",
     )
     verification_use(verification)
     return filed.request
@@ -286,6 +287,7 @@ def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant],
                 services=None,
                 language=language,
                 idempotency_key=f"hub-otp-{verification.pk}-{tenant.pk}",
+                filed_by="the person, on the one-stop hub",
             )
         except UnsubscribeError as exc:
             refused.append((tenant, exc.message))

@@ -130,6 +130,7 @@ class UnsubscribeRequestSerializer(serializers.ModelSerializer):
             "phone_masked",
             "phone_hash",
             "verification_method",
+            "filed_by",
             "language",
             "attention_reason",
             "received_at",

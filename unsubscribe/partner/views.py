@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenants.api import TenantScopedAPIView
+from tenants.models import TenantAPIKey
 from unsubscribe import services as core_services
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.models import Channel, UnsubscribeRequest, VerificationMethod
@@ -180,6 +181,8 @@ class UnsubscribeRequestListView(PartnerAPIView):
         # The evidence is the body's only: it is part of the request's fingerprint, so a
         # retry with the same Idempotency-Key through a rotated API key still matches.
         evidence = verification["evidence"]
+        api_key = request.auth
+        assert isinstance(api_key, TenantAPIKey)
 
         def file() -> core_services.FiledRequest:
             return core_services.unsubscribe_request_create(
@@ -191,6 +194,7 @@ class UnsubscribeRequestListView(PartnerAPIView):
                 services=data["scope"],
                 language=data.get("language"),
                 idempotency_key=key,
+                filed_by=f"API key {api_key.prefix} ({api_key.name})",
             )
 
         if key is None:
