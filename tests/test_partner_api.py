@@ -546,7 +546,7 @@ def test_openapi_schema_documents_every_partner_endpoint_without_warnings(db, cl
     schema = SchemaGenerator().get_schema(request=None, public=True)
     validate_schema(schema)
     partner_paths = [p for p in schema["paths"] if p != "/api/v1/me"]
-    assert len(partner_paths) == 10  # nine partner endpoints and the channels list
+    assert len(partner_paths) == 11  # nine partner endpoints, the channels list, the email link
     for path in partner_paths:
         for method, operation in schema["paths"][path].items():
             assert operation["security"] == [{"ApiKeyAuth": []}], (path, method)

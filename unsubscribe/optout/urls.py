@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import email_views, views
 
 urlpatterns = [
     path("t/<slug:slug>/", views.tenant_home, name="optout-tenant-home"),
@@ -15,4 +15,18 @@ urlpatterns = [
     path("hub/code/", views.hub_code, name="optout-hub-code"),
     path("hub/choose/", views.hub_choose, name="optout-hub-choose"),
     path("hub/receipt/", views.hub_receipt, name="optout-hub-receipt"),
+]
+
+# The one-click unsubscribe link of marketing emails (RFC 8058): see email_views.py.
+urlpatterns += [
+    path(
+        "t/<slug:slug>/email/unsubscribe/<str:token>/",
+        email_views.email_unsubscribe,
+        name="optout-email-unsubscribe",
+    ),
+    path(
+        "t/<slug:slug>/email/unsubscribe/<str:token>/confirm/",
+        email_views.email_unsubscribe_confirm,
+        name="optout-email-unsubscribe-confirm",
+    ),
 ]

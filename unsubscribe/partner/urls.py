@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import links_view, views
 
 urlpatterns = [
     path("unsubscribe-requests", views.UnsubscribeRequestListView.as_view(), name="partner-requests"),
@@ -19,4 +19,9 @@ urlpatterns = [
     path("channels", views.ChannelsView.as_view(), name="partner-channels"),
     path("webhooks", views.WebhookListView.as_view(), name="partner-webhooks"),
     path("webhooks/<int:pk>", views.WebhookDetailView.as_view(), name="partner-webhook-detail"),
+    path(
+        "subscriptions/<int:pk>/email-unsubscribe-link",
+        links_view.EmailUnsubscribeLinkView.as_view(),
+        name="partner-subscription-email-link",
+    ),
 ]
