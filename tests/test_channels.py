@@ -86,3 +86,97 @@ def test_a_switched_off_api_channel_answers_403_naming_it(tenant_a, api_key_a):
     assert response.status_code == 403
     assert response["Content-Type"].startswith("application/problem+json")
     assert "Hotline" in response.json()["detail"] or "热线" in response.json()["detail"]
+
+
+# --- each channel's own entry point, switched on and off ------------------------------
+
+
+def _sms(client, tenant, api_key):
+    import json
+    import time as _time
+
+    from lanzuan.signing import signed_headers
+    from unsubscribe.inbound.models import InboundMessage
+    from unsubscribe.inbound.services import inbound_credential_set
+
+    inbound_credential_set(tenant=tenant, provider="generic", secret="generic-secret-for-channel-tests")
+    body = json.dumps(
+        {
+            "from": "+8613800138000",
+            "to": "10690001",
+            "text": "TD",
+            "message_id": f"m-{_time.monotonic_ns()}",
+            "timestamp": int(_time.time()),
+        }
+    ).encode()
+    headers = {
+        f"HTTP_{k.upper().replace('-', '_')}": v
+        for k, v in signed_headers("generic-secret-for-channel-tests", body).items()
+    }
+    response = client.post(
+        f"/hooks/sms/{tenant.slug}/generic/", body, content_type="application/json", **headers
+    )
+    assert response.status_code == 200  # the gateway is always answered: nothing is lost
+    message = InboundMessage.objects.latest("pk")
+    return message.request is not None and not message.flagged_for_attention
+
+
+def _web(client, tenant, api_key):
+    page = client.get(reverse("unsubscribe-start", args=[tenant.slug])).content.decode()
+    return 'type="tel"' in page
+
+
+def _api(channel):
+    def call(client, tenant, api_key):
+        body = {"phone": "13800138000", "channel": channel}
+        if channel == "hotline":
+            body["verification"] = {"method": "agent_assertion", "agent_id": "A1"}
+        response = api(api_key).post("/api/v1/unsubscribe-requests", body, format="json")
+        if response.status_code == 403:
+            assert response.json()["code"] == "channel_disabled"
+            return False
+        assert response.status_code in (200, 201), response.content
+        return True
+
+    return call
+
+
+def _email(client, tenant, api_key):
+    from unsubscribe.models import Service, Subscription
+    from unsubscribe.optout.email_links import email_unsubscribe_path
+    from unsubscribe.phones import mask, phone_hash
+
+    service = Service.objects.get_or_create(tenant=tenant, code="news", defaults={"name": "News"})[0]
+    subscription = Subscription.objects.get_or_create(
+        tenant=tenant,
+        service=service,
+        phone_hash=phone_hash("+8613800138000"),
+        defaults={"phone": "+8613800138000", "phone_masked": mask("+8613800138000")},
+    )[0]
+    response = client.post(email_unsubscribe_path(subscription), {"List-Unsubscribe": "One-Click"})
+    return response.status_code == 200
+
+
+ENTRY_POINTS = {
+    "sms": _sms,
+    "web": _web,
+    "app": _api("app"),
+    "hotline": _api("hotline"),
+    "partner": _api("partner"),
+    "email": _email,
+}
+
+
+@pytest.mark.parametrize("channel", list(ENTRY_POINTS))
+def test_each_channels_entry_point_follows_its_switch(channel, tenant_a, api_key_a, client):
+    from unsubscribe.models import UnsubscribeRequest
+
+    use = ENTRY_POINTS[channel]
+    ChannelSetting.objects.create(tenant=tenant_a, channel=channel, enabled=False)
+    assert use(client, tenant_a, api_key_a) is False
+    assert not UnsubscribeRequest.objects.filter(channel=channel).exists()
+
+    ChannelSetting.objects.filter(tenant=tenant_a, channel=channel).update(enabled=True)
+    assert use(client, tenant_a, api_key_a) is True
+    if channel != "web":  # the page only files after a one-time code (tests/test_optout.py)
+        assert UnsubscribeRequest.objects.filter(channel=channel).exists()
