@@ -46,6 +46,8 @@ TENANTS: list[dict[str, Any]] = [
         "kind": Tenant.Kind.PLATFORM,
         "brand_colour": "#D9480F",
         "allow_resubscribe": False,
+        "erasure_mode": Tenant.ErasureMode.ANONYMISE,
+        "erasure_delay_hours": 24,
         "default_language": "zh-hans",
         "terms_zh": "退订不可撤销：我们将停止所有营销短信和推送，并在24小时内匿名化您的营销资料。",
         "terms_en": "Unsubscribing is final: we stop all marketing SMS and pushes and anonymise your "
