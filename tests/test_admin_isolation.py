@@ -193,3 +193,16 @@ def test_viewer_never_sees_write_only_secrets(model_label, secret_field, value, 
     for user in (bob, alice):
         page = login(user).get(urls(obj)["change"]).content.decode()
         assert value not in page
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
+def test_actions_never_touch_another_tenants_rows(model, tenant_a, tenant_b, alice, login):
+    theirs = make(model, tenant_b)
+    client = login(alice)
+    info = (model._meta.app_label, model._meta.model_name)
+    response = client.post(
+        reverse("admin:%s_%s_changelist" % info),
+        {"action": "delete_selected", "_selected_action": [str(theirs.pk)], "post": "yes"},
+    )
+    assert response.status_code in (200, 302, 403)
+    assert model._default_manager.filter(pk=theirs.pk).exists()
