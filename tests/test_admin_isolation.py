@@ -201,7 +201,7 @@ def test_actions_never_touch_another_tenants_rows(model, tenant_a, tenant_b, ali
     client = login(alice)
     info = (model._meta.app_label, model._meta.model_name)
     response = client.post(
-        reverse("admin:%s_%s_changelist" % info),
+        reverse("admin:{}_{}_changelist".format(*info)),
         {"action": "delete_selected", "_selected_action": [str(theirs.pk)], "post": "yes"},
     )
     assert response.status_code in (200, 302, 403)
