@@ -29,7 +29,7 @@ def banner() -> str:
     lines += [
         "  One-stop hub: " + f"{BASE}/hub/",
         f"  API docs:     {BASE}/api/docs/",
-        "    an API key: .venv/bin/python manage.py create_api_key demo-mobile --name try",
+        "    an API key: DEBUG=1 .venv/bin/python manage.py create_api_key demo-mobile --name try",
         "  Outgoing SMS/email are appended to var/outbox.jsonl (the file gateway).",
         "Press Ctrl-C to stop.",
         "",
