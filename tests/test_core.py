@@ -348,3 +348,32 @@ def test_status_page_by_reference_and_number(tenant_a, client, outbox):
     right = client.post(url, {"reference": request.reference, "phone": NUMBER}, HTTP_ACCEPT_LANGUAGE="en")
     body = right.content.decode()
     assert "138****8000" in body and 'data-testid="step-erase"' in body
+
+
+def test_staff_are_emailed_once_when_a_request_needs_attention(
+    tenant_a, alice, bob, agent_amy, outbox, eager_celery, django_capture_on_commit_callbacks
+):
+    import json
+
+    from unsubscribe.models import Target
+
+    alice.email, amy_email = "alice@provider.example", "amy@provider.example"
+    alice.save()
+    agent_amy.email = amy_email
+    agent_amy.save()
+    bob.email = "bob@provider.example"  # a viewer: not alerted
+    bob.save()
+    Target.objects.create(
+        tenant=tenant_a, name="Old CRM", purpose="terminate", kind="internal", internal_source="gone"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        request = run_pipeline(file(tenant_a))
+    assert request.state == "needs_attention"
+    emails = [json.loads(line) for line in outbox.read_text().splitlines() if '"email"' in line]
+    assert sorted(e["to"] for e in emails) == ["alice@provider.example", amy_email]
+    assert all(request.reference in e["body"] and "gone" in e["body"] for e in emails)
+    assert f"/admin/unsubscribe/unsubscriberequest/{request.pk}/change/" in emails[0]["body"]
+    # advancing it again while still stuck sends nothing new
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_advance(request.pk)
+    assert len([line for line in outbox.read_text().splitlines() if '"email"' in line]) == 2

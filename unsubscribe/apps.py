@@ -7,4 +7,10 @@ class UnsubscribeConfig(AppConfig):
     verbose_name = _("Unsubscribe")
 
     def ready(self) -> None:
-        from . import datasources  # noqa: F401  (registers the built-in data sources)
+        from . import (
+            datasources,  # noqa: F401  (registers the built-in data sources)
+            events,
+        )
+        from .alerts import alert_staff_on_attention
+
+        events.subscribe(alert_staff_on_attention)
