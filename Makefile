@@ -24,6 +24,7 @@ run: $(VENV)/.installed
 	$(PY) -m lanzuan.devserver
 
 test: export SECRET_KEY ?= insecure-key-for-tests-only-0123456789abcdef
+test: export LANZUAN_OUTBOUND_ALLOW ?= 127.0.0.0/8,::1/128
 test: $(VENV)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -264,6 +264,9 @@ PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "CN")
 # Pipeline steps: first retry after up to RETRY_BASE s, doubling, capped at 5 min.
 # A step's lease is its target timeout plus this margin; a worker that dies
 # holding a lease is replaced once it expires.
+# Networks outbound calls to tenants' URLs may reach besides the public internet
+# (see lanzuan/outbound.py); development allows this machine.
+LANZUAN_OUTBOUND_ALLOW = env_list("LANZUAN_OUTBOUND_ALLOW", ["127.0.0.0/8", "::1/128"] if DEBUG else [])
 LANZUAN_RETRY_BASE_SECONDS = float(os.environ.get("LANZUAN_RETRY_BASE_SECONDS") or 2)
 LANZUAN_STEP_LEASE_MARGIN_SECONDS = env_int("LANZUAN_STEP_LEASE_MARGIN_SECONDS", 60)
 

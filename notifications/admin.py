@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from lanzuan.outbound import UnsafeURL, check_url
 from tenants.admin import TenantScopedAdmin, request_tenant_ids
 from tenants.models import Tenant
 from unsubscribe import phones
@@ -199,6 +200,16 @@ class GatewayConfigForm(forms.ModelForm):
             self.fields["secret"].help_text = _(
                 "A secret is stored (never shown). Leave empty to keep it, or type a new one to replace it."
             )
+
+    def clean_endpoint(self) -> str:
+        url: str = self.cleaned_data.get("endpoint") or ""
+        # smtp:// endpoints are for the mail server; the HTTP ones must be public https.
+        if url and url.split(":", 1)[0] in ("http", "https"):
+            try:
+                check_url(url)
+            except UnsafeURL as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return url
 
     def clean_secret(self) -> str:
         value: str = self.cleaned_data.get("secret") or ""

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
+from lanzuan.outbound import UnsafeURL, check_url
 from lanzuan.signing import signed_headers
 
 from .models import GatewayConfig
@@ -37,6 +38,14 @@ from .models import GatewayConfig
 logger = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = (5, 15)  # connect, read (seconds)
+
+
+def _check_endpoint(url: str) -> None:
+    """A tenant-configured endpoint must be a public https address (lanzuan.outbound)."""
+    try:
+        check_url(url, resolve_required=True)
+    except UnsafeURL as exc:
+        raise PermanentGatewayError(str(exc)) from None
 
 
 class GatewayError(Exception):
@@ -218,6 +227,7 @@ class TwilioGateway:
             self.account_sid, self.auth_token, http_client=TwilioHttpClient(timeout=HTTP_TIMEOUT[1])
         )
         if self.base_url:
+            _check_endpoint(self.base_url)
             client.api.base_url = self.base_url.rstrip("/")
         params: dict[str, Any] = {"to": message.to, "body": message.body}
         if self.sender.startswith("MG"):
@@ -315,8 +325,9 @@ class AliyunSmsGateway:
 
     def send(self, message: OutgoingMessage) -> GatewayResult:
         params = self.signed_params(message)
+        _check_endpoint(self.endpoint)
         try:
-            response = requests.post(self.endpoint, data=params, timeout=HTTP_TIMEOUT)
+            response = requests.post(self.endpoint, data=params, timeout=HTTP_TIMEOUT, allow_redirects=False)
         except requests.RequestException as exc:
             raise TransientGatewayError(f"Aliyun unreachable: {type(exc).__name__}") from None
         try:
@@ -379,8 +390,11 @@ class HttpGateway:
         }
         if self.key_id:
             headers["X-Lanzuan-Key-Id"] = self.key_id
+        _check_endpoint(self.url)
         try:
-            response = requests.post(self.url, data=body, headers=headers, timeout=HTTP_TIMEOUT)
+            response = requests.post(
+                self.url, data=body, headers=headers, timeout=HTTP_TIMEOUT, allow_redirects=False
+            )
         except requests.RequestException as exc:
             raise TransientGatewayError(f"could not reach the gateway: {type(exc).__name__}") from None
         if 200 <= response.status_code < 300:

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from lanzuan.outbound import UnsafeURL, check_url
 from tenants.models import Tenant
 
 from . import datasources, phones
@@ -115,8 +116,11 @@ class TargetForm(forms.ModelForm):
             url = data.get("url") or ""
             if not url:
                 self.add_error("url", _("Enter the endpoint URL."))
-            elif not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
-                self.add_error("url", _("Use an https:// URL."))
+            else:
+                try:
+                    check_url(url)
+                except UnsafeURL as exc:
+                    self.add_error("url", str(exc))
             if not data.get("signing_secret") and not (self.instance.pk and self.instance.signing_secret):
                 self.add_error("signing_secret", _("Set a signing secret so the provider can verify calls."))
         return data

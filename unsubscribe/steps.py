@@ -9,6 +9,7 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
+from lanzuan.outbound import UnsafeURL, check_url
 from lanzuan.signing import signed_headers
 
 from . import datasources
@@ -66,7 +67,13 @@ def _http(step: Step, target: Target, request: UnsubscribeRequest) -> str:
         **signed_headers(target.signing_secret, body),
     }
     try:
-        response = requests.post(target.url, data=body, headers=headers, timeout=target.timeout_seconds)
+        check_url(target.url, resolve_required=True)
+    except UnsafeURL as exc:
+        raise PermanentStepError(str(exc)) from None
+    try:
+        response = requests.post(
+            target.url, data=body, headers=headers, timeout=target.timeout_seconds, allow_redirects=False
+        )
     except requests.Timeout:
         raise TransientStepError(f"timed out after {target.timeout_seconds} s") from None
     except requests.ConnectionError as exc:

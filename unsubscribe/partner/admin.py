@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from lanzuan.outbound import UnsafeURL, check_url
 from tenants.admin import TenantScopedAdmin
 from unsubscribe.events import EVENTS
 
@@ -54,8 +55,10 @@ class WebhookEndpointForm(forms.ModelForm):
 
     def clean_url(self) -> str:
         url: str = self.cleaned_data["url"]
-        if not (url.startswith("https://") or url.startswith(("http://127.0.0.1", "http://localhost"))):
-            raise forms.ValidationError(_("Use an https:// URL."))
+        try:
+            check_url(url)
+        except UnsafeURL as exc:
+            raise forms.ValidationError(str(exc)) from None
         return url
 
     def clean_secret(self) -> str:

@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from lanzuan.outbound import UnsafeURL, check_url
 from unsubscribe.events import EVENTS
 from unsubscribe.models import Channel, Step, UnsubscribeRequest, VerificationMethod
 
@@ -304,12 +305,10 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "is_active", "created_at"]
 
     def validate_url(self, value: str) -> str:
-        if not (
-            value.startswith("https://")
-            or value.startswith("http://127.0.0.1")
-            or value.startswith("http://localhost")
-        ):
-            raise serializers.ValidationError(_("Use an https:// URL."))
+        try:
+            check_url(value)
+        except UnsafeURL as exc:
+            raise serializers.ValidationError(str(exc)) from None
         return value
 
 

@@ -48,6 +48,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from lanzuan.outbound import UnsafeURL, check_url
 from lanzuan.signing import signed_headers
 from tenants.models import Tenant
 from unsubscribe.events import EVENTS
@@ -213,6 +214,10 @@ def webhook_delivery_attempt(delivery_id: int) -> str:
         "X-Lanzuan-Attempt": str(delivery.attempts),
         **signed_headers(endpoint.secret, body),
     }
+    try:
+        check_url(endpoint.url, resolve_required=True)
+    except UnsafeURL as exc:
+        return _record(delivery, ok=False, error=str(exc), permanent=True)
     try:
         response = requests.post(
             endpoint.url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False
