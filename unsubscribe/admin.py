@@ -236,7 +236,7 @@ class SLAFilter(admin.SimpleListFilter):
 class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     write_roles = OPERATIONS_ROLES  # agents file and retry requests
     list_display = [
-        "reference",
+        "receipt",
         "phone_masked",
         "state_badge",
         "channel",
@@ -326,6 +326,10 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return self._may_write(request)
+
+    @admin.display(description=_("reference"), ordering="reference")
+    def receipt(self, obj: UnsubscribeRequest) -> str:
+        return format_html('<span style="white-space:nowrap">{}</span>', obj.reference)
 
     @admin.display(description=_("state"), ordering="state")
     def state_badge(self, obj: UnsubscribeRequest) -> str:
