@@ -377,3 +377,15 @@ def test_staff_are_emailed_once_when_a_request_needs_attention(
     with django_capture_on_commit_callbacks(execute=True):
         services.request_advance(request.pk)
     assert len([line for line in outbox.read_text().splitlines() if '"email"' in line]) == 2
+
+
+def test_request_list_query_count_does_not_grow_with_rows(
+    tenant_a, alice, client, django_assert_max_num_queries
+):
+    subscriber(tenant_a)
+    for i in range(30):
+        file(tenant_a, phone=f"1390000{i:04d}", services=["offers"])
+    client.force_login(alice)
+    with django_assert_max_num_queries(15):
+        response = client.get(reverse("admin:unsubscribe_unsubscriberequest_changelist"))
+    assert response.status_code == 200 and response.content.decode().count("offers") >= 30

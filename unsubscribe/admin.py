@@ -338,6 +338,9 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             '<strong style="color:{}">{}</strong>', colours.get(obj.state, "#9a6700"), obj.get_state_display()
         )
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).prefetch_related("services")  # the scope column
+
     @admin.display(description=_("scope"))
     def scope(self, obj: UnsubscribeRequest) -> str:
         if obj.scope_all:
