@@ -705,3 +705,25 @@ def test_a_broken_otp_setup_answers_with_a_message_not_an_error_page(client, ten
     assert response.status_code == 503
     assert "We cannot send more codes right now" in response.content.decode()
     assert not PhoneVerification.objects.exists()
+
+
+def test_a_verification_blanked_before_submit_asks_to_start_again(tenant_a):
+    """The sweep or an erasure may blank the number between the code check and the
+    submit: the person is asked to start again, never shown a server error."""
+    from unsubscribe.optout import services as optout_services
+    from unsubscribe.optout.models import PhoneVerification
+
+    verification = PhoneVerification.objects.create(
+        tenant=tenant_a,
+        phone="",
+        phone_hash="x" * 64,
+        code_hash="y" * 64,
+        expires_at=timezone.now() + timedelta(minutes=5),
+        verified_at=timezone.now(),
+    )
+    with pytest.raises(optout_services.VerificationLapsed):
+        optout_services.web_request_file(
+            tenant=tenant_a, verification=verification, services=None, language="en"
+        )
+    with pytest.raises(optout_services.VerificationLapsed):
+        optout_services.hub_requests_file(verification=verification, tenants=[tenant_a], language="en")

@@ -25,17 +25,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tenants.models import Tenant
-from unsubscribe import links
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.errors import ChannelDisabled
 from unsubscribe.models import Channel, Subscription, UnsubscribeRequest
 
 from . import email_links, selectors
-from .views import _language, _page, _tenant
+from .views import active_tenant, page_language, receipt_context, render_page
 
 
 def _subscription(slug: str, token: str) -> tuple[Tenant, Subscription | None]:
-    tenant = _tenant(slug)
+    tenant = active_tenant(slug)
     return tenant, email_links.subscription_for_token(tenant=tenant, token=token)
 
 
@@ -47,24 +46,18 @@ def _disabled_message(tenant: Tenant) -> str:
 
 
 def _invalid_page(request: HttpRequest, tenant: Tenant) -> HttpResponse:
-    return _page(request, "email_invalid.html", tenant, {}, status=400)
+    return render_page(request, "email_invalid.html", tenant, {}, status=400)
 
 
 def _receipt_page(request: HttpRequest, tenant: Tenant, found: UnsubscribeRequest) -> HttpResponse:
-    context = {
-        "found": found,
-        "scope_names": [s.name for s in found.services.all().order_by("name")],
-        "status_link": links.status_url(found, absolute=False),
-        "next_steps": [answer for _question, answer in selectors.terms_facts(tenant=tenant)[3:]],
-    }
-    return _page(request, "receipt.html", tenant, context)
+    return render_page(request, "receipt.html", tenant, receipt_context(tenant, found))
 
 
 def _already_page(
     request: HttpRequest, tenant: Tenant, subscription: Subscription, status: email_links.EmailLinkStatus
 ) -> HttpResponse:
     context = {"subscription": subscription, "since": status.suppression.since}
-    return _page(request, "email_already.html", tenant, context)
+    return render_page(request, "email_already.html", tenant, context)
 
 
 def _text(body: str, status: int = 200) -> HttpResponse:
@@ -86,16 +79,16 @@ def email_unsubscribe(request: HttpRequest, slug: str, token: str) -> HttpRespon
     if status.already_stopped:
         return _already_page(request, tenant, subscription, status)
     if not status.enabled:
-        return _page(request, "email_disabled.html", tenant, {"message": _disabled_message(tenant)})
+        return render_page(request, "email_disabled.html", tenant, {"message": _disabled_message(tenant)})
     if not subscription.phone:
-        return _page(request, "email_invalid.html", tenant, {"unusable": True}, status=410)
+        return render_page(request, "email_invalid.html", tenant, {"unusable": True}, status=410)
     context: dict[str, Any] = {
         "subscription": subscription,
         "service": subscription.service,
         "facts": selectors.terms_facts(tenant=tenant)[1:],
         "confirm_url": reverse("optout-email-unsubscribe-confirm", args=[tenant.slug, token]),
     }
-    return _page(request, "email_confirm.html", tenant, context)
+    return render_page(request, "email_confirm.html", tenant, context)
 
 
 def _one_click(request: HttpRequest, tenant: Tenant, subscription: Subscription | None) -> HttpResponse:
@@ -109,9 +102,11 @@ def _one_click(request: HttpRequest, tenant: Tenant, subscription: Subscription 
     if subscription is None:
         return _text(_("This link is not valid"), status=400)
     try:
-        done = email_links.email_unsubscribe(subscription=subscription, via="one-click", language=_language())
+        done = email_links.email_unsubscribe(
+            subscription=subscription, via="one-click", language=page_language()
+        )
     except ChannelDisabled as exc:
-        ways = ways_to_unsubscribe(tenant=tenant, language=_language())
+        ways = ways_to_unsubscribe(tenant=tenant, language=page_language())
         lines = [exc.message, *(f"{way.title}: {way.instruction}" for way in ways)]
         return _text("\n".join(lines), status=403)
     except email_links.EmailLinkUnusable as exc:
@@ -132,9 +127,9 @@ def email_unsubscribe_confirm(request: HttpRequest, slug: str, token: str) -> Ht
     if subscription is None:
         return _invalid_page(request, tenant)
     try:
-        email_links.email_unsubscribe(subscription=subscription, via="page", language=_language())
+        email_links.email_unsubscribe(subscription=subscription, via="page", language=page_language())
     except ChannelDisabled as exc:
-        return _page(request, "email_disabled.html", tenant, {"message": exc.message}, status=403)
+        return render_page(request, "email_disabled.html", tenant, {"message": exc.message}, status=403)
     except email_links.EmailLinkUnusable:
-        return _page(request, "email_invalid.html", tenant, {"unusable": True}, status=410)
+        return render_page(request, "email_invalid.html", tenant, {"unusable": True}, status=410)
     return redirect("optout-email-unsubscribe", slug=tenant.slug, token=token)

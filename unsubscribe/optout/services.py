@@ -24,9 +24,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
 from unsubscribe import phones
+from unsubscribe.errors import UnsubscribeError
+from unsubscribe.models import Channel, VerificationMethod
 
 from . import limits
 from .models import PhoneVerification
@@ -235,6 +238,18 @@ def verifications_scrub(request: UnsubscribeRequest) -> str:
 # --- filing the request -----------------------------------------------------------------
 
 
+class VerificationLapsed(UnsubscribeError):
+    """The verified number was blanked (the code lapsed, or the data was erased)
+    between the code check and the submit: the person starts again."""
+
+    code = "verification_lapsed"
+
+
+def _require_number(verification: PhoneVerification) -> None:
+    if not verification.phone:
+        raise VerificationLapsed(_("Your verification has expired. Please start again."))
+
+
 def web_request_file(
     *, tenant: Tenant, verification: PhoneVerification, services: list[str] | None, language: str
 ) -> UnsubscribeRequest:
@@ -246,11 +261,12 @@ def web_request_file(
     """
     from unsubscribe.services import unsubscribe_request_create
 
+    _require_number(verification)
     filed = unsubscribe_request_create(
         tenant=tenant,
         phone=verification.phone,
-        channel="web",
-        verification_method="otp",
+        channel=Channel.WEB,
+        verification_method=VerificationMethod.OTP,
         verification_evidence=evidence(verification),
         services=services or None,
         language=language,
@@ -271,9 +287,9 @@ def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant],
     """One request per chosen provider, all marketing, through the core service
     (channel "hub", verified by the one-time code). A provider that refuses (hub
     switched off) does not stop the others."""
-    from unsubscribe.errors import UnsubscribeError
     from unsubscribe.services import unsubscribe_request_create
 
+    _require_number(verification)
     filed: list[UnsubscribeRequest] = []
     refused: list[tuple[Tenant, str]] = []
     for tenant in tenants:
@@ -281,8 +297,8 @@ def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant],
             result = unsubscribe_request_create(
                 tenant=tenant,
                 phone=verification.phone,
-                channel="hub",
-                verification_method="otp",
+                channel=Channel.HUB,
+                verification_method=VerificationMethod.OTP,
                 verification_evidence=evidence(verification),
                 services=None,
                 language=language,

@@ -33,11 +33,11 @@ HUB_KEY = "optout:hub"
 HUB_RECEIPT_KEY = "optout:hub:receipt"
 
 
-def _tenant(slug: str) -> Tenant:
+def active_tenant(slug: str) -> Tenant:
     return get_object_or_404(Tenant, slug=slug, is_active=True)
 
 
-def _language() -> str:
+def page_language() -> str:
     return "en" if (translation.get_language() or "").startswith("en") else "zh-hans"
 
 
@@ -91,12 +91,12 @@ def _code_error_message(error: services.CodeError) -> str:
     return _("This code has expired. Ask for a new code.")
 
 
-def _page(
+def render_page(
     request: HttpRequest, template: str, tenant: Tenant | None, context: dict[str, Any], status: int = 200
 ) -> HttpResponse:
-    base: dict[str, Any] = {"tenant": tenant, "language": _language()}
+    base: dict[str, Any] = {"tenant": tenant, "language": page_language()}
     if tenant is not None:
-        base["ways"] = ways_to_unsubscribe(tenant=tenant, language=_language())
+        base["ways"] = ways_to_unsubscribe(tenant=tenant, language=page_language())
     return render(request, f"optout/{template}", {**base, **context}, status=status)
 
 
@@ -108,8 +108,8 @@ def _ttl_minutes() -> int:
 
 
 def tenant_home(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _tenant(slug)
-    return _page(request, "tenant_home.html", tenant, {})
+    tenant = active_tenant(slug)
+    return render_page(request, "tenant_home.html", tenant, {})
 
 
 # --- step 1: the number -------------------------------------------------------------------------
@@ -117,23 +117,27 @@ def tenant_home(request: HttpRequest, slug: str) -> HttpResponse:
 
 @never_cache
 def unsubscribe_start(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _tenant(slug)
+    tenant = active_tenant(slug)
     if not core.channel_enabled(tenant=tenant, channel=Channel.WEB):
-        return _page(request, "web_disabled.html", tenant, {}, status=200 if request.method == "GET" else 403)
+        return render_page(
+            request, "web_disabled.html", tenant, {}, status=200 if request.method == "GET" else 403
+        )
     form = NumberForm(request.POST or None)
     status = 200
     if request.method == "POST":
         if form.is_valid():
             e164 = form.cleaned_data["e164"]
-            current = selectors.verification_for_page(
-                tenant=tenant, verification_id=request.session.get(_flow_key(tenant), {}).get("v")
-            )
+            current = _current_verification(request, tenant)
             if current is not None and services.verification_pending_for(current, e164):
                 # Back to step 1 with the same number: the code already sent still works.
                 messages.info(request, _("We already sent a code to this number. It is still valid."))
                 return redirect("optout-code", slug=tenant.slug)
             sent = services.verification_start(
-                tenant=tenant, e164=e164, ip=limits.client_ip(request), language=_language(), replaces=current
+                tenant=tenant,
+                e164=e164,
+                ip=limits.client_ip(request),
+                language=page_language(),
+                replaces=current,
             )
             if sent.refusal is None and sent.verification is not None:
                 request.session[_flow_key(tenant)] = {"v": sent.verification.pk}
@@ -143,7 +147,7 @@ def unsubscribe_start(request: HttpRequest, slug: str) -> HttpResponse:
                 status = _refusal_status(sent.refusal)
         else:
             status = 400
-    return _page(request, "start.html", tenant, {"form": form, "step": 1}, status=status)
+    return render_page(request, "start.html", tenant, {"form": form, "step": 1}, status=status)
 
 
 def _current_verification(request: HttpRequest, tenant: Tenant) -> PhoneVerification | None:
@@ -163,7 +167,7 @@ def _start_again(request: HttpRequest, tenant: Tenant, message: str = "") -> Htt
 
 @never_cache
 def unsubscribe_code(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _tenant(slug)
+    tenant = active_tenant(slug)
     verification = _current_verification(request, tenant)
     if verification is None or verification.used_at is not None:
         return _start_again(request, tenant)
@@ -179,7 +183,7 @@ def unsubscribe_code(request: HttpRequest, slug: str) -> HttpResponse:
             tenant=tenant,
             e164=verification.phone,
             ip=limits.client_ip(request),
-            language=_language(),
+            language=page_language(),
             replaces=verification,
         )
         if sent.verification is not None:
@@ -210,7 +214,7 @@ def unsubscribe_code(request: HttpRequest, slug: str) -> HttpResponse:
         "resend_error": resend_error,
         "resend_url": request.path,
     }
-    return _page(request, "code.html", tenant, context, status=status)
+    return render_page(request, "code.html", tenant, context, status=status)
 
 
 # --- step 3: what to stop, the terms, the confirmation -------------------------------------------------
@@ -218,7 +222,7 @@ def unsubscribe_code(request: HttpRequest, slug: str) -> HttpResponse:
 
 @never_cache
 def unsubscribe_choose(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _tenant(slug)
+    tenant = active_tenant(slug)
     verification = _current_verification(request, tenant)
     if verification is None or not services.verification_usable(verification):
         note = _("For your security, please verify your number again.") if verification else ""
@@ -234,7 +238,7 @@ def unsubscribe_choose(request: HttpRequest, slug: str) -> HttpResponse:
                     tenant=tenant,
                     verification=verification,
                     services=form.chosen_codes(),
-                    language=_language(),
+                    language=page_language(),
                 )
             except UnsubscribeError as exc:
                 form.add_error(None, exc.message)
@@ -248,12 +252,12 @@ def unsubscribe_choose(request: HttpRequest, slug: str) -> HttpResponse:
         "step": 3,
         "masked": verification.phone_masked,
         "services": service_rows,
-        "terms": tenant.terms_for(_language()),
+        "terms": tenant.terms_for(page_language()),
         "facts": selectors.terms_facts(tenant=tenant),
         "already": core.suppression_status_for_hash(tenant=tenant, phone_hash=verification.phone_hash),
         "chosen": form["services"].value() or [],
     }
-    return _page(request, "choose.html", tenant, context, status=status)
+    return render_page(request, "choose.html", tenant, context, status=status)
 
 
 # --- step 4: the receipt ------------------------------------------------------------------------------
@@ -261,7 +265,7 @@ def unsubscribe_choose(request: HttpRequest, slug: str) -> HttpResponse:
 
 @never_cache
 def unsubscribe_receipt(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _tenant(slug)
+    tenant = active_tenant(slug)
     request_id = request.session.get(_receipt_key(tenant))
     found = (
         UnsubscribeRequest.objects.for_tenant(tenant).filter(pk=request_id).first()
@@ -270,14 +274,17 @@ def unsubscribe_receipt(request: HttpRequest, slug: str) -> HttpResponse:
     )
     if found is None:
         return redirect("unsubscribe-start", slug=tenant.slug)
-    context = {
-        "step": 4,
+    return render_page(request, "receipt.html", tenant, {"step": 4, **receipt_context(tenant, found)})
+
+
+def receipt_context(tenant: Tenant, found: UnsubscribeRequest) -> dict[str, Any]:
+    """What the receipt page shows for a request (the web flow and the email link)."""
+    return {
         "found": found,
         "scope_names": [s.name for s in found.services.all().order_by("name")],
         "status_link": links.status_url(found, absolute=False),
         "next_steps": [answer for _question, answer in selectors.terms_facts(tenant=tenant)[3:]],
     }
-    return _page(request, "receipt.html", tenant, context)
 
 
 # --- the status page ------------------------------------------------------------------------------------
@@ -287,7 +294,7 @@ def unsubscribe_receipt(request: HttpRequest, slug: str) -> HttpResponse:
 def request_status(request: HttpRequest, slug: str) -> HttpResponse:
     """By the signed link from the receipt or the confirmation SMS, or by the
     reference and the number together (neither alone reveals anything)."""
-    tenant = _tenant(slug)
+    tenant = active_tenant(slug)
     found: UnsubscribeRequest | None = None
     form = StatusForm(request.POST or None)
     status = 200
@@ -323,7 +330,7 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
             state_class=state_class,
             state_text=state_text,
         )
-    return _page(request, "status.html", tenant, context, status=status)
+    return render_page(request, "status.html", tenant, context, status=status)
 
 
 # --- the one-stop hub -------------------------------------------------------------------------------------
@@ -355,7 +362,7 @@ def hub_start(request: HttpRequest) -> HttpResponse:
                 tenant=selectors.hub_sender(phone_hash=digest),
                 e164=e164,
                 ip=limits.client_ip(request),
-                language=_language(),
+                language=page_language(),
                 purpose=PhoneVerification.Purpose.HUB,
                 replaces=previous,
             )
@@ -367,7 +374,7 @@ def hub_start(request: HttpRequest) -> HttpResponse:
                 # looks the same: the hub does not tell who markets to a number.
                 request.session[HUB_KEY] = _hub_state(sent.verification, e164)
                 return redirect("optout-hub-code")
-    return _page(request, "hub_start.html", None, {"form": form, "step": 1}, status=status)
+    return render_page(request, "hub_start.html", None, {"form": form, "step": 1}, status=status)
 
 
 def _hub_state(verification: PhoneVerification | None, e164: str) -> dict[str, Any]:
@@ -412,7 +419,7 @@ def hub_code(request: HttpRequest) -> HttpResponse:
                 tenant=verification.tenant,
                 e164=verification.phone,
                 ip=ip,
-                language=_language(),
+                language=page_language(),
                 purpose=PhoneVerification.Purpose.HUB,
                 replaces=verification,
             )
@@ -458,7 +465,7 @@ def hub_code(request: HttpRequest) -> HttpResponse:
         "resend_error": resend_error,
         "resend_url": request.path,
     }
-    return _page(request, "hub_code.html", None, context, status=status)
+    return render_page(request, "hub_code.html", None, context, status=status)
 
 
 def _phantom_check(request: HttpRequest, flow: dict[str, Any]) -> None:
@@ -490,11 +497,14 @@ def hub_choose(request: HttpRequest) -> HttpResponse:
         status = 400
         if form.is_valid():
             chosen = {int(pk) for pk in form.cleaned_data["providers"]}
-            outcome = services.hub_requests_file(
-                verification=verification,
-                tenants=[p.tenant for p in open_providers if p.tenant.pk in chosen],
-                language=_language(),
-            )
+            try:
+                outcome = services.hub_requests_file(
+                    verification=verification,
+                    tenants=[p.tenant for p in open_providers if p.tenant.pk in chosen],
+                    language=page_language(),
+                )
+            except services.VerificationLapsed as exc:
+                return _hub_start_again(request, exc.message)
             request.session.pop(HUB_KEY, None)
             request.session[HUB_RECEIPT_KEY] = {
                 "requests": [r.pk for r in outcome.requests],
@@ -508,7 +518,7 @@ def hub_choose(request: HttpRequest) -> HttpResponse:
         "providers": providers,
         "chosen": form["providers"].value() if request.method == "POST" else [c for c, _n in choices],
     }
-    return _page(request, "hub_choose.html", None, context, status=status)
+    return render_page(request, "hub_choose.html", None, context, status=status)
 
 
 @never_cache
@@ -527,7 +537,9 @@ def hub_receipt(request: HttpRequest) -> HttpResponse:
     receipts = [(r, links.status_url(r, absolute=False)) for r in found]
     refused_ids = {int(pk): message for pk, message in data.get("refused", [])}
     refused = [
-        (t, refused_ids[t.pk], ways_to_unsubscribe(tenant=t, language=_language()))
+        (t, refused_ids[t.pk], ways_to_unsubscribe(tenant=t, language=page_language()))
         for t in Tenant.objects.filter(pk__in=list(refused_ids)).order_by("name")
     ]
-    return _page(request, "hub_receipt.html", None, {"step": 4, "receipts": receipts, "refused": refused})
+    return render_page(
+        request, "hub_receipt.html", None, {"step": 4, "receipts": receipts, "refused": refused}
+    )
