@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from unsubscribe import selectors, services
+from unsubscribe import phones, selectors, services
 from unsubscribe.errors import ChannelDisabled, IdempotencyConflict, ResubscribeRefused, UnknownServices
 from unsubscribe.models import (
     ChannelSetting,
@@ -389,3 +389,22 @@ def test_request_list_query_count_does_not_grow_with_rows(
     with django_assert_max_num_queries(15):
         response = client.get(reverse("admin:unsubscribe_unsubscriberequest_changelist"))
     assert response.status_code == 200 and response.content.decode().count("offers") >= 30
+
+
+def test_import_never_brings_back_the_number_of_someone_who_opted_out(tenant_a, outbox):
+    from django.core.files.base import ContentFile
+
+    from unsubscribe.imports import subscription_import_run
+
+    subscriber(tenant_a)
+    internal_targets(tenant_a)
+    run_pipeline(file(tenant_a))  # ended and erased
+    csv_text = f"phone,service,consent_source\n{NUMBER},offers,old list\n13900000001,offers,new\n"
+    import_ = SubscriptionImport.objects.create(
+        tenant=tenant_a, file=ContentFile(csv_text.encode(), name="s.csv")
+    )
+    import_ = subscription_import_run(import_.pk)
+    assert (import_.created, import_.updated) == (1, 0)
+    assert any("opted out" in e for e in import_.errors)
+    ended = Subscription.objects.get(service__code="offers", phone_hash=phones.phone_hash(normalise(NUMBER)))
+    assert ended.status == "ended" and ended.phone == ""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +21,8 @@ from django.utils.dateparse import parse_datetime
 
 from . import phones
 from .models import Service, Subscription, SubscriptionImport
+
+logger = logging.getLogger(__name__)
 
 BATCH = 2000
 MAX_ERRORS_KEPT = 100
@@ -55,13 +59,22 @@ def subscription_import_run(import_id: int) -> SubscriptionImport:
             if subscription is not None:
                 batch.append(subscription)
             import_.rows_done += 1
-            if len(batch) >= BATCH or import_.rows_done % BATCH == 0:
+            if import_.rows_done % BATCH == 0:
                 _flush(import_, batch, errors)
                 batch = []
         _flush(import_, batch, errors)
     except (UnicodeDecodeError, csv.Error) as exc:
         import_.status = SubscriptionImport.Status.FAILED
         errors.append(f"the file could not be read: {exc}")
+    except Exception as exc:
+        # Anything else (the database, a time limit): never leave it "running" for good.
+        logger.exception("subscription import %s failed", import_id)
+        import_.status = SubscriptionImport.Status.FAILED
+        errors.append(f"the import stopped: {type(exc).__name__}")
+        import_.errors = errors[:MAX_ERRORS_KEPT]
+        import_.finished_at = timezone.now()
+        import_.save()
+        raise
     else:
         import_.status = SubscriptionImport.Status.DONE
     import_.errors = errors[:MAX_ERRORS_KEPT]
@@ -105,26 +118,50 @@ def _subscription_from_row(
     )
 
 
+@dataclass(frozen=True)
+class Upserted:
+    created: int
+    updated: int
+    kept_ended: int  # numbers that opted out: their ended row is left alone
+
+
+def subscriptions_upsert(subscriptions: list[Subscription]) -> Upserted:
+    """Create or update subscriptions in one statement (the last one wins when a
+    (service, number) repeats). An existing subscription keeps its status, and an
+    ended one is not touched at all: an import never restarts marketing that was
+    ended, nor brings back a number that was erased. Call inside a transaction."""
+    unique = {(s.service_id, s.phone_hash): s for s in subscriptions}
+    if not unique:
+        return Upserted(0, 0, 0)
+    rows = Subscription.objects.filter(
+        service_id__in={service for service, _digest in unique},
+        phone_hash__in={digest for _service, digest in unique},
+    ).values_list("service_id", "phone_hash", "status")
+    existing = {(service, digest): status for service, digest, status in rows}
+    ended = [key for key, status in existing.items() if status == Subscription.Status.ENDED]
+    for key in ended:
+        del unique[key]
+    Subscription.objects.bulk_create(
+        list(unique.values()),
+        update_conflicts=True,
+        unique_fields=["service", "phone_hash"],
+        update_fields=["phone", "phone_masked", "consent_source", "consent_at", "updated_at"],
+        batch_size=2000,
+    )
+    updated = sum(1 for key in unique if key in existing)
+    return Upserted(created=len(unique) - updated, updated=updated, kept_ended=len(ended))
+
+
 def _flush(import_: SubscriptionImport, batch: list[Subscription], errors: list[str]) -> None:
     with transaction.atomic():
         if batch:
-            # One row per (service, number) in a batch: the last one wins.
-            unique = list({(s.service_id, s.phone_hash): s for s in batch}.values())
-            existing = set(
-                Subscription.objects.filter(
-                    service_id__in={s.service_id for s in unique},
-                    phone_hash__in=[s.phone_hash for s in unique],
-                ).values_list("service_id", "phone_hash")
-            )
-            Subscription.objects.bulk_create(
-                unique,
-                update_conflicts=True,
-                unique_fields=["service", "phone_hash"],
-                update_fields=["phone", "phone_masked", "consent_source", "consent_at", "updated_at"],
-            )
-            updated = sum(1 for s in unique if (s.service_id, s.phone_hash) in existing)
-            import_.updated += updated
-            import_.created += len(unique) - updated
+            done = subscriptions_upsert(batch)
+            import_.updated += done.updated
+            import_.created += done.created
+            if done.kept_ended:
+                errors.append(
+                    f"{done.kept_ended} row(s) for numbers that opted out were left as they are (ended)"
+                )
         import_.save(update_fields=["rows_done", "created", "updated", "invalid"])
 
 

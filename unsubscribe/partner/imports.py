@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
 from unsubscribe import phones
+from unsubscribe.imports import subscriptions_upsert
 from unsubscribe.models import Service, Subscription
 
 from .selectors import normalise_item
@@ -89,20 +90,7 @@ def subscriptions_import(*, tenant: Tenant, items: list[Any]) -> ImportResult:
             consent_source=source.strip(),
             consent_at=consent_at or now,
         )
-    if rows:
-        with transaction.atomic():
-            existing = set(
-                Subscription.objects.for_tenant(tenant)
-                .filter(phone_hash__in={digest for _service, digest in rows})
-                .values_list("service_id", "phone_hash")
-            )
-            Subscription.objects.bulk_create(
-                list(rows.values()),
-                update_conflicts=True,
-                unique_fields=["service", "phone_hash"],
-                update_fields=["phone", "phone_masked", "consent_source", "consent_at", "updated_at"],
-                batch_size=2000,
-            )
-        result.updated = sum(1 for key in rows if key in existing)
-        result.created = len(rows) - result.updated
+    with transaction.atomic():
+        done = subscriptions_upsert(list(rows.values()))
+    result.created, result.updated = done.created, done.updated
     return result
