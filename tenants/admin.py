@@ -19,6 +19,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from .models import CONFIG_ROLES, Membership, Tenant, TenantAPIKey
 from .scoping import TenantOwnedModel, tenant_ids_for_user
+from .services import api_key_create
 
 
 def _is_superuser(request: HttpRequest) -> bool:
@@ -56,9 +57,13 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
         return qs.filter(**{f"{self.tenant_path}__in": request_tenant_ids(request)})
 
     def _object_tenant_id(self, obj: models.Model) -> int | None:
-        if isinstance(obj, Tenant):
+        # Follows tenant_path as get_queryset filters on it: "pk" (a Tenant), "tenant", "request__tenant".
+        if self.tenant_path == "pk":
             return obj.pk
-        return getattr(obj, f"{self.tenant_path}_id", None)
+        *hops, last = self.tenant_path.split("__")
+        for hop in hops:
+            obj = getattr(obj, hop)
+        return getattr(obj, f"{last}_id", None)
 
     # --- permissions ----------------------------------------------------------
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -183,12 +188,6 @@ class TenantAdmin(TenantScopedAdmin):
         (_("Terms shown on the opt-out page"), {"fields": ["terms_zh", "terms_en"]}),
     ]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        qs: QuerySet[Any] = admin.ModelAdmin.get_queryset(self, request)
-        if _is_superuser(request):
-            return qs
-        return qs.filter(pk__in=request_tenant_ids(request))
-
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # Only superusers create tenants or rename their slug (it is in public URLs).
         return [] if _is_superuser(request) else ["slug", "kind", "is_active"]
@@ -225,9 +224,7 @@ class TenantAPIKeyAdmin(TenantScopedAdmin, APIKeyModelAdmin):
         if not self._may_write(request, obj):
             raise PermissionDenied
         if not change:
-            obj, key = TenantAPIKey.objects.create_key(
-                name=obj.name, tenant=obj.tenant, expiry_date=obj.expiry_date
-            )
+            obj, key = api_key_create(tenant=obj.tenant, name=obj.name, expiry_date=obj.expiry_date)
             messages.add_message(
                 request,
                 messages.WARNING,

@@ -36,7 +36,7 @@ class TenantAPIKeyAuthentication(BaseAuthentication):
         except TenantAPIKey.DoesNotExist:
             raise exceptions.AuthenticationFailed(_("Unknown API key.")) from None
         assert isinstance(api_key, TenantAPIKey)
-        if api_key.has_expired or api_key.revoked:
+        if api_key.has_expired:  # get_from_key() already leaves out revoked keys
             raise exceptions.AuthenticationFailed(_("This API key is revoked or expired."))
         if not api_key.tenant.is_active:
             raise exceptions.AuthenticationFailed(_("This tenant is not active."))

@@ -16,7 +16,7 @@ from django.apps import apps
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .models import CONFIG_ROLES, Membership, Tenant
+from .models import Membership, Tenant
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -34,14 +34,6 @@ def tenant_ids_for_user(user: Any, roles: Iterable[str] | None = None) -> list[i
     if roles is not None:
         memberships = memberships.filter(role__in=list(roles))
     return list(memberships.values_list("tenant_id", flat=True))
-
-
-def role_for(user: Any, tenant_id: int) -> str | None:
-    if not getattr(user, "is_authenticated", False):
-        return None
-    return (
-        Membership.objects.filter(user_id=user.pk, tenant_id=tenant_id).values_list("role", flat=True).first()
-    )
 
 
 class TenantQuerySet(models.QuerySet[_M]):
@@ -83,7 +75,3 @@ def tenant_owned_models() -> list[type[models.Model]]:
         for model in apps.get_models()
         if issubclass(model, TenantOwnedModel) and not model._meta.abstract
     ]
-
-
-def config_tenant_ids(user: Any) -> list[int]:
-    return tenant_ids_for_user(user, CONFIG_ROLES)

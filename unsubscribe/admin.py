@@ -463,6 +463,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
 @admin.register(Suppression)
 class SuppressionAdmin(PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
+    list_select_related = ["tenant", "request"]  # request is nullable: Django would not join it
     list_display = ["phone_masked", "scope", "created_at", "request", "tenant"]
     list_filter = ["tenant", "scope"]
     search_fields = ["scope"]
@@ -471,6 +472,7 @@ class SuppressionAdmin(PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
 
 @admin.register(SuppressionEvent)
 class SuppressionEventAdmin(PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
+    list_select_related = ["tenant", "request"]
     list_display = ["created_at", "phone_masked", "scope", "action", "channel", "request", "tenant"]
     list_filter = ["tenant", "action", "channel"]
     search_fields = ["scope"]

@@ -183,10 +183,6 @@ class UnsubscribeRequest(TenantOwnedModel):
     def __str__(self) -> str:
         return self.reference
 
-    @property
-    def is_active(self) -> bool:
-        return self.state in self.ACTIVE_STATES
-
 
 SCOPE_ALL = "*"
 

@@ -43,7 +43,7 @@ from .models import (
     VerificationMethod,
 )
 from .references import new_reference
-from .selectors import channel_enabled, channel_setting
+from .selectors import channel_setting
 
 logger = logging.getLogger(__name__)
 State = UnsubscribeRequest.State
@@ -97,7 +97,8 @@ def unsubscribe_request_create(
     """
     if channel not in Channel.values:
         raise ValueError(f"unknown channel {channel!r}")
-    if not allow_disabled_channel and not channel_enabled(tenant=tenant, channel=channel):
+    setting = channel_setting(tenant=tenant, channel=channel)
+    if not allow_disabled_channel and not setting.enabled:
         raise ChannelDisabled(
             _("%(tenant)s does not offer unsubscribing by %(channel)s.")
             % {"tenant": tenant.name, "channel": Channel(channel).label}
@@ -125,7 +126,8 @@ def unsubscribe_request_create(
                 language=language or tenant.default_language,
                 idempotency_key=idempotency_key or None,
                 fingerprint=fingerprint,
-                confirmation_channel=confirmation_channel or _confirmation_channel(tenant, channel),
+                confirmation_channel=confirmation_channel
+                or _confirmation_channel(setting.confirmation_channel),
                 filed_by=filed_by[:200],
             )
     except IntegrityError:
@@ -148,10 +150,9 @@ def _existing_for_key(tenant: Tenant, key: str, fingerprint: str) -> Unsubscribe
     return existing
 
 
-def _confirmation_channel(tenant: Tenant, channel: str) -> str:
+def _confirmation_channel(chosen: str) -> str:
     """Where the one confirmation goes: the tenant's choice for this channel, else
     SMS (we know the number; hotline and app callers have no page to look at)."""
-    chosen = channel_setting(tenant=tenant, channel=channel).confirmation_channel
     return chosen if chosen in CONFIRMATION_CHANNELS else "sms"
 
 
@@ -299,7 +300,6 @@ def _plan_steps(request: UnsubscribeRequest) -> None:
             request=request,
             kind=Step.Kind.CONFIRM,
             target_name=request.confirmation_channel,
-            max_attempts=5,
         )
     )
     for step in steps:
@@ -598,7 +598,8 @@ def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
     # Steps whose retry time passed long ago, or whose worker died holding the lease.
     stuck = list(
         Step.objects.unscoped()
-        .filter(request__state__in=UnsubscribeRequest.ACTIVE_STATES)
+        # needs_attention too: one failed target must not stall the others' retries
+        .filter(request__state__in=[*UnsubscribeRequest.ACTIVE_STATES, State.NEEDS_ATTENTION])
         .filter(
             Q(status=Step.Status.RETRYING, next_attempt_at__lte=now - stale_after)
             | Q(status=Step.Status.RUNNING, lease_until__lt=now)
