@@ -45,21 +45,26 @@ def check_url(url: str, *, resolve_required: bool = False) -> None:
     parts = urlsplit(url or "")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UnsafeURL(_("Enter a full https:// URL."))
-    addresses = _addresses(parts.hostname)
+    check_host(parts.hostname, resolve_required=resolve_required, encrypted=parts.scheme == "https")
+
+
+def check_host(host: str, *, resolve_required: bool = False, encrypted: bool = True) -> None:
+    """The address part of check_url(), also for non-HTTP endpoints (an SMTP server)."""
+    addresses = _addresses(host)
     if not addresses:
         if resolve_required:
-            raise UnsafeURL(_("The host %(host)s could not be resolved.") % {"host": parts.hostname})
-        if parts.scheme != "https":
+            raise UnsafeURL(_("The host %(host)s could not be resolved.") % {"host": host})
+        if not encrypted:
             raise UnsafeURL(_("Use an https:// URL."))
         return
     allowed = _allowed_networks()
     for address in addresses:
         if any(address in network for network in allowed):
             continue
-        if parts.scheme != "https":
+        if not encrypted:
             raise UnsafeURL(_("Use an https:// URL."))
         if not address.is_global:
             raise UnsafeURL(
                 _("%(host)s points to a private or internal address (%(address)s); use a public endpoint.")
-                % {"host": parts.hostname, "address": address}
+                % {"host": host, "address": address}
             )

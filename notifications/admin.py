@@ -5,6 +5,7 @@ TenantScopedAdmin."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin
@@ -17,7 +18,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from lanzuan.outbound import UnsafeURL, check_url
+from lanzuan.outbound import UnsafeURL, check_host, check_url
 from tenants.admin import TenantScopedAdmin, request_tenant_ids
 from tenants.models import Tenant
 from unsubscribe import phones
@@ -203,12 +204,14 @@ class GatewayConfigForm(forms.ModelForm):
 
     def clean_endpoint(self) -> str:
         url: str = self.cleaned_data.get("endpoint") or ""
-        # smtp:// endpoints are for the mail server; the HTTP ones must be public https.
-        if url and url.split(":", 1)[0] in ("http", "https"):
-            try:
+        # HTTP endpoints must be public https; an SMTP server must be a public host too.
+        try:
+            if url and url.split(":", 1)[0] in ("http", "https"):
                 check_url(url)
-            except UnsafeURL as exc:
-                raise forms.ValidationError(str(exc)) from None
+            elif url:
+                check_host(urlsplit(url).hostname or "")
+        except UnsafeURL as exc:
+            raise forms.ValidationError(str(exc)) from None
         return url
 
     def clean_secret(self) -> str:

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
-from lanzuan.outbound import UnsafeURL, check_url
+from lanzuan.outbound import UnsafeURL, check_host, check_url
 from lanzuan.signing import signed_headers
 
 from .models import GatewayConfig
@@ -155,6 +155,10 @@ class SmtpGateway:
         if not self.endpoint:
             return get_connection(fail_silently=False, timeout=HTTP_TIMEOUT[1])
         parts = urlsplit(self.endpoint)
+        try:
+            check_host(parts.hostname or "", resolve_required=True)
+        except UnsafeURL as exc:
+            raise PermanentGatewayError(str(exc)) from None
         return get_connection(
             "django.core.mail.backends.smtp.EmailBackend",
             host=parts.hostname,

@@ -183,8 +183,6 @@ class Message(TenantOwnedModel):
         DELIVERED = "delivered", _("Delivered")
         FAILED = "failed", _("Failed")
 
-    FINAL_STATUSES = (Status.SENT, Status.DELIVERED, Status.FAILED)
-
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
     event = models.CharField(_("event"), max_length=32, choices=Event.choices)
     language = models.CharField(_("language"), max_length=10)

@@ -16,7 +16,6 @@ Rules kept here, in one place:
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from lanzuan.backoff import backoff_seconds
 from tenants.models import Tenant
 from unsubscribe import phones
 
@@ -59,13 +59,8 @@ RETRY_CAP_SECONDS = 30 * 60
 
 
 def retry_delay(attempts: int) -> float:
-    """Exponential backoff with jitter after `attempts` failed tries: 15–30 s, 30–60 s, 60–120 s, …
-
-    Half fixed, half random ("equal jitter"), so retries of many messages that failed
-    together (a provider outage) spread out instead of arriving all at once.
-    """
-    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    """15–30 s, 30–60 s, 60–120 s, … after `attempts` failed tries."""
+    return backoff_seconds(attempts, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS)
 
 
 # --- recipients -----------------------------------------------------------------------

@@ -92,3 +92,25 @@ def test_a_target_that_became_internal_is_not_called(production_network, tenant_
     assert step.status == "failed" and step.attempts == 1  # permanent: no retries against it
     assert "https" in step.last_error
     assert request.state == "needs_attention"
+
+
+@pytest.mark.django_db
+def test_an_smtp_gateway_on_an_internal_host_is_refused(production_network, tenant_a, alice, client):
+    from notifications.models import GatewayConfig
+
+    client.force_login(alice)
+    response = client.post(
+        reverse("admin:notifications_gatewayconfig_add"),
+        {
+            "tenant": tenant_a.pk,
+            "channel": "email",
+            "kind": "smtp",
+            "endpoint": "smtp://10.0.0.5:25",
+            "sender_id": "noreply@provider.example",
+            "is_active": "on",
+        },
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert response.status_code == 200
+    assert "private or internal address" in str(response.context["adminform"].form.errors)
+    assert not GatewayConfig.objects.exists()

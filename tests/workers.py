@@ -39,6 +39,8 @@ def worker_env(**extra: str) -> dict[str, str]:
             "PHONE_HASH_KEY": settings.PHONE_HASH_KEY,
             "LANZUAN_VAR_DIR": str(settings.VAR_DIR),
             "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
+            # the local HTTP servers tests play providers with are on loopback
+            "LANZUAN_OUTBOUND_ALLOW": ",".join(settings.LANZUAN_OUTBOUND_ALLOW),
             "DEBUG": "0",
             "PYTHONUNBUFFERED": "1",
         }

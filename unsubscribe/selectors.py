@@ -26,6 +26,12 @@ def suppression_status(*, tenant: Tenant, phone: str, service_code: str | None =
     return suppression_status_for_hash(tenant=tenant, phone_hash=digest, service_code=service_code)
 
 
+def relevant_scopes(service_code: str | None) -> set[str]:
+    """Without a service, a number counts as suppressed when everything is stopped;
+    with one, when everything or that service is."""
+    return {SCOPE_ALL} if not service_code else {SCOPE_ALL, service_code}
+
+
 def suppression_status_for_hash(
     *, tenant: Tenant, phone_hash: str, service_code: str | None = None
 ) -> SuppressionStatus:
@@ -34,9 +40,8 @@ def suppression_status_for_hash(
         .filter(phone_hash=phone_hash)
         .values_list("scope", "created_at")
     )
-    # Without a service, "suppressed" means everything is stopped; with one, either.
-    relevant_scopes = {SCOPE_ALL} if service_code is None else {SCOPE_ALL, service_code}
-    since = [created for scope, created in rows if scope in relevant_scopes]
+    relevant = relevant_scopes(service_code)
+    since = [created for scope, created in rows if scope in relevant]
     return SuppressionStatus(
         suppressed=bool(since), since=min(since) if since else None, scopes=sorted(s for s, _c in rows)
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan.backoff import backoff_seconds
 from tenants.models import Tenant
 
 from . import events, phones
@@ -464,11 +464,9 @@ def _complete(request: UnsubscribeRequest, now: Any) -> None:
     events.emit(request.tenant_id, "request.completed", request_event_payload(request))
 
 
-def backoff_seconds(attempt: int, cap: float = 300.0) -> float:
-    """Exponential backoff with jitter: attempt n waits between base·2^(n-2) and base·2^(n-1)."""
-    base = settings.LANZUAN_RETRY_BASE_SECONDS
-    high = min(cap, base * 2 ** (attempt - 1))
-    return random.uniform(high / 2, high)  # noqa: S311
+def step_backoff_seconds(attempt: int) -> float:
+    """First retry after up to LANZUAN_RETRY_BASE_SECONDS, doubling, capped at 5 min."""
+    return backoff_seconds(attempt, base=settings.LANZUAN_RETRY_BASE_SECONDS, cap=300.0)
 
 
 def step_run(step_id: int) -> str:
@@ -551,7 +549,7 @@ def _step_failed(step: Step, error: str, *, permanent: bool) -> str:
         logger.warning("step %s failed for good after %s attempt(s): %s", step.pk, step.attempts, error)
         return "failed"
     step.status = Step.Status.RETRYING
-    step.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(step.attempts))
+    step.next_attempt_at = timezone.now() + timedelta(seconds=step_backoff_seconds(step.attempts))
     step.save()
     return "retry"
 

@@ -47,10 +47,11 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.models import Suppression
+from unsubscribe.selectors import relevant_scopes
 
 from .errors import InvalidUpload, TooManyNumbers, UnknownService
 from .models import ScrubJob
-from .selectors import relevant_scopes, service_exists
+from .selectors import service_exists
 
 logger = logging.getLogger(__name__)
 

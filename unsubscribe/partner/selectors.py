@@ -19,7 +19,8 @@ from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
 from unsubscribe import phones
-from unsubscribe.models import SCOPE_ALL, Service, Suppression, UnsubscribeRequest
+from unsubscribe.models import Service, Suppression, UnsubscribeRequest
+from unsubscribe.selectors import relevant_scopes
 
 CHECK_CHUNK = 5000  # hashes per query with IN (…); PostgreSQL's one array parameter takes a whole call
 MAX_CHECK_NUMBERS = 10_000
@@ -37,12 +38,6 @@ class NumberStatus:
     @property
     def valid(self) -> bool:
         return self.error is None
-
-
-def relevant_scopes(service_code: str | None) -> set[str]:
-    """Without a service, a number counts as suppressed when everything is stopped;
-    with one, when everything or that service is (as selectors.suppression_status)."""
-    return {SCOPE_ALL} if not service_code else {SCOPE_ALL, service_code}
 
 
 def service_exists(*, tenant: Tenant, code: str) -> bool:

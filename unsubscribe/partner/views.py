@@ -283,7 +283,7 @@ class UnsubscribeRequestDetailView(PartnerAPIView):
 
 
 def _status_json(status: NumberStatus) -> dict[str, Any]:
-    if status.error is not None:
+    if not status.valid:
         return {"phone": status.phone, "valid": False, "error": status.error}
     return {
         "phone": status.phone,
@@ -358,7 +358,7 @@ class SuppressionCheckView(PartnerAPIView):
                 "service": service,
                 "count": len(results),
                 "suppressed": sum(1 for s in statuses if s.suppressed),
-                "invalid": sum(1 for s in statuses if s.error is not None),
+                "invalid": sum(1 for s in statuses if not s.valid),
                 "results": results,
             }
         )

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -48,6 +47,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from lanzuan.backoff import backoff_seconds
 from lanzuan.outbound import UnsafeURL, check_url
 from lanzuan.signing import signed_headers
 from tenants.models import Tenant
@@ -183,8 +183,7 @@ def delivery_body(delivery: WebhookDelivery) -> bytes:
 
 def retry_delay(attempt: int) -> float:
     """30 s, 1 min, 2 min, … capped at 1 h, with jitter so retries do not stampede."""
-    ceiling = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** max(attempt - 1, 0))
-    return random.uniform(ceiling / 2, ceiling)
+    return backoff_seconds(attempt, base=FIRST_RETRY_SECONDS, cap=MAX_RETRY_SECONDS)
 
 
 def webhook_delivery_attempt(delivery_id: int) -> str:
@@ -290,7 +289,10 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:
     now = timezone.now()
     with transaction.atomic():
         WebhookDelivery.objects.unscoped().filter(pk=delivery.pk).update(
-            status=Status.PENDING, next_attempt_at=now, give_up_at=now + RETRY_WINDOW, lease_until=None
+            status=Status.PENDING,
+            next_attempt_at=now,
+            give_up_at=now + RETRY_WINDOW,
+            lease_until=None,
         )
         transaction.on_commit(lambda: webhook_delivery_dispatch(delivery.pk))
 
