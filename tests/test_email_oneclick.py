@@ -296,7 +296,8 @@ def test_tampered_token_shows_a_clear_page(client, subscription, tenant_a):
         assert 'data-testid="ways"' in body  # the other ways out
 
         assert Client(enforce_csrf_checks=True).post(url, ONE_CLICK).status_code == 400
-        assert client.post(url + "confirm/").status_code == 400
+        confirm = client.post(url + "confirm/")  # post/redirect/get: the link's page says why
+        assert confirm.status_code == 302 and client.get(confirm["Location"]).status_code == 400
     assert not UnsubscribeRequest.objects.unscoped().exists()
 
 
@@ -306,7 +307,8 @@ def test_a_token_of_tenant_a_does_nothing_under_tenant_b(client, subscription, t
 
     assert client.get(url).status_code == 400
     assert Client(enforce_csrf_checks=True).post(url, ONE_CLICK).status_code == 400
-    assert client.post(url + "confirm/").status_code == 400
+    confirm = client.post(url + "confirm/")
+    assert confirm.status_code == 302 and client.get(confirm["Location"]).status_code == 400
     assert not UnsubscribeRequest.objects.unscoped().exists()
 
 
@@ -368,7 +370,9 @@ def test_email_channel_off_no_headers_and_the_page_shows_other_ways(client, subs
 
     one_click = Client(enforce_csrf_checks=True).post(link(subscription), ONE_CLICK, **EN)
     assert one_click.status_code == 403 and "By SMS" in one_click.content.decode()
-    assert client.post(confirm_link(subscription), **EN).status_code == 403
+    confirm = client.post(confirm_link(subscription), **EN)
+    assert confirm["Location"] == link(subscription)
+    assert 'data-testid="email-disabled"' in client.get(confirm["Location"], **EN).content.decode()
     assert not suppressed(tenant_a, "daily-deals")
 
 

@@ -14,6 +14,7 @@ thing, and the form to the CSRF middleware unchanged (no hand-run middleware).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -121,15 +122,12 @@ def _one_click(request: HttpRequest, tenant: Tenant, subscription: Subscription 
 @never_cache
 @require_POST
 def email_unsubscribe_confirm(request: HttpRequest, slug: str, token: str) -> HttpResponse:
-    """The confirmation page's button (CSRF-protected). Answers with a redirect to the
-    link, which then shows the receipt: a reload does not post again."""
+    """The confirmation page's button (CSRF-protected). Always answers with a redirect to
+    the link (post/redirect/get), whose GET shows the receipt, or why nothing was done
+    (invalid link, channel switched off, number erased): Back and reload never post again."""
     tenant, subscription = _subscription(slug, token)
-    if subscription is None:
-        return _invalid_page(request, tenant)
-    try:
-        email_links.email_unsubscribe(subscription=subscription, via="page", language=page_language())
-    except ChannelDisabled as exc:
-        return render_page(request, "email_disabled.html", tenant, {"message": exc.message}, status=403)
-    except email_links.EmailLinkUnusable:
-        return render_page(request, "email_invalid.html", tenant, {"unusable": True}, status=410)
+    if subscription is not None:
+        # When it cannot be done, the link's GET says why: the channel is switched off, or the number is gone.
+        with contextlib.suppress(ChannelDisabled, email_links.EmailLinkUnusable):
+            email_links.email_unsubscribe(subscription=subscription, via="page", language=page_language())
     return redirect("optout-email-unsubscribe", slug=tenant.slug, token=token)

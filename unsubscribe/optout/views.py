@@ -3,6 +3,9 @@
 The flow's state lives in the session (the id of the pending code, then the id of
 the filed request); the number never appears in a URL. Every step answers the
 same for any valid number until the code is verified.
+
+Every POST answers with a redirect (post/redirect/get, see prg.py): a form with
+errors is shown again by the GET that follows, so Back and reload never re-post.
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.errors import ChannelDisabled, UnsubscribeError
 from unsubscribe.models import Channel, UnsubscribeRequest
 
-from . import limits, selectors, services
+from . import limits, prg, selectors, services
 from .forms import ChoiceForm, CodeForm, HubChoiceForm, NumberForm, StatusForm
 from .models import PhoneVerification
 
 HUB_KEY = "optout:hub"
 HUB_RECEIPT_KEY = "optout:hub:receipt"
+# What a form with errors shows again after the redirect. Never the number (it stays
+# out of the session; optout.js puts it back from the browser's own storage) and
+# never a one-time code.
+NUMBER_FIELDS = ("country",)
 
 
 def active_tenant(slug: str) -> Tenant:
@@ -119,12 +126,11 @@ def tenant_home(request: HttpRequest, slug: str) -> HttpResponse:
 def unsubscribe_start(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = active_tenant(slug)
     if not core.channel_enabled(tenant=tenant, channel=Channel.WEB):
-        return render_page(
-            request, "web_disabled.html", tenant, {}, status=200 if request.method == "GET" else 403
-        )
-    form = NumberForm(request.POST or None)
-    status = 200
+        if request.method == "POST":
+            return redirect("unsubscribe-start", slug=tenant.slug)
+        return render_page(request, "web_disabled.html", tenant, {})
     if request.method == "POST":
+        form = NumberForm(request.POST)
         if form.is_valid():
             e164 = form.cleaned_data["e164"]
             current = _current_verification(request, tenant)
@@ -144,9 +150,13 @@ def unsubscribe_start(request: HttpRequest, slug: str) -> HttpResponse:
                 return redirect("optout-code", slug=tenant.slug)
             if sent.refusal is not None:
                 form.add_error("phone", _refusal_message(sent.refusal))
-                status = _refusal_status(sent.refusal)
-        else:
-            status = 400
+                return prg.back_with_errors(
+                    request, form, status=_refusal_status(sent.refusal), keep=NUMBER_FIELDS
+                )
+        return prg.back_with_errors(request, form, status=400, keep=NUMBER_FIELDS)
+    parked = prg.take(request)
+    form = prg.rebuild(NumberForm, parked)
+    status = parked.status if parked else 200
     return render_page(request, "start.html", tenant, {"form": form, "step": 1}, status=status)
 
 
@@ -173,9 +183,6 @@ def unsubscribe_code(request: HttpRequest, slug: str) -> HttpResponse:
         return _start_again(request, tenant)
     if services.verification_usable(verification):
         return redirect("optout-choose", slug=tenant.slug)
-    status = 200
-    resend_error = ""
-    form = CodeForm()
     if request.method == "POST" and request.POST.get("action") == "resend":
         if not verification.phone:
             return _start_again(request, tenant, _("Please enter your number again."))
@@ -191,10 +198,11 @@ def unsubscribe_code(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, _("We sent a new code."))
             return redirect("optout-code", slug=tenant.slug)
         resend_error = _refusal_message(sent.refusal) if sent.refusal else ""
-        status = _refusal_status(sent.refusal)
-    elif request.method == "POST":
+        return prg.back_with_errors(
+            request, None, status=_refusal_status(sent.refusal), extra={"resend_error": resend_error}
+        )
+    if request.method == "POST":
         form = CodeForm(request.POST)
-        status = 400
         if form.is_valid():
             try:
                 services.verification_check(
@@ -206,15 +214,17 @@ def unsubscribe_code(request: HttpRequest, slug: str) -> HttpResponse:
                 form.add_error("code", _code_error_message(exc))
             else:
                 return redirect("optout-choose", slug=tenant.slug)
+        return prg.back_with_errors(request, form, status=400)
+    parked = prg.take(request)
     context = {
-        "form": form,
+        "form": prg.rebuild(CodeForm, parked),
         "step": 2,
         "masked": verification.phone_masked,
         "ttl_minutes": _ttl_minutes(),
-        "resend_error": resend_error,
+        "resend_error": parked.extra.get("resend_error", "") if parked else "",
         "resend_url": request.path,
     }
-    return render_page(request, "code.html", tenant, context, status=status)
+    return render_page(request, "code.html", tenant, context, status=parked.status if parked else 200)
 
 
 # --- step 3: what to stop, the terms, the confirmation -------------------------------------------------
@@ -228,9 +238,8 @@ def unsubscribe_choose(request: HttpRequest, slug: str) -> HttpResponse:
         note = _("For your security, please verify your number again.") if verification else ""
         return _start_again(request, tenant, note)
     service_rows = selectors.active_services(tenant=tenant)
-    form = ChoiceForm(request.POST or None, services=service_rows)
-    status = 200
     if request.method == "POST":
+        form = ChoiceForm(request.POST, services=service_rows)
         status = 400
         if form.is_valid():
             try:
@@ -247,6 +256,10 @@ def unsubscribe_choose(request: HttpRequest, slug: str) -> HttpResponse:
                 request.session.pop(_flow_key(tenant), None)
                 request.session[_receipt_key(tenant)] = filed.pk
                 return redirect("optout-receipt", slug=tenant.slug)
+        return prg.back_with_errors(request, form, status=status, keep=("scope", "services"))
+    parked = prg.take(request)
+    form = prg.rebuild(ChoiceForm, parked, services=service_rows)
+    status = parked.status if parked else 200
     context = {
         "form": form,
         "step": 3,
@@ -296,12 +309,11 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
     reference and the number together (neither alone reveals anything)."""
     tenant = active_tenant(slug)
     found: UnsubscribeRequest | None = None
-    form = StatusForm(request.POST or None)
-    status = 200
     token = request.GET.get("token", "")
     token_error = ""
     ip = limits.client_ip(request)
     if request.method == "POST":
+        form = StatusForm(request.POST)
         status = 400
         if not limits.status_lookup_allowed(ip):
             form.add_error(None, _("Too many look-ups from your network. Try again in an hour."))
@@ -310,13 +322,17 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
             found = core.request_for_person(
                 tenant=tenant, reference=form.cleaned_data["reference"], phone=form.cleaned_data["phone"]
             )
-            if found is None:
-                limits.status_lookup_failed(ip)
-                form.add_error(None, _("No request matches this reference and number."))
-                status = 404
-            else:
-                status = 200
-    elif token:
+            if found is not None:
+                # The signed link shows the same page by GET: reload and Back stay harmless.
+                return redirect(links.status_url(found, absolute=False))
+            limits.status_lookup_failed(ip)
+            form.add_error(None, _("No request matches this reference and number."))
+            status = 404
+        return prg.back_with_errors(request, form, status=status, keep=("reference",))
+    parked = prg.take(request)
+    form = prg.rebuild(StatusForm, parked)
+    status = parked.status if parked else 200
+    if token and parked is None:
         reference = links.reference_from_token(token, tenant.pk)
         if reference:
             found = core.request_by_reference(tenant=tenant, reference=reference)
@@ -350,10 +366,8 @@ def _hub_start_again(request: HttpRequest, message: str = "") -> HttpResponseRed
 
 @never_cache
 def hub_start(request: HttpRequest) -> HttpResponse:
-    form = NumberForm(request.POST or None)
-    status = 200
     if request.method == "POST":
-        status = 400
+        form = NumberForm(request.POST)
         if form.is_valid():
             e164 = form.cleaned_data["e164"]
             digest = phones.phone_hash(e164)
@@ -368,12 +382,17 @@ def hub_start(request: HttpRequest) -> HttpResponse:
             )
             if sent.refusal is not None:
                 form.add_error("phone", _refusal_message(sent.refusal))
-                status = _refusal_status(sent.refusal)
-            else:
-                # With no provider for the number nothing was sent, but the next page
-                # looks the same: the hub does not tell who markets to a number.
-                request.session[HUB_KEY] = _hub_state(sent.verification, e164)
-                return redirect("optout-hub-code")
+                return prg.back_with_errors(
+                    request, form, status=_refusal_status(sent.refusal), keep=NUMBER_FIELDS
+                )
+            # With no provider for the number nothing was sent, but the next page
+            # looks the same: the hub does not tell who markets to a number.
+            request.session[HUB_KEY] = _hub_state(sent.verification, e164)
+            return redirect("optout-hub-code")
+        return prg.back_with_errors(request, form, status=400, keep=NUMBER_FIELDS)
+    parked = prg.take(request)
+    form = prg.rebuild(NumberForm, parked)
+    status = parked.status if parked else 200
     return render_page(request, "hub_start.html", None, {"form": form, "step": 1}, status=status)
 
 
@@ -408,10 +427,8 @@ def hub_code(request: HttpRequest) -> HttpResponse:
             return _hub_start_again(request)
         if services.verification_usable(verification):
             return redirect("optout-hub-choose")
-    status, resend_error, form = 200, "", CodeForm()
     ip = limits.client_ip(request)
     if request.method == "POST" and request.POST.get("action") == "resend":
-        status = 429
         if verification is not None:
             if not verification.phone:
                 return _hub_start_again(request, _("Please enter your number again."))
@@ -437,11 +454,11 @@ def hub_code(request: HttpRequest) -> HttpResponse:
         if refusal is None:
             messages.success(request, _("We sent a new code."))
             return redirect("optout-hub-code")
-        resend_error = _refusal_message(refusal)
-        status = _refusal_status(refusal)
-    elif request.method == "POST":
+        return prg.back_with_errors(
+            request, None, status=_refusal_status(refusal), extra={"resend_error": _refusal_message(refusal)}
+        )
+    if request.method == "POST":
         form = CodeForm(request.POST)
-        status = 400
         if form.is_valid():
             try:
                 if verification is not None:
@@ -456,16 +473,18 @@ def hub_code(request: HttpRequest) -> HttpResponse:
                 form.add_error("code", _code_error_message(exc))
             else:
                 return redirect("optout-hub-choose")
+        return prg.back_with_errors(request, form, status=400)
+    parked = prg.take(request)
     masked = verification.phone_masked if verification is not None else flow.get("masked", "")
     context = {
-        "form": form,
+        "form": prg.rebuild(CodeForm, parked),
         "step": 2,
         "masked": masked,
         "ttl_minutes": _ttl_minutes(),
-        "resend_error": resend_error,
+        "resend_error": parked.extra.get("resend_error", "") if parked else "",
         "resend_url": request.path,
     }
-    return render_page(request, "hub_code.html", None, context, status=status)
+    return render_page(request, "hub_code.html", None, context, status=parked.status if parked else 200)
 
 
 def _phantom_check(request: HttpRequest, flow: dict[str, Any]) -> None:
@@ -491,10 +510,8 @@ def hub_choose(request: HttpRequest) -> HttpResponse:
     providers = selectors.hub_providers(phone_hash=verification.phone_hash)
     open_providers = [p for p in providers if not p.already_stopped]
     choices = [(str(p.tenant.pk), p.tenant.name) for p in open_providers]
-    form = HubChoiceForm(request.POST or None, providers=choices)
-    status = 200
     if request.method == "POST":
-        status = 400
+        form = HubChoiceForm(request.POST, providers=choices)
         if form.is_valid():
             chosen = {int(pk) for pk in form.cleaned_data["providers"]}
             try:
@@ -511,14 +528,17 @@ def hub_choose(request: HttpRequest) -> HttpResponse:
                 "refused": [[t.pk, message] for t, message in outcome.refused],
             }
             return redirect("optout-hub-receipt")
+        return prg.back_with_errors(request, form, status=400, keep=("providers",))
+    parked = prg.take(request)
+    form = prg.rebuild(HubChoiceForm, parked, providers=choices)
     context = {
         "form": form,
         "step": 3,
         "masked": verification.phone_masked,
         "providers": providers,
-        "chosen": form["providers"].value() if request.method == "POST" else [c for c, _n in choices],
+        "chosen": form["providers"].value() or [] if parked else [c for c, _n in choices],
     }
-    return render_page(request, "hub_choose.html", None, context, status=status)
+    return render_page(request, "hub_choose.html", None, context, status=parked.status if parked else 200)
 
 
 @never_cache
