@@ -269,6 +269,19 @@ PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "CN")
 LANZUAN_OUTBOUND_ALLOW = env_list("LANZUAN_OUTBOUND_ALLOW", ["127.0.0.0/8", "::1/128"] if DEBUG else [])
 LANZUAN_RETRY_BASE_SECONDS = float(os.environ.get("LANZUAN_RETRY_BASE_SECONDS") or 2)
 LANZUAN_STEP_LEASE_MARGIN_SECONDS = env_int("LANZUAN_STEP_LEASE_MARGIN_SECONDS", 60)
+# The one-stop hub speaks for the platform, not for one provider: its one-time-code
+# SMS is signed with the platform's name (zh sign, English name) and sent through the
+# platform's own sender: an HTTP gateway signed like lanzuan.signing, or the file
+# gateway (outbox) in development.
+LANZUAN_PLATFORM_NAME = os.environ.get("LANZUAN_PLATFORM_NAME") or "蓝钻退订平台"
+LANZUAN_PLATFORM_NAME_EN = os.environ.get("LANZUAN_PLATFORM_NAME_EN") or "Lanzuan"
+LANZUAN_PLATFORM_SMS_URL = os.environ.get("LANZUAN_PLATFORM_SMS_URL", "")
+LANZUAN_PLATFORM_SMS_SECRET = os.environ.get("LANZUAN_PLATFORM_SMS_SECRET", "")
+LANZUAN_PLATFORM_SMS_KEY_ID = os.environ.get("LANZUAN_PLATFORM_SMS_KEY_ID", "")
+if LANZUAN_PLATFORM_SMS_URL and len(LANZUAN_PLATFORM_SMS_SECRET) < 16:
+    raise ImproperlyConfigured("LANZUAN_PLATFORM_SMS_URL needs LANZUAN_PLATFORM_SMS_SECRET (16+ characters)")
+# Without a platform sender the hub's codes go to the outbox only in development.
+LANZUAN_PLATFORM_SMS_FILE = env_bool("LANZUAN_FILE_GATEWAY", DEBUG)
 
 LOGGING = {
     "version": 1,

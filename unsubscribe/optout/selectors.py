@@ -154,8 +154,10 @@ class Provider:
     already_stopped: bool
 
 
-def hub_sender(*, phone_hash: str) -> Tenant | None:
-    """The tenant whose SMS gateway sends the hub's code: the first one that holds the number."""
+def hub_verification_owner(*, phone_hash: str) -> Tenant | None:
+    """The tenant that owns the hub's verification row (the first one that holds the number),
+    so that its erasure of the number clears the row. The code itself goes out through the
+    platform's sender, signed by the platform (platform.py), not through this tenant."""
     tenant_id = (
         Subscription.objects.unscoped()
         .filter(phone_hash=phone_hash, tenant__is_active=True)
@@ -192,6 +194,21 @@ def hub_providers(*, phone_hash: str) -> list[Provider]:
     )
     tenants = Tenant.objects.filter(pk__in=list(by_tenant)).order_by("name")
     return [Provider(t, sorted(by_tenant[t.pk]), t.pk in stopped) for t in tenants]
+
+
+def hub_terms_facts(*, provider: Provider) -> list[tuple[str, str]]:
+    """What the hub's "stop all" means at this provider, by its own policy, before the
+    person confirms: the hub always stops all of its marketing."""
+    tenant = provider.tenant
+    if provider.services:
+        stops = _("All marketing from %(tenant)s, including: %(services)s.") % {
+            "tenant": tenant.name,
+            "services": ", ".join(provider.services),
+        }
+    else:
+        stops = _("All marketing from %(tenant)s.") % {"tenant": tenant.name}
+    facts = terms_facts(tenant=tenant)
+    return [(_("What stops"), stops), *facts[1:]]
 
 
 # --- terms, in plain words ---------------------------------------------------------------------

@@ -75,13 +75,18 @@ def verification_start(
     purpose: str = PhoneVerification.Purpose.WEB,
     replaces: PhoneVerification | None = None,
 ) -> CodeSent:
-    """Send a new one-time code to `e164` through `tenant`'s SMS gateway.
+    """Send a new one-time code to `e164`: through `tenant`'s SMS gateway, signed by the
+    tenant, on its page; through the platform's sender, signed by the platform, on the hub
+    (there `tenant` only owns the row, so that its erasure clears it).
 
     With tenant None (a hub number no provider markets to) the limits are applied
     and nothing is sent, so the answer looks the same as for any other number.
     `replaces` is the person's earlier code: it stops working once a new one is sent.
     """
     digest = phones.phone_hash(e164)
+    if purpose == PhoneVerification.Purpose.HUB and not _hub_can_send():
+        # The same answer whether or not a provider knows the number.
+        return CodeSent(None, limits.Refusal("unavailable", 0))
     scope = _scope(purpose=purpose, tenant_id=tenant.pk if tenant else None)
     refusal = limits.send_allowed(scope=scope, phone_hash=digest, e164=e164, ip=ip)
     if refusal is not None:
@@ -92,6 +97,8 @@ def verification_start(
     if tenant is None:
         return CodeSent(None, None)
     code = new_code()
+    if purpose == PhoneVerification.Purpose.HUB:
+        return _hub_create_and_send(tenant=tenant, e164=e164, code=code, language=language)
     try:
         verification = _create_and_send(
             tenant=tenant, purpose=purpose, e164=e164, code=code, language=language
@@ -105,24 +112,64 @@ def verification_start(
     return CodeSent(verification, None)
 
 
+def _verification_create(
+    *, tenant: Tenant, purpose: str, e164: str, code: str, language: str
+) -> PhoneVerification:
+    digest = phones.phone_hash(e164)
+    now = timezone.now()
+    return PhoneVerification.objects.create(
+        tenant=tenant,
+        purpose=purpose,
+        phone=e164,
+        phone_hash=digest,
+        phone_masked=phones.mask(e164),
+        code_hash=code_hash(phone_hash=digest, code=code),
+        language=language,
+        created_at=now,
+        expires_at=now + timedelta(seconds=limits.limit("LANZUAN_OTP_TTL_SECONDS")),
+    )
+
+
+def _hub_can_send() -> bool:
+    from . import platform
+
+    try:
+        platform.platform_gateway()
+    except platform.PlatformSenderMissing:
+        logger.error("the hub cannot send codes: no platform SMS sender is configured")
+        return False
+    return True
+
+
+def _hub_create_and_send(*, tenant: Tenant, e164: str, code: str, language: str) -> CodeSent:
+    from . import platform
+
+    verification = _verification_create(
+        tenant=tenant, purpose=PhoneVerification.Purpose.HUB, e164=e164, code=code, language=language
+    )
+    try:
+        platform.platform_code_queue(
+            verification_id=verification.pk,
+            e164=e164,
+            code=code,
+            language=language,
+            ttl=limits.limit("LANZUAN_OTP_TTL_SECONDS"),
+        )
+    except platform.PlatformSenderMissing:
+        verification_retire(verification)
+        return CodeSent(None, limits.Refusal("unavailable", 0))
+    logger.info("hub code %s queued for %s", verification.pk, verification.phone_masked)
+    return CodeSent(verification, None)
+
+
 def _create_and_send(
     *, tenant: Tenant, purpose: str, e164: str, code: str, language: str
 ) -> PhoneVerification:
     from notifications.services import notification_send
 
-    digest = phones.phone_hash(e164)
-    now = timezone.now()
     with transaction.atomic():
-        verification = PhoneVerification.objects.create(
-            tenant=tenant,
-            purpose=purpose,
-            phone=e164,
-            phone_hash=digest,
-            phone_masked=phones.mask(e164),
-            code_hash=code_hash(phone_hash=digest, code=code),
-            language=language,
-            created_at=now,
-            expires_at=now + timedelta(seconds=limits.limit("LANZUAN_OTP_TTL_SECONDS")),
+        verification = _verification_create(
+            tenant=tenant, purpose=purpose, e164=e164, code=code, language=language
         )
         notification_send(
             tenant=tenant,
@@ -316,4 +363,6 @@ def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant],
 def hub_phantom_resend(*, phone_hash: str, head: str, ip: str) -> limits.Refusal | None:
     """A "new code" for a hub number no provider knows: the same limits, nothing sent.
     `head` is the start of the number (enough for the prefix cap), never the whole number."""
+    if not _hub_can_send():
+        return limits.Refusal("unavailable", 0)
     return limits.send_allowed(scope="hub", phone_hash=phone_hash, e164=head, ip=ip)

@@ -373,7 +373,7 @@ def hub_start(request: HttpRequest) -> HttpResponse:
             digest = phones.phone_hash(e164)
             previous = selectors.verification_for_hub(verification_id=_hub_flow(request).get("v"))
             sent = services.verification_start(
-                tenant=selectors.hub_sender(phone_hash=digest),
+                tenant=selectors.hub_verification_owner(phone_hash=digest),
                 e164=e164,
                 ip=limits.client_ip(request),
                 language=page_language(),
@@ -531,11 +531,21 @@ def hub_choose(request: HttpRequest) -> HttpResponse:
         return prg.back_with_errors(request, form, status=400, keep=("providers",))
     parked = prg.take(request)
     form = prg.rebuild(HubChoiceForm, parked, providers=choices)
+    # Each provider's own terms, in the person's language, shown before they confirm.
+    rows = [
+        (
+            p,
+            [] if p.already_stopped else selectors.hub_terms_facts(provider=p),
+            p.tenant.terms_for(page_language()),
+        )
+        for p in providers
+    ]
     context = {
         "form": form,
         "step": 3,
         "masked": verification.phone_masked,
         "providers": providers,
+        "rows": rows,
         "chosen": form["providers"].value() or [] if parked else [c for c, _n in choices],
     }
     return render_page(request, "hub_choose.html", None, context, status=parked.status if parked else 200)
