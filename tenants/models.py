@@ -12,10 +12,36 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey
 from simple_history.models import HistoricalRecords
 
+from lanzuan import contrast
+
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(_("%(value)s is not a known time zone."), params={"value": value})
+
+
+def validate_brand_contrast(value: str) -> None:
+    """The brand colour carries white text (page header, buttons) and colours links on
+    white: WCAG AA asks 4.5:1 for both. The message names the ratio and the nearest
+    darker shade that passes, so the fix is one copy and paste."""
+    try:
+        ratio = contrast.contrast_ratio(value, contrast.WHITE)
+    except ValueError:
+        return  # the format is the RegexValidator's to report
+    if ratio >= contrast.AA_NORMAL:
+        return
+    raise ValidationError(
+        _(
+            "%(colour)s has a contrast of %(ratio)s:1 with the white text on it; at least 4.5:1 is "
+            "needed to be readable (WCAG AA). The nearest darker colour that passes is %(suggestion)s."
+        ),
+        code="low_contrast",
+        params={
+            "colour": value.upper(),
+            "ratio": contrast.shown_ratio(ratio),
+            "suggestion": contrast.nearest_darker_passing(value),
+        },
+    )
 
 
 class Tenant(models.Model):
@@ -41,7 +67,13 @@ class Tenant(models.Model):
         _("brand colour"),
         max_length=7,
         default="#1F4FD8",
-        validators=[RegexValidator(r"^#[0-9A-Fa-f]{6}$", _("Use a colour like #1F4FD8."))],
+        validators=[
+            RegexValidator(r"^#[0-9A-Fa-f]{6}$", _("Use a colour like #1F4FD8.")),
+            validate_brand_contrast,
+        ],
+        help_text=_(
+            "Shown behind white text and as the colour of links: needs a contrast of 4.5:1 with white."
+        ),
     )
     # Policies
     sla_hours = models.PositiveIntegerField(

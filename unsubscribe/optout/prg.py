@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.forms.utils import ErrorDict, ErrorList
 from django.http import HttpRequest, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect
@@ -50,7 +51,8 @@ def back_with_errors(
     data: dict[str, list[str]] = {}
     errors: dict[str, list[str]] = {}
     if form is not None:
-        data = {name: form.data.getlist(name) for name in keep if name in form.data}
+        posted = form.data if isinstance(form.data, QueryDict) else QueryDict(mutable=True)
+        data = {name: posted.getlist(name) for name in keep if name in posted}
         errors = {name: [str(message) for message in messages] for name, messages in form.errors.items()}
     request.session[_key(request.path)] = {
         "data": data,
@@ -84,11 +86,10 @@ def rebuild(form_class: type[F], parked: Parked | None, **kwargs: Any) -> F:
     for name, values in parked.data.items():
         data.setlist(name, values)
     form = form_class(data, **kwargs)
-    form._errors = ErrorDict(
+    # Setting the errors marks the form as cleaned: Django does not validate it again.
+    cast(Any, form)._errors = ErrorDict(
         {
-            name: ErrorList(
-                messages, error_class="nonfield" if name == forms.forms.NON_FIELD_ERRORS else None
-            )
+            name: ErrorList(messages, error_class="nonfield" if name == NON_FIELD_ERRORS else None)
             for name, messages in parked.errors.items()
         }
     )

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 
+from lanzuan import contrast
 from tenants.models import Tenant
 from unsubscribe import links, phones
 from unsubscribe import selectors as core
@@ -38,6 +39,7 @@ HUB_RECEIPT_KEY = "optout:hub:receipt"
 # out of the session; optout.js puts it back from the browser's own storage) and
 # never a one-time code.
 NUMBER_FIELDS = ("country",)
+DEFAULT_BRAND = "#1F4FD8"  # the hub's, and optout.css's
 
 
 def active_tenant(slug: str) -> Tenant:
@@ -101,7 +103,11 @@ def _code_error_message(error: services.CodeError) -> str:
 def render_page(
     request: HttpRequest, template: str, tenant: Tenant | None, context: dict[str, Any], status: int = 200
 ) -> HttpResponse:
-    base: dict[str, Any] = {"tenant": tenant, "language": page_language()}
+    base: dict[str, Any] = {
+        "tenant": tenant,
+        "language": page_language(),
+        "brand": contrast.brand_palette(tenant.brand_colour if tenant is not None else DEFAULT_BRAND),
+    }
     if tenant is not None:
         base["ways"] = ways_to_unsubscribe(tenant=tenant, language=page_language())
     return render(request, f"optout/{template}", {**base, **context}, status=status)
