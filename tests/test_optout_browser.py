@@ -93,6 +93,13 @@ def fresh_limits():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def platform_sender(settings):
+    """The hub's codes go through the platform's sender: the outbox here (item 10 of issue 11)."""
+    settings.LANZUAN_PLATFORM_SMS_URL = ""
+    settings.LANZUAN_PLATFORM_SMS_FILE = True
+
+
 @pytest.fixture
 def shots() -> Path:
     folder = Path(settings.VAR_DIR) / "screenshots"
@@ -328,3 +335,149 @@ def test_hub_stops_two_providers_at_once(
     shot(page, shots, "optout-hub-zh-4-receipts")
     for tenant in (bluesea, tenant_b):
         assert suppression_status(tenant=tenant, phone=E164).suppressed
+
+
+# --- issue 11 item 12: Back after a form error never asks to resubmit a form -----------------------
+
+
+class Navigations:
+    """Every top-level document request of a page, in order, as (method, path)."""
+
+    def __init__(self, page: Page, base: str) -> None:
+        self.base = base
+        self.seen: list[tuple[str, str]] = []
+        page.on("request", self._record)
+
+    def _record(self, request) -> None:  # playwright Request
+        if request.is_navigation_request() and request.frame.parent_frame is None:
+            self.seen.append((request.method, request.url.removeprefix(self.base)))
+
+    def mark(self) -> int:
+        return len(self.seen)
+
+    def since(self, mark: int) -> list[tuple[str, str]]:
+        return self.seen[mark:]
+
+
+def back_loads_by_get(page: Page, nav: Navigations, elsewhere: str, expected_path: str) -> None:
+    """Leave the error page, then press Back: the page comes back by GET (Chromium would
+    otherwise show "Confirm Form Resubmission" / ERR_CACHE_MISS for a POST result)."""
+    page.goto(elsewhere)
+    mark = nav.mark()
+    response = page.go_back()
+    assert response is not None, "Back did not load a page"
+    assert response.request.method == "GET"
+    assert response.status < 500
+    assert not page.url.startswith("chrome-error://")
+    assert all(method == "GET" for method, _path in nav.since(mark)), nav.since(mark)
+    assert page.url.removeprefix(nav.base).split("?")[0] == expected_path
+    # and a reload does not post either
+    mark = nav.mark()
+    page.reload()
+    assert all(method == "GET" for method, _path in nav.since(mark)), nav.since(mark)
+
+
+def test_back_after_a_confirm_error_on_the_tenant_page_loads_by_get(
+    live_server, open_page, bluesea, outbox, eager_celery, tmp_path
+):
+    page = open_page("en-US")
+    nav = Navigations(page, live_server.url)
+    page.goto(f"{live_server.url}/t/bluesea/unsubscribe/")
+    page.get_by_label("Mobile number").fill(NUMBER)
+    page.get_by_role("button", name="Send code", exact=True).click()
+    page.get_by_label("Code", exact=True).fill(last_code(outbox))
+    page.get_by_role("button", name="Verify", exact=True).click()
+    expect(page.locator("h1")).to_have_text("What do you want to stop?")
+
+    # when the confirmation is submitted without the tick
+    mark = nav.mark()
+    page.get_by_role("button", name="Confirm unsubscribe").click()
+
+    # then the POST was redirected and the error page is a GET
+    expect(page.locator("#confirm-error")).to_contain_text("Tick the box to confirm.")
+    assert nav.since(mark) == [
+        ("POST", "/t/bluesea/unsubscribe/choose/"),
+        ("GET", "/t/bluesea/unsubscribe/choose/"),
+    ]
+    page.screenshot(path=str(tmp_path / "choose-error.png"), full_page=True)
+    back_loads_by_get(page, nav, f"{live_server.url}/t/bluesea/", "/t/bluesea/unsubscribe/choose/")
+    expect(page.locator("h1")).to_have_text("What do you want to stop?")
+    page.screenshot(path=str(tmp_path / "choose-after-back.png"), full_page=True)
+
+
+def test_back_after_an_error_on_the_status_lookup_loads_by_get(live_server, open_page, bluesea, tmp_path):
+    page = open_page("zh-CN")
+    nav = Navigations(page, live_server.url)
+    page.goto(f"{live_server.url}/t/bluesea/status/")
+    page.get_by_label("参考号").fill("nope")
+    page.locator("#id_phone").fill(NUMBER)
+    page.locator("[data-testid=status-form] button[type=submit]").click()
+
+    expect(page.locator("#reference-error")).to_be_visible()
+    expect(page.locator("#id_reference")).to_have_value("nope")
+    # the number is not kept by the server, but the browser put it back
+    expect(page.locator("#id_phone")).to_have_value(NUMBER)
+    page.screenshot(path=str(tmp_path / "status-error.png"), full_page=True)
+    back_loads_by_get(page, nav, f"{live_server.url}/t/bluesea/", "/t/bluesea/status/")
+
+
+def test_back_after_a_confirm_error_on_the_hub_loads_by_get(
+    live_server, open_page, bluesea, tenant_b, outbox, eager_celery, tmp_path
+):
+    from unsubscribe import phones
+    from unsubscribe.models import Subscription
+
+    Tenant.objects.filter(pk=bluesea.pk).update(allow_resubscribe=False)
+    for tenant in (bluesea, tenant_b):
+        service = Service.objects.filter(tenant=tenant).first() or Service.objects.create(
+            tenant=tenant, name="Member promotions", code="promotions"
+        )
+        Subscription.objects.create(
+            tenant=tenant, service=service, phone=E164, phone_hash=phones.phone_hash(E164), phone_masked="x"
+        )
+    page = open_page("en-US")
+    nav = Navigations(page, live_server.url)
+    page.goto(f"{live_server.url}/hub/")
+    page.get_by_label("Mobile number").fill(NUMBER)
+    page.get_by_role("button", name="Send code", exact=True).click()
+    sms = json.loads(outbox.read_text().splitlines()[-1])
+    assert sms["tenant"] == "platform" and sms["body"].startswith("[Lanzuan] ")
+    page.get_by_label("Code", exact=True).fill(last_code(outbox))
+    page.get_by_role("button", name="Verify", exact=True).click()
+
+    # each provider's own terms are on the confirm step
+    expect(page.get_by_test_id("hub-terms-bluesea")).to_contain_text("No. This opt-out is final")
+    expect(page.get_by_test_id("hub-terms-tenant-b")).to_contain_text("Yes. You can subscribe again")
+    page.get_by_label("Platform B").uncheck()
+    page.get_by_role("button", name="Unsubscribe from all ticked").click()
+
+    expect(page.locator("#confirm-error")).to_contain_text("Tick the box to confirm.")
+    expect(page.get_by_label("Platform B")).not_to_be_checked()  # as the person left it
+    page.screenshot(path=str(tmp_path / "hub-error.png"), full_page=True)
+    back_loads_by_get(page, nav, f"{live_server.url}/hub/", "/hub/choose/")
+
+
+def test_back_after_a_refused_email_confirmation_loads_by_get(live_server, open_page, bluesea, tmp_path):
+    from unsubscribe import phones
+    from unsubscribe.models import Subscription
+    from unsubscribe.optout import email_links
+
+    service = Service.objects.filter(tenant=bluesea).first()
+    subscription = Subscription.objects.create(
+        tenant=bluesea, service=service, phone=E164, phone_hash=phones.phone_hash(E164), phone_masked="x"
+    )
+    link = email_links.email_unsubscribe_path(subscription)
+    page = open_page("en-US")
+    nav = Navigations(page, live_server.url)
+    page.goto(live_server.url + link)
+    expect(page.get_by_test_id("email-confirm-form")).to_be_visible()
+    # the provider switches email opt-outs off while the page is open
+    ChannelSetting.objects.create(tenant=bluesea, channel="email", enabled=False)
+
+    mark = nav.mark()
+    page.get_by_role("button", name="Confirm unsubscribe").click()
+
+    expect(page.get_by_test_id("email-disabled")).to_be_visible()
+    assert nav.since(mark) == [("POST", link + "confirm/"), ("GET", link)]
+    page.screenshot(path=str(tmp_path / "email-refused.png"), full_page=True)
+    back_loads_by_get(page, nav, f"{live_server.url}/t/bluesea/", link)

@@ -207,8 +207,9 @@ def hub_terms_facts(*, provider: Provider) -> list[tuple[str, str]]:
         }
     else:
         stops = _("All marketing from %(tenant)s.") % {"tenant": tenant.name}
-    facts = terms_facts(tenant=tenant)
-    return [(_("What stops"), stops), *facts[1:]]
+    # "From when" (at once) is the same everywhere and said once under the list.
+    _what, _from_when, *rest = terms_facts(tenant=tenant)
+    return [(_("What stops"), stops), *rest]
 
 
 # --- terms, in plain words ---------------------------------------------------------------------
