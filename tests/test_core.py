@@ -343,9 +343,11 @@ def test_status_page_by_reference_and_number(tenant_a, client, outbox):
     internal_targets(tenant_a)
     request = run_pipeline(file(tenant_a))
     url = reverse("unsubscribe-status", args=[tenant_a.slug])
-    wrong = client.post(url, {"reference": request.reference, "phone": "13912345678"})
+    wrong = client.post(url, {"reference": request.reference, "phone": "13912345678"}, follow=True)
     assert request.reference not in wrong.content.decode().split("</h1>", 1)[1].split('id="id_reference"')[0]
-    right = client.post(url, {"reference": request.reference, "phone": NUMBER}, HTTP_ACCEPT_LANGUAGE="en")
+    right = client.post(
+        url, {"reference": request.reference, "phone": NUMBER}, HTTP_ACCEPT_LANGUAGE="en", follow=True
+    )  # post/redirect/get: the page after the redirect
     body = right.content.decode()
     assert "138****8000" in body and 'data-testid="step-erase"' in body
 
