@@ -105,7 +105,9 @@ class TwilioCall:
             params["Digits"] = digits
         return params
 
-    def post(self, url: str, params: dict[str, str], *, token: str = TWILIO_TOKEN, signature: str | None = None):
+    def post(
+        self, url: str, params: dict[str, str], *, token: str = TWILIO_TOKEN, signature: str | None = None
+    ):
         if signature is None:
             signature = RequestValidator(token).compute_signature(PUBLIC + url, params)
         return self.client.post(url, params, HTTP_X_TWILIO_SIGNATURE=signature)
@@ -212,8 +214,9 @@ def test_twilio_all_marketing_in_english_says_an_irreversible_opt_out_is_irrever
     client, tenant_a, ivr_on, twilio_voice_a
 ):
     tenant_a.allow_resubscribe = False
-    tenant_a.terms_en = "All marketing messages stop at once. Your marketing profile is deleted within 7 days. " + (
-        "More details follow. " * 20
+    tenant_a.terms_en = (
+        "All marketing messages stop at once. Your marketing profile is deleted within 7 days. "
+        + ("More details follow. " * 20)
     )
     tenant_a.save()
     call = TwilioCall(client, tenant_a)
@@ -258,7 +261,9 @@ def test_twilio_unknown_tenant_404_and_unconfigured_403(client, tenant_a, tenant
     assert TwilioCall(client, tenant_a).post(twilio_hook(tenant_a), {"CallSid": "CA1"}).status_code == 403
 
 
-@pytest.mark.parametrize("caller", ["", "anonymous", "Restricted", "+266696687", "+86282452253", "client:alice"])
+@pytest.mark.parametrize(
+    "caller", ["", "anonymous", "Restricted", "+266696687", "+86282452253", "client:alice"]
+)
 def test_withheld_caller_id_hears_the_other_ways_and_files_nothing(
     client, tenant_a, ivr_on, twilio_voice_a, caller
 ):
@@ -341,7 +346,14 @@ def test_a_valid_key_between_mistakes_starts_the_count_again(client, tenant_a, i
 
 
 def test_a_call_that_drops_after_the_final_key_press_still_files_and_gets_the_confirmation_sms(
-    client, tenant_a, ivr_on, services_a, twilio_voice_a, outbox, eager_celery, django_capture_on_commit_callbacks
+    client,
+    tenant_a,
+    ivr_on,
+    services_a,
+    twilio_voice_a,
+    outbox,
+    eager_celery,
+    django_capture_on_commit_callbacks,
 ):
     call = TwilioCall(client, tenant_a)
     call.start()
@@ -380,7 +392,9 @@ def test_erasure_clears_the_raw_number_of_a_dropped_call_from_the_same_number(
     assert call_row("CA-dropped").caller_masked == "138****8000"
 
 
-def test_calls_left_in_the_menu_are_marked_abandoned_and_lose_the_number(client, tenant_a, ivr_on, twilio_voice_a):
+def test_calls_left_in_the_menu_are_marked_abandoned_and_lose_the_number(
+    client, tenant_a, ivr_on, twilio_voice_a
+):
     with time_machine.travel(timezone.now() - timedelta(hours=3), tick=False):
         TwilioCall(client, tenant_a, sid="CA-old").start()
     TwilioCall(client, tenant_a, sid="CA-new").start()
@@ -410,9 +424,7 @@ def test_many_services_are_read_in_pages(client, tenant_a, ivr_on, twilio_voice_
 def post_generic(client, tenant, payload: Any, *, secret=GENERIC_SECRET, headers: dict | None = None):
     body = json.dumps(payload).encode()
     signed = signing.signed_headers(secret, body) if headers is None else headers
-    extra = {
-        "HTTP_" + name.upper().replace("-", "_"): value for name, value in signed.items()
-    }
+    extra = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in signed.items()}
     return client.post(
         reverse("voice:generic-hook", kwargs={"tenant_slug": tenant.slug}),
         body,
@@ -422,17 +434,23 @@ def post_generic(client, tenant, payload: Any, *, secret=GENERIC_SECRET, headers
 
 
 def test_generic_protocol_happy_path(client, tenant_a, ivr_on, generic_voice_a):
-    start = post_generic(client, tenant_a, {"call_id": "aliyun-42", "from": "13800138000", "to": "4008001234"})
+    start = post_generic(
+        client, tenant_a, {"call_id": "aliyun-42", "from": "13800138000", "to": "4008001234"}
+    )
     assert start.status_code == 200
     step = start.json()
     assert step["hangup"] is False and step["turn"] == 0
     assert step["prompts"][0]["language"] == "zh-CN" and "请按1" in step["prompts"][0]["text"]
     assert step["expect"] == {"digits": ["1", "2", "9", "8"], "max_digits": 1, "timeout_seconds": 6}
 
-    confirm = post_generic(client, tenant_a, {"call_id": "aliyun-42", "turn": step["turn"], "digits": "1"}).json()
+    confirm = post_generic(
+        client, tenant_a, {"call_id": "aliyun-42", "turn": step["turn"], "digits": "1"}
+    ).json()
     assert "确认退订，请按1" in confirm["prompts"][0]["text"] and confirm["turn"] == 1
 
-    final = post_generic(client, tenant_a, {"call_id": "aliyun-42", "turn": confirm["turn"], "digits": "1"}).json()
+    final = post_generic(
+        client, tenant_a, {"call_id": "aliyun-42", "turn": confirm["turn"], "digits": "1"}
+    ).json()
     request = UnsubscribeRequest.objects.get()
     assert final["hangup"] is True and final["expect"] is None
     assert final["outcome"] == "filed" and final["reference"] == request.reference
@@ -446,7 +464,9 @@ def test_generic_protocol_happy_path(client, tenant_a, ivr_on, generic_voice_a):
     assert again.json() == final and UnsubscribeRequest.objects.count() == 1
 
 
-def test_generic_protocol_refuses_bad_signatures_and_malformed_steps(client, tenant_a, ivr_on, generic_voice_a):
+def test_generic_protocol_refuses_bad_signatures_and_malformed_steps(
+    client, tenant_a, ivr_on, generic_voice_a
+):
     payload = {"call_id": "c-1", "from": PHONE}
     assert post_generic(client, tenant_a, payload, secret="wrong-secret").status_code == 403
     assert post_generic(client, tenant_a, payload, headers={}).status_code == 401
@@ -476,7 +496,9 @@ def test_tenant_prompt_replaces_the_built_in_text_and_is_checked_and_previewed_i
 ):
     client.login(username="alice", password=PASSWORD)
     add = reverse("admin:voice_voiceprompt_add")
-    bad = client.post(add, {"tenant": tenant_a.pk, "key": "menu", "language": "zh-hans", "text": "按1 {reference}"})
+    bad = client.post(
+        add, {"tenant": tenant_a.pk, "key": "menu", "language": "zh-hans", "text": "按1 {reference}"}
+    )
     assert bad.status_code == 200 and "Unknown variables {reference}" in bad.content.decode()
 
     text = "{tenant_name}退订热线：全部退订按1，选择业务按2，重听按9。"
@@ -528,7 +550,13 @@ def test_admin_switches_the_voice_menu_on_in_the_hotline_channel(client, tenant_
     client.login(username="alice", password=PASSWORD)
     response = client.post(
         reverse("admin:unsubscribe_channelsetting_add"),
-        {"tenant": tenant_a.pk, "channel": "hotline", "enabled": "on", "hotline_number": "4008001234", "ivr_enabled": "on"},
+        {
+            "tenant": tenant_a.pk,
+            "channel": "hotline",
+            "enabled": "on",
+            "hotline_number": "4008001234",
+            "ivr_enabled": "on",
+        },
     )
     assert response.status_code == 302
     assert ChannelSetting.objects.for_tenant(tenant_a).get(channel="hotline").ivr_enabled

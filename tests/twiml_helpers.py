@@ -16,7 +16,16 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     "Response": frozenset(),
     "Say": frozenset({"voice", "language", "loop"}),
     "Gather": frozenset(
-        {"input", "action", "method", "timeout", "numDigits", "finishOnKey", "actionOnEmptyResult", "language"}
+        {
+            "input",
+            "action",
+            "method",
+            "timeout",
+            "numDigits",
+            "finishOnKey",
+            "actionOnEmptyResult",
+            "language",
+        }
     ),
     "Hangup": frozenset(),
     "Redirect": frozenset({"method"}),

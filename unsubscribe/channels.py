@@ -86,7 +86,9 @@ def ways_to_unsubscribe(*, tenant: Tenant, language: str | None = None) -> list[
                         _("Call %(number)s and follow the voice prompts (any time, no agent needed).")
                         % {"number": setting.hotline_number}
                         if setting.ivr_enabled
-                        else _hotline_text(setting.hotline_number, setting.hotline_menu_key, setting.hotline_hours)
+                        else _hotline_text(
+                            setting.hotline_number, setting.hotline_menu_key, setting.hotline_hours
+                        )
                     )
                     ways.append(
                         Way(

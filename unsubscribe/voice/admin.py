@@ -24,7 +24,16 @@ from unsubscribe import phones
 from . import services
 from .forms import VoiceCredentialForm, VoicePromptForm
 from .models import VoiceCall, VoiceCredential, VoicePrompt
-from .prompts import DEFAULTS, EN, LANGUAGES, SAMPLE_VALUES, SAMPLE_VALUES_EN, VARIABLES, PromptBook, prompt_errors
+from .prompts import (
+    DEFAULTS,
+    EN,
+    LANGUAGES,
+    SAMPLE_VALUES,
+    SAMPLE_VALUES_EN,
+    VARIABLES,
+    PromptBook,
+    prompt_errors,
+)
 
 SCRIPT_URL_NAME = "voice_voiceprompt_script"
 
@@ -81,7 +90,10 @@ class VoicePromptAdmin(TenantScopedAdmin):
         problems = prompt_errors(obj.key, obj.text)
         if problems:
             return format_html('<ul class="errorlist"><li>{}</li></ul>', " ".join(problems))
-        samples = {**(SAMPLE_VALUES_EN if obj.language == EN else SAMPLE_VALUES), "tenant_name": obj.tenant.name}
+        samples = {
+            **(SAMPLE_VALUES_EN if obj.language == EN else SAMPLE_VALUES),
+            "tenant_name": obj.tenant.name,
+        }
         text = PromptBook(obj.tenant).text(obj.key, obj.language, samples)
         return format_html("<p>{}</p><p class='help'>{}</p>", text, _("Rendered with sample values."))
 

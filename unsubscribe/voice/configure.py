@@ -1,8 +1,8 @@
 """`configure_inbound SLUG twilio-voice|generic-voice …`: the voice half of that command.
 
-    configure_inbound acme twilio-voice --auth-token TOKEN   # Twilio's account Auth Token
-    configure_inbound acme generic-voice --secret SECRET     # or --generate: printed once, last line
-    configure_inbound acme twilio-voice --disable            # keeps the secret, refuses the webhook
+configure_inbound acme twilio-voice --auth-token TOKEN   # Twilio's account Auth Token
+configure_inbound acme generic-voice --secret SECRET     # or --generate: printed once, last line
+configure_inbound acme twilio-voice --disable            # keeps the secret, refuses the webhook
 """
 
 from __future__ import annotations

@@ -81,7 +81,10 @@ DEFAULTS: dict[tuple[str, str], str] = {
         "We cannot see your number, so we cannot unsubscribe you by phone. Reply STOP to any marketing "
         "text from {tenant_name}, or use the unsubscribe page on the {tenant_name} website. Goodbye."
     ),
-    (K.UNAVAILABLE, ZH): "{tenant_name}的自助语音退订暂未开通。请回复TD到任意营销短信，或在网站的退订页面办理。再见。",
+    (
+        K.UNAVAILABLE,
+        ZH,
+    ): "{tenant_name}的自助语音退订暂未开通。请回复TD到任意营销短信，或在网站的退订页面办理。再见。",
     (K.UNAVAILABLE, EN): (
         "The {tenant_name} self-service opt-out line is not available. Reply STOP to any marketing text, "
         "or use the unsubscribe page on our website. Goodbye."
@@ -195,7 +198,8 @@ class PromptBook:
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
         self.overrides = {
-            (p.key, p.language): p.text for p in VoicePrompt.objects.for_tenant(tenant).only("key", "language", "text")
+            (p.key, p.language): p.text
+            for p in VoicePrompt.objects.for_tenant(tenant).only("key", "language", "text")
         }
 
     def text(self, key: str, language: str, values: Mapping[str, str] | None = None) -> str:

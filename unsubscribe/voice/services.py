@@ -412,7 +412,9 @@ def voice_script(*, tenant: Tenant, language: str) -> list[ScriptLine]:
         prompt = _prompt(call, book, services)
         lines.append(ScriptLine(title, list(prompt.says), prompt.digits))
     call.step = CallStep.MENU
-    lines.append(ScriptLine(str(PromptKey.INVALID.label), list(_prompt(call, book, services, K.INVALID).says)))
+    lines.append(
+        ScriptLine(str(PromptKey.INVALID.label), list(_prompt(call, book, services, K.INVALID).says))
+    )
     sample_reference = spell_reference("K7M2-9QXP", language)
     for key, values in (
         (K.FILED, {"scope": book.text(K.SCOPE_ALL, language), "reference": sample_reference}),
@@ -421,7 +423,9 @@ def voice_script(*, tenant: Tenant, language: str) -> list[ScriptLine]:
         (K.GIVE_UP, None),
         (K.FAILED, None),
     ):
-        lines.append(ScriptLine(str(key.label), [Say(book.text(key, language, values), SPEECH_LANGUAGE[language])]))
+        lines.append(
+            ScriptLine(str(key.label), [Say(book.text(key, language, values), SPEECH_LANGUAGE[language])])
+        )
     return lines
 
 

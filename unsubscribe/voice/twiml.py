@@ -34,7 +34,9 @@ def render(prompt: Prompt, *, tenant_slug: str, credential: VoiceCredential) -> 
             action_on_empty_result=True,  # silence comes back to us, so it can be counted
         )
     for say in prompt.says:
-        target.say(say.text, voice=voices.get(say.language, credential.voice_en) or None, language=say.language)
+        target.say(
+            say.text, voice=voices.get(say.language, credential.voice_en) or None, language=say.language
+        )
     if prompt.hangup:
         response.hangup()
     return str(response)

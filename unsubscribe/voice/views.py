@@ -54,7 +54,8 @@ def _configured(tenant_slug: str, provider: str) -> tuple[Tenant, VoiceCredentia
         return _json_error(
             403,
             "not_configured",
-            _("The voice menu through %(provider)s is not configured for this tenant.") % {"provider": provider},
+            _("The voice menu through %(provider)s is not configured for this tenant.")
+            % {"provider": provider},
         )
     return tenant, credential
 
