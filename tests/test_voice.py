@@ -392,6 +392,23 @@ def test_erasure_clears_the_raw_number_of_a_dropped_call_from_the_same_number(
     assert call_row("CA-dropped").caller_masked == "138****8000"
 
 
+def test_a_service_deleted_mid_call_is_not_widened_to_all_marketing(
+    client, tenant_a, ivr_on, services_a, twilio_voice_a
+):
+    call = TwilioCall(client, tenant_a)
+    call.start()
+    call.press("2")
+    call.press("1")  # 会员优惠
+    Service.objects.for_tenant(tenant_a).filter(code="offers").delete()
+
+    end = call.press("1")
+
+    assert end.find("Gather") is None and "现在无法为您提交退订" in spoken(end)
+    assert UnsubscribeRequest.objects.count() == 0
+    assert not suppression_status(tenant=tenant_a, phone=PHONE).suppressed
+    assert call_row().outcome == Outcome.FAILED and call_row().caller == ""
+
+
 def test_calls_left_in_the_menu_are_marked_abandoned_and_lose_the_number(
     client, tenant_a, ivr_on, twilio_voice_a
 ):

@@ -155,7 +155,7 @@ class VoiceCallAdmin(TenantScopedAdmin):
         "called",
         "language",
         "step",
-        "service",
+        "service_code",
         "keys",
         "attempts",
         "outcome",

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from tenants.scoping import TenantOwnedModel
-from unsubscribe.models import Service, UnsubscribeRequest
+from unsubscribe.models import UnsubscribeRequest
 
 
 class VoiceProvider(models.TextChoices):
@@ -133,9 +133,9 @@ class VoiceCall(TenantOwnedModel):
     language = models.CharField(_("language"), max_length=10, default="zh-hans")
     step = models.CharField(_("step"), max_length=10, choices=CallStep.choices, default=CallStep.MENU)
     page = models.PositiveIntegerField(default=0)  # which page of the service menu
-    service = models.ForeignKey(
-        Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("service")
-    )
+    # The chosen service by code, blank for all marketing: a service deleted mid-call then
+    # fails the filing instead of silently widening the opt-out to everything.
+    service_code = models.CharField(_("service"), max_length=50, blank=True)
     turn = models.PositiveIntegerField(default=0)  # inputs handled; a retried step carries an older one
     attempts = models.PositiveIntegerField(_("failed attempts"), default=0)
     digits = models.JSONField(_("keys pressed"), default=list, blank=True)

@@ -166,12 +166,15 @@ def _locked_call(tenant: Tenant, provider: str, call_id: str) -> tuple[VoiceCall
     calls = VoiceCall.objects.for_tenant(tenant).select_for_update()
     call = calls.filter(provider=provider, call_id=call_id).first()
     if call is not None:
+        call.tenant = tenant  # already known: no query for it on every step
         return call, False
     try:
         with transaction.atomic():  # a savepoint: two first requests of one call may race
             call = VoiceCall.objects.create(tenant=tenant, provider=provider, call_id=call_id)
     except IntegrityError:
-        return calls.get(provider=provider, call_id=call_id), False
+        call = calls.get(provider=provider, call_id=call_id)
+        call.tenant = tenant
+        return call, False
     _end_stale_calls(tenant)
     return call, True
 
@@ -227,7 +230,7 @@ def _handle(call: VoiceCall, key: str) -> Prompt:
         if key == "8":
             call.language = EN if call.language == ZH else ZH
         elif key == "1":
-            call.service, call.step = None, CallStep.CONFIRM
+            call.service_code, call.step = "", CallStep.CONFIRM
         elif key == "2":
             call.page, call.step = 0, CallStep.SERVICES
     elif call.step == CallStep.SERVICES:
@@ -236,13 +239,13 @@ def _handle(call: VoiceCall, key: str) -> Prompt:
         elif key == "8":
             call.page += 1
         elif not services:  # "1": all marketing, the only choice there is
-            call.service, call.step = None, CallStep.CONFIRM
+            call.service_code, call.step = "", CallStep.CONFIRM
         else:
-            call.service = _page(services, call.page)[int(key) - 1]
+            call.service_code = _page(services, call.page)[int(key) - 1].code
             call.step = CallStep.CONFIRM
     elif call.step == CallStep.CONFIRM:
         if key == "0":
-            call.service, call.step = None, CallStep.MENU
+            call.service_code, call.step = "", CallStep.MENU
         elif key == "1":
             return _file(call, book)
     return _prompt(call, book, services)
@@ -296,15 +299,21 @@ def _prompt(
             texts.append(book.text(K.SERVICES, language, {"services": joiner.join(items), "more": more}))
     elif call.step == CallStep.CONFIRM:
         irreversible = "" if call.tenant.allow_resubscribe else book.text(K.IRREVERSIBLE, language)
-        values = {"scope": _scope(call, book), "terms": book.terms(language), "irreversible": irreversible}
+        values = {
+            "scope": _scope(call, book, services),
+            "terms": book.terms(language),
+            "irreversible": irreversible,
+        }
         texts.append(book.text(K.CONFIRM, language, values))
     joiner = "" if language == ZH else " "
     says = (Say(joiner.join(texts), SPEECH_LANGUAGE[language]), *extra)
     return Prompt(says=says, turn=call.turn, outcome=call.outcome, digits=_keys(call, services))
 
 
-def _scope(call: VoiceCall, book: PromptBook) -> str:
-    return call.service.name if call.service is not None else book.text(K.SCOPE_ALL, call.language)
+def _scope(call: VoiceCall, book: PromptBook, services: list[Service]) -> str:
+    if not call.service_code:
+        return book.text(K.SCOPE_ALL, call.language)
+    return next((s.name for s in services if s.code == call.service_code), call.service_code)
 
 
 def _end(
@@ -342,7 +351,7 @@ def _file(call: VoiceCall, book: PromptBook) -> Prompt:
                 "called": call.called,
                 "digits": [entry["digits"] for entry in call.digits],
             },
-            services=[call.service.code] if call.service is not None else None,
+            services=[call.service_code] if call.service_code else None,
             language=call.language,
             idempotency_key=f"ivr:{call.provider}:{call.call_id}",
             # The call was let in while the menu was on: a key press already made is
@@ -355,7 +364,8 @@ def _file(call: VoiceCall, book: PromptBook) -> Prompt:
         return _end(call, book, Outcome.FAILED, K.FAILED)
     call.request = filed.request
     reference = filed.request.reference
-    values = {"scope": _scope(call, book), "reference": spell_reference(reference, call.language)}
+    services = selectors.voice_services(tenant=call.tenant)
+    values = {"scope": _scope(call, book, services), "reference": spell_reference(reference, call.language)}
     return _end(call, book, Outcome.FILED, K.FILED, values=values, reference=reference)
 
 
@@ -398,23 +408,20 @@ def voice_script(*, tenant: Tenant, language: str) -> list[ScriptLine]:
     services = selectors.voice_services(tenant=tenant)
     call = VoiceCall(tenant=tenant, provider=VoiceProvider.GENERIC, call_id="preview", language=language)
     lines = []
-    for title, step, service in (
-        (str(PromptKey.MENU.label), CallStep.MENU, None),
-        (str(PromptKey.SERVICES.label), CallStep.SERVICES, None),
-        (str(PromptKey.CONFIRM.label), CallStep.CONFIRM, None),
-        *(
-            [(f"{PromptKey.CONFIRM.label}: {services[0].name}", CallStep.CONFIRM, services[0])]
-            if services
-            else []
-        ),
-    ):
-        call.step, call.service = step, service
+    steps = [
+        (str(PromptKey.MENU.label), CallStep.MENU, ""),
+        (str(PromptKey.SERVICES.label), CallStep.SERVICES, ""),
+        (str(PromptKey.CONFIRM.label), CallStep.CONFIRM, ""),
+    ]
+    if services:
+        steps.append((f"{PromptKey.CONFIRM.label}: {services[0].name}", CallStep.CONFIRM, services[0].code))
+    for title, step, service_code in steps:
+        call.step, call.service_code = step, service_code
         prompt = _prompt(call, book, services)
         lines.append(ScriptLine(title, list(prompt.says), prompt.digits))
-    call.step = CallStep.MENU
-    lines.append(
-        ScriptLine(str(PromptKey.INVALID.label), list(_prompt(call, book, services, K.INVALID).says))
-    )
+    call.step, call.service_code = CallStep.MENU, ""
+    wrong = _prompt(call, book, services, K.INVALID)
+    lines.append(ScriptLine(str(PromptKey.INVALID.label), list(wrong.says), wrong.digits))
     sample_reference = spell_reference("K7M2-9QXP", language)
     for key, values in (
         (K.FILED, {"scope": book.text(K.SCOPE_ALL, language), "reference": sample_reference}),
