@@ -13,6 +13,8 @@ import logging
 import re
 from collections.abc import Mapping
 
+from django.utils.translation import gettext as _
+
 from notifications.rendering import TemplateSyntaxError, render, variables_in
 from tenants.models import Tenant
 
@@ -154,8 +156,6 @@ _SENTENCE_END = re.compile(r"(?<=[。！？.!?])")
 
 def prompt_errors(key: str, text: str) -> list[str]:
     """Problems with a tenant's text for this prompt (empty when it is fine)."""
-    from django.utils.translation import gettext as _
-
     try:
         used = variables_in(text)
     except TemplateSyntaxError as exc:
