@@ -5,6 +5,7 @@ lanzuan.signing). Every TwiML answer is checked by tests/twiml_helpers.validate_
 from __future__ import annotations
 
 import json
+import threading
 import time
 import xml.etree.ElementTree as ET
 from datetime import timedelta
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import time_machine
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
@@ -33,7 +35,7 @@ from unsubscribe.models import (
 from unsubscribe.selectors import suppression_status
 from unsubscribe.voice.models import Outcome, VoiceCall, VoiceCredential, VoicePrompt
 from unsubscribe.voice.prompts import spell_reference
-from unsubscribe.voice.services import voice_credential_set
+from unsubscribe.voice.services import voice_call_step, voice_credential_set
 
 from .conftest import PASSWORD
 from .twiml_helpers import InvalidTwiML, spoken, validate_twiml
@@ -308,6 +310,41 @@ def test_a_repeated_callsid_step_is_idempotent(client, tenant_a, ivr_on, twilio_
     assert ET.tostring(retried) == ET.tostring(final)
     assert UnsubscribeRequest.objects.count() == 1
     assert call_row().digits[-1]["digits"] == "1" and len(call_row().digits) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_step_arriving_twice_at_once_files_one_request(tenant_a):
+    # given a call at its confirmation (real transactions, two connections below)
+    ChannelSetting.objects.create(tenant=tenant_a, channel=Channel.HOTLINE, ivr_enabled=True)
+    voice_call_step(tenant=tenant_a, provider="generic", call_id="twin", caller=PHONE)
+    confirm = voice_call_step(
+        tenant=tenant_a, provider="generic", call_id="twin", caller="", digits="1", turn=0
+    )
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+
+    def press() -> None:
+        try:
+            barrier.wait(timeout=5)
+            prompt = voice_call_step(
+                tenant=tenant_a, provider="generic", call_id="twin", caller="", digits="1", turn=confirm.turn
+            )
+            results.append(prompt.reference)
+        except Exception as exc:  # surfaced by the assertion below
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # then both answers read the same reference, and one request was filed
+    assert len(results) == 2 and results[0] == results[1] and results[0], results
+    assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 1
+    assert len(VoiceCall.objects.for_tenant(tenant_a).get().digits) == 2
 
 
 def test_timeouts_and_wrong_keys_repeat_the_prompt_twice_then_hang_up_without_filing(
