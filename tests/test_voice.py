@@ -638,3 +638,34 @@ def test_configure_inbound_sets_voice_credentials(tenant_a, public_url):
         call_command("configure_inbound", tenant_a.slug, "twilio-voice", "--generate")
     with pytest.raises(CommandError, match="--token is not for twilio-voice"):
         call_command("configure_inbound", tenant_a.slug, "twilio-voice", "--token", "x")
+
+
+def test_voice_gateway_in_the_admin_keeps_the_secret_write_only(client, tenant_a, alice, bob, public_url):
+    client.login(username="alice", password=PASSWORD)
+    response = client.post(
+        reverse("admin:voice_voicecredential_add"),
+        {
+            "tenant": tenant_a.pk,
+            "provider": "twilio",
+            "secret": TWILIO_TOKEN,
+            "enabled": "on",
+            "voice_zh": "Polly.Zhiyu",
+            "voice_en": "Polly.Joanna",
+        },
+    )
+    assert response.status_code == 302
+    credential = VoiceCredential.objects.for_tenant(tenant_a).get()
+    assert credential.secret == TWILIO_TOKEN
+    page = client.get(reverse("admin:voice_voicecredential_change", args=[credential.pk])).content.decode()
+    assert TWILIO_TOKEN not in page and f"{PUBLIC}/hooks/voice/{tenant_a.slug}/twilio/" in page
+    assert TWILIO_TOKEN not in str(credential.history.first().__dict__)
+
+    # the voices chosen are the ones Twilio is told to use
+    ChannelSetting.objects.create(tenant=tenant_a, channel=Channel.HOTLINE, ivr_enabled=True)
+    menu = TwilioCall(client, tenant_a).start()
+    assert [say.attrib["voice"] for say in menu.iter("Say")] == ["Polly.Zhiyu", "Polly.Joanna"]
+
+    client.logout()
+    client.login(username="bob", password=PASSWORD)  # a viewer
+    page = client.get(reverse("admin:voice_voicecredential_change", args=[credential.pk])).content.decode()
+    assert 'name="secret"' not in page and TWILIO_TOKEN not in page
