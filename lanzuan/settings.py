@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "unsubscribe.partner",
     "unsubscribe.optout",
     "unsubscribe.inbound",
+    "unsubscribe.voice",
 ]
 
 MIDDLEWARE = [

@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("lanzuan.api_urls")),
     path("", include("unsubscribe.inbound.urls")),
+    path("", include("unsubscribe.voice.urls")),
     path("", include("unsubscribe.optout.urls")),
     path("", include("notifications.urls")),
 ]

@@ -502,5 +502,8 @@ class ChannelSettingAdmin(TenantScopedAdmin):
             },
         ),
         (_("App"), {"fields": ["app_path_zh", "app_path_en"]}),
-        (_("Hotline / IVR"), {"fields": ["hotline_number", "hotline_hours", "hotline_menu_key"]}),
+        (
+            _("Hotline / IVR"),
+            {"fields": ["hotline_number", "hotline_hours", "hotline_menu_key", "ivr_enabled"]},
+        ),
     ]

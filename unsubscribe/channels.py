@@ -82,8 +82,13 @@ def ways_to_unsubscribe(*, tenant: Tenant, language: str | None = None) -> list[
                     ways.append(Way(channel, _("In the app"), path, app_path=path))
             elif channel == Channel.HOTLINE:
                 if setting.hotline_number:
-                    text = _hotline_text(
-                        setting.hotline_number, setting.hotline_menu_key, setting.hotline_hours
+                    text = (
+                        _("Call %(number)s and follow the voice prompts (any time, no agent needed).")
+                        % {"number": setting.hotline_number}
+                        if setting.ivr_enabled
+                        else _hotline_text(
+                            setting.hotline_number, setting.hotline_menu_key, setting.hotline_hours
+                        )
                     )
                     ways.append(
                         Way(

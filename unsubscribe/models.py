@@ -33,6 +33,7 @@ class VerificationMethod(models.TextChoices):
     AGENT_ASSERTION = "agent_assertion", _("Asserted by a hotline agent")
     SIGNED_TOKEN = "signed_token", _("Signed link token")
     ADMIN = "admin", _("Filed by a provider administrator")
+    CALLER_ID = "caller_id", _("Caller ID of a call to the voice menu")
 
 
 class Service(TenantOwnedModel):
@@ -372,6 +373,14 @@ class ChannelSetting(TenantOwnedModel):
         _("hotline hours"), max_length=100, blank=True, help_text=_("e.g. 9:00–21:00")
     )
     hotline_menu_key = models.CharField(_("menu key"), max_length=20, blank=True, help_text=_("e.g. 3"))
+    # Off unless switched on: the voice menu needs a voice gateway and prompts the tenant has checked.
+    ivr_enabled = models.BooleanField(
+        _("self-service voice menu (IVR)"),
+        default=False,
+        help_text=_(
+            "Callers opt out by key press, verified by their caller ID (voice webhooks, see “Voice menu”)."
+        ),
+    )
     confirmation_channel = models.CharField(
         _("confirmation channel"),
         max_length=10,

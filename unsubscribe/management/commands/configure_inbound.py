@@ -5,6 +5,8 @@
     configure_inbound acme generic --secret SECRET       # or --generate
     configure_inbound acme twilio --disable              # keeps the secret, refuses the webhook
     configure_inbound acme twilio --enable
+    configure_inbound acme twilio-voice --auth-token TOKEN   # the voice menu (unsubscribe.voice.configure)
+    configure_inbound acme generic-voice --secret SECRET     # or --generate
 
 Secrets given on the command line are never echoed back.
 """
@@ -22,6 +24,8 @@ from tenants.models import Tenant
 from unsubscribe.inbound.models import Provider
 from unsubscribe.inbound.selectors import inbound_credential
 from unsubscribe.inbound.services import inbound_credential_set
+from unsubscribe.voice.configure import CLI_PROVIDERS as VOICE_PROVIDERS
+from unsubscribe.voice.configure import configure_voice
 
 # Which option carries the secret for each provider (named as the provider names it).
 SECRET_OPTION = {Provider.TWILIO: "auth_token", Provider.ALIYUN: "token", Provider.GENERIC: "secret"}
@@ -32,7 +36,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug", help="the tenant's slug")
-        parser.add_argument("provider", choices=Provider.values)
+        parser.add_argument("provider", choices=[*Provider.values, *VOICE_PROVIDERS])
         parser.add_argument("--auth-token", help="twilio: the account's Auth Token")
         parser.add_argument("--token", help="aliyun: the token in the push URL (?token=…)")
         parser.add_argument("--secret", help="generic: the HMAC-SHA256 signing secret")
@@ -48,6 +52,9 @@ class Command(BaseCommand):
             tenant = Tenant.objects.get(slug=options["slug"])
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant with slug {options['slug']!r}.") from None
+        if options["provider"] in VOICE_PROVIDERS:
+            configure_voice(tenant=tenant, name=options["provider"], options=options, stdout=self.stdout)
+            return
         provider = Provider(options["provider"])
         wanted = SECRET_OPTION[provider]
         flag = "--" + wanted.replace("_", "-")

@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class VoiceConfig(AppConfig):
+    """Self-service voice menu (IVR): callers opt out by key press, verified by caller ID."""
+
+    name = "unsubscribe.voice"
+    label = "voice"
+    verbose_name = _("Voice menu (IVR)")
+
+    def ready(self) -> None:
+        from unsubscribe.datasources import register_scrubber
+
+        from .services import voice_calls_scrub
+
+        # A call keeps the raw caller number only while it runs; this clears what is left
+        # (a call from the same number that dropped mid-menu) when the number's data is erased.
+        register_scrubber("voice.calls", voice_calls_scrub)

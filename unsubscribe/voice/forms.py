@@ -1,0 +1,66 @@
+"""Admin forms for the voice menu. Secrets are write-only: never rendered back, blank keeps them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .models import VoiceCredential, VoicePrompt
+from .prompts import prompt_errors
+
+
+class VoiceCredentialForm(forms.ModelForm):
+    secret = forms.CharField(
+        label=_("Secret"),
+        required=False,
+        max_length=200,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_(
+            "Twilio: the account's Auth Token. Generic: the HMAC secret the voice platform signs with. "
+            "Write-only: never shown again."
+        ),
+    )
+
+    class Meta:
+        model = VoiceCredential
+        fields = ["tenant", "provider", "secret", "enabled", "voice_zh", "voice_en"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.secret and "secret" in self.fields:
+            self.fields["secret"].help_text = _(
+                "A secret is stored (never shown). Leave empty to keep it, or type a new one to replace it."
+            )
+
+    def clean_secret(self) -> str:
+        value: str = self.cleaned_data.get("secret") or ""
+        if value:
+            return value
+        if self.instance.pk:
+            stored = (
+                VoiceCredential.objects.for_tenant(self.instance.tenant_id)
+                .filter(pk=self.instance.pk)
+                .values_list("secret", flat=True)
+                .first()
+            )
+            if stored:
+                return stored
+        raise forms.ValidationError(_("Enter the secret."), code="required")
+
+
+class VoicePromptForm(forms.ModelForm):
+    class Meta:
+        model = VoicePrompt
+        fields = ["tenant", "key", "language", "text"]
+        widgets = {"text": forms.Textarea(attrs={"rows": 4, "cols": 80})}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        key, text = cleaned.get("key"), cleaned.get("text")
+        if key and text:
+            for problem in prompt_errors(key, text):
+                self.add_error("text", problem)
+        return cleaned
