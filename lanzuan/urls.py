@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("unsubscribe.inbound.urls")),
     path("", include("unsubscribe.optout.urls")),
     path("", include("notifications.urls")),
+    path("", include("tenants.urls")),
 ]
