@@ -68,6 +68,13 @@ def test_the_admin_home_shows_the_queue_with_counts(client, alice, busy_tenants)
 
     assert 'id="lanzuan-attention-queue"' in page
     assert queue_counts(page, "tenant-a") == {"needs_attention": 2, "sla_breached": 2, "flagged_replies": 1}
+    with time_machine.travel(NOW, tick=False):
+        chinese = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert queue_counts(chinese, "tenant-a") == {
+        "needs_attention": 2,
+        "sla_breached": 2,
+        "flagged_replies": 1,
+    }
 
 
 def test_tenant_b_never_sees_tenant_a_counts(client, charlie, busy_tenants, tenant_a):

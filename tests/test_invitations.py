@@ -61,6 +61,8 @@ def test_an_owner_invites_by_email_and_the_invitee_joins_that_tenant_only(
 ):
     # given Olivia, an owner of A, invites dora@example.com as an agent
     client.force_login(olivia)
+    form = client.get(reverse("admin:tenants_invitation_add"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert form.status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
         response = invite(client, tenant_a, email="dora@example.com", role=Role.AGENT)
 
