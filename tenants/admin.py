@@ -251,6 +251,15 @@ class MembershipAdmin(TenantScopedAdmin):
             actions.pop("delete_selected", None)
         return actions
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        invitations = self.admin_site._registry.get(Invitation)
+        may_invite = invitations is not None and invitations.has_add_permission(request)
+        context = {
+            **(extra_context or {}),
+            "invite_url": reverse("admin:tenants_invitation_add") if may_invite else "",
+        }
+        return super().changelist_view(request, context)
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name == "user" and field is not None and not _is_superuser(request):

@@ -61,6 +61,8 @@ def test_an_owner_invites_by_email_and_the_invitee_joins_that_tenant_only(
 ):
     # given Olivia, an owner of A, invites dora@example.com as an agent
     client.force_login(olivia)
+    members = client.get(reverse("admin:tenants_membership_changelist")).content.decode()
+    assert reverse("admin:tenants_invitation_add") in members  # "Invite someone"
     form = client.get(reverse("admin:tenants_invitation_add"), HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert form.status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
@@ -109,6 +111,8 @@ def test_an_invitation_by_link_alone_sends_no_email(client, olivia, tenant_a, ma
 def test_only_owners_and_superusers_invite(client, alice, bob, olivia, root, tenant_a):
     for user in (alice, bob):  # an administrator and a viewer of A
         client.force_login(user)
+        members = client.get(reverse("admin:tenants_membership_changelist")).content.decode()
+        assert reverse("admin:tenants_invitation_add") not in members
         assert client.get(reverse("admin:tenants_invitation_add")).status_code == 403
         assert invite(client, tenant_a).status_code == 403
     assert not Invitation.objects.exists()

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -46,8 +47,8 @@ class TenantQueue:
         return sum(item.count for item in self.items)
 
 
-def _counts(queryset: object, tenant_ids: list[int]) -> dict[int, int]:
-    rows = queryset.filter(tenant_id__in=tenant_ids).values("tenant_id").annotate(n=Count("id"))  # type: ignore[attr-defined]
+def _counts(queryset: QuerySet[Any], tenant_ids: list[int]) -> dict[int, int]:
+    rows = queryset.filter(tenant_id__in=tenant_ids).values("tenant_id").annotate(n=Count("id"))
     return {row["tenant_id"]: row["n"] for row in rows}
 
 
@@ -120,14 +121,14 @@ def staff_without_email(*, tenant_ids: Iterable[int]) -> dict[int, list[str]]:
     return found
 
 
-def user_misses_alerts(user: object) -> bool:
+def user_misses_alerts(user: Any) -> bool:
     """True when this staff member would be alerted by email but has no address."""
-    if not getattr(user, "is_authenticated", False) or getattr(user, "email", ""):
+    if not user.is_authenticated or user.email:
         return False
     return (
         get_user_model()
         .objects.filter(
-            pk=getattr(user, "pk", None),
+            pk=user.pk,
             memberships__role__in=OPERATIONS_ROLES,
             memberships__tenant__is_active=True,
         )
