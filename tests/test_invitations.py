@@ -253,5 +253,7 @@ def test_a_weak_password_or_a_taken_user_name_is_a_form_error(client, olivia, bo
     assert accept(client, link, username="dora").status_code == 302
 
 
-def test_an_unknown_link_is_not_found(client, db):
-    assert client.get("/invite/not-a-real-token/").status_code == 404
+def test_an_unknown_link_is_not_found_and_says_so(client, db):
+    response = client.get("/invite/not-a-real-token/", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 404
+    assert "This invitation link is not valid." in response.content.decode()
