@@ -162,6 +162,14 @@ elif CACHE_URL == "locmem":
 else:
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: use redis://…, file or locmem")
 
+# Staff email (invitations; the SMTP gateway with no server of its own). Development
+# prints it on the console instead of needing a mail server.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

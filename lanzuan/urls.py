@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("unsubscribe.voice.urls")),
     path("", include("unsubscribe.optout.urls")),
     path("", include("notifications.urls")),
+    path("", include("tenants.urls")),
 ]

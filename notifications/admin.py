@@ -4,14 +4,17 @@ TenantScopedAdmin."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -27,8 +30,82 @@ from .defaults import default_text
 from .events import EVENT_VARIABLES, Channel, Event, sample_values
 from .models import GatewayConfig, Message, Template
 from .rendering import render, sms_length, text_errors
+from .services import template_save
 
 PREVIEW_URL_NAME = "notifications_template_preview"
+# (event, channel, language) asked for by the add page's URL, for its read-only
+# "built-in text" box, which Django renders without the request. Per request, not
+# on the shared ModelAdmin.
+_built_in_for_add: ContextVar[tuple[str, str, str] | None] = ContextVar("built_in_for_add", default=None)
+
+
+def _sample_values(tenant: Tenant | None) -> dict[str, str]:
+    return sample_values(
+        tenant_name=tenant.name if tenant else str(_("Example Provider")),
+        slug=tenant.slug if tenant else "example",
+    )
+
+
+def _as_sent(body: str, event: str, tenant: Tenant | None) -> str:
+    """The body with sample values when it renders, else as typed (still worth counting)."""
+    try:
+        return render(body, _sample_values(tenant)) if event in EVENT_VARIABLES else body
+    except ValueError:
+        return body
+
+
+def length_html(*, event: str, channel: str, body: str, tenant: Tenant | None) -> SafeString:
+    """Characters and SMS segments of what a person would receive (GSM-7 or UCS-2)."""
+    text = _as_sent(body, event, tenant)
+    if channel != Channel.SMS:
+        return format_html(
+            "<span>{}</span>",
+            ngettext("%(count)d character", "%(count)d characters", len(text)) % {"count": len(text)},
+        )
+    length = sms_length(text)
+    return format_html(
+        "<span>{} · <strong>{}</strong> · {}</span>",
+        ngettext("%(count)d character", "%(count)d characters", length.characters)
+        % {"count": length.characters},
+        ngettext("%(count)d SMS segment", "%(count)d SMS segments", length.segments)
+        % {"count": length.segments},
+        _("%(encoding)s: %(single)d in one message, %(part)d per part")
+        % {"encoding": length.encoding, "single": length.single_limit, "part": length.part_limit},
+    )
+
+
+def length_data(*, event: str, channel: str, body: str, tenant: Tenant | None) -> dict[str, Any]:
+    text = _as_sent(body, event, tenant)
+    if channel != Channel.SMS:
+        return {"characters": len(text)}
+    length = sms_length(text)
+    return {
+        "characters": length.characters,
+        "encoding": length.encoding,
+        "units": length.units,
+        "segments": length.segments,
+        "single_limit": length.single_limit,
+        "part_limit": length.part_limit,
+    }
+
+
+def built_in_html(*, event: str, channel: str, language: str) -> SafeString:
+    """The text sent when the tenant has none of its own for this event and language."""
+    if event not in EVENT_VARIABLES:
+        return format_html("<p>{}</p>", _("Choose an event to see its built-in text."))
+    default = default_text(event, language or settings.LANGUAGE_CODE)
+    subject = (
+        format_html("<p><strong>{}</strong> {}</p>", _("Subject:"), default.subject)
+        if channel != Channel.SMS
+        else ""
+    )
+    return format_html(
+        "{}<pre style='white-space: pre-wrap; max-width: 40em'>{}</pre>"
+        '<p><button type="button" class="button" data-lanzuan-use-built-in>{}</button></p>',
+        subject,
+        default.body,
+        _("Start from the built-in text"),
+    )
 
 
 def preview_html(
@@ -42,10 +119,7 @@ def preview_html(
         return format_html(
             '<ul class="errorlist">{}</ul>', format_html_join("", "<li>{}</li>", ((p,) for p in problems))
         )
-    values = sample_values(
-        tenant_name=tenant.name if tenant else str(_("Example Provider")),
-        slug=tenant.slug if tenant else "example",
-    )
+    values = _sample_values(tenant)
     rendered_body = render(body, values)
     parts = []
     if subject and channel != Channel.SMS:
@@ -55,27 +129,9 @@ def preview_html(
             '<pre style="white-space: pre-wrap; font-size: 1em; max-width: 40em">{}</pre>', rendered_body
         )
     )
-    if channel == Channel.SMS:
-        length = sms_length(rendered_body)
-        parts.append(
-            format_html(
-                "<p>{} · <strong>{}</strong> · {}</p>",
-                ngettext("%(count)d character", "%(count)d characters", length.characters)
-                % {"count": length.characters},
-                ngettext("%(count)d SMS segment", "%(count)d SMS segments", length.segments)
-                % {"count": length.segments},
-                _("%(encoding)s: %(single)d in one message, %(part)d per part")
-                % {"encoding": length.encoding, "single": length.single_limit, "part": length.part_limit},
-            )
-        )
-    else:
-        parts.append(
-            format_html(
-                "<p>{}</p>",
-                ngettext("%(count)d character", "%(count)d characters", len(rendered_body))
-                % {"count": len(rendered_body)},
-            )
-        )
+    parts.append(
+        format_html("<p>{}</p>", length_html(event=event, channel=channel, body=body, tenant=tenant))
+    )
     parts.append(format_html("<p class='help'>{}</p>", _("Rendered with sample values.")))
     return format_html_join("", "{}", ((p,) for p in parts))
 
@@ -90,13 +146,15 @@ class TemplateForm(forms.ModelForm):
 @admin.register(Template)
 class TemplateAdmin(TenantScopedAdmin):
     form = TemplateForm
-    list_display = ["event", "channel", "language", "short_body", "tenant", "updated_at"]
+    list_display = ["event", "channel", "language", "short_body", "sms_segments", "tenant", "updated_at"]
     list_filter = ["tenant", "event", "channel", "language"]
+    list_select_related = ["tenant"]
     search_fields = ["body", "subject"]
-    readonly_fields = ["preview", "available_variables", "built_in_text"]
+    readonly_fields = ["body_length", "preview", "available_variables", "built_in_text"]
     fieldsets = [
-        (None, {"fields": ["tenant", "event", "channel", "language", "subject", "body"]}),
-        (_("Preview"), {"fields": ["preview", "available_variables", "built_in_text"]}),
+        (None, {"fields": ["tenant", "event", "channel", "language", "subject", "body", "body_length"]}),
+        (_("Built-in text"), {"fields": ["built_in_text"]}),
+        (_("Preview"), {"fields": ["preview", "available_variables"]}),
     ]
 
     class Media:
@@ -105,6 +163,29 @@ class TemplateAdmin(TenantScopedAdmin):
     @admin.display(description=_("body"))
     def short_body(self, obj: Template) -> str:
         return obj.body if len(obj.body) <= 60 else obj.body[:59] + "…"
+
+    @admin.display(description=_("SMS segments"))
+    def sms_segments(self, obj: Template) -> str:
+        if obj.channel != Channel.SMS:
+            return "—"
+        segments = sms_length(_as_sent(obj.body, obj.event, obj.tenant)).segments
+        return ngettext("%(count)d SMS segment", "%(count)d SMS segments", segments) % {"count": segments}
+
+    @admin.display(description=_("length"))
+    def body_length(self, obj: Template | None) -> SafeString:
+        inner = (
+            length_html(event=obj.event, channel=obj.channel, body=obj.body, tenant=obj.tenant)
+            if obj is not None and obj.pk
+            else format_html("<span>{}</span>", _("Type a body to count its characters and SMS segments."))
+        )
+        return format_html(
+            '<div id="lanzuan-template-length" aria-live="polite">{}</div><div class=\'help\'>{}</div>',
+            inner,
+            _(
+                "Counted on the text as sent, with sample values. Chinese text is sent as UCS-2: "
+                "70 characters in one SMS, 67 per part when longer; GSM-7: 160, 153 per part."
+            ),
+        )
 
     @admin.display(description=_("preview"))
     def preview(self, obj: Template | None) -> SafeString:
@@ -136,11 +217,62 @@ class TemplateAdmin(TenantScopedAdmin):
 
     @admin.display(description=_("built-in text"))
     def built_in_text(self, obj: Template | None) -> SafeString:
-        if obj is None or not obj.pk:
-            return format_html("<p>{}</p>", _("Shown once the template is saved."))
-        default = default_text(obj.event, obj.language)
+        initial = _built_in_for_add.get()
+        if obj is not None and obj.pk:
+            event, channel, language = obj.event, obj.channel, obj.language
+        elif initial:
+            event, channel, language = initial
+        else:
+            event, channel, language = "", Channel.SMS, ""
         return format_html(
-            "<p>{}</p><pre style='white-space: pre-wrap'>{}</pre>", default.subject, default.body
+            '<div id="lanzuan-template-built-in">{}</div><div class="help">{}</div>',
+            built_in_html(event=event, channel=channel, language=language),
+            _("Sent when the tenant has no text of its own for this event, channel and language."),
+        )
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """?event=…&language=…&channel=… prefills the form with the built-in text."""
+        initial: dict[str, Any] = dict(super().get_changeform_initial_data(request))
+        event = str(initial.get("event") or "")
+        if event in EVENT_VARIABLES:
+            channel = str(initial.get("channel") or Channel.SMS)
+            language = str(initial.get("language") or settings.LANGUAGE_CODE)
+            default = default_text(event, language)
+            initial.setdefault("body", default.body)
+            if channel != Channel.SMS:
+                initial.setdefault("subject", default.subject)
+        return initial
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # The read-only "built-in text" box has no object on the add page: it shows
+        # the text for the event and language the link asked for.
+        event = request.GET.get("event", "")
+        token = _built_in_for_add.set(
+            (event, request.GET.get("channel", Channel.SMS), request.GET.get("language", ""))
+            if event in EVENT_VARIABLES
+            else None
+        )
+        try:
+            response = super().add_view(request, form_url, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()  # while the choice is set: rendering is otherwise lazy
+            return response
+        finally:
+            _built_in_for_add.reset(token)
+
+    def save_model(self, request: HttpRequest, obj: Template, form: Any, change: bool) -> None:
+        if not self._may_write(request, obj):
+            raise PermissionDenied
+        template_save(
+            tenant=obj.tenant,
+            event=obj.event,
+            channel=obj.channel,
+            language=obj.language,
+            subject=obj.subject,
+            body=obj.body,
+            template=obj,
         )
 
     def get_urls(self) -> list[Any]:
@@ -148,7 +280,8 @@ class TemplateAdmin(TenantScopedAdmin):
         return [preview, *super().get_urls()]
 
     def preview_view(self, request: HttpRequest) -> HttpResponse:
-        """POST the form's fields, get the preview back (the live preview's JavaScript)."""
+        """POST the form's fields, get the preview, the length and the built-in text back
+        (the live preview's JavaScript)."""
         if request.method != "POST":
             return HttpResponse(status=405)
         if not self.has_view_permission(request):
@@ -160,15 +293,34 @@ class TemplateAdmin(TenantScopedAdmin):
             if not (request.user.is_active and request.user.is_superuser):
                 tenants = tenants.filter(pk__in=request_tenant_ids(request))
             tenant = tenants.filter(pk=int(tenant_id)).first()
+        event = request.POST.get("event", "")
+        channel = request.POST.get("channel", Channel.SMS)
+        language = request.POST.get("language", "")
+        body = request.POST.get("body", "")
         html = preview_html(
-            event=request.POST.get("event", ""),
-            channel=request.POST.get("channel", Channel.SMS),
-            language=request.POST.get("language", ""),
+            event=event,
+            channel=channel,
+            language=language,
             subject=request.POST.get("subject", ""),
-            body=request.POST.get("body", ""),
+            body=body,
             tenant=tenant,
         )
-        return JsonResponse({"html": str(html)})
+        default = (
+            default_text(event, language or settings.LANGUAGE_CODE) if event in EVENT_VARIABLES else None
+        )
+        return JsonResponse(
+            {
+                "html": str(html),
+                "length": length_data(event=event, channel=channel, body=body, tenant=tenant),
+                "length_html": str(length_html(event=event, channel=channel, body=body, tenant=tenant)),
+                "built_in": (
+                    {"subject": default.subject if channel != Channel.SMS else "", "body": default.body}
+                    if default
+                    else None
+                ),
+                "built_in_html": str(built_in_html(event=event, channel=channel, language=language)),
+            }
+        )
 
 
 class GatewayConfigForm(forms.ModelForm):

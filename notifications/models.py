@@ -69,6 +69,12 @@ class Template(TenantOwnedModel):
         if errors:
             raise ValidationError(errors)
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Every path that writes a template (admin, services, a shell, a data
+        # import) gets the same checks: a confirmation with marketing is never stored.
+        self.clean()
+        super().save(*args, **kwargs)
+
 
 class GatewayConfig(TenantOwnedModel):
     """How one tenant sends on one channel. No active config: the file gateway (development)."""

@@ -21,7 +21,6 @@ from .events import CONFIRMATION_EVENTS, EVENT_VARIABLES
 
 _formatter = string.Formatter()
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-_LITERAL_LINK = re.compile(r"(https?://|www\.)", re.IGNORECASE)
 
 
 class TemplateSyntaxError(ValueError):
@@ -65,16 +64,117 @@ def text_errors(text: str, event: str) -> list[str]:
             )
             % {"names": _braced(unknown), "allowed": _braced(sorted(allowed))}
         )
-    if event in CONFIRMATION_EVENTS and _LITERAL_LINK.search(_without_variables(text)):
+    if event in CONFIRMATION_EVENTS:
+        errors.extend(marketing_errors(text))
+    return errors
+
+
+# --- no marketing in confirmations --------------------------------------------------
+#
+# The confirmation of an opt-out (and the question asking to confirm one) may carry
+# no marketing: FCC 47 CFR §64.1200(a)(12) allows one confirmation text with no
+# marketing or persuasion, and a tenant's terms promise the same. Staff write these
+# texts, so the admin form, the save service and Template.save() all refuse them.
+
+# A literal link (scheme, www., or a host with a path / a known top-level domain):
+# our own pages reach the text only through variables such as {status_url}.
+_LINK_PATTERNS = [
+    re.compile(r"(?:https?|ftp)://\S+", re.IGNORECASE),
+    re.compile(r"\bwww\.\S+", re.IGNORECASE),
+    re.compile(
+        r"\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\."
+        r"(?:com|cn|net|org|info|biz|io|me|co|cc|tv|top|xyz|shop|store|vip|club|site|online|app|link|ly|gl|ink|hk|tw)"
+        r"\b(?:/\S*)?",
+        re.IGNORECASE,
+    ),
+    re.compile(r"\b[a-z0-9-]+\.[a-z]{2,}/\S+", re.IGNORECASE),  # t.cn/xyz, dwz.cn/… short links
+]
+
+# Words and shapes of promotional content, in Chinese and English. Each pattern
+# stands for a family (折 covers 5折, 八折, 打折, 折扣); matching is case-insensitive.
+_PROMOTION_PATTERNS = [
+    # Chinese
+    r"优惠",
+    r"(?:[0-9０-９一二三四五六七八九半.]\s*折)|打折|折扣|折起",
+    r"券",
+    r"特价|特惠|特卖",
+    r"领取|领红包|红包",
+    r"限时|限量|秒杀|抢购|抢先",
+    r"促销|大促|热卖|爆款|清仓",
+    r"免费",
+    r"福利|返现|返利|满减|满\s*\d+\s*减|立减|低至|包邮",
+    r"赠品|赠送|礼包|礼品|抽奖|中奖",
+    r"新品|上新|团购|下单|购买|购物",
+    r"积分兑换|会员价|会员日",
+    # prices and amounts
+    r"[¥￥$€£]\s*\d",
+    r"\d+(?:\.\d+)?\s*(?:元|块钱|美元)",
+    r"\b(?:RMB|CNY|USD)\s*\d",
+    r"\d+(?:\.\d+)?\s*[%％]\s*(?:off|discount)|[%％]\s*off\b",
+    # English
+    r"\boffers?\b",
+    r"\bdiscount(?:s|ed)?\b",
+    r"\bcoupons?\b",
+    r"\bvouchers?\b",
+    r"\bpromo(?:s|tion|tions|tional)?\b",
+    r"\bprices?\b|\bpricing\b",
+    r"\bfree\b",
+    r"\bsales?\b",
+    r"\bdeals?\b",
+    r"\bbargains?\b|\bclearance\b",
+    r"\bcash\s?back\b|\brebates?\b",
+    r"\bgifts?\b|\bgiveaways?\b|\bprizes?\b|\bbonus(?:es)?\b|\brewards?\b",
+    r"\bbuy\b|\bshop\s+now\b|\border\s+now\b|\bsave\s+(?:up\s+to\s+)?\d",
+    r"\blimited[-\s]time\b|\bexclusive\b|\bspecial\b",
+    r"\bnew\s+arrivals?\b",
+]
+_PROMOTION = re.compile("|".join(f"(?:{p})" for p in _PROMOTION_PATTERNS), re.IGNORECASE)
+# Wording that names the opt-out itself, not an offer: "免费退订", a toll-free line.
+_NOT_PROMOTION = re.compile(
+    r"免费退订|退订免费|toll[-\s]free|free\s+of\s+charge\s+to\s+opt\s+out", re.IGNORECASE
+)
+
+
+def marketing_errors(text: str) -> list[str]:
+    """Why a confirmation or clarification text counts as marketing (empty when it is clean)."""
+    try:
+        literal = _without_variables(text)
+    except ValueError:
+        return []  # the syntax error is reported on its own
+    errors: list[str] = []
+    links = _unique(
+        m.group(0).rstrip(".,;:!?)）。，；：！？") for p in _LINK_PATTERNS for m in p.finditer(literal)
+    )
+    if links:
         errors.append(
             str(
                 _(
-                    "Confirmations must carry no marketing: links are only allowed through "
-                    "variables such as {status_url}."
+                    "Confirmations must carry no marketing: remove the link %(links)s. Links are only "
+                    "allowed through variables such as {status_url}."
                 )
+                % {"links": _quoted(links)}
+            )
+        )
+    words = _unique(m.group(0).strip() for m in _PROMOTION.finditer(_NOT_PROMOTION.sub(" ", literal)))
+    if words:
+        errors.append(
+            str(
+                _(
+                    "Confirmations and clarifications must carry no marketing (offers, discounts, "
+                    "coupons, prices): remove %(words)s."
+                )
+                % {"words": _quoted(words)}
             )
         )
     return errors
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(item for item in items if item))
+
+
+def _quoted(items: Iterable[str]) -> str:
+    return ", ".join(f"“{item}”" for item in items)
 
 
 class _StrictValues(dict[str, str]):

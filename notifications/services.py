@@ -39,7 +39,7 @@ from .gateways import (
     TransientGatewayError,
     gateway_for,
 )
-from .models import GatewayConfig, Message
+from .models import GatewayConfig, Message, Template
 from .rendering import render
 
 if TYPE_CHECKING:
@@ -89,6 +89,36 @@ def mask_email(address: str) -> str:
 
 def _cache_key(secret_ref: str) -> str:
     return f"notifications:secret-message:{secret_ref}"
+
+
+# --- templates ------------------------------------------------------------------------
+
+
+def template_save(
+    *,
+    tenant: Tenant,
+    event: str,
+    channel: str,
+    language: str,
+    body: str,
+    subject: str = "",
+    template: Template | None = None,
+) -> Template:
+    """Create or change a tenant's text for one event, channel and language.
+
+    Raises ValidationError (messages in the active language) for bad syntax, unknown
+    variables, or marketing in a confirmation or clarification (links other than the
+    variables, offers, discounts, coupons, prices). `template` is the row to change;
+    it must belong to `tenant`."""
+    if template is not None and template.pk and template.tenant_id != tenant.pk:
+        raise ValueError("the template belongs to another tenant")
+    row = template or Template()
+    row.tenant = tenant
+    row.event, row.channel, row.language = event, channel, language
+    row.subject, row.body = subject, body
+    row.full_clean()
+    row.save()
+    return row
 
 
 # --- create ---------------------------------------------------------------------------

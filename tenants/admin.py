@@ -8,18 +8,30 @@ from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedOnlyFieldListFilter
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
-from .models import CONFIG_ROLES, Membership, Tenant, TenantAPIKey
+from .forms import InvitationForm, MembershipForm
+from .models import CONFIG_ROLES, Invitation, Membership, Role, Tenant, TenantAPIKey
 from .scoping import TenantOwnedModel, tenant_ids_for_user
-from .services import api_key_create
+from .services import (
+    api_key_create,
+    invitation_create,
+    invitation_link,
+    invitation_revoke,
+    membership_revoke,
+    membership_set_role,
+)
 
 
 def _is_superuser(request: HttpRequest) -> bool:
@@ -199,20 +211,200 @@ class TenantAdmin(TenantScopedAdmin):
         return _is_superuser(request)
 
 
+MEMBER_ROLES = frozenset({Role.OWNER})  # who invites, changes roles and removes members
+
+
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
-    list_display = ["user", "tenant", "role", "created_at"]
+    """Members of the user's tenants. Owners change roles and remove people; people
+    join through an invitation (a superuser may add an existing user directly)."""
+
+    form = MembershipForm
+    write_roles = MEMBER_ROLES
+    list_display = ["user", "user_email", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
+    list_select_related = ["user", "tenant"]
     search_fields = ["user__username", "user__email"]
+    actions = ["revoke_memberships"]
+
+    @admin.display(description=_("email address"))
+    def user_email(self, obj: Membership) -> str:
+        return obj.user.email or str(_("none: gets no needs-attention emails"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Who and where are fixed once someone is a member; only the role changes.
+        return ["user", "tenant"] if obj is not None else []
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _is_superuser(request)  # owners invite (Invitations)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Removal goes through membership_revoke (the last owner stays): the action below.
+        return _is_superuser(request)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return self._may_write(request)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        if not _is_superuser(request):
+            actions.pop("delete_selected", None)
+        return actions
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        invitations = self.admin_site._registry.get(Invitation)
+        may_invite = invitations is not None and invitations.has_add_permission(request)
+        context = {
+            **(extra_context or {}),
+            "invite_url": reverse("admin:tenants_invitation_add") if may_invite else "",
+        }
+        return super().changelist_view(request, context)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name == "user" and field is not None and not _is_superuser(request):
-            # A tenant admin manages roles of people already in their tenants;
-            # the list of every user on the platform is not theirs to see.
+            # The list of every user on the platform is not a tenant's to see.
             users = get_user_model().objects.filter(memberships__tenant_id__in=request_tenant_ids(request))
             field.queryset = users.distinct()
         return field
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not self._may_write(request, obj):
+            raise PermissionDenied
+        if not change:
+            super().save_model(request, obj, form, change)  # superusers only (has_add_permission)
+            return
+        try:
+            membership_set_role(membership=obj, role=obj.role, acting_user=request.user)
+        except ValidationError as exc:
+            # The form was valid; the rule (one owner at least) is the service's.
+            messages.error(request, " ".join(exc.messages))
+
+    @admin.action(description=_("Remove from the tenant (revoke access)"), permissions=["revoke"])
+    def revoke_memberships(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        removed = 0
+        for membership in queryset.select_related("user"):
+            try:
+                membership_revoke(membership=membership, acting_user=request.user)
+            except (ValidationError, PermissionDenied) as exc:
+                text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                messages.error(request, text)
+            else:
+                removed += 1
+        if removed:
+            messages.success(
+                request,
+                ngettext("%(count)d member removed.", "%(count)d members removed.", removed)
+                % {"count": removed},
+            )
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantScopedAdmin):
+    """Owners invite people by email or by a link they pass on; each link works once."""
+
+    form = InvitationForm
+    write_roles = MEMBER_ROLES
+    list_display = ["recipient", "tenant", "role", "state", "created_at", "expires_at", "invited_by"]
+    list_filter = ["role", "tenant"]
+    list_select_related = ["tenant", "invited_by", "accepted_by"]
+    search_fields = ["email"]
+    actions = ["revoke_invitations"]
+    readonly_fields = [
+        "tenant",
+        "email",
+        "role",
+        "state",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+        "revoked_at",
+        "revoked_by",
+    ]
+
+    @admin.display(description=_("invited"))
+    def recipient(self, obj: Invitation) -> str:
+        return obj.email or str(_("by link"))
+
+    @admin.display(description=_("status"))
+    def state(self, obj: Invitation) -> str:
+        return str(Invitation.Status(obj.status()).label)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else ["tenant", "email", "role"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # an invitation is revoked, not edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # kept as the record of who was let in, by whom
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return self._may_write(request)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change or not self._may_write(request, obj):
+            raise PermissionDenied
+        invitation, token = invitation_create(
+            tenant=obj.tenant, role=obj.role, email=obj.email, invited_by=request.user
+        )
+        obj.pk = invitation.pk
+        obj.refresh_from_db()
+        link = invitation_link(token)
+        sent = (
+            _("It was emailed to %(email)s; you can also pass the link on yourself.") % {"email": obj.email}
+            if obj.email
+            else _("Pass the link on to the person yourself.")
+        )
+        messages.warning(
+            request,
+            format_html(
+                '{} <input type="text" readonly value="{}" id="lanzuan-invitation-link" size="80" '
+                'onfocus="this.select()" aria-label="{}"> {}',
+                _("Invitation link (works once, until %(expires)s; shown only now):")
+                % {"expires": formats.localize(timezone.localtime(obj.expires_at))},
+                link,
+                _("Invitation link"),
+                sent,
+            ),
+        )
+
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        # Straight to the list (no "change" page to continue to), link message on top.
+        return HttpResponseRedirect(reverse("admin:tenants_invitation_changelist"))
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except ValidationError as exc:
+            # Rules the service checks beyond the form (e.g. the address is already a member).
+            messages.error(request, " ".join(exc.messages))
+            return HttpResponseRedirect(request.get_full_path())
+
+    @admin.action(description=_("Revoke the selected invitations"), permissions=["revoke"])
+    def revoke_invitations(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        revoked = 0
+        for invitation in queryset:
+            try:
+                invitation_revoke(invitation=invitation, acting_user=request.user)
+            except (ValidationError, PermissionDenied) as exc:
+                text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                messages.error(request, text)
+            else:
+                revoked += 1
+        if revoked:
+            messages.success(
+                request,
+                ngettext("%(count)d invitation revoked.", "%(count)d invitations revoked.", revoked)
+                % {"count": revoked},
+            )
 
 
 @admin.register(TenantAPIKey)

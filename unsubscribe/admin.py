@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from tenants.admin import TenantScopedAdmin
 from tenants.models import OPERATIONS_ROLES
 
-from . import phones, reports, services
+from . import attention, phones, reports, services
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
 from .imports import subscription_import_start
@@ -40,6 +40,9 @@ from .models import (
     VerificationMethod,
 )
 from .references import clean_reference
+
+# The admin home shows what needs attention (attention.attention_queue), not only the model list.
+admin.site.index_template = "admin/lanzuan_index.html"
 
 
 class ReadOnlyMixin:
@@ -347,9 +350,16 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             return str(_("All marketing"))
         return ", ".join(s.code for s in obj.services.all())
 
-    @admin.display(description=_("SLA"), boolean=True)
-    def sla(self, obj: UnsubscribeRequest) -> bool:
-        return obj.sla_breached_at is None
+    @admin.display(description=_("SLA"), ordering="sla_due_at")
+    def sla(self, obj: UnsubscribeRequest) -> str:
+        status = attention.sla_status(obj)
+        colours = {"overdue": "#cf222e", "missed": "#cf222e", "soon": "#9a6700", "met": "#1a7f37"}
+        return format_html(
+            '<span class="lanzuan-sla lanzuan-sla-{}" style="white-space:nowrap;color:{}">{}</span>',
+            status.tone,
+            colours.get(status.tone, "inherit"),
+            status.text,
+        )
 
     @admin.action(description=_("Retry failed steps"), permissions=["retry"])
     def retry_requests(self, request: HttpRequest, queryset: QuerySet[UnsubscribeRequest]) -> None:

@@ -11,7 +11,7 @@ from lanzuan.outbound import UnsafeURL, check_url
 from tenants.models import Tenant
 
 from . import datasources, phones
-from .models import Channel, Service, Target
+from .models import Channel, ChannelSetting, Service, Target
 
 
 class PhoneField(forms.CharField):
@@ -34,15 +34,20 @@ class PhoneField(forms.CharField):
             raise forms.ValidationError(str(exc), code="invalid_phone") from None
 
 
+# Channels staff file on a person's behalf. A held reply SMS is filed from the
+# inbound message itself (inbound_message_file_request), which may use a channel
+# switched off since: that is the only place staff act on a switched-off channel.
+FILING_CHANNELS = (Channel.HOTLINE, Channel.APP, Channel.PARTNER, Channel.EMAIL)
+
+
 class FileRequestForm(forms.Form):
-    """An agent files a request on a caller's behalf (hotline, app, partner)."""
+    """An agent files a request on a caller's behalf (hotline, app, partner).
+
+    Only channels the tenant has switched on are offered, the first of them chosen."""
 
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), label=_("Tenant"))
     phone = PhoneField()
-    channel = forms.ChoiceField(
-        label=_("Channel"),
-        choices=[(c.value, c.label) for c in (Channel.HOTLINE, Channel.APP, Channel.PARTNER, Channel.EMAIL)],
-    )
+    channel = forms.ChoiceField(label=_("Channel"), choices=())
     services = forms.ModelMultipleChoiceField(
         queryset=Service.objects.none(),
         required=False,
@@ -61,12 +66,35 @@ class FileRequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["tenant"].queryset = tenants  # type: ignore[attr-defined]
         self.fields["services"].queryset = Service.objects.filter(tenant__in=tenants)  # type: ignore[attr-defined]
+        # Which filing channels each tenant has on (no setting row: on).
+        self.enabled_by_tenant: dict[int, set[str]] = {tenant.pk: set(FILING_CHANNELS) for tenant in tenants}
+        for setting in ChannelSetting.objects.filter(tenant__in=tenants, channel__in=FILING_CHANNELS):
+            if not setting.enabled:
+                self.enabled_by_tenant.setdefault(setting.tenant_id, set()).discard(setting.channel)
+        offered = set().union(*self.enabled_by_tenant.values()) if self.enabled_by_tenant else set()
         if tenants.count() == 1:
-            self.fields["tenant"].initial = tenants.first()
+            only = tenants.first()
+            self.fields["tenant"].initial = only
+            offered = self.enabled_by_tenant.get(only.pk, set())
+        choices = [(c.value, c.label) for c in FILING_CHANNELS if c in offered]
+        self.fields["channel"].choices = choices  # type: ignore[attr-defined]
+        if choices:
+            self.fields["channel"].initial = choices[0][0]
+        else:
+            self.fields["channel"].help_text = _(
+                "Every channel staff can file on is switched off for this tenant (Channels)."
+            )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         tenant = data.get("tenant")
+        channel = data.get("channel")
+        if tenant is not None and channel and channel not in self.enabled_by_tenant.get(tenant.pk, set()):
+            self.add_error(
+                "channel",
+                _("%(tenant)s has switched unsubscribing by %(channel)s off; choose another channel.")
+                % {"tenant": tenant.name, "channel": Channel(channel).label},
+            )
         for service in data.get("services") or []:
             if tenant is not None and service.tenant_id != tenant.pk:
                 self.add_error(
