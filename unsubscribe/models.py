@@ -328,6 +328,14 @@ class SubscriptionImport(TenantOwnedModel):
     created = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)
     invalid = models.PositiveIntegerField(default=0)
+    skipped_opted_out = models.PositiveIntegerField(
+        _("skipped (opted out)"),
+        default=0,
+        help_text=_("Rows for a number that opted out of that service or of all marketing: not imported."),
+    )
+    duplicates = models.PositiveIntegerField(
+        _("duplicates"), default=0, help_text=_("Rows repeating an earlier number and service; the last one won.")
+    )
     errors = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
