@@ -96,49 +96,38 @@ def subscriptions_upsert(*, tenant: Tenant, subscriptions: list[Subscription]) -
     digests = {digest for _service, digest in unique}
     suppressed: dict[str, set[str]] = defaultdict(set)
     for digest, scope in (
-        Suppression.objects.for_tenant(tenant).filter(phone_hash__in=digests).values_list("phone_hash", "scope")
+        Suppression.objects.for_tenant(tenant)
+        .filter(phone_hash__in=digests)
+        .values_list("phone_hash", "scope")
     ):
         suppressed[digest].add(scope)
+    # Locked (PostgreSQL): an opt-out ending these rows meanwhile waits for this
+    # transaction, so an ended row is never written to (nor its number stored again).
     existing = {
-        (service, digest): (pk, status)
-        for pk, service, digest, status in Subscription.objects.for_tenant(tenant)
+        (service, digest): status
+        for service, digest, status in Subscription.objects.for_tenant(tenant)
         .filter(service_id__in={service for service, _digest in unique}, phone_hash__in=digests)
-        .values_list("pk", "service_id", "phone_hash", "status")
+        .select_for_update()
+        .order_by("pk")
+        .values_list("service_id", "phone_hash", "status")
     }
     outcomes: dict[Key, Outcome] = {}
-    to_create: list[Subscription] = []
-    to_update: list[Subscription] = []
-    now = timezone.now()
+    saved: list[Subscription] = []
     for key, subscription in unique.items():
-        found = existing.get(key)
-        stopped = suppressed[key[1]] & {SCOPE_ALL, subscription.service.code}
-        if stopped or (found is not None and found[1] == Subscription.Status.ENDED):
+        status = existing.get(key)
+        if suppressed[key[1]] & {SCOPE_ALL, subscription.service.code} or status == Subscription.Status.ENDED:
             outcomes[key] = "opted_out"
-        elif found is None:
-            subscription.status = Subscription.Status.ACTIVE
-            to_create.append(subscription)
-            outcomes[key] = "created"
-        else:
-            subscription.pk = found[0]
-            subscription.updated_at = now
-            to_update.append(subscription)
-            outcomes[key] = "updated"
-    # Two statements rather than one upsert: the update is conditional on the row
-    # still being active, so a subscription ended (and its number erased) by an
-    # opt-out since the read above is not written to again.
-    Subscription.objects.bulk_create(to_create, ignore_conflicts=True, batch_size=BATCH)
-    if to_update:
-        active = Subscription.objects.for_tenant(tenant).filter(status=Subscription.Status.ACTIVE)
-        changed = active.bulk_update(
-            to_update,
-            ["phone", "phone_masked", "consent_source", "consent_at", "updated_at"],
-            batch_size=500,
-        )
-        if changed < len(to_update):
-            still_active = set(active.filter(pk__in=[s.pk for s in to_update]).values_list("pk", flat=True))
-            for subscription in to_update:
-                if subscription.pk not in still_active:
-                    outcomes[(subscription.service_id, subscription.phone_hash)] = "opted_out"
+            continue
+        subscription.status = Subscription.Status.ACTIVE
+        saved.append(subscription)
+        outcomes[key] = "created" if status is None else "updated"
+    Subscription.objects.bulk_create(
+        saved,
+        update_conflicts=True,
+        unique_fields=["service", "phone_hash"],
+        update_fields=["phone", "phone_masked", "consent_source", "consent_at", "updated_at"],
+        batch_size=BATCH,
+    )
     return Upserted(outcomes, duplicates)
 
 

@@ -334,7 +334,9 @@ class SubscriptionImport(TenantOwnedModel):
         help_text=_("Rows for a number that opted out of that service or of all marketing: not imported."),
     )
     duplicates = models.PositiveIntegerField(
-        _("duplicates"), default=0, help_text=_("Rows repeating an earlier number and service; the last one won.")
+        _("duplicates"),
+        default=0,
+        help_text=_("Rows repeating an earlier number and service; the last one won."),
     )
     errors = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('unsubscribe', '0009_request_filed_by'),
+        ("unsubscribe", "0009_request_filed_by"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='subscriptionimport',
-            name='duplicates',
-            field=models.PositiveIntegerField(default=0, help_text='Rows repeating an earlier number and service; the last one won.', verbose_name='duplicates'),
+            model_name="subscriptionimport",
+            name="duplicates",
+            field=models.PositiveIntegerField(
+                default=0,
+                help_text="Rows repeating an earlier number and service; the last one won.",
+                verbose_name="duplicates",
+            ),
         ),
         migrations.AddField(
-            model_name='subscriptionimport',
-            name='skipped_opted_out',
-            field=models.PositiveIntegerField(default=0, help_text='Rows for a number that opted out of that service or of all marketing: not imported.', verbose_name='skipped (opted out)'),
+            model_name="subscriptionimport",
+            name="skipped_opted_out",
+            field=models.PositiveIntegerField(
+                default=0,
+                help_text="Rows for a number that opted out of that service or of all marketing: not imported.",
+                verbose_name="skipped (opted out)",
+            ),
         ),
     ]

@@ -281,9 +281,6 @@ class SubscriptionItemsDoc(serializers.ListSerializer):
 
     child = SubscriptionItemDoc()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, max_length=10_000, **kwargs)
-
 
 class ItemErrorDoc(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position of the item in your list, from 0.")
