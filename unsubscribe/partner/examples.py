@@ -237,7 +237,7 @@ updated by (service, number). Every item is counted once: `received` = `created`
 
 IMPORT_EXAMPLES = [
     OpenApiExample(
-        "Three subscriptions",
+        "Three subscriptions: one invalid, one for a number that opted out",
         value=[
             {
                 "phone": "+8613800138000",

@@ -197,7 +197,8 @@ def problem_body(exc: exceptions.APIException, status: int, instance: str | None
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: domain errors and DRF's own errors as problem details.
-    Anything else is a bug and is left to Django (a 500 and a logged traceback)."""
+    Anything else is a bug and is left to Django (a 500 and a logged traceback),
+    whose answer ApiProblemMiddleware turns into a problem document."""
     translated = _domain_problem(exc)
     if translated is not None:
         exc = translated
