@@ -135,12 +135,15 @@ class SubscriptionAdmin(PhoneSearchMixin, TenantScopedAdmin):
             return JsonResponse(
                 {
                     "status": import_.status,
+                    "status_label": import_.get_status_display(),
                     "rows_done": import_.rows_done,
                     "total_rows": import_.total_rows,
                     "percent": import_.percent,
                     "created": import_.created,
                     "updated": import_.updated,
                     "invalid": import_.invalid,
+                    "skipped_opted_out": import_.skipped_opted_out,
+                    "duplicates": import_.duplicates,
                     "errors": import_.errors[:20],
                 }
             )
@@ -155,7 +158,17 @@ class SubscriptionAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
 @admin.register(SubscriptionImport)
 class SubscriptionImportAdmin(ReadOnlyMixin, TenantScopedAdmin):
-    list_display = ["created_at", "tenant", "status", "progress", "created", "updated", "invalid"]
+    list_display = [
+        "created_at",
+        "tenant",
+        "status",
+        "progress",
+        "created",
+        "updated",
+        "skipped_opted_out",
+        "duplicates",
+        "invalid",
+    ]
     list_filter = ["tenant", "status"]
 
     @admin.display(description=_("progress"))

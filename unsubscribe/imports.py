@@ -1,8 +1,13 @@
 """Bulk import of subscriptions from CSV, in the background with progress.
 
 Columns (header row required): phone, service, consent_source, consent_at
-(ISO 8601, optional). Rows are upserted in batches, so 10^5 rows take seconds,
+(ISO 8601, optional; a time without an offset, or a bare date, is read in the
+tenant's time zone). Rows are upserted in batches, so 10^5 rows take seconds,
 not a request's lifetime.
+
+Every row ends up as exactly one of: created, updated, skipped because the
+number opted out, invalid (with its line in `errors`), or a duplicate of an
+earlier row (the later one wins).
 """
 
 from __future__ import annotations
@@ -10,22 +15,123 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime, time, tzinfo
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from django.db import transaction
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.db import DatabaseError, transaction
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
+
+from tenants.models import Tenant
 
 from . import phones
-from .models import Service, Subscription, SubscriptionImport
+from .models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
 
 logger = logging.getLogger(__name__)
 
 BATCH = 2000
 MAX_ERRORS_KEPT = 100
+# A batch the database refused is reported and the next one tried; this many in a
+# row means the database itself is the problem, and the import stops.
+MAX_FAILED_BATCHES = 3
+
+Outcome = Literal["created", "updated", "opted_out"]
+Key = tuple[int, str]  # (service id, phone hash)
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def consent_time_parse(value: str, *, tz: tzinfo) -> datetime | None:
+    """An ISO 8601 date and time (or a bare date: its midnight); without an offset it
+    is read in `tz`, the tenant's zone, not the server's. Empty → None; anything
+    else raises ValueError: a consent time is evidence, never silently "now"."""
+    text = value.strip()
+    if not text:
+        return None
+    parsed = parse_datetime(text)  # raises ValueError itself for e.g. month 13
+    if parsed is None:
+        day = parse_date(text)
+        if day is None:
+            raise ValueError(text)
+        parsed = datetime.combine(day, time())
+    return timezone.make_aware(parsed, tz) if timezone.is_naive(parsed) else parsed
+
+
+def tenant_zone(tenant: Tenant) -> tzinfo:
+    return ZoneInfo(tenant.time_zone)
+
+
+# --- the upsert shared by the CSV and the API imports ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upserted:
+    outcomes: dict[Key, Outcome]  # one per distinct (service, number)
+    duplicates: int  # items that repeated a (service, number) of this call; the last won
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for o in self.outcomes.values() if o == outcome)
+
+
+def subscriptions_upsert(*, tenant: Tenant, subscriptions: list[Subscription]) -> Upserted:
+    """Create or update active subscriptions (the last one wins when a (service,
+    number) repeats). A number that opted out, of that service or of all marketing
+    (a suppression), or whose subscription was ended, is skipped: an import never
+    restarts marketing that was stopped nor stores again a number that was erased.
+    Call inside a transaction."""
+    unique: dict[Key, Subscription] = {}
+    for subscription in subscriptions:
+        key = (subscription.service_id, subscription.phone_hash)
+        unique.pop(key, None)  # re-insert: the last one wins, in its position
+        unique[key] = subscription
+    duplicates = len(subscriptions) - len(unique)
+    if not unique:
+        return Upserted({}, duplicates)
+    digests = {digest for _service, digest in unique}
+    suppressed: dict[str, set[str]] = defaultdict(set)
+    for digest, scope in (
+        Suppression.objects.for_tenant(tenant)
+        .filter(phone_hash__in=digests)
+        .values_list("phone_hash", "scope")
+    ):
+        suppressed[digest].add(scope)
+    # Locked (PostgreSQL): an opt-out ending these rows meanwhile waits for this
+    # transaction, so an ended row is never written to (nor its number stored again).
+    existing = {
+        (service, digest): status
+        for service, digest, status in Subscription.objects.for_tenant(tenant)
+        .filter(service_id__in={service for service, _digest in unique}, phone_hash__in=digests)
+        .select_for_update()
+        .order_by("pk")
+        .values_list("service_id", "phone_hash", "status")
+    }
+    outcomes: dict[Key, Outcome] = {}
+    saved: list[Subscription] = []
+    for key, subscription in unique.items():
+        status = existing.get(key)
+        if suppressed[key[1]] & {SCOPE_ALL, subscription.service.code} or status == Subscription.Status.ENDED:
+            outcomes[key] = "opted_out"
+            continue
+        subscription.status = Subscription.Status.ACTIVE
+        saved.append(subscription)
+        outcomes[key] = "created" if status is None else "updated"
+    Subscription.objects.bulk_create(
+        saved,
+        update_conflicts=True,
+        unique_fields=["service", "phone_hash"],
+        update_fields=["phone", "phone_masked", "consent_source", "consent_at", "updated_at"],
+        batch_size=BATCH,
+    )
+    return Upserted(outcomes, duplicates)
+
+
+# --- the CSV import ------------------------------------------------------------------------------
 
 
 def _rows(import_: SubscriptionImport) -> Iterator[dict[str, str]]:
@@ -39,6 +145,22 @@ def _count_rows(import_: SubscriptionImport) -> int:
         return max(sum(1 for _line in raw) - 1, 0)
 
 
+@dataclass
+class _Run:
+    """What one import run carries from batch to batch."""
+
+    import_: SubscriptionImport
+    services: dict[str, Service]
+    zone: tzinfo
+    row_errors: list[str] = field(default_factory=list)
+    batch_errors: list[str] = field(default_factory=list)  # never dropped: rows not saved
+    seen: set[Key] = field(default_factory=set)  # keys saved or skipped by earlier batches
+    failed_in_a_row: int = 0
+
+    def errors(self) -> list[str]:
+        return self.batch_errors + self.row_errors[: max(MAX_ERRORS_KEPT - len(self.batch_errors), 0)]
+
+
 def subscription_import_run(import_id: int) -> SubscriptionImport:
     claimed = (
         SubscriptionImport.objects.unscoped()
@@ -48,66 +170,88 @@ def subscription_import_run(import_id: int) -> SubscriptionImport:
     import_ = SubscriptionImport.objects.unscoped().select_related("tenant").get(pk=import_id)
     if not claimed:
         return import_
+    # The messages are stored, so they are written in the tenant's language.
+    with translation.override(import_.tenant.default_language):
+        return _import(import_)
+
+
+def _import(import_: SubscriptionImport) -> SubscriptionImport:
     import_.total_rows = _count_rows(import_)
     import_.save(update_fields=["total_rows"])
-    services = {s.code: s for s in Service.objects.for_tenant(import_.tenant)}
-    errors: list[str] = []
+    run = _Run(
+        import_=import_,
+        services={s.code: s for s in Service.objects.for_tenant(import_.tenant)},
+        zone=tenant_zone(import_.tenant),
+    )
     batch: list[Subscription] = []
+    first_line = last_line = 2
+    status = SubscriptionImport.Status.DONE
     try:
-        for line_no, row in enumerate(_rows(import_), start=2):
-            subscription = _subscription_from_row(import_, services, row, line_no, errors)
+        for last_line, row in enumerate(_rows(import_), start=2):
+            subscription = _subscription_from_row(run, row, last_line)
             if subscription is not None:
                 batch.append(subscription)
             import_.rows_done += 1
             if import_.rows_done % BATCH == 0:
-                _flush(import_, batch, errors)
-                batch = []
-        _flush(import_, batch, errors)
+                if not _flush(run, batch, first_line, last_line):
+                    status = SubscriptionImport.Status.FAILED
+                batch, first_line = [], last_line + 1
+        if batch and not _flush(run, batch, first_line, last_line):
+            status = SubscriptionImport.Status.FAILED
     except (UnicodeDecodeError, csv.Error) as exc:
-        import_.status = SubscriptionImport.Status.FAILED
-        errors.append(f"the file could not be read: {exc}")
+        status = SubscriptionImport.Status.FAILED
+        run.batch_errors.append(
+            _("The file could not be read from line %(line)s on (%(error)s); those rows were not imported.")
+            % {"line": first_line, "error": exc}
+        )
     except Exception as exc:
-        # Anything else (the database, a time limit): never leave it "running" for good.
-        logger.exception("subscription import %s failed", import_id)
-        import_.status = SubscriptionImport.Status.FAILED
-        errors.append(f"the import stopped: {type(exc).__name__}")
-        import_.errors = errors[:MAX_ERRORS_KEPT]
-        import_.finished_at = timezone.now()
-        import_.save()
+        # A bug, the database gone, a time limit: never leave it "running" for good,
+        # and say from which line on nothing was saved.
+        logger.exception("subscription import %s failed", import_.pk)
+        status = SubscriptionImport.Status.FAILED
+        run.batch_errors.append(
+            _("The import stopped at line %(line)s (%(error)s): that line and the rest were not imported.")
+            % {"line": first_line, "error": type(exc).__name__}
+        )
+        _finish(run, status)
         raise
-    else:
-        import_.status = SubscriptionImport.Status.DONE
-    import_.errors = errors[:MAX_ERRORS_KEPT]
-    import_.finished_at = timezone.now()
-    import_.save()
+    _finish(run, status)
     return import_
 
 
-def _subscription_from_row(
-    import_: SubscriptionImport,
-    services: dict[str, Service],
-    row: dict[str, Any],
-    line_no: int,
-    errors: list[str],
-) -> Subscription | None:
-    service = services.get((row.get("service") or "").strip())
+def _finish(run: _Run, status: str) -> None:
+    import_ = run.import_
+    import_.status = status
+    import_.errors = run.errors()
+    import_.finished_at = timezone.now()
+    import_.save()
+
+
+def _row_error(run: _Run, line_no: int, message: str) -> None:
+    run.import_.invalid += 1
+    run.row_errors.append(_("line %(line)s: %(problem)s") % {"line": line_no, "problem": message})
+
+
+def _subscription_from_row(run: _Run, row: dict[str, Any], line_no: int) -> Subscription | None:
+    code = (row.get("service") or "").strip()
+    service = run.services.get(code)
     if service is None:
-        import_.invalid += 1
-        errors.append(f"line {line_no}: unknown service {row.get('service')!r}")
+        _row_error(run, line_no, _("unknown service %(code)r") % {"code": code})
         return None
     try:
         e164 = phones.normalise_fast(row.get("phone") or "")
     except phones.InvalidPhoneNumber:
-        import_.invalid += 1
-        errors.append(f"line {line_no}: invalid number")
+        _row_error(run, line_no, _("invalid number"))
         return None
-    consent_at: datetime | None = (
-        parse_datetime((row.get("consent_at") or "").strip()) if row.get("consent_at") else None
-    )
-    if consent_at is not None and timezone.is_naive(consent_at):
-        consent_at = timezone.make_aware(consent_at)
+    try:
+        consent_at = consent_time_parse(row.get("consent_at") or "", tz=run.zone)
+    except ValueError:
+        _row_error(
+            run, line_no, _("consent_at is not an ISO 8601 date and time, e.g. 2025-01-31T08:00:00+08:00")
+        )
+        return None
     return Subscription(
-        tenant_id=import_.tenant_id,
+        tenant_id=run.import_.tenant_id,
         service=service,
         phone=e164,
         phone_hash=phones.phone_hash(e164),
@@ -118,51 +262,42 @@ def _subscription_from_row(
     )
 
 
-@dataclass(frozen=True)
-class Upserted:
-    created: int
-    updated: int
-    kept_ended: int  # numbers that opted out: their ended row is left alone
+def _flush(run: _Run, batch: list[Subscription], first_line: int, last_line: int) -> bool:
+    """Save one batch and its counts together; False if the database refused it
+    (then nothing of it is saved, and `errors` says which lines to import again)."""
+    import_ = run.import_
+    counted = ["rows_done", "created", "updated", "invalid", "skipped_opted_out", "duplicates"]
+    try:
+        with transaction.atomic():
+            done = subscriptions_upsert(tenant=import_.tenant, subscriptions=batch)
+            tally = _tally(run, done)
+            for name, value in tally.items():
+                setattr(import_, name, getattr(import_, name) + value)
+            import_.save(update_fields=counted)
+    except DatabaseError as exc:
+        logger.exception("subscription import %s: lines %s-%s failed", import_.pk, first_line, last_line)
+        run.failed_in_a_row += 1
+        run.batch_errors.append(
+            _("Lines %(first)s–%(last)s were not imported (%(error)s); import them again.")
+            % {"first": first_line, "last": last_line, "error": type(exc).__name__}
+        )
+        if run.failed_in_a_row >= MAX_FAILED_BATCHES:
+            raise
+        SubscriptionImport.objects.unscoped().filter(pk=import_.pk).update(rows_done=import_.rows_done)
+        return False
+    run.failed_in_a_row = 0
+    run.seen.update(done.outcomes)
+    return True
 
 
-def subscriptions_upsert(subscriptions: list[Subscription]) -> Upserted:
-    """Create or update subscriptions in one statement (the last one wins when a
-    (service, number) repeats). An existing subscription keeps its status, and an
-    ended one is not touched at all: an import never restarts marketing that was
-    ended, nor brings back a number that was erased. Call inside a transaction."""
-    unique = {(s.service_id, s.phone_hash): s for s in subscriptions}
-    if not unique:
-        return Upserted(0, 0, 0)
-    rows = Subscription.objects.filter(
-        service_id__in={service for service, _digest in unique},
-        phone_hash__in={digest for _service, digest in unique},
-    ).values_list("service_id", "phone_hash", "status")
-    existing = {(service, digest): status for service, digest, status in rows}
-    ended = [key for key, status in existing.items() if status == Subscription.Status.ENDED]
-    for key in ended:
-        del unique[key]
-    Subscription.objects.bulk_create(
-        list(unique.values()),
-        update_conflicts=True,
-        unique_fields=["service", "phone_hash"],
-        update_fields=["phone", "phone_masked", "consent_source", "consent_at", "updated_at"],
-        batch_size=2000,
-    )
-    updated = sum(1 for key in unique if key in existing)
-    return Upserted(created=len(unique) - updated, updated=updated, kept_ended=len(ended))
-
-
-def _flush(import_: SubscriptionImport, batch: list[Subscription], errors: list[str]) -> None:
-    with transaction.atomic():
-        if batch:
-            done = subscriptions_upsert(batch)
-            import_.updated += done.updated
-            import_.created += done.created
-            if done.kept_ended:
-                errors.append(
-                    f"{done.kept_ended} row(s) for numbers that opted out were left as they are (ended)"
-                )
-        import_.save(update_fields=["rows_done", "created", "updated", "invalid"])
+def _tally(run: _Run, done: Upserted) -> Counter[str]:
+    tally: Counter[str] = Counter(duplicates=done.duplicates)
+    names = {"created": "created", "updated": "updated", "opted_out": "skipped_opted_out"}
+    for key, outcome in done.outcomes.items():
+        # A row repeating one of an earlier batch won (it was written last) but
+        # was counted there already.
+        tally["duplicates" if key in run.seen else names[outcome]] += 1
+    return tally
 
 
 def subscription_import_start(*, import_: SubscriptionImport) -> None:

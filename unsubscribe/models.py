@@ -322,16 +322,26 @@ class SubscriptionImport(TenantOwnedModel):
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
 
-    file = models.FileField(upload_to="imports/%Y/%m/")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    total_rows = models.PositiveIntegerField(default=0)
-    rows_done = models.PositiveIntegerField(default=0)
-    created = models.PositiveIntegerField(default=0)
-    updated = models.PositiveIntegerField(default=0)
-    invalid = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    total_rows = models.PositiveIntegerField(_("rows"), default=0)
+    rows_done = models.PositiveIntegerField(_("rows read"), default=0)
+    created = models.PositiveIntegerField(_("created"), default=0)
+    updated = models.PositiveIntegerField(_("updated"), default=0)
+    invalid = models.PositiveIntegerField(_("invalid"), default=0, help_text=_("Rows refused; see errors."))
+    skipped_opted_out = models.PositiveIntegerField(
+        _("skipped (opted out)"),
+        default=0,
+        help_text=_("Rows for a number that opted out of that service or of all marketing: not imported."),
+    )
+    duplicates = models.PositiveIntegerField(
+        _("duplicates"),
+        default=0,
+        help_text=_("Rows repeating an earlier number and service; the last one won."),
+    )
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    created_at = models.DateTimeField(_("uploaded"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

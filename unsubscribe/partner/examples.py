@@ -222,13 +222,22 @@ SCRUB_JOB_DONE_EXAMPLE = OpenApiExample(
 
 IMPORT_DESCRIPTION = """
 A JSON list of up to 10,000 subscriptions, each `{phone, service, consent_source?, consent_at?}`, created or
-updated by (service, number). Invalid items are skipped and listed in `errors` with their index; the valid
-ones are saved. Importing does not lift an opt-out: a suppressed number stays suppressed.
+updated by (service, number). Every item is counted once: `received` = `created` + `updated` +
+`skipped_opted_out` + `duplicates` + `invalid`.
+
+- **Invalid** items (a bad number, an unknown service, a `consent_at` that is not ISO 8601) are skipped and
+  listed in `errors` with their index and field; the valid ones are saved. The call still answers 200.
+- **Opted out**: importing never lifts an opt-out. An item for a number that opted out of that service or of
+  all marketing, or whose subscription was ended, is not imported and is counted in `skipped_opted_out`.
+- **Duplicates**: when items repeat a number and service, the last one is used; the others are counted in
+  `duplicates`.
+- `consent_at` without an offset (e.g. `2025-01-02T10:00:00`, or a bare date for its midnight) is read in your
+  tenant's time zone; omitted, it is the time of the import.
 """
 
 IMPORT_EXAMPLES = [
     OpenApiExample(
-        "Two subscriptions",
+        "Three subscriptions: one invalid, one for a number that opted out",
         value=[
             {
                 "phone": "+8613800138000",
@@ -237,19 +246,59 @@ IMPORT_EXAMPLES = [
                 "consent_at": "2025-01-02T10:00:00+08:00",
             },
             {"phone": "12345", "service": "daily-deals"},
+            {"phone": "13912345678", "service": "daily-deals", "consent_at": "2025-01-03"},
         ],
         request_only=True,
     ),
     OpenApiExample(
         "Answer",
         value={
-            "received": 2,
+            "received": 3,
             "created": 1,
             "updated": 0,
+            "skipped_opted_out": 1,
+            "duplicates": 0,
             "invalid": 1,
             "errors": [{"index": 1, "field": "phone", "message": "That is not a valid phone number."}],
         },
         response_only=True,
+    ),
+]
+
+CHANNEL_EXAMPLES = [  # items of a list answer, each wrapped in the list by drf-spectacular
+    OpenApiExample(
+        "Reply SMS, in Chinese",
+        response_only=True,
+        value={
+            "channel": "sms",
+            "enabled": True,
+            "title": "短信退订",
+            "instruction": "回复 TD / 退订 到 10690001。",
+            "url": "",
+            "keywords": ["TD", "退订"],
+            "numbers": ["10690001"],
+            "app_path": "",
+            "hotline_number": "",
+            "hotline_hours": "",
+            "hotline_menu_key": "",
+        },
+    ),
+    OpenApiExample(
+        "Hotline, in Chinese",
+        response_only=True,
+        value={
+            "channel": "hotline",
+            "enabled": True,
+            "title": "电话退订",
+            "instruction": "拨打 400-800-1234，按 3（服务时间 9:00–21:00）。",
+            "url": "",
+            "keywords": [],
+            "numbers": [],
+            "app_path": "",
+            "hotline_number": "400-800-1234",
+            "hotline_hours": "9:00–21:00",
+            "hotline_menu_key": "3",
+        },
     ),
 ]
 
@@ -282,7 +331,8 @@ WEBHOOK_VALUE: dict[str, Any] = {
 }
 
 WEBHOOK_EXAMPLE = OpenApiExample("An endpoint", value=WEBHOOK_VALUE, response_only=True)
-WEBHOOK_LIST_EXAMPLE = OpenApiExample("Endpoints", value=[WEBHOOK_VALUE], response_only=True)
+# The value of an example of a list answer is one item: drf-spectacular wraps it in the list.
+WEBHOOK_LIST_EXAMPLE = OpenApiExample("Endpoints", value=WEBHOOK_VALUE, response_only=True)
 WEBHOOK_CREATE_EXAMPLES = [
     OpenApiExample(
         "Register",

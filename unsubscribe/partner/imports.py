@@ -1,21 +1,21 @@
 """Bulk upsert of subscriptions from the API (up to 10,000 per call), with errors
 reported per item. The CSV import in the admin (unsubscribe.imports) does the same
-for files; both upsert on (service, phone_hash)."""
+for files; both go through `subscriptions_upsert`, so both skip numbers that opted
+out and count them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
 from unsubscribe import phones
-from unsubscribe.imports import subscriptions_upsert
+from unsubscribe.imports import consent_time_parse, subscriptions_upsert, tenant_zone
 from unsubscribe.models import Service, Subscription
 
 from .selectors import normalise_item
@@ -28,29 +28,30 @@ class ImportResult:
     received: int = 0
     created: int = 0
     updated: int = 0
+    skipped_opted_out: int = 0
+    duplicates: int = 0
     invalid: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _consent_time(value: Any) -> datetime | None:
-    if value in (None, ""):
+def _consent_time(value: Any, zone: tzinfo) -> datetime | None:
+    if value is None:
         return None
     if not isinstance(value, str):
         raise ValueError
-    parsed = parse_datetime(value.strip())
-    if parsed is None:
-        raise ValueError
-    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+    return consent_time_parse(value, tz=zone)
 
 
 def subscriptions_import(*, tenant: Tenant, items: list[Any]) -> ImportResult:
     """Create or update one subscription per valid item (the last one wins when an
     item repeats a number and service). An existing subscription keeps its status:
-    an import never restarts marketing that was ended."""
+    an import never restarts marketing that was ended, and a number that opted out
+    is skipped and counted in `skipped_opted_out`."""
     result = ImportResult(received=len(items))
     services = {s.code: s for s in Service.objects.for_tenant(tenant)}
+    zone = tenant_zone(tenant)
     now = timezone.now()
-    rows: dict[tuple[int, str], Subscription] = {}
+    rows: list[Subscription] = []
     for index, item in enumerate(items):
         problems: list[tuple[str | None, str]] = []
         if not isinstance(item, dict):
@@ -72,25 +73,30 @@ def subscriptions_import(*, tenant: Tenant, items: list[Any]) -> ImportResult:
         if not isinstance(source, str) or len(source) > 200:
             problems.append(("consent_source", _("Must be text of at most 200 characters.")))
         try:
-            consent_at = _consent_time(item.get("consent_at"))
+            consent_at = _consent_time(item.get("consent_at"), zone)
         except ValueError:
-            problems.append(("consent_at", _("Must be an ISO 8601 date and time.")))
+            problems.append(
+                ("consent_at", _("Must be an ISO 8601 date and time, e.g. 2025-01-31T08:00:00+08:00."))
+            )
         if problems or e164 is None or service is None:
             result.invalid += 1
             result.errors += [{"index": index, "field": f, "message": m} for f, m in problems]
             continue
         digest = phones.phone_hash(e164)
-        rows[(service.pk, digest)] = Subscription(
-            tenant=tenant,
-            service=service,
-            phone=e164,
-            phone_hash=digest,
-            phone_masked=phones.mask(e164),
-            status=Subscription.Status.ACTIVE,
-            consent_source=source.strip(),
-            consent_at=consent_at or now,
+        rows.append(
+            Subscription(
+                tenant=tenant,
+                service=service,
+                phone=e164,
+                phone_hash=digest,
+                phone_masked=phones.mask(e164),
+                status=Subscription.Status.ACTIVE,
+                consent_source=source.strip(),
+                consent_at=consent_at or now,
+            )
         )
     with transaction.atomic():
-        done = subscriptions_upsert(list(rows.values()))
-    result.created, result.updated = done.created, done.updated
+        done = subscriptions_upsert(tenant=tenant, subscriptions=rows)
+    result.created, result.updated = done.count("created"), done.count("updated")
+    result.skipped_opted_out, result.duplicates = done.count("opted_out"), done.duplicates
     return result

@@ -13,17 +13,21 @@ and `detail` are for people and follow the request's language. Installed with
     REST_FRAMEWORK["EXCEPTION_HANDLER"] = "unsubscribe.partner.problems.problem_exception_handler"
 
 and used by the partner views in any case (`PartnerAPIView.get_exception_handler`).
+Errors that never reach a DRF view (an unknown path under /api/, a bug, a failure
+in a middleware) are turned into problem details by `ApiProblemMiddleware`, also
+with DEBUG on: a partner's program never has to read an HTML page.
 """
 
 from __future__ import annotations
 
 import http
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.utils import translation
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, serializers
@@ -193,7 +197,8 @@ def problem_body(exc: exceptions.APIException, status: int, instance: str | None
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: domain errors and DRF's own errors as problem details.
-    Anything else is a bug and is left to Django (a 500 and a logged traceback)."""
+    Anything else is a bug and is left to Django (a 500 and a logged traceback),
+    whose answer ApiProblemMiddleware turns into a problem document."""
     translated = _domain_problem(exc)
     if translated is not None:
         exc = translated
@@ -204,6 +209,80 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     response.data = problem_body(exc, response.status_code, getattr(request, "path", None))
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+# --- anything else under /api/ -------------------------------------------------------
+
+API_PREFIX = "/api/"
+# Headers of the original answer that still mean something on the problem document.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+_DETAILS = {
+    400: lambda: _("The request could not be read."),
+    403: lambda: _("You may not do this."),
+    404: lambda: _("There is nothing at this address. See /api/docs/ for the endpoints."),
+    405: lambda: _("This method is not allowed here."),
+    413: lambda: _("The request is too large."),
+    415: lambda: _("This content type is not accepted here."),
+}
+
+
+def _generic_problem(status: int, instance: str) -> dict[str, Any]:
+    code = _CODES.get(status, "server_error" if status >= 500 else "error")
+    detail = _DETAILS.get(status)
+    return {
+        "type": TYPE_PREFIX + code,
+        "title": _title(status),
+        "status": status,
+        "detail": detail()
+        if detail
+        else (
+            _("Something went wrong on our side; it has been logged. Please try again later.")
+            if status >= 500
+            else _title(status)
+        ),
+        "code": code,
+        "instance": instance,
+        "errors": [],
+    }
+
+
+class ApiProblemMiddleware:
+    """Every error answer under /api/ is application/problem+json. DRF views answer
+    so themselves; this rewrites the rest (Django's 404 for an unknown path, the 500
+    of an unexpected exception, DEBUG's technical pages included). Installed first
+    in MIDDLEWARE, so it also covers errors raised in the other middleware. The
+    traceback of a 500 is still logged by Django before the answer is replaced."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path_info.startswith(API_PREFIX)
+            or response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE)
+        ):
+            return response
+        with translation.override(translation.get_language_from_request(request)):
+            body = _generic_problem(response.status_code, request.path)
+        problem: HttpResponse = JsonResponse(
+            body, status=response.status_code, content_type=PROBLEM_CONTENT_TYPE
+        )
+        for header in _KEPT_HEADERS:
+            if header in response:
+                problem[header] = response[header]
+        return problem
 
 
 # --- OpenAPI -------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from lanzuan.outbound import UnsafeURL, check_url
@@ -267,7 +267,19 @@ class SubscriptionItemDoc(serializers.Serializer):
     phone = serializers.CharField()
     service = serializers.CharField(help_text="A service code of your tenant.")
     consent_source = serializers.CharField(required=False, max_length=200)
-    consent_at = serializers.DateTimeField(required=False, help_text="ISO 8601; default: now.")
+    consent_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="ISO 8601. Without an offset (or a bare date: its midnight), read in your tenant's "
+        "time zone. Default: now. An unreadable value makes the item invalid (listed in `errors`).",
+    )
+
+
+@extend_schema_serializer(many=False)  # the examples are whole lists: not to be wrapped in another
+class SubscriptionItemsDoc(serializers.ListSerializer):
+    """The body of an import: a JSON list of subscriptions."""
+
+    child = SubscriptionItemDoc()
 
 
 class ItemErrorDoc(serializers.Serializer):
@@ -277,10 +289,20 @@ class ItemErrorDoc(serializers.Serializer):
 
 
 class ImportResultDoc(serializers.Serializer):
+    """Every item is counted once: received = created + updated + skipped_opted_out
+    + duplicates + invalid."""
+
     received = serializers.IntegerField()
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
-    invalid = serializers.IntegerField()
+    skipped_opted_out = serializers.IntegerField(
+        help_text="Items for a number that opted out of that service or of all marketing (or whose "
+        "subscription was ended): not imported, the opt-out stands."
+    )
+    duplicates = serializers.IntegerField(
+        help_text="Items repeating the number and service of another item; the last one was used."
+    )
+    invalid = serializers.IntegerField(help_text="Items refused; each is listed in `errors`.")
     errors = ItemErrorDoc(many=True)  # type: ignore[assignment]  # a field, popped by DRF's metaclass
 
 

@@ -58,7 +58,7 @@ from .serializers import (
     NumberStatusDoc,
     ScrubJobCreateSerializer,
     ScrubJobSerializer,
-    SubscriptionItemDoc,
+    SubscriptionItemsDoc,
     UnsubscribeRequestCreateSerializer,
     UnsubscribeRequestPageSerializer,
     UnsubscribeRequestSerializer,
@@ -462,7 +462,7 @@ class SubscriptionImportView(PartnerAPIView):
         operation_id="subscriptions_import",
         summary="Create or update up to 10,000 subscriptions",
         description=examples.IMPORT_DESCRIPTION,
-        request=SubscriptionItemDoc(many=True),
+        request=SubscriptionItemsDoc(),
         responses={200: ImportResultDoc, **problems(400, 401, 413, 429)},
         examples=examples.IMPORT_EXAMPLES,
     )
@@ -477,15 +477,7 @@ class SubscriptionImportView(PartnerAPIView):
                 field="body",
             )
         result = subscriptions_import(tenant=self.tenant, items=items)
-        return Response(
-            {
-                "received": result.received,
-                "created": result.created,
-                "updated": result.updated,
-                "invalid": result.invalid,
-                "errors": result.errors,
-            }
-        )
+        return Response(ImportResultDoc(result).data)
 
 
 # --- webhooks ----------------------------------------------------------------------------
@@ -565,40 +557,7 @@ class ChannelsView(PartnerAPIView):
         ),
         parameters=[OpenApiParameter("language", str, enum=["zh-hans", "en"], required=False)],
         responses={200: ChannelSerializer(many=True), **problems(401, 429)},
-        examples=[
-            OpenApiExample(
-                "Reply SMS and hotline, in Chinese",
-                response_only=True,
-                value=[
-                    {
-                        "channel": "sms",
-                        "enabled": True,
-                        "title": "短信退订",
-                        "instruction": "回复 TD / 退订 到 10690001。",
-                        "url": "",
-                        "keywords": ["TD", "退订"],
-                        "numbers": ["10690001"],
-                        "app_path": "",
-                        "hotline_number": "",
-                        "hotline_hours": "",
-                        "hotline_menu_key": "",
-                    },
-                    {
-                        "channel": "hotline",
-                        "enabled": True,
-                        "title": "电话退订",
-                        "instruction": "拨打 400-800-1234，按 3（服务时间 9:00–21:00）。",
-                        "url": "",
-                        "keywords": [],
-                        "numbers": [],
-                        "app_path": "",
-                        "hotline_number": "400-800-1234",
-                        "hotline_hours": "9:00–21:00",
-                        "hotline_menu_key": "3",
-                    },
-                ],
-            )
-        ],
+        examples=examples.CHANNEL_EXAMPLES,
     )
     def get(self, request: Request) -> Response:
         language = request.query_params.get("language") or self.tenant.default_language
