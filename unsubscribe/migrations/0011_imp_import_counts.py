@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('unsubscribe', '0009_request_filed_by'),
+        ('unsubscribe', '0010_ivr_caller_id_and_ivr_switch'),
     ]
 
     operations = [
