@@ -31,8 +31,6 @@ import opencc
 from .keywords import (
     CLARIFY_NO,
     CLARIFY_YES,
-    STATUS_QUESTION,
-    STILL_COMING,
     HELP_KEYWORDS,
     LOOKALIKES,
     NOT_TYPOS,
@@ -40,6 +38,8 @@ from .keywords import (
     POLITE_FILLER_EN,
     POLITE_FILLER_ZH,
     RESUBSCRIBE_KEYWORDS,
+    STATUS_QUESTION,
+    STILL_COMING,
     TYPO_ANYWHERE_MIN_LENGTH,
     TYPO_MIN_LENGTH,
     UNSUBSCRIBE_KEYWORDS,
@@ -193,7 +193,7 @@ def _clarification_answer(norm: str) -> _Hit | None:
 
 
 def _status_question(norm: str) -> _Hit | None:
-    """"退订成功了吗", "am I unsubscribed?": the person asks whether an opt-out worked. A complaint
+    """ "退订成功了吗", "am I unsubscribed?": the person asks whether an opt-out worked. A complaint
     that messages still come is an unsubscribe, so it is not looked at here."""
     if STILL_COMING.search(norm):
         return None
