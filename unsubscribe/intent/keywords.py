@@ -98,6 +98,11 @@ RESUBSCRIBE_KEYWORDS: dict[str, Where] = {
     "unstop": Where.ANYWHERE,
     "subscribe": Where.ALONE,
     "resubscribe": Where.ANYWHERE,
+    # "resume everything": the words that lift an all-marketing opt-out (inbound.services)
+    "恢复全部": Where.ANYWHERE,
+    "全部恢复": Where.ANYWHERE,
+    "resume": Where.ALONE,
+    "resume all": Where.ANYWHERE,
 }
 
 
