@@ -725,7 +725,7 @@ def resubscribe(
 ) -> list[str]:
     """Older name, kept for callers: `suppression_lift` with the channel's own
     verification and no further evidence. Returns the lifted scopes."""
-    method = {
+    methods: dict[str, str] = {
         Channel.SMS: VerificationMethod.SMS_ORIGIN,
         Channel.WEB: VerificationMethod.OTP,
         Channel.HUB: VerificationMethod.OTP,
@@ -733,7 +733,8 @@ def resubscribe(
         Channel.APP: VerificationMethod.PARTNER_ASSERTION,
         Channel.PARTNER: VerificationMethod.PARTNER_ASSERTION,
         Channel.HOTLINE: VerificationMethod.AGENT_ASSERTION,
-    }.get(channel, VerificationMethod.ADMIN)
+    }
+    method = methods.get(channel, VerificationMethod.ADMIN)
     return suppression_lift(
         tenant=tenant,
         phone=phone,

@@ -116,9 +116,10 @@ def _country_code(number: str | None) -> int | None:
     if not number:
         return None
     try:
-        return int(phonenumbers.parse(number, None).country_code)
+        code = phonenumbers.parse(number, None).country_code
     except phonenumbers.NumberParseException:
         return None
+    return int(code) if code else None
 
 
 def mask_digit_runs(text: str) -> str:
@@ -327,7 +328,7 @@ def _resubscribe(message: InboundMessage, e164: str, setting: ChannelSetting) ->
             channel=Channel.SMS,
             verification_method=VerificationMethod.SMS_ORIGIN,
             evidence=evidence,
-            services=None if everything else [service.code],  # type: ignore[union-attr]
+            services=None if everything or service is None else [service.code],
         )
     except ResubscribeRefused:
         message.action = Action.RESUBSCRIBE_REFUSED
@@ -393,7 +394,7 @@ def _send_status(message: InboundMessage, e164: str, setting: ChannelSetting) ->
     else:
         state = words["active"]
     local = timezone.localtime(request.received_at, zoneinfo.ZoneInfo(message.tenant.time_zone))
-    context = {
+    context: dict[str, object] = {
         "reference": request.reference,
         "state": state,
         "date": local.strftime("%Y-%m-%d %H:%M"),
