@@ -249,7 +249,9 @@ def inbound_message_receive(
             _send_help(message, e164, setting)
         elif result.action == "reply_status":
             _send_status(message, e164, setting)
-        elif result.action == "clarify" and result.intent == Intent.UNSUBSCRIBE:
+        elif result.action == "clarify" and result.intent != Intent.RESUBSCRIBE:
+            # Unsure whether it is an opt-out: ask once. An unsure re-subscribe is left
+            # alone: lifting an opt-out takes explicit words, never a guess.
             _clarify(message, e164, setting)
         message.save()
 
