@@ -100,6 +100,31 @@ def subscribe(tenant, service: Service, phone: str = PHONE) -> Subscription:
     )
 
 
+# --- issue 12, end to end: each intent through a Twilio-signed reply -------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "action", "reply_event", "filed"),
+    [
+        ("TD", "unsubscribe", Action.UNSUBSCRIBE, None, True),  # the confirmation comes from the pipeline
+        ("重新订阅", "resubscribe", Action.RESUBSCRIBE, "resubscribed", False),
+        ("HELP", "help", Action.HELP, "help", False),
+        ("退订成功了吗", "status", Action.STATUS, "status_none", False),
+        ("不要", "unsubscribe", Action.CLARIFY, "clarify", False),
+        ("yes", "other", Action.NONE, None, False),
+        ("see you at lunch", "other", Action.NONE, None, False),
+    ],
+)
+def test_each_intent_causes_its_action_and_reply(
+    client, tenant_a, twilio_a, public_url, text, intent, action, reply_event, filed
+):
+    message = say(client, tenant_a, text, "SM1")
+    assert (message.intent, message.action) == (intent, action)
+    assert UnsubscribeRequest.objects.for_tenant(tenant_a).exists() == filed
+    events_sent = list(Message.objects.for_tenant(tenant_a).values_list("event", flat=True))
+    assert events_sent == ([reply_event] if reply_event else [])
+
+
 # --- item 3: a yes is read against the question we asked ---------------------------------------
 
 
