@@ -348,6 +348,20 @@ def test_a_status_question_without_a_request_says_so_and_how_to_opt_out(
     assert "no unsubscribe request" in reply.body and "STOP/TD/QX" in reply.body
 
 
+def test_a_status_question_after_the_record_was_purged_still_says_opted_out(
+    client, tenant_a, twilio_a, public_url
+):
+    with time_machine.travel(datetime(2026, 3, 1, 2, 0, tzinfo=UTC), tick=False):
+        request = say(client, tenant_a, "TD", "SM1").request
+    UnsubscribeRequest.objects.for_tenant(tenant_a).filter(pk=request.pk).delete()  # past retention
+
+    say(client, tenant_a, "退订成功了吗", "SM2")
+
+    (reply,) = sent(tenant_a, "status")
+    assert "已生效" in reply.body and "2026-03-01 10:00" in reply.body
+    assert not sent(tenant_a, "status_none")
+
+
 # --- item 14: the number's language and the tenant's keywords ---------------------------------
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.db.models import Q
 
 from tenants.models import Tenant
-from unsubscribe.models import Channel, ChannelSetting, SuppressionEvent, UnsubscribeRequest
+from unsubscribe.models import Channel, ChannelSetting, Suppression, SuppressionEvent, UnsubscribeRequest
 
 from .models import (
     Action,
@@ -196,6 +196,7 @@ def tenant_owns_destination(*, tenant: Tenant, to: str, sign_name: str = "") -> 
 class NumberStatus:
     request: UnsubscribeRequest | None
     lifted_after: bool  # re-subscribed since that request
+    suppressed_since: datetime | None = None  # no request on record (purged) but still opted out
 
 
 def number_status(*, tenant: Tenant, phone_hash: str) -> NumberStatus:
@@ -207,7 +208,14 @@ def number_status(*, tenant: Tenant, phone_hash: str) -> NumberStatus:
         .first()
     )
     if request is None:
-        return NumberStatus(None, False)
+        since = (
+            Suppression.objects.for_tenant(tenant)
+            .filter(phone_hash=phone_hash)
+            .order_by("created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        return NumberStatus(None, False, since)
     lifted = (
         SuppressionEvent.objects.for_tenant(tenant)
         .filter(

@@ -368,12 +368,14 @@ STATE_WORDS: dict[str, dict[str, str]] = {
         "completed": "已完成",
         "rejected": "未受理",
         "lifted": "您之后已重新订阅",
+        "active_no_record": "已生效，不再发送营销信息",
     },
     "en": {
         "active": "in effect, no more marketing; still being processed",
         "completed": "completed",
         "rejected": "not accepted",
         "lifted": "you re-subscribed since",
+        "active_no_record": "in effect, no more marketing",
     },
 }
 
@@ -383,10 +385,17 @@ def _send_status(message: InboundMessage, e164: str, setting: ChannelSetting) ->
     message.action = Action.STATUS
     found = selectors.number_status(tenant=message.tenant, phone_hash=message.from_hash)
     request = found.request
+    words = STATE_WORDS.get(message.language, STATE_WORDS["en"])
+    zone = zoneinfo.ZoneInfo(message.tenant.time_zone)
+    if request is None and found.suppressed_since is not None:
+        # The request's record is past its retention; the opt-out itself stands.
+        since = timezone.localtime(found.suppressed_since, zone).strftime("%Y-%m-%d %H:%M")
+        purged: dict[str, object] = {"reference": "—", "state": words["active_no_record"], "date": since}
+        _reply(message, e164, "status", purged)  # status_url: the tenant's status page
+        return
     if request is None:
         _reply(message, e164, "status_none", {"keywords": _keywords(setting, message.language)})
         return
-    words = STATE_WORDS.get(message.language, STATE_WORDS["en"])
     if found.lifted_after:
         state = words["lifted"]
     elif request.state == UnsubscribeRequest.State.COMPLETED:
@@ -395,7 +404,7 @@ def _send_status(message: InboundMessage, e164: str, setting: ChannelSetting) ->
         state = words["rejected"]
     else:
         state = words["active"]
-    local = timezone.localtime(request.received_at, zoneinfo.ZoneInfo(message.tenant.time_zone))
+    local = timezone.localtime(request.received_at, zone)
     context: dict[str, object] = {
         "reference": request.reference,
         "state": state,
