@@ -50,12 +50,12 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
     ),
     (Event.RESUBSCRIBED, ZH): DefaultText(
         "【{tenant_name}】您已重新订阅",
-        "【{tenant_name}】您已重新订阅营销信息。参考号 {reference}。如需退订请回复TD或访问 {unsubscribe_url}",
+        "【{tenant_name}】您已重新订阅营销信息。参考号 {reference}。如需退订请回复{keywords}或访问 {unsubscribe_url}",
     ),
     (Event.RESUBSCRIBED, EN): DefaultText(
         "{tenant_name}: you are subscribed again",
         "{tenant_name}: You are subscribed to marketing messages again. Ref {reference}. "
-        "To opt out, reply STOP or visit {unsubscribe_url}",
+        "To opt out, reply {keywords} or visit {unsubscribe_url}",
     ),
     (Event.RESUBSCRIBE_REFUSED, ZH): DefaultText(
         "【{tenant_name}】无法重新订阅",
@@ -67,19 +67,19 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
     ),
     (Event.HELP, ZH): DefaultText(
         "【{tenant_name}】如何退订",
-        "【{tenant_name}】回复TD退订营销信息，或访问 {unsubscribe_url}",
+        "【{tenant_name}】回复{keywords}退订营销信息，或访问 {unsubscribe_url}",
     ),
     (Event.HELP, EN): DefaultText(
         "{tenant_name}: how to unsubscribe",
-        "{tenant_name}: Reply STOP to stop marketing messages, or visit {unsubscribe_url}",
+        "{tenant_name}: Reply {keywords} to stop marketing messages, or visit {unsubscribe_url}",
     ),
     (Event.CLARIFY, ZH): DefaultText(
         "【{tenant_name}】请确认退订",
-        "【{tenant_name}】回复TD确认退订",
+        "【{tenant_name}】回复{keywords}或“是”确认退订",
     ),
     (Event.CLARIFY, EN): DefaultText(
         "{tenant_name}: please confirm",
-        "{tenant_name}: Reply STOP to confirm you want to unsubscribe",
+        "{tenant_name}: Reply {keywords} or YES to confirm you want to unsubscribe",
     ),
     (Event.REQUEST_NEEDS_ATTENTION, ZH): DefaultText(
         "【{tenant_name}】退订请求 {reference} 需要处理",
@@ -89,6 +89,44 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
         "{tenant_name}: unsubscribe request {reference} needs attention",
         "{tenant_name}: unsubscribe request {reference} could not be completed automatically: {reason}. "
         "Please handle it in the admin: {admin_url}",
+    ),
+    # Answers to a status question ("退订成功了吗"): the number's real status, no marketing.
+    (Event.STATUS, ZH): DefaultText(
+        "【{tenant_name}】退订进度",
+        "【{tenant_name}】您的退订申请 {reference}（{date}）：{state}。详情：{status_url}",
+    ),
+    (Event.STATUS, EN): DefaultText(
+        "{tenant_name}: your opt-out",
+        "{tenant_name}: Your unsubscribe request {reference} of {date}: {state}. Details: {status_url}",
+    ),
+    (Event.STATUS_NONE, ZH): DefaultText(
+        "【{tenant_name}】没有退订记录",
+        "【{tenant_name}】本号码没有退订申请记录。如需退订，请回复{keywords}或访问 {unsubscribe_url}",
+    ),
+    (Event.STATUS_NONE, EN): DefaultText(
+        "{tenant_name}: no opt-out on record",
+        "{tenant_name}: We have no unsubscribe request from this number. "
+        "To opt out, reply {keywords} or visit {unsubscribe_url}",
+    ),
+    # 重新订阅 on one service's number while an all-marketing opt-out stands.
+    (Event.RESUBSCRIBE_ALL_NEEDED, ZH): DefaultText(
+        "【{tenant_name}】您已退订全部营销信息",
+        "【{tenant_name}】您已退订全部营销信息，单项重新订阅不会恢复。如需恢复全部，请回复“恢复全部”。参考号 {reference}",
+    ),
+    (Event.RESUBSCRIBE_ALL_NEEDED, EN): DefaultText(
+        "{tenant_name}: all marketing is stopped",
+        "{tenant_name}: You stopped all marketing, so one service cannot resume alone. "
+        "To resume everything, reply RESUME ALL. Ref {reference}.",
+    ),
+    # A reply to a shared gateway that matches no provider: point to the hub.
+    (Event.UNROUTED_HELP, ZH): DefaultText(
+        "【{tenant_name}】如何退订",
+        "【{tenant_name}】无法确定您回复的服务商。请访问 {hub_url} 一次退订所有服务商的营销信息",
+    ),
+    (Event.UNROUTED_HELP, EN): DefaultText(
+        "{tenant_name}: how to unsubscribe",
+        "{tenant_name}: We could not tell which provider you replied to. "
+        "Stop marketing from every provider at {hub_url}",
     ),
 }
 

@@ -20,6 +20,13 @@ class Event(models.TextChoices):
     HELP = "help", _("Help reply")
     CLARIFY = "clarify", _("Asking to confirm an unclear reply")
     REQUEST_NEEDS_ATTENTION = "request_needs_attention", _("Request needs attention (to staff)")
+    STATUS = "status", _("Answer to “did my opt-out work?”")
+    STATUS_NONE = "status_none", _("Answer to “did my opt-out work?” when there is no request")
+    UNROUTED_HELP = "unrouted_help", _("Help reply to a reply no provider could be found for")
+    RESUBSCRIBE_ALL_NEEDED = (
+        "resubscribe_all_needed",
+        _("Re-subscribe to one service while all marketing is stopped"),
+    )
 
 
 class Channel(models.TextChoices):
@@ -35,11 +42,16 @@ EVENT_VARIABLES: dict[str, frozenset[str]] = {
     Event.OTP: frozenset({"tenant_name", "code"}),
     Event.UNSUBSCRIBE_RECEIVED: frozenset({"tenant_name", "reference", "status_url"}),
     Event.UNSUBSCRIBE_COMPLETED: frozenset({"tenant_name", "reference", "status_url"}),
-    Event.RESUBSCRIBED: frozenset({"tenant_name", "reference", "status_url", "unsubscribe_url"}),
+    Event.RESUBSCRIBED: frozenset({"tenant_name", "reference", "status_url", "unsubscribe_url", "keywords"}),
     Event.RESUBSCRIBE_REFUSED: frozenset({"tenant_name", "reference", "status_url"}),
-    Event.HELP: frozenset({"tenant_name", "unsubscribe_url"}),
-    Event.CLARIFY: frozenset({"tenant_name"}),
+    Event.HELP: frozenset({"tenant_name", "unsubscribe_url", "keywords"}),
+    Event.CLARIFY: frozenset({"tenant_name", "keywords"}),
     Event.REQUEST_NEEDS_ATTENTION: frozenset({"tenant_name", "reference", "reason", "admin_url"}),
+    # `state` is the request's state in words, `date` when it was received (tenant's time zone).
+    Event.STATUS: frozenset({"tenant_name", "reference", "state", "date", "status_url"}),
+    Event.STATUS_NONE: frozenset({"tenant_name", "keywords", "unsubscribe_url"}),
+    Event.UNROUTED_HELP: frozenset({"tenant_name", "hub_url"}),
+    Event.RESUBSCRIBE_ALL_NEEDED: frozenset({"tenant_name", "reference", "status_url"}),
 }
 
 # Values that must never be stored in clear (database, admin, history, logs).
@@ -56,6 +68,10 @@ CONFIRMATION_EVENTS = frozenset(
         Event.RESUBSCRIBED,
         Event.RESUBSCRIBE_REFUSED,
         Event.CLARIFY,
+        Event.STATUS,
+        Event.STATUS_NONE,
+        Event.UNROUTED_HELP,
+        Event.RESUBSCRIBE_ALL_NEEDED,
     }
 )
 
@@ -68,6 +84,7 @@ def tenant_links(slug: str) -> dict[str, str]:
     return {
         "status_url": f"{base}/t/{slug}/status/",
         "unsubscribe_url": f"{base}/t/{slug}/unsubscribe/",
+        "hub_url": f"{base}/hub/",
     }
 
 
@@ -79,6 +96,9 @@ def sample_values(*, tenant_name: str, slug: str) -> dict[str, str]:
         "reference": "K7M2-9QXP",
         "reason": "termination endpoint returned HTTP 503",
         "admin_url": f"{settings.PUBLIC_BASE_URL}/admin/unsubscribe/unsubscriberequest/1/change/",
+        "keywords": "TD/退订",
+        "state": "已完成",
+        "date": "2025-01-31 08:00",
         **tenant_links(slug),
     }
 

@@ -87,6 +87,14 @@ def mask_email(address: str) -> str:
     return f"{local[0]}***@{domain}"
 
 
+def _reply_keywords(tenant: Tenant, language: str) -> str:
+    """The reply keywords the tenant advertises ("TD/退订"), when a caller gives none."""
+    from unsubscribe.channels import sms_keywords
+    from unsubscribe.selectors import channel_setting
+
+    return "/".join(sms_keywords(channel_setting(tenant=tenant, channel="sms").keywords(), language))
+
+
 def _cache_key(secret_ref: str) -> str:
     return f"notifications:secret-message:{secret_ref}"
 
@@ -152,6 +160,7 @@ def message_create(
     allowed = EVENT_VARIABLES[event]
     values = {
         **{key: value for key, value in tenant_links(tenant.slug).items() if key in allowed},
+        **({"keywords": _reply_keywords(tenant, language)} if "keywords" in allowed else {}),
         **{key: str(value) for key, value in context.items() if key in allowed},
         "tenant_name": tenant.name,
     }

@@ -182,7 +182,7 @@ def test_twilio_without_public_base_url_checks_the_url_we_were_called_at(
     client, tenant_a, twilio_a, settings
 ):
     settings.PUBLIC_BASE_URL = ""
-    params = twilio_params("STOP")
+    params = twilio_params("STOP", sender="+12025550123")  # a US number: STOP is answered in English
     url = hook(tenant_a, "twilio")
     signature = RequestValidator(TWILIO_TOKEN).compute_signature("http://testserver" + url, params)
     assert client.post(url, params, HTTP_X_TWILIO_SIGNATURE=signature).status_code == 200
@@ -219,7 +219,9 @@ def test_aliyun_batch_files_one_request_and_sends_one_help_reply(
 
     helps = [line for line in outbox_lines(outbox) if line["to"] == OTHER_PHONE]
     assert len(helps) == 1
-    assert "STOP" in helps[0]["body"] and "/t/tenant-a/unsubscribe/" in helps[0]["body"]  # English: "HELP"
+    # "HELP" from a +86 number: answered in Chinese, with the keywords the tenant advertises
+    assert "回复TD/退订" in helps[0]["body"] and "/t/tenant-a/unsubscribe/" in helps[0]["body"]
+    assert "STOP" not in helps[0]["body"]
     assert Message.objects.for_tenant(tenant_a).filter(event="help").count() == 1
 
 
@@ -501,11 +503,19 @@ def test_tenant_keywords_count(client, tenant_a, generic_a):
 
 
 def test_language_guess():
-    assert guess_language("退订", "en") == "zh-hans"
-    assert guess_language("ＴＤ", "en") == "zh-hans"
-    assert guess_language("please stop", "zh-hans") == "en"
-    assert guess_language("TD", "zh-hans") == "zh-hans"
-    assert guess_language("?", "en") == "en"
+    assert guess_language("退订", default="en") == "zh-hans"
+    assert guess_language("ＴＤ", default="en") == "zh-hans"
+    assert guess_language("please stop", default="zh-hans") == "en"
+    assert guess_language("TD", default="zh-hans") == "zh-hans"
+    assert guess_language("?", default="en") == "en"
+    # a keyword alone: the number's country decides (item 14)
+    assert guess_language("HELP", number=PHONE, default="en") == "zh-hans"
+    assert guess_language("STOP", number="+85291234567", default="en") == "zh-hans"
+    assert guess_language("HELP", number="+12025550123", default="zh-hans") == "en"
+    assert guess_language("TD", number="+12025550123", default="zh-hans") == "en"
+    # clearly English from a +86 number stays English; Chinese from a US number stays Chinese
+    assert guess_language("help me please", number=PHONE, default="zh-hans") == "en"
+    assert guess_language("退订", number="+12025550123", default="en") == "zh-hans"
 
 
 # --- the SMS channel switched off -------------------------------------------------------------
@@ -662,7 +672,7 @@ def test_the_scrubber_clears_number_and_text_of_that_tenants_replies(client, ten
     assert scrub(request) == "cleared 1 inbound message(s)"
 
     mine = InboundMessage.objects.for_tenant(tenant_a).get()
-    assert (mine.from_number, mine.body) == ("", "[erased]")
+    assert (mine.from_number, mine.body) == ("", "TD *********** 别再发了")  # the wording is the evidence
     assert mine.from_hash == phone_hash(PHONE) and mine.from_masked == "138****8000"
     theirs = InboundMessage.objects.for_tenant(tenant_b).get()
     assert theirs.from_number == PHONE and theirs.body == "TD"

@@ -60,6 +60,8 @@ def full_context(event: str) -> dict[str, object]:
         "unsubscribe_url": "https://lz.example/u",
         "reason": "endpoint down",
         "admin_url": "https://lz.example/admin/",
+        "state": "completed",
+        "date": "2025-01-31 08:00",
     }
     return {key: value for key, value in values.items() if key in EVENT_VARIABLES[event]}
 

@@ -21,6 +21,14 @@ from .selectors import enabled_channels
 DEFAULT_KEYWORDS = {"zh-hans": ["TD", "退订"], "en": ["STOP", "TD"]}
 
 
+def sms_keywords(tenant_keywords: list[str], language: str) -> list[str]:
+    """The reply keywords a tenant advertises in this language: the standard ones first,
+    then its own (the SMS channel's extra keywords)."""
+    defaults = DEFAULT_KEYWORDS["en" if language.startswith("en") else "zh-hans"]
+    known = {d.upper() for d in defaults}
+    return defaults + [k for k in tenant_keywords if k.upper() not in known]
+
+
 @dataclass(frozen=True)
 class Way:
     channel: str
@@ -57,9 +65,7 @@ def ways_to_unsubscribe(*, tenant: Tenant, language: str | None = None) -> list[
         for setting in enabled_channels(tenant=tenant):
             channel = setting.channel
             if channel == Channel.SMS:
-                defaults = DEFAULT_KEYWORDS["en" if english else "zh-hans"]
-                extra = [k for k in setting.keywords() if k.upper() not in {d.upper() for d in defaults}]
-                keywords, numbers = defaults + extra, setting.numbers()
+                keywords, numbers = sms_keywords(setting.keywords(), language), setting.numbers()
                 values = {"keywords": " / ".join(keywords), "numbers": ", ".join(numbers)}
                 text = (
                     _("Reply %(keywords)s to %(numbers)s.") % values

@@ -1,5 +1,5 @@
 """Domain events (request.created, request.completed, request.needs_attention,
-suppression.added). The core does not know who listens: the partner webhooks
+suppression.added, suppression.lifted). The core does not know who listens: the partner webhooks
 subscribe here.
 
 Handlers run inside the caller's transaction so that what they record (a
@@ -15,7 +15,13 @@ from typing import Any
 Handler = Callable[[int, str, dict[str, Any]], None]
 _handlers: list[Handler] = []
 
-EVENTS = ("request.created", "request.completed", "request.needs_attention", "suppression.added")
+EVENTS = (
+    "request.created",
+    "request.completed",
+    "request.needs_attention",
+    "suppression.added",
+    "suppression.lifted",  # a person re-subscribed: verified, with its evidence
+)
 
 
 def subscribe(handler: Handler) -> None:

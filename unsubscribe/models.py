@@ -225,6 +225,9 @@ class SuppressionEvent(TenantOwnedModel):
     request = models.ForeignKey(
         UnsubscribeRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # What proves a lift was asked for: verification method, provider, message id, the
+    # words (digit runs masked). Kept for good, like the event itself: no raw number.
+    evidence = models.JSONField(_("evidence"), default=dict, blank=True)
     created_at = models.DateTimeField(_("time"), default=timezone.now)
 
     class Meta:

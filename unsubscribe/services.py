@@ -623,51 +623,126 @@ def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
 # --- re-subscribe -------------------------------------------------------------------
 
 
-def resubscribe(
-    *, tenant: Tenant, phone: str, channel: str, services: Sequence[str | Service] | None = None
-) -> list[str]:
-    """Lift suppressions (all, or for chosen services) so marketing may resume.
-    Refused with ResubscribeRefused where the tenant's opt-outs are irreversible.
-    Returns the lifted scopes."""
+@dataclass(frozen=True)
+class SuppressionLift:
+    lifted: list[str]  # the scopes no longer suppressed ("*" only when everything resumed)
+    still_suppressed: list[str]  # what stays, e.g. "*" after a one-service re-subscribe
+    reactivated: int  # subscriptions made active again
+
+
+def suppression_lift(
+    *,
+    tenant: Tenant,
+    phone: str,
+    channel: str,
+    verification_method: str,
+    evidence: dict[str, Any],
+    services: Sequence[str | Service] | None = None,
+) -> SuppressionLift:
+    """The person asked, verifiably, to receive marketing again: lift their opt-out.
+
+    Only for an explicit re-subscribe from the number itself (a reply SMS that says so)
+    or a verified page flow; never for a bare "yes". Scope:
+    - `services` given: only those services' suppressions are lifted. An all-marketing
+      ("*") suppression is never lifted this way, so those services stay suppressed
+      until the person resumes everything (reported in `still_suppressed`).
+    - `services` empty: "resume everything", the "*" entry and every service's.
+    Subscriptions are reactivated only where nothing suppresses their service any more.
+    Each lifted scope is an append-only SuppressionEvent carrying `evidence` (what the
+    person sent, how it was verified), and a `suppression.lifted` event goes to partners.
+    Raises ResubscribeRefused where the tenant's opt-outs are final, UnknownServices.
+    """
     if not tenant.allow_resubscribe:
         raise ResubscribeRefused(
             _("%(tenant)s does not allow re-subscribing: an opt-out is final.") % {"tenant": tenant.name}
         )
+    if verification_method not in VerificationMethod.values:
+        raise ValueError(f"unknown verification method {verification_method!r}")
     e164 = phones.normalise(phone)
     chosen = _resolve_services(tenant, services)
     digest = phones.phone_hash(e164)
+    masked = phones.mask(e164)
     with transaction.atomic():
-        qs = Suppression.objects.for_tenant(tenant).filter(phone_hash=digest)
+        qs = Suppression.objects.for_tenant(tenant).select_for_update().filter(phone_hash=digest)
         if chosen:
             qs = qs.filter(scope__in=[s.code for s in chosen])
-        lifted = list(qs.values_list("scope", flat=True))
-        qs.delete()
+        lifted = sorted(qs.values_list("scope", flat=True))
+        qs.filter(scope__in=lifted).delete()
+        remaining = set(
+            Suppression.objects.for_tenant(tenant).filter(phone_hash=digest).values_list("scope", flat=True)
+        )
         now = timezone.now()
+        recorded = {**evidence, "verification_method": verification_method}
         SuppressionEvent.objects.bulk_create(
             [
                 SuppressionEvent(
                     tenant=tenant,
                     phone_hash=digest,
-                    phone_masked=phones.mask(e164),
+                    phone_masked=masked,
                     scope=s,
                     action=SuppressionEvent.Action.LIFTED,
                     channel=channel,
+                    evidence=recorded,
                     created_at=now,
                 )
                 for s in lifted
             ]
         )
-        subscriptions = Subscription.objects.for_tenant(tenant).filter(phone_hash=digest)
-        if chosen:
-            subscriptions = subscriptions.filter(service__in=chosen)
-        for sub in subscriptions:
-            sub.status = Subscription.Status.ACTIVE
-            sub.phone = e164
-            sub.consent_source = f"resubscribed via {channel}"
-            sub.consent_at = now
-            sub.ended_at = None
-            sub.save()
-    return lifted
+        reactivated = 0
+        if SCOPE_ALL not in remaining:
+            subscriptions = Subscription.objects.for_tenant(tenant).filter(phone_hash=digest)
+            if chosen:
+                subscriptions = subscriptions.filter(service__in=chosen)
+            for sub in subscriptions.select_related("service").exclude(service__code__in=remaining):
+                sub.status = Subscription.Status.ACTIVE
+                sub.phone = e164
+                sub.consent_source = f"resubscribed via {channel}"[:200]
+                sub.consent_at = now
+                sub.ended_at = None
+                sub.save()
+                reactivated += 1
+        if lifted:
+            events.emit(
+                tenant.pk,
+                "suppression.lifted",
+                {
+                    "phone_hash": digest,
+                    "phone_masked": masked,
+                    "scopes": lifted,
+                    "still_suppressed": sorted(remaining),
+                    "channel": channel,
+                    "verification_method": verification_method,
+                    "evidence": {k: v for k, v in evidence.items() if k != "text"},
+                    "lifted_at": now.isoformat(),
+                },
+            )
+    logger.info("suppression of %s lifted for %s via %s", masked, lifted or "nothing", channel)
+    return SuppressionLift(lifted=lifted, still_suppressed=sorted(remaining), reactivated=reactivated)
+
+
+def resubscribe(
+    *, tenant: Tenant, phone: str, channel: str, services: Sequence[str | Service] | None = None
+) -> list[str]:
+    """Older name, kept for callers: `suppression_lift` with the channel's own
+    verification and no further evidence. Returns the lifted scopes."""
+    methods: dict[str, str] = {
+        Channel.SMS: VerificationMethod.SMS_ORIGIN,
+        Channel.WEB: VerificationMethod.OTP,
+        Channel.HUB: VerificationMethod.OTP,
+        Channel.EMAIL: VerificationMethod.SIGNED_TOKEN,
+        Channel.APP: VerificationMethod.PARTNER_ASSERTION,
+        Channel.PARTNER: VerificationMethod.PARTNER_ASSERTION,
+        Channel.HOTLINE: VerificationMethod.AGENT_ASSERTION,
+    }
+    method = methods.get(channel, VerificationMethod.ADMIN)
+    return suppression_lift(
+        tenant=tenant,
+        phone=phone,
+        channel=channel,
+        verification_method=method,
+        evidence={},
+        services=services,
+    ).lifted
 
 
 # --- retention ------------------------------------------------------------------------

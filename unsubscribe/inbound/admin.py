@@ -20,8 +20,15 @@ from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
 
 from . import services
-from .forms import InboundCredentialForm
-from .models import InboundCredential, InboundMessage, Provider, ReplyRoute
+from .forms import InboundCredentialForm, PlatformInboundCredentialForm
+from .models import (
+    InboundCredential,
+    InboundMessage,
+    PlatformInboundCredential,
+    Provider,
+    ReplyRoute,
+    UnroutedMessage,
+)
 
 
 @admin.register(InboundCredential)
@@ -125,8 +132,24 @@ class InboundMessageAdmin(TenantScopedAdmin):
                 ]
             },
         ),
-        (_("What we understood"), {"fields": ["language", "intent", "confidence", "matched_rule", "route"]}),
-        (_("What it caused"), {"fields": ["action", "request", "flagged_for_attention", "flag_reason"]}),
+        (
+            _("What we understood"),
+            {
+                "fields": [
+                    "language",
+                    "context",
+                    "intent",
+                    "confidence",
+                    "matched_rule",
+                    "route",
+                    "gateway_account",
+                ]
+            },
+        ),
+        (
+            _("What it caused"),
+            {"fields": ["action", "request", "note", "flagged_for_attention", "flag_reason"]},
+        ),
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -180,3 +203,105 @@ class InboundMessageAdmin(TenantScopedAdmin):
             messages.info(request, _("%(count)d message(s) already had a request.") % {"count": already})
         for problem in problems:
             messages.error(request, problem)
+
+
+class SuperuserOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Platform-level rows belong to no tenant: only superusers see them."""
+
+    def _superuser(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._superuser(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._superuser(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._superuser(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._superuser(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._superuser(request)
+
+
+@admin.register(PlatformInboundCredential)
+class PlatformInboundCredentialAdmin(SuperuserOnlyAdmin):
+    form = PlatformInboundCredentialForm
+    list_display = ["account", "provider", "enabled", "served", "reply_tenant", "webhook_url", "updated_at"]
+    list_filter = ["provider", "enabled"]
+    filter_horizontal = ["tenants"]
+    readonly_fields = ["webhook_url", "updated_at"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = ["account", "provider", "secret", "enabled", "tenants", "reply_tenant"]
+        return fields + ["webhook_url", "updated_at"] if obj is not None else fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The account and provider are in the URL the gateway was given.
+        return ["account", "provider", "webhook_url", "updated_at"] if obj is not None else []
+
+    @admin.display(description=_("routes to"))
+    def served(self, obj: PlatformInboundCredential) -> str:
+        return ", ".join(t.slug for t in obj.tenants.all()) or str(_("any tenant"))
+
+    @admin.display(description=_("webhook URL"))
+    def webhook_url(self, obj: PlatformInboundCredential) -> str:
+        url = settings.PUBLIC_BASE_URL + reverse(
+            "inbound:platform-sms-hook", kwargs={"account": obj.account, "provider": obj.provider}
+        )
+        return f"{url}?token=…" if obj.provider == Provider.ALIYUN else url
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).prefetch_related("tenants").select_related("reply_tenant")
+
+
+@admin.register(UnroutedMessage)
+class UnroutedMessageAdmin(SuperuserOnlyAdmin):
+    """Replies no tenant could be given; staff read them and mark them handled."""
+
+    list_display = [
+        "received_at",
+        "from_masked",
+        "to",
+        "sign_name",
+        "text",
+        "intent",
+        "reason",
+        "source",
+        "belongs_to",
+        "answered",
+        "flagged_for_attention",
+    ]
+    list_filter = ["flagged_for_attention", "reason", "intent", "provider"]
+    search_fields = ["provider_message_id", "to", "sign_name"]
+    date_hierarchy = "received_at"
+    list_select_related = ["belongs_to", "received_by"]
+    actions = ["mark_handled"]
+    exclude = ["from_number", "from_hash"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # records; "mark handled" is the one change
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_handle_permission(self, request: HttpRequest) -> bool:
+        return self._superuser(request)
+
+    @admin.display(description=_("text"))
+    def text(self, obj: UnroutedMessage) -> str:
+        return Truncator(obj.body).chars(40)
+
+    @admin.action(description=_("Mark handled (erase the number)"), permissions=["handle"])
+    def mark_handled(self, request: HttpRequest, queryset: QuerySet[UnroutedMessage]) -> None:
+        count = 0
+        for message in queryset:
+            services.unrouted_message_mark_handled(message=message, acting_user=request.user)
+            count += 1
+        messages.success(request, _("%(count)d reply(ies) marked handled.") % {"count": count})

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .models import InboundCredential
+from .models import InboundCredential, PlatformInboundCredential
 
 
 class InboundCredentialForm(forms.ModelForm):
@@ -42,6 +42,37 @@ class InboundCredentialForm(forms.ModelForm):
             stored = (
                 InboundCredential.objects.for_tenant(self.instance.tenant_id)
                 .filter(pk=self.instance.pk)
+                .values_list("secret", flat=True)
+                .first()
+            )
+            if stored:
+                return stored
+        raise forms.ValidationError(_("Enter the secret."), code="required")
+
+
+class PlatformInboundCredentialForm(forms.ModelForm):
+    """The same write-only secret, for a shared gateway account."""
+
+    secret = forms.CharField(
+        label=_("Secret"),
+        required=False,
+        max_length=200,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=InboundCredentialForm.base_fields["secret"].help_text,
+    )
+
+    class Meta:
+        model = PlatformInboundCredential
+        fields = ["account", "provider", "secret", "enabled", "tenants", "reply_tenant"]
+
+    def clean_secret(self) -> str:
+        value: str = self.cleaned_data.get("secret") or ""
+        if value:
+            return value
+        if self.instance.pk:
+            stored = (
+                PlatformInboundCredential.objects.filter(pk=self.instance.pk)
                 .values_list("secret", flat=True)
                 .first()
             )

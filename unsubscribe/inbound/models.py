@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from tenants.models import Tenant
 from tenants.scoping import TenantOwnedModel
 from unsubscribe.models import Service, UnsubscribeRequest
 
@@ -56,6 +57,54 @@ class InboundCredential(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} ({_('on') if self.enabled else _('off')})"
+
+
+class PlatformInboundCredential(models.Model):
+    """A gateway account a platform runs for many tenants ("shared gateway"): one URL,
+    /hooks/sms/platform/<account>/<provider>/, whose replies are routed to a tenant by
+    the number, extension code or sign name they were sent to. Not tenant-owned: only
+    superusers see and manage it. The secret is write-only in the admin."""
+
+    account = models.SlugField(
+        _("account"),
+        max_length=50,
+        unique=True,
+        help_text=_("Names the account in its URL, e.g. aliyun-main."),
+    )
+    provider = models.CharField(_("provider"), max_length=10, choices=Provider.choices)
+    secret = models.CharField(_("secret"), max_length=200)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    tenants = models.ManyToManyField(
+        Tenant,
+        blank=True,
+        related_name="+",
+        verbose_name=_("tenants served"),
+        help_text=_("Replies are routed only to these tenants. Empty: to any tenant."),
+    )
+    reply_tenant = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("answers unroutable replies"),
+        help_text=_(
+            "The tenant (usually the platform's own) whose SMS gateway answers a reply no tenant "
+            "could be found for, with the help text pointing to the hub. Empty: no answer."
+        ),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    history = HistoricalRecords(excluded_fields=["secret"])
+
+    class Meta:
+        ordering = ["account"]
+        verbose_name = _("shared reply SMS gateway")
+        verbose_name_plural = _("shared reply SMS gateways")
+
+    def __str__(self) -> str:
+        return f"{self.account} · {self.get_provider_display()} ({_('on') if self.enabled else _('off')})"
 
 
 class ReplyRoute(TenantOwnedModel):
@@ -123,6 +172,7 @@ class Action(models.TextChoices):
     RESUBSCRIBE = "resubscribe", _("Re-subscribed")
     RESUBSCRIBE_REFUSED = "resubscribe_refused", _("Re-subscribe refused")
     HELP = "help", _("Help reply sent")
+    STATUS = "status", _("Status reply sent")
     CLARIFY = "clarify", _("Asked to confirm")
     CLARIFY_SKIPPED = "clarify_skipped", _("Unclear; already asked today")
     HELD = "held", _("Held for staff")
@@ -133,7 +183,15 @@ class Intent(models.TextChoices):
     UNSUBSCRIBE = "unsubscribe", _("Unsubscribe")
     RESUBSCRIBE = "resubscribe", _("Re-subscribe")
     HELP = "help", _("Help")
+    STATUS = "status", _("Status question")
     OTHER = "other", _("Other")
+
+
+class Context(models.TextChoices):
+    """What we last asked the number when its reply came (how the reply was read)."""
+
+    NONE = "", _("Nothing pending")
+    CLARIFICATION = "clarification", _("Answer to a clarification")
 
 
 class InboundMessage(TenantOwnedModel):
@@ -159,6 +217,16 @@ class InboundMessage(TenantOwnedModel):
     intent = models.CharField(_("intent"), max_length=12, choices=Intent.choices, default=Intent.OTHER)
     confidence = models.FloatField(_("confidence"), default=0.0)
     matched_rule = models.CharField(_("matched rule"), max_length=300, blank=True)
+    context = models.CharField(_("read as"), max_length=20, choices=Context.choices, blank=True, default="")
+    gateway_account = models.ForeignKey(
+        PlatformInboundCredential,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("shared gateway"),
+        help_text=_("Set when the reply came through a shared gateway and was routed here."),
+    )
     route = models.ForeignKey(
         ReplyRoute,
         null=True,
@@ -178,6 +246,9 @@ class InboundMessage(TenantOwnedModel):
     )
     flagged_for_attention = models.BooleanField(_("needs attention"), default=False, db_index=True)
     flag_reason = models.TextField(_("why it needs attention"), blank=True)
+    note = models.TextField(
+        _("what changed"), blank=True, help_text=_("e.g. the scopes a re-subscribe lifted.")
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -192,3 +263,77 @@ class InboundMessage(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.from_masked}: {self.get_intent_display()} → {self.get_action_display()}"
+
+
+class UnroutedMessage(models.Model):
+    """A reply we could not file under a tenant: through a shared gateway that no tenant's
+    reply number, extension code or sign name matched (or several did), or through one
+    tenant's URL while its destination is another tenant's. Platform-level, so not
+    tenant-owned: superusers see them. The number and text are kept until staff mark the
+    row handled (they may need them to act for the person); then the number is blanked
+    and digit runs in the text are masked."""
+
+    class Reason(models.TextChoices):
+        NO_MATCH = "no_match", _("No tenant has this destination")
+        AMBIGUOUS = "ambiguous", _("Several tenants have this destination")
+        OTHER_TENANT = "other_tenant", _("Sent to another tenant's number")
+
+    source = models.CharField(
+        _("received at"),
+        max_length=80,
+        help_text=_("platform:<account> or tenant:<slug>: the URL it came to."),
+    )
+    gateway_account = models.ForeignKey(
+        PlatformInboundCredential,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("shared gateway"),
+    )
+    received_by = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("received on the URL of"),
+    )
+    belongs_to = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("destination belongs to"),
+    )
+    reason = models.CharField(_("why"), max_length=20, choices=Reason.choices)
+    provider = models.CharField(_("provider"), max_length=10, choices=Provider.choices)
+    provider_message_id = models.CharField(_("provider message id"), max_length=100)
+    from_number = models.CharField(_("number"), max_length=32, blank=True)
+    from_hash = models.CharField(max_length=64, db_index=True)
+    from_masked = models.CharField(_("from"), max_length=32)
+    to = models.CharField(_("to"), max_length=64, blank=True)
+    sign_name = models.CharField(_("sign name"), max_length=100, blank=True)
+    body = models.TextField(_("text"), blank=True)
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    intent = models.CharField(_("intent"), max_length=12, choices=Intent.choices, default=Intent.OTHER)
+    answered = models.BooleanField(_("help text sent"), default=False)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    created_at = models.DateTimeField(_("stored"), default=timezone.now, db_index=True)
+    flagged_for_attention = models.BooleanField(_("needs attention"), default=True, db_index=True)
+    handled_at = models.DateTimeField(_("handled"), null=True, blank=True)
+    handled_by = models.CharField(_("handled by"), max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "provider", "provider_message_id"], name="unrouted_message_unique_id"
+            )
+        ]
+        verbose_name = _("unroutable reply SMS")
+        verbose_name_plural = _("unroutable reply SMS")
+
+    def __str__(self) -> str:
+        return f"{self.from_masked} → {self.to or self.sign_name or '—'} ({self.get_reason_display()})"

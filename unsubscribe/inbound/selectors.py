@@ -1,12 +1,25 @@
-"""Reads for reply SMS: a tenant's gateway credential, and which route a reply belongs to."""
+"""Reads for reply SMS: a tenant's gateway credential, which route (and, through a shared
+gateway, which tenant) a reply belongs to, what we last asked a number, its status."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from tenants.models import Tenant
+from django.db.models import Q
 
-from .models import Action, InboundCredential, InboundMessage, ReplyRoute, digits_only
+from tenants.models import Tenant
+from unsubscribe.models import Channel, ChannelSetting, Suppression, SuppressionEvent, UnsubscribeRequest
+
+from .models import (
+    Action,
+    Context,
+    InboundCredential,
+    InboundMessage,
+    PlatformInboundCredential,
+    ReplyRoute,
+    digits_only,
+)
 
 
 def inbound_credential(*, tenant: Tenant, provider: str) -> InboundCredential | None:
@@ -66,3 +79,148 @@ def clarification_sent_since(*, tenant: Tenant, from_hash: str, since: datetime)
         .filter(from_hash=from_hash, action=Action.CLARIFY, created_at__gte=since)
         .exists()
     )
+
+
+def pending_clarification(*, tenant: Tenant, from_hash: str, since: datetime) -> InboundMessage | None:
+    """The reply we asked this number to confirm (a clarification sent since `since`) when
+    nothing has answered it yet: no later reply read as its answer, and no opt-out since."""
+    asked = (
+        InboundMessage.objects.for_tenant(tenant)
+        .filter(from_hash=from_hash, action=Action.CLARIFY, created_at__gte=since)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if asked is None:
+        return None
+    answered = (
+        InboundMessage.objects.for_tenant(tenant)
+        .filter(from_hash=from_hash, created_at__gte=asked.created_at)
+        .exclude(pk=asked.pk)
+        .filter(Q(context=Context.CLARIFICATION) | Q(action=Action.UNSUBSCRIBE))
+        .exists()
+    )
+    return None if answered else asked
+
+
+def inbound_credential_for_platform(*, account: str, provider: str) -> PlatformInboundCredential | None:
+    return PlatformInboundCredential.objects.filter(account=account, provider=provider).first()
+
+
+@dataclass(frozen=True)
+class Routing:
+    tenant: Tenant | None
+    candidates: list[Tenant]  # every tenant tied at the best match (several: ambiguous)
+    matched: str  # what decided, for the record
+
+
+def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = None) -> Routing:
+    """Which tenant a reply through a shared gateway belongs to, by what it was sent to.
+
+    Cross-tenant by design (one gateway account serves many tenants), hence unscoped().
+    A destination (Twilio's To, Aliyun's dest_code) matches a tenant's reply number
+    (its SMS channel setting) or reply route when it is that number, or starts with it
+    (an extension code appended to the tenant's base number): the longest match wins,
+    exact before prefix. Unlike within one tenant, a bare extension ("88") is not
+    matched as a suffix: many tenants may use "88". Without a destination match, a
+    route's sign name decides. A tie between tenants routes nowhere (staff decide).
+    `among`: the tenant ids the gateway account serves (None: any active tenant).
+    """
+    destination = digits_only(to)
+    sign = (sign_name or "").strip()
+    active = Tenant.objects.filter(is_active=True)
+    if among is not None:
+        active = active.filter(pk__in=among)
+    tenant_ids = set(active.values_list("pk", flat=True))
+    scores: dict[int, tuple[int, int]] = {}
+    matched: dict[int, str] = {}
+
+    def consider(tenant_id: int, number: str, label: str) -> None:
+        if tenant_id not in tenant_ids or not number or not destination:
+            return
+        if destination == number:
+            key = (2, len(number))
+        elif destination.startswith(number):
+            key = (1, len(number))
+        else:
+            return
+        if key > scores.get(tenant_id, (0, 0)):
+            scores[tenant_id] = key
+            matched[tenant_id] = f"{label} {number}"
+
+    if destination:
+        settings = ChannelSetting.objects.unscoped().filter(channel=Channel.SMS).exclude(reply_numbers="")
+        for setting in settings.only("tenant_id", "reply_numbers"):
+            for number in setting.numbers():
+                consider(setting.tenant_id, digits_only(number), "reply number")
+        for tenant_id, number, route_sign in (
+            ReplyRoute.objects.unscoped()
+            .exclude(destination="")
+            .values_list("tenant_id", "destination", "sign_name")
+        ):
+            if not route_sign or route_sign == sign:
+                consider(tenant_id, number, "reply route")
+    if not scores and sign:
+        for tenant_id in set(
+            ReplyRoute.objects.unscoped()
+            .filter(sign_name=sign, destination="")
+            .values_list("tenant_id", flat=True)
+        ):
+            if tenant_id in tenant_ids:
+                scores[tenant_id] = (0, 0)
+                matched[tenant_id] = f"sign name {sign}"
+    if not scores:
+        return Routing(None, [], "")
+    best = max(scores.values())
+    winners = sorted(tenant_id for tenant_id, key in scores.items() if key == best)
+    tenants = list(Tenant.objects.filter(pk__in=winners).order_by("pk"))
+    if len(tenants) == 1:
+        return Routing(tenants[0], tenants, matched[winners[0]])
+    return Routing(None, tenants, "; ".join(matched[t] for t in winners))
+
+
+def tenant_owns_destination(*, tenant: Tenant, to: str, sign_name: str = "") -> bool:
+    """Does this reply's destination belong to the tenant (a route or a reply number)?"""
+    if reply_route_for(tenant=tenant, to=to, sign_name=sign_name) is not None:
+        return True
+    destination = digits_only(to)
+    setting = ChannelSetting.objects.for_tenant(tenant).filter(channel=Channel.SMS).first()
+    numbers = [digits_only(n) for n in setting.numbers()] if setting else []
+    if not destination:
+        return True  # nothing to tell it by
+    return any(
+        n and (destination == n or destination.startswith(n) or n.endswith(destination)) for n in numbers
+    )
+
+
+@dataclass(frozen=True)
+class NumberStatus:
+    request: UnsubscribeRequest | None
+    lifted_after: bool  # re-subscribed since that request
+    suppressed_since: datetime | None = None  # no request on record (purged) but still opted out
+
+
+def number_status(*, tenant: Tenant, phone_hash: str) -> NumberStatus:
+    """The number's latest request at the tenant, and whether a re-subscribe came after it."""
+    request = (
+        UnsubscribeRequest.objects.for_tenant(tenant)
+        .filter(phone_hash=phone_hash)
+        .order_by("-received_at", "-pk")
+        .first()
+    )
+    if request is None:
+        since = (
+            Suppression.objects.for_tenant(tenant)
+            .filter(phone_hash=phone_hash)
+            .order_by("created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        return NumberStatus(None, False, since)
+    lifted = (
+        SuppressionEvent.objects.for_tenant(tenant)
+        .filter(
+            phone_hash=phone_hash, action=SuppressionEvent.Action.LIFTED, created_at__gt=request.received_at
+        )
+        .exists()
+    )
+    return NumberStatus(request, lifted)

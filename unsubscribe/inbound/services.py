@@ -16,34 +16,72 @@ from __future__ import annotations
 
 import logging
 import re
+import zoneinfo
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import phonenumbers
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from notifications.services import notification_send
 from tenants.models import Tenant
-from unsubscribe import phones
+from unsubscribe import links, phones
+from unsubscribe.channels import sms_keywords
 from unsubscribe.errors import ResubscribeRefused, UnsubscribeError
 from unsubscribe.intent import classify
-from unsubscribe.models import Channel, UnsubscribeRequest, VerificationMethod
+from unsubscribe.intent.classifier import CONTEXT_CLARIFICATION, normalise
+from unsubscribe.models import SCOPE_ALL, Channel, ChannelSetting, UnsubscribeRequest, VerificationMethod
 from unsubscribe.references import new_reference
 from unsubscribe.selectors import channel_setting
-from unsubscribe.services import resubscribe, unsubscribe_request_create
+from unsubscribe.services import suppression_lift, unsubscribe_request_create
 
 from . import selectors
-from .models import Action, InboundCredential, InboundMessage, Intent, Provider
+from .models import (
+    Action,
+    Context,
+    InboundCredential,
+    InboundMessage,
+    Intent,
+    PlatformInboundCredential,
+    Provider,
+    UnroutedMessage,
+)
 
 logger = logging.getLogger(__name__)
 
 CLARIFY_WINDOW = timedelta(hours=24)
-ERASED_BODY = "[erased]"
+ERASED_BODY = "[erased]"  # what the scrubber used to leave; kept to recognise old rows
+# Country codes whose people read Chinese: a keyword alone ("HELP", "TD") from such a
+# number is answered in Chinese (item 14: "Reply STOP" in English to a +86 number).
+CHINESE_COUNTRY_CODES = frozenset({86, 852, 853, 886})
+# "恢复全部" / "resume all": the explicit words that lift an all-marketing opt-out
+# even on a route of one service.
+RESUME_EVERYTHING = re.compile(
+    r"(恢复|重新订阅|重新开通|订阅)(全部|所有|一切)|(全部|所有)(恢复|重新订阅|订阅)"
+    r"|\b(resume|restore|resubscribe|subscribe|start)( me)? (all|everything)\b|\bstartall\b"
+)
+# A run of digits, possibly split by spaces, dashes, dots or brackets ("138 0013-8000",
+# "+86 138..."): four digits or more is a number somebody could be found by.
+_DIGIT_RUN = re.compile(r"\+?\d(?:[\s\-.()/]*\d)*")
+MIN_MASKED_DIGITS = 4
 
 # Ideographs, CJK punctuation and full-width forms ("ＴＤ", "？" typed on a Chinese keyboard).
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60]")
 _ENGLISH_WORD = re.compile(r"[A-Za-z]{3,}")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+@dataclass(frozen=True)
+class Received:
+    """What a webhook answers with: the provider's id and what the reply caused."""
+
+    message_id: str
+    action: str
 
 
 class InboundError(UnsubscribeError):
@@ -52,18 +90,49 @@ class InboundError(UnsubscribeError):
     code = "inbound_error"
 
 
-def guess_language(text: str, default: str) -> str:
-    """The language to answer in: Chinese characters → zh-hans, an English word → en.
+def guess_language(text: str, *, number: str | None = None, default: str) -> str:
+    """The language to answer in.
 
-    Anything else ("TD", "T", "R", "?") keeps the tenant's language: those are the
-    Chinese carriers' opt-out codes, so answering them in English would be a guess
-    against the likelier reader.
+    Chinese characters → zh-hans; clearly English (two English words or more, "please
+    stop") → en. A keyword alone ("HELP", "STOP", "TD", "?") is used by everyone, so the
+    number decides: a Chinese-speaking country code (+86, +852, +853, +886) → zh-hans,
+    any other valid number → en. Without a usable number, an English word → en, else the
+    tenant's language.
     """
-    if _CJK.search(text or ""):
+    text = text or ""
+    if _CJK.search(text):
         return "zh-hans"
-    if _ENGLISH_WORD.search(text or ""):
+    if len(_LATIN_WORD.findall(text)) >= 2:
+        return "en"
+    country = _country_code(number)
+    if country is not None:
+        return "zh-hans" if country in CHINESE_COUNTRY_CODES else "en"
+    if _ENGLISH_WORD.search(text):
         return "en"
     return default
+
+
+def _country_code(number: str | None) -> int | None:
+    if not number:
+        return None
+    try:
+        code = phonenumbers.parse(number, None).country_code
+    except phonenumbers.NumberParseException:
+        return None
+    return int(code) if code else None
+
+
+def mask_digit_runs(text: str) -> str:
+    """Every run of four digits or more (a phone number in any form: +86, national,
+    with spaces or dashes) with its digits replaced by "*"; the wording stays."""
+
+    def hide(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if sum(ch.isdigit() for ch in run) < MIN_MASKED_DIGITS:
+            return run
+        return "".join("*" if ch.isdigit() else ch for ch in run)
+
+    return _DIGIT_RUN.sub(hide, text or "")
 
 
 def inbound_message_receive(
@@ -76,8 +145,12 @@ def inbound_message_receive(
     body: str,
     received_at: datetime | None = None,
     sign_name: str = "",
+    gateway_account: PlatformInboundCredential | None = None,
 ) -> InboundMessage:
     """Store one reply and do what it asks, atomically; return the stored row.
+
+    The reply is read against what we last asked the number: after a clarification
+    (within CLARIFY_WINDOW, not answered yet) a short yes confirms the opt-out.
 
     The same (tenant, provider, message_id) again returns the first row untouched.
     Raises ValueError for an unknown provider or an empty message id (the views
@@ -106,9 +179,20 @@ def inbound_message_receive(
     except phones.InvalidPhoneNumber:
         e164 = None  # kept and flagged below; an alphanumeric sender cannot be acted on
     sender = e164 or raw_from
+    sender_hash = phones.phone_hash(sender)
     setting = channel_setting(tenant=tenant, channel=Channel.SMS)
-    result = classify(body or "", extra_unsubscribe_keywords=setting.keywords())
+    asked = (
+        selectors.pending_clarification(
+            tenant=tenant, from_hash=sender_hash, since=timezone.now() - CLARIFY_WINDOW
+        )
+        if e164
+        else None
+    )
+    context = CONTEXT_CLARIFICATION if asked is not None else None
+    result = classify(body or "", extra_unsubscribe_keywords=setting.keywords(), context=context)
     route = selectors.reply_route_for(tenant=tenant, to=to, sign_name=sign_name)
+    if route is None and asked is not None:
+        route = asked.route  # the answer is about what we asked
 
     with transaction.atomic():
         try:
@@ -122,16 +206,18 @@ def inbound_message_receive(
                     provider_message_id=message_id,
                     reference=new_reference(),
                     from_number=sender,
-                    from_hash=phones.phone_hash(sender),
+                    from_hash=sender_hash,
                     from_masked=phones.mask(sender),
                     to=(to or "").strip()[:64],
                     sign_name=(sign_name or "").strip()[:100],
                     body=body or "",
                     received_at=received_at or timezone.now(),
-                    language=guess_language(body, tenant.default_language),
+                    language=guess_language(body, number=e164, default=tenant.default_language),
                     intent=result.intent,
                     confidence=round(result.confidence, 3),
                     matched_rule=result.matched[:300],
+                    context=Context.CLARIFICATION if context else Context.NONE,
+                    gateway_account=gateway_account,
                     route=route,
                 )
         except IntegrityError:
@@ -154,14 +240,19 @@ def inbound_message_receive(
                 _hold(
                     message, _("The sender is not a valid phone number, so the reply could not be acted on.")
                 )
-        elif result.action == "unsubscribe":
+        elif result.intent == Intent.UNSUBSCRIBE and result.action == "act":
             _file_request(message, e164)
-        elif result.action == "resubscribe":
-            _resubscribe(message, e164)
-        elif result.action == "help":
-            _send_help(message, e164)
-        elif result.action == "clarify":
-            _clarify(message, e164)
+        elif result.intent == Intent.RESUBSCRIBE and result.action == "act":
+            # Only explicit re-subscribe words from the number itself; never a yes.
+            _resubscribe(message, e164, setting)
+        elif result.action == "reply_help":
+            _send_help(message, e164, setting)
+        elif result.action == "reply_status":
+            _send_status(message, e164, setting)
+        elif result.action == "clarify" and result.intent != Intent.RESUBSCRIBE:
+            # Unsure whether it is an opt-out: ask once. An unsure re-subscribe is left
+            # alone: lifting an opt-out takes explicit words, never a guess.
+            _clarify(message, e164, setting)
         message.save()
 
     logger.info(
@@ -216,9 +307,31 @@ def _file_request(message: InboundMessage, e164: str) -> None:
     message.action = Action.UNSUBSCRIBE
 
 
-def _resubscribe(message: InboundMessage, e164: str) -> None:
+def _keywords(setting: ChannelSetting, language: str) -> str:
+    """The reply keywords this tenant advertises, in the reply's language ("TD/退订")."""
+    return "/".join(sms_keywords(setting.keywords(), language))
+
+
+def _resubscribe(message: InboundMessage, e164: str, setting: ChannelSetting) -> None:
+    """Lift the opt-out the reply is about: a route's service only, unless the words say
+    "resume everything" (恢复全部, resume all); a reply with no service route resumes
+    everything, as a TD there stops everything."""
+    service = message.route.service if message.route else None
+    everything = service is None or bool(RESUME_EVERYTHING.search(normalise(message.body)))
+    evidence = {
+        **_evidence(message),
+        "inbound_reference": message.reference,
+        "text": mask_digit_runs(message.body)[:500],
+    }
     try:
-        resubscribe(tenant=message.tenant, phone=e164, channel=Channel.SMS, services=_scope(message))
+        lift = suppression_lift(
+            tenant=message.tenant,
+            phone=e164,
+            channel=Channel.SMS,
+            verification_method=VerificationMethod.SMS_ORIGIN,
+            evidence=evidence,
+            services=None if everything or service is None else [service.code],
+        )
     except ResubscribeRefused:
         message.action = Action.RESUBSCRIBE_REFUSED
         _reply(message, e164, "resubscribe_refused", {"reference": message.reference})
@@ -227,16 +340,81 @@ def _resubscribe(message: InboundMessage, e164: str) -> None:
         _hold(message, exc.message)
         return
     message.action = Action.RESUBSCRIBE
-    _reply(message, e164, "resubscribed", {"reference": message.reference})
+    message.note = _(
+        "Lifted: %(lifted)s. Still suppressed: %(kept)s. Subscriptions reactivated: %(count)d."
+    ) % {
+        "lifted": ", ".join(lift.lifted) or "—",
+        "kept": ", ".join(lift.still_suppressed) or "—",
+        "count": lift.reactivated,
+    }
+    keywords = _keywords(setting, message.language)
+    if SCOPE_ALL in lift.still_suppressed:
+        # One service asked for while everything is stopped: say what it takes.
+        _reply(message, e164, "resubscribe_all_needed", {"reference": message.reference})
+        return
+    _reply(message, e164, "resubscribed", {"reference": message.reference, "keywords": keywords})
 
 
-def _send_help(message: InboundMessage, e164: str) -> None:
+def _send_help(message: InboundMessage, e164: str, setting: ChannelSetting) -> None:
     # The tenant's own help text is its "help" template (notifications admin).
     message.action = Action.HELP
-    _reply(message, e164, "help", {})
+    _reply(message, e164, "help", {"keywords": _keywords(setting, message.language)})
 
 
-def _clarify(message: InboundMessage, e164: str) -> None:
+# The state of a request in words, per language (like notifications.defaults: built in).
+STATE_WORDS: dict[str, dict[str, str]] = {
+    "zh-hans": {
+        "active": "已生效，不再发送营销信息，正在处理中",
+        "completed": "已完成",
+        "rejected": "未受理",
+        "lifted": "您之后已重新订阅",
+        "active_no_record": "已生效，不再发送营销信息",
+    },
+    "en": {
+        "active": "in effect, no more marketing; still being processed",
+        "completed": "completed",
+        "rejected": "not accepted",
+        "lifted": "you re-subscribed since",
+        "active_no_record": "in effect, no more marketing",
+    },
+}
+
+
+def _send_status(message: InboundMessage, e164: str, setting: ChannelSetting) -> None:
+    """A status question: that number's real status at this tenant. Nothing is filed."""
+    message.action = Action.STATUS
+    found = selectors.number_status(tenant=message.tenant, phone_hash=message.from_hash)
+    request = found.request
+    words = STATE_WORDS.get(message.language, STATE_WORDS["en"])
+    zone = zoneinfo.ZoneInfo(message.tenant.time_zone)
+    if request is None and found.suppressed_since is not None:
+        # The request's record is past its retention; the opt-out itself stands.
+        since = timezone.localtime(found.suppressed_since, zone).strftime("%Y-%m-%d %H:%M")
+        purged: dict[str, object] = {"reference": "—", "state": words["active_no_record"], "date": since}
+        _reply(message, e164, "status", purged)  # status_url: the tenant's status page
+        return
+    if request is None:
+        _reply(message, e164, "status_none", {"keywords": _keywords(setting, message.language)})
+        return
+    if found.lifted_after:
+        state = words["lifted"]
+    elif request.state == UnsubscribeRequest.State.COMPLETED:
+        state = words["completed"]
+    elif request.state == UnsubscribeRequest.State.REJECTED:
+        state = words["rejected"]
+    else:
+        state = words["active"]
+    local = timezone.localtime(request.received_at, zone)
+    context: dict[str, object] = {
+        "reference": request.reference,
+        "state": state,
+        "date": local.strftime("%Y-%m-%d %H:%M"),
+        "status_url": links.status_url(request),
+    }
+    _reply(message, e164, "status", context)
+
+
+def _clarify(message: InboundMessage, e164: str, setting: ChannelSetting) -> None:
     since = timezone.now() - CLARIFY_WINDOW
     if selectors.clarification_sent_since(tenant=message.tenant, from_hash=message.from_hash, since=since):
         message.action = Action.CLARIFY_SKIPPED
@@ -244,7 +422,13 @@ def _clarify(message: InboundMessage, e164: str) -> None:
     message.action = Action.CLARIFY
     # The dedupe key also holds when two unclear replies from one number race each other.
     day = timezone.now().date().isoformat()
-    _reply(message, e164, "clarify", {}, dedupe_key=f"inbound-clarify:{message.from_hash}:{day}")
+    _reply(
+        message,
+        e164,
+        "clarify",
+        {"keywords": _keywords(setting, message.language)},
+        dedupe_key=f"inbound-clarify:{message.from_hash}:{day}",
+    )
 
 
 def _reply(
@@ -344,15 +528,267 @@ def inbound_credential_set(
     return credential
 
 
+# --- which tenant: shared gateways and misrouted replies ------------------------------------
+
+
+def tenant_reply_receive(
+    *,
+    tenant: Tenant,
+    provider: str,
+    message_id: str,
+    from_number: str,
+    to: str,
+    body: str,
+    received_at: datetime | None = None,
+    sign_name: str = "",
+) -> Received:
+    """A reply posted to a tenant's own URL (/hooks/sms/<slug>/<provider>/).
+
+    When its destination is not the tenant's but another tenant's (a shared gateway
+    posting to the wrong URL), it is stored as an UnroutedMessage and flagged for
+    staff, never filed under the tenant whose URL it came to.
+    """
+    existing = (
+        InboundMessage.objects.for_tenant(tenant)
+        .filter(provider=provider, provider_message_id=str(message_id).strip())
+        .first()
+    )
+    if existing is not None:
+        return Received(existing.provider_message_id, existing.action)
+    if to and not selectors.tenant_owns_destination(tenant=tenant, to=to, sign_name=sign_name):
+        routing = selectors.tenant_for_reply(to=to, sign_name=sign_name)
+        if routing.tenant is not None and routing.tenant.pk != tenant.pk:
+            unrouted = unrouted_message_store(
+                source=f"tenant:{tenant.slug}",
+                reason=UnroutedMessage.Reason.OTHER_TENANT,
+                provider=provider,
+                message_id=message_id,
+                from_number=from_number,
+                to=to,
+                body=body,
+                received_at=received_at,
+                sign_name=sign_name,
+                received_by=tenant,
+                belongs_to=routing.tenant,
+            )
+            return Received(unrouted.provider_message_id, "unrouted")
+    message = inbound_message_receive(
+        tenant=tenant,
+        provider=provider,
+        message_id=message_id,
+        from_number=from_number,
+        to=to,
+        body=body,
+        received_at=received_at,
+        sign_name=sign_name,
+    )
+    return Received(message.provider_message_id, message.action)
+
+
+def platform_reply_receive(
+    *,
+    account: PlatformInboundCredential,
+    message_id: str,
+    from_number: str,
+    to: str,
+    body: str,
+    received_at: datetime | None = None,
+    sign_name: str = "",
+) -> Received:
+    """A reply through a shared gateway (/hooks/sms/platform/<account>/<provider>/):
+    routed to the one tenant its destination or sign name belongs to, else stored as
+    unroutable, flagged for staff and answered with the platform's help text."""
+    served = list(account.tenants.values_list("pk", flat=True))
+    routing = selectors.tenant_for_reply(to=to, sign_name=sign_name, among=served or None)
+    if routing.tenant is not None:
+        message = inbound_message_receive(
+            tenant=routing.tenant,
+            provider=account.provider,
+            message_id=message_id,
+            from_number=from_number,
+            to=to,
+            body=body,
+            received_at=received_at,
+            sign_name=sign_name,
+            gateway_account=account,
+        )
+        return Received(message.provider_message_id, message.action)
+    unrouted = unrouted_message_store(
+        source=f"platform:{account.account}",
+        reason=UnroutedMessage.Reason.AMBIGUOUS if routing.candidates else UnroutedMessage.Reason.NO_MATCH,
+        provider=account.provider,
+        message_id=message_id,
+        from_number=from_number,
+        to=to,
+        body=body,
+        received_at=received_at,
+        sign_name=sign_name,
+        gateway_account=account,
+        answer_with=account.reply_tenant,
+    )
+    return Received(unrouted.provider_message_id, "unrouted")
+
+
+def unrouted_message_store(
+    *,
+    source: str,
+    reason: str,
+    provider: str,
+    message_id: str,
+    from_number: str,
+    to: str,
+    body: str,
+    received_at: datetime | None = None,
+    sign_name: str = "",
+    gateway_account: PlatformInboundCredential | None = None,
+    received_by: Tenant | None = None,
+    belongs_to: Tenant | None = None,
+    answer_with: Tenant | None = None,
+) -> UnroutedMessage:
+    """Keep a reply no tenant can be given, flagged for staff; a retry returns the first
+    row. `answer_with`: the tenant whose gateway sends the platform's help text."""
+    message_id = str(message_id).strip()
+    if not message_id or len(message_id) > 100:
+        raise ValueError("a provider message id of 1 to 100 characters is required")
+
+    def stored() -> UnroutedMessage | None:
+        return UnroutedMessage.objects.filter(
+            source=source, provider=provider, provider_message_id=message_id
+        ).first()
+
+    existing = stored()
+    if existing is not None:
+        return existing
+    raw_from = (from_number or "").strip()[:32]
+    try:
+        e164: str | None = phones.normalise(raw_from)
+    except phones.InvalidPhoneNumber:
+        e164 = None
+    sender = e164 or raw_from
+    language = guess_language(body, number=e164, default=settings.LANGUAGE_CODE.lower())
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                unrouted = UnroutedMessage.objects.create(
+                    source=source[:80],
+                    gateway_account=gateway_account,
+                    received_by=received_by,
+                    belongs_to=belongs_to,
+                    reason=reason,
+                    provider=provider,
+                    provider_message_id=message_id,
+                    from_number=sender,
+                    from_hash=phones.phone_hash(sender),
+                    from_masked=phones.mask(sender),
+                    to=(to or "").strip()[:64],
+                    sign_name=(sign_name or "").strip()[:100],
+                    body=body or "",
+                    language=language,
+                    intent=classify(body or "").intent,
+                    received_at=received_at or timezone.now(),
+                )
+        except IntegrityError:
+            winner = stored()
+            if winner is None:
+                raise
+            return winner
+        if answer_with is not None and e164 is not None:
+            try:
+                with transaction.atomic():
+                    notification_send(
+                        tenant=answer_with,
+                        event="unrouted_help",
+                        to=e164,
+                        channel="sms",
+                        language=language,
+                        context={"hub_url": settings.PUBLIC_BASE_URL + reverse("optout-hub")},
+                        dedupe_key=f"unrouted:{unrouted.pk}",
+                    )
+            except ValueError as exc:
+                logger.warning("help for unroutable reply %s not queued: %s", unrouted.pk, exc)
+            else:
+                unrouted.answered = True
+                unrouted.save(update_fields=["answered"])
+    logger.warning(
+        "reply SMS %s/%s from %s to %s could not be routed (%s, via %s)",
+        provider,
+        message_id,
+        unrouted.from_masked,
+        unrouted.to or unrouted.sign_name or "-",
+        reason,
+        source,
+    )
+    return unrouted
+
+
+def unrouted_message_mark_handled(*, message: UnroutedMessage, acting_user: Any) -> UnroutedMessage:
+    """Staff dealt with it (filed it at the right tenant, or found nothing to do): the raw
+    number goes, digit runs in the text are masked, the flag is cleared."""
+    with transaction.atomic():
+        locked = UnroutedMessage.objects.select_for_update().get(pk=message.pk)
+        if locked.handled_at is None:
+            locked.from_number = ""
+            locked.body = mask_digit_runs(locked.body)
+            locked.flagged_for_attention = False
+            locked.handled_at = timezone.now()
+            locked.handled_by = acting_user.get_username()[:150]
+            locked.save()
+    return locked
+
+
+def platform_credential_set(
+    *,
+    account: str,
+    provider: str | None = None,
+    secret: str | None = None,
+    enabled: bool = True,
+    tenants: list[Tenant] | None = None,
+    reply_tenant: Tenant | None = None,
+) -> PlatformInboundCredential:
+    """Create or update a shared gateway account. `secret` None keeps the stored one;
+    `tenants` None keeps the served tenants ([] serves any); `reply_tenant` None keeps it."""
+    with transaction.atomic():
+        credential = PlatformInboundCredential.objects.select_for_update().filter(account=account).first()
+        if credential is None:
+            if provider not in Provider.values:
+                raise ValueError(f"unknown provider {provider!r}")
+            if not secret:
+                raise ValueError(f"the shared gateway {account} is not configured yet: give its secret")
+            credential = PlatformInboundCredential(account=account, provider=provider)
+        elif provider and provider != credential.provider:
+            raise ValueError(f"{account} is a {credential.provider} account, not {provider}")
+        if secret:
+            credential.secret = secret
+        credential.enabled = enabled
+        if reply_tenant is not None:
+            credential.reply_tenant = reply_tenant
+        credential.full_clean(exclude=["tenants"])
+        credential.save()
+        if tenants is not None:
+            credential.tenants.set(tenants)
+    return credential
+
+
 # --- erasure --------------------------------------------------------------------------------
 
 
 def inbound_messages_scrub(request: UnsubscribeRequest) -> str:
-    """Registered scrubber: the raw number and the text of every reply from this number."""
-    cleared = (
-        InboundMessage.objects.for_tenant(request.tenant_id)
-        .filter(from_hash=request.phone_hash)
-        .exclude(from_number="", body=ERASED_BODY)
-        .update(from_number="", body=ERASED_BODY)
-    )
+    """Registered scrubber: the raw number of every reply from this number, and every
+    number in their texts. The wording stays (digit runs masked): it is the evidence."""
+    cleared = 0
+    mine = InboundMessage.objects.for_tenant(request.tenant_id)
+    for pk, number, body in mine.filter(from_hash=request.phone_hash).values_list(
+        "pk", "from_number", "body"
+    ):
+        masked = mask_digit_runs(body)
+        if number or masked != body:
+            mine.filter(pk=pk).update(from_number="", body=masked)
+            cleared += 1
+    # The person's replies nobody could be given: erased with the rest of their data.
+    unrouted = UnroutedMessage.objects.filter(from_hash=request.phone_hash)
+    for pk, number, body in unrouted.values_list("pk", "from_number", "body"):
+        masked = mask_digit_runs(body)
+        if number or masked != body:
+            UnroutedMessage.objects.filter(pk=pk).update(from_number="", body=masked)
+            cleared += 1
     return f"cleared {cleared} inbound message(s)"

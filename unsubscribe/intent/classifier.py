@@ -29,6 +29,8 @@ from typing import Literal
 import opencc
 
 from .keywords import (
+    CLARIFY_NO,
+    CLARIFY_YES,
     HELP_KEYWORDS,
     LOOKALIKES,
     NOT_TYPOS,
@@ -36,6 +38,8 @@ from .keywords import (
     POLITE_FILLER_EN,
     POLITE_FILLER_ZH,
     RESUBSCRIBE_KEYWORDS,
+    STATUS_QUESTION,
+    STILL_COMING,
     TYPO_ANYWHERE_MIN_LENGTH,
     TYPO_MIN_LENGTH,
     UNSUBSCRIBE_KEYWORDS,
@@ -44,7 +48,10 @@ from .keywords import (
     Where,
 )
 
-Action = Literal["unsubscribe", "resubscribe", "help", "clarify", "none"]
+Action = Literal["act", "clarify", "reply_help", "reply_status", "none"]
+
+# What we last asked the number: "clarification" = we asked it to confirm an opt-out.
+CONTEXT_CLARIFICATION = "clarification"
 
 # Below this an unsubscribe/resubscribe is not acted on: the sender replies asking to confirm.
 CLARIFY_THRESHOLD = 0.6
@@ -110,8 +117,13 @@ def classify(
     *,
     extra_unsubscribe_keywords: Iterable[str] = (),
     extra_resubscribe_keywords: Iterable[str] = (),
+    context: str | None = None,
 ) -> IntentResult:
-    """Classify one inbound reply. The extra keywords are the tenant's own, matched exactly."""
+    """Classify one inbound reply. The extra keywords are the tenant's own, matched exactly.
+
+    `context` is what we last asked the number: after a clarification ("clarification")
+    a short yes means unsubscribe and a short no means other; without one a bare yes is other.
+    """
     tables: list[_KeywordTable] = [
         ("unsubscribe", "tenant keyword", _tenant_table(extra_unsubscribe_keywords)),
         ("unsubscribe", "keyword", UNSUBSCRIBE_KEYWORDS),
@@ -127,6 +139,14 @@ def classify(
     norm = normalise(text)
     if not norm:
         return _result(_Hit("other", 1.0, "empty (no words)"))
+
+    if context == CONTEXT_CLARIFICATION:
+        answer = _clarification_answer(norm)
+        if answer is not None:
+            return _result(answer)
+    status = _status_question(norm)
+    if status is not None:
+        return _result(status)
 
     norm, disarmed = _cut_lookalikes(norm)
     hit = (_whole_message(norm, tables) or _anywhere(norm, tables)) if norm else None
@@ -152,12 +172,35 @@ def _result(hit: _Hit) -> IntentResult:
     if hit.intent == "other":
         action = "none"
     elif hit.intent == "help":
-        action = "help"
+        action = "reply_help"
+    elif hit.intent == "status":
+        action = "reply_status"
     elif hit.confidence < CLARIFY_THRESHOLD:
         action = "clarify"
     else:
-        action = hit.intent
+        action = "act"
     return IntentResult(hit.intent, hit.confidence, action, hit.matched)
+
+
+def _clarification_answer(norm: str) -> _Hit | None:
+    """A short yes or no to "reply TD to confirm": yes confirms the opt-out, no is other."""
+    stripped = _strip_filler(norm) or norm
+    if norm in CLARIFY_YES or stripped in CLARIFY_YES:
+        return _Hit("unsubscribe", EXACT_CONFIDENCE, f"yes '{stripped}' to a clarification")
+    if norm in CLARIFY_NO or stripped in CLARIFY_NO:
+        return _Hit("other", EXACT_CONFIDENCE, f"no '{stripped}' to a clarification")
+    return None
+
+
+def _status_question(norm: str) -> _Hit | None:
+    """ "退订成功了吗", "am I unsubscribed?": the person asks whether an opt-out worked. A complaint
+    that messages still come is an unsubscribe, so it is not looked at here."""
+    if STILL_COMING.search(norm):
+        return None
+    m = STATUS_QUESTION.search(norm)
+    if m is None:
+        return None
+    return _Hit("status", IN_MESSAGE_CONFIDENCE, f"status question '{m.group(0)}'")
 
 
 def _tenant_table(keywords: Iterable[str]) -> dict[str, Where]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
 
-Intent = Literal["unsubscribe", "resubscribe", "help", "other"]
+Intent = Literal["unsubscribe", "resubscribe", "help", "status", "other"]
 
 
 class Where(IntEnum):
@@ -96,10 +96,43 @@ RESUBSCRIBE_KEYWORDS: dict[str, Where] = {
     "恢复": Where.ALONE,
     "start": Where.ALONE,  # "I'll start tomorrow"
     "unstop": Where.ANYWHERE,
-    "yes": Where.ALONE,  # only ever a reply on its own
     "subscribe": Where.ALONE,
     "resubscribe": Where.ANYWHERE,
+    # "resume everything": the words that lift an all-marketing opt-out (inbound.services)
+    "恢复全部": Where.ANYWHERE,
+    "全部恢复": Where.ANYWHERE,
+    "resume": Where.ALONE,
+    "resume all": Where.ANYWHERE,
 }
+
+
+# --- answers to a clarification ("reply TD to confirm") ---------------------------------------
+
+# A bare yes is never a re-subscription: it means what the question we asked means.
+CLARIFY_YES: frozenset[str] = frozenset(
+    {
+        "是", "是的", "对", "对的", "好", "好的", "确认", "确定", "嗯", "可以", "行", "要", "没错",
+        "yes", "y", "yeah", "yep", "yup", "ok", "okay", "sure", "confirm", "confirmed", "correct",
+    }
+)  # fmt: skip
+CLARIFY_NO: frozenset[str] = frozenset(
+    # Not "N" (a carrier's opt-out code) nor 不要/不用 (they said that about the messages).
+    {"不", "不是", "否", "没有", "不对", "no", "nope", "nah", "not"}
+)  # fmt: skip
+
+
+# --- status ------------------------------------------------------------------------------------
+
+# "退订成功了吗", "did my stop work?", "am I unsubscribed": whether an opt-out took effect.
+STATUS_QUESTION = re.compile(
+    r"(退订|取消订阅)(成功|生效|好)?了(吗|没|么)|(退订|取消订阅)(成功|生效)(了)?(吗|没|么)?"
+    r"|(是否|有没有)(退订|已退订)(成功)?|退订(进度|状态|结果)"
+    r"|\b(am i|was i|have i been|is my number) (unsubscribed|opted out|removed)\b"
+    r"|\bdid (my|the) (stop|unsubscribe|opt out|optout|td)( request)? (work|go through)\b"
+    r"|\b(status of my|my) (unsubscribe|opt out|optout) (request|status)\b"
+)
+# "you still text me after I unsubscribed": a complaint, so an unsubscribe, not a status question.
+STILL_COMING = re.compile(r"还(在|是|一直)?(发|收到)|仍然|依然|\bstill\b")
 
 
 # --- help --------------------------------------------------------------------------------------

@@ -304,7 +304,9 @@ CHANNEL_EXAMPLES = [  # items of a list answer, each wrapped in the list by drf-
 
 WEBHOOK_DESCRIPTION = """
 Register a URL to receive events as signed JSON POSTs: `request.created`, `request.completed`,
-`request.needs_attention`, `suppression.added`. Bodies carry `phone_hash` and `phone_masked`, never the number.
+`request.needs_attention`, `suppression.added`, `suppression.lifted` (the person re-subscribed, verified:
+`scopes` lifted, `still_suppressed`, `channel`, `verification_method`, `evidence`). Bodies carry `phone_hash`
+and `phone_masked`, never the number.
 Answer 2xx within 10 s; anything else is retried with exponential backoff for 24 hours.
 
 Each POST carries `X-Lanzuan-Timestamp` (Unix seconds) and

@@ -1,7 +1,9 @@
 """Event webhooks: signed POSTs to the endpoints a tenant registered.
 
 Events: request.created, request.completed, request.needs_attention,
-suppression.added. Each is one JSON body, never carrying the raw number:
+suppression.added, suppression.lifted (a verified re-subscribe: the scopes lifted, what
+stays suppressed, the channel, verification method and evidence). Each is one JSON body,
+never carrying the raw number:
 
     {"id": "<uuid, the same on every retry>", "event": "request.created",
      "created_at": "2025-01-01T08:00:00+00:00", "tenant": "acme",
