@@ -32,6 +32,7 @@ from tenants.models import Tenant
 from unsubscribe import phones
 
 from . import selectors
+from .defaults import scope_words
 from .events import EVENT_VARIABLES, REDACTED, SECRET_VARIABLES, Channel, language_for, tenant_links
 from .gateways import (
     OutgoingMessage,
@@ -120,8 +121,10 @@ def message_create(
     recipient, to_hash, to_masked = _recipient(to, channel)
     language = language_for(language, tenant.default_language)
     allowed = EVENT_VARIABLES[event]
+    words = scope_words(language)
+    fallbacks = {**tenant_links(tenant.slug), "stopped": words.chosen, "continuing": words.others}
     values = {
-        **{key: value for key, value in tenant_links(tenant.slug).items() if key in allowed},
+        **{key: value for key, value in fallbacks.items() if key in allowed},
         **{key: str(value) for key, value in context.items() if key in allowed},
         "tenant_name": tenant.name,
     }

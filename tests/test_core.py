@@ -137,7 +137,7 @@ def test_pipeline_in_process_completes_and_erases(tenant_a, outbox, bob, client)
     page = client.get(
         reverse("admin:unsubscribe_unsubscriberequest_change", args=[request.pk]), HTTP_ACCEPT_LANGUAGE="en"
     ).content.decode()
-    assert "ended 2 subscription(s)" in page and "deleted 1 profile(s)" in page
+    assert "Ended 2 subscriptions." in page and "Deleted the marketing profile." in page
     assert UnsubscribeRequest.history.filter(id=request.pk).count() >= 3
     assert not any(h.phone_masked == "" for h in UnsubscribeRequest.history.filter(id=request.pk))
 
@@ -363,15 +363,15 @@ def test_staff_are_emailed_once_when_a_request_needs_attention(
     agent_amy.save()
     bob.email = "bob@provider.example"  # a viewer: not alerted
     bob.save()
-    Target.objects.create(
-        tenant=tenant_a, name="Old CRM", purpose="terminate", kind="internal", internal_source="gone"
+    Target.objects.create(  # an address the platform refuses to call: fails for good at once
+        tenant=tenant_a, name="Old CRM", purpose="terminate", kind="http", url="http://10.20.30.40/end"
     )
     with django_capture_on_commit_callbacks(execute=True):
         request = run_pipeline(file(tenant_a))
     assert request.state == "needs_attention"
     emails = [json.loads(line) for line in outbox.read_text().splitlines() if '"email"' in line]
     assert sorted(e["to"] for e in emails) == ["alice@provider.example", amy_email]
-    assert all(request.reference in e["body"] and "gone" in e["body"] for e in emails)
+    assert all(request.reference in e["body"] and "Old CRM" in e["body"] for e in emails)
     assert f"/admin/unsubscribe/unsubscriberequest/{request.pk}/change/" in emails[0]["body"]
     # advancing it again while still stuck sends nothing new
     with django_capture_on_commit_callbacks(execute=True):

@@ -435,14 +435,10 @@ def test_status_shows_done_steps_and_why_others_wait(client, tenant_a):
     from unsubscribe.models import Step, Target
 
     Target.objects.create(
-        tenant=tenant_a, name="CRM", purpose="terminate", kind="internal", internal_source="subscriptions"
+        tenant=tenant_a, name="CRM", public_label_en="the customer system", purpose="terminate", kind="http"
     )
     Target.objects.create(
-        tenant=tenant_a,
-        name="Profiles",
-        purpose="erase",
-        kind="internal",
-        internal_source="subscriber_profile",
+        tenant=tenant_a, name="Profiles", public_label_en="the profile store", purpose="erase", kind="http"
     )
     tenant_a.erasure_delay_hours = 24
     tenant_a.save()
@@ -454,9 +450,9 @@ def test_status_shows_done_steps_and_why_others_wait(client, tenant_a):
 
     body = client.get(links.status_url(request, absolute=False), **EN).content.decode()
 
-    assert "Services ended at CRM" in body
+    assert "Services ended: the customer system" in body and "CRM" not in body
     assert "tried again automatically (attempt 2)" in body
-    assert "Personal data cleaned at Profiles" in body
+    assert "Personal data cleaned: the profile store" in body and "Profiles" not in body
     assert "Waits until the services are ended and the confirmation is sent." in body
 
 

@@ -116,20 +116,6 @@ def bluesea(db) -> Tenant:
     )
     Service.objects.create(tenant=tenant, name="流量优惠 Data offers", code="data-offers")
     Service.objects.create(tenant=tenant, name="蓝钻会员 Blue Diamond club", code="blue-diamond")
-    Target.objects.create(
-        tenant=tenant,
-        name="订阅记录 Subscriptions",
-        purpose="terminate",
-        kind="internal",
-        internal_source="subscriptions",
-    )
-    Target.objects.create(
-        tenant=tenant,
-        name="用户画像 Profiles",
-        purpose="erase",
-        kind="internal",
-        internal_source="subscriber_profile",
-    )
     ChannelSetting.objects.create(tenant=tenant, channel="sms", reply_numbers="10690001")
     ChannelSetting.objects.create(
         tenant=tenant,
