@@ -113,9 +113,7 @@ class ScopeWords:
 
 SCOPE_WORDS: dict[str, ScopeWords] = {
     ZH: ScopeWords("全部营销信息", "无", "、", "您选择退订的营销信息", "您未退订的其他服务"),
-    EN: ScopeWords(
-        "all marketing messages", "none", ", ", "the marketing you chose", "anything you did not stop"
-    ),
+    EN: ScopeWords("all marketing", "none", ", ", "the marketing you chose", "anything you did not stop"),
 }
 
 
