@@ -23,7 +23,7 @@ from unsubscribe.models import (
 from unsubscribe.phones import InvalidPhoneNumber, mask, normalise
 from unsubscribe.references import clean_reference
 
-from .pipeline_helpers import NUMBER, internal_targets, subscriber
+from .pipeline_helpers import NUMBER, subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -129,7 +129,6 @@ def test_a_switched_off_channel_refuses_clearly(tenant_a):
 
 def test_pipeline_in_process_completes_and_erases(tenant_a, outbox, bob, client):
     subscriber(tenant_a)
-    internal_targets(tenant_a)
     request = run_pipeline(file(tenant_a))
     assert request.state == "completed" and request.phone == ""
     # the admin page shows the timeline with each step's receipt, even to a viewer
@@ -146,7 +145,6 @@ def test_erasure_waits_for_the_tenants_delay(tenant_a, outbox):
     tenant_a.erasure_delay_hours = 24
     tenant_a.save()
     subscriber(tenant_a)
-    internal_targets(tenant_a)
     request = run_pipeline(file(tenant_a))
     assert request.state == "erasing"
     assert request.erasure_due_at > timezone.now() + timedelta(hours=23)
@@ -340,7 +338,6 @@ def test_http_target_needs_https_and_a_secret(tenant_a, alice, client):
 
 def test_status_page_by_reference_and_number(tenant_a, client, outbox):
     subscriber(tenant_a)
-    internal_targets(tenant_a)
     request = run_pipeline(file(tenant_a))
     url = reverse("unsubscribe-status", args=[tenant_a.slug])
     wrong = client.post(url, {"reference": request.reference, "phone": "13912345678"})
@@ -397,7 +394,6 @@ def test_import_never_brings_back_the_number_of_someone_who_opted_out(tenant_a, 
     from unsubscribe.imports import subscription_import_run
 
     subscriber(tenant_a)
-    internal_targets(tenant_a)
     run_pipeline(file(tenant_a))  # ended and erased
     csv_text = f"phone,service,consent_source\n{NUMBER},offers,old list\n13900000001,offers,new\n"
     import_ = SubscriptionImport.objects.create(

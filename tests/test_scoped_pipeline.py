@@ -419,3 +419,57 @@ def test_subscription_renewed_after_the_request_started_is_not_ended(tenant_a, o
     assert renewed.status == "active" and renewed.phone == E164
     step = Step.objects.get(request=request, kind="terminate", source="subscriptions")
     assert "Left 1 subscription active: it was renewed after the request." in step.receipt
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_turns_internal_targets_into_built_in_steps():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("unsubscribe", "0010_pipe_builtin_steps")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    tenant = old.get_model("tenants", "Tenant").objects.create(slug="old", name="Old")
+    request = old.get_model("unsubscribe", "UnsubscribeRequest").objects.create(
+        tenant_id=tenant.pk, reference="OLD1-OLD1", phone_hash="h", phone_masked="138****8000", channel="app"
+    )
+    OldTarget, OldStep = old.get_model("unsubscribe", "Target"), old.get_model("unsubscribe", "Step")
+    for purpose, source in (
+        ("terminate", "subscriptions"),
+        ("erase", "subscriptions"),
+        ("erase", "subscriber_profile"),
+    ):
+        target = OldTarget.objects.create(
+            tenant_id=tenant.pk,
+            name=f"Lanzuan {source}",
+            purpose=purpose,
+            kind="internal",
+            internal_source=source,
+        )
+        OldStep.objects.create(
+            tenant_id=tenant.pk,
+            request_id=request.pk,
+            kind=purpose,
+            target_id=target.pk,
+            target_name=target.name,
+            status="succeeded",
+            receipt="ended 2 subscription(s)",
+        )
+    crm = OldTarget.objects.create(tenant_id=tenant.pk, name="CRM", purpose="terminate", kind="http")
+    OldStep.objects.create(tenant_id=tenant.pk, request_id=request.pk, kind="terminate", target_id=crm.pk)
+
+    # when the migrations run
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    # then the internal targets are gone, their steps are built-in steps with their receipts
+    assert list(Target.objects.unscoped().values_list("name", flat=True)) == ["CRM"]
+    steps = Step.objects.unscoped().filter(request_id=request.pk)
+    assert set(steps.filter(target__isnull=True).values_list("kind", "source")) == {
+        ("terminate", "subscriptions"),
+        ("erase", "subscriptions"),
+        ("erase", "subscriber_profile"),
+    }
+    assert steps.get(kind="terminate", source="subscriptions").receipt == "ended 2 subscription(s)"
+    assert steps.get(target__name="CRM").source == ""

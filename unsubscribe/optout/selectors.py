@@ -101,11 +101,12 @@ def _step_entry(request: UnsubscribeRequest, step: Step, phase1_done: bool) -> T
     # Public labels only (a source's, or the one the tenant set on its target): the
     # staff name of a target never reaches a page.
     where = datasources.step_public_label(step)
-    title = {
+    titles: dict[str, str] = {
         Step.Kind.TERMINATE: _("Services ended: %(target)s"),
         Step.Kind.CONFIRM: _("Confirmation sent"),
         Step.Kind.ERASE: _("Personal data cleaned: %(target)s"),
-    }[step.kind] % {"target": where}
+    }
+    title = titles[step.kind] % {"target": where}
     testid = f"step-{step.kind}"
     if step.kind == Step.Kind.ERASE and step.status == Step.Status.SUCCEEDED:
         if datasources.receipt_kept_data(step.receipt_lines):
