@@ -223,6 +223,7 @@ def test_service_only_optout_keeps_the_profile_while_another_subscription_is_act
     page = status_page(client, request, EN)
     assert "Kept for the services you still receive: your marketing profile" in page
     assert "Removed the number from 1 ended subscription." in page
+    assert "The number is kept only for the services you still receive" in page
     assert NUMBER not in page and NUMBER not in "".join(s.receipt for s in request.steps.all())
 
 

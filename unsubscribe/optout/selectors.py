@@ -85,15 +85,19 @@ def request_timeline(request: UnsubscribeRequest) -> list[TimelineEntry]:
     for step in sorted(steps, key=lambda s: (order.get(Step.Kind(s.kind), 3), s.pk)):
         entries.append(_step_entry(request, step, phase1_done))
     if request.completed_at:
-        entries.append(
-            TimelineEntry(
-                "done",
-                _("Completed"),
-                request.completed_at,
-                _("Only a keyed hash of the number is kept, so that nothing is sent to it again."),
-                "step-completed",
-            )
+        still_subscribed = (
+            Subscription.objects.for_tenant(request.tenant_id)
+            .filter(phone_hash=request.phone_hash, status=Subscription.Status.ACTIVE)
+            .exists()
         )
+        kept = (
+            _(
+                "The number is kept only for the services you still receive; for what you stopped, only a keyed hash remains, so that nothing is sent to it again."
+            )
+            if still_subscribed
+            else _("Only a keyed hash of the number is kept, so that nothing is sent to it again.")
+        )
+        entries.append(TimelineEntry("done", _("Completed"), request.completed_at, kept, "step-completed"))
     return entries
 
 
