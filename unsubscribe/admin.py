@@ -22,7 +22,7 @@ from tenants.admin import TenantScopedAdmin
 from tenants.models import OPERATIONS_ROLES
 
 from . import phones, reports, services
-from .datasources import step_receipt_for_staff
+from .datasources import step_receipt_for_staff, step_staff_label
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
 from .imports import subscription_import_start
@@ -188,7 +188,7 @@ class StepInline(admin.TabularInline):
     can_delete = False
     fields = [
         "kind",
-        "target_name",
+        "where",
         "status",
         "attempts",
         "started_at",
@@ -204,6 +204,10 @@ class StepInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("target"))
+    def where(self, obj: Step) -> str:
+        return step_staff_label(obj)
 
     @admin.display(description=_("receipt"))
     def receipt_display(self, obj: Step) -> str:

@@ -284,6 +284,17 @@ def step_receipt_for_staff(step: Step) -> str:
     return step.receipt
 
 
+def step_staff_label(step: Step) -> str:
+    """Where a step works, for staff, in the active language: the source's label or
+    the target's name (the snapshot kept on the step when neither is known any more)."""
+    if step.source:
+        try:
+            return str(get_source(step.source).label)
+        except KeyError:
+            return step.target_name or step.source
+    return step.target_name
+
+
 def step_public_label(step: Step, language: str | None = None) -> str:
     """What a person reads for the place a step works at: a source's public label or
     the target's, in their language. Never the staff name."""
