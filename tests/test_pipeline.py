@@ -106,6 +106,7 @@ def test_external_target_failing_twice_is_retried_and_completes(tenant_a, tmp_pa
             "s3cret-signing-key", headers["x-lanzuan-timestamp"], call.body, headers["x-lanzuan-signature"]
         )
         assert call.json()["scope"] == ["offers"] and call.json()["action"] == "terminate"
+        assert call.json()["received_at"] == request.received_at.isoformat()
     assert len(endpoint.received) == 3
 
 

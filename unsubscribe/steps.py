@@ -70,6 +70,8 @@ def _http(step: Step, target: Target, request: UnsubscribeRequest) -> Receipt:
             "phone": request.phone,
             "phone_hash": request.phone_hash,
             "scope": "all" if request.scope_all else [s.code for s in request.services.all()],
+            # A subscription the person renewed after this moment is newer than the opt-out: keep it.
+            "received_at": request.received_at.isoformat(),
             "erasure_mode": request.tenant.erasure_mode,
             "tenant": request.tenant.slug,
             "sent_at": timezone.now().isoformat(),
