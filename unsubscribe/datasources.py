@@ -136,7 +136,9 @@ def register_scrubber(
     public_label: _StrOrPromise | None = None,
 ) -> None:
     """A copy of the number the platform keeps for its own work: cleared whatever the
-    scope (it is not needed for marketing), as a built-in erase step."""
+    scope (it is not needed for marketing), as a built-in erase step. Return
+    `Receipt.of(("copies_cleared", count))` for a receipt read in each reader's
+    language; a plain text is kept as an untranslated note."""
     register_source(
         DataSource(
             key=key,
