@@ -12,4 +12,9 @@ class NotificationsConfig(AppConfig):
         from .services import messages_scrub_recipient
 
         # Messages keep the raw number until they are final; erasure clears the rest.
-        register_scrubber("notifications.messages", messages_scrub_recipient)
+        register_scrubber(
+            "notifications.messages",
+            messages_scrub_recipient,
+            label=_("Messages sent (Lanzuan)"),
+            public_label=_("the messages we sent you"),
+        )

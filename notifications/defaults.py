@@ -30,23 +30,28 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
         "{tenant_name}: your verification code",
         "{tenant_name}: your code is {code}, valid for 5 minutes.",
     ),
+    # The confirmations say only what is true when they are sent: the number is
+    # suppressed now, services are still being ended, the data is erased later; and
+    # which marketing stopped ({stopped}) and which goes on ({continuing}).
     (Event.UNSUBSCRIBE_RECEIVED, ZH): DefaultText(
         "【{tenant_name}】已收到您的退订申请",
-        "【{tenant_name}】已收到您的退订申请，即日起停止发送营销信息。参考号 {reference}，查询进度：{status_url}",
+        "【{tenant_name}】已收到退订申请，即时停止向本号码发送：{stopped}；仍会发送：{continuing}。"
+        "参考号 {reference}，查询进度：{status_url}",
     ),
     (Event.UNSUBSCRIBE_RECEIVED, EN): DefaultText(
         "{tenant_name}: we received your unsubscribe request",
-        "{tenant_name}: We received your request; marketing messages stop now. "
-        "Ref {reference}. Status: {status_url}",
+        "{tenant_name}: Request received. Stopped now: {stopped}. Still sent: {continuing}. "
+        "Ref {reference} {status_url}",
     ),
     (Event.UNSUBSCRIBE_COMPLETED, ZH): DefaultText(
-        "【{tenant_name}】您已退订营销信息",
-        "【{tenant_name}】您已退订营销信息，即日起不再发送。参考号 {reference}，查询进度：{status_url}",
+        "【{tenant_name}】退订已生效：{stopped}",
+        "【{tenant_name}】已停止向本号码发送：{stopped}；仍会发送：{continuing}。"
+        "相关业务正在终止，营销数据将按约定删除。参考号 {reference}，查询进度：{status_url}",
     ),
     (Event.UNSUBSCRIBE_COMPLETED, EN): DefaultText(
-        "{tenant_name}: you are unsubscribed",
-        "{tenant_name}: You are unsubscribed and will get no more marketing messages. "
-        "Ref {reference}. Status: {status_url}",
+        "{tenant_name}: unsubscribed from {stopped}",
+        "{tenant_name}: Stopped now: {stopped}. Still sent: {continuing}. "
+        "Ending services; data to be erased. Ref {reference} {status_url}",
     ),
     (Event.RESUBSCRIBED, ZH): DefaultText(
         "【{tenant_name}】您已重新订阅",
@@ -129,6 +134,29 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
         "Stop marketing from every provider at {hub_url}",
     ),
 }
+
+
+@dataclass(frozen=True)
+class ScopeWords:
+    """Words for the confirmations' `{stopped}` and `{continuing}`, per language, kept
+    with the texts they go into (not in the catalogue: a tenant's SMS must not change
+    with a translation pass)."""
+
+    all_marketing: str  # {stopped} when the scope is all marketing
+    nothing: str  # {continuing} when nothing else is sent
+    separator: str  # between service names
+    chosen: str  # {stopped} when a caller gives none: true whatever was chosen
+    others: str  # {continuing} when a caller gives none
+
+
+SCOPE_WORDS: dict[str, ScopeWords] = {
+    ZH: ScopeWords("全部营销信息", "无", "、", "您选择退订的营销信息", "您未退订的其他服务"),
+    EN: ScopeWords("all marketing", "none", ", ", "the marketing you chose", "anything you did not stop"),
+}
+
+
+def scope_words(language: str) -> ScopeWords:
+    return SCOPE_WORDS.get(language) or SCOPE_WORDS[EN]
 
 
 def default_text(event: str, language: str) -> DefaultText:

@@ -36,12 +36,18 @@ class Channel(models.TextChoices):
 
 
 # Every variable each event's subject and body may use. Callers pass these in
-# `context`; `tenant_name` is always added, and the two public links default to
-# the tenant's pages when the caller leaves them out.
+# `context`; `tenant_name` is always added, the two public links default to
+# the tenant's pages and `stopped`/`continuing` to words true of any scope
+# (defaults.scope_words) when the caller leaves them out.
 EVENT_VARIABLES: dict[str, frozenset[str]] = {
     Event.OTP: frozenset({"tenant_name", "code"}),
-    Event.UNSUBSCRIBE_RECEIVED: frozenset({"tenant_name", "reference", "status_url"}),
-    Event.UNSUBSCRIBE_COMPLETED: frozenset({"tenant_name", "reference", "status_url"}),
+    # stopped: the services stopped, or "all marketing"; continuing: what is still sent, or "none"
+    Event.UNSUBSCRIBE_RECEIVED: frozenset(
+        {"tenant_name", "reference", "status_url", "stopped", "continuing"}
+    ),
+    Event.UNSUBSCRIBE_COMPLETED: frozenset(
+        {"tenant_name", "reference", "status_url", "stopped", "continuing"}
+    ),
     Event.RESUBSCRIBED: frozenset({"tenant_name", "reference", "status_url", "unsubscribe_url", "keywords"}),
     Event.RESUBSCRIBE_REFUSED: frozenset({"tenant_name", "reference", "status_url"}),
     Event.HELP: frozenset({"tenant_name", "unsubscribe_url", "keywords"}),
@@ -95,6 +101,8 @@ def sample_values(*, tenant_name: str, slug: str) -> dict[str, str]:
         "code": "482913",
         "reference": "K7M2-9QXP",
         "reason": "termination endpoint returned HTTP 503",
+        "stopped": "流量优惠 Data offers",
+        "continuing": "蓝钻会员 Blue Diamond club",
         "admin_url": f"{settings.PUBLIC_BASE_URL}/admin/unsubscribe/unsubscriberequest/1/change/",
         "keywords": "TD/退订",
         "state": "已完成",

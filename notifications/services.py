@@ -32,6 +32,7 @@ from tenants.models import Tenant
 from unsubscribe import phones
 
 from . import selectors
+from .defaults import scope_words
 from .events import EVENT_VARIABLES, REDACTED, SECRET_VARIABLES, Channel, language_for, tenant_links
 from .gateways import (
     OutgoingMessage,
@@ -158,8 +159,10 @@ def message_create(
     recipient, to_hash, to_masked = _recipient(to, channel)
     language = language_for(language, tenant.default_language)
     allowed = EVENT_VARIABLES[event]
+    words = scope_words(language)
+    fallbacks = {**tenant_links(tenant.slug), "stopped": words.chosen, "continuing": words.others}
     values = {
-        **{key: value for key, value in tenant_links(tenant.slug).items() if key in allowed},
+        **{key: value for key, value in fallbacks.items() if key in allowed},
         **({"keywords": _reply_keywords(tenant, language)} if "keywords" in allowed else {}),
         **{key: str(value) for key, value in context.items() if key in allowed},
         "tenant_name": tenant.name,
@@ -453,11 +456,11 @@ def message_status_report(*, message: Message, provider_status: str, error_code:
 # --- erasure ------------------------------------------------------------------------------
 
 
-def messages_scrub_recipient(request: UnsubscribeRequest) -> str:
+def messages_scrub_recipient(request: UnsubscribeRequest) -> int:
     """Registered as the "notifications.messages" scrubber: drop the raw number from
     every message of the request's tenant sent to it (masked form and hash stay)."""
     rows = Message.objects.for_tenant(request.tenant_id).filter(to_hash=request.phone_hash)
     for secret_ref in rows.exclude(secret_ref="").values_list("secret_ref", flat=True):
         cache.delete(_cache_key(secret_ref))
     count = rows.exclude(to="", secret_ref="").update(to="", secret_ref="", updated_at=timezone.now())
-    return f"cleared the number from {count} message(s)"
+    return count

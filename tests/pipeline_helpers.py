@@ -1,4 +1,4 @@
-"""Builders for pipeline tests: a tenant with services, a subscriber and targets."""
+"""Builders for pipeline tests: a tenant with services, a subscriber and HTTP targets."""
 
 from __future__ import annotations
 
@@ -41,18 +41,8 @@ def subscriber(tenant: Tenant, number: str = NUMBER) -> list[Service]:
 
 
 def internal_targets(tenant: Tenant) -> None:
-    for purpose, source in (
-        ("terminate", "subscriptions"),
-        ("erase", "subscriptions"),
-        ("erase", "subscriber_profile"),
-    ):
-        Target.objects.create(
-            tenant=tenant,
-            name=f"{purpose} {source}",
-            purpose=purpose,
-            kind="internal",
-            internal_source=source,
-        )
+    """Nothing to set up any more: Lanzuan's own records (subscriptions, profiles, …)
+    are ended and erased by built-in steps for every tenant. Kept for older callers."""
 
 
 def http_target(

@@ -141,10 +141,12 @@ def test_confirmation_defaults_are_short():
     # With a real status link: two UCS-2 parts in Chinese, one GSM-7 message in English.
     values = {"reference": "K7M2-9QXP", "status_url": "https://lanzuan.example.com/t/tenant-a/status/"}
     zh = render(
-        DEFAULT_TEXTS[(Event.UNSUBSCRIBE_COMPLETED, "zh-hans")].body, {**values, "tenant_name": "运营商A"}
+        DEFAULT_TEXTS[(Event.UNSUBSCRIBE_COMPLETED, "zh-hans")].body,
+        {**values, "tenant_name": "运营商A", "stopped": "全部营销信息", "continuing": "无"},
     )
     en = render(
-        DEFAULT_TEXTS[(Event.UNSUBSCRIBE_COMPLETED, "en")].body, {**values, "tenant_name": "Platform B"}
+        DEFAULT_TEXTS[(Event.UNSUBSCRIBE_COMPLETED, "en")].body,
+        {**values, "tenant_name": "Platform B", "stopped": "all marketing", "continuing": "none"},
     )
     assert sms_length(zh).segments <= 2
     assert (sms_length(en).encoding, sms_length(en).segments) == ("GSM-7", 1)
@@ -181,8 +183,8 @@ def test_a_tenant_override_wins(tenant_a, tenant_b):
     # then
     assert mine.body == "【运营商 A】退订成功，参考号 K7M2-9QXP"
     assert mine.template == own
-    assert theirs.template is None and "您已退订营销信息" in theirs.body
-    assert english.template is None and "You are unsubscribed" in english.body
+    assert theirs.template is None and "已停止向本号码发送" in theirs.body
+    assert english.template is None and "Stopped now" in english.body
 
 
 def test_unknown_variable_is_refused_on_save(tenant_a):
@@ -839,7 +841,7 @@ def test_smtp_gateway_uses_django_email(tenant_a, mailoutbox):
 
     (email,) = mailoutbox
     assert email.to == ["alice@example.com"] and email.from_email == "noreply@a.example"
-    assert email.subject == "【运营商 A】您已退订营销信息" and "K7M2-9QXP" in email.body
+    assert email.subject == "【运营商 A】退订已生效：您选择退订的营销信息" and "K7M2-9QXP" in email.body
     assert message.provider_message_id == email.extra_headers["Message-ID"]
 
 
@@ -864,7 +866,7 @@ def test_the_scrubber_clears_the_number_from_the_tenants_messages(tenant_a, tena
 
     receipt = datasources.scrubbers()["notifications.messages"](request)
 
-    assert receipt == "cleared the number from 1 message(s)"
+    assert receipt == 1
     for message, to in [(queued, ""), (other_number, "+8613900139000"), (other_tenant, PHONE)]:
         message.refresh_from_db()
         assert message.to == to

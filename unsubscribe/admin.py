@@ -22,6 +22,7 @@ from tenants.admin import TenantScopedAdmin
 from tenants.models import OPERATIONS_ROLES
 
 from . import attention, phones, reports, services
+from .datasources import step_receipt_for_staff, step_staff_label
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
 from .imports import subscription_import_start
@@ -192,13 +193,9 @@ class SubscriberProfileAdmin(PhoneSearchMixin, TenantScopedAdmin):
 class TargetAdmin(TenantScopedAdmin):
     form = TargetForm
     secret_fields = ("signing_secret",)
-    list_display = ["name", "purpose", "kind", "endpoint", "is_active", "tenant"]
-    list_filter = ["tenant", "purpose", "kind", "is_active"]
-    search_fields = ["name", "url"]
-
-    @admin.display(description=_("where"))
-    def endpoint(self, obj: Target) -> str:
-        return obj.url if obj.kind == Target.Kind.HTTP else obj.internal_source
+    list_display = ["name", "public_label_zh", "public_label_en", "purpose", "url", "is_active", "tenant"]
+    list_filter = ["tenant", "purpose", "is_active"]
+    search_fields = ["name", "url", "public_label_zh", "public_label_en"]
 
 
 class StepInline(admin.TabularInline):
@@ -207,14 +204,14 @@ class StepInline(admin.TabularInline):
     can_delete = False
     fields = [
         "kind",
-        "target_name",
+        "where",
         "status",
         "attempts",
         "started_at",
         "finished_at",
         "next_attempt_at",
         "last_error",
-        "receipt",
+        "receipt_display",
     ]
     readonly_fields = fields  # type: ignore[assignment]
     ordering = ["id"]
@@ -223,6 +220,15 @@ class StepInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("target"))
+    def where(self, obj: Step) -> str:
+        return step_staff_label(obj)
+
+    @admin.display(description=_("receipt"))
+    def receipt_display(self, obj: Step) -> str:
+        # Built-in sources' receipts are lines rendered in the reader's language.
+        return step_receipt_for_staff(obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

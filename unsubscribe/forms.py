@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from lanzuan.outbound import UnsafeURL, check_url
 from tenants.models import Tenant
 
-from . import datasources, phones
+from . import phones
 from .models import Channel, ChannelSetting, Service, Target
 
 
@@ -110,16 +110,16 @@ class TargetForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         help_text=_("Write-only. Leave empty to keep the current secret."),
     )
-    internal_source = forms.ChoiceField(label=_("Internal data source"), required=False, choices=())
 
     class Meta:
         model = Target
         fields = [
             "tenant",
             "name",
+            "public_label_zh",
+            "public_label_en",
             "purpose",
             "kind",
-            "internal_source",
             "url",
             "signing_secret",
             "timeout_seconds",
@@ -127,20 +127,10 @@ class TargetForm(forms.ModelForm):
             "is_active",
         ]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["internal_source"].choices = [("", "—"), *datasources.all_source_choices()]  # type: ignore[attr-defined]
-
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        kind, purpose = data.get("kind"), data.get("purpose")
-        if kind == Target.Kind.INTERNAL:
-            source = data.get("internal_source")
-            if not source:
-                self.add_error("internal_source", _("Choose the internal data source."))
-            elif purpose and source not in dict(datasources.source_choices(purpose)):
-                self.add_error("internal_source", _("This data source cannot be used for this purpose."))
-        elif kind == Target.Kind.HTTP:
+        kind = data.get("kind")
+        if kind == Target.Kind.HTTP:
             url = data.get("url") or ""
             if not url:
                 self.add_error("url", _("Enter the endpoint URL."))

@@ -9,7 +9,7 @@ masked number.
 from __future__ import annotations
 
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -237,20 +237,32 @@ class SuppressionEvent(TenantOwnedModel):
 
 
 class Target(TenantOwnedModel):
-    """Where services are ended (termination) or data is erased (erasure)."""
+    """One of the provider's OTHER systems where services are ended (termination) or
+    data is erased (erasure), called over HTTPS. Lanzuan's own records need no target:
+    every registered data source (unsubscribe/datasources.py) runs for every request."""
 
     class Purpose(models.TextChoices):
         TERMINATE = "terminate", _("End services")
         ERASE = "erase", _("Erase personal data")
 
     class Kind(models.TextChoices):
-        INTERNAL = "internal", _("Internal data source")
         HTTP = "http", _("Provider HTTPS endpoint")
 
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, help_text=_("For staff; people never see it."))
+    public_label_zh = models.CharField(
+        _("public label (Chinese)"),
+        max_length=100,
+        blank=True,
+        help_text=_("What a person reads on the status page, e.g. 会员系统. Empty: “服务商的系统”."),
+    )
+    public_label_en = models.CharField(
+        _("public label (English)"),
+        max_length=100,
+        blank=True,
+        help_text=_("e.g. the membership system. Empty: “the provider's systems”."),
+    )
     purpose = models.CharField(_("purpose"), max_length=10, choices=Purpose.choices)
-    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
-    internal_source = models.CharField(_("internal data source"), max_length=50, blank=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.HTTP)
     url = models.URLField(_("endpoint URL"), blank=True)
     signing_secret = models.CharField(_("signing secret"), max_length=200, blank=True)
     timeout_seconds = models.PositiveIntegerField(_("timeout (seconds)"), default=10)
@@ -268,10 +280,19 @@ class Target(TenantOwnedModel):
     def __str__(self) -> str:
         return f"{self.get_purpose_display()}: {self.name}"
 
+    def public_label(self, language: str) -> str:
+        """The name a person reads, in their language; never the staff name."""
+        own = self.public_label_zh if language.lower().startswith("zh") else self.public_label_en
+        if own:
+            return own
+        with translation.override(language):
+            return str(_("the provider's systems"))
+
 
 class Step(TenantOwnedModel):
-    """One unit of pipeline work for one request: end services at a target, send the
-    confirmation, or erase data at a target. Its row is the receipt."""
+    """One unit of pipeline work for one request: end services or erase data at one of
+    Lanzuan's own data sources (`source`) or at a target, or send the confirmation.
+    Its row is the receipt."""
 
     class Kind(models.TextChoices):
         TERMINATE = "terminate", _("End services")
@@ -288,12 +309,16 @@ class Step(TenantOwnedModel):
     request = models.ForeignKey(UnsubscribeRequest, on_delete=models.CASCADE, related_name="steps")
     kind = models.CharField(_("step"), max_length=10, choices=Kind.choices)
     target = models.ForeignKey(Target, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # A built-in step at one of Lanzuan's own data sources (datasources.py); blank for a target or the confirmation.
+    source = models.CharField(_("data source"), max_length=50, blank=True)
     target_name = models.CharField(_("target"), max_length=200, blank=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     max_attempts = models.PositiveIntegerField(default=5)
     last_error = models.TextField(_("last error"), blank=True)
     receipt = models.TextField(_("receipt"), blank=True)
+    # What a built-in source did, as (what, count) lines rendered in the reader's language.
+    receipt_lines = models.JSONField(_("receipt lines"), default=list, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
@@ -306,7 +331,9 @@ class Step(TenantOwnedModel):
         constraints = [
             models.UniqueConstraint(fields=["request", "kind", "target"], name="step_unique_target"),
             models.UniqueConstraint(
-                fields=["request", "kind"], condition=models.Q(target__isnull=True), name="step_unique_kind"
+                fields=["request", "kind", "source"],
+                condition=models.Q(target__isnull=True),
+                name="step_unique_source",
             ),
         ]
         verbose_name = _("pipeline step")

@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from lanzuan.backoff import backoff_seconds
@@ -281,9 +281,16 @@ def suppressions_add(
 
 
 def _plan_steps(request: UnsubscribeRequest) -> None:
-    """The receipts-to-be: one step per active target, and one confirmation."""
-    targets = Target.objects.for_tenant(request.tenant_id).filter(is_active=True).order_by("purpose", "id")
-    steps = [
+    """The receipts-to-be: a step at each of Lanzuan's own data sources (always, for
+    every tenant), one per active target (the provider's other systems), and one
+    confirmation."""
+    targets = (
+        Target.objects.for_tenant(request.tenant_id)
+        .filter(is_active=True, kind=Target.Kind.HTTP)
+        .order_by("purpose", "id")
+    )
+    steps = _builtin_steps(request, planned=set())
+    steps += [
         Step(
             tenant_id=request.tenant_id,
             request=request,
@@ -304,6 +311,30 @@ def _plan_steps(request: UnsubscribeRequest) -> None:
     )
     for step in steps:
         step.save()  # one by one: history rows are written for each step
+
+
+def _builtin_steps(request: UnsubscribeRequest, *, planned: set[tuple[str, str]]) -> list[Step]:
+    """Unsaved steps for every registered source and purpose not in `planned`
+    ((kind, source) pairs), in the registry's order."""
+    from . import datasources
+
+    steps = []
+    for kind in (Step.Kind.TERMINATE, Step.Kind.ERASE):
+        for source in datasources.sources(kind):
+            if (kind, source.key) in planned:
+                continue
+            with translation.override("en"):  # the staff name of record; pages use public labels
+                name = str(source.label)[:200]
+            steps.append(
+                Step(
+                    tenant_id=request.tenant_id,
+                    request=request,
+                    kind=kind,
+                    source=source.key,
+                    target_name=name,
+                )
+            )
+    return steps
 
 
 def request_event_payload(request: UnsubscribeRequest) -> dict[str, Any]:
@@ -374,6 +405,12 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
             return request
         now = timezone.now()
         steps = list(request.steps.all())
+        # A request planned before a data source was registered (or before Lanzuan's
+        # own records were built-in steps) gets the steps it lacks: none is skipped.
+        missing = _builtin_steps(request, planned={(s.kind, s.source) for s in steps if s.source})
+        for step in missing:
+            step.save()
+        steps += missing
         phase1 = [s for s in steps if s.kind != Step.Kind.ERASE]
         erase = [s for s in steps if s.kind == Step.Kind.ERASE]
         failed = [s for s in steps if s.status == Step.Status.FAILED]
@@ -449,18 +486,14 @@ def _enter(request: UnsubscribeRequest, state: str, now: Any) -> None:
 
 
 def _complete(request: UnsubscribeRequest, now: Any) -> None:
-    """Erase the platform's own copies of the number, then keep only hash and mask."""
-    from . import datasources
-
-    receipts = []
-    for key, scrub in datasources.scrubbers().items():
-        receipts.append(f"{key}: {scrub(request)}")
+    """Every step is done, the platform's own copies included (built-in erase steps):
+    keep only the hash and the mask of the number."""
     request.phone = ""
     request.attention_reason = ""
     _enter(request, State.COMPLETED, now)
     request.next_run_at = None
     request.save()
-    logger.info("request %s completed (%s)", request.reference, "; ".join(receipts))
+    logger.info("request %s completed", request.reference)
     events.emit(request.tenant_id, "request.completed", request_event_payload(request))
 
 
@@ -474,6 +507,7 @@ def step_run(step_id: int) -> str:
     workers never call a target for the same step at the same time. Returns what
     happened: "done", "retry", "failed", "busy" or "skipped"."""
     from . import steps as step_runners
+    from .datasources import receipt_text
     from .errors import PermanentStepError, TransientStepError
 
     now = timezone.now()
@@ -523,7 +557,11 @@ def step_run(step_id: int) -> str:
         outcome = _step_failed(step, f"{type(exc).__name__}: {exc}", permanent=False)
     else:
         step.status = Step.Status.SUCCEEDED
-        step.receipt = receipt[:2000]
+        step.receipt_lines = receipt.stored_lines()
+        # The text of record, in the tenant's language; pages render the lines in the reader's.
+        step.receipt = receipt_text(
+            step.receipt_lines, receipt.note, language=step.request.tenant.default_language
+        )[:2000]
         step.last_error = ""
         step.finished_at = timezone.now()
         step.lease_until = None

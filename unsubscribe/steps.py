@@ -1,9 +1,11 @@
-"""What each pipeline step does at its target. Raise TransientStepError to retry,
-PermanentStepError to stop and ask for attention; return a short receipt."""
+"""What each pipeline step does: at one of Lanzuan's own data sources, at a provider's
+target, or the confirmation. Raise TransientStepError to retry, PermanentStepError to
+stop and ask for attention; return a Receipt (never with a raw number in it)."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import requests
 from django.db import transaction
@@ -13,38 +15,52 @@ from lanzuan.outbound import UnsafeURL, check_url
 from lanzuan.signing import signed_headers
 
 from . import datasources
+from .datasources import Receipt
 from .errors import PermanentStepError, TransientStepError
 from .links import status_url
-from .models import Step, Target, UnsubscribeRequest
+from .models import SCOPE_ALL, Step, Subscription, Suppression, Target, UnsubscribeRequest
 
 
-def run(step: Step) -> str:
+def run(step: Step) -> Receipt:
     request = step.request
     if step.kind == Step.Kind.CONFIRM:
         return _confirm(step, request)
+    if step.source:
+        return _builtin(step, request)
     target = step.target
     if target is None:
         raise PermanentStepError("the target of this step was removed")
     if not request.phone:
         raise PermanentStepError("the number was already erased; nothing to send to the target")
-    if target.kind == Target.Kind.INTERNAL:
-        return _internal(step, target, request)
     return _http(step, target, request)
 
 
-def _internal(step: Step, target: Target, request: UnsubscribeRequest) -> str:
+def _builtin(step: Step, request: UnsubscribeRequest) -> Receipt:
+    """One of Lanzuan's own sources: works by the number's hash, so it needs no raw number."""
     try:
-        source = datasources.get_source(target.internal_source)
+        source = datasources.get_source(step.source)
     except KeyError:
-        raise PermanentStepError(f"unknown internal data source {target.internal_source!r}") from None
+        raise PermanentStepError(f"unknown data source {step.source!r}") from None
     func = source.terminate if step.kind == Step.Kind.TERMINATE else source.erase
     if func is None:
         raise PermanentStepError(f"{source.key} cannot {step.kind}")
     with transaction.atomic():
-        return func(request)
+        result = func(request)
+    return result if isinstance(result, Receipt) else Receipt(note=result)
 
 
-def _http(step: Step, target: Target, request: UnsubscribeRequest) -> str:
+def _without_number(text: str, request: UnsubscribeRequest) -> str:
+    """A provider's answer may echo the number: receipts keep only its masked form."""
+    if not request.phone:
+        return text
+    digits = request.phone.lstrip("+")
+    national = digits[2:] if digits.startswith("86") else digits[-10:]
+    for form in sorted({request.phone, digits, national}, key=len, reverse=True):
+        text = re.sub(re.escape(form), request.phone_masked, text)
+    return text
+
+
+def _http(step: Step, target: Target, request: UnsubscribeRequest) -> Receipt:
     """POST a signed JSON call. The step id is the idempotency key, so a call
     repeated after a worker crash has its effect once at a careful receiver."""
     body = json.dumps(
@@ -54,6 +70,8 @@ def _http(step: Step, target: Target, request: UnsubscribeRequest) -> str:
             "phone": request.phone,
             "phone_hash": request.phone_hash,
             "scope": "all" if request.scope_all else [s.code for s in request.services.all()],
+            # A subscription the person renewed after this moment is newer than the opt-out: keep it.
+            "received_at": request.received_at.isoformat(),
             "erasure_mode": request.tenant.erasure_mode,
             "tenant": request.tenant.slug,
             "sent_at": timezone.now().isoformat(),
@@ -78,15 +96,48 @@ def _http(step: Step, target: Target, request: UnsubscribeRequest) -> str:
         raise TransientStepError(f"timed out after {target.timeout_seconds} s") from None
     except requests.ConnectionError as exc:
         raise TransientStepError(f"could not connect: {type(exc).__name__}") from None
-    excerpt = response.text[:500]
+    excerpt = _without_number(response.text[:500], request)
     if 200 <= response.status_code < 300:
-        return f"HTTP {response.status_code}: {excerpt}"
+        return Receipt(note=f"HTTP {response.status_code}: {excerpt}")
     if response.status_code in (408, 425, 429) or response.status_code >= 500:
         raise TransientStepError(f"HTTP {response.status_code}: {excerpt}")
     raise PermanentStepError(f"HTTP {response.status_code}: {excerpt}")
 
 
-def _confirm(step: Step, request: UnsubscribeRequest) -> str:
+def confirmation_scope(request: UnsubscribeRequest) -> dict[str, str]:
+    """`{stopped}` and `{continuing}` for the confirmation, in the person's language:
+    the services stopped (or all marketing), and those this number still gets (its
+    active subscriptions outside the scope and not suppressed), or none."""
+    from notifications.defaults import scope_words
+    from notifications.events import language_for
+
+    words = scope_words(language_for(request.language, request.tenant.default_language))
+    if request.scope_all:
+        return {"stopped": words.all_marketing, "continuing": words.nothing}
+    chosen = list(request.services.order_by("name"))
+    suppressed = set(
+        Suppression.objects.for_tenant(request.tenant_id)
+        .filter(phone_hash=request.phone_hash)
+        .values_list("scope", flat=True)
+    )
+    continuing: list[str] = []
+    if SCOPE_ALL not in suppressed:
+        active = (
+            Subscription.objects.for_tenant(request.tenant_id)
+            .filter(phone_hash=request.phone_hash, status=Subscription.Status.ACTIVE)
+            .exclude(service__in=chosen)
+            .exclude(service__code__in=suppressed)
+            .select_related("service")
+            .order_by("service__name")
+        )
+        continuing = list(dict.fromkeys(s.service.name for s in active))
+    return {
+        "stopped": words.separator.join(s.name for s in chosen),
+        "continuing": words.separator.join(continuing) or words.nothing,
+    }
+
+
+def _confirm(step: Step, request: UnsubscribeRequest) -> Receipt:
     from notifications.gateways import PermanentGatewayError, TransientGatewayError
     from notifications.services import message_create, message_deliver
 
@@ -98,7 +149,11 @@ def _confirm(step: Step, request: UnsubscribeRequest) -> str:
         to=request.phone,
         channel=request.confirmation_channel or "sms",
         language=request.language,
-        context={"reference": request.reference, "status_url": status_url(request)},
+        context={
+            "reference": request.reference,
+            "status_url": status_url(request),
+            **confirmation_scope(request),
+        },
         dedupe_key=f"confirm:{request.pk}",
     )
     try:
@@ -107,4 +162,4 @@ def _confirm(step: Step, request: UnsubscribeRequest) -> str:
         raise TransientStepError(str(exc)) from None
     except PermanentGatewayError as exc:
         raise PermanentStepError(str(exc)) from None
-    return f"message {message.pk} {message.status} via {message.channel}"
+    return Receipt(note=f"message {message.pk} {message.status} via {message.channel}")

@@ -15,4 +15,9 @@ class InboundConfig(AppConfig):
         from .services import inbound_messages_scrub
 
         # Replies keep the raw number and the text until the number's data is erased.
-        register_scrubber("inbound.messages", inbound_messages_scrub)
+        register_scrubber(
+            "inbound.messages",
+            inbound_messages_scrub,
+            label=_("Inbound SMS (Lanzuan)"),
+            public_label=_("the SMS replies you sent"),
+        )

@@ -772,7 +772,7 @@ def platform_credential_set(
 # --- erasure --------------------------------------------------------------------------------
 
 
-def inbound_messages_scrub(request: UnsubscribeRequest) -> str:
+def inbound_messages_scrub(request: UnsubscribeRequest) -> int:
     """Registered scrubber: the raw number of every reply from this number, and every
     number in their texts. The wording stays (digit runs masked): it is the evidence."""
     cleared = 0
@@ -791,4 +791,4 @@ def inbound_messages_scrub(request: UnsubscribeRequest) -> str:
         if number or masked != body:
             UnroutedMessage.objects.filter(pk=pk).update(from_number="", body=masked)
             cleared += 1
-    return f"cleared {cleared} inbound message(s)"
+    return cleared

@@ -15,4 +15,9 @@ class OptoutConfig(AppConfig):
         from .services import verifications_scrub
 
         # A verification keeps the number only until it is used or expires; erasure clears the rest.
-        register_scrubber("optout.verifications", verifications_scrub)
+        register_scrubber(
+            "optout.verifications",
+            verifications_scrub,
+            label=_("One-time codes (Lanzuan)"),
+            public_label=_("the one-time codes sent to you"),
+        )

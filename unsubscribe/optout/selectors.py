@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
+from unsubscribe import datasources
 from unsubscribe.models import (
     SCOPE_ALL,
     Service,
@@ -63,7 +64,7 @@ def _fmt(moment: datetime | None) -> str:
 
 def request_timeline(request: UnsubscribeRequest) -> list[TimelineEntry]:
     """Each step a person can follow, in order, with what is still pending and why."""
-    steps = list(request.steps.all().order_by("id"))
+    steps = list(request.steps.select_related("target").order_by("id"))
     phase1 = [s for s in steps if s.kind != Step.Kind.ERASE]
     phase1_done = all(s.status == Step.Status.SUCCEEDED for s in phase1)
     scope = (
@@ -84,28 +85,40 @@ def request_timeline(request: UnsubscribeRequest) -> list[TimelineEntry]:
     for step in sorted(steps, key=lambda s: (order.get(Step.Kind(s.kind), 3), s.pk)):
         entries.append(_step_entry(request, step, phase1_done))
     if request.completed_at:
-        entries.append(
-            TimelineEntry(
-                "done",
-                _("Completed"),
-                request.completed_at,
-                _("Only a keyed hash of the number is kept, so that nothing is sent to it again."),
-                "step-completed",
-            )
+        still_subscribed = (
+            Subscription.objects.for_tenant(request.tenant_id)
+            .filter(phone_hash=request.phone_hash, status=Subscription.Status.ACTIVE)
+            .exists()
         )
+        kept = (
+            _(
+                "The number is kept only for the services you still receive; for what you stopped, only a keyed hash remains, so that nothing is sent to it again."
+            )
+            if still_subscribed
+            else _("Only a keyed hash of the number is kept, so that nothing is sent to it again.")
+        )
+        entries.append(TimelineEntry("done", _("Completed"), request.completed_at, kept, "step-completed"))
     return entries
 
 
 def _step_entry(request: UnsubscribeRequest, step: Step, phase1_done: bool) -> TimelineEntry:
+    # Public labels only (a source's, or the one the tenant set on its target): the
+    # staff name of a target never reaches a page.
+    where = datasources.step_public_label(step)
     titles: dict[str, str] = {
-        Step.Kind.TERMINATE: _("Services ended at %(target)s") % {"target": step.target_name},
+        Step.Kind.TERMINATE: _("Services ended: %(target)s"),
         Step.Kind.CONFIRM: _("Confirmation sent"),
-        Step.Kind.ERASE: _("Personal data cleaned at %(target)s") % {"target": step.target_name},
+        Step.Kind.ERASE: _("Personal data cleaned: %(target)s"),
     }
-    title = titles[step.kind]
+    title = titles[step.kind] % {"target": where}
     testid = f"step-{step.kind}"
+    if step.kind == Step.Kind.ERASE and step.status == Step.Status.SUCCEEDED:
+        if datasources.receipt_kept_data(step.receipt_lines):
+            title = _("Kept for the services you still receive: %(target)s") % {"target": where}
+        return TimelineEntry("done", title, step.finished_at, _erased_detail(request, step), testid)
     if step.status == Step.Status.SUCCEEDED:
-        return TimelineEntry("done", title, step.finished_at, "", testid)
+        detail = datasources.receipt_text(step.receipt_lines) if step.receipt_lines else ""
+        return TimelineEntry("done", title, step.finished_at, detail, testid)
     if step.status == Step.Status.FAILED:
         detail = _(
             "Could not be completed automatically. The provider has been alerted and must finish it "
@@ -120,6 +133,7 @@ def _step_entry(request: UnsubscribeRequest, step: Step, phase1_done: bool) -> T
     if step.status == Step.Status.RUNNING:
         return TimelineEntry("pending", title, None, _("In progress."), testid)
     if step.kind == Step.Kind.ERASE:
+        planned = _planned_erasure(request, step)
         if not phase1_done:
             detail = _("Waits until the services are ended and the confirmation is sent.")
         elif request.erasure_due_at and request.erasure_due_at > timezone.now():
@@ -128,8 +142,26 @@ def _step_entry(request: UnsubscribeRequest, step: Step, phase1_done: bool) -> T
             }
         else:
             detail = _("Queued; it runs within minutes.")
-        return TimelineEntry("pending", title, None, detail, testid)
+        return TimelineEntry("pending", title, None, f"{planned} {detail}".strip(), testid)
     return TimelineEntry("pending", title, None, _("Queued; it runs within minutes."), testid)
+
+
+def _erased_detail(request: UnsubscribeRequest, step: Step) -> str:
+    """What was erased, from the receipt (counts and words, never the number)."""
+    if step.receipt_lines:
+        return datasources.receipt_text(step.receipt_lines)
+    return _planned_erasure(request, step)
+
+
+def _planned_erasure(request: UnsubscribeRequest, step: Step) -> str:
+    """What this step erases for the request's scope, as its data source says."""
+    if not step.source:
+        return ""
+    try:
+        source = datasources.get_source(step.source)
+    except KeyError:
+        return ""
+    return str(source.erases_for(scope_all=request.scope_all))
 
 
 def state_summary(request: UnsubscribeRequest) -> tuple[str, str]:

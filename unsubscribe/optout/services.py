@@ -270,7 +270,7 @@ def verifications_sweep() -> dict[str, int]:
     return {"blanked": stale.update(phone="")}
 
 
-def verifications_scrub(request: UnsubscribeRequest) -> str:
+def verifications_scrub(request: UnsubscribeRequest) -> int:
     """Registered as the "optout.verifications" scrubber: blank the number of the
     tenant's verifications for the request's number."""
     count = (
@@ -279,7 +279,7 @@ def verifications_scrub(request: UnsubscribeRequest) -> str:
         .exclude(phone="")
         .update(phone="")
     )
-    return f"cleared the number from {count} verification(s)"
+    return count
 
 
 # --- filing the request -----------------------------------------------------------------

@@ -16,4 +16,9 @@ class VoiceConfig(AppConfig):
 
         # A call keeps the raw caller number only while it runs; this clears what is left
         # (a call from the same number that dropped mid-menu) when the number's data is erased.
-        register_scrubber("voice.calls", voice_calls_scrub)
+        register_scrubber(
+            "voice.calls",
+            voice_calls_scrub,
+            label=_("Voice calls (Lanzuan)"),
+            public_label=_("the calls you made to the voice menu"),
+        )

@@ -436,7 +436,7 @@ def voice_script(*, tenant: Tenant, language: str) -> list[ScriptLine]:
     return lines
 
 
-def voice_calls_scrub(request: UnsubscribeRequest) -> str:
+def voice_calls_scrub(request: UnsubscribeRequest) -> int:
     """Registered scrubber: the raw number of any call from this number that still has it."""
     cleared = (
         VoiceCall.objects.for_tenant(request.tenant_id)
@@ -444,4 +444,4 @@ def voice_calls_scrub(request: UnsubscribeRequest) -> str:
         .exclude(caller="")
         .update(caller="")
     )
-    return f"cleared {cleared} voice call(s)"
+    return cleared

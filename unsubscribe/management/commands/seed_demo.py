@@ -1,5 +1,7 @@
-"""Two demo tenants with services, subscribers, targets, an admin each and a superuser.
-Idempotent: running it again changes nothing that exists."""
+"""Two demo tenants with services, subscribers, an admin each and a superuser.
+Idempotent: running it again changes nothing that exists. No targets: Lanzuan's own
+records (subscriptions, profiles, …) are ended and erased by built-in steps for every
+tenant; targets are for a provider's other systems."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from django.utils import timezone
 
 from tenants.models import Membership, Role, Tenant
 from unsubscribe import phones
-from unsubscribe.models import ChannelSetting, Service, SubscriberProfile, Subscription, Target
+from unsubscribe.models import ChannelSetting, Service, SubscriberProfile, Subscription
 
 DEMO_PASSWORD = "lanzuan-demo"
 
@@ -92,18 +94,6 @@ class Command(BaseCommand):
                     tenant=tenant, code=code, defaults={"name": name, "channels": ["sms", "app"]}
                 )
                 services.append(service)
-            for source, purpose in (
-                ("subscriptions", "terminate"),
-                ("subscriptions", "erase"),
-                ("subscriber_profile", "erase"),
-            ):
-                Target.objects.get_or_create(
-                    tenant=tenant,
-                    kind=Target.Kind.INTERNAL,
-                    internal_source=source,
-                    purpose=purpose,
-                    defaults={"name": f"Lanzuan {source.replace('_', ' ')}"},
-                )
             for channel, values in spec["channels"].items():
                 ChannelSetting.objects.get_or_create(tenant=tenant, channel=channel, defaults=values)
             for number in SUBSCRIBERS:
