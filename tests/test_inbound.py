@@ -669,12 +669,12 @@ def test_the_scrubber_clears_number_and_text_of_that_tenants_replies(client, ten
     request = UnsubscribeRequest.objects.for_tenant(tenant_a).get()
 
     scrub = datasources.scrubbers()["inbound.messages"]
-    assert scrub(request) == 1
+    assert scrub(request) == datasources.Receipt.of(("copies_cleared", 1))
 
     mine = InboundMessage.objects.for_tenant(tenant_a).get()
     assert (mine.from_number, mine.body) == ("", "TD *********** 别再发了")  # the wording is the evidence
     assert mine.from_hash == phone_hash(PHONE) and mine.from_masked == "138****8000"
     theirs = InboundMessage.objects.for_tenant(tenant_b).get()
     assert theirs.from_number == PHONE and theirs.body == "TD"
-    assert scrub(request) == 0
+    assert scrub(request) == datasources.Receipt.of(("copies_cleared", 0))
     assert Suppression.objects.for_tenant(tenant_a).filter(phone_hash=phone_hash(PHONE)).exists()

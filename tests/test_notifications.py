@@ -866,7 +866,7 @@ def test_the_scrubber_clears_the_number_from_the_tenants_messages(tenant_a, tena
 
     receipt = datasources.scrubbers()["notifications.messages"](request)
 
-    assert receipt == 1
+    assert receipt == datasources.Receipt.of(("copies_cleared", 1))
     for message, to in [(queued, ""), (other_number, "+8613900139000"), (other_tenant, PHONE)]:
         message.refresh_from_db()
         assert message.to == to
