@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from datetime import UTC, date, datetime, time, tzinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,6 +17,17 @@ from simple_history.models import HistoricalRecords
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(_("%(value)s is not a known time zone."), params={"value": value})
+
+
+def local_midnight(day: date, zone: tzinfo) -> datetime:
+    """The first instant of `day` in `zone`, as an aware datetime.
+
+    The one way a bare date (an API filter, a dashboard day) becomes a point in time:
+    a provider's "1 March" starts at midnight where the provider is, not in UTC and not
+    in the server's zone. Where a DST change skips midnight, the day starts at the
+    first wall time that exists (normalised through UTC).
+    """
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC).astimezone(zone)
 
 
 class Tenant(models.Model):
@@ -86,6 +98,14 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
+
+    @property
+    def zoneinfo(self) -> zoneinfo.ZoneInfo:
+        """The tenant's own time zone: its days (filters, dashboard, exports) start here."""
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    def local_midnight(self, day: date) -> datetime:
+        return local_midnight(day, self.zoneinfo)
 
     def terms_for(self, language: str) -> str:
         return self.terms_en if language.startswith("en") and self.terms_en else self.terms_zh

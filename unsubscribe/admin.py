@@ -4,8 +4,9 @@ TenantScopedAdmin; business logic from services."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import tzinfo
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -18,8 +19,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from tenants.admin import TenantScopedAdmin
-from tenants.models import OPERATIONS_ROLES
+from tenants.admin import TenantScopedAdmin, request_tenant_ids
+from tenants.models import OPERATIONS_ROLES, Tenant
 
 from . import phones, reports, services
 from .errors import UnsubscribeError
@@ -365,14 +366,45 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     def export_csv(
         self, request: HttpRequest, queryset: QuerySet[UnsubscribeRequest]
     ) -> StreamingHttpResponse:
-        return self._csv_response(queryset)
+        return self._csv_response(queryset, self._report_scope(request)[1])
 
-    def _csv_response(self, queryset: QuerySet[UnsubscribeRequest]) -> StreamingHttpResponse:
+    def _csv_response(self, queryset: QuerySet[UnsubscribeRequest], zone: tzinfo) -> StreamingHttpResponse:
         response = StreamingHttpResponse(
             reports.requests_csv_rows(queryset), content_type="text/csv; charset=utf-8"
         )
-        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        stamp = timezone.localtime(timezone.now(), zone).strftime("%Y%m%d-%H%M")
         response["Content-Disposition"] = f'attachment; filename="unsubscribe-requests-{stamp}.csv"'
+        return response
+
+    def _report_scope(self, request: HttpRequest) -> tuple[QuerySet[UnsubscribeRequest], tzinfo]:
+        """The requests a list or report covers, and the zone its days are in.
+
+        Days are the tenant's (Tenant.time_zone). With several tenants in view (a
+        superuser, or staff of several tenants) the tenant picked in the list filter
+        (`tenant__id__exact`, also accepted by the dashboard and export) decides; with
+        none picked, their shared zone if they have one, else the platform's
+        (settings.TIME_ZONE), which the dashboard names.
+        """
+        queryset = self.get_queryset(request)
+        if request.user.is_superuser:
+            tenants = Tenant.objects.all()
+        else:
+            tenants = Tenant.objects.filter(pk__in=request_tenant_ids(request))
+        chosen = request.GET.get("tenant__id__exact", "")
+        if chosen.isdigit():
+            tenants = tenants.filter(pk=int(chosen))
+            queryset = queryset.filter(tenant_id=int(chosen))
+        return queryset, reports.report_zone(tenants)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # The date filter and date hierarchy ("today", "past 7 days", a day's link) count
+        # days in the current zone: make it the tenant's while the page is built.
+        with timezone.override(self._report_scope(request)[1]):
+            response = super().changelist_view(request, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()
         return response
 
     def get_urls(self) -> list[Any]:
@@ -382,21 +414,29 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             *super().get_urls(),
         ]
 
+    def _days(self, request: HttpRequest, default: int, low: int, high: int) -> int:
+        try:
+            return min(max(int(request.GET.get("days", default)), low), high)
+        except ValueError:
+            return default
+
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         """Requests per day by channel, time to complete, SLA: the numbers compared over time."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        try:
-            days = min(max(int(request.GET.get("days", 30)), 7), 365)
-        except ValueError:
-            days = 30
-        board = reports.dashboard(self.get_queryset(request), days=days)
+        days = self._days(request, 30, 7, 365)
+        queryset, zone = self._report_scope(request)
+        board = reports.dashboard(queryset, days=days, zone=zone)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": _("Unsubscribe dashboard"),
             "board": board,
             "days": days,
+            # the days links and the export keep the tenant picked (and so the zone)
+            "tenant_query": urlencode({"tenant__id__exact": request.GET["tenant__id__exact"]})
+            if "tenant__id__exact" in request.GET
+            else "",
             "bars": reports.bar_chart(board),
             "line": " ".join(reports.line_points(board)),
             "legend": [(c, reports.CHANNEL_COLOURS.get(c, "#999"), Channel(c).label) for c in board.channels],
@@ -404,15 +444,14 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         return TemplateResponse(request, "admin/unsubscribe/unsubscriberequest/dashboard.html", context)
 
     def export_view(self, request: HttpRequest) -> StreamingHttpResponse:
-        """Every request this user may see, received in the last `days` days (default 365)."""
+        """Every request this user may see, received in the last `days` days (default 365),
+        days counted as on the dashboard: from midnight in the tenant's zone, today included."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        try:
-            days = min(max(int(request.GET.get("days", 365)), 1), 3660)
-        except ValueError:
-            days = 365
-        since = timezone.now() - timedelta(days=days)
-        return self._csv_response(self.get_queryset(request).filter(received_at__gte=since))
+        days = self._days(request, 365, 1, 3660)
+        queryset, zone = self._report_scope(request)
+        since = reports.days_start(days=days, zone=zone)
+        return self._csv_response(queryset.filter(received_at__gte=since), zone)
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         """Filing a request goes through the same service as every channel."""
