@@ -30,6 +30,15 @@ def local_midnight(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC).astimezone(zone)
 
 
+def tenants_zone(tenants: models.QuerySet[Tenant]) -> tzinfo:
+    """The zone a page over these tenants counts days in: theirs if they share one,
+    else the platform's (settings.TIME_ZONE), which such a page should name."""
+    zones = set(tenants.order_by().values_list("time_zone", flat=True).distinct()[:2])
+    if len(zones) == 1:
+        return zoneinfo.ZoneInfo(zones.pop())
+    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
 class Tenant(models.Model):
     class Kind(models.TextChoices):
         OPERATOR = "operator", _("Telecom operator")

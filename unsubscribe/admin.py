@@ -19,8 +19,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from tenants.admin import TenantScopedAdmin, request_tenant_ids
-from tenants.models import OPERATIONS_ROLES, Tenant
+from tenants.admin import TENANT_FILTER_PARAM, TenantScopedAdmin, request_zone
+from tenants.models import OPERATIONS_ROLES
 
 from . import phones, reports, services
 from .errors import UnsubscribeError
@@ -377,35 +377,13 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         return response
 
     def _report_scope(self, request: HttpRequest) -> tuple[QuerySet[UnsubscribeRequest], tzinfo]:
-        """The requests a list or report covers, and the zone its days are in.
-
-        Days are the tenant's (Tenant.time_zone). With several tenants in view (a
-        superuser, or staff of several tenants) the tenant picked in the list filter
-        (`tenant__id__exact`, also accepted by the dashboard and export) decides; with
-        none picked, their shared zone if they have one, else the platform's
-        (settings.TIME_ZONE), which the dashboard names.
-        """
+        """The requests a report covers (narrowed to the tenant picked in the list filter,
+        as the list is) and the zone its days are in: see tenants.admin.request_zone."""
         queryset = self.get_queryset(request)
-        if request.user.is_superuser:
-            tenants = Tenant.objects.all()
-        else:
-            tenants = Tenant.objects.filter(pk__in=request_tenant_ids(request))
-        chosen = request.GET.get("tenant__id__exact", "")
+        chosen = request.GET.get(TENANT_FILTER_PARAM, "")
         if chosen.isdigit():
-            tenants = tenants.filter(pk=int(chosen))
             queryset = queryset.filter(tenant_id=int(chosen))
-        return queryset, reports.report_zone(tenants)
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        # The date filter and date hierarchy ("today", "past 7 days", a day's link) count
-        # days in the current zone: make it the tenant's while the page is built.
-        with timezone.override(self._report_scope(request)[1]):
-            response = super().changelist_view(request, extra_context)
-            if isinstance(response, TemplateResponse):
-                response.render()
-        return response
+        return queryset, request_zone(request)
 
     def get_urls(self) -> list[Any]:
         return [
@@ -434,8 +412,8 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             "board": board,
             "days": days,
             # the days links and the export keep the tenant picked (and so the zone)
-            "tenant_query": urlencode({"tenant__id__exact": request.GET["tenant__id__exact"]})
-            if "tenant__id__exact" in request.GET
+            "tenant_query": urlencode({TENANT_FILTER_PARAM: request.GET[TENANT_FILTER_PARAM]})
+            if TENANT_FILTER_PARAM in request.GET
             else "",
             "bars": reports.bar_chart(board),
             "line": " ".join(reports.line_points(board)),

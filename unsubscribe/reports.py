@@ -21,7 +21,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from tenants.models import Tenant, local_midnight
+from tenants.models import local_midnight
 
 from .models import Channel, UnsubscribeRequest
 
@@ -46,15 +46,6 @@ EXPORT_COLUMNS = [
 class _Echo:
     def write(self, value: str) -> str:
         return value
-
-
-def report_zone(tenants: QuerySet[Tenant]) -> tzinfo:
-    """The zone a report over these tenants counts days in: theirs if they share one,
-    else the platform's (settings.TIME_ZONE)."""
-    zones = set(tenants.order_by().values_list("time_zone", flat=True).distinct()[:2])
-    if len(zones) == 1:
-        return Tenant(time_zone=zones.pop()).zoneinfo
-    return timezone.get_default_timezone()
 
 
 def days_start(*, days: int, zone: tzinfo, now: datetime | None = None) -> datetime:
