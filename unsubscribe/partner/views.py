@@ -116,7 +116,7 @@ DATE_FILTER_NOTE = (
     "(`time_zone` in `GET /api/v1/me`; Asia/Shanghai unless the provider set another), so "
     "`created_before=2025-02-01` includes all of 31 January there. A date and time with an offset "
     "(`2025-01-31T08:00:00+08:00`, `2025-01-31T00:00:00Z`) is taken as given; one without an offset "
-    "is wall time in the tenant's zone."
+    "is wall time in the tenant's zone. Write `+` as `%2B` in a query string."
 )
 
 
