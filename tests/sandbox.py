@@ -14,6 +14,7 @@ Under xdist every worker process gets its own directory.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -42,11 +43,13 @@ def pytest_report_header() -> str:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     global _failed
     _failed = exitstatus not in (0, 5)
-
-
-def pytest_unconfigure() -> None:
-    # Kept after a failure: worker logs and screenshots are what one looks at next.
-    if _failed:
+    if _failed:  # kept: worker logs and screenshots are what one looks at next
         print(f"\nTest files kept in {VAR_DIR}", file=sys.stderr)
-    else:
+
+
+@atexit.register
+def _remove() -> None:
+    # At exit rather than in pytest_unconfigure: that also covers a session that
+    # never started (settings refused) and xdist workers.
+    if not _failed:
         shutil.rmtree(VAR_DIR, ignore_errors=True)
