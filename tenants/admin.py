@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import Any
 
 from django.contrib import admin, messages
@@ -13,6 +14,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
@@ -22,7 +24,7 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
 from .forms import InvitationForm, MembershipForm
-from .models import CONFIG_ROLES, Invitation, Membership, Role, Tenant, TenantAPIKey
+from .models import CONFIG_ROLES, Invitation, Membership, Role, Tenant, TenantAPIKey, tenants_zone
 from .scoping import TenantOwnedModel, tenant_ids_for_user
 from .services import (
     api_key_create,
@@ -46,6 +48,28 @@ def request_tenant_ids(request: HttpRequest, roles: frozenset[str] | None = None
     if key not in cache:
         cache[key] = tenant_ids_for_user(request.user, roles)
     return cache[key]
+
+
+# The list filter's parameter for the tenant column (RelatedOnlyFieldListFilter on "tenant").
+TENANT_FILTER_PARAM = "tenant__id__exact"
+
+
+def request_zone(request: HttpRequest) -> tzinfo:
+    """The zone an admin page counts days in (date filters, date hierarchy, reports).
+
+    The tenant's own (Tenant.time_zone). With several tenants in view (a superuser,
+    or staff of several) the tenant picked in the list filter decides; with none
+    picked, their shared zone if they have one, else the platform's settings.TIME_ZONE.
+    """
+    tenants = (
+        Tenant.objects.all()
+        if _is_superuser(request)
+        else Tenant.objects.filter(pk__in=request_tenant_ids(request))
+    )
+    chosen = request.GET.get(TENANT_FILTER_PARAM, "")
+    if chosen.isdigit():
+        tenants = tenants.filter(pk=int(chosen))
+    return tenants_zone(tenants)
 
 
 class TenantScopedAdmin(SimpleHistoryAdmin):
@@ -155,6 +179,17 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
                     item = (item, RelatedOnlyFieldListFilter)
             scoped.append(item)
         return scoped
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Date filters ("Today", "Past 7 days") and the date hierarchy count days in the
+        # current zone: make it the tenant's while the page is built and rendered.
+        with timezone.override(request_zone(request)):
+            response = super().changelist_view(request, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()
+        return response
 
     # --- another tenant's object: 404 everywhere ------------------------------
     def _get_obj_does_not_exist_redirect(

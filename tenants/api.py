@@ -53,6 +53,7 @@ class WhoAmIView(TenantScopedAPIView):
                 "tenant": serializers.CharField(),
                 "name": serializers.CharField(),
                 "key": serializers.CharField(),
+                "time_zone": serializers.CharField(help_text="Bare dates in filters are read in this zone."),
             },
         ),
     )
@@ -60,4 +61,6 @@ class WhoAmIView(TenantScopedAPIView):
         tenant = self.tenant
         key = request.auth
         assert isinstance(key, TenantAPIKey)
-        return Response({"tenant": tenant.slug, "name": tenant.name, "key": key.name})
+        return Response(
+            {"tenant": tenant.slug, "name": tenant.name, "key": key.name, "time_zone": tenant.time_zone}
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime
+from datetime import UTC, date, datetime, time, tzinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -44,6 +44,26 @@ def validate_brand_contrast(value: str) -> None:
             "suggestion": contrast.nearest_darker_passing(value),
         },
     )
+
+
+def local_midnight(day: date, zone: tzinfo) -> datetime:
+    """The first instant of `day` in `zone`, as an aware datetime.
+
+    The one way a bare date (an API filter, a dashboard day) becomes a point in time:
+    a provider's "1 March" starts at midnight where the provider is, not in UTC and not
+    in the server's zone. Where a DST change skips midnight, the day starts at the
+    first wall time that exists (normalised through UTC).
+    """
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC).astimezone(zone)
+
+
+def tenants_zone(tenants: models.QuerySet[Tenant]) -> tzinfo:
+    """The zone a page over these tenants counts days in: theirs if they share one,
+    else the platform's (settings.TIME_ZONE), which such a page should name."""
+    zones = set(tenants.order_by().values_list("time_zone", flat=True).distinct()[:2])
+    if len(zones) == 1:
+        return zoneinfo.ZoneInfo(zones.pop())
+    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
 
 
 class Tenant(models.Model):
@@ -120,6 +140,14 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
+
+    @property
+    def zoneinfo(self) -> zoneinfo.ZoneInfo:
+        """The tenant's own time zone: its days (filters, dashboard, exports) start here."""
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    def local_midnight(self, day: date) -> datetime:
+        return local_midnight(day, self.zoneinfo)
 
     def terms_for(self, language: str) -> str:
         return self.terms_en if language.startswith("en") and self.terms_en else self.terms_zh

@@ -6,13 +6,34 @@ A superuser sees both.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 
 from tenants.models import Membership, Role, Tenant
 from tenants.services import api_key_create
 
 PASSWORD = "correct-horse-battery-staple"
+
+# Instants a date-dependent test runs at, so the suite passes at any hour: where UTC,
+# Shanghai and New York disagree on the date, and on New York's two DST changes.
+CLOCKS = {
+    "16:30Z=00:30-shanghai": datetime(2026, 6, 15, 16, 30, tzinfo=UTC),
+    "17:00Z": datetime(2026, 1, 20, 17, 0, tzinfo=UTC),
+    "23:30Z": datetime(2026, 1, 20, 23, 30, tzinfo=UTC),
+    "03:00Z=23:00-new-york": datetime(2026, 6, 16, 3, 0, tzinfo=UTC),
+    "new-york-spring-forward": datetime(2026, 3, 8, 16, 30, tzinfo=UTC),  # a 23-hour day there
+    "new-york-fall-back": datetime(2026, 11, 1, 17, 0, tzinfo=UTC),  # a 25-hour day there
+}
+
+
+@pytest.fixture(params=list(CLOCKS.values()), ids=list(CLOCKS))
+def frozen_clock(request) -> datetime:
+    """The clock stands at each of CLOCKS in turn (ticking, so time still passes)."""
+    with time_machine.travel(request.param, tick=True):
+        yield request.param
 
 
 @pytest.fixture

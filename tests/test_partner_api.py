@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
@@ -223,8 +224,8 @@ def test_another_tenants_reference_is_404(api_a, api_b):
     assert api_b.get(f"/api/v1/unsubscribe-requests/{loose}").json()["reference"] == reference
 
 
-def test_list_filters_and_cursor_paging(api_a, api_b, tenant_a, django_assert_max_num_queries):
-    # given five requests of A at different times, and one of B
+def test_list_filters_and_cursor_paging(frozen_clock, api_a, api_b, tenant_a, django_assert_max_num_queries):
+    # given five requests of A at different times, and one of B (at each of the test clocks)
     now = timezone.now()
     for i in range(5):
         channel = "app" if i % 2 == 0 else "hotline"
@@ -253,7 +254,8 @@ def test_list_filters_and_cursor_paging(api_a, api_b, tenant_a, django_assert_ma
     assert len(recent) == 2
     old = api_a.get(
         "/api/v1/unsubscribe-requests",
-        {"created_before": (now - timedelta(days=3, hours=1)).date().isoformat()},
+        # a bare date is a day where the tenant is: before the day of the one 3 days ago
+        {"created_before": timezone.localtime(now - timedelta(days=3), tenant_a.zoneinfo).date().isoformat()},
     ).json()["results"]
     assert len(old) == 1
     assert api_a.get("/api/v1/unsubscribe-requests", {"state": "completed"}).json()["results"] == []
@@ -261,6 +263,61 @@ def test_list_filters_and_cursor_paging(api_a, api_b, tenant_a, django_assert_ma
     assert_problem(
         api_a.get("/api/v1/unsubscribe-requests", {"created_after": "yesterday"}), 400, "created_after"
     )
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "UTC"])
+def test_a_bare_date_filter_is_a_day_in_the_tenants_time_zone(frozen_clock, zone, api_a, tenant_a):
+    # given a tenant in `zone`, and requests one minute either side of its midnights
+    tenant_a.time_zone = zone
+    tenant_a.save()
+    local_now = timezone.localtime(timezone.now(), ZoneInfo(zone))
+    today = local_now.date()
+    yesterday = today - timedelta(days=1)
+    midnight = datetime.combine(today, time.min, tzinfo=ZoneInfo(zone))
+    midnight_yesterday = datetime.combine(yesterday, time.min, tzinfo=ZoneInfo(zone))
+    at = {
+        "before-yesterday": midnight_yesterday - timedelta(minutes=1),
+        "yesterday": midnight_yesterday + timedelta(minutes=1),
+        "late-yesterday": midnight - timedelta(minutes=1),
+        "today": midnight + timedelta(minutes=1),
+    }
+    reference_at = {}
+    for i, (name, received) in enumerate(at.items()):
+        reference = file_request(api_a, phone=f"+86139000000{i:02d}", channel="app").json()["reference"]
+        UnsubscribeRequest.objects.filter(reference=reference).update(received_at=received)
+        reference_at[reference] = name
+
+    def listed(**params):
+        page = api_a.get("/api/v1/unsubscribe-requests", params).json()
+        return {reference_at[r["reference"]] for r in page["results"]}
+
+    # when filtering by bare dates, then the days are the tenant's, whatever the hour in UTC
+    assert listed(created_after=today.isoformat()) == {"today"}
+    assert listed(created_before=today.isoformat()) == {"before-yesterday", "yesterday", "late-yesterday"}
+    assert listed(created_after=yesterday.isoformat(), created_before=today.isoformat()) == {
+        "yesterday",
+        "late-yesterday",
+    }
+    # a time without an offset is wall time there; with an offset it is taken as given
+    assert listed(created_after=f"{today.isoformat()}T00:00:00") == {"today"}
+    utc_midnight = midnight.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert listed(created_after=utc_midnight) == {"today"}
+    assert listed(created_after=(midnight - timedelta(minutes=2)).isoformat()) == {"late-yesterday", "today"}
+
+
+def test_an_impossible_date_filter_is_a_400(api_a):
+    assert_problem(
+        api_a.get("/api/v1/unsubscribe-requests", {"created_after": "2025-02-30"}), 400, "created_after"
+    )
+    assert api_a.get("/api/v1/me").json()["time_zone"] == "Asia/Shanghai"
+
+
+def test_the_schema_says_how_bare_dates_are_read(client):
+    schema = client.get("/api/schema/?format=json").json()
+    parameters = schema["paths"]["/api/v1/unsubscribe-requests"]["get"]["parameters"]
+    described = {p["name"]: p.get("description", "") for p in parameters}
+    assert "tenant's time zone" in described["created_after"]
+    assert "offset" in described["created_before"]
 
 
 # --- suppression checks ----------------------------------------------------------------------

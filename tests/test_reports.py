@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -86,3 +87,134 @@ def test_records_past_retention_are_purged_but_the_opt_out_stays(tenant_a, outbo
     # the number is still suppressed: the opt-out outlives its paperwork
     assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
     assert Suppression.objects.filter(request__isnull=True).count() == 1
+
+
+# --- days are the tenant's days (issue 11, item 1) -------------------------------------
+
+
+def requests_around_midnight(tenant, zone: str) -> dict[str, UnsubscribeRequest]:
+    """Requests a minute either side of the tenant's last midnight, and one older."""
+    tenant.time_zone = zone
+    tenant.save()
+    today = timezone.localtime(timezone.now(), ZoneInfo(zone)).date()
+    midnight = datetime.combine(today, time.min, tzinfo=ZoneInfo(zone))
+    at = {
+        "late-yesterday": midnight - timedelta(minutes=1),
+        "today": midnight + timedelta(minutes=1),
+        "two-days-ago": midnight - timedelta(hours=30),
+    }
+    made = {}
+    for i, (name, received) in enumerate(at.items()):
+        request = file(tenant, phone=f"1390000{i:04d}")
+        # completed 20 minutes later: the minutes chart counts it on its completion day
+        UnsubscribeRequest.objects.filter(pk=request.pk).update(
+            received_at=received, completed_at=received + timedelta(minutes=20)
+        )
+        request.refresh_from_db()
+        made[name] = request
+    return made
+
+
+def by_day(board) -> dict:
+    return {day.day: day.total for day in board.days if day.total}
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Shanghai"])
+def test_dashboard_days_are_the_tenants_days(frozen_clock, zone, tenant_a, alice, client):
+    # given requests either side of midnight where tenant A is
+    requests_around_midnight(tenant_a, zone)
+    today = timezone.localtime(timezone.now(), ZoneInfo(zone)).date()
+
+    # when its staff open the dashboard
+    client.force_login(alice)
+    response = client.get(reverse("admin:unsubscribe_dashboard"), {"days": 7}, HTTP_ACCEPT_LANGUAGE="en")
+
+    # then the days are tenant A's: today is its today, 23:59 its yesterday
+    board = response.context["board"]
+    assert board.zone == zone and board.days[-1].day == today
+    assert by_day(board) == {today: 1, today - timedelta(days=1): 1, today - timedelta(days=2): 1}
+    minutes = {day.day: day.median_minutes for day in board.days if day.median_minutes is not None}
+    assert minutes == {today: 20.0, today - timedelta(days=2): 20.0}  # 23:59 + 20 min is today
+    assert f"Days start at midnight in {zone}." in response.content.decode()
+
+
+def test_a_superusers_dashboard_uses_the_picked_tenants_zone_else_the_platforms(
+    frozen_clock, tenant_a, tenant_b, root, client
+):
+    # given tenant A in New York and tenant B in Shanghai (the platform's zone)
+    requests_around_midnight(tenant_a, "America/New_York")
+    file(tenant_b, phone="15000000001")
+    client.force_login(root)
+
+    # spanning both, the platform's zone (and it says so)
+    both = client.get(reverse("admin:unsubscribe_dashboard"), {"days": 7}, HTTP_ACCEPT_LANGUAGE="en")
+    assert both.context["board"].zone == "Asia/Shanghai"
+    assert sum(by_day(both.context["board"]).values()) == 4
+
+    # picking tenant A (as in the list filter): its requests, its days
+    picked = client.get(
+        reverse("admin:unsubscribe_dashboard"),
+        {"days": 7, "tenant__id__exact": tenant_a.pk},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    board = picked.context["board"]
+    today = timezone.localtime(timezone.now(), ZoneInfo("America/New_York")).date()
+    assert board.zone == "America/New_York" and board.days[-1].day == today
+    assert by_day(board) == {today: 1, today - timedelta(days=1): 1, today - timedelta(days=2): 1}
+    assert f"tenant__id__exact={tenant_a.pk}" in picked.content.decode()  # the export link keeps it
+
+
+def export_rows(response) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_csv_times_are_in_each_tenants_zone_and_its_days(
+    frozen_clock, tenant_a, tenant_b, root, alice, client
+):
+    # given tenant A in New York, tenant B in Shanghai
+    made = requests_around_midnight(tenant_a, "America/New_York")
+    other = file(tenant_b, phone="15000000001")
+
+    # when A's staff export today (days=1): A's today, from midnight in New York
+    client.force_login(alice)
+    rows = export_rows(client.get(reverse("admin:unsubscribe_export"), {"days": 1}))
+    assert [r["reference"] for r in rows] == [made["today"].reference]
+    two_days = export_rows(client.get(reverse("admin:unsubscribe_export"), {"days": 2}))
+    assert {r["reference"] for r in two_days} == {made["today"].reference, made["late-yesterday"].reference}
+
+    # then each time is the tenant's wall time with its offset, the same instant
+    new_york = ZoneInfo("America/New_York")
+    received = datetime.fromisoformat(rows[0]["received_at"])
+    assert received == made["today"].received_at
+    assert received.utcoffset() == made["today"].received_at.astimezone(new_york).utcoffset()
+    assert received.time().replace(second=0, microsecond=0) == time(0, 1)
+
+    # a superuser's export spans tenants: each row in its own tenant's zone
+    client.force_login(root)
+    everything = {r["reference"]: r for r in export_rows(client.get(reverse("admin:unsubscribe_export")))}
+    assert everything[other.reference]["received_at"].endswith("+08:00")
+    assert datetime.fromisoformat(everything[made["today"].reference]["received_at"]).utcoffset() == (
+        received.utcoffset()
+    )
+
+
+def test_the_request_lists_date_filters_count_the_tenants_days(frozen_clock, tenant_a, alice, client):
+    # given tenant A in New York, requests either side of its midnight
+    made = requests_around_midnight(tenant_a, "America/New_York")
+    today = timezone.localtime(timezone.now(), ZoneInfo("America/New_York")).date()
+    client.force_login(alice)
+    changelist = reverse("admin:unsubscribe_unsubscriberequest_changelist")
+
+    # the date hierarchy's day is New York's day
+    day = client.get(
+        changelist,
+        {"received_at__year": today.year, "received_at__month": today.month, "received_at__day": today.day},
+    )
+    assert [r.reference for r in day.context["cl"].result_list] == [made["today"].reference]
+
+    # and the date filter's "Today" link means today there
+    page = client.get(changelist, HTTP_ACCEPT_LANGUAGE="en")
+    spec = next(s for s in page.context["cl"].filter_specs if getattr(s, "field_path", "") == "received_at")
+    link = next(c for c in spec.choices(page.context["cl"]) if str(c["display"]) == "Today")
+    filtered = client.get(changelist + link["query_string"], HTTP_ACCEPT_LANGUAGE="en")
+    assert [r.reference for r in filtered.context["cl"].result_list] == [made["today"].reference]

@@ -31,12 +31,15 @@ def test_database_url() -> str:
 
 def worker_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
+    env.pop("LANZUAN_OUTBOX_PATH", None)  # derived from LANZUAN_VAR_DIR unless a test sets OUTBOX_PATH
     env.update(
         {
             "DATABASE_URL": test_database_url(),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "SECRET_KEY": settings.SECRET_KEY,
             "PHONE_HASH_KEY": settings.PHONE_HASH_KEY,
+            # this session's throwaway dir (tests/sandbox.py): the worker's file broker,
+            # outbox and cache are the tests', never a running demo's
             "LANZUAN_VAR_DIR": str(settings.VAR_DIR),
             "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
             # the local HTTP servers tests play providers with are on loopback

@@ -4,8 +4,9 @@ TenantScopedAdmin; business logic from services."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import tzinfo
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -18,7 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from tenants.admin import TenantScopedAdmin
+from tenants.admin import TENANT_FILTER_PARAM, TenantScopedAdmin, request_zone
 from tenants.models import OPERATIONS_ROLES
 
 from . import attention, phones, reports, services
@@ -394,15 +395,24 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     def export_csv(
         self, request: HttpRequest, queryset: QuerySet[UnsubscribeRequest]
     ) -> StreamingHttpResponse:
-        return self._csv_response(queryset)
+        return self._csv_response(queryset, self._report_scope(request)[1])
 
-    def _csv_response(self, queryset: QuerySet[UnsubscribeRequest]) -> StreamingHttpResponse:
+    def _csv_response(self, queryset: QuerySet[UnsubscribeRequest], zone: tzinfo) -> StreamingHttpResponse:
         response = StreamingHttpResponse(
             reports.requests_csv_rows(queryset), content_type="text/csv; charset=utf-8"
         )
-        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        stamp = timezone.localtime(timezone.now(), zone).strftime("%Y%m%d-%H%M")
         response["Content-Disposition"] = f'attachment; filename="unsubscribe-requests-{stamp}.csv"'
         return response
+
+    def _report_scope(self, request: HttpRequest) -> tuple[QuerySet[UnsubscribeRequest], tzinfo]:
+        """The requests a report covers (narrowed to the tenant picked in the list filter,
+        as the list is) and the zone its days are in: see tenants.admin.request_zone."""
+        queryset = self.get_queryset(request)
+        chosen = request.GET.get(TENANT_FILTER_PARAM, "")
+        if chosen.isdigit():
+            queryset = queryset.filter(tenant_id=int(chosen))
+        return queryset, request_zone(request)
 
     def get_urls(self) -> list[Any]:
         return [
@@ -411,21 +421,29 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             *super().get_urls(),
         ]
 
+    def _days(self, request: HttpRequest, default: int, low: int, high: int) -> int:
+        try:
+            return min(max(int(request.GET.get("days", default)), low), high)
+        except ValueError:
+            return default
+
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         """Requests per day by channel, time to complete, SLA: the numbers compared over time."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        try:
-            days = min(max(int(request.GET.get("days", 30)), 7), 365)
-        except ValueError:
-            days = 30
-        board = reports.dashboard(self.get_queryset(request), days=days)
+        days = self._days(request, 30, 7, 365)
+        queryset, zone = self._report_scope(request)
+        board = reports.dashboard(queryset, days=days, zone=zone)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": _("Unsubscribe dashboard"),
             "board": board,
             "days": days,
+            # the days links and the export keep the tenant picked (and so the zone)
+            "tenant_query": urlencode({TENANT_FILTER_PARAM: request.GET[TENANT_FILTER_PARAM]})
+            if TENANT_FILTER_PARAM in request.GET
+            else "",
             "bars": reports.bar_chart(board),
             "line": " ".join(reports.line_points(board)),
             "legend": [(c, reports.CHANNEL_COLOURS.get(c, "#999"), Channel(c).label) for c in board.channels],
@@ -433,15 +451,14 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         return TemplateResponse(request, "admin/unsubscribe/unsubscriberequest/dashboard.html", context)
 
     def export_view(self, request: HttpRequest) -> StreamingHttpResponse:
-        """Every request this user may see, received in the last `days` days (default 365)."""
+        """Every request this user may see, received in the last `days` days (default 365),
+        days counted as on the dashboard: from midnight in the tenant's zone, today included."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        try:
-            days = min(max(int(request.GET.get("days", 365)), 1), 3660)
-        except ValueError:
-            days = 365
-        since = timezone.now() - timedelta(days=days)
-        return self._csv_response(self.get_queryset(request).filter(received_at__gte=since))
+        days = self._days(request, 365, 1, 3660)
+        queryset, zone = self._report_scope(request)
+        since = reports.days_start(days=days, zone=zone)
+        return self._csv_response(queryset.filter(received_at__gte=since), zone)
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         """Filing a request goes through the same service as every channel."""

@@ -1,6 +1,12 @@
 """Compliance reports for a provider's staff: the numbers they compare over time
 (requests per day by channel, time to complete, SLA breaches) and CSV exports of
-the records that prove each opt-out was honoured."""
+the records that prove each opt-out was honoured.
+
+Days are the tenant's days (`Tenant.time_zone`): a provider in New York counts a
+request received at 23:30 there on that day, not on the next one as Shanghai would.
+A report spanning tenants in different zones (a superuser's) uses the platform's
+zone, settings.TIME_ZONE, and says so on the page; CSV rows carry their own
+tenant's offset, so every time in an export is unambiguous."""
 
 from __future__ import annotations
 
@@ -8,12 +14,14 @@ import csv
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from statistics import median
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
+
+from tenants.models import local_midnight
 
 from .models import Channel, UnsubscribeRequest
 
@@ -40,8 +48,14 @@ class _Echo:
         return value
 
 
-def _time(value: datetime | None) -> str:
-    return timezone.localtime(value).isoformat() if value else ""
+def days_start(*, days: int, zone: tzinfo, now: datetime | None = None) -> datetime:
+    """Midnight in `zone` at the start of the last `days` days, today included."""
+    today = timezone.localtime(now or timezone.now(), zone).date()
+    return local_midnight(today - timedelta(days=days - 1), zone)
+
+
+def _time(value: datetime | None, zone: tzinfo) -> str:
+    return timezone.localtime(value, zone).isoformat() if value else ""
 
 
 def requests_csv_rows(requests: QuerySet[UnsubscribeRequest]) -> Iterator[str]:
@@ -50,8 +64,9 @@ def requests_csv_rows(requests: QuerySet[UnsubscribeRequest]) -> Iterator[str]:
     yield writer.writerow(EXPORT_COLUMNS)
     queryset = requests.select_related("tenant").prefetch_related("services", "steps").order_by("received_at")
     for request in queryset.iterator(chunk_size=500):
+        zone = request.tenant.zoneinfo  # each row in its own tenant's local time, with the offset
         steps = "; ".join(
-            f"{s.kind}:{s.target_name}:{s.status}:{_time(s.finished_at)}:{s.receipt[:80]}"
+            f"{s.kind}:{s.target_name}:{s.status}:{_time(s.finished_at, zone)}:{s.receipt[:80]}"
             for s in request.steps.all()
         )
         yield writer.writerow(
@@ -64,11 +79,11 @@ def requests_csv_rows(requests: QuerySet[UnsubscribeRequest]) -> Iterator[str]:
                 request.verification_method,
                 "all" if request.scope_all else " ".join(s.code for s in request.services.all()),
                 request.state,
-                _time(request.received_at),
-                _time(request.suppressed_at),
-                _time(request.completed_at),
-                _time(request.sla_due_at),
-                _time(request.sla_breached_at),
+                _time(request.received_at, zone),
+                _time(request.suppressed_at, zone),
+                _time(request.completed_at, zone),
+                _time(request.sla_due_at, zone),
+                _time(request.sla_breached_at, zone),
                 steps,
             ]
         )
@@ -85,6 +100,7 @@ class Day:
 
 @dataclass(frozen=True)
 class Dashboard:
+    zone: str  # the time zone its days are in
     days: list[Day]
     channels: list[str]
     max_total: int
@@ -95,13 +111,15 @@ class Dashboard:
 
 
 def dashboard(
-    requests: QuerySet[UnsubscribeRequest], *, days: int = 30, now: datetime | None = None
+    requests: QuerySet[UnsubscribeRequest],
+    *,
+    zone: tzinfo,
+    days: int = 30,
+    now: datetime | None = None,
 ) -> Dashboard:
-    """Per-day figures for the last `days` days (in the current time zone)."""
-    now = now or timezone.now()
-    today = timezone.localtime(now).date()
-    first = today - timedelta(days=days - 1)
-    start = timezone.make_aware(datetime.combine(first, datetime.min.time()))
+    """Per-day figures for the last `days` days, days as they are in `zone`."""
+    start = days_start(days=days, zone=zone, now=now)
+    first = start.date()
     rows = requests.filter(received_at__gte=start).values_list(
         "received_at", "completed_at", "channel", "sla_breached_at"
     )
@@ -109,10 +127,12 @@ def dashboard(
     minutes: dict[date, list[float]] = defaultdict(list)
     breached: dict[date, int] = defaultdict(int)
     for received, completed, channel, breached_at in rows:
-        day = timezone.localtime(received).date()
+        day = timezone.localtime(received, zone).date()
         counts[day][channel] += 1
         if completed:
-            minutes[timezone.localtime(completed).date()].append((completed - received).total_seconds() / 60)
+            minutes[timezone.localtime(completed, zone).date()].append(
+                (completed - received).total_seconds() / 60
+            )
         if breached_at:
             breached[day] += 1
     series = []
@@ -131,6 +151,7 @@ def dashboard(
     used = [c for c in Channel.values if any(d.by_channel.get(c) for d in series)]
     open_requests = requests.filter(state__in=UnsubscribeRequest.ACTIVE_STATES)
     return Dashboard(
+        zone=str(zone),
         days=series,
         channels=used,
         max_total=max([d.total for d in series] + [1]),

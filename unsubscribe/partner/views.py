@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenants.api import TenantScopedAPIView
-from tenants.models import TenantAPIKey
+from tenants.models import Tenant, TenantAPIKey
 from unsubscribe import services as core_services
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.models import Channel, UnsubscribeRequest, VerificationMethod
@@ -111,17 +111,31 @@ def _bad_request(field: str, message: str) -> Problem:
     return Problem(status=400, code="invalid", detail=message, errors=[field_error(field, message)])
 
 
-def _parse_time(field: str, raw: str | None) -> datetime | None:
+DATE_FILTER_NOTE = (
+    "A bare date (`2025-01-31`) means midnight at the start of that day in the tenant's time zone "
+    "(`time_zone` in `GET /api/v1/me`; Asia/Shanghai unless the provider set another), so "
+    "`created_before=2025-02-01` includes all of 31 January there. A date and time with an offset "
+    "(`2025-01-31T08:00:00+08:00`, `2025-01-31T00:00:00Z`) is taken as given; one without an offset "
+    "is wall time in the tenant's zone. Write `+` as `%2B` in a query string."
+)
+
+
+def _parse_time(field: str, raw: str | None, *, tenant: Tenant) -> datetime | None:
+    """A list filter's instant. A full ISO 8601 time with an offset is taken as given;
+    a bare date is midnight and a time without an offset is wall time, both in the
+    tenant's time zone (the server's zone, or UTC, is no one's day)."""
     if not raw:
         return None
-    value = parse_datetime(raw)
-    if value is None:
-        day = parse_date(raw)
-        if day is not None:
-            value = datetime(day.year, day.month, day.day)
+    try:
+        value = parse_datetime(raw)
+        day = None if value is not None else parse_date(raw)
+    except ValueError:  # well-formed but impossible, e.g. 2025-02-30
+        value = day = None
+    if day is not None:
+        return tenant.local_midnight(day)
     if value is None:
         raise _bad_request(field, _("Use an ISO 8601 date or date and time, e.g. 2025-01-31T08:00:00+08:00."))
-    return make_aware(value) if is_naive(value) else value
+    return make_aware(value, tenant.zoneinfo) if is_naive(value) else value
 
 
 # --- unsubscribe requests --------------------------------------------------------
@@ -229,10 +243,18 @@ class UnsubscribeRequestListView(PartnerAPIView):
             OpenApiParameter("state", str, enum=UnsubscribeRequest.State.values),
             OpenApiParameter("channel", str, enum=Channel.values),
             OpenApiParameter(
-                "created_after", OpenApiTypes.DATETIME, description="Received at or after (ISO 8601)."
+                "created_after",
+                OpenApiTypes.STR,
+                description="Received at or after this time (ISO 8601). " + DATE_FILTER_NOTE,
+                examples=[
+                    OpenApiExample("A day", value="2025-01-31"),
+                    OpenApiExample("An instant", value="2025-01-31T08:00:00+08:00"),
+                ],
             ),
             OpenApiParameter(
-                "created_before", OpenApiTypes.DATETIME, description="Received before (ISO 8601)."
+                "created_before",
+                OpenApiTypes.STR,
+                description="Received before this time (ISO 8601). " + DATE_FILTER_NOTE,
             ),
             OpenApiParameter("cursor", str, description="From `next` or `previous`."),
             OpenApiParameter("page_size", int, description="1–500, default 50."),
@@ -251,8 +273,12 @@ class UnsubscribeRequestListView(PartnerAPIView):
             requests=self.scoped(UnsubscribeRequest),
             state=state,
             channel=channel,
-            created_after=_parse_time("created_after", request.query_params.get("created_after")),
-            created_before=_parse_time("created_before", request.query_params.get("created_before")),
+            created_after=_parse_time(
+                "created_after", request.query_params.get("created_after"), tenant=self.tenant
+            ),
+            created_before=_parse_time(
+                "created_before", request.query_params.get("created_before"), tenant=self.tenant
+            ),
         )
         paginator = RequestCursorPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)

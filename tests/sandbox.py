@@ -1,0 +1,55 @@
+"""A throwaway LANZUAN_VAR_DIR for every test session (a pytest plugin).
+
+The tests' worker once shared the demo's `var/`: a `make run` next to `make test` lost
+a queued code to the tests' worker, and a test SMS landed in the demo's outbox. So a
+session never uses a `var/` it did not create, not even one set in the environment
+(CI sets `var/ci`, which a demo may use too).
+
+It has to run before Django settings are imported, and pytest-django imports them in
+`pytest_load_initial_conftests`, before any conftest.py: a conftest is too late. So
+this is a plugin loaded with `-p tests.sandbox` (see `addopts` and `pythonpath` in
+pyproject.toml; pytest ≥ 8.4 puts `pythonpath` on sys.path before `-p` plugins load).
+Under xdist every worker process gets its own directory.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+if "lanzuan.settings" in sys.modules:  # fail closed: settings would already point at the old dir
+    raise RuntimeError("tests.sandbox must be loaded before Django settings (-p tests.sandbox)")
+
+VAR_DIR = Path(tempfile.mkdtemp(prefix="lanzuan-test-var-")).resolve()
+os.environ["LANZUAN_VAR_DIR"] = str(VAR_DIR)
+# Paths otherwise derived from LANZUAN_VAR_DIR that the environment may pin elsewhere.
+os.environ.pop("LANZUAN_OUTBOX_PATH", None)
+if os.environ.get("CACHE_URL", "") in ("", "file"):
+    os.environ["CACHE_URL"] = "file"  # under VAR_DIR/cache, this session's own
+
+_failed = False
+
+
+def pytest_report_header() -> str:
+    return f"LANZUAN_VAR_DIR: {VAR_DIR} (this session's own)"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _failed
+    _failed = exitstatus not in (0, 5)
+    if _failed:  # kept: worker logs and screenshots are what one looks at next
+        print(f"\nTest files kept in {VAR_DIR}", file=sys.stderr)
+
+
+@atexit.register
+def _remove() -> None:
+    # At exit rather than in pytest_unconfigure: that also covers a session that
+    # never started (settings refused) and xdist workers.
+    if not _failed:
+        shutil.rmtree(VAR_DIR, ignore_errors=True)
