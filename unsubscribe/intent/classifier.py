@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import model, rules
-from .normalise import normalise, pinyin
+from .normalise import model_view, normalise, pinyin
 
 Intent = Literal["unsubscribe", "resubscribe", "help", "status", "other"]
 Action = Literal["act", "clarify", "reply_help", "reply_status", "none"]
@@ -35,6 +35,7 @@ TYPO_CONFIDENCE = 0.9  # one key away from a long code
 QUESTION_CONFIDENCE = 0.55  # "STOP?": probably, but ask
 CONTEXT_CONFIDENCE = 0.95  # yes / no to our clarification question
 TENANT_IN_MESSAGE_CONFIDENCE = 0.9
+BARE_YES_CONFIDENCE = 0.9  # "yes", "好的" without our question: nothing to act on (never a resubscription)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ def classify(
             return _decided("unsubscribe", CONTEXT_CONFIDENCE, f"'{norm}' answers yes to our clarification")
         if core in rules.CONTEXT_NO or norm in rules.CONTEXT_NO:
             return _decided("other", CONTEXT_CONFIDENCE, f"'{norm}' answers no to our clarification")
+    elif core in rules.CONTEXT_YES or norm in rules.CONTEXT_YES:
+        return _decided("other", BARE_YES_CONFIDENCE, f"a bare yes ('{norm}') without a question of ours")
 
     for intent, keywords in (
         ("unsubscribe", extra_unsubscribe_keywords),
@@ -121,8 +124,7 @@ def _code(norm: str, core: str, question: bool) -> IntentResult | None:
 
 def _model(norm: str, question: bool) -> IntentResult:
     params = model.shipped()
-    text = f"{norm} ?" if question else norm
-    probs = model.probabilities(params, text, pinyin(norm))
+    probs = model.probabilities(params, *model_view(norm, question))
     best = int(probs.argmax())
     intent: Intent = model.LABELS[best]  # type: ignore[assignment]
     confidence = float(probs[best])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,25 +19,30 @@ MODEL_PATH = Path(__file__).resolve().parent / "model" / "intent_model.npz"
 _PINYIN_PREFIX = "\x01"  # keeps the pinyin n-grams apart from the text n-grams in one vocabulary
 
 
-def ngrams(text: str, pinyin: str) -> list[str]:
-    """char_wb 1–4 grams of the text (each word padded with spaces, as scikit-learn's ``char_wb``),
-    and char 2–5 grams of the space-less pinyin (people type pinyin with and without spaces)."""
-    grams: list[str] = []
-    append = grams.append
+# A long message is mostly pasted text: its first and last characters carry the reply ("TD" after a
+# pasted advert). Capping the length keeps every message's cost bounded.
+HEAD = TAIL = 80
+
+
+def ngrams(text: str, pinyin: str) -> set[str]:
+    """The distinct char_wb 1–4 grams of the text (each word padded with spaces, as scikit-learn's
+    ``char_wb``), and the char 2–4 grams of the space-less pinyin (people type pinyin with and without
+    spaces). Binary: a repeated n-gram says nothing more in a reply this short."""
+    if len(text) > HEAD + TAIL:
+        text = f"{text[:HEAD]} {text[-TAIL:]}"
+        pinyin = f"{pinyin[:HEAD]}{pinyin[-TAIL:]}"
+    grams: set[str] = set()
     for word in text.split():
         w = f" {word} "
-        length = len(w)
-        for n in (1, 2, 3, 4):
-            if n > length:
-                break
-            for i in range(length - n + 1):
-                append(w[i : i + n])
+        grams.update(w)
+        grams.update([w[i : i + 2] for i in range(len(w) - 1)])
+        grams.update([w[i : i + 3] for i in range(len(w) - 2)])
+        grams.update([w[i : i + 4] for i in range(len(w) - 3)])
     if pinyin:
-        p = f" {pinyin} "
-        length = len(p)
-        for n in (2, 3, 4, 5):
-            for i in range(length - n + 1):
-                append(_PINYIN_PREFIX + p[i : i + n])
+        p = f"{_PINYIN_PREFIX}{pinyin}{_PINYIN_PREFIX}"
+        grams.update([_PINYIN_PREFIX + p[i : i + 3] for i in range(len(p) - 2)])
+        grams.update([_PINYIN_PREFIX + p[i : i + 4] for i in range(len(p) - 3)])
+    grams.discard(" ")
     return grams
 
 
@@ -50,6 +54,14 @@ class Params:
     intercept: np.ndarray  # (K,)
     temperature: float  # calibration: softmax(scores / T), T fitted on dev
     thresholds: dict[str, float]  # tuned on dev, see classifier.py
+
+    @functools.cached_property
+    def weighted(self) -> np.ndarray:
+        return self.coef * self.idf[:, None]
+
+    @functools.cached_property
+    def idf2(self) -> np.ndarray:
+        return self.idf * self.idf
 
 
 def save(path: Path, params: Params) -> None:
@@ -91,21 +103,28 @@ def shipped() -> Params:
     return load(MODEL_PATH)
 
 
-def features(grams: list[str], vocabulary: dict[str, int], idf: np.ndarray) -> tuple[list[int], np.ndarray]:
-    """Sublinear tf × idf, l2-normalised: the same as TfidfVectorizer(sublinear_tf=True)."""
-    counts = Counter(i for i in map(vocabulary.get, grams) if i is not None)
-    if not counts:
+def indices(grams: set[str], vocabulary: dict[str, int]) -> list[int]:
+    found = set(map(vocabulary.get, grams))
+    found.discard(None)
+    return sorted(found)  # type: ignore[arg-type]
+
+
+def features(grams: set[str], vocabulary: dict[str, int], idf: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Binary tf × idf, l2-normalised (TfidfVectorizer(binary=True)): what training fits on."""
+    index = indices(grams, vocabulary)
+    if not index:
         return [], np.zeros(0)
-    index = list(counts)
-    values = np.fromiter((1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(index))
-    values *= idf[index]
-    values /= math.sqrt(float(values @ values))
-    return index, values
+    values = idf[index]
+    return index, values / math.sqrt(float(values @ values))
 
 
 def probabilities(params: Params, text: str, pinyin: str) -> np.ndarray:
-    index, values = features(ngrams(text, pinyin), params.vocabulary, params.idf)
-    scores = params.intercept + (values @ params.coef[index] if index else 0.0)
+    index = indices(ngrams(text, pinyin), params.vocabulary)
+    if index:
+        # idf is folded into the coefficients at load time: scores = Σ idf·w / ‖idf‖
+        scores = params.intercept + params.weighted[index].sum(axis=0) / math.sqrt(params.idf2[index].sum())
+    else:
+        scores = params.intercept
     scores = scores / params.temperature
     scores = np.exp(scores - scores.max())
     return scores / scores.sum()

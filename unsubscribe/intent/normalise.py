@@ -35,6 +35,7 @@ _HAN_GAP = re.compile(rf"(?<=[{_HAN}]) (?=[{_HAN}])")
 # Two or more single letters in a row were one word typed spaced or dotted ("s t o p", "T.D").
 _SPACED_LETTERS = re.compile(r"(?<![a-z0-9])[a-z](?: [a-z](?![a-z0-9]))+")
 _REPEATS = re.compile(r"(.)\1{2,}")  # "stoppppp" -> "stopp", "哈哈哈哈" stays, "!!!!" goes anyway
+_NON_WORD = re.compile(r"[\W_]+")
 _HAN_CHAR = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
@@ -52,10 +53,14 @@ def _t2s_table() -> dict[int, str]:
 
 
 def _strip_accents(s: str) -> str:
-    if s.isascii():
+    if s.isascii() or unicodedata.is_normalized("NFKD", s):  # Chinese has nothing to decompose
         return s
     decomposed = unicodedata.normalize("NFKD", s)
     return unicodedata.normalize("NFKC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def _join_letters(m: re.Match[str]) -> str:
+    return m.group(0).replace(" ", "")
 
 
 def normalise(text: str) -> str:
@@ -66,14 +71,40 @@ def normalise(text: str) -> str:
     s = _strip_accents(s.casefold())  # "ARRÊT" -> "arret": accents are typed or not at random
     s = _APOSTROPHES.sub("", s)  # "don't" -> "dont"
     # Punctuation, brackets (【】[]()), symbols and emoji separate words and mean nothing more.
-    s = " ".join("".join(c if c.isalnum() else " " for c in s).split())
+    # Line by line: letters on separate lines ("R\n\nT" under a pasted advert) are not one word.
+    lines = [_NON_WORD.sub(" ", line).strip() for line in s.split("\n")] if "\n" in s else [_NON_WORD.sub(" ", s).strip()]
+    s = " ".join(_SPACED_LETTERS.sub(_join_letters, line) for line in lines if line)
     if not s:
         return s
-    s = _SPACED_LETTERS.sub(lambda m: m.group(0).replace(" ", ""), s)
     if not s.isascii():
         s = _HAN_GAP.sub("", s)
         s = _SCRIPT_BOUNDARY.sub(" ", s)
     return _REPEATS.sub(r"\1\1", s)
+
+
+# The sender's own opt-out instruction inside a pasted advert ("回T退订", "Reply STOP to opt out") is
+# not the person's words: in a long message it becomes one neutral token, so that only a code the
+# person added counts.
+PASTED_LENGTH = 40
+INSTRUCTION_TOKEN = "xinstrx"
+_INSTRUCTION = re.compile(
+    r"(?:拒收请回复?|退订请?回复?|回复?|发送?)\s?(?:td|t|n|r|stop)\s?(?:退订|拒收)?"
+    r"|(?:reply|txt|text|msg|send)\s(?:stop|help|end|start)(?:\s(?:to|for)\s(?:opt out|optout|end|cancel|stop|unsubscribe|quit|help|more info))?"
+    r"|(?:stop|help)\s(?:to|for)\s(?:opt out|optout|end|cancel|stop|unsubscribe|quit|help)"
+)
+
+
+def strip_instructions(norm: str) -> str:
+    if len(norm) < PASTED_LENGTH:
+        return norm
+    return " ".join(_INSTRUCTION.sub(f" {INSTRUCTION_TOKEN} ", norm).split())
+
+
+def model_view(norm: str, question: bool) -> tuple[str, str]:
+    """What the model reads: the normalised text without the advert's own instruction, a trailing
+    " ?" when the reply was a question, and the pinyin."""
+    norm = strip_instructions(norm)
+    return (f"{norm} ?" if question else norm), pinyin(norm)
 
 
 @functools.lru_cache(maxsize=20000)

@@ -32,7 +32,7 @@ UNSUBSCRIBE_PINYIN: frozenset[str] = frozenset({"tuiding"})
 POLITE_EN = (
     "please", "pls", "plz", "thank you", "thanks", "thankyou", "thx", "ty", "ok", "okay", "now", "asap",
     "just", "hi", "hello", "hey", "sir", "madam", "again", "sorry", "excuse me", "dear", "hi there", "lol",
-    "guys", "man", "bro", "me", "ugh", "omg", "umm", "um", "yes",
+    "guys", "man", "bro", "ugh", "omg", "umm", "um",
 )  # fmt: skip
 POLITE_ZH = (
     "谢谢", "谢", "感谢", "您好", "你好", "麻烦", "请", "帮我", "我要", "我想", "好的", "一下", "了", "吧", "啊", "呀",

@@ -261,6 +261,8 @@ FAMILIES: list[Family] = [
         "{mkt_zh}\n\nT", "{mkt_zh} 拒收"], 30, wrap=False),
     F("u_paste_en", U, "en", ["{mkt_en} STOP", "STOP {mkt_en}", "{mkt_en}\nstop", "{mkt_en}\n\nUnsubscribe",
         "{mkt_en} remove me"], 25, wrap=False),
+    F("u_paste2", U, "zh", ["{mkt_zh}\n我要退订", "别再发这种了：{mkt_zh}", "{mkt_zh} 烦死了，退订", "{mkt_en}\nSTOP!!!",
+        "{mkt_en} please stop sending these", "TD\n{mkt_zh}"], 25, wrap=False),
     # ===== resubscribe =====
     F("r_code", R, "en", ["START", "start", "Start", "UNSTOP", "unstop", "SUBSCRIBE", "subscribe", "S T A R T", "ＳＴＡＲＴ",
         "START!", "start please", "UNSTOP pls", "Start again", "RESUME", "resume"], 40),
@@ -352,7 +354,10 @@ FAMILIES: list[Family] = [
     # ===== other: chit-chat =====
     F("o_thanks", O, "raw", ["thanks", "Thank you", "thx", "ok", "OK", "okay", "k", "👍", "好的", "好的谢谢", "收到", "谢谢", "嗯嗯",
         "知道了", "好", "行", "明白", "😀😀", "❤️", "🙂", "哈哈", "lol", "nice", "cool", "got it", "多謝", "ok👌", "Merci",
-        "gracias", "danke", "ありがとう", "감사합니다", "cảm ơn", "好嘅"], 60),
+        "gracias", "danke", "ありがとう", "감사합니다", "cảm ơn", "好嘅", "noted", "fine", "alright", "已读", "了解",
+        "好的收到", "ok thanks", "收到了谢谢", "np", "will do", "嗯知道了"], 70),
+    F("o_polite_only", O, "zh", ["你好", "您好，谢谢", "谢谢", "你好，谢谢", "拜托了", "亲", "喂", "你好啊", "谢谢配合", "辛苦了",
+        "hi thanks", "hello, thank you", "hey", "thank you!", "please", "sorry", "ok thanks", "Hi there.", "唔該", "多謝"], 50),
     F("o_greet", O, "zh", ["你好", "您好", "在吗", "早上好", "晚上好", "hello", "hi", "hey", "Good morning", "新年快乐", "中秋快乐",
         "哈喽", "Hi there", "喂"], 40),
     F("o_yes_no_bare", O, "raw", ["yes", "YES", "Yes", "Y", "y", "yeah", "yep", "是", "是的", "对", "对的", "好的", "可以", "嗯",
@@ -367,13 +372,13 @@ FAMILIES: list[Family] = [
         "I'll come by later", "call me back", "I'm at work"], 50),
     # ===== other: look-alikes and hard negatives =====
     F("o_booking_tuiding", O, "zh", ["我想退订{day}的{hotel}", "{hotel}可以退订吗", "{day}的{hotel}帮我退订一下", "退订{hotel}要扣钱吗",
-        "我要退订房间", "酒店退订怎么操作", "机票退订手续费多少", "帮我把{day}订的{hotel}退掉", "退订的房费什么时候退回",
+        "我要退订房间", "酒店退订怎么操作", "机票退订手续费多少", "帮我把{day}订的{hotel}退掉", "退订的房费什么时候退回", "帮我退订{hotel}", "{hotel}退订规则", "能退订{hotel}吗", "麻烦退订{day}的{hotel}",
         "门票能退订吗", "{hotel}退订成功了吗"], 60),
     F("o_refund", O, "zh", ["我要退货", "怎么退款", "退货地址发我", "退款什么时候到账", "申请退款", "{goods}我想退货", "退款进度查一下",
         "退货退款", "可以七天无理由退货吗", "我要换货", "退款还没到"], 50),
     F("o_cancel_order", O, "zh", ["取消订单", "我要取消订单", "帮我取消订单{order}", "订单取消一下", "怎么取消订单", "取消预约",
         "取消{day}的预约", "我想取消这个订单", "订单能取消吗", "取消{goods}的订单"], 50),
-    F("o_shipping", O, "zh", ["别发货了，我要退款", "先别发货", "不要发货了", "{goods}别发了，我不要了", "别发顺丰，发中通",
+    F("o_shipping", O, "zh", ["别发货了，我要退款", "先别发货", "不要发货了", "{goods}别发了，我不要了", "别发顺丰，发中通", "{goods}暂时别发", "{goods}不用发了", "那个{goods}不要寄了", "{goods}不要发了，退款吧",
         "还没发货吗", "什么时候发货", "发货了吗", "能不能今天发", "别发快递，我自己来取", "地址错了先别发", "发错货了"], 55),
     F("o_brands_letters", O, "zh", ["T恤有XL码吗", "这件T恤多少钱", "N95口罩还有吗", "N95有货吗", "TD Bank几点开门", "R码是什么尺码",
         "要一件白色T恤", "有没有T字头的车次", "N次方会员是什么", "我要买N95", "T3航站楼怎么走", "R18是什么"], 50),
@@ -385,12 +390,14 @@ FAMILIES: list[Family] = [
         "help me track my order", "help, my package never arrived", "need help with my order {order}",
         "I want to return this", "refund please", "help with my account login"], 90),
     F("o_negation_zh", O, "zh", ["不要退订", "不退订", "别退订我", "我没说要退订", "我不退订", "不用退订", "没让你退订", "不要取消",
-        "别取消我的订阅", "我没有要退订的意思", "不要退订，继续发", "继续发吧我喜欢", "我不想退订", "请不要把我退订了"], 50),
+        "别取消我的订阅", "我没有要退订的意思", "不要取消退订", "别取消退订", "保持退订就行，不用恢复", "不要退订，继续发", "继续发吧我喜欢", "我不想退订", "请不要把我退订了"], 50),
     F("o_negation_en", O, "en", ["don't unsubscribe me", "do not unsubscribe me", "don't stop sending deals", "don't stop",
         "keep sending", "keep them coming", "I didn't say stop", "please don't remove me", "I don't want to unsubscribe",
         "no don't cancel", "never stop sending me deals lol", "I never asked to opt out"], 45),
     F("o_wrongnum", O, "zh", ["你发错人了", "我不是{name}", "打错了", "你找错人了", "这不是{name}的号码", "我不认识{name}", "发错了吧",
         "wrong number", "you have the wrong person", "I'm not {name_en}", "who is {name_en}? wrong number", "wrong person"], 45),
+    F("o_wrongnum2", O, "en", ["who is {name_en}? wrong number", "I don't know any {name_en}", "not {name_en}", "this isn't {name_en}",
+        "你们找谁？我不是{name}", "我不认识这个人", "发错号码了吧", "wrong #", "no {name_en} here", "you've got the wrong number"], 40),
     F("o_insult", O, "zh", ["你们是骗子", "骗子公司", "你们公司真差劲", "服务太差了", "垃圾公司", "你们的东西太贵了", "上次买的质量很差",
         "scammers", "your service sucks", "you guys are terrible", "worst store ever", "liars"], 45),
     F("o_order_help", O, "zh", ["我的快递到哪了", "帮我查一下订单", "订单{order}怎么还没到", "快递一直不动", "物流信息查一下",
@@ -400,6 +407,37 @@ FAMILIES: list[Family] = [
     F("o_xx", O, "xx", ["¿dónde está mi pedido?", "cancelar mi pedido", "où est ma commande", "annuler ma commande",
         "wo ist meine Bestellung", "Bestellung stornieren", "注文をキャンセルしたい", "주문 취소", "배송 언제 와요?", "đơn hàng của tôi đâu",
         "hola", "bonjour", "hallo", "こんにちは", "안녕하세요", "xin chào"], 45),
+    # ===== second paraphrase families of the concepts that had one: each side of the split sees one =====
+    F("o_booking_tuiding2", O, "zh", ["{day}的{hotel}不去了，退订", "能帮我退订{hotel}吗", "退订后多久退款", "{hotel}退订政策是什么",
+        "我订的{hotel}想退订", "退订{day}的预约", "退订了{hotel}钱什么时候回来", "这个{hotel}退订要手续费吗", "我要退订这次旅行",
+        "航班取消了，帮我退订", "退订酒店", "退訂機票"], 50),
+    F("o_shipping2", O, "zh", ["{goods}先不要发了", "别寄了，我不要了", "不要发快递", "暂停发货", "{goods}不要再发了，已经买到了",
+        "订单先别发", "发货地址改一下", "你们发货太慢了", "明天再发吧", "{goods}发了没"], 45),
+    F("o_brands_letters2", O, "en", ["do you have this T-shirt in M", "TD Ameritrade login help", "N95 or KN95?", "Is R&B night on Friday",
+        "Model T", "size S or M", "T-Mobile store near me", "my TD card was declined", "N64 games in stock?", "R2 in stock?",
+        "白T恤还有吗", "T台秀几点开始", "N卡还是A卡好", "R级电影"], 50),
+    F("r_en_mistake2", R, "en", ["I replied stop by accident", "oops wrong reply, keep sending me texts, I want them",
+        "that stop was a mistake, please restore my texts", "my kid texted stop, please put me back on",
+        "restore my subscription", "reinstate my texts please", "I want to undo the stop", "cancel my opt out"], 35),
+    F("r_zh_mistake2", R, "zh", ["刚才那个退订不算，恢复吧", "孩子乱回的退订，帮我恢复", "退订回错了，撤销", "我后悔退订了，能恢复吗",
+        "之前的TD作废", "恢复我的会员短信"], 30),
+    F("u_ja2", U, "xx", ["配信をやめてください", "もう結構です", "メッセージ不要", "受け取りたくない", "送信停止", "解約", "退会",
+        "通知をオフにして", "やめろ", "いらない"], 40),
+    F("u_ko2", U, "xx", ["그만 보내", "수신 원하지 않습니다", "문자 사절", "보내지마", "광고 사절", "수신 중지", "스팸 그만", "탈퇴",
+        "알림 끊어주세요"], 40),
+    F("u_es2", U, "xx", ["no me envíes más", "quítenme de la lista", "borren mi número", "no quiero mensajes", "cancelar",
+        "basta ya", "dejen de mandar", "no más"], 35),
+    F("h_yue2", H, "yue", ["你哋係咩公司", "點樣先可以唔收", "邊度嚟㗎", "有冇人工客服", "點聯絡你哋", "呢個號碼係邊個", "我想問下點退訂"], 30),
+    F("s_zh2", S, "zh", ["退订有结果了吗", "我上次退订成功没有", "退订弄好了吗？", "我还在你们的发送名单里吗", "退订处理完了没", "退订有没有生效",
+        "帮我确认一下退订成功了", "退订失败了吗"], 40),
+    F("s_en2", S, "en", ["was my opt out successful?", "is the unsubscribe done", "did my removal work?", "am I off your list?",
+        "confirm my unsubscribe went through", "did I unsubscribe successfully?", "is it done? the stop?"], 35),
+    F("o_yes_no_bare2", O, "raw", ["YES!", "yes.", "Yeah", "Yup", "ok sure", "sounds good", "对呀", "是啊", "嗯好", "好呀", "可以的",
+        "no problem", "alright", "fine", "noted"], 30),
+    F("o_negation2", O, "zh", ["我没要退订啊", "不是要退订", "谁说我要退订了", "千万别退订", "不用取消", "我还要收的", "别停，我喜欢你们的活动",
+        "i'm not unsubscribing", "don't take me off the list", "please keep me subscribed"], 40),
+    F("o_paste_question2", O, "zh", ["{mkt_zh} 这个券今天能用吗", "请问这个是真的吗？{mkt_zh}", "{mkt_zh}\n在哪个门店", "{mkt_en} what time does it end",
+        "{mkt_en}\ncan I use this in store?", "{mkt_zh} 我是会员吗"], 25, wrap=False),
     # ===== context: replies to our clarification question =====
     F("c_yes", U, "raw", ["是", "是的", "对", "对的", "好", "好的", "确认", "确定", "嗯", "yes", "Yes", "YES", "Y", "y", "OK", "ok",
         "yes please", "yep", "yeah", "sure", "confirm", "确认退订", "是的谢谢", "👍", "係", "系", "好呀", "对，不要了", "Sí", "oui",
@@ -634,14 +672,16 @@ def coverage(pools: dict[str, list[str]]) -> list[Family]:
     return out
 
 
-PINNED_TRAIN = {"u_code_td", "u_code_stop", "u_code_tuiding", "r_code", "h_code", "o_thanks", "c_yes", "c_no"}
+PINNED_TRAIN = {"o_polite_only", "o_wrongnum", "u_paste_zh", "o_paste_question", "o_booking_tuiding", "o_shipping", "o_brands_letters", "r_en_mistake", "u_ja", "u_ko", "o_yes_no_bare",
+                "o_negation_zh", "o_negation_en", "h_yue", "s_zh", "s_en", "u_es", "o_en_lookalike", "o_cancel_order",
+                "o_refund", "u_code_td", "u_code_stop", "u_code_tuiding", "r_code", "h_code", "o_thanks", "c_yes", "c_no"}
 
 
 def build(out_dir: Path = HERE) -> dict[str, list[dict[str, str]]]:
     rng = random.Random(SEED)
     POOLS.clear()
     POOLS.update(pools(FAMILIES))
-    families = FAMILIES + FRAMES + coverage(POOLS) + hand_written()
+    families = coverage(POOLS) + FAMILIES + FRAMES + hand_written()
     ids = [f.id for f in families]
     dupes = [i for i, n in Counter(ids).items() if n > 1]
     if dupes:
