@@ -9,7 +9,8 @@ How a reply is read, in order (``IntentResult.matched`` names the step that deci
    a short no -> other (INTENT.md "Context"); a yes never lifts an opt-out;
 4. the tenant's keywords, then the carrier/regulator codes (TD, T, N, R, 退订, STOP, START, HELP …)
    as the whole message, with polite words around them; the same-sound slips of 退订 (腿订, tui ding);
-   one-key typos of the long codes ("stpo"). A bare code asked as a question ("STOP?") -> clarify;
+   one-key typos of the long codes ("stpo"). A bare code asked as a question ("STOP?"), or a bare
+   "no" / "不要" without our question -> unsubscribe, but clarify;
 5. everything else: the model (character n-grams of the text and of its pinyin, a linear model,
    calibrated on dev). Certain -> act; unsure between unsubscribe and the rest -> clarify.
 """
@@ -35,6 +36,7 @@ TYPO_CONFIDENCE = 0.9  # one key away from a long code
 QUESTION_CONFIDENCE = 0.55  # "STOP?": probably, but ask
 CONTEXT_CONFIDENCE = 0.95  # yes / no to our clarification question
 TENANT_IN_MESSAGE_CONFIDENCE = 0.9
+WEAK_CONFIDENCE = 0.5  # "no", "不要" without our question: maybe an opt-out, so ask
 BARE_YES_CONFIDENCE = 0.9  # "yes", "好的" without our question: nothing to act on (never a resubscription)
 
 
@@ -83,6 +85,10 @@ def classify(
             return _decided("other", CONTEXT_CONFIDENCE, f"'{norm}' answers no to our clarification")
     elif core in rules.CONTEXT_YES or norm in rules.CONTEXT_YES:
         return _decided("other", BARE_YES_CONFIDENCE, f"a bare yes ('{norm}') without a question of ours")
+    elif norm in rules.WEAK_UNSUBSCRIBE or core in rules.WEAK_UNSUBSCRIBE:
+        return _decided(
+            "unsubscribe", WEAK_CONFIDENCE, f"a bare '{norm}' without a question of ours: ask", unsure=True
+        )
 
     for intent, keywords in (
         ("unsubscribe", extra_unsubscribe_keywords),
@@ -117,6 +123,10 @@ def _code(norm: str, core: str, question: bool) -> IntentResult | None:
     sound = pinyin(core)
     if sound in rules.UNSUBSCRIBE_PINYIN:
         return _decided("unsubscribe", SOUND_CONFIDENCE, f"'{core}' sounds like 退订 ({sound})")
+    if core in rules.TD_NEIGHBOURS:
+        return _decided(
+            "unsubscribe", QUESTION_CONFIDENCE, f"'{core}' is one key from code 'td': ask", unsure=True
+        )
     if " " not in core and (code := rules.typo_of(core)):
         return _decided("unsubscribe", TYPO_CONFIDENCE, f"'{core}' looks like a typo of code '{code}'")
     return None

@@ -24,7 +24,9 @@ STOP_EMOJI = "🛑⛔🚫🔕📵"
 YES_EMOJI = "👍👌✅✔☑"
 STOP_TOKEN = "xstopx"
 YES_TOKEN = "xyesx"
-_EMOJI_TOKENS = {ord(c): f" {STOP_TOKEN} " for c in STOP_EMOJI} | {ord(c): f" {YES_TOKEN} " for c in YES_EMOJI}
+_EMOJI_TOKENS = {ord(c): f" {STOP_TOKEN} " for c in STOP_EMOJI} | {
+    ord(c): f" {YES_TOKEN} " for c in YES_EMOJI
+}
 
 _APOSTROPHES = re.compile("['’‘`´]")
 # A space between a run of ASCII letters/digits and a run of anything else ("回复td退订" -> "回复 td 退订").
@@ -72,7 +74,11 @@ def normalise(text: str) -> str:
     s = _APOSTROPHES.sub("", s)  # "don't" -> "dont"
     # Punctuation, brackets (【】[]()), symbols and emoji separate words and mean nothing more.
     # Line by line: letters on separate lines ("R\n\nT" under a pasted advert) are not one word.
-    lines = [_NON_WORD.sub(" ", line).strip() for line in s.split("\n")] if "\n" in s else [_NON_WORD.sub(" ", s).strip()]
+    lines = (
+        [_NON_WORD.sub(" ", line).strip() for line in s.split("\n")]
+        if "\n" in s
+        else [_NON_WORD.sub(" ", s).strip()]
+    )
     s = " ".join(_SPACED_LETTERS.sub(_join_letters, line) for line in lines if line)
     if not s:
         return s

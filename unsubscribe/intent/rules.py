@@ -25,6 +25,28 @@ RESUBSCRIBE_CODES: frozenset[str] = frozenset(
 )
 HELP_CODES: frozenset[str] = frozenset({"help", "info", "帮助", "求助", "客服", "人工客服", "转人工"})
 
+# A whole reply this vague, without our question, may be an opt-out or an answer to something else: ask.
+WEAK_UNSUBSCRIBE: frozenset[str] = frozenset(
+    {
+        "no",
+        "nope",
+        "nah",
+        "no no",
+        "不要",
+        "不要了",
+        "不用",
+        "不用了",
+        "不需要",
+        "不必",
+        "算了",
+        "别",
+        "唔要",
+        "唔使",
+        "non",
+        "nein",
+    }
+)
+
 # Same-sound slips of 退订, compared on the pinyin of the whole message ("腿订", "退定", "tui ding").
 UNSUBSCRIBE_PINYIN: frozenset[str] = frozenset({"tuiding"})
 
@@ -93,7 +115,12 @@ def one_edit_apart(a: str, b: str) -> bool:
         diffs = [i for i in range(len(a)) if a[i] != b[i]]
         if len(diffs) == 1:
             return True
-        return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+        return (
+            len(diffs) == 2
+            and diffs[1] == diffs[0] + 1
+            and a[diffs[0]] == b[diffs[1]]
+            and a[diffs[1]] == b[diffs[0]]
+        )
     short, long = (a, b) if len(a) < len(b) else (b, a)
     i = 0
     while i < len(short) and short[i] == long[i]:
@@ -108,6 +135,13 @@ NOT_TYPOS = frozenset(
     {"shop", "step", "atop", "stoop", "stomp", "slop", "stow", "cancer", "remote", "arrest", "revote", "stops", "top",
      "sto", "store", "story", "stock", "spot", "post", "pots", "tops", "opts", "removed", "canceled", "cancels"}
 )  # fmt: skip
+
+
+# "TD" typed one key off on a QWERTY keyboard, as the whole reply: probably TD, so ask.
+_NEAR = {"t": "ryfg5", "d": "sefcxr"}
+TD_NEIGHBOURS = frozenset(
+    {a + "d" for a in _NEAR["t"]} | {"t" + b for b in _NEAR["d"]} | {"dt", "tdd", "ttd"}
+)
 
 
 def typo_of(word: str) -> str | None:

@@ -15,13 +15,19 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--split", action="append", choices=["train", "dev", "test"], help="default: dev and test")
-        parser.add_argument("--errors", type=int, default=0, metavar="N", help="also list N misclassified replies")
+        parser.add_argument(
+            "--split", action="append", choices=["train", "dev", "test"], help="default: dev and test"
+        )
+        parser.add_argument(
+            "--errors", type=int, default=0, metavar="N", help="also list N misclassified replies"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         for name in options["split"] or ["dev", "test"]:
             report = training.evaluate(name, training.load_split(name))
             self.stdout.write(report.format())
             for row, result in report.wrong[: options["errors"]]:
-                self.stdout.write(f"  {row.label} -> {result.intent}/{result.action}: {row.text!r} ({result.matched})")
+                self.stdout.write(
+                    f"  {row.label} -> {result.intent}/{result.action}: {row.text!r} ({result.matched})"
+                )
             self.stdout.write("")

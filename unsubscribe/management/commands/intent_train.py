@@ -12,12 +12,16 @@ from unsubscribe.intent import model, training
 
 
 class Command(BaseCommand):
-    help = "Train the reply-intent model on unsubscribe/intent/data/train.jsonl (thresholds on dev) and save it."
+    help = (
+        "Train the reply-intent model on unsubscribe/intent/data/train.jsonl (thresholds on dev) and save it."
+    )
     requires_system_checks = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--output", type=Path, default=model.MODEL_PATH, help="where to write the .npz")
-        parser.add_argument("--data", type=Path, default=training.DATA_DIR, help="folder with the corpus splits")
+        parser.add_argument(
+            "--data", type=Path, default=training.DATA_DIR, help="folder with the corpus splits"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.perf_counter()
