@@ -79,11 +79,11 @@ def classify(
     core = rules.core(norm)
 
     if context == CLARIFICATION:
-        if core in rules.CONTEXT_YES or norm in rules.CONTEXT_YES:
+        if rules.is_yes(norm, core):
             return _decided("unsubscribe", CONTEXT_CONFIDENCE, f"'{norm}' answers yes to our clarification")
-        if core in rules.CONTEXT_NO or norm in rules.CONTEXT_NO:
+        if rules.is_no(norm, core):
             return _decided("other", CONTEXT_CONFIDENCE, f"'{norm}' answers no to our clarification")
-    elif core in rules.CONTEXT_YES or norm in rules.CONTEXT_YES:
+    elif rules.is_yes(norm, core):
         return _decided("other", BARE_YES_CONFIDENCE, f"a bare yes ('{norm}') without a question of ours")
     elif norm in rules.WEAK_UNSUBSCRIBE or core in rules.WEAK_UNSUBSCRIBE:
         return _decided(

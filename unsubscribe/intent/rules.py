@@ -67,7 +67,8 @@ CONTEXT_YES: frozenset[str] = frozenset(
     {
         "是", "是的", "对", "对的", "好", "好的", "确认", "确定", "确认退订", "嗯", "嗯嗯", "行", "可以", "要", "没错", "系",
         "系的", "得", "好呀", "对呀", "是啊", "yes", "y", "ye", "yea", "yeah", "yep", "yup", "ok", "okay", "k",
-        "sure", "confirm", "confirmed", "correct", "right", "yes stop", "si", "oui", "ja", "hai", "はい", "ええ",
+        "sure", "confirm", "confirmed", "correct", "right", "yes stop", "yess", "yea", "absolutely", "definitely",
+        "please", "bitte", "sim", "是呀", "对呀", "是啊", "嗯嗯", "好呀", "系呀", "确认退订", "好的好的", "si", "oui", "ja", "hai", "はい", "ええ",
         "네", "예", "응", "co", "vang", "da", YES_TOKEN,
     }
 )  # fmt: skip
@@ -77,6 +78,22 @@ CONTEXT_NO: frozenset[str] = frozenset(
         "dont", "non", "nein", "いいえ", "아니요", "아니", "khong", "唔系", "唔使", "no thanks", "no thank you",
     }
 )  # fmt: skip
+
+
+def is_yes(norm: str, core: str) -> bool:
+    """A short yes: "是的", "yes", "yeah sure", "ok 👍" (every word a yes word)."""
+    return _all_in(norm, core, CONTEXT_YES)
+
+
+def is_no(norm: str, core: str) -> bool:
+    return _all_in(norm, core, CONTEXT_NO)
+
+
+def _all_in(norm: str, core: str, words: frozenset[str]) -> bool:
+    if norm in words or core in words:
+        return True
+    parts = core.split()
+    return 1 < len(parts) <= 4 and all(p in words for p in parts)
 
 
 def _pattern(words: Iterable[str]) -> re.Pattern[str]:

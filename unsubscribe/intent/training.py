@@ -51,8 +51,9 @@ def _for_model(rows: Iterable[Row]) -> list[Row]:
     kept = []
     for row in rows:
         if row.context == CLARIFICATION:
-            core = rules.core(normalise(row.text))
-            if core in rules.CONTEXT_YES or core in rules.CONTEXT_NO:
+            norm = normalise(row.text)
+            core = rules.core(norm)
+            if rules.is_yes(norm, core) or rules.is_no(norm, core):
                 continue
         kept.append(row)
     return kept
