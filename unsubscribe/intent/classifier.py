@@ -135,10 +135,10 @@ def _code(norm: str, core: str, question: bool) -> IntentResult | None:
 def _model(norm: str, question: bool) -> IntentResult:
     params = model.shipped()
     probs = model.probabilities(params, *model_view(norm, question))
-    best = int(probs.argmax())
+    best = max(range(len(probs)), key=probs.__getitem__)
     intent: Intent = model.LABELS[best]  # type: ignore[assignment]
-    confidence = float(probs[best])
-    p_unsub = float(probs[0])
+    confidence = probs[best]
+    p_unsub = probs[0]
     matched = f"model ({intent} {confidence:.2f})"
     t = params.thresholds
     if intent == "unsubscribe":

@@ -26,7 +26,7 @@ HEAD = TAIL = 80
 
 def ngrams(text: str, pinyin: str) -> set[str]:
     """The distinct char_wb 1–4 grams of the text (each word padded with spaces, as scikit-learn's
-    ``char_wb``), and the char 2–4 grams of the space-less pinyin (people type pinyin with and without
+    ``char_wb``), and the char 4-grams of the space-less pinyin (people type pinyin with and without
     spaces). Binary: a repeated n-gram says nothing more in a reply this short."""
     if len(text) > HEAD + TAIL:
         text = f"{text[:HEAD]} {text[-TAIL:]}"
@@ -40,7 +40,6 @@ def ngrams(text: str, pinyin: str) -> set[str]:
         grams.update([w[i : i + 4] for i in range(len(w) - 3)])
     if pinyin:
         p = f"{_PINYIN_PREFIX}{pinyin}{_PINYIN_PREFIX}"
-        grams.update([_PINYIN_PREFIX + p[i : i + 3] for i in range(len(p) - 2)])
         grams.update([_PINYIN_PREFIX + p[i : i + 4] for i in range(len(p) - 3)])
     grams.discard(" ")
     return grams
@@ -56,12 +55,14 @@ class Params:
     thresholds: dict[str, float]  # tuned on dev, see classifier.py
 
     @functools.cached_property
-    def weighted(self) -> np.ndarray:
-        return self.coef * self.idf[:, None]
+    def intercept_list(self) -> list[float]:
+        return [float(b) for b in self.intercept]
 
     @functools.cached_property
-    def idf2(self) -> np.ndarray:
-        return self.idf * self.idf
+    def weighted(self) -> np.ndarray:
+        """(V, K + 1): the coefficients times idf, and idf² in the last column, so that one look-up
+        of a message's rows gives both the scores and the norm."""
+        return np.hstack([self.coef * self.idf[:, None], (self.idf * self.idf)[:, None]])
 
 
 def save(path: Path, params: Params) -> None:
@@ -106,25 +107,30 @@ def shipped() -> Params:
 def indices(grams: set[str], vocabulary: dict[str, int]) -> list[int]:
     found = set(map(vocabulary.get, grams))
     found.discard(None)
-    return sorted(found)  # type: ignore[arg-type]
+    return list(found)  # type: ignore[arg-type]
 
 
 def features(grams: set[str], vocabulary: dict[str, int], idf: np.ndarray) -> tuple[list[int], np.ndarray]:
     """Binary tf × idf, l2-normalised (TfidfVectorizer(binary=True)): what training fits on."""
-    index = indices(grams, vocabulary)
+    index = sorted(indices(grams, vocabulary))
     if not index:
         return [], np.zeros(0)
     values = idf[index]
     return index, values / math.sqrt(float(values @ values))
 
 
-def probabilities(params: Params, text: str, pinyin: str) -> np.ndarray:
+def probabilities(params: Params, text: str, pinyin: str) -> list[float]:
+    """Calibrated probabilities of ``LABELS``. Plain floats: for five numbers Python beats numpy."""
     index = indices(ngrams(text, pinyin), params.vocabulary)
+    intercept = params.intercept_list
     if index:
-        # idf is folded into the coefficients at load time: scores = Σ idf·w / ‖idf‖
-        scores = params.intercept + params.weighted[index].sum(axis=0) / math.sqrt(params.idf2[index].sum())
+        # idf is folded into the coefficients: score = intercept + Σ idf·w / ‖idf‖
+        rows = params.weighted[index].sum(axis=0).tolist()
+        norm = math.sqrt(rows[-1])
+        scores = [(b + r / norm) / params.temperature for b, r in zip(intercept, rows, strict=False)]
     else:
-        scores = params.intercept
-    scores = scores / params.temperature
-    scores = np.exp(scores - scores.max())
-    return scores / scores.sum()
+        scores = [b / params.temperature for b in intercept]
+    top = max(scores)
+    exps = [math.exp(x - top) for x in scores]
+    total = sum(exps)
+    return [e / total for e in exps]
