@@ -381,3 +381,14 @@ def test_shipped_model_is_what_training_produces(tmp_path: Path) -> None:
     np.testing.assert_allclose(trained.intercept, shipped.intercept, atol=1e-5)
     assert trained.temperature == shipped.temperature
     assert trained.thresholds == shipped.thresholds
+
+
+def test_serving_features_are_the_training_features() -> None:
+    """The word-cached featuriser used when serving finds exactly the n-grams training counted."""
+    params = intent_model.shipped()
+    for row in training.load_split("dev")[::7]:
+        text, sound = training.model_input(row.text)
+        served = sorted(params.message_indices(text, sound))
+        assert served == sorted(intent_model.indices(intent_model.ngrams(text, sound), params.vocabulary)), (
+            row
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,26 +22,40 @@ _PINYIN_PREFIX = "\x01"  # keeps the pinyin n-grams apart from the text n-grams 
 # A long message is mostly pasted text: its first and last characters carry the reply ("TD" after a
 # pasted advert). Capping the length keeps every message's cost bounded.
 HEAD = TAIL = 80
+WORD_CACHE_SIZE = 100_000
+
+
+def _word_grams(word: str) -> set[str]:
+    w = f" {word} "
+    grams = set(w)
+    grams.update([w[i : i + 2] for i in range(len(w) - 1)])
+    grams.update([w[i : i + 3] for i in range(len(w) - 2)])
+    grams.update([w[i : i + 4] for i in range(len(w) - 3)])
+    grams.discard(" ")
+    return grams
+
+
+def _pinyin_grams(pinyin: str) -> list[str]:
+    p = f"{_PINYIN_PREFIX}{pinyin}{_PINYIN_PREFIX}"
+    return [_PINYIN_PREFIX + p[i : i + 4] for i in range(len(p) - 3)]
+
+
+def _truncate(text: str, pinyin: str) -> tuple[str, str]:
+    if len(text) > HEAD + TAIL:
+        return f"{text[:HEAD]} {text[-TAIL:]}", f"{pinyin[:HEAD]}{pinyin[-TAIL:]}"
+    return text, pinyin
 
 
 def ngrams(text: str, pinyin: str) -> set[str]:
     """The distinct char_wb 1–4 grams of the text (each word padded with spaces, as scikit-learn's
     ``char_wb``), and the char 4-grams of the space-less pinyin (people type pinyin with and without
     spaces). Binary: a repeated n-gram says nothing more in a reply this short."""
-    if len(text) > HEAD + TAIL:
-        text = f"{text[:HEAD]} {text[-TAIL:]}"
-        pinyin = f"{pinyin[:HEAD]}{pinyin[-TAIL:]}"
+    text, pinyin = _truncate(text, pinyin)
     grams: set[str] = set()
     for word in text.split():
-        w = f" {word} "
-        grams.update(w)
-        grams.update([w[i : i + 2] for i in range(len(w) - 1)])
-        grams.update([w[i : i + 3] for i in range(len(w) - 2)])
-        grams.update([w[i : i + 4] for i in range(len(w) - 3)])
+        grams |= _word_grams(word)
     if pinyin:
-        p = f"{_PINYIN_PREFIX}{pinyin}{_PINYIN_PREFIX}"
-        grams.update([_PINYIN_PREFIX + p[i : i + 4] for i in range(len(p) - 3)])
-    grams.discard(" ")
+        grams.update(_pinyin_grams(pinyin))
     return grams
 
 
@@ -53,6 +67,30 @@ class Params:
     intercept: np.ndarray  # (K,)
     temperature: float  # calibration: softmax(scores / T), T fitted on dev
     thresholds: dict[str, float]  # tuned on dev, see classifier.py
+    # word -> its n-grams' rows: words repeat across replies ("please", "stop", "谢谢"), so most
+    # look-ups are one dict hit instead of a dozen
+    word_cache: dict[str, frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
+
+    def word_indices(self, word: str) -> frozenset[int]:
+        found = self.word_cache.get(word)
+        if found is None:
+            if len(self.word_cache) >= WORD_CACHE_SIZE:
+                self.word_cache.clear()
+            hits = set(map(self.vocabulary.get, _word_grams(word)))
+            hits.discard(None)
+            found = self.word_cache[word] = frozenset(hits)  # type: ignore[arg-type]
+        return found
+
+    def message_indices(self, text: str, pinyin: str) -> list[int]:
+        """The same rows as ``indices(ngrams(text, pinyin))``, word by word through the cache."""
+        text, pinyin = _truncate(text, pinyin)
+        found: set[int | None] = set()
+        for word in text.split():
+            found |= self.word_indices(word)
+        if pinyin:
+            found.update(map(self.vocabulary.get, _pinyin_grams(pinyin)))
+        found.discard(None)
+        return list(found)  # type: ignore[arg-type]
 
     @functools.cached_property
     def intercept_list(self) -> list[float]:
@@ -121,7 +159,7 @@ def features(grams: set[str], vocabulary: dict[str, int], idf: np.ndarray) -> tu
 
 def probabilities(params: Params, text: str, pinyin: str) -> list[float]:
     """Calibrated probabilities of ``LABELS``. Plain floats: for five numbers Python beats numpy."""
-    index = indices(ngrams(text, pinyin), params.vocabulary)
+    index = params.message_indices(text, pinyin)
     intercept = params.intercept_list
     if index:
         # idf is folded into the coefficients: score = intercept + Σ idf·w / ‖idf‖

@@ -67,8 +67,8 @@ CONTEXT_YES: frozenset[str] = frozenset(
     {
         "是", "是的", "对", "对的", "好", "好的", "确认", "确定", "确认退订", "嗯", "嗯嗯", "行", "可以", "要", "没错", "系",
         "系的", "得", "好呀", "对呀", "是啊", "yes", "y", "ye", "yea", "yeah", "yep", "yup", "ok", "okay", "k",
-        "sure", "confirm", "confirmed", "correct", "right", "yes stop", "yess", "yea", "absolutely", "definitely",
-        "please", "bitte", "sim", "是呀", "对呀", "是啊", "嗯嗯", "好呀", "系呀", "确认退订", "好的好的", "si", "oui", "ja", "hai", "はい", "ええ",
+        "sure", "confirm", "confirmed", "correct", "right", "yes stop", "yess", "absolutely", "definitely",
+        "please", "bitte", "sim", "是呀", "系呀", "好的好的", "si", "oui", "ja", "hai", "はい", "ええ",
         "네", "예", "응", "co", "vang", "da", YES_TOKEN,
     }
 )  # fmt: skip

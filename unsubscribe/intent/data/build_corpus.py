@@ -2754,11 +2754,58 @@ FAMILIES: list[Family] = [
     ),
     F("c_help", H, "raw", ["你们是谁", "who is this?", "HELP", "怎么退订"], 8, context="clarification"),
     # second families of the answers to our question: on the other side of the split
-    F("c_yes2", U, "raw", ["是啊", "对呀", "嗯嗯", "好呀", "确认退订", "yeah sure", "yes confirm", "yup", "YES!!", "sí", "ja bitte",
-        "はい", "係呀", "好的好的", "yes please stop", "对，别发了", "是的，退订", "ok 👍", "Y.", "确定！"], 30,
-        context="clarification"),  # fmt: skip
-    F("c_no2", O, "raw", ["不用", "不是的", "没有", "no thanks", "No!", "nope 🙂", "不用了谢谢", "不对", "nah", "no thank you",
-        "nein", "non merci", "아니", "唔使"], 20, context="clarification"),  # fmt: skip
+    F(
+        "c_yes2",
+        U,
+        "raw",
+        [
+            "是啊",
+            "对呀",
+            "嗯嗯",
+            "好呀",
+            "确认退订",
+            "yeah sure",
+            "yes confirm",
+            "yup",
+            "YES!!",
+            "sí",
+            "ja bitte",
+            "はい",
+            "係呀",
+            "好的好的",
+            "yes please stop",
+            "对，别发了",
+            "是的，退订",
+            "ok 👍",
+            "Y.",
+            "确定！",
+        ],
+        30,
+        context="clarification",
+    ),  # fmt: skip
+    F(
+        "c_no2",
+        O,
+        "raw",
+        [
+            "不用",
+            "不是的",
+            "没有",
+            "no thanks",
+            "No!",
+            "nope 🙂",
+            "不用了谢谢",
+            "不对",
+            "nah",
+            "no thank you",
+            "nein",
+            "non merci",
+            "아니",
+            "唔使",
+        ],
+        20,
+        context="clarification",
+    ),  # fmt: skip
 ]
 
 
