@@ -84,6 +84,9 @@ LABELLED: list[tuple[str, str, str]] = [
     ("수신거부", U, "act"),
     ("hủy đăng ký", U, "act"),
     ("Arrêtez", U, "act"),
+    ("【某店】双11全场5折，点击 https://t.cn/A6x9 抢购，回T退订\nTD", U, "act"),  # a code added to an advert
+    ("TD【某店】双11全场5折，点击 https://t.cn/A6x9 抢购，回T退订", U, "act"),
+    ("did my STOP work? you're still texting me", U, "act"),  # a status question that complains
     # --- a bare code asked as a question: ask ------------------------------------------------------
     ("STOP?", U, "clarify"),
     ("TD?", U, "clarify"),
@@ -132,6 +135,11 @@ LABELLED: list[tuple[str, str, str]] = [
     ("cancel my order", O, "none"),
     ("wrong number", O, "none"),
     ("你们是骗子", O, "none"),
+    ("【某店】双11全场5折，点击 https://t.cn/A6x9 抢购，回T退订 这个活动到几号？", O, "none"),  # advert + question
+    # --- unsure: one clarification, never silence on a likely opt-out -----------------------------
+    ("no", U, "clarify"),
+    ("不要", U, "clarify"),
+    ("TF", U, "clarify"),  # one key from TD
 ]
 
 

@@ -9,7 +9,8 @@ How a reply is read, in order (``IntentResult.matched`` names the step that deci
    a short no -> other (INTENT.md "Context"); a yes never lifts an opt-out;
 4. the tenant's keywords, then the carrier/regulator codes (TD, T, N, R, 退订, STOP, START, HELP …)
    as the whole message, with polite words around them; the same-sound slips of 退订 (腿订, tui ding);
-   one-key typos of the long codes ("stpo"). A bare code asked as a question ("STOP?"), or a bare
+   one-key typos of the long codes ("stpo"); a long (pasted) message that starts or ends with a
+   code the person added (the advert's own "回T退订" does not count). A bare code asked as a question ("STOP?"), or a bare
    "no" / "不要" without our question -> unsubscribe, but clarify;
 5. everything else: the model (character n-grams of the text and of its pinyin, a linear model,
    calibrated on dev). Certain -> act; unsure between unsubscribe and the rest -> clarify.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import model, rules
-from .normalise import model_view, normalise, pinyin
+from .normalise import INSTRUCTION_TOKEN, PASTED_LENGTH, model_view, normalise, pinyin, strip_instructions
 
 Intent = Literal["unsubscribe", "resubscribe", "help", "status", "other"]
 Action = Literal["act", "clarify", "reply_help", "reply_status", "none"]
@@ -100,10 +101,24 @@ def classify(
         if anywhere is not None and (m := anywhere.search(norm)):
             return _decided(intent, TENANT_IN_MESSAGE_CONFIDENCE, f"tenant keyword '{m.group(0)}' in message")  # type: ignore[arg-type]
 
-    hit = _code(norm, core, question)
+    hit = _code(norm, core, question) or (None if question else _pasted_code(norm))
     if hit is not None:
         return hit
     return _model(norm, question)
+
+
+def _pasted_code(norm: str) -> IntentResult | None:
+    """A long message (a pasted advert) that starts or ends with a code the person added: "TD【某店】…"."""
+    if len(norm) < 2 * PASTED_LENGTH:
+        return None
+    stripped = strip_instructions(norm)
+    if INSTRUCTION_TOKEN not in stripped and "http" not in stripped:
+        return None  # a long sentence of the person's own, not an advert: the model reads it
+    words = stripped.split()
+    for edge in (words[0], words[-1], " ".join(words[:2]), " ".join(words[-2:])):
+        if edge in rules.UNSUBSCRIBE_CODES and edge not in rules.SINGLE_LETTER_CODES | {"end", "remove", "cancel", "quit"}:
+            return _decided("unsubscribe", POLITE_CODE_CONFIDENCE, f"code '{edge}' added to a pasted message")
+    return None
 
 
 def _code(norm: str, core: str, question: bool) -> IntentResult | None:

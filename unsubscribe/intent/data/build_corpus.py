@@ -2660,6 +2660,13 @@ FAMILIES: list[Family] = [
         25,
         wrap=False,
     ),
+    F("u_status_complaint", U, "en", ["did my stop work? I'm still getting texts", "am I unsubscribed? you keep texting me",
+        "did my STOP work? you're still texting me", "was I removed? because I still get these", "is my opt-out done? still receiving messages",
+        "did you get my stop? why are you still texting"], 30),  # fmt: skip
+    F("u_status_complaint_zh", U, "zh", ["退订成功了吗？怎么还在发", "我退订了吗？还在收到短信", "退订到底生效没有，还一直发",
+        "不是退订了吗，为什么还收到", "退訂咗未？仲係收到", "退订了没？今天又收到了"], 30),  # fmt: skip
+    F("u_status_complaint2", U, "en", ["I thought I unsubscribed? still getting these", "my unsubscribe didn't work, stop",
+        "still texting after my STOP, did it even work?", "why do I still get texts if I'm unsubscribed?"], 20),  # fmt: skip
     # ===== context: replies to our clarification question =====
     F(
         "u_weak",
