@@ -20,7 +20,7 @@ import opencc
 from pypinyin import Style, lazy_pinyin
 
 # Emoji that say "stop" by themselves, and the ones that say "yes"; every other emoji means nothing.
-STOP_EMOJI = "🛑⛔🚫🔕📵"
+STOP_EMOJI = "🛑⛔🚫🔕📵🙅"
 YES_EMOJI = "👍👌✅✔☑"
 STOP_TOKEN = "xstopx"
 YES_TOKEN = "xyesx"
