@@ -135,7 +135,11 @@ LABELLED: list[tuple[str, str, str]] = [
     ("cancel my order", O, "none"),
     ("wrong number", O, "none"),
     ("你们是骗子", O, "none"),
-    ("【某店】双11全场5折，点击 https://t.cn/A6x9 抢购，回T退订 这个活动到几号？", O, "none"),  # advert + question
+    (
+        "【某店】双11全场5折，点击 https://t.cn/A6x9 抢购，回T退订 这个活动到几号？",
+        O,
+        "none",
+    ),  # advert + question
     # --- unsure: one clarification, never silence on a likely opt-out -----------------------------
     ("no", U, "clarify"),
     ("不要", U, "clarify"),

@@ -116,7 +116,7 @@ def _pasted_code(norm: str) -> IntentResult | None:
         return None  # a long sentence of the person's own, not an advert: the model reads it
     words = stripped.split()
     for edge in (words[0], words[-1], " ".join(words[:2]), " ".join(words[-2:])):
-        if edge in rules.UNSUBSCRIBE_CODES and edge not in rules.SINGLE_LETTER_CODES | {"end", "remove", "cancel", "quit"}:
+        if edge in rules.PASTED_EDGE:
             return _decided("unsubscribe", POLITE_CODE_CONFIDENCE, f"code '{edge}' added to a pasted message")
     return None
 

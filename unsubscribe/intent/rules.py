@@ -20,6 +20,11 @@ UNSUBSCRIBE_CODES: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 SINGLE_LETTER_CODES = frozenset({"t", "n", "r"})
+# What counts at the start or end of a pasted advert, besides the multi-letter codes.
+PASTED_EDGE = (UNSUBSCRIBE_CODES - SINGLE_LETTER_CODES - {"end", "remove", "cancel", "quit"}) | {
+    "remove me", "stop texting", "stop sending", "unsubscribe me", "opt me out", "别再发了", "别发了", "不要再发了",
+    "拒收", "取消订阅", "我要退订", "请退订",
+}  # fmt: skip
 RESUBSCRIBE_CODES: frozenset[str] = frozenset(
     {"start", "unstop", "subscribe", "重新订阅", "取消退订", "恢复接收", "重新开通", "恢复订阅"}
 )
