@@ -113,7 +113,6 @@ def model_view(norm: str, question: bool) -> tuple[str, str]:
     return (f"{norm} ?" if question else norm), pinyin(norm)
 
 
-@functools.lru_cache(maxsize=20000)
 def _char_pinyin(char: str) -> str:
     if not _HAN_CHAR.match(char):
         return char
@@ -121,9 +120,19 @@ def _char_pinyin(char: str) -> str:
     return readings[0] if readings else char
 
 
+class _PinyinTable(dict[int, str]):
+    """A str.translate table filled as characters are first seen (pypinyin once per character)."""
+
+    def __missing__(self, codepoint: int) -> str:
+        value = self[codepoint] = _char_pinyin(chr(codepoint))
+        return value
+
+
+_PINYIN = _PinyinTable()
+
+
 def pinyin(norm: str) -> str:
     """Toneless pinyin of a normalised text, no spaces: 退订, 腿订, "tui ding" and "tuiding" all read
     "tuiding" (people type pinyin with and without spaces)."""
-    if norm.isascii():
-        return norm.replace(" ", "")
-    return "".join(_char_pinyin(c) for c in norm if c != " ")
+    norm = norm.replace(" ", "")
+    return norm if norm.isascii() else norm.translate(_PINYIN)
