@@ -62,6 +62,8 @@ LABELLED: list[tuple[str, str, str]] = [
     ("推订", U, "act"),
     ("tui ding", U, "act"),
     ("tuiding", U, "act"),
+    ("忒订", U, "act"),  # 忒 reads te or tui
+    ("tuidng", U, "act"),
     ("stpo", U, "act"),
     ("unsubscibe", U, "act"),
     # --- plain requests ----------------------------------------------------------------------------

@@ -136,8 +136,8 @@ def _code(norm: str, core: str, question: bool) -> IntentResult | None:
     if question:
         return None
     sound = pinyin(core)
-    if sound in rules.UNSUBSCRIBE_PINYIN:
-        return _decided("unsubscribe", SOUND_CONFIDENCE, f"'{core}' sounds like 退订 ({sound})")
+    if sound in rules.UNSUBSCRIBE_PINYIN or rules.sounds_like_tuiding(core):
+        return _decided("unsubscribe", SOUND_CONFIDENCE, f"'{core}' sounds like 退订 (tuiding)")
     if core in rules.TD_NEIGHBOURS:
         return _decided(
             "unsubscribe", QUESTION_CONFIDENCE, f"'{core}' is one key from code 'td': ask", unsure=True

@@ -152,7 +152,7 @@ def one_edit_apart(a: str, b: str) -> bool:
 
 # Typos are only looked for in long unsubscribe codes: "stpo", "unsubscibe"; shorter ones have too
 # many real words one key away. Real words one edit from a code are not typos.
-TYPO_CODES = ("stop", "unsubscribe", "cancel", "remove", "revoke", "optout", "stopall")
+TYPO_CODES = ("stop", "unsubscribe", "cancel", "remove", "revoke", "optout", "stopall", "tuiding")
 NOT_TYPOS = frozenset(
     {"shop", "step", "atop", "stoop", "stomp", "slop", "stow", "cancer", "remote", "arrest", "revote", "stops", "top",
      "sto", "store", "story", "stock", "spot", "post", "pots", "tops", "opts", "removed", "canceled", "cancels"}
@@ -187,3 +187,20 @@ def tenant_table(keywords: tuple[str, ...]) -> tuple[frozenset[str], re.Pattern[
     words = {normalise(k) for k in keywords} - {""}
     anywhere = {w for w in words if len(w) >= 4 or (not w.isascii() and len(w) >= 2)}
     return frozenset(words), (_pattern(anywhere) if anywhere else None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _readings(char: str) -> frozenset[str]:
+    from pypinyin import Style, pinyin
+
+    return frozenset(pinyin(char, style=Style.NORMAL, heteronym=True, errors="ignore")[0] or ())
+
+
+def sounds_like_tuiding(core: str) -> bool:
+    """Two characters that can be read tui + ding (忒订: 忒 reads te or tui): an input-method slip of 退订."""
+    if len(core) != 2 or core.isascii():
+        return False
+    try:
+        return "tui" in _readings(core[0]) and "ding" in _readings(core[1])
+    except IndexError:
+        return False
