@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 VAR := $(or $(LANZUAN_VAR_DIR),var)
 
-.PHONY: run test lint format bench messages clean-var
+.PHONY: run test lint format bench eval-intent messages clean-var
 
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Lanzuan needs Python 3.11 or newer"; exit 1; }
@@ -46,3 +46,8 @@ messages: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py
+
+# Reply-intent classifier: precision, recall, F1 and confusion matrix on the corpus's dev and test splits.
+eval-intent: export SECRET_KEY ?= insecure-key-for-eval-only-0123456789abcdef
+eval-intent: $(VENV)/.installed
+	$(PY) manage.py intent_eval

@@ -33,8 +33,8 @@ from tenants.models import Tenant
 from unsubscribe import links, phones
 from unsubscribe.channels import sms_keywords
 from unsubscribe.errors import ResubscribeRefused, UnsubscribeError
-from unsubscribe.intent import classify
-from unsubscribe.intent.classifier import CONTEXT_CLARIFICATION, normalise
+from unsubscribe.intent import CLARIFICATION as CONTEXT_CLARIFICATION
+from unsubscribe.intent import classify, normalise
 from unsubscribe.models import SCOPE_ALL, Channel, ChannelSetting, UnsubscribeRequest, VerificationMethod
 from unsubscribe.references import new_reference
 from unsubscribe.selectors import channel_setting

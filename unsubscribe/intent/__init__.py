@@ -1,11 +1,11 @@
-"""Unsubscribe-intent classification of inbound SMS replies ("TD", "别再发了", "please stop texting me").
+"""Intent of inbound SMS replies ("TD", "别再发了", "did my STOP work?"), per ../shared INTENT.md rules.
 
 >>> from unsubscribe.intent import classify
 >>> classify("退訂，謝謝").intent
 'unsubscribe'
 """
 
-from .classifier import CLARIFY_THRESHOLD, Action, IntentResult, classify, normalise
-from .keywords import Intent
+from .classifier import CLARIFICATION, Action, Intent, IntentResult, classify
+from .normalise import normalise, pinyin
 
-__all__ = ["CLARIFY_THRESHOLD", "Action", "Intent", "IntentResult", "classify", "normalise"]
+__all__ = ["CLARIFICATION", "Action", "Intent", "IntentResult", "classify", "normalise", "pinyin"]

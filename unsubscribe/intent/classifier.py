@@ -1,69 +1,44 @@
-"""Rule-based unsubscribe-intent classifier for inbound SMS replies.
+"""Reply-SMS intent: normalisation, then explainable rules for whole-message codes, then a model.
 
-Pure Python and deterministic, so that an administrator can read *why* a reply was treated as an
-opt-out (``IntentResult.matched``) and a regulator can be shown the rules. The tables live in
-``keywords.py``; this module has one ``normalise()`` and one ``classify()`` plus small helpers.
-
-How a message is read, in order:
+How a reply is read, in order (``IntentResult.matched`` names the step that decided):
 
 1. only question marks ("?", "？？") -> help;
-2. ``normalise()``; nothing left (empty, emoji only) -> other;
-3. negations and look-alikes ("不要退订", "don't stop", "stop by") are cut out of the text;
-4. the whole message: an exact keyword (0.97), a keyword with polite words around it ("TD 谢谢",
-   "please stop": 0.8), a weak reply such as "不要" (0.5: ask), a one-key typo ("stpo": 0.7);
-5. otherwise keywords and phrase patterns anywhere in the text; where matches overlap the longest
-   wins (so 取消退订 beats the 退订 inside it); unsubscribe beats help; unsubscribe *and*
-   resubscribe in one message is unclear, so we ask;
-6. a bare keyword in a question ("stop it?", "TD?") is unclear too, so we ask.
+2. ``normalise()`` (full width, spaced/dotted letters, traditional -> simplified, accents, emoji);
+   nothing left -> other;
+3. a reply to our clarification question (``context="clarification"``): a short yes -> unsubscribe,
+   a short no -> other (INTENT.md "Context"); a yes never lifts an opt-out;
+4. the tenant's keywords, then the carrier/regulator codes (TD, T, N, R, 退订, STOP, START, HELP …)
+   as the whole message, with polite words around them; the same-sound slips of 退订 (腿订, tui ding);
+   one-key typos of the long codes ("stpo"); a long (pasted) message that starts or ends with a
+   code the person added (the advert's own "回T退订" does not count). A bare code asked as a question ("STOP?"), or a bare
+   "no" / "不要" without our question -> unsubscribe, but clarify;
+5. everything else: the model (character n-grams of the text and of its pinyin, a linear model,
+   calibrated on dev). Certain -> act; unsure between unsubscribe and the rest -> clarify.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-import opencc
+from . import model, rules
+from .normalise import INSTRUCTION_TOKEN, PASTED_LENGTH, model_view, normalise, pinyin, strip_instructions
 
-from .keywords import (
-    CLARIFY_NO,
-    CLARIFY_YES,
-    HELP_KEYWORDS,
-    LOOKALIKES,
-    NOT_TYPOS,
-    PHRASES,
-    POLITE_FILLER_EN,
-    POLITE_FILLER_ZH,
-    RESUBSCRIBE_KEYWORDS,
-    STATUS_QUESTION,
-    STILL_COMING,
-    TYPO_ANYWHERE_MIN_LENGTH,
-    TYPO_MIN_LENGTH,
-    UNSUBSCRIBE_KEYWORDS,
-    WEAK_UNSUBSCRIBE,
-    Intent,
-    Where,
-)
-
+Intent = Literal["unsubscribe", "resubscribe", "help", "status", "other"]
 Action = Literal["act", "clarify", "reply_help", "reply_status", "none"]
+CLARIFICATION = "clarification"
 
-# What we last asked the number: "clarification" = we asked it to confirm an opt-out.
-CONTEXT_CLARIFICATION = "clarification"
-
-# Below this an unsubscribe/resubscribe is not acted on: the sender replies asking to confirm.
-CLARIFY_THRESHOLD = 0.6
-
-EXACT_CONFIDENCE = 0.97  # the whole message is a keyword
-IN_MESSAGE_CONFIDENCE = 0.8  # a keyword inside a longer message, or with polite words
-TYPO_CONFIDENCE = 0.7  # one key away from an unsubscribe keyword
-WEAK_CONFIDENCE = 0.5  # "不要", "no": probably, but ask
-QUESTION_CONFIDENCE = 0.55  # "stop it?": probably, but ask
-CONFLICT_CONFIDENCE = 0.5  # both "stop" and "start" in one message
-NOTHING_CONFIDENCE = 0.9  # no signal at all: confidently "other"
-DISARMED_CONFIDENCE = 0.8  # a look-alike or negation was all there was ("stop by", "不要退订")
+CODE_CONFIDENCE = 0.99  # the whole message is a code
+POLITE_CODE_CONFIDENCE = 0.95  # a code with polite words or emoji around it
+SOUND_CONFIDENCE = 0.93  # a same-sound slip of 退订
+TYPO_CONFIDENCE = 0.9  # one key away from a long code
+QUESTION_CONFIDENCE = 0.55  # "STOP?": probably, but ask
+CONTEXT_CONFIDENCE = 0.95  # yes / no to our clarification question
+TENANT_IN_MESSAGE_CONFIDENCE = 0.9
+WEAK_CONFIDENCE = 0.5  # "no", "不要" without our question: maybe an opt-out, so ask
+BARE_YES_CONFIDENCE = 0.9  # "yes", "好的" without our question: nothing to act on (never a resubscription)
 
 
 @dataclass(frozen=True)
@@ -71,270 +46,122 @@ class IntentResult:
     intent: Intent
     confidence: float
     action: Action
-    matched: str  # the rule that decided, shown to the administrator
+    matched: str  # the rule, or "model", that decided: shown to the tenant's staff
 
 
-@dataclass(frozen=True)
-class _Hit:
-    intent: Intent
-    confidence: float
-    matched: str
-    start: int = 0
-    end: int = 0
-    bare_keyword: bool = False  # a keyword, not a phrase: "?" turns it into a question
+_REPLY_ACTION: dict[str, Action] = {"help": "reply_help", "status": "reply_status", "other": "none"}
 
 
-_KeywordTable = tuple[Intent, str, dict[str, Where]]  # (intent, "keyword" | "tenant keyword", words)
-
-_LATIN_WORD = re.compile(r"[a-z]+")
-# A space between a run of ASCII letters/digits and a run of anything else ("回复td退订").
-_SCRIPT_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[^\x00-\x7f])|(?<=[^\x00-\x7f])(?=[a-z0-9])")
-_APOSTROPHES = re.compile("['’‘`´]")
-
-
-@functools.cache
-def _t2s() -> opencc.OpenCC:
-    return opencc.OpenCC("t2s")
-
-
-def normalise(text: str) -> str:
-    """The canonical form every table is written in: "【退訂】" -> "退订", "ＳＴＯＰ!!" -> "stop"."""
-    s = unicodedata.normalize("NFKC", text)  # full-width "ＴＤ" -> "TD", "？" -> "?"
-    s = _t2s().convert(s)  # traditional -> simplified: "退訂" -> "退订"
-    s = s.casefold()
-    # Drop accents ("arrêt" -> "arret"): people type them or not at random.
-    s = "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
-    s = unicodedata.normalize("NFKC", s)
-    s = _APOSTROPHES.sub("", s)  # "don't" -> "dont", so one spelling in the tables
-    # Punctuation, brackets (【】[]()), symbols and emoji separate words and mean nothing more.
-    s = "".join(c if c.isalnum() else " " for c in s)
-    s = _SCRIPT_BOUNDARY.sub(" ", s)
-    return " ".join(s.split())
+def _decided(intent: Intent, confidence: float, matched: str, *, unsure: bool = False) -> IntentResult:
+    if intent in ("unsubscribe", "resubscribe"):
+        action: Action = "clarify" if unsure else "act"
+    else:
+        action = _REPLY_ACTION[intent]
+    return IntentResult(intent, confidence, action, matched)
 
 
 def classify(
     text: str,
     *,
     extra_unsubscribe_keywords: Iterable[str] = (),
-    extra_resubscribe_keywords: Iterable[str] = (),
     context: str | None = None,
+    extra_resubscribe_keywords: Iterable[str] = (),
 ) -> IntentResult:
-    """Classify one inbound reply. The extra keywords are the tenant's own, matched exactly.
-
-    `context` is what we last asked the number: after a clarification ("clarification")
-    a short yes means unsubscribe and a short no means other; without one a bare yes is other.
-    """
-    tables: list[_KeywordTable] = [
-        ("unsubscribe", "tenant keyword", _tenant_table(extra_unsubscribe_keywords)),
-        ("unsubscribe", "keyword", UNSUBSCRIBE_KEYWORDS),
-        ("resubscribe", "tenant keyword", _tenant_table(extra_resubscribe_keywords)),
-        ("resubscribe", "keyword", RESUBSCRIBE_KEYWORDS),
-        ("help", "keyword", HELP_KEYWORDS),
-    ]
-
+    """Classify one inbound reply. The extra keywords are the tenant's own, matched like the codes;
+    ``context="clarification"`` when the last message we sent this number asked to confirm a stop."""
     compact = unicodedata.normalize("NFKC", text).strip()
     if compact and set(compact) <= {"?", " "}:
-        return _result(_Hit("help", EXACT_CONFIDENCE, "exact keyword '?'"))
+        return _decided("help", CODE_CONFIDENCE, "code '?'")
+    question = "?" in compact
 
     norm = normalise(text)
     if not norm:
-        return _result(_Hit("other", 1.0, "empty (no words)"))
+        return _decided("other", 1.0, "empty (no words)")
+    core = rules.core(norm)
 
-    if context == CONTEXT_CLARIFICATION:
-        answer = _clarification_answer(norm)
-        if answer is not None:
-            return _result(answer)
-    status = _status_question(norm)
-    if status is not None:
-        return _result(status)
-
-    norm, disarmed = _cut_lookalikes(norm)
-    hit = (_whole_message(norm, tables) or _anywhere(norm, tables)) if norm else None
-    if hit is None:
-        if disarmed:
-            return _result(_Hit("other", DISARMED_CONFIDENCE, "; ".join(disarmed)))
-        return _result(_Hit("other", NOTHING_CONFIDENCE, "no keyword or phrase"))
-
-    if hit.bare_keyword and "?" in compact and hit.intent in ("unsubscribe", "resubscribe"):
-        hit = _Hit(
-            hit.intent,
-            min(hit.confidence, QUESTION_CONFIDENCE),
-            f"{hit.matched}, but asked as a question",
+    if context == CLARIFICATION:
+        if rules.is_yes(norm, core):
+            return _decided("unsubscribe", CONTEXT_CONFIDENCE, f"'{norm}' answers yes to our clarification")
+        if rules.is_no(norm, core):
+            return _decided("other", CONTEXT_CONFIDENCE, f"'{norm}' answers no to our clarification")
+    elif rules.is_yes(norm, core):
+        return _decided("other", BARE_YES_CONFIDENCE, f"a bare yes ('{norm}') without a question of ours")
+    elif norm in rules.WEAK_UNSUBSCRIBE or core in rules.WEAK_UNSUBSCRIBE:
+        return _decided(
+            "unsubscribe", WEAK_CONFIDENCE, f"a bare '{norm}' without a question of ours: ask", unsure=True
         )
-    return _result(hit)
+
+    for intent, keywords in (
+        ("unsubscribe", extra_unsubscribe_keywords),
+        ("resubscribe", extra_resubscribe_keywords),
+    ):
+        words, anywhere = rules.tenant_table(tuple(keywords))
+        if norm in words or core in words:
+            return _decided(intent, CODE_CONFIDENCE, f"tenant keyword '{core if core in words else norm}'")  # type: ignore[arg-type]
+        if anywhere is not None and (m := anywhere.search(norm)):
+            return _decided(intent, TENANT_IN_MESSAGE_CONFIDENCE, f"tenant keyword '{m.group(0)}' in message")  # type: ignore[arg-type]
+
+    hit = _code(norm, core, question) or (None if question else _pasted_code(norm))
+    if hit is not None:
+        return hit
+    return _model(norm, question)
 
 
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def _result(hit: _Hit) -> IntentResult:
-    action: Action
-    if hit.intent == "other":
-        action = "none"
-    elif hit.intent == "help":
-        action = "reply_help"
-    elif hit.intent == "status":
-        action = "reply_status"
-    elif hit.confidence < CLARIFY_THRESHOLD:
-        action = "clarify"
-    else:
-        action = "act"
-    return IntentResult(hit.intent, hit.confidence, action, hit.matched)
-
-
-def _clarification_answer(norm: str) -> _Hit | None:
-    """A short yes or no to "reply TD to confirm": yes confirms the opt-out, no is other."""
-    stripped = _strip_filler(norm) or norm
-    if norm in CLARIFY_YES or stripped in CLARIFY_YES:
-        return _Hit("unsubscribe", EXACT_CONFIDENCE, f"yes '{stripped}' to a clarification")
-    if norm in CLARIFY_NO or stripped in CLARIFY_NO:
-        return _Hit("other", EXACT_CONFIDENCE, f"no '{stripped}' to a clarification")
-    return None
-
-
-def _status_question(norm: str) -> _Hit | None:
-    """ "退订成功了吗", "am I unsubscribed?": the person asks whether an opt-out worked. A complaint
-    that messages still come is an unsubscribe, so it is not looked at here."""
-    if STILL_COMING.search(norm):
+def _pasted_code(norm: str) -> IntentResult | None:
+    """A long message (a pasted advert) that starts or ends with a code the person added: "TD【某店】…"."""
+    if len(norm) < 2 * PASTED_LENGTH:
         return None
-    m = STATUS_QUESTION.search(norm)
-    if m is None:
+    stripped = strip_instructions(norm)
+    if INSTRUCTION_TOKEN not in stripped and "http" not in stripped:
+        return None  # a long sentence of the person's own, not an advert: the model reads it
+    words = stripped.split()
+    for edge in (words[0], words[-1], " ".join(words[:2]), " ".join(words[-2:])):
+        if edge in rules.PASTED_EDGE:
+            return _decided("unsubscribe", POLITE_CODE_CONFIDENCE, f"code '{edge}' added to a pasted message")
+    return None
+
+
+def _code(norm: str, core: str, question: bool) -> IntentResult | None:
+    polite = core != norm
+    for intent, codes in (
+        ("unsubscribe", rules.UNSUBSCRIBE_CODES),
+        ("resubscribe", rules.RESUBSCRIBE_CODES),
+        ("help", rules.HELP_CODES),
+    ):
+        if core in codes:
+            label = f"code '{core}'" + (" with polite words" if polite else "")
+            if question and intent != "help":
+                return _decided(intent, QUESTION_CONFIDENCE, f"{label}, but asked as a question", unsure=True)  # type: ignore[arg-type]
+            return _decided(intent, POLITE_CODE_CONFIDENCE if polite else CODE_CONFIDENCE, label)  # type: ignore[arg-type]
+    if question:
         return None
-    return _Hit("status", IN_MESSAGE_CONFIDENCE, f"status question '{m.group(0)}'")
-
-
-def _tenant_table(keywords: Iterable[str]) -> dict[str, Where]:
-    """Tenant keywords count where a built-in one of the same shape would."""
-    table: dict[str, Where] = {}
-    for keyword in keywords:
-        word = normalise(keyword)
-        if len(word) <= 1:
-            table[word] = Where.EXACT
-        elif len(word) >= 4 or not word.isascii():  # "tdqx", "退订回复"
-            table[word] = Where.ANYWHERE
-        else:  # "qx": too short to look for inside sentences
-            table[word] = Where.ALONE
-    table.pop("", None)
-    return table
-
-
-def _cut_lookalikes(norm: str) -> tuple[str, list[str]]:
-    """Remove "不要退订", "don't stop", "stop by" ... so their keywords do not count."""
-    found: list[str] = []
-    for label, pattern in LOOKALIKES:
-        for m in pattern.finditer(norm):
-            found.append(f"{label}: '{m.group(0)}'")
-        norm = pattern.sub(" ", norm)
-    return " ".join(norm.split()), found
-
-
-@functools.cache
-def _filler_pattern() -> re.Pattern[str]:
-    english = "|".join(re.escape(w) for w in sorted(POLITE_FILLER_EN, key=len, reverse=True))
-    chinese = "|".join(re.escape(w) for w in sorted(POLITE_FILLER_ZH, key=len, reverse=True))
-    return re.compile(rf"\b({english})\b|{chinese}")
-
-
-def _strip_filler(norm: str) -> str:
-    return " ".join(_filler_pattern().sub(" ", norm).split())
-
-
-def _whole_message(norm: str, tables: list[_KeywordTable]) -> _Hit | None:
-    for intent, source, table in tables:
-        if norm in table:
-            return _Hit(intent, EXACT_CONFIDENCE, f"exact {source} '{norm}'", bare_keyword=True)
-
-    stripped = _strip_filler(norm)
-    for intent, source, table in tables:
-        if table.get(stripped, Where.EXACT) >= Where.ALONE:
-            matched = f"{source} '{stripped}' with polite words"
-            return _Hit(intent, IN_MESSAGE_CONFIDENCE, matched, bare_keyword=True)
-
-    for candidate in (norm, stripped):
-        if candidate in WEAK_UNSUBSCRIBE:
-            return _Hit("unsubscribe", WEAK_CONFIDENCE, f"weak signal '{candidate}'")
-
-    if _LATIN_WORD.fullmatch(stripped) and not _is_known_word(stripped, tables):
-        for keyword in UNSUBSCRIBE_KEYWORDS:
-            if len(keyword) >= TYPO_MIN_LENGTH and keyword.isalpha() and _one_edit_apart(stripped, keyword):
-                matched = f"'{stripped}' looks like a typo of keyword '{keyword}'"
-                return _Hit("unsubscribe", TYPO_CONFIDENCE, matched, bare_keyword=True)
+    sound = pinyin(core)
+    if sound in rules.UNSUBSCRIBE_PINYIN or rules.sounds_like_tuiding(core):
+        return _decided("unsubscribe", SOUND_CONFIDENCE, f"'{core}' sounds like 退订 (tuiding)")
+    if core in rules.TD_NEIGHBOURS:
+        return _decided(
+            "unsubscribe", QUESTION_CONFIDENCE, f"'{core}' is one key from code 'td': ask", unsure=True
+        )
+    if " " not in core and (code := rules.typo_of(core)):
+        return _decided("unsubscribe", TYPO_CONFIDENCE, f"'{core}' looks like a typo of code '{code}'")
     return None
 
 
-def _anywhere(norm: str, tables: list[_KeywordTable]) -> _Hit | None:
-    hits: list[_Hit] = []
-    for intent, source, table in tables:
-        for keyword, where in table.items():
-            if where == Where.ANYWHERE:
-                for m in _keyword_pattern(keyword).finditer(norm):
-                    matched = f"{source} '{keyword}' in message"
-                    hits.append(_Hit(intent, IN_MESSAGE_CONFIDENCE, matched, m.start(), m.end(), True))
-    for phrase in PHRASES:
-        for m in phrase.pattern.finditer(norm):
-            matched = f"phrase ({phrase.label}) '{m.group(0)}'"
-            hits.append(_Hit(phrase.intent, phrase.confidence, matched, m.start(), m.end()))
-    for m in _LATIN_WORD.finditer(norm):
-        word = m.group(0)
-        if _is_known_word(word, tables):
-            continue
-        for keyword, where in UNSUBSCRIBE_KEYWORDS.items():
-            if (
-                where == Where.ANYWHERE
-                and len(keyword) >= TYPO_ANYWHERE_MIN_LENGTH
-                and keyword.isalpha()
-                and _one_edit_apart(word, keyword)
-            ):
-                matched = f"'{word}' looks like a typo of keyword '{keyword}'"
-                hits.append(_Hit("unsubscribe", TYPO_CONFIDENCE, matched, m.start(), m.end(), True))
-
-    hits = _resolve_overlaps(hits)
-    intents = {hit.intent for hit in hits}
-    if {"unsubscribe", "resubscribe"} <= intents:
-        both = "; ".join(hit.matched for hit in hits if hit.intent != "help")
-        return _Hit("unsubscribe", CONFLICT_CONFIDENCE, f"conflicting: {both}")
-    for intent in ("unsubscribe", "resubscribe", "help"):
-        candidates = [hit for hit in hits if hit.intent == intent]
-        if candidates:
-            return max(candidates, key=lambda hit: hit.confidence)
-    return None
-
-
-def _resolve_overlaps(hits: list[_Hit]) -> list[_Hit]:
-    """Where matches overlap keep the longest: 取消退订 (resubscribe) over the 退订 inside it,
-    "stop sending" (phrase) over "stop" (keyword)."""
-    kept: list[_Hit] = []
-    for hit in sorted(hits, key=lambda h: (h.start - h.end, -h.confidence, h.start)):
-        if all(hit.end <= other.start or hit.start >= other.end for other in kept):
-            kept.append(hit)
-    return kept
-
-
-@functools.lru_cache(maxsize=1024)
-def _keyword_pattern(keyword: str) -> re.Pattern[str]:
-    # Whole words only: "stop" is not in "unstop", "td" is not in "ltd". Chinese has no spaces, but
-    # normalise() puts one between Latin and Chinese, so the same rule works for both.
-    return re.compile(rf"(?<![a-z0-9]){re.escape(keyword)}(?![a-z0-9])")
-
-
-def _is_known_word(word: str, tables: list[_KeywordTable]) -> bool:
-    return word in NOT_TYPOS or word in WEAK_UNSUBSCRIBE or any(word in table for _, _, table in tables)
-
-
-def _one_edit_apart(a: str, b: str) -> bool:
-    """At most one insertion, deletion, substitution or swap of neighbours ("stpo" ~ "stop")."""
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diffs = [i for i in range(len(a)) if a[i] != b[i]]
-        if len(diffs) == 1:
-            return True
-        i = diffs[0]
-        return len(diffs) == 2 and diffs[1] == i + 1 and a[i] == b[i + 1] and a[i + 1] == b[i]
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    i = 0
-    while i < len(short) and short[i] == long[i]:
-        i += 1
-    return short[i:] == long[i + 1 :]
+def _model(norm: str, question: bool) -> IntentResult:
+    params = model.shipped()
+    probs = model.probabilities(params, *model_view(norm, question))
+    best = max(range(len(probs)), key=probs.__getitem__)
+    intent: Intent = model.LABELS[best]  # type: ignore[assignment]
+    confidence = probs[best]
+    p_unsub = probs[0]
+    matched = f"model ({intent} {confidence:.2f})"
+    t = params.thresholds
+    if intent == "unsubscribe":
+        return _decided(intent, confidence, matched, unsure=confidence < t["act_unsubscribe"])
+    if intent == "resubscribe":
+        # unsure between resubscribe and unsubscribe (or other): ask, never restore on a guess
+        return _decided(intent, confidence, matched, unsure=confidence < t["act_resubscribe"])
+    if p_unsub >= t["guard"]:
+        # never silence on a likely opt-out: one clarification question instead
+        return IntentResult(intent, confidence, "clarify", f"{matched}, unsubscribe {p_unsub:.2f}: ask")
+    return _decided(intent, confidence, matched)

@@ -1,11 +1,12 @@
 """``python manage.py classify_intent``: classify inbound replies, one a line, as JSON lines.
 
-    $ printf 'TD\\n别再发了\\n' | python manage.py classify_intent
-    {"text": "TD", "intent": "unsubscribe", "confidence": 0.97}
-    {"text": "别再发了", "intent": "unsubscribe", "confidence": 0.85}
+    $ printf 'TD\\n退订成功了吗\\n' | python manage.py classify_intent
+    {"text": "TD", "intent": "unsubscribe", "confidence": 0.99, "action": "act"}
+    {"text": "退订成功了吗", "intent": "status", "confidence": 0.98, "action": "reply_status"}
 
-The output shape (exactly these three keys, confidence rounded to 2 decimals, UTF-8 not escaped,
+The output shape (exactly these four keys, confidence rounded to 2 decimals, UTF-8 not escaped,
 one object for every input line including blank ones) is a contract other tools rely on.
+``--context clarification`` reads every line as a reply to our clarification question.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def _utf8_lines(stream: TextIO | None) -> Iterable[str]:
 
 class Command(BaseCommand):
     help = (
-        "Classify SMS replies read from stdin (one a line) as unsubscribe/resubscribe/help/other JSON lines."
+        "Classify SMS replies read from stdin (one a line) as unsubscribe/resubscribe/help/status/other "
+        "JSON lines with the action to take."
     )
     stealth_options = ("stdin",)
     # A pure text filter: it must answer even while the rest of the project has a failing check.
@@ -58,6 +60,12 @@ class Command(BaseCommand):
             metavar="C,D",
             help="the tenant's own resubscribe keywords, comma-separated",
         )
+        parser.add_argument(
+            "--context",
+            choices=["clarification"],
+            default=None,
+            help="every line answers our clarification question (a yes then means unsubscribe)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         unsubscribe_keywords = _keywords(options["keywords_unsubscribe"])
@@ -71,7 +79,13 @@ class Command(BaseCommand):
                 text,
                 extra_unsubscribe_keywords=unsubscribe_keywords,
                 extra_resubscribe_keywords=resubscribe_keywords,
+                context=options["context"],
             )
-            record = {"text": text, "intent": result.intent, "confidence": round(result.confidence, 2)}
+            record = {
+                "text": text,
+                "intent": result.intent,
+                "confidence": round(result.confidence, 2),
+                "action": result.action,
+            }
             self.stdout.write(json.dumps(record, ensure_ascii=False))
             self.stdout.flush()  # one answer per line as it comes, for pipes
