@@ -401,23 +401,27 @@ def test_admin_target_form_takes_public_labels(alice, client, tenant_a):
 
 def test_subscription_renewed_after_the_request_started_is_not_ended(tenant_a, outbox, pipeline):
     make_subscriber(tenant_a, "deals", "club")
-    # given an all-marketing request received at T0, whose pipeline has not run yet
+    # given a request to stop "deals", received at T0, whose pipeline has not run yet
     with time_machine.travel(T0, tick=False):
         request = services.unsubscribe_request_create(
-            tenant=tenant_a, phone=NUMBER, channel="app", verification_method="partner_assertion"
+            tenant=tenant_a,
+            phone=NUMBER,
+            channel="app",
+            verification_method="partner_assertion",
+            services=["deals"],
         ).request
-    # and the person subscribing again to the club five minutes later
+    # and the person subscribing to "deals" again five minutes later
     with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
-        services.resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms", services=["club"])
+        services.resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms", services=["deals"])
 
     # when the pipeline runs
     with time_machine.travel(T0 + timedelta(minutes=6), tick=True), pipeline():
         services.request_advance(request.pk)
 
-    # then the older subscription is ended; the renewed one stays active with its number
-    assert subscription(tenant_a, "deals").status == "ended"
-    renewed = subscription(tenant_a, "club")
+    # then the renewed subscription stays active with its number, and the receipt says why
+    renewed = subscription(tenant_a, "deals")
     assert renewed.status == "active" and renewed.phone == E164
+    assert subscription(tenant_a, "club").status == "active"
     step = Step.objects.get(request=request, kind="terminate", source="subscriptions")
     assert "Left 1 subscription active: it was renewed after the request." in step.receipt
 
