@@ -177,7 +177,7 @@ SAMPLE_VALUES = {
     "terms": "退订后即时停止发送营销信息。",
     "irreversible": "",
     "reference": "K，7，M，2，9，Q，X，P",
-    "keyword": "TD或退订",
+    "keyword": "TD、退订或QX",
     "confirmation": CONFIRMATION_SMS[ZH],
 }
 SAMPLE_VALUES_EN = {
@@ -188,7 +188,7 @@ SAMPLE_VALUES_EN = {
     "scope": "all marketing",
     "terms": "Marketing stops at once.",
     "reference": "K, 7, M, 2, 9, Q, X, P",
-    "keyword": "STOP or TD",
+    "keyword": "STOP, TD or QX",
     "confirmation": CONFIRMATION_SMS[EN],
 }
 
@@ -295,7 +295,12 @@ class PromptBook:
         """The reply keywords the tenant advertises for SMS (the two a caller can remember)."""
         if self._keywords is None:
             self._keywords = channel_setting(tenant=self.tenant, channel=Channel.SMS).keywords()
-        return (" or " if language == EN else "或").join(sms_keywords(self._keywords, language)[:2])
+        words = sms_keywords(self._keywords, language)
+        if language == EN:  # an English voice cannot read a Chinese keyword
+            words = [w for w in words if w.isascii()] or ["STOP"]
+        words = words[:4]  # a caller cannot note down a long list
+        comma, last = (", ", " or ") if language == EN else ("、", "或")
+        return words[0] if len(words) == 1 else comma.join(words[:-1]) + last + words[-1]
 
     def text(self, key: str, language: str, values: Mapping[str, str] | None = None) -> str:
         language = language if language in LANGUAGES else ZH
