@@ -163,9 +163,7 @@ VARIABLE_MAX_BYTES = {
     "services": 0,
 }
 # Tenant terms that already say the opt-out is final: the built-in warning is not repeated.
-_SAYS_FINAL = re.compile(
-    r"不可撤销|不可恢复|无法撤销|永久|\bfinal\b|irreversible|cannot be undone|permanent", re.I
-)
+_SAYS_FINAL = re.compile(r"不可撤销|无法撤销|不能撤销|\bfinal\b|irreversible|cannot be undone", re.I)
 
 SAMPLE_VALUES = {
     "tenant_name": "蓝钻商城",
