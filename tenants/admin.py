@@ -218,7 +218,7 @@ class TenantAdmin(TenantScopedAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["slug", "name"]
     fieldsets = [
-        (None, {"fields": ["slug", "name", "kind", "is_active"]}),
+        (None, {"fields": ["slug", "name", "name_en", "kind", "is_active"]}),
         (_("Locale and branding"), {"fields": ["default_language", "time_zone", "logo_url", "brand_colour"]}),
         (
             _("Policies"),

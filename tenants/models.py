@@ -77,6 +77,8 @@ class Tenant(models.Model):
 
     slug = models.SlugField(_("slug"), max_length=50, unique=True)
     name = models.CharField(_("display name"), max_length=200)
+    # Read by English voice prompts (and fall back to `name`): an en-US voice cannot read Hanzi.
+    name_en = models.CharField(_("English name"), max_length=200, blank=True, default="", db_default="")
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.PLATFORM)
     default_language = models.CharField(
         _("default language"), max_length=10, choices=settings.LANGUAGES, default="zh-hans"

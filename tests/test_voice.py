@@ -438,12 +438,16 @@ def test_a_service_deleted_mid_call_is_not_widened_to_all_marketing(
     call.press("1")  # 会员优惠
     Service.objects.for_tenant(tenant_a).filter(code="offers").delete()
 
-    end = call.press("1")
+    back = call.press("1")
 
-    assert end.find("Gather") is None and "现在无法为您提交退订" in spoken(end)
+    # N2: told the service is no longer offered, and back in the main menu; nothing filed
+    text = spoken(back)
+    assert back.find("Gather") is not None
+    assert "您选择的业务已不再提供" in text and "退订运营商 A的全部营销信息，请按1" in text
+    assert "offers" not in text  # never read out by its internal code
     assert UnsubscribeRequest.objects.count() == 0
     assert not suppression_status(tenant=tenant_a, phone=PHONE).suppressed
-    assert call_row().outcome == Outcome.FAILED and call_row().caller == ""
+    assert call_row().outcome == Outcome.IN_PROGRESS and call_row().service_code == ""
 
 
 def test_calls_left_in_the_menu_are_marked_abandoned_and_lose_the_number(
@@ -456,6 +460,210 @@ def test_calls_left_in_the_menu_are_marked_abandoned_and_lose_the_number(
     old = call_row("CA-old")
     assert old.outcome == Outcome.ABANDONED and old.caller == ""
     assert call_row("CA-new").outcome == Outcome.IN_PROGRESS
+
+
+def test_the_sweep_ends_abandoned_calls_of_every_tenant_without_another_call(
+    client, tenant_a, ivr_on, twilio_voice_a, settings
+):
+    from unsubscribe.voice.tasks import end_stale_voice_calls
+
+    # B2: the caller hangs up mid-menu and the tenant gets no further call
+    TwilioCall(client, tenant_a, sid="CA-live").start()
+    with time_machine.travel(timezone.now() - timedelta(hours=2), tick=False):
+        TwilioCall(client, tenant_a, sid="CA-gone").start()
+    assert call_row("CA-gone").caller == PHONE
+
+    assert end_stale_voice_calls() == 1
+    gone, live = call_row("CA-gone"), call_row("CA-live")
+    assert gone.outcome == Outcome.ABANDONED and gone.caller == "" and gone.caller_masked == "138****8000"
+    assert live.outcome == Outcome.IN_PROGRESS and live.caller == PHONE
+
+    settings.VOICE_CALL_STALE_AFTER = timedelta(seconds=0)
+    assert end_stale_voice_calls() == 1
+    assert call_row("CA-live").caller == ""
+
+
+def test_the_stale_call_sweep_is_scheduled_by_beat(db):
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="unsubscribe.voice.tasks.end_stale_voice_calls")
+    assert task.enabled and task.interval.every == 15 and task.interval.period == "minutes"
+
+
+def test_twilio_status_callback_ends_the_call_and_drops_the_number(client, tenant_a, ivr_on, twilio_voice_a):
+    call = TwilioCall(client, tenant_a)
+    call.start()
+    assert call_row().caller == PHONE
+    url = reverse("voice:twilio-status-hook", kwargs={"tenant_slug": tenant_a.slug})
+    params = {"CallSid": call.sid, "CallStatus": "completed", "From": PHONE}
+
+    assert call.post(url, params, token="wrong").status_code == 403
+    assert call_row().caller == PHONE
+    assert call.post(url, params).status_code == 204
+
+    row = call_row()
+    assert row.outcome == Outcome.ABANDONED and row.caller == "" and row.ended_at is not None
+    out = StringIO()
+    call_command("configure_inbound", tenant_a.slug, "twilio-voice", "--enable", stdout=out)
+    assert f"{PUBLIC}{url}" in out.getvalue()
+
+
+def test_a_landline_caller_files_but_is_promised_no_sms_and_gets_none(
+    client, tenant_a, ivr_on, twilio_voice_a, outbox, eager_celery, django_capture_on_commit_callbacks
+):
+    # R3: a Beijing landline (FIXED_LINE)
+    call = TwilioCall(client, tenant_a, caller="01012345678")
+    call.start()
+    call.press("1")
+    with django_capture_on_commit_callbacks(execute=True):
+        final = call.press("1")
+
+    assert "确认短信稍后发到" not in spoken(final) and "不会发送确认短信" in spoken(final)
+    request = UnsubscribeRequest.objects.get()
+    request.refresh_from_db()
+    assert request.state == UnsubscribeRequest.State.COMPLETED
+    assert not outbox.exists() or outbox.read_text().strip() == ""
+    confirm = request.steps.get(kind="confirm")
+    assert "no SMS-capable number" in confirm.receipt
+
+
+def test_a_mobile_caller_is_still_promised_the_confirmation_sms(client, tenant_a, ivr_on, twilio_voice_a):
+    call = TwilioCall(client, tenant_a)
+    call.start()
+    call.press("1")
+    assert "确认短信稍后发到您的手机" in spoken(call.press("1"))
+
+
+def test_english_prompts_read_the_english_names(client, tenant_a, ivr_on, twilio_voice_a):
+    # R2
+    tenant_a.name_en = "Carrier A"
+    tenant_a.save()
+    Service.objects.create(tenant=tenant_a, code="offers", name="会员优惠", name_en="Member offers")
+    Service.objects.create(tenant=tenant_a, code="alerts", name="流量提醒")  # no English name: the name
+    call = TwilioCall(client, tenant_a)
+    assert "退订运营商 A的全部营销信息" in spoken(call.start())  # Chinese keeps the name
+    english = spoken(call.press("8"))
+    assert "stop all marketing from Carrier A" in english and "运营商" not in english
+    services = spoken(call.press("2"))
+    assert "For Member offers, press 1." in services and "For 流量提醒, press 2." in services
+    assert "You are stopping Member offers from Carrier A." in spoken(call.press("1"))
+
+
+def test_seed_demo_gives_the_demo_tenants_english_names(db):
+    call_command("seed_demo", stdout=StringIO())
+    mobile = Tenant.objects.get(slug="demo-mobile")
+    assert mobile.name == "蓝海移动 BlueSea Mobile" and mobile.name_en == "BlueSea Mobile"
+    assert Service.objects.for_tenant(mobile).get(code="data-offers").name_en == "Data offers"
+
+
+def test_a_too_long_tenant_prompt_is_refused_in_the_admin(client, tenant_a, alice):
+    # R4
+    client.login(username="alice", password=PASSWORD)
+    add = reverse("admin:voice_voiceprompt_add")
+    long_text = "请按1退订。" * 200  # 1,200 characters, 3,600 bytes
+    bad = client.post(add, {"tenant": tenant_a.pk, "key": "menu", "language": "zh-hans", "text": long_text})
+    assert bad.status_code == 200 and "too long for the voice platform" in bad.content.decode()
+    near = "请按1退订。" * 170 + "{tenant_name}"  # 2,720 bytes + a 200-character name can pass 3,000
+    bad = client.post(add, {"tenant": tenant_a.pk, "key": "menu", "language": "zh-hans", "text": near})
+    assert bad.status_code == 200 and "too long for the voice platform" in bad.content.decode()
+    assert not VoicePrompt.objects.for_tenant(tenant_a).exists()
+    ok = client.post(
+        add, {"tenant": tenant_a.pk, "key": "menu", "language": "zh-hans", "text": "请按1退订。" * 100}
+    )
+    assert ok.status_code == 302
+
+
+def test_long_rendered_steps_are_split_into_several_says(client, tenant_a, ivr_on, twilio_voice_a):
+    for n in range(7):
+        Service.objects.create(tenant=tenant_a, code=f"s{n}", name=f"很长的业务名称{n}" * 24)  # 192 chars
+    VoicePrompt.objects.create(
+        tenant=tenant_a,
+        key="service_item",
+        language="zh-hans",
+        text="如需退订{service_name}这项业务，请您按{key}。",
+    )
+    call = TwilioCall(client, tenant_a)
+    call.start()
+    services = call.press("2")
+    says = [say.text or "" for say in services.iter("Say")]
+    assert len(says) > 1 and all(len(text.encode()) <= 3000 for text in says)
+    assert "请您按7" in "".join(says)
+
+
+def test_page_two_of_the_service_menu_offers_the_previous_page(client, tenant_a, ivr_on, twilio_voice_a):
+    # N1
+    for n in range(9):
+        Service.objects.create(tenant=tenant_a, code=f"s{n}", name=f"业务{n}")
+    call = TwilioCall(client, tenant_a)
+    call.start()
+    first = call.press("2")
+    assert "上一页" not in spoken(first)
+    second = call.press("8")
+    assert "上一页，请按星号键" in spoken(second)
+    again = call.press("*")
+    assert "退订业务0，请按1" in spoken(again) and call_row().attempts == 0
+
+
+def test_prompts_use_the_tenants_advertised_sms_keywords(client, tenant_a, ivr_on, twilio_voice_a):
+    # N3
+    ChannelSetting.objects.create(tenant=tenant_a, channel=Channel.SMS, extra_keywords="QX, 取消营销")
+    answer = spoken(TwilioCall(client, tenant_a, caller="anonymous").start())
+    assert "请回复TD、退订、QX或取消营销到" in answer
+    assert "Reply STOP, TD or QX to any marketing text" in answer
+
+
+@pytest.mark.parametrize("turn", ["1e400", "-1e400", "0.9", "1.5"])
+def test_generic_turn_out_of_range_or_fractional_is_a_400(client, tenant_a, ivr_on, generic_voice_a, turn):
+    # B1: sent as raw JSON numbers
+    post_generic(client, tenant_a, {"call_id": "GF1", "from": PHONE})
+    body = ('{"call_id": "GF1", "turn": ' + turn + ', "digits": "2"}').encode()
+    signed = signing.signed_headers(GENERIC_SECRET, body)
+    extra = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in signed.items()}
+    response = client.post(
+        reverse("voice:generic-hook", kwargs={"tenant_slug": tenant_a.slug}),
+        body,
+        content_type="application/json",
+        **extra,
+    )
+    assert response.status_code == 400 and response["Content-Type"].startswith("application/json")
+    assert response.json()["error"] == "malformed" and "whole number" in response.json()["message"]
+    assert call_row("GF1").step == "menu" and call_row("GF1").turn == 0
+
+
+def test_a_whole_float_turn_is_accepted(client, tenant_a, ivr_on, generic_voice_a):
+    post_generic(client, tenant_a, {"call_id": "GF2", "from": PHONE})
+    assert post_generic(client, tenant_a, {"call_id": "GF2", "turn": 0.0, "digits": "2"}).status_code == 200
+    assert call_row("GF2").step == "services"
+
+
+@pytest.mark.parametrize("name", ["voice:twilio-hook", "voice:generic-hook", "voice:twilio-status-hook"])
+def test_get_on_a_voice_hook_is_a_json_405(client, tenant_a, name):
+    # N4
+    response = client.get(reverse(name, kwargs={"tenant_slug": tenant_a.slug}))
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert response.json()["error"] == "method_not_allowed"
+
+
+def test_configure_inbound_speaks_english_whatever_the_language(tenant_a, public_url):
+    from django.utils import translation
+
+    out = StringIO()
+    with translation.override("zh-hans"):
+        call_command(
+            "configure_inbound", tenant_a.slug, "generic-voice", "--secret", GENERIC_SECRET, stdout=out
+        )
+    assert f"generic-voice for {tenant_a.slug}: enabled." in out.getvalue()
+    assert "通用" not in out.getvalue()
+
+
+def test_the_confirm_step_states_irreversibility_once(client, tenant_a, ivr_on, twilio_voice_a):
+    tenant_a.allow_resubscribe = False
+    tenant_a.terms_zh = "退订不可撤销：我们将停止所有营销短信。"
+    tenant_a.save()
+    call = TwilioCall(client, tenant_a)
+    call.start()
+    text = spoken(call.press("1"))
+    assert "退订不可撤销" in text and "请注意，退订后不可撤销" not in text
 
 
 def test_many_services_are_read_in_pages(client, tenant_a, ivr_on, twilio_voice_a):

@@ -40,6 +40,8 @@ class Service(TenantOwnedModel):
     """One of a tenant's marketing services (a promotion stream, a push programme)."""
 
     name = models.CharField(_("name"), max_length=200)
+    # Read by English voice prompts (and fall back to `name`).
+    name_en = models.CharField(_("English name"), max_length=200, blank=True, default="", db_default="")
     code = models.SlugField(_("code"), max_length=50, help_text=_("Stable code partners use in the API."))
     description = models.TextField(_("description"), blank=True)
     channels = models.JSONField(

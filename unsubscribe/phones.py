@@ -34,6 +34,15 @@ def normalise(raw: str, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def is_fixed_line(e164: str) -> bool:
+    """A landline, which cannot take an SMS (FIXED_LINE_OR_MOBILE counts as mobile)."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE
+
+
 _CN_MOBILE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$")
 
 

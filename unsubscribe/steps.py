@@ -14,7 +14,7 @@ from django.utils import timezone
 from lanzuan.outbound import UnsafeURL, check_url
 from lanzuan.signing import signed_headers
 
-from . import datasources
+from . import datasources, phones
 from .datasources import Receipt
 from .errors import PermanentStepError, TransientStepError
 from .links import status_url
@@ -143,6 +143,9 @@ def _confirm(step: Step, request: UnsubscribeRequest) -> Receipt:
 
     if not request.phone:
         raise PermanentStepError("the number was already erased; no confirmation can be sent")
+    if (request.confirmation_channel or "sms") == "sms" and phones.is_fixed_line(request.phone):
+        # A landline caller (the voice menu files for them) cannot take a text message.
+        return Receipt(note="no SMS-capable number (a fixed line): no confirmation sent")
     message = message_create(
         tenant=request.tenant,
         event="unsubscribe_completed",

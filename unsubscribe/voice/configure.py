@@ -55,8 +55,12 @@ def configure_voice(*, tenant: Tenant, name: str, options: dict[str, Any], stdou
     credential = voice_credential_set(tenant=tenant, provider=provider, secret=secret, enabled=enabled)
 
     url = settings.PUBLIC_BASE_URL + reverse(URL_NAME[provider], kwargs={"tenant_slug": tenant.slug})
-    stdout.write(f"{provider.label} for {tenant.slug}: {'enabled' if credential.enabled else 'disabled'}.")
+    # The rest of the command's output is English: the provider's CLI name, not its translated label.
+    stdout.write(f"{name} for {tenant.slug}: {'enabled' if credential.enabled else 'disabled'}.")
     stdout.write(f"Webhook URL: {url}")
+    if provider == VoiceProvider.TWILIO:
+        status_path = reverse("voice:twilio-status-hook", kwargs={"tenant_slug": tenant.slug})
+        stdout.write(f"Status callback URL (call status changes): {settings.PUBLIC_BASE_URL}{status_path}")
     setting = channel_setting(tenant=tenant, channel=Channel.HOTLINE)
     if not (setting.enabled and setting.ivr_enabled):
         stdout.write(

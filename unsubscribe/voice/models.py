@@ -65,6 +65,8 @@ class PromptKey(models.TextChoices):
     SERVICES = "services", _("Service menu")
     SERVICE_ITEM = "service_item", _("One service in the service menu")
     SERVICES_MORE = "services_more", _("More services")
+    SERVICES_PREVIOUS = "services_previous", _("Previous page of services")
+    SERVICE_GONE = "service_gone", _("Chosen service no longer offered")
     NO_SERVICES = "no_services", _("No separate services")
     CONFIRM = "confirm", _("Confirmation with the terms")
     TERMS = "terms", _("Terms in short form")

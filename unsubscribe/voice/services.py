@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -35,16 +36,29 @@ from unsubscribe.services import unsubscribe_request_create
 
 from . import selectors
 from .models import CallStep, Outcome, PromptKey, VoiceCall, VoiceCredential, VoiceProvider
-from .prompts import EN, SPEECH_LANGUAGE, ZH, PromptBook, spell_reference
+from .prompts import (
+    CONFIRMATION_NONE,
+    CONFIRMATION_SMS,
+    EN,
+    SPEECH_LANGUAGE,
+    ZH,
+    PromptBook,
+    says_final,
+    spell_reference,
+    split_say,
+)
 
 logger = logging.getLogger(__name__)
 
 K = PromptKey
 MAX_REPEATS = 2  # a wrong key or silence repeats the prompt this often, then the call ends
-PAGE_SIZE = 7  # services per menu page: keys 1–7, 8 for more, 9 again, 0 back
+PAGE_SIZE = 7  # services per menu page: keys 1–7, 8 for more, * the previous page, 9 again, 0 back
 GATHER_TIMEOUT_SECONDS = 6
-# A call whose platform stopped calling us back this long ago has ended without us.
+# A call whose platform stopped calling us back this long ago has ended without us
+# (settings.VOICE_CALL_STALE_AFTER overrides it).
 STALE_AFTER = timedelta(hours=1)
+# Twilio's CallStatus values for a call that is over.
+ENDED_STATUSES = frozenset({"completed", "no-answer", "failed", "busy", "canceled"})
 
 # Withheld caller IDs as carriers and platforms report them: words, or the words spelled
 # on a keypad (Twilio's ANONYMOUS +266696687, RESTRICTED +7378742833, UNKNOWN +8656696,
@@ -175,16 +189,49 @@ def _locked_call(tenant: Tenant, provider: str, call_id: str) -> tuple[VoiceCall
         call = calls.get(provider=provider, call_id=call_id)
         call.tenant = tenant
         return call, False
-    _end_stale_calls(tenant)
+    voice_calls_end_stale(tenant=tenant)
     return call, True
 
 
-def _end_stale_calls(tenant: Tenant) -> None:
-    """Calls the caller hung up mid-menu never tell us: mark them and drop their raw number."""
+def _stale_after() -> timedelta:
+    value = getattr(settings, "VOICE_CALL_STALE_AFTER", STALE_AFTER)
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
+def voice_calls_end_stale(*, tenant: Tenant | None = None) -> int:
+    """Calls the caller hung up mid-menu never tell us: mark them abandoned and drop their
+    raw number. Runs when a tenant's next call starts and, for every tenant, from beat
+    (`tasks.end_stale_voice_calls`), so no number outlives a call by much."""
     now = timezone.now()
-    VoiceCall.objects.for_tenant(tenant).filter(
-        outcome=Outcome.IN_PROGRESS, updated_at__lt=now - STALE_AFTER
-    ).update(outcome=Outcome.ABANDONED, step=CallStep.ENDED, caller="", ended_at=now)
+    calls = VoiceCall.objects.for_tenant(tenant) if tenant is not None else VoiceCall.objects.unscoped()
+    stale = calls.filter(outcome=Outcome.IN_PROGRESS, updated_at__lt=now - _stale_after()).update(
+        outcome=Outcome.ABANDONED, step=CallStep.ENDED, caller="", ended_at=now
+    )
+    # An ended call never needs the number; a crash between steps must not leave one.
+    calls.exclude(outcome=Outcome.IN_PROGRESS).exclude(caller="").update(caller="")
+    return stale
+
+
+def voice_call_status(*, tenant: Tenant, provider: str, call_id: str, status: str) -> bool:
+    """The platform says the call is over (Twilio's StatusCallback): a call still in the
+    menu is abandoned and its raw number dropped. True when the call was known."""
+    if status not in ENDED_STATUSES:
+        return False
+    with transaction.atomic():
+        call = (
+            VoiceCall.objects.for_tenant(tenant)
+            .select_for_update()
+            .filter(provider=provider, call_id=call_id)
+            .first()
+        )
+        if call is None:
+            return False
+        if call.outcome == Outcome.IN_PROGRESS:
+            call.outcome, call.step, call.ended_at = Outcome.ABANDONED, CallStep.ENDED, timezone.now()
+        call.caller = ""
+        call.save()
+    logger.info("voice call %s/%s ended by the platform: %s", provider, call_id, status)
+    return True
 
 
 # --- the flow ---------------------------------------------------------------------------
@@ -217,6 +264,11 @@ def _handle(call: VoiceCall, key: str) -> Prompt:
     ]
     call.turn += 1
     services = selectors.voice_services(tenant=call.tenant)
+    if call.step == CallStep.CONFIRM and call.service_code and _service(call, services) is None:
+        # Deleted since the caller chose it: say so and go back to the menu, never file
+        # it as something else.
+        call.service_code, call.step, call.attempts = "", CallStep.MENU, 0
+        return _prompt(call, book, services, problem=K.SERVICE_GONE)
     accepted = _keys(call, services)
     if key not in accepted:
         call.attempts += 1
@@ -238,10 +290,13 @@ def _handle(call: VoiceCall, key: str) -> Prompt:
             call.step = CallStep.MENU
         elif key == "8":
             call.page += 1
+        elif key == "*":
+            call.page = max(call.page - 1, 0)
         elif not services:  # "1": all marketing, the only choice there is
             call.service_code, call.step = "", CallStep.CONFIRM
         else:
-            call.service_code = _page(services, call.page)[int(key) - 1].code
+            chosen = _page(services, call.page)[int(key) - 1]
+            call.service_code = chosen.code
             call.step = CallStep.CONFIRM
     elif call.step == CallStep.CONFIRM:
         if key == "0":
@@ -267,14 +322,19 @@ def _keys(call: VoiceCall, services: list[Service]) -> tuple[str, ...]:
         if not services:
             return ("1", "0", "9")
         numbered = tuple(str(n) for n in range(1, len(_page(services, call.page)) + 1))
-        return (*numbered, *(("8",) if _has_more(services, call.page) else ()), "0", "9")
+        more = ("8",) if _has_more(services, call.page) else ()
+        previous = ("*",) if call.page > 0 else ()
+        return (*numbered, *more, *previous, "0", "9")
     if call.step == CallStep.CONFIRM:
         return ("1", "0", "9")
     return ()
 
 
 def _prompt(
-    call: VoiceCall, book: PromptBook, services: list[Service] | None = None, problem: str = ""
+    call: VoiceCall,
+    book: PromptBook,
+    services: list[Service] | None = None,
+    problem: str = "",
 ) -> Prompt:
     """The current step's prompt, after the reason it is repeated if there is one."""
     language = call.language
@@ -291,29 +351,46 @@ def _prompt(
             texts.append(book.text(K.NO_SERVICES, language))
         else:
             items = [
-                book.text(K.SERVICE_ITEM, language, {"service_name": s.name, "key": str(n)})
+                book.text(K.SERVICE_ITEM, language, {"service_name": _name(s, language), "key": str(n)})
                 for n, s in enumerate(_page(services, call.page), start=1)
             ]
-            more = book.text(K.SERVICES_MORE, language) if _has_more(services, call.page) else ""
             joiner = "" if language == ZH else " "
+            more = joiner.join(
+                [
+                    *([book.text(K.SERVICES_MORE, language)] if _has_more(services, call.page) else []),
+                    *([book.text(K.SERVICES_PREVIOUS, language)] if call.page > 0 else []),
+                ]
+            )
             texts.append(book.text(K.SERVICES, language, {"services": joiner.join(items), "more": more}))
     elif call.step == CallStep.CONFIRM:
-        irreversible = "" if call.tenant.allow_resubscribe else book.text(K.IRREVERSIBLE, language)
-        values = {
-            "scope": _scope(call, book, services),
-            "terms": book.terms(language),
-            "irreversible": irreversible,
-        }
+        terms = book.terms(language)
+        # Said once: not again when the tenant's own terms already say it is final.
+        final = call.tenant.allow_resubscribe or says_final(terms)
+        irreversible = "" if final else book.text(K.IRREVERSIBLE, language)
+        values = {"scope": _scope(call, book, services), "terms": terms, "irreversible": irreversible}
         texts.append(book.text(K.CONFIRM, language, values))
     joiner = "" if language == ZH else " "
-    says = (Say(joiner.join(texts), SPEECH_LANGUAGE[language]), *extra)
+    says = (*_says(joiner.join(texts), SPEECH_LANGUAGE[language]), *extra)
     return Prompt(says=says, turn=call.turn, outcome=call.outcome, digits=_keys(call, services))
+
+
+def _says(text: str, language: str) -> tuple[Say, ...]:
+    return tuple(Say(piece, language) for piece in split_say(text))
+
+
+def _name(service: Service, language: str) -> str:
+    return (service.name_en or service.name) if language == EN else service.name
+
+
+def _service(call: VoiceCall, services: list[Service]) -> Service | None:
+    return next((s for s in services if s.code == call.service_code), None)
 
 
 def _scope(call: VoiceCall, book: PromptBook, services: list[Service]) -> str:
     if not call.service_code:
         return book.text(K.SCOPE_ALL, call.language)
-    return next((s.name for s in services if s.code == call.service_code), call.service_code)
+    found = _service(call, services)
+    return _name(found, call.language) if found else call.service_code
 
 
 def _end(
@@ -334,7 +411,9 @@ def _end(
     languages = [call.language]
     if both_languages:
         languages.append(EN if call.language == ZH else ZH)
-    says = tuple(Say(book.text(key, lang, values), SPEECH_LANGUAGE[lang]) for lang in languages)
+    says = tuple(
+        say for lang in languages for say in _says(book.text(key, lang, values), SPEECH_LANGUAGE[lang])
+    )
     return Prompt(says=says, turn=call.turn, outcome=outcome, reference=reference)
 
 
@@ -365,7 +444,12 @@ def _file(call: VoiceCall, book: PromptBook) -> Prompt:
     call.request = filed.request
     reference = filed.request.reference
     services = selectors.voice_services(tenant=call.tenant)
-    values = {"scope": _scope(call, book, services), "reference": spell_reference(reference, call.language)}
+    landline = phones.is_fixed_line(call.caller)  # the core sends no SMS there either
+    values = {
+        "scope": _scope(call, book, services),
+        "reference": spell_reference(reference, call.language),
+        "confirmation": (CONFIRMATION_NONE if landline else CONFIRMATION_SMS)[call.language],
+    }
     return _end(call, book, Outcome.FILED, K.FILED, values=values, reference=reference)
 
 
@@ -424,14 +508,23 @@ def voice_script(*, tenant: Tenant, language: str) -> list[ScriptLine]:
     lines.append(ScriptLine(str(PromptKey.INVALID.label), list(wrong.says), wrong.digits))
     sample_reference = spell_reference("K7M2-9QXP", language)
     for key, values in (
-        (K.FILED, {"scope": book.text(K.SCOPE_ALL, language), "reference": sample_reference}),
+        (
+            K.FILED,
+            {
+                "scope": book.text(K.SCOPE_ALL, language),
+                "reference": sample_reference,
+                "confirmation": CONFIRMATION_SMS[language],
+            },
+        ),
         (K.WITHHELD, None),
         (K.UNAVAILABLE, None),
         (K.GIVE_UP, None),
         (K.FAILED, None),
     ):
         lines.append(
-            ScriptLine(str(key.label), [Say(book.text(key, language, values), SPEECH_LANGUAGE[language])])
+            ScriptLine(
+                str(key.label), list(_says(book.text(key, language, values), SPEECH_LANGUAGE[language]))
+            )
         )
     return lines
 

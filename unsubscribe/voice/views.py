@@ -18,18 +18,22 @@ turn) and post it with the turn we sent; "hangup": true ends the call. "from" is
 the first step (turn null); resending a step returns the same answer.
 
 Errors are JSON {"error": "<code>", "message": "<reason>"}: 404 unknown tenant, 403 not
-configured or a bad signature, 401 generic request unsigned, 400 malformed.
+configured or a bad signature, 401 generic request unsigned, 400 malformed, 405 not a
+POST. /hooks/voice/<tenant-slug>/twilio/status/ takes Twilio's StatusCallback (signed the
+same way): a call that is over loses its raw number at once.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from tenants.models import Tenant
 from unsubscribe.inbound import providers as signatures
@@ -42,6 +46,20 @@ def _json_error(status: int, code: str, reason: str) -> JsonResponse:
     return JsonResponse(
         {"error": code, "message": reason}, status=status, json_dumps_params={"ensure_ascii": False}
     )
+
+
+def _post_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Like require_POST, but the refusal is JSON like every other error here."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            response = _json_error(405, "method_not_allowed", _("Only POST is accepted here."))
+            response["Allow"] = "POST"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def _configured(tenant_slug: str, provider: str) -> tuple[Tenant, VoiceCredential] | HttpResponse:
@@ -76,11 +94,14 @@ def _text(value: Any, name: str, *, required: bool = True, limit: int = 100) -> 
 def _turn(value: Any) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
+    # JSON gives floats too: 1e400 is inf (int() overflows), 0.9 must not become 0.
+    if isinstance(value, bool) or (
+        isinstance(value, float) and not (math.isfinite(value) and value.is_integer())
+    ):
         raise signatures.Malformed(_("“turn” must be a whole number."))
     try:
         turn = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise signatures.Malformed(_("“turn” must be a whole number.")) from None
     if turn < 0:
         raise signatures.Malformed(_("“turn” must be a whole number."))
@@ -88,7 +109,7 @@ def _turn(value: Any) -> int | None:
 
 
 @csrf_exempt
-@require_POST
+@_post_only
 def twilio_hook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     found = _configured(tenant_slug, VoiceProvider.TWILIO)
     if isinstance(found, HttpResponse):
@@ -118,7 +139,26 @@ def twilio_hook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 
 
 @csrf_exempt
-@require_POST
+@_post_only
+def twilio_status_hook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    """Twilio's StatusCallback: CallStatus completed / no-answer / failed … ends the call."""
+    found = _configured(tenant_slug, VoiceProvider.TWILIO)
+    if isinstance(found, HttpResponse):
+        return found
+    tenant, credential = found
+    if not signatures.twilio_signature_ok(request, credential.secret):
+        return _json_error(403, "bad_signature", _("Missing or invalid X-Twilio-Signature."))
+    try:
+        call_id = _text(request.POST.get("CallSid"), "CallSid")
+        status = _text(request.POST.get("CallStatus"), "CallStatus", required=False, limit=20)
+    except signatures.Malformed as exc:
+        return _json_error(400, "malformed", str(exc))
+    services.voice_call_status(tenant=tenant, provider=VoiceProvider.TWILIO, call_id=call_id, status=status)
+    return HttpResponse(status=204)
+
+
+@csrf_exempt
+@_post_only
 def generic_hook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     found = _configured(tenant_slug, VoiceProvider.GENERIC)
     if isinstance(found, HttpResponse):

@@ -22,6 +22,7 @@ TENANTS: list[dict[str, Any]] = [
     {
         "slug": "demo-mobile",
         "name": "蓝海移动 BlueSea Mobile",
+        "name_en": "BlueSea Mobile",
         "kind": Tenant.Kind.OPERATOR,
         "brand_colour": "#0B5FFF",
         "allow_resubscribe": True,
@@ -30,7 +31,11 @@ TENANTS: list[dict[str, Any]] = [
         "terms_en": "Once you unsubscribe we stop the chosen marketing to your number at once and, after "
         "confirming, delete the personal data used for marketing (name, interests, city). We keep only a "
         "keyed hash of your number so that we never message you again. You may re-subscribe at any time.",
-        "services": [("流量优惠 Data offers", "data-offers"), ("蓝钻会员 Blue Diamond club", "blue-diamond")],
+        # (name, code, English name for the English voice menu)
+        "services": [
+            ("流量优惠 Data offers", "data-offers", "Data offers"),
+            ("蓝钻会员 Blue Diamond club", "blue-diamond", "Blue Diamond club"),
+        ],
         "admin": "mobile-admin",
         "channels": {
             "sms": {"reply_numbers": "10690001, 1069000188", "extra_keywords": "QX, 取消营销"},
@@ -45,6 +50,7 @@ TENANTS: list[dict[str, Any]] = [
     {
         "slug": "demo-shop",
         "name": "优选商城 YouXuan Shop",
+        "name_en": "YouXuan Shop",
         "kind": Tenant.Kind.PLATFORM,
         "brand_colour": "#D3460F",  # #D9480F gave 4.3:1 with white text; the nearest that passes
         "allow_resubscribe": False,
@@ -55,8 +61,8 @@ TENANTS: list[dict[str, Any]] = [
         "terms_en": "Unsubscribing is final: we stop all marketing SMS and pushes and anonymise your "
         "marketing profile within 24 hours.",
         "services": [
-            ("会员促销 Member promotions", "promotions"),
-            ("个性化推荐 Personalised picks", "picks"),
+            ("会员促销 Member promotions", "promotions", "Member promotions"),
+            ("个性化推荐 Personalised picks", "picks", "Personalised picks"),
         ],
         "admin": "shop-admin",
         "channels": {
@@ -89,9 +95,14 @@ class Command(BaseCommand):
                 },
             )
             services = []
-            for name, code in spec["services"]:
+            if spec.get("name_en") and not tenant.name_en:  # a demo seeded before the field existed
+                tenant.name_en = spec["name_en"]
+                tenant.save(update_fields=["name_en"])
+            for name, code, name_en in spec["services"]:
                 service, _c = Service.objects.get_or_create(
-                    tenant=tenant, code=code, defaults={"name": name, "channels": ["sms", "app"]}
+                    tenant=tenant,
+                    code=code,
+                    defaults={"name": name, "name_en": name_en, "channels": ["sms", "app"]},
                 )
                 services.append(service)
             for channel, values in spec["channels"].items():
