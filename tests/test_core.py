@@ -378,16 +378,28 @@ def test_staff_are_emailed_once_when_a_request_needs_attention(
     assert len([line for line in outbox.read_text().splitlines() if '"email"' in line]) == 2
 
 
-def test_request_list_query_count_does_not_grow_with_rows(
-    tenant_a, alice, client, django_assert_max_num_queries
-):
+def test_request_list_query_count_does_not_grow_with_rows(tenant_a, alice, client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     subscriber(tenant_a)
-    for i in range(30):
-        file(tenant_a, phone=f"1390000{i:04d}", services=["offers"])
     client.force_login(alice)
-    with django_assert_max_num_queries(15):
-        response = client.get(reverse("admin:unsubscribe_unsubscriberequest_changelist"))
-    assert response.status_code == 200 and response.content.decode().count("offers") >= 30
+    url = reverse("admin:unsubscribe_unsubscriberequest_changelist")
+
+    def queries_for_list() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url)
+        assert response.status_code == 200
+        return len(captured)
+
+    file(tenant_a, phone="13900000000", services=["offers"])
+    client.get(url)  # warm the per-process caches (content types, sessions)
+    one_row = queries_for_list()
+    for i in range(1, 30):
+        file(tenant_a, phone=f"1390000{i:04d}", services=["offers"])
+    thirty_rows = queries_for_list()
+    assert thirty_rows == one_row <= 20, (one_row, thirty_rows)
+    assert client.get(url).content.decode().count("offers") >= 30
 
 
 def test_import_never_brings_back_the_number_of_someone_who_opted_out(tenant_a, outbox):
