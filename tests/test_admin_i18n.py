@@ -310,7 +310,7 @@ def test_history_shows_labels_choice_names_and_the_tenants_local_time(
         HTTP_ACCEPT_LANGUAGE="zh-hans",
     ).content.decode()
     # then times are the tenant's, without microseconds or offsets, and states are named
-    assert "3月1日 7:00" in page and "20:00" not in page and "12:00" not in page
+    assert re.search(r"3月1日 0?7:00", page) and "20:00" not in page and "12:00" not in page
     assert ".123456" not in page and "+00:00" not in page
     assert "received</" not in page and "completed</" not in page
     assert "已完成" in page or "处理中" in page
