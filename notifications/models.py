@@ -208,7 +208,7 @@ class Message(TenantOwnedModel):
         help_text=_("Kept only until the message is sent or fails."),
     )
     to_masked = models.CharField(_("recipient"), max_length=64)
-    to_hash = models.CharField(max_length=64, db_index=True)
+    to_hash = models.CharField(_("recipient hash"), max_length=64, db_index=True)
     subject = models.CharField(_("subject"), max_length=200, blank=True)
     body = models.TextField(_("body"), help_text=_("As sent; one-time codes are replaced by ******."))
     context = models.JSONField(_("variables"), default=dict, blank=True)
@@ -220,12 +220,12 @@ class Message(TenantOwnedModel):
     )
     provider_status = models.CharField(_("provider status"), max_length=32, blank=True)
     error = models.TextField(_("last error"), blank=True)
-    dedupe_key = models.CharField(max_length=200, null=True, blank=True)
+    dedupe_key = models.CharField(_("de-duplication key"), max_length=200, null=True, blank=True)
     # Where the clear text of a message with a secret (an OTP) waits in the cache,
     # for as long as the code is valid; blank once the message is final.
-    secret_ref = models.CharField(max_length=64, blank=True)
+    secret_ref = models.CharField(_("secret reference"), max_length=64, blank=True)
     # Set by the worker that is calling the gateway; see services.message_deliver.
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     # Only for messages the send task owns (notification_send): when the next try
     # is due, so the sweep can re-dispatch one whose task was lost.
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
@@ -233,7 +233,7 @@ class Message(TenantOwnedModel):
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
     failed_at = models.DateTimeField(_("failed"), null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -20,10 +20,19 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
 from simple_history.admin import SimpleHistoryAdmin
 
 from .forms import InvitationForm, MembershipForm
+from .history import LocalizedHistoryHelper, object_time_zone
 from .models import CONFIG_ROLES, Invitation, Membership, Role, Tenant, TenantAPIKey, tenants_zone
 from .scoping import TenantOwnedModel, tenant_ids_for_user
 from .services import (
@@ -82,6 +91,7 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
 
     write_roles: frozenset[str] = CONFIG_ROLES
     tenant_path = "tenant"  # lookup from this model to its Tenant
+    object_history_list_template = "admin/lanzuan_history_list.html"
     # Write-only fields: a read-only page would print their value, so it leaves them out.
     secret_fields: tuple[str, ...] = ()
 
@@ -208,7 +218,13 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
         if not hasattr(self.model._meta, "simple_history_manager_attribute"):
             # Records without row history (append-only logs, data rows): Django's own log.
             return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
-        return super().history_view(request, object_id, extra_context)
+        # Times in the history are the tenant's local time (rendered here, inside the zone).
+        obj = self.get_object(request, unquote(object_id))
+        with timezone.override(object_time_zone(obj)):
+            return super().history_view(request, object_id, extra_context)
+
+    def get_historical_record_context_helper(self, request: HttpRequest, historical_record: Any) -> Any:
+        return LocalizedHistoryHelper(self.model, historical_record)
 
 
 @admin.register(Tenant)
@@ -442,10 +458,29 @@ class InvitationAdmin(TenantScopedAdmin):
             )
 
 
+# django_celery_beat's models are written by migrations (each app's sweep and purge
+# schedule is set in code and reviewed there); editing them in the admin would silently
+# diverge from the code, and its pages are untranslated cron/JSON forms. So they are not
+# in the admin; the database scheduler still reads them.
+for _beat_model in (ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule):
+    if admin.site.is_registered(_beat_model):
+        admin.site.unregister(_beat_model)
+
+# The library's own admin for its concrete APIKey model: the project never uses that model
+# (partners' keys are TenantAPIKey, scoped to a tenant), so its page would only be an
+# empty, untranslated list that invites keys which authenticate nobody.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
+
+
 @admin.register(TenantAPIKey)
 class TenantAPIKeyAdmin(TenantScopedAdmin, APIKeyModelAdmin):
-    list_display = (*APIKeyModelAdmin.list_display, "tenant")  # type: ignore[assignment]
+    list_display = ("prefix", "name", "created", "expiry_date", "expired", "revoked", "tenant")  # type: ignore[assignment]
     list_filter = ("tenant", "revoked")  # type: ignore[assignment]
+
+    @admin.display(description=_("expired"), boolean=True)
+    def expired(self, obj: TenantAPIKey) -> bool:
+        return bool(obj.has_expired)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any = None, change: bool = False) -> None:
         if not self._may_write(request, obj):

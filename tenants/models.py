@@ -169,10 +169,14 @@ OPERATIONS_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.AGENT})
 
 
 class Membership(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
+    )
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("tenant")
+    )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.VIEWER)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     history = HistoricalRecords()
 
@@ -184,7 +188,7 @@ class Membership(models.Model):
         verbose_name_plural = _("memberships")
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.tenant.slug} ({self.role})"
+        return f"{self.user} @ {self.tenant.slug} ({self.get_role_display()})"
 
 
 class Invitation(models.Model):
@@ -209,7 +213,7 @@ class Invitation(models.Model):
         help_text=_("The link is emailed here. Leave empty to pass the link on yourself."),
     )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.VIEWER)
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
     invited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -262,7 +266,37 @@ class Invitation(models.Model):
 class TenantAPIKey(AbstractAPIKey):
     """A partner's key. Only a hash is stored; the key is shown once on creation."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("tenant")
+    )
+
+    # The library's fields have no translatable labels (and English-only help); the same
+    # columns, relabelled, so the admin reads in the staff's language.
+    id = models.CharField(_("id"), max_length=150, unique=True, primary_key=True, editable=False)
+    prefix = models.CharField(_("prefix"), max_length=8, unique=True, editable=False)
+    hashed_key = models.CharField(_("key hash"), max_length=150, editable=False)
+    created = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    name = models.CharField(
+        _("name"),
+        max_length=50,
+        blank=False,
+        default=None,
+        help_text=_(
+            "A name for the key, e.g. the system that uses it; need not be unique; 50 characters at most."
+        ),
+    )
+    revoked = models.BooleanField(
+        _("revoked"),
+        blank=True,
+        default=False,
+        help_text=_("A revoked key cannot be used any more. This cannot be undone."),
+    )
+    expiry_date = models.DateTimeField(
+        _("expires"),
+        blank=True,
+        null=True,
+        help_text=_("After this time the key cannot be used any more."),
+    )
 
     history = HistoricalRecords(excluded_fields=["hashed_key"])
 

@@ -76,6 +76,30 @@ ALLOWED = {
     "info",
     "idempotency",
     "sha256",
+    "pbkdf",  # the password hash's algorithm, pbkdf2_sha256, shown by Django's user page
+    "ldap",  # a protocol, in Django's own zh-Hans help ("单一登入或LDAP")
+    "control",  # key names in Django's zh-Hans help: 按住 Control 键或 Mac 上的 Command 键
+    "command",
+    "mac",
+    "app",  # written so in Chinese (App 推送, App 路径): the channel's own name
+    "gsm",  # SMS encodings, GSM-7 and UCS-2
+    "ucs",
+    "post",  # the HTTP method
+    "smtps",
+    "auth",  # "Auth Token", "AccessKey ID": the names in Twilio's and Aliyun's consoles
+    "token",
+    "accesskey",
+    "sid",
+    "twiml",  # Twilio's voice markup; its voices are named alice, Polly.Zhiyu, Polly.Joanna
+    "polly",
+    "zhiyu",
+    "joanna",
+    "alice",
+    # the demo data's own English names (targets and the subscriptions' consent source)
+    "subscriber",
+    "profile",
+    "subscriptions",
+    "signup",
 }
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]{2,}")
@@ -115,7 +139,11 @@ def english_words(html: str) -> set[str]:
     parser = _VisibleText()
     parser.feed(html)
     text = " ".join(parser.parts)
-    text = re.sub(r"\S+@\S+|https?://\S+|/\S+/", " ", text)  # addresses and paths are not prose
+    text = re.sub(r"\S+@\S+|[a-z+]+://\S+|/\S+/", " ", text)  # addresses and paths are not prose
+    # Codes shown as codes: request references (K7M2-9QXP, random in the demo data), masked
+    # values (a password hash's salt: RYhnZd****), dotted event codes (request.created),
+    # template variables ({tenant_name}).
+    text = re.sub(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}\b|\S*\*{3,}\S*|\b[a-z_]+(?:\.[a-z_]+)+\b|\{\w+\}", " ", text)
     return {w for w in _WORD.findall(text) if w.lower().strip("'’") not in ALLOWED}
 
 
@@ -175,3 +203,114 @@ def test_tenant_admin_sees_chinese_too(client, demo_data, settings) -> None:
     response = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert response.status_code == 200
     assert not english_words(response.content.decode())
+
+
+def _run_pipeline(request_pk: int) -> None:
+    """What workers do, in-process: advance, run the due steps, repeat."""
+    from unsubscribe import services
+    from unsubscribe.models import Step
+
+    for _ in range(10):
+        services.request_advance(request_pk)
+        due = Step.objects.unscoped().filter(request_id=request_pk, status__in=["pending", "retrying"])
+        if not due:
+            break
+        for step in due:
+            services.step_run(step.pk)
+
+
+def test_tenant_admin_walk_reads_in_chinese(client, demo_data) -> None:
+    # A tenant's owner sees only some pages; every one of them reads in Chinese too.
+    client.login(username="mobile-admin", password="lanzuan-demo")
+    found: dict[str, set[str]] = {}
+    for url in admin_urls():
+        response = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans")
+        if response.status_code in (302, 403, 404):
+            continue  # not this tenant's page, or another tenant's object
+        assert response.status_code == 200, (url, response.status_code)
+        words = english_words(response.content.decode())
+        if words:
+            found[url] = words
+    report = "\n".join(f"{url}: {' '.join(sorted(words))}" for url, words in sorted(found.items()))
+    assert not found, f"English on zh-Hans admin pages:\n{report}"
+
+
+def test_receipts_and_scopes_read_in_the_staff_language(client, demo_data) -> None:
+    # given a request that went through the pipeline (its receipts stored in English)
+    from unsubscribe.models import Step, Suppression, UnsubscribeRequest
+
+    request = UnsubscribeRequest.objects.unscoped().order_by("-pk").first()
+    assert request is not None
+    _run_pipeline(request.pk)
+    step = Step.objects.unscoped().filter(request=request, kind=Step.Kind.TERMINATE).first()
+    assert step is not None and step.receipt.startswith("ended ")
+    client.login(username="admin", password="lanzuan-demo")
+    # when staff read it in Chinese and in English
+    zh = client.get(
+        reverse("admin:unsubscribe_unsubscriberequest_change", args=[request.pk]),
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    ).content.decode()
+    en = client.get(
+        reverse("admin:unsubscribe_unsubscriberequest_change", args=[request.pk]), HTTP_ACCEPT_LANGUAGE="en"
+    ).content.decode()
+    # then each reads it in words of their language; the record itself is unchanged
+    assert "已终止 1 项订阅" in zh and "ended 1 subscription" in en
+    assert "subscription(s)" not in zh
+    assert Step.objects.unscoped().get(pk=step.pk).receipt == step.receipt
+    # and an all-marketing scope is named, not shown as "*"
+    Suppression.objects.unscoped().filter(pk=Suppression.objects.unscoped().first().pk).update(scope="*")
+    page = client.get(
+        reverse("admin:unsubscribe_suppression_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans"
+    ).content.decode()
+    assert "全部营销" in page and "[*]" not in page and ">*<" not in page
+
+
+def test_receipt_display_knows_the_pipeline_sentences() -> None:
+    from django.utils import translation
+
+    from unsubscribe.receipts import receipt_display
+
+    with translation.override("zh-hans"):
+        assert receipt_display("could not connect: ConnectionError") == "无法连接（连接被拒绝或重置）"
+        assert (
+            receipt_display("End services · CRM: timed out after 10 s") == "End services · CRM: 10 秒内无响应"
+        )
+        assert receipt_display("something new") == "something new"  # unknown wording: as stored
+    with translation.override("en"):
+        assert receipt_display("ended 1 subscription(s)") == "ended 1 subscription"
+
+
+def test_history_shows_labels_choice_names_and_the_tenants_local_time(
+    client, db, eager_celery, outbox
+) -> None:
+    import datetime as dt
+
+    import time_machine
+
+    from tenants.models import Tenant
+
+    call_command("seed_demo", verbosity=0)
+    tenant = Tenant.objects.get(slug="demo-mobile")
+    tenant.time_zone = "America/New_York"
+    tenant.save()
+    # given a request filed at 12:00 UTC (07:00 in New York, 20:00 in Shanghai)
+    with time_machine.travel(dt.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=dt.UTC), tick=False):
+        request = unsubscribe_request_create(
+            tenant=tenant,
+            phone="13800138000",
+            channel=Channel.WEB,
+            verification_method=VerificationMethod.OTP,
+            services=["data-offers"],
+        ).request
+        _run_pipeline(request.pk)
+    client.login(username="admin", password="lanzuan-demo")
+    # when staff open its history in Chinese
+    page = client.get(
+        reverse("admin:unsubscribe_unsubscriberequest_history", args=[request.pk]),
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    ).content.decode()
+    # then times are the tenant's, without microseconds or offsets, and states are named
+    assert re.search(r"3月1日 0?7:00", page) and "20:00" not in page and "12:00" not in page
+    assert ".123456" not in page and "+00:00" not in page
+    assert "received</" not in page and "completed</" not in page
+    assert "已完成" in page or "处理中" in page

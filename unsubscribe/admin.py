@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.response import TemplateResponse
@@ -24,6 +24,7 @@ from tenants.models import OPERATIONS_ROLES
 
 from . import attention, phones, reports, services
 from .datasources import step_receipt_for_staff, step_staff_label
+from .display import language_display
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
 from .imports import subscription_import_start
@@ -40,7 +41,9 @@ from .models import (
     Target,
     UnsubscribeRequest,
     VerificationMethod,
+    scope_label,
 )
+from .receipts import receipt_display
 from .references import clean_reference
 
 # The admin home shows what needs attention (attention.attention_queue), not only the model list.
@@ -58,6 +61,45 @@ class ReadOnlyMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ScopeNameMixin:
+    """A suppression's scope by name: all marketing, or the service's name and code."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        names = Service.objects.unscoped().filter(tenant_id=OuterRef("tenant_id"), code=OuterRef("scope"))
+        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
+        return queryset.annotate(scope_service_name=Subquery(names.values("name")[:1]))
+
+    @admin.display(description=_("scope"), ordering="scope")
+    def scope_name(self, obj: Any) -> str:
+        name = getattr(obj, "scope_service_name", None)
+        return f"{name} ({obj.scope})" if name else scope_label(obj.scope)
+
+
+class ScopeFilter(admin.SimpleListFilter):
+    title = _("scope")
+    parameter_name = "scope"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        codes = model_admin.get_queryset(request).order_by().values_list("scope", flat=True).distinct()
+        return [(code, scope_label(code)) for code in sorted(codes)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(scope=self.value()) if self.value() else queryset
+
+
+class ChannelFilter(admin.SimpleListFilter):
+    """The channel of a record that stores it as a bare code (no choices on the field)."""
+
+    title = _("channel")
+    parameter_name = "channel"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(Channel.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(channel=self.value()) if self.value() else queryset
 
 
 @admin.register(Service)
@@ -211,13 +253,17 @@ class StepInline(admin.TabularInline):
         "started_at",
         "finished_at",
         "next_attempt_at",
-        "last_error",
-        "receipt_display",
+        "error_text",
+        "step_receipt",
     ]
     readonly_fields = fields  # type: ignore[assignment]
     ordering = ["id"]
     verbose_name = _("timeline step")
     verbose_name_plural = _("timeline")
+
+    @admin.display(description=_("last error"))
+    def error_text(self, obj: Step) -> str:
+        return receipt_display(obj.last_error)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -227,7 +273,7 @@ class StepInline(admin.TabularInline):
         return step_staff_label(obj)
 
     @admin.display(description=_("receipt"))
-    def receipt_display(self, obj: Step) -> str:
+    def step_receipt(self, obj: Step) -> str:
         # Built-in sources' receipts are lines rendered in the reader's language.
         return step_receipt_for_staff(obj)
 
@@ -282,10 +328,10 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         "channel",
         "verification_method",
         "verification_evidence",
-        "language",
+        "language_name",
         "filed_by",
         "state",
-        "attention_reason",
+        "attention_text",
         "received_at",
         "suppressed_at",
         "terminating_at",
@@ -299,7 +345,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         "idempotency_key",
     ]
     fieldsets = [
-        (None, {"fields": ["reference", "tenant", "phone_masked", "scope", "state", "attention_reason"]}),
+        (None, {"fields": ["reference", "tenant", "phone_masked", "scope", "state", "attention_text"]}),
         (
             _("How it arrived"),
             {
@@ -308,7 +354,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                     "verification_method",
                     "verification_evidence",
                     "filed_by",
-                    "language",
+                    "language_name",
                     "idempotency_key",
                 ]
             },
@@ -368,7 +414,15 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     def scope(self, obj: UnsubscribeRequest) -> str:
         if obj.scope_all:
             return str(_("All marketing"))
-        return ", ".join(s.code for s in obj.services.all())
+        return ", ".join(s.name for s in obj.services.all())
+
+    @admin.display(description=_("language"))
+    def language_name(self, obj: UnsubscribeRequest) -> str:
+        return language_display(obj.language)
+
+    @admin.display(description=_("why it needs attention"))
+    def attention_text(self, obj: UnsubscribeRequest) -> str:
+        return receipt_display(obj.attention_reason)
 
     @admin.display(description=_("SLA"), ordering="sla_due_at")
     def sla(self, obj: UnsubscribeRequest) -> str:
@@ -508,21 +562,36 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
+class SuppressionAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
     list_select_related = ["tenant", "request"]  # request is nullable: Django would not join it
-    list_display = ["phone_masked", "scope", "created_at", "request", "tenant"]
-    list_filter = ["tenant", "scope"]
+    list_display = ["phone_masked", "scope_name", "created_at", "request", "tenant"]
+    list_filter = ["tenant", ScopeFilter]
     search_fields = ["scope"]
-    exclude = ["phone_hash"]
+    fields = ["tenant", "phone_masked", "scope_name", "request", "created_at"]
+    readonly_fields = fields
 
 
 @admin.register(SuppressionEvent)
-class SuppressionEventAdmin(PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
+class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
     list_select_related = ["tenant", "request"]
-    list_display = ["created_at", "phone_masked", "scope", "action", "channel", "request", "tenant"]
-    list_filter = ["tenant", "action", "channel"]
+    list_display = ["created_at", "phone_masked", "scope_name", "action", "channel_name", "request", "tenant"]
+    list_filter = ["tenant", "action", ChannelFilter]
     search_fields = ["scope"]
-    exclude = ["phone_hash"]
+    fields = [
+        "tenant",
+        "created_at",
+        "phone_masked",
+        "scope_name",
+        "action",
+        "channel_name",
+        "request",
+        "evidence",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("channel"), ordering="channel")
+    def channel_name(self, obj: SuppressionEvent) -> str:
+        return str(dict(Channel.choices).get(obj.channel, obj.channel))
 
 
 @admin.register(Step)

@@ -48,7 +48,7 @@ class Service(TenantOwnedModel):
         _("channels"), default=list, blank=True, help_text=_('Channels it markets on, e.g. ["sms", "app"].')
     )
     is_active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     history = HistoricalRecords()
 
@@ -67,15 +67,17 @@ class Subscription(TenantOwnedModel):
         ACTIVE = "active", _("Active")
         ENDED = "ended", _("Ended")
 
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="subscriptions")
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="subscriptions", verbose_name=_("service")
+    )
     phone = models.CharField(_("number"), max_length=20, blank=True, help_text=_("E.164; blank once erased."))
-    phone_hash = models.CharField(max_length=64, db_index=True)
+    phone_hash = models.CharField(_("number hash"), max_length=64, db_index=True)
     phone_masked = models.CharField(_("number"), max_length=24)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
     consent_source = models.CharField(_("consent source"), max_length=200, blank=True)
     consent_at = models.DateTimeField(_("consent time"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         constraints = [
@@ -93,13 +95,13 @@ class SubscriberProfile(TenantOwnedModel):
     """Personal data used for marketing (the demo's internal data source for erasure)."""
 
     phone = models.CharField(_("number"), max_length=20, blank=True)
-    phone_hash = models.CharField(max_length=64, db_index=True)
+    phone_hash = models.CharField(_("number hash"), max_length=64, db_index=True)
     phone_masked = models.CharField(_("number"), max_length=24)
     display_name = models.CharField(_("name"), max_length=200, blank=True)
     interests = models.CharField(_("interests"), max_length=500, blank=True)
     city = models.CharField(_("city"), max_length=100, blank=True)
     anonymised_at = models.DateTimeField(_("anonymised"), null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "phone_hash"], name="profile_unique_number")]
@@ -127,7 +129,7 @@ class UnsubscribeRequest(TenantOwnedModel):
     phone = models.CharField(
         _("number"), max_length=20, blank=True, help_text=_("Kept only until the data is erased.")
     )
-    phone_hash = models.CharField(max_length=64, db_index=True)
+    phone_hash = models.CharField(_("number hash"), max_length=64, db_index=True)
     phone_masked = models.CharField(_("number"), max_length=24)
     scope_all = models.BooleanField(_("all marketing"), default=True)
     services = models.ManyToManyField(Service, blank=True, related_name="+", verbose_name=_("services"))
@@ -137,8 +139,8 @@ class UnsubscribeRequest(TenantOwnedModel):
     )
     verification_evidence = models.JSONField(_("verification evidence"), default=dict, blank=True)
     language = models.CharField(_("language"), max_length=10, default="zh-hans")
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
-    request_fingerprint = models.CharField(max_length=64, blank=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=200, null=True, blank=True)
+    request_fingerprint = models.CharField(_("request fingerprint"), max_length=64, blank=True)
     confirmation_channel = models.CharField(_("confirmation channel"), max_length=10, blank=True)
     filed_by = models.CharField(
         _("filed by"),
@@ -162,8 +164,8 @@ class UnsubscribeRequest(TenantOwnedModel):
     erasure_due_at = models.DateTimeField(_("erasure due"), null=True, blank=True)
     # The request row is its own outbox: work is due at next_run_at; the sweep
     # dispatches it again when no worker has picked it up (broker down, lost message).
-    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(_("next run"), null=True, blank=True, db_index=True)
+    dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
 
     # The raw number never enters history tables.
     # dispatched_at and next_run_at are bookkeeping for the sweep, written with update().
@@ -190,14 +192,24 @@ class UnsubscribeRequest(TenantOwnedModel):
 SCOPE_ALL = "*"
 
 
+def scope_label(scope: str) -> str:
+    """A suppression scope as people read it: "*" is all marketing; a service by its code."""
+    return str(_("All marketing")) if scope == SCOPE_ALL else scope
+
+
 class Suppression(TenantOwnedModel):
     """Do not send to this number (hash) for this scope: "*" or a service code."""
 
-    phone_hash = models.CharField(max_length=64)
+    phone_hash = models.CharField(_("number hash"), max_length=64)
     phone_masked = models.CharField(_("number"), max_length=24)
     scope = models.CharField(_("scope"), max_length=50, default=SCOPE_ALL)
     request = models.ForeignKey(
-        UnsubscribeRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions"
+        UnsubscribeRequest,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="suppressions",
+        verbose_name=_("request"),
     )
     created_at = models.DateTimeField(_("since"), default=timezone.now)
 
@@ -209,7 +221,7 @@ class Suppression(TenantOwnedModel):
         verbose_name_plural = _("suppressions")
 
     def __str__(self) -> str:
-        return f"{self.phone_masked} [{self.scope}]"
+        return f"{self.phone_masked} [{scope_label(self.scope)}]"
 
 
 class SuppressionEvent(TenantOwnedModel):
@@ -219,13 +231,18 @@ class SuppressionEvent(TenantOwnedModel):
         ADDED = "added", _("Added")
         LIFTED = "lifted", _("Lifted (re-subscribed)")
 
-    phone_hash = models.CharField(max_length=64, db_index=True)
+    phone_hash = models.CharField(_("number hash"), max_length=64, db_index=True)
     phone_masked = models.CharField(_("number"), max_length=24)
     scope = models.CharField(_("scope"), max_length=50)
     action = models.CharField(_("action"), max_length=10, choices=Action.choices)
     channel = models.CharField(_("channel"), max_length=10, blank=True)
     request = models.ForeignKey(
-        UnsubscribeRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        UnsubscribeRequest,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("request"),
     )
     # What proves a lift was asked for: verification method, provider, message id, the
     # words (digit runs masked). Kept for good, like the event itself: no raw number.
@@ -236,6 +253,9 @@ class SuppressionEvent(TenantOwnedModel):
         ordering = ["-created_at"]
         verbose_name = _("suppression event")
         verbose_name_plural = _("suppression events")
+
+    def __str__(self) -> str:
+        return f"{self.phone_masked} {self.get_action_display()} [{scope_label(self.scope)}]"
 
 
 class Target(TenantOwnedModel):
@@ -270,7 +290,7 @@ class Target(TenantOwnedModel):
     timeout_seconds = models.PositiveIntegerField(_("timeout (seconds)"), default=10)
     max_attempts = models.PositiveIntegerField(_("attempts before needing attention"), default=5)
     is_active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     history = HistoricalRecords(excluded_fields=["signing_secret"])
 
@@ -308,21 +328,25 @@ class Step(TenantOwnedModel):
         SUCCEEDED = "succeeded", _("Done")
         FAILED = "failed", _("Failed")
 
-    request = models.ForeignKey(UnsubscribeRequest, on_delete=models.CASCADE, related_name="steps")
+    request = models.ForeignKey(
+        UnsubscribeRequest, on_delete=models.CASCADE, related_name="steps", verbose_name=_("request")
+    )
     kind = models.CharField(_("step"), max_length=10, choices=Kind.choices)
-    target = models.ForeignKey(Target, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    target = models.ForeignKey(
+        Target, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("target")
+    )
     # A built-in step at one of Lanzuan's own data sources (datasources.py); blank for a target or the confirmation.
     source = models.CharField(_("data source"), max_length=50, blank=True)
     target_name = models.CharField(_("target"), max_length=200, blank=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
-    max_attempts = models.PositiveIntegerField(default=5)
+    max_attempts = models.PositiveIntegerField(_("attempts before needing attention"), default=5)
     last_error = models.TextField(_("last error"), blank=True)
     receipt = models.TextField(_("receipt"), blank=True)
     # What a built-in source did, as (what, count) lines rendered in the reader's language.
     receipt_lines = models.JSONField(_("receipt lines"), default=list, blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    lease_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
@@ -342,7 +366,7 @@ class Step(TenantOwnedModel):
         verbose_name_plural = _("pipeline steps")
 
     def __str__(self) -> str:
-        return f"{self.request_id} {self.kind} {self.target_name}".strip()
+        return f"{self.request_id} {self.get_kind_display()} {self.target_name}".strip()
 
 
 class SubscriptionImport(TenantOwnedModel):
@@ -430,7 +454,7 @@ class ChannelSetting(TenantOwnedModel):
         choices=[("sms", _("SMS")), ("push", _("App push"))],
         help_text=_("Where the one confirmation goes; empty: SMS."),
     )
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     history = HistoricalRecords()
 
@@ -441,7 +465,8 @@ class ChannelSetting(TenantOwnedModel):
         verbose_name_plural = _("channels")
 
     def __str__(self) -> str:
-        return f"{self.get_channel_display()} ({_('on') if self.enabled else _('off')})"
+        state = _("on") if self.enabled else _("off")
+        return f"{self.get_channel_display()} ({state})"
 
     def keywords(self) -> list[str]:
         return [k.strip() for k in self.extra_keywords.replace("，", ",").split(",") if k.strip()]

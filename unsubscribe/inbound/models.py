@@ -205,7 +205,7 @@ class InboundMessage(TenantOwnedModel):
     from_number = models.CharField(
         _("number"), max_length=32, blank=True, help_text=_("Kept only until the number's data is erased.")
     )
-    from_hash = models.CharField(max_length=64)
+    from_hash = models.CharField(_("sender hash"), max_length=64)
     from_masked = models.CharField(_("from"), max_length=32)
     to = models.CharField(_("to"), max_length=64, blank=True, help_text=_("Reply number or extension code."))
     sign_name = models.CharField(_("sign name"), max_length=100, blank=True)
@@ -311,7 +311,7 @@ class UnroutedMessage(models.Model):
     provider = models.CharField(_("provider"), max_length=10, choices=Provider.choices)
     provider_message_id = models.CharField(_("provider message id"), max_length=100)
     from_number = models.CharField(_("number"), max_length=32, blank=True)
-    from_hash = models.CharField(max_length=64, db_index=True)
+    from_hash = models.CharField(_("sender hash"), max_length=64, db_index=True)
     from_masked = models.CharField(_("from"), max_length=32)
     to = models.CharField(_("to"), max_length=64, blank=True)
     sign_name = models.CharField(_("sign name"), max_length=100, blank=True)

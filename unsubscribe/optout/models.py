@@ -19,17 +19,19 @@ class PhoneVerification(TenantOwnedModel):
         WEB = "web", _("Opt-out page")
         HUB = "hub", _("One-stop hub")
 
-    purpose = models.CharField(max_length=4, choices=Purpose.choices, default=Purpose.WEB)
-    phone = models.CharField(max_length=20, blank=True, help_text="E.164; blank once used or expired.")
-    phone_hash = models.CharField(max_length=64)
-    phone_masked = models.CharField(max_length=24)
-    code_hash = models.CharField(max_length=64)
-    language = models.CharField(max_length=10, default="zh-hans")
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    attempts = models.PositiveSmallIntegerField(default=0)
-    verified_at = models.DateTimeField(null=True, blank=True)
-    used_at = models.DateTimeField(null=True, blank=True)
+    purpose = models.CharField(_("purpose"), max_length=4, choices=Purpose.choices, default=Purpose.WEB)
+    phone = models.CharField(
+        _("number"), max_length=20, blank=True, help_text=_("E.164; blank once used or expired.")
+    )
+    phone_hash = models.CharField(_("number hash"), max_length=64)
+    phone_masked = models.CharField(_("masked number"), max_length=24)
+    code_hash = models.CharField(_("code hash"), max_length=64)
+    language = models.CharField(_("language"), max_length=10, default="zh-hans")
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"))
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -19,7 +19,7 @@ from tenants.admin import TenantScopedAdmin
 from unsubscribe.events import EVENTS
 
 from . import webhooks
-from .models import ScrubJob, WebhookDelivery, WebhookEndpoint
+from .models import EVENT_CHOICES, ScrubJob, WebhookDelivery, WebhookEndpoint
 
 
 class ReadOnlyRecordMixin:
@@ -35,7 +35,7 @@ class ReadOnlyRecordMixin:
 class WebhookEndpointForm(forms.ModelForm):
     events = forms.MultipleChoiceField(
         label=_("Events"),
-        choices=[(event, event) for event in EVENTS],
+        choices=EVENT_CHOICES,
         widget=forms.CheckboxSelectMultiple,
     )
     secret = forms.CharField(

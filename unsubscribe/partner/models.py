@@ -11,13 +11,22 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from tenants.scoping import TenantOwnedModel
 from unsubscribe.events import EVENTS
 
-EVENT_CHOICES = [(event, event) for event in EVENTS]
+# Partners subscribe by the code; staff read what it means, with the code.
+EVENT_LABELS = {
+    "request.created": _("Request filed"),
+    "request.completed": _("Request completed"),
+    "request.needs_attention": _("Request needs attention"),
+    "suppression.added": _("Number suppressed"),
+    "suppression.lifted": _("Suppression lifted (re-subscribed)"),
+}
+EVENT_CHOICES = [(event, format_lazy("{} ({})", EVENT_LABELS.get(event, event), event)) for event in EVENTS]
 
 
 def _scrub_upload_to(instance: ScrubJob, filename: str) -> str:
@@ -66,8 +75,8 @@ class ScrubJob(TenantOwnedModel):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     # A worker holds the job until lease_until and extends it as it goes; a job
     # whose worker died is claimed again once the lease has run out.
-    lease_until = models.DateTimeField(null=True, blank=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -128,8 +137,8 @@ class WebhookDelivery(TenantOwnedModel):
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True, db_index=True)
     give_up_at = models.DateTimeField(_("retry until"), null=True, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
     response_code = models.PositiveIntegerField(_("response code"), null=True, blank=True)
     response_excerpt = models.TextField(_("response"), blank=True)
     last_error = models.TextField(_("last error"), blank=True)

@@ -129,19 +129,21 @@ class VoiceCall(TenantOwnedModel):
     caller = models.CharField(
         _("caller"), max_length=20, blank=True, help_text=_("E.164; kept only while the call runs.")
     )
-    caller_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    caller_hash = models.CharField(_("caller hash"), max_length=64, blank=True, db_index=True)
     caller_masked = models.CharField(_("caller"), max_length=24, blank=True)
     called = models.CharField(_("number called"), max_length=64, blank=True)
     language = models.CharField(_("language"), max_length=10, default="zh-hans")
     step = models.CharField(_("step"), max_length=10, choices=CallStep.choices, default=CallStep.MENU)
-    page = models.PositiveIntegerField(default=0)  # which page of the service menu
+    page = models.PositiveIntegerField(_("menu page"), default=0)  # which page of the service menu
     # The chosen service by code, blank for all marketing: a service deleted mid-call then
     # fails the filing instead of silently widening the opt-out to everything.
     service_code = models.CharField(_("service"), max_length=50, blank=True)
-    turn = models.PositiveIntegerField(default=0)  # inputs handled; a retried step carries an older one
+    turn = models.PositiveIntegerField(
+        _("turn"), default=0
+    )  # inputs handled; a retried step carries an older one
     attempts = models.PositiveIntegerField(_("failed attempts"), default=0)
     digits = models.JSONField(_("keys pressed"), default=list, blank=True)
-    last_prompt = models.JSONField(default=dict, blank=True)
+    last_prompt = models.JSONField(_("last prompt"), default=dict, blank=True)
     outcome = models.CharField(
         _("outcome"), max_length=12, choices=Outcome.choices, default=Outcome.IN_PROGRESS
     )

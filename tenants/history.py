@@ -1,0 +1,59 @@
+"""Row history (django-simple-history) as staff read it: field labels, choice labels,
+yes/no and times in the tenant's own time zone, not stored codes and UTC microseconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from django.db import models
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+from simple_history.template_utils import HistoricalRecordContextHelper
+
+
+def object_time_zone(obj: Any) -> dt.tzinfo:
+    """The time zone of the tenant a row belongs to (the row itself for a tenant)."""
+    from .models import Tenant
+
+    tenant = obj if isinstance(obj, Tenant) else getattr(obj, "tenant", None)
+    name = getattr(tenant, "time_zone", "") or ""
+    try:
+        return zoneinfo.ZoneInfo(name) if name else timezone.get_current_timezone()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return timezone.get_current_timezone()
+
+
+def value_display(field: models.Field[Any, Any] | None, value: Any) -> Any:
+    """One stored value in words: the choice's label, yes/no, a local time, an empty mark."""
+    if value is None or value == "":
+        return "—"
+    if field is not None and field.choices and not isinstance(value, (list, dict)):
+        return dict(field.flatchoices).get(value, value)
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if isinstance(value, dt.datetime):
+        if timezone.is_aware(value):
+            value = timezone.localtime(value)  # the active (tenant's) time zone
+        return formats.date_format(value.replace(microsecond=0), "DATETIME_FORMAT")
+    if isinstance(value, dt.date):
+        return formats.date_format(value, "DATE_FORMAT")
+    if field is not None and field.name == "scope" and isinstance(value, str):
+        from unsubscribe.models import scope_label
+
+        return scope_label(value)
+    return value
+
+
+class LocalizedHistoryHelper(HistoricalRecordContextHelper):
+    def prepare_delta_change_value(self, change: Any, value: Any) -> Any:
+        prepared = super().prepare_delta_change_value(change, value)
+        try:
+            field = self.model._meta.get_field(change.field)
+        except Exception:  # a field removed since: show the value as stored
+            return prepared
+        concrete = field if isinstance(field, models.Field) else None
+        if isinstance(prepared, list):
+            return [value_display(None, item) for item in prepared]
+        return value_display(concrete, prepared)
