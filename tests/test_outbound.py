@@ -300,3 +300,30 @@ def test_a_pinned_call_keeps_the_host_header_and_refuses_other_hosts(settings, m
         session = outbound.pinned_session(f"http://127.0.0.1:{port}/hook")
         with pytest.raises(requests.ConnectionError):
             session.post(f"http://localhost:{port}/hook", data=b"{}", timeout=2)  # not the checked name
+
+
+def test_an_smtp_server_rebound_after_the_check_is_not_reached(settings, monkeypatch):
+    from notifications.gateways import (
+        OutgoingMessage,
+        PermanentGatewayError,
+        SmtpGateway,
+        TransientGatewayError,
+    )
+
+    settings.LANZUAN_OUTBOUND_ALLOW = ["127.0.0.2/32"]
+    with tcp_listener() as (port, accepted):
+        Rebinding(monkeypatch, first="127.0.0.2", then="127.0.0.1")
+        gateway = SmtpGateway(from_email="noreply@a.example", endpoint=f"smtp://{NAME}:{port}")
+        message = OutgoingMessage(
+            message_id=1,
+            tenant_slug="a",
+            channel="email",
+            event="confirm",
+            language="en",
+            to="person@example.com",
+            subject="s",
+            body="b",
+        )
+        with pytest.raises((TransientGatewayError, PermanentGatewayError)):
+            gateway.send(message)
+        assert accepted == []
