@@ -96,15 +96,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], log: Path, ready: str, timeout: float = 30):  # type: ignore[no-untyped-def]
+def process(args: list[str], env: dict[str, str], log: Path, ready: str, timeout: float = 60):  # type: ignore[no-untyped-def]
+    """Start a process at once; `.wait()` on what this yields waits for its `ready` line
+    (so gunicorn, the worker and beat boot side by side)."""
     with log.open("wb") as handle:
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)  # noqa: S603
-    try:
+
+    def wait() -> None:
         deadline = time.monotonic() + timeout
         while ready not in log.read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{args[0]} did not start:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.2)
+
+    proc.wait_ready = wait  # type: ignore[attr-defined]
+    try:
         yield proc
     finally:
         proc.terminate()
@@ -162,12 +168,13 @@ def test_the_readme_production_start_up_serves_a_request_that_completes(tenant_a
     web = [str(gunicorn), "lanzuan.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
     beat = [sys.executable, "-m", "celery", "-A", "lanzuan", "beat", "-l", "info"]
     with (
-        process(web, env, tmp_path / "gunicorn.log", "Booting worker"),
+        process(web, env, tmp_path / "gunicorn.log", "Booting worker") as web_process,
+        process(beat, env, tmp_path / "beat.log", "beat: Starting") as beat_process,
         celery_worker(tmp_path, concurrency=1) as worker,
-        process(beat, env, tmp_path / "beat.log", "beat: Starting"),
     ):
+        web_process.wait_ready()
+        beat_process.wait_ready()
         base = f"http://127.0.0.1:{port}"
-        time.sleep(0.5)  # gunicorn's worker imports the app after "Booting worker"
         # plain http is sent to https; through the proxy the answer carries the production headers
         status, headers, _ = wait_for(lambda: _up(f"{base}/api/v1/me", api_key_a, "http"), 20)
         assert status == 301 and headers["Location"].startswith("https://")
