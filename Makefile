@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 	$(PY) -m lanzuan.devserver
 
 test: export SECRET_KEY ?= insecure-key-for-tests-only-0123456789abcdef
-test: export LANZUAN_OUTBOUND_ALLOW ?= 127.0.0.0/8,::1/128
+test: export LANZUAN_OUTBOUND_ALLOW ?= 127.0.0.0/8@32768-65535,::1/128@32768-65535
 # Every session runs in a throwaway LANZUAN_VAR_DIR of its own (tests/sandbox.py), so `make test`
 # never shares a broker, outbox or cache with a running `make run`, whatever LANZUAN_VAR_DIR says.
 test: $(VENV)/.installed

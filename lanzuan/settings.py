@@ -105,6 +105,7 @@ MIDDLEWARE = [
     # First: every error under /api/ becomes a problem document, whichever layer made it.
     "unsubscribe.partner.problems.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "lanzuan.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -202,11 +203,46 @@ WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic in
 
 LOGIN_URL = "admin:login"
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    X_FRAME_OPTIONS = "DENY"
+# --- HTTPS and response headers (README, "Production settings") ------------------
+# Safe for production when DEBUG is off; each can be changed from the environment.
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 60 * 60)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    """ "HTTP_X_FORWARDED_PROTO,https": the header the TLS-terminating proxy sets (and
+    strips from clients), so that request.is_secure() is true behind it. Unset: none
+    is trusted (a client could send it)."""
+    raw = os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip()
+    if not raw:
+        return None
+    header, _sep, value = raw.partition(",")
+    if not header.startswith("HTTP_") or not value.strip():
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER={raw!r}: use the META name and value, e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    return header.strip(), value.strip()
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+# The META name of the header the proxy puts the client's address in (e.g.
+# HTTP_X_REAL_IP), for the abuse limits. Unset: REMOTE_ADDR (never trust a header
+# the proxy does not set, or clients choose their own address).
+LANZUAN_CLIENT_IP_HEADER = os.environ.get("LANZUAN_CLIENT_IP_HEADER", "").strip()
+# Content-Security-Policy (lanzuan.middleware); empty sends none. The pages and the
+# admin carry inline brand styles and a few inline scripts, hence 'unsafe-inline'.
+DEFAULT_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+LANZUAN_CSP = os.environ.get("LANZUAN_CSP", "" if DEBUG else DEFAULT_CSP).strip()
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
@@ -277,7 +313,12 @@ PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "CN")
 # holding a lease is replaced once it expires.
 # Networks outbound calls to tenants' URLs may reach besides the public internet
 # (see lanzuan/outbound.py); development allows this machine.
-LANZUAN_OUTBOUND_ALLOW = env_list("LANZUAN_OUTBOUND_ALLOW", ["127.0.0.0/8", "::1/128"] if DEBUG else [])
+# Networks (optionally @ports) outbound calls may reach besides public https
+# (lanzuan.outbound). Development: loopback on the ephemeral ports test servers bind,
+# not PostgreSQL, Redis or the dev server itself.
+LANZUAN_OUTBOUND_ALLOW = env_list(
+    "LANZUAN_OUTBOUND_ALLOW", ["127.0.0.0/8@32768-65535", "::1/128@32768-65535"] if DEBUG else []
+)
 LANZUAN_RETRY_BASE_SECONDS = float(os.environ.get("LANZUAN_RETRY_BASE_SECONDS") or 2)
 LANZUAN_STEP_LEASE_MARGIN_SECONDS = env_int("LANZUAN_STEP_LEASE_MARGIN_SECONDS", 60)
 # The one-stop hub speaks for the platform, not for one provider: its one-time-code

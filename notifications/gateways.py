@@ -30,7 +30,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
-from lanzuan.outbound import UnsafeURL, check_host, check_url
+from lanzuan import outbound
+from lanzuan.outbound import UnsafeURL
 from lanzuan.signing import signed_headers
 
 from .models import GatewayConfig
@@ -40,10 +41,11 @@ logger = logging.getLogger(__name__)
 HTTP_TIMEOUT = (5, 15)  # connect, read (seconds)
 
 
-def _check_endpoint(url: str) -> None:
-    """A tenant-configured endpoint must be a public https address (lanzuan.outbound)."""
+def _post(url: str, **kwargs: Any) -> requests.Response:
+    """POST to a tenant-configured endpoint: checked to be a public https address and
+    connected to the address that was checked (lanzuan.outbound), no redirects."""
     try:
-        check_url(url, resolve_required=True)
+        return outbound.post(url, **kwargs)
     except UnsafeURL as exc:
         raise PermanentGatewayError(str(exc)) from None
 
@@ -156,21 +158,20 @@ class SmtpGateway:
             return get_connection(fail_silently=False, timeout=HTTP_TIMEOUT[1])
         parts = urlsplit(self.endpoint)
         try:
-            check_host(parts.hostname or "", resolve_required=True)
+            # connects to the address that was checked (STARTTLS/SMTPS verify the name)
+            return outbound.pinned_smtp_backend(
+                host=parts.hostname or "",
+                port=parts.port
+                or (465 if parts.scheme == "smtps" else 587 if parts.scheme == "smtp+tls" else 25),
+                username=self.username or None,
+                password=self.password or None,
+                use_tls=parts.scheme == "smtp+tls",
+                use_ssl=parts.scheme == "smtps",
+                timeout=HTTP_TIMEOUT[1],
+                fail_silently=False,
+            )
         except UnsafeURL as exc:
             raise PermanentGatewayError(str(exc)) from None
-        return get_connection(
-            "django.core.mail.backends.smtp.EmailBackend",
-            host=parts.hostname,
-            port=parts.port
-            or (465 if parts.scheme == "smtps" else 587 if parts.scheme == "smtp+tls" else 25),
-            username=self.username or None,
-            password=self.password or None,
-            use_tls=parts.scheme == "smtp+tls",
-            use_ssl=parts.scheme == "smtps",
-            timeout=HTTP_TIMEOUT[1],
-            fail_silently=False,
-        )
 
     def send(self, message: OutgoingMessage) -> GatewayResult:
         domain = self.from_email.rpartition("@")[2] or None
@@ -227,11 +228,15 @@ class TwilioGateway:
         from twilio.http.http_client import TwilioHttpClient
         from twilio.rest import Client
 
-        client = Client(
-            self.account_sid, self.auth_token, http_client=TwilioHttpClient(timeout=HTTP_TIMEOUT[1])
-        )
+        http_client = TwilioHttpClient(timeout=HTTP_TIMEOUT[1])
+        client = Client(self.account_sid, self.auth_token, http_client=http_client)
         if self.base_url:
-            _check_endpoint(self.base_url)
+            # the tenant's base URL: checked, and every call pinned to the checked address
+            # (Twilio's own api.twilio.com is not tenant-controlled and is left as is)
+            try:
+                outbound.pinned_session(self.base_url, http_client.session)
+            except UnsafeURL as exc:
+                raise PermanentGatewayError(str(exc)) from None
             client.api.base_url = self.base_url.rstrip("/")
         params: dict[str, Any] = {"to": message.to, "body": message.body}
         if self.sender.startswith("MG"):
@@ -329,9 +334,8 @@ class AliyunSmsGateway:
 
     def send(self, message: OutgoingMessage) -> GatewayResult:
         params = self.signed_params(message)
-        _check_endpoint(self.endpoint)
         try:
-            response = requests.post(self.endpoint, data=params, timeout=HTTP_TIMEOUT, allow_redirects=False)
+            response = _post(self.endpoint, data=params, timeout=HTTP_TIMEOUT)
         except requests.RequestException as exc:
             raise TransientGatewayError(f"Aliyun unreachable: {type(exc).__name__}") from None
         try:
@@ -394,11 +398,8 @@ class HttpGateway:
         }
         if self.key_id:
             headers["X-Lanzuan-Key-Id"] = self.key_id
-        _check_endpoint(self.url)
         try:
-            response = requests.post(
-                self.url, data=body, headers=headers, timeout=HTTP_TIMEOUT, allow_redirects=False
-            )
+            response = _post(self.url, data=body, headers=headers, timeout=HTTP_TIMEOUT)
         except requests.RequestException as exc:
             raise TransientGatewayError(f"could not reach the gateway: {type(exc).__name__}") from None
         if 200 <= response.status_code < 300:

@@ -380,7 +380,7 @@ def test_admin_target_form_takes_public_labels(alice, client, tenant_a):
             "public_label_en": "the membership system",
             "purpose": "terminate",
             "kind": "http",
-            "url": "http://127.0.0.1:9/end",
+            "url": "http://127.0.0.1:40009/end",
             "signing_secret": "s3cret-signing-key",
             "timeout_seconds": 10,
             "max_attempts": 5,

@@ -11,7 +11,8 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
-from lanzuan.outbound import UnsafeURL, check_url
+from lanzuan import outbound
+from lanzuan.outbound import UnsafeURL
 from lanzuan.signing import signed_headers
 
 from . import datasources, phones
@@ -85,13 +86,10 @@ def _http(step: Step, target: Target, request: UnsubscribeRequest) -> Receipt:
         **signed_headers(target.signing_secret, body),
     }
     try:
-        check_url(target.url, resolve_required=True)
+        # checked now and connected to the checked address (no DNS rebinding)
+        response = outbound.post(target.url, data=body, headers=headers, timeout=target.timeout_seconds)
     except UnsafeURL as exc:
         raise PermanentStepError(str(exc)) from None
-    try:
-        response = requests.post(
-            target.url, data=body, headers=headers, timeout=target.timeout_seconds, allow_redirects=False
-        )
     except requests.Timeout:
         raise TransientStepError(f"timed out after {target.timeout_seconds} s") from None
     except requests.ConnectionError as exc:

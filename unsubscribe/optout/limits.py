@@ -9,10 +9,17 @@ SMS pumping (bursts of codes to adjacent numbers that never verify) costs the
 tenant real money, so besides the per-number limits there are per-IP,
 per-number-prefix and per-tenant daily caps. A code that is verified gives its
 IP and prefix count back: those two caps count codes that were never used.
+
+The per-number window and the prefix cap are counted across the whole platform:
+every tenant page and the hub share one counter, or a pumper would get the cap once
+per tenant plus once for the hub. (`phone_hash` must therefore be the platform
+digest of the number.) The resend cool-down and the tenant cap stay per scope.
+Clients are counted by IPv4 address and by IPv6 /64, the block one subscriber gets.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -27,11 +34,11 @@ DEFAULTS: dict[str, int] = {
     "LANZUAN_OTP_TTL_SECONDS": 5 * 60,  # a code is valid this long
     "LANZUAN_OTP_MAX_ATTEMPTS": 5,  # tries per code
     "LANZUAN_OTP_RESEND_SECONDS": 60,  # cool-down between two codes to one number
-    "LANZUAN_OTP_NUMBER_MAX_SENDS": 3,  # codes to one number …
+    "LANZUAN_OTP_NUMBER_MAX_SENDS": 3,  # codes to one number, platform-wide …
     "LANZUAN_OTP_NUMBER_WINDOW_SECONDS": 10 * 60,  # … within this many seconds
-    "LANZUAN_OTP_IP_DAILY_CAP": 50,  # unverified codes requested from one client IP a day
+    "LANZUAN_OTP_IP_DAILY_CAP": 50,  # unverified codes from one IPv4 address / IPv6 /64 a day
     "LANZUAN_OTP_PREFIX_DIGITS": 7,  # leading digits of the E.164 number that make a "prefix"
-    "LANZUAN_OTP_PREFIX_DAILY_CAP": 30,  # unverified codes to one prefix, per tenant, a day
+    "LANZUAN_OTP_PREFIX_DAILY_CAP": 30,  # unverified codes to one prefix a day, platform-wide
     "LANZUAN_OTP_TENANT_DAILY_CAP": 5000,  # codes one tenant sends a day
     "LANZUAN_OTP_VERIFIED_TTL_SECONDS": 30 * 60,  # time to finish the flow after verifying
     "LANZUAN_STATUS_LOOKUPS_PER_IP_HOUR": 30,  # failed status look-ups by reference and number
@@ -51,6 +58,21 @@ def client_ip(request: HttpRequest) -> str:
         if value:
             return value.split(",")[0].strip()[:64]
     return str(request.META.get("REMOTE_ADDR", ""))[:64]
+
+
+def ip_key(ip: str) -> str:
+    """The unit an IP limit counts: an IPv4 address, or an IPv6 address's /64 (one
+    subscriber's block; counting single addresses would let a client rotate through
+    2**64 of them). An IPv4-mapped IPv6 address counts as its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(ip.strip().split("%")[0])
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def number_prefix(e164: str) -> str:
@@ -142,9 +164,10 @@ class Refusal:
 def _keys(scope: str, phone_hash: str, prefix: str, ip: str) -> dict[str, str]:
     return {
         "cooldown": f"optout:cooldown:{scope}:{phone_hash}",
-        "number": f"optout:number:{scope}:{phone_hash}",
-        "ip": f"optout:ip:{ip}",
-        "prefix": f"optout:prefix:{scope}:{prefix}",
+        # platform-wide: every tenant page and the hub count together
+        "number": f"optout:number:{phone_hash}",
+        "ip": f"optout:ip:{ip_key(ip)}",
+        "prefix": f"optout:prefix:{prefix}",
         "tenant": f"optout:tenant:{scope}",
     }
 
@@ -197,8 +220,9 @@ def send_verified(*, scope: str, e164: str, ip: str) -> None:
 
 
 def status_lookup_allowed(ip: str) -> bool:
-    return count_get(f"optout:status:{ip}", window=60 * 60) < limit("LANZUAN_STATUS_LOOKUPS_PER_IP_HOUR")
+    used = count_get(f"optout:status:{ip_key(ip)}", window=60 * 60)
+    return used < limit("LANZUAN_STATUS_LOOKUPS_PER_IP_HOUR")
 
 
 def status_lookup_failed(ip: str) -> None:
-    count_hit(f"optout:status:{ip}", window=60 * 60)
+    count_hit(f"optout:status:{ip_key(ip)}", window=60 * 60)

@@ -49,8 +49,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from lanzuan import outbound
 from lanzuan.backoff import backoff_seconds
-from lanzuan.outbound import UnsafeURL, check_url
+from lanzuan.outbound import UnsafeURL
 from lanzuan.signing import signed_headers
 from tenants.models import Tenant
 from unsubscribe.events import EVENTS
@@ -216,13 +217,10 @@ def webhook_delivery_attempt(delivery_id: int) -> str:
         **signed_headers(endpoint.secret, body),
     }
     try:
-        check_url(endpoint.url, resolve_required=True)
+        # checked now and connected to the checked address (no DNS rebinding)
+        response = outbound.post(endpoint.url, data=body, headers=headers, timeout=TIMEOUT_SECONDS)
     except UnsafeURL as exc:
         return _record(delivery, ok=False, error=str(exc), permanent=True)
-    try:
-        response = requests.post(
-            endpoint.url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False
-        )
     except requests.Timeout:
         return _record(delivery, ok=False, error=f"timed out after {TIMEOUT_SECONDS} s")
     except requests.RequestException as exc:
