@@ -32,6 +32,7 @@ PRODUCTION_ENV = {
     "PUBLIC_BASE_URL": "https://unsubscribe.example.com",
     "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
     "LANZUAN_CLIENT_IP_HEADER": "HTTP_X_REAL_IP",
+    "SECURE_SSL_REDIRECT": "1",
 }
 # Settings a test session sets for itself that production leaves at their defaults.
 TEST_ONLY = (
@@ -74,7 +75,12 @@ def test_production_defaults_are_safe_when_debug_is_off(tmp_path):
         " s.LANZUAN_CLIENT_IP_HEADER, s.LANZUAN_CSP, s.LANZUAN_OUTBOUND_ALLOW]))"
     )
     env = production_env(LANZUAN_VAR_DIR=str(tmp_path), LANZUAN_CSP="default-src 'none'")
-    for name in ("SECURE_PROXY_SSL_HEADER", "LANZUAN_CLIENT_IP_HEADER", "LANZUAN_OUTBOUND_ALLOW"):
+    for name in (
+        "SECURE_PROXY_SSL_HEADER",
+        "LANZUAN_CLIENT_IP_HEADER",
+        "LANZUAN_OUTBOUND_ALLOW",
+        "SECURE_SSL_REDIRECT",
+    ):
         env.pop(name, None)
     out = subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "shell", "-c", code],
@@ -86,7 +92,8 @@ def test_production_defaults_are_safe_when_debug_is_off(tmp_path):
         check=True,
     ).stdout
     values = json.loads(out.strip().splitlines()[-1])
-    assert values == [True, 31536000, True, True, True, None, "", "default-src 'none'", []]
+    # the redirect is opt-in (README sets it): a plain-http start must still answer
+    assert values == [False, 31536000, True, True, True, None, "", "default-src 'none'", []]
 
 
 def free_port() -> int:
