@@ -493,8 +493,28 @@ def _complete(request: UnsubscribeRequest, now: Any) -> None:
     _enter(request, State.COMPLETED, now)
     request.next_run_at = None
     request.save()
+    _scrub_step_texts(request)
     logger.info("request %s completed", request.reference)
     events.emit(request.tenant_id, "request.completed", request_event_payload(request))
+
+
+def _scrub_step_texts(request: UnsubscribeRequest) -> None:
+    """At completion, once more over every stored text of the request's steps and their
+    history rows (django-simple-history copies each save): receipts and errors written
+    before redaction existed, or by an older code path, keep no number either."""
+    for model in (Step, Step.history.model):
+        manager = model.objects if model is not Step else Step.objects.unscoped()
+        rows = manager.filter(request_id=request.pk).exclude(receipt="", last_error="")
+        for row in rows.only("pk", "receipt", "last_error").iterator():
+            receipt, error = phones.redact(row.receipt), phones.redact(row.last_error)
+            if (receipt, error) != (row.receipt, row.last_error):
+                # update(): the scrub itself must not write a new history row with the old text
+                manager.filter(pk=row.pk).update(receipt=receipt, last_error=error)
+    # A needs-attention reason quotes the failed steps' errors.
+    for old in UnsubscribeRequest.history.filter(id=request.pk).exclude(attention_reason="").iterator():
+        reason = phones.redact(old.attention_reason)
+        if reason != old.attention_reason:
+            UnsubscribeRequest.history.filter(pk=old.pk).update(attention_reason=reason)
 
 
 def step_backoff_seconds(attempt: int) -> float:
@@ -559,8 +579,9 @@ def step_run(step_id: int) -> str:
         step.status = Step.Status.SUCCEEDED
         step.receipt_lines = receipt.stored_lines()
         # The text of record, in the tenant's language; pages render the lines in the reader's.
-        step.receipt = receipt_text(
-            step.receipt_lines, receipt.note, language=step.request.tenant.default_language
+        # redact(): a note may quote another system's answer, which may quote the number.
+        step.receipt = phones.redact(
+            receipt_text(step.receipt_lines, receipt.note, language=step.request.tenant.default_language)
         )[:2000]
         step.last_error = ""
         step.finished_at = timezone.now()
@@ -577,7 +598,7 @@ def step_run(step_id: int) -> str:
 
 
 def _step_failed(step: Step, error: str, *, permanent: bool) -> str:
-    step.last_error = error[:2000]
+    step.last_error = phones.redact(error)[:2000]
     step.lease_until = None
     if permanent or step.attempts >= step.max_attempts:
         step.status = Step.Status.FAILED

@@ -19,6 +19,7 @@ from .datasources import Receipt
 from .errors import PermanentStepError, TransientStepError
 from .links import status_url
 from .models import SCOPE_ALL, Step, Subscription, Suppression, Target, UnsubscribeRequest
+from .phones import redact
 
 
 def run(step: Step) -> Receipt:
@@ -50,14 +51,45 @@ def _builtin(step: Step, request: UnsubscribeRequest) -> Receipt:
 
 
 def _without_number(text: str, request: UnsubscribeRequest) -> str:
-    """A provider's answer may echo the number: receipts keep only its masked form."""
-    if not request.phone:
-        return text
-    digits = request.phone.lstrip("+")
-    national = digits[2:] if digits.startswith("86") else digits[-10:]
-    for form in sorted({request.phone, digits, national}, key=len, reverse=True):
-        text = re.sub(re.escape(form), request.phone_masked, text)
-    return text
+    """A provider's answer may echo the number: receipts keep only its masked form,
+    and any other number-like run of digits (another form, another number) is hidden."""
+    if request.phone:
+        digits = request.phone.lstrip("+")
+        national = digits[2:] if digits.startswith("86") else digits[-10:]
+        for form in sorted({request.phone, digits, national}, key=len, reverse=True):
+            text = re.sub(re.escape(form), request.phone_masked, text)
+    return redact(text)
+
+
+# What a target must answer (README, "Outbound calls"): a JSON object whose `status`
+# says what it did and whose `reference` is its own record of it.
+DONE_STATUSES = frozenset({"done", "ok", "ended", "erased"})
+
+
+def _accepted(status: int, content: bytes, excerpt: str) -> Receipt:
+    """A 2xx is a success only when its body keeps the contract. A body that breaks it
+    is a permanent failure: the same target gives the same answer to the same call, and
+    storing garbage as a receipt would claim an effect nobody vouched for. (Retrying
+    happens only for the transient answers: timeouts, 408/425/429, 5xx.)"""
+    try:
+        payload = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        raise PermanentStepError(
+            f"HTTP {status} but the answer is not JSON (a target must answer a JSON object with"
+            f" status and reference): {excerpt[:200]}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise PermanentStepError(f"HTTP {status} but the answer is not a JSON object: {excerpt[:200]}")
+    answered = payload.get("status")
+    if not isinstance(answered, str) or answered.lower() not in DONE_STATUSES:
+        raise PermanentStepError(
+            f"HTTP {status} but status is {answered!r}, not one of {', '.join(sorted(DONE_STATUSES))}:"
+            f" {excerpt[:200]}"
+        )
+    reference = payload.get("reference")
+    if not isinstance(reference, str | int) or isinstance(reference, bool) or not str(reference).strip():
+        raise PermanentStepError(f"HTTP {status} but the answer has no reference of its own: {excerpt[:200]}")
+    return Receipt(note=f"HTTP {status}: {excerpt}")
 
 
 def _http(step: Step, target: Target, request: UnsubscribeRequest) -> Receipt:
@@ -98,7 +130,7 @@ def _http(step: Step, target: Target, request: UnsubscribeRequest) -> Receipt:
         raise TransientStepError(f"could not connect: {type(exc).__name__}") from None
     excerpt = _without_number(response.text[:500], request)
     if 200 <= response.status_code < 300:
-        return Receipt(note=f"HTTP {response.status_code}: {excerpt}")
+        return _accepted(response.status_code, response.content, excerpt)
     if response.status_code in (408, 425, 429) or response.status_code >= 500:
         raise TransientStepError(f"HTTP {response.status_code}: {excerpt}")
     raise PermanentStepError(f"HTTP {response.status_code}: {excerpt}")
