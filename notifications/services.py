@@ -469,3 +469,22 @@ def messages_scrub_recipient(request: UnsubscribeRequest) -> int:
         cache.delete(_cache_key(secret_ref))
     count = rows.exclude(to="", secret_ref="").update(to="", secret_ref="", updated_at=timezone.now())
     return count
+
+
+# --- readiness ------------------------------------------------------------------------
+
+
+def tenants_without_sms_gateway(tenant_ids: list[int]) -> set[int]:
+    """The tenants among these whose SMS (confirmations, one-time codes) cannot be sent:
+    no active SMS gateway, and the file gateway is not allowed here. Empty in development."""
+    from .gateways import file_gateway_allowed
+
+    if file_gateway_allowed():
+        return set()
+    ready = set(
+        GatewayConfig.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids, channel=Channel.SMS, is_active=True)
+        .exclude(kind=GatewayConfig.Kind.FILE)
+        .values_list("tenant_id", flat=True)
+    )
+    return set(tenant_ids) - ready
