@@ -77,6 +77,10 @@ def http_endpoint(script: list[tuple[int, float]] | None = None, answer: str = "
                         answer["request"] = json.loads(body)
                     except ValueError:
                         answer["request"] = body.decode(errors="replace")
+                    phone = answer["request"].get("phone") if isinstance(answer["request"], dict) else None
+                    if phone and phone.startswith("+86") and len(phone) == 14:
+                        # and again as some systems print it: "+86 138-0013-8000"
+                        answer["msisdn"] = f"+86 {phone[3:6]}-{phone[6:10]}-{phone[10:]}"
                 payload = json.dumps(answer, ensure_ascii=False).encode()
             try:
                 self.send_response(status)
