@@ -250,7 +250,9 @@ def _completed_today(tenant, pipeline) -> UnsubscribeRequest:
 
 
 def _confirmations(tenant) -> list[Message]:
-    return list(Message.objects.for_tenant(tenant).filter(event="unsubscribe_completed").exclude(status="failed"))
+    return list(
+        Message.objects.for_tenant(tenant).filter(event="unsubscribe_completed").exclude(status="failed")
+    )
 
 
 def test_two_requests_completed_the_same_day_get_one_confirmation(tenant_a, pipeline):
@@ -306,7 +308,9 @@ def test_forty_parallel_identical_posts_make_one_request_and_one_sms(
 # --- item 4: no silent file-gateway fallback ---------------------------------------------------
 
 
-def test_without_a_gateway_messages_fail_visibly_and_the_request_needs_attention(tenant_a, pipeline, settings, outbox):
+def test_without_a_gateway_messages_fail_visibly_and_the_request_needs_attention(
+    tenant_a, pipeline, settings, outbox
+):
     settings.LANZUAN_FILE_GATEWAY = False
     with pipeline():
         request = file(tenant_a)

@@ -556,8 +556,8 @@ def _scrub_step_texts(request: UnsubscribeRequest) -> None:
     """At completion, once more over every stored text of the request's steps and their
     history rows (django-simple-history copies each save): receipts and errors written
     before redaction existed, or by an older code path, keep no number either."""
-    for model in (Step, Step.history.model):
-        manager = model.objects if model is not Step else Step.objects.unscoped()
+    managers: list[Any] = [Step.objects.unscoped(), Step.history.all()]
+    for manager in managers:
         rows = manager.filter(request_id=request.pk).exclude(receipt="", last_error="")
         for row in rows.only("pk", "receipt", "last_error").iterator():
             receipt, error = phones.redact(row.receipt), phones.redact(row.last_error)
