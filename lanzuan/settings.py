@@ -334,8 +334,15 @@ LANZUAN_PLATFORM_SMS_SECRET = os.environ.get("LANZUAN_PLATFORM_SMS_SECRET", "")
 LANZUAN_PLATFORM_SMS_KEY_ID = os.environ.get("LANZUAN_PLATFORM_SMS_KEY_ID", "")
 if LANZUAN_PLATFORM_SMS_URL and len(LANZUAN_PLATFORM_SMS_SECRET) < 16:
     raise ImproperlyConfigured("LANZUAN_PLATFORM_SMS_URL needs LANZUAN_PLATFORM_SMS_SECRET (16+ characters)")
-# Without a platform sender the hub's codes go to the outbox only in development.
-LANZUAN_PLATFORM_SMS_FILE = env_bool("LANZUAN_FILE_GATEWAY", DEBUG)
+# The file gateway (OUTBOX_PATH, every number and code in clear) is a development
+# sender only: the fallback for a tenant without a gateway, and the hub's sender
+# without LANZUAN_PLATFORM_SMS_URL, only with DEBUG on or LANZUAN_FILE_GATEWAY=1
+# (demos, tests, outside checks). Otherwise such messages fail, visibly.
+LANZUAN_FILE_GATEWAY = env_bool("LANZUAN_FILE_GATEWAY", DEBUG)
+# The outbox rotates daily or past this size, and rotated files are deleted after
+# this many days (notifications.tasks.outbox_expire, daily in beat).
+LANZUAN_OUTBOX_MAX_BYTES = env_int("LANZUAN_OUTBOX_MAX_BYTES", 10 * 1024 * 1024)
+LANZUAN_OUTBOX_KEEP_DAYS = env_int("LANZUAN_OUTBOX_KEEP_DAYS", 3)
 
 LOGGING = {
     "version": 1,

@@ -99,11 +99,26 @@ def _is_transient_status(status: int) -> bool:
 # --- file (development default) ----------------------------------------------------
 
 
+class GatewayNotConfigured(PermanentGatewayError):
+    """The tenant has no active gateway for the channel, and the file gateway is not
+    allowed (DEBUG off, no LANZUAN_FILE_GATEWAY=1)."""
+
+
+NO_GATEWAY_PREFIX = "no gateway configured"
+
+
+def file_gateway_allowed() -> bool:
+    """The file gateway writes numbers and codes in clear: development, demos and tests only."""
+    return bool(settings.LANZUAN_FILE_GATEWAY)
+
+
 class FileGateway:
     """Appends one JSON line per message to settings.OUTBOX_PATH.
 
     The line format is a contract other tools read: exactly `to`, `channel`, `body`,
     `tenant` (slug) and `sent_at` (ISO 8601), plus `subject` when there is one.
+    The file rotates past LANZUAN_OUTBOX_MAX_BYTES and daily (outbox_expire, in beat);
+    rotated files (`outbox.jsonl.<UTC time>`) are deleted after LANZUAN_OUTBOX_KEEP_DAYS.
     """
 
     kind: str = GatewayConfig.Kind.FILE
@@ -125,6 +140,8 @@ class FileGateway:
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists() and path.stat().st_size + len(data) > settings.LANZUAN_OUTBOX_MAX_BYTES:
+                outbox_rotate(path)
             # One write() on an O_APPEND descriptor: lines from the web process and
             # the worker never interleave.
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -135,6 +152,38 @@ class FileGateway:
         except OSError as exc:
             raise TransientGatewayError(f"could not write the outbox: {exc.strerror}") from None
         return GatewayResult(provider_message_id=f"file-{uuid.uuid4().hex}")
+
+
+def outbox_rotate(path: Path | None = None) -> Path | None:
+    """Move the outbox aside (`<name>.<UTC time>`); the next line starts a new file.
+    A writer still holding the old file appends there, which is fine: lines stay whole."""
+    path = Path(path or settings.OUTBOX_PATH)
+    try:
+        if path.stat().st_size == 0:
+            return None
+        rotated = path.with_name(f"{path.name}.{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
+        os.replace(path, rotated)
+    except FileNotFoundError:  # nothing written yet, or another process rotated it first
+        return None
+    return rotated
+
+
+def outbox_expire(path: Path | None = None, *, keep_days: int | None = None) -> int:
+    """Rotate the outbox (so no file grows older than a day of use) and delete rotated
+    files older than LANZUAN_OUTBOX_KEEP_DAYS. Returns how many files were deleted."""
+    path = Path(path or settings.OUTBOX_PATH)
+    keep = settings.LANZUAN_OUTBOX_KEEP_DAYS if keep_days is None else keep_days
+    outbox_rotate(path)
+    cutoff = datetime.now(UTC).timestamp() - keep * 86400
+    deleted = 0
+    for old in path.parent.glob(f"{path.name}.*"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+                deleted += 1
+        except FileNotFoundError:
+            pass
+    return deleted
 
 
 # --- SMTP email ---------------------------------------------------------------------
@@ -419,9 +468,16 @@ class HttpGateway:
 
 
 def gateway_for(config: GatewayConfig | None, *, status_callback: str = "") -> Gateway:
-    """The gateway a tenant configured for a channel; none (or inactive): the file gateway."""
-    if config is None or not config.is_active:
-        return FileGateway()
+    """The gateway a tenant configured for a channel. None (or inactive): the file
+    gateway where it is allowed (file_gateway_allowed), else GatewayNotConfigured:
+    in production a message without a gateway fails, it is never silently filed away."""
+    if config is None or not config.is_active or config.kind == GatewayConfig.Kind.FILE:
+        if file_gateway_allowed():
+            return FileGateway()
+        raise GatewayNotConfigured(
+            f"{NO_GATEWAY_PREFIX} for this channel: set one up in the admin (Gateways);"
+            " the file gateway is for development only (LANZUAN_FILE_GATEWAY=1)"
+        )
     kind = config.kind
     if kind == GatewayConfig.Kind.SMTP:
         return SmtpGateway(
@@ -451,4 +507,6 @@ def gateway_for(config: GatewayConfig | None, *, status_callback: str = "") -> G
         )
     if kind == GatewayConfig.Kind.HTTP:
         return HttpGateway(url=config.endpoint, secret=config.secret, key_id=config.account_id)
-    return FileGateway()
+    if file_gateway_allowed():
+        return FileGateway()
+    raise GatewayNotConfigured(f"{NO_GATEWAY_PREFIX}: unknown gateway kind {kind!r}")

@@ -30,6 +30,7 @@ from django.utils import timezone
 from lanzuan.backoff import backoff_seconds
 from tenants.models import Tenant
 from unsubscribe import phones
+from unsubscribe.phones import redact
 
 from . import selectors
 from .defaults import scope_words
@@ -244,6 +245,8 @@ def _outgoing(message: Message) -> OutgoingMessage:
 def _finish(message: Message, *, claimed_at: Any, **changes: Any) -> Message:
     """Move a claimed message to a final status, dropping the recipient and any secret."""
     changes.update(to="", secret_ref="", updated_at=timezone.now())
+    if changes.get("error"):  # a provider's reply may quote the number
+        changes["error"] = redact(changes["error"])
     # status=QUEUED: a delivery report that raced ahead of us keeps its later status.
     Message.objects.unscoped().filter(pk=message.pk, status=Status.QUEUED, claimed_at=claimed_at).update(
         **changes
@@ -294,7 +297,7 @@ def message_deliver(message_id: int) -> Message:
         result = gateway.send(outgoing)
     except TransientGatewayError as exc:
         Message.objects.unscoped().filter(pk=message_id, claimed_at=now).update(
-            claimed_at=None, error=str(exc), updated_at=timezone.now()
+            claimed_at=None, error=redact(str(exc)), updated_at=timezone.now()
         )
         raise
     except PermanentGatewayError as exc:
@@ -327,7 +330,9 @@ def message_fail(*, message_id: int, error: str) -> bool:
     updated = (
         Message.objects.unscoped()
         .filter(pk=message_id, status=Status.QUEUED, claimed_at__isnull=True)
-        .update(status=Status.FAILED, failed_at=now, error=error, to="", secret_ref="", updated_at=now)
+        .update(
+            status=Status.FAILED, failed_at=now, error=redact(error), to="", secret_ref="", updated_at=now
+        )
     )
     if updated and message.secret_ref:
         cache.delete(_cache_key(message.secret_ref))
@@ -464,3 +469,22 @@ def messages_scrub_recipient(request: UnsubscribeRequest) -> int:
         cache.delete(_cache_key(secret_ref))
     count = rows.exclude(to="", secret_ref="").update(to="", secret_ref="", updated_at=timezone.now())
     return count
+
+
+# --- readiness ------------------------------------------------------------------------
+
+
+def tenants_without_sms_gateway(tenant_ids: list[int]) -> set[int]:
+    """The tenants among these whose SMS (confirmations, one-time codes) cannot be sent:
+    no active SMS gateway, and the file gateway is not allowed here. Empty in development."""
+    from .gateways import file_gateway_allowed
+
+    if file_gateway_allowed():
+        return set()
+    ready = set(
+        GatewayConfig.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids, channel=Channel.SMS, is_active=True)
+        .exclude(kind=GatewayConfig.Kind.FILE)
+        .values_list("tenant_id", flat=True)
+    )
+    return set(tenant_ids) - ready

@@ -29,3 +29,12 @@ def deliver_message(self: Any, message_id: int) -> None:
 @shared_task(ignore_result=True)
 def messages_sweep() -> dict[str, int]:
     return services.messages_sweep()
+
+
+@shared_task(ignore_result=True)
+def outbox_expire() -> int:
+    """Daily (beat): rotate the file gateway's outbox and delete rotated files past
+    LANZUAN_OUTBOX_KEEP_DAYS. Returns how many files were deleted."""
+    from .gateways import outbox_expire as expire
+
+    return expire()

@@ -261,6 +261,26 @@ class TenantAdmin(TenantScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _is_superuser(request)
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        from notifications.services import tenants_without_sms_gateway
+
+        tenant = self.get_object(request, unquote(object_id))
+        if request.method == "GET" and tenant is not None and tenants_without_sms_gateway([tenant.pk]):
+            messages.warning(
+                request,
+                _(
+                    "Not ready: no SMS gateway configured. Confirmations and one-time codes for this"
+                    " tenant fail until one is set up (Gateways)."
+                ),
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
 
 MEMBER_ROLES = frozenset({Role.OWNER})  # who invites, changes roles and removes members
 

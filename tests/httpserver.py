@@ -1,5 +1,10 @@
 """A real local HTTP server for tests: plays a provider's endpoint, records what
-it received, and answers from a script (status codes, delays)."""
+it received, and answers from a script (status codes, delays).
+
+`answer` picks the body of a 2xx: "good" keeps the target contract (README,
+"Outbound calls": a JSON object with `status` and the target's own `reference`),
+"echo" keeps it but echoes the request back (as careless endpoints do, number and all),
+"garbage" answers binary noise."""
 
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ class Endpoint:
     received: list[Received] = field(default_factory=list)
     effects: dict[str, int] = field(default_factory=dict)  # idempotency key → times applied
     url: str = ""
+    answer: str = "good"  # "good", "echo" or "garbage"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_answer(self) -> tuple[int, float]:
@@ -40,8 +46,8 @@ class Endpoint:
 
 
 @contextmanager
-def http_endpoint(script: list[tuple[int, float]] | None = None) -> Iterator[Endpoint]:
-    endpoint = Endpoint(script=script or [(200, 0.0)])
+def http_endpoint(script: list[tuple[int, float]] | None = None, answer: str = "good") -> Iterator[Endpoint]:
+    endpoint = Endpoint(script=script or [(200, 0.0)], answer=answer)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
@@ -59,7 +65,23 @@ def http_endpoint(script: list[tuple[int, float]] | None = None) -> Iterator[End
                     endpoint.effects[key] = endpoint.effects.get(key, 0) + (
                         0 if key in endpoint.effects else 1
                     )
-            payload = json.dumps({"ok": 200 <= status < 300, "status": status}).encode()
+            ok = 200 <= status < 300
+            if ok and endpoint.answer == "garbage":
+                payload = bytes(range(256)) * 2
+            else:
+                answer: dict[str, Any] = {"status": "done" if ok else "error", "code": status}
+                if ok:
+                    answer["reference"] = f"T-{len(endpoint.received)}"
+                if endpoint.answer == "echo":
+                    try:
+                        answer["request"] = json.loads(body)
+                    except ValueError:
+                        answer["request"] = body.decode(errors="replace")
+                    phone = answer["request"].get("phone") if isinstance(answer["request"], dict) else None
+                    if phone and phone.startswith("+86") and len(phone) == 14:
+                        # and again as some systems print it: "+86 138-0013-8000"
+                        answer["msisdn"] = f"+86 {phone[3:6]}-{phone[6:10]}-{phone[10:]}"
+                payload = json.dumps(answer, ensure_ascii=False).encode()
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

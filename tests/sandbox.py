@@ -30,9 +30,12 @@ VAR_DIR = Path(tempfile.mkdtemp(prefix="lanzuan-test-var-")).resolve()
 os.environ["LANZUAN_VAR_DIR"] = str(VAR_DIR)
 # Paths otherwise derived from LANZUAN_VAR_DIR that the environment may pin elsewhere.
 os.environ.pop("LANZUAN_OUTBOX_PATH", None)
-# Tests speak plain HTTP to the test client and local servers; production redirects to
-# https by default (lanzuan.settings), tests/test_production.py checks that part.
+# Tests speak plain HTTP to the test client and local servers; production may redirect to
+# https (SECURE_SSL_REDIRECT=1, README), tests/test_production.py checks that part.
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+# Tests read what was sent from the file gateway's outbox; with DEBUG off (the default)
+# it is allowed only with this flag (lanzuan/settings.py, LANZUAN_FILE_GATEWAY).
+os.environ["LANZUAN_FILE_GATEWAY"] = "1"
 if os.environ.get("CACHE_URL", "") in ("", "file"):
     os.environ["CACHE_URL"] = "file"  # under VAR_DIR/cache, this session's own
 

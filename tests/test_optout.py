@@ -58,7 +58,7 @@ def clock(monkeypatch):
 def platform_sender(settings, eager_celery):
     """The hub's codes go through the platform's sender: the file gateway here, sent at once."""
     settings.LANZUAN_PLATFORM_SMS_URL = ""
-    settings.LANZUAN_PLATFORM_SMS_FILE = True
+    settings.LANZUAN_FILE_GATEWAY = True
     settings.LANZUAN_PLATFORM_NAME = "蓝钻退订平台"
     settings.LANZUAN_PLATFORM_NAME_EN = "Lanzuan"
 

@@ -97,7 +97,7 @@ def fresh_limits():
 def platform_sender(settings):
     """The hub's codes go through the platform's sender: the outbox here (item 10 of issue 11)."""
     settings.LANZUAN_PLATFORM_SMS_URL = ""
-    settings.LANZUAN_PLATFORM_SMS_FILE = True
+    settings.LANZUAN_FILE_GATEWAY = True
 
 
 @pytest.fixture

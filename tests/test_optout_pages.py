@@ -43,7 +43,7 @@ def fresh_limits():
 @pytest.fixture(autouse=True)
 def platform_sender(settings, eager_celery, outbox):
     settings.LANZUAN_PLATFORM_SMS_URL = ""
-    settings.LANZUAN_PLATFORM_SMS_FILE = True
+    settings.LANZUAN_FILE_GATEWAY = True
     settings.LANZUAN_PLATFORM_NAME = "蓝钻退订平台"
     settings.LANZUAN_PLATFORM_NAME_EN = "Lanzuan"
 
@@ -164,7 +164,7 @@ def test_hub_code_goes_through_the_platform_http_gateway(settings, tenant_a, out
 
 
 def test_hub_without_a_platform_sender_answers_alike_for_every_number(settings, tenant_a, outbox):
-    settings.LANZUAN_PLATFORM_SMS_FILE = False
+    settings.LANZUAN_FILE_GATEWAY = False
     subscribe(tenant_a, "offers")
     known, unknown = Client(), Client()
 

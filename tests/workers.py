@@ -45,6 +45,9 @@ def worker_env(**extra: str) -> dict[str, str]:
             # the local HTTP servers tests play providers with are on loopback
             "LANZUAN_OUTBOUND_ALLOW": ",".join(settings.LANZUAN_OUTBOUND_ALLOW),
             "DEBUG": "0",
+            # DEBUG off allows the file gateway only with this flag (settings.LANZUAN_FILE_GATEWAY);
+            # the tests read what was sent from the outbox. A test may pass "0" to see it refused.
+            "LANZUAN_FILE_GATEWAY": "1" if settings.LANZUAN_FILE_GATEWAY else "0",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from notifications.services import tenants_without_sms_gateway
 from tenants.models import OPERATIONS_ROLES, Membership, Tenant
 
 from .models import UnsubscribeRequest
@@ -41,6 +42,7 @@ class TenantQueue:
     tenant: Tenant
     items: list[QueueItem]
     staff_without_email: list[str] = field(default_factory=list)
+    no_sms_gateway: bool = False  # not ready: its confirmations and codes cannot be sent
 
     @property
     def total(self) -> int:
@@ -73,6 +75,7 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
     breached = _counts(requests.filter(state__in=OPEN_STATES, sla_due_at__lt=now), ids)
     flagged = _counts(InboundMessage.objects.unscoped().filter(flagged_for_attention=True), ids)
     staff = staff_without_email(tenant_ids=ids)
+    no_gateway = tenants_without_sms_gateway(ids)
 
     request_list = "admin:unsubscribe_unsubscriberequest_changelist"
     queues = []
@@ -101,7 +104,7 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
                 _changelist("admin:inbound_inboundmessage_changelist", tenant, {"flagged": "yes"}),
             ),
         ]
-        queues.append(TenantQueue(tenant, items, staff.get(tenant.pk, [])))
+        queues.append(TenantQueue(tenant, items, staff.get(tenant.pk, []), tenant.pk in no_gateway))
     return queues
 
 

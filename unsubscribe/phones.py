@@ -91,3 +91,32 @@ def mask(e164: str) -> str:
     else:
         masked = "*" * max(len(national) - 2, 1) + national[-2:]
     return masked if country == 86 else f"+{country} {masked}"
+
+
+# A run of digits with the separators people and systems put inside numbers.
+_DIGIT_RUN = re.compile(r"\+?\d(?:[\s\-.()/]*\d)*")
+MIN_MASKED_DIGITS = 4
+
+
+def mask_digit_runs(text: str, *, min_digits: int = MIN_MASKED_DIGITS) -> str:
+    """Every run of `min_digits` digits or more (a phone number in any form: +86,
+    national, with spaces or dashes) with its digits replaced by "*"; the wording stays.
+    The one place numbers are taken out of free text (replies, receipts, errors)."""
+
+    def hide(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if sum(ch.isdigit() for ch in run) < min_digits:
+            return run
+        return "".join("*" if ch.isdigit() else ch for ch in run)
+
+    return _DIGIT_RUN.sub(hide, text or "")
+
+
+# Stored excerpts of other systems' answers (receipts, errors): a phone number has at
+# least 7 digits, so shorter runs (HTTP statuses, counts, small ids) stay readable.
+EXCERPT_MIN_DIGITS = 7
+
+
+def redact(text: str) -> str:
+    """A provider's or gateway's text fit to store: no phone number in any form."""
+    return mask_digit_runs(text, min_digits=EXCERPT_MIN_DIGITS)

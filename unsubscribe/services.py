@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -116,6 +116,17 @@ def unsubscribe_request_create(
             return FiledRequest(existing, created=False)
     try:
         with transaction.atomic():
+            open_request = _lock_and_find_open(tenant, phones.phone_hash(e164), chosen)
+            if open_request is not None:
+                # The same number and scope already has a request under way: that one
+                # ends the services and sends the one confirmation; a second would only
+                # send the person another SMS (40 identical posts once sent 40).
+                logger.info(
+                    "request for %s absorbed by open request %s",
+                    open_request.phone_masked,
+                    open_request.reference,
+                )
+                return FiledRequest(open_request, created=False)
             request = _create_suppressed_request(
                 tenant=tenant,
                 e164=e164,
@@ -141,6 +152,49 @@ def unsubscribe_request_create(
         "unsubscribe request %s filed for %s via %s", request.reference, request.phone_masked, channel
     )
     return FiledRequest(request, created=True)
+
+
+OPEN_STATES = (*UnsubscribeRequest.ACTIVE_STATES, State.NEEDS_ATTENTION)
+
+
+def number_lock(tenant_id: int, phone_hash: str, purpose: str) -> None:
+    """Inside a transaction: serialise work on one number of one tenant until commit.
+    On PostgreSQL a transaction-level advisory lock; SQLite runs every write
+    transaction IMMEDIATE (settings), which already serialises writers."""
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.sha256(f"lanzuan-{purpose}:{tenant_id}:{phone_hash}".encode()).digest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
+
+
+def same_scope_requests(
+    tenant_id: int, phone_hash: str, *, scope_all: bool, service_ids: set[int], states: Sequence[str] = ()
+) -> list[UnsubscribeRequest]:
+    """This number's requests with exactly this scope (all marketing, or the same services)."""
+    candidates = UnsubscribeRequest.objects.for_tenant(tenant_id).filter(
+        phone_hash=phone_hash, scope_all=scope_all
+    )
+    if states:
+        candidates = candidates.filter(state__in=states)
+    found = []
+    for candidate in candidates.order_by("received_at", "pk").prefetch_related("services"):
+        if scope_all or {s.pk for s in candidate.services.all()} == service_ids:
+            found.append(candidate)
+    return found
+
+
+def _lock_and_find_open(
+    tenant: Tenant, phone_hash: str, chosen: Sequence[Service]
+) -> UnsubscribeRequest | None:
+    """Inside a transaction: the open request for this number and scope, if any, with
+    the number locked so that two concurrent calls cannot both miss it."""
+    number_lock(tenant.pk, phone_hash, "open")
+    wanted = {s.pk for s in chosen}
+    found = same_scope_requests(
+        tenant.pk, phone_hash, scope_all=not wanted, service_ids=wanted, states=OPEN_STATES
+    )
+    return found[0] if found else None
 
 
 def _existing_for_key(tenant: Tenant, key: str, fingerprint: str) -> UnsubscribeRequest | None:
@@ -493,8 +547,28 @@ def _complete(request: UnsubscribeRequest, now: Any) -> None:
     _enter(request, State.COMPLETED, now)
     request.next_run_at = None
     request.save()
+    _scrub_step_texts(request)
     logger.info("request %s completed", request.reference)
     events.emit(request.tenant_id, "request.completed", request_event_payload(request))
+
+
+def _scrub_step_texts(request: UnsubscribeRequest) -> None:
+    """At completion, once more over every stored text of the request's steps and their
+    history rows (django-simple-history copies each save): receipts and errors written
+    before redaction existed, or by an older code path, keep no number either."""
+    managers: list[Any] = [Step.objects.unscoped(), Step.history.all()]
+    for manager in managers:
+        rows = manager.filter(request_id=request.pk).exclude(receipt="", last_error="")
+        for row in rows.only("pk", "receipt", "last_error").iterator():
+            receipt, error = phones.redact(row.receipt), phones.redact(row.last_error)
+            if (receipt, error) != (row.receipt, row.last_error):
+                # update(): the scrub itself must not write a new history row with the old text
+                manager.filter(pk=row.pk).update(receipt=receipt, last_error=error)
+    # A needs-attention reason quotes the failed steps' errors.
+    for old in UnsubscribeRequest.history.filter(id=request.pk).exclude(attention_reason="").iterator():
+        reason = phones.redact(old.attention_reason)
+        if reason != old.attention_reason:
+            UnsubscribeRequest.history.filter(pk=old.pk).update(attention_reason=reason)
 
 
 def step_backoff_seconds(attempt: int) -> float:
@@ -559,8 +633,9 @@ def step_run(step_id: int) -> str:
         step.status = Step.Status.SUCCEEDED
         step.receipt_lines = receipt.stored_lines()
         # The text of record, in the tenant's language; pages render the lines in the reader's.
-        step.receipt = receipt_text(
-            step.receipt_lines, receipt.note, language=step.request.tenant.default_language
+        # redact(): a note may quote another system's answer, which may quote the number.
+        step.receipt = phones.redact(
+            receipt_text(step.receipt_lines, receipt.note, language=step.request.tenant.default_language)
         )[:2000]
         step.last_error = ""
         step.finished_at = timezone.now()
@@ -577,7 +652,7 @@ def step_run(step_id: int) -> str:
 
 
 def _step_failed(step: Step, error: str, *, permanent: bool) -> str:
-    step.last_error = error[:2000]
+    step.last_error = phones.redact(error)[:2000]
     step.lease_until = None
     if permanent or step.attempts >= step.max_attempts:
         step.status = Step.Status.FAILED

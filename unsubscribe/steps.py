@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 import requests
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from lanzuan import outbound
@@ -20,6 +22,11 @@ from .datasources import Receipt
 from .errors import PermanentStepError, TransientStepError
 from .links import status_url
 from .models import SCOPE_ALL, Step, Subscription, Suppression, Target, UnsubscribeRequest
+
+if TYPE_CHECKING:
+    from notifications.models import Message
+from .phones import redact
+from .services import number_lock, same_scope_requests
 
 
 def run(step: Step) -> Receipt:
@@ -51,14 +58,45 @@ def _builtin(step: Step, request: UnsubscribeRequest) -> Receipt:
 
 
 def _without_number(text: str, request: UnsubscribeRequest) -> str:
-    """A provider's answer may echo the number: receipts keep only its masked form."""
-    if not request.phone:
-        return text
-    digits = request.phone.lstrip("+")
-    national = digits[2:] if digits.startswith("86") else digits[-10:]
-    for form in sorted({request.phone, digits, national}, key=len, reverse=True):
-        text = re.sub(re.escape(form), request.phone_masked, text)
-    return text
+    """A provider's answer may echo the number: receipts keep only its masked form,
+    and any other number-like run of digits (another form, another number) is hidden."""
+    if request.phone:
+        digits = request.phone.lstrip("+")
+        national = digits[2:] if digits.startswith("86") else digits[-10:]
+        for form in sorted({request.phone, digits, national}, key=len, reverse=True):
+            text = re.sub(re.escape(form), request.phone_masked, text)
+    return redact(text)
+
+
+# What a target must answer (README, "Outbound calls"): a JSON object whose `status`
+# says what it did and whose `reference` is its own record of it.
+DONE_STATUSES = frozenset({"done", "ok", "ended", "erased"})
+
+
+def _accepted(status: int, content: bytes, excerpt: str) -> Receipt:
+    """A 2xx is a success only when its body keeps the contract. A body that breaks it
+    is a permanent failure: the same target gives the same answer to the same call, and
+    storing garbage as a receipt would claim an effect nobody vouched for. (Retrying
+    happens only for the transient answers: timeouts, 408/425/429, 5xx.)"""
+    try:
+        payload = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        raise PermanentStepError(
+            f"HTTP {status} but the answer is not JSON (a target must answer a JSON object with"
+            f" status and reference): {excerpt[:200]}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise PermanentStepError(f"HTTP {status} but the answer is not a JSON object: {excerpt[:200]}")
+    answered = payload.get("status")
+    if not isinstance(answered, str) or answered.lower() not in DONE_STATUSES:
+        raise PermanentStepError(
+            f"HTTP {status} but status is {answered!r}, not one of {', '.join(sorted(DONE_STATUSES))}:"
+            f" {excerpt[:200]}"
+        )
+    reference = payload.get("reference")
+    if not isinstance(reference, str | int) or isinstance(reference, bool) or not str(reference).strip():
+        raise PermanentStepError(f"HTTP {status} but the answer has no reference of its own: {excerpt[:200]}")
+    return Receipt(note=f"HTTP {status}: {excerpt}")
 
 
 def _http(step: Step, target: Target, request: UnsubscribeRequest) -> Receipt:
@@ -96,7 +134,7 @@ def _http(step: Step, target: Target, request: UnsubscribeRequest) -> Receipt:
         raise TransientStepError(f"could not connect: {type(exc).__name__}") from None
     excerpt = _without_number(response.text[:500], request)
     if 200 <= response.status_code < 300:
-        return Receipt(note=f"HTTP {response.status_code}: {excerpt}")
+        return _accepted(response.status_code, response.content, excerpt)
     if response.status_code in (408, 425, 429) or response.status_code >= 500:
         raise TransientStepError(f"HTTP {response.status_code}: {excerpt}")
     raise PermanentStepError(f"HTTP {response.status_code}: {excerpt}")
@@ -136,15 +174,83 @@ def confirmation_scope(request: UnsubscribeRequest) -> dict[str, str]:
 
 
 def _confirm(step: Step, request: UnsubscribeRequest) -> Receipt:
-    from notifications.gateways import PermanentGatewayError, TransientGatewayError
-    from notifications.services import message_create, message_deliver
+    from notifications.gateways import GatewayNotConfigured, PermanentGatewayError, TransientGatewayError
+    from notifications.services import message_deliver
 
     if not request.phone:
         raise PermanentStepError("the number was already erased; no confirmation can be sent")
     if (request.confirmation_channel or "sms") == "sms" and phones.is_fixed_line(request.phone):
         # A landline caller (the voice menu files for them) cannot take a text message.
         return Receipt(note="no SMS-capable number (a fixed line): no confirmation sent")
-    message = message_create(
+    with transaction.atomic():
+        # One confirmation per number and scope per (tenant's) day, whatever comes in:
+        # the lock makes two confirm steps of the same number take turns.
+        number_lock(request.tenant_id, request.phone_hash, "confirm")
+        earlier = _confirmed_today(request)
+        if earlier is not None:
+            return Receipt(
+                note=f"no second confirmation today: message {earlier.pk} already confirmed this number and scope"
+            )
+        message = _create_confirmation(request, attempt=step.attempts)
+    try:
+        message = message_deliver(message.pk)
+    except GatewayNotConfigured as exc:
+        # Not the person's fault nor for good: once staff set up a gateway the next
+        # attempt sends (a new message; this one stays failed, with the reason).
+        raise TransientStepError(str(exc)) from None
+    except TransientGatewayError as exc:
+        raise TransientStepError(str(exc)) from None
+    except PermanentGatewayError as exc:
+        raise PermanentStepError(str(exc)) from None
+    return Receipt(note=f"message {message.pk} {message.status} via {message.channel}")
+
+
+def _confirmed_today(request: UnsubscribeRequest) -> Message | None:
+    """A confirmation (not failed) already made today for another request of this number and scope."""
+    from notifications.models import Message
+
+    tenant = request.tenant
+    day_start = tenant.local_midnight(timezone.localtime(timezone.now(), tenant.zoneinfo).date())
+    others = same_scope_requests(
+        request.tenant_id,
+        request.phone_hash,
+        scope_all=request.scope_all,
+        service_ids=set(request.services.values_list("pk", flat=True)),
+    )
+    keys = Q()
+    for other in others:
+        if other.pk != request.pk:
+            keys |= Q(dedupe_key=f"confirm:{other.pk}") | Q(dedupe_key__startswith=f"confirm:{other.pk}:")
+    if not keys:
+        return None
+    return (
+        Message.objects.for_tenant(request.tenant_id)
+        .filter(keys, created_at__gte=day_start)
+        .exclude(status=Message.Status.FAILED)
+        .order_by("pk")
+        .first()
+    )
+
+
+def _create_confirmation(request: UnsubscribeRequest, *, attempt: int) -> Message:
+    """The request's confirmation message: the same one on every attempt (its dedupe
+    key), except after it failed for want of a gateway, when a new one is made."""
+    from notifications.gateways import NO_GATEWAY_PREFIX
+    from notifications.models import Message
+    from notifications.services import message_create
+
+    key = f"confirm:{request.pk}"
+    latest = (
+        Message.objects.for_tenant(request.tenant_id)
+        .filter(Q(dedupe_key=key) | Q(dedupe_key__startswith=f"{key}:"))
+        .order_by("-pk")
+        .first()
+    )
+    if latest is not None:
+        key = latest.dedupe_key or key
+        if latest.status == Message.Status.FAILED and latest.error.startswith(NO_GATEWAY_PREFIX):
+            key = f"confirm:{request.pk}:{attempt}"
+    return message_create(
         tenant=request.tenant,
         event="unsubscribe_completed",
         to=request.phone,
@@ -155,12 +261,5 @@ def _confirm(step: Step, request: UnsubscribeRequest) -> Receipt:
             "status_url": status_url(request),
             **confirmation_scope(request),
         },
-        dedupe_key=f"confirm:{request.pk}",
+        dedupe_key=key,
     )
-    try:
-        message = message_deliver(message.pk)
-    except TransientGatewayError as exc:
-        raise TransientStepError(str(exc)) from None
-    except PermanentGatewayError as exc:
-        raise PermanentStepError(str(exc)) from None
-    return Receipt(note=f"message {message.pk} {message.status} via {message.channel}")

@@ -36,6 +36,7 @@ from unsubscribe.errors import ResubscribeRefused, UnsubscribeError
 from unsubscribe.intent import CLARIFICATION as CONTEXT_CLARIFICATION
 from unsubscribe.intent import classify, normalise
 from unsubscribe.models import SCOPE_ALL, Channel, ChannelSetting, UnsubscribeRequest, VerificationMethod
+from unsubscribe.phones import mask_digit_runs
 from unsubscribe.references import new_reference
 from unsubscribe.selectors import channel_setting
 from unsubscribe.services import suppression_lift, unsubscribe_request_create
@@ -65,11 +66,6 @@ RESUME_EVERYTHING = re.compile(
     r"(恢复|重新订阅|重新开通|订阅)(全部|所有|一切)|(全部|所有)(恢复|重新订阅|订阅)"
     r"|\b(resume|restore|resubscribe|subscribe|start)( me)? (all|everything)\b|\bstartall\b"
 )
-# A run of digits, possibly split by spaces, dashes, dots or brackets ("138 0013-8000",
-# "+86 138..."): four digits or more is a number somebody could be found by.
-_DIGIT_RUN = re.compile(r"\+?\d(?:[\s\-.()/]*\d)*")
-MIN_MASKED_DIGITS = 4
-
 # Ideographs, CJK punctuation and full-width forms ("ＴＤ", "？" typed on a Chinese keyboard).
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60]")
 _ENGLISH_WORD = re.compile(r"[A-Za-z]{3,}")
@@ -120,19 +116,6 @@ def _country_code(number: str | None) -> int | None:
     except phonenumbers.NumberParseException:
         return None
     return int(code) if code else None
-
-
-def mask_digit_runs(text: str) -> str:
-    """Every run of four digits or more (a phone number in any form: +86, national,
-    with spaces or dashes) with its digits replaced by "*"; the wording stays."""
-
-    def hide(match: re.Match[str]) -> str:
-        run = match.group(0)
-        if sum(ch.isdigit() for ch in run) < MIN_MASKED_DIGITS:
-            return run
-        return "".join("*" if ch.isdigit() else ch for ch in run)
-
-    return _DIGIT_RUN.sub(hide, text or "")
 
 
 def inbound_message_receive(

@@ -62,7 +62,7 @@ def platform_gateway() -> Gateway:
             secret=settings.LANZUAN_PLATFORM_SMS_SECRET,
             key_id=settings.LANZUAN_PLATFORM_SMS_KEY_ID,
         )
-    if settings.LANZUAN_PLATFORM_SMS_FILE:
+    if settings.LANZUAN_FILE_GATEWAY:
         return FileGateway()
     raise PlatformSenderMissing("set LANZUAN_PLATFORM_SMS_URL (or LANZUAN_FILE_GATEWAY=1 in development)")
 

@@ -55,6 +55,7 @@ from lanzuan.outbound import UnsafeURL
 from lanzuan.signing import signed_headers
 from tenants.models import Tenant
 from unsubscribe.events import EVENTS
+from unsubscribe.phones import redact
 
 from .models import WebhookDelivery, WebhookEndpoint
 
@@ -244,7 +245,7 @@ def _record(
 ) -> str:
     now = timezone.now()
     delivery.response_code = code
-    delivery.response_excerpt = excerpt
+    delivery.response_excerpt = redact(excerpt)  # an endpoint may echo the payload's number
     delivery.lease_until = None
     if ok:
         delivery.status = Status.SUCCEEDED
@@ -253,7 +254,7 @@ def _record(
         delivery.last_error = ""
         outcome = "delivered"
     else:
-        delivery.last_error = error[:2000]
+        delivery.last_error = redact(error)[:2000]
         next_at = now + timedelta(seconds=retry_delay(delivery.attempts))
         if permanent or (delivery.give_up_at is not None and next_at > delivery.give_up_at):
             delivery.status = Status.FAILED
