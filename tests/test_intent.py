@@ -238,10 +238,10 @@ def test_tenant_keywords(text: str, words: list[str], intent: str) -> None:
 
 
 def test_tenant_keywords_only_as_the_tenant_says() -> None:
-    assert classify("QX").intent == O
+    assert classify("JSTS").intent == O
     assert classify("X marks the spot", extra_unsubscribe_keywords=["X"]).intent == O
-    assert classify("QX", extra_unsubscribe_keywords=(w for w in ["QX"])).intent == U  # any iterable
-    assert classify("QX", extra_unsubscribe_keywords=["", "  "]).intent == O
+    assert classify("JSTS", extra_unsubscribe_keywords=(w for w in ["JSTS"])).intent == U  # any iterable
+    assert classify("JSTS", extra_unsubscribe_keywords=["", "  "]).intent == O
 
 
 def test_tenant_keyword_table_is_built_once_per_keyword_set() -> None:

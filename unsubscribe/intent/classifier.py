@@ -147,21 +147,39 @@ def _code(norm: str, core: str, question: bool) -> IntentResult | None:
     return None
 
 
+UNSURE = 0.5  # a top answer below this is a guess: if the runner-up is unsubscribe, ask
+
+
 def _model(norm: str, question: bool) -> IntentResult:
     params = model.shipped()
     probs = model.probabilities(params, *model_view(norm, question))
-    best = max(range(len(probs)), key=probs.__getitem__)
+    t = params.thresholds
+    cue = rules.resume_cue(norm)
+    if not cue and probs[1] > 0:
+        # No resume / subscribe / restore word: whatever the model says, this is not a re-subscription
+        # ("稍后回复", "退订以后还能恢复吗" without a resume word): read it as the best of the rest.
+        rest = 1.0 - probs[1]
+        probs = [p / rest if i != 1 else 0.0 for i, p in enumerate(probs)] if rest > 0 else probs
+    ranked = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)
+    best, second = ranked[0], ranked[1]
     intent: Intent = model.LABELS[best]  # type: ignore[assignment]
     confidence = probs[best]
     p_unsub = probs[0]
     matched = f"model ({intent} {confidence:.2f})"
-    t = params.thresholds
     if intent == "unsubscribe":
         return _decided(intent, confidence, matched, unsure=confidence < t["act_unsubscribe"])
     if intent == "resubscribe":
-        # unsure between resubscribe and unsubscribe (or other): ask, never restore on a guess
-        return _decided(intent, confidence, matched, unsure=confidence < t["act_resubscribe"])
-    if p_unsub >= t["guard"]:
+        # A wrong re-subscription lifts an opt-out: act only on a clear, certain request with a resume
+        # word, never on a question ("can I opt back in later?" is about the procedure).
+        if confidence >= t["act_resubscribe"] and not question and not rules.asks(norm):
+            return _decided(intent, confidence, matched)
+        if p_unsub >= t["guard"]:
+            return IntentResult(
+                "unsubscribe", p_unsub, "clarify", f"{matched}, unsure; unsubscribe {p_unsub:.2f}: ask"
+            )
+        # unsure: nothing is restored (a clarification would ask about stopping, not resuming)
+        return IntentResult(intent, confidence, "none", f"{matched}, unsure: nothing restored")
+    if p_unsub >= t["guard"] or (confidence < UNSURE and second == 0):
         # never silence on a likely opt-out: one clarification question instead
         return IntentResult(intent, confidence, "clarify", f"{matched}, unsubscribe {p_unsub:.2f}: ask")
     return _decided(intent, confidence, matched)
