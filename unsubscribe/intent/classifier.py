@@ -104,6 +104,8 @@ def classify(
     hit = _code(norm, core, question) or (None if question else _pasted_code(norm))
     if hit is not None:
         return hit
+    if not question and not rules.asks(norm) and rules.leading_code(compact):
+        return _decided("unsubscribe", POLITE_CODE_CONFIDENCE, "a code as the first clause, context after it")
     return _model(norm, question)
 
 

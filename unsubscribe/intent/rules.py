@@ -246,3 +246,18 @@ _ASKS = re.compile(
 
 def asks(norm: str) -> bool:
     return _ASKS.search(norm) is not None
+
+
+# A reply whose first clause is an unmistakable opt-out code, the rest being context after a
+# separator: "退订，我的另一个号是139…，订单号…", "TD. my other number is …". The numbers and names
+# after it do not change what the person asked. Not "stop" ("Stop, you're killing me") and not a code
+# run into a word ("退订明天的酒店" is a booking): the separator is required.
+_LEADING_CODE = re.compile(
+    r"^\W*(?:请|麻烦|我要|帮我)?(?:退订|退訂|td|t\.d\.?|unsubscribe|unsub|optout|opt out|拒收|取消订阅|取消訂閱|qx|qxdg)"
+    r"\s*[，,。.!！;；:：、]+\s*\S",
+    re.IGNORECASE,
+)
+
+
+def leading_code(text: str) -> bool:
+    return _LEADING_CODE.match(text) is not None
