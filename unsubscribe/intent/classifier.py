@@ -12,8 +12,14 @@ How a reply is read, in order (``IntentResult.matched`` names the step that deci
    one-key typos of the long codes ("stpo"); a long (pasted) message that starts or ends with a
    code the person added (the advert's own "回T退订" does not count). A bare code asked as a question ("STOP?"), or a bare
    "no" / "不要" without our question -> unsubscribe, but clarify;
-5. everything else: the model (character n-grams of the text and of its pinyin, a linear model,
-   calibrated on dev). Certain -> act; unsure between unsubscribe and the rest -> clarify.
+   A reply whose first clause is an opt-out code, with context after a separator ("退订，我的另一个号是
+   139…") -> unsubscribe;
+5. everything else: the model (character n-grams of the text and of its pinyin, long digit runs left
+   out, a linear model, calibrated on dev). Certain -> act; unsure between unsubscribe and the rest, or a
+   guess whose runner-up is unsubscribe -> clarify. A re-subscription lifts an opt-out, so the model is
+   not enough: without a resume word (``rules.resume_cue``) it is not one at all, and it acts only when
+   certain (bar tuned on dev for 99 % precision) and not asked as a question ("退订以后还能恢复吗" is
+   help); an unsure one restores nothing (action none).
 """
 
 from __future__ import annotations
