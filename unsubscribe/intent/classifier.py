@@ -162,8 +162,9 @@ def _model(norm: str, question: bool) -> IntentResult:
     params = model.shipped()
     probs = model.probabilities(params, *model_view(norm, question))
     t = params.thresholds
-    cue = rules.resume_cue(norm)
-    if not cue and probs[1] > 0:
+    # (a resubscribe share under 1 % cannot win: it is dropped without looking for the word, which
+    # keeps the common path fast)
+    if probs[1] > 0 and (probs[1] < 0.01 or not rules.resume_cue(norm)):
         # No resume / subscribe / restore word: whatever the model says, this is not a re-subscription
         # ("稍后回复", "退订以后还能恢复吗" without a resume word): read it as the best of the rest.
         rest = 1.0 - probs[1]

@@ -118,7 +118,7 @@ def model_view(norm: str, question: bool) -> tuple[str, str]:
     """What the model reads: the normalised text without the advert's own instruction, long digit
     runs as one placeholder, a trailing " ?" when the reply was a question, and the pinyin."""
     norm = strip_instructions(norm)
-    if any(c.isdigit() for c in norm):
+    if _DIGIT_RUN.search(norm):
         numbered = _DIGIT_RUN.sub(f" {NUMBER_TOKEN} ", norm).split()
         words = [w for w in numbered if w != NUMBER_TOKEN]
         # beside words the number says nothing (it must not pull towards "other" either); alone, it is
