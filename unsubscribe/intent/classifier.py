@@ -12,8 +12,14 @@ How a reply is read, in order (``IntentResult.matched`` names the step that deci
    one-key typos of the long codes ("stpo"); a long (pasted) message that starts or ends with a
    code the person added (the advert's own "回T退订" does not count). A bare code asked as a question ("STOP?"), or a bare
    "no" / "不要" without our question -> unsubscribe, but clarify;
-5. everything else: the model (character n-grams of the text and of its pinyin, a linear model,
-   calibrated on dev). Certain -> act; unsure between unsubscribe and the rest -> clarify.
+   A reply whose first clause is an opt-out code, with context after a separator ("退订，我的另一个号是
+   139…") -> unsubscribe;
+5. everything else: the model (character n-grams of the text and of its pinyin, long digit runs left
+   out, a linear model, calibrated on dev). Certain -> act; unsure between unsubscribe and the rest, or a
+   guess whose runner-up is unsubscribe -> clarify. A re-subscription lifts an opt-out, so the model is
+   not enough: without a resume word (``rules.resume_cue``) it is not one at all, and it acts only when
+   certain (bar tuned on dev for 99 % precision) and not asked as a question ("退订以后还能恢复吗" is
+   help); an unsure one restores nothing (action none).
 """
 
 from __future__ import annotations
@@ -104,6 +110,8 @@ def classify(
     hit = _code(norm, core, question) or (None if question else _pasted_code(norm))
     if hit is not None:
         return hit
+    if not question and not rules.asks(norm) and rules.leading_code(compact):
+        return _decided("unsubscribe", POLITE_CODE_CONFIDENCE, "a code as the first clause, context after it")
     return _model(norm, question)
 
 
@@ -147,21 +155,40 @@ def _code(norm: str, core: str, question: bool) -> IntentResult | None:
     return None
 
 
+UNSURE = 0.5  # a top answer below this is a guess: if the runner-up is unsubscribe, ask
+
+
 def _model(norm: str, question: bool) -> IntentResult:
     params = model.shipped()
     probs = model.probabilities(params, *model_view(norm, question))
-    best = max(range(len(probs)), key=probs.__getitem__)
+    t = params.thresholds
+    # (a resubscribe share under 1 % cannot win: it is dropped without looking for the word, which
+    # keeps the common path fast)
+    if probs[1] > 0 and (probs[1] < 0.01 or not rules.resume_cue(norm)):
+        # No resume / subscribe / restore word: whatever the model says, this is not a re-subscription
+        # ("稍后回复", "退订以后还能恢复吗" without a resume word): read it as the best of the rest.
+        rest = 1.0 - probs[1]
+        probs = [p / rest if i != 1 else 0.0 for i, p in enumerate(probs)] if rest > 0 else probs
+    ranked = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)
+    best, second = ranked[0], ranked[1]
     intent: Intent = model.LABELS[best]  # type: ignore[assignment]
     confidence = probs[best]
     p_unsub = probs[0]
     matched = f"model ({intent} {confidence:.2f})"
-    t = params.thresholds
     if intent == "unsubscribe":
         return _decided(intent, confidence, matched, unsure=confidence < t["act_unsubscribe"])
     if intent == "resubscribe":
-        # unsure between resubscribe and unsubscribe (or other): ask, never restore on a guess
-        return _decided(intent, confidence, matched, unsure=confidence < t["act_resubscribe"])
-    if p_unsub >= t["guard"]:
+        # A wrong re-subscription lifts an opt-out: act only on a clear, certain request with a resume
+        # word, never on a question ("can I opt back in later?" is about the procedure).
+        if confidence >= t["act_resubscribe"] and not question and not rules.asks(norm):
+            return _decided(intent, confidence, matched)
+        if p_unsub >= t["guard"]:
+            return IntentResult(
+                "unsubscribe", p_unsub, "clarify", f"{matched}, unsure; unsubscribe {p_unsub:.2f}: ask"
+            )
+        # unsure: nothing is restored (a clarification would ask about stopping, not resuming)
+        return IntentResult(intent, confidence, "none", f"{matched}, unsure: nothing restored")
+    if p_unsub >= t["guard"] or (confidence < UNSURE and second == 0):
         # never silence on a likely opt-out: one clarification question instead
         return IntentResult(intent, confidence, "clarify", f"{matched}, unsubscribe {p_unsub:.2f}: ask")
     return _decided(intent, confidence, matched)

@@ -94,7 +94,7 @@ def normalise(text: str) -> str:
 PASTED_LENGTH = 40
 INSTRUCTION_TOKEN = "xinstrx"
 _INSTRUCTION = re.compile(
-    r"(?:拒收请回复?|退订请?回复?|回复?|发送?)\s?(?:td|t|n|r|stop)\s?(?:退订|拒收)?"
+    r"(?:拒收请回复?|退订请?回复?|回复?|发送?)\s?(?:td|t|n|r|qx|stop)\s?(?:退订|拒收)?"
     r"|(?:reply|txt|text|msg|send)\s(?:stop|help|end|start)(?:\s(?:to|for)\s(?:opt out|optout|end|cancel|stop|unsubscribe|quit|help|more info))?"
     r"|(?:stop|help)\s(?:to|for)\s(?:opt out|optout|end|cancel|stop|unsubscribe|quit|help)"
 )
@@ -106,10 +106,24 @@ def strip_instructions(norm: str) -> str:
     return " ".join(_INSTRUCTION.sub(f" {INSTRUCTION_TOKEN} ", norm).split())
 
 
+# A long digit run (a phone or order number, a member id) is context, not meaning: beside words it is
+# dropped, alone it is one placeholder, so that "退订，我的另一个号是13912345678" reads like "退订，我的
+# 另一个号是" and the digits' many n-grams do not drown the words. Kept: the hotlines that mean something (12321 is the spam
+# complaint line, 12315 the consumer one, 10086/10010/10000 the carriers).
+NUMBER_TOKEN = "xnumx"
+_DIGIT_RUN = re.compile(r"(?<![0-9])(?!(?:12321|12315|10086|10010|10000)(?![0-9]))[0-9]{5,}")
+
+
 def model_view(norm: str, question: bool) -> tuple[str, str]:
-    """What the model reads: the normalised text without the advert's own instruction, a trailing
-    " ?" when the reply was a question, and the pinyin."""
+    """What the model reads: the normalised text without the advert's own instruction, long digit
+    runs as one placeholder, a trailing " ?" when the reply was a question, and the pinyin."""
     norm = strip_instructions(norm)
+    if _DIGIT_RUN.search(norm):
+        numbered = _DIGIT_RUN.sub(f" {NUMBER_TOKEN} ", norm).split()
+        words = [w for w in numbered if w != NUMBER_TOKEN]
+        # beside words the number says nothing (it must not pull towards "other" either); alone, it is
+        # a number (codes and digits are "other")
+        norm = " ".join(words or numbered)
     return (f"{norm} ?" if question else norm), pinyin(norm)
 
 

@@ -17,6 +17,14 @@ UNSUBSCRIBE_CODES: frozenset[str] = frozenset(
     {
         "td", "t", "n", "r", "退订", "取消", "stop", "stopall", "stop all", "unsubscribe", "unsub", "cancel",
         "end", "quit", "revoke", "optout", "opt out", "remove", "arret", "stopp", STOP_TOKEN,
+        # the carriers' own: QX is 取消 (qu xiao) by its initials, QXDG 取消订购 (cancel the order of
+        # a value-added service); 0000 is not here: a bare code or number is "other" (INTENT.md)
+        "qx", "qxdg", "取消订购",
+        # the common cancel / unsubscribe words of other languages, as the whole reply (CANCEL in any
+        # language): French, Italian, Spanish, Portuguese, German, Dutch, Japanese, Korean, Russian
+        "annuler", "desabonner", "desinscrire", "desinscription", "disdire", "disdici", "disdetta",
+        "disiscrivimi", "cancellami", "cancelar", "baja", "darme de baja", "descadastrar", "abbestellen",
+        "abmelden", "kundigen", "afmelden", "uitschrijven", "配信停止", "ストップ", "수신거부", "отписаться",
     }
 )  # fmt: skip
 SINGLE_LETTER_CODES = frozenset({"t", "n", "r"})
@@ -204,3 +212,52 @@ def sounds_like_tuiding(core: str) -> bool:
         return "tui" in _readings(core[0]) and "ding" in _readings(core[1])
     except IndexError:
         return False
+
+
+# --- what a re-subscription must say --------------------------------------------------------------
+
+# A re-subscription lifts an opt-out: the model alone is never enough. The reply must also carry a
+# resume / subscribe / restore word in some language ("恢复接收", "opt me back in", "reanudar"); a reply
+# without one ("稍后回复", "我想订餐") is not a re-subscription whatever the model says. Written in
+# normalised form (no accents, simplified, case-folded); a necessary cue, not a sufficient one.
+_RESUME_CUE = re.compile(
+    r"(?<![a-z])(?:start|unstop|resubscri|re subscri|subscri|opt(?:ed)? (?:me )?(?:back )?in|optin|opt in"
+    r"|resum|restor|restart|reactivat|re activat|reenabl|re enabl|turn \w+ (?:\w+ )?back on|back on"
+    r"|back in|back up|add me|put me back|undo|rejoin|again|continue|keep sending|sign me"
+    r"|alta|reanud|suscrib|volver|reabonn|reactiv|abonn|wieder|anmeld|fortsetz|riattiv|iscriv|voltar"
+    r"|assin|ativar|dang ky|ky lai|reanu+dar|al+ta|nhan tin lai|gui lai|podpis|подпис|back|changed my mind|reinstat|cancel my opt"
+    r"|mistake|accident|by error|por error|vuelvan|reinscri|st+a+r+t|su[bs]+c?r?i|reus?me|unsop|reatci)"
+    r"|恢复|重新|退订撤回|撤回退订|撤销退订|取消退订|取消刚才的退订|退订取消|开通|订阅|继续|加回|加返|再发|再收|还要收|还想|又想"
+    r"|想再|想收|再开|再登录|登录|开启|作废|撤销|撤回|误|错了|回错|手滑|不小心|给我发|发给我|加回|加进|재구독|다시|구독|수신 동의|재개"
+)
+
+
+def resume_cue(norm: str) -> bool:
+    return _RESUME_CUE.search(norm) is not None
+
+
+# A question about re-subscribing is about the procedure (help), not a request: "退订以后还能恢复吗",
+# "can I opt back in later?". Chinese questions often have no question mark, only a particle.
+_ASKS = re.compile(
+    r"(?:吗|么|呢|不|没)$|能不能|可不可以|能否|是否|还能|还可以|可以吗|怎么|如何|咋|会不会"
+    r"|(?<![a-z])(?:can i|could i|how do|how can|how to|is it possible|will i|if i|what if|do i need)(?![a-z])"
+)
+
+
+def asks(norm: str) -> bool:
+    return _ASKS.search(norm) is not None
+
+
+# A reply whose first clause is an unmistakable opt-out code, the rest being context after a
+# separator: "退订，我的另一个号是139…，订单号…", "TD. my other number is …". The numbers and names
+# after it do not change what the person asked. Not "stop" ("Stop, you're killing me") and not a code
+# run into a word ("退订明天的酒店" is a booking): the separator is required.
+_LEADING_CODE = re.compile(
+    r"^\W*(?:请|麻烦|我要|帮我)?(?:退订|退訂|td|t\.d\.?|unsubscribe|unsub|optout|opt out|拒收|取消订阅|取消訂閱|qx|qxdg)"
+    r"\s*[，,。.!！;；:：、]+\s*\S",
+    re.IGNORECASE,
+)
+
+
+def leading_code(text: str) -> bool:
+    return _LEADING_CODE.match(text) is not None

@@ -96,7 +96,19 @@ def train(data_dir: Path = DATA_DIR) -> model.Params:
     dev_scores = dev_x @ coef + intercept
     dev_y = np.array([model.LABELS.index(r.label) for r in dev_rows])
     temperature = _fit_temperature(dev_scores, dev_y)
-    thresholds = _tune_thresholds(_softmax(dev_scores / temperature), dev_y)
+    # the thresholds are tuned on what serving sees: without a resume word there is no resubscribe
+    dev_probs = _softmax(dev_scores / temperature)
+    norms = [normalise(r.text) for r in dev_rows]
+    no_cue = np.array([not rules.resume_cue(n) for n in norms])
+    dev_probs[no_cue, 1] = 0.0
+    dev_probs /= dev_probs.sum(axis=1, keepdims=True)
+    may_resume = np.array(
+        [
+            not rules.asks(n) and "?" not in unicodedata.normalize("NFKC", r.text)
+            for n, r in zip(norms, dev_rows, strict=True)
+        ]
+    )
+    thresholds = _tune_thresholds(dev_probs, dev_y, may_resume)
     return model.Params(vocabulary, idf, coef, intercept, temperature, thresholds)
 
 
@@ -117,10 +129,13 @@ def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
     return best_t
 
 
-def _tune_thresholds(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def _tune_thresholds(
+    probs: np.ndarray, y: np.ndarray, may_resume: np.ndarray | None = None
+) -> dict[str, float]:
     """act_unsubscribe: the lowest bar at which the acted-on opt-outs on dev are ≥ 98 % right (bounded
     to 0.8–0.95: replies unlike the corpus are better asked about than acted on); guard: the highest bar (0.2–0.4) at which ≥ 99 % of the real opt-outs on dev are
-    acted on or asked about. act_resubscribe: re-subscribing needs a clear request, so 0.75."""
+    acted on or asked about. act_resubscribe: a wrong re-subscription lifts an opt-out, so the lowest
+    bar (0.85–0.97) at which the re-subscriptions acted on on dev are ≥ 99 % right."""
     top = probs.argmax(axis=1)
     is_u = y == 0
     act = 0.95
@@ -135,7 +150,15 @@ def _tune_thresholds(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
         if is_u.sum() == 0 or (caught & is_u).sum() / is_u.sum() >= 0.99:
             guard = float(g)
             break
-    return {"act_unsubscribe": act, "act_resubscribe": 0.75, "guard": guard}
+    if may_resume is None:
+        may_resume = np.ones(len(y), dtype=bool)
+    resume = 0.97
+    for t in np.round(np.arange(0.85, 0.971, 0.01), 2):
+        acted = (top == 1) & (probs[:, 1] >= t) & may_resume
+        if acted.sum() and ((y == 1) & acted).sum() / acted.sum() >= 0.99:
+            resume = float(t)
+            break
+    return {"act_unsubscribe": act, "act_resubscribe": resume, "guard": guard}
 
 
 # --- evaluation -------------------------------------------------------------------------------------

@@ -3483,6 +3483,17 @@ def coverage(pools: dict[str, list[str]]) -> list[Family]:
 
 
 PINNED_TRAIN = {
+    "u2_qx",
+    "r2_again",
+    "h2_zh_how_register",
+    "o2_zh_butui",
+    "o2_zh_howto_product",
+    "o2_zh_numbers",
+    "o2_codes",
+    "u2_zh_tuile",
+    "u2_zh_numbers",
+    "h2_zh_resume",
+    "o2_zh_huifu_lookalike",
     "o_letters",
     "o_en_short",
     "o_polite_only",
@@ -3520,7 +3531,7 @@ def build(out_dir: Path = HERE) -> dict[str, list[dict[str, str]]]:
     rng = random.Random(SEED)
     POOLS.clear()
     POOLS.update(pools(FAMILIES))
-    families = coverage(POOLS) + FAMILIES + FRAMES + hand_written()
+    families = coverage(POOLS) + FAMILIES + FRAMES + hand_written() + round2_families()
     ids = [f.id for f in families]
     dupes = [i for i, n in Counter(ids).items() if n > 1]
     if dupes:
@@ -3570,6 +3581,204 @@ def hand_written() -> list[Family]:
             "帮我看下这个订单", "我的优惠券不见了", "help! wrong size shipped", "我要退这张电影票", "帮我退订明天的酒店"]),
     }  # fmt: skip
     return [Family(fid, label, "raw", texts, hand=True) for fid, (label, texts) in rows.items()]
+
+
+# --- round 2 (review of issues 11 + 12): families for what fresh replies showed the corpus lacked --
+# Appended after everything else and not pooled, so the rows above are generated exactly as before.
+# Written to the rules in INTENT.md, never copied from an evaluation set.
+
+SLOTS |= {
+    "phone": ["13912345678", "13800138000", "15017771234", "18688889999", "13511112222", "+8613712345678",
+              "186 1234 5678", "139-0000-1111", "17722334455", "15900001234"],
+    "phone_en": ["4155550123", "(415) 555-0199", "+1 212 555 0147", "312-555-0188", "+44 7700 900123",
+                 "650 555 0110"],
+    "orderno": ["2025111100", "88213310", "JD202511110087", "SN20251103999", "7731002145", "TB992031884",
+                "20251201334455"],
+    "address": ["朝阳区建国路88号", "浦东新区世纪大道100号3栋", "天河区体育西路12号502", "西湖区文三路90号",
+                "南山区科技园南区8栋"],
+    "address_en": ["123 Main St", "45 Oak Avenue Apt 2", "9 Elm Road", "700 Market Street, Suite 5"],
+}  # fmt: skip
+
+
+def round2_families() -> list[Family]:
+    return [
+        # ===== unsubscribe: a stop with numbers, order ids, names, addresses in it (the stop decides) ==
+        F("u2_zh_numbers", U, "zh", [
+            "退订，我的另一个号是{phone}", "退订，号码{phone}也一起退", "{phone}退订", "退订 {phone}",
+            "请把{phone}退订", "{phone}这个号也退订", "我是{name}，手机{phone}，别再发了", "别再给{phone}发短信了",
+            "TD，{phone}", "退订。本机号码：{phone}", "拒收，本机号码{phone}", "停止发送到{phone}",
+            "我换号了，旧号{phone}退订", "退订，订单号{orderno}已经收到了", "订单{orderno}收到了，以后别再发广告了",
+        ], 60),
+        F("u2_zh_numbers2", U, "zh", [
+            "会员号{code6}，申请退订", "不要再发了，我的卡号是{code6}", "我住{address}，不要再给我发营销短信了",
+            "退订！订单号{orderno}，手机{phone}", "{name}，{phone}，请停止推送", "手机尾号{num}，退订谢谢",
+            "我的号码{phone}，取消所有营销短信", "退订 会员{code6}", "退订，地址{address}也删掉",
+            "号码{phone}请拉黑，别发了",
+        ], 50),
+        F("u2_en_numbers", U, "en", [
+            "STOP. my number is {phone_en}", "remove {phone_en} from your list", "stop texting {phone_en}",
+            "unsubscribe {phone_en} please", "This is {name_en}, {phone_en}, please stop sending me texts",
+            "order {order} arrived fine, but stop the promo texts", "I live at {address_en}, stop texting me",
+            "opt out {phone_en}", "please take {phone_en} off your list", "STOP {phone_en} and {phone_en}",
+            "account {code6}: unsubscribe me", "my other number {phone_en} too, stop both",
+        ], 55),
+        # ===== unsubscribe: colloquial Chinese "退了" / "不订了" =====
+        F("u2_zh_tuile", U, "zh", [
+            "行了，退了吧", "退了吧", "给我退了", "退掉它", "帮我退掉", "全部退掉", "都退了吧", "退了退了", "不订了",
+            "不订了，退掉", "这个短信退了吧", "不要了，都退掉", "给我全退了", "退了它", "短信给我退了", "都不要了，退",
+        ], 50),
+        F("u2_zh_tuile2", U, "zh", [
+            "算了，退了吧", "不想要了，退掉吧", "帮我退了这个短信", "这玩意儿给我退了", "不要了不要了，退",
+            "退了退了，别发了", "直接退掉，谢谢", "全退，一条都别发",
+        ], 35),
+        # ===== unsubscribe: the carriers' QX / QXDG and 取消订购 =====
+        F("u2_qx", U, "zh", [
+            "QX", "qx", "Qx", "Q X", "Q.X", "ＱＸ", "QX谢谢", "回复QX", "回QX", "QX退订", "qx 谢谢", "QXDG",
+            "qxdg", "QX DG", "取消订购", "我要取消订购", "取消定制", "QXDG谢谢", "发QX", "QX!!",
+        ], 45),
+        # ===== unsubscribe: other languages' cancel / unsubscribe words, bare and in sentences =====
+        F("u2_fr_it", U, "xx", [
+            "annuler", "Annuler", "annulez", "annulez les SMS", "je veux annuler", "désabonnez-moi", "me désabonner",
+            "désinscription", "arrêtez de m'envoyer des SMS", "plus de SMS svp", "STOP SMS", "désabonner",
+            "disdire", "Disdire", "disdici", "disdetta", "cancellami", "disiscrivimi", "basta messaggi",
+            "non voglio più ricevere messaggi", "smettete di scrivermi", "annulla iscrizione", "annullare",
+        ], 60),
+        F("u2_xx_cancel", U, "xx", [
+            "cancelar", "cancelar suscripción", "baja", "BAJA", "darme de baja", "no quiero más mensajes",
+            "dejen de enviarme", "descadastrar", "parar", "quero sair da lista", "abbestellen", "kündigen",
+            "abmelden", "keine SMS mehr", "austragen bitte", "afmelden", "uitschrijven", "配信停止", "解除",
+            "停止してください", "もう送らないで", "수신거부", "해지", "그만 보내세요", "отписаться", "хватит присылать",
+            "berhenti", "batal langganan", "hủy", "hủy đăng ký", "avsluta", "iptal",
+        ], 60),
+        # ===== other: the same languages' cancel words about something else =====
+        F("o2_xx_cancel_other", O, "xx", [
+            "annuler ma commande", "je veux annuler mon rendez-vous", "cancelar mi pedido", "cancelar la reserva",
+            "disdire la prenotazione", "annullare l'ordine", "Bestellung stornieren", "Termin absagen",
+            "予約をキャンセル", "주문 취소", "отменить заказ",
+        ], 30),
+        # ===== help: whether one can resume / undo, what it costs, how long, in many registers =====
+        F("h2_zh_resume", H, "zh", [
+            "退订后还能重新订阅吗", "退了以后还可以再开通吗", "如果退订了，以后想恢复怎么办", "退订可以撤销吗",
+            "退订之后能反悔吗", "退订后怎么重新开通", "退订了还能恢复接收吗", "以后想再收到的话怎么弄",
+            "退订是永久的吗", "退订以后还能不能再订", "退了还能再订回来吗", "退订后想恢复要发什么",
+            "万一退错了能恢复不", "退订以后可以重新加回来吗",
+        ], 60),
+        F("h2_zh_cost", H, "zh", [
+            "退订收费吗", "退订扣不扣钱", "退订需要付费吗", "回复TD要花钱吗", "发退订短信收费吗", "退订会影响我的会员吗",
+            "退订后积分还在吗", "退订多久生效", "退订要多长时间", "退订是全部都退吗", "退订了还会收到账单通知吗",
+            "退订的话验证码还能收到吗", "退订会不会扣话费", "回T要钱不", "退订要不要手续费",
+        ], 60),
+        F("h2_en_resume", H, "en", [
+            "if I unsubscribe can I opt back in later?", "can I resubscribe after I stop?", "is unsubscribing permanent?",
+            "can I undo an opt-out?", "how do I resubscribe if I change my mind?", "how do I start the texts again later?",
+            "does texting STOP cost anything?", "will I be charged for replying STOP?", "are there fees to opt out?",
+            "will STOP also stop my order updates?", "how long does it take to unsubscribe?",
+            "what happens after I text STOP?", "can I opt out of just the promos?", "if I stop can I restart later",
+            "is there a way to come back after unsubscribing",
+        ], 60),
+        F("h2_xx_how", H, "xx", [
+            "¿cómo me doy de baja?", "¿puedo volver a suscribirme después?", "comment se désabonner ?",
+            "est-ce que je pourrai me réabonner ?", "wie kann ich mich abmelden?",
+            "kann ich mich später wieder anmelden?", "come posso disdire?", "posso riattivare dopo?",
+            "配信停止の方法は？", "あとで再開できますか？", "수신거부 어떻게 해요?", "나중에 다시 받을 수 있나요?",
+            "como faço para cancelar?", "hoe kan ik me afmelden?",
+        ], 50),
+        F("h2_zh_how_register", H, "zh", [
+            "请问一下退订的方式是什么", "咋退订啊", "退订咋弄", "退订流程是怎样的", "想问下怎么取消订阅", "退订回复啥",
+            "请告知退订方法", "烦请告知如何退订", "退订在哪里操作", "TD是什么意思", "QX是啥意思",
+        ], 45),
+        # ===== status: paraphrases =====
+        F("s2_zh", S, "zh", [
+            "退订进度怎么样", "退订办好了没", "我的退订处理到哪一步了", "退订有结果了吗", "退订进展如何", "退订生效没",
+            "退掉了没有", "退了没", "我还在你们名单上吗", "我现在还是订阅状态吗", "确认一下我已经退订了",
+            "退订申请通过了吗", "退订成功了没呀", "帮我查下退订状态", "查一下退订进度", "退订弄好了吗",
+        ], 60),
+        F("s2_en", S, "en", [
+            "did you take me off the list?", "have I been removed?", "was my number removed?", "am I still subscribed?",
+            "is my number still on your list?", "can you confirm I'm unsubscribed?", "did the opt out go through?",
+            "is it done, am I off?", "status of my unsubscribe?", "did you get my stop?", "have you removed my number yet?",
+            "am I opted out now?",
+        ], 50),
+        F("s2_xx", S, "xx", [
+            "¿ya me quitaron de la lista?", "suis-je bien désinscrit ?", "bin ich jetzt abgemeldet?",
+            "sono stato cancellato dalla lista?", "配信停止できましたか？", "수신거부 됐나요?", "já fui descadastrado?",
+        ], 30),
+        # ===== other: 回/复/恢/重/订/开通/start that are not a re-subscription (hard negatives) =====
+        F("o2_zh_huifu_lookalike", O, "zh", [
+            "晚点回复你", "回头再回复", "已回复", "收到请回复", "我回复过了", "等下回你", "回家再说", "身体恢复得挺好",
+            "网络恢复了", "系统什么时候恢复", "恢复出厂设置怎么弄", "重新发一下验证码", "重新下单", "重新发货吧",
+            "复印件带了", "在复习考试", "答复我一下订单的事", "我想订个蛋糕", "订两张票", "可以订位吗", "订房",
+            "我想预订明天的桌子", "开通会员多少钱", "怎么开通花呗", "继续努力", "复诊时间是几点", "回复慢了不好意思",
+            "我再想想", "重新看了一下，没问题", "订个外卖", "回个电话给我",
+        ], 80),
+        F("o2_en_start_lookalike", O, "en", [
+            "when does the sale start?", "what time does it start", "I need to restart my router", "my resume is attached",
+            "is it back in stock?", "I'll get back to you", "subscribe to my channel lol", "what's the start date of my plan?",
+            "again?", "continue reading", "let's start over with the order", "I restarted the app and it works",
+            "keep the change", "I'll call you back",
+        ], 50),
+        # ===== other: product and account "how do I" questions, chit-chat, "is this …?" =====
+        F("o2_zh_howto_product", O, "zh", [
+            "怎么修改收货地址", "怎么开发票", "话费余额怎么查", "积分怎么换礼品", "密码忘了怎么办", "怎么绑定银行卡",
+            "怎么查快递", "流量怎么办理", "套餐怎么升级", "优惠券怎么用", "怎么改手机号", "宽带怎么报修",
+        ], 45),
+        F("o2_en_howto_product", O, "en", [
+            "how do I reset my password", "how do I track my package", "how can I redeem my points", "where is my order",
+            "how do I update my shipping address", "how do I apply the coupon", "how do I pay my bill",
+            "is this {name_en}?", "is this {name_en}'s phone?", "who won the game last night", "who's coming tonight",
+            "how was your weekend",
+        ], 45),
+        F("o2_en_phrase_lookalike", O, "en", [
+            "never stop believing", "don't stop me now", "quit playing around", "the stop sign at the corner is down",
+            "the stop light is broken", "the rain won't stop", "can't stop eating these", "I end work at 6",
+            "cancel the meeting", "quit being silly", "stop and shop is closed", "full stop at the end of the line",
+        ], 40),
+        F("o2_zh_quxiao_other", O, "zh", [
+            "取消预约", "我要取消预约", "取消挂号了", "取消航班", "取消会议", "帮我取消明天的预约", "取消自动续费的订单",
+            "取消快递", "取消收藏", "取消点赞",
+        ], 30),
+        # ===== other: codes and digits alone (0000 is the carriers' query menu, not a stop) =====
+        F("o2_codes", O, "raw", [
+            "0000", "00000", "000", "1111", "0", "9", "CXDG", "cx", "{phone}", "{orderno}", "{code6}", "{phone_en}",
+            "查询", "10086", "8", "01",
+        ], 25),
+        F("o2_zh_numbers", O, "zh", [
+            "订单号{orderno}什么时候发货", "我的手机号是{phone}，帮我查下积分", "验证码{code6}", "请联系{phone}",
+            "快递单号{orderno}", "我的会员号{code6}怎么升级", "{name}的电话是{phone}", "订单{orderno}退款到了吗",
+            "地址改成{address}", "发票抬头和{orderno}一起开",
+        ], 40),
+        F("o2_en_numbers", O, "en", [
+            "my order {order} hasn't arrived", "call me at {phone_en}", "my account number is {code6}",
+            "ship it to {address_en}", "text {name_en} at {phone_en}", "order {orderno} status?",
+        ], 30),
+        # ===== other: "not opting out after all" (a negation of 退, not a stop) =====
+        F("o2_zh_butui", O, "zh", [
+            "不退了", "还是不退了", "我不退了", "先不退", "不用退了", "不退了谢谢", "想了想不退了", "算了，先不退了",
+            "不退订了", "那就不退了", "暂时不退", "不退，继续发吧", "不要退", "别给我退",
+        ], 40),
+        F("o2_zh_howto_product2", O, "zh", [
+            "手机怎么充话费", "会员卡怎么续费", "怎么改登录密码", "账单怎么查", "快递怎么改地址", "退款怎么申请",
+            "怎么预约安装", "积分怎么查", "怎么注销账号", "怎么用红包",
+        ], 35),
+        F("o2_zh_numbers2", O, "zh", [
+            "我的订单{orderno}到哪了", "{phone}是我老婆的号码，帮她也下单", "充值{num}元到{phone}", "订单号{orderno}",
+            "工号{code6}的师傅什么时候到", "{phone}打不通",
+        ], 30),
+        F("r2_again", R, "xx", [
+            "send me the deals again", "I want the offers again", "I'd like to get your texts again",
+            "text me the promos again", "又想收到你们的优惠了", "我还是想收到短信", "想再收到推送", "又想要你们的短信了",
+            "我还想继续收到你们的消息", "please text me again",
+        ], 40),
+        # ===== resubscribe: paraphrases with a resume word =====
+        F("r2_paraphrase", R, "zh", [
+            "我要恢复", "恢复吧", "恢复短信推送", "继续给我发吧", "重新开通营销短信", "我后悔退订了，恢复一下",
+            "撤销我的退订", "之前退订了，现在想重新订阅", "把我的订阅恢复", "重新给我发优惠信息吧",
+        ], 40),
+        F("r2_en_paraphrase", R, "en", [
+            "opt me back in please", "restore my texts", "re-enable my messages", "turn the texts back on",
+            "please start sending again", "resume my subscription", "I want to subscribe again", "undo my STOP please",
+        ], 40),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":
