@@ -16,7 +16,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_imports import A, B, IMPORT_URL, api_for, csv_bytes, new_tenant
+from tests.test_imports import IMPORT_URL, A, B, api_for, csv_bytes, new_tenant
 from unsubscribe.models import Subscription, SubscriptionImport
 
 PROBLEM = "application/problem+json"

@@ -580,7 +580,7 @@ class ChannelsView(PartnerAPIView):
             "text as the tenant's own pages. The partner API itself is listed but has no instruction."
         ),
         parameters=[OpenApiParameter("language", str, enum=["zh-hans", "en"], required=False)],
-        responses={200: ChannelSerializer(many=True), **problems(401, 429)},
+        responses={200: ChannelSerializer(many=True), **problems(400, 401, 429)},
         examples=examples.CHANNEL_EXAMPLES,
     )
     def get(self, request: Request) -> Response:
