@@ -18,18 +18,18 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, time, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone, translation
-from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
 
 from . import phones
+from .instants import InstantError, instant_parse
 from .models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
 
 logger = logging.getLogger(__name__)
@@ -48,19 +48,12 @@ Key = tuple[int, str]  # (service id, phone hash)
 
 
 def consent_time_parse(value: str, *, tz: tzinfo) -> datetime | None:
-    """An ISO 8601 date and time (or a bare date: its midnight); without an offset it
-    is read in `tz`, the tenant's zone, not the server's. Empty → None; anything
-    else raises ValueError: a consent time is evidence, never silently "now"."""
-    text = value.strip()
-    if not text:
-        return None
-    parsed = parse_datetime(text)  # raises ValueError itself for e.g. month 13
-    if parsed is None:
-        day = parse_date(text)
-        if day is None:
-            raise ValueError(text)
-        parsed = datetime.combine(day, time())
-    return timezone.make_aware(parsed, tz) if timezone.is_naive(parsed) else parsed
+    """A consent time: an ISO 8601 date and time (or a bare date: its midnight); without
+    an offset it is read in `tz`, the tenant's zone, not the server's. Empty → None;
+    anything else raises InstantError (a ValueError) with a message to show: a consent
+    time is evidence, never silently "now", never in the future, never a wall time that
+    did not exist. The rules are unsubscribe.instants', shared with the API's filters."""
+    return instant_parse(value, tz=tz, consent=True)
 
 
 def tenant_zone(tenant: Tenant) -> tzinfo:
@@ -245,10 +238,8 @@ def _subscription_from_row(run: _Run, row: dict[str, Any], line_no: int) -> Subs
         return None
     try:
         consent_at = consent_time_parse(row.get("consent_at") or "", tz=run.zone)
-    except ValueError:
-        _row_error(
-            run, line_no, _("consent_at is not an ISO 8601 date and time, e.g. 2025-01-31T08:00:00+08:00")
-        )
+    except InstantError as exc:
+        _row_error(run, line_no, _("consent_at: %(problem)s") % {"problem": exc.message})
         return None
     return Subscription(
         tenant_id=run.import_.tenant_id,

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.imports import consent_time_parse, subscriptions_upsert, tenant_zone
+from unsubscribe.instants import InstantError
 from unsubscribe.models import Service, Subscription
 
 from .selectors import normalise_item
@@ -38,7 +39,7 @@ def _consent_time(value: Any, zone: tzinfo) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValueError
+        raise InstantError(_("Use an ISO 8601 date or date and time, e.g. 2025-01-31T08:00:00+08:00."))
     return consent_time_parse(value, tz=zone)
 
 
@@ -74,10 +75,8 @@ def subscriptions_import(*, tenant: Tenant, items: list[Any]) -> ImportResult:
             problems.append(("consent_source", _("Must be text of at most 200 characters.")))
         try:
             consent_at = _consent_time(item.get("consent_at"), zone)
-        except ValueError:
-            problems.append(
-                ("consent_at", _("Must be an ISO 8601 date and time, e.g. 2025-01-31T08:00:00+08:00."))
-            )
+        except InstantError as exc:
+            problems.append(("consent_at", exc.message))
         if problems or e164 is None or service is None:
             result.invalid += 1
             result.errors += [{"index": index, "field": f, "message": m} for f, m in problems]

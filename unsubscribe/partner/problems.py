@@ -158,6 +158,9 @@ _TITLES = {
     415: lambda: _("Unsupported media type"),
     422: lambda: _("Unprocessable request"),
     429: lambda: _("Too many requests"),
+    500: lambda: _("Server error"),
+    502: lambda: _("Server error"),
+    503: lambda: _("Service unavailable"),
 }
 
 

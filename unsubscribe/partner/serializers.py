@@ -271,7 +271,9 @@ class SubscriptionItemDoc(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="ISO 8601. Without an offset (or a bare date: its midnight), read in your tenant's "
-        "time zone. Default: now. An unreadable value makes the item invalid (listed in `errors`).",
+        "time zone. Default: now. An unreadable value, a year outside 1900–8999, an offset beyond "
+        "±14:00, a time in the future or a local time skipped by a daylight-saving change makes the "
+        "item invalid (listed in `errors`); a repeated (autumn) local time is the first of the two.",
     )
 
 

@@ -12,14 +12,13 @@ from typing import Any
 
 from django.core.cache import cache
 from django.http import FileResponse
-from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.timezone import is_naive, localtime, make_aware
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +27,7 @@ from tenants.api import TenantScopedAPIView
 from tenants.models import Tenant, TenantAPIKey
 from unsubscribe import services as core_services
 from unsubscribe.channels import ways_to_unsubscribe
+from unsubscribe.instants import InstantError, instant_parse
 from unsubscribe.models import Channel, UnsubscribeRequest, VerificationMethod
 from unsubscribe.references import clean_reference
 from unsubscribe.selectors import enabled_channels
@@ -36,6 +36,7 @@ from . import examples, scrub, webhooks
 from .errors import TooManyNumbers, UnknownService
 from .imports import MAX_IMPORT_ITEMS, subscriptions_import
 from .models import ScrubJob, WebhookEndpoint
+from .parsers import LimitedJSONParser
 from .problems import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -112,6 +113,8 @@ def _bad_request(field: str, message: str) -> Problem:
 
 
 DATE_FILTER_NOTE = (
+    "Years 1900–8999, offsets within ±14:00; otherwise 400. A local time a daylight-saving change "
+    "skips counts as that far after the change, a repeated one as the first of the two. "
     "A bare date (`2025-01-31`) means midnight at the start of that day in the tenant's time zone "
     "(`time_zone` in `GET /api/v1/me`; Asia/Shanghai unless the provider set another), so "
     "`created_before=2025-02-01` includes all of 31 January there. A date and time with an offset "
@@ -121,21 +124,16 @@ DATE_FILTER_NOTE = (
 
 
 def _parse_time(field: str, raw: str | None, *, tenant: Tenant) -> datetime | None:
-    """A list filter's instant. A full ISO 8601 time with an offset is taken as given;
-    a bare date is midnight and a time without an offset is wall time, both in the
-    tenant's time zone (the server's zone, or UTC, is no one's day)."""
+    """A list filter's instant, by the rules of unsubscribe.instants (shared with the
+    imports): a full ISO 8601 time with an offset is taken as given; a bare date is
+    midnight and a time without an offset is wall time, both in the tenant's time zone
+    (the server's zone, or UTC, is no one's day). Out of range or malformed → 400."""
     if not raw:
         return None
     try:
-        value = parse_datetime(raw)
-        day = None if value is not None else parse_date(raw)
-    except ValueError:  # well-formed but impossible, e.g. 2025-02-30
-        value = day = None
-    if day is not None:
-        return tenant.local_midnight(day)
-    if value is None:
-        raise _bad_request(field, _("Use an ISO 8601 date or date and time, e.g. 2025-01-31T08:00:00+08:00."))
-    return make_aware(value, tenant.zoneinfo) if is_naive(value) else value
+        return instant_parse(raw, tz=tenant.zoneinfo)
+    except InstantError as exc:
+        raise _bad_request(field, exc.message) from None
 
 
 # --- unsubscribe requests --------------------------------------------------------
@@ -154,7 +152,7 @@ def idempotency_lock_key(tenant_id: int, key: str) -> str:
 
 
 class UnsubscribeRequestListView(PartnerAPIView):
-    parser_classes = [JSONParser]
+    parser_classes = [LimitedJSONParser]
 
     @documented(
         operation_id="unsubscribe_requests_create",
@@ -322,7 +320,7 @@ def _status_json(status: NumberStatus) -> dict[str, Any]:
 
 
 class SuppressionCheckView(PartnerAPIView):
-    parser_classes = [JSONParser]
+    parser_classes = [LimitedJSONParser]
 
     def get_throttles(self) -> list[Any]:
         if self.request.method == "POST":
@@ -481,7 +479,7 @@ class ScrubJobResultView(PartnerAPIView):
 
 
 class SubscriptionImportView(PartnerAPIView):
-    parser_classes = [JSONParser]
+    parser_classes = [LimitedJSONParser]
     throttle_classes = [BulkApiKeyRateThrottle]
 
     @documented(
@@ -510,7 +508,7 @@ class SubscriptionImportView(PartnerAPIView):
 
 
 class WebhookListView(PartnerAPIView):
-    parser_classes = [JSONParser]
+    parser_classes = [LimitedJSONParser]
 
     @documented(
         operation_id="webhooks_list",
@@ -582,7 +580,7 @@ class ChannelsView(PartnerAPIView):
             "text as the tenant's own pages. The partner API itself is listed but has no instruction."
         ),
         parameters=[OpenApiParameter("language", str, enum=["zh-hans", "en"], required=False)],
-        responses={200: ChannelSerializer(many=True), **problems(401, 429)},
+        responses={200: ChannelSerializer(many=True), **problems(400, 401, 429)},
         examples=examples.CHANNEL_EXAMPLES,
     )
     def get(self, request: Request) -> Response:
