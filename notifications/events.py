@@ -48,7 +48,10 @@ EVENT_VARIABLES: dict[str, frozenset[str]] = {
     Event.UNSUBSCRIBE_COMPLETED: frozenset(
         {"tenant_name", "reference", "status_url", "stopped", "continuing"}
     ),
-    Event.RESUBSCRIBED: frozenset({"tenant_name", "reference", "status_url", "unsubscribe_url", "keywords"}),
+    # `services`: what resumed, "all marketing" or the services' names.
+    Event.RESUBSCRIBED: frozenset(
+        {"tenant_name", "reference", "status_url", "unsubscribe_url", "keywords", "services"}
+    ),
     Event.RESUBSCRIBE_REFUSED: frozenset({"tenant_name", "reference", "status_url"}),
     Event.HELP: frozenset({"tenant_name", "unsubscribe_url", "keywords"}),
     Event.CLARIFY: frozenset({"tenant_name", "keywords"}),
