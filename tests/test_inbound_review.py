@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.urls import reverse
 
 from notifications.defaults import DEFAULT_TEXTS
@@ -363,3 +364,51 @@ def test_f15_a_td_of_its_own_on_the_general_number_still_stops_everything(
     say(client, tenant_a, "不要", "SM1", to="10690001888")
     answer = say(client, tenant_a, "TD", "SM2", to="10690001")
     assert answer.request.scope_all
+
+
+# --- F3, end to end: no table keeps the raw number after help, status and late replies ---------
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_f3_after_replies_of_every_kind_no_table_holds_the_raw_number(
+    client, tenant_a, tmp_path, outbox, settings
+):
+    from unsubscribe.inbound.services import inbound_credential_set
+
+    from .test_pipeline import FAST, _text_columns, state_of
+    from .workers import celery_worker, purge_queue, wait_for
+
+    settings.LANZUAN_RETRY_BASE_SECONDS = 0.3
+    settings.LANZUAN_STEP_LEASE_MARGIN_SECONDS = 2
+    purge_queue()
+    inbound_credential_set(tenant=tenant_a, provider="generic", secret=GENERIC_SECRET)
+
+    def reply(text: str, message_id: str) -> None:
+        assert post_generic(client, tenant_a, generic_payload(text, message_id=message_id)).status_code == 200
+
+    with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+        reply("HELP", "r1")
+        reply("退订成功了吗", "r2")
+        reply(f"TD {THIRD_PARTY}", "r3")
+        request = InboundMessage.objects.for_tenant(tenant_a).get(provider_message_id="r3").request
+        wait_for(lambda: state_of(request) == "completed", 60, message=worker.output()[-3000:])
+        # after the opt-out completed: a late yes, a thank-you, a status question, help
+        for n, text in enumerate(["yes", "好的", "退订成功了吗", "HELP"], start=4):
+            reply(text, f"r{n}")
+        queued = Message.objects.for_tenant(tenant_a).filter(status=Message.Status.QUEUED)
+        wait_for(lambda: not queued.exists(), 60, message=worker.output()[-3000:])
+
+    found = []
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for table, column in _text_columns():
+            for raw in ("13800138000", THIRD_PARTY):
+                cursor.execute(
+                    f"SELECT COUNT(*) FROM {qn(table)} WHERE CAST({qn(column)} AS TEXT) LIKE %s",  # noqa: S608
+                    [f"%{raw}%"],
+                )
+                if cursor.fetchone()[0]:
+                    found.append(f"{table}.{column} ({raw[:3]}…)")
+    assert found == [], f"a raw number is still stored in {found}"
+    assert InboundMessage.objects.for_tenant(tenant_a).count() == 7
