@@ -235,11 +235,12 @@ def test_f6_superusers_see_unroutable_replies_on_the_admin_home(
 
 @pytest.mark.parametrize(
     ("route", "to"),
-    [
-        ("10690002", "+8610690002"),
-        ("10690002", "008610690002"),
-        ("+8610690002", "10690002"),
-        ("+86 1069 0002", "+8610690002"),
+    [  # 10690003: a route only, not B's reply number
+        ("10690003", "+8610690003"),
+        ("10690003", "008610690003"),
+        ("+8610690003", "10690003"),
+        ("+86 1069 0003", "+8610690003"),
+        ("8610690003", "10690003"),
     ],
 )
 def test_f7_a_destination_with_the_country_code_routes(client, tenant_a, tenant_b, shared, route, to):
