@@ -50,7 +50,7 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
     ),
     (Event.UNSUBSCRIBE_COMPLETED, EN): DefaultText(
         "{tenant_name}: unsubscribed from {stopped}",
-        "{tenant_name}: Stopped: {stopped}. Services still sent: {continuing}. "
+        "{tenant_name}: Stopped now: {stopped}. Still sent: {continuing}. "
         "Services ended; data to be erased. Ref {reference} {status_url}",
     ),
     (Event.RESUBSCRIBED, ZH): DefaultText(

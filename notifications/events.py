@@ -106,6 +106,7 @@ def sample_values(*, tenant_name: str, slug: str) -> dict[str, str]:
         "reason": "termination endpoint returned HTTP 503",
         "stopped": "流量优惠 Data offers",
         "continuing": "蓝钻会员 Blue Diamond club",
+        "services": "流量优惠 Data offers",
         "admin_url": f"{settings.PUBLIC_BASE_URL}/admin/unsubscribe/unsubscriberequest/1/change/",
         "keywords": "TD/退订",
         "state": "已完成",

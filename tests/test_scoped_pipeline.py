@@ -161,7 +161,7 @@ def test_all_marketing_confirmation_says_all_and_nothing_continues(client, tenan
     with pipeline():
         web_optout(client, tenant_a, outbox, {"scope": "all"}, EN)
     confirmation = sms_to_number(outbox)[-1]
-    assert "Stopped: all marketing. Services still sent: none." in confirmation
+    assert "Stopped now: all marketing. Still sent: none." in confirmation
     assert "Services ended; data to be erased." in confirmation
 
 
