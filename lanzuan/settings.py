@@ -323,6 +323,12 @@ LANZUAN_OUTBOUND_ALLOW = env_list(
 )
 LANZUAN_RETRY_BASE_SECONDS = float(os.environ.get("LANZUAN_RETRY_BASE_SECONDS") or 2)
 LANZUAN_STEP_LEASE_MARGIN_SECONDS = env_int("LANZUAN_STEP_LEASE_MARGIN_SECONDS", 60)
+# Reply SMS: lifting an opt-out is the most dangerous thing a reply can do, so a
+# re-subscribe acts only at this confidence (explicit codes such as START/重新订阅 score
+# 0.99; a learned guess below it lifts nothing). Unroutable replies keep the raw number
+# this many days for staff, then a daily sweep blanks it.
+LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE = float(os.environ.get("LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE") or 0.97)
+LANZUAN_UNROUTED_NUMBER_DAYS = env_int("LANZUAN_UNROUTED_NUMBER_DAYS", 7)
 # The one-stop hub speaks for the platform, not for one provider: its one-time-code
 # SMS is signed with the platform's name (zh sign, English name) and sent through the
 # platform's own sender: an HTTP gateway signed like lanzuan.signing, or the file

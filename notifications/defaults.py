@@ -45,22 +45,22 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
     ),
     (Event.UNSUBSCRIBE_COMPLETED, ZH): DefaultText(
         "【{tenant_name}】退订已生效：{stopped}",
-        "【{tenant_name}】已停止向本号码发送：{stopped}；仍会发送：{continuing}。"
-        "相关业务正在终止，营销数据将按约定删除。参考号 {reference}，查询进度：{status_url}",
+        "【{tenant_name}】已停止向本号码发送：{stopped}。仍在发送的服务：{continuing}。"
+        "相关业务已终止，营销数据将按约定删除。参考号 {reference}，查询进度：{status_url}",
     ),
     (Event.UNSUBSCRIBE_COMPLETED, EN): DefaultText(
         "{tenant_name}: unsubscribed from {stopped}",
         "{tenant_name}: Stopped now: {stopped}. Still sent: {continuing}. "
-        "Ending services; data to be erased. Ref {reference} {status_url}",
+        "Services ended; data to be erased. Ref {reference} {status_url}",
     ),
     (Event.RESUBSCRIBED, ZH): DefaultText(
         "【{tenant_name}】您已重新订阅",
-        "【{tenant_name}】您已重新订阅营销信息。参考号 {reference}。如需退订请回复{keywords}或访问 {unsubscribe_url}",
+        "【{tenant_name}】您已重新订阅：{services}。参考号 {reference}。如需退订，请回复{keywords}，或访问 {unsubscribe_url}",
     ),
     (Event.RESUBSCRIBED, EN): DefaultText(
         "{tenant_name}: you are subscribed again",
-        "{tenant_name}: You are subscribed to marketing messages again. Ref {reference}. "
-        "To opt out, reply {keywords} or visit {unsubscribe_url}",
+        "{tenant_name}: You are subscribed again to: {services}. Ref {reference}. "
+        "To opt out, reply {keywords}, or visit {unsubscribe_url}",
     ),
     (Event.RESUBSCRIBE_REFUSED, ZH): DefaultText(
         "【{tenant_name}】无法重新订阅",
@@ -72,15 +72,15 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
     ),
     (Event.HELP, ZH): DefaultText(
         "【{tenant_name}】如何退订",
-        "【{tenant_name}】回复{keywords}退订营销信息，或访问 {unsubscribe_url}",
+        "【{tenant_name}】如需退订营销信息，请回复{keywords}，或访问 {unsubscribe_url}",
     ),
     (Event.HELP, EN): DefaultText(
         "{tenant_name}: how to unsubscribe",
-        "{tenant_name}: Reply {keywords} to stop marketing messages, or visit {unsubscribe_url}",
+        "{tenant_name}: To stop marketing messages, reply {keywords}, or visit {unsubscribe_url}",
     ),
     (Event.CLARIFY, ZH): DefaultText(
         "【{tenant_name}】请确认退订",
-        "【{tenant_name}】回复{keywords}或“是”确认退订",
+        "【{tenant_name}】如确认退订，请回复“是”，或回复{keywords}",
     ),
     (Event.CLARIFY, EN): DefaultText(
         "{tenant_name}: please confirm",
@@ -106,12 +106,12 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
     ),
     (Event.STATUS_NONE, ZH): DefaultText(
         "【{tenant_name}】没有退订记录",
-        "【{tenant_name}】本号码没有退订申请记录。如需退订，请回复{keywords}或访问 {unsubscribe_url}",
+        "【{tenant_name}】本号码没有退订申请记录。如需退订，请回复{keywords}，或访问 {unsubscribe_url}",
     ),
     (Event.STATUS_NONE, EN): DefaultText(
         "{tenant_name}: no opt-out on record",
         "{tenant_name}: We have no unsubscribe request from this number. "
-        "To opt out, reply {keywords} or visit {unsubscribe_url}",
+        "To opt out, reply {keywords}, or visit {unsubscribe_url}",
     ),
     # 重新订阅 on one service's number while an all-marketing opt-out stands.
     (Event.RESUBSCRIBE_ALL_NEEDED, ZH): DefaultText(

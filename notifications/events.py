@@ -48,7 +48,10 @@ EVENT_VARIABLES: dict[str, frozenset[str]] = {
     Event.UNSUBSCRIBE_COMPLETED: frozenset(
         {"tenant_name", "reference", "status_url", "stopped", "continuing"}
     ),
-    Event.RESUBSCRIBED: frozenset({"tenant_name", "reference", "status_url", "unsubscribe_url", "keywords"}),
+    # `services`: what resumed, "all marketing" or the services' names.
+    Event.RESUBSCRIBED: frozenset(
+        {"tenant_name", "reference", "status_url", "unsubscribe_url", "keywords", "services"}
+    ),
     Event.RESUBSCRIBE_REFUSED: frozenset({"tenant_name", "reference", "status_url"}),
     Event.HELP: frozenset({"tenant_name", "unsubscribe_url", "keywords"}),
     Event.CLARIFY: frozenset({"tenant_name", "keywords"}),
@@ -103,6 +106,7 @@ def sample_values(*, tenant_name: str, slug: str) -> dict[str, str]:
         "reason": "termination endpoint returned HTTP 503",
         "stopped": "流量优惠 Data offers",
         "continuing": "蓝钻会员 Blue Diamond club",
+        "services": "流量优惠 Data offers",
         "admin_url": f"{settings.PUBLIC_BASE_URL}/admin/unsubscribe/unsubscriberequest/1/change/",
         "keywords": "TD/退订",
         "state": "已完成",

@@ -161,7 +161,12 @@ def message_create(
     language = language_for(language, tenant.default_language)
     allowed = EVENT_VARIABLES[event]
     words = scope_words(language)
-    fallbacks = {**tenant_links(tenant.slug), "stopped": words.chosen, "continuing": words.others}
+    fallbacks = {
+        **tenant_links(tenant.slug),
+        "stopped": words.chosen,
+        "continuing": words.others,
+        "services": words.chosen,  # a re-subscribe caller names what resumed; true in any case
+    }
     values = {
         **{key: value for key, value in fallbacks.items() if key in allowed},
         **({"keywords": _reply_keywords(tenant, language)} if "keywords" in allowed else {}),

@@ -141,7 +141,8 @@ def test_twilio_signed_td_files_a_request_and_suppresses_at_once(client, tenant_
     message = InboundMessage.objects.for_tenant(tenant_a).get()
     assert (message.intent, message.action) == ("unsubscribe", Action.UNSUBSCRIBE)
     assert message.confidence > 0.9 and "td" in message.matched_rule
-    assert message.from_number == PHONE and message.from_masked == "138****8000"
+    # filed: the request holds the number, the reply keeps only hash and mask (review F3)
+    assert message.from_number == "" and message.from_masked == "138****8000"
     assert message.from_hash == phone_hash(PHONE)
     request = message.request
     assert request is not None and request.scope_all
@@ -293,7 +294,8 @@ def test_reply_route_matching(tenant_a, tenant_b):
     def match(to: str, sign: str = "") -> ReplyRoute | None:
         return inbound_selectors.reply_route_for(tenant=tenant_a, to=to, sign_name=sign)
 
-    assert (base.destination, full.destination) == ("10690001", "861069000199")  # stored as digits
+    # stored as digits, China's country code taken off (review F7)
+    assert (base.destination, full.destination) == ("10690001", "1069000199")
     assert match("+86 1069000199") == full  # exact, whatever the punctuation
     assert match("88") == ext  # exact
     assert match("2088") == ext  # ends with the extension
@@ -667,6 +669,12 @@ def test_the_scrubber_clears_number_and_text_of_that_tenants_replies(client, ten
     inbound_credential_set(tenant=tenant_b, provider="generic", secret=GENERIC_SECRET)
     post_generic(client, tenant_b, generic_payload("TD", message_id="e1"))
     request = UnsubscribeRequest.objects.for_tenant(tenant_a).get()
+    # Replies are stored without the raw number once handled; rows from before that (or
+    # held for staff) still have it, and the scrubber is what clears them.
+    InboundMessage.objects.unscoped().filter(tenant=tenant_a).update(
+        from_number=PHONE, body="TD 13800138000 别再发了"
+    )
+    InboundMessage.objects.unscoped().filter(tenant=tenant_b).update(from_number=PHONE)
 
     scrub = datasources.scrubbers()["inbound.messages"]
     assert scrub(request) == datasources.Receipt.of(("copies_cleared", 1))

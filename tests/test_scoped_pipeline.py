@@ -130,9 +130,12 @@ def test_partial_web_optout_confirmation_names_the_stopped_and_the_continuing_se
     assert request.state == "completed"
     confirmation = sms_to_number(outbox)[-1]
     assert request.reference in confirmation
-    assert "已停止向本号码发送：Daily deals" in confirmation and "仍会发送：Members club" in confirmation
+    assert (
+        "已停止向本号码发送：Daily deals" in confirmation and "仍在发送的服务：Members club" in confirmation
+    )
     assert "您已退订营销信息" not in confirmation and "即日起不再发送" not in confirmation
-    assert "正在终止" in confirmation  # services are being ended, not "ended"
+    # sent after the termination step succeeded: ended, not "being ended" (review F12)
+    assert "相关业务已终止" in confirmation and "正在终止" not in confirmation
 
 
 def test_email_one_click_confirmation_names_the_service_and_what_continues(tenant_a, outbox, pipeline):
@@ -148,7 +151,7 @@ def test_email_one_click_confirmation_names_the_service_and_what_continues(tenan
 
     # then
     confirmation = sms_to_number(outbox)[-1]
-    assert "已停止向本号码发送：Daily deals；仍会发送：Members club。" in confirmation
+    assert "已停止向本号码发送：Daily deals。仍在发送的服务：Members club。" in confirmation
     assert "您已退订营销信息" not in confirmation
     assert subscription(tenant_a, "club").status == "active"
 
@@ -159,7 +162,7 @@ def test_all_marketing_confirmation_says_all_and_nothing_continues(client, tenan
         web_optout(client, tenant_a, outbox, {"scope": "all"}, EN)
     confirmation = sms_to_number(outbox)[-1]
     assert "Stopped now: all marketing. Still sent: none." in confirmation
-    assert "Ending services; data to be erased." in confirmation
+    assert "Services ended; data to be erased." in confirmation
 
 
 def test_tenant_template_can_use_the_scope_variables(alice, client, tenant_a, outbox, pipeline):

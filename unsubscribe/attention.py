@@ -99,13 +99,28 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
             ),
             QueueItem(
                 "flagged_replies",
-                _("Reply SMS flagged for staff (unroutable or held)"),
+                _("Reply SMS flagged for staff (held or unclear)"),
                 flagged.get(tenant.pk, 0),
                 _changelist("admin:inbound_inboundmessage_changelist", tenant, {"flagged": "yes"}),
             ),
         ]
         queues.append(TenantQueue(tenant, items, staff.get(tenant.pk, []), tenant.pk in no_gateway))
     return queues
+
+
+def unrouted_attention() -> QueueItem:
+    """Replies no tenant could be given (no match, ambiguous, or sent to another tenant's
+    number on a tenant's URL), still flagged. Platform-wide, so for superusers only:
+    tenant staff cannot open that list (it holds other tenants' replies)."""
+    from .inbound.models import UnroutedMessage
+
+    count = UnroutedMessage.objects.filter(flagged_for_attention=True).count()
+    url = (
+        reverse("admin:inbound_unroutedmessage_changelist")
+        + "?"
+        + urlencode({"flagged_for_attention__exact": "1"})
+    )
+    return QueueItem("unrouted_replies", _("Unroutable reply SMS (platform, flagged)"), count, url)
 
 
 def staff_without_email(*, tenant_ids: Iterable[int]) -> dict[int, list[str]]:

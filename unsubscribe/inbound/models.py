@@ -35,6 +35,25 @@ def digits_only(value: str) -> str:
     return _NOT_DIGITS.sub("", value or "")
 
 
+# China's SMS service numbers (106…) are what tenants are given and configure; Twilio
+# and several CN gateways report them with the country code (+8610690002, 008610690002).
+_CN_SERVICE_NUMBER = "106"
+
+
+def destination_digits(value: str) -> str:
+    """A reply destination in the one form routes are stored and compared in: digits,
+    with China's country code taken off ("+86 1069 0002", "008610690002",
+    "8610690002" → "10690002"), so a route "10690002" matches Twilio's "+8610690002"
+    and a route entered as "+8610690002" matches a gateway's "10690002"."""
+    raw = (value or "").strip()
+    digits = digits_only(raw)
+    if digits.startswith("0086"):
+        return digits[4:]
+    if digits.startswith("86") and (raw.startswith("+") or digits[2:].startswith(_CN_SERVICE_NUMBER)):
+        return digits[2:]
+    return digits
+
+
 class InboundCredential(TenantOwnedModel):
     """What a tenant's gateway proves itself with: Twilio's auth token, the Aliyun push token,
     or the generic format's HMAC secret. The secret is write-only in the admin."""
@@ -151,7 +170,7 @@ class ReplyRoute(TenantOwnedModel):
         return f"{where} → {self.service.code if self.service else _('all marketing')}"
 
     def clean(self) -> None:
-        self.destination = digits_only(self.destination)
+        self.destination = destination_digits(self.destination)
         self.sign_name = (self.sign_name or "").strip()
         if not self.destination and not self.sign_name:
             raise ValidationError(_("Enter a reply number or extension code, or a sign name."))
@@ -160,7 +179,7 @@ class ReplyRoute(TenantOwnedModel):
             raise ValidationError({"service": _("Choose one of this tenant's services.")})
 
     def save(self, *args: object, **kwargs: object) -> None:
-        self.destination = digits_only(self.destination)
+        self.destination = destination_digits(self.destination)
         self.sign_name = (self.sign_name or "").strip()
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 

@@ -18,7 +18,7 @@ from .models import (
     InboundMessage,
     PlatformInboundCredential,
     ReplyRoute,
-    digits_only,
+    destination_digits,
 )
 
 
@@ -47,7 +47,7 @@ def reply_route_for(*, tenant: Tenant, to: str, sign_name: str = "") -> ReplyRou
     "1069000188" for a reported "88"): a short code would then match any long route
     that happens to end with it, which is a guess, not a mapping.
     """
-    destination = digits_only(to)
+    destination = destination_digits(to)
     sign = (sign_name or "").strip()
     best: ReplyRoute | None = None
     best_key: tuple[bool, int, bool, bool] | None = None
@@ -58,11 +58,12 @@ def reply_route_for(*, tenant: Tenant, to: str, sign_name: str = "") -> ReplyRou
         if route.destination:
             if not destination:
                 continue
-            exact = route.destination == destination
-            suffix = destination.endswith(route.destination)
-            if not (exact or suffix or destination.startswith(route.destination)):
+            mapped = destination_digits(route.destination)  # also routes saved before +86 was taken off
+            exact = mapped == destination
+            suffix = destination.endswith(mapped)
+            if not (exact or suffix or destination.startswith(mapped)):
                 continue
-            key = (exact, len(route.destination), suffix, bool(route.sign_name))
+            key = (exact, len(mapped), suffix, bool(route.sign_name))
         elif route.sign_name:
             key = (False, 0, False, True)
         else:
@@ -125,7 +126,7 @@ def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = 
     route's sign name decides. A tie between tenants routes nowhere (staff decide).
     `among`: the tenant ids the gateway account serves (None: any active tenant).
     """
-    destination = digits_only(to)
+    destination = destination_digits(to)
     sign = (sign_name or "").strip()
     active = Tenant.objects.filter(is_active=True)
     if among is not None:
@@ -151,14 +152,14 @@ def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = 
         settings = ChannelSetting.objects.unscoped().filter(channel=Channel.SMS).exclude(reply_numbers="")
         for setting in settings.only("tenant_id", "reply_numbers"):
             for number in setting.numbers():
-                consider(setting.tenant_id, digits_only(number), "reply number")
+                consider(setting.tenant_id, destination_digits(number), "reply number")
         for tenant_id, number, route_sign in (
             ReplyRoute.objects.unscoped()
             .exclude(destination="")
             .values_list("tenant_id", "destination", "sign_name")
         ):
             if not route_sign or route_sign == sign:
-                consider(tenant_id, number, "reply route")
+                consider(tenant_id, destination_digits(number), "reply route")
     if not scores and sign:
         for tenant_id in set(
             ReplyRoute.objects.unscoped()
@@ -182,9 +183,9 @@ def tenant_owns_destination(*, tenant: Tenant, to: str, sign_name: str = "") -> 
     """Does this reply's destination belong to the tenant (a route or a reply number)?"""
     if reply_route_for(tenant=tenant, to=to, sign_name=sign_name) is not None:
         return True
-    destination = digits_only(to)
+    destination = destination_digits(to)
     setting = ChannelSetting.objects.for_tenant(tenant).filter(channel=Channel.SMS).first()
-    numbers = [digits_only(n) for n in setting.numbers()] if setting else []
+    numbers = [destination_digits(n) for n in setting.numbers()] if setting else []
     if not destination:
         return True  # nothing to tell it by
     return any(

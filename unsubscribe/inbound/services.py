@@ -35,7 +35,15 @@ from unsubscribe.channels import sms_keywords
 from unsubscribe.errors import ResubscribeRefused, UnsubscribeError
 from unsubscribe.intent import CLARIFICATION as CONTEXT_CLARIFICATION
 from unsubscribe.intent import classify, normalise
-from unsubscribe.models import SCOPE_ALL, Channel, ChannelSetting, UnsubscribeRequest, VerificationMethod
+from unsubscribe.models import (
+    SCOPE_ALL,
+    Channel,
+    ChannelSetting,
+    Service,
+    Suppression,
+    UnsubscribeRequest,
+    VerificationMethod,
+)
 from unsubscribe.phones import mask_digit_runs
 from unsubscribe.references import new_reference
 from unsubscribe.selectors import channel_setting
@@ -174,8 +182,11 @@ def inbound_message_receive(
     context = CONTEXT_CLARIFICATION if asked is not None else None
     result = classify(body or "", extra_unsubscribe_keywords=setting.keywords(), context=context)
     route = selectors.reply_route_for(tenant=tenant, to=to, sign_name=sign_name)
-    if route is None and asked is not None:
-        route = asked.route  # the answer is about what we asked
+    if asked is not None and _answers_the_question(body, setting, result):
+        # The answer is about what we asked: a "是" to a question about one service
+        # stops that service, whichever of the tenant's numbers it was sent to. A reply
+        # that means the same without the question (a TD of its own) keeps its own route.
+        route = asked.route
 
     with transaction.atomic():
         try:
@@ -227,7 +238,10 @@ def inbound_message_receive(
             _file_request(message, e164)
         elif result.intent == Intent.RESUBSCRIBE and result.action == "act":
             # Only explicit re-subscribe words from the number itself; never a yes.
-            _resubscribe(message, e164, setting)
+            if result.confidence >= settings.LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE:
+                _resubscribe(message, e164, setting)
+            else:
+                _resubscribe_unsure(message)
         elif result.action == "reply_help":
             _send_help(message, e164, setting)
         elif result.action == "reply_status":
@@ -236,6 +250,7 @@ def inbound_message_receive(
             # Unsure whether it is an opt-out: ask once. An unsure re-subscribe is left
             # alone: lifting an opt-out takes explicit words, never a guess.
             _clarify(message, e164, setting)
+        _forget_number_when_done(message)
         message.save()
 
     logger.info(
@@ -252,6 +267,43 @@ def inbound_message_receive(
 
 
 # --- what each intent does (inside the caller's transaction) -------------------------------
+
+
+def _answers_the_question(body: str, setting: ChannelSetting, result: Any) -> bool:
+    """Was the reply read as the answer to our clarification (a yes/no that means
+    something only because we asked), rather than on its own words?"""
+    own = classify(body or "", extra_unsubscribe_keywords=setting.keywords())
+    return (own.intent, own.action) != (result.intent, result.action)
+
+
+def _resubscribe_unsure(message: InboundMessage) -> None:
+    """Lifting an opt-out is the one action that can break the law, so a re-subscribe
+    below LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE ("退订以后还能恢复吗" read as resubscribe)
+    lifts nothing. Staff are asked to read it when there is an opt-out it could be
+    about; otherwise there is nothing to lift anyway."""
+    message.action = Action.NONE
+    if Suppression.objects.for_tenant(message.tenant).filter(phone_hash=message.from_hash).exists():
+        message.flagged_for_attention = True
+        message.flag_reason = _(
+            "This reply may ask to re-subscribe, but not clearly enough to lift the opt-out "
+            "(confidence %(confidence).2f). Nothing was lifted; read it and, if the person asks to "
+            "re-subscribe, ask them to reply with explicit words or use the web page."
+        ) % {"confidence": message.confidence}
+
+
+def _forget_number_when_done(message: InboundMessage) -> None:
+    """The raw sender number is kept only while it is needed: to file or to answer.
+
+    Once the reply is dealt with (a request filed — the request holds the number —, an
+    answer queued — the Message holds its recipient —, or nothing to do) only the hash
+    (what a pending clarification and the status answer look up) and the mask stay, and
+    the digit runs of the text are masked: the wording is the evidence, the numbers in
+    it are not. A held or flagged reply keeps both for staff, who may still file it
+    (inbound_message_file_request), until handled or swept (inbound_numbers_sweep)."""
+    if message.action == Action.HELD or message.flagged_for_attention:
+        return
+    message.from_number = ""
+    message.body = mask_digit_runs(message.body)
 
 
 def _hold(message: InboundMessage, reason: str) -> None:
@@ -335,7 +387,34 @@ def _resubscribe(message: InboundMessage, e164: str, setting: ChannelSetting) ->
         # One service asked for while everything is stopped: say what it takes.
         _reply(message, e164, "resubscribe_all_needed", {"reference": message.reference})
         return
-    _reply(message, e164, "resubscribed", {"reference": message.reference, "keywords": keywords})
+    if not lift.lifted:
+        # Nothing was stopped (or it was lifted already): no "subscribed again" text;
+        # the person gets their real status instead.
+        _send_status(message, e164, setting)
+        message.note = _("Nothing to lift: no opt-out of what this reply asks to resume.")
+        return
+    _reply(
+        message,
+        e164,
+        "resubscribed",
+        {
+            "reference": message.reference,
+            "keywords": keywords,
+            "services": _resumed_words(message, lift.lifted),
+        },
+    )
+
+
+def _resumed_words(message: InboundMessage, lifted: list[str]) -> str:
+    """What the person is subscribed to again, in their language: all marketing when
+    the all-marketing opt-out went, else the names of the services lifted."""
+    from notifications.defaults import scope_words
+
+    words = scope_words(message.language)
+    if SCOPE_ALL in lifted:
+        return words.all_marketing
+    names = Service.objects.for_tenant(message.tenant).filter(code__in=lifted).order_by("name")
+    return words.separator.join(names.values_list("name", flat=True)) or words.chosen
 
 
 def _send_help(message: InboundMessage, e164: str, setting: ChannelSetting) -> None:
@@ -485,7 +564,12 @@ def inbound_message_file_request(*, message: InboundMessage, acting_user: Any) -
             "user": acting_user.get_username(),
         }
         locked.flag_reason = f"{locked.flag_reason} {note}".strip()
-        locked.save(update_fields=["request", "action", "flagged_for_attention", "flag_reason"])
+        # Filed: the request holds the number now; the reply keeps hash, mask and wording.
+        locked.from_number = ""
+        locked.body = mask_digit_runs(locked.body)
+        locked.save(
+            update_fields=["request", "action", "flagged_for_attention", "flag_reason", "from_number", "body"]
+        )
     return filed.request
 
 
@@ -553,6 +637,7 @@ def tenant_reply_receive(
                 sign_name=sign_name,
                 received_by=tenant,
                 belongs_to=routing.tenant,
+                help_from=tenant,
             )
             return Received(unrouted.provider_message_id, "unrouted")
     message = inbound_message_receive(
@@ -627,9 +712,17 @@ def unrouted_message_store(
     received_by: Tenant | None = None,
     belongs_to: Tenant | None = None,
     answer_with: Tenant | None = None,
+    help_from: Tenant | None = None,
 ) -> UnroutedMessage:
     """Keep a reply no tenant can be given, flagged for staff; a retry returns the first
-    row. `answer_with`: the tenant whose gateway sends the platform's help text."""
+    row. `answer_with`: the tenant whose gateway sends the platform's help text.
+
+    `help_from`: a reply to another tenant's number posted to this tenant's URL. It is
+    never filed anywhere (the gateway that posted it proved itself to this tenant only,
+    so filing it under the tenant the number belongs to would trust a claim nobody
+    checked), but the person is not left in silence either: unless it is plainly chit-chat
+    they get this tenant's own help text (how to opt out, its page), and staff see the
+    flagged row (admin home, unroutable replies)."""
     message_id = str(message_id).strip()
     if not message_id or len(message_id) > 100:
         raise ValueError("a provider message id of 1 to 100 characters is required")
@@ -689,6 +782,26 @@ def unrouted_message_store(
                     )
             except ValueError as exc:
                 logger.warning("help for unroutable reply %s not queued: %s", unrouted.pk, exc)
+            else:
+                unrouted.answered = True
+                unrouted.save(update_fields=["answered"])
+        elif help_from is not None and e164 is not None and unrouted.intent != Intent.OTHER:
+            keywords = "/".join(
+                sms_keywords(channel_setting(tenant=help_from, channel=Channel.SMS).keywords(), language)
+            )
+            try:
+                with transaction.atomic():
+                    notification_send(
+                        tenant=help_from,
+                        event="help",
+                        to=e164,
+                        channel="sms",
+                        language=language,
+                        context={"keywords": keywords},
+                        dedupe_key=f"unrouted:{unrouted.pk}",
+                    )
+            except ValueError as exc:
+                logger.warning("help for misrouted reply %s not queued: %s", unrouted.pk, exc)
             else:
                 unrouted.answered = True
                 unrouted.save(update_fields=["answered"])
@@ -774,4 +887,40 @@ def inbound_messages_scrub(request: UnsubscribeRequest) -> int:
         if number or masked != body:
             UnroutedMessage.objects.filter(pk=pk).update(from_number="", body=masked)
             cleared += 1
+    return cleared
+
+
+def inbound_numbers_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Periodic (Celery beat, daily): the raw numbers nobody needs any more.
+
+    - an unroutable reply keeps its raw number LANZUAN_UNROUTED_NUMBER_DAYS for staff
+      to file it at the right tenant, then only hash, mask and masked text stay (the
+      row and its flag stay: staff still see what was asked);
+    - a held or flagged reply keeps it until the tenant's deadline for acting on it
+      (received + SLA hours + erasure delay), then likewise;
+    - a handled reply that still has one (stored before numbers were dropped at once)
+      loses it now.
+    """
+    now = now or timezone.now()
+    cleared = {"unrouted": 0, "inbound": 0}
+    cutoff = now - timedelta(days=settings.LANZUAN_UNROUTED_NUMBER_DAYS)
+    for pk, body in (
+        UnroutedMessage.objects.exclude(from_number="")
+        .filter(created_at__lt=cutoff)
+        .values_list("pk", "body")
+    ):
+        UnroutedMessage.objects.filter(pk=pk).update(from_number="", body=mask_digit_runs(body))
+        cleared["unrouted"] += 1
+    kept = InboundMessage.objects.unscoped().exclude(from_number="").select_related("tenant")
+    # Timed from when we stored it: a gateway's own received time may be anything.
+    for message in kept.only("pk", "body", "action", "flagged_for_attention", "created_at", "tenant"):
+        waiting = message.action == Action.HELD or message.flagged_for_attention
+        if waiting:
+            hours = message.tenant.sla_hours + message.tenant.erasure_delay_hours
+            if message.created_at + timedelta(hours=hours) > now:
+                continue
+        InboundMessage.objects.unscoped().filter(pk=message.pk).update(
+            from_number="", body=mask_digit_runs(message.body)
+        )
+        cleared["inbound"] += 1
     return cleared

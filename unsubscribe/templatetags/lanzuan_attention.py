@@ -20,10 +20,12 @@ def attention_queue(context: dict[str, Any]) -> dict[str, Any]:
     request = context.get("request")
     user = getattr(request, "user", None)
     if request is None or user is None or not user.is_authenticated:
-        return {"tenants": [], "user_misses_alerts": False}
+        return {"tenants": [], "unrouted": None, "user_misses_alerts": False}
     superuser = bool(user.is_active and user.is_superuser)
     tenant_ids = None if superuser else request_tenant_ids(request)
     return {
         "tenants": attention.attention_queue(tenant_ids=tenant_ids),
+        # Platform-wide: only superusers may open that list, so only they get the link.
+        "unrouted": attention.unrouted_attention() if superuser else None,
         "user_misses_alerts": attention.user_misses_alerts(user),
     }
