@@ -327,7 +327,7 @@ LANZUAN_STEP_LEASE_MARGIN_SECONDS = env_int("LANZUAN_STEP_LEASE_MARGIN_SECONDS",
 # re-subscribe acts only at this confidence (explicit codes such as START/重新订阅 score
 # 0.99; a learned guess below it lifts nothing). Unroutable replies keep the raw number
 # this many days for staff, then a daily sweep blanks it.
-LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE = float(os.environ.get("LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE") or 0.97)
+LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE = float(os.environ.get("LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE") or 0.9)
 LANZUAN_UNROUTED_NUMBER_DAYS = env_int("LANZUAN_UNROUTED_NUMBER_DAYS", 7)
 # The one-stop hub speaks for the platform, not for one provider: its one-time-code
 # SMS is signed with the platform's name (zh sign, English name) and sent through the

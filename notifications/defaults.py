@@ -46,12 +46,12 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
     (Event.UNSUBSCRIBE_COMPLETED, ZH): DefaultText(
         "【{tenant_name}】退订已生效：{stopped}",
         "【{tenant_name}】已停止向本号码发送：{stopped}。仍在发送的服务：{continuing}。"
-        "相关业务已终止，营销数据将按约定删除。参考号 {reference}，查询进度：{status_url}",
+        "相关业务正在终止，营销数据将按约定删除。参考号 {reference}，查询进度：{status_url}",
     ),
     (Event.UNSUBSCRIBE_COMPLETED, EN): DefaultText(
         "{tenant_name}: unsubscribed from {stopped}",
         "{tenant_name}: Stopped now: {stopped}. Still sent: {continuing}. "
-        "Services ended; data to be erased. Ref {reference} {status_url}",
+        "Ending services; data to be erased. Ref {reference} {status_url}",
     ),
     (Event.RESUBSCRIBED, ZH): DefaultText(
         "【{tenant_name}】您已重新订阅",

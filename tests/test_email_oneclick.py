@@ -269,7 +269,9 @@ def test_one_click_again_after_resubscribing_stops_again(subscription, tenant_a)
     assert "email-confirm-form" in Client().get(link(subscription)).content.decode()
     assert provider.post(link(subscription), ONE_CLICK).status_code == 200
     assert suppressed(tenant_a, "daily-deals")
-    assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 2
+    # the first request is still open (no pipeline ran here): it absorbs the click and
+    # suppresses the number again, rather than filing a second request and a second SMS
+    assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 1
 
 
 # --- bad tokens ---------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_f1_a_borderline_resubscribe_is_kept_for_staff_not_acted_on(
     # given an opt-out, and a classifier that reads the next reply as a fairly sure re-subscribe
     opted_out(client, tenant_a)
     borderline = IntentResult(
-        intent="resubscribe", confidence=0.95, action="act", matched="model (resubscribe 0.95)"
+        intent="resubscribe", confidence=0.85, action="act", matched="model (resubscribe 0.85)"
     )
     monkeypatch.setattr(inbound_services, "classify", lambda *args, **kwargs: borderline)
 
@@ -89,7 +89,7 @@ def test_f1_a_borderline_resubscribe_is_kept_for_staff_not_acted_on(
 def test_f1_a_borderline_resubscribe_without_any_opt_out_is_not_flagged(
     client, tenant_a, twilio_a, public_url, monkeypatch
 ):
-    borderline = IntentResult(intent="resubscribe", confidence=0.95, action="act", matched="model")
+    borderline = IntentResult(intent="resubscribe", confidence=0.85, action="act", matched="model")
     monkeypatch.setattr(inbound_services, "classify", lambda *args, **kwargs: borderline)
     message = say(client, tenant_a, "稍后回复", "SM1")
     assert message.action == Action.NONE and not message.flagged_for_attention
@@ -332,8 +332,9 @@ def test_f12_no_chinese_text_runs_the_keywords_into_the_next_word():
 
 def test_f12_the_confirmation_reads_as_finished(client):
     completed = DEFAULT_TEXTS[("unsubscribe_completed", "zh-hans")].body
-    assert "仍会发送：" not in completed and "正在终止" not in completed
-    assert "已终止" in completed
+    assert "仍会发送：" not in completed
+    # sent beside the terminations (issue 19 item 9): it says they are under way, never done
+    assert "正在终止" in completed and "已终止" not in completed
 
 
 # --- F15: a yes to a question about one service stops that service -----------------------------

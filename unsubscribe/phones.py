@@ -117,6 +117,11 @@ def mask_digit_runs(text: str, *, min_digits: int = MIN_MASKED_DIGITS) -> str:
 EXCERPT_MIN_DIGITS = 7
 
 
+# Control characters (NUL above all: PostgreSQL text cannot hold it) in a remote system's answer.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def redact(text: str) -> str:
-    """A provider's or gateway's text fit to store: no phone number in any form."""
-    return mask_digit_runs(text, min_digits=EXCERPT_MIN_DIGITS)
+    """A provider's or gateway's text fit to store: no phone number in any form, no
+    control characters."""
+    return mask_digit_runs(_CONTROL.sub("\ufffd", text or ""), min_digits=EXCERPT_MIN_DIGITS)

@@ -126,6 +126,15 @@ def unsubscribe_request_create(
                     open_request.phone_masked,
                     open_request.reference,
                 )
+                # A re-subscribe may have lifted its suppression since: the new ask stands.
+                suppressions_add(
+                    tenant=tenant,
+                    phone_hash=open_request.phone_hash,
+                    phone_masked=open_request.phone_masked,
+                    scopes=[s.code for s in chosen] or [SCOPE_ALL],
+                    request=open_request,
+                    channel=channel,
+                )
                 return FiledRequest(open_request, created=False)
             request = _create_suppressed_request(
                 tenant=tenant,
