@@ -21,6 +21,7 @@ from notifications.models import Message, Template
 from notifications.services import message_deliver
 from tenants.models import Tenant
 from unsubscribe import links, phones, services
+from unsubscribe.datasources import receipt_text
 from unsubscribe.models import Service, Step, SubscriberProfile, Subscription, Target, UnsubscribeRequest
 from unsubscribe.optout import email_links
 
@@ -222,7 +223,11 @@ def test_service_only_optout_keeps_the_profile_while_another_subscription_is_act
     assert profile.display_name == "张三" and profile.phone == E164
     # and the receipt and the status page say so, in words, without the number
     step = Step.objects.get(request=request, kind="erase", source="subscriber_profile")
-    assert "Kept the marketing profile: 1 other subscription is still active." in step.receipt
+    # (stored in the tenant's language; the lines read in any)
+    assert "已保留营销资料：仍有 1 项其他订阅有效。" in step.receipt
+    assert "Kept the marketing profile: 1 other subscription is still active." in receipt_text(
+        step.receipt_lines, language="en"
+    )
     page = status_page(client, request, EN)
     assert "Kept for the services you still receive: your marketing profile" in page
     assert "Removed the number from 1 ended subscription." in page
@@ -292,7 +297,9 @@ def test_tenant_made_by_create_tenant_ends_its_subscriptions(client, outbox, pip
     assert set(Subscription.objects.for_tenant(acme).values_list("status", flat=True)) == {"ended"}
     assert not SubscriberProfile.objects.for_tenant(acme).exists()
     receipts = {(s.kind, s.source): s.receipt for s in request.steps.all()}
-    assert receipts[("terminate", "subscriptions")] == "Ended 2 subscriptions."
+    assert receipts[("terminate", "subscriptions")] == "已终止 2 项订阅。"  # the tenant's language
+    ended = request.steps.get(kind="terminate", source="subscriptions")
+    assert receipt_text(ended.receipt_lines, language="en") == "Ended 2 subscriptions."
     assert ("erase", "notifications.messages") in receipts  # the platform's copies are steps too
     detail = api.get(f"/api/v1/unsubscribe-requests/{request.reference}").json()
     assert {"kind": "terminate", "status": "succeeded"}.items() <= detail["steps"][0].items()
@@ -426,7 +433,10 @@ def test_subscription_renewed_after_the_request_started_is_not_ended(tenant_a, o
     assert renewed.status == "active" and renewed.phone == E164
     assert subscription(tenant_a, "club").status == "active"
     step = Step.objects.get(request=request, kind="terminate", source="subscriptions")
-    assert "Left 1 subscription active: it was renewed after the request." in step.receipt
+    assert "1 项订阅保持有效：这些订阅在申请之后已续订。" in step.receipt  # the tenant's language
+    assert "Left 1 subscription active: it was renewed after the request." in receipt_text(
+        step.receipt_lines, language="en"
+    )
 
 
 @pytest.mark.django_db(transaction=True)

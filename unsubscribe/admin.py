@@ -596,9 +596,14 @@ class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, Ten
 
 @admin.register(Step)
 class StepAdmin(ReadOnlyMixin, TenantScopedAdmin):
-    list_display = ["request", "kind", "target_name", "status", "attempts", "finished_at", "tenant"]
+    list_display = ["request", "kind", "where", "status", "attempts", "finished_at", "tenant"]
     list_filter = ["tenant", "kind", "status"]
     search_fields = ["request__reference", "target_name"]
+
+    @admin.display(description=_("target"), ordering="target_name")
+    def where(self, obj: Step) -> str:
+        # target_name is the English snapshot; a source's label reads in the staff's language.
+        return step_staff_label(obj)
 
 
 @admin.register(ChannelSetting)

@@ -366,7 +366,10 @@ class Step(TenantOwnedModel):
         verbose_name_plural = _("pipeline steps")
 
     def __str__(self) -> str:
-        return f"{self.request_id} {self.get_kind_display()} {self.target_name}".strip()
+        # The source's label in the reader's language; target_name is the English snapshot.
+        from .datasources import step_staff_label  # datasources imports this module
+
+        return f"{self.request_id} {self.get_kind_display()} {step_staff_label(self)}".strip()
 
 
 class SubscriptionImport(TenantOwnedModel):
