@@ -339,9 +339,10 @@ def test_without_a_gateway_messages_fail_visibly_and_the_request_needs_attention
 def test_admin_shows_a_tenant_without_a_gateway_as_not_ready(client, root, tenant_a, settings):
     settings.LANZUAN_FILE_GATEWAY = False
     client.force_login(root)
-    home = client.get(reverse("admin:index")).content.decode()
+    english = {"HTTP_ACCEPT_LANGUAGE": "en"}
+    home = client.get(reverse("admin:index"), **english).content.decode()
     assert f'data-not-ready="{tenant_a.slug}"' in home and "no SMS gateway configured" in home
-    page = client.get(reverse("admin:tenants_tenant_change", args=[tenant_a.pk])).content.decode()
+    page = client.get(reverse("admin:tenants_tenant_change", args=[tenant_a.pk]), **english).content.decode()
     assert "no SMS gateway configured" in page
     # with the file gateway allowed (development, tests) it is ready
     settings.LANZUAN_FILE_GATEWAY = True
