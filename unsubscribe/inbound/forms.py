@@ -10,7 +10,35 @@ from django.utils.translation import gettext_lazy as _
 from .models import InboundCredential, PlatformInboundCredential
 
 
-class InboundCredentialForm(forms.ModelForm):
+class StoredSecretMixin(forms.ModelForm):
+    """A tenant-owned credential's write-only `secret`: blank on an existing row keeps
+    the stored one (read again from the database, never from the page)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.secret and "secret" in self.fields:
+            self.fields["secret"].help_text = _(
+                "A secret is stored (never shown). Leave empty to keep it, or type a new one to replace it."
+            )
+
+    def clean_secret(self) -> str:
+        value: str = self.cleaned_data.get("secret") or ""
+        if value:
+            return value
+        if self.instance.pk:
+            stored = (
+                type(self.instance)
+                .objects.for_tenant(self.instance.tenant_id)
+                .filter(pk=self.instance.pk)
+                .values_list("secret", flat=True)
+                .first()
+            )
+            if stored:
+                return stored
+        raise forms.ValidationError(_("Enter the secret."), code="required")
+
+
+class InboundCredentialForm(StoredSecretMixin):
     secret = forms.CharField(
         label=_("Secret"),
         required=False,
@@ -26,28 +54,6 @@ class InboundCredentialForm(forms.ModelForm):
     class Meta:
         model = InboundCredential
         fields = ["tenant", "provider", "secret", "enabled"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk and self.instance.secret and "secret" in self.fields:
-            self.fields["secret"].help_text = _(
-                "A secret is stored (never shown). Leave empty to keep it, or type a new one to replace it."
-            )
-
-    def clean_secret(self) -> str:
-        value: str = self.cleaned_data.get("secret") or ""
-        if value:
-            return value
-        if self.instance.pk:
-            stored = (
-                InboundCredential.objects.for_tenant(self.instance.tenant_id)
-                .filter(pk=self.instance.pk)
-                .values_list("secret", flat=True)
-                .first()
-            )
-            if stored:
-                return stored
-        raise forms.ValidationError(_("Enter the secret."), code="required")
 
 
 class PlatformInboundCredentialForm(forms.ModelForm):

@@ -7,11 +7,13 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from unsubscribe.inbound.forms import StoredSecretMixin
+
 from .models import VoiceCredential, VoicePrompt
 from .prompts import prompt_errors
 
 
-class VoiceCredentialForm(forms.ModelForm):
+class VoiceCredentialForm(StoredSecretMixin):
     secret = forms.CharField(
         label=_("Secret"),
         required=False,
@@ -27,28 +29,6 @@ class VoiceCredentialForm(forms.ModelForm):
     class Meta:
         model = VoiceCredential
         fields = ["tenant", "provider", "secret", "enabled", "voice_zh", "voice_en"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk and self.instance.secret and "secret" in self.fields:
-            self.fields["secret"].help_text = _(
-                "A secret is stored (never shown). Leave empty to keep it, or type a new one to replace it."
-            )
-
-    def clean_secret(self) -> str:
-        value: str = self.cleaned_data.get("secret") or ""
-        if value:
-            return value
-        if self.instance.pk:
-            stored = (
-                VoiceCredential.objects.for_tenant(self.instance.tenant_id)
-                .filter(pk=self.instance.pk)
-                .values_list("secret", flat=True)
-                .first()
-            )
-            if stored:
-                return stored
-        raise forms.ValidationError(_("Enter the secret."), code="required")
 
 
 class VoicePromptForm(forms.ModelForm):
