@@ -372,7 +372,10 @@ class GatewayConfigForm(forms.ModelForm):
             # The stored value, read again from the database (the instance may be
             # a copy the form has not touched): blank means "keep".
             stored = (
-                GatewayConfig.objects.filter(pk=self.instance.pk).values_list("secret", flat=True).first()
+                GatewayConfig.objects.for_tenant(self.instance.tenant_id)
+                .filter(pk=self.instance.pk)
+                .values_list("secret", flat=True)
+                .first()
             )
             return stored or ""
         return value

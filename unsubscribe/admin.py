@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from tenants.admin import TENANT_FILTER_PARAM, TenantScopedAdmin, request_zone
+from tenants.admin import TENANT_FILTER_PARAM, TenantScopedAdmin, TenantScopedInline, request_zone
 from tenants.models import OPERATIONS_ROLES
 
 from . import attention, phones, reports, services
@@ -67,7 +67,9 @@ class ScopeNameMixin:
     """A suppression's scope by name: all marketing, or the service's name and code."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        names = Service.objects.unscoped().filter(tenant_id=OuterRef("tenant_id"), code=OuterRef("scope"))
+        names = Service.objects.unscoped(reason="a subquery correlated on the outer row's tenant").filter(
+            tenant_id=OuterRef("tenant_id"), code=OuterRef("scope")
+        )
         queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
         return queryset.annotate(scope_service_name=Subquery(names.values("name")[:1]))
 
@@ -241,7 +243,7 @@ class TargetAdmin(TenantScopedAdmin):
     search_fields = ["name", "url", "public_label_zh", "public_label_en"]
 
 
-class StepInline(admin.TabularInline):
+class StepInline(TenantScopedInline):
     model = Step
     extra = 0
     can_delete = False

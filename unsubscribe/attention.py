@@ -49,8 +49,8 @@ class TenantQueue:
         return sum(item.count for item in self.items)
 
 
-def _counts(queryset: QuerySet[Any], tenant_ids: list[int]) -> dict[int, int]:
-    rows = queryset.filter(tenant_id__in=tenant_ids).values("tenant_id").annotate(n=Count("id"))
+def _counts(queryset: QuerySet[Any]) -> dict[int, int]:
+    rows = queryset.values("tenant_id").annotate(n=Count("id"))
     return {row["tenant_id"]: row["n"] for row in rows}
 
 
@@ -70,10 +70,10 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
         tenants_qs = tenants_qs.filter(pk__in=list(tenant_ids))
     tenants = list(tenants_qs.order_by("name"))
     ids = [t.pk for t in tenants]
-    requests = UnsubscribeRequest.objects.unscoped()  # filtered to `ids` by _counts
-    attention = _counts(requests.filter(state=State.NEEDS_ATTENTION), ids)
-    breached = _counts(requests.filter(state__in=OPEN_STATES, sla_due_at__lt=now), ids)
-    flagged = _counts(InboundMessage.objects.unscoped().filter(flagged_for_attention=True), ids)
+    requests = UnsubscribeRequest.objects.for_tenants(ids)
+    attention = _counts(requests.filter(state=State.NEEDS_ATTENTION))
+    breached = _counts(requests.filter(state__in=OPEN_STATES, sla_due_at__lt=now))
+    flagged = _counts(InboundMessage.objects.for_tenants(ids).filter(flagged_for_attention=True))
     staff = staff_without_email(tenant_ids=ids)
     no_gateway = tenants_without_sms_gateway(ids)
 

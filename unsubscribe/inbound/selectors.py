@@ -117,7 +117,7 @@ class Routing:
 def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = None) -> Routing:
     """Which tenant a reply through a shared gateway belongs to, by what it was sent to.
 
-    Cross-tenant by design (one gateway account serves many tenants), hence unscoped().
+    Cross-tenant by design (one gateway account serves many tenants), hence unscoped(...).
     A destination (Twilio's To, Aliyun's dest_code) matches a tenant's reply number
     (its SMS channel setting) or reply route when it is that number, or starts with it
     (an extension code appended to the tenant's base number): the longest match wins,
@@ -149,12 +149,20 @@ def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = 
             matched[tenant_id] = f"{label} {number}"
 
     if destination:
-        settings = ChannelSetting.objects.unscoped().filter(channel=Channel.SMS).exclude(reply_numbers="")
+        settings = (
+            ChannelSetting.objects.unscoped(
+                reason="platform routing: a shared gateway's reply may be any tenant's"
+            )
+            .filter(channel=Channel.SMS)
+            .exclude(reply_numbers="")
+        )
         for setting in settings.only("tenant_id", "reply_numbers"):
             for number in setting.numbers():
                 consider(setting.tenant_id, destination_digits(number), "reply number")
         for tenant_id, number, route_sign in (
-            ReplyRoute.objects.unscoped()
+            ReplyRoute.objects.unscoped(
+                reason="platform routing: a shared gateway's reply may be any tenant's"
+            )
             .exclude(destination="")
             .values_list("tenant_id", "destination", "sign_name")
         ):
@@ -162,7 +170,9 @@ def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = 
                 consider(tenant_id, destination_digits(number), "reply route")
     if not scores and sign:
         for tenant_id in set(
-            ReplyRoute.objects.unscoped()
+            ReplyRoute.objects.unscoped(
+                reason="platform routing: a shared gateway's reply may be any tenant's"
+            )
             .filter(sign_name=sign, destination="")
             .values_list("tenant_id", flat=True)
         ):

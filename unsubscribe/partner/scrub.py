@@ -141,7 +141,9 @@ def scrub_job_dispatch(job_id: int) -> None:
     except Exception:  # the broker's errors are many kinds; all mean "later"
         logger.warning("broker unavailable; scrub job %s left for the sweep", job_id, exc_info=True)
         return
-    ScrubJob.objects.unscoped().filter(pk=job_id).update(dispatched_at=timezone.now())
+    ScrubJob.objects.unscoped(reason="marks a job handed to a worker, by its id").filter(pk=job_id).update(
+        dispatched_at=timezone.now()
+    )
 
 
 # --- running ----------------------------------------------------------------------
@@ -164,7 +166,7 @@ class _Progress:
 
     def save(self, **fields: Any) -> None:
         fields["lease_until"] = timezone.now() + LEASE
-        ScrubJob.objects.unscoped().filter(pk=self.job.pk).update(**fields)
+        ScrubJob.objects.for_tenant(self.job.tenant_id).filter(pk=self.job.pk).update(**fields)
 
     def reading(self, rows: int, invalid: int) -> None:
         total = max(self.job.total_rows, 1)
@@ -179,9 +181,9 @@ def scrub_job_run(job_id: int) -> ScrubJob | None:
     workers never run it together; a job whose worker died is claimed again once its
     lease has run out, and starts over."""
     now = timezone.now()
+    jobs = ScrubJob.objects.unscoped(reason="a worker runs a job by its id")
     claimed = (
-        ScrubJob.objects.unscoped()
-        .filter(pk=job_id)
+        jobs.filter(pk=job_id)
         .filter(Q(status=ScrubJob.Status.PENDING) | Q(status=ScrubJob.Status.RUNNING, lease_until__lt=now))
         .update(
             status=ScrubJob.Status.RUNNING,
@@ -197,7 +199,7 @@ def scrub_job_run(job_id: int) -> ScrubJob | None:
             error="",
         )
     )
-    job = ScrubJob.objects.unscoped().select_related("tenant").filter(pk=job_id).first()
+    job = jobs.select_related("tenant").filter(pk=job_id).first()
     if job is None or not claimed:
         return job
     try:
@@ -383,19 +385,18 @@ def _merge(paths: list[Path], result: Path) -> None:
 def scrub_jobs_sweep() -> dict[str, int]:
     """Queue jobs nobody picked up (broker down, worker died) and delete old results."""
     now = timezone.now()
+    jobs = ScrubJob.objects.unscoped(reason="the sweep requeues and expires every tenant's jobs")
     lost = list(
-        ScrubJob.objects.unscoped()
-        .filter(
+        jobs.filter(
             Q(status=ScrubJob.Status.PENDING)
             & (Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - STALE_DISPATCH))
             | Q(status=ScrubJob.Status.RUNNING, lease_until__lt=now)
-        )
-        .values_list("pk", flat=True)[:100]
+        ).values_list("pk", flat=True)[:100]
     )
     for job_id in lost:
         scrub_job_dispatch(job_id)
     expired = 0
-    for job in ScrubJob.objects.unscoped().filter(finished_at__lt=now - RESULT_TTL).exclude(result="")[:100]:
+    for job in jobs.filter(finished_at__lt=now - RESULT_TTL).exclude(result="")[:100]:
         job.result.delete(save=False)
         job.save(update_fields=["result"])
         expired += 1
