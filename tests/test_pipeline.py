@@ -49,7 +49,7 @@ def file(tenant, **kwargs):
 
 
 def state_of(request) -> str:
-    return UnsubscribeRequest.objects.get(pk=request.pk).state
+    return UnsubscribeRequest.objects.unscoped(reason="test").get(pk=request.pk).state
 
 
 def outbox_lines(path: Path) -> list[dict]:
@@ -77,9 +77,9 @@ def test_request_completes_through_every_step(tenant_a, tmp_path, outbox):
     assert {s.status for s in steps.values()} == {"succeeded"}
     assert {kind for kind, _name in steps} == {"terminate", "confirm", "erase"}
     # services ended, personal data gone, one confirmation in the person's language
-    assert set(Subscription.objects.values_list("status", flat=True)) == {"ended"}
-    assert set(Subscription.objects.values_list("phone", flat=True)) == {""}
-    assert not SubscriberProfile.objects.exists()
+    assert set(Subscription.objects.unscoped(reason="test").values_list("status", flat=True)) == {"ended"}
+    assert set(Subscription.objects.unscoped(reason="test").values_list("phone", flat=True)) == {""}
+    assert not SubscriberProfile.objects.unscoped(reason="test").exists()
     messages = outbox_lines(outbox)
     assert len(messages) == 1
     assert messages[0]["to"] == E164 and request.reference in messages[0]["body"]
@@ -96,7 +96,7 @@ def test_external_target_failing_twice_is_retried_and_completes(tenant_a, tmp_pa
             request = file(tenant_a, services=["offers"])
             wait_for(lambda: state_of(request) == "completed", 60, message=worker.output()[-3000:])
 
-    step = Step.objects.get(request=request, kind="terminate", target__isnull=False)
+    step = Step.objects.unscoped(reason="test").get(request=request, kind="terminate", target__isnull=False)
     assert step.attempts == 3 and step.status == "succeeded"
     assert "HTTP 200" in step.receipt
     # every call was signed over timestamp and body, and named the scope
@@ -120,7 +120,13 @@ def test_target_that_always_fails_ends_in_needs_attention_shown_in_admin(
             request = file(tenant_a)
             wait_for(lambda: state_of(request) == "needs_attention", 60, message=worker.output()[-3000:])
             # the confirmation still went out: the number is suppressed whatever the provider says
-            wait_for(lambda: Step.objects.get(request=request, kind="confirm").status == "succeeded", 30)
+            wait_for(
+                lambda: (
+                    Step.objects.unscoped(reason="test").get(request=request, kind="confirm").status
+                    == "succeeded"
+                ),
+                30,
+            )
 
     request.refresh_from_db()
     assert "HTTP 502" in request.attention_reason
@@ -180,7 +186,12 @@ def test_worker_killed_mid_task_is_finished_by_the_next_worker(tenant_a, tmp_pat
 
     assert len(endpoint.received) >= 2  # called again after the crash…
     assert list(endpoint.effects.values()) == [1]  # …with the same idempotency key: one effect
-    assert Step.objects.get(request=request, kind="terminate", target__isnull=False).status == "succeeded"
+    assert (
+        Step.objects.unscoped(reason="test")
+        .get(request=request, kind="terminate", target__isnull=False)
+        .status
+        == "succeeded"
+    )
 
 
 def _free_port() -> int:
@@ -218,7 +229,9 @@ def test_requests_are_accepted_with_the_broker_down_and_complete_after_it_return
     )
     assert filed.returncode == 0, filed.stderr
     assert time.monotonic() - started < 30
-    request = UnsubscribeRequest.objects.get(reference=filed.stdout.strip().splitlines()[-1])
+    request = UnsubscribeRequest.objects.unscoped(reason="test").get(
+        reference=filed.stdout.strip().splitlines()[-1]
+    )
     # then it is recorded and suppressed, and waits for the sweep
     assert request.state == "suppressed" and request.dispatched_at is None
     assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed

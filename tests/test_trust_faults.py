@@ -55,7 +55,7 @@ def file(tenant, phone: str = NUMBER, **kwargs) -> UnsubscribeRequest:
 
 
 def fresh(request: UnsubscribeRequest) -> UnsubscribeRequest:
-    return UnsubscribeRequest.objects.unscoped().get(pk=request.pk)
+    return UnsubscribeRequest.objects.unscoped(reason="test").get(pk=request.pk)
 
 
 def outbox_lines(path) -> list[dict]:
@@ -118,10 +118,12 @@ def test_completion_scrubs_receipts_errors_and_their_history_rows(tenant_a, pipe
     request.refresh_from_db()
     assert request.state == "completed"
     step = Step.objects.for_tenant(tenant_a).filter(request=request).first()
-    Step.objects.unscoped().filter(pk=step.pk).update(receipt=f'HTTP 200: {{"phone": "{E164}"}}')
+    Step.objects.unscoped(reason="test").filter(pk=step.pk).update(receipt=f'HTTP 200: {{"phone": "{E164}"}}')
     Step.history.filter(id=step.pk).update(last_error="HTTP 500: 138 0013 8000 unknown")
     # when a request for the number completes again (a new one: the first is done)
-    UnsubscribeRequest.objects.unscoped().filter(pk=request.pk).update(state="erasing", phone=E164)
+    UnsubscribeRequest.objects.unscoped(reason="test").filter(pk=request.pk).update(
+        state="erasing", phone=E164
+    )
     with pipeline():
         services.request_advance(request.pk)
     # then none of it is left, in the steps or in their history
