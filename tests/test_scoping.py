@@ -32,7 +32,7 @@ from tenants.scoping import (
     unscoped_internals,
 )
 from unsubscribe.inbound.models import ReplyRoute
-from unsubscribe.models import Service, Step, Suppression, UnsubscribeRequest
+from unsubscribe.models import Service, Step, Suppression, Target, UnsubscribeRequest
 
 from .conftest import PASSWORD
 
@@ -303,6 +303,20 @@ def test_admin_scopes_choices_and_filters_and_validates_uniqueness(client, tenan
     client.force_login(root)  # a superuser chooses from every tenant's rows (unscoped, on purpose)
     page = client.get(reverse("admin:inbound_replyroute_add")).content.decode()
     assert "News A" in page and "News B" in page
+
+
+def test_admin_history_version_page_reads_excluded_fields_and_checks_the_tenant(
+    client, tenant_a, alice, charlie
+):
+    # given a row whose history leaves its secret out (the version page re-reads it)
+    target = baker.make(Target, tenant=tenant_a, name="CRM", signing_secret="s" * 20)
+    version = target.history.get()
+    url = reverse("admin:unsubscribe_target_simple_history", args=[target.pk, version.history_id])
+    # then its tenant's staff read the version, another tenant's do not
+    client.force_login(alice)
+    assert client.get(url).status_code == 200
+    client.force_login(charlie)
+    assert client.get(url).status_code == 403
 
 
 def test_dumpdata_exports_every_tenant(tenant_a, tenant_b):
