@@ -7,7 +7,7 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Notifications")
 
     def ready(self) -> None:
-        from unsubscribe.datasources import register_scrubber
+        from unsubscribe.pipeline.datasources import register_scrubber
 
         from .services import messages_scrub_recipient
 

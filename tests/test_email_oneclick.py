@@ -23,8 +23,9 @@ from unsubscribe.models import (
     VerificationMethod,
 )
 from unsubscribe.optout import email_links
-from unsubscribe.selectors import suppression_status
-from unsubscribe.services import resubscribe, unsubscribe_request_create
+from unsubscribe.requests.services import unsubscribe_request_create
+from unsubscribe.suppressions.selectors import suppression_status
+from unsubscribe.suppressions.services import resubscribe
 
 E164 = "+8613800138000"
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}

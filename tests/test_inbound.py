@@ -21,7 +21,6 @@ from twilio.request_validator import RequestValidator
 from lanzuan import signing
 from notifications.models import Message
 from tenants.models import Tenant
-from unsubscribe import datasources
 from unsubscribe.inbound import selectors as inbound_selectors
 from unsubscribe.inbound.models import Action, InboundCredential, InboundMessage, ReplyRoute
 from unsubscribe.inbound.services import (
@@ -31,7 +30,8 @@ from unsubscribe.inbound.services import (
 )
 from unsubscribe.models import ChannelSetting, Service, Suppression, UnsubscribeRequest
 from unsubscribe.phones import phone_hash
-from unsubscribe.selectors import suppression_status
+from unsubscribe.pipeline import datasources
+from unsubscribe.suppressions.selectors import suppression_status
 
 PUBLIC = "https://lz.example"
 PHONE = "+8613800138000"

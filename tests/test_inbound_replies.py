@@ -38,7 +38,7 @@ from unsubscribe.models import (
 from unsubscribe.partner.models import WebhookDelivery
 from unsubscribe.partner.webhooks import webhook_endpoint_create
 from unsubscribe.phones import mask, phone_hash
-from unsubscribe.selectors import suppression_status
+from unsubscribe.suppressions.selectors import suppression_status
 
 from .test_inbound import (
     ALIYUN_TOKEN,

@@ -32,8 +32,8 @@ from notifications.models import GatewayConfig, Message, Template
 from notifications.rendering import render, sms_length, text_errors
 from notifications.services import message_create, message_deliver, notification_send
 from notifications.tasks import deliver_message
-from unsubscribe import datasources
 from unsubscribe.phones import phone_hash
+from unsubscribe.pipeline import datasources
 
 # This module is its own URLconf: the project's URLs plus notifications.urls,
 # whether or not the root URLconf includes them yet.

@@ -19,11 +19,12 @@ from django.utils import timezone
 
 from notifications.models import Message
 from notifications.services import message_deliver
-from unsubscribe import datasources, links, phones
+from unsubscribe import links, phones
 from unsubscribe.models import ChannelSetting, Service, SubscriberProfile, Subscription, UnsubscribeRequest
 from unsubscribe.optout import limits, services
 from unsubscribe.optout.models import PhoneVerification
-from unsubscribe.selectors import suppression_status
+from unsubscribe.pipeline import datasources
+from unsubscribe.suppressions.selectors import suppression_status
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"
@@ -440,7 +441,7 @@ def test_two_numbers_get_the_same_answer_but_for_the_mask(tenant_a, services_a, 
 
 
 def _filed(tenant, phone=E164, services=None):
-    from unsubscribe.services import unsubscribe_request_create
+    from unsubscribe.requests.services import unsubscribe_request_create
 
     return unsubscribe_request_create(
         tenant=tenant, phone=phone, channel="web", verification_method="otp", services=services

@@ -20,9 +20,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from lanzuan import signing
-from unsubscribe import events, services
+from unsubscribe import events
 from unsubscribe.partner import tasks, webhooks
 from unsubscribe.partner.models import WebhookDelivery, WebhookEndpoint
+from unsubscribe.requests.services import unsubscribe_request_create
 
 from .workers import celery_worker, purge_queue, wait_for
 
@@ -112,7 +113,7 @@ def sync_delivery(monkeypatch):
 
 
 def file(tenant, phone: str = NUMBER):
-    return services.unsubscribe_request_create(
+    return unsubscribe_request_create(
         tenant=tenant, phone=phone, channel="app", verification_method="partner_assertion"
     ).request
 

@@ -23,7 +23,6 @@ from twilio.request_validator import RequestValidator
 
 from lanzuan import signing
 from tenants.models import Tenant
-from unsubscribe import datasources
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.models import (
     Channel,
@@ -32,7 +31,8 @@ from unsubscribe.models import (
     UnsubscribeRequest,
     VerificationMethod,
 )
-from unsubscribe.selectors import suppression_status
+from unsubscribe.pipeline import datasources
+from unsubscribe.suppressions.selectors import suppression_status
 from unsubscribe.voice.models import Outcome, VoiceCall, VoiceCredential, VoicePrompt
 from unsubscribe.voice.prompts import spell_reference
 from unsubscribe.voice.services import voice_call_step, voice_credential_set

@@ -22,12 +22,10 @@ from django.utils.translation import gettext_lazy as _
 from tenants.admin import TENANT_FILTER_PARAM, TenantScopedAdmin, request_zone
 from tenants.models import OPERATIONS_ROLES
 
-from . import attention, phones, reports, services
-from .datasources import step_receipt_for_staff, step_staff_label
+from . import attention, phones, reports
 from .display import language_display
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
-from .imports import subscription_import_start
 from .models import (
     Channel,
     ChannelSetting,
@@ -43,8 +41,12 @@ from .models import (
     VerificationMethod,
     scope_label,
 )
+from .pipeline.selectors import step_receipt_for_staff, step_staff_label
+from .pipeline.services import request_retry
 from .receipts import receipt_display
 from .references import clean_reference
+from .requests.services import unsubscribe_request_create
+from .subscriptions.services import subscription_import_start
 
 # The admin home shows what needs attention (attention.attention_queue), not only the model list.
 admin.site.index_template = "admin/lanzuan_index.html"
@@ -441,7 +443,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         for unsubscribe_request in queryset:
             if not self._may_write(request, unsubscribe_request):
                 continue
-            if services.request_retry(request=unsubscribe_request):
+            if request_retry(request=unsubscribe_request):
                 retried += 1
         messages.success(request, _("%(count)d request(s) sent for retry.") % {"count": retried})
 
@@ -528,7 +530,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                 else VerificationMethod.PARTNER_ASSERTION
             )
             try:
-                filed = services.unsubscribe_request_create(
+                filed = unsubscribe_request_create(
                     tenant=data["tenant"],
                     phone=data["phone"],
                     channel=data["channel"],

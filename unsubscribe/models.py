@@ -261,7 +261,7 @@ class SuppressionEvent(TenantOwnedModel):
 class Target(TenantOwnedModel):
     """One of the provider's OTHER systems where services are ended (termination) or
     data is erased (erasure), called over HTTPS. Lanzuan's own records need no target:
-    every registered data source (unsubscribe/datasources.py) runs for every request."""
+    every registered data source (unsubscribe/pipeline/datasources.py) runs for every request."""
 
     class Purpose(models.TextChoices):
         TERMINATE = "terminate", _("End services")
@@ -367,7 +367,7 @@ class Step(TenantOwnedModel):
 
     def __str__(self) -> str:
         # The source's label in the reader's language; target_name is the English snapshot.
-        from .datasources import step_staff_label  # datasources imports this module
+        from .pipeline.selectors import step_staff_label  # the pipeline imports this module
 
         return f"{self.request_id} {self.get_kind_display()} {step_staff_label(self)}".strip()
 

@@ -10,7 +10,7 @@ class InboundConfig(AppConfig):
     verbose_name = _("Reply SMS")
 
     def ready(self) -> None:
-        from unsubscribe.datasources import register_scrubber
+        from unsubscribe.pipeline.datasources import register_scrubber
 
         from .services import inbound_messages_scrub
 

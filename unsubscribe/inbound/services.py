@@ -46,8 +46,9 @@ from unsubscribe.models import (
 )
 from unsubscribe.phones import mask_digit_runs
 from unsubscribe.references import new_reference
+from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.selectors import channel_setting
-from unsubscribe.services import suppression_lift, unsubscribe_request_create
+from unsubscribe.suppressions.services import suppression_lift
 
 from . import selectors
 from .models import (

@@ -10,7 +10,7 @@ class OptoutConfig(AppConfig):
     verbose_name = _("Opt-out pages")
 
     def ready(self) -> None:
-        from unsubscribe.datasources import register_scrubber
+        from unsubscribe.pipeline.datasources import register_scrubber
 
         from .services import verifications_scrub
 

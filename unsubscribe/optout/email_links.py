@@ -37,8 +37,9 @@ from unsubscribe.models import (
     UnsubscribeRequest,
     VerificationMethod,
 )
-from unsubscribe.selectors import SuppressionStatus
-from unsubscribe.services import unsubscribe_request_create
+from unsubscribe.requests.services import unsubscribe_request_create
+from unsubscribe.suppressions import selectors as suppression_selectors
+from unsubscribe.suppressions.selectors import SuppressionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def email_link_status(*, subscription: Subscription) -> EmailLinkStatus:
         request=UnsubscribeRequest.objects.for_tenant(tenant)
         .filter(idempotency_key=_idempotency_key(subscription))
         .first(),
-        suppression=core.suppression_status_for_hash(
+        suppression=suppression_selectors.suppression_status_for_hash(
             tenant=tenant, phone_hash=subscription.phone_hash, service_code=subscription.service.code
         ),
         enabled=core.channel_enabled(tenant=tenant, channel=Channel.EMAIL),

@@ -306,7 +306,7 @@ def web_request_file(
     core's UnsubscribeError subclasses (ChannelDisabled, UnknownServices) with
     messages fit to show.
     """
-    from unsubscribe.services import unsubscribe_request_create
+    from unsubscribe.requests.services import unsubscribe_request_create
 
     _require_number(verification)
     filed = unsubscribe_request_create(
@@ -334,7 +334,7 @@ def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant],
     """One request per chosen provider, all marketing, through the core service
     (channel "hub", verified by the one-time code). A provider that refuses (hub
     switched off) does not stop the others."""
-    from unsubscribe.services import unsubscribe_request_create
+    from unsubscribe.requests.services import unsubscribe_request_create
 
     _require_number(verification)
     filed: list[UnsubscribeRequest] = []

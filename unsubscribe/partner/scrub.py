@@ -47,7 +47,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.models import Suppression
-from unsubscribe.selectors import relevant_scopes
+from unsubscribe.suppressions.selectors import relevant_scopes
 
 from .errors import InvalidUpload, TooManyNumbers, UnknownService
 from .models import ScrubJob

@@ -25,11 +25,11 @@ from rest_framework.response import Response
 
 from tenants.api import TenantScopedAPIView
 from tenants.models import Tenant, TenantAPIKey
-from unsubscribe import services as core_services
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.instants import InstantError, instant_parse
 from unsubscribe.models import Channel, UnsubscribeRequest, VerificationMethod
 from unsubscribe.references import clean_reference
+from unsubscribe.requests import services as request_services
 from unsubscribe.selectors import enabled_channels
 
 from . import examples, scrub, webhooks
@@ -196,8 +196,8 @@ class UnsubscribeRequestListView(PartnerAPIView):
         api_key = request.auth
         assert isinstance(api_key, TenantAPIKey)
 
-        def file() -> core_services.FiledRequest:
-            return core_services.unsubscribe_request_create(
+        def file() -> request_services.FiledRequest:
+            return request_services.unsubscribe_request_create(
                 tenant=self.tenant,
                 phone=data["phone"],
                 channel=data["channel"],

@@ -10,7 +10,7 @@ class VoiceConfig(AppConfig):
     verbose_name = _("Voice menu (IVR)")
 
     def ready(self) -> None:
-        from unsubscribe.datasources import register_scrubber
+        from unsubscribe.pipeline.datasources import register_scrubber
 
         from .services import voice_calls_scrub
 

@@ -31,8 +31,8 @@ from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
 from unsubscribe.models import Channel, Service, UnsubscribeRequest, VerificationMethod
+from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.selectors import channel_setting
-from unsubscribe.services import unsubscribe_request_create
 
 from . import selectors
 from .models import CallStep, Outcome, PromptKey, VoiceCall, VoiceCredential, VoiceProvider

@@ -16,17 +16,19 @@ from django.utils import timezone
 from lanzuan import outbound
 from lanzuan.outbound import UnsafeURL
 from lanzuan.signing import signed_headers
+from unsubscribe import phones
+from unsubscribe.errors import PermanentStepError, TransientStepError
+from unsubscribe.links import status_url
+from unsubscribe.models import SCOPE_ALL, Step, Subscription, Suppression, Target, UnsubscribeRequest
+from unsubscribe.phones import redact
+from unsubscribe.requests.locks import number_lock
+from unsubscribe.requests.selectors import same_scope_requests
 
-from . import datasources, phones
+from . import datasources
 from .datasources import Receipt
-from .errors import PermanentStepError, TransientStepError
-from .links import status_url
-from .models import SCOPE_ALL, Step, Subscription, Suppression, Target, UnsubscribeRequest
 
 if TYPE_CHECKING:
     from notifications.models import Message
-from .phones import redact
-from .services import number_lock, same_scope_requests
 
 
 def run(step: Step) -> Receipt:

@@ -27,7 +27,7 @@ from django.utils.translation import ngettext_lazy
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
 
-    from .models import Step, Subscription, UnsubscribeRequest
+    from unsubscribe.models import Subscription, UnsubscribeRequest
 
 
 # --- receipts ---------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def scrubbers() -> dict[str, SourceFunc]:
 
 
 def subscriptions_in_scope(request: UnsubscribeRequest) -> QuerySet[Subscription]:
-    from .models import Subscription
+    from unsubscribe.models import Subscription
 
     qs = Subscription.objects.for_tenant(request.tenant_id).filter(phone_hash=request.phone_hash)
     if not request.scope_all:
@@ -193,7 +193,7 @@ def _renewed_after(request: UnsubscribeRequest) -> Q:
 
 
 def _subscriptions_terminate(request: UnsubscribeRequest) -> Receipt:
-    from .models import Subscription
+    from unsubscribe.models import Subscription
 
     active = subscriptions_in_scope(request).filter(status=Subscription.Status.ACTIVE)
     renewed = active.filter(_renewed_after(request)).count()
@@ -209,7 +209,7 @@ def _subscriptions_terminate(request: UnsubscribeRequest) -> Receipt:
 def _subscriptions_erase(request: UnsubscribeRequest) -> Receipt:
     # The ended subscription row stays as the record that consent was withdrawn,
     # but without the number. An active one (renewed meanwhile) keeps it: it is in use.
-    from .models import Subscription
+    from unsubscribe.models import Subscription
 
     rows = list(subscriptions_in_scope(request).exclude(status=Subscription.Status.ACTIVE).exclude(phone=""))
     for subscription in rows:
@@ -223,8 +223,7 @@ def _profile_erase(request: UnsubscribeRequest) -> Receipt:
     """The profile serves every service: it goes with an all-marketing opt-out, or when
     the last active subscription of the number at this tenant has ended."""
     from tenants.models import Tenant
-
-    from .models import SubscriberProfile, Subscription
+    from unsubscribe.models import SubscriberProfile, Subscription
 
     profiles = SubscriberProfile.objects.for_tenant(request.tenant_id).filter(phone_hash=request.phone_hash)
     if not profiles.exists():
@@ -277,37 +276,3 @@ register_source(
         order=20,
     )
 )
-
-
-# --- reading steps ----------------------------------------------------------------------
-
-
-def step_receipt_for_staff(step: Step) -> str:
-    """A step's receipt in the active language: its lines, then any note."""
-    if step.receipt_lines:
-        return receipt_text(step.receipt_lines)
-    return step.receipt
-
-
-def step_staff_label(step: Step) -> str:
-    """Where a step works, for staff, in the active language: the source's label or
-    the target's name (the snapshot kept on the step when neither is known any more)."""
-    if step.source:
-        try:
-            return str(get_source(step.source).label)
-        except KeyError:
-            return step.target_name or step.source
-    return step.target_name
-
-
-def step_public_label(step: Step, language: str | None = None) -> str:
-    """What a person reads for the place a step works at: a source's public label or
-    the target's, in their language. Never the staff name."""
-    language = language or translation.get_language() or "en"
-    if step.target is not None:
-        return step.target.public_label(language)
-    with translation.override(language):
-        try:
-            return str(get_source(step.source).public_label)
-        except KeyError:
-            return str(_("the provider's systems"))

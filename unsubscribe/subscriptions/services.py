@@ -27,10 +27,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
-
-from . import phones
-from .instants import InstantError, instant_parse
-from .models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
+from unsubscribe import phones
+from unsubscribe.instants import InstantError, instant_parse
+from unsubscribe.models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +291,6 @@ def _tally(run: _Run, done: Upserted) -> Counter[str]:
 
 
 def subscription_import_start(*, import_: SubscriptionImport) -> None:
-    from .tasks import import_subscriptions
+    from unsubscribe.tasks import import_subscriptions
 
     transaction.on_commit(lambda: import_subscriptions.delay(import_.pk))
