@@ -404,7 +404,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
     @admin.display(description=_("state"), ordering="state")
     def state_badge(self, obj: UnsubscribeRequest) -> str:
-        colours = {"completed": "#1a7f37", "needs_attention": "#cf222e", "rejected": "#6e7781"}
+        colours = {"completed": "#1a7f37", "needs_attention": "#cf222e"}
         return format_html(
             '<strong style="color:{}">{}</strong>', colours.get(obj.state, "#9a6700"), obj.get_state_display()
         )

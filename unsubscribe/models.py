@@ -114,16 +114,20 @@ class SubscriberProfile(TenantOwnedModel):
 
 class UnsubscribeRequest(TenantOwnedModel):
     class State(models.TextChoices):
-        RECEIVED = "received", _("Received")
+        # A request is suppressed in the transaction that files it: there is no earlier state.
         SUPPRESSED = "suppressed", _("Suppressed")
         TERMINATING = "terminating", _("Ending services")
-        CONFIRMING = "confirming", _("Sending confirmation")
+        # Every termination is done; the confirmation may still be on its way. The wire
+        # value stays "confirming", as the API and webhooks have always said.
+        SERVICES_ENDED = "confirming", _("Services ended")
         ERASING = "erasing", _("Erasing data")
         COMPLETED = "completed", _("Completed")
         NEEDS_ATTENTION = "needs_attention", _("Needs attention")
-        REJECTED = "rejected", _("Rejected")
 
-    ACTIVE_STATES = (State.RECEIVED, State.SUPPRESSED, State.TERMINATING, State.CONFIRMING, State.ERASING)
+    # Work is under way (the sweep dispatches it when due).
+    ACTIVE_STATES = (State.SUPPRESSED, State.TERMINATING, State.SERVICES_ENDED, State.ERASING)
+    # Not finished: under way, or waiting for staff.
+    OPEN_STATES = (*ACTIVE_STATES, State.NEEDS_ATTENTION)
 
     reference = models.CharField(_("reference"), max_length=16, unique=True)
     phone = models.CharField(
@@ -149,16 +153,16 @@ class UnsubscribeRequest(TenantOwnedModel):
         help_text=_("The API key, staff member or gateway that filed it."),
     )
 
-    state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.RECEIVED)
+    state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.SUPPRESSED)
     attention_reason = models.TextField(_("why it needs attention"), blank=True)
     received_at = models.DateTimeField(_("received"), default=timezone.now)
     suppressed_at = models.DateTimeField(_("suppressed"), null=True, blank=True)
     terminating_at = models.DateTimeField(_("ending services since"), null=True, blank=True)
-    confirming_at = models.DateTimeField(_("confirming since"), null=True, blank=True)
+    # When the services were ended (State.SERVICES_ENDED); named as the API names it.
+    confirming_at = models.DateTimeField(_("services ended"), null=True, blank=True)
     erasing_at = models.DateTimeField(_("erasing since"), null=True, blank=True)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
     needs_attention_at = models.DateTimeField(_("needs attention since"), null=True, blank=True)
-    rejected_at = models.DateTimeField(_("rejected"), null=True, blank=True)
     sla_due_at = models.DateTimeField(_("SLA due"), null=True, blank=True)
     sla_breached_at = models.DateTimeField(_("SLA breached"), null=True, blank=True)
     erasure_due_at = models.DateTimeField(_("erasure due"), null=True, blank=True)

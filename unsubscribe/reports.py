@@ -159,7 +159,7 @@ def dashboard(
         open_count=open_requests.count(),
         attention_count=requests.filter(state=UnsubscribeRequest.State.NEEDS_ATTENTION).count(),
         breached_open=requests.filter(
-            state__in=[*UnsubscribeRequest.ACTIVE_STATES, UnsubscribeRequest.State.NEEDS_ATTENTION],
+            state__in=UnsubscribeRequest.OPEN_STATES,
             sla_breached_at__isnull=False,
         ).count(),
     )

@@ -429,14 +429,12 @@ STATE_WORDS: dict[str, dict[str, str]] = {
     "zh-hans": {
         "active": "已生效，不再发送营销信息，正在处理中",
         "completed": "已完成",
-        "rejected": "未受理",
         "lifted": "您之后已重新订阅",
         "active_no_record": "已生效，不再发送营销信息",
     },
     "en": {
         "active": "in effect, no more marketing; still being processed",
         "completed": "completed",
-        "rejected": "not accepted",
         "lifted": "you re-subscribed since",
         "active_no_record": "in effect, no more marketing",
     },
@@ -463,8 +461,6 @@ def _send_status(message: InboundMessage, e164: str, setting: ChannelSetting) ->
         state = words["lifted"]
     elif request.state == UnsubscribeRequest.State.COMPLETED:
         state = words["completed"]
-    elif request.state == UnsubscribeRequest.State.REJECTED:
-        state = words["rejected"]
     else:
         state = words["active"]
     local = timezone.localtime(request.received_at, zone)

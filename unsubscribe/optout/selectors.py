@@ -172,8 +172,6 @@ def state_summary(request: UnsubscribeRequest) -> tuple[str, str]:
         return "ok", _("Done: every step is finished.")
     if request.state == State.NEEDS_ATTENTION:
         return "bad", _("Marketing is stopped; a step needs the provider's attention (see below).")
-    if request.state == State.REJECTED:
-        return "bad", _("This request was rejected.")
     return "pending", _("Marketing is stopped; the remaining steps are under way.")
 
 

@@ -144,7 +144,7 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
             .filter(pk=request_id)
             .first()
         )
-        if request is None or request.state in (State.COMPLETED, State.REJECTED):
+        if request is None or request.state == State.COMPLETED:
             return request
         now = timezone.now()
         steps = list(request.steps.all())
@@ -164,7 +164,7 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
             s.status == Step.Status.SUCCEEDED for s in phase1 if s.kind == Step.Kind.TERMINATE
         )
 
-        new_state = State.TERMINATING if not terminate_done else State.CONFIRMING
+        new_state = State.TERMINATING if not terminate_done else State.SERVICES_ENDED
         request.next_run_at = None
         if phase1_done:
             if request.erasure_due_at is None:
@@ -207,17 +207,16 @@ def _is_due(step: Step, now: Any) -> bool:
 _STATE_TIMESTAMP = {
     State.SUPPRESSED: "suppressed_at",
     State.TERMINATING: "terminating_at",
-    State.CONFIRMING: "confirming_at",
+    State.SERVICES_ENDED: "confirming_at",
     State.ERASING: "erasing_at",
     State.COMPLETED: "completed_at",
     State.NEEDS_ATTENTION: "needs_attention_at",
-    State.REJECTED: "rejected_at",
 }
 
 
 def _enter(request: UnsubscribeRequest, state: str, now: Any) -> None:
     # Reaching a later state stamps every earlier one that was skipped (no targets).
-    order = [State.SUPPRESSED, State.TERMINATING, State.CONFIRMING, State.ERASING, State.COMPLETED]
+    order = [State.SUPPRESSED, State.TERMINATING, State.SERVICES_ENDED, State.ERASING, State.COMPLETED]
     if state in order:
         for passed in order[: order.index(State(state)) + 1]:
             field = _STATE_TIMESTAMP[passed]
@@ -357,7 +356,7 @@ def request_retry(*, request: UnsubscribeRequest) -> bool:
     False when there was nothing to retry."""
     with transaction.atomic():
         request = UnsubscribeRequest.objects.unscoped().select_for_update().get(pk=request.pk)
-        if request.state in (State.COMPLETED, State.REJECTED):
+        if request.state == State.COMPLETED:
             return False
         failed = list(request.steps.filter(status=Step.Status.FAILED))
         for step in failed:
@@ -395,7 +394,7 @@ def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
     stuck = list(
         Step.objects.unscoped()
         # needs_attention too: one failed target must not stall the others' retries
-        .filter(request__state__in=[*UnsubscribeRequest.ACTIVE_STATES, State.NEEDS_ATTENTION])
+        .filter(request__state__in=UnsubscribeRequest.OPEN_STATES)
         .filter(
             Q(status=Step.Status.RETRYING, next_attempt_at__lte=now - stale_after)
             | Q(status=Step.Status.RUNNING, lease_until__lt=now)
@@ -408,7 +407,7 @@ def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
         step_dispatch(step_id)
     breached = 0
     for request in UnsubscribeRequest.objects.unscoped().filter(
-        state__in=[*UnsubscribeRequest.ACTIVE_STATES, State.NEEDS_ATTENTION],
+        state__in=UnsubscribeRequest.OPEN_STATES,
         sla_due_at__lt=now,
         sla_breached_at__isnull=True,
     )[:1000]:

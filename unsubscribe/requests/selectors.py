@@ -14,9 +14,6 @@ from unsubscribe.references import clean_reference
 State = UnsubscribeRequest.State
 
 
-OPEN_STATES = (*UnsubscribeRequest.ACTIVE_STATES, State.NEEDS_ATTENTION)
-
-
 def same_scope_requests(
     tenant_id: int, phone_hash: str, *, scope_all: bool, service_ids: set[int], states: Sequence[str] = ()
 ) -> list[UnsubscribeRequest]:

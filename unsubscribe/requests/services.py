@@ -43,7 +43,7 @@ from unsubscribe.selectors import channel_setting, services_resolve
 from unsubscribe.suppressions.services import suppressions_add
 
 from .locks import number_lock
-from .selectors import OPEN_STATES, request_event_payload, same_scope_requests
+from .selectors import request_event_payload, same_scope_requests
 
 logger = logging.getLogger(__name__)
 State = UnsubscribeRequest.State
@@ -160,7 +160,7 @@ def _lock_and_find_open(
     number_lock(tenant.pk, phone_hash, "open")
     wanted = {s.pk for s in chosen}
     found = same_scope_requests(
-        tenant.pk, phone_hash, scope_all=not wanted, service_ids=wanted, states=OPEN_STATES
+        tenant.pk, phone_hash, scope_all=not wanted, service_ids=wanted, states=UnsubscribeRequest.OPEN_STATES
     )
     return found[0] if found else None
 

@@ -6,7 +6,6 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from tenants.models import Tenant
@@ -26,10 +25,7 @@ def records_purge_expired(*, now: datetime | None = None) -> int:
         cutoff = now - timedelta(days=tenant.record_retention_days)
         ids = list(
             UnsubscribeRequest.objects.for_tenant(tenant)
-            .filter(
-                Q(state=State.COMPLETED, completed_at__lt=cutoff)
-                | Q(state=State.REJECTED, rejected_at__lt=cutoff)
-            )
+            .filter(state=State.COMPLETED, completed_at__lt=cutoff)
             .values_list("pk", flat=True)[:5000]
         )
         if not ids:
