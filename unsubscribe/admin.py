@@ -334,16 +334,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         "filed_by",
         "state",
         "attention_text",
-        "received_at",
-        "suppressed_at",
-        "terminating_at",
-        "confirming_at",
-        "erasing_at",
-        "erasure_due_at",
-        "completed_at",
-        "needs_attention_at",
-        "sla_due_at",
-        "sla_breached_at",
+        *UnsubscribeRequest.TIMELINE,
         "idempotency_key",
     ]
     fieldsets = [
@@ -361,23 +352,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                 ]
             },
         ),
-        (
-            _("Timeline"),
-            {
-                "fields": [
-                    "received_at",
-                    "suppressed_at",
-                    "terminating_at",
-                    "confirming_at",
-                    "erasing_at",
-                    "erasure_due_at",
-                    "completed_at",
-                    "needs_attention_at",
-                    "sla_due_at",
-                    "sla_breached_at",
-                ]
-            },
-        ),
+        (_("Timeline"), {"fields": UnsubscribeRequest.TIMELINE}),
     ]
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:

@@ -128,6 +128,29 @@ class UnsubscribeRequest(TenantOwnedModel):
     ACTIVE_STATES = (State.SUPPRESSED, State.TERMINATING, State.SERVICES_ENDED, State.ERASING)
     # Not finished: under way, or waiting for staff.
     OPEN_STATES = (*ACTIVE_STATES, State.NEEDS_ATTENTION)
+    # When the request entered each state (the pipeline stamps them).
+    STATE_TIMESTAMPS = {
+        State.SUPPRESSED: "suppressed_at",
+        State.TERMINATING: "terminating_at",
+        State.SERVICES_ENDED: "confirming_at",
+        State.ERASING: "erasing_at",
+        State.COMPLETED: "completed_at",
+        State.NEEDS_ATTENTION: "needs_attention_at",
+    }
+    # The request's timeline in order: when it arrived, the states it entered and its
+    # deadlines. The one list the admin, the API and the CSV export show.
+    TIMELINE = (
+        "received_at",
+        "suppressed_at",
+        "terminating_at",
+        "confirming_at",
+        "erasing_at",
+        "erasure_due_at",
+        "completed_at",
+        "needs_attention_at",
+        "sla_due_at",
+        "sla_breached_at",
+    )
 
     reference = models.CharField(_("reference"), max_length=16, unique=True)
     phone = models.CharField(

@@ -34,11 +34,7 @@ EXPORT_COLUMNS = [
     "verification",
     "scope",
     "state",
-    "received_at",
-    "suppressed_at",
-    "completed_at",
-    "sla_due_at",
-    "sla_breached_at",
+    *UnsubscribeRequest.TIMELINE,
     "steps",
 ]
 
@@ -79,11 +75,7 @@ def requests_csv_rows(requests: QuerySet[UnsubscribeRequest]) -> Iterator[str]:
                 request.verification_method,
                 "all" if request.scope_all else " ".join(s.code for s in request.services.all()),
                 request.state,
-                _time(request.received_at, zone),
-                _time(request.suppressed_at, zone),
-                _time(request.completed_at, zone),
-                _time(request.sla_due_at, zone),
-                _time(request.sla_breached_at, zone),
+                *(_time(getattr(request, name), zone) for name in UnsubscribeRequest.TIMELINE),
                 steps,
             ]
         )

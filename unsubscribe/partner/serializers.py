@@ -134,14 +134,7 @@ class UnsubscribeRequestSerializer(serializers.ModelSerializer):
             "filed_by",
             "language",
             "attention_reason",
-            "received_at",
-            "suppressed_at",
-            "terminating_at",
-            "confirming_at",
-            "erasing_at",
-            "completed_at",
-            "needs_attention_at",
-            "sla_due_at",
+            *UnsubscribeRequest.TIMELINE,
             "steps",
         ]
 

@@ -204,26 +204,16 @@ def _is_due(step: Step, now: Any) -> bool:
     return False
 
 
-_STATE_TIMESTAMP = {
-    State.SUPPRESSED: "suppressed_at",
-    State.TERMINATING: "terminating_at",
-    State.SERVICES_ENDED: "confirming_at",
-    State.ERASING: "erasing_at",
-    State.COMPLETED: "completed_at",
-    State.NEEDS_ATTENTION: "needs_attention_at",
-}
-
-
 def _enter(request: UnsubscribeRequest, state: str, now: Any) -> None:
     # Reaching a later state stamps every earlier one that was skipped (no targets).
     order = [State.SUPPRESSED, State.TERMINATING, State.SERVICES_ENDED, State.ERASING, State.COMPLETED]
     if state in order:
         for passed in order[: order.index(State(state)) + 1]:
-            field = _STATE_TIMESTAMP[passed]
+            field = UnsubscribeRequest.STATE_TIMESTAMPS[passed]
             if getattr(request, field) is None:
                 setattr(request, field, now)
-    elif getattr(request, _STATE_TIMESTAMP[State(state)]) is None:
-        setattr(request, _STATE_TIMESTAMP[State(state)], now)
+    elif getattr(request, UnsubscribeRequest.STATE_TIMESTAMPS[State(state)]) is None:
+        setattr(request, UnsubscribeRequest.STATE_TIMESTAMPS[State(state)], now)
     request.state = state
 
 
