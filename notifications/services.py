@@ -466,8 +466,8 @@ def message_status_report(*, message: Message, provider_status: str, error_code:
 # --- erasure ------------------------------------------------------------------------------
 
 
-def messages_scrub_recipient(request: UnsubscribeRequest) -> int:
-    """Registered as the "notifications.messages" scrubber: drop the raw number from
+def messages_erase_number(request: UnsubscribeRequest) -> int:
+    """Registered as the "notifications.messages" data source (an erase step): drop the raw number from
     every message of the request's tenant sent to it (masked form and hash stay)."""
     rows = Message.objects.for_tenant(request.tenant_id).filter(to_hash=request.phone_hash)
     for secret_ref in rows.exclude(secret_ref="").values_list("secret_ref", flat=True):

@@ -858,13 +858,15 @@ def test_gateway_config_is_validated_per_kind(tenant_a):
 # --- erasure --------------------------------------------------------------------------------------
 
 
-def test_the_scrubber_clears_the_number_from_the_tenants_messages(tenant_a, tenant_b):
+def test_erasure_clears_the_number_from_the_tenants_messages(tenant_a, tenant_b):
     queued = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
     other_number = message_create(tenant=tenant_a, event="clarify", to="+8613900139000", context={})
     other_tenant = message_create(tenant=tenant_b, event="clarify", to=PHONE, context={})
     request = SimpleNamespace(tenant_id=tenant_a.pk, phone_hash=phone_hash(PHONE))
 
-    receipt = datasources.scrubbers()["notifications.messages"](request)
+    erase = datasources.get_source("notifications.messages").erase
+    assert erase is not None
+    receipt = erase(request)
 
     assert receipt == datasources.Receipt.of(("copies_cleared", 1))
     for message, to in [(queued, ""), (other_number, "+8613900139000"), (other_tenant, PHONE)]:

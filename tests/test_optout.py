@@ -534,13 +534,15 @@ def test_status_lookups_are_limited(settings, client, tenant_a):
 # --- erasure and expiry ----------------------------------------------------------------------------
 
 
-def test_the_scrubber_blanks_the_tenants_verifications_of_that_number(tenant_a, tenant_b, outbox):
+def test_erasure_blanks_the_tenants_verifications_of_that_number(tenant_a, tenant_b, outbox):
     for tenant in (tenant_a, tenant_b):
         services.verification_start(tenant=tenant, e164=E164, ip="1.2.3.4", language="zh-hans")
     services.verification_start(tenant=tenant_a, e164="+8613912345678", ip="1.2.3.4", language="zh-hans")
     request = _filed(tenant_a)
 
-    receipt = datasources.scrubbers()["optout.verifications"](request)
+    erase = datasources.get_source("optout.verifications").erase
+    assert erase is not None
+    receipt = erase(request)
 
     # then only tenant A's verification of that number lost its number
     assert receipt == datasources.Receipt.of(("copies_cleared", 1))

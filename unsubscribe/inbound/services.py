@@ -65,7 +65,7 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 CLARIFY_WINDOW = timedelta(hours=24)
-ERASED_BODY = "[erased]"  # what the scrubber used to leave; kept to recognise old rows
+ERASED_BODY = "[erased]"  # what erasure used to leave; kept to recognise old rows
 # Country codes whose people read Chinese: a keyword alone ("HELP", "TD") from such a
 # number is answered in Chinese (item 14: "Reply STOP" in English to a +86 number).
 CHINESE_COUNTRY_CODES = frozenset({86, 852, 853, 886})
@@ -865,9 +865,9 @@ def platform_credential_set(
 # --- erasure --------------------------------------------------------------------------------
 
 
-def inbound_messages_scrub(request: UnsubscribeRequest) -> int:
-    """Registered scrubber: the raw number of every reply from this number, and every
-    number in their texts. The wording stays (digit runs masked): it is the evidence."""
+def inbound_messages_erase_number(request: UnsubscribeRequest) -> int:
+    """Registered as the "inbound.messages" data source (an erase step): the raw number
+    of every reply from this number, and every number in their texts. The wording stays (digit runs masked): it is the evidence."""
     cleared = 0
     mine = InboundMessage.objects.for_tenant(request.tenant_id)
     for pk, number, body in mine.filter(from_hash=request.phone_hash).values_list(

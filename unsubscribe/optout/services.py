@@ -270,9 +270,9 @@ def verifications_sweep() -> dict[str, int]:
     return {"blanked": stale.update(phone="")}
 
 
-def verifications_scrub(request: UnsubscribeRequest) -> int:
-    """Registered as the "optout.verifications" scrubber: blank the number of the
-    tenant's verifications for the request's number."""
+def verifications_erase_number(request: UnsubscribeRequest) -> int:
+    """Registered as the "optout.verifications" data source (an erase step): blank the
+    number of the tenant's verifications for the request's number."""
     count = (
         PhoneVerification.objects.for_tenant(request.tenant_id)
         .filter(phone_hash=request.phone_hash)

@@ -6,11 +6,13 @@ erases its records like any other). Targets are for the provider's *other* syste
 
 A source may end services (`terminate`) and/or erase data (`erase`); each follows
 the request's scope and says in words what it erases for a service-only opt-out and
-for all marketing (`erases_for`). Other apps register the copies they keep (messages
-sent, inbound SMS, one-time codes) in their AppConfig.ready() with `register_scrubber`.
+for all marketing (`erases_for`). Other apps register the copies of the number they
+keep for their own work (messages sent, inbound SMS, one-time codes, voice calls) in
+their AppConfig.ready(), the same way: `register_source(DataSource.platform_copy(...))`.
 
-A function receives the request and returns a `Receipt` (or, from older scrubbers,
-a short text). Receipts hold counts and words, never a number.
+This is the one erasure mechanism: every eraser is a source's function, run as a
+pipeline step, and returns a `Receipt`, which becomes the step's receipt. Receipts
+hold counts and words, never a number.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ RECEIPT_TEXTS: dict[str, Any] = {
 @dataclass(frozen=True)
 class Receipt:
     """What one step did: (key, count) lines from RECEIPT_TEXTS, and an optional note
-    that is not translated (a remote system's answer, an older scrubber's text)."""
+    that is not translated (a remote system's answer)."""
 
     lines: tuple[tuple[str, int], ...] = ()
     note: str = ""
@@ -102,7 +104,7 @@ def receipt_text(lines: Sequence[Sequence[Any]], note: str = "", *, language: st
     return " ".join(parts)
 
 
-SourceFunc = Callable[["UnsubscribeRequest"], "Receipt | str"]
+SourceFunc = Callable[["UnsubscribeRequest"], Receipt]
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,35 @@ class DataSource:
     erases_for_services: _StrOrPromise = ""  # what a service-only opt-out erases here
     erases_for_all: _StrOrPromise = ""  # what an all-marketing opt-out erases here
     order: int = field(default=100, compare=False)
-    platform_copy: bool = False  # registered with register_scrubber
 
     def erases_for(self, *, scope_all: bool) -> _StrOrPromise:
         return self.erases_for_all if scope_all else self.erases_for_services
+
+    @classmethod
+    def platform_copy(
+        cls,
+        key: str,
+        clear: Callable[[UnsubscribeRequest], int],
+        *,
+        label: _StrOrPromise,
+        public_label: _StrOrPromise,
+    ) -> DataSource:
+        """A copy of the number the platform keeps for its own work: cleared whatever the
+        scope (it is not needed for marketing), after the built-in sources. `clear`
+        returns how many records it cleared; the receipt says so in each reader's language."""
+
+        def erase(request: UnsubscribeRequest) -> Receipt:
+            return Receipt.of(("copies_cleared", clear(request)))
+
+        return cls(
+            key=key,
+            label=label,
+            public_label=public_label,
+            erase=erase,
+            erases_for_services=_("The number in these records."),
+            erases_for_all=_("The number in these records."),
+            order=200,
+        )
 
 
 _sources: dict[str, DataSource] = {}
@@ -126,34 +153,6 @@ _sources: dict[str, DataSource] = {}
 
 def register_source(source: DataSource) -> None:
     _sources[source.key] = source
-
-
-def register_scrubber(
-    key: str,
-    func: Callable[[UnsubscribeRequest], int],
-    *,
-    label: _StrOrPromise | None = None,
-    public_label: _StrOrPromise | None = None,
-) -> None:
-    """A copy of the number the platform keeps for its own work: cleared whatever the
-    scope (it is not needed for marketing), as a built-in erase step. `func` returns
-    how many records it cleared; the receipt says so in each reader's language."""
-
-    def erase(request: UnsubscribeRequest) -> Receipt:
-        return Receipt.of(("copies_cleared", func(request)))
-
-    register_source(
-        DataSource(
-            key=key,
-            label=label or key,
-            public_label=public_label or _("other records kept by the platform"),
-            erase=erase,
-            erases_for_services=_("The number in these records."),
-            erases_for_all=_("The number in these records."),
-            order=200,
-            platform_copy=True,
-        )
-    )
 
 
 def get_source(key: str) -> DataSource:
@@ -167,11 +166,6 @@ def sources(purpose: str | None = None) -> list[DataSource]:
     if purpose is None:
         return found
     return [s for s in found if getattr(s, purpose) is not None]
-
-
-def scrubbers() -> dict[str, SourceFunc]:
-    """The copies other apps registered, by key (each is an erase step too)."""
-    return {s.key: s.erase for s in _sources.values() if s.platform_copy and s.erase is not None}
 
 
 # --- built-in sources -------------------------------------------------------------------

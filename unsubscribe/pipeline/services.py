@@ -225,12 +225,12 @@ def _complete(request: UnsubscribeRequest, now: Any) -> None:
     _enter(request, State.COMPLETED, now)
     request.next_run_at = None
     request.save()
-    _scrub_step_texts(request)
+    _step_texts_redact(request)
     logger.info("request %s completed", request.reference)
     events.emit(request.tenant_id, "request.completed", request_event_payload(request))
 
 
-def _scrub_step_texts(request: UnsubscribeRequest) -> None:
+def _step_texts_redact(request: UnsubscribeRequest) -> None:
     """At completion, once more over every stored text of the request's steps and their
     history rows (django-simple-history copies each save): receipts and errors written
     before redaction existed, or by an older code path, keep no number either."""
@@ -240,7 +240,7 @@ def _scrub_step_texts(request: UnsubscribeRequest) -> None:
         for row in rows.only("pk", "receipt", "last_error").iterator():
             receipt, error = phones.redact(row.receipt), phones.redact(row.last_error)
             if (receipt, error) != (row.receipt, row.last_error):
-                # update(): the scrub itself must not write a new history row with the old text
+                # update(): the redaction itself must not write a new history row with the old text
                 manager.filter(pk=row.pk).update(receipt=receipt, last_error=error)
     # A needs-attention reason quotes the failed steps' errors.
     for old in UnsubscribeRequest.history.filter(id=request.pk).exclude(attention_reason="").iterator():

@@ -55,8 +55,7 @@ def _builtin(step: Step, request: UnsubscribeRequest) -> Receipt:
     if func is None:
         raise PermanentStepError(f"{source.key} cannot {step.kind}")
     with transaction.atomic():
-        result = func(request)
-    return result if isinstance(result, Receipt) else Receipt(note=result)
+        return func(request)
 
 
 def _without_number(text: str, request: UnsubscribeRequest) -> str:

@@ -13,7 +13,7 @@ Rules kept here, in one place:
   it, so the request exists, and the number is suppressed, before the prompt that reads
   out its reference is returned. A call that drops after that key press has filed.
 - The raw caller number is kept only while the call runs; the request holds it from
-  then on, and the core's erasure clears anything left (`voice_calls_scrub`).
+  then on, and the core's erasure clears anything left (`voice_calls_erase_number`).
 """
 
 from __future__ import annotations
@@ -529,8 +529,9 @@ def voice_script(*, tenant: Tenant, language: str) -> list[ScriptLine]:
     return lines
 
 
-def voice_calls_scrub(request: UnsubscribeRequest) -> int:
-    """Registered scrubber: the raw number of any call from this number that still has it."""
+def voice_calls_erase_number(request: UnsubscribeRequest) -> int:
+    """Registered as the "voice.calls" data source (an erase step): the raw number of
+    any call from this number that still has it."""
     cleared = (
         VoiceCall.objects.for_tenant(request.tenant_id)
         .filter(caller_hash=request.phone_hash)
