@@ -28,6 +28,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from lanzuan.backoff import backoff_seconds
+from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.phones import redact
@@ -368,15 +369,9 @@ def message_dispatch(message_id: int, countdown: float = 0) -> None:
     stays due and messages_sweep() dispatches it later."""
     from .tasks import deliver_message
 
-    try:
-        deliver_message.apply_async(
-            args=(message_id,),
-            countdown=countdown,
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-        )
-    except Exception:  # the broker's errors are many kinds; all mean "later"
-        logger.warning("broker unavailable; message %s left for the sweep", message_id, exc_info=True)
+    dispatch_or_leave_for_sweep(
+        deliver_message, message_id, what=f"message {message_id}", countdown=countdown
+    )
 
 
 def notification_send(

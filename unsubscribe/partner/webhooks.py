@@ -51,6 +51,7 @@ from django.utils import timezone
 
 from lanzuan import outbound
 from lanzuan.backoff import backoff_seconds
+from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from lanzuan.outbound import UnsafeURL
 from lanzuan.signing import signed_headers
 from tenants.models import Tenant
@@ -155,16 +156,8 @@ def webhook_delivery_dispatch(delivery_id: int) -> None:
     """Queue one delivery. Never raises: with the broker down the sweep sends it."""
     from .tasks import deliver_webhook
 
-    try:
-        deliver_webhook.apply_async(
-            args=(delivery_id,), retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2}
-        )
-    except Exception:  # the broker's errors are many kinds; all mean "later"
-        logger.warning(
-            "broker unavailable; webhook delivery %s left for the sweep", delivery_id, exc_info=True
-        )
-        return
-    WebhookDelivery.objects.unscoped().filter(pk=delivery_id).update(dispatched_at=timezone.now())
+    if dispatch_or_leave_for_sweep(deliver_webhook, delivery_id, what=f"webhook delivery {delivery_id}"):
+        WebhookDelivery.objects.unscoped().filter(pk=delivery_id).update(dispatched_at=timezone.now())
 
 
 # --- sending -----------------------------------------------------------------------

@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone, translation
 
 from lanzuan.backoff import backoff_seconds
+from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from unsubscribe import events, phones
 from unsubscribe.errors import PermanentStepError, TransientStepError
 from unsubscribe.models import Step, Target, UnsubscribeRequest
@@ -98,32 +99,18 @@ def _builtin_steps(request: UnsubscribeRequest, *, planned: set[tuple[str, str]]
 def request_dispatch(request_id: int) -> None:
     """Hand the request to a worker. Never raises: if the broker is unreachable
     the request stays due and the sweep dispatches it later."""
-    from unsubscribe.tasks import process_request
+    from unsubscribe.tasks import process_request  # tasks import this module
 
-    try:
-        process_request.apply_async(
-            args=(request_id,),
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-        )
-    except Exception:  # the broker's errors are many kinds; all mean "later"
-        logger.warning("broker unavailable; request %s left for the sweep", request_id, exc_info=True)
-        return
-    UnsubscribeRequest.objects.filter(pk=request_id).update(dispatched_at=timezone.now())
+    if dispatch_or_leave_for_sweep(process_request, request_id, what=f"request {request_id}"):
+        UnsubscribeRequest.objects.filter(pk=request_id).update(dispatched_at=timezone.now())
 
 
 def step_dispatch(step_id: int, countdown: float = 0) -> None:
-    from unsubscribe.tasks import run_step
+    """Hand the step to a worker in `countdown` seconds. Never raises: the sweep
+    dispatches a step that stays due."""
+    from unsubscribe.tasks import run_step  # tasks import this module
 
-    try:
-        run_step.apply_async(
-            args=(step_id,),
-            countdown=countdown,
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-        )
-    except Exception:
-        logger.warning("broker unavailable; step %s left for the sweep", step_id, exc_info=True)
+    dispatch_or_leave_for_sweep(run_step, step_id, what=f"step {step_id}", countdown=countdown)
 
 
 # --- the pipeline -----------------------------------------------------------------
