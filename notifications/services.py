@@ -34,8 +34,8 @@ from unsubscribe import phones
 from unsubscribe.phones import redact
 
 from . import selectors
+from .catalogue import EVENT_VARIABLES, REDACTED, SECRET_VARIABLES, MessageChannel, language_for, tenant_links
 from .defaults import scope_words
-from .events import EVENT_VARIABLES, REDACTED, SECRET_VARIABLES, Channel, language_for, tenant_links
 from .gateways import (
     OutgoingMessage,
     PermanentGatewayError,
@@ -71,7 +71,7 @@ def retry_delay(attempts: int) -> float:
 
 def _recipient(to: str, channel: str) -> tuple[str, str, str]:
     """(normalised recipient, its keyed hash, its masked form); ValueError when invalid."""
-    if channel == Channel.EMAIL:
+    if channel == MessageChannel.EMAIL:
         address = (to or "").strip()
         local, _at, domain = address.rpartition("@")
         if not local or not domain or "." not in domain or any(ch.isspace() for ch in address):
@@ -151,7 +151,7 @@ def message_create(
     an invalid recipient, or a variable the text needs that the context does not give."""
     if event not in EVENT_VARIABLES:
         raise ValueError(f"unknown event {event!r}")
-    if channel not in Channel.values:
+    if channel not in MessageChannel.values:
         raise ValueError(f"unknown channel {channel!r}")
     if dedupe_key:
         existing = Message.objects.for_tenant(tenant).filter(dedupe_key=dedupe_key).first()
@@ -175,7 +175,7 @@ def message_create(
         "tenant_name": tenant.name,
     }
     resolved = selectors.template_resolve(tenant=tenant, event=event, channel=channel, language=language)
-    subject_text = "" if channel == Channel.SMS else resolved.subject
+    subject_text = "" if channel == MessageChannel.SMS else resolved.subject
     subject, body = render(subject_text, values), render(resolved.body, values)
 
     secret_names = SECRET_VARIABLES & values.keys()
@@ -483,7 +483,7 @@ def tenants_without_sms_gateway(tenant_ids: list[int]) -> set[int]:
         return set()
     ready = set(
         GatewayConfig.objects.unscoped()
-        .filter(tenant_id__in=tenant_ids, channel=Channel.SMS, is_active=True)
+        .filter(tenant_id__in=tenant_ids, channel=MessageChannel.SMS, is_active=True)
         .exclude(kind=GatewayConfig.Kind.FILE)
         .values_list("tenant_id", flat=True)
     )

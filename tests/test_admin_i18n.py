@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.urls import NoReverseMatch, reverse
 
 from tenants.models import Tenant
-from unsubscribe.models import Channel, VerificationMethod
+from unsubscribe.models import RequestChannel, VerificationMethod
 from unsubscribe.requests.services import unsubscribe_request_create
 
 # Words that are names or codes, not sentences: shown as they are in any language.
@@ -168,7 +168,7 @@ def demo_data(db: None, eager_celery, outbox, settings) -> None:
     unsubscribe_request_create(
         tenant=tenant,
         phone="13800138000",
-        channel=Channel.WEB,
+        channel=RequestChannel.WEB,
         verification_method=VerificationMethod.OTP,
         services=["data-offers"],
     )
@@ -304,7 +304,7 @@ def test_history_shows_labels_choice_names_and_the_tenants_local_time(
         request = unsubscribe_request_create(
             tenant=tenant,
             phone="13800138000",
-            channel=Channel.WEB,
+            channel=RequestChannel.WEB,
             verification_method=VerificationMethod.OTP,
             services=["data-offers"],
         ).request

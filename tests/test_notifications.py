@@ -25,8 +25,8 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from lanzuan import signing
+from notifications.catalogue import EVENT_VARIABLES, LANGUAGE_CODES, Event
 from notifications.defaults import DEFAULT_TEXTS
-from notifications.events import EVENT_VARIABLES, LANGUAGE_CODES, Event
 from notifications.gateways import PermanentGatewayError, TransientGatewayError, aliyun_rpc_signature
 from notifications.models import GatewayConfig, Message, Template
 from notifications.rendering import render, sms_length, text_errors

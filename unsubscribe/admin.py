@@ -27,8 +27,8 @@ from .display import language_display
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
 from .models import (
-    Channel,
     ChannelSetting,
+    RequestChannel,
     Service,
     Step,
     SubscriberProfile,
@@ -98,7 +98,7 @@ class ChannelFilter(admin.SimpleListFilter):
     parameter_name = "channel"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return list(Channel.choices)
+        return list(RequestChannel.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(channel=self.value()) if self.value() else queryset
@@ -477,7 +477,9 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             else "",
             "bars": reports.bar_chart(board),
             "line": " ".join(reports.line_points(board)),
-            "legend": [(c, reports.CHANNEL_COLOURS.get(c, "#999"), Channel(c).label) for c in board.channels],
+            "legend": [
+                (c, reports.CHANNEL_COLOURS.get(c, "#999"), RequestChannel(c).label) for c in board.channels
+            ],
         }
         return TemplateResponse(request, "admin/unsubscribe/unsubscriberequest/dashboard.html", context)
 
@@ -568,7 +570,7 @@ class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, Ten
 
     @admin.display(description=_("channel"), ordering="channel")
     def channel_name(self, obj: SuppressionEvent) -> str:
-        return str(dict(Channel.choices).get(obj.channel, obj.channel))
+        return str(dict(RequestChannel.choices).get(obj.channel, obj.channel))
 
 
 @admin.register(Step)

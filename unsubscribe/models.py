@@ -16,7 +16,9 @@ from simple_history.models import HistoricalRecords
 from tenants.scoping import TenantOwnedModel
 
 
-class Channel(models.TextChoices):
+class RequestChannel(models.TextChoices):
+    """How a request reaches us (inbound); what we send on is notifications' MessageChannel."""
+
     SMS = "sms", _("Reply SMS")
     WEB = "web", _("Web page")
     APP = "app", _("App")
@@ -160,7 +162,7 @@ class UnsubscribeRequest(TenantOwnedModel):
     phone_masked = models.CharField(_("number"), max_length=24)
     scope_all = models.BooleanField(_("all marketing"), default=True)
     services = models.ManyToManyField(Service, blank=True, related_name="+", verbose_name=_("services"))
-    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    channel = models.CharField(_("channel"), max_length=10, choices=RequestChannel.choices)
     verification_method = models.CharField(
         _("verification"), max_length=20, choices=VerificationMethod.choices
     )
@@ -446,7 +448,7 @@ class ChannelSetting(TenantOwnedModel):
     out is never closed by forgetting to configure it.
     """
 
-    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    channel = models.CharField(_("channel"), max_length=10, choices=RequestChannel.choices)
     enabled = models.BooleanField(_("enabled"), default=True)
     reply_numbers = models.CharField(
         _("reply numbers or extension codes"),

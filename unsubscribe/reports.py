@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from tenants.models import local_midnight
 
-from .models import Channel, UnsubscribeRequest
+from .models import RequestChannel, UnsubscribeRequest
 
 EXPORT_COLUMNS = [
     "reference",
@@ -140,7 +140,7 @@ def dashboard(
                 breached=breached.get(day, 0),
             )
         )
-    used = [c for c in Channel.values if any(d.by_channel.get(c) for d in series)]
+    used = [c for c in RequestChannel.values if any(d.by_channel.get(c) for d in series)]
     open_requests = requests.filter(state__in=UnsubscribeRequest.ACTIVE_STATES)
     return Dashboard(
         zone=str(zone),

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant
 
 from .errors import UnknownServices
-from .models import Channel, ChannelSetting, Service
+from .models import ChannelSetting, RequestChannel, Service
 
 
 def services_resolve(*, tenant: Tenant, services: Iterable[str | Service] | None) -> list[Service]:
@@ -39,5 +39,7 @@ def channel_enabled(*, tenant: Tenant, channel: str) -> bool:
 def enabled_channels(*, tenant: Tenant) -> list[ChannelSetting]:
     """Every channel the tenant offers, in a stable order, with its instructions."""
     saved = {c.channel: c for c in ChannelSetting.objects.for_tenant(tenant)}
-    settings = [saved.get(value) or ChannelSetting(tenant=tenant, channel=value) for value in Channel.values]
+    settings = [
+        saved.get(value) or ChannelSetting(tenant=tenant, channel=value) for value in RequestChannel.values
+    ]
     return [s for s in settings if s.enabled]

@@ -37,8 +37,8 @@ from unsubscribe.intent import CLARIFICATION as CONTEXT_CLARIFICATION
 from unsubscribe.intent import classify, normalise
 from unsubscribe.models import (
     SCOPE_ALL,
-    Channel,
     ChannelSetting,
+    RequestChannel,
     Service,
     Suppression,
     UnsubscribeRequest,
@@ -172,7 +172,7 @@ def inbound_message_receive(
         e164 = None  # kept and flagged below; an alphanumeric sender cannot be acted on
     sender = e164 or raw_from
     sender_hash = phones.phone_hash(sender)
-    setting = channel_setting(tenant=tenant, channel=Channel.SMS)
+    setting = channel_setting(tenant=tenant, channel=RequestChannel.SMS)
     asked = (
         selectors.pending_clarification(
             tenant=tenant, from_hash=sender_hash, since=timezone.now() - CLARIFY_WINDOW
@@ -329,7 +329,7 @@ def _file_request(message: InboundMessage, e164: str) -> None:
         filed = unsubscribe_request_create(
             tenant=message.tenant,
             phone=e164,
-            channel=Channel.SMS,
+            channel=RequestChannel.SMS,
             verification_method=VerificationMethod.SMS_ORIGIN,
             verification_evidence=_evidence(message),
             services=_scope(message),
@@ -363,7 +363,7 @@ def _resubscribe(message: InboundMessage, e164: str, setting: ChannelSetting) ->
         lift = suppression_lift(
             tenant=message.tenant,
             phone=e164,
-            channel=Channel.SMS,
+            channel=RequestChannel.SMS,
             verification_method=VerificationMethod.SMS_ORIGIN,
             evidence=evidence,
             services=None if everything or service is None else [service.code],
@@ -545,7 +545,7 @@ def inbound_message_file_request(*, message: InboundMessage, acting_user: Any) -
         filed = unsubscribe_request_create(
             tenant=locked.tenant,
             phone=e164,
-            channel=Channel.SMS,
+            channel=RequestChannel.SMS,
             verification_method=VerificationMethod.SMS_ORIGIN,
             verification_evidence={**_evidence(locked), "filed_by": acting_user.get_username()},
             services=_scope(locked),
@@ -784,7 +784,9 @@ def unrouted_message_store(
                 unrouted.save(update_fields=["answered"])
         elif help_from is not None and e164 is not None and unrouted.intent != Intent.OTHER:
             keywords = "/".join(
-                sms_keywords(channel_setting(tenant=help_from, channel=Channel.SMS).keywords(), language)
+                sms_keywords(
+                    channel_setting(tenant=help_from, channel=RequestChannel.SMS).keywords(), language
+                )
             )
             try:
                 with transaction.atomic():

@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
-from unsubscribe.models import Channel, VerificationMethod
+from unsubscribe.models import RequestChannel, VerificationMethod
 
 from . import limits
 from .models import PhoneVerification
@@ -312,7 +312,7 @@ def web_request_file(
     filed = unsubscribe_request_create(
         tenant=tenant,
         phone=verification.phone,
-        channel=Channel.WEB,
+        channel=RequestChannel.WEB,
         verification_method=VerificationMethod.OTP,
         verification_evidence=evidence(verification),
         services=services or None,
@@ -344,7 +344,7 @@ def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant],
             result = unsubscribe_request_create(
                 tenant=tenant,
                 phone=verification.phone,
-                channel=Channel.HUB,
+                channel=RequestChannel.HUB,
                 verification_method=VerificationMethod.OTP,
                 verification_evidence=evidence(verification),
                 services=None,

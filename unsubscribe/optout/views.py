@@ -27,7 +27,7 @@ from unsubscribe import links, phones
 from unsubscribe import selectors as core
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.errors import ChannelDisabled, UnsubscribeError
-from unsubscribe.models import Channel, UnsubscribeRequest
+from unsubscribe.models import RequestChannel, UnsubscribeRequest
 from unsubscribe.requests import selectors as request_selectors
 from unsubscribe.suppressions import selectors as suppression_selectors
 
@@ -133,7 +133,7 @@ def tenant_home(request: HttpRequest, slug: str) -> HttpResponse:
 @never_cache
 def unsubscribe_start(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = active_tenant(slug)
-    if not core.channel_enabled(tenant=tenant, channel=Channel.WEB):
+    if not core.channel_enabled(tenant=tenant, channel=RequestChannel.WEB):
         if request.method == "POST":
             return redirect("unsubscribe-start", slug=tenant.slug)
         return render_page(request, "web_disabled.html", tenant, {})

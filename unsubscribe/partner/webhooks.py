@@ -55,7 +55,7 @@ from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from lanzuan.outbound import UnsafeURL
 from lanzuan.signing import signed_headers
 from tenants.models import Tenant
-from unsubscribe.events import EVENTS
+from unsubscribe.domain_events import EVENTS
 from unsubscribe.phones import redact
 
 from .models import WebhookDelivery, WebhookEndpoint
@@ -118,7 +118,7 @@ def _without_raw_numbers(value: Any) -> Any:
 
 
 def on_domain_event(tenant_id: int, event: str, payload: dict[str, Any]) -> None:
-    """unsubscribe.events handler: runs inside the emitting transaction, so the
+    """unsubscribe.domain_events handler: runs inside the emitting transaction, so the
     delivery rows commit (or roll back) with the change; sending waits for commit."""
     endpoints = [
         endpoint

@@ -25,7 +25,7 @@ from django.utils import timezone, translation
 
 from lanzuan.backoff import backoff_seconds
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
-from unsubscribe import events, phones
+from unsubscribe import domain_events, phones
 from unsubscribe.errors import PermanentStepError, TransientStepError
 from unsubscribe.models import Step, Target, UnsubscribeRequest
 from unsubscribe.requests.selectors import request_event_payload
@@ -175,7 +175,7 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
         _enter(request, new_state, now)
         request.save()
         if newly_needs_attention:
-            events.emit(request.tenant_id, "request.needs_attention", request_event_payload(request))
+            domain_events.emit(request.tenant_id, "request.needs_attention", request_event_payload(request))
     for step_id in to_run:
         transaction.on_commit(lambda sid=step_id: step_dispatch(sid))  # type: ignore[misc]
     return request
@@ -214,7 +214,7 @@ def _complete(request: UnsubscribeRequest, now: Any) -> None:
     request.save()
     _step_texts_redact(request)
     logger.info("request %s completed", request.reference)
-    events.emit(request.tenant_id, "request.completed", request_event_payload(request))
+    domain_events.emit(request.tenant_id, "request.completed", request_event_payload(request))
 
 
 def _step_texts_redact(request: UnsubscribeRequest) -> None:

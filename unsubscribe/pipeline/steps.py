@@ -145,8 +145,8 @@ def confirmation_scope(request: UnsubscribeRequest) -> dict[str, str]:
     """`{stopped}` and `{continuing}` for the confirmation, in the person's language:
     the services stopped (or all marketing), and those this number still gets (its
     active subscriptions outside the scope and not suppressed), or none."""
+    from notifications.catalogue import language_for
     from notifications.defaults import scope_words
-    from notifications.events import language_for
 
     words = scope_words(language_for(request.language, request.tenant.default_language))
     if request.scope_all:

@@ -28,11 +28,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
-from unsubscribe import events, phones
+from unsubscribe import domain_events, phones
 from unsubscribe.errors import ChannelDisabled, IdempotencyConflict
 from unsubscribe.models import (
     SCOPE_ALL,
-    Channel,
+    RequestChannel,
     Service,
     UnsubscribeRequest,
     VerificationMethod,
@@ -84,13 +84,13 @@ def unsubscribe_request_create(
     person already sent on a channel since switched off: an opt-out is never dropped.
     Safe to call concurrently for the same number and key.
     """
-    if channel not in Channel.values:
+    if channel not in RequestChannel.values:
         raise ValueError(f"unknown channel {channel!r}")
     setting = channel_setting(tenant=tenant, channel=channel)
     if not allow_disabled_channel and not setting.enabled:
         raise ChannelDisabled(
             _("%(tenant)s does not offer unsubscribing by %(channel)s.")
-            % {"tenant": tenant.name, "channel": Channel(channel).label}
+            % {"tenant": tenant.name, "channel": RequestChannel(channel).label}
         )
     e164 = phones.normalise(phone)
     chosen = services_resolve(tenant=tenant, services=services)
@@ -233,6 +233,6 @@ def _create_suppressed_request(
         at=now,
     )
     steps_plan(request)
-    events.emit(tenant.pk, "request.created", request_event_payload(request))
+    domain_events.emit(tenant.pk, "request.created", request_event_payload(request))
     transaction.on_commit(lambda: request_dispatch(request.pk))
     return request

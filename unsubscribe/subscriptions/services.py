@@ -1,4 +1,6 @@
-"""Bulk import of subscriptions from CSV, in the background with progress.
+"""Subscriptions: the upsert that skips numbers that opted out (shared by the CSV import
+here and the partner API's import), and the bulk import of a CSV file, in the background
+with progress.
 
 Columns (header row required): phone, service, consent_source, consent_at
 (ISO 8601, optional; a time without an offset, or a bare date, is read in the

@@ -18,11 +18,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
-from unsubscribe import events, phones
+from unsubscribe import domain_events, phones
 from unsubscribe.errors import ResubscribeRefused
 from unsubscribe.models import (
     SCOPE_ALL,
-    Channel,
+    RequestChannel,
     Service,
     Subscription,
     Suppression,
@@ -85,7 +85,7 @@ def suppressions_add(
             for s in new
         ]
     )
-    events.emit(
+    domain_events.emit(
         tenant.pk,
         "suppression.added",
         {
@@ -178,7 +178,7 @@ def suppression_lift(
                 sub.save()
                 reactivated += 1
         if lifted:
-            events.emit(
+            domain_events.emit(
                 tenant.pk,
                 "suppression.lifted",
                 {
@@ -202,13 +202,13 @@ def resubscribe(
     """Older name, kept for callers: `suppression_lift` with the channel's own
     verification and no further evidence. Returns the lifted scopes."""
     methods: dict[str, str] = {
-        Channel.SMS: VerificationMethod.SMS_ORIGIN,
-        Channel.WEB: VerificationMethod.OTP,
-        Channel.HUB: VerificationMethod.OTP,
-        Channel.EMAIL: VerificationMethod.SIGNED_TOKEN,
-        Channel.APP: VerificationMethod.PARTNER_ASSERTION,
-        Channel.PARTNER: VerificationMethod.PARTNER_ASSERTION,
-        Channel.HOTLINE: VerificationMethod.AGENT_ASSERTION,
+        RequestChannel.SMS: VerificationMethod.SMS_ORIGIN,
+        RequestChannel.WEB: VerificationMethod.OTP,
+        RequestChannel.HUB: VerificationMethod.OTP,
+        RequestChannel.EMAIL: VerificationMethod.SIGNED_TOKEN,
+        RequestChannel.APP: VerificationMethod.PARTNER_ASSERTION,
+        RequestChannel.PARTNER: VerificationMethod.PARTNER_ASSERTION,
+        RequestChannel.HOTLINE: VerificationMethod.AGENT_ASSERTION,
     }
     method = methods.get(channel, VerificationMethod.ADMIN)
     return suppression_lift(

@@ -30,7 +30,7 @@ from django.utils import timezone
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
-from unsubscribe.models import Channel, Service, UnsubscribeRequest, VerificationMethod
+from unsubscribe.models import RequestChannel, Service, UnsubscribeRequest, VerificationMethod
 from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.selectors import channel_setting
 
@@ -246,7 +246,7 @@ def _start(call: VoiceCall, caller: str, called: str) -> Prompt:
     if e164 is not None:
         call.caller_hash = phones.phone_hash(e164)
         call.caller_masked = phones.mask(e164)
-    setting = channel_setting(tenant=tenant, channel=Channel.HOTLINE)
+    setting = channel_setting(tenant=tenant, channel=RequestChannel.HOTLINE)
     if not (setting.enabled and setting.ivr_enabled):
         return _end(call, book, Outcome.UNAVAILABLE, K.UNAVAILABLE, both_languages=True)
     if e164 is None:
@@ -422,7 +422,7 @@ def _file(call: VoiceCall, book: PromptBook) -> Prompt:
         filed = unsubscribe_request_create(
             tenant=call.tenant,
             phone=call.caller,
-            channel=Channel.HOTLINE,
+            channel=RequestChannel.HOTLINE,
             verification_method=VerificationMethod.CALLER_ID,
             verification_evidence={
                 "provider": call.provider,
