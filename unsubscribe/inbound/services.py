@@ -236,7 +236,7 @@ def inbound_message_receive(
                     message, _("The sender is not a valid phone number, so the reply could not be acted on.")
                 )
         elif result.intent == Intent.UNSUBSCRIBE and result.action == "act":
-            _file_request(message, e164)
+            _file_request(message, e164, setting)
         elif result.intent == Intent.RESUBSCRIBE and result.action == "act":
             # Only explicit re-subscribe words from the number itself; never a yes.
             if result.confidence >= settings.LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE:
@@ -322,7 +322,7 @@ def _evidence(message: InboundMessage) -> dict[str, Any]:
     return {"provider": message.provider, "message_id": message.provider_message_id, "to": message.to}
 
 
-def _file_request(message: InboundMessage, e164: str) -> None:
+def _file_request(message: InboundMessage, e164: str, setting: ChannelSetting) -> None:
     """The core files, suppresses and later confirms (its pipeline sends the one
     confirmation, with no marketing): we send nothing ourselves."""
     try:
@@ -335,8 +335,10 @@ def _file_request(message: InboundMessage, e164: str) -> None:
             services=_scope(message),
             language=message.language,
             filed_by=f"reply SMS via {message.provider}",
+            setting=setting,
+            phone_normalised=True,
         )
-    except UnsubscribeError as exc:  # the channel was switched off a moment ago, or similar
+    except UnsubscribeError as exc:  # the core refused it (a route's service since removed, say)
         _hold(message, exc.message)
         return
     message.request = filed.request
@@ -367,6 +369,7 @@ def _resubscribe(message: InboundMessage, e164: str, setting: ChannelSetting) ->
             verification_method=VerificationMethod.SMS_ORIGIN,
             evidence=evidence,
             services=None if everything or service is None else [service.code],
+            phone_normalised=True,
         )
     except ResubscribeRefused:
         message.action = Action.RESUBSCRIBE_REFUSED

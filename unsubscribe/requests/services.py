@@ -32,6 +32,7 @@ from unsubscribe import domain_events, phones
 from unsubscribe.errors import ChannelDisabled, IdempotencyConflict
 from unsubscribe.models import (
     SCOPE_ALL,
+    ChannelSetting,
     RequestChannel,
     Service,
     UnsubscribeRequest,
@@ -73,6 +74,8 @@ def unsubscribe_request_create(
     confirmation_channel: str | None = None,
     allow_disabled_channel: bool = False,
     filed_by: str = "",
+    setting: ChannelSetting | None = None,
+    phone_normalised: bool = False,
 ) -> FiledRequest:
     """File an unsubscribe request from any channel and suppress the number at once.
 
@@ -82,17 +85,22 @@ def unsubscribe_request_create(
     InvalidPhoneNumber, UnknownServices, IdempotencyConflict or ChannelDisabled with
     a message fit to show. `allow_disabled_channel` is for staff acting on what a
     person already sent on a channel since switched off: an opt-out is never dropped.
+    A caller that has read the channel's `setting` already, or has `phone` from
+    phones.normalise() (`phone_normalised`), passes them on: a reply SMS does both once.
     Safe to call concurrently for the same number and key.
     """
     if channel not in RequestChannel.values:
         raise ValueError(f"unknown channel {channel!r}")
-    setting = channel_setting(tenant=tenant, channel=channel)
+    if setting is None:
+        setting = channel_setting(tenant=tenant, channel=channel)
+    elif setting.channel != channel:
+        raise ValueError(f"the setting of {setting.channel!r} given for channel {channel!r}")
     if not allow_disabled_channel and not setting.enabled:
         raise ChannelDisabled(
             _("%(tenant)s does not offer unsubscribing by %(channel)s.")
             % {"tenant": tenant.name, "channel": RequestChannel(channel).label}
         )
-    e164 = phones.normalise(phone)
+    e164 = phone if phone_normalised else phones.normalise(phone)
     chosen = services_resolve(tenant=tenant, services=services)
     if verification_method not in VerificationMethod.values:
         raise ValueError(f"unknown verification method {verification_method!r}")

@@ -114,6 +114,7 @@ def suppression_lift(
     verification_method: str,
     evidence: dict[str, Any],
     services: Sequence[str | Service] | None = None,
+    phone_normalised: bool = False,
 ) -> SuppressionLift:
     """The person asked, verifiably, to receive marketing again: lift their opt-out.
 
@@ -134,7 +135,7 @@ def suppression_lift(
         )
     if verification_method not in VerificationMethod.values:
         raise ValueError(f"unknown verification method {verification_method!r}")
-    e164 = phones.normalise(phone)
+    e164 = phone if phone_normalised else phones.normalise(phone)
     chosen = services_resolve(tenant=tenant, services=services)
     digest = phones.phone_hash(e164)
     masked = phones.mask(e164)
