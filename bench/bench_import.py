@@ -28,8 +28,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from tenants.models import Tenant  # noqa: E402
-from unsubscribe.imports import subscription_import_run  # noqa: E402
 from unsubscribe.models import Service, Subscription, SubscriptionImport  # noqa: E402
+from unsubscribe.subscriptions.services import subscription_import_run  # noqa: E402
 
 
 def main(rows: int) -> None:

@@ -26,8 +26,8 @@ from tenants.admin import TenantScopedAdmin, request_tenant_ids
 from tenants.models import Tenant
 from unsubscribe import phones
 
+from .catalogue import EVENT_VARIABLES, Event, MessageChannel, sample_values
 from .defaults import default_text
-from .events import EVENT_VARIABLES, Channel, Event, sample_values
 from .models import GatewayConfig, Message, Template
 from .rendering import render, sms_length, text_errors
 from .services import template_save
@@ -57,7 +57,7 @@ def _as_sent(body: str, event: str, tenant: Tenant | None) -> str:
 def length_html(*, event: str, channel: str, body: str, tenant: Tenant | None) -> SafeString:
     """Characters and SMS segments of what a person would receive (GSM-7 or UCS-2)."""
     text = _as_sent(body, event, tenant)
-    if channel != Channel.SMS:
+    if channel != MessageChannel.SMS:
         return format_html(
             "<span>{}</span>",
             ngettext("%(count)d character", "%(count)d characters", len(text)) % {"count": len(text)},
@@ -76,7 +76,7 @@ def length_html(*, event: str, channel: str, body: str, tenant: Tenant | None) -
 
 def length_data(*, event: str, channel: str, body: str, tenant: Tenant | None) -> dict[str, Any]:
     text = _as_sent(body, event, tenant)
-    if channel != Channel.SMS:
+    if channel != MessageChannel.SMS:
         return {"characters": len(text)}
     length = sms_length(text)
     return {
@@ -96,7 +96,7 @@ def built_in_html(*, event: str, channel: str, language: str) -> SafeString:
     default = default_text(event, language or settings.LANGUAGE_CODE)
     subject = (
         format_html("<p><strong>{}</strong> {}</p>", _("Subject:"), default.subject)
-        if channel != Channel.SMS
+        if channel != MessageChannel.SMS
         else ""
     )
     return format_html(
@@ -122,7 +122,7 @@ def preview_html(
     values = _sample_values(tenant)
     rendered_body = render(body, values)
     parts = []
-    if subject and channel != Channel.SMS:
+    if subject and channel != MessageChannel.SMS:
         parts.append(format_html("<p><strong>{}</strong> {}</p>", _("Subject:"), render(subject, values)))
     parts.append(
         format_html(
@@ -166,7 +166,7 @@ class TemplateAdmin(TenantScopedAdmin):
 
     @admin.display(description=_("SMS segments"))
     def sms_segments(self, obj: Template) -> str:
-        if obj.channel != Channel.SMS:
+        if obj.channel != MessageChannel.SMS:
             return "—"
         segments = sms_length(_as_sent(obj.body, obj.event, obj.tenant)).segments
         return ngettext("%(count)d SMS segment", "%(count)d SMS segments", segments) % {"count": segments}
@@ -223,7 +223,7 @@ class TemplateAdmin(TenantScopedAdmin):
         elif initial:
             event, channel, language = initial
         else:
-            event, channel, language = "", Channel.SMS, ""
+            event, channel, language = "", MessageChannel.SMS, ""
         return format_html(
             '<div id="lanzuan-template-built-in">{}</div><div class="help">{}</div>',
             built_in_html(event=event, channel=channel, language=language),
@@ -235,11 +235,11 @@ class TemplateAdmin(TenantScopedAdmin):
         initial: dict[str, Any] = dict(super().get_changeform_initial_data(request))
         event = str(initial.get("event") or "")
         if event in EVENT_VARIABLES:
-            channel = str(initial.get("channel") or Channel.SMS)
+            channel = str(initial.get("channel") or MessageChannel.SMS)
             language = str(initial.get("language") or settings.LANGUAGE_CODE)
             default = default_text(event, language)
             initial.setdefault("body", default.body)
-            if channel != Channel.SMS:
+            if channel != MessageChannel.SMS:
                 initial.setdefault("subject", default.subject)
         return initial
 
@@ -250,7 +250,7 @@ class TemplateAdmin(TenantScopedAdmin):
         # the text for the event and language the link asked for.
         event = request.GET.get("event", "")
         token = _built_in_for_add.set(
-            (event, request.GET.get("channel", Channel.SMS), request.GET.get("language", ""))
+            (event, request.GET.get("channel", MessageChannel.SMS), request.GET.get("language", ""))
             if event in EVENT_VARIABLES
             else None
         )
@@ -294,7 +294,7 @@ class TemplateAdmin(TenantScopedAdmin):
                 tenants = tenants.filter(pk__in=request_tenant_ids(request))
             tenant = tenants.filter(pk=int(tenant_id)).first()
         event = request.POST.get("event", "")
-        channel = request.POST.get("channel", Channel.SMS)
+        channel = request.POST.get("channel", MessageChannel.SMS)
         language = request.POST.get("language", "")
         body = request.POST.get("body", "")
         html = preview_html(
@@ -314,7 +314,10 @@ class TemplateAdmin(TenantScopedAdmin):
                 "length": length_data(event=event, channel=channel, body=body, tenant=tenant),
                 "length_html": str(length_html(event=event, channel=channel, body=body, tenant=tenant)),
                 "built_in": (
-                    {"subject": default.subject if channel != Channel.SMS else "", "body": default.body}
+                    {
+                        "subject": default.subject if channel != MessageChannel.SMS else "",
+                        "body": default.body,
+                    }
                     if default
                     else None
                 ),

@@ -7,14 +7,16 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Notifications")
 
     def ready(self) -> None:
-        from unsubscribe.datasources import register_scrubber
+        from unsubscribe.pipeline.datasources import DataSource, register_source
 
-        from .services import messages_scrub_recipient
+        from .services import messages_erase_number
 
         # Messages keep the raw number until they are final; erasure clears the rest.
-        register_scrubber(
-            "notifications.messages",
-            messages_scrub_recipient,
-            label=_("Messages sent (Lanzuan)"),
-            public_label=_("the messages we sent you"),
+        register_source(
+            DataSource.platform_copy(
+                "notifications.messages",
+                messages_erase_number,
+                label=_("Messages sent (Lanzuan)"),
+                public_label=_("the messages we sent you"),
+            )
         )

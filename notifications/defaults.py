@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .events import Event
+from .catalogue import Event
 
 
 @dataclass(frozen=True)

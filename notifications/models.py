@@ -20,7 +20,7 @@ from simple_history.models import HistoricalRecords
 
 from tenants.scoping import TenantOwnedModel
 
-from .events import EVENT_VARIABLES, Channel, Event
+from .catalogue import EVENT_VARIABLES, Event, MessageChannel
 from .rendering import text_errors
 
 
@@ -28,7 +28,9 @@ class Template(TenantOwnedModel):
     """A tenant's own text for one event, channel and language (else the built-in default)."""
 
     event = models.CharField(_("event"), max_length=32, choices=Event.choices)
-    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, default=Channel.SMS)
+    channel = models.CharField(
+        _("channel"), max_length=10, choices=MessageChannel.choices, default=MessageChannel.SMS
+    )
     language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES, default="zh-hans")
     subject = models.CharField(
         _("subject"), max_length=200, blank=True, help_text=_("Email subject or push title; SMS has none.")
@@ -86,7 +88,9 @@ class GatewayConfig(TenantOwnedModel):
         ALIYUN = "aliyun", _("Aliyun SMS")
         HTTP = "http", _("Signed HTTP (generic)")
 
-    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, default=Channel.SMS)
+    channel = models.CharField(
+        _("channel"), max_length=10, choices=MessageChannel.choices, default=MessageChannel.SMS
+    )
     kind = models.CharField(_("gateway"), max_length=10, choices=Kind.choices, default=Kind.FILE)
     sender_id = models.CharField(
         _("sender"),
@@ -151,9 +155,9 @@ class GatewayConfig(TenantOwnedModel):
     def clean(self) -> None:
         errors: dict[str, Any] = {}
         kind, channel = self.kind, self.channel
-        if kind in (self.Kind.TWILIO, self.Kind.ALIYUN) and channel != Channel.SMS:
+        if kind in (self.Kind.TWILIO, self.Kind.ALIYUN) and channel != MessageChannel.SMS:
             errors["kind"] = _("This gateway sends SMS only.")
-        if kind == self.Kind.SMTP and channel != Channel.EMAIL:
+        if kind == self.Kind.SMTP and channel != MessageChannel.EMAIL:
             errors["kind"] = _("SMTP sends email only.")
         required: dict[str, list[str]] = {
             self.Kind.TWILIO: ["sender_id", "account_id", "secret"],
@@ -189,7 +193,7 @@ class Message(TenantOwnedModel):
         DELIVERED = "delivered", _("Delivered")
         FAILED = "failed", _("Failed")
 
-    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    channel = models.CharField(_("channel"), max_length=10, choices=MessageChannel.choices)
     event = models.CharField(_("event"), max_length=32, choices=Event.choices)
     language = models.CharField(_("language"), max_length=10)
     template = models.ForeignKey(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .events import CONFIRMATION_EVENTS, EVENT_VARIABLES
+from .catalogue import CONFIRMATION_EVENTS, EVENT_VARIABLES
 
 _formatter = string.Formatter()
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")

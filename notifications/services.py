@@ -28,13 +28,14 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from lanzuan.backoff import backoff_seconds
+from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.phones import redact
 
 from . import selectors
+from .catalogue import EVENT_VARIABLES, REDACTED, SECRET_VARIABLES, MessageChannel, language_for, tenant_links
 from .defaults import scope_words
-from .events import EVENT_VARIABLES, REDACTED, SECRET_VARIABLES, Channel, language_for, tenant_links
 from .gateways import (
     OutgoingMessage,
     PermanentGatewayError,
@@ -70,7 +71,7 @@ def retry_delay(attempts: int) -> float:
 
 def _recipient(to: str, channel: str) -> tuple[str, str, str]:
     """(normalised recipient, its keyed hash, its masked form); ValueError when invalid."""
-    if channel == Channel.EMAIL:
+    if channel == MessageChannel.EMAIL:
         address = (to or "").strip()
         local, _at, domain = address.rpartition("@")
         if not local or not domain or "." not in domain or any(ch.isspace() for ch in address):
@@ -150,7 +151,7 @@ def message_create(
     an invalid recipient, or a variable the text needs that the context does not give."""
     if event not in EVENT_VARIABLES:
         raise ValueError(f"unknown event {event!r}")
-    if channel not in Channel.values:
+    if channel not in MessageChannel.values:
         raise ValueError(f"unknown channel {channel!r}")
     if dedupe_key:
         existing = Message.objects.for_tenant(tenant).filter(dedupe_key=dedupe_key).first()
@@ -174,7 +175,7 @@ def message_create(
         "tenant_name": tenant.name,
     }
     resolved = selectors.template_resolve(tenant=tenant, event=event, channel=channel, language=language)
-    subject_text = "" if channel == Channel.SMS else resolved.subject
+    subject_text = "" if channel == MessageChannel.SMS else resolved.subject
     subject, body = render(subject_text, values), render(resolved.body, values)
 
     secret_names = SECRET_VARIABLES & values.keys()
@@ -380,15 +381,9 @@ def message_dispatch(message_id: int, countdown: float = 0) -> None:
     stays due and messages_sweep() dispatches it later."""
     from .tasks import deliver_message
 
-    try:
-        deliver_message.apply_async(
-            args=(message_id,),
-            countdown=countdown,
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-        )
-    except Exception:  # the broker's errors are many kinds; all mean "later"
-        logger.warning("broker unavailable; message %s left for the sweep", message_id, exc_info=True)
+    dispatch_or_leave_for_sweep(
+        deliver_message, message_id, what=f"message {message_id}", countdown=countdown
+    )
 
 
 def notification_send(
@@ -480,8 +475,8 @@ def message_status_report(*, message: Message, provider_status: str, error_code:
 # --- erasure ------------------------------------------------------------------------------
 
 
-def messages_scrub_recipient(request: UnsubscribeRequest) -> int:
-    """Registered as the "notifications.messages" scrubber: drop the raw number from
+def messages_erase_number(request: UnsubscribeRequest) -> int:
+    """Registered as the "notifications.messages" data source (an erase step): drop the raw number from
     every message of the request's tenant sent to it (masked form and hash stay)."""
     rows = Message.objects.for_tenant(request.tenant_id).filter(to_hash=request.phone_hash)
     for secret_ref in rows.exclude(secret_ref="").values_list("secret_ref", flat=True):
@@ -502,7 +497,7 @@ def tenants_without_sms_gateway(tenant_ids: list[int]) -> set[int]:
         return set()
     ready = set(
         GatewayConfig.objects.for_tenants(tenant_ids)
-        .filter(channel=Channel.SMS, is_active=True)
+        .filter(channel=MessageChannel.SMS, is_active=True)
         .exclude(kind=GatewayConfig.Kind.FILE)
         .values_list("tenant_id", flat=True)
     )

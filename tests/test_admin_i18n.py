@@ -20,8 +20,8 @@ from django.core.management import call_command
 from django.urls import NoReverseMatch, reverse
 
 from tenants.models import Tenant
-from unsubscribe.models import Channel, VerificationMethod
-from unsubscribe.services import unsubscribe_request_create
+from unsubscribe.models import RequestChannel, VerificationMethod
+from unsubscribe.requests.services import unsubscribe_request_create
 
 # Words that are names or codes, not sentences: shown as they are in any language.
 ALLOWED = {
@@ -168,7 +168,7 @@ def demo_data(db: None, eager_celery, outbox, settings) -> None:
     unsubscribe_request_create(
         tenant=tenant,
         phone="13800138000",
-        channel=Channel.WEB,
+        channel=RequestChannel.WEB,
         verification_method=VerificationMethod.OTP,
         services=["data-offers"],
     )
@@ -207,18 +207,18 @@ def test_tenant_admin_sees_chinese_too(client, demo_data, settings) -> None:
 
 def _run_pipeline(request_pk: int) -> None:
     """What workers do, in-process: advance, run the due steps, repeat."""
-    from unsubscribe import services
     from unsubscribe.models import Step
+    from unsubscribe.pipeline.services import request_advance, step_run
 
     for _ in range(10):
-        services.request_advance(request_pk)
+        request_advance(request_pk)
         due = Step.objects.unscoped(reason="test").filter(
             request_id=request_pk, status__in=["pending", "retrying"]
         )
         if not due:
             break
         for step in due:
-            services.step_run(step.pk)
+            step_run(step.pk)
 
 
 def test_tenant_admin_walk_reads_in_chinese(client, demo_data) -> None:
@@ -308,7 +308,7 @@ def test_history_shows_labels_choice_names_and_the_tenants_local_time(
         request = unsubscribe_request_create(
             tenant=tenant,
             phone="13800138000",
-            channel=Channel.WEB,
+            channel=RequestChannel.WEB,
             verification_method=VerificationMethod.OTP,
             services=["data-offers"],
         ).request

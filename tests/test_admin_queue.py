@@ -20,7 +20,7 @@ State = UnsubscribeRequest.State
 NOW = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)  # late evening UTC, the next morning in Shanghai
 
 
-def a_request(tenant, *, state=State.RECEIVED, due_in=timedelta(hours=5), **extra):
+def a_request(tenant, *, state=State.SUPPRESSED, due_in=timedelta(hours=5), **extra):
     return baker.make(
         UnsubscribeRequest,
         tenant=tenant,

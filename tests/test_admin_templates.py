@@ -7,8 +7,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from notifications.catalogue import CONFIRMATION_EVENTS
 from notifications.defaults import DEFAULT_TEXTS
-from notifications.events import CONFIRMATION_EVENTS
 from notifications.models import Template
 from notifications.rendering import text_errors
 from notifications.services import template_save

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from unsubscribe import phones, selectors, services
+from unsubscribe import phones
 from unsubscribe.errors import ChannelDisabled, IdempotencyConflict, ResubscribeRefused, UnknownServices
 from unsubscribe.models import (
     ChannelSetting,
@@ -21,7 +21,11 @@ from unsubscribe.models import (
     UnsubscribeRequest,
 )
 from unsubscribe.phones import InvalidPhoneNumber, mask, normalise
+from unsubscribe.pipeline.services import pipeline_sweep, request_advance, step_run
 from unsubscribe.references import clean_reference
+from unsubscribe.requests.services import unsubscribe_request_create
+from unsubscribe.suppressions.selectors import suppression_status
+from unsubscribe.suppressions.services import resubscribe
 
 from .pipeline_helpers import NUMBER, subscriber
 
@@ -29,7 +33,7 @@ pytestmark = pytest.mark.django_db
 
 
 def file(tenant, **kwargs):
-    return services.unsubscribe_request_create(
+    return unsubscribe_request_create(
         tenant=tenant,
         phone=kwargs.pop("phone", NUMBER),
         channel=kwargs.pop("channel", "app"),
@@ -41,12 +45,12 @@ def file(tenant, **kwargs):
 def run_pipeline(request: UnsubscribeRequest) -> UnsubscribeRequest:
     """What workers do, in-process: advance, run due steps, repeat."""
     for _ in range(10):
-        services.request_advance(request.pk)
+        request_advance(request.pk)
         due = Step.objects.unscoped(reason="test").filter(request=request, status__in=["pending", "retrying"])
         if not due:
             break
         for step in due:
-            services.step_run(step.pk)
+            step_run(step.pk)
     request.refresh_from_db()
     return request
 
@@ -82,24 +86,24 @@ def test_reference_is_short_and_unambiguous(tenant_a):
 def test_filing_suppresses_at_once_and_records_an_event(tenant_a):
     subscriber(tenant_a)
     request = file(tenant_a, services=["offers"])
-    status = selectors.suppression_status(tenant=tenant_a, phone=NUMBER, service_code="offers")
+    status = suppression_status(tenant=tenant_a, phone=NUMBER, service_code="offers")
     assert status.suppressed and status.since == request.suppressed_at
     # only that service is stopped: "all marketing" is still allowed for the other one
-    assert not selectors.suppression_status(tenant=tenant_a, phone=NUMBER, service_code="club").suppressed
+    assert not suppression_status(tenant=tenant_a, phone=NUMBER, service_code="club").suppressed
     event = SuppressionEvent.objects.unscoped(reason="test").get()
     assert (event.scope, event.action, event.request) == ("offers", "added", request)
 
 
 def test_suppression_is_per_tenant(tenant_a, tenant_b):
     file(tenant_a)
-    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
-    assert not selectors.suppression_status(tenant=tenant_b, phone=NUMBER).suppressed
+    assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    assert not suppression_status(tenant=tenant_b, phone=NUMBER).suppressed
 
 
 def test_same_idempotency_key_returns_the_same_request_and_another_body_conflicts(tenant_a):
     subscriber(tenant_a)
     first = file(tenant_a, idempotency_key="k1")
-    again = services.unsubscribe_request_create(
+    again = unsubscribe_request_create(
         tenant=tenant_a,
         phone=NUMBER,
         channel="app",
@@ -157,7 +161,7 @@ def test_erasure_waits_for_the_tenants_delay(tenant_a, outbox):
     UnsubscribeRequest.objects.unscoped(reason="test").filter(pk=request.pk).update(
         erasure_due_at=now, next_run_at=now
     )
-    assert services.pipeline_sweep()["dispatched"] == 1
+    assert pipeline_sweep()["dispatched"] == 1
     request = run_pipeline(request)
     assert request.state == "completed"
 
@@ -167,17 +171,17 @@ def test_sweep_flags_requests_past_their_sla(tenant_a):
     UnsubscribeRequest.objects.unscoped(reason="test").filter(pk=request.pk).update(
         sla_due_at=timezone.now() - timedelta(minutes=1)
     )
-    assert services.pipeline_sweep()["sla_breached"] == 1
+    assert pipeline_sweep()["sla_breached"] == 1
     request.refresh_from_db()
     assert request.sla_breached_at is not None
-    assert services.pipeline_sweep()["sla_breached"] == 0
+    assert pipeline_sweep()["sla_breached"] == 0
 
 
 def test_resubscribe_lifts_suppression_where_allowed(tenant_a):
     subscriber(tenant_a)
     run_pipeline(file(tenant_a))
-    assert services.resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms") == ["*"]
-    assert not selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    assert resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms") == ["*"]
+    assert not suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
     assert SuppressionEvent.objects.unscoped(reason="test").filter(action="lifted").count() == 1
     assert set(Subscription.objects.unscoped(reason="test").values_list("status", flat=True)) == {"active"}
 
@@ -187,9 +191,9 @@ def test_resubscribe_is_refused_where_opt_outs_are_final(tenant_a):
     tenant_a.save()
     file(tenant_a)
     with pytest.raises(ResubscribeRefused) as exc:
-        services.resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms")
+        resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms")
     assert tenant_a.name in exc.value.message
-    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
 
 
 # --- admin ---------------------------------------------------------------------------
@@ -226,7 +230,7 @@ def test_agent_files_a_request_in_the_admin_and_viewer_cannot(
     request = UnsubscribeRequest.objects.unscoped(reason="test").get()
     assert request.channel == "hotline" and request.verification_method == "agent_assertion"
     assert request.verification_evidence["agent"] == "amy"
-    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
     page = client.get(response["Location"]).content.decode()
     assert request.reference in page and "138****8000" in page
     # agents cannot change configuration
@@ -381,7 +385,7 @@ def test_staff_are_emailed_once_when_a_request_needs_attention(
     assert f"/admin/unsubscribe/unsubscriberequest/{request.pk}/change/" in emails[0]["body"]
     # advancing it again while still stuck sends nothing new
     with django_capture_on_commit_callbacks(execute=True):
-        services.request_advance(request.pk)
+        request_advance(request.pk)
     assert len([line for line in outbox.read_text().splitlines() if '"email"' in line]) == 2
 
 
@@ -413,7 +417,7 @@ def test_request_list_query_count_does_not_grow_with_rows(tenant_a, alice, clien
 def test_import_never_brings_back_the_number_of_someone_who_opted_out(tenant_a, outbox):
     from django.core.files.base import ContentFile
 
-    from unsubscribe.imports import subscription_import_run
+    from unsubscribe.subscriptions.services import subscription_import_run
 
     subscriber(tenant_a)
     run_pipeline(file(tenant_a))  # ended and erased

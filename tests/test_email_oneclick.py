@@ -15,16 +15,17 @@ from rest_framework.test import APIClient
 
 from unsubscribe import phones
 from unsubscribe.models import (
-    Channel,
     ChannelSetting,
+    RequestChannel,
     Service,
     Subscription,
     UnsubscribeRequest,
     VerificationMethod,
 )
 from unsubscribe.optout import email_links
-from unsubscribe.selectors import suppression_status
-from unsubscribe.services import resubscribe, unsubscribe_request_create
+from unsubscribe.requests.services import unsubscribe_request_create
+from unsubscribe.suppressions.selectors import suppression_status
+from unsubscribe.suppressions.services import resubscribe
 
 E164 = "+8613800138000"
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
@@ -77,7 +78,7 @@ def suppressed(tenant, service_code: str | None = None) -> bool:
 
 
 def switch_email_off(tenant) -> None:
-    ChannelSetting.objects.create(tenant=tenant, channel=Channel.EMAIL, enabled=False)
+    ChannelSetting.objects.create(tenant=tenant, channel=RequestChannel.EMAIL, enabled=False)
 
 
 def csrf_post(client: Client, url: str, **extra):
@@ -154,7 +155,7 @@ def test_page_post_files_the_request_and_shows_the_receipt(subscription, club, t
     # then a redirect back to the link, which now shows the receipt
     assert response.status_code == 302 and response["Location"] == link(subscription)
     found = UnsubscribeRequest.objects.for_tenant(tenant_a).get()
-    assert found.channel == Channel.EMAIL
+    assert found.channel == RequestChannel.EMAIL
     assert found.verification_method == VerificationMethod.SIGNED_TOKEN
     assert found.verification_evidence == {"subscription_id": subscription.pk}
     assert found.filed_by == "the person, by the email link (page)"
@@ -262,7 +263,7 @@ def test_post_without_the_one_click_field_does_nothing(body, subscription, tenan
 def test_one_click_again_after_resubscribing_stops_again(subscription, tenant_a):
     provider = Client(enforce_csrf_checks=True)
     provider.post(link(subscription), ONE_CLICK)
-    resubscribe(tenant=tenant_a, phone=E164, channel=Channel.WEB, services=["daily-deals"])
+    resubscribe(tenant=tenant_a, phone=E164, channel=RequestChannel.WEB, services=["daily-deals"])
     assert not suppressed(tenant_a, "daily-deals")
 
     # the old link shows the question again, and a new click suppresses again
@@ -327,7 +328,10 @@ def test_a_deleted_subscription_or_unknown_tenant(client, subscription, tenant_a
 def test_an_erased_subscription_reads_as_already_unsubscribed(client, subscription, tenant_a):
     # given: an opt-out by SMS, completed: the number was erased from the subscription
     unsubscribe_request_create(
-        tenant=tenant_a, phone=E164, channel=Channel.SMS, verification_method=VerificationMethod.SMS_ORIGIN
+        tenant=tenant_a,
+        phone=E164,
+        channel=RequestChannel.SMS,
+        verification_method=VerificationMethod.SMS_ORIGIN,
     )
     Subscription.objects.for_tenant(tenant_a).update(phone="")
     subscription.refresh_from_db()

@@ -29,8 +29,9 @@ from rest_framework.views import APIView
 from lanzuan.urls import urlpatterns as site_urlpatterns
 from tenants.models import Tenant
 from tenants.services import api_key_create
-from unsubscribe import imports, phones
+from unsubscribe import phones
 from unsubscribe.models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
+from unsubscribe.subscriptions import services as imports
 
 PROBLEM = "application/problem+json"
 IMPORT_URL = "/api/v1/subscriptions/import"

@@ -21,7 +21,6 @@ from twilio.request_validator import RequestValidator
 from lanzuan import signing
 from notifications.models import Message
 from tenants.models import Tenant
-from unsubscribe import datasources
 from unsubscribe.inbound import selectors as inbound_selectors
 from unsubscribe.inbound.models import Action, InboundCredential, InboundMessage, ReplyRoute
 from unsubscribe.inbound.services import (
@@ -31,7 +30,8 @@ from unsubscribe.inbound.services import (
 )
 from unsubscribe.models import ChannelSetting, Service, Suppression, UnsubscribeRequest
 from unsubscribe.phones import phone_hash
-from unsubscribe.selectors import suppression_status
+from unsubscribe.pipeline import datasources
+from unsubscribe.suppressions.selectors import suppression_status
 
 PUBLIC = "https://lz.example"
 PHONE = "+8613800138000"
@@ -664,25 +664,26 @@ def test_admin_reply_route_is_normalised_and_scoped(client, tenant_a, tenant_b, 
 # --- erasure ----------------------------------------------------------------------------------
 
 
-def test_the_scrubber_clears_number_and_text_of_that_tenants_replies(client, tenant_a, tenant_b, generic_a):
+def test_erasure_clears_number_and_text_of_that_tenants_replies(client, tenant_a, tenant_b, generic_a):
     post_generic(client, tenant_a, generic_payload("TD 13800138000 别再发了", message_id="e1"))
     inbound_credential_set(tenant=tenant_b, provider="generic", secret=GENERIC_SECRET)
     post_generic(client, tenant_b, generic_payload("TD", message_id="e1"))
     request = UnsubscribeRequest.objects.for_tenant(tenant_a).get()
     # Replies are stored without the raw number once handled; rows from before that (or
-    # held for staff) still have it, and the scrubber is what clears them.
+    # held for staff) still have it, and erasure is what clears them.
     InboundMessage.objects.unscoped(reason="test").filter(tenant=tenant_a).update(
         from_number=PHONE, body="TD 13800138000 别再发了"
     )
     InboundMessage.objects.unscoped(reason="test").filter(tenant=tenant_b).update(from_number=PHONE)
 
-    scrub = datasources.scrubbers()["inbound.messages"]
-    assert scrub(request) == datasources.Receipt.of(("copies_cleared", 1))
+    erase = datasources.get_source("inbound.messages").erase
+    assert erase is not None
+    assert erase(request) == datasources.Receipt.of(("copies_cleared", 1))
 
     mine = InboundMessage.objects.for_tenant(tenant_a).get()
     assert (mine.from_number, mine.body) == ("", "TD *********** 别再发了")  # the wording is the evidence
     assert mine.from_hash == phone_hash(PHONE) and mine.from_masked == "138****8000"
     theirs = InboundMessage.objects.for_tenant(tenant_b).get()
     assert theirs.from_number == PHONE and theirs.body == "TD"
-    assert scrub(request) == datasources.Receipt.of(("copies_cleared", 0))
+    assert erase(request) == datasources.Receipt.of(("copies_cleared", 0))
     assert Suppression.objects.for_tenant(tenant_a).filter(phone_hash=phone_hash(PHONE)).exists()

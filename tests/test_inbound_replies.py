@@ -18,7 +18,7 @@ from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
 from notifications.models import Message
-from unsubscribe import events
+from unsubscribe import domain_events
 from unsubscribe.inbound.models import (
     Action,
     InboundMessage,
@@ -38,7 +38,7 @@ from unsubscribe.models import (
 from unsubscribe.partner.models import WebhookDelivery
 from unsubscribe.partner.webhooks import webhook_endpoint_create
 from unsubscribe.phones import mask, phone_hash
-from unsubscribe.selectors import suppression_status
+from unsubscribe.suppressions.selectors import suppression_status
 
 from .test_inbound import (
     ALIYUN_TOKEN,
@@ -174,7 +174,7 @@ def test_a_clarification_older_than_the_window_is_no_longer_pending(client, tena
 def test_yes_never_lifts_an_opt_out(client, tenant_a, twilio_a, public_url):
     # given the sequence: an opt-out, then 不用了 (asked to confirm), then "yes"
     endpoint, _secret = webhook_endpoint_create(
-        tenant=tenant_a, url="https://crm.example.com/hooks", events=list(events.EVENTS)
+        tenant=tenant_a, url="https://crm.example.com/hooks", events=list(domain_events.EVENTS)
     )
     say(client, tenant_a, "TD", "SM1")
     say(client, tenant_a, "不用了", "SM2")

@@ -22,7 +22,7 @@ from unsubscribe.models import ChannelSetting, Service, Subscription, Suppressio
 from unsubscribe.partner.models import WebhookDelivery
 from unsubscribe.partner.webhooks import webhook_endpoint_create
 from unsubscribe.phones import mask, phone_hash
-from unsubscribe.selectors import suppression_status
+from unsubscribe.suppressions.selectors import suppression_status
 
 from . import test_inbound_replies as replies
 from .test_inbound import GENERIC_SECRET, PHONE, aliyun_message, generic_payload, post_generic

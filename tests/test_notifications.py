@@ -25,15 +25,15 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from lanzuan import signing
+from notifications.catalogue import EVENT_VARIABLES, LANGUAGE_CODES, Event
 from notifications.defaults import DEFAULT_TEXTS
-from notifications.events import EVENT_VARIABLES, LANGUAGE_CODES, Event
 from notifications.gateways import PermanentGatewayError, TransientGatewayError, aliyun_rpc_signature
 from notifications.models import GatewayConfig, Message, Template
 from notifications.rendering import render, sms_length, text_errors
 from notifications.services import message_create, message_deliver, notification_send
 from notifications.tasks import deliver_message
-from unsubscribe import datasources
 from unsubscribe.phones import phone_hash
+from unsubscribe.pipeline import datasources
 
 # This module is its own URLconf: the project's URLs plus notifications.urls,
 # whether or not the root URLconf includes them yet.
@@ -864,13 +864,15 @@ def test_gateway_config_is_validated_per_kind(tenant_a):
 # --- erasure --------------------------------------------------------------------------------------
 
 
-def test_the_scrubber_clears_the_number_from_the_tenants_messages(tenant_a, tenant_b):
+def test_erasure_clears_the_number_from_the_tenants_messages(tenant_a, tenant_b):
     queued = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
     other_number = message_create(tenant=tenant_a, event="clarify", to="+8613900139000", context={})
     other_tenant = message_create(tenant=tenant_b, event="clarify", to=PHONE, context={})
     request = SimpleNamespace(tenant_id=tenant_a.pk, phone_hash=phone_hash(PHONE))
 
-    receipt = datasources.scrubbers()["notifications.messages"](request)
+    erase = datasources.get_source("notifications.messages").erase
+    assert erase is not None
+    receipt = erase(request)
 
     assert receipt == datasources.Receipt.of(("copies_cleared", 1))
     for message, to in [(queued, ""), (other_number, "+8613900139000"), (other_tenant, PHONE)]:

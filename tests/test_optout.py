@@ -19,11 +19,12 @@ from django.utils import timezone
 
 from notifications.models import Message
 from notifications.services import message_deliver
-from unsubscribe import datasources, links, phones
+from unsubscribe import links, phones
 from unsubscribe.models import ChannelSetting, Service, SubscriberProfile, Subscription, UnsubscribeRequest
 from unsubscribe.optout import limits, services
 from unsubscribe.optout.models import PhoneVerification
-from unsubscribe.selectors import suppression_status
+from unsubscribe.pipeline import datasources
+from unsubscribe.suppressions.selectors import suppression_status
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"
@@ -446,7 +447,7 @@ def test_two_numbers_get_the_same_answer_but_for_the_mask(tenant_a, services_a, 
 
 
 def _filed(tenant, phone=E164, services=None):
-    from unsubscribe.services import unsubscribe_request_create
+    from unsubscribe.requests.services import unsubscribe_request_create
 
     return unsubscribe_request_create(
         tenant=tenant, phone=phone, channel="web", verification_method="otp", services=services
@@ -541,13 +542,15 @@ def test_status_lookups_are_limited(settings, client, tenant_a):
 # --- erasure and expiry ----------------------------------------------------------------------------
 
 
-def test_the_scrubber_blanks_the_tenants_verifications_of_that_number(tenant_a, tenant_b, outbox):
+def test_erasure_blanks_the_tenants_verifications_of_that_number(tenant_a, tenant_b, outbox):
     for tenant in (tenant_a, tenant_b):
         services.verification_start(tenant=tenant, e164=E164, ip="1.2.3.4", language="zh-hans")
     services.verification_start(tenant=tenant_a, e164="+8613912345678", ip="1.2.3.4", language="zh-hans")
     request = _filed(tenant_a)
 
-    receipt = datasources.scrubbers()["optout.verifications"](request)
+    erase = datasources.get_source("optout.verifications").erase
+    assert erase is not None
+    receipt = erase(request)
 
     # then only tenant A's verification of that number lost its number
     assert receipt == datasources.Receipt.of(("copies_cleared", 1))

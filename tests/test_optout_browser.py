@@ -23,7 +23,7 @@ from django.utils import timezone
 from tenants.models import Tenant
 from unsubscribe.models import ChannelSetting, Service, UnsubscribeRequest
 from unsubscribe.optout.models import PhoneVerification
-from unsubscribe.selectors import suppression_status
+from unsubscribe.suppressions.selectors import suppression_status
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

@@ -246,7 +246,7 @@ def test_number_and_code_errors_redirect_and_keep_the_number_out_of_the_session(
 
 
 def test_status_lookup_redirects_on_errors_and_on_success(client, tenant_a):
-    from unsubscribe.services import unsubscribe_request_create
+    from unsubscribe.requests.services import unsubscribe_request_create
 
     filed = unsubscribe_request_create(
         tenant=tenant_a, phone=E164, channel="web", verification_method="otp"

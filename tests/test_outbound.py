@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from lanzuan import outbound
 from lanzuan.outbound import UnsafeURL, check_url, is_public
-from unsubscribe import services
 from unsubscribe.models import Step, Target
+from unsubscribe.requests.services import unsubscribe_request_create
 
 from .httpserver import http_endpoint
 from .pipeline_helpers import NUMBER
@@ -96,7 +96,7 @@ def test_a_target_that_became_internal_is_not_called(production_network, tenant_
         signing_secret="s3cret",
         max_attempts=3,
     )
-    request = services.unsubscribe_request_create(
+    request = unsubscribe_request_create(
         tenant=tenant_a, phone=NUMBER, channel="app", verification_method="partner_assertion"
     ).request
     request = run_pipeline(request)
@@ -277,7 +277,7 @@ def test_a_target_rebound_after_the_check_does_not_reach_the_local_server(settin
             max_attempts=1,
         )
         Rebinding(monkeypatch, first="127.0.0.2", then="127.0.0.1")
-        request = services.unsubscribe_request_create(
+        request = unsubscribe_request_create(
             tenant=tenant_a, phone=NUMBER, channel="app", verification_method="partner_assertion"
         ).request
         request = run_pipeline(request)

@@ -20,9 +20,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from lanzuan import signing
-from unsubscribe import events, services
+from unsubscribe import domain_events
 from unsubscribe.partner import tasks, webhooks
 from unsubscribe.partner.models import WebhookDelivery, WebhookEndpoint
+from unsubscribe.requests.services import unsubscribe_request_create
 
 from .workers import celery_worker, purge_queue, wait_for
 
@@ -94,7 +95,7 @@ def api(key: str) -> APIClient:
 
 def endpoint_for(tenant, url: str, events_: list[str] | None = None, secret: str = SECRET) -> WebhookEndpoint:
     endpoint, _secret = webhooks.webhook_endpoint_create(
-        tenant=tenant, url=url, events=events_ or list(events.EVENTS), secret=secret
+        tenant=tenant, url=url, events=events_ or list(domain_events.EVENTS), secret=secret
     )
     return endpoint
 
@@ -112,7 +113,7 @@ def sync_delivery(monkeypatch):
 
 
 def file(tenant, phone: str = NUMBER):
-    return services.unsubscribe_request_create(
+    return unsubscribe_request_create(
         tenant=tenant, phone=phone, channel="app", verification_method="partner_assertion"
     ).request
 
@@ -192,7 +193,7 @@ def test_events_are_delivered_signed_to_a_real_server(
 def test_deliveries_roll_back_with_the_transaction(tenant_a):
     endpoint_for(tenant_a, "https://crm.example.com/hooks")
     with pytest.raises(RuntimeError), transaction.atomic():
-        events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "x", "phone": NUMBER})
+        domain_events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "x", "phone": NUMBER})
         assert WebhookDelivery.objects.unscoped(reason="test").count() == 1
         raise RuntimeError("the change failed")
     assert not WebhookDelivery.objects.unscoped(reason="test").exists()
@@ -200,7 +201,7 @@ def test_deliveries_roll_back_with_the_transaction(tenant_a):
 
 def test_payload_drops_any_raw_number(tenant_a):
     endpoint_for(tenant_a, "https://crm.example.com/hooks")
-    events.emit(
+    domain_events.emit(
         tenant_a.pk, "suppression.added", {"phone_hash": "h", "phone": NUMBER, "nested": {"e164": NUMBER}}
     )
     assert WebhookDelivery.objects.unscoped(reason="test").get().payload == {"phone_hash": "h", "nested": {}}
@@ -253,7 +254,7 @@ def test_delivery_gives_up_after_24_hours(tenant_a, sync_delivery):
     with receiver() as server:
         url = server.url
     endpoint_for(tenant_a, url, ["suppression.added"])
-    events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "h"})
+    domain_events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "h"})
     delivery = WebhookDelivery.objects.unscoped(reason="test").get()
     assert webhooks.webhook_delivery_attempt(delivery.pk) == "retry"
     delivery.refresh_from_db()
@@ -279,7 +280,9 @@ def test_retry_delays_grow_and_are_capped():
 def test_admin_send_again(client, tenant_a, alice, bob, sync_delivery, django_capture_on_commit_callbacks):
     with receiver(statuses=[410, 200]) as server:
         endpoint_for(tenant_a, server.url, ["suppression.added"])
-        events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "h", "phone_masked": "138****8000"})
+        domain_events.emit(
+            tenant_a.pk, "suppression.added", {"phone_hash": "h", "phone_masked": "138****8000"}
+        )
         delivery = WebhookDelivery.objects.unscoped(reason="test").get()
         webhooks.webhook_delivery_attempt(delivery.pk)
         WebhookDelivery.objects.unscoped(reason="test").update(status="failed", next_attempt_at=None)
@@ -344,7 +347,7 @@ def test_admin_endpoint_secret_is_write_only(client, tenant_a, alice):
 
 def test_tenant_b_admin_sees_none_of_a_webhooks(client, tenant_a, tenant_b, charlie):
     endpoint = endpoint_for(tenant_a, "https://crm-a.example.com/hooks")
-    events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "h"})
+    domain_events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "h"})
     delivery = WebhookDelivery.objects.unscoped(reason="test").get()
     client.force_login(charlie)
     endpoints = client.get(reverse("admin:partner_webhookendpoint_changelist")).content.decode()

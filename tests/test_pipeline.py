@@ -16,8 +16,11 @@ from django.db import connection, transaction
 from django.urls import reverse
 
 from lanzuan.signing import verify
-from unsubscribe import selectors, services
 from unsubscribe.models import Step, SubscriberProfile, Subscription, UnsubscribeRequest
+from unsubscribe.pipeline.services import pipeline_sweep
+from unsubscribe.requests.selectors import request_for_person
+from unsubscribe.requests.services import unsubscribe_request_create
+from unsubscribe.suppressions.selectors import suppression_status
 
 from .httpserver import http_endpoint
 from .pipeline_helpers import E164, NUMBER, http_target, subscriber
@@ -37,7 +40,7 @@ def fast_pipeline(settings, outbox):
 
 def file(tenant, **kwargs):
     with transaction.atomic():
-        filed = services.unsubscribe_request_create(
+        filed = unsubscribe_request_create(
             tenant=tenant,
             phone=kwargs.pop("phone", NUMBER),
             channel=kwargs.pop("channel", "hotline"),
@@ -64,7 +67,7 @@ def test_request_completes_through_every_step(tenant_a, tmp_path, outbox):
         # when the person unsubscribes from everything
         request = file(tenant_a)
         # then the number is suppressed before any worker has run
-        assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+        assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
         wait_for(
             lambda: state_of(request) == "completed", 60, message=f"completion\n{worker.output()[-3000:]}"
         )
@@ -85,7 +88,7 @@ def test_request_completes_through_every_step(tenant_a, tmp_path, outbox):
     assert messages[0]["to"] == E164 and request.reference in messages[0]["body"]
     assert messages[0]["tenant"] == tenant_a.slug
     # and the number still reads as suppressed, found by its hash
-    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
 
 
 def test_external_target_failing_twice_is_retried_and_completes(tenant_a, tmp_path, outbox):
@@ -179,7 +182,7 @@ def test_worker_killed_mid_task_is_finished_by_the_next_worker(tenant_a, tmp_pat
         ) as worker:
             # the periodic sweep (beat runs it every 30 s) re-dispatches what the dead worker held
             def finished() -> bool:
-                services.pipeline_sweep(stale_after=__import__("datetime").timedelta(seconds=1))
+                pipeline_sweep(stale_after=__import__("datetime").timedelta(seconds=1))
                 return state_of(request) == "completed"
 
             wait_for(finished, 90, interval=1, message=worker.output()[-3000:])
@@ -217,8 +220,8 @@ def test_requests_are_accepted_with_the_broker_down_and_complete_after_it_return
             "manage.py",
             "shell",
             "-c",
-            "from tenants.models import Tenant; from unsubscribe import services; "
-            f"r = services.unsubscribe_request_create(tenant=Tenant.objects.get(slug='{tenant_a.slug}'), "
+            "from tenants.models import Tenant; from unsubscribe.requests.services import unsubscribe_request_create; "
+            f"r = unsubscribe_request_create(tenant=Tenant.objects.get(slug='{tenant_a.slug}'), "
             f"phone='{NUMBER}', channel='app', verification_method='partner_assertion').request; print(r.reference)",
         ],
         cwd=ROOT,
@@ -234,7 +237,7 @@ def test_requests_are_accepted_with_the_broker_down_and_complete_after_it_return
     )
     # then it is recorded and suppressed, and waits for the sweep
     assert request.state == "suppressed" and request.dispatched_at is None
-    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
     assert "broker unavailable" in filed.stderr
 
     # when the broker comes back, a worker starts and the sweep runs
@@ -297,7 +300,7 @@ def test_after_completion_no_table_holds_the_raw_number(tenant_a, tmp_path, outb
                 found.append(f"{table}.{column}")
     assert found == [], f"the raw number is still stored in {found}"
     # what remains proves the opt-out when the person gives the number again
-    assert selectors.request_for_person(tenant=tenant_a, reference=request.reference, phone=NUMBER) == request
+    assert request_for_person(tenant=tenant_a, reference=request.reference, phone=NUMBER) == request
 
 
 def test_concurrent_requests_for_one_number_make_one_suppression(tenant_a, settings):
@@ -311,7 +314,7 @@ def test_concurrent_requests_for_one_number_make_one_suppression(tenant_a, setti
 
     def one(key: str | None) -> None:
         try:
-            filed = services.unsubscribe_request_create(
+            filed = unsubscribe_request_create(
                 tenant=tenant_a,
                 phone=NUMBER,
                 channel="app",

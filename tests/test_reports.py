@@ -11,8 +11,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from unsubscribe import selectors, services
 from unsubscribe.models import Step, Suppression, UnsubscribeRequest
+from unsubscribe.requests.services import unsubscribe_request_create
+from unsubscribe.retention.services import records_purge_expired
+from unsubscribe.suppressions.selectors import suppression_status
 
 from .pipeline_helpers import NUMBER, internal_targets, subscriber
 from .test_core import run_pipeline
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def file(tenant, phone=NUMBER, channel="app"):
-    return services.unsubscribe_request_create(
+    return unsubscribe_request_create(
         tenant=tenant, phone=phone, channel=channel, verification_method="partner_assertion"
     ).request
 
@@ -80,14 +82,14 @@ def test_records_past_retention_are_purged_but_the_opt_out_stays(tenant_a, outbo
         completed_at=timezone.now() - timedelta(days=31)
     )
 
-    assert services.records_purge_expired() == 1
+    assert records_purge_expired() == 1
 
     assert not UnsubscribeRequest.objects.unscoped(reason="test").filter(pk=old.pk).exists()
     assert not UnsubscribeRequest.history.filter(id=old.pk).exists()
     assert not Step.objects.unscoped(reason="test").filter(request_id=old.pk).exists()
     assert UnsubscribeRequest.objects.unscoped(reason="test").filter(pk=recent.pk).exists()
     # the number is still suppressed: the opt-out outlives its paperwork
-    assert selectors.suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+    assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
     assert Suppression.objects.unscoped(reason="test").filter(request__isnull=True).count() == 1
 
 

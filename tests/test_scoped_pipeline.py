@@ -20,10 +20,13 @@ from rest_framework.test import APIClient
 from notifications.models import Message, Template
 from notifications.services import message_deliver
 from tenants.models import Tenant
-from unsubscribe import links, phones, services
-from unsubscribe.datasources import receipt_text
+from unsubscribe import links, phones
 from unsubscribe.models import Service, Step, SubscriberProfile, Subscription, Target, UnsubscribeRequest
 from unsubscribe.optout import email_links
+from unsubscribe.pipeline.datasources import receipt_text
+from unsubscribe.pipeline.services import request_advance
+from unsubscribe.requests.services import unsubscribe_request_create
+from unsubscribe.suppressions.services import resubscribe
 
 from .pipeline_helpers import E164, NUMBER, http_target
 
@@ -187,7 +190,7 @@ def test_tenant_template_can_use_the_scope_variables(alice, client, tenant_a, ou
 
     # when a partner files a one-service opt-out
     with pipeline():
-        services.unsubscribe_request_create(
+        unsubscribe_request_create(
             tenant=tenant_a,
             phone=NUMBER,
             channel="app",
@@ -316,7 +319,7 @@ def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(outbox, pip
     assert not Target.objects.unscoped(reason="test").exists()
 
     with pipeline():
-        request = services.unsubscribe_request_create(
+        request = unsubscribe_request_create(
             tenant=shop, phone=NUMBER, channel="app", verification_method="partner_assertion"
         ).request
 
@@ -333,14 +336,14 @@ def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(outbox, pip
 def test_a_request_planned_before_the_built_in_steps_gets_them(tenant_a, outbox, pipeline):
     # given a request planned by the old code: a confirmation step only (no targets)
     make_subscriber(tenant_a, "deals")
-    request = services.unsubscribe_request_create(
+    request = unsubscribe_request_create(
         tenant=tenant_a, phone=NUMBER, channel="app", verification_method="partner_assertion"
     ).request
     request.steps.exclude(kind="confirm").delete()
 
     # when a worker advances it
     with pipeline():
-        services.request_advance(request.pk)
+        request_advance(request.pk)
 
     # then the missing steps were added and ran
     request.refresh_from_db()
@@ -374,7 +377,7 @@ def test_status_page_shows_public_labels_never_internal_names(client, tenant_a, 
 
 def test_target_without_public_label_shows_a_neutral_name(client, tenant_a, outbox):
     http_target(tenant_a, "https://crm.example.com/end", purpose="erase")
-    request = services.unsubscribe_request_create(
+    request = unsubscribe_request_create(
         tenant=tenant_a, phone=NUMBER, channel="app", verification_method="partner_assertion"
     ).request
     page = status_page(client, request, EN)
@@ -415,7 +418,7 @@ def test_subscription_renewed_after_the_request_started_is_not_ended(tenant_a, o
     make_subscriber(tenant_a, "deals", "club")
     # given a request to stop "deals", received at T0, whose pipeline has not run yet
     with time_machine.travel(T0, tick=False):
-        request = services.unsubscribe_request_create(
+        request = unsubscribe_request_create(
             tenant=tenant_a,
             phone=NUMBER,
             channel="app",
@@ -424,11 +427,11 @@ def test_subscription_renewed_after_the_request_started_is_not_ended(tenant_a, o
         ).request
     # and the person subscribing to "deals" again five minutes later
     with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
-        services.resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms", services=["deals"])
+        resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms", services=["deals"])
 
     # when the pipeline runs
     with time_machine.travel(T0 + timedelta(minutes=6), tick=True), pipeline():
-        services.request_advance(request.pk)
+        request_advance(request.pk)
 
     # then the renewed subscription stays active with its number, and the receipt says why
     renewed = subscription(tenant_a, "deals")

@@ -21,9 +21,10 @@ from urllib3.util.retry import Retry
 
 from notifications.gateways import FileGateway, OutgoingMessage, outbox_expire
 from notifications.models import Message
-from unsubscribe import services
 from unsubscribe.models import Step, UnsubscribeRequest
 from unsubscribe.phones import mask_digit_runs, redact
+from unsubscribe.pipeline.services import request_advance
+from unsubscribe.requests.services import unsubscribe_request_create
 
 from .httpserver import http_endpoint
 from .pipeline_helpers import E164, NUMBER, http_target, subscriber
@@ -45,7 +46,7 @@ def pipeline(eager_celery, django_capture_on_commit_callbacks, settings, outbox)
 
 def file(tenant, phone: str = NUMBER, **kwargs) -> UnsubscribeRequest:
     with transaction.atomic():
-        filed = services.unsubscribe_request_create(
+        filed = unsubscribe_request_create(
             tenant=tenant,
             phone=phone,
             channel=kwargs.pop("channel", "hotline"),
@@ -127,7 +128,7 @@ def test_completion_scrubs_receipts_errors_and_their_history_rows(tenant_a, pipe
         state="erasing", phone=E164
     )
     with pipeline():
-        services.request_advance(request.pk)
+        request_advance(request.pk)
     # then none of it is left, in the steps or in their history
     assert fresh(request).state == "completed"
     assert tables_holding(*FORMS) == []
@@ -233,7 +234,7 @@ def test_an_open_request_absorbs_an_identical_one(tenant_a, settings):
     settings.CELERY_BROKER_URL = settings.CELERY_BROKER_URL  # nothing runs: the first stays open
     first = file(tenant_a)
     with transaction.atomic():
-        again = services.unsubscribe_request_create(
+        again = unsubscribe_request_create(
             tenant=tenant_a, phone="138 0013 8000", channel="web", verification_method="otp"
         )
     assert again.created is False and again.request.reference == first.reference
@@ -322,7 +323,7 @@ def test_forty_parallel_identical_posts_make_one_request_and_one_sms(
     purge_queue()
     app.conf.task_always_eager = True
     try:
-        services.request_advance(UnsubscribeRequest.objects.for_tenant(tenant_a).get().pk)
+        request_advance(UnsubscribeRequest.objects.for_tenant(tenant_a).get().pk)
     finally:
         app.conf.task_always_eager = False
     wait_for(lambda: fresh(UnsubscribeRequest.objects.for_tenant(tenant_a).get()).state == "completed", 30)

@@ -23,16 +23,16 @@ from twilio.request_validator import RequestValidator
 
 from lanzuan import signing
 from tenants.models import Tenant
-from unsubscribe import datasources
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.models import (
-    Channel,
     ChannelSetting,
+    RequestChannel,
     Service,
     UnsubscribeRequest,
     VerificationMethod,
 )
-from unsubscribe.selectors import suppression_status
+from unsubscribe.pipeline import datasources
+from unsubscribe.suppressions.selectors import suppression_status
 from unsubscribe.voice.models import Outcome, VoiceCall, VoiceCredential, VoicePrompt
 from unsubscribe.voice.prompts import spell_reference
 from unsubscribe.voice.services import voice_call_step, voice_credential_set
@@ -60,7 +60,7 @@ def public_url(settings):
 @pytest.fixture
 def ivr_on(tenant_a):
     return ChannelSetting.objects.create(
-        tenant=tenant_a, channel=Channel.HOTLINE, hotline_number="400-800-1234", ivr_enabled=True
+        tenant=tenant_a, channel=RequestChannel.HOTLINE, hotline_number="400-800-1234", ivr_enabled=True
     )
 
 
@@ -200,7 +200,7 @@ def test_twilio_menu_choose_confirm_files_and_suppresses_before_the_final_twiml(
     request = UnsubscribeRequest.objects.for_tenant(tenant_a).get()
     assert spell_reference(request.reference, "zh-hans") in spoken(final)
     assert request.reference not in spoken(final)  # read character by character, never as a word
-    assert request.channel == Channel.HOTLINE
+    assert request.channel == RequestChannel.HOTLINE
     assert request.verification_method == VerificationMethod.CALLER_ID
     assert request.verification_evidence["call_id"] == call.sid
     assert request.verification_evidence["digits"] == ["2", "1", "1"]
@@ -315,7 +315,7 @@ def test_a_repeated_callsid_step_is_idempotent(client, tenant_a, ivr_on, twilio_
 @pytest.mark.django_db(transaction=True)
 def test_the_same_step_arriving_twice_at_once_files_one_request(tenant_a):
     # given a call at its confirmation (real transactions, two connections below)
-    ChannelSetting.objects.create(tenant=tenant_a, channel=Channel.HOTLINE, ivr_enabled=True)
+    ChannelSetting.objects.create(tenant=tenant_a, channel=RequestChannel.HOTLINE, ivr_enabled=True)
     voice_call_step(tenant=tenant_a, provider="generic", call_id="twin", caller=PHONE)
     confirm = voice_call_step(
         tenant=tenant_a, provider="generic", call_id="twin", caller="", digits="1", turn=0
@@ -414,7 +414,7 @@ def test_erasure_clears_the_raw_number_of_a_dropped_call_from_the_same_number(
     # given an earlier call from the number dropped in the menu (it still holds the number)
     TwilioCall(client, tenant_a, sid="CA-dropped").start()
     assert call_row("CA-dropped").caller == PHONE
-    assert "voice.calls" in datasources.scrubbers()
+    assert "voice.calls" in {source.key for source in datasources.sources("erase")}
 
     # when another call files and the request completes
     call = TwilioCall(client, tenant_a)
@@ -608,7 +608,7 @@ def test_page_two_of_the_service_menu_offers_the_previous_page(client, tenant_a,
 
 def test_prompts_use_the_tenants_advertised_sms_keywords(client, tenant_a, ivr_on, twilio_voice_a):
     # N3
-    ChannelSetting.objects.create(tenant=tenant_a, channel=Channel.SMS, extra_keywords="QX, 取消营销")
+    ChannelSetting.objects.create(tenant=tenant_a, channel=RequestChannel.SMS, extra_keywords="QX, 取消营销")
     answer = spoken(TwilioCall(client, tenant_a, caller="anonymous").start())
     assert "请回复TD、退订、QX或取消营销到" in answer
     assert "Reply STOP, TD or QX to any marketing text" in answer
@@ -871,7 +871,7 @@ def test_voice_gateway_in_the_admin_keeps_the_secret_write_only(client, tenant_a
     assert TWILIO_TOKEN not in str(credential.history.first().__dict__)
 
     # the voices chosen are the ones Twilio is told to use
-    ChannelSetting.objects.create(tenant=tenant_a, channel=Channel.HOTLINE, ivr_enabled=True)
+    ChannelSetting.objects.create(tenant=tenant_a, channel=RequestChannel.HOTLINE, ivr_enabled=True)
     menu = TwilioCall(client, tenant_a).start()
     assert [say.attrib["voice"] for say in menu.iter("Say")] == ["Polly.Zhiyu", "Polly.Joanna"]
 

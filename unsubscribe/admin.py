@@ -22,15 +22,13 @@ from django.utils.translation import gettext_lazy as _
 from tenants.admin import TENANT_FILTER_PARAM, TenantScopedAdmin, TenantScopedInline, request_zone
 from tenants.models import OPERATIONS_ROLES
 
-from . import attention, phones, reports, services
-from .datasources import step_receipt_for_staff, step_staff_label
+from . import attention, phones, reports
 from .display import language_display
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
-from .imports import subscription_import_start
 from .models import (
-    Channel,
     ChannelSetting,
+    RequestChannel,
     Service,
     Step,
     SubscriberProfile,
@@ -43,8 +41,12 @@ from .models import (
     VerificationMethod,
     scope_label,
 )
+from .pipeline.selectors import step_receipt_for_staff, step_staff_label
+from .pipeline.services import request_retry
 from .receipts import receipt_display
 from .references import clean_reference
+from .requests.services import unsubscribe_request_create
+from .subscriptions.services import subscription_import_start
 
 # The admin home shows what needs attention (attention.attention_queue), not only the model list.
 admin.site.index_template = "admin/lanzuan_index.html"
@@ -98,7 +100,7 @@ class ChannelFilter(admin.SimpleListFilter):
     parameter_name = "channel"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return list(Channel.choices)
+        return list(RequestChannel.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(channel=self.value()) if self.value() else queryset
@@ -334,16 +336,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         "filed_by",
         "state",
         "attention_text",
-        "received_at",
-        "suppressed_at",
-        "terminating_at",
-        "confirming_at",
-        "erasing_at",
-        "erasure_due_at",
-        "completed_at",
-        "needs_attention_at",
-        "sla_due_at",
-        "sla_breached_at",
+        *UnsubscribeRequest.TIMELINE,
         "idempotency_key",
     ]
     fieldsets = [
@@ -361,23 +354,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                 ]
             },
         ),
-        (
-            _("Timeline"),
-            {
-                "fields": [
-                    "received_at",
-                    "suppressed_at",
-                    "terminating_at",
-                    "confirming_at",
-                    "erasing_at",
-                    "erasure_due_at",
-                    "completed_at",
-                    "needs_attention_at",
-                    "sla_due_at",
-                    "sla_breached_at",
-                ]
-            },
-        ),
+        (_("Timeline"), {"fields": UnsubscribeRequest.TIMELINE}),
     ]
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
@@ -404,7 +381,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
     @admin.display(description=_("state"), ordering="state")
     def state_badge(self, obj: UnsubscribeRequest) -> str:
-        colours = {"completed": "#1a7f37", "needs_attention": "#cf222e", "rejected": "#6e7781"}
+        colours = {"completed": "#1a7f37", "needs_attention": "#cf222e"}
         return format_html(
             '<strong style="color:{}">{}</strong>', colours.get(obj.state, "#9a6700"), obj.get_state_display()
         )
@@ -443,7 +420,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         for unsubscribe_request in queryset:
             if not self._may_write(request, unsubscribe_request):
                 continue
-            if services.request_retry(request=unsubscribe_request):
+            if request_retry(request=unsubscribe_request):
                 retried += 1
         messages.success(request, _("%(count)d request(s) sent for retry.") % {"count": retried})
 
@@ -502,7 +479,9 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             else "",
             "bars": reports.bar_chart(board),
             "line": " ".join(reports.line_points(board)),
-            "legend": [(c, reports.CHANNEL_COLOURS.get(c, "#999"), Channel(c).label) for c in board.channels],
+            "legend": [
+                (c, reports.CHANNEL_COLOURS.get(c, "#999"), RequestChannel(c).label) for c in board.channels
+            ],
         }
         return TemplateResponse(request, "admin/unsubscribe/unsubscriberequest/dashboard.html", context)
 
@@ -530,7 +509,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                 else VerificationMethod.PARTNER_ASSERTION
             )
             try:
-                filed = services.unsubscribe_request_create(
+                filed = unsubscribe_request_create(
                     tenant=data["tenant"],
                     phone=data["phone"],
                     channel=data["channel"],
@@ -593,7 +572,7 @@ class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, Ten
 
     @admin.display(description=_("channel"), ordering="channel")
     def channel_name(self, obj: SuppressionEvent) -> str:
-        return str(dict(Channel.choices).get(obj.channel, obj.channel))
+        return str(dict(RequestChannel.choices).get(obj.channel, obj.channel))
 
 
 @admin.register(Step)

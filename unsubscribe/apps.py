@@ -7,10 +7,8 @@ class UnsubscribeConfig(AppConfig):
     verbose_name = _("Unsubscribe")
 
     def ready(self) -> None:
-        from . import (
-            datasources,  # noqa: F401  (registers the built-in data sources)
-            events,
-        )
+        from . import domain_events
         from .alerts import alert_staff_on_attention
+        from .pipeline import datasources  # noqa: F401  (registers the built-in data sources)
 
-        events.subscribe(alert_staff_on_attention)
+        domain_events.subscribe(alert_staff_on_attention)

@@ -26,7 +26,6 @@ from tenants.models import OPERATIONS_ROLES, Membership, Tenant
 from .models import UnsubscribeRequest
 
 State = UnsubscribeRequest.State
-OPEN_STATES = (*UnsubscribeRequest.ACTIVE_STATES, State.NEEDS_ATTENTION)
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
     ids = [t.pk for t in tenants]
     requests = UnsubscribeRequest.objects.for_tenants(ids)
     attention = _counts(requests.filter(state=State.NEEDS_ATTENTION))
-    breached = _counts(requests.filter(state__in=OPEN_STATES, sla_due_at__lt=now))
+    breached = _counts(requests.filter(state__in=UnsubscribeRequest.OPEN_STATES, sla_due_at__lt=now))
     flagged = _counts(InboundMessage.objects.for_tenants(ids).filter(flagged_for_attention=True))
     staff = staff_without_email(tenant_ids=ids)
     no_gateway = tenants_without_sms_gateway(ids)
@@ -94,7 +93,10 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
                 _changelist(
                     request_list,
                     tenant,
-                    {"state__in": ",".join(OPEN_STATES), "sla_due_at__lt": now.isoformat()},
+                    {
+                        "state__in": ",".join(UnsubscribeRequest.OPEN_STATES),
+                        "sla_due_at__lt": now.isoformat(),
+                    },
                 ),
             ),
             QueueItem(
@@ -179,13 +181,13 @@ def sla_status(request: UnsubscribeRequest, *, now: datetime | None = None) -> S
     now = now or timezone.now()
     if request.sla_due_at is None:
         return SlaStatus("—", "none")
-    if request.state in OPEN_STATES:
+    if request.state in UnsubscribeRequest.OPEN_STATES:
         left = request.sla_due_at - now
         if left.total_seconds() < 0:
             return SlaStatus(_("%(time)s overdue") % {"time": _duration(-left)}, "overdue")
         tone = "soon" if left < timedelta(hours=2) else "ok"
         return SlaStatus(_("%(time)s left") % {"time": _duration(left)}, tone)
-    finished = request.completed_at or request.rejected_at
+    finished = request.completed_at
     if request.sla_breached_at is not None or (finished is not None and finished > request.sla_due_at):
         return SlaStatus(_("SLA missed"), "missed")
     return SlaStatus(_("Within SLA"), "met")

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
 
-from .models import Channel
+from .models import RequestChannel
 from .selectors import enabled_channels
 
 # Shown first whatever the tenant adds: the standard Chinese keyword, and the English one.
@@ -64,7 +64,7 @@ def ways_to_unsubscribe(*, tenant: Tenant, language: str | None = None) -> list[
     with translation.override(language):
         for setting in enabled_channels(tenant=tenant):
             channel = setting.channel
-            if channel == Channel.SMS:
+            if channel == RequestChannel.SMS:
                 keywords, numbers = sms_keywords(setting.keywords(), language), setting.numbers()
                 values = {"keywords": " / ".join(keywords), "numbers": ", ".join(numbers)}
                 text = (
@@ -73,7 +73,7 @@ def ways_to_unsubscribe(*, tenant: Tenant, language: str | None = None) -> list[
                     else _("Reply %(keywords)s to any marketing SMS from us.") % values
                 )
                 ways.append(Way(channel, _("By SMS"), text, keywords=keywords, numbers=numbers))
-            elif channel == Channel.WEB:
+            elif channel == RequestChannel.WEB:
                 ways.append(
                     Way(
                         channel,
@@ -82,11 +82,11 @@ def ways_to_unsubscribe(*, tenant: Tenant, language: str | None = None) -> list[
                         url=reverse("unsubscribe-start", args=[tenant.slug]),
                     )
                 )
-            elif channel == Channel.APP:
+            elif channel == RequestChannel.APP:
                 path = (setting.app_path_en if english else setting.app_path_zh) or setting.app_path_zh
                 if path:
                     ways.append(Way(channel, _("In the app"), path, app_path=path))
-            elif channel == Channel.HOTLINE:
+            elif channel == RequestChannel.HOTLINE:
                 if setting.hotline_number:
                     text = (
                         _("Call %(number)s and follow the voice prompts (any time, no agent needed).")
@@ -106,7 +106,7 @@ def ways_to_unsubscribe(*, tenant: Tenant, language: str | None = None) -> list[
                             hotline_menu_key=setting.hotline_menu_key,
                         )
                     )
-            elif channel == Channel.EMAIL:
+            elif channel == RequestChannel.EMAIL:
                 ways.append(
                     Way(
                         channel,
@@ -114,7 +114,7 @@ def ways_to_unsubscribe(*, tenant: Tenant, language: str | None = None) -> list[
                         _("Use the one-click unsubscribe link at the end of any of our marketing emails."),
                     )
                 )
-            elif channel == Channel.HUB:
+            elif channel == RequestChannel.HUB:
                 ways.append(
                     Way(
                         channel,

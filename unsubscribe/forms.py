@@ -11,7 +11,7 @@ from lanzuan.outbound import UnsafeURL, check_url
 from tenants.models import Tenant
 
 from . import phones
-from .models import Channel, ChannelSetting, Service, Target
+from .models import ChannelSetting, RequestChannel, Service, Target
 
 
 class PhoneField(forms.CharField):
@@ -37,7 +37,7 @@ class PhoneField(forms.CharField):
 # Channels staff file on a person's behalf. A held reply SMS is filed from the
 # inbound message itself (inbound_message_file_request), which may use a channel
 # switched off since: that is the only place staff act on a switched-off channel.
-FILING_CHANNELS = (Channel.HOTLINE, Channel.APP, Channel.PARTNER, Channel.EMAIL)
+FILING_CHANNELS = (RequestChannel.HOTLINE, RequestChannel.APP, RequestChannel.PARTNER, RequestChannel.EMAIL)
 
 
 class FileRequestForm(forms.Form):
@@ -93,7 +93,7 @@ class FileRequestForm(forms.Form):
             self.add_error(
                 "channel",
                 _("%(tenant)s has switched unsubscribing by %(channel)s off; choose another channel.")
-                % {"tenant": tenant.name, "channel": Channel(channel).label},
+                % {"tenant": tenant.name, "channel": RequestChannel(channel).label},
             )
         for service in data.get("services") or []:
             if tenant is not None and service.tenant_id != tenant.pk:

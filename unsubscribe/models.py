@@ -16,7 +16,9 @@ from simple_history.models import HistoricalRecords
 from tenants.scoping import TenantOwnedModel
 
 
-class Channel(models.TextChoices):
+class RequestChannel(models.TextChoices):
+    """How a request reaches us (inbound); what we send on is notifications' MessageChannel."""
+
     SMS = "sms", _("Reply SMS")
     WEB = "web", _("Web page")
     APP = "app", _("App")
@@ -114,16 +116,43 @@ class SubscriberProfile(TenantOwnedModel):
 
 class UnsubscribeRequest(TenantOwnedModel):
     class State(models.TextChoices):
-        RECEIVED = "received", _("Received")
+        # A request is suppressed in the transaction that files it: there is no earlier state.
         SUPPRESSED = "suppressed", _("Suppressed")
         TERMINATING = "terminating", _("Ending services")
-        CONFIRMING = "confirming", _("Sending confirmation")
+        # Every termination is done; the confirmation may still be on its way. The wire
+        # value stays "confirming", as the API and webhooks have always said.
+        SERVICES_ENDED = "confirming", _("Services ended")
         ERASING = "erasing", _("Erasing data")
         COMPLETED = "completed", _("Completed")
         NEEDS_ATTENTION = "needs_attention", _("Needs attention")
-        REJECTED = "rejected", _("Rejected")
 
-    ACTIVE_STATES = (State.RECEIVED, State.SUPPRESSED, State.TERMINATING, State.CONFIRMING, State.ERASING)
+    # Work is under way (the sweep dispatches it when due).
+    ACTIVE_STATES = (State.SUPPRESSED, State.TERMINATING, State.SERVICES_ENDED, State.ERASING)
+    # Not finished: under way, or waiting for staff.
+    OPEN_STATES = (*ACTIVE_STATES, State.NEEDS_ATTENTION)
+    # When the request entered each state (the pipeline stamps them).
+    STATE_TIMESTAMPS = {
+        State.SUPPRESSED: "suppressed_at",
+        State.TERMINATING: "terminating_at",
+        State.SERVICES_ENDED: "confirming_at",
+        State.ERASING: "erasing_at",
+        State.COMPLETED: "completed_at",
+        State.NEEDS_ATTENTION: "needs_attention_at",
+    }
+    # The request's timeline in order: when it arrived, the states it entered and its
+    # deadlines. The one list the admin, the API and the CSV export show.
+    TIMELINE = (
+        "received_at",
+        "suppressed_at",
+        "terminating_at",
+        "confirming_at",
+        "erasing_at",
+        "erasure_due_at",
+        "completed_at",
+        "needs_attention_at",
+        "sla_due_at",
+        "sla_breached_at",
+    )
 
     reference = models.CharField(_("reference"), max_length=16, unique=True)
     phone = models.CharField(
@@ -133,7 +162,7 @@ class UnsubscribeRequest(TenantOwnedModel):
     phone_masked = models.CharField(_("number"), max_length=24)
     scope_all = models.BooleanField(_("all marketing"), default=True)
     services = models.ManyToManyField(Service, blank=True, related_name="+", verbose_name=_("services"))
-    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    channel = models.CharField(_("channel"), max_length=10, choices=RequestChannel.choices)
     verification_method = models.CharField(
         _("verification"), max_length=20, choices=VerificationMethod.choices
     )
@@ -149,16 +178,16 @@ class UnsubscribeRequest(TenantOwnedModel):
         help_text=_("The API key, staff member or gateway that filed it."),
     )
 
-    state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.RECEIVED)
+    state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.SUPPRESSED)
     attention_reason = models.TextField(_("why it needs attention"), blank=True)
     received_at = models.DateTimeField(_("received"), default=timezone.now)
     suppressed_at = models.DateTimeField(_("suppressed"), null=True, blank=True)
     terminating_at = models.DateTimeField(_("ending services since"), null=True, blank=True)
-    confirming_at = models.DateTimeField(_("confirming since"), null=True, blank=True)
+    # When the services were ended (State.SERVICES_ENDED); named as the API names it.
+    confirming_at = models.DateTimeField(_("services ended"), null=True, blank=True)
     erasing_at = models.DateTimeField(_("erasing since"), null=True, blank=True)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
     needs_attention_at = models.DateTimeField(_("needs attention since"), null=True, blank=True)
-    rejected_at = models.DateTimeField(_("rejected"), null=True, blank=True)
     sla_due_at = models.DateTimeField(_("SLA due"), null=True, blank=True)
     sla_breached_at = models.DateTimeField(_("SLA breached"), null=True, blank=True)
     erasure_due_at = models.DateTimeField(_("erasure due"), null=True, blank=True)
@@ -261,7 +290,7 @@ class SuppressionEvent(TenantOwnedModel):
 class Target(TenantOwnedModel):
     """One of the provider's OTHER systems where services are ended (termination) or
     data is erased (erasure), called over HTTPS. Lanzuan's own records need no target:
-    every registered data source (unsubscribe/datasources.py) runs for every request."""
+    every registered data source (unsubscribe/pipeline/datasources.py) runs for every request."""
 
     class Purpose(models.TextChoices):
         TERMINATE = "terminate", _("End services")
@@ -367,7 +396,7 @@ class Step(TenantOwnedModel):
 
     def __str__(self) -> str:
         # The source's label in the reader's language; target_name is the English snapshot.
-        from .datasources import step_staff_label  # datasources imports this module
+        from .pipeline.selectors import step_staff_label  # the pipeline imports this module
 
         return f"{self.request_id} {self.get_kind_display()} {step_staff_label(self)}".strip()
 
@@ -419,7 +448,7 @@ class ChannelSetting(TenantOwnedModel):
     out is never closed by forgetting to configure it.
     """
 
-    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    channel = models.CharField(_("channel"), max_length=10, choices=RequestChannel.choices)
     enabled = models.BooleanField(_("enabled"), default=True)
     reply_numbers = models.CharField(
         _("reply numbers or extension codes"),

@@ -51,7 +51,7 @@ def _status(code: str) -> str:
 
 
 def _channel(code: str) -> str:
-    from notifications.models import Channel as MessageChannel
+    from notifications.models import MessageChannel
 
     return str(dict(MessageChannel.choices).get(code, code))
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from tenants.models import local_midnight
 
-from .models import Channel, UnsubscribeRequest
+from .models import RequestChannel, UnsubscribeRequest
 
 EXPORT_COLUMNS = [
     "reference",
@@ -34,11 +34,7 @@ EXPORT_COLUMNS = [
     "verification",
     "scope",
     "state",
-    "received_at",
-    "suppressed_at",
-    "completed_at",
-    "sla_due_at",
-    "sla_breached_at",
+    *UnsubscribeRequest.TIMELINE,
     "steps",
 ]
 
@@ -79,11 +75,7 @@ def requests_csv_rows(requests: QuerySet[UnsubscribeRequest]) -> Iterator[str]:
                 request.verification_method,
                 "all" if request.scope_all else " ".join(s.code for s in request.services.all()),
                 request.state,
-                _time(request.received_at, zone),
-                _time(request.suppressed_at, zone),
-                _time(request.completed_at, zone),
-                _time(request.sla_due_at, zone),
-                _time(request.sla_breached_at, zone),
+                *(_time(getattr(request, name), zone) for name in UnsubscribeRequest.TIMELINE),
                 steps,
             ]
         )
@@ -148,7 +140,7 @@ def dashboard(
                 breached=breached.get(day, 0),
             )
         )
-    used = [c for c in Channel.values if any(d.by_channel.get(c) for d in series)]
+    used = [c for c in RequestChannel.values if any(d.by_channel.get(c) for d in series)]
     open_requests = requests.filter(state__in=UnsubscribeRequest.ACTIVE_STATES)
     return Dashboard(
         zone=str(zone),
@@ -159,7 +151,7 @@ def dashboard(
         open_count=open_requests.count(),
         attention_count=requests.filter(state=UnsubscribeRequest.State.NEEDS_ATTENTION).count(),
         breached_open=requests.filter(
-            state__in=[*UnsubscribeRequest.ACTIVE_STATES, UnsubscribeRequest.State.NEEDS_ATTENTION],
+            state__in=UnsubscribeRequest.OPEN_STATES,
             sla_breached_at__isnull=False,
         ).count(),
     )

@@ -1,67 +1,29 @@
-"""Reads: is this number suppressed, find a request by its receipt."""
+"""Reads shared by every concept of the core: the tenant's channel settings and its
+marketing services by code."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable
+
+from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
 
-from . import phones
-from .models import SCOPE_ALL, Channel, ChannelSetting, Suppression, UnsubscribeRequest
-from .references import clean_reference
+from .errors import UnknownServices
+from .models import ChannelSetting, RequestChannel, Service
 
 
-@dataclass(frozen=True)
-class SuppressionStatus:
-    suppressed: bool
-    since: datetime | None
-    scopes: list[str]
-
-
-def suppression_status(*, tenant: Tenant, phone: str, service_code: str | None = None) -> SuppressionStatus:
-    """May we send to this number? Suppressed if opted out of everything, or of the
-    given service. Raises InvalidPhoneNumber."""
-    digest = phones.phone_hash(phones.normalise(phone))
-    return suppression_status_for_hash(tenant=tenant, phone_hash=digest, service_code=service_code)
-
-
-def relevant_scopes(service_code: str | None) -> set[str]:
-    """Without a service, a number counts as suppressed when everything is stopped;
-    with one, when everything or that service is."""
-    return {SCOPE_ALL} if not service_code else {SCOPE_ALL, service_code}
-
-
-def suppression_status_for_hash(
-    *, tenant: Tenant, phone_hash: str, service_code: str | None = None
-) -> SuppressionStatus:
-    rows = list(
-        Suppression.objects.for_tenant(tenant)
-        .filter(phone_hash=phone_hash)
-        .values_list("scope", "created_at")
-    )
-    relevant = relevant_scopes(service_code)
-    since = [created for scope, created in rows if scope in relevant]
-    return SuppressionStatus(
-        suppressed=bool(since), since=min(since) if since else None, scopes=sorted(s for s, _c in rows)
-    )
-
-
-def request_by_reference(*, tenant: Tenant, reference: str) -> UnsubscribeRequest | None:
-    return UnsubscribeRequest.objects.for_tenant(tenant).filter(reference=clean_reference(reference)).first()
-
-
-def request_for_person(*, tenant: Tenant, reference: str, phone: str) -> UnsubscribeRequest | None:
-    """A status lookup by a person: the reference and the number must both match
-    (the number is compared by hash, so it works after erasure)."""
-    request = request_by_reference(tenant=tenant, reference=reference)
-    if request is None:
-        return None
-    try:
-        digest = phones.phone_hash(phones.normalise(phone))
-    except phones.InvalidPhoneNumber:
-        return None
-    return request if request.phone_hash == digest else None
+def services_resolve(*, tenant: Tenant, services: Iterable[str | Service] | None) -> list[Service]:
+    """The tenant's services for these codes, in the order asked, each once; raises
+    UnknownServices naming the codes it does not have."""
+    if not services:
+        return []
+    codes = [s.code if isinstance(s, Service) else str(s).strip() for s in services]
+    found = {s.code: s for s in Service.objects.for_tenant(tenant).filter(code__in=codes)}
+    unknown = sorted(set(codes) - set(found))
+    if unknown:
+        raise UnknownServices(_("Unknown service code(s): %(codes)s") % {"codes": ", ".join(unknown)})
+    return [found[c] for c in dict.fromkeys(codes)]
 
 
 def channel_setting(*, tenant: Tenant, channel: str) -> ChannelSetting:
@@ -77,5 +39,7 @@ def channel_enabled(*, tenant: Tenant, channel: str) -> bool:
 def enabled_channels(*, tenant: Tenant) -> list[ChannelSetting]:
     """Every channel the tenant offers, in a stable order, with its instructions."""
     saved = {c.channel: c for c in ChannelSetting.objects.for_tenant(tenant)}
-    settings = [saved.get(value) or ChannelSetting(tenant=tenant, channel=value) for value in Channel.values]
+    settings = [
+        saved.get(value) or ChannelSetting(tenant=tenant, channel=value) for value in RequestChannel.values
+    ]
     return [s for s in settings if s.enabled]

@@ -9,31 +9,32 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import services
+from .pipeline import services as pipeline
+from .retention.services import records_purge_expired
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def process_request(request_id: int) -> None:
-    services.request_advance(request_id)
+    pipeline.request_advance(request_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_step(step_id: int) -> str:
-    return services.step_run(step_id)
+    return pipeline.step_run(step_id)
 
 
 @shared_task(ignore_result=True)
 def pipeline_sweep() -> dict[str, int]:
-    return services.pipeline_sweep()
+    return pipeline.pipeline_sweep()
 
 
 @shared_task(ignore_result=True)
 def purge_expired_records() -> int:
-    return services.records_purge_expired()
+    return records_purge_expired()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def import_subscriptions(import_id: int) -> None:
-    from .imports import subscription_import_run
+    from .subscriptions.services import subscription_import_run
 
     subscription_import_run(import_id)

@@ -10,14 +10,16 @@ class InboundConfig(AppConfig):
     verbose_name = _("Reply SMS")
 
     def ready(self) -> None:
-        from unsubscribe.datasources import register_scrubber
+        from unsubscribe.pipeline.datasources import DataSource, register_source
 
-        from .services import inbound_messages_scrub
+        from .services import inbound_messages_erase_number
 
         # Replies keep the raw number and the text until the number's data is erased.
-        register_scrubber(
-            "inbound.messages",
-            inbound_messages_scrub,
-            label=_("Inbound SMS (Lanzuan)"),
-            public_label=_("the SMS replies you sent"),
+        register_source(
+            DataSource.platform_copy(
+                "inbound.messages",
+                inbound_messages_erase_number,
+                label=_("Inbound SMS (Lanzuan)"),
+                public_label=_("the SMS replies you sent"),
+            )
         )

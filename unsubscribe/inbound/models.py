@@ -2,7 +2,7 @@
 
 An `InboundMessage` is the record of what a person wrote and what it caused (a request filed,
 a re-subscribe, a help or clarification reply, or nothing). It keeps the raw number only until
-the number's data is erased (see `services.inbound_messages_scrub`); the hash and the masked
+the number's data is erased (see `services.inbound_messages_erase_number`); the hash and the masked
 number stay.
 """
 

@@ -9,7 +9,13 @@ from datetime import datetime
 from django.db.models import Q
 
 from tenants.models import Tenant
-from unsubscribe.models import Channel, ChannelSetting, Suppression, SuppressionEvent, UnsubscribeRequest
+from unsubscribe.models import (
+    ChannelSetting,
+    RequestChannel,
+    Suppression,
+    SuppressionEvent,
+    UnsubscribeRequest,
+)
 
 from .models import (
     Action,
@@ -153,7 +159,7 @@ def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = 
             ChannelSetting.objects.unscoped(
                 reason="platform routing: a shared gateway's reply may be any tenant's"
             )
-            .filter(channel=Channel.SMS)
+            .filter(channel=RequestChannel.SMS)
             .exclude(reply_numbers="")
         )
         for setting in settings.only("tenant_id", "reply_numbers"):
@@ -194,7 +200,7 @@ def tenant_owns_destination(*, tenant: Tenant, to: str, sign_name: str = "") -> 
     if reply_route_for(tenant=tenant, to=to, sign_name=sign_name) is not None:
         return True
     destination = destination_digits(to)
-    setting = ChannelSetting.objects.for_tenant(tenant).filter(channel=Channel.SMS).first()
+    setting = ChannelSetting.objects.for_tenant(tenant).filter(channel=RequestChannel.SMS).first()
     numbers = [destination_digits(n) for n in setting.numbers()] if setting else []
     if not destination:
         return True  # nothing to tell it by

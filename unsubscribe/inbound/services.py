@@ -37,8 +37,8 @@ from unsubscribe.intent import CLARIFICATION as CONTEXT_CLARIFICATION
 from unsubscribe.intent import classify, normalise
 from unsubscribe.models import (
     SCOPE_ALL,
-    Channel,
     ChannelSetting,
+    RequestChannel,
     Service,
     Suppression,
     UnsubscribeRequest,
@@ -46,8 +46,9 @@ from unsubscribe.models import (
 )
 from unsubscribe.phones import mask_digit_runs
 from unsubscribe.references import new_reference
+from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.selectors import channel_setting
-from unsubscribe.services import suppression_lift, unsubscribe_request_create
+from unsubscribe.suppressions.services import suppression_lift
 
 from . import selectors
 from .models import (
@@ -64,7 +65,7 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 CLARIFY_WINDOW = timedelta(hours=24)
-ERASED_BODY = "[erased]"  # what the scrubber used to leave; kept to recognise old rows
+ERASED_BODY = "[erased]"  # what erasure used to leave; kept to recognise old rows
 # Country codes whose people read Chinese: a keyword alone ("HELP", "TD") from such a
 # number is answered in Chinese (item 14: "Reply STOP" in English to a +86 number).
 CHINESE_COUNTRY_CODES = frozenset({86, 852, 853, 886})
@@ -171,7 +172,7 @@ def inbound_message_receive(
         e164 = None  # kept and flagged below; an alphanumeric sender cannot be acted on
     sender = e164 or raw_from
     sender_hash = phones.phone_hash(sender)
-    setting = channel_setting(tenant=tenant, channel=Channel.SMS)
+    setting = channel_setting(tenant=tenant, channel=RequestChannel.SMS)
     asked = (
         selectors.pending_clarification(
             tenant=tenant, from_hash=sender_hash, since=timezone.now() - CLARIFY_WINDOW
@@ -235,7 +236,7 @@ def inbound_message_receive(
                     message, _("The sender is not a valid phone number, so the reply could not be acted on.")
                 )
         elif result.intent == Intent.UNSUBSCRIBE and result.action == "act":
-            _file_request(message, e164)
+            _file_request(message, e164, setting)
         elif result.intent == Intent.RESUBSCRIBE and result.action == "act":
             # Only explicit re-subscribe words from the number itself; never a yes.
             if result.confidence >= settings.LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE:
@@ -321,21 +322,23 @@ def _evidence(message: InboundMessage) -> dict[str, Any]:
     return {"provider": message.provider, "message_id": message.provider_message_id, "to": message.to}
 
 
-def _file_request(message: InboundMessage, e164: str) -> None:
+def _file_request(message: InboundMessage, e164: str, setting: ChannelSetting) -> None:
     """The core files, suppresses and later confirms (its pipeline sends the one
     confirmation, with no marketing): we send nothing ourselves."""
     try:
         filed = unsubscribe_request_create(
             tenant=message.tenant,
             phone=e164,
-            channel=Channel.SMS,
+            channel=RequestChannel.SMS,
             verification_method=VerificationMethod.SMS_ORIGIN,
             verification_evidence=_evidence(message),
             services=_scope(message),
             language=message.language,
             filed_by=f"reply SMS via {message.provider}",
+            setting=setting,
+            phone_normalised=True,
         )
-    except UnsubscribeError as exc:  # the channel was switched off a moment ago, or similar
+    except UnsubscribeError as exc:  # the core refused it (a route's service since removed, say)
         _hold(message, exc.message)
         return
     message.request = filed.request
@@ -362,10 +365,11 @@ def _resubscribe(message: InboundMessage, e164: str, setting: ChannelSetting) ->
         lift = suppression_lift(
             tenant=message.tenant,
             phone=e164,
-            channel=Channel.SMS,
+            channel=RequestChannel.SMS,
             verification_method=VerificationMethod.SMS_ORIGIN,
             evidence=evidence,
             services=None if everything or service is None else [service.code],
+            phone_normalised=True,
         )
     except ResubscribeRefused:
         message.action = Action.RESUBSCRIBE_REFUSED
@@ -428,14 +432,12 @@ STATE_WORDS: dict[str, dict[str, str]] = {
     "zh-hans": {
         "active": "已生效，不再发送营销信息，正在处理中",
         "completed": "已完成",
-        "rejected": "未受理",
         "lifted": "您之后已重新订阅",
         "active_no_record": "已生效，不再发送营销信息",
     },
     "en": {
         "active": "in effect, no more marketing; still being processed",
         "completed": "completed",
-        "rejected": "not accepted",
         "lifted": "you re-subscribed since",
         "active_no_record": "in effect, no more marketing",
     },
@@ -462,8 +464,6 @@ def _send_status(message: InboundMessage, e164: str, setting: ChannelSetting) ->
         state = words["lifted"]
     elif request.state == UnsubscribeRequest.State.COMPLETED:
         state = words["completed"]
-    elif request.state == UnsubscribeRequest.State.REJECTED:
-        state = words["rejected"]
     else:
         state = words["active"]
     local = timezone.localtime(request.received_at, zone)
@@ -548,7 +548,7 @@ def inbound_message_file_request(*, message: InboundMessage, acting_user: Any) -
         filed = unsubscribe_request_create(
             tenant=locked.tenant,
             phone=e164,
-            channel=Channel.SMS,
+            channel=RequestChannel.SMS,
             verification_method=VerificationMethod.SMS_ORIGIN,
             verification_evidence={**_evidence(locked), "filed_by": acting_user.get_username()},
             services=_scope(locked),
@@ -787,7 +787,9 @@ def unrouted_message_store(
                 unrouted.save(update_fields=["answered"])
         elif help_from is not None and e164 is not None and unrouted.intent != Intent.OTHER:
             keywords = "/".join(
-                sms_keywords(channel_setting(tenant=help_from, channel=Channel.SMS).keywords(), language)
+                sms_keywords(
+                    channel_setting(tenant=help_from, channel=RequestChannel.SMS).keywords(), language
+                )
             )
             try:
                 with transaction.atomic():
@@ -868,9 +870,9 @@ def platform_credential_set(
 # --- erasure --------------------------------------------------------------------------------
 
 
-def inbound_messages_scrub(request: UnsubscribeRequest) -> int:
-    """Registered scrubber: the raw number of every reply from this number, and every
-    number in their texts. The wording stays (digit runs masked): it is the evidence."""
+def inbound_messages_erase_number(request: UnsubscribeRequest) -> int:
+    """Registered as the "inbound.messages" data source (an erase step): the raw number
+    of every reply from this number, and every number in their texts. The wording stays (digit runs masked): it is the evidence."""
     cleared = 0
     mine = InboundMessage.objects.for_tenant(request.tenant_id)
     for pk, number, body in mine.filter(from_hash=request.phone_hash).values_list(

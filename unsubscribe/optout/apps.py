@@ -10,14 +10,16 @@ class OptoutConfig(AppConfig):
     verbose_name = _("Opt-out pages")
 
     def ready(self) -> None:
-        from unsubscribe.datasources import register_scrubber
+        from unsubscribe.pipeline.datasources import DataSource, register_source
 
-        from .services import verifications_scrub
+        from .services import verifications_erase_number
 
         # A verification keeps the number only until it is used or expires; erasure clears the rest.
-        register_scrubber(
-            "optout.verifications",
-            verifications_scrub,
-            label=_("One-time codes (Lanzuan)"),
-            public_label=_("the one-time codes sent to you"),
+        register_source(
+            DataSource.platform_copy(
+                "optout.verifications",
+                verifications_erase_number,
+                label=_("One-time codes (Lanzuan)"),
+                public_label=_("the one-time codes sent to you"),
+            )
         )

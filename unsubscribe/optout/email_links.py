@@ -31,14 +31,15 @@ from unsubscribe import selectors as core
 from unsubscribe.errors import UnsubscribeError
 from unsubscribe.models import (
     SCOPE_ALL,
-    Channel,
+    RequestChannel,
     Subscription,
     SuppressionEvent,
     UnsubscribeRequest,
     VerificationMethod,
 )
-from unsubscribe.selectors import SuppressionStatus
-from unsubscribe.services import unsubscribe_request_create
+from unsubscribe.requests.services import unsubscribe_request_create
+from unsubscribe.suppressions import selectors as suppression_selectors
+from unsubscribe.suppressions.selectors import SuppressionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def email_unsubscribe_headers(subscription: Subscription) -> dict[str, str]:
     Empty when the tenant switched the email channel off: mailbox providers
     require a one-click POST to work whenever the header is sent, and with the
     channel off it would be refused."""
-    if not core.channel_enabled(tenant=subscription.tenant, channel=Channel.EMAIL):
+    if not core.channel_enabled(tenant=subscription.tenant, channel=RequestChannel.EMAIL):
         return {}
     return {
         "List-Unsubscribe": f"<{email_unsubscribe_url(subscription)}>",
@@ -158,10 +159,10 @@ def email_link_status(*, subscription: Subscription) -> EmailLinkStatus:
         request=UnsubscribeRequest.objects.for_tenant(tenant)
         .filter(idempotency_key=_idempotency_key(subscription))
         .first(),
-        suppression=core.suppression_status_for_hash(
+        suppression=suppression_selectors.suppression_status_for_hash(
             tenant=tenant, phone_hash=subscription.phone_hash, service_code=subscription.service.code
         ),
-        enabled=core.channel_enabled(tenant=tenant, channel=Channel.EMAIL),
+        enabled=core.channel_enabled(tenant=tenant, channel=RequestChannel.EMAIL),
     )
 
 
@@ -196,7 +197,7 @@ def email_unsubscribe(*, subscription: Subscription, via: str, language: str | N
     filed = unsubscribe_request_create(
         tenant=subscription.tenant,
         phone=subscription.phone,
-        channel=Channel.EMAIL,
+        channel=RequestChannel.EMAIL,
         verification_method=VerificationMethod.SIGNED_TOKEN,
         verification_evidence={"subscription_id": subscription.pk},
         services=[subscription.service.code],

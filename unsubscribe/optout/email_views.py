@@ -28,7 +28,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from tenants.models import Tenant
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.errors import ChannelDisabled
-from unsubscribe.models import Channel, Subscription, UnsubscribeRequest
+from unsubscribe.models import RequestChannel, Subscription, UnsubscribeRequest
 
 from . import email_links, selectors
 from .views import active_tenant, page_language, receipt_context, render_page
@@ -42,7 +42,7 @@ def _subscription(slug: str, token: str) -> tuple[Tenant, Subscription | None]:
 def _disabled_message(tenant: Tenant) -> str:
     return _("%(tenant)s does not offer unsubscribing by %(channel)s.") % {
         "tenant": tenant.name,
-        "channel": Channel.EMAIL.label,
+        "channel": RequestChannel.EMAIL.label,
     }
 
 

@@ -10,7 +10,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
-from unsubscribe import datasources
 from unsubscribe.models import (
     SCOPE_ALL,
     Service,
@@ -20,6 +19,8 @@ from unsubscribe.models import (
     Suppression,
     UnsubscribeRequest,
 )
+from unsubscribe.pipeline import datasources
+from unsubscribe.pipeline.selectors import step_public_label
 
 from .models import PhoneVerification
 
@@ -106,7 +107,7 @@ def request_timeline(request: UnsubscribeRequest) -> list[TimelineEntry]:
 def _step_entry(request: UnsubscribeRequest, step: Step, phase1_done: bool) -> TimelineEntry:
     # Public labels only (a source's, or the one the tenant set on its target): the
     # staff name of a target never reaches a page.
-    where = datasources.step_public_label(step)
+    where = step_public_label(step)
     titles: dict[str, str] = {
         Step.Kind.TERMINATE: _("Services ended: %(target)s"),
         Step.Kind.CONFIRM: _("Confirmation sent"),
@@ -173,8 +174,6 @@ def state_summary(request: UnsubscribeRequest) -> tuple[str, str]:
         return "ok", _("Done: every step is finished.")
     if request.state == State.NEEDS_ATTENTION:
         return "bad", _("Marketing is stopped; a step needs the provider's attention (see below).")
-    if request.state == State.REJECTED:
-        return "bad", _("This request was rejected.")
     return "pending", _("Marketing is stopped; the remaining steps are under way.")
 
 

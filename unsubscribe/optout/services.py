@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
-from unsubscribe.models import Channel, VerificationMethod
+from unsubscribe.models import RequestChannel, VerificationMethod
 
 from . import limits
 from .models import PhoneVerification
@@ -275,9 +275,9 @@ def verifications_sweep() -> dict[str, int]:
     return {"blanked": stale.update(phone="")}
 
 
-def verifications_scrub(request: UnsubscribeRequest) -> int:
-    """Registered as the "optout.verifications" scrubber: blank the number of the
-    tenant's verifications for the request's number."""
+def verifications_erase_number(request: UnsubscribeRequest) -> int:
+    """Registered as the "optout.verifications" data source (an erase step): blank the
+    number of the tenant's verifications for the request's number."""
     count = (
         PhoneVerification.objects.for_tenant(request.tenant_id)
         .filter(phone_hash=request.phone_hash)
@@ -311,13 +311,13 @@ def web_request_file(
     core's UnsubscribeError subclasses (ChannelDisabled, UnknownServices) with
     messages fit to show.
     """
-    from unsubscribe.services import unsubscribe_request_create
+    from unsubscribe.requests.services import unsubscribe_request_create
 
     _require_number(verification)
     filed = unsubscribe_request_create(
         tenant=tenant,
         phone=verification.phone,
-        channel=Channel.WEB,
+        channel=RequestChannel.WEB,
         verification_method=VerificationMethod.OTP,
         verification_evidence=evidence(verification),
         services=services or None,
@@ -339,7 +339,7 @@ def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant],
     """One request per chosen provider, all marketing, through the core service
     (channel "hub", verified by the one-time code). A provider that refuses (hub
     switched off) does not stop the others."""
-    from unsubscribe.services import unsubscribe_request_create
+    from unsubscribe.requests.services import unsubscribe_request_create
 
     _require_number(verification)
     filed: list[UnsubscribeRequest] = []
@@ -349,7 +349,7 @@ def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant],
             result = unsubscribe_request_create(
                 tenant=tenant,
                 phone=verification.phone,
-                channel=Channel.HUB,
+                channel=RequestChannel.HUB,
                 verification_method=VerificationMethod.OTP,
                 verification_evidence=evidence(verification),
                 services=None,

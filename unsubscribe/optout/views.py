@@ -27,7 +27,9 @@ from unsubscribe import links, phones
 from unsubscribe import selectors as core
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.errors import ChannelDisabled, UnsubscribeError
-from unsubscribe.models import Channel, UnsubscribeRequest
+from unsubscribe.models import RequestChannel, UnsubscribeRequest
+from unsubscribe.requests import selectors as request_selectors
+from unsubscribe.suppressions import selectors as suppression_selectors
 
 from . import limits, prg, selectors, services
 from .forms import ChoiceForm, CodeForm, HubChoiceForm, NumberForm, StatusForm
@@ -131,7 +133,7 @@ def tenant_home(request: HttpRequest, slug: str) -> HttpResponse:
 @never_cache
 def unsubscribe_start(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = active_tenant(slug)
-    if not core.channel_enabled(tenant=tenant, channel=Channel.WEB):
+    if not core.channel_enabled(tenant=tenant, channel=RequestChannel.WEB):
         if request.method == "POST":
             return redirect("unsubscribe-start", slug=tenant.slug)
         return render_page(request, "web_disabled.html", tenant, {})
@@ -273,7 +275,9 @@ def unsubscribe_choose(request: HttpRequest, slug: str) -> HttpResponse:
         "services": service_rows,
         "terms": tenant.terms_for(page_language()),
         "facts": selectors.terms_facts(tenant=tenant),
-        "already": core.suppression_status_for_hash(tenant=tenant, phone_hash=verification.phone_hash),
+        "already": suppression_selectors.suppression_status_for_hash(
+            tenant=tenant, phone_hash=verification.phone_hash
+        ),
         "chosen": form["services"].value() or [],
     }
     return render_page(request, "choose.html", tenant, context, status=status)
@@ -325,7 +329,7 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
             form.add_error(None, _("Too many look-ups from your network. Try again in an hour."))
             status = 429
         elif form.is_valid():
-            found = core.request_for_person(
+            found = request_selectors.request_for_person(
                 tenant=tenant, reference=form.cleaned_data["reference"], phone=form.cleaned_data["phone"]
             )
             if found is not None:
@@ -341,7 +345,7 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
     if token and parked is None:
         reference = links.reference_from_token(token, tenant.pk)
         if reference:
-            found = core.request_by_reference(tenant=tenant, reference=reference)
+            found = request_selectors.request_by_reference(tenant=tenant, reference=reference)
         if found is None:
             token_error = _("This link is not valid any more. Enter your reference and number instead.")
     context: dict[str, Any] = {"form": form, "found": found, "token_error": token_error}

@@ -16,7 +16,7 @@ from django.utils.translation import ngettext
 
 from lanzuan.outbound import UnsafeURL, check_url
 from tenants.admin import TenantScopedAdmin
-from unsubscribe.events import EVENTS
+from unsubscribe.domain_events import EVENTS
 
 from . import webhooks
 from .models import EVENT_CHOICES, ScrubJob, WebhookDelivery, WebhookEndpoint

@@ -14,14 +14,14 @@ class PartnerConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete
 
-        from unsubscribe import events
+        from unsubscribe import domain_events
 
         from . import checks  # noqa: F401  (registers the rate settings check)
         from .models import ScrubJob
         from .webhooks import on_domain_event
 
         # Webhook deliveries are recorded in the transaction that emits each event.
-        events.subscribe(on_domain_event)
+        domain_events.subscribe(on_domain_event)
         post_delete.connect(_delete_scrub_files, sender=ScrubJob, dispatch_uid="partner_scrub_files")
 
 

@@ -24,9 +24,11 @@ REQUEST_EXAMPLE_VALUE: dict[str, Any] = {
     "terminating_at": None,
     "confirming_at": None,
     "erasing_at": None,
+    "erasure_due_at": None,
     "completed_at": None,
     "needs_attention_at": None,
     "sla_due_at": "2025-02-02T08:00:00+08:00",
+    "sla_breached_at": None,
     "steps": [
         {
             "kind": "terminate",

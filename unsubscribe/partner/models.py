@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from tenants.scoping import TenantOwnedModel
-from unsubscribe.events import EVENTS
+from unsubscribe.domain_events import EVENTS
 
 # Partners subscribe by the code; staff read what it means, with the code.
 EVENT_LABELS = {

@@ -44,10 +44,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.models import Suppression
-from unsubscribe.selectors import relevant_scopes
+from unsubscribe.suppressions.selectors import relevant_scopes
 
 from .errors import InvalidUpload, TooManyNumbers, UnknownService
 from .models import ScrubJob
@@ -134,16 +135,10 @@ def scrub_job_dispatch(job_id: int) -> None:
     """Queue the job. Never raises: with the broker down the sweep queues it later."""
     from .tasks import run_scrub_job
 
-    try:
-        run_scrub_job.apply_async(
-            args=(job_id,), retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2}
-        )
-    except Exception:  # the broker's errors are many kinds; all mean "later"
-        logger.warning("broker unavailable; scrub job %s left for the sweep", job_id, exc_info=True)
-        return
-    ScrubJob.objects.unscoped(reason="marks a job handed to a worker, by its id").filter(pk=job_id).update(
-        dispatched_at=timezone.now()
-    )
+    if dispatch_or_leave_for_sweep(run_scrub_job, job_id, what=f"scrub job {job_id}"):
+        ScrubJob.objects.unscoped(reason="marks a job handed to a worker, by its id").filter(
+            pk=job_id
+        ).update(dispatched_at=timezone.now())
 
 
 # --- running ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.models import Service, Suppression, UnsubscribeRequest
-from unsubscribe.selectors import relevant_scopes
+from unsubscribe.suppressions.selectors import relevant_scopes
 
 CHECK_CHUNK = 5000  # hashes per query with IN (…); PostgreSQL's one array parameter takes a whole call
 MAX_CHECK_NUMBERS = 10_000

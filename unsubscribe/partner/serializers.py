@@ -15,12 +15,12 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from lanzuan.outbound import UnsafeURL, check_url
-from unsubscribe.events import EVENTS
-from unsubscribe.models import Channel, Step, UnsubscribeRequest, VerificationMethod
+from unsubscribe.domain_events import EVENTS
+from unsubscribe.models import RequestChannel, Step, UnsubscribeRequest, VerificationMethod
 
 from .models import ScrubJob, WebhookEndpoint
 
-PARTNER_CHANNELS = [Channel.APP, Channel.HOTLINE, Channel.PARTNER]
+PARTNER_CHANNELS = [RequestChannel.APP, RequestChannel.HOTLINE, RequestChannel.PARTNER]
 # What a partner may assert about how it verified the person. Methods the platform
 # itself performs (a reply SMS, a signed link, an administrator) are not claimable.
 PARTNER_METHODS = [
@@ -87,7 +87,7 @@ class VerificationSerializer(serializers.Serializer):
 
 class UnsubscribeRequestCreateSerializer(serializers.Serializer):
     phone = serializers.CharField(max_length=32, help_text="The number, in any usual form; E.164 is best.")
-    channel = serializers.ChoiceField(choices=PARTNER_CHANNELS, default=Channel.PARTNER)
+    channel = serializers.ChoiceField(choices=PARTNER_CHANNELS, default=RequestChannel.PARTNER)
     scope = ScopeField(default="all")
     verification = VerificationSerializer(required=False)
     language = serializers.ChoiceField(
@@ -134,14 +134,7 @@ class UnsubscribeRequestSerializer(serializers.ModelSerializer):
             "filed_by",
             "language",
             "attention_reason",
-            "received_at",
-            "suppressed_at",
-            "terminating_at",
-            "confirming_at",
-            "erasing_at",
-            "completed_at",
-            "needs_attention_at",
-            "sla_due_at",
+            *UnsubscribeRequest.TIMELINE,
             "steps",
         ]
 

@@ -25,16 +25,15 @@ from rest_framework.response import Response
 
 from tenants.api import TenantScopedAPIView
 from tenants.models import Tenant, TenantAPIKey
-from unsubscribe import services as core_services
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.instants import InstantError, instant_parse
-from unsubscribe.models import Channel, UnsubscribeRequest, VerificationMethod
+from unsubscribe.models import RequestChannel, UnsubscribeRequest, VerificationMethod
 from unsubscribe.references import clean_reference
+from unsubscribe.requests import services as request_services
 from unsubscribe.selectors import enabled_channels
 
 from . import examples, scrub, webhooks
 from .errors import TooManyNumbers, UnknownService
-from .imports import MAX_IMPORT_ITEMS, subscriptions_import
 from .models import ScrubJob, WebhookEndpoint
 from .parsers import LimitedJSONParser
 from .problems import (
@@ -66,6 +65,7 @@ from .serializers import (
     WebhookEndpointCreatedSerializer,
     WebhookEndpointSerializer,
 )
+from .subscriptions_import import MAX_IMPORT_ITEMS, subscriptions_import
 from .throttling import ApiKeyRateThrottle, BulkApiKeyRateThrottle
 
 IDEMPOTENCY_LOCK_SECONDS = 30
@@ -196,8 +196,8 @@ class UnsubscribeRequestListView(PartnerAPIView):
         api_key = request.auth
         assert isinstance(api_key, TenantAPIKey)
 
-        def file() -> core_services.FiledRequest:
-            return core_services.unsubscribe_request_create(
+        def file() -> request_services.FiledRequest:
+            return request_services.unsubscribe_request_create(
                 tenant=self.tenant,
                 phone=data["phone"],
                 channel=data["channel"],
@@ -239,7 +239,7 @@ class UnsubscribeRequestListView(PartnerAPIView):
         description="Newest first, with cursor paging: follow `next` until it is null.",
         parameters=[
             OpenApiParameter("state", str, enum=UnsubscribeRequest.State.values),
-            OpenApiParameter("channel", str, enum=Channel.values),
+            OpenApiParameter("channel", str, enum=RequestChannel.values),
             OpenApiParameter(
                 "created_after",
                 OpenApiTypes.STR,
@@ -265,7 +265,7 @@ class UnsubscribeRequestListView(PartnerAPIView):
         channel = request.query_params.get("channel") or None
         if state and state not in UnsubscribeRequest.State.values:
             raise _bad_request("state", _("Unknown state: %(value)s") % {"value": state})
-        if channel and channel not in Channel.values:
+        if channel and channel not in RequestChannel.values:
             raise _bad_request("channel", _("Unknown channel: %(value)s") % {"value": channel})
         queryset = requests_filtered(
             requests=self.scoped(UnsubscribeRequest),
@@ -590,7 +590,7 @@ class ChannelsView(PartnerAPIView):
         ways = {way.channel: way for way in ways_to_unsubscribe(tenant=self.tenant, language=language)}
         enabled = {setting.channel for setting in enabled_channels(tenant=self.tenant)}
         rows = []
-        for channel in Channel.values:
+        for channel in RequestChannel.values:
             way = ways.get(channel)
             rows.append(
                 {

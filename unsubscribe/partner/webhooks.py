@@ -51,10 +51,11 @@ from django.utils import timezone
 
 from lanzuan import outbound
 from lanzuan.backoff import backoff_seconds
+from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from lanzuan.outbound import UnsafeURL
 from lanzuan.signing import signed_headers
 from tenants.models import Tenant
-from unsubscribe.events import EVENTS
+from unsubscribe.domain_events import EVENTS
 from unsubscribe.phones import redact
 
 from .models import WebhookDelivery, WebhookEndpoint
@@ -117,7 +118,7 @@ def _without_raw_numbers(value: Any) -> Any:
 
 
 def on_domain_event(tenant_id: int, event: str, payload: dict[str, Any]) -> None:
-    """unsubscribe.events handler: runs inside the emitting transaction, so the
+    """unsubscribe.domain_events handler: runs inside the emitting transaction, so the
     delivery rows commit (or roll back) with the change; sending waits for commit."""
     endpoints = [
         endpoint
@@ -155,18 +156,10 @@ def webhook_delivery_dispatch(delivery_id: int) -> None:
     """Queue one delivery. Never raises: with the broker down the sweep sends it."""
     from .tasks import deliver_webhook
 
-    try:
-        deliver_webhook.apply_async(
-            args=(delivery_id,), retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2}
-        )
-    except Exception:  # the broker's errors are many kinds; all mean "later"
-        logger.warning(
-            "broker unavailable; webhook delivery %s left for the sweep", delivery_id, exc_info=True
-        )
-        return
-    WebhookDelivery.objects.unscoped(reason="marks a delivery handed to a worker, by its id").filter(
-        pk=delivery_id
-    ).update(dispatched_at=timezone.now())
+    if dispatch_or_leave_for_sweep(deliver_webhook, delivery_id, what=f"webhook delivery {delivery_id}"):
+        WebhookDelivery.objects.unscoped(reason="marks a delivery handed to a worker, by its id").filter(
+            pk=delivery_id
+        ).update(dispatched_at=timezone.now())
 
 
 # --- sending -----------------------------------------------------------------------

@@ -10,15 +10,17 @@ class VoiceConfig(AppConfig):
     verbose_name = _("Voice menu (IVR)")
 
     def ready(self) -> None:
-        from unsubscribe.datasources import register_scrubber
+        from unsubscribe.pipeline.datasources import DataSource, register_source
 
-        from .services import voice_calls_scrub
+        from .services import voice_calls_erase_number
 
         # A call keeps the raw caller number only while it runs; this clears what is left
         # (a call from the same number that dropped mid-menu) when the number's data is erased.
-        register_scrubber(
-            "voice.calls",
-            voice_calls_scrub,
-            label=_("Voice calls (Lanzuan)"),
-            public_label=_("the calls you made to the voice menu"),
+        register_source(
+            DataSource.platform_copy(
+                "voice.calls",
+                voice_calls_erase_number,
+                label=_("Voice calls (Lanzuan)"),
+                public_label=_("the calls you made to the voice menu"),
+            )
         )

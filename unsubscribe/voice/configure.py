@@ -15,7 +15,7 @@ from django.core.management.base import CommandError, OutputWrapper
 from django.urls import reverse
 
 from tenants.models import Tenant
-from unsubscribe.models import Channel
+from unsubscribe.models import RequestChannel
 from unsubscribe.selectors import channel_setting
 
 from .models import VoiceProvider
@@ -61,7 +61,7 @@ def configure_voice(*, tenant: Tenant, name: str, options: dict[str, Any], stdou
     if provider == VoiceProvider.TWILIO:
         status_path = reverse("voice:twilio-status-hook", kwargs={"tenant_slug": tenant.slug})
         stdout.write(f"Status callback URL (call status changes): {settings.PUBLIC_BASE_URL}{status_path}")
-    setting = channel_setting(tenant=tenant, channel=Channel.HOTLINE)
+    setting = channel_setting(tenant=tenant, channel=RequestChannel.HOTLINE)
     if not (setting.enabled and setting.ivr_enabled):
         stdout.write(
             "The voice menu is off for this tenant: callers hear where else to opt out. Switch it on in "

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from notifications.rendering import TemplateSyntaxError, render, variables_in
 from tenants.models import Tenant
 from unsubscribe.channels import sms_keywords
-from unsubscribe.models import Channel
+from unsubscribe.models import RequestChannel
 from unsubscribe.selectors import channel_setting
 
 from .models import PromptKey, VoicePrompt
@@ -292,7 +292,7 @@ class PromptBook:
     def keyword(self, language: str) -> str:
         """The reply keywords the tenant advertises for SMS (the two a caller can remember)."""
         if self._keywords is None:
-            self._keywords = channel_setting(tenant=self.tenant, channel=Channel.SMS).keywords()
+            self._keywords = channel_setting(tenant=self.tenant, channel=RequestChannel.SMS).keywords()
         words = sms_keywords(self._keywords, language)
         if language == EN:  # an English voice cannot read a Chinese keyword
             words = [w for w in words if w.isascii()] or ["STOP"]

@@ -13,7 +13,7 @@ Rules kept here, in one place:
   it, so the request exists, and the number is suppressed, before the prompt that reads
   out its reference is returned. A call that drops after that key press has filed.
 - The raw caller number is kept only while the call runs; the request holds it from
-  then on, and the core's erasure clears anything left (`voice_calls_scrub`).
+  then on, and the core's erasure clears anything left (`voice_calls_erase_number`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from django.utils import timezone
 from tenants.models import Tenant
 from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
-from unsubscribe.models import Channel, Service, UnsubscribeRequest, VerificationMethod
+from unsubscribe.models import RequestChannel, Service, UnsubscribeRequest, VerificationMethod
+from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.selectors import channel_setting
-from unsubscribe.services import unsubscribe_request_create
 
 from . import selectors
 from .models import CallStep, Outcome, PromptKey, VoiceCall, VoiceCredential, VoiceProvider
@@ -250,7 +250,7 @@ def _start(call: VoiceCall, caller: str, called: str) -> Prompt:
     if e164 is not None:
         call.caller_hash = phones.phone_hash(e164)
         call.caller_masked = phones.mask(e164)
-    setting = channel_setting(tenant=tenant, channel=Channel.HOTLINE)
+    setting = channel_setting(tenant=tenant, channel=RequestChannel.HOTLINE)
     if not (setting.enabled and setting.ivr_enabled):
         return _end(call, book, Outcome.UNAVAILABLE, K.UNAVAILABLE, both_languages=True)
     if e164 is None:
@@ -426,7 +426,7 @@ def _file(call: VoiceCall, book: PromptBook) -> Prompt:
         filed = unsubscribe_request_create(
             tenant=call.tenant,
             phone=call.caller,
-            channel=Channel.HOTLINE,
+            channel=RequestChannel.HOTLINE,
             verification_method=VerificationMethod.CALLER_ID,
             verification_evidence={
                 "provider": call.provider,
@@ -533,8 +533,9 @@ def voice_script(*, tenant: Tenant, language: str) -> list[ScriptLine]:
     return lines
 
 
-def voice_calls_scrub(request: UnsubscribeRequest) -> int:
-    """Registered scrubber: the raw number of any call from this number that still has it."""
+def voice_calls_erase_number(request: UnsubscribeRequest) -> int:
+    """Registered as the "voice.calls" data source (an erase step): the raw number of
+    any call from this number that still has it."""
     cleared = (
         VoiceCall.objects.for_tenant(request.tenant_id)
         .filter(caller_hash=request.phone_hash)

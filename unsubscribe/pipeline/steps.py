@@ -16,17 +16,19 @@ from django.utils import timezone
 from lanzuan import outbound
 from lanzuan.outbound import UnsafeURL
 from lanzuan.signing import signed_headers
+from unsubscribe import phones
+from unsubscribe.errors import PermanentStepError, TransientStepError
+from unsubscribe.links import status_url
+from unsubscribe.models import SCOPE_ALL, Step, Subscription, Suppression, Target, UnsubscribeRequest
+from unsubscribe.phones import redact
+from unsubscribe.requests.locks import number_lock
+from unsubscribe.requests.selectors import same_scope_requests
 
-from . import datasources, phones
+from . import datasources
 from .datasources import Receipt
-from .errors import PermanentStepError, TransientStepError
-from .links import status_url
-from .models import SCOPE_ALL, Step, Subscription, Suppression, Target, UnsubscribeRequest
 
 if TYPE_CHECKING:
     from notifications.models import Message
-from .phones import redact
-from .services import number_lock, same_scope_requests
 
 
 def run(step: Step) -> Receipt:
@@ -53,8 +55,7 @@ def _builtin(step: Step, request: UnsubscribeRequest) -> Receipt:
     if func is None:
         raise PermanentStepError(f"{source.key} cannot {step.kind}")
     with transaction.atomic():
-        result = func(request)
-    return result if isinstance(result, Receipt) else Receipt(note=result)
+        return func(request)
 
 
 def _without_number(text: str, request: UnsubscribeRequest) -> str:
@@ -144,8 +145,8 @@ def confirmation_scope(request: UnsubscribeRequest) -> dict[str, str]:
     """`{stopped}` and `{continuing}` for the confirmation, in the person's language:
     the services stopped (or all marketing), and those this number still gets (its
     active subscriptions outside the scope and not suppressed), or none."""
+    from notifications.catalogue import language_for
     from notifications.defaults import scope_words
-    from notifications.events import language_for
 
     words = scope_words(language_for(request.language, request.tenant.default_language))
     if request.scope_all:

@@ -1,5 +1,5 @@
 """Bulk upsert of subscriptions from the API (up to 10,000 per call), with errors
-reported per item. The CSV import in the admin (unsubscribe.imports) does the same
+reported per item. The CSV import in the admin (unsubscribe.subscriptions.services) does the same
 for files; both go through `subscriptions_upsert`, so both skip numbers that opted
 out and count them."""
 
@@ -15,9 +15,9 @@ from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
 from unsubscribe import phones
-from unsubscribe.imports import consent_time_parse, subscriptions_upsert, tenant_zone
 from unsubscribe.instants import InstantError
 from unsubscribe.models import Service, Subscription
+from unsubscribe.subscriptions.services import consent_time_parse, subscriptions_upsert, tenant_zone
 
 from .selectors import normalise_item
 

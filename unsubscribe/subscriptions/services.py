@@ -1,4 +1,6 @@
-"""Bulk import of subscriptions from CSV, in the background with progress.
+"""Subscriptions: the upsert that skips numbers that opted out (shared by the CSV import
+here and the partner API's import), and the bulk import of a CSV file, in the background
+with progress.
 
 Columns (header row required): phone, service, consent_source, consent_at
 (ISO 8601, optional; a time without an offset, or a bare date, is read in the
@@ -27,10 +29,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
-
-from . import phones
-from .instants import InstantError, instant_parse
-from .models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
+from unsubscribe import phones
+from unsubscribe.instants import InstantError, instant_parse
+from unsubscribe.models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
 
 logger = logging.getLogger(__name__)
 
@@ -293,6 +294,6 @@ def _tally(run: _Run, done: Upserted) -> Counter[str]:
 
 
 def subscription_import_start(*, import_: SubscriptionImport) -> None:
-    from .tasks import import_subscriptions
+    from unsubscribe.tasks import import_subscriptions
 
     transaction.on_commit(lambda: import_subscriptions.delay(import_.pk))

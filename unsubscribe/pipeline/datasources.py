@@ -6,11 +6,13 @@ erases its records like any other). Targets are for the provider's *other* syste
 
 A source may end services (`terminate`) and/or erase data (`erase`); each follows
 the request's scope and says in words what it erases for a service-only opt-out and
-for all marketing (`erases_for`). Other apps register the copies they keep (messages
-sent, inbound SMS, one-time codes) in their AppConfig.ready() with `register_scrubber`.
+for all marketing (`erases_for`). Other apps register the copies of the number they
+keep for their own work (messages sent, inbound SMS, one-time codes, voice calls) in
+their AppConfig.ready(), the same way: `register_source(DataSource.platform_copy(...))`.
 
-A function receives the request and returns a `Receipt` (or, from older scrubbers,
-a short text). Receipts hold counts and words, never a number.
+This is the one erasure mechanism: every eraser is a source's function, run as a
+pipeline step, and returns a `Receipt`, which becomes the step's receipt. Receipts
+hold counts and words, never a number.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from django.utils.translation import ngettext_lazy
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
 
-    from .models import Step, Subscription, UnsubscribeRequest
+    from unsubscribe.models import Subscription, UnsubscribeRequest
 
 
 # --- receipts ---------------------------------------------------------------------------
@@ -67,7 +69,7 @@ RECEIPT_TEXTS: dict[str, Any] = {
 @dataclass(frozen=True)
 class Receipt:
     """What one step did: (key, count) lines from RECEIPT_TEXTS, and an optional note
-    that is not translated (a remote system's answer, an older scrubber's text)."""
+    that is not translated (a remote system's answer)."""
 
     lines: tuple[tuple[str, int], ...] = ()
     note: str = ""
@@ -102,7 +104,7 @@ def receipt_text(lines: Sequence[Sequence[Any]], note: str = "", *, language: st
     return " ".join(parts)
 
 
-SourceFunc = Callable[["UnsubscribeRequest"], "Receipt | str"]
+SourceFunc = Callable[["UnsubscribeRequest"], Receipt]
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,35 @@ class DataSource:
     erases_for_services: _StrOrPromise = ""  # what a service-only opt-out erases here
     erases_for_all: _StrOrPromise = ""  # what an all-marketing opt-out erases here
     order: int = field(default=100, compare=False)
-    platform_copy: bool = False  # registered with register_scrubber
 
     def erases_for(self, *, scope_all: bool) -> _StrOrPromise:
         return self.erases_for_all if scope_all else self.erases_for_services
+
+    @classmethod
+    def platform_copy(
+        cls,
+        key: str,
+        clear: Callable[[UnsubscribeRequest], int],
+        *,
+        label: _StrOrPromise,
+        public_label: _StrOrPromise,
+    ) -> DataSource:
+        """A copy of the number the platform keeps for its own work: cleared whatever the
+        scope (it is not needed for marketing), after the built-in sources. `clear`
+        returns how many records it cleared; the receipt says so in each reader's language."""
+
+        def erase(request: UnsubscribeRequest) -> Receipt:
+            return Receipt.of(("copies_cleared", clear(request)))
+
+        return cls(
+            key=key,
+            label=label,
+            public_label=public_label,
+            erase=erase,
+            erases_for_services=_("The number in these records."),
+            erases_for_all=_("The number in these records."),
+            order=200,
+        )
 
 
 _sources: dict[str, DataSource] = {}
@@ -126,34 +153,6 @@ _sources: dict[str, DataSource] = {}
 
 def register_source(source: DataSource) -> None:
     _sources[source.key] = source
-
-
-def register_scrubber(
-    key: str,
-    func: Callable[[UnsubscribeRequest], int],
-    *,
-    label: _StrOrPromise | None = None,
-    public_label: _StrOrPromise | None = None,
-) -> None:
-    """A copy of the number the platform keeps for its own work: cleared whatever the
-    scope (it is not needed for marketing), as a built-in erase step. `func` returns
-    how many records it cleared; the receipt says so in each reader's language."""
-
-    def erase(request: UnsubscribeRequest) -> Receipt:
-        return Receipt.of(("copies_cleared", func(request)))
-
-    register_source(
-        DataSource(
-            key=key,
-            label=label or key,
-            public_label=public_label or _("other records kept by the platform"),
-            erase=erase,
-            erases_for_services=_("The number in these records."),
-            erases_for_all=_("The number in these records."),
-            order=200,
-            platform_copy=True,
-        )
-    )
 
 
 def get_source(key: str) -> DataSource:
@@ -169,16 +168,11 @@ def sources(purpose: str | None = None) -> list[DataSource]:
     return [s for s in found if getattr(s, purpose) is not None]
 
 
-def scrubbers() -> dict[str, SourceFunc]:
-    """The copies other apps registered, by key (each is an erase step too)."""
-    return {s.key: s.erase for s in _sources.values() if s.platform_copy and s.erase is not None}
-
-
 # --- built-in sources -------------------------------------------------------------------
 
 
 def subscriptions_in_scope(request: UnsubscribeRequest) -> QuerySet[Subscription]:
-    from .models import Subscription
+    from unsubscribe.models import Subscription
 
     qs = Subscription.objects.for_tenant(request.tenant_id).filter(phone_hash=request.phone_hash)
     if not request.scope_all:
@@ -193,7 +187,7 @@ def _renewed_after(request: UnsubscribeRequest) -> Q:
 
 
 def _subscriptions_terminate(request: UnsubscribeRequest) -> Receipt:
-    from .models import Subscription
+    from unsubscribe.models import Subscription
 
     active = subscriptions_in_scope(request).filter(status=Subscription.Status.ACTIVE)
     renewed = active.filter(_renewed_after(request)).count()
@@ -209,7 +203,7 @@ def _subscriptions_terminate(request: UnsubscribeRequest) -> Receipt:
 def _subscriptions_erase(request: UnsubscribeRequest) -> Receipt:
     # The ended subscription row stays as the record that consent was withdrawn,
     # but without the number. An active one (renewed meanwhile) keeps it: it is in use.
-    from .models import Subscription
+    from unsubscribe.models import Subscription
 
     rows = list(subscriptions_in_scope(request).exclude(status=Subscription.Status.ACTIVE).exclude(phone=""))
     for subscription in rows:
@@ -223,8 +217,7 @@ def _profile_erase(request: UnsubscribeRequest) -> Receipt:
     """The profile serves every service: it goes with an all-marketing opt-out, or when
     the last active subscription of the number at this tenant has ended."""
     from tenants.models import Tenant
-
-    from .models import SubscriberProfile, Subscription
+    from unsubscribe.models import SubscriberProfile, Subscription
 
     profiles = SubscriberProfile.objects.for_tenant(request.tenant_id).filter(phone_hash=request.phone_hash)
     if not profiles.exists():
@@ -277,37 +270,3 @@ register_source(
         order=20,
     )
 )
-
-
-# --- reading steps ----------------------------------------------------------------------
-
-
-def step_receipt_for_staff(step: Step) -> str:
-    """A step's receipt in the active language: its lines, then any note."""
-    if step.receipt_lines:
-        return receipt_text(step.receipt_lines)
-    return step.receipt
-
-
-def step_staff_label(step: Step) -> str:
-    """Where a step works, for staff, in the active language: the source's label or
-    the target's name (the snapshot kept on the step when neither is known any more)."""
-    if step.source:
-        try:
-            return str(get_source(step.source).label)
-        except KeyError:
-            return step.target_name or step.source
-    return step.target_name
-
-
-def step_public_label(step: Step, language: str | None = None) -> str:
-    """What a person reads for the place a step works at: a source's public label or
-    the target's, in their language. Never the staff name."""
-    language = language or translation.get_language() or "en"
-    if step.target is not None:
-        return step.target.public_label(language)
-    with translation.override(language):
-        try:
-            return str(get_source(step.source).public_label)
-        except KeyError:
-            return str(_("the provider's systems"))

@@ -29,7 +29,9 @@ class Event(models.TextChoices):
     )
 
 
-class Channel(models.TextChoices):
+class MessageChannel(models.TextChoices):
+    """What a message is sent on (outbound); how requests reach us is the core's RequestChannel."""
+
     SMS = "sms", _("SMS")
     EMAIL = "email", _("Email")
     PUSH = "push", _("App push")

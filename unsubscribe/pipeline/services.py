@@ -1,0 +1,400 @@
+"""The pipeline: what happens to a request after it is filed, step by step.
+
+This module owns the steps of a request (planned at filing, run one at a time by
+workers), the request's state as its steps finish, retries with backoff, the admin's
+retry, and the sweep that dispatches what no worker picked up. What each step does is
+in `steps`; Lanzuan's own data sources (terminate, erase) are in `datasources`.
+
+Rules kept here, in one place:
+- Side effects (dispatching Celery work, events) happen after commit only.
+- The request row is its own outbox: `next_run_at` says work is due; if the broker
+  is down when we dispatch, the periodic sweep dispatches it again.
+- Task arguments carry ids, never numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone, translation
+
+from lanzuan.backoff import backoff_seconds
+from lanzuan.dispatch import dispatch_or_leave_for_sweep
+from unsubscribe import domain_events, phones
+from unsubscribe.errors import PermanentStepError, TransientStepError
+from unsubscribe.models import Step, Target, UnsubscribeRequest
+from unsubscribe.requests.selectors import request_event_payload
+
+from . import datasources
+from . import steps as step_runners
+from .datasources import receipt_text
+
+logger = logging.getLogger(__name__)
+State = UnsubscribeRequest.State
+
+
+def steps_plan(request: UnsubscribeRequest) -> None:
+    """The receipts-to-be: a step at each of Lanzuan's own data sources (always, for
+    every tenant), one per active target (the provider's other systems), and one
+    confirmation."""
+    targets = (
+        Target.objects.for_tenant(request.tenant_id)
+        .filter(is_active=True, kind=Target.Kind.HTTP)
+        .order_by("purpose", "id")
+    )
+    steps = _builtin_steps(request, planned=set())
+    steps += [
+        Step(
+            tenant_id=request.tenant_id,
+            request=request,
+            kind=t.purpose,
+            target=t,
+            target_name=t.name,
+            max_attempts=t.max_attempts,
+        )
+        for t in targets
+    ]
+    steps.append(
+        Step(
+            tenant_id=request.tenant_id,
+            request=request,
+            kind=Step.Kind.CONFIRM,
+            target_name=request.confirmation_channel,
+        )
+    )
+    for step in steps:
+        step.save()  # one by one: history rows are written for each step
+
+
+def _builtin_steps(request: UnsubscribeRequest, *, planned: set[tuple[str, str]]) -> list[Step]:
+    """Unsaved steps for every registered source and purpose not in `planned`
+    ((kind, source) pairs), in the registry's order."""
+    steps = []
+    for kind in (Step.Kind.TERMINATE, Step.Kind.ERASE):
+        for source in datasources.sources(kind):
+            if (kind, source.key) in planned:
+                continue
+            with translation.override("en"):  # the staff name of record; pages use public labels
+                name = str(source.label)[:200]
+            steps.append(
+                Step(
+                    tenant_id=request.tenant_id,
+                    request=request,
+                    kind=kind,
+                    source=source.key,
+                    target_name=name,
+                )
+            )
+    return steps
+
+
+# --- dispatching ----------------------------------------------------------------
+
+
+def request_dispatch(request_id: int) -> None:
+    """Hand the request to a worker. Never raises: if the broker is unreachable
+    the request stays due and the sweep dispatches it later."""
+    from unsubscribe.tasks import process_request  # tasks import this module
+
+    if dispatch_or_leave_for_sweep(process_request, request_id, what=f"request {request_id}"):
+        UnsubscribeRequest.objects.unscoped(reason="marks a request handed to a worker, by its id").filter(
+            pk=request_id
+        ).update(dispatched_at=timezone.now())
+
+
+def step_dispatch(step_id: int, countdown: float = 0) -> None:
+    """Hand the step to a worker in `countdown` seconds. Never raises: the sweep
+    dispatches a step that stays due."""
+    from unsubscribe.tasks import run_step  # tasks import this module
+
+    dispatch_or_leave_for_sweep(run_step, step_id, what=f"step {step_id}", countdown=countdown)
+
+
+# --- the pipeline -----------------------------------------------------------------
+
+
+def request_advance(request_id: int) -> UnsubscribeRequest | None:
+    """Move a request as far as its steps allow. Idempotent: any worker may call it
+    any number of times. Phase 1 (ending services and the confirmation) runs in
+    parallel, so the confirmation goes out within minutes even while a provider's
+    endpoint is retrying; phase 2 (erasure) starts when phase 1 is done and the
+    tenant's erasure delay has passed."""
+    to_run: list[int] = []
+    with transaction.atomic():
+        request = (
+            UnsubscribeRequest.objects.unscoped(reason="a worker advances a request by its id")
+            .select_for_update()
+            .select_related("tenant")
+            .filter(pk=request_id)
+            .first()
+        )
+        if request is None or request.state == State.COMPLETED:
+            return request
+        now = timezone.now()
+        steps = list(request.steps.all())
+        # A request planned before a data source was registered (or before Lanzuan's
+        # own records were built-in steps) gets the steps it lacks: none is skipped.
+        missing = _builtin_steps(request, planned={(s.kind, s.source) for s in steps if s.source})
+        for step in missing:
+            step.save()
+        steps += missing
+        phase1 = [s for s in steps if s.kind != Step.Kind.ERASE]
+        erase = [s for s in steps if s.kind == Step.Kind.ERASE]
+        failed = [s for s in steps if s.status == Step.Status.FAILED]
+
+        to_run += [s.pk for s in phase1 if _is_due(s, now)]
+        phase1_done = all(s.status == Step.Status.SUCCEEDED for s in phase1)
+        terminate_done = all(
+            s.status == Step.Status.SUCCEEDED for s in phase1 if s.kind == Step.Kind.TERMINATE
+        )
+
+        new_state = State.TERMINATING if not terminate_done else State.SERVICES_ENDED
+        request.next_run_at = None
+        if phase1_done:
+            if request.erasure_due_at is None:
+                request.erasure_due_at = now + timedelta(hours=request.tenant.erasure_delay_hours)
+            new_state = State.ERASING
+            if request.erasure_due_at <= now:
+                to_run += [s.pk for s in erase if _is_due(s, now)]
+                if all(s.status == Step.Status.SUCCEEDED for s in erase):
+                    _complete(request, now)
+                    return request
+            else:
+                request.next_run_at = request.erasure_due_at  # the sweep wakes it when due
+        if failed:
+            new_state = State.NEEDS_ATTENTION
+            request.attention_reason = "; ".join(
+                f"{s.get_kind_display()} · {s.target_name}: {s.last_error}" for s in failed
+            )[:2000]
+            if request.needs_attention_at is None:
+                request.needs_attention_at = now
+        newly_needs_attention = new_state == State.NEEDS_ATTENTION != request.state
+        _enter(request, new_state, now)
+        request.save()
+        if newly_needs_attention:
+            domain_events.emit(request.tenant_id, "request.needs_attention", request_event_payload(request))
+    for step_id in to_run:
+        transaction.on_commit(lambda sid=step_id: step_dispatch(sid))  # type: ignore[misc]
+    return request
+
+
+def _is_due(step: Step, now: Any) -> bool:
+    if step.status == Step.Status.PENDING:
+        return True
+    if step.status == Step.Status.RETRYING:
+        return step.next_attempt_at is None or step.next_attempt_at <= now
+    if step.status == Step.Status.RUNNING:
+        return step.lease_until is not None and step.lease_until < now  # its worker died
+    return False
+
+
+def _enter(request: UnsubscribeRequest, state: str, now: Any) -> None:
+    # Reaching a later state stamps every earlier one that was skipped (no targets).
+    order = [State.SUPPRESSED, State.TERMINATING, State.SERVICES_ENDED, State.ERASING, State.COMPLETED]
+    if state in order:
+        for passed in order[: order.index(State(state)) + 1]:
+            field = UnsubscribeRequest.STATE_TIMESTAMPS[passed]
+            if getattr(request, field) is None:
+                setattr(request, field, now)
+    elif getattr(request, UnsubscribeRequest.STATE_TIMESTAMPS[State(state)]) is None:
+        setattr(request, UnsubscribeRequest.STATE_TIMESTAMPS[State(state)], now)
+    request.state = state
+
+
+def _complete(request: UnsubscribeRequest, now: Any) -> None:
+    """Every step is done, the platform's own copies included (built-in erase steps):
+    keep only the hash and the mask of the number."""
+    request.phone = ""
+    request.attention_reason = ""
+    _enter(request, State.COMPLETED, now)
+    request.next_run_at = None
+    request.save()
+    _step_texts_redact(request)
+    logger.info("request %s completed", request.reference)
+    domain_events.emit(request.tenant_id, "request.completed", request_event_payload(request))
+
+
+def _step_texts_redact(request: UnsubscribeRequest) -> None:
+    """At completion, once more over every stored text of the request's steps and their
+    history rows (django-simple-history copies each save): receipts and errors written
+    before redaction existed, or by an older code path, keep no number either."""
+    managers: list[Any] = [Step.objects.for_tenant(request.tenant_id), Step.history.all()]
+    for manager in managers:
+        rows = manager.filter(request_id=request.pk).exclude(receipt="", last_error="")
+        for row in rows.only("pk", "receipt", "last_error").iterator():
+            receipt, error = phones.redact(row.receipt), phones.redact(row.last_error)
+            if (receipt, error) != (row.receipt, row.last_error):
+                # update(): the redaction itself must not write a new history row with the old text
+                manager.filter(pk=row.pk).update(receipt=receipt, last_error=error)
+    # A needs-attention reason quotes the failed steps' errors.
+    for old in UnsubscribeRequest.history.filter(id=request.pk).exclude(attention_reason="").iterator():
+        reason = phones.redact(old.attention_reason)
+        if reason != old.attention_reason:
+            UnsubscribeRequest.history.filter(pk=old.pk).update(attention_reason=reason)
+
+
+def step_backoff_seconds(attempt: int) -> float:
+    """First retry after up to LANZUAN_RETRY_BASE_SECONDS, doubling, capped at 5 min."""
+    return backoff_seconds(attempt, base=settings.LANZUAN_RETRY_BASE_SECONDS, cap=300.0)
+
+
+def step_run(step_id: int) -> str:
+    """Run one step once. Claims the step first (a conditional update), so two
+    workers never call a target for the same step at the same time. Returns what
+    happened: "done", "retry", "failed", "busy" or "skipped"."""
+    now = timezone.now()
+    step = (
+        Step.objects.unscoped(reason="a worker runs a step by its id")
+        .select_related("request", "request__tenant", "target")
+        .filter(pk=step_id)
+        .first()
+    )
+    if step is None:
+        return "skipped"
+    timeout = step.target.timeout_seconds if step.target else 30
+    lease = now + timedelta(seconds=timeout + settings.LANZUAN_STEP_LEASE_MARGIN_SECONDS)
+    claimable = (
+        Step.objects.for_tenant(step.tenant_id)
+        .filter(pk=step_id)
+        .filter(
+            Q(status=Step.Status.PENDING)
+            | Q(status=Step.Status.RETRYING, next_attempt_at__lte=now)
+            | Q(status=Step.Status.RETRYING, next_attempt_at__isnull=True)
+            | Q(status=Step.Status.RUNNING, lease_until__lt=now)  # its worker died
+        )
+    )
+    claimed = claimable.update(
+        status=Step.Status.RUNNING,
+        lease_until=lease,
+        attempts=F("attempts") + 1,
+        started_at=step.started_at or now,
+    )
+    if not claimed:
+        step.refresh_from_db()
+        if step.status == Step.Status.RUNNING and step.lease_until:
+            # Another worker holds it (or died holding it): look again when the lease ends.
+            step_dispatch(step.pk, countdown=max((step.lease_until - now).total_seconds(), 0) + 1)
+            return "busy"
+        return "skipped"
+    step.refresh_from_db()
+    step.save()  # the claim goes into the step's history too (update() writes none)
+    try:
+        receipt = step_runners.run(step)
+    except TransientStepError as exc:
+        outcome = _step_failed(step, str(exc), permanent=False)
+    except PermanentStepError as exc:
+        outcome = _step_failed(step, str(exc), permanent=True)
+    except Exception as exc:  # a bug or an unexpected library error: record it, retry
+        logger.exception("step %s crashed", step_id)
+        outcome = _step_failed(step, f"{type(exc).__name__}: {exc}", permanent=False)
+    else:
+        step.status = Step.Status.SUCCEEDED
+        step.receipt_lines = receipt.stored_lines()
+        # The text of record, in the tenant's language; pages render the lines in the reader's.
+        # redact(): a note may quote another system's answer, which may quote the number.
+        step.receipt = phones.redact(
+            receipt_text(step.receipt_lines, receipt.note, language=step.request.tenant.default_language)
+        )[:2000]
+        step.last_error = ""
+        step.finished_at = timezone.now()
+        step.lease_until = None
+        step.next_attempt_at = None
+        step.save()
+        outcome = "done"
+    if outcome == "retry":
+        delay = (step.next_attempt_at - timezone.now()).total_seconds() if step.next_attempt_at else 0
+        step_dispatch(step.pk, countdown=max(delay, 0))
+    else:
+        request_dispatch(step.request_id)
+    return outcome
+
+
+def _step_failed(step: Step, error: str, *, permanent: bool) -> str:
+    step.last_error = phones.redact(error)[:2000]
+    step.lease_until = None
+    if permanent or step.attempts >= step.max_attempts:
+        step.status = Step.Status.FAILED
+        step.finished_at = timezone.now()
+        step.next_attempt_at = None
+        step.save()
+        logger.warning("step %s failed for good after %s attempt(s): %s", step.pk, step.attempts, error)
+        return "failed"
+    step.status = Step.Status.RETRYING
+    step.next_attempt_at = timezone.now() + timedelta(seconds=step_backoff_seconds(step.attempts))
+    step.save()
+    return "retry"
+
+
+def request_retry(*, request: UnsubscribeRequest) -> bool:
+    """Admin action: give failed steps a fresh set of attempts and resume. Returns
+    False when there was nothing to retry."""
+    with transaction.atomic():
+        request = (
+            UnsubscribeRequest.objects.for_tenant(request.tenant_id).select_for_update().get(pk=request.pk)
+        )
+        if request.state == State.COMPLETED:
+            return False
+        failed = list(request.steps.filter(status=Step.Status.FAILED))
+        for step in failed:
+            step.status = Step.Status.PENDING
+            step.attempts = 0
+            step.next_attempt_at = None
+            step.finished_at = None
+            step.save()
+        if request.state == State.NEEDS_ATTENTION:
+            request.state = State.SUPPRESSED
+            request.attention_reason = ""
+            request.needs_attention_at = None
+        request.next_run_at = timezone.now()
+        request.save()
+        transaction.on_commit(lambda: request_dispatch(request.pk))
+    return True
+
+
+def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str, int]:
+    """Run by beat every 30 s: dispatch due work nobody picked up (broker was down,
+    a message was lost, an erasure delay ended) and flag requests past their SLA."""
+    now = timezone.now()
+    due = list(
+        UnsubscribeRequest.objects.unscoped(reason="the sweep dispatches every tenant's due requests")
+        .filter(state__in=UnsubscribeRequest.ACTIVE_STATES, next_run_at__lte=now)
+        # not handed to a worker since it became due, or handed over so long ago the message was lost
+        .filter(
+            Q(dispatched_at__isnull=True)
+            | Q(dispatched_at__lt=F("next_run_at"))
+            | Q(dispatched_at__lt=now - stale_after)
+        )
+        .values_list("pk", flat=True)[:1000]
+    )
+    # Steps whose retry time passed long ago, or whose worker died holding the lease.
+    stuck = list(
+        Step.objects.unscoped(reason="the sweep re-dispatches every tenant's stuck steps")
+        # needs_attention too: one failed target must not stall the others' retries
+        .filter(request__state__in=UnsubscribeRequest.OPEN_STATES)
+        .filter(
+            Q(status=Step.Status.RETRYING, next_attempt_at__lte=now - stale_after)
+            | Q(status=Step.Status.RUNNING, lease_until__lt=now)
+        )
+        .values_list("pk", flat=True)[:1000]
+    )
+    for request_id in due:
+        request_dispatch(request_id)
+    for step_id in stuck:
+        step_dispatch(step_id)
+    breached = 0
+    for request in UnsubscribeRequest.objects.unscoped(
+        reason="the sweep flags every tenant's SLA breaches"
+    ).filter(
+        state__in=UnsubscribeRequest.OPEN_STATES,
+        sla_due_at__lt=now,
+        sla_breached_at__isnull=True,
+    )[:1000]:
+        request.sla_breached_at = now
+        request.save(update_fields=["sla_breached_at"])
+        breached += 1
+    return {"dispatched": len(due), "stuck_steps": len(stuck), "sla_breached": breached}

@@ -1,0 +1,1 @@
+"""Unsubscribe requests: filed from every channel (services), found again (selectors)."""

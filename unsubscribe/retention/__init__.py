@@ -1,0 +1,1 @@
+"""Retention: finished requests' records purged past the tenant's retention (services)."""

@@ -1,0 +1,1 @@
+"""Suppressions: what may not be sent to a number, added and lifted (services), asked (selectors)."""

@@ -1,0 +1,222 @@
+"""Suppressions: the "do not send" entries of a number, added when it opts out and
+lifted only when the person verifiably asks to receive marketing again.
+
+`suppressions_add` and `suppression_lift` are the only writers of Suppression and of
+its append-only SuppressionEvent record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenants.models import Tenant
+from unsubscribe import domain_events, phones
+from unsubscribe.errors import ResubscribeRefused
+from unsubscribe.models import (
+    SCOPE_ALL,
+    RequestChannel,
+    Service,
+    Subscription,
+    Suppression,
+    SuppressionEvent,
+    UnsubscribeRequest,
+    VerificationMethod,
+)
+from unsubscribe.selectors import services_resolve
+
+logger = logging.getLogger(__name__)
+
+
+def suppressions_add(
+    *,
+    tenant: Tenant,
+    phone_hash: str,
+    phone_masked: str,
+    scopes: list[str],
+    request: UnsubscribeRequest | None = None,
+    channel: str = "",
+    at: datetime | None = None,
+) -> list[str]:
+    """Add "do not send" entries; returns the scopes that were new. Concurrency-safe:
+    the unique constraint decides, a conflicting insert is ignored."""
+    existing = set(
+        Suppression.objects.for_tenant(tenant)
+        .filter(phone_hash=phone_hash, scope__in=scopes)
+        .values_list("scope", flat=True)
+    )
+    new = [s for s in scopes if s not in existing]
+    if not new:
+        return []
+    now = at or timezone.now()
+    Suppression.objects.bulk_create(
+        [
+            Suppression(
+                tenant=tenant,
+                phone_hash=phone_hash,
+                phone_masked=phone_masked,
+                scope=s,
+                request=request,
+                created_at=now,
+            )
+            for s in new
+        ],
+        ignore_conflicts=True,
+    )
+    SuppressionEvent.objects.bulk_create(
+        [
+            SuppressionEvent(
+                tenant=tenant,
+                phone_hash=phone_hash,
+                phone_masked=phone_masked,
+                scope=s,
+                action=SuppressionEvent.Action.ADDED,
+                channel=channel,
+                request=request,
+                created_at=now,
+            )
+            for s in new
+        ]
+    )
+    domain_events.emit(
+        tenant.pk,
+        "suppression.added",
+        {
+            "phone_hash": phone_hash,
+            "phone_masked": phone_masked,
+            "scopes": new,
+            "reference": request.reference if request else None,
+            "since": now.isoformat(),
+        },
+    )
+    return new
+
+
+@dataclass(frozen=True)
+class SuppressionLift:
+    lifted: list[str]  # the scopes no longer suppressed ("*" only when everything resumed)
+    still_suppressed: list[str]  # what stays, e.g. "*" after a one-service re-subscribe
+    reactivated: int  # subscriptions made active again
+
+
+def suppression_lift(
+    *,
+    tenant: Tenant,
+    phone: str,
+    channel: str,
+    verification_method: str,
+    evidence: dict[str, Any],
+    services: Sequence[str | Service] | None = None,
+    phone_normalised: bool = False,
+) -> SuppressionLift:
+    """The person asked, verifiably, to receive marketing again: lift their opt-out.
+
+    Only for an explicit re-subscribe from the number itself (a reply SMS that says so)
+    or a verified page flow; never for a bare "yes". Scope:
+    - `services` given: only those services' suppressions are lifted. An all-marketing
+      ("*") suppression is never lifted this way, so those services stay suppressed
+      until the person resumes everything (reported in `still_suppressed`).
+    - `services` empty: "resume everything", the "*" entry and every service's.
+    Subscriptions are reactivated only where nothing suppresses their service any more.
+    Each lifted scope is an append-only SuppressionEvent carrying `evidence` (what the
+    person sent, how it was verified), and a `suppression.lifted` event goes to partners.
+    Raises ResubscribeRefused where the tenant's opt-outs are final, UnknownServices.
+    """
+    if not tenant.allow_resubscribe:
+        raise ResubscribeRefused(
+            _("%(tenant)s does not allow re-subscribing: an opt-out is final.") % {"tenant": tenant.name}
+        )
+    if verification_method not in VerificationMethod.values:
+        raise ValueError(f"unknown verification method {verification_method!r}")
+    e164 = phone if phone_normalised else phones.normalise(phone)
+    chosen = services_resolve(tenant=tenant, services=services)
+    digest = phones.phone_hash(e164)
+    masked = phones.mask(e164)
+    with transaction.atomic():
+        qs = Suppression.objects.for_tenant(tenant).select_for_update().filter(phone_hash=digest)
+        if chosen:
+            qs = qs.filter(scope__in=[s.code for s in chosen])
+        lifted = sorted(qs.values_list("scope", flat=True))
+        qs.filter(scope__in=lifted).delete()
+        remaining = set(
+            Suppression.objects.for_tenant(tenant).filter(phone_hash=digest).values_list("scope", flat=True)
+        )
+        now = timezone.now()
+        recorded = {**evidence, "verification_method": verification_method}
+        SuppressionEvent.objects.bulk_create(
+            [
+                SuppressionEvent(
+                    tenant=tenant,
+                    phone_hash=digest,
+                    phone_masked=masked,
+                    scope=s,
+                    action=SuppressionEvent.Action.LIFTED,
+                    channel=channel,
+                    evidence=recorded,
+                    created_at=now,
+                )
+                for s in lifted
+            ]
+        )
+        reactivated = 0
+        if SCOPE_ALL not in remaining:
+            subscriptions = Subscription.objects.for_tenant(tenant).filter(phone_hash=digest)
+            if chosen:
+                subscriptions = subscriptions.filter(service__in=chosen)
+            for sub in subscriptions.select_related("service").exclude(service__code__in=remaining):
+                sub.status = Subscription.Status.ACTIVE
+                sub.phone = e164
+                sub.consent_source = f"resubscribed via {channel}"[:200]
+                sub.consent_at = now
+                sub.ended_at = None
+                sub.save()
+                reactivated += 1
+        if lifted:
+            domain_events.emit(
+                tenant.pk,
+                "suppression.lifted",
+                {
+                    "phone_hash": digest,
+                    "phone_masked": masked,
+                    "scopes": lifted,
+                    "still_suppressed": sorted(remaining),
+                    "channel": channel,
+                    "verification_method": verification_method,
+                    "evidence": {k: v for k, v in evidence.items() if k != "text"},
+                    "lifted_at": now.isoformat(),
+                },
+            )
+    logger.info("suppression of %s lifted for %s via %s", masked, lifted or "nothing", channel)
+    return SuppressionLift(lifted=lifted, still_suppressed=sorted(remaining), reactivated=reactivated)
+
+
+def resubscribe(
+    *, tenant: Tenant, phone: str, channel: str, services: Sequence[str | Service] | None = None
+) -> list[str]:
+    """Older name, kept for callers: `suppression_lift` with the channel's own
+    verification and no further evidence. Returns the lifted scopes."""
+    methods: dict[str, str] = {
+        RequestChannel.SMS: VerificationMethod.SMS_ORIGIN,
+        RequestChannel.WEB: VerificationMethod.OTP,
+        RequestChannel.HUB: VerificationMethod.OTP,
+        RequestChannel.EMAIL: VerificationMethod.SIGNED_TOKEN,
+        RequestChannel.APP: VerificationMethod.PARTNER_ASSERTION,
+        RequestChannel.PARTNER: VerificationMethod.PARTNER_ASSERTION,
+        RequestChannel.HOTLINE: VerificationMethod.AGENT_ASSERTION,
+    }
+    method = methods.get(channel, VerificationMethod.ADMIN)
+    return suppression_lift(
+        tenant=tenant,
+        phone=phone,
+        channel=channel,
+        verification_method=method,
+        evidence={},
+        services=services,
+    ).lifted
