@@ -21,10 +21,10 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from lanzuan import phones
 from lanzuan.outbound import UnsafeURL, check_host, check_url
 from tenants.admin import TenantScopedAdmin, request_tenant_ids
 from tenants.models import Tenant
-from unsubscribe import phones
 
 from .defaults import default_text
 from .events import EVENT_VARIABLES, Channel, Event, sample_values

@@ -27,10 +27,10 @@ from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from lanzuan import phones
 from lanzuan.backoff import backoff_seconds
+from lanzuan.phones import redact
 from tenants.models import Tenant
-from unsubscribe import phones
-from unsubscribe.phones import redact
 
 from . import selectors
 from .defaults import scope_words

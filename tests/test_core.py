@@ -10,7 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from unsubscribe import phones, selectors, services
+from lanzuan import phones
+from lanzuan.phones import InvalidPhoneNumber, mask, normalise
+from unsubscribe import selectors, services
 from unsubscribe.errors import ChannelDisabled, IdempotencyConflict, ResubscribeRefused, UnknownServices
 from unsubscribe.models import (
     ChannelSetting,
@@ -20,7 +22,6 @@ from unsubscribe.models import (
     SuppressionEvent,
     UnsubscribeRequest,
 )
-from unsubscribe.phones import InvalidPhoneNumber, mask, normalise
 from unsubscribe.references import clean_reference
 
 from .pipeline_helpers import NUMBER, subscriber

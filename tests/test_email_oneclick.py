@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from unsubscribe import phones
+from lanzuan import phones
 from unsubscribe.models import (
     Channel,
     ChannelSetting,

@@ -26,10 +26,11 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
+from lanzuan import phones
 from lanzuan.urls import urlpatterns as site_urlpatterns
 from tenants.models import Tenant
 from tenants.services import api_key_create
-from unsubscribe import imports, phones
+from unsubscribe import imports
 from unsubscribe.models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
 
 PROBLEM = "application/problem+json"

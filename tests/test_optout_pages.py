@@ -16,10 +16,10 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
+from lanzuan import phones
 from lanzuan.signing import verify
 from notifications.models import Message
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.models import ChannelSetting, Service, Subscription, UnsubscribeRequest
 from unsubscribe.optout import email_links
 from unsubscribe.optout.models import PhoneVerification

@@ -17,10 +17,11 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from lanzuan import phones
 from notifications.models import Message, Template
 from notifications.services import message_deliver
 from tenants.models import Tenant
-from unsubscribe import links, phones, services
+from unsubscribe import links, services
 from unsubscribe.datasources import receipt_text
 from unsubscribe.models import Service, Step, SubscriberProfile, Subscription, Target, UnsubscribeRequest
 from unsubscribe.optout import email_links

@@ -17,11 +17,11 @@ import time_machine
 from django.db import connection, transaction
 from django.urls import reverse
 
+from lanzuan.phones import mask_digit_runs, redact
 from notifications.gateways import FileGateway, OutgoingMessage, outbox_expire
 from notifications.models import Message
 from unsubscribe import services
 from unsubscribe.models import Step, UnsubscribeRequest
-from unsubscribe.phones import mask_digit_runs, redact
 
 from .httpserver import http_endpoint
 from .pipeline_helpers import E164, NUMBER, http_target, subscriber

@@ -19,10 +19,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from lanzuan import phones
 from tenants.admin import TENANT_FILTER_PARAM, TenantScopedAdmin, request_zone
 from tenants.models import OPERATIONS_ROLES
 
-from . import attention, phones, reports, services
+from . import attention, reports, services
 from .datasources import step_receipt_for_staff, step_staff_label
 from .display import language_display
 from .errors import UnsubscribeError

@@ -26,9 +26,9 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from tenants.models import Tenant
 
-from . import phones
 from .instants import InstantError, instant_parse
 from .models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
 

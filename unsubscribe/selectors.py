@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from lanzuan import phones
 from tenants.models import Tenant
 
-from . import phones
 from .models import SCOPE_ALL, Channel, ChannelSetting, Suppression, UnsubscribeRequest
 from .references import clean_reference
 

@@ -25,10 +25,11 @@ from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from lanzuan.backoff import backoff_seconds
 from tenants.models import Tenant
 
-from . import events, phones
+from . import events
 from .errors import ChannelDisabled, IdempotencyConflict, ResubscribeRefused, UnknownServices
 from .models import (
     SCOPE_ALL,

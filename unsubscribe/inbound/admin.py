@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
+from lanzuan import phones
 from tenants.admin import TenantScopedAdmin
 from tenants.models import OPERATIONS_ROLES
-from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
 
 from . import services

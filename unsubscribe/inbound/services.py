@@ -28,9 +28,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
+from lanzuan.phones import mask_digit_runs
 from notifications.services import notification_send
 from tenants.models import Tenant
-from unsubscribe import links, phones
+from unsubscribe import links
 from unsubscribe.channels import sms_keywords
 from unsubscribe.errors import ResubscribeRefused, UnsubscribeError
 from unsubscribe.intent import CLARIFICATION as CONTEXT_CLARIFICATION
@@ -44,7 +46,6 @@ from unsubscribe.models import (
     UnsubscribeRequest,
     VerificationMethod,
 )
-from unsubscribe.phones import mask_digit_runs
 from unsubscribe.references import new_reference
 from unsubscribe.selectors import channel_setting
 from unsubscribe.services import suppression_lift, unsubscribe_request_create

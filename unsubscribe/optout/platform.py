@@ -20,6 +20,7 @@ import secrets
 from django.conf import settings
 from django.core.cache import cache
 
+from lanzuan import phones
 from notifications.gateways import (
     FileGateway,
     Gateway,
@@ -28,7 +29,6 @@ from notifications.gateways import (
     OutgoingMessage,
     TransientGatewayError,
 )
-from unsubscribe import phones
 
 logger = logging.getLogger(__name__)
 

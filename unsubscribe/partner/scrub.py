@@ -44,8 +44,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.models import Suppression
 from unsubscribe.selectors import relevant_scopes
 

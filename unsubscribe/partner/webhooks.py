@@ -52,10 +52,10 @@ from django.utils import timezone
 from lanzuan import outbound
 from lanzuan.backoff import backoff_seconds
 from lanzuan.outbound import UnsafeURL
+from lanzuan.phones import redact
 from lanzuan.signing import signed_headers
 from tenants.models import Tenant
 from unsubscribe.events import EVENTS
-from unsubscribe.phones import redact
 
 from .models import WebhookDelivery, WebhookEndpoint
 

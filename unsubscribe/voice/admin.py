@@ -17,9 +17,9 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from lanzuan import phones
 from tenants.admin import TenantScopedAdmin, request_tenant_ids
 from tenants.models import Tenant
-from unsubscribe import phones
 
 from . import services
 from .forms import VoiceCredentialForm, VoicePromptForm

@@ -27,8 +27,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
 from unsubscribe.models import Channel, Service, UnsubscribeRequest, VerificationMethod
 from unsubscribe.selectors import channel_setting
