@@ -35,8 +35,8 @@ from tenants.models import Tenant
 from unsubscribe import links
 from unsubscribe.channels import sms_keywords
 from unsubscribe.errors import ResubscribeRefused, UnsubscribeError
-from unsubscribe.intent import CLARIFICATION as CONTEXT_CLARIFICATION
-from unsubscribe.intent import classify, normalise
+from unsubscribe.inbound.intent import CLARIFICATION as CONTEXT_CLARIFICATION
+from unsubscribe.inbound.intent import classify, normalise
 from unsubscribe.models import (
     SCOPE_ALL,
     Channel,
