@@ -447,14 +447,14 @@ def test_back_after_a_confirm_error_on_the_hub_loads_by_get(
 
 def test_back_after_a_refused_email_confirmation_loads_by_get(live_server, open_page, bluesea, tmp_path):
     from lanzuan import phones
+    from unsubscribe import links
     from unsubscribe.models import Subscription
-    from unsubscribe.optout import email_links
 
     service = Service.objects.filter(tenant=bluesea).first()
     subscription = Subscription.objects.create(
         tenant=bluesea, service=service, phone=E164, phone_hash=phones.phone_hash(E164), phone_masked="x"
     )
-    link = email_links.email_unsubscribe_path(subscription)
+    link = links.email_unsubscribe_path(subscription)
     page = open_page("en-US")
     nav = Navigations(page, live_server.url)
     page.goto(live_server.url + link)
