@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import tzinfo
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedOnlyFieldListFilter
@@ -225,6 +225,25 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
 
     def get_historical_record_context_helper(self, request: HttpRequest, historical_record: Any) -> Any:
         return LocalizedHistoryHelper(self.model, historical_record)
+
+
+class ReadOnlyAdminMixin:
+    """Records written by the system, not configuration: nobody adds or edits them by hand.
+    Put it before TenantScopedAdmin. Records are kept (compliance) unless `records_deletable`:
+    then whoever may write to the tenant's rows may delete them (TenantScopedAdmin's rule)."""
+
+    records_deletable: ClassVar[bool] = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not self.records_deletable:
+            return False
+        return bool(super().has_delete_permission(request, obj))  # type: ignore[misc]
 
 
 @admin.register(Tenant)

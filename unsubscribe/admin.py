@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from lanzuan import phones
-from tenants.admin import TENANT_FILTER_PARAM, TenantScopedAdmin, request_zone
+from tenants.admin import TENANT_FILTER_PARAM, ReadOnlyAdminMixin, TenantScopedAdmin, request_zone
 from tenants.models import OPERATIONS_ROLES
 
 from . import attention, reports, services
@@ -49,19 +49,6 @@ from .references import clean_reference
 
 # The admin home shows what needs attention (attention.attention_queue), not only the model list.
 admin.site.index_template = "admin/lanzuan_index.html"
-
-
-class ReadOnlyMixin:
-    """Records, not configuration: nobody edits them by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ScopeNameMixin:
@@ -202,7 +189,7 @@ class SubscriptionAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
 
 @admin.register(SubscriptionImport)
-class SubscriptionImportAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class SubscriptionImportAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "created_at",
         "tenant",
@@ -563,7 +550,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
+class SuppressionAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyAdminMixin, TenantScopedAdmin):
     list_select_related = ["tenant", "request"]  # request is nullable: Django would not join it
     list_display = ["phone_masked", "scope_name", "created_at", "request", "tenant"]
     list_filter = ["tenant", ScopeFilter]
@@ -573,7 +560,7 @@ class SuppressionAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, TenantSc
 
 
 @admin.register(SuppressionEvent)
-class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
+class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyAdminMixin, TenantScopedAdmin):
     list_select_related = ["tenant", "request"]
     list_display = ["created_at", "phone_masked", "scope_name", "action", "channel_name", "request", "tenant"]
     list_filter = ["tenant", "action", ChannelFilter]
@@ -596,7 +583,7 @@ class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, Ten
 
 
 @admin.register(Step)
-class StepAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class StepAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["request", "kind", "where", "status", "attempts", "finished_at", "tenant"]
     list_filter = ["tenant", "kind", "status"]
     search_fields = ["request__reference", "target_name"]
