@@ -34,6 +34,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from .forms import InvitationForm, MembershipForm
 from .history import LocalizedHistoryHelper, object_time_zone
 from .models import CONFIG_ROLES, Invitation, Membership, Role, Tenant, TenantAPIKey, tenants_zone
+from .readiness import tenant_warnings
 from .scoping import TenantOwnedModel, tenant_ids_for_user
 from .services import (
     api_key_create,
@@ -287,17 +288,10 @@ class TenantAdmin(TenantScopedAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        from notifications.services import tenants_without_sms_gateway
-
         tenant = self.get_object(request, unquote(object_id))
-        if request.method == "GET" and tenant is not None and tenants_without_sms_gateway([tenant.pk]):
-            messages.warning(
-                request,
-                _(
-                    "Not ready: no SMS gateway configured. Confirmations and one-time codes for this"
-                    " tenant fail until one is set up (Gateways)."
-                ),
-            )
+        if request.method == "GET" and tenant is not None:
+            for warning in tenant_warnings(tenant):
+                messages.warning(request, warning)
         return super().change_view(request, object_id, form_url, extra_context)
 
 

@@ -7,10 +7,32 @@ class UnsubscribeConfig(AppConfig):
     verbose_name = _("Unsubscribe")
 
     def ready(self) -> None:
-        from . import (
-            datasources,  # noqa: F401  (registers the built-in data sources)
+        # Models (and so everything that reads them) load only once the app registry is ready.
+        from notifications import services as notification_services  # noqa: PLC0415
+        from tenants import history  # noqa: PLC0415
+
+        from . import (  # noqa: PLC0415
+            datasources,  # registers the built-in data sources
             events,
         )
-        from .alerts import alert_staff_on_attention
+        from .alerts import alert_staff_on_attention  # noqa: PLC0415
+        from .channels import reply_keywords  # noqa: PLC0415
+        from .models import UnsubscribeRequest, scope_label  # noqa: PLC0415
 
         events.subscribe(alert_staff_on_attention)
+
+        # The layers below this app read what only it knows through these hooks.
+        def messages_scrub(request: UnsubscribeRequest) -> int:
+            return notification_services.messages_scrub_recipient(
+                tenant_id=request.tenant_id, to_hash=request.phone_hash
+            )
+
+        # Messages keep the raw number until they are final; erasure clears the rest.
+        datasources.register_scrubber(
+            "notifications.messages",
+            messages_scrub,
+            label=_("Messages sent (Lanzuan)"),
+            public_label=_("the messages we sent you"),
+        )
+        notification_services.reply_keywords_register(reply_keywords)
+        history.field_label_register("scope", scope_label)

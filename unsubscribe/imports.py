@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from tenants.models import Tenant
 
+from . import tasks  # by module: tasks imports this one
 from .instants import InstantError, instant_parse
 from .models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
 
@@ -292,6 +293,4 @@ def _tally(run: _Run, done: Upserted) -> Counter[str]:
 
 
 def subscription_import_start(*, import_: SubscriptionImport) -> None:
-    from .tasks import import_subscriptions
-
-    transaction.on_commit(lambda: import_subscriptions.delay(import_.pk))
+    transaction.on_commit(lambda: tasks.import_subscriptions.delay(import_.pk))

@@ -367,7 +367,7 @@ class Step(TenantOwnedModel):
 
     def __str__(self) -> str:
         # The source's label in the reader's language; target_name is the English snapshot.
-        from .datasources import step_staff_label  # datasources imports this module
+        from .datasources import step_staff_label  # noqa: PLC0415 — datasources imports this module
 
         return f"{self.request_id} {self.get_kind_display()} {step_staff_label(self)}".strip()
 

@@ -29,8 +29,16 @@ from lanzuan import phones
 from lanzuan.backoff import backoff_seconds
 from tenants.models import Tenant
 
-from . import events
-from .errors import ChannelDisabled, IdempotencyConflict, ResubscribeRefused, UnknownServices
+from . import datasources, events, tasks  # tasks imports this module: by module, not by name
+from .datasources import receipt_text
+from .errors import (
+    ChannelDisabled,
+    IdempotencyConflict,
+    PermanentStepError,
+    ResubscribeRefused,
+    TransientStepError,
+    UnknownServices,
+)
 from .models import (
     SCOPE_ALL,
     Channel,
@@ -380,8 +388,6 @@ def _plan_steps(request: UnsubscribeRequest) -> None:
 def _builtin_steps(request: UnsubscribeRequest, *, planned: set[tuple[str, str]]) -> list[Step]:
     """Unsaved steps for every registered source and purpose not in `planned`
     ((kind, source) pairs), in the registry's order."""
-    from . import datasources
-
     steps = []
     for kind in (Step.Kind.TERMINATE, Step.Kind.ERASE):
         for source in datasources.sources(kind):
@@ -419,10 +425,8 @@ def request_event_payload(request: UnsubscribeRequest) -> dict[str, Any]:
 def request_dispatch(request_id: int) -> None:
     """Hand the request to a worker. Never raises: if the broker is unreachable
     the request stays due and the sweep dispatches it later."""
-    from .tasks import process_request
-
     try:
-        process_request.apply_async(
+        tasks.process_request.apply_async(
             args=(request_id,),
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
@@ -434,10 +438,8 @@ def request_dispatch(request_id: int) -> None:
 
 
 def step_dispatch(step_id: int, countdown: float = 0) -> None:
-    from .tasks import run_step
-
     try:
-        run_step.apply_async(
+        tasks.run_step.apply_async(
             args=(step_id,),
             countdown=countdown,
             retry=True,
@@ -590,9 +592,7 @@ def step_run(step_id: int) -> str:
     """Run one step once. Claims the step first (a conditional update), so two
     workers never call a target for the same step at the same time. Returns what
     happened: "done", "retry", "failed", "busy" or "skipped"."""
-    from . import steps as step_runners
-    from .datasources import receipt_text
-    from .errors import PermanentStepError, TransientStepError
+    from . import steps as step_runners  # noqa: PLC0415 — steps imports this module (number_lock)
 
     now = timezone.now()
     step = (
@@ -875,8 +875,6 @@ def records_purge_expired(*, now: datetime | None = None) -> int:
     """Delete finished requests older than their tenant's record retention, with
     their steps and history rows. The suppression stays (keyed by hash): the
     opt-out is honoured for good even after its paperwork is gone."""
-    from tenants.models import Tenant
-
     now = now or timezone.now()
     purged = 0
     for tenant in Tenant.objects.all():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import services
+from . import imports, services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -34,6 +34,4 @@ def purge_expired_records() -> int:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def import_subscriptions(import_id: int) -> None:
-    from .imports import subscription_import_run
-
-    subscription_import_run(import_id)
+    imports.subscription_import_run(import_id)

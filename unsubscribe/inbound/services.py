@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 
 from lanzuan import phones
 from lanzuan.phones import mask_digit_runs
+from notifications.defaults import scope_words
 from notifications.services import notification_send
 from tenants.models import Tenant
 from unsubscribe import links
@@ -409,8 +410,6 @@ def _resubscribe(message: InboundMessage, e164: str, setting: ChannelSetting) ->
 def _resumed_words(message: InboundMessage, lifted: list[str]) -> str:
     """What the person is subscribed to again, in their language: all marketing when
     the all-marketing opt-out went, else the names of the services lifted."""
-    from notifications.defaults import scope_words
-
     words = scope_words(message.language)
     if SCOPE_ALL in lifted:
         return words.all_marketing

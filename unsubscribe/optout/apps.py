@@ -10,9 +10,10 @@ class OptoutConfig(AppConfig):
     verbose_name = _("Opt-out pages")
 
     def ready(self) -> None:
-        from unsubscribe.datasources import register_scrubber
+        # Models (and so the services) load only once the app registry is ready.
+        from unsubscribe.datasources import register_scrubber  # noqa: PLC0415
 
-        from .services import verifications_scrub
+        from .services import verifications_scrub  # noqa: PLC0415
 
         # A verification keeps the number only until it is used or expires; erasure clears the rest.
         register_scrubber(

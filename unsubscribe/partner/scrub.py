@@ -49,6 +49,7 @@ from tenants.models import Tenant
 from unsubscribe.models import Suppression
 from unsubscribe.selectors import relevant_scopes
 
+from . import tasks  # by module: tasks imports this one
 from .errors import InvalidUpload, TooManyNumbers, UnknownService
 from .models import ScrubJob
 from .selectors import service_exists
@@ -132,10 +133,8 @@ def scrub_job_create(*, tenant: Tenant, upload: UploadedFile, service_code: str 
 
 def scrub_job_dispatch(job_id: int) -> None:
     """Queue the job. Never raises: with the broker down the sweep queues it later."""
-    from .tasks import run_scrub_job
-
     try:
-        run_scrub_job.apply_async(
+        tasks.run_scrub_job.apply_async(
             args=(job_id,), retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2}
         )
     except Exception:  # the broker's errors are many kinds; all mean "later"
@@ -400,6 +399,11 @@ def scrub_jobs_sweep() -> dict[str, int]:
         job.save(update_fields=["result"])
         expired += 1
     return {"scrub_jobs_dispatched": len(lost), "scrub_results_expired": expired}
+
+
+def scrub_job_deleted(sender: type, instance: ScrubJob, **kwargs: Any) -> None:
+    """post_delete of a job (connected in apps.py): its files go with it."""
+    scrub_job_files_delete(instance)
 
 
 def scrub_job_files_delete(job: ScrubJob) -> None:

@@ -57,6 +57,7 @@ from lanzuan.signing import signed_headers
 from tenants.models import Tenant
 from unsubscribe.events import EVENTS
 
+from . import tasks  # by module: tasks imports this one
 from .models import WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
@@ -153,10 +154,8 @@ def on_domain_event(tenant_id: int, event: str, payload: dict[str, Any]) -> None
 
 def webhook_delivery_dispatch(delivery_id: int) -> None:
     """Queue one delivery. Never raises: with the broker down the sweep sends it."""
-    from .tasks import deliver_webhook
-
     try:
-        deliver_webhook.apply_async(
+        tasks.deliver_webhook.apply_async(
             args=(delivery_id,), retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2}
         )
     except Exception:  # the broker's errors are many kinds; all mean "later"

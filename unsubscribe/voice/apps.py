@@ -10,9 +10,10 @@ class VoiceConfig(AppConfig):
     verbose_name = _("Voice menu (IVR)")
 
     def ready(self) -> None:
-        from unsubscribe.datasources import register_scrubber
+        # Models (and so the services) load only once the app registry is ready.
+        from unsubscribe.datasources import register_scrubber  # noqa: PLC0415
 
-        from .services import voice_calls_scrub
+        from .services import voice_calls_scrub  # noqa: PLC0415
 
         # A call keeps the raw caller number only while it runs; this clears what is left
         # (a call from the same number that dropped mid-menu) when the number's data is erased.
