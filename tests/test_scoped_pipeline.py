@@ -24,7 +24,6 @@ from tenants.models import Tenant
 from unsubscribe import links, services
 from unsubscribe.datasources import receipt_text
 from unsubscribe.models import Service, Step, SubscriberProfile, Subscription, Target, UnsubscribeRequest
-from unsubscribe.optout import email_links
 
 from .pipeline_helpers import E164, NUMBER, http_target
 
@@ -146,7 +145,7 @@ def test_email_one_click_confirmation_names_the_service_and_what_continues(tenan
     # when the mailbox provider posts the one-click unsubscribe
     with pipeline():
         response = Client(enforce_csrf_checks=True).post(
-            email_links.email_unsubscribe_path(subscription(tenant_a, "deals")),
+            links.email_unsubscribe_path(subscription(tenant_a, "deals")),
             {"List-Unsubscribe": "One-Click"},
         )
     assert response.status_code == 200
