@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
+from unsubscribe.attention import QueueItem
 from unsubscribe.models import (
     ChannelSetting,
     RequestChannel,
@@ -24,6 +28,7 @@ from .models import (
     InboundMessage,
     PlatformInboundCredential,
     ReplyRoute,
+    UnroutedMessage,
     destination_digits,
 )
 
@@ -233,3 +238,24 @@ def number_status(*, tenant: Tenant, phone_hash: str) -> NumberStatus:
         .exists()
     )
     return NumberStatus(request, lifted)
+
+
+# --- the admin home (registered with unsubscribe.attention in apps.py) -------------------
+
+
+def flagged_replies() -> QuerySet[InboundMessage]:
+    """Every tenant's replies flagged for staff (held or unclear); counted per tenant."""
+    return InboundMessage.objects.unscoped().filter(flagged_for_attention=True)
+
+
+def unrouted_attention() -> QueueItem:
+    """Replies no tenant could be given (no match, ambiguous, or sent to another tenant's
+    number on a tenant's URL), still flagged. Platform-wide, so for superusers only:
+    tenant staff cannot open that list (it holds other tenants' replies)."""
+    count = UnroutedMessage.objects.filter(flagged_for_attention=True).count()
+    url = (
+        reverse("admin:inbound_unroutedmessage_changelist")
+        + "?"
+        + urlencode({"flagged_for_attention__exact": "1"})
+    )
+    return QueueItem("unrouted_replies", _("Unroutable reply SMS (platform, flagged)"), count, url)
