@@ -34,6 +34,7 @@ lint: export SECRET_KEY ?= insecure-key-for-lint-only-0123456789abcdef
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the apps' dependency order (.importlinter)
 	$(BIN)/mypy .
 
 format: $(VENV)/.installed

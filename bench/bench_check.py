@@ -45,9 +45,9 @@ from django.db import connection, transaction  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
+from lanzuan import phones  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 from tenants.services import api_key_create, tenant_create  # noqa: E402
-from unsubscribe import phones  # noqa: E402
 from unsubscribe.models import Suppression  # noqa: E402
 from unsubscribe.partner.models import ScrubJob  # noqa: E402
 from unsubscribe.partner.scrub import scrub_job_run  # noqa: E402

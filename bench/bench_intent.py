@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from unsubscribe.intent import classify  # noqa: E402
-from unsubscribe.intent.model import shipped  # noqa: E402
+from unsubscribe.inbound.intent import classify  # noqa: E402
+from unsubscribe.inbound.intent.model import shipped  # noqa: E402
 
 DATA = ROOT / "unsubscribe" / "intent" / "data"
 

@@ -10,13 +10,16 @@ import sys
 import time
 import urllib.request
 
+import django
+
 HOST = os.environ.get("LANZUAN_HOST", "127.0.0.1")
 PORT = os.environ.get("LANZUAN_PORT", "8000")
 BASE = f"http://{HOST}:{PORT}"
 
 
 def banner() -> str:
-    from unsubscribe.management.commands.seed_demo import DEMO_PASSWORD, TENANTS
+    # Django is set up by then (main); its apps cannot load at this module's import.
+    from unsubscribe.management.commands.seed_demo import DEMO_PASSWORD, TENANTS  # noqa: PLC0415
 
     lines = [
         "",
@@ -50,8 +53,6 @@ def wait_until_up(url: str, seconds: float = 60) -> bool:
 
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanzuan.settings")
-    import django
-
     django.setup()
     python = sys.executable
     web = subprocess.Popen([python, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"])  # noqa: S603

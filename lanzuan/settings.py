@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -276,6 +277,44 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 600
 CELERY_TASK_TIME_LIMIT = 900
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Every periodic task, in one place. Beat's DatabaseScheduler writes these into its PeriodicTask
+# rows (matched by name) each time it starts, so staff see and may pause them in the admin. The
+# names are those of the data migrations that used to add them, so a database they ran on keeps
+# one row per task.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "Lanzuan pipeline sweep": {  # requests and steps the broker lost, due retries
+        "task": "unsubscribe.tasks.pipeline_sweep",
+        "schedule": timedelta(seconds=30),
+    },
+    "Lanzuan record retention purge": {  # request records past each tenant's retention
+        "task": "unsubscribe.tasks.purge_expired_records",
+        "schedule": timedelta(days=1),
+    },
+    "Lanzuan message sweep": {
+        "task": "notifications.tasks.messages_sweep",
+        "schedule": timedelta(seconds=60),
+    },
+    "Lanzuan outbox rotation and expiry": {  # the file gateway's outbox (README, "The file gateway")
+        "task": "notifications.tasks.outbox_expire",
+        "schedule": timedelta(days=1),
+    },
+    "Lanzuan partner sweep (webhooks, scrub jobs)": {
+        "task": "unsubscribe.partner.tasks.partner_sweep",
+        "schedule": timedelta(seconds=30),
+    },
+    "Lanzuan one-time code sweep": {  # blanks the number of codes that expired unused
+        "task": "unsubscribe.optout.tasks.verifications_sweep",
+        "schedule": timedelta(seconds=60),
+    },
+    "Lanzuan reply SMS number sweep": {  # raw numbers of unroutable and long-held replies
+        "task": "unsubscribe.inbound.tasks.inbound_numbers_sweep",
+        "schedule": timedelta(days=1),
+    },
+    "Lanzuan abandoned voice calls": {  # calls left mid-menu: ended, raw number blanked
+        "task": "unsubscribe.voice.tasks.end_stale_voice_calls",
+        "schedule": timedelta(minutes=15),
+    },
+}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

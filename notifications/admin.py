@@ -21,10 +21,11 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from lanzuan import phones
 from lanzuan.outbound import UnsafeURL, check_host, check_url
-from tenants.admin import TenantScopedAdmin, request_tenant_ids
+from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, request_tenant_ids
+from tenants.forms import StoredSecretMixin, secret_field
 from tenants.models import Tenant
-from unsubscribe import phones
 
 from .catalogue import EVENT_VARIABLES, Event, MessageChannel, sample_values
 from .defaults import default_text
@@ -326,13 +327,10 @@ class TemplateAdmin(TenantScopedAdmin):
         )
 
 
-class GatewayConfigForm(forms.ModelForm):
-    secret = forms.CharField(
-        label=_("Secret"),
-        required=False,
-        max_length=300,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_("Write-only: never shown again. Leave empty to keep the current secret."),
+class GatewayConfigForm(StoredSecretMixin):
+    secret_required = False  # some kinds need none (the file gateway)
+    secret = secret_field(
+        help_text=_("Write-only: never shown again. Leave empty to keep the current secret."), max_length=300
     )
 
     class Meta:
@@ -350,13 +348,6 @@ class GatewayConfigForm(forms.ModelForm):
             "secret",
         ]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk and self.instance.secret:
-            self.fields["secret"].help_text = _(
-                "A secret is stored (never shown). Leave empty to keep it, or type a new one to replace it."
-            )
-
     def clean_endpoint(self) -> str:
         url: str = self.cleaned_data.get("endpoint") or ""
         # HTTP endpoints must be public https; an SMTP server must be a public host too.
@@ -368,20 +359,6 @@ class GatewayConfigForm(forms.ModelForm):
         except UnsafeURL as exc:
             raise forms.ValidationError(str(exc)) from None
         return url
-
-    def clean_secret(self) -> str:
-        value: str = self.cleaned_data.get("secret") or ""
-        if not value and self.instance.pk:
-            # The stored value, read again from the database (the instance may be
-            # a copy the form has not touched): blank means "keep".
-            stored = (
-                GatewayConfig.objects.for_tenant(self.instance.tenant_id)
-                .filter(pk=self.instance.pk)
-                .values_list("secret", flat=True)
-                .first()
-            )
-            return stored or ""
-        return value
 
 
 @admin.register(GatewayConfig)
@@ -397,7 +374,7 @@ class GatewayConfigAdmin(TenantScopedAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(TenantScopedAdmin):
+class MessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     """Every message sent: read-only, without the raw recipient or any one-time code."""
 
     list_display = ["created_at", "to_masked", "event", "channel", "language", "status", "attempts", "tenant"]
@@ -429,15 +406,6 @@ class MessageAdmin(TenantScopedAdmin):
     readonly_fields = fields
     # Messages have no history table (it would copy the recipient): Django's own log.
     object_history_template = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None

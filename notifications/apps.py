@@ -7,16 +7,9 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Notifications")
 
     def ready(self) -> None:
-        from unsubscribe.pipeline.datasources import DataSource, register_source
+        # Models (and so the services) load only once the app registry is ready.
+        from tenants.readiness import readiness_check_register  # noqa: PLC0415
 
-        from .services import messages_erase_number
+        from .services import sms_gateway_warning  # noqa: PLC0415
 
-        # Messages keep the raw number until they are final; erasure clears the rest.
-        register_source(
-            DataSource.platform_copy(
-                "notifications.messages",
-                messages_erase_number,
-                label=_("Messages sent (Lanzuan)"),
-                public_label=_("the messages we sent you"),
-            )
-        )
+        readiness_check_register(sms_gateway_warning)

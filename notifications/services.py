@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -26,27 +27,26 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from lanzuan.backoff import backoff_seconds
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
+from lanzuan.phones import redact
 from tenants.models import Tenant
-from unsubscribe import phones
-from unsubscribe.phones import redact
 
-from . import selectors
+from . import selectors, tasks  # tasks imports this module: by module, not by name
 from .catalogue import EVENT_VARIABLES, REDACTED, SECRET_VARIABLES, MessageChannel, language_for, tenant_links
 from .defaults import scope_words
 from .gateways import (
     OutgoingMessage,
     PermanentGatewayError,
     TransientGatewayError,
+    file_gateway_allowed,
     gateway_for,
 )
 from .models import GatewayConfig, Message, Template
 from .rendering import render
-
-if TYPE_CHECKING:
-    from unsubscribe.models import UnsubscribeRequest
 
 logger = logging.getLogger(__name__)
 Status = Message.Status
@@ -90,12 +90,21 @@ def mask_email(address: str) -> str:
     return f"{local[0]}***@{domain}"
 
 
+# The reply keywords a tenant advertises ("TD/退订") are the core's configuration (its SMS
+# channel setting), and the core sits above this app: it registers how to read them at
+# start-up (unsubscribe/apps.py) instead of being imported here.
+ReplyKeywords = Callable[[Tenant, str], str]
+_reply_keywords_lookup: list[ReplyKeywords] = []
+
+
+def reply_keywords_register(lookup: ReplyKeywords) -> None:
+    """How to read a tenant's reply keywords in a language; the last one registered wins."""
+    _reply_keywords_lookup[:] = [lookup]
+
+
 def _reply_keywords(tenant: Tenant, language: str) -> str:
     """The reply keywords the tenant advertises ("TD/退订"), when a caller gives none."""
-    from unsubscribe.channels import sms_keywords
-    from unsubscribe.selectors import channel_setting
-
-    return "/".join(sms_keywords(channel_setting(tenant=tenant, channel="sms").keywords(), language))
+    return _reply_keywords_lookup[0](tenant, language) if _reply_keywords_lookup else ""
 
 
 def _cache_key(secret_ref: str) -> str:
@@ -379,10 +388,8 @@ def message_retry_or_fail(*, message_id: int, error: str, max_attempts: int = MA
 def message_dispatch(message_id: int, countdown: float = 0) -> None:
     """Hand a message to a worker. Never raises: with the broker down the message
     stays due and messages_sweep() dispatches it later."""
-    from .tasks import deliver_message
-
     dispatch_or_leave_for_sweep(
-        deliver_message, message_id, what=f"message {message_id}", countdown=countdown
+        tasks.deliver_message, message_id, what=f"message {message_id}", countdown=countdown
     )
 
 
@@ -475,10 +482,10 @@ def message_status_report(*, message: Message, provider_status: str, error_code:
 # --- erasure ------------------------------------------------------------------------------
 
 
-def messages_erase_number(request: UnsubscribeRequest) -> int:
-    """Registered as the "notifications.messages" data source (an erase step): drop the raw number from
-    every message of the request's tenant sent to it (masked form and hash stay)."""
-    rows = Message.objects.for_tenant(request.tenant_id).filter(to_hash=request.phone_hash)
+def messages_erase_recipient(*, tenant_id: int, to_hash: str) -> int:
+    """The "notifications.messages" data source (registered by the core, an erase step): drop the raw
+    number from every message of the tenant sent to it (masked form and hash stay)."""
+    rows = Message.objects.for_tenant(tenant_id).filter(to_hash=to_hash)
     for secret_ref in rows.exclude(secret_ref="").values_list("secret_ref", flat=True):
         cache.delete(_cache_key(secret_ref))
     count = rows.exclude(to="", secret_ref="").update(to="", secret_ref="", updated_at=timezone.now())
@@ -491,8 +498,6 @@ def messages_erase_number(request: UnsubscribeRequest) -> int:
 def tenants_without_sms_gateway(tenant_ids: list[int]) -> set[int]:
     """The tenants among these whose SMS (confirmations, one-time codes) cannot be sent:
     no active SMS gateway, and the file gateway is not allowed here. Empty in development."""
-    from .gateways import file_gateway_allowed
-
     if file_gateway_allowed():
         return set()
     ready = set(
@@ -502,3 +507,13 @@ def tenants_without_sms_gateway(tenant_ids: list[int]) -> set[int]:
         .values_list("tenant_id", flat=True)
     )
     return set(tenant_ids) - ready
+
+
+def sms_gateway_warning(tenant: Tenant) -> str | None:
+    """The tenant's admin page warns while its SMS cannot be sent (tenants.readiness)."""
+    if not tenants_without_sms_gateway([tenant.pk]):
+        return None
+    return _(
+        "Not ready: no SMS gateway configured. Confirmations and one-time codes for this"
+        " tenant fail until one is set up (Gateways)."
+    )

@@ -10,7 +10,7 @@ from typing import Any
 
 from celery import shared_task
 
-from . import services
+from . import gateways, services
 from .gateways import PermanentGatewayError, TransientGatewayError
 
 
@@ -35,6 +35,4 @@ def messages_sweep() -> dict[str, int]:
 def outbox_expire() -> int:
     """Daily (beat): rotate the file gateway's outbox and delete rotated files past
     LANZUAN_OUTBOX_KEEP_DAYS. Returns how many files were deleted."""
-    from .gateways import outbox_expire as expire
-
-    return expire()
+    return gateways.outbox_expire()

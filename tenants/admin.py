@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import tzinfo
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedOnlyFieldListFilter
@@ -34,6 +34,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from .forms import InvitationForm, MembershipForm
 from .history import LocalizedHistoryHelper, object_time_zone
 from .models import CONFIG_ROLES, Invitation, Membership, Role, Tenant, TenantAPIKey, tenants_zone
+from .readiness import tenant_warnings
 from .scoping import TenantOwnedModel, TenantQuerySet, tenant_ids_for_user, unscoped_internals
 from .services import (
     api_key_create,
@@ -271,6 +272,25 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
         return LocalizedHistoryHelper(self.model, historical_record)
 
 
+class ReadOnlyAdminMixin:
+    """Records written by the system, not configuration: nobody adds or edits them by hand.
+    Put it before TenantScopedAdmin. Records are kept (compliance) unless `records_deletable`:
+    then whoever may write to the tenant's rows may delete them (TenantScopedAdmin's rule)."""
+
+    records_deletable: ClassVar[bool] = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not self.records_deletable:
+            return False
+        return bool(super().has_delete_permission(request, obj))  # type: ignore[misc]
+
+
 @admin.register(Tenant)
 class TenantAdmin(TenantScopedAdmin):
     tenant_path = "pk"
@@ -312,17 +332,10 @@ class TenantAdmin(TenantScopedAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        from notifications.services import tenants_without_sms_gateway
-
         tenant = self.get_object(request, unquote(object_id))
-        if request.method == "GET" and tenant is not None and tenants_without_sms_gateway([tenant.pk]):
-            messages.warning(
-                request,
-                _(
-                    "Not ready: no SMS gateway configured. Confirmations and one-time codes for this"
-                    " tenant fail until one is set up (Gateways)."
-                ),
-            )
+        if request.method == "GET" and tenant is not None:
+            for warning in tenant_warnings(tenant):
+                messages.warning(request, warning)
         return super().change_view(request, object_id, form_url, extra_context)
 
 

@@ -1,14 +1,19 @@
-"""Forms for inviting people and accepting an invitation."""
+"""Forms for inviting people and accepting an invitation, and the write-only secret every
+credential form shares (SMS and voice gateways, reply-SMS webhooks)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.utils.translation import gettext_lazy as _
 
 from .models import Invitation, Membership, Role
+from .scoping import TenantOwnedModel
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrOrPromise
 
 
 class InvitationForm(forms.ModelForm):
@@ -90,3 +95,52 @@ class InvitationAcceptForm(forms.Form):
         if data.get("password1") and data.get("password2") and data["password1"] != data["password2"]:
             self.add_error("password2", _("The two passwords differ."))
         return data
+
+
+def secret_field(*, help_text: _StrOrPromise, max_length: int = 200) -> forms.CharField:
+    """A write-only secret: never rendered back into the page, never autofilled."""
+    return forms.CharField(
+        label=_("Secret"),
+        required=False,
+        max_length=max_length,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=help_text,
+    )
+
+
+class StoredSecretMixin(forms.ModelForm):
+    """A credential's write-only `secret`: blank on an existing row keeps the stored one
+    (read again from the database, never from the page: the instance may be a copy the
+    form has not touched). A tenant-owned row is read within its tenant.
+
+    `secret_required`: blank with nothing stored is an error ("Enter the secret."); a
+    form whose rows may have no secret (a gateway that needs none) sets it to False and
+    stores an empty one."""
+
+    secret_required: ClassVar[bool] = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.secret and "secret" in self.fields:
+            self.fields["secret"].help_text = _(
+                "A secret is stored (never shown). Leave empty to keep it, or type a new one to replace it."
+            )
+
+    def clean_secret(self) -> str:
+        value: str = self.cleaned_data.get("secret") or ""
+        if value:
+            return value
+        stored = self._stored_secret() if self.instance.pk else ""
+        if stored or not self.secret_required:
+            return stored
+        raise forms.ValidationError(_("Enter the secret."), code="required")
+
+    def _stored_secret(self) -> str:
+        model = type(self.instance)
+        if isinstance(self.instance, TenantOwnedModel):
+            rows = model.objects.for_tenant(self.instance.tenant_id)  # type: ignore[attr-defined]
+        else:
+            rows = model.objects.all()  # type: ignore[attr-defined]
+        stored: str | None = rows.filter(pk=self.instance.pk).values_list("secret", flat=True).first()
+        return stored or ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 from django.db import models
@@ -12,11 +13,20 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from simple_history.template_utils import HistoricalRecordContextHelper
 
+from .models import Tenant
+
+# Labels for stored codes whose meaning belongs to an app above this one (the core's
+# suppression scope: "*" is all marketing), by field name; that app registers them at
+# start-up (AppConfig.ready).
+_field_labels: dict[str, Callable[[str], str]] = {}
+
+
+def field_label_register(field_name: str, label: Callable[[str], str]) -> None:
+    _field_labels[field_name] = label
+
 
 def object_time_zone(obj: Any) -> dt.tzinfo:
     """The time zone of the tenant a row belongs to (the row itself for a tenant)."""
-    from .models import Tenant
-
     tenant = obj if isinstance(obj, Tenant) else getattr(obj, "tenant", None)
     name = getattr(tenant, "time_zone", "") or ""
     try:
@@ -39,10 +49,8 @@ def value_display(field: models.Field[Any, Any] | None, value: Any) -> Any:
         return formats.date_format(value.replace(microsecond=0), "DATETIME_FORMAT")
     if isinstance(value, dt.date):
         return formats.date_format(value, "DATE_FORMAT")
-    if field is not None and field.name == "scope" and isinstance(value, str):
-        from unsubscribe.models import scope_label
-
-        return scope_label(value)
+    if field is not None and field.name in _field_labels and isinstance(value, str):
+        return _field_labels[field.name](value)
     return value
 
 

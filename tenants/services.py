@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import zoneinfo
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -106,8 +107,6 @@ def _send_invitation_email(invitation_id: int, link: str) -> None:
 
 
 def _tenant_zone(tenant: Tenant) -> Any:
-    import zoneinfo
-
     try:
         return zoneinfo.ZoneInfo(tenant.time_zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

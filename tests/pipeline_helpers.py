@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.models import Service, SubscriberProfile, Subscription, Target
 
 NUMBER = "13800138000"

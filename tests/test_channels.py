@@ -144,9 +144,9 @@ def _api(channel):
 
 
 def _email(client, tenant, api_key):
+    from lanzuan.phones import mask, phone_hash
+    from unsubscribe.links import email_unsubscribe_path
     from unsubscribe.models import Service, Subscription
-    from unsubscribe.optout.email_links import email_unsubscribe_path
-    from unsubscribe.phones import mask, phone_hash
 
     service = Service.objects.unscoped(reason="test").get_or_create(
         tenant=tenant, code="news", defaults={"name": "News"}

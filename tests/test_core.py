@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from unsubscribe import phones
+from lanzuan import phones
+from lanzuan.phones import InvalidPhoneNumber, mask, normalise
 from unsubscribe.errors import ChannelDisabled, IdempotencyConflict, ResubscribeRefused, UnknownServices
 from unsubscribe.models import (
     ChannelSetting,
@@ -20,7 +21,6 @@ from unsubscribe.models import (
     SuppressionEvent,
     UnsubscribeRequest,
 )
-from unsubscribe.phones import InvalidPhoneNumber, mask, normalise
 from unsubscribe.pipeline.services import pipeline_sweep, request_advance, step_run
 from unsubscribe.references import clean_reference
 from unsubscribe.requests.services import unsubscribe_request_create

@@ -13,7 +13,8 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from unsubscribe import phones
+from lanzuan import phones
+from unsubscribe import links
 from unsubscribe.models import (
     ChannelSetting,
     RequestChannel,
@@ -66,7 +67,7 @@ def subscription(deals) -> Subscription:
 
 
 def link(subscription: Subscription) -> str:
-    return email_links.email_unsubscribe_path(subscription)
+    return links.email_unsubscribe_path(subscription)
 
 
 def confirm_link(subscription: Subscription) -> str:
@@ -96,8 +97,8 @@ def test_url_and_headers_carry_a_token_not_the_number(settings, subscription, te
     settings.PUBLIC_BASE_URL = "https://optout.example.com"
 
     # when
-    url = email_links.email_unsubscribe_url(subscription)
-    headers = email_links.email_unsubscribe_headers(subscription)
+    url = links.email_unsubscribe_url(subscription)
+    headers = links.email_unsubscribe_headers(subscription)
 
     # then
     assert url.startswith("https://optout.example.com/t/tenant-a/email/unsubscribe/")
@@ -279,7 +280,7 @@ def test_one_click_again_after_resubscribing_stops_again(subscription, tenant_a)
 
 
 def tampered(subscription: Subscription) -> str:
-    token = email_links.email_unsubscribe_token(subscription)
+    token = links.email_unsubscribe_token(subscription)
     payload, _, signature = token.rpartition(":")
     return reverse(
         "optout-email-unsubscribe",
@@ -305,7 +306,7 @@ def test_tampered_token_shows_a_clear_page(client, subscription, tenant_a):
 
 
 def test_a_token_of_tenant_a_does_nothing_under_tenant_b(client, subscription, tenant_a, tenant_b):
-    token = email_links.email_unsubscribe_token(subscription)
+    token = links.email_unsubscribe_token(subscription)
     url = reverse("optout-email-unsubscribe", args=[tenant_b.slug, token])
 
     assert client.get(url).status_code == 400
@@ -364,7 +365,7 @@ def test_email_channel_off_no_headers_and_the_page_shows_other_ways(client, subs
     switch_email_off(tenant_a)
 
     # then senders get no headers
-    assert email_links.email_unsubscribe_headers(subscription) == {}
+    assert links.email_unsubscribe_headers(subscription) == {}
 
     # and the page refuses with the other ways
     page = client.get(link(subscription), **EN)
@@ -402,7 +403,7 @@ def test_partner_gets_the_link_and_headers(settings, api_key_a, subscription):
 
     assert response.status_code == 200
     data = response.json()
-    assert data["url"] == email_links.email_unsubscribe_url(subscription)
+    assert data["url"] == links.email_unsubscribe_url(subscription)
     assert data["headers"] == {
         "List-Unsubscribe": f"<{data['url']}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -437,5 +438,5 @@ def test_partner_endpoint_needs_a_key(subscription):
 def test_the_same_subscription_always_gets_the_same_link(subscription, deals):
     other = subscribe(deals, "+8613912345678")
 
-    assert email_links.email_unsubscribe_url(subscription) == email_links.email_unsubscribe_url(subscription)
-    assert email_links.email_unsubscribe_url(subscription) != email_links.email_unsubscribe_url(other)
+    assert links.email_unsubscribe_url(subscription) == links.email_unsubscribe_url(subscription)
+    assert links.email_unsubscribe_url(subscription) != links.email_unsubscribe_url(other)

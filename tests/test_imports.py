@@ -26,10 +26,10 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
+from lanzuan import phones
 from lanzuan.urls import urlpatterns as site_urlpatterns
 from tenants.models import Tenant
 from tenants.services import api_key_create
-from unsubscribe import phones
 from unsubscribe.models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
 from unsubscribe.subscriptions import services as imports
 

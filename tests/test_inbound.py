@@ -19,6 +19,7 @@ from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
 from lanzuan import signing
+from lanzuan.phones import phone_hash
 from notifications.models import Message
 from tenants.models import Tenant
 from unsubscribe.inbound import selectors as inbound_selectors
@@ -29,7 +30,6 @@ from unsubscribe.inbound.services import (
     inbound_message_receive,
 )
 from unsubscribe.models import ChannelSetting, Service, Suppression, UnsubscribeRequest
-from unsubscribe.phones import phone_hash
 from unsubscribe.pipeline import datasources
 from unsubscribe.suppressions.selectors import suppression_status
 

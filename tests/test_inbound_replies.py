@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
+from lanzuan.phones import mask, phone_hash
 from notifications.models import Message
 from unsubscribe import domain_events
 from unsubscribe.inbound.models import (
@@ -37,7 +38,6 @@ from unsubscribe.models import (
 )
 from unsubscribe.partner.models import WebhookDelivery
 from unsubscribe.partner.webhooks import webhook_endpoint_create
-from unsubscribe.phones import mask, phone_hash
 from unsubscribe.suppressions.selectors import suppression_status
 
 from .test_inbound import (

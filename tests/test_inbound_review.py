@@ -12,16 +12,16 @@ import time_machine
 from django.db import connection
 from django.urls import reverse
 
+from lanzuan.phones import mask, phone_hash
 from notifications.defaults import DEFAULT_TEXTS
 from notifications.models import Message
 from unsubscribe.inbound import services as inbound_services
+from unsubscribe.inbound.intent import IntentResult
 from unsubscribe.inbound.models import Action, InboundMessage, ReplyRoute, UnroutedMessage
 from unsubscribe.inbound.tasks import inbound_numbers_sweep
-from unsubscribe.intent import IntentResult
 from unsubscribe.models import ChannelSetting, Service, Subscription, Suppression, SuppressionEvent
 from unsubscribe.partner.models import WebhookDelivery
 from unsubscribe.partner.webhooks import webhook_endpoint_create
-from unsubscribe.phones import mask, phone_hash
 from unsubscribe.suppressions.selectors import suppression_status
 
 from . import test_inbound_replies as replies

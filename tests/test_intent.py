@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from unsubscribe.intent import IntentResult, classify, normalise, pinyin, rules, training
-from unsubscribe.intent import model as intent_model
+from unsubscribe.inbound.intent import IntentResult, classify, normalise, pinyin, rules, training
+from unsubscribe.inbound.intent import model as intent_model
 
 U, R, H, S, O = "unsubscribe", "resubscribe", "help", "status", "other"  # noqa: E741
 
@@ -418,7 +418,7 @@ def test_corpus_is_large_labelled_and_split_by_family() -> None:
 
 
 def test_corpus_generator_is_reproducible(tmp_path: Path) -> None:
-    from unsubscribe.intent.data import build_corpus
+    from unsubscribe.inbound.intent.data import build_corpus
 
     build_corpus.build(tmp_path)
     for name in ("train", "dev", "test"):

@@ -25,6 +25,7 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from lanzuan import signing
+from lanzuan.phones import phone_hash
 from notifications.catalogue import EVENT_VARIABLES, LANGUAGE_CODES, Event
 from notifications.defaults import DEFAULT_TEXTS
 from notifications.gateways import PermanentGatewayError, TransientGatewayError, aliyun_rpc_signature
@@ -32,7 +33,6 @@ from notifications.models import GatewayConfig, Message, Template
 from notifications.rendering import render, sms_length, text_errors
 from notifications.services import message_create, message_deliver, notification_send
 from notifications.tasks import deliver_message
-from unsubscribe.phones import phone_hash
 from unsubscribe.pipeline import datasources
 
 # This module is its own URLconf: the project's URLs plus notifications.urls,

@@ -17,9 +17,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from lanzuan import phones
 from notifications.models import Message
 from notifications.services import message_deliver
-from unsubscribe import links, phones
+from unsubscribe import links
 from unsubscribe.models import ChannelSetting, Service, SubscriberProfile, Subscription, UnsubscribeRequest
 from unsubscribe.optout import limits, services
 from unsubscribe.optout.models import PhoneVerification

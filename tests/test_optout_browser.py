@@ -294,7 +294,7 @@ def test_tenant_page_lists_the_ways_to_unsubscribe(live_server, open_page, blues
 def test_hub_stops_two_providers_at_once(
     live_server, open_page, bluesea, tenant_b, outbox, eager_celery, shots
 ):
-    from unsubscribe import phones
+    from lanzuan import phones
     from unsubscribe.models import Subscription
 
     for tenant in (bluesea, tenant_b):
@@ -412,7 +412,7 @@ def test_back_after_an_error_on_the_status_lookup_loads_by_get(live_server, open
 def test_back_after_a_confirm_error_on_the_hub_loads_by_get(
     live_server, open_page, bluesea, tenant_b, outbox, eager_celery, tmp_path
 ):
-    from unsubscribe import phones
+    from lanzuan import phones
     from unsubscribe.models import Subscription
 
     Tenant.objects.filter(pk=bluesea.pk).update(allow_resubscribe=False)
@@ -446,15 +446,15 @@ def test_back_after_a_confirm_error_on_the_hub_loads_by_get(
 
 
 def test_back_after_a_refused_email_confirmation_loads_by_get(live_server, open_page, bluesea, tmp_path):
-    from unsubscribe import phones
+    from lanzuan import phones
+    from unsubscribe import links
     from unsubscribe.models import Subscription
-    from unsubscribe.optout import email_links
 
     service = Service.objects.unscoped(reason="test").filter(tenant=bluesea).first()
     subscription = Subscription.objects.create(
         tenant=bluesea, service=service, phone=E164, phone_hash=phones.phone_hash(E164), phone_masked="x"
     )
-    link = email_links.email_unsubscribe_path(subscription)
+    link = links.email_unsubscribe_path(subscription)
     page = open_page("en-US")
     nav = Navigations(page, live_server.url)
     page.goto(live_server.url + link)

@@ -16,12 +16,12 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
+from lanzuan import phones
 from lanzuan.signing import verify
 from notifications.models import Message
 from tenants.models import Tenant
-from unsubscribe import phones
+from unsubscribe import links
 from unsubscribe.models import ChannelSetting, Service, Subscription, UnsubscribeRequest
-from unsubscribe.optout import email_links
 from unsubscribe.optout.models import PhoneVerification
 
 from .httpserver import http_endpoint
@@ -285,7 +285,7 @@ def test_email_confirm_page_always_redirects(client, tenant_a):
     service = Service.objects.create(tenant=tenant_a, name="Deals", code="deals")
     subscription = subscribe(tenant_a, "deals")
     assert subscription.service == service
-    link = email_links.email_unsubscribe_path(subscription)
+    link = links.email_unsubscribe_path(subscription)
     ChannelSetting.objects.create(tenant=tenant_a, channel="email", enabled=False)
 
     refused = client.post(link + "confirm/", **EN)

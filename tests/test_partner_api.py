@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from unsubscribe import phones
+from lanzuan import phones
 from unsubscribe.models import ChannelSetting, Service, Subscription, UnsubscribeRequest
 from unsubscribe.partner import scrub
 from unsubscribe.partner.models import ScrubJob

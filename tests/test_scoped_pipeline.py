@@ -17,12 +17,12 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from lanzuan import phones
 from notifications.models import Message, Template
 from notifications.services import message_deliver
 from tenants.models import Tenant
-from unsubscribe import links, phones
+from unsubscribe import links
 from unsubscribe.models import Service, Step, SubscriberProfile, Subscription, Target, UnsubscribeRequest
-from unsubscribe.optout import email_links
 from unsubscribe.pipeline.datasources import receipt_text
 from unsubscribe.pipeline.services import request_advance
 from unsubscribe.requests.services import unsubscribe_request_create
@@ -148,7 +148,7 @@ def test_email_one_click_confirmation_names_the_service_and_what_continues(tenan
     # when the mailbox provider posts the one-click unsubscribe
     with pipeline():
         response = Client(enforce_csrf_checks=True).post(
-            email_links.email_unsubscribe_path(subscription(tenant_a, "deals")),
+            links.email_unsubscribe_path(subscription(tenant_a, "deals")),
             {"List-Unsubscribe": "One-Click"},
         )
     assert response.status_code == 200

@@ -19,10 +19,10 @@ from django.urls import reverse
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from lanzuan.phones import mask_digit_runs, redact
 from notifications.gateways import FileGateway, OutgoingMessage, outbox_expire
 from notifications.models import Message
 from unsubscribe.models import Step, UnsubscribeRequest
-from unsubscribe.phones import mask_digit_runs, redact
 from unsubscribe.pipeline.services import request_advance
 from unsubscribe.requests.services import unsubscribe_request_create
 

@@ -19,10 +19,17 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from tenants.admin import TENANT_FILTER_PARAM, TenantScopedAdmin, TenantScopedInline, request_zone
+from lanzuan import phones
+from tenants.admin import (
+    TENANT_FILTER_PARAM,
+    ReadOnlyAdminMixin,
+    TenantScopedAdmin,
+    TenantScopedInline,
+    request_zone,
+)
 from tenants.models import OPERATIONS_ROLES
 
-from . import attention, phones, reports
+from . import attention, reports
 from .display import language_display
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
@@ -50,19 +57,6 @@ from .subscriptions.services import subscription_import_start
 
 # The admin home shows what needs attention (attention.attention_queue), not only the model list.
 admin.site.index_template = "admin/lanzuan_index.html"
-
-
-class ReadOnlyMixin:
-    """Records, not configuration: nobody edits them by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ScopeNameMixin:
@@ -205,7 +199,7 @@ class SubscriptionAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
 
 @admin.register(SubscriptionImport)
-class SubscriptionImportAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class SubscriptionImportAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "created_at",
         "tenant",
@@ -543,7 +537,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
+class SuppressionAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyAdminMixin, TenantScopedAdmin):
     list_select_related = ["tenant", "request"]  # request is nullable: Django would not join it
     list_display = ["phone_masked", "scope_name", "created_at", "request", "tenant"]
     list_filter = ["tenant", ScopeFilter]
@@ -553,7 +547,7 @@ class SuppressionAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, TenantSc
 
 
 @admin.register(SuppressionEvent)
-class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, TenantScopedAdmin):
+class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyAdminMixin, TenantScopedAdmin):
     list_select_related = ["tenant", "request"]
     list_display = ["created_at", "phone_masked", "scope_name", "action", "channel_name", "request", "tenant"]
     list_filter = ["tenant", "action", ChannelFilter]
@@ -576,7 +570,7 @@ class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyMixin, Ten
 
 
 @admin.register(Step)
-class StepAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class StepAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["request", "kind", "where", "status", "attempts", "finished_at", "tenant"]
     list_filter = ["tenant", "kind", "status"]
     search_fields = ["request__reference", "target_name"]

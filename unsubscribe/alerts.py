@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 
+from notifications.services import notification_send
 from tenants.models import OPERATIONS_ROLES, Membership, Tenant
 
 from .models import UnsubscribeRequest
@@ -19,8 +20,6 @@ def alert_staff_on_attention(tenant_id: int, event: str, payload: dict[str, Any]
     the messages go out after it commits (notification_send dispatches on commit)."""
     if event != "request.needs_attention":
         return
-    from notifications.services import notification_send
-
     tenant = Tenant.objects.get(pk=tenant_id)
     request = UnsubscribeRequest.objects.for_tenant(tenant).get(reference=payload["reference"])
     admin_url = settings.PUBLIC_BASE_URL + reverse(

@@ -7,8 +7,32 @@ class UnsubscribeConfig(AppConfig):
     verbose_name = _("Unsubscribe")
 
     def ready(self) -> None:
-        from . import domain_events
-        from .alerts import alert_staff_on_attention
-        from .pipeline import datasources  # noqa: F401  (registers the built-in data sources)
+        # Models (and so everything that reads them) load only once the app registry is ready.
+        from notifications import services as notification_services  # noqa: PLC0415
+        from tenants import history  # noqa: PLC0415
+
+        from . import domain_events  # noqa: PLC0415
+        from .alerts import alert_staff_on_attention  # noqa: PLC0415
+        from .channels import reply_keywords  # noqa: PLC0415
+        from .models import UnsubscribeRequest, scope_label  # noqa: PLC0415
+        from .pipeline.datasources import DataSource, register_source  # noqa: PLC0415 (and registers the built-in data sources)
 
         domain_events.subscribe(alert_staff_on_attention)
+
+        # The layers below this app read what only it knows through these hooks.
+        def messages_erase(request: UnsubscribeRequest) -> int:
+            return notification_services.messages_erase_recipient(
+                tenant_id=request.tenant_id, to_hash=request.phone_hash
+            )
+
+        # Messages keep the raw number until they are final; erasure clears the rest.
+        register_source(
+            DataSource.platform_copy(
+                "notifications.messages",
+                messages_erase,
+                label=_("Messages sent (Lanzuan)"),
+                public_label=_("the messages we sent you"),
+            )
+        )
+        notification_services.reply_keywords_register(reply_keywords)
+        history.field_label_register("scope", scope_label)

@@ -7,14 +7,14 @@ so one tenant's queue never counts another's rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -22,8 +22,12 @@ from django.utils.translation import ngettext
 
 from notifications.services import tenants_without_sms_gateway
 from tenants.models import OPERATIONS_ROLES, Membership, Tenant
+from tenants.scoping import TenantQuerySet
 
 from .models import UnsubscribeRequest
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrOrPromise
 
 State = UnsubscribeRequest.State
 
@@ -48,8 +52,34 @@ class TenantQueue:
         return sum(item.count for item in self.items)
 
 
-def _counts(queryset: QuerySet[Any]) -> dict[int, int]:
-    rows = queryset.values("tenant_id").annotate(n=Count("id"))
+@dataclass(frozen=True)
+class ChannelCount:
+    """A count a channel adds to every tenant's row (reply SMS: the replies it flagged).
+    Channels sit above the core, so they register at start-up (AppConfig.ready)."""
+
+    key: str
+    label: _StrOrPromise
+    records: Callable[[], TenantQuerySet[Any]]  # the rows to count, not yet scoped (scoped here by tenant)
+    changelist: str  # the admin URL name of their list
+    params: dict[str, str]  # its filter
+
+
+_channel_counts: list[ChannelCount] = []
+# A platform-wide count for superusers (reply SMS: the unroutable ones), when a channel registers one.
+_platform_items: list[Callable[[], QueueItem]] = []
+
+
+def channel_count_register(count: ChannelCount) -> None:
+    if count.key not in {known.key for known in _channel_counts}:
+        _channel_counts.append(count)
+
+
+def platform_item_register(item: Callable[[], QueueItem]) -> None:
+    _platform_items[:] = [item]
+
+
+def _counts(queryset: TenantQuerySet[Any], tenant_ids: list[int]) -> dict[int, int]:
+    rows = queryset.for_tenants(tenant_ids).values("tenant_id").annotate(n=Count("id"))
     return {row["tenant_id"]: row["n"] for row in rows}
 
 
@@ -61,18 +91,16 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
     """For each tenant the caller may see: requests needing attention, open requests
     past their SLA, reply SMS flagged for staff (unroutable, held), with links to the
     filtered lists. `tenant_ids` None: every active tenant (superusers)."""
-    from .inbound.models import InboundMessage
-
     now = now or timezone.now()
     tenants_qs = Tenant.objects.filter(is_active=True)
     if tenant_ids is not None:
         tenants_qs = tenants_qs.filter(pk__in=list(tenant_ids))
     tenants = list(tenants_qs.order_by("name"))
     ids = [t.pk for t in tenants]
-    requests = UnsubscribeRequest.objects.for_tenants(ids)
-    attention = _counts(requests.filter(state=State.NEEDS_ATTENTION))
-    breached = _counts(requests.filter(state__in=UnsubscribeRequest.OPEN_STATES, sla_due_at__lt=now))
-    flagged = _counts(InboundMessage.objects.for_tenants(ids).filter(flagged_for_attention=True))
+    requests = UnsubscribeRequest.objects.all()  # scoped to `ids` by _counts
+    attention = _counts(requests.filter(state=State.NEEDS_ATTENTION), ids)
+    breached = _counts(requests.filter(state__in=UnsubscribeRequest.OPEN_STATES, sla_due_at__lt=now), ids)
+    channel_counts = [(count, _counts(count.records(), ids)) for count in _channel_counts]
     staff = staff_without_email(tenant_ids=ids)
     no_gateway = tenants_without_sms_gateway(ids)
 
@@ -99,30 +127,24 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
                     },
                 ),
             ),
-            QueueItem(
-                "flagged_replies",
-                _("Reply SMS flagged for staff (held or unclear)"),
-                flagged.get(tenant.pk, 0),
-                _changelist("admin:inbound_inboundmessage_changelist", tenant, {"flagged": "yes"}),
+            *(
+                QueueItem(
+                    count.key,
+                    str(count.label),
+                    counts.get(tenant.pk, 0),
+                    _changelist(count.changelist, tenant, count.params),
+                )
+                for count, counts in channel_counts
             ),
         ]
         queues.append(TenantQueue(tenant, items, staff.get(tenant.pk, []), tenant.pk in no_gateway))
     return queues
 
 
-def unrouted_attention() -> QueueItem:
-    """Replies no tenant could be given (no match, ambiguous, or sent to another tenant's
-    number on a tenant's URL), still flagged. Platform-wide, so for superusers only:
-    tenant staff cannot open that list (it holds other tenants' replies)."""
-    from .inbound.models import UnroutedMessage
-
-    count = UnroutedMessage.objects.filter(flagged_for_attention=True).count()
-    url = (
-        reverse("admin:inbound_unroutedmessage_changelist")
-        + "?"
-        + urlencode({"flagged_for_attention__exact": "1"})
-    )
-    return QueueItem("unrouted_replies", _("Unroutable reply SMS (platform, flagged)"), count, url)
+def platform_attention() -> QueueItem | None:
+    """The platform-wide item a channel registered (for superusers only: tenant staff
+    cannot open that list), or None."""
+    return _platform_items[0]() if _platform_items else None
 
 
 def staff_without_email(*, tenant_ids: Iterable[int]) -> dict[int, list[str]]:

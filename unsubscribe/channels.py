@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant
 
 from .models import RequestChannel
-from .selectors import enabled_channels
+from .selectors import channel_setting, enabled_channels
 
 # Shown first whatever the tenant adds: the standard Chinese keyword, and the English one.
 DEFAULT_KEYWORDS = {"zh-hans": ["TD", "退订"], "en": ["STOP", "TD"]}
@@ -124,3 +124,11 @@ def ways_to_unsubscribe(*, tenant: Tenant, language: str | None = None) -> list[
                     )
                 )
     return ways
+
+
+def reply_keywords(tenant: Tenant, language: str) -> str:
+    """The reply keywords the tenant advertises in a language ("TD/退订"): what texts
+    say when their sender gives none (registered with notifications in apps.py)."""
+    return "/".join(
+        sms_keywords(channel_setting(tenant=tenant, channel=RequestChannel.SMS).keywords(), language)
+    )

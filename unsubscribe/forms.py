@@ -7,10 +7,10 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from lanzuan import phones
 from lanzuan.outbound import UnsafeURL, check_url
 from tenants.models import Tenant
 
-from . import phones
 from .models import ChannelSetting, RequestChannel, Service, Target
 
 

@@ -396,7 +396,7 @@ class Step(TenantOwnedModel):
 
     def __str__(self) -> str:
         # The source's label in the reader's language; target_name is the English snapshot.
-        from .pipeline.selectors import step_staff_label  # the pipeline imports this module
+        from .pipeline.selectors import step_staff_label  # noqa: PLC0415 — the pipeline imports this module
 
         return f"{self.request_id} {self.get_kind_display()} {step_staff_label(self)}".strip()
 

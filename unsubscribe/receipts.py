@@ -19,6 +19,11 @@ from collections.abc import Callable
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from notifications.catalogue import MessageChannel
+from notifications.models import Message
+
+from .models import Step
+
 _Render = Callable[[re.Match[str]], str]
 
 
@@ -45,20 +50,14 @@ def _exception(name: str) -> str:
 
 
 def _status(code: str) -> str:
-    from notifications.models import Message
-
     return str(dict(Message.Status.choices).get(code, code))
 
 
 def _channel(code: str) -> str:
-    from notifications.models import MessageChannel
-
     return str(dict(MessageChannel.choices).get(code, code))
 
 
 def _kind(code: str) -> str:
-    from .models import Step
-
     return str(dict(Step.Kind.choices).get(code, code))
 
 

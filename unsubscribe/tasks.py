@@ -11,6 +11,7 @@ from celery import shared_task
 
 from .pipeline import services as pipeline
 from .retention.services import records_purge_expired
+from .subscriptions import services as subscriptions
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -35,6 +36,4 @@ def purge_expired_records() -> int:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def import_subscriptions(import_id: int) -> None:
-    from .subscriptions.services import subscription_import_run
-
-    subscription_import_run(import_id)
+    subscriptions.subscription_import_run(import_id)

@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from tenants.admin import TenantScopedAdmin
+from lanzuan import phones
+from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin
 from tenants.models import OPERATIONS_ROLES
-from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
 
 from . import services
@@ -93,8 +93,9 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(TenantScopedAdmin):
-    """Records, not configuration: nobody edits them; agents may file the request one asked for."""
+class InboundMessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    """Records, not configuration: nobody edits them; agents may file the request one asked for.
+    Kept for compliance: erasure blanks the number and the text."""
 
     write_roles = OPERATIONS_ROLES
     list_display = [
@@ -151,15 +152,6 @@ class InboundMessageAdmin(TenantScopedAdmin):
             {"fields": ["action", "request", "note", "flagged_for_attention", "flag_reason"]},
         ),
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # compliance records; erasure blanks the number and text
 
     def has_file_permission(self, request: HttpRequest) -> bool:
         return self._may_write(request)
@@ -259,8 +251,9 @@ class PlatformInboundCredentialAdmin(SuperuserOnlyAdmin):
 
 
 @admin.register(UnroutedMessage)
-class UnroutedMessageAdmin(SuperuserOnlyAdmin):
-    """Replies no tenant could be given; staff read them and mark them handled."""
+class UnroutedMessageAdmin(ReadOnlyAdminMixin, SuperuserOnlyAdmin):
+    """Replies no tenant could be given; staff read them and mark them handled (an action,
+    the one change)."""
 
     list_display = [
         "received_at",
@@ -281,15 +274,6 @@ class UnroutedMessageAdmin(SuperuserOnlyAdmin):
     list_select_related = ["belongs_to", "received_by"]
     actions = ["mark_handled"]
     exclude = ["from_number", "from_hash"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # records; "mark handled" is the one change
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_handle_permission(self, request: HttpRequest) -> bool:
         return self._superuser(request)

@@ -10,9 +10,12 @@ class InboundConfig(AppConfig):
     verbose_name = _("Reply SMS")
 
     def ready(self) -> None:
-        from unsubscribe.pipeline.datasources import DataSource, register_source
+        # Models (and so the services and selectors) load only once the app registry is ready.
+        from unsubscribe import attention  # noqa: PLC0415
+        from unsubscribe.pipeline.datasources import DataSource, register_source  # noqa: PLC0415
 
-        from .services import inbound_messages_erase_number
+        from . import selectors  # noqa: PLC0415
+        from .services import inbound_messages_erase_number  # noqa: PLC0415
 
         # Replies keep the raw number and the text until the number's data is erased.
         register_source(
@@ -23,3 +26,14 @@ class InboundConfig(AppConfig):
                 public_label=_("the SMS replies you sent"),
             )
         )
+        # The admin home: replies flagged for staff, per tenant; unroutable ones, platform-wide.
+        attention.channel_count_register(
+            attention.ChannelCount(
+                key="flagged_replies",
+                label=_("Reply SMS flagged for staff (held or unclear)"),
+                records=selectors.flagged_replies,
+                changelist="admin:inbound_inboundmessage_changelist",
+                params={"flagged": "yes"},
+            )
+        )
+        attention.platform_item_register(selectors.unrouted_attention)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django.db.models import Q
+from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
+from tenants.scoping import TenantQuerySet
+from unsubscribe.attention import QueueItem
 from unsubscribe.models import (
     ChannelSetting,
     RequestChannel,
@@ -24,6 +29,7 @@ from .models import (
     InboundMessage,
     PlatformInboundCredential,
     ReplyRoute,
+    UnroutedMessage,
     destination_digits,
 )
 
@@ -241,3 +247,25 @@ def number_status(*, tenant: Tenant, phone_hash: str) -> NumberStatus:
         .exists()
     )
     return NumberStatus(request, lifted)
+
+
+# --- the admin home (registered with unsubscribe.attention in apps.py) -------------------
+
+
+def flagged_replies() -> TenantQuerySet[InboundMessage]:
+    """Replies flagged for staff (held or unclear), not yet scoped: the attention queue
+    counts them per tenant, for the tenants its reader may see."""
+    return InboundMessage.objects.filter(flagged_for_attention=True)
+
+
+def unrouted_attention() -> QueueItem:
+    """Replies no tenant could be given (no match, ambiguous, or sent to another tenant's
+    number on a tenant's URL), still flagged. Platform-wide, so for superusers only:
+    tenant staff cannot open that list (it holds other tenants' replies)."""
+    count = UnroutedMessage.objects.filter(flagged_for_attention=True).count()
+    url = (
+        reverse("admin:inbound_unroutedmessage_changelist")
+        + "?"
+        + urlencode({"flagged_for_attention__exact": "1"})
+    )
+    return QueueItem("unrouted_replies", _("Unroutable reply SMS (platform, flagged)"), count, url)

@@ -28,13 +28,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
+from lanzuan.phones import mask_digit_runs
+from notifications.defaults import scope_words
 from notifications.services import notification_send
 from tenants.models import Tenant
-from unsubscribe import links, phones
+from unsubscribe import links
 from unsubscribe.channels import sms_keywords
 from unsubscribe.errors import ResubscribeRefused, UnsubscribeError
-from unsubscribe.intent import CLARIFICATION as CONTEXT_CLARIFICATION
-from unsubscribe.intent import classify, normalise
+from unsubscribe.inbound.intent import CLARIFICATION as CONTEXT_CLARIFICATION
+from unsubscribe.inbound.intent import classify, normalise
 from unsubscribe.models import (
     SCOPE_ALL,
     ChannelSetting,
@@ -44,7 +47,6 @@ from unsubscribe.models import (
     UnsubscribeRequest,
     VerificationMethod,
 )
-from unsubscribe.phones import mask_digit_runs
 from unsubscribe.references import new_reference
 from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.selectors import channel_setting
@@ -412,8 +414,6 @@ def _resubscribe(message: InboundMessage, e164: str, setting: ChannelSetting) ->
 def _resumed_words(message: InboundMessage, lifted: list[str]) -> str:
     """What the person is subscribed to again, in their language: all marketing when
     the all-marketing opt-out went, else the names of the services lifted."""
-    from notifications.defaults import scope_words
-
     words = scope_words(message.language)
     if SCOPE_ALL in lifted:
         return words.all_marketing

@@ -34,6 +34,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
+from lanzuan import webhooks
 from tenants.models import Tenant
 
 from . import providers, selectors, services
@@ -62,11 +63,11 @@ def _aliyun_answer(status: int, reason: str) -> JsonResponse:
 
 
 def _twilio(request: HttpRequest, secret: str, receive: Receive) -> HttpResponse:
-    if not providers.twilio_signature_ok(request, secret):
+    if not webhooks.twilio_signature_ok(request, secret):
         return _json_error(403, "bad_signature", _("Missing or invalid X-Twilio-Signature."))
     try:
         incoming = providers.parse_twilio(request.POST)
-    except providers.Malformed as exc:
+    except webhooks.Malformed as exc:
         return _json_error(400, "malformed", str(exc))
     receive(incoming)
     # The reply itself goes out through notifications, so it is recorded as a Message.
@@ -83,7 +84,7 @@ def _aliyun(request: HttpRequest, secret: str, receive: Receive) -> HttpResponse
         return _aliyun_answer(403, _("The token is not valid."))
     try:
         messages, problems = providers.parse_aliyun(request.body)
-    except providers.Malformed as exc:
+    except webhooks.Malformed as exc:
         return _aliyun_answer(400, str(exc))
     for incoming in messages:
         receive(incoming)
@@ -96,12 +97,12 @@ def _aliyun(request: HttpRequest, secret: str, receive: Receive) -> HttpResponse
 
 def _generic(request: HttpRequest, secret: str, receive: Receive) -> HttpResponse:
     try:
-        providers.verify_generic(request, secret)
-    except providers.SignatureRefused as exc:
+        webhooks.verify_generic(request, secret)
+    except webhooks.SignatureRefused as exc:
         return _json_error(exc.status, "unsigned" if exc.status == 401 else "bad_signature", exc.reason)
     try:
         incoming = providers.parse_generic(request.body)
-    except providers.Malformed as exc:
+    except webhooks.Malformed as exc:
         return _json_error(400, "malformed", str(exc))
     received = receive(incoming)
     return JsonResponse({"status": "accepted", "message_id": received.message_id, "action": received.action})

@@ -10,9 +10,10 @@ class OptoutConfig(AppConfig):
     verbose_name = _("Opt-out pages")
 
     def ready(self) -> None:
-        from unsubscribe.pipeline.datasources import DataSource, register_source
+        # Models (and so the services) load only once the app registry is ready.
+        from unsubscribe.pipeline.datasources import DataSource, register_source  # noqa: PLC0415
 
-        from .services import verifications_erase_number
+        from .services import verifications_erase_number  # noqa: PLC0415
 
         # A verification keeps the number only until it is used or expires; erasure clears the rest.
         register_source(

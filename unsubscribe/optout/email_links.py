@@ -1,19 +1,10 @@
-"""One-click unsubscribe links for marketing emails (RFC 8058).
+"""What a marketing email's one-click unsubscribe link (RFC 8058) does: its status
+and the opt-out it files. The link itself (token, URL, headers) is made in the core,
+unsubscribe/links.py, where the partner API reads it too.
 
-A link belongs to one subscription (a number and one of the tenant's services);
-the number never appears in it. Senders put the link in each email's footer and
-in the `List-Unsubscribe` / `List-Unsubscribe-Post` headers
-(`email_unsubscribe_headers`); mailbox providers then POST
-`List-Unsubscribe=One-Click` to it without cookies, and a person who opens it
-sees a confirmation page (GET changes nothing: mail scanners follow links).
-
-The token is signed (django.core.signing, its own salt) but has no expiry, on
-purpose: an email stays in an inbox for years and its unsubscribe link must keep
-working as long as the mail can be read (mailbox bulk-sender rules; CAN-SPAM asks
-for at least 30 days after sending). All a token can do is stop one service's
-marketing to its own number, the direction the law favours, so a forwarded email
-lets its reader do nothing worse than opt the owner out. Rotating SECRET_KEY
-invalidates old links unless the old key stays in SECRET_KEY_FALLBACKS.
+Mailbox providers POST `List-Unsubscribe=One-Click` to the link without cookies, and
+a person who opens it sees a confirmation page (GET changes nothing: mail scanners
+follow links).
 """
 
 from __future__ import annotations
@@ -21,12 +12,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core import signing
-from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from tenants.models import Tenant
 from unsubscribe import selectors as core
 from unsubscribe.errors import UnsubscribeError
 from unsubscribe.models import (
@@ -43,80 +30,11 @@ from unsubscribe.suppressions.selectors import SuppressionStatus
 
 logger = logging.getLogger(__name__)
 
-SALT = "lanzuan.email-unsubscribe"
-ONE_CLICK_FIELD = "List-Unsubscribe"
-ONE_CLICK_VALUE = "One-Click"
-
 
 class EmailLinkUnusable(UnsubscribeError):
     """The subscription's number was erased and is not suppressed: nothing left to act on."""
 
     code = "email_link_unusable"
-
-
-# --- tokens, URLs and headers ---------------------------------------------------------------
-
-
-def email_unsubscribe_token(subscription: Subscription) -> str:
-    """Without a timestamp (a plain Signer, not signing.dumps): no expiry to check, and
-    the same subscription always gets the same link, so senders may cache it."""
-    return signing.Signer(salt=SALT).sign_object(
-        {"t": subscription.tenant_id, "s": subscription.pk}, compress=True
-    )
-
-
-def subscription_for_token(*, tenant: Tenant, token: str) -> Subscription | None:
-    """The tenant's subscription a token was made for; None for a tampered token, a
-    token of another tenant, or a subscription that no longer exists."""
-    try:
-        data = signing.Signer(salt=SALT).unsign_object(token)
-    except (signing.BadSignature, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    tenant_id, subscription_id = data.get("t"), data.get("s")
-    # type() rather than isinstance(): True is an int too.
-    if type(tenant_id) is not int or type(subscription_id) is not int or tenant_id != tenant.pk:
-        return None
-    return (
-        Subscription.objects.for_tenant(tenant)
-        .select_related("service", "tenant")
-        .filter(pk=subscription_id)
-        .first()
-    )
-
-
-def email_unsubscribe_path(subscription: Subscription) -> str:
-    return reverse(
-        "optout-email-unsubscribe", args=[subscription.tenant.slug, email_unsubscribe_token(subscription)]
-    )
-
-
-def email_unsubscribe_url(subscription: Subscription) -> str:
-    """Absolute: it goes into emails. RFC 8058 needs https, so PUBLIC_BASE_URL must be
-    https in production or mailbox providers ignore the header."""
-    return settings.PUBLIC_BASE_URL + email_unsubscribe_path(subscription)
-
-
-def email_unsubscribe_headers(subscription: Subscription) -> dict[str, str]:
-    """The headers a sender adds to every marketing email for this subscription
-    (they must be covered by the email's DKIM signature).
-
-    Empty when the tenant switched the email channel off: mailbox providers
-    require a one-click POST to work whenever the header is sent, and with the
-    channel off it would be refused."""
-    if not core.channel_enabled(tenant=subscription.tenant, channel=RequestChannel.EMAIL):
-        return {}
-    return {
-        "List-Unsubscribe": f"<{email_unsubscribe_url(subscription)}>",
-        "List-Unsubscribe-Post": f"{ONE_CLICK_FIELD}={ONE_CLICK_VALUE}",
-    }
-
-
-def is_one_click_body(data: dict[str, list[str]]) -> bool:
-    """RFC 8058 §3.1: the POST body contains List-Unsubscribe=One-Click. Other fields
-    are tolerated: the token, not the body, is what authorises the opt-out."""
-    return data.get(ONE_CLICK_FIELD) == [ONE_CLICK_VALUE]
 
 
 # --- what the link can still do -------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The one-click unsubscribe link of marketing emails (see email_links.py).
+"""The one-click unsubscribe link of marketing emails (see unsubscribe/links.py and email_links.py).
 
 Two URLs per link:
 - `…/email/unsubscribe/<token>/`: GET shows what the link would do (or what it
@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tenants.models import Tenant
+from unsubscribe import links
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.errors import ChannelDisabled
 from unsubscribe.models import RequestChannel, Subscription, UnsubscribeRequest
@@ -36,7 +37,7 @@ from .views import active_tenant, page_language, receipt_context, render_page
 
 def _subscription(slug: str, token: str) -> tuple[Tenant, Subscription | None]:
     tenant = active_tenant(slug)
-    return tenant, email_links.subscription_for_token(tenant=tenant, token=token)
+    return tenant, links.subscription_for_token(tenant=tenant, token=token)
 
 
 def _disabled_message(tenant: Tenant) -> str:
@@ -95,7 +96,7 @@ def email_unsubscribe(request: HttpRequest, slug: str, token: str) -> HttpRespon
 def _one_click(request: HttpRequest, tenant: Tenant, subscription: Subscription | None) -> HttpResponse:
     """RFC 8058: the mailbox provider's POST. Short plain-text answers; nobody reads them
     but the provider, which only looks at the status."""
-    if not email_links.is_one_click_body(dict(request.POST.lists())):
+    if not links.is_one_click_body(dict(request.POST.lists())):
         return _text(
             _("This address accepts one-click unsubscribe requests only. Open the link to unsubscribe."),
             status=400,

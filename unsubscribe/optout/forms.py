@@ -9,7 +9,7 @@ import phonenumbers
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from unsubscribe import phones
+from lanzuan import phones
 from unsubscribe.models import Service
 from unsubscribe.references import clean_reference
 

@@ -20,6 +20,7 @@ import secrets
 from django.conf import settings
 from django.core.cache import cache
 
+from lanzuan import phones
 from notifications.gateways import (
     FileGateway,
     Gateway,
@@ -28,7 +29,8 @@ from notifications.gateways import (
     OutgoingMessage,
     TransientGatewayError,
 )
-from unsubscribe import phones
+
+from . import tasks  # by module: tasks imports this one
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +75,6 @@ def _cache_key(ref: str) -> str:
 
 def platform_code_queue(*, verification_id: int, e164: str, code: str, language: str, ttl: int) -> None:
     """Queue the hub's code SMS. Raises PlatformSenderMissing before anything is queued."""
-    from .tasks import platform_sms_deliver
-
     platform_gateway()  # fail now, while the person can still be told to use another way
     ref = secrets.token_urlsafe(16)
     minutes = max(ttl // 60, 1)
@@ -89,7 +89,7 @@ def platform_code_queue(*, verification_id: int, e164: str, code: str, language:
         timeout=ttl,
     )
     try:
-        platform_sms_deliver.apply_async(args=(ref,), retry=True, retry_policy={"max_retries": 2})
+        tasks.platform_sms_deliver.apply_async(args=(ref,), retry=True, retry_policy={"max_retries": 2})
     except Exception:  # the broker is down: send it now rather than not at all
         logger.warning("broker unavailable; the hub code %s is sent inline", verification_id, exc_info=True)
         platform_sms_send(ref)

@@ -18,7 +18,6 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -26,16 +25,15 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
+from notifications import services as notification_services  # by module: tests replace its functions
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
-from unsubscribe.models import RequestChannel, VerificationMethod
+from unsubscribe.models import RequestChannel, UnsubscribeRequest, VerificationMethod
+from unsubscribe.requests.services import unsubscribe_request_create
 
-from . import limits
+from . import limits, platform
 from .models import PhoneVerification
-
-if TYPE_CHECKING:
-    from unsubscribe.models import UnsubscribeRequest
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +129,6 @@ def _verification_create(
 
 
 def _hub_can_send() -> bool:
-    from . import platform
-
     try:
         platform.platform_gateway()
     except platform.PlatformSenderMissing:
@@ -142,8 +138,6 @@ def _hub_can_send() -> bool:
 
 
 def _hub_create_and_send(*, tenant: Tenant, e164: str, code: str, language: str) -> CodeSent:
-    from . import platform
-
     verification = _verification_create(
         tenant=tenant, purpose=PhoneVerification.Purpose.HUB, e164=e164, code=code, language=language
     )
@@ -165,13 +159,11 @@ def _hub_create_and_send(*, tenant: Tenant, e164: str, code: str, language: str)
 def _create_and_send(
     *, tenant: Tenant, purpose: str, e164: str, code: str, language: str
 ) -> PhoneVerification:
-    from notifications.services import notification_send
-
     with transaction.atomic():
         verification = _verification_create(
             tenant=tenant, purpose=purpose, e164=e164, code=code, language=language
         )
-        notification_send(
+        notification_services.notification_send(
             tenant=tenant,
             event="otp",
             to=e164,
@@ -311,8 +303,6 @@ def web_request_file(
     core's UnsubscribeError subclasses (ChannelDisabled, UnknownServices) with
     messages fit to show.
     """
-    from unsubscribe.requests.services import unsubscribe_request_create
-
     _require_number(verification)
     filed = unsubscribe_request_create(
         tenant=tenant,
@@ -339,8 +329,6 @@ def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant],
     """One request per chosen provider, all marketing, through the core service
     (channel "hub", verified by the one-time code). A provider that refuses (hub
     switched off) does not stop the others."""
-    from unsubscribe.requests.services import unsubscribe_request_create
-
     _require_number(verification)
     filed: list[UnsubscribeRequest] = []
     refused: list[tuple[Tenant, str]] = []

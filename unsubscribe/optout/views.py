@@ -21,9 +21,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 
-from lanzuan import contrast
+from lanzuan import contrast, phones
 from tenants.models import Tenant
-from unsubscribe import links, phones
+from unsubscribe import links
 from unsubscribe import selectors as core
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.errors import ChannelDisabled, UnsubscribeError

@@ -15,21 +15,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from lanzuan.outbound import UnsafeURL, check_url
-from tenants.admin import TenantScopedAdmin
+from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin
 from unsubscribe.domain_events import EVENTS
 
 from . import webhooks
 from .models import EVENT_CHOICES, ScrubJob, WebhookDelivery, WebhookEndpoint
-
-
-class ReadOnlyRecordMixin:
-    """Records written by the system: nobody adds or edits them by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class WebhookEndpointForm(forms.ModelForm):
@@ -108,7 +98,8 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyRecordMixin, TenantScopedAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    records_deletable = True  # delivery logs, not compliance records
     list_display = [
         "created_at",
         "event",
@@ -164,7 +155,8 @@ class WebhookDeliveryAdmin(ReadOnlyRecordMixin, TenantScopedAdmin):
 
 
 @admin.register(ScrubJob)
-class ScrubJobAdmin(ReadOnlyRecordMixin, TenantScopedAdmin):
+class ScrubJobAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    records_deletable = True  # its files go with it (apps.py)
     list_display = [
         "created_at",
         "original_name",

@@ -13,8 +13,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from unsubscribe.links import email_unsubscribe_headers, email_unsubscribe_url
 from unsubscribe.models import Subscription
-from unsubscribe.optout.email_links import email_unsubscribe_headers, email_unsubscribe_url
 
 from .problems import Problem
 from .views import PartnerAPIView, documented, problems

@@ -34,13 +34,13 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from lanzuan.phones import InvalidPhoneNumber
 from unsubscribe.errors import (
     ChannelDisabled,
     IdempotencyConflict,
     UnknownServices,
     UnsubscribeError,
 )
-from unsubscribe.phones import InvalidPhoneNumber
 
 from .errors import PartnerError
 

@@ -44,12 +44,13 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.models import Suppression
 from unsubscribe.suppressions.selectors import relevant_scopes
 
+from . import tasks  # by module: tasks imports this one
 from .errors import InvalidUpload, TooManyNumbers, UnknownService
 from .models import ScrubJob
 from .selectors import service_exists
@@ -133,9 +134,7 @@ def scrub_job_create(*, tenant: Tenant, upload: UploadedFile, service_code: str 
 
 def scrub_job_dispatch(job_id: int) -> None:
     """Queue the job. Never raises: with the broker down the sweep queues it later."""
-    from .tasks import run_scrub_job
-
-    if dispatch_or_leave_for_sweep(run_scrub_job, job_id, what=f"scrub job {job_id}"):
+    if dispatch_or_leave_for_sweep(tasks.run_scrub_job, job_id, what=f"scrub job {job_id}"):
         ScrubJob.objects.unscoped(reason="marks a job handed to a worker, by its id").filter(
             pk=job_id
         ).update(dispatched_at=timezone.now())
@@ -396,6 +395,11 @@ def scrub_jobs_sweep() -> dict[str, int]:
         job.save(update_fields=["result"])
         expired += 1
     return {"scrub_jobs_dispatched": len(lost), "scrub_results_expired": expired}
+
+
+def scrub_job_deleted(sender: type, instance: ScrubJob, **kwargs: Any) -> None:
+    """post_delete of a job (connected in apps.py): its files go with it."""
+    scrub_job_files_delete(instance)
 
 
 def scrub_job_files_delete(job: ScrubJob) -> None:

@@ -17,8 +17,8 @@ from django.db import connection
 from django.db.models import F, Lookup, Q, QuerySet
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.models import Service, Suppression, UnsubscribeRequest
 from unsubscribe.suppressions.selectors import relevant_scopes
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
@@ -144,8 +145,6 @@ class UnsubscribeRequestSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, obj: UnsubscribeRequest) -> str:
-        from django.urls import reverse
-
         path = reverse("partner-request-detail", args=[obj.reference])
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request is not None else path
@@ -240,14 +239,10 @@ class ScrubJobSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, obj: ScrubJob) -> str:
-        from django.urls import reverse
-
         return self._absolute(reverse("partner-scrub-job-detail", args=[obj.pk]))
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_result_url(self, obj: ScrubJob) -> str | None:
-        from django.urls import reverse
-
         if obj.status != ScrubJob.Status.DONE or not obj.result:
             return None
         return self._absolute(reverse("partner-scrub-job-result", args=[obj.pk]))

@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.instants import InstantError
 from unsubscribe.models import Service, Subscription
 from unsubscribe.subscriptions.services import consent_time_parse, subscriptions_upsert, tenant_zone

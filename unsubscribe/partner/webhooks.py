@@ -53,11 +53,12 @@ from lanzuan import outbound
 from lanzuan.backoff import backoff_seconds
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from lanzuan.outbound import UnsafeURL
+from lanzuan.phones import redact
 from lanzuan.signing import signed_headers
 from tenants.models import Tenant
 from unsubscribe.domain_events import EVENTS
-from unsubscribe.phones import redact
 
+from . import tasks  # by module: tasks imports this one
 from .models import WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
@@ -154,9 +155,9 @@ def on_domain_event(tenant_id: int, event: str, payload: dict[str, Any]) -> None
 
 def webhook_delivery_dispatch(delivery_id: int) -> None:
     """Queue one delivery. Never raises: with the broker down the sweep sends it."""
-    from .tasks import deliver_webhook
-
-    if dispatch_or_leave_for_sweep(deliver_webhook, delivery_id, what=f"webhook delivery {delivery_id}"):
+    if dispatch_or_leave_for_sweep(
+        tasks.deliver_webhook, delivery_id, what=f"webhook delivery {delivery_id}"
+    ):
         WebhookDelivery.objects.unscoped(reason="marks a delivery handed to a worker, by its id").filter(
             pk=delivery_id
         ).update(dispatched_at=timezone.now())

@@ -26,10 +26,11 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
+from tenants.models import Tenant
+from unsubscribe.models import SubscriberProfile, Subscription, UnsubscribeRequest
+
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
-
-    from unsubscribe.models import Subscription, UnsubscribeRequest
 
 
 # --- receipts ---------------------------------------------------------------------------
@@ -172,8 +173,6 @@ def sources(purpose: str | None = None) -> list[DataSource]:
 
 
 def subscriptions_in_scope(request: UnsubscribeRequest) -> QuerySet[Subscription]:
-    from unsubscribe.models import Subscription
-
     qs = Subscription.objects.for_tenant(request.tenant_id).filter(phone_hash=request.phone_hash)
     if not request.scope_all:
         qs = qs.filter(service__in=request.services.all())
@@ -187,8 +186,6 @@ def _renewed_after(request: UnsubscribeRequest) -> Q:
 
 
 def _subscriptions_terminate(request: UnsubscribeRequest) -> Receipt:
-    from unsubscribe.models import Subscription
-
     active = subscriptions_in_scope(request).filter(status=Subscription.Status.ACTIVE)
     renewed = active.filter(_renewed_after(request)).count()
     count = 0
@@ -203,8 +200,6 @@ def _subscriptions_terminate(request: UnsubscribeRequest) -> Receipt:
 def _subscriptions_erase(request: UnsubscribeRequest) -> Receipt:
     # The ended subscription row stays as the record that consent was withdrawn,
     # but without the number. An active one (renewed meanwhile) keeps it: it is in use.
-    from unsubscribe.models import Subscription
-
     rows = list(subscriptions_in_scope(request).exclude(status=Subscription.Status.ACTIVE).exclude(phone=""))
     for subscription in rows:
         subscription.phone = ""
@@ -216,9 +211,6 @@ def _subscriptions_erase(request: UnsubscribeRequest) -> Receipt:
 def _profile_erase(request: UnsubscribeRequest) -> Receipt:
     """The profile serves every service: it goes with an all-marketing opt-out, or when
     the last active subscription of the number at this tenant has ended."""
-    from tenants.models import Tenant
-    from unsubscribe.models import SubscriberProfile, Subscription
-
     profiles = SubscriberProfile.objects.for_tenant(request.tenant_id).filter(phone_hash=request.phone_hash)
     if not profiles.exists():
         return Receipt.of()

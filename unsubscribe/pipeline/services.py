@@ -23,9 +23,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone, translation
 
+from lanzuan import phones
 from lanzuan.backoff import backoff_seconds
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
-from unsubscribe import domain_events, phones
+from unsubscribe import domain_events, tasks  # tasks imports this module: by module, not by name
 from unsubscribe.errors import PermanentStepError, TransientStepError
 from unsubscribe.models import Step, Target, UnsubscribeRequest
 from unsubscribe.requests.selectors import request_event_payload
@@ -99,9 +100,7 @@ def _builtin_steps(request: UnsubscribeRequest, *, planned: set[tuple[str, str]]
 def request_dispatch(request_id: int) -> None:
     """Hand the request to a worker. Never raises: if the broker is unreachable
     the request stays due and the sweep dispatches it later."""
-    from unsubscribe.tasks import process_request  # tasks import this module
-
-    if dispatch_or_leave_for_sweep(process_request, request_id, what=f"request {request_id}"):
+    if dispatch_or_leave_for_sweep(tasks.process_request, request_id, what=f"request {request_id}"):
         UnsubscribeRequest.objects.unscoped(reason="marks a request handed to a worker, by its id").filter(
             pk=request_id
         ).update(dispatched_at=timezone.now())
@@ -110,9 +109,7 @@ def request_dispatch(request_id: int) -> None:
 def step_dispatch(step_id: int, countdown: float = 0) -> None:
     """Hand the step to a worker in `countdown` seconds. Never raises: the sweep
     dispatches a step that stays due."""
-    from unsubscribe.tasks import run_step  # tasks import this module
-
-    dispatch_or_leave_for_sweep(run_step, step_id, what=f"step {step_id}", countdown=countdown)
+    dispatch_or_leave_for_sweep(tasks.run_step, step_id, what=f"step {step_id}", countdown=countdown)
 
 
 # --- the pipeline -----------------------------------------------------------------

@@ -6,29 +6,34 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
 
 import requests
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from lanzuan import outbound
+from lanzuan import outbound, phones
 from lanzuan.outbound import UnsafeURL
+from lanzuan.phones import redact
 from lanzuan.signing import signed_headers
-from unsubscribe import phones
+from notifications.catalogue import language_for
+from notifications.defaults import scope_words
+from notifications.gateways import (
+    NO_GATEWAY_PREFIX,
+    GatewayNotConfigured,
+    PermanentGatewayError,
+    TransientGatewayError,
+)
+from notifications.models import Message
+from notifications.services import message_create, message_deliver
 from unsubscribe.errors import PermanentStepError, TransientStepError
 from unsubscribe.links import status_url
 from unsubscribe.models import SCOPE_ALL, Step, Subscription, Suppression, Target, UnsubscribeRequest
-from unsubscribe.phones import redact
 from unsubscribe.requests.locks import number_lock
 from unsubscribe.requests.selectors import same_scope_requests
 
 from . import datasources
 from .datasources import Receipt
-
-if TYPE_CHECKING:
-    from notifications.models import Message
 
 
 def run(step: Step) -> Receipt:
@@ -145,9 +150,6 @@ def confirmation_scope(request: UnsubscribeRequest) -> dict[str, str]:
     """`{stopped}` and `{continuing}` for the confirmation, in the person's language:
     the services stopped (or all marketing), and those this number still gets (its
     active subscriptions outside the scope and not suppressed), or none."""
-    from notifications.catalogue import language_for
-    from notifications.defaults import scope_words
-
     words = scope_words(language_for(request.language, request.tenant.default_language))
     if request.scope_all:
         return {"stopped": words.all_marketing, "continuing": words.nothing}
@@ -175,9 +177,6 @@ def confirmation_scope(request: UnsubscribeRequest) -> dict[str, str]:
 
 
 def _confirm(step: Step, request: UnsubscribeRequest) -> Receipt:
-    from notifications.gateways import GatewayNotConfigured, PermanentGatewayError, TransientGatewayError
-    from notifications.services import message_deliver
-
     if not request.phone:
         raise PermanentStepError("the number was already erased; no confirmation can be sent")
     if (request.confirmation_channel or "sms") == "sms" and phones.is_fixed_line(request.phone):
@@ -208,8 +207,6 @@ def _confirm(step: Step, request: UnsubscribeRequest) -> Receipt:
 
 def _confirmed_today(request: UnsubscribeRequest) -> Message | None:
     """A confirmation (not failed) already made today for another request of this number and scope."""
-    from notifications.models import Message
-
     tenant = request.tenant
     day_start = tenant.local_midnight(timezone.localtime(timezone.now(), tenant.zoneinfo).date())
     others = same_scope_requests(
@@ -236,10 +233,6 @@ def _confirmed_today(request: UnsubscribeRequest) -> Message | None:
 def _create_confirmation(request: UnsubscribeRequest, *, attempt: int) -> Message:
     """The request's confirmation message: the same one on every attempt (its dedupe
     key), except after it failed for want of a gateway, when a new one is made."""
-    from notifications.gateways import NO_GATEWAY_PREFIX
-    from notifications.models import Message
-    from notifications.services import message_create
-
     key = f"confirm:{request.pk}"
     latest = (
         Message.objects.for_tenant(request.tenant_id)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.models import UnsubscribeRequest
 from unsubscribe.references import clean_reference
 

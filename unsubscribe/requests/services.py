@@ -27,8 +27,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import domain_events, phones
+from unsubscribe import domain_events
 from unsubscribe.errors import ChannelDisabled, IdempotencyConflict
 from unsubscribe.models import (
     SCOPE_ALL,

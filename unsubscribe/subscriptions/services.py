@@ -28,8 +28,9 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import phones
+from unsubscribe import tasks  # by module: tasks imports this one
 from unsubscribe.instants import InstantError, instant_parse
 from unsubscribe.models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
 
@@ -294,6 +295,4 @@ def _tally(run: _Run, done: Upserted) -> Counter[str]:
 
 
 def subscription_import_start(*, import_: SubscriptionImport) -> None:
-    from unsubscribe.tasks import import_subscriptions
-
-    transaction.on_commit(lambda: import_subscriptions.delay(import_.pk))
+    transaction.on_commit(lambda: tasks.import_subscriptions.delay(import_.pk))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.models import SCOPE_ALL, Suppression
 
 

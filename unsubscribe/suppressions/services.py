@@ -17,8 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import domain_events, phones
+from unsubscribe import domain_events
 from unsubscribe.errors import ResubscribeRefused
 from unsubscribe.models import (
     SCOPE_ALL,

@@ -26,6 +26,6 @@ def attention_queue(context: dict[str, Any]) -> dict[str, Any]:
     return {
         "tenants": attention.attention_queue(tenant_ids=tenant_ids),
         # Platform-wide: only superusers may open that list, so only they get the link.
-        "unrouted": attention.unrouted_attention() if superuser else None,
+        "unrouted": attention.platform_attention() if superuser else None,
         "user_misses_alerts": attention.user_misses_alerts(user),
     }

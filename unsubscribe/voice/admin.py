@@ -17,9 +17,9 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from tenants.admin import TenantScopedAdmin, request_tenant_ids
+from lanzuan import phones
+from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, request_tenant_ids
 from tenants.models import Tenant
-from unsubscribe import phones
 
 from . import services
 from .forms import VoiceCredentialForm, VoicePromptForm
@@ -139,8 +139,9 @@ class VoicePromptAdmin(TenantScopedAdmin):
 
 
 @admin.register(VoiceCall)
-class VoiceCallAdmin(TenantScopedAdmin):
-    """Records, not configuration: nobody edits them. The raw number is never shown."""
+class VoiceCallAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    """Records, not configuration: nobody edits them; kept for compliance. The raw number
+    is never shown."""
 
     list_display = ["started_at", "caller_masked", "keys", "outcome", "step", "request", "provider", "tenant"]
     list_filter = ["outcome", "provider", "tenant"]
@@ -165,15 +166,6 @@ class VoiceCallAdmin(TenantScopedAdmin):
         "ended_at",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # compliance records
 
     @admin.display(description=_("keys pressed"))
     def keys(self, obj: VoiceCall) -> str:

@@ -10,9 +10,10 @@ class VoiceConfig(AppConfig):
     verbose_name = _("Voice menu (IVR)")
 
     def ready(self) -> None:
-        from unsubscribe.pipeline.datasources import DataSource, register_source
+        # Models (and so the services) load only once the app registry is ready.
+        from unsubscribe.pipeline.datasources import DataSource, register_source  # noqa: PLC0415
 
-        from .services import voice_calls_erase_number
+        from .services import voice_calls_erase_number  # noqa: PLC0415
 
         # A call keeps the raw caller number only while it runs; this clears what is left
         # (a call from the same number that dropped mid-menu) when the number's data is erased.

@@ -7,19 +7,14 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from unsubscribe.inbound.forms import StoredSecretMixin
+from tenants.forms import StoredSecretMixin, secret_field
 
 from .models import VoiceCredential, VoicePrompt
 from .prompts import prompt_errors
 
 
 class VoiceCredentialForm(StoredSecretMixin):
-    secret = forms.CharField(
-        label=_("Secret"),
-        required=False,
-        max_length=200,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    secret = secret_field(
         help_text=_(
             "Twilio: the account's Auth Token. Generic: the HMAC secret the voice platform signs with. "
             "Write-only: never shown again."

@@ -27,8 +27,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe import phones
 from unsubscribe.errors import UnsubscribeError
 from unsubscribe.models import RequestChannel, Service, UnsubscribeRequest, VerificationMethod
 from unsubscribe.requests.services import unsubscribe_request_create

@@ -35,8 +35,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
+from lanzuan import webhooks
 from tenants.models import Tenant
-from unsubscribe.inbound import providers as signatures
 
 from . import selectors, services, twiml
 from .models import VoiceCredential, VoiceProvider
@@ -81,13 +81,13 @@ def _configured(tenant_slug: str, provider: str) -> tuple[Tenant, VoiceCredentia
 def _text(value: Any, name: str, *, required: bool = True, limit: int = 100) -> str:
     if value is None or value == "":
         if required:
-            raise signatures.Malformed(_("“%(name)s” is required.") % {"name": name})
+            raise webhooks.Malformed(_("“%(name)s” is required.") % {"name": name})
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise signatures.Malformed(_("“%(name)s” must be a string.") % {"name": name})
+        raise webhooks.Malformed(_("“%(name)s” must be a string.") % {"name": name})
     text = str(value).strip()
     if len(text) > limit:
-        raise signatures.Malformed(_("“%(name)s” is too long.") % {"name": name})
+        raise webhooks.Malformed(_("“%(name)s” is too long.") % {"name": name})
     return text
 
 
@@ -98,13 +98,13 @@ def _turn(value: Any) -> int | None:
     if isinstance(value, bool) or (
         isinstance(value, float) and not (math.isfinite(value) and value.is_integer())
     ):
-        raise signatures.Malformed(_("“turn” must be a whole number."))
+        raise webhooks.Malformed(_("“turn” must be a whole number."))
     try:
         turn = int(value)
     except (TypeError, ValueError, OverflowError):
-        raise signatures.Malformed(_("“turn” must be a whole number.")) from None
+        raise webhooks.Malformed(_("“turn” must be a whole number.")) from None
     if turn < 0:
-        raise signatures.Malformed(_("“turn” must be a whole number."))
+        raise webhooks.Malformed(_("“turn” must be a whole number."))
     return turn
 
 
@@ -115,7 +115,7 @@ def twilio_hook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     if isinstance(found, HttpResponse):
         return found
     tenant, credential = found
-    if not signatures.twilio_signature_ok(request, credential.secret):
+    if not webhooks.twilio_signature_ok(request, credential.secret):
         return _json_error(403, "bad_signature", _("Missing or invalid X-Twilio-Signature."))
     try:
         call_id = _text(request.POST.get("CallSid"), "CallSid")
@@ -123,7 +123,7 @@ def twilio_hook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
         called = _text(request.POST.get("To"), "To", required=False, limit=64)
         digits = _text(request.POST.get("Digits"), "Digits", required=False, limit=20)
         turn = _turn(request.GET.get("turn"))
-    except signatures.Malformed as exc:
+    except webhooks.Malformed as exc:
         return _json_error(400, "malformed", str(exc))
     prompt = services.voice_call_step(
         tenant=tenant,
@@ -146,12 +146,12 @@ def twilio_status_hook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     if isinstance(found, HttpResponse):
         return found
     tenant, credential = found
-    if not signatures.twilio_signature_ok(request, credential.secret):
+    if not webhooks.twilio_signature_ok(request, credential.secret):
         return _json_error(403, "bad_signature", _("Missing or invalid X-Twilio-Signature."))
     try:
         call_id = _text(request.POST.get("CallSid"), "CallSid")
         status = _text(request.POST.get("CallStatus"), "CallStatus", required=False, limit=20)
-    except signatures.Malformed as exc:
+    except webhooks.Malformed as exc:
         return _json_error(400, "malformed", str(exc))
     services.voice_call_status(tenant=tenant, provider=VoiceProvider.TWILIO, call_id=call_id, status=status)
     return HttpResponse(status=204)
@@ -165,22 +165,22 @@ def generic_hook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
         return found
     tenant, credential = found
     try:
-        signatures.verify_generic(request, credential.secret)
-    except signatures.SignatureRefused as exc:
+        webhooks.verify_generic(request, credential.secret)
+    except webhooks.SignatureRefused as exc:
         return _json_error(exc.status, "unsigned" if exc.status == 401 else "bad_signature", exc.reason)
     try:
         try:
             data = json.loads(request.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            raise signatures.Malformed(_("The body is not valid UTF-8 JSON.")) from None
+            raise webhooks.Malformed(_("The body is not valid UTF-8 JSON.")) from None
         if not isinstance(data, dict):
-            raise signatures.Malformed(_("Expected a JSON object."))
+            raise webhooks.Malformed(_("Expected a JSON object."))
         call_id = _text(data.get("call_id"), "call_id")
         turn = _turn(data.get("turn"))
         caller = _text(data.get("from"), "from", required=turn is None, limit=64)
         called = _text(data.get("to"), "to", required=False, limit=64)
         digits = _text(data.get("digits"), "digits", required=False, limit=20)
-    except signatures.Malformed as exc:
+    except webhooks.Malformed as exc:
         return _json_error(400, "malformed", str(exc))
     prompt = services.voice_call_step(
         tenant=tenant,

@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from lanzuan import phones
 from tenants.models import Membership, Role, Tenant
-from unsubscribe import phones
 from unsubscribe.models import ChannelSetting, Service, SubscriberProfile, Subscription
 
 DEMO_PASSWORD = "lanzuan-demo"

@@ -1,6 +1,6 @@
 """Intent of inbound SMS replies ("TD", "别再发了", "did my STOP work?"), per ../shared INTENT.md rules.
 
->>> from unsubscribe.intent import classify
+>>> from unsubscribe.inbound.intent import classify
 >>> classify("退訂，謝謝").intent
 'unsubscribe'
 """

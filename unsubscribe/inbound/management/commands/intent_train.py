@@ -8,13 +8,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from unsubscribe.intent import model, training
+from unsubscribe.inbound.intent import model, training
 
 
 class Command(BaseCommand):
-    help = (
-        "Train the reply-intent model on unsubscribe/intent/data/train.jsonl (thresholds on dev) and save it."
-    )
+    help = "Train the reply-intent model on unsubscribe/inbound/intent/data/train.jsonl (thresholds on dev) and save it."
     requires_system_checks = []
 
     def add_arguments(self, parser: CommandParser) -> None:

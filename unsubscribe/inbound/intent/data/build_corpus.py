@@ -1,4 +1,4 @@
-"""Build the labelled reply corpus: ``python unsubscribe/intent/data/build_corpus.py``.
+"""Build the labelled reply corpus: ``python unsubscribe/inbound/intent/data/build_corpus.py``.
 
 Writes ``train.jsonl``, ``dev.jsonl`` and ``test.jsonl`` next to this file, one JSON object a line:
 ``{"text", "label", "family", "context"}``. Deterministic (fixed seed): running it again gives the same

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from unsubscribe.intent import classify
+from unsubscribe.inbound.intent import classify
 
 
 def _keywords(value: str) -> list[str]:

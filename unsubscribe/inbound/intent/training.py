@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from sklearn.svm import LinearSVC
 
 from . import model, rules
 from .classifier import CLARIFICATION, IntentResult, classify
@@ -60,8 +62,6 @@ def _for_model(rows: Iterable[Row]) -> list[Row]:
 
 
 def _matrix(grams: list[set[str]], vocabulary: dict[str, int], idf: np.ndarray) -> Any:
-    from scipy.sparse import csr_matrix
-
     indptr, indices, data = [0], [], []
     for doc in grams:
         index, values = model.features(doc, vocabulary, idf)
@@ -72,8 +72,6 @@ def _matrix(grams: list[set[str]], vocabulary: dict[str, int], idf: np.ndarray) 
 
 
 def train(data_dir: Path = DATA_DIR) -> model.Params:
-    from sklearn.svm import LinearSVC
-
     train_rows = _for_model(load_split("train", data_dir))
     dev_rows = _for_model(load_split("dev", data_dir))
     train_grams = [model.ngrams(*model_input(r.text)) for r in train_rows]

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from unsubscribe.intent import training
+from unsubscribe.inbound.intent import training
 
 
 class Command(BaseCommand):

@@ -10,7 +10,9 @@ import functools
 import re
 from collections.abc import Iterable
 
-from .normalise import STOP_TOKEN, YES_TOKEN
+from pypinyin import Style, pinyin
+
+from .normalise import STOP_TOKEN, YES_TOKEN, normalise
 
 # The opt-out codes (China: 回复TD/T/N/R退订; CTIA/TCPA: STOP and its companions; Canada: ARRET).
 UNSUBSCRIBE_CODES: frozenset[str] = frozenset(
@@ -190,8 +192,6 @@ def typo_of(word: str) -> str | None:
 def tenant_table(keywords: tuple[str, ...]) -> tuple[frozenset[str], re.Pattern[str] | None]:
     """Built once per keyword set (a tenant change), not per message: the whole-message words, and a
     pattern for the ones distinctive enough to count inside a sentence (4+ letters, or Chinese)."""
-    from .normalise import normalise
-
     words = {normalise(k) for k in keywords} - {""}
     anywhere = {w for w in words if len(w) >= 4 or (not w.isascii() and len(w) >= 2)}
     return frozenset(words), (_pattern(anywhere) if anywhere else None)
@@ -199,8 +199,6 @@ def tenant_table(keywords: tuple[str, ...]) -> tuple[frozenset[str], re.Pattern[
 
 @functools.lru_cache(maxsize=4096)
 def _readings(char: str) -> frozenset[str]:
-    from pypinyin import Style, pinyin
-
     return frozenset(pinyin(char, style=Style.NORMAL, heteronym=True, errors="ignore")[0] or ())
 
 
