@@ -7,6 +7,7 @@ A superuser sees both.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
@@ -14,6 +15,14 @@ from django.contrib.auth import get_user_model
 
 from tenants.models import Membership, Role, Tenant
 from tenants.services import api_key_create
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from pytest_django import Settings
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -30,7 +39,7 @@ CLOCKS = {
 
 
 @pytest.fixture(params=list(CLOCKS.values()), ids=list(CLOCKS))
-def frozen_clock(request) -> datetime:
+def frozen_clock(request: pytest.FixtureRequest) -> Iterator[datetime]:
     """The clock stands at each of CLOCKS in turn (ticking, so time still passes)."""
     with time_machine.travel(request.param, tick=True):
         yield request.param
@@ -46,34 +55,34 @@ def tenant_b(db: None) -> Tenant:
     return Tenant.objects.create(slug="tenant-b", name="Platform B", kind=Tenant.Kind.PLATFORM)
 
 
-def make_member(username: str, tenant: Tenant, role: str):
+def make_member(username: str, tenant: Tenant, role: str) -> User:
     user = get_user_model().objects.create_user(username=username, password=PASSWORD, is_staff=True)
     Membership.objects.create(user=user, tenant=tenant, role=role)
     return user
 
 
 @pytest.fixture
-def alice(tenant_a: Tenant):
+def alice(tenant_a: Tenant) -> User:
     return make_member("alice", tenant_a, Role.ADMIN)
 
 
 @pytest.fixture
-def bob(tenant_a: Tenant):
+def bob(tenant_a: Tenant) -> User:
     return make_member("bob", tenant_a, Role.VIEWER)
 
 
 @pytest.fixture
-def agent_amy(tenant_a: Tenant):
+def agent_amy(tenant_a: Tenant) -> User:
     return make_member("amy", tenant_a, Role.AGENT)
 
 
 @pytest.fixture
-def charlie(tenant_b: Tenant):
+def charlie(tenant_b: Tenant) -> User:
     return make_member("charlie", tenant_b, Role.ADMIN)
 
 
 @pytest.fixture
-def root(db: None):
+def root(db: None) -> User:
     return get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
 
 
@@ -88,7 +97,7 @@ def api_key_b(tenant_b: Tenant) -> str:
 
 
 @pytest.fixture
-def outbox(settings, tmp_path):
+def outbox(settings: Settings, tmp_path: Path) -> Path:
     """The file gateway's outbox, isolated per test; returns its path."""
     path = tmp_path / "outbox.jsonl"
     settings.OUTBOX_PATH = path
@@ -96,7 +105,7 @@ def outbox(settings, tmp_path):
 
 
 @pytest.fixture
-def eager_celery():
+def eager_celery() -> Iterator[Celery]:
     """Celery tasks run in-process when dispatched (retries too, without waiting), for
     flows whose effect a test checks right away; integration tests use a real worker."""
     from lanzuan.celery import app

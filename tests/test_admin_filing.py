@@ -3,9 +3,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.urls import reverse
 
 from unsubscribe.models import ChannelSetting, UnsubscribeRequest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from tenants.models import Tenant
 
 ADD = "admin:unsubscribe_unsubscriberequest_add"
 
@@ -14,7 +22,9 @@ def channel_choices(response) -> list[str]:
     return [value for value, _label in response.context["form"].fields["channel"].choices]
 
 
-def test_the_default_channel_is_one_that_is_switched_on(client, alice, tenant_a):
+def test_the_default_channel_is_one_that_is_switched_on(
+    client: Client, alice: User, tenant_a: Tenant
+) -> None:
     # given the tenant has switched the hotline (the first filing channel) off
     ChannelSetting.objects.create(tenant=tenant_a, channel="hotline", enabled=False)
     client.force_login(alice)
@@ -29,7 +39,9 @@ def test_the_default_channel_is_one_that_is_switched_on(client, alice, tenant_a)
     assert 'value="hotline"' not in response.content.decode()
 
 
-def test_a_switched_off_channel_posted_anyway_is_a_form_error(client, alice, tenant_a):
+def test_a_switched_off_channel_posted_anyway_is_a_form_error(
+    client: Client, alice: User, tenant_a: Tenant
+) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="hotline", enabled=False)
     client.force_login(alice)
 
@@ -44,7 +56,9 @@ def test_a_switched_off_channel_posted_anyway_is_a_form_error(client, alice, ten
     assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
-def test_another_tenants_switch_does_not_change_my_form(client, alice, charlie, tenant_a, tenant_b):
+def test_another_tenants_switch_does_not_change_my_form(
+    client: Client, alice: User, charlie: User, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
     ChannelSetting.objects.create(tenant=tenant_b, channel="hotline", enabled=False)
     client.force_login(alice)
     response = client.get(reverse(ADD))
@@ -53,8 +67,8 @@ def test_another_tenants_switch_does_not_change_my_form(client, alice, charlie, 
 
 
 def test_a_superuser_filing_for_a_tenant_with_the_channel_off_gets_a_form_error(
-    client, root, tenant_a, tenant_b
-):
+    client: Client, root: User, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="app", enabled=False)
     client.force_login(root)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib import admin
@@ -22,6 +23,13 @@ from django.urls import NoReverseMatch, reverse
 from tenants.models import Tenant
 from unsubscribe.models import RequestChannel, VerificationMethod
 from unsubscribe.requests.services import unsubscribe_request_create
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from celery import Celery
+    from django.test import Client
+    from pytest_django import Settings
 
 # Words that are names or codes, not sentences: shown as they are in any language.
 ALLOWED = {
@@ -162,7 +170,7 @@ def admin_urls() -> list[str]:
 
 
 @pytest.fixture
-def demo_data(db: None, eager_celery, outbox, settings) -> None:
+def demo_data(db: None, eager_celery: Celery, outbox: Path, settings: Settings) -> None:
     call_command("seed_demo", verbosity=0)
     tenant = Tenant.objects.get(slug="demo-mobile")
     unsubscribe_request_create(
@@ -174,7 +182,7 @@ def demo_data(db: None, eager_celery, outbox, settings) -> None:
     )
 
 
-def test_every_admin_page_reads_in_chinese(client, demo_data, settings) -> None:
+def test_every_admin_page_reads_in_chinese(client: Client, demo_data: None, settings: Settings) -> None:
     settings.LANGUAGE_CODE = "zh-hans"
     client.login(username="admin", password="lanzuan-demo")
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
@@ -198,7 +206,7 @@ def test_the_walk_sees_english_when_there_is_some() -> None:
     assert english_words("<script>var needsAttention = 1</script><p>需要处理</p>") == set()
 
 
-def test_tenant_admin_sees_chinese_too(client, demo_data, settings) -> None:
+def test_tenant_admin_sees_chinese_too(client: Client, demo_data: None, settings: Settings) -> None:
     client.login(username="mobile-admin", password="lanzuan-demo")
     response = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert response.status_code == 200
@@ -221,7 +229,7 @@ def _run_pipeline(request_pk: int) -> None:
             step_run(step.pk)
 
 
-def test_tenant_admin_walk_reads_in_chinese(client, demo_data) -> None:
+def test_tenant_admin_walk_reads_in_chinese(client: Client, demo_data: None) -> None:
     # A tenant's owner sees only some pages; every one of them reads in Chinese too.
     client.login(username="mobile-admin", password="lanzuan-demo")
     found: dict[str, set[str]] = {}
@@ -237,7 +245,7 @@ def test_tenant_admin_walk_reads_in_chinese(client, demo_data) -> None:
     assert not found, f"English on zh-Hans admin pages:\n{report}"
 
 
-def test_receipts_and_scopes_read_in_the_staff_language(client, demo_data) -> None:
+def test_receipts_and_scopes_read_in_the_staff_language(client: Client, demo_data: None) -> None:
     # given a request that went through the pipeline (its receipt stored as language-free
     # lines, rendered in each reader's language)
     from unsubscribe.models import Step, Suppression, UnsubscribeRequest
@@ -291,7 +299,7 @@ def test_receipt_display_knows_the_pipeline_sentences() -> None:
 
 
 def test_history_shows_labels_choice_names_and_the_tenants_local_time(
-    client, db, eager_celery, outbox
+    client: Client, db: None, eager_celery: Celery, outbox: Path
 ) -> None:
     import datetime as dt
 

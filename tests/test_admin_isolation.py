@@ -6,6 +6,8 @@ covered automatically: the parametrisation reads the admin registry.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from django.contrib import admin
 from django.contrib.admin.utils import quote
@@ -16,6 +18,12 @@ from tenants.models import Membership, Tenant, TenantAPIKey
 from tenants.scoping import TenantOwnedModel
 
 from .conftest import PASSWORD
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from django.contrib.auth.models import User
+    from django.test import Client
 
 
 def tenant_models() -> list[type]:
@@ -31,7 +39,7 @@ def tenant_models() -> list[type]:
 MODELS = tenant_models()
 
 
-def test_every_tenant_owned_model_is_covered():
+def test_every_tenant_owned_model_is_covered() -> None:
     from tenants.scoping import tenant_owned_models
 
     unregistered = [m._meta.label for m in tenant_owned_models() if m not in admin.site._registry]
@@ -56,7 +64,7 @@ def urls(obj) -> dict[str, str]:
 
 
 @pytest.fixture
-def login(client):
+def login(client: Client) -> Callable[[User], Client]:
     def _login(user):
         client.force_login(user)
         return client
@@ -65,7 +73,9 @@ def login(client):
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
-def test_admin_of_a_cannot_reach_b_objects(model, tenant_a, tenant_b, alice, charlie, login):
+def test_admin_of_a_cannot_reach_b_objects(
+    model, tenant_a: Tenant, tenant_b: Tenant, alice: User, charlie: User, login: Callable[[User], Client]
+) -> None:
     # given an object in each tenant
     mine, theirs = make(model, tenant_a), make(model, tenant_b)
     client = login(alice)
@@ -92,7 +102,9 @@ def test_admin_of_a_cannot_reach_b_objects(model, tenant_a, tenant_b, alice, cha
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
-def test_viewer_reads_but_cannot_change(model, tenant_a, bob, login):
+def test_viewer_reads_but_cannot_change(
+    model, tenant_a: Tenant, bob: User, login: Callable[[User], Client]
+) -> None:
     obj = make(model, tenant_a)
     client = login(bob)
     assert client.get(urls(obj)["change"]).status_code == 200
@@ -106,7 +118,9 @@ def test_viewer_reads_but_cannot_change(model, tenant_a, bob, login):
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
-def test_superuser_sees_both_tenants(model, tenant_a, tenant_b, root, login):
+def test_superuser_sees_both_tenants(
+    model, tenant_a: Tenant, tenant_b: Tenant, root: User, login: Callable[[User], Client]
+) -> None:
     mine, theirs = make(model, tenant_a), make(model, tenant_b)
     client = login(root)
     info = (model._meta.app_label, model._meta.model_name)
@@ -115,7 +129,9 @@ def test_superuser_sees_both_tenants(model, tenant_a, tenant_b, root, login):
     assert client.get(urls(theirs)["change"]).status_code == 200
 
 
-def test_tenant_admin_sees_only_own_tenant(tenant_a, tenant_b, alice, login):
+def test_tenant_admin_sees_only_own_tenant(
+    tenant_a: Tenant, tenant_b: Tenant, alice: User, login: Callable[[User], Client]
+) -> None:
     client = login(alice)
     body = client.get(reverse("admin:tenants_tenant_changelist")).content.decode()
     assert tenant_a.name in body and tenant_b.name not in body
@@ -123,7 +139,9 @@ def test_tenant_admin_sees_only_own_tenant(tenant_a, tenant_b, alice, login):
     assert client.get(reverse("admin:tenants_tenant_history", args=[tenant_b.pk])).status_code == 404
 
 
-def test_admin_changes_own_tenant_policy_with_history(tenant_a, alice, login):
+def test_admin_changes_own_tenant_policy_with_history(
+    tenant_a: Tenant, alice: User, login: Callable[[User], Client]
+) -> None:
     client = login(alice)
     url = reverse("admin:tenants_tenant_change", args=[tenant_a.pk])
     form = client.get(url).context["adminform"].form
@@ -151,7 +169,9 @@ def test_admin_changes_own_tenant_policy_with_history(tenant_a, alice, login):
     assert "alice" in history
 
 
-def test_foreign_key_choices_and_autocomplete_are_scoped(tenant_a, tenant_b, alice, login):
+def test_foreign_key_choices_and_autocomplete_are_scoped(
+    tenant_a: Tenant, tenant_b: Tenant, alice: User, login: Callable[[User], Client]
+) -> None:
     from unsubscribe.models import Service
 
     Service.objects.create(tenant=tenant_a, name="Mine", code="mine")
@@ -168,7 +188,9 @@ def test_foreign_key_choices_and_autocomplete_are_scoped(tenant_a, tenant_b, ali
     assert any("Mine" in n for n in names) and not any("Theirs" in n for n in names)
 
 
-def test_user_without_membership_sees_no_tenant_data(db, tenant_a, login):
+def test_user_without_membership_sees_no_tenant_data(
+    db: None, tenant_a: Tenant, login: Callable[[User], Client]
+) -> None:
     from django.contrib.auth import get_user_model
 
     stranger = get_user_model().objects.create_user("stranger", password=PASSWORD, is_staff=True)
@@ -183,7 +205,15 @@ def test_user_without_membership_sees_no_tenant_data(db, tenant_a, login):
         ("notifications.GatewayConfig", "secret", "gw-secret-xyz"),
     ],
 )
-def test_viewer_never_sees_write_only_secrets(model_label, secret_field, value, tenant_a, bob, alice, login):
+def test_viewer_never_sees_write_only_secrets(
+    model_label: str,
+    secret_field: str,
+    value: str,
+    tenant_a: Tenant,
+    bob: User,
+    alice: User,
+    login: Callable[[User], Client],
+) -> None:
     from django.apps import apps
 
     model = apps.get_model(model_label)
@@ -196,7 +226,9 @@ def test_viewer_never_sees_write_only_secrets(model_label, secret_field, value, 
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
-def test_actions_never_touch_another_tenants_rows(model, tenant_a, tenant_b, alice, login):
+def test_actions_never_touch_another_tenants_rows(
+    model, tenant_a: Tenant, tenant_b: Tenant, alice: User, login: Callable[[User], Client]
+) -> None:
     theirs = make(model, tenant_b)
     client = login(alice)
     info = (model._meta.app_label, model._meta.model_name)

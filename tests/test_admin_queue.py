@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
@@ -15,6 +16,12 @@ from model_bakery import baker
 
 from unsubscribe.inbound.models import InboundMessage
 from unsubscribe.models import UnsubscribeRequest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from tenants.models import Tenant
 
 State = UnsubscribeRequest.State
 NOW = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)  # late evening UTC, the next morning in Shanghai
@@ -47,7 +54,7 @@ def queue_links(page: str, slug: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def busy_tenants(tenant_a, tenant_b):
+def busy_tenants(tenant_a: Tenant, tenant_b: Tenant) -> None:
     """Tenant A: 2 needing attention (one past its SLA), 1 more open past its SLA,
     1 flagged reply; tenant B: 1 needing attention, 3 flagged replies."""
     with time_machine.travel(NOW, tick=False):
@@ -61,7 +68,7 @@ def busy_tenants(tenant_a, tenant_b):
         baker.make(InboundMessage, tenant=tenant_b, flagged_for_attention=True, _quantity=3)
 
 
-def test_the_admin_home_shows_the_queue_with_counts(client, alice, busy_tenants):
+def test_the_admin_home_shows_the_queue_with_counts(client: Client, alice: User, busy_tenants: None) -> None:
     client.force_login(alice)
     with time_machine.travel(NOW, tick=False):
         page = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
@@ -77,7 +84,9 @@ def test_the_admin_home_shows_the_queue_with_counts(client, alice, busy_tenants)
     }
 
 
-def test_tenant_b_never_sees_tenant_a_counts(client, charlie, busy_tenants, tenant_a):
+def test_tenant_b_never_sees_tenant_a_counts(
+    client: Client, charlie: User, busy_tenants: None, tenant_a: Tenant
+) -> None:
     client.force_login(charlie)
     with time_machine.travel(NOW, tick=False):
         page = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
@@ -86,7 +95,7 @@ def test_tenant_b_never_sees_tenant_a_counts(client, charlie, busy_tenants, tena
     assert 'data-tenant="tenant-a"' not in page and tenant_a.name not in page
 
 
-def test_a_superuser_sees_every_tenants_queue(client, root, busy_tenants):
+def test_a_superuser_sees_every_tenants_queue(client: Client, root: User, busy_tenants: None) -> None:
     client.force_login(root)
     with time_machine.travel(NOW, tick=False):
         page = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
@@ -94,7 +103,9 @@ def test_a_superuser_sees_every_tenants_queue(client, root, busy_tenants):
     assert queue_counts(page, "tenant-b")["flagged_replies"] == 3
 
 
-def test_the_queue_links_open_lists_filtered_to_the_same_rows(client, alice, busy_tenants):
+def test_the_queue_links_open_lists_filtered_to_the_same_rows(
+    client: Client, alice: User, busy_tenants: None
+) -> None:
     client.force_login(alice)
     with time_machine.travel(NOW, tick=False):
         page = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
@@ -105,7 +116,9 @@ def test_the_queue_links_open_lists_filtered_to_the_same_rows(client, alice, bus
             assert response.context["cl"].result_count == expected, key
 
 
-def test_the_sla_column_shows_time_left_and_overdue_in_red(client, alice, tenant_a):
+def test_the_sla_column_shows_time_left_and_overdue_in_red(
+    client: Client, alice: User, tenant_a: Tenant
+) -> None:
     with time_machine.travel(NOW, tick=False):
         a_request(tenant_a, due_in=timedelta(hours=5, minutes=20), reference="AAAA-1111")
         a_request(tenant_a, state=State.NEEDS_ATTENTION, due_in=-timedelta(hours=3), reference="BBBB-2222")
@@ -120,7 +133,9 @@ def test_the_sla_column_shows_time_left_and_overdue_in_red(client, alice, tenant
     assert "color:#cf222e" in overdue.group(0)
 
 
-def test_staff_without_an_email_address_are_warned(client, alice, bob, tenant_a):
+def test_staff_without_an_email_address_are_warned(
+    client: Client, alice: User, bob: User, tenant_a: Tenant
+) -> None:
     # alice (an administrator, alerted by email) has no address; bob is a viewer (never alerted)
     client.force_login(alice)
     page = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()

@@ -3,6 +3,8 @@ add form shows the built-in text and the SMS length as staff type (item 18)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
@@ -12,6 +14,12 @@ from notifications.defaults import DEFAULT_TEXTS
 from notifications.models import Template
 from notifications.rendering import text_errors
 from notifications.services import template_save
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from tenants.models import Tenant
 
 ADD = "admin:notifications_template_add"
 
@@ -48,8 +56,8 @@ PROMOTIONAL = [
 
 @pytest.mark.parametrize("language, event, body", PROMOTIONAL)
 def test_confirmation_with_marketing_is_refused_in_the_admin_form(
-    client, alice, tenant_a, language, event, body
-):
+    client: Client, alice: User, tenant_a: Tenant, language: str, event: str, body: str
+) -> None:
     client.force_login(alice)
 
     response = client.post(
@@ -64,7 +72,7 @@ def test_confirmation_with_marketing_is_refused_in_the_admin_form(
     assert not Template.objects.unscoped(reason="test").exists()
 
 
-def test_the_marketing_error_names_what_to_remove(client, alice, tenant_a):
+def test_the_marketing_error_names_what_to_remove(client: Client, alice: User, tenant_a: Tenant) -> None:
     client.force_login(alice)
     body = "{tenant_name}: done. 50% off everything at www.shop.example today"
     response = client.post(
@@ -74,7 +82,7 @@ def test_the_marketing_error_names_what_to_remove(client, alice, tenant_a):
     assert "www.shop.example" in errors and "50% off" in errors
 
 
-def test_the_marketing_error_is_in_the_admins_language(client, alice, tenant_a):
+def test_the_marketing_error_is_in_the_admins_language(client: Client, alice: User, tenant_a: Tenant) -> None:
     client.force_login(alice)
     response = client.post(
         reverse(ADD),
@@ -85,7 +93,9 @@ def test_the_marketing_error_is_in_the_admins_language(client, alice, tenant_a):
     assert "优惠" in str(response.context["adminform"].form.errors["body"])
 
 
-def test_a_clean_confirmation_is_saved_and_a_change_adding_marketing_is_refused(client, alice, tenant_a):
+def test_a_clean_confirmation_is_saved_and_a_change_adding_marketing_is_refused(
+    client: Client, alice: User, tenant_a: Tenant
+) -> None:
     client.force_login(alice)
     # given a clean confirmation, with the status link as a variable
     response = client.post(reverse(ADD), template_form(tenant_a, language="en"), HTTP_ACCEPT_LANGUAGE="en")
@@ -107,7 +117,7 @@ def test_a_clean_confirmation_is_saved_and_a_change_adding_marketing_is_refused(
     assert "sale" not in template.body
 
 
-def test_the_save_service_refuses_marketing_so_no_path_bypasses_it(tenant_a):
+def test_the_save_service_refuses_marketing_so_no_path_bypasses_it(tenant_a: Tenant) -> None:
     with pytest.raises(ValidationError) as raised:
         template_save(
             tenant=tenant_a,
@@ -139,7 +149,7 @@ def test_the_save_service_refuses_marketing_so_no_path_bypasses_it(tenant_a):
 @pytest.mark.parametrize(
     "key", sorted(k for k in DEFAULT_TEXTS if k[0] in CONFIRMATION_EVENTS), ids=lambda k: f"{k[0]}-{k[1]}"
 )
-def test_the_built_in_texts_pass_and_their_promotional_twins_do_not(key):
+def test_the_built_in_texts_pass_and_their_promotional_twins_do_not(key) -> None:
     event, _language = key
     text = DEFAULT_TEXTS[key]
     assert text_errors(text.body, event) == []
@@ -162,7 +172,7 @@ def test_the_built_in_texts_pass_and_their_promotional_twins_do_not(key):
         ),
     ],
 )
-def test_plain_confirmations_pass_where_promotional_ones_are_refused(plain, promotional):
+def test_plain_confirmations_pass_where_promotional_ones_are_refused(plain: str, promotional: str) -> None:
     assert text_errors(plain, "unsubscribe_completed") == []
     assert text_errors(promotional, "unsubscribe_completed")
 
@@ -170,7 +180,9 @@ def test_plain_confirmations_pass_where_promotional_ones_are_refused(plain, prom
 # --- item 18: built-in text and SMS length on the add form --------------------------------
 
 
-def test_the_add_form_shows_and_prefills_the_built_in_text(client, alice, tenant_a):
+def test_the_add_form_shows_and_prefills_the_built_in_text(
+    client: Client, alice: User, tenant_a: Tenant
+) -> None:
     client.force_login(alice)
 
     response = client.get(
@@ -187,7 +199,9 @@ def test_the_add_form_shows_and_prefills_the_built_in_text(client, alice, tenant
     assert "Start from the built-in text" in page
 
 
-def test_the_live_preview_returns_the_built_in_text_for_the_chosen_event(client, alice, tenant_a):
+def test_the_live_preview_returns_the_built_in_text_for_the_chosen_event(
+    client: Client, alice: User, tenant_a: Tenant
+) -> None:
     client.force_login(alice)
     response = client.post(
         reverse("admin:notifications_template_preview"),
@@ -199,7 +213,7 @@ def test_the_live_preview_returns_the_built_in_text_for_the_chosen_event(client,
     assert DEFAULT_TEXTS[("clarify", "zh-hans")].body in payload["built_in_html"]
 
 
-def test_the_sms_length_is_counted_as_staff_type(client, alice, tenant_a):
+def test_the_sms_length_is_counted_as_staff_type(client: Client, alice: User, tenant_a: Tenant) -> None:
     client.force_login(alice)
     url = reverse("admin:notifications_template_preview")
 
@@ -237,7 +251,9 @@ def test_the_sms_length_is_counted_as_staff_type(client, alice, tenant_a):
     assert broken["length"]["characters"] == 17
 
 
-def test_the_form_shows_the_count_under_the_body_and_the_list_shows_segments(client, alice, tenant_a):
+def test_the_form_shows_the_count_under_the_body_and_the_list_shows_segments(
+    client: Client, alice: User, tenant_a: Tenant
+) -> None:
     template = template_save(
         tenant=tenant_a,
         event="clarify",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import time_machine
@@ -18,6 +18,11 @@ from hypothesis import strategies as st
 
 from tests.test_imports import IMPORT_URL, A, B, api_for, csv_bytes, new_tenant
 from unsubscribe.models import Subscription, SubscriptionImport
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 PROBLEM = "application/problem+json"
 REQUESTS_URL = "/api/v1/unsubscribe-requests"
@@ -46,7 +51,9 @@ OUT_OF_RANGE = [
 
 @pytest.mark.parametrize("raw", OUT_OF_RANGE)
 @pytest.mark.parametrize("field", ["created_after", "created_before"])
-def test_a_date_filter_out_of_range_or_malformed_is_a_400_on_that_field(field, raw, db):
+def test_a_date_filter_out_of_range_or_malformed_is_a_400_on_that_field(
+    field: str, raw: str, db: None
+) -> None:
     body = problem(api_for(new_tenant()).get(REQUESTS_URL, {field: raw}), 400)
     assert [e["field"] for e in body["errors"]] == [field]
 
@@ -56,7 +63,7 @@ def test_a_date_filter_out_of_range_or_malformed_is_a_400_on_that_field(field, r
     "raw",
     [*OUT_OF_RANGE, "2030-01-01", "9999-01-01", "2026-06-01T12:10:00Z", "2025-03-09T02:30"],
 )
-def test_an_unacceptable_consent_time_is_an_item_error_of_the_api_import(raw, db):
+def test_an_unacceptable_consent_time_is_an_item_error_of_the_api_import(raw: str, db: None) -> None:
     tenant = new_tenant("America/New_York")
     response = api_for(tenant).post(
         IMPORT_URL,
@@ -70,7 +77,7 @@ def test_an_unacceptable_consent_time_is_an_item_error_of_the_api_import(raw, db
 
 
 @time_machine.travel(NOW, tick=False)
-def test_dst_edges_a_skew_allowance_and_the_first_of_a_repeated_hour(db):
+def test_dst_edges_a_skew_allowance_and_the_first_of_a_repeated_hour(db: None) -> None:
     tenant = new_tenant("America/New_York")
     body = (
         api_for(tenant)
@@ -99,8 +106,12 @@ def test_dst_edges_a_skew_allowance_and_the_first_of_a_repeated_hour(db):
 
 @time_machine.travel(NOW, tick=False)
 def test_one_out_of_range_row_of_a_csv_import_is_a_row_error_on_its_line_and_the_rest_is_saved(
-    db, root, client, eager_celery, django_capture_on_commit_callbacks
-):
+    db: None,
+    root: User,
+    client: Client,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     tenant = new_tenant()
     rows = [{"phone": f"+86135{n:08d}", "service": "offers", "consent_at": "2025-01-02"} for n in range(1500)]
     rows.append({"phone": "+8613599999999", "service": "offers", "consent_at": "0001-01-01"})  # line 1502
@@ -152,7 +163,7 @@ _instant_text = st.one_of(_stamps, st.text(max_size=30))
 @time_machine.travel(NOW, tick=False)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=_instant_text, zone=st.sampled_from(["Asia/Shanghai", "America/New_York", "Pacific/Kiritimati"]))
-def test_random_instants_never_give_a_500_and_every_valid_item_is_saved(db, raw, zone):
+def test_random_instants_never_give_a_500_and_every_valid_item_is_saved(db: None, raw, zone) -> None:
     tenant = new_tenant(zone)
     api = api_for(tenant)
     for field in ("created_after", "created_before"):
@@ -182,12 +193,12 @@ def test_random_instants_never_give_a_500_and_every_valid_item_is_saved(db, raw,
         (IMPORT_URL, "[" * 100 + "]" * 100),
     ],
 )
-def test_deeply_nested_json_is_a_400_parse_error(url, body, db):
+def test_deeply_nested_json_is_a_400_parse_error(url, body: str, db: None) -> None:
     response = api_for(new_tenant()).post(url, body, content_type="application/json")
     assert problem(response, 400)["code"] == "parse_error"
 
 
-def test_a_json_body_over_the_limit_is_a_413_problem(db, settings):
+def test_a_json_body_over_the_limit_is_a_413_problem(db: None, settings: Settings) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
     items = [{"phone": A, "service": "offers"}] * 1000
     response = api_for(new_tenant()).post(IMPORT_URL, items, format="json")
@@ -198,7 +209,7 @@ def test_a_json_body_over_the_limit_is_a_413_problem(db, settings):
 
 
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
-def test_a_bad_encoding_or_bad_json_does_not_show_pythons_message(language, db):
+def test_a_bad_encoding_or_bad_json_does_not_show_pythons_message(language: str, db: None) -> None:
     api = api_for(new_tenant())
     for raw in (b'{"phone": "\xff"}', b"[{", b'{"phone": NaN}'):
         body = problem(
@@ -208,7 +219,7 @@ def test_a_bad_encoding_or_bad_json_does_not_show_pythons_message(language, db):
         assert "JSON parse error" not in body["detail"]
 
 
-def test_english_problem_documents_have_no_chinese_and_the_500_title_is_translated(db):
+def test_english_problem_documents_have_no_chinese_and_the_500_title_is_translated(db: None) -> None:
     api = api_for(new_tenant())
     answers = [
         api.get("/api/v1/services/", HTTP_ACCEPT_LANGUAGE="en"),

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def partner_schema(db, settings: Any) -> Iterator[Any]:
+def partner_schema(db: None, settings: Any) -> Iterator[Any]:
     # A real WSGI handler closes the connection after each request, which would end
     # the test's transaction; Django's test client detaches the same receivers.
     request_started.disconnect(close_old_connections)
@@ -38,7 +38,7 @@ def partner_schema(db, settings: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def api_key(db) -> str:
+def api_key(db: None) -> str:
     tenant = Tenant.objects.create(slug="st", name="Schemathesis")
     Service.objects.create(tenant=tenant, code="offers", name="Offers")
     return api_key_create(tenant=tenant, name="schemathesis")[1]

@@ -30,7 +30,7 @@ def ours() -> list[PeriodicTask]:
 
 
 @pytest.mark.django_db
-def test_each_periodic_task_is_scheduled_once_after_migrate_and_beat(monkeypatch):
+def test_each_periodic_task_is_scheduled_once_after_migrate_and_beat(monkeypatch: pytest.MonkeyPatch) -> None:
     # given: a migrated database; beat would close the test's connection (it closes old
     # connections between ticks, and one inside a transaction looks unusable to Django)
     monkeypatch.setattr("django_celery_beat.schedulers.close_old_connections", lambda: None)
@@ -47,5 +47,5 @@ def test_each_periodic_task_is_scheduled_once_after_migrate_and_beat(monkeypatch
         assert row.interval.schedule.run_every == SCHEDULED[row.task], row.task
 
 
-def test_the_settings_hold_every_task_of_the_apps():
+def test_the_settings_hold_every_task_of_the_apps() -> None:
     assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == set(SCHEDULED)

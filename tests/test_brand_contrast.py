@@ -8,6 +8,7 @@ render text below 4.5:1 whatever colour is stored, and the demo tenants.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from django.core.management import call_command
@@ -18,6 +19,10 @@ from hypothesis import strategies as st
 from lanzuan import contrast
 from tenants.models import Membership, Role, Tenant
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
 EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 colours = st.tuples(*[st.integers(0, 255)] * 3).map(contrast.to_hex)
 
@@ -25,7 +30,7 @@ colours = st.tuples(*[st.integers(0, 255)] * 3).map(contrast.to_hex)
 # --- the math ---------------------------------------------------------------------------------------
 
 
-def test_known_ratios():
+def test_known_ratios() -> None:
     assert contrast.contrast_ratio("#000000", "#FFFFFF") == pytest.approx(21.0)
     assert contrast.contrast_ratio("#FFFFFF", "#FFFFFF") == pytest.approx(1.0)
     assert contrast.contrast_ratio("#767676", "#FFFFFF") == pytest.approx(4.54, abs=0.01)
@@ -33,25 +38,25 @@ def test_known_ratios():
     assert contrast.shown_ratio(contrast.contrast_ratio("#D9480F", "#FFFFFF")) == "4.29"
 
 
-def test_the_shown_ratio_never_rounds_a_failure_up_to_a_pass():
+def test_the_shown_ratio_never_rounds_a_failure_up_to_a_pass() -> None:
     assert contrast.shown_ratio(4.4999) == "4.49"
     assert contrast.shown_ratio(4.5) == "4.50"
 
 
-def test_demo_shops_orange_gets_the_nearest_darker_shade():
+def test_demo_shops_orange_gets_the_nearest_darker_shade() -> None:
     suggestion = contrast.nearest_darker_passing("#D9480F")
     assert suggestion == "#D3460F"
     assert contrast.contrast_ratio(suggestion, "#FFFFFF") >= 4.5
 
 
-def test_bad_input_is_a_value_error():
+def test_bad_input_is_a_value_error() -> None:
     for value in ("", "red", "#12345", "#GGGGGG", "123456"):
         with pytest.raises(ValueError):
             contrast.parse(value)
 
 
 @given(colours)
-def test_the_suggested_colour_always_passes_and_is_never_lighter(colour):
+def test_the_suggested_colour_always_passes_and_is_never_lighter(colour) -> None:
     suggestion = contrast.nearest_darker_passing(colour)
 
     assert contrast.contrast_ratio(suggestion, contrast.WHITE) >= contrast.AA_NORMAL
@@ -61,7 +66,7 @@ def test_the_suggested_colour_always_passes_and_is_never_lighter(colour):
 
 
 @given(colours)
-def test_the_suggestion_is_the_nearest_shade_that_passes(colour):
+def test_the_suggestion_is_the_nearest_shade_that_passes(colour) -> None:
     suggestion = contrast.nearest_darker_passing(colour)
     r, g, b = contrast.parse(suggestion)
     if suggestion != colour and max(r, g, b) < 255:
@@ -74,7 +79,7 @@ def test_the_suggestion_is_the_nearest_shade_that_passes(colour):
 
 
 @given(colours)
-def test_the_pages_palette_never_puts_text_below_aa(colour):
+def test_the_pages_palette_never_puts_text_below_aa(colour) -> None:
     palette = contrast.brand_palette(colour)
 
     assert contrast.contrast_ratio(palette.surface, palette.on_surface) >= 4.5
@@ -87,7 +92,7 @@ def test_the_pages_palette_never_puts_text_below_aa(colour):
 
 
 @pytest.fixture
-def owner_client(client, tenant_a, django_user_model):
+def owner_client(client: Client, tenant_a: Tenant, django_user_model: type[User]) -> Client:
     user = django_user_model.objects.create_user(username="olive", password="pw-0123456789", is_staff=True)
     Membership.objects.create(user=user, tenant=tenant_a, role=Role.ADMIN)
     client.force_login(user)
@@ -102,7 +107,9 @@ def _change(client, tenant, colour, headers=EN):
     return client.post(url, data, **headers)
 
 
-def test_admin_refuses_a_low_contrast_colour_with_the_ratio_and_a_suggestion(owner_client, tenant_a):
+def test_admin_refuses_a_low_contrast_colour_with_the_ratio_and_a_suggestion(
+    owner_client: Client, tenant_a: Tenant
+) -> None:
     response = _change(owner_client, tenant_a, "#D9480F")
 
     assert response.status_code == 200  # the form again, with the error
@@ -114,7 +121,7 @@ def test_admin_refuses_a_low_contrast_colour_with_the_ratio_and_a_suggestion(own
     assert tenant_a.brand_colour == "#1F4FD8"
 
 
-def test_admin_accepts_the_suggested_colour(owner_client, tenant_a):
+def test_admin_accepts_the_suggested_colour(owner_client: Client, tenant_a: Tenant) -> None:
     response = _change(owner_client, tenant_a, "#D3460F")
 
     assert response.status_code == 302
@@ -122,7 +129,7 @@ def test_admin_accepts_the_suggested_colour(owner_client, tenant_a):
     assert tenant_a.brand_colour == "#D3460F"
 
 
-def test_model_validation_refuses_it_too(tenant_a):
+def test_model_validation_refuses_it_too(tenant_a: Tenant) -> None:
     from django.core.exceptions import ValidationError
 
     tenant_a.brand_colour = "#FFD700"
@@ -140,7 +147,9 @@ def _page_colours(html: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("stored", ["#D9480F", "#FFD700", "#777777", "#0B5FFF"])
-def test_pages_never_render_unreadable_text_whatever_colour_is_stored(client, tenant_a, stored):
+def test_pages_never_render_unreadable_text_whatever_colour_is_stored(
+    client: Client, tenant_a: Tenant, stored: str
+) -> None:
     # given a colour stored without the admin's check (saved before it existed, or by a script)
     Tenant.objects.filter(pk=tenant_a.pk).update(brand_colour=stored)
 
@@ -153,7 +162,7 @@ def test_pages_never_render_unreadable_text_whatever_colour_is_stored(client, te
         assert found["brand"] == stored  # a good colour is used as it is
 
 
-def test_the_demo_tenants_colours_pass(db):
+def test_the_demo_tenants_colours_pass(db: None) -> None:
     call_command("seed_demo", verbosity=0)
 
     for tenant in Tenant.objects.all():

@@ -3,6 +3,8 @@ one (Redis in CI) and the embedded file-system broker that `make run` uses."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -12,6 +14,11 @@ from unsubscribe.models import Service, Subscription, SubscriptionImport
 from unsubscribe.tasks import import_subscriptions
 
 from .workers import celery_worker, purge_queue, wait_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tenants.models import Tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +36,9 @@ def embedded_broker_options() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("broker", ["configured", "embedded"])
-def test_worker_runs_a_task_from_the_broker_and_writes_the_database(broker, tenant_a, tmp_path):
+def test_worker_runs_a_task_from_the_broker_and_writes_the_database(
+    broker: str, tenant_a: Tenant, tmp_path: Path
+) -> None:
     if broker == "configured" and settings.CELERY_BROKER_URL.startswith("filesystem"):
         pytest.skip("the configured broker is the embedded one here; CI runs this on Redis")
     # given a CSV of subscriptions uploaded for tenant A

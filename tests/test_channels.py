@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from unsubscribe.models import ChannelSetting, RequestChannel
+
+if TYPE_CHECKING:
+    from django.test import Client
+
+    from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +21,7 @@ PEOPLE_CHANNELS = ["sms", "web", "app", "hotline", "email", "hub"]
 
 
 @pytest.fixture
-def configured(tenant_a):
+def configured(tenant_a: Tenant) -> Tenant:
     ChannelSetting.objects.create(
         tenant=tenant_a, channel="sms", reply_numbers="10690001", extra_keywords="QX"
     )
@@ -41,7 +48,9 @@ def api(key: str) -> APIClient:
 
 
 @pytest.mark.parametrize("channel", PEOPLE_CHANNELS)
-def test_toggling_a_channel_changes_the_page_and_the_api(configured, api_key_a, client, channel):
+def test_toggling_a_channel_changes_the_page_and_the_api(
+    configured: Tenant, api_key_a: str, client: Client, channel: str
+) -> None:
     page_url = reverse("optout-tenant-home", args=[configured.slug])
     assert f'data-testid="way-{channel}"' in client.get(page_url).content.decode()
     listed = {row["channel"]: row for row in api(api_key_a).get("/api/v1/channels").json()}
@@ -56,7 +65,7 @@ def test_toggling_a_channel_changes_the_page_and_the_api(configured, api_key_a, 
     assert not listed[channel]["enabled"] and listed[channel]["instruction"] == ""
 
 
-def test_channels_api_speaks_the_persons_language(configured, api_key_a):
+def test_channels_api_speaks_the_persons_language(configured: Tenant, api_key_a: str) -> None:
     zh = {r["channel"]: r for r in api(api_key_a).get("/api/v1/channels", {"language": "zh-hans"}).json()}
     en = {r["channel"]: r for r in api(api_key_a).get("/api/v1/channels", {"language": "en"}).json()}
     assert "10690001" in zh["sms"]["instruction"] and "回复" in zh["sms"]["instruction"]
@@ -67,14 +76,14 @@ def test_channels_api_speaks_the_persons_language(configured, api_key_a):
     assert api(api_key_a).get("/api/v1/channels", {"language": "fr"}).status_code == 400
 
 
-def test_channels_api_is_per_tenant(configured, tenant_b, api_key_b):
+def test_channels_api_is_per_tenant(configured: Tenant, tenant_b: Tenant, api_key_b: str) -> None:
     ChannelSetting.objects.create(tenant=tenant_b, channel="sms", reply_numbers="10699999")
     rows = {r["channel"]: r for r in api(api_key_b).get("/api/v1/channels").json()}
     assert rows["sms"]["numbers"] == ["10699999"]
     assert {r["channel"] for r in rows.values()} == set(RequestChannel.values)
 
 
-def test_a_switched_off_api_channel_answers_403_naming_it(tenant_a, api_key_a):
+def test_a_switched_off_api_channel_answers_403_naming_it(tenant_a: Tenant, api_key_a: str) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="hotline", enabled=False)
     response = api(api_key_a).post(
         "/api/v1/unsubscribe-requests",
@@ -172,7 +181,9 @@ ENTRY_POINTS = {
 
 
 @pytest.mark.parametrize("channel", list(ENTRY_POINTS))
-def test_each_channels_entry_point_follows_its_switch(channel, tenant_a, api_key_a, client):
+def test_each_channels_entry_point_follows_its_switch(
+    channel, tenant_a: Tenant, api_key_a: str, client: Client
+) -> None:
     from unsubscribe.models import UnsubscribeRequest
 
     use = ENTRY_POINTS[channel]

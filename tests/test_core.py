@@ -4,6 +4,7 @@ pipeline steps are run in-process the way a worker runs them)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -28,6 +29,16 @@ from unsubscribe.suppressions.selectors import suppression_status
 from unsubscribe.suppressions.services import resubscribe
 
 from .pipeline_helpers import NUMBER, subscriber
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from pytest_django import DjangoCaptureOnCommitCallbacks
+
+    from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -64,26 +75,26 @@ def run_pipeline(request: UnsubscribeRequest) -> UnsubscribeRequest:
         ("+1 415 555 2671", "+14155552671", "+1 415***2671"),
     ],
 )
-def test_numbers_are_normalised_and_masked(raw, e164, masked):
+def test_numbers_are_normalised_and_masked(raw: str, e164: str, masked: str) -> None:
     assert normalise(raw) == e164
     assert mask(e164) == masked
 
 
 @pytest.mark.parametrize("raw", ["", "12345", "not a number", "1" * 40])
-def test_bad_numbers_are_refused_with_a_message(raw):
+def test_bad_numbers_are_refused_with_a_message(raw: str) -> None:
     with pytest.raises(InvalidPhoneNumber) as exc:
         normalise(raw)
     assert str(exc.value)
 
 
-def test_reference_is_short_and_unambiguous(tenant_a):
+def test_reference_is_short_and_unambiguous(tenant_a: Tenant) -> None:
     request = file(tenant_a)
     assert len(request.reference) == 9 and request.reference[4] == "-"
     assert not set(request.reference) & set("01OIL")
     assert clean_reference(request.reference.lower().replace("-", " ")) == request.reference
 
 
-def test_filing_suppresses_at_once_and_records_an_event(tenant_a):
+def test_filing_suppresses_at_once_and_records_an_event(tenant_a: Tenant) -> None:
     subscriber(tenant_a)
     request = file(tenant_a, services=["offers"])
     status = suppression_status(tenant=tenant_a, phone=NUMBER, service_code="offers")
@@ -94,13 +105,13 @@ def test_filing_suppresses_at_once_and_records_an_event(tenant_a):
     assert (event.scope, event.action, event.request) == ("offers", "added", request)
 
 
-def test_suppression_is_per_tenant(tenant_a, tenant_b):
+def test_suppression_is_per_tenant(tenant_a: Tenant, tenant_b: Tenant) -> None:
     file(tenant_a)
     assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
     assert not suppression_status(tenant=tenant_b, phone=NUMBER).suppressed
 
 
-def test_same_idempotency_key_returns_the_same_request_and_another_body_conflicts(tenant_a):
+def test_same_idempotency_key_returns_the_same_request_and_another_body_conflicts(tenant_a: Tenant) -> None:
     subscriber(tenant_a)
     first = file(tenant_a, idempotency_key="k1")
     again = unsubscribe_request_create(
@@ -115,7 +126,7 @@ def test_same_idempotency_key_returns_the_same_request_and_another_body_conflict
         file(tenant_a, idempotency_key="k1", services=["offers"])
 
 
-def test_unknown_service_codes_are_named(tenant_a):
+def test_unknown_service_codes_are_named(tenant_a: Tenant) -> None:
     subscriber(tenant_a)
     with pytest.raises(UnknownServices) as exc:
         file(tenant_a, services=["offers", "nope"])
@@ -123,7 +134,7 @@ def test_unknown_service_codes_are_named(tenant_a):
     assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
-def test_a_switched_off_channel_refuses_clearly(tenant_a):
+def test_a_switched_off_channel_refuses_clearly(tenant_a: Tenant) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="app", enabled=False)
     with pytest.raises(ChannelDisabled) as exc:
         file(tenant_a, channel="app")
@@ -131,7 +142,9 @@ def test_a_switched_off_channel_refuses_clearly(tenant_a):
     file(tenant_a, channel="hotline")  # other channels still work
 
 
-def test_pipeline_in_process_completes_and_erases(tenant_a, outbox, bob, client):
+def test_pipeline_in_process_completes_and_erases(
+    tenant_a: Tenant, outbox: Path, bob: User, client: Client
+) -> None:
     subscriber(tenant_a)
     request = run_pipeline(file(tenant_a))
     assert request.state == "completed" and request.phone == ""
@@ -145,7 +158,7 @@ def test_pipeline_in_process_completes_and_erases(tenant_a, outbox, bob, client)
     assert not any(h.phone_masked == "" for h in UnsubscribeRequest.history.filter(id=request.pk))
 
 
-def test_erasure_waits_for_the_tenants_delay(tenant_a, outbox):
+def test_erasure_waits_for_the_tenants_delay(tenant_a: Tenant, outbox: Path) -> None:
     tenant_a.erasure_delay_hours = 24
     tenant_a.save()
     subscriber(tenant_a)
@@ -166,7 +179,7 @@ def test_erasure_waits_for_the_tenants_delay(tenant_a, outbox):
     assert request.state == "completed"
 
 
-def test_sweep_flags_requests_past_their_sla(tenant_a):
+def test_sweep_flags_requests_past_their_sla(tenant_a: Tenant) -> None:
     request = file(tenant_a)
     UnsubscribeRequest.objects.unscoped(reason="test").filter(pk=request.pk).update(
         sla_due_at=timezone.now() - timedelta(minutes=1)
@@ -177,7 +190,7 @@ def test_sweep_flags_requests_past_their_sla(tenant_a):
     assert pipeline_sweep()["sla_breached"] == 0
 
 
-def test_resubscribe_lifts_suppression_where_allowed(tenant_a):
+def test_resubscribe_lifts_suppression_where_allowed(tenant_a: Tenant) -> None:
     subscriber(tenant_a)
     run_pipeline(file(tenant_a))
     assert resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms") == ["*"]
@@ -186,7 +199,7 @@ def test_resubscribe_lifts_suppression_where_allowed(tenant_a):
     assert set(Subscription.objects.unscoped(reason="test").values_list("status", flat=True)) == {"active"}
 
 
-def test_resubscribe_is_refused_where_opt_outs_are_final(tenant_a):
+def test_resubscribe_is_refused_where_opt_outs_are_final(tenant_a: Tenant) -> None:
     tenant_a.allow_resubscribe = False
     tenant_a.save()
     file(tenant_a)
@@ -199,7 +212,7 @@ def test_resubscribe_is_refused_where_opt_outs_are_final(tenant_a):
 # --- admin ---------------------------------------------------------------------------
 
 
-def test_admin_finds_a_request_by_number_or_reference(tenant_a, alice, client):
+def test_admin_finds_a_request_by_number_or_reference(tenant_a: Tenant, alice: User, client: Client) -> None:
     request = file(tenant_a)
     other = file(tenant_a, phone="13912345678")
     client.force_login(alice)
@@ -211,8 +224,8 @@ def test_admin_finds_a_request_by_number_or_reference(tenant_a, alice, client):
 
 
 def test_agent_files_a_request_in_the_admin_and_viewer_cannot(
-    tenant_a, agent_amy, bob, client, eager_celery, outbox
-):
+    tenant_a: Tenant, agent_amy: User, bob: User, client: Client, eager_celery: Celery, outbox: Path
+) -> None:
     subscriber(tenant_a)
     client.force_login(bob)
     assert client.get(reverse("admin:unsubscribe_unsubscriberequest_add")).status_code == 403
@@ -237,7 +250,9 @@ def test_agent_files_a_request_in_the_admin_and_viewer_cannot(
     assert client.get(reverse("admin:unsubscribe_target_add")).status_code == 403
 
 
-def test_admin_file_form_shows_a_bad_number_as_a_form_error(tenant_a, alice, client):
+def test_admin_file_form_shows_a_bad_number_as_a_form_error(
+    tenant_a: Tenant, alice: User, client: Client
+) -> None:
     client.force_login(alice)
     response = client.post(
         reverse("admin:unsubscribe_unsubscriberequest_add"),
@@ -249,8 +264,12 @@ def test_admin_file_form_shows_a_bad_number_as_a_form_error(tenant_a, alice, cli
 
 
 def test_admin_imports_subscriptions_from_csv_with_progress(
-    tenant_a, alice, client, eager_celery, django_capture_on_commit_callbacks
-):
+    tenant_a: Tenant,
+    alice: User,
+    client: Client,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     subscriber(tenant_a, number="13900000000")
     rows = ["phone,service,consent_source,consent_at"] + [
         f"1380000{i:04d},offers,web,2026-01-01T00:00:00" for i in range(500)
@@ -273,7 +292,9 @@ def test_admin_imports_subscriptions_from_csv_with_progress(
     assert "<progress" in page
 
 
-def test_import_progress_of_another_tenant_is_404(tenant_a, tenant_b, charlie, client):
+def test_import_progress_of_another_tenant_is_404(
+    tenant_a: Tenant, tenant_b: Tenant, charlie: User, client: Client
+) -> None:
     import_ = SubscriptionImport.objects.create(tenant=tenant_a, file=SimpleUploadedFile("x.csv", b"phone\n"))
     client.force_login(charlie)
     assert (
@@ -282,7 +303,7 @@ def test_import_progress_of_another_tenant_is_404(tenant_a, tenant_b, charlie, c
     )
 
 
-def test_target_secret_is_write_only_in_the_admin(tenant_a, alice, client):
+def test_target_secret_is_write_only_in_the_admin(tenant_a: Tenant, alice: User, client: Client) -> None:
     client.force_login(alice)
     response = client.post(
         reverse("admin:unsubscribe_target_add"),
@@ -327,7 +348,7 @@ def test_target_secret_is_write_only_in_the_admin(tenant_a, alice, client):
     )
 
 
-def test_http_target_needs_https_and_a_secret(tenant_a, alice, client):
+def test_http_target_needs_https_and_a_secret(tenant_a: Tenant, alice: User, client: Client) -> None:
     client.force_login(alice)
     response = client.post(
         reverse("admin:unsubscribe_target_add"),
@@ -347,7 +368,7 @@ def test_http_target_needs_https_and_a_secret(tenant_a, alice, client):
     assert "url" in errors and "signing_secret" in errors
 
 
-def test_status_page_by_reference_and_number(tenant_a, client, outbox):
+def test_status_page_by_reference_and_number(tenant_a: Tenant, client: Client, outbox: Path) -> None:
     subscriber(tenant_a)
     request = run_pipeline(file(tenant_a))
     url = reverse("unsubscribe-status", args=[tenant_a.slug])
@@ -361,8 +382,14 @@ def test_status_page_by_reference_and_number(tenant_a, client, outbox):
 
 
 def test_staff_are_emailed_once_when_a_request_needs_attention(
-    tenant_a, alice, bob, agent_amy, outbox, eager_celery, django_capture_on_commit_callbacks
-):
+    tenant_a: Tenant,
+    alice: User,
+    bob: User,
+    agent_amy: User,
+    outbox: Path,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     import json
 
     from unsubscribe.models import Target
@@ -389,7 +416,9 @@ def test_staff_are_emailed_once_when_a_request_needs_attention(
     assert len([line for line in outbox.read_text().splitlines() if '"email"' in line]) == 2
 
 
-def test_request_list_query_count_does_not_grow_with_rows(tenant_a, alice, client):
+def test_request_list_query_count_does_not_grow_with_rows(
+    tenant_a: Tenant, alice: User, client: Client
+) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -414,7 +443,7 @@ def test_request_list_query_count_does_not_grow_with_rows(tenant_a, alice, clien
     assert client.get(url).content.decode().count(offers.name) >= 30
 
 
-def test_import_never_brings_back_the_number_of_someone_who_opted_out(tenant_a, outbox):
+def test_import_never_brings_back_the_number_of_someone_who_opted_out(tenant_a: Tenant, outbox: Path) -> None:
     from django.core.files.base import ContentFile
 
     from unsubscribe.subscriptions.services import subscription_import_run

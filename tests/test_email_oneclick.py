@@ -6,6 +6,7 @@ refused with a page, erased and already-stopped numbers, the email channel off."
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from django.core.cache import cache
@@ -28,6 +29,13 @@ from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.suppressions.selectors import suppression_status
 from unsubscribe.suppressions.services import resubscribe
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pytest_django import Settings
+
+    from tenants.models import Tenant
+
 E164 = "+8613800138000"
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
 EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
@@ -35,19 +43,19 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache():
+def fresh_cache() -> Iterator[None]:
     cache.clear()  # API rate-limit counters
     yield
     cache.clear()
 
 
 @pytest.fixture
-def deals(tenant_a) -> Service:
+def deals(tenant_a: Tenant) -> Service:
     return Service.objects.create(tenant=tenant_a, name="Daily deals", code="daily-deals")
 
 
 @pytest.fixture
-def club(tenant_a) -> Service:
+def club(tenant_a: Tenant) -> Service:
     return Service.objects.create(tenant=tenant_a, name="Members club", code="club")
 
 
@@ -62,7 +70,7 @@ def subscribe(service: Service, e164: str = E164) -> Subscription:
 
 
 @pytest.fixture
-def subscription(deals) -> Subscription:
+def subscription(deals: Service) -> Subscription:
     return subscribe(deals)
 
 
@@ -92,7 +100,9 @@ def csrf_post(client: Client, url: str, **extra):
 # --- the link and the headers ------------------------------------------------------------------------
 
 
-def test_url_and_headers_carry_a_token_not_the_number(settings, subscription, tenant_a):
+def test_url_and_headers_carry_a_token_not_the_number(
+    settings: Settings, subscription: Subscription, tenant_a: Tenant
+) -> None:
     # given
     settings.PUBLIC_BASE_URL = "https://optout.example.com"
 
@@ -110,7 +120,9 @@ def test_url_and_headers_carry_a_token_not_the_number(settings, subscription, te
 # --- GET: the confirmation page -------------------------------------------------------------------
 
 
-def test_get_shows_the_confirmation_and_changes_nothing(client, subscription, tenant_a):
+def test_get_shows_the_confirmation_and_changes_nothing(
+    client: Client, subscription: Subscription, tenant_a: Tenant
+) -> None:
     response = client.get(link(subscription), **EN)
 
     assert response.status_code == 200
@@ -124,7 +136,7 @@ def test_get_shows_the_confirmation_and_changes_nothing(client, subscription, te
     assert "no-cache" in response["Cache-Control"]
 
 
-def test_page_in_chinese_and_english(client, subscription):
+def test_page_in_chinese_and_english(client: Client, subscription: Subscription) -> None:
     zh = client.get(link(subscription), **ZH).content.decode()
     assert '<html lang="zh-Hans">' in zh
     assert "确认退订" in zh and "确认前请了解" in zh
@@ -135,7 +147,7 @@ def test_page_in_chinese_and_english(client, subscription):
     assert "Confirm unsubscribe" in en and "Before you confirm" in en
 
 
-def test_the_language_switch_keeps_the_person_on_the_link(client, subscription):
+def test_the_language_switch_keeps_the_person_on_the_link(client: Client, subscription: Subscription) -> None:
     response = client.post(reverse("set_language"), {"language": "en", "next": link(subscription)})
     assert response.status_code == 302 and response["Location"] == link(subscription)
 
@@ -145,7 +157,9 @@ def test_the_language_switch_keeps_the_person_on_the_link(client, subscription):
 # --- POST from the page -----------------------------------------------------------------------------
 
 
-def test_page_post_files_the_request_and_shows_the_receipt(subscription, club, tenant_a):
+def test_page_post_files_the_request_and_shows_the_receipt(
+    subscription: Subscription, club: Service, tenant_a: Tenant
+) -> None:
     # given
     browser = Client(enforce_csrf_checks=True)
     subscribe(club)
@@ -177,7 +191,7 @@ def test_page_post_files_the_request_and_shows_the_receipt(subscription, club, t
     assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 1
 
 
-def test_page_post_without_csrf_token_is_refused(subscription, tenant_a):
+def test_page_post_without_csrf_token_is_refused(subscription: Subscription, tenant_a: Tenant) -> None:
     browser = Client(enforce_csrf_checks=True)
     browser.get(link(subscription))  # has the cookie, but the form field is missing
 
@@ -188,7 +202,9 @@ def test_page_post_without_csrf_token_is_refused(subscription, tenant_a):
     assert not suppressed(tenant_a, "daily-deals")
 
 
-def test_confirm_url_does_not_act_on_get(client, subscription, tenant_a):
+def test_confirm_url_does_not_act_on_get(
+    client: Client, subscription: Subscription, tenant_a: Tenant
+) -> None:
     assert client.get(confirm_link(subscription)).status_code == 405
     assert not UnsubscribeRequest.objects.for_tenant(tenant_a).exists()
 
@@ -197,7 +213,9 @@ def test_confirm_url_does_not_act_on_get(client, subscription, tenant_a):
 
 
 @pytest.mark.parametrize("encoding", ["multipart", "urlencoded"])
-def test_one_click_post_without_cookies_or_csrf_unsubscribes(encoding, subscription, tenant_a):
+def test_one_click_post_without_cookies_or_csrf_unsubscribes(
+    encoding: str, subscription: Subscription, tenant_a: Tenant
+) -> None:
     # given: a mailbox provider, no cookies, no CSRF token
     provider = Client(enforce_csrf_checks=True)
     url = link(subscription)
@@ -220,7 +238,7 @@ def test_one_click_post_without_cookies_or_csrf_unsubscribes(encoding, subscript
     assert "sessionid" not in response.cookies and "csrftoken" not in response.cookies
 
 
-def test_repeated_one_click_files_one_request(subscription, tenant_a):
+def test_repeated_one_click_files_one_request(subscription: Subscription, tenant_a: Tenant) -> None:
     provider = Client(enforce_csrf_checks=True)
 
     answers = [provider.post(link(subscription), ONE_CLICK) for _ in range(3)]
@@ -233,7 +251,9 @@ def test_repeated_one_click_files_one_request(subscription, tenant_a):
     assert "email-confirm-form" not in page
 
 
-def test_page_and_one_click_racing_file_one_request(monkeypatch, subscription, tenant_a):
+def test_page_and_one_click_racing_file_one_request(
+    monkeypatch: pytest.MonkeyPatch, subscription: Subscription, tenant_a: Tenant
+) -> None:
     # given: the one-click filed between the page's check and its filing
     Client(enforce_csrf_checks=True).post(link(subscription), ONE_CLICK)
     first = UnsubscribeRequest.objects.for_tenant(tenant_a).get()
@@ -253,7 +273,9 @@ def test_page_and_one_click_racing_file_one_request(monkeypatch, subscription, t
 
 
 @pytest.mark.parametrize("body", [{}, {"List-Unsubscribe": "Yes"}, {"confirm": "on"}])
-def test_post_without_the_one_click_field_does_nothing(body, subscription, tenant_a):
+def test_post_without_the_one_click_field_does_nothing(
+    body, subscription: Subscription, tenant_a: Tenant
+) -> None:
     response = Client(enforce_csrf_checks=True).post(link(subscription), body)
 
     assert response.status_code == 400
@@ -261,7 +283,9 @@ def test_post_without_the_one_click_field_does_nothing(body, subscription, tenan
     assert not suppressed(tenant_a, "daily-deals")
 
 
-def test_one_click_again_after_resubscribing_stops_again(subscription, tenant_a):
+def test_one_click_again_after_resubscribing_stops_again(
+    subscription: Subscription, tenant_a: Tenant
+) -> None:
     provider = Client(enforce_csrf_checks=True)
     provider.post(link(subscription), ONE_CLICK)
     resubscribe(tenant=tenant_a, phone=E164, channel=RequestChannel.WEB, services=["daily-deals"])
@@ -291,7 +315,9 @@ def tampered(subscription: Subscription) -> str:
     )
 
 
-def test_tampered_token_shows_a_clear_page(client, subscription, tenant_a):
+def test_tampered_token_shows_a_clear_page(
+    client: Client, subscription: Subscription, tenant_a: Tenant
+) -> None:
     for url in (tampered(subscription), reverse("optout-email-unsubscribe", args=[tenant_a.slug, "garbage"])):
         response = client.get(url, **EN)
         assert response.status_code == 400
@@ -305,7 +331,9 @@ def test_tampered_token_shows_a_clear_page(client, subscription, tenant_a):
     assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
-def test_a_token_of_tenant_a_does_nothing_under_tenant_b(client, subscription, tenant_a, tenant_b):
+def test_a_token_of_tenant_a_does_nothing_under_tenant_b(
+    client: Client, subscription: Subscription, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
     token = links.email_unsubscribe_token(subscription)
     url = reverse("optout-email-unsubscribe", args=[tenant_b.slug, token])
 
@@ -316,7 +344,9 @@ def test_a_token_of_tenant_a_does_nothing_under_tenant_b(client, subscription, t
     assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
-def test_a_deleted_subscription_or_unknown_tenant(client, subscription, tenant_a):
+def test_a_deleted_subscription_or_unknown_tenant(
+    client: Client, subscription: Subscription, tenant_a: Tenant
+) -> None:
     url = link(subscription)
     subscription.delete()
     assert client.get(url).status_code == 400
@@ -326,7 +356,9 @@ def test_a_deleted_subscription_or_unknown_tenant(client, subscription, tenant_a
 # --- already unsubscribed ---------------------------------------------------------------------------------
 
 
-def test_an_erased_subscription_reads_as_already_unsubscribed(client, subscription, tenant_a):
+def test_an_erased_subscription_reads_as_already_unsubscribed(
+    client: Client, subscription: Subscription, tenant_a: Tenant
+) -> None:
     # given: an opt-out by SMS, completed: the number was erased from the subscription
     unsubscribe_request_create(
         tenant=tenant_a,
@@ -348,7 +380,9 @@ def test_an_erased_subscription_reads_as_already_unsubscribed(client, subscripti
     assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 1  # only the SMS one
 
 
-def test_an_erased_number_that_is_not_suppressed_cannot_be_acted_on(client, subscription, tenant_a):
+def test_an_erased_number_that_is_not_suppressed_cannot_be_acted_on(
+    client: Client, subscription: Subscription, tenant_a: Tenant
+) -> None:
     Subscription.objects.for_tenant(tenant_a).update(phone="")
     subscription.refresh_from_db()
 
@@ -360,7 +394,9 @@ def test_an_erased_number_that_is_not_suppressed_cannot_be_acted_on(client, subs
 # --- the email channel switched off -------------------------------------------------------------------
 
 
-def test_email_channel_off_no_headers_and_the_page_shows_other_ways(client, subscription, tenant_a):
+def test_email_channel_off_no_headers_and_the_page_shows_other_ways(
+    client: Client, subscription: Subscription, tenant_a: Tenant
+) -> None:
     # given
     switch_email_off(tenant_a)
 
@@ -396,7 +432,9 @@ def endpoint(subscription: Subscription) -> str:
     return f"/api/v1/subscriptions/{subscription.pk}/email-unsubscribe-link"
 
 
-def test_partner_gets_the_link_and_headers(settings, api_key_a, subscription):
+def test_partner_gets_the_link_and_headers(
+    settings: Settings, api_key_a: str, subscription: Subscription
+) -> None:
     settings.PUBLIC_BASE_URL = "https://optout.example.com"
 
     response = api(api_key_a).get(endpoint(subscription))
@@ -414,7 +452,9 @@ def test_partner_gets_the_link_and_headers(settings, api_key_a, subscription):
     assert Client(enforce_csrf_checks=True).post(path, ONE_CLICK).status_code == 200
 
 
-def test_partner_gets_no_headers_with_the_channel_off(api_key_a, subscription, tenant_a):
+def test_partner_gets_no_headers_with_the_channel_off(
+    api_key_a: str, subscription: Subscription, tenant_a: Tenant
+) -> None:
     switch_email_off(tenant_a)
 
     data = api(api_key_a).get(endpoint(subscription)).json()
@@ -422,7 +462,7 @@ def test_partner_gets_no_headers_with_the_channel_off(api_key_a, subscription, t
     assert data["headers"] == {} and data["enabled"] is False
 
 
-def test_partner_cannot_see_another_tenants_subscription(api_key_b, subscription):
+def test_partner_cannot_see_another_tenants_subscription(api_key_b: str, subscription: Subscription) -> None:
     response = api(api_key_b).get(endpoint(subscription))
 
     assert response.status_code == 404
@@ -431,11 +471,11 @@ def test_partner_cannot_see_another_tenants_subscription(api_key_b, subscription
     assert "url" not in response.json()
 
 
-def test_partner_endpoint_needs_a_key(subscription):
+def test_partner_endpoint_needs_a_key(subscription: Subscription) -> None:
     assert APIClient().get(endpoint(subscription)).status_code == 401
 
 
-def test_the_same_subscription_always_gets_the_same_link(subscription, deals):
+def test_the_same_subscription_always_gets_the_same_link(subscription: Subscription, deals: Service) -> None:
     other = subscribe(deals, "+8613912345678")
 
     assert links.email_unsubscribe_url(subscription) == links.email_unsubscribe_url(subscription)

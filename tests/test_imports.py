@@ -9,7 +9,7 @@ import copy
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import jsonschema
@@ -32,6 +32,11 @@ from tenants.models import Tenant
 from tenants.services import api_key_create
 from unsubscribe.models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
 from unsubscribe.subscriptions import services as imports
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 PROBLEM = "application/problem+json"
 IMPORT_URL = "/api/v1/subscriptions/import"
@@ -126,7 +131,7 @@ def import_api(tenant: Tenant, items: list[Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def admin_client(root, client, eager_celery) -> Client:
+def admin_client(root: User, client: Client, eager_celery: Celery) -> Client:
     client.force_login(root)
     return client
 
@@ -137,7 +142,9 @@ A = "+8613800138000"
 B = "+8613900139000"
 
 
-def test_api_import_of_a_number_that_opted_out_of_another_service_in_the_batch_is_not_an_error(db):
+def test_api_import_of_a_number_that_opted_out_of_another_service_in_the_batch_is_not_an_error(
+    db: None,
+) -> None:
     # given: A opted out of "news" (ended, erased, suppressed); B is new
     tenant = new_tenant()
     subscription(tenant, "news", A, ended=True)
@@ -152,8 +159,8 @@ def test_api_import_of_a_number_that_opted_out_of_another_service_in_the_batch_i
 
 
 def test_csv_import_of_3004_rows_with_an_opt_out_of_another_service_saves_every_valid_row(
-    db, admin_client, django_capture_on_commit_callbacks
-):
+    db: None, admin_client: Client, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     tenant = new_tenant()
     subscription(tenant, "news", A, ended=True)
     suppress(tenant, A, "news")
@@ -173,7 +180,7 @@ def test_csv_import_of_3004_rows_with_an_opt_out_of_another_service_saves_every_
     assert not Subscription.objects.for_tenant(tenant).filter(phone=A, service__code="news").exists()
 
 
-def test_a_suppressed_number_without_a_subscription_is_not_stored_by_an_import(db):
+def test_a_suppressed_number_without_a_subscription_is_not_stored_by_an_import(db: None) -> None:
     # given: A stopped all marketing and was erased (no subscription row left); B stopped "offers"
     tenant = new_tenant()
     suppress(tenant, A, SCOPE_ALL)
@@ -195,8 +202,11 @@ def test_a_suppressed_number_without_a_subscription_is_not_stored_by_an_import(d
 
 
 def test_a_batch_the_database_refuses_is_reported_and_the_other_batches_are_saved(
-    db, admin_client, django_capture_on_commit_callbacks, monkeypatch
-):
+    db: None,
+    admin_client: Client,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # given: the database refuses the second of three batches
     tenant = new_tenant()
     monkeypatch.setattr(imports, "BATCH", 10)
@@ -354,8 +364,15 @@ def _check_import(
     time_zone="America/New_York",
 )
 def test_imports_never_revive_an_opt_out_and_count_every_row(
-    entry, state, rows, time_zone, db, admin_client, django_capture_on_commit_callbacks, monkeypatch
-):
+    entry: str,
+    state,
+    rows,
+    time_zone,
+    db: None,
+    admin_client: Client,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # given: a tenant with numbers in every state
     if entry == "csv in batches of 3":  # duplicates across batches are counted once too
         monkeypatch.setattr(imports, "BATCH", 3)
@@ -379,8 +396,8 @@ def test_imports_never_revive_an_opt_out_and_count_every_row(
 
 
 def test_an_unreadable_consent_time_is_a_row_error_not_the_import_time(
-    db, admin_client, django_capture_on_commit_callbacks
-):
+    db: None, admin_client: Client, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     tenant = new_tenant()
     rows = [
         {"phone": A, "service": "offers", "consent_at": "2025-01-02T10:00:00+08:00"},
@@ -400,8 +417,8 @@ def test_an_unreadable_consent_time_is_a_row_error_not_the_import_time(
 
 
 def test_opted_out_numbers_are_counted_in_both_imports_and_shown_on_the_import_page(
-    db, admin_client, django_capture_on_commit_callbacks
-):
+    db: None, admin_client: Client, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     tenant = new_tenant()
     suppress(tenant, A, SCOPE_ALL)
     body = import_api(tenant, [{"phone": A, "service": "offers"}])
@@ -424,8 +441,11 @@ def test_opted_out_numbers_are_counted_in_both_imports_and_shown_on_the_import_p
 
 @pytest.mark.parametrize("entry", ["csv", "api"])
 def test_a_naive_consent_time_is_read_in_the_tenants_time_zone(
-    entry, db, admin_client, django_capture_on_commit_callbacks
-):
+    entry: str,
+    db: None,
+    admin_client: Client,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     tenant = new_tenant("America/New_York")
     items = [
         {"phone": A, "service": "offers", "consent_at": "2025-01-15T09:00:00"},  # EST, UTC-5
@@ -459,7 +479,9 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
 
 @pytest.mark.urls(__name__)
 @pytest.mark.parametrize("debug", [False, True])
-def test_every_api_error_is_a_problem_document_even_with_debug_on(debug, db, settings):
+def test_every_api_error_is_a_problem_document_even_with_debug_on(
+    debug: bool, db: None, settings: Settings
+) -> None:
     settings.DEBUG = debug
     tenant = new_tenant()
     api = api_for(tenant)
@@ -480,7 +502,7 @@ def test_every_api_error_is_a_problem_document_even_with_debug_on(debug, db, set
     assert "problem" not in anonymous.get("/not-api/test-boom")["Content-Type"]
 
 
-def test_problem_documents_follow_the_request_language(db):
+def test_problem_documents_follow_the_request_language(db: None) -> None:
     body = assert_problem(Client().get("/api/v1/no-such-endpoint", HTTP_ACCEPT_LANGUAGE="zh-hans"), 404)
     assert body["title"] != "Not found"  # once the catalog has it; the shape is what matters here
     assert body["code"] == "not_found"
@@ -508,7 +530,7 @@ def _json_schema(node: Any, direction: str) -> Any:
     return node
 
 
-def test_every_example_of_the_api_schema_is_valid_for_its_own_schema(db, client):
+def test_every_example_of_the_api_schema_is_valid_for_its_own_schema(db: None, client: Client) -> None:
     schema = client.get("/api/schema/", {"format": "json"}).json()
     checked, wrong = 0, []
     for route, operations in schema["paths"].items():

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from io import StringIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import pytest
@@ -33,6 +33,14 @@ from unsubscribe.models import ChannelSetting, Service, Suppression, Unsubscribe
 from unsubscribe.pipeline import datasources
 from unsubscribe.suppressions.selectors import suppression_status
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+
 PUBLIC = "https://lz.example"
 PHONE = "+8613800138000"
 OTHER_PHONE = "+8613900139000"
@@ -52,29 +60,29 @@ def outbox_lines(outbox) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(autouse=True)
-def english(client):
+def english(client: Client) -> None:
     """Reasons and admin texts in English, whatever translations exist."""
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
 @pytest.fixture
-def public_url(settings):
+def public_url(settings: Settings) -> str:
     settings.PUBLIC_BASE_URL = PUBLIC
     return PUBLIC
 
 
 @pytest.fixture
-def twilio_a(tenant_a):
+def twilio_a(tenant_a: Tenant) -> InboundCredential:
     return inbound_credential_set(tenant=tenant_a, provider="twilio", secret=TWILIO_TOKEN)
 
 
 @pytest.fixture
-def aliyun_a(tenant_a):
+def aliyun_a(tenant_a: Tenant) -> InboundCredential:
     return inbound_credential_set(tenant=tenant_a, provider="aliyun", secret=ALIYUN_TOKEN)
 
 
 @pytest.fixture
-def generic_a(tenant_a):
+def generic_a(tenant_a: Tenant) -> InboundCredential:
     return inbound_credential_set(tenant=tenant_a, provider="generic", secret=GENERIC_SECRET)
 
 
@@ -128,7 +136,9 @@ def generic_payload(text: str, message_id: str = "g-1", sender: str = PHONE, to:
 # --- Twilio ---------------------------------------------------------------------------------
 
 
-def test_twilio_signed_td_files_a_request_and_suppresses_at_once(client, tenant_a, twilio_a, public_url):
+def test_twilio_signed_td_files_a_request_and_suppresses_at_once(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     # when a correctly signed "TD" arrives
     response = post_twilio(client, tenant_a, twilio_params("TD"))
 
@@ -158,8 +168,8 @@ def test_twilio_signed_td_files_a_request_and_suppresses_at_once(client, tenant_
 
 @pytest.mark.parametrize("signature", ["", "bm90IGEgc2lnbmF0dXJl", "wrong-token"])
 def test_twilio_bad_or_missing_signature_is_403_and_stores_nothing(
-    client, tenant_a, twilio_a, public_url, signature
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str, signature: str
+) -> None:
     if signature == "wrong-token":
         signature = RequestValidator("someone-else").compute_signature(
             PUBLIC + hook(tenant_a, "twilio"), twilio_params("TD")
@@ -170,7 +180,9 @@ def test_twilio_bad_or_missing_signature_is_403_and_stores_nothing(
     assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
-def test_twilio_signature_over_another_url_is_refused(client, tenant_a, tenant_b, twilio_a, public_url):
+def test_twilio_signature_over_another_url_is_refused(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     inbound_credential_set(tenant=tenant_b, provider="twilio", secret=TWILIO_TOKEN)
     params = twilio_params("TD")
     # signed for tenant A's URL, replayed to tenant B's
@@ -180,8 +192,8 @@ def test_twilio_signature_over_another_url_is_refused(client, tenant_a, tenant_b
 
 
 def test_twilio_without_public_base_url_checks_the_url_we_were_called_at(
-    client, tenant_a, twilio_a, settings
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, settings: Settings
+) -> None:
     settings.PUBLIC_BASE_URL = ""
     params = twilio_params("STOP", sender="+12025550123")  # a US number: STOP is answered in English
     url = hook(tenant_a, "twilio")
@@ -190,7 +202,9 @@ def test_twilio_without_public_base_url_checks_the_url_we_were_called_at(
     assert InboundMessage.objects.for_tenant(tenant_a).get().request.language == "en"
 
 
-def test_twilio_without_message_sid_is_400(client, tenant_a, twilio_a, public_url):
+def test_twilio_without_message_sid_is_400(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     params = twilio_params("TD")
     del params["MessageSid"]
     response = post_twilio(client, tenant_a, params)
@@ -202,8 +216,13 @@ def test_twilio_without_message_sid_is_400(client, tenant_a, twilio_a, public_ur
 
 
 def test_aliyun_batch_files_one_request_and_sends_one_help_reply(
-    client, tenant_a, aliyun_a, outbox, eager_celery, django_capture_on_commit_callbacks
-):
+    client: Client,
+    tenant_a: Tenant,
+    aliyun_a: InboundCredential,
+    outbox: Path,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     batch = [aliyun_message("退订", 1001), aliyun_message("HELP", 1002, phone="13900139000")]
     with django_capture_on_commit_callbacks(execute=True):
         response = post_aliyun(client, tenant_a, batch)
@@ -230,7 +249,14 @@ def test_aliyun_batch_files_one_request_and_sends_one_help_reply(
     ("token", "header", "status"),
     [(None, None, 401), ("not-the-token", None, 403), (None, "not-the-token", 403)],
 )
-def test_aliyun_bad_token_answers_in_aliyun_shape(client, tenant_a, aliyun_a, token, header, status):
+def test_aliyun_bad_token_answers_in_aliyun_shape(
+    client: Client,
+    tenant_a: Tenant,
+    aliyun_a: InboundCredential,
+    token: str | None,
+    header: str | None,
+    status: int,
+) -> None:
     extra = {"HTTP_X_LANZUAN_TOKEN": header} if header else {}
     response = post_aliyun(client, tenant_a, [aliyun_message("退订", 1)], token=token, **extra)
     assert response.status_code == status
@@ -239,14 +265,18 @@ def test_aliyun_bad_token_answers_in_aliyun_shape(client, tenant_a, aliyun_a, to
     assert InboundMessage.objects.unscoped(reason="test").count() == 0
 
 
-def test_aliyun_token_in_header_is_accepted(client, tenant_a, aliyun_a):
+def test_aliyun_token_in_header_is_accepted(
+    client: Client, tenant_a: Tenant, aliyun_a: InboundCredential
+) -> None:
     response = post_aliyun(
         client, tenant_a, [aliyun_message("TD", 7)], token=None, HTTP_X_LANZUAN_TOKEN=ALIYUN_TOKEN
     )
     assert response.status_code == 200 and response.json()["code"] == 0
 
 
-def test_aliyun_malformed_element_keeps_the_readable_ones(client, tenant_a, aliyun_a):
+def test_aliyun_malformed_element_keeps_the_readable_ones(
+    client: Client, tenant_a: Tenant, aliyun_a: InboundCredential
+) -> None:
     # given a batch with one readable opt-out and one element without a phone number
     broken = aliyun_message("TD", 2)
     del broken["phone_number"]
@@ -262,13 +292,17 @@ def test_aliyun_malformed_element_keeps_the_readable_ones(client, tenant_a, aliy
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"{}", b"[]", b'"text"'])
-def test_aliyun_unreadable_body_is_400(client, tenant_a, aliyun_a, raw):
+def test_aliyun_unreadable_body_is_400(
+    client: Client, tenant_a: Tenant, aliyun_a: InboundCredential, raw: bytes
+) -> None:
     url = hook(tenant_a, "aliyun") + "?token=" + ALIYUN_TOKEN
     response = client.post(url, raw, content_type="application/json")
     assert response.status_code == 400 and response.json()["code"] == 400
 
 
-def test_dest_code_routed_to_a_service_scopes_the_request(client, tenant_a, aliyun_a):
+def test_dest_code_routed_to_a_service_scopes_the_request(
+    client: Client, tenant_a: Tenant, aliyun_a: InboundCredential
+) -> None:
     promo = Service.objects.create(tenant=tenant_a, name="促销", code="promo")
     Service.objects.create(tenant=tenant_a, name="News", code="news")
     ReplyRoute.objects.create(tenant=tenant_a, destination="88", service=promo)
@@ -281,7 +315,7 @@ def test_dest_code_routed_to_a_service_scopes_the_request(client, tenant_a, aliy
     assert not suppression_status(tenant=tenant_a, phone=PHONE, service_code="news").suppressed
 
 
-def test_reply_route_matching(tenant_a, tenant_b):
+def test_reply_route_matching(tenant_a: Tenant, tenant_b: Tenant) -> None:
     promo = Service.objects.create(tenant=tenant_a, name="Promo", code="promo")
     news = Service.objects.create(tenant=tenant_a, name="News", code="news")
     shop = Service.objects.create(tenant=tenant_a, name="Shop", code="shop")
@@ -307,7 +341,7 @@ def test_reply_route_matching(tenant_a, tenant_b):
     assert match("", "another sign") is None
 
 
-def test_longest_route_wins_and_suffix_breaks_ties(tenant_a):
+def test_longest_route_wins_and_suffix_breaks_ties(tenant_a: Tenant) -> None:
     promo = Service.objects.create(tenant=tenant_a, name="Promo", code="promo")
     ReplyRoute.objects.create(tenant=tenant_a, destination="106900", service=None)
     ext = ReplyRoute.objects.create(tenant=tenant_a, destination="000188", service=promo)
@@ -317,7 +351,9 @@ def test_longest_route_wins_and_suffix_breaks_ties(tenant_a):
 # --- generic --------------------------------------------------------------------------------
 
 
-def test_generic_signed_message_files_a_request(client, tenant_a, generic_a):
+def test_generic_signed_message_files_a_request(
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential
+) -> None:
     response = post_generic(client, tenant_a, generic_payload("please stop texting me"))
     assert response.status_code == 200
     assert response.json() == {"status": "accepted", "message_id": "g-1", "action": "unsubscribe"}
@@ -326,14 +362,18 @@ def test_generic_signed_message_files_a_request(client, tenant_a, generic_a):
     assert suppression_status(tenant=tenant_a, phone=PHONE).suppressed
 
 
-def test_generic_stale_timestamp_is_refused_with_a_reason(client, tenant_a, generic_a):
+def test_generic_stale_timestamp_is_refused_with_a_reason(
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential
+) -> None:
     response = post_generic(client, tenant_a, generic_payload("TD"), now=time.time() - 301)
     assert response.status_code == 403
     assert response.json()["error"] == "bad_signature" and "300" in response.json()["message"]
     assert InboundMessage.objects.unscoped(reason="test").count() == 0
 
 
-def test_generic_wrong_or_missing_signature(client, tenant_a, generic_a):
+def test_generic_wrong_or_missing_signature(
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential
+) -> None:
     assert post_generic(client, tenant_a, generic_payload("TD"), secret="wrong").status_code == 403
     unsigned = client.post(hook(tenant_a, "generic"), generic_payload("TD"), content_type="application/json")
     assert unsigned.status_code == 401 and unsigned.json()["error"] == "unsigned"
@@ -355,7 +395,9 @@ def test_generic_wrong_or_missing_signature(client, tenant_a, generic_a):
         (json.dumps({"message_id": ["x"], "from": PHONE, "text": "TD"}).encode(), "message_id"),
     ],
 )
-def test_generic_malformed_payload_is_400_with_a_reason(client, tenant_a, generic_a, raw, reason):
+def test_generic_malformed_payload_is_400_with_a_reason(
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential, raw, reason: str
+) -> None:
     response = post_generic(client, tenant_a, None, raw=raw)
     assert response.status_code == 400
     assert response.json()["error"] == "malformed" and reason in response.json()["message"]
@@ -366,8 +408,12 @@ def test_generic_malformed_payload_is_400_with_a_reason(client, tenant_a, generi
 
 
 def test_the_same_message_id_twice_is_one_row_and_one_request(
-    client, tenant_a, generic_a, twilio_a, public_url
-):
+    client: Client,
+    tenant_a: Tenant,
+    generic_a: InboundCredential,
+    twilio_a: InboundCredential,
+    public_url: str,
+) -> None:
     first = post_generic(client, tenant_a, generic_payload("TD", message_id="dup"))
     again = post_generic(client, tenant_a, generic_payload("TD", message_id="dup"))
     assert first.status_code == again.status_code == 200
@@ -379,7 +425,9 @@ def test_the_same_message_id_twice_is_one_row_and_one_request(
     assert InboundMessage.objects.for_tenant(tenant_a).count() == 2
 
 
-def test_a_concurrent_duplicate_loses_the_race_quietly(tenant_a, monkeypatch):
+def test_a_concurrent_duplicate_loses_the_race_quietly(
+    tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given another delivery of the same message commits between our check and our insert
     real = inbound_selectors.reply_route_for
 
@@ -409,7 +457,7 @@ def test_a_concurrent_duplicate_loses_the_race_quietly(tenant_a, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_deliveries_at_the_same_moment_file_one_request(tenant_a):
+def test_two_deliveries_at_the_same_moment_file_one_request(tenant_a: Tenant) -> None:
     # given a gateway that delivers the same message twice at once (real transactions, two connections)
     barrier = threading.Barrier(2)
     results: list[Any] = []
@@ -438,7 +486,9 @@ def test_two_deliveries_at_the_same_moment_file_one_request(tenant_a):
     assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 1
 
 
-def test_a_retry_is_answered_with_few_queries(client, tenant_a, generic_a):
+def test_a_retry_is_answered_with_few_queries(
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential
+) -> None:
     post_generic(client, tenant_a, generic_payload("TD", message_id="q"))
     with CaptureQueriesContext(connection) as queries:
         assert post_generic(client, tenant_a, generic_payload("TD", message_id="q")).status_code == 200
@@ -449,8 +499,13 @@ def test_a_retry_is_answered_with_few_queries(client, tenant_a, generic_a):
 
 
 def test_resubscribe_refused_where_opt_outs_are_final(
-    client, tenant_a, generic_a, outbox, eager_celery, django_capture_on_commit_callbacks
-):
+    client: Client,
+    tenant_a: Tenant,
+    generic_a: InboundCredential,
+    outbox: Path,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     tenant_a.allow_resubscribe = False
     tenant_a.save()
     post_generic(client, tenant_a, generic_payload("TD", message_id="m1"))
@@ -465,7 +520,9 @@ def test_resubscribe_refused_where_opt_outs_are_final(
     assert any("无法重新订阅" in line["body"] for line in outbox_lines(outbox))
 
 
-def test_resubscribe_lifts_the_suppression_and_says_so(client, tenant_a, generic_a):
+def test_resubscribe_lifts_the_suppression_and_says_so(
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential
+) -> None:
     post_generic(client, tenant_a, generic_payload("TD", message_id="m1"))
     response = post_generic(client, tenant_a, generic_payload("取消退订", message_id="m2"))
     assert response.json()["action"] == "resubscribe"
@@ -473,7 +530,9 @@ def test_resubscribe_lifts_the_suppression_and_says_so(client, tenant_a, generic
     assert Message.objects.for_tenant(tenant_a).filter(event="resubscribed").count() == 1
 
 
-def test_unclear_replies_get_one_clarification_per_number_per_day(client, tenant_a, generic_a):
+def test_unclear_replies_get_one_clarification_per_number_per_day(
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential
+) -> None:
     for index, text in enumerate(["不要", "stop?", "不要"]):
         post_generic(client, tenant_a, generic_payload(text, message_id=f"u{index}"))
     post_generic(client, tenant_a, generic_payload("不要", message_id="other", sender=OTHER_PHONE))
@@ -490,7 +549,9 @@ def test_unclear_replies_get_one_clarification_per_number_per_day(client, tenant
     assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
-def test_other_messages_are_stored_without_a_reply(client, tenant_a, generic_a):
+def test_other_messages_are_stored_without_a_reply(
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential
+) -> None:
     response = post_generic(client, tenant_a, generic_payload("see you at lunch"))
     assert response.status_code == 200 and response.json()["action"] == "none"
     message = InboundMessage.objects.for_tenant(tenant_a).get()
@@ -499,12 +560,12 @@ def test_other_messages_are_stored_without_a_reply(client, tenant_a, generic_a):
     assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
-def test_tenant_keywords_count(client, tenant_a, generic_a):
+def test_tenant_keywords_count(client: Client, tenant_a: Tenant, generic_a: InboundCredential) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", extra_keywords="QX, 取消营销")
     assert post_generic(client, tenant_a, generic_payload("qx")).json()["action"] == "unsubscribe"
 
 
-def test_language_guess():
+def test_language_guess() -> None:
     assert guess_language("退订", default="en") == "zh-hans"
     assert guess_language("ＴＤ", default="en") == "zh-hans"
     assert guess_language("please stop", default="zh-hans") == "en"
@@ -523,7 +584,9 @@ def test_language_guess():
 # --- the SMS channel switched off -------------------------------------------------------------
 
 
-def test_disabled_sms_channel_stores_and_flags_but_files_nothing(client, tenant_a, generic_a, agent_amy, bob):
+def test_disabled_sms_channel_stores_and_flags_but_files_nothing(
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential, agent_amy: User, bob: User
+) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", enabled=False)
 
     response = post_generic(client, tenant_a, generic_payload("TD", message_id="off-1"))
@@ -559,7 +622,9 @@ def test_disabled_sms_channel_stores_and_flags_but_files_nothing(client, tenant_
     assert "File unsubscribe request" not in client.get(changelist).content.decode()
 
 
-def test_an_invalid_sender_is_kept_and_flagged(client, tenant_a, generic_a):
+def test_an_invalid_sender_is_kept_and_flagged(
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential
+) -> None:
     response = post_generic(client, tenant_a, generic_payload("TD", sender="VERIFY"))
     assert response.status_code == 200
     message = InboundMessage.objects.for_tenant(tenant_a).get()
@@ -570,7 +635,9 @@ def test_an_invalid_sender_is_kept_and_flagged(client, tenant_a, generic_a):
 # --- tenants, providers, credentials ---------------------------------------------------------
 
 
-def test_unknown_tenant_or_provider_is_404_and_unconfigured_is_403(client, tenant_a, tenant_b, generic_a):
+def test_unknown_tenant_or_provider_is_404_and_unconfigured_is_403(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, generic_a: InboundCredential
+) -> None:
     assert client.post("/hooks/sms/no-such-tenant/generic/", {}).status_code == 404
     assert client.post(f"/hooks/sms/{tenant_a.slug}/carrier-pigeon/", {}).status_code == 404
     aliyun_404 = client.post("/hooks/sms/no-such-tenant/aliyun/", b"[]", content_type="application/json")
@@ -586,7 +653,9 @@ def test_unknown_tenant_or_provider_is_404_and_unconfigured_is_403(client, tenan
     assert client.get(hook(tenant_a, "generic")).status_code == 405
 
 
-def test_configure_inbound_command_sets_and_disables_credentials(client, tenant_a, public_url):
+def test_configure_inbound_command_sets_and_disables_credentials(
+    client: Client, tenant_a: Tenant, public_url: str
+) -> None:
     out = StringIO()
     call_command("configure_inbound", tenant_a.slug, "twilio", "--auth-token", TWILIO_TOKEN, stdout=out)
     assert TWILIO_TOKEN not in out.getvalue()
@@ -619,7 +688,9 @@ def test_configure_inbound_command_sets_and_disables_credentials(client, tenant_
         call_command("configure_inbound", tenant_a.slug, "twilio", "--generate")
 
 
-def test_admin_never_shows_a_secret_and_blank_keeps_it(client, tenant_a, twilio_a, alice, bob):
+def test_admin_never_shows_a_secret_and_blank_keeps_it(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, alice: User, bob: User
+) -> None:
     url = reverse("admin:inbound_inboundcredential_change", args=[twilio_a.pk])
     for user in (alice, bob):
         client.force_login(user)
@@ -642,7 +713,9 @@ def test_admin_never_shows_a_secret_and_blank_keeps_it(client, tenant_a, twilio_
     assert response.status_code == 200 and "Enter the secret" in response.content.decode()
 
 
-def test_admin_reply_route_is_normalised_and_scoped(client, tenant_a, tenant_b, alice):
+def test_admin_reply_route_is_normalised_and_scoped(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, alice: User
+) -> None:
     theirs = Service.objects.create(tenant=tenant_b, name="Theirs", code="theirs")
     mine = Service.objects.create(tenant=tenant_a, name="Mine", code="mine")
     client.force_login(alice)
@@ -664,7 +737,9 @@ def test_admin_reply_route_is_normalised_and_scoped(client, tenant_a, tenant_b, 
 # --- erasure ----------------------------------------------------------------------------------
 
 
-def test_erasure_clears_number_and_text_of_that_tenants_replies(client, tenant_a, tenant_b, generic_a):
+def test_erasure_clears_number_and_text_of_that_tenants_replies(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, generic_a: InboundCredential
+) -> None:
     post_generic(client, tenant_a, generic_payload("TD 13800138000 别再发了", message_id="e1"))
     inbound_credential_set(tenant=tenant_b, provider="generic", secret=GENERIC_SECRET)
     post_generic(client, tenant_b, generic_payload("TD", message_id="e1"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from io import StringIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import pytest
@@ -54,28 +54,39 @@ from .test_inbound import (
     twilio_params,
 )
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+
+    from tenants.models import Tenant
+    from unsubscribe.inbound.models import InboundCredential
+
 US_PHONE = "+12025550123"
 
 
 @pytest.fixture(autouse=True)
-def english(client):
+def english(client: Client) -> None:
     """Reasons and admin texts in English, whatever translations exist."""
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
 @pytest.fixture
-def public_url(settings):
+def public_url(settings: Settings) -> str:
     settings.PUBLIC_BASE_URL = PUBLIC
     return PUBLIC
 
 
 @pytest.fixture
-def twilio_a(tenant_a):
+def twilio_a(tenant_a: Tenant) -> InboundCredential:
     return inbound_credential_set(tenant=tenant_a, provider="twilio", secret=TWILIO_TOKEN)
 
 
 @pytest.fixture
-def generic_a(tenant_a):
+def generic_a(tenant_a: Tenant) -> InboundCredential:
     return inbound_credential_set(tenant=tenant_a, provider="generic", secret=GENERIC_SECRET)
 
 
@@ -116,8 +127,16 @@ def subscribe(tenant, service: Service, phone: str = PHONE) -> Subscription:
     ],
 )
 def test_each_intent_causes_its_action_and_reply(
-    client, tenant_a, twilio_a, public_url, text, intent, action, reply_event, filed
-):
+    client: Client,
+    tenant_a: Tenant,
+    twilio_a: InboundCredential,
+    public_url: str,
+    text: str,
+    intent: str,
+    action,
+    reply_event: str | None,
+    filed: bool,
+) -> None:
     message = say(client, tenant_a, text, "SM1")
     assert (message.intent, message.action) == (intent, action)
     assert UnsubscribeRequest.objects.for_tenant(tenant_a).exists() == filed
@@ -128,7 +147,9 @@ def test_each_intent_causes_its_action_and_reply(
 # --- item 3: a yes is read against the question we asked ---------------------------------------
 
 
-def test_yes_after_a_clarification_files_an_opt_out(client, tenant_a, twilio_a, public_url):
+def test_yes_after_a_clarification_files_an_opt_out(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     # given an unclear reply that got the clarification SMS
     unclear = say(client, tenant_a, "不用了", "SM1")
     assert unclear.action == Action.CLARIFY and len(sent(tenant_a, "clarify")) == 1
@@ -149,21 +170,27 @@ def test_yes_after_a_clarification_files_an_opt_out(client, tenant_a, twilio_a, 
     assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 1
 
 
-def test_no_after_a_clarification_files_nothing(client, tenant_a, twilio_a, public_url):
+def test_no_after_a_clarification_files_nothing(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     say(client, tenant_a, "不用了", "SM1")
     answer = say(client, tenant_a, "no", "SM2")
     assert (answer.context, answer.intent, answer.action) == ("clarification", "other", Action.NONE)
     assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
-def test_a_bare_yes_files_nothing(client, tenant_a, twilio_a, public_url):
+def test_a_bare_yes_files_nothing(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     message = say(client, tenant_a, "yes", "SM1")
     assert (message.intent, message.action) == ("other", Action.NONE)
     assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
     assert not Message.objects.unscoped(reason="test").exists()
 
 
-def test_a_clarification_older_than_the_window_is_no_longer_pending(client, tenant_a, twilio_a, public_url):
+def test_a_clarification_older_than_the_window_is_no_longer_pending(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     with time_machine.travel(datetime(2026, 3, 1, 8, 0, tzinfo=UTC), tick=False):
         say(client, tenant_a, "不用了", "SM1")
     with time_machine.travel(datetime(2026, 3, 2, 9, 0, tzinfo=UTC), tick=False):
@@ -171,7 +198,9 @@ def test_a_clarification_older_than_the_window_is_no_longer_pending(client, tena
     assert (answer.context, answer.action) == ("", Action.NONE)
 
 
-def test_yes_never_lifts_an_opt_out(client, tenant_a, twilio_a, public_url):
+def test_yes_never_lifts_an_opt_out(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     # given the issue's sequence: an opt-out, then 不用了 (asked to confirm), then "yes"
     endpoint, _secret = webhook_endpoint_create(
         tenant=tenant_a, url="https://crm.example.com/hooks", events=list(domain_events.EVENTS)
@@ -188,7 +217,9 @@ def test_yes_never_lifts_an_opt_out(client, tenant_a, twilio_a, public_url):
     assert not sent(tenant_a, "resubscribed")
 
 
-def test_resubscribe_is_recorded_with_its_evidence_and_tells_partners(client, tenant_a, twilio_a, public_url):
+def test_resubscribe_is_recorded_with_its_evidence_and_tells_partners(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     webhook_endpoint_create(
         tenant=tenant_a, url="https://crm.example.com/hooks", events=["suppression.lifted"]
     )
@@ -217,7 +248,7 @@ def test_resubscribe_is_recorded_with_its_evidence_and_tells_partners(client, te
     assert len(sent(tenant_a, "resubscribed")) == 1
 
 
-def test_partners_can_subscribe_to_suppression_lifted_through_the_api(client, api_key_a):
+def test_partners_can_subscribe_to_suppression_lifted_through_the_api(client: Client, api_key_a: str) -> None:
     response = client.post(
         "/api/v1/webhooks",
         {"url": "https://crm.example.com/hooks", "events": ["suppression.lifted"]},
@@ -229,8 +260,8 @@ def test_partners_can_subscribe_to_suppression_lifted_through_the_api(client, ap
 
 
 def test_resubscribe_refused_where_final_lifts_nothing_and_emits_nothing(
-    client, tenant_a, twilio_a, public_url
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     tenant_a.allow_resubscribe = False
     tenant_a.save()
     webhook_endpoint_create(
@@ -243,7 +274,7 @@ def test_resubscribe_refused_where_final_lifts_nothing_and_emits_nothing(
 
 
 @pytest.fixture
-def routed(tenant_a):
+def routed(tenant_a: Tenant) -> tuple[Service, Service]:
     """Two services, each with its own extension under the tenant's base number."""
     promo = Service.objects.create(tenant=tenant_a, name="Promo", code="promo")
     news = Service.objects.create(tenant=tenant_a, name="News", code="news")
@@ -253,8 +284,12 @@ def routed(tenant_a):
 
 
 def test_one_service_resubscribe_never_lifts_an_all_marketing_opt_out(
-    client, tenant_a, twilio_a, public_url, routed
-):
+    client: Client,
+    tenant_a: Tenant,
+    twilio_a: InboundCredential,
+    public_url: str,
+    routed: tuple[Service, Service],
+) -> None:
     promo, news = routed
     sub = subscribe(tenant_a, promo)
     # given the person stopped everything (a reply to the base number, no service route)
@@ -284,8 +319,12 @@ def test_one_service_resubscribe_never_lifts_an_all_marketing_opt_out(
 
 
 def test_a_service_resubscribe_lifts_and_reactivates_only_that_service(
-    client, tenant_a, twilio_a, public_url, routed
-):
+    client: Client,
+    tenant_a: Tenant,
+    twilio_a: InboundCredential,
+    public_url: str,
+    routed: tuple[Service, Service],
+) -> None:
     promo, news = routed
     subs = {s.service.code: s for s in (subscribe(tenant_a, promo), subscribe(tenant_a, news))}
     say(client, tenant_a, "TD", "SM1", to="1069000188")
@@ -309,8 +348,8 @@ def test_a_service_resubscribe_lifts_and_reactivates_only_that_service(
 
 
 def test_a_status_question_answers_with_the_reference_state_and_local_date(
-    client, tenant_a, twilio_a, public_url
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     # given an opt-out at 17:30 UTC, which is 01:30 the next day in the tenant's Asia/Shanghai
     with time_machine.travel(datetime(2026, 3, 1, 17, 30, tzinfo=UTC), tick=False):
         request = say(client, tenant_a, "TD", "SM1").request
@@ -326,7 +365,9 @@ def test_a_status_question_answers_with_the_reference_state_and_local_date(
     assert "/t/tenant-a/status/?token=" in reply.body
 
 
-def test_a_status_question_in_english_from_a_us_number(client, tenant_a, twilio_a, public_url):
+def test_a_status_question_in_english_from_a_us_number(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     tenant_a.time_zone = "America/New_York"
     tenant_a.save()
     with time_machine.travel(datetime(2026, 3, 8, 6, 30, tzinfo=UTC), tick=False):  # 01:30 EST, before DST
@@ -338,8 +379,8 @@ def test_a_status_question_in_english_from_a_us_number(client, tenant_a, twilio_
 
 
 def test_a_status_question_without_a_request_says_so_and_how_to_opt_out(
-    client, tenant_a, twilio_a, public_url
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", extra_keywords="QX")
     message = say(client, tenant_a, "am I unsubscribed?", "SM1", sender=US_PHONE)
     assert message.action == Action.STATUS
@@ -349,8 +390,8 @@ def test_a_status_question_without_a_request_says_so_and_how_to_opt_out(
 
 
 def test_a_status_question_after_the_record_was_purged_still_says_opted_out(
-    client, tenant_a, twilio_a, public_url
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     with time_machine.travel(datetime(2026, 3, 1, 2, 0, tzinfo=UTC), tick=False):
         request = say(client, tenant_a, "TD", "SM1").request
     UnsubscribeRequest.objects.for_tenant(tenant_a).filter(pk=request.pk).delete()  # past retention
@@ -366,8 +407,8 @@ def test_a_status_question_after_the_record_was_purged_still_says_opted_out(
 
 
 def test_help_from_a_chinese_number_is_in_chinese_with_the_tenants_keywords(
-    client, tenant_a, twilio_a, public_url
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", extra_keywords="QX, 取消营销")
     say(client, tenant_a, "HELP", "SM1")
     say(client, tenant_a, "HELP", "SM2", sender=US_PHONE)
@@ -378,7 +419,9 @@ def test_help_from_a_chinese_number_is_in_chinese_with_the_tenants_keywords(
     assert english_.language == "en" and "reply STOP/TD/QX/取消营销," in english_.body
 
 
-def test_the_clarification_names_the_tenants_keywords(client, tenant_a, twilio_a, public_url):
+def test_the_clarification_names_the_tenants_keywords(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", extra_keywords="QX")
     say(client, tenant_a, "不要", "SM1")
     (clarify,) = sent(tenant_a, "clarify")
@@ -391,7 +434,7 @@ PLATFORM_TOKEN = "shared-gateway-token-for-tests"
 
 
 @pytest.fixture
-def shared(tenant_a, tenant_b):
+def shared(tenant_a: Tenant, tenant_b: Tenant) -> PlatformInboundCredential:
     """demo-mobile (A) replies on 10690001, demo-shop (B) on 10690002, one Aliyun account for both."""
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", reply_numbers="10690001")
     ChannelSetting.objects.create(tenant=tenant_b, channel="sms", reply_numbers="10690002")
@@ -409,7 +452,9 @@ def post_platform_aliyun(client, messages: list[dict[str, Any]], token: str = PL
     return client.post(url, json.dumps(messages, ensure_ascii=False), content_type="application/json")
 
 
-def test_the_platform_url_routes_each_reply_to_its_tenant(client, tenant_a, tenant_b, shared):
+def test_the_platform_url_routes_each_reply_to_its_tenant(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, shared: PlatformInboundCredential
+) -> None:
     assert platform_hook("aliyun-main", "aliyun") == "/hooks/sms/platform/aliyun-main/aliyun/"
     batch = [
         aliyun_message("TD", 1, dest_code="1069000188"),  # A's base number + an extension
@@ -428,7 +473,7 @@ def test_the_platform_url_routes_each_reply_to_its_tenant(client, tenant_a, tena
     assert not UnroutedMessage.objects.exists()
 
 
-def test_the_longest_prefix_wins_across_tenants(client, tenant_a, tenant_b):
+def test_the_longest_prefix_wins_across_tenants(client: Client, tenant_a: Tenant, tenant_b: Tenant) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", reply_numbers="1069000")
     ReplyRoute.objects.create(tenant=tenant_b, destination="10690001")
     platform_credential_set(account="aliyun-main", provider="aliyun", secret=PLATFORM_TOKEN)
@@ -438,8 +483,14 @@ def test_the_longest_prefix_wins_across_tenants(client, tenant_a, tenant_b):
 
 
 def test_an_unroutable_reply_is_kept_flagged_and_answered_with_the_hub(
-    client, tenant_a, tenant_b, shared, outbox, eager_celery, django_capture_on_commit_callbacks
-):
+    client: Client,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    shared: PlatformInboundCredential,
+    outbox: Path,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         response = post_platform_aliyun(client, [aliyun_message("退订", 7, dest_code="10699999")])
 
@@ -464,7 +515,9 @@ def test_an_unroutable_reply_is_kept_flagged_and_answered_with_the_hub(
     assert Message.objects.unscoped(reason="test").filter(event="unrouted_help").count() == 1
 
 
-def test_a_destination_two_tenants_claim_is_not_guessed(client, tenant_a, tenant_b):
+def test_a_destination_two_tenants_claim_is_not_guessed(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
     ReplyRoute.objects.create(tenant=tenant_a, sign_name="蓝钻")
     ReplyRoute.objects.create(tenant=tenant_b, sign_name="蓝钻")
     platform_credential_set(account="aliyun-main", provider="aliyun", secret=PLATFORM_TOKEN)
@@ -475,7 +528,9 @@ def test_a_destination_two_tenants_claim_is_not_guessed(client, tenant_a, tenant
     assert not InboundMessage.objects.unscoped(reason="test").exists()
 
 
-def test_an_account_routes_only_to_the_tenants_it_serves(client, tenant_a, tenant_b, shared):
+def test_an_account_routes_only_to_the_tenants_it_serves(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, shared: PlatformInboundCredential
+) -> None:
     shared.tenants.set([tenant_a])
     post_platform_aliyun(client, [aliyun_message("TD", 1, dest_code="10690002")])  # B's number
     assert UnroutedMessage.objects.get().reason == "no_match"
@@ -483,8 +538,8 @@ def test_an_account_routes_only_to_the_tenants_it_serves(client, tenant_a, tenan
 
 
 def test_the_platform_url_checks_its_own_secret_and_twilio_signature(
-    client, tenant_a, tenant_b, shared, settings
-):
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, shared: PlatformInboundCredential, settings: Settings
+) -> None:
     settings.PUBLIC_BASE_URL = PUBLIC
     assert post_platform_aliyun(client, [aliyun_message("TD", 1)], token=ALIYUN_TOKEN).status_code == 403
     assert (
@@ -506,8 +561,12 @@ def test_the_platform_url_checks_its_own_secret_and_twilio_signature(
 
 
 def test_a_reply_to_another_tenants_number_on_a_tenant_url_is_flagged_not_filed(
-    client, tenant_a, tenant_b, generic_a, shared
-):
+    client: Client,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    generic_a: InboundCredential,
+    shared: PlatformInboundCredential,
+) -> None:
     # a reply to B's (demo-shop's) 10690002, posted by the shared gateway to A's URL
     response = post_generic(client, tenant_a, generic_payload("TD", message_id="x1", to="10690002"))
 
@@ -532,7 +591,7 @@ def test_a_reply_to_another_tenants_number_on_a_tenant_url_is_flagged_not_filed(
     )
 
 
-def test_configure_inbound_platform_form(tenant_a, tenant_b, public_url):
+def test_configure_inbound_platform_form(tenant_a: Tenant, tenant_b: Tenant, public_url: str) -> None:
     out = StringIO()
     call_command(
         "configure_inbound",
@@ -564,8 +623,8 @@ def test_configure_inbound_platform_form(tenant_a, tenant_b, public_url):
 
 
 def test_shared_gateways_and_unroutable_replies_are_for_superusers_only(
-    client, tenant_a, shared, alice, root
-):
+    client: Client, tenant_a: Tenant, shared: PlatformInboundCredential, alice: User, root: User
+) -> None:
     post_platform_aliyun(client, [aliyun_message("TD", 1, dest_code="10699999")])
     unrouted = UnroutedMessage.objects.get()
     pages = [
@@ -603,7 +662,7 @@ NUMBER_FORMS = [
 ]
 
 
-def test_mask_digit_runs_hides_every_number_form():
+def test_mask_digit_runs_hides_every_number_form() -> None:
     text = "退订 " + "，".join(NUMBER_FORMS) + "，订单 12 号"
     masked = mask_digit_runs(text)
     assert masked.startswith("退订 ") and "订单 12 号" in masked  # short numbers and words stay
@@ -611,8 +670,13 @@ def test_mask_digit_runs_hides_every_number_form():
 
 
 def test_after_completion_the_reply_keeps_its_wording_without_any_number(
-    client, tenant_a, generic_a, outbox, eager_celery, django_capture_on_commit_callbacks
-):
+    client: Client,
+    tenant_a: Tenant,
+    generic_a: InboundCredential,
+    outbox: Path,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     tenant_a.erasure_delay_hours = 0
     tenant_a.save()
     body = f"退订！我的号码 {' / '.join(NUMBER_FORMS)}，别再发了"

@@ -6,6 +6,7 @@ another tenant's number is answered, wording of the built-in texts."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
@@ -28,6 +29,17 @@ from . import test_inbound_replies as replies
 from .test_inbound import GENERIC_SECRET, PHONE, aliyun_message, generic_payload, post_generic
 from .test_inbound_replies import post_platform_aliyun, say, sent
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+
+    from tenants.models import Tenant
+    from unsubscribe.inbound.models import InboundCredential, PlatformInboundCredential
+
 # The reply tests' fixtures, shared (pytest finds fixtures by the module's names).
 generic_a = replies.generic_a
 public_url = replies.public_url
@@ -38,7 +50,7 @@ THIRD_PARTY = "13912345678"
 
 
 @pytest.fixture(autouse=True)
-def english(client):
+def english(client: Client) -> None:
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
@@ -51,7 +63,9 @@ def opted_out(client, tenant, sid: str = "SM1") -> None:
 
 
 @pytest.mark.parametrize("text", ["退订以后还能恢复吗", "稍后回复"])
-def test_f1_a_help_question_or_chit_chat_after_td_lifts_nothing(client, tenant_a, twilio_a, public_url, text):
+def test_f1_a_help_question_or_chit_chat_after_td_lifts_nothing(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str, text: str
+) -> None:
     webhook_endpoint_create(
         tenant=tenant_a, url="https://crm.example.com/hooks", events=["suppression.lifted"]
     )
@@ -68,8 +82,13 @@ def test_f1_a_help_question_or_chit_chat_after_td_lifts_nothing(client, tenant_a
 
 @pytest.mark.parametrize("text", ["退订以后还能恢复吗", "稍后回复"])
 def test_f1_a_borderline_resubscribe_is_kept_for_staff_not_acted_on(
-    client, tenant_a, twilio_a, public_url, monkeypatch, text
-):
+    client: Client,
+    tenant_a: Tenant,
+    twilio_a: InboundCredential,
+    public_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+) -> None:
     # given an opt-out, and a classifier that reads the next reply as a fairly sure re-subscribe
     opted_out(client, tenant_a)
     borderline = IntentResult(
@@ -87,22 +106,30 @@ def test_f1_a_borderline_resubscribe_is_kept_for_staff_not_acted_on(
 
 
 def test_f1_a_borderline_resubscribe_without_any_opt_out_is_not_flagged(
-    client, tenant_a, twilio_a, public_url, monkeypatch
-):
+    client: Client,
+    tenant_a: Tenant,
+    twilio_a: InboundCredential,
+    public_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     borderline = IntentResult(intent="resubscribe", confidence=0.85, action="act", matched="model")
     monkeypatch.setattr(inbound_services, "classify", lambda *args, **kwargs: borderline)
     message = say(client, tenant_a, "稍后回复", "SM1")
     assert message.action == Action.NONE and not message.flagged_for_attention
 
 
-def test_f1_explicit_resubscribe_words_still_lift(client, tenant_a, twilio_a, public_url):
+def test_f1_explicit_resubscribe_words_still_lift(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     opted_out(client, tenant_a)
     message = say(client, tenant_a, "重新订阅", "SM2")
     assert message.action == Action.RESUBSCRIBE
     assert not suppression_status(tenant=tenant_a, phone=PHONE).suppressed
 
 
-def test_f1_the_threshold_is_a_setting(client, tenant_a, twilio_a, public_url, settings):
+def test_f1_the_threshold_is_a_setting(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str, settings: Settings
+) -> None:
     settings.LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE = 1.0
     opted_out(client, tenant_a)
     assert say(client, tenant_a, "重新订阅", "SM2").action == Action.NONE
@@ -113,7 +140,9 @@ def test_f1_the_threshold_is_a_setting(client, tenant_a, twilio_a, public_url, s
 
 
 @pytest.mark.parametrize("text", ["HELP", "退订成功了吗", "不要", "see you at lunch", "TD"])
-def test_f3_a_handled_reply_keeps_hash_and_mask_only(client, tenant_a, twilio_a, public_url, text):
+def test_f3_a_handled_reply_keeps_hash_and_mask_only(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str, text: str
+) -> None:
     message = say(client, tenant_a, f"{text} {THIRD_PARTY}" if text == "TD" else text, "SM1")
     assert message.from_number == ""
     assert (message.from_hash, message.from_masked) == (phone_hash(PHONE), mask(PHONE))
@@ -121,8 +150,8 @@ def test_f3_a_handled_reply_keeps_hash_and_mask_only(client, tenant_a, twilio_a,
 
 
 def test_f3_a_yes_to_a_clarification_still_files_without_the_stored_number(
-    client, tenant_a, twilio_a, public_url
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     asked = say(client, tenant_a, "不要", "SM1")
     assert asked.action == Action.CLARIFY and asked.from_number == ""
     answer = say(client, tenant_a, "是", "SM2")
@@ -130,8 +159,13 @@ def test_f3_a_yes_to_a_clarification_still_files_without_the_stored_number(
 
 
 def test_f3_replies_after_the_opt_out_completed_keep_no_number(
-    client, tenant_a, generic_a, outbox, eager_celery, django_capture_on_commit_callbacks
-):
+    client: Client,
+    tenant_a: Tenant,
+    generic_a: InboundCredential,
+    outbox: Path,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     tenant_a.erasure_delay_hours = 0
     tenant_a.save()
     with django_capture_on_commit_callbacks(execute=True):
@@ -146,8 +180,8 @@ def test_f3_replies_after_the_opt_out_completed_keep_no_number(
 
 
 def test_f3_a_held_reply_keeps_the_number_for_staff_until_the_deadline(
-    client, tenant_a, twilio_a, public_url
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", enabled=False)
     with time_machine.travel(datetime(2026, 3, 1, 8, 0, tzinfo=UTC), tick=False):
         held = say(client, tenant_a, f"TD {THIRD_PARTY}", "SM1")
@@ -164,7 +198,9 @@ def test_f3_a_held_reply_keeps_the_number_for_staff_until_the_deadline(
     assert held.from_number == "" and THIRD_PARTY not in held.body and held.from_masked == mask(PHONE)
 
 
-def test_f3_filing_a_held_reply_drops_its_number(client, tenant_a, twilio_a, public_url, alice):
+def test_f3_filing_a_held_reply_drops_its_number(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str, alice: User
+) -> None:
     setting = ChannelSetting.objects.create(tenant=tenant_a, channel="sms", enabled=False)
     held = say(client, tenant_a, f"TD {THIRD_PARTY}", "SM1")
     setting.enabled = True
@@ -176,7 +212,9 @@ def test_f3_filing_a_held_reply_drops_its_number(client, tenant_a, twilio_a, pub
     assert held.request is not None and held.from_number == "" and THIRD_PARTY not in held.body
 
 
-def test_f3_unroutable_replies_keep_the_raw_number_seven_days(client, tenant_a, tenant_b, shared):
+def test_f3_unroutable_replies_keep_the_raw_number_seven_days(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, shared: PlatformInboundCredential
+) -> None:
     with time_machine.travel(datetime(2026, 3, 1, 8, 0, tzinfo=UTC), tick=False):
         post_platform_aliyun(client, [aliyun_message(f"TD {THIRD_PARTY}", 1, dest_code="10699999")])
     unrouted = UnroutedMessage.objects.get()
@@ -194,7 +232,7 @@ def test_f3_unroutable_replies_keep_the_raw_number_seven_days(client, tenant_a, 
 
 
 @pytest.mark.django_db
-def test_f3_the_sweep_is_scheduled_daily():
+def test_f3_the_sweep_is_scheduled_daily() -> None:
     from django_celery_beat.models import PeriodicTask
 
     task = PeriodicTask.objects.get(task="unsubscribe.inbound.tasks.inbound_numbers_sweep")
@@ -205,8 +243,13 @@ def test_f3_the_sweep_is_scheduled_daily():
 
 
 def test_f6_superusers_see_unroutable_replies_on_the_admin_home(
-    client, tenant_a, tenant_b, shared, root, alice
-):
+    client: Client,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    shared: PlatformInboundCredential,
+    root: User,
+    alice: User,
+) -> None:
     post_platform_aliyun(client, [aliyun_message("TD", 1, dest_code="10699999")])
     post_generic_b = generic_payload("TD", message_id="x1", to="10690002")
     from unsubscribe.inbound.services import inbound_credential_set
@@ -243,14 +286,18 @@ def test_f6_superusers_see_unroutable_replies_on_the_admin_home(
         ("8610690003", "10690003"),
     ],
 )
-def test_f7_a_destination_with_the_country_code_routes(client, tenant_a, tenant_b, shared, route, to):
+def test_f7_a_destination_with_the_country_code_routes(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, shared: PlatformInboundCredential, route: str, to: str
+) -> None:
     ReplyRoute.objects.create(tenant=tenant_b, destination=route)
     post_platform_aliyun(client, [aliyun_message("TD", 1, dest_code=to)])
     assert not UnroutedMessage.objects.exists()
     assert InboundMessage.objects.for_tenant(tenant_b).get().action == Action.UNSUBSCRIBE
 
 
-def test_f7_a_twilio_to_with_the_country_code_finds_the_service_route(client, tenant_a, twilio_a, public_url):
+def test_f7_a_twilio_to_with_the_country_code_finds_the_service_route(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     promo = Service.objects.create(tenant=tenant_a, name="Promo", code="promo")
     ReplyRoute.objects.create(tenant=tenant_a, destination="1069000188", service=promo)
     message = say(client, tenant_a, "TD", "SM1", to="+861069000188")
@@ -262,8 +309,12 @@ def test_f7_a_twilio_to_with_the_country_code_finds_the_service_route(client, te
 
 
 def test_f8_a_td_to_another_tenants_number_is_answered_with_this_tenants_help(
-    client, tenant_a, tenant_b, generic_a, shared
-):
+    client: Client,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    generic_a: InboundCredential,
+    shared: PlatformInboundCredential,
+) -> None:
     response = post_generic(client, tenant_a, generic_payload("TD", message_id="x1", to="10690002"))
 
     assert response.json()["action"] == "unrouted"
@@ -281,7 +332,9 @@ def test_f8_a_td_to_another_tenants_number_is_answered_with_this_tenants_help(
 # --- F9: a re-subscribe with nothing to lift; naming what resumed ------------------------------
 
 
-def test_f9_nothing_to_lift_answers_the_status_not_subscribed_again(client, tenant_a, twilio_a, public_url):
+def test_f9_nothing_to_lift_answers_the_status_not_subscribed_again(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     opted_out(client, tenant_a)
     say(client, tenant_a, "重新订阅", "SM2")
     assert len(sent(tenant_a, "resubscribed")) == 1
@@ -293,7 +346,9 @@ def test_f9_nothing_to_lift_answers_the_status_not_subscribed_again(client, tena
     assert SuppressionEvent.objects.for_tenant(tenant_a).filter(action="lifted").count() == 1
 
 
-def test_f9_the_resubscribed_text_names_the_services_resumed(client, tenant_a, twilio_a, public_url):
+def test_f9_the_resubscribed_text_names_the_services_resumed(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     offers = Service.objects.create(tenant=tenant_a, name="流量优惠", code="data-offers")
     ReplyRoute.objects.create(tenant=tenant_a, destination="1069000188", service=offers)
     Subscription.objects.create(
@@ -314,7 +369,9 @@ def test_f9_the_resubscribed_text_names_the_services_resumed(client, tenant_a, t
 # --- F12: wording of the built-in texts ----------------------------------------------------------
 
 
-def test_f12_the_help_text_does_not_run_the_keywords_into_the_verb(client, tenant_a, twilio_a, public_url):
+def test_f12_the_help_text_does_not_run_the_keywords_into_the_verb(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", extra_keywords="QX, 取消营销")
     say(client, tenant_a, "HELP", "SM1")
     (help_,) = sent(tenant_a, "help")
@@ -322,7 +379,7 @@ def test_f12_the_help_text_does_not_run_the_keywords_into_the_verb(client, tenan
     assert "请回复TD/退订/QX/取消营销，" in help_.body
 
 
-def test_f12_no_chinese_text_runs_the_keywords_into_the_next_word():
+def test_f12_no_chinese_text_runs_the_keywords_into_the_next_word() -> None:
     # "回复TD/退订/QX/取消营销退订营销信息": a keyword list is followed by punctuation or the end
     for (event, language), text in DEFAULT_TEXTS.items():
         if language == "zh-hans" and "{keywords}" in text.body:
@@ -330,7 +387,7 @@ def test_f12_no_chinese_text_runs_the_keywords_into_the_next_word():
             assert after in ("", "，", "。", "；"), (event, text.body)
 
 
-def test_f12_the_confirmation_reads_as_finished(client):
+def test_f12_the_confirmation_reads_as_finished(client: Client) -> None:
     completed = DEFAULT_TEXTS[("unsubscribe_completed", "zh-hans")].body
     assert "仍会发送：" not in completed
     # sent beside the terminations (issue 19 item 9): it says they are under way, never done
@@ -341,8 +398,8 @@ def test_f12_the_confirmation_reads_as_finished(client):
 
 
 def test_f15_a_yes_on_the_general_number_to_a_one_service_question_stops_that_service(
-    client, tenant_a, twilio_a, public_url
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     club = Service.objects.create(tenant=tenant_a, name="Blue Diamond", code="blue-diamond")
     ReplyRoute.objects.create(tenant=tenant_a, destination="10690001888", service=club)
     ReplyRoute.objects.create(tenant=tenant_a, destination="10690001")
@@ -359,8 +416,8 @@ def test_f15_a_yes_on_the_general_number_to_a_one_service_question_stops_that_se
 
 
 def test_f15_a_td_of_its_own_on_the_general_number_still_stops_everything(
-    client, tenant_a, twilio_a, public_url
-):
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
     club = Service.objects.create(tenant=tenant_a, name="Blue Diamond", code="blue-diamond")
     ReplyRoute.objects.create(tenant=tenant_a, destination="10690001888", service=club)
     say(client, tenant_a, "不要", "SM1", to="10690001888")
@@ -374,8 +431,8 @@ def test_f15_a_td_of_its_own_on_the_general_number_still_stops_everything(
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_f3_after_replies_of_every_kind_no_table_holds_the_raw_number(
-    client, tenant_a, tmp_path, outbox, settings
-):
+    client: Client, tenant_a: Tenant, tmp_path: Path, outbox: Path, settings: Settings
+) -> None:
     from unsubscribe.inbound.services import inbound_credential_set
 
     from .test_pipeline import FAST, _text_columns, state_of

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
@@ -18,11 +19,19 @@ from tenants.services import invitation_create
 
 from .conftest import make_member
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.core.mail import EmailMessage
+    from django.test import Client
+    from pytest_django import DjangoCaptureOnCommitCallbacks
+
+    from tenants.models import Tenant
+
 NEW_PASSWORD = "a-long-unusual-passphrase-42"
 
 
 @pytest.fixture
-def olivia(tenant_a):
+def olivia(tenant_a: Tenant) -> User:
     return make_member("olivia", tenant_a, Role.OWNER)
 
 
@@ -57,8 +66,13 @@ def accept(client, link, username="dora", password=NEW_PASSWORD, **extra):
 
 
 def test_an_owner_invites_by_email_and_the_invitee_joins_that_tenant_only(
-    client, olivia, tenant_a, tenant_b, mailoutbox, django_capture_on_commit_callbacks
-):
+    client: Client,
+    olivia: User,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    mailoutbox: list[EmailMessage],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     # given Olivia, an owner of A, invites dora@example.com as an agent
     client.force_login(olivia)
     members = client.get(reverse("admin:tenants_membership_changelist")).content.decode()
@@ -96,7 +110,9 @@ def test_an_owner_invites_by_email_and_the_invitee_joins_that_tenant_only(
     assert again.status_code == 410 and "already used" in again.content.decode()
 
 
-def test_an_invitation_by_link_alone_sends_no_email(client, olivia, tenant_a, mailoutbox):
+def test_an_invitation_by_link_alone_sends_no_email(
+    client: Client, olivia: User, tenant_a: Tenant, mailoutbox: list[EmailMessage]
+) -> None:
     client.force_login(olivia)
     response = invite(client, tenant_a, role=Role.VIEWER)
     link = link_in(response.content.decode())
@@ -108,7 +124,9 @@ def test_an_invitation_by_link_alone_sends_no_email(client, olivia, tenant_a, ma
     assert Membership.objects.get(user=eve).role == Role.VIEWER
 
 
-def test_only_owners_and_superusers_invite(client, alice, bob, olivia, root, tenant_a):
+def test_only_owners_and_superusers_invite(
+    client: Client, alice: User, bob: User, olivia: User, root: User, tenant_a: Tenant
+) -> None:
     for user in (alice, bob):  # an administrator and a viewer of A
         client.force_login(user)
         members = client.get(reverse("admin:tenants_membership_changelist")).content.decode()
@@ -121,14 +139,16 @@ def test_only_owners_and_superusers_invite(client, alice, bob, olivia, root, ten
     assert Invitation.objects.get().role == Role.OWNER
 
 
-def test_the_service_refuses_a_non_owner(alice, tenant_a):
+def test_the_service_refuses_a_non_owner(alice: User, tenant_a: Tenant) -> None:
     from django.core.exceptions import PermissionDenied
 
     with pytest.raises(PermissionDenied):
         invitation_create(tenant=tenant_a, role=Role.OWNER, invited_by=alice)
 
 
-def test_admins_cannot_make_owners(client, alice, bob, olivia, tenant_a):
+def test_admins_cannot_make_owners(
+    client: Client, alice: User, bob: User, olivia: User, tenant_a: Tenant
+) -> None:
     membership = Membership.objects.get(user=bob)
     client.force_login(alice)
     response = client.post(
@@ -147,7 +167,9 @@ def test_admins_cannot_make_owners(client, alice, bob, olivia, tenant_a):
     }
 
 
-def test_an_owner_changes_a_role_with_history(client, olivia, bob, tenant_a):
+def test_an_owner_changes_a_role_with_history(
+    client: Client, olivia: User, bob: User, tenant_a: Tenant
+) -> None:
     membership = Membership.objects.get(user=bob)
     client.force_login(olivia)
     response = client.post(
@@ -159,7 +181,7 @@ def test_an_owner_changes_a_role_with_history(client, olivia, bob, tenant_a):
     assert membership.history.latest().history_user == olivia
 
 
-def test_invitations_expire(client, olivia, tenant_a):
+def test_invitations_expire(client: Client, olivia: User, tenant_a: Tenant) -> None:
     start = timezone.now()
     with time_machine.travel(start, tick=False):
         client.force_login(olivia)
@@ -172,7 +194,7 @@ def test_invitations_expire(client, olivia, tenant_a):
     assert not get_user_model().objects.filter(username="dora").exists()
 
 
-def test_an_owner_revokes_an_invitation(client, olivia, tenant_a):
+def test_an_owner_revokes_an_invitation(client: Client, olivia: User, tenant_a: Tenant) -> None:
     client.force_login(olivia)
     link = link_in(invite(client, tenant_a).content.decode())
     invitation = Invitation.objects.get()
@@ -190,7 +212,9 @@ def test_an_owner_revokes_an_invitation(client, olivia, tenant_a):
     assert [h.history_user for h in invitation.history.order_by("history_date")] == [olivia, olivia]
 
 
-def test_an_owner_removes_a_member_who_then_loses_access(client, olivia, bob, tenant_a):
+def test_an_owner_removes_a_member_who_then_loses_access(
+    client: Client, olivia: User, bob: User, tenant_a: Tenant
+) -> None:
     membership = Membership.objects.get(user=bob)
     client.force_login(olivia)
     response = client.post(
@@ -205,7 +229,7 @@ def test_an_owner_removes_a_member_who_then_loses_access(client, olivia, bob, te
     assert client.get(reverse("admin:unsubscribe_unsubscriberequest_changelist")).status_code == 403
 
 
-def test_the_last_owner_cannot_be_removed(client, olivia, tenant_a):
+def test_the_last_owner_cannot_be_removed(client: Client, olivia: User, tenant_a: Tenant) -> None:
     membership = Membership.objects.get(user=olivia)
     client.force_login(olivia)
     client.post(
@@ -219,7 +243,9 @@ def test_the_last_owner_cannot_be_removed(client, olivia, tenant_a):
     assert demote.status_code == 200 and demote.context["adminform"].form.errors["role"]
 
 
-def test_another_tenant_never_sees_or_touches_the_invitations(client, olivia, charlie, tenant_a, tenant_b):
+def test_another_tenant_never_sees_or_touches_the_invitations(
+    client: Client, olivia: User, charlie: User, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
     invitation, _token = invitation_create(
         tenant=tenant_a, role=Role.AGENT, invited_by=olivia, email="x@example.com"
     )
@@ -241,7 +267,9 @@ def test_another_tenant_never_sees_or_touches_the_invitations(client, olivia, ch
     assert Invitation.objects.count() == 1
 
 
-def test_a_weak_password_or_a_taken_user_name_is_a_form_error(client, olivia, bob, tenant_a):
+def test_a_weak_password_or_a_taken_user_name_is_a_form_error(
+    client: Client, olivia: User, bob: User, tenant_a: Tenant
+) -> None:
     client.force_login(olivia)
     link = link_in(invite(client, tenant_a).content.decode())
     client.logout()
@@ -253,7 +281,7 @@ def test_a_weak_password_or_a_taken_user_name_is_a_form_error(client, olivia, bo
     assert accept(client, link, username="dora").status_code == 302
 
 
-def test_an_unknown_link_is_not_found_and_says_so(client, db):
+def test_an_unknown_link_is_not_found_and_says_so(client: Client, db: None) -> None:
     response = client.get("/invite/not-a-real-token/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 404
     assert "This invitation link is not valid." in response.content.decode()

@@ -7,6 +7,8 @@ once for the hub), and IPv6 clients are counted by their /64. Through the real p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -15,12 +17,21 @@ from django.urls import reverse
 from notifications.models import Message
 from unsubscribe.optout import limits
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from celery import Celery
+    from pytest_django import Settings
+
+    from tenants.models import Tenant
+
 EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 HUB, HUB_CODE = reverse("optout-hub"), reverse("optout-hub-code")
 
 
 @pytest.fixture(autouse=True)
-def fresh_limits(settings, eager_celery, outbox):
+def fresh_limits(settings: Settings, eager_celery: Celery, outbox: Path) -> Iterator[None]:
     settings.LANZUAN_PLATFORM_SMS_URL = ""
     settings.LANZUAN_PLATFORM_SMS_FILE = True
     cache.clear()
@@ -29,7 +40,7 @@ def fresh_limits(settings, eager_celery, outbox):
 
 
 @pytest.fixture
-def clock(monkeypatch):
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     now = [1_900_000_000.0]
     monkeypatch.setattr(limits, "_now", lambda: now[0])
     return now
@@ -48,7 +59,9 @@ def hub_sent(client: Client, number: str) -> bool:
     return response["Location"] == HUB_CODE
 
 
-def test_the_prefix_cap_is_shared_by_every_tenant_page_and_the_hub(settings, tenant_a, tenant_b):
+def test_the_prefix_cap_is_shared_by_every_tenant_page_and_the_hub(
+    settings: Settings, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
     settings.LANZUAN_OTP_PREFIX_DAILY_CAP = 3
     # given three codes to adjacent numbers, one on each tenant's page and one on the hub
     assert tenant_sent(Client(), tenant_a, "13800130001")
@@ -74,8 +87,8 @@ def test_the_prefix_cap_is_shared_by_every_tenant_page_and_the_hub(settings, ten
 
 
 def test_the_per_number_window_is_shared_by_every_tenant_page_and_the_hub(
-    settings, tenant_a, tenant_b, clock
-):
+    settings: Settings, tenant_a: Tenant, tenant_b: Tenant, clock: list[float]
+) -> None:
     # given the three codes a number may get in ten minutes, spread over two tenants and the hub
     assert tenant_sent(Client(), tenant_a, "13800138000")
     assert tenant_sent(Client(), tenant_b, "13800138000")
@@ -90,7 +103,7 @@ def test_the_per_number_window_is_shared_by_every_tenant_page_and_the_hub(
     assert tenant_sent(Client(), tenant_b, "13800138000")
 
 
-def test_ipv6_clients_are_counted_by_their_64(settings, tenant_a):
+def test_ipv6_clients_are_counted_by_their_64(settings: Settings, tenant_a: Tenant) -> None:
     settings.LANZUAN_OTP_IP_DAILY_CAP = 2
     # given two codes from two addresses in one /64
     assert tenant_sent(Client(REMOTE_ADDR="2001:db8:1:2::1"), tenant_a, "13800138000")

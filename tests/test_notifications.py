@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
 import pytest
@@ -34,6 +34,17 @@ from notifications.rendering import render, sms_length, text_errors
 from notifications.services import message_create, message_deliver, notification_send
 from notifications.tasks import deliver_message
 from unsubscribe.pipeline import datasources
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from django.core.mail import EmailMessage
+    from django.test import Client
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+
+    from tenants.models import Tenant
 
 # This module is its own URLconf: the project's URLs plus notifications.urls,
 # whether or not the root URLconf includes them yet.
@@ -108,7 +119,9 @@ def local_server(respond: Responder) -> Iterator[tuple[str, list[Seen]]]:
 
 @pytest.mark.parametrize("language", LANGUAGE_CODES)
 @pytest.mark.parametrize("event", Event.values)
-def test_defaults_render_for_every_event_and_language(tenant_a, outbox, event, language):
+def test_defaults_render_for_every_event_and_language(
+    tenant_a: Tenant, outbox: Path, event, language
+) -> None:
     # given: the built-in text is valid under the same rules as a tenant's
     default = DEFAULT_TEXTS[(event, language)]
     assert text_errors(default.body, event) == []
@@ -137,7 +150,7 @@ def test_defaults_render_for_every_event_and_language(tenant_a, outbox, event, l
     assert email.subject and "{" not in email.subject
 
 
-def test_confirmation_defaults_are_short():
+def test_confirmation_defaults_are_short() -> None:
     # With a real status link: two UCS-2 parts in Chinese, one GSM-7 message in English.
     values = {"reference": "K7M2-9QXP", "status_url": "https://lanzuan.example.com/t/tenant-a/status/"}
     zh = render(
@@ -152,7 +165,7 @@ def test_confirmation_defaults_are_short():
     assert (sms_length(en).encoding, sms_length(en).segments) == ("GSM-7", 1)
 
 
-def test_language_defaults_to_the_tenant_and_accepts_variants(tenant_a, tenant_b):
+def test_language_defaults_to_the_tenant_and_accepts_variants(tenant_a: Tenant, tenant_b: Tenant) -> None:
     tenant_b.default_language = "en"
     tenant_b.save()
     assert message_create(tenant=tenant_a, event="clarify", to=PHONE, context={}).language == "zh-hans"
@@ -163,7 +176,7 @@ def test_language_defaults_to_the_tenant_and_accepts_variants(tenant_a, tenant_b
     )
 
 
-def test_a_tenant_override_wins(tenant_a, tenant_b):
+def test_a_tenant_override_wins(tenant_a: Tenant, tenant_b: Tenant) -> None:
     # given
     own = Template.objects.create(
         tenant=tenant_a,
@@ -187,7 +200,7 @@ def test_a_tenant_override_wins(tenant_a, tenant_b):
     assert english.template is None and "Stopped now" in english.body
 
 
-def test_unknown_variable_is_refused_on_save(tenant_a):
+def test_unknown_variable_is_refused_on_save(tenant_a: Tenant) -> None:
     template = Template(
         tenant=tenant_a, event="otp", channel="sms", language="en", body="Code {code} for {phone}"
     )
@@ -200,7 +213,7 @@ def test_unknown_variable_is_refused_on_save(tenant_a):
     "body",
     ["{reference.__class__}", "{reference!r}", "{reference:>40}", "{0}", "{}", "unbalanced {reference"],
 )
-def test_only_plain_variables_are_allowed(tenant_a, body):
+def test_only_plain_variables_are_allowed(tenant_a: Tenant, body: str) -> None:
     template = Template(
         tenant=tenant_a, event="unsubscribe_completed", channel="sms", language="en", body=body
     )
@@ -208,7 +221,7 @@ def test_only_plain_variables_are_allowed(tenant_a, body):
         template.full_clean()
 
 
-def test_confirmations_refuse_literal_links(tenant_a):
+def test_confirmations_refuse_literal_links(tenant_a: Tenant) -> None:
     template = Template(
         tenant=tenant_a,
         event="unsubscribe_completed",
@@ -222,7 +235,7 @@ def test_confirmations_refuse_literal_links(tenant_a):
     template.full_clean()
 
 
-def test_template_changes_are_kept_in_history(tenant_a):
+def test_template_changes_are_kept_in_history(tenant_a: Tenant) -> None:
     template = Template.objects.create(
         tenant=tenant_a, event="help", language="en", body="{tenant_name}: help"
     )
@@ -250,12 +263,12 @@ def test_template_changes_are_kept_in_history(tenant_a):
         ("", "GSM-7", 0),
     ],
 )
-def test_sms_segments(text, encoding, segments):
+def test_sms_segments(text: str, encoding: str, segments: int) -> None:
     length = sms_length(text)
     assert (length.encoding, length.segments) == (encoding, segments)
 
 
-def test_unknown_event_or_missing_variable_is_a_value_error(tenant_a):
+def test_unknown_event_or_missing_variable_is_a_value_error(tenant_a: Tenant) -> None:
     with pytest.raises(ValueError):
         message_create(tenant=tenant_a, event="promo", to=PHONE, context={})
     with pytest.raises(ValueError):
@@ -267,7 +280,7 @@ def test_unknown_event_or_missing_variable_is_a_value_error(tenant_a):
 # --- the admin ------------------------------------------------------------------------------
 
 
-def test_admin_add_form_refuses_an_unknown_variable(client, alice, tenant_a):
+def test_admin_add_form_refuses_an_unknown_variable(client: Client, alice: User, tenant_a: Tenant) -> None:
     client.force_login(alice)
     response = client.post(
         reverse("admin:notifications_template_add"),
@@ -286,7 +299,7 @@ def test_admin_add_form_refuses_an_unknown_variable(client, alice, tenant_a):
     assert not Template.objects.unscoped(reason="test").exists()
 
 
-def test_admin_change_page_shows_preview_and_segments(client, alice, tenant_a):
+def test_admin_change_page_shows_preview_and_segments(client: Client, alice: User, tenant_a: Tenant) -> None:
     template = Template.objects.create(
         tenant=tenant_a,
         event="unsubscribe_completed",
@@ -308,7 +321,9 @@ def test_admin_change_page_shows_preview_and_segments(client, alice, tenant_a):
     assert "notifications/template_preview.js" in page
 
 
-def test_admin_live_preview_renders_what_is_typed(client, alice, tenant_a, tenant_b):
+def test_admin_live_preview_renders_what_is_typed(
+    client: Client, alice: User, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
     client.force_login(alice)
     url = reverse("admin:notifications_template_preview")
 
@@ -337,7 +352,7 @@ def test_admin_live_preview_renders_what_is_typed(client, alice, tenant_a, tenan
     assert "Platform B" not in other["html"]
 
 
-def test_gateway_secret_is_write_only(client, alice, tenant_a):
+def test_gateway_secret_is_write_only(client: Client, alice: User, tenant_a: Tenant) -> None:
     client.force_login(alice)
     form = {
         "tenant": tenant_a.pk,
@@ -366,7 +381,9 @@ def test_gateway_secret_is_write_only(client, alice, tenant_a):
     assert not hasattr(config.history.first(), "secret")
 
 
-def test_messages_are_read_only_and_scoped_in_the_admin(client, alice, bob, charlie, tenant_a):
+def test_messages_are_read_only_and_scoped_in_the_admin(
+    client: Client, alice: User, bob: User, charlie: User, tenant_a: Tenant
+) -> None:
     message = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
     change_url = reverse("admin:notifications_message_change", args=[message.pk])
 
@@ -388,7 +405,7 @@ def test_messages_are_read_only_and_scoped_in_the_admin(client, alice, bob, char
     assert client.get(change_url).status_code == 404
 
 
-def test_history_pages(client, alice, tenant_a):
+def test_history_pages(client: Client, alice: User, tenant_a: Tenant) -> None:
     template = Template.objects.create(
         tenant=tenant_a, event="help", language="en", body="{tenant_name}: help"
     )
@@ -403,7 +420,7 @@ def test_history_pages(client, alice, tenant_a):
 # --- delivery ---------------------------------------------------------------------------------
 
 
-def test_file_gateway_writes_the_exact_json_keys(tenant_a, outbox):
+def test_file_gateway_writes_the_exact_json_keys(tenant_a: Tenant, outbox: Path) -> None:
     sms = message_create(tenant=tenant_a, event="unsubscribe_completed", to=PHONE, context=CONTEXT)
     email = message_create(
         tenant=tenant_a,
@@ -425,7 +442,7 @@ def test_file_gateway_writes_the_exact_json_keys(tenant_a, outbox):
     assert second["to"] == "Alice@Example.com"
 
 
-def test_final_status_drops_the_recipient_and_keeps_hash_and_mask(tenant_a, outbox):
+def test_final_status_drops_the_recipient_and_keeps_hash_and_mask(tenant_a: Tenant, outbox: Path) -> None:
     message = message_create(tenant=tenant_a, event="clarify", to="138 0013 8000", context={})
     assert message.to == PHONE
 
@@ -441,7 +458,7 @@ def test_final_status_drops_the_recipient_and_keeps_hash_and_mask(tenant_a, outb
     assert email.to_hash == phone_hash("alice@example.com") and email.to_masked == "A***@Example.COM"
 
 
-def test_exactly_one_confirmation_when_the_send_is_retried(tenant_a, outbox):
+def test_exactly_one_confirmation_when_the_send_is_retried(tenant_a: Tenant, outbox: Path) -> None:
     # given: the gateway accepted the message
     message = message_create(
         tenant=tenant_a, event="unsubscribe_completed", to=PHONE, context=CONTEXT, dedupe_key="confirm:1"
@@ -465,8 +482,11 @@ def test_exactly_one_confirmation_when_the_send_is_retried(tenant_a, outbox):
 
 
 def test_notification_send_enqueues_after_commit_once(
-    tenant_a, outbox, eager_celery, django_capture_on_commit_callbacks
-):
+    tenant_a: Tenant,
+    outbox: Path,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         message = notification_send(
             tenant=tenant_a, event="unsubscribe_completed", to=PHONE, context=CONTEXT, dedupe_key="c:1"
@@ -484,7 +504,9 @@ def test_notification_send_enqueues_after_commit_once(
     assert len(outbox_lines(outbox)) == 1
 
 
-def test_the_sweep_dispatches_a_message_whose_task_was_lost(tenant_a, outbox, eager_celery):
+def test_the_sweep_dispatches_a_message_whose_task_was_lost(
+    tenant_a: Tenant, outbox: Path, eager_celery: Celery
+) -> None:
     from notifications.services import messages_sweep
 
     message = notification_send(
@@ -503,7 +525,7 @@ def test_the_sweep_dispatches_a_message_whose_task_was_lost(tenant_a, outbox, ea
     assert len(outbox_lines(outbox)) == 1
 
 
-def test_a_stale_claim_is_failed_not_resent(tenant_a, outbox):
+def test_a_stale_claim_is_failed_not_resent(tenant_a: Tenant, outbox: Path) -> None:
     # A worker claimed the message and died while calling the gateway: whether the
     # provider accepted it is unknown, so it must not go out a second time.
     message = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
@@ -519,7 +541,7 @@ def test_a_stale_claim_is_failed_not_resent(tenant_a, outbox):
     assert outbox_lines(outbox) == []
 
 
-def test_a_claim_in_flight_is_not_sent_twice(tenant_a, outbox):
+def test_a_claim_in_flight_is_not_sent_twice(tenant_a: Tenant, outbox: Path) -> None:
     message = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
     Message.objects.unscoped(reason="test").filter(pk=message.pk).update(
         claimed_at=timezone.now(), attempts=1
@@ -530,7 +552,7 @@ def test_a_claim_in_flight_is_not_sent_twice(tenant_a, outbox):
     assert outbox_lines(outbox) == []
 
 
-def test_otp_code_is_never_stored(client, root, tenant_a, outbox):
+def test_otp_code_is_never_stored(client: Client, root: User, tenant_a: Tenant, outbox: Path) -> None:
     code = "739146"
 
     message = notification_send(tenant=tenant_a, event="otp", to=PHONE, context={"code": code})
@@ -551,7 +573,7 @@ def test_otp_code_is_never_stored(client, root, tenant_a, outbox):
     assert "******" in page and code not in page
 
 
-def test_an_otp_that_waited_past_its_validity_is_not_sent(tenant_a, outbox):
+def test_an_otp_that_waited_past_its_validity_is_not_sent(tenant_a: Tenant, outbox: Path) -> None:
     from django.core.cache import cache
 
     message = message_create(tenant=tenant_a, event="otp", to=PHONE, context={"code": "123456"})
@@ -581,7 +603,7 @@ def verify_lanzuan_signature(request: Seen, secret: str) -> bool:
     return fresh and hmac.compare_digest(expected, request["headers"]["X-Lanzuan-Signature"])
 
 
-def test_generic_gateway_is_signed_and_verified_by_the_receiver(tenant_a):
+def test_generic_gateway_is_signed_and_verified_by_the_receiver(tenant_a: Tenant) -> None:
     def receiver(request: Seen) -> tuple[int, Any]:
         if not verify_lanzuan_signature(request, "http-secret"):
             return 401, {"error": "bad signature"}
@@ -605,7 +627,7 @@ def test_generic_gateway_is_signed_and_verified_by_the_receiver(tenant_a):
     assert payload["to"] == PHONE and payload["tenant"] == "tenant-a" and payload["body"] == message.body
 
 
-def test_generic_gateway_wrong_secret_is_a_permanent_failure(tenant_a):
+def test_generic_gateway_wrong_secret_is_a_permanent_failure(tenant_a: Tenant) -> None:
     with local_server(lambda r: (200, {}) if verify_lanzuan_signature(r, "other") else (401, {})) as (
         url,
         _seen,
@@ -618,7 +640,7 @@ def test_generic_gateway_wrong_secret_is_a_permanent_failure(tenant_a):
     assert message.status == Message.Status.FAILED and "401" in message.error and message.to == ""
 
 
-def test_a_failing_gateway_is_retried_then_marked_failed(tenant_a):
+def test_a_failing_gateway_is_retried_then_marked_failed(tenant_a: Tenant) -> None:
     with local_server(lambda request: (503, {"error": "down"})) as (url, seen):
         http_gateway(tenant_a, url)
         message = message_create(tenant=tenant_a, event="unsubscribe_completed", to=PHONE, context=CONTEXT)
@@ -633,7 +655,7 @@ def test_a_failing_gateway_is_retried_then_marked_failed(tenant_a):
     assert message.to == "" and message.failed_at
 
 
-def test_a_transient_failure_is_retried_until_it_is_sent(tenant_a):
+def test_a_transient_failure_is_retried_until_it_is_sent(tenant_a: Tenant) -> None:
     answers = iter([(503, {}), (429, {}), (200, {"id": "third-time"})])
     with local_server(lambda request: next(answers)) as (url, seen):
         http_gateway(tenant_a, url)
@@ -646,7 +668,7 @@ def test_a_transient_failure_is_retried_until_it_is_sent(tenant_a):
     assert (message.status, message.attempts, message.provider_message_id) == ("sent", 3, "third-time")
 
 
-def test_transient_failure_leaves_the_message_queued(tenant_a):
+def test_transient_failure_leaves_the_message_queued(tenant_a: Tenant) -> None:
     with local_server(lambda request: (500, {})) as (url, _seen):
         http_gateway(tenant_a, url)
         message = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
@@ -691,7 +713,7 @@ def fake_twilio(request: Seen) -> tuple[int, Any]:
     }
 
 
-def test_twilio_gateway_against_a_local_server(tenant_a, settings):
+def test_twilio_gateway_against_a_local_server(tenant_a: Tenant, settings: Settings) -> None:
     with local_server(fake_twilio) as (url, seen):
         twilio_gateway(tenant_a, url)
         message = message_create(tenant=tenant_a, event="unsubscribe_completed", to=PHONE, context=CONTEXT)
@@ -704,7 +726,7 @@ def test_twilio_gateway_against_a_local_server(tenant_a, settings):
     assert form["StatusCallback"] == settings.PUBLIC_BASE_URL + "/hooks/notifications/twilio/status/"
 
 
-def test_twilio_refusal_is_permanent(tenant_a):
+def test_twilio_refusal_is_permanent(tenant_a: Tenant) -> None:
     with local_server(fake_twilio) as (url, _seen):
         twilio_gateway(tenant_a, url)
         message = message_create(tenant=tenant_a, event="clarify", to="+8613900139000", context={})
@@ -714,7 +736,9 @@ def test_twilio_refusal_is_permanent(tenant_a):
     assert message.status == Message.Status.FAILED and "21211" in message.error
 
 
-def test_twilio_status_callback_updates_the_status(client, tenant_a, settings):
+def test_twilio_status_callback_updates_the_status(
+    client: Client, tenant_a: Tenant, settings: Settings
+) -> None:
     with local_server(fake_twilio) as (url, _seen):
         twilio_gateway(tenant_a, url)
         message = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
@@ -758,7 +782,7 @@ def aliyun_server_signature(params: dict[str, str], secret: str) -> str:
     return base64.b64encode(hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()).decode()
 
 
-def test_aliyun_signature_matches_the_documented_example():
+def test_aliyun_signature_matches_the_documented_example() -> None:
     params = {
         "AccessKeyId": "testId",
         "Action": "SendSms",
@@ -778,7 +802,7 @@ def test_aliyun_signature_matches_the_documented_example():
     assert aliyun_rpc_signature(params, "testSecret", method="GET") == "zJDF+Lrzhj/ThnlvIToysFRq6t4="
 
 
-def test_aliyun_gateway_against_a_local_server(tenant_a):
+def test_aliyun_gateway_against_a_local_server(tenant_a: Tenant) -> None:
     def fake_aliyun(request: Seen) -> tuple[int, Any]:
         params = dict(parse_qsl(request["body"].decode(), keep_blank_values=True))
         signature = params.pop("Signature", "")
@@ -811,7 +835,7 @@ def test_aliyun_gateway_against_a_local_server(tenant_a):
     assert json.loads(params["TemplateParam"])["reference"] == "K7M2-9QXP"
 
 
-def test_aliyun_throttling_is_transient_and_bad_template_permanent(tenant_a):
+def test_aliyun_throttling_is_transient_and_bad_template_permanent(tenant_a: Tenant) -> None:
     answers = iter(
         [(200, {"Code": "isv.BUSINESS_LIMIT_CONTROL"}), (200, {"Code": "isv.SMS_TEMPLATE_ILLEGAL"})]
     )
@@ -833,7 +857,7 @@ def test_aliyun_throttling_is_transient_and_bad_template_permanent(tenant_a):
             message_deliver(message.pk)
 
 
-def test_smtp_gateway_uses_django_email(tenant_a, mailoutbox):
+def test_smtp_gateway_uses_django_email(tenant_a: Tenant, mailoutbox: list[EmailMessage]) -> None:
     GatewayConfig.objects.create(tenant=tenant_a, channel="email", kind="smtp", sender_id="noreply@a.example")
     message = message_create(
         tenant=tenant_a,
@@ -851,7 +875,7 @@ def test_smtp_gateway_uses_django_email(tenant_a, mailoutbox):
     assert message.provider_message_id == email.extra_headers["Message-ID"]
 
 
-def test_gateway_config_is_validated_per_kind(tenant_a):
+def test_gateway_config_is_validated_per_kind(tenant_a: Tenant) -> None:
     with pytest.raises(ValidationError) as raised:
         GatewayConfig(tenant=tenant_a, channel="email", kind="aliyun").full_clean()
     assert {"kind", "sender_id", "account_id", "secret", "template_code"} <= set(raised.value.message_dict)
@@ -864,7 +888,7 @@ def test_gateway_config_is_validated_per_kind(tenant_a):
 # --- erasure --------------------------------------------------------------------------------------
 
 
-def test_erasure_clears_the_number_from_the_tenants_messages(tenant_a, tenant_b):
+def test_erasure_clears_the_number_from_the_tenants_messages(tenant_a: Tenant, tenant_b: Tenant) -> None:
     queued = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
     other_number = message_create(tenant=tenant_a, event="clarify", to="+8613900139000", context={})
     other_tenant = message_create(tenant=tenant_b, event="clarify", to=PHONE, context={})

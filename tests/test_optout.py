@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from django.core.cache import cache
@@ -27,6 +28,15 @@ from unsubscribe.optout.models import PhoneVerification
 from unsubscribe.pipeline import datasources
 from unsubscribe.suppressions.selectors import suppression_status
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from celery import Celery
+    from pytest_django import Settings
+
+    from tenants.models import Tenant
+
 NUMBER = "13800138000"
 E164 = "+8613800138000"
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
@@ -34,7 +44,7 @@ EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 
 
 @pytest.fixture(autouse=True)
-def fresh_limits():
+def fresh_limits() -> Iterator[None]:
     """Rate-limit counters live in the cache: every test starts with none."""
     cache.clear()
     yield
@@ -50,14 +60,14 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch):
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(limits, "_now", fake)
     return fake
 
 
 @pytest.fixture(autouse=True)
-def platform_sender(settings, eager_celery):
+def platform_sender(settings: Settings, eager_celery: Celery) -> None:
     """The hub's codes go through the platform's sender: the file gateway here, sent at once."""
     settings.LANZUAN_PLATFORM_SMS_URL = ""
     settings.LANZUAN_FILE_GATEWAY = True
@@ -66,7 +76,7 @@ def platform_sender(settings, eager_celery):
 
 
 @pytest.fixture
-def services_a(tenant_a):
+def services_a(tenant_a: Tenant) -> list[Service]:
     return [
         Service.objects.create(tenant=tenant_a, name="流量优惠 Data offers", code="data-offers"),
         Service.objects.create(tenant=tenant_a, name="会员俱乐部 Club", code="club"),
@@ -124,7 +134,9 @@ def text_of(response) -> str:
 # --- the whole flow ---------------------------------------------------------------------------
 
 
-def test_flow_all_marketing_in_chinese(client, tenant_a, services_a, outbox):
+def test_flow_all_marketing_in_chinese(
+    client: Client, tenant_a: Tenant, services_a: list[Service], outbox: Path
+) -> None:
     # given a person on tenant A's page
     page = client.get(start_url(tenant_a), **ZH)
     assert page.status_code == 200
@@ -168,7 +180,9 @@ def test_flow_all_marketing_in_chinese(client, tenant_a, services_a, outbox):
     assert Message.objects.unscoped(reason="test").get(event="otp").body.count("******") == 1
 
 
-def test_flow_one_service_in_english(client, tenant_a, services_a, outbox):
+def test_flow_one_service_in_english(
+    client: Client, tenant_a: Tenant, services_a: list[Service], outbox: Path
+) -> None:
     ask_code(client, tenant_a, headers=EN)
     deliver_otps()
     sms = json.loads(outbox.read_text().splitlines()[-1])
@@ -187,7 +201,9 @@ def test_flow_one_service_in_english(client, tenant_a, services_a, outbox):
     assert not suppression_status(tenant=tenant_a, phone=E164, service_code="data-offers").suppressed
 
 
-def test_choose_needs_confirmation_and_a_service(client, tenant_a, services_a, outbox):
+def test_choose_needs_confirmation_and_a_service(
+    client: Client, tenant_a: Tenant, services_a: list[Service], outbox: Path
+) -> None:
     ask_code(client, tenant_a, headers=EN)
     deliver_otps()
     client.post(code_url(tenant_a), {"code": last_code(outbox)}, **EN)
@@ -203,7 +219,9 @@ def test_choose_needs_confirmation_and_a_service(client, tenant_a, services_a, o
     assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
-def test_the_number_never_reaches_a_url_or_the_session(client, tenant_a, outbox):
+def test_the_number_never_reaches_a_url_or_the_session(
+    client: Client, tenant_a: Tenant, outbox: Path
+) -> None:
     response = ask_code(client, tenant_a)
     deliver_otps()
     response = client.post(code_url(tenant_a), {"code": last_code(outbox)}, **ZH)
@@ -213,7 +231,9 @@ def test_the_number_never_reaches_a_url_or_the_session(client, tenant_a, outbox)
     assert NUMBER not in session and "138****" not in session
 
 
-def test_malformed_number_is_a_form_error_in_the_pages_language(client, tenant_a, outbox):
+def test_malformed_number_is_a_form_error_in_the_pages_language(
+    client: Client, tenant_a: Tenant, outbox: Path
+) -> None:
     zh = landed(client, ask_code(client, tenant_a, number="12345", headers=ZH), ZH)
     en = landed(client, ask_code(client, tenant_a, number="12345", headers=EN), EN)
 
@@ -225,7 +245,7 @@ def test_malformed_number_is_a_form_error_in_the_pages_language(client, tenant_a
     assert not Message.objects.unscoped(reason="test").exists()
 
 
-def test_other_countries_are_accepted(client, tenant_a, outbox):
+def test_other_countries_are_accepted(client: Client, tenant_a: Tenant, outbox: Path) -> None:
     response = ask_code(client, tenant_a, number="5123 4567", country="852", headers=EN)
     assert response.status_code == 302
     response = ask_code(Client(), tenant_a, number="+1 415 555 2671", headers=EN)
@@ -240,7 +260,9 @@ def test_other_countries_are_accepted(client, tenant_a, outbox):
 # --- codes: wrong, expired, too many tries, resend ------------------------------------------
 
 
-def test_wrong_code_then_the_sixth_try_is_refused_even_if_right(client, tenant_a, outbox):
+def test_wrong_code_then_the_sixth_try_is_refused_even_if_right(
+    client: Client, tenant_a: Tenant, outbox: Path
+) -> None:
     ask_code(client, tenant_a, headers=EN)
     deliver_otps()
     right = last_code(outbox)
@@ -262,7 +284,7 @@ def test_wrong_code_then_the_sixth_try_is_refused_even_if_right(client, tenant_a
     assert client.get(choose_url(tenant_a)).status_code == 302  # not past the code step
 
 
-def test_expired_code_is_refused(client, tenant_a, outbox):
+def test_expired_code_is_refused(client: Client, tenant_a: Tenant, outbox: Path) -> None:
     ask_code(client, tenant_a, headers=ZH)
     deliver_otps()
     PhoneVerification.objects.unscoped(reason="test").update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -273,7 +295,9 @@ def test_expired_code_is_refused(client, tenant_a, outbox):
     assert "验证码已过期" in response.content.decode()
 
 
-def test_a_second_send_inside_60_seconds_is_refused(client, tenant_a, outbox, clock):
+def test_a_second_send_inside_60_seconds_is_refused(
+    client: Client, tenant_a: Tenant, outbox: Path, clock: Clock
+) -> None:
     ask_code(client, tenant_a, headers=EN)
     clock.now += 30
 
@@ -300,7 +324,7 @@ def test_a_second_send_inside_60_seconds_is_refused(client, tenant_a, outbox, cl
     assert old.phone == "" and new.phone == E164
 
 
-def test_at_most_three_codes_per_number_in_ten_minutes(tenant_a, outbox, clock):
+def test_at_most_three_codes_per_number_in_ten_minutes(tenant_a: Tenant, outbox: Path, clock: Clock) -> None:
     for _ in range(3):
         assert sent(tenant_a, ask_code(Client(), tenant_a, headers=EN))
         clock.now += 61
@@ -315,7 +339,9 @@ def test_at_most_three_codes_per_number_in_ten_minutes(tenant_a, outbox, clock):
     assert Message.objects.unscoped(reason="test").count() == 4
 
 
-def test_the_prefix_cap_stops_a_pumping_burst_of_adjacent_numbers(settings, tenant_a, outbox):
+def test_the_prefix_cap_stops_a_pumping_burst_of_adjacent_numbers(
+    settings: Settings, tenant_a: Tenant, outbox: Path
+) -> None:
     settings.LANZUAN_OTP_PREFIX_DAILY_CAP = 5
     # given a burst of codes to adjacent numbers, none of which is ever verified
     outcomes = [sent(tenant_a, ask_code(Client(), tenant_a, number=f"1380013{n:04d}")) for n in range(12)]
@@ -331,7 +357,9 @@ def test_the_prefix_cap_stops_a_pumping_burst_of_adjacent_numbers(settings, tena
     assert sent(tenant_a, ask_code(Client(), tenant_a, number="13912345678"))
 
 
-def test_a_verified_code_gives_its_prefix_count_back(settings, client, tenant_a, outbox):
+def test_a_verified_code_gives_its_prefix_count_back(
+    settings: Settings, client: Client, tenant_a: Tenant, outbox: Path
+) -> None:
     settings.LANZUAN_OTP_PREFIX_DAILY_CAP = 1
     ask_code(client, tenant_a)
     deliver_otps()
@@ -340,7 +368,9 @@ def test_a_verified_code_gives_its_prefix_count_back(settings, client, tenant_a,
     assert ask_code(Client(), tenant_a, number="13800138001").status_code == 302
 
 
-def test_per_ip_and_per_tenant_daily_caps(settings, tenant_a, tenant_b, outbox):
+def test_per_ip_and_per_tenant_daily_caps(
+    settings: Settings, tenant_a: Tenant, tenant_b: Tenant, outbox: Path
+) -> None:
     settings.LANZUAN_OTP_IP_DAILY_CAP = 2
     assert sent(tenant_a, ask_code(Client(), tenant_a, number="13800138000"))
     assert sent(tenant_a, ask_code(Client(), tenant_a, number="13912345678"))
@@ -357,7 +387,9 @@ def test_per_ip_and_per_tenant_daily_caps(settings, tenant_a, tenant_b, outbox):
     assert sent(tenant_b, ask_code(Client(), tenant_b, number="18600002222"))
 
 
-def test_client_ip_header_is_used_only_when_configured(settings, tenant_a, outbox):
+def test_client_ip_header_is_used_only_when_configured(
+    settings: Settings, tenant_a: Tenant, outbox: Path
+) -> None:
     settings.LANZUAN_OTP_IP_DAILY_CAP = 1
     assert sent(tenant_a, ask_code(Client(HTTP_X_REAL_IP="1.1.1.1"), tenant_a, "13800138000"))
     assert not sent(tenant_a, ask_code(Client(HTTP_X_REAL_IP="2.2.2.2"), tenant_a, "13912345678"))
@@ -365,7 +397,9 @@ def test_client_ip_header_is_used_only_when_configured(settings, tenant_a, outbo
     assert sent(tenant_a, ask_code(Client(HTTP_X_REAL_IP="3.3.3.3"), tenant_a, "15000001111"))
 
 
-def test_codes_are_not_logged(client, tenant_a, outbox, caplog):
+def test_codes_are_not_logged(
+    client: Client, tenant_a: Tenant, outbox: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level("DEBUG")
     ask_code(client, tenant_a)
     deliver_otps()
@@ -377,7 +411,7 @@ def test_codes_are_not_logged(client, tenant_a, outbox, caplog):
 # --- CSRF and what a page reveals ----------------------------------------------------------------
 
 
-def test_csrf_is_enforced_on_every_form(tenant_a):
+def test_csrf_is_enforced_on_every_form(tenant_a: Tenant) -> None:
     client = Client(enforce_csrf_checks=True)
     status_url = reverse("unsubscribe-status", args=[tenant_a.slug])
     for url in (
@@ -404,7 +438,9 @@ def _ask_and_look(tenant, number=NUMBER):
     return post, page
 
 
-def test_the_page_reveals_nothing_about_a_subscription(tenant_a, services_a, outbox):
+def test_the_page_reveals_nothing_about_a_subscription(
+    tenant_a: Tenant, services_a: list[Service], outbox: Path
+) -> None:
     # given the same number, first unknown to the tenant …
     unknown_post, unknown_page = _ask_and_look(tenant_a)
     cache.clear()
@@ -430,7 +466,9 @@ def test_the_page_reveals_nothing_about_a_subscription(tenant_a, services_a, out
     assert Message.objects.unscoped(reason="test").filter(event="otp").count() == 2
 
 
-def test_two_numbers_get_the_same_answer_but_for_the_mask(tenant_a, services_a, outbox):
+def test_two_numbers_get_the_same_answer_but_for_the_mask(
+    tenant_a: Tenant, services_a: list[Service], outbox: Path
+) -> None:
     subscribed = "+8613912345678"
     Subscription.objects.create(
         tenant=tenant_a,
@@ -455,7 +493,7 @@ def _filed(tenant, phone=E164, services=None):
     ).request
 
 
-def test_status_by_signed_link_shows_each_step(client, tenant_a):
+def test_status_by_signed_link_shows_each_step(client: Client, tenant_a: Tenant) -> None:
     request = _filed(tenant_a)
 
     response = client.get(links.status_url(request, absolute=False), **EN)
@@ -468,7 +506,7 @@ def test_status_by_signed_link_shows_each_step(client, tenant_a):
     assert E164 not in body and "138****8000" in body
 
 
-def test_status_shows_done_steps_and_why_others_wait(client, tenant_a):
+def test_status_shows_done_steps_and_why_others_wait(client: Client, tenant_a: Tenant) -> None:
     from unsubscribe.models import Step, Target
 
     Target.objects.create(
@@ -495,7 +533,7 @@ def test_status_shows_done_steps_and_why_others_wait(client, tenant_a):
     assert "Waits until the services are ended and the confirmation is sent." in body
 
 
-def test_status_by_reference_and_number(client, tenant_a):
+def test_status_by_reference_and_number(client: Client, tenant_a: Tenant) -> None:
     request = _filed(tenant_a)
     url = reverse("unsubscribe-status", args=[tenant_a.slug])
 
@@ -520,7 +558,9 @@ def test_status_by_reference_and_number(client, tenant_a):
     )
 
 
-def test_status_of_another_tenants_request_is_not_found(client, tenant_a, tenant_b):
+def test_status_of_another_tenants_request_is_not_found(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
     request = _filed(tenant_b)
     url = reverse("unsubscribe-status", args=[tenant_a.slug])
     response = landed(client, client.post(url, {"reference": request.reference, "phone": NUMBER}))
@@ -529,7 +569,7 @@ def test_status_of_another_tenants_request_is_not_found(client, tenant_a, tenant
     assert 'data-testid="timeline"' not in client.get(token_link).content.decode()
 
 
-def test_status_lookups_are_limited(settings, client, tenant_a):
+def test_status_lookups_are_limited(settings: Settings, client: Client, tenant_a: Tenant) -> None:
     settings.LANZUAN_STATUS_LOOKUPS_PER_IP_HOUR = 3
     url = reverse("unsubscribe-status", args=[tenant_a.slug])
     for _ in range(3):
@@ -543,7 +583,9 @@ def test_status_lookups_are_limited(settings, client, tenant_a):
 # --- erasure and expiry ----------------------------------------------------------------------------
 
 
-def test_erasure_blanks_the_tenants_verifications_of_that_number(tenant_a, tenant_b, outbox):
+def test_erasure_blanks_the_tenants_verifications_of_that_number(
+    tenant_a: Tenant, tenant_b: Tenant, outbox: Path
+) -> None:
     for tenant in (tenant_a, tenant_b):
         services.verification_start(tenant=tenant, e164=E164, ip="1.2.3.4", language="zh-hans")
     services.verification_start(tenant=tenant_a, e164="+8613912345678", ip="1.2.3.4", language="zh-hans")
@@ -565,7 +607,7 @@ def test_erasure_blanks_the_tenants_verifications_of_that_number(tenant_a, tenan
     assert PhoneVerification.objects.unscoped(reason="test").get(tenant=tenant_a, phone="+8613912345678")
 
 
-def test_the_sweep_blanks_expired_and_stale_codes(tenant_a, outbox):
+def test_the_sweep_blanks_expired_and_stale_codes(tenant_a: Tenant, outbox: Path) -> None:
     now = timezone.now()
     fresh = services.verification_start(tenant=tenant_a, e164=E164, ip="1", language="en").verification
     cache.clear()
@@ -593,7 +635,7 @@ def test_the_sweep_blanks_expired_and_stale_codes(tenant_a, outbox):
 # --- issue 8: the ways to unsubscribe --------------------------------------------------------------
 
 
-def test_tenant_page_lists_every_enabled_way(client, tenant_a):
+def test_tenant_page_lists_every_enabled_way(client: Client, tenant_a: Tenant) -> None:
     ChannelSetting.objects.create(
         tenant=tenant_a, channel="sms", reply_numbers="10690001, 1069000188", extra_keywords="QX"
     )
@@ -625,7 +667,9 @@ def test_tenant_page_lists_every_enabled_way(client, tenant_a):
     assert 'data-testid="way-hub"' in en
 
 
-def test_web_opt_out_switched_off_lists_the_other_ways(client, tenant_a, outbox):
+def test_web_opt_out_switched_off_lists_the_other_ways(
+    client: Client, tenant_a: Tenant, outbox: Path
+) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="web", enabled=False)
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", reply_numbers="10690001")
 
@@ -640,14 +684,14 @@ def test_web_opt_out_switched_off_lists_the_other_ways(client, tenant_a, outbox)
     assert not Message.objects.unscoped(reason="test").exists()
 
 
-def test_start_page_shows_the_ways_block(client, tenant_a):
+def test_start_page_shows_the_ways_block(client: Client, tenant_a: Tenant) -> None:
     body = client.get(start_url(tenant_a), **EN).content.decode()
     assert (
         'data-testid="ways"' in body and 'data-testid="way-web"' in body and 'data-testid="way-sms"' in body
     )
 
 
-def test_unknown_or_inactive_tenant_is_404(client, tenant_a):
+def test_unknown_or_inactive_tenant_is_404(client: Client, tenant_a: Tenant) -> None:
     assert client.get(start_url(tenant_a).replace(tenant_a.slug, "nobody")).status_code == 404
     tenant_a.is_active = False
     tenant_a.save()
@@ -666,7 +710,9 @@ def _subscribe(tenant, code, phone=E164):
     )
 
 
-def test_hub_stops_every_provider_in_one_submit(client, tenant_a, tenant_b, outbox):
+def test_hub_stops_every_provider_in_one_submit(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, outbox: Path
+) -> None:
     _subscribe(tenant_a, "offers")
     _subscribe(tenant_b, "picks")
 
@@ -697,7 +743,9 @@ def test_hub_stops_every_provider_in_one_submit(client, tenant_a, tenant_b, outb
     assert receipt.count('data-testid="receipt-reference"') == 2
 
 
-def test_hub_with_a_provider_that_refuses_hub_requests(client, tenant_a, tenant_b, outbox):
+def test_hub_with_a_provider_that_refuses_hub_requests(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, outbox: Path
+) -> None:
     _subscribe(tenant_a, "offers")
     _subscribe(tenant_b, "picks")
     ChannelSetting.objects.create(tenant=tenant_b, channel="hub", enabled=False)
@@ -717,7 +765,7 @@ def test_hub_with_a_provider_that_refuses_hub_requests(client, tenant_a, tenant_
     assert f'data-testid="hub-refused-{tenant_b.slug}"' in receipt and "10699999" in receipt
 
 
-def test_hub_reveals_nothing_for_a_number_no_provider_knows(tenant_a, outbox):
+def test_hub_reveals_nothing_for_a_number_no_provider_knows(tenant_a: Tenant, outbox: Path) -> None:
     _subscribe(tenant_a, "offers")
     known, unknown = Client(), Client()
     known_post = known.post(reverse("optout-hub"), {"phone": NUMBER})
@@ -740,7 +788,9 @@ def test_hub_reveals_nothing_for_a_number_no_provider_knows(tenant_a, outbox):
     assert landed(unknown, unknown.post(hub_code, {"action": "resend"})).status_code == 429
 
 
-def test_back_to_step_one_with_the_same_number_keeps_the_code(client, tenant_a, outbox):
+def test_back_to_step_one_with_the_same_number_keeps_the_code(
+    client: Client, tenant_a: Tenant, outbox: Path
+) -> None:
     ask_code(client, tenant_a, headers=EN)
 
     again = ask_code(client, tenant_a, headers=EN)
@@ -754,7 +804,9 @@ def test_back_to_step_one_with_the_same_number_keeps_the_code(client, tenant_a, 
     )
 
 
-def test_a_broken_otp_setup_answers_with_a_message_not_an_error_page(client, tenant_a, monkeypatch):
+def test_a_broken_otp_setup_answers_with_a_message_not_an_error_page(
+    client: Client, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import notifications.services
 
     def broken(**kwargs):
@@ -769,7 +821,7 @@ def test_a_broken_otp_setup_answers_with_a_message_not_an_error_page(client, ten
     assert not PhoneVerification.objects.unscoped(reason="test").exists()
 
 
-def test_a_verification_blanked_before_submit_asks_to_start_again(tenant_a):
+def test_a_verification_blanked_before_submit_asks_to_start_again(tenant_a: Tenant) -> None:
     """The sweep or an erasure may blank the number between the code check and the
     submit: the person is asked to start again, never shown a server error."""
     from unsubscribe.optout import services as optout_services

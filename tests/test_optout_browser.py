@@ -14,6 +14,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from django.conf import settings
@@ -24,6 +25,14 @@ from tenants.models import Tenant
 from unsubscribe.models import ChannelSetting, Service, UnsubscribeRequest
 from unsubscribe.optout.models import PhoneVerification
 from unsubscribe.suppressions.selectors import suppression_status
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from celery import Celery
+    from playwright.sync_api import Browser
+    from pytest_django import Settings
+    from pytest_django.live_server_helper import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -51,7 +60,7 @@ E164 = "+8613800138000"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def sync_orm_beside_playwright():
+def sync_orm_beside_playwright() -> Iterator[None]:
     """Playwright's sync API runs an event loop in this thread; the ORM calls the
     test makes between page actions are still synchronous. Only for this module."""
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
@@ -64,7 +73,7 @@ def sync_orm_beside_playwright():
 
 
 @pytest.fixture(scope="module")
-def browser(sync_orm_beside_playwright):
+def browser(sync_orm_beside_playwright: None) -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         yield chromium
@@ -72,7 +81,7 @@ def browser(sync_orm_beside_playwright):
 
 
 @pytest.fixture
-def open_page(browser):
+def open_page(browser: Browser) -> Iterator[Callable[[str], Page]]:
     contexts = []
 
     def _open(locale: str) -> Page:
@@ -87,14 +96,14 @@ def open_page(browser):
 
 
 @pytest.fixture(autouse=True)
-def fresh_limits():
+def fresh_limits() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
 
 
 @pytest.fixture(autouse=True)
-def platform_sender(settings):
+def platform_sender(settings: Settings) -> None:
     """The hub's codes go through the platform's sender: the outbox here (item 10 of issue 11)."""
     settings.LANZUAN_PLATFORM_SMS_URL = ""
     settings.LANZUAN_FILE_GATEWAY = True
@@ -108,7 +117,7 @@ def shots() -> Path:
 
 
 @pytest.fixture
-def bluesea(db) -> Tenant:
+def bluesea(db: None) -> Tenant:
     tenant = Tenant.objects.create(
         slug="bluesea",
         name="蓝海移动 BlueSea Mobile",
@@ -152,8 +161,13 @@ def shot(page: Page, folder: Path, name: str) -> None:
 
 
 def test_whole_flow_in_chinese_for_all_marketing(
-    live_server, open_page, bluesea, outbox, eager_celery, shots
-):
+    live_server: LiveServer,
+    open_page: Callable[[str], Page],
+    bluesea: Tenant,
+    outbox: Path,
+    eager_celery: Celery,
+    shots: Path,
+) -> None:
     page = open_page("zh-CN")
     page.goto(f"{live_server.url}/t/bluesea/unsubscribe/")
     expect(page.locator("h1")).to_have_text("退订蓝海移动 BlueSea Mobile")
@@ -197,8 +211,13 @@ def test_whole_flow_in_chinese_for_all_marketing(
 
 
 def test_whole_flow_in_english_for_one_service_by_keyboard(
-    live_server, open_page, bluesea, outbox, eager_celery, shots
-):
+    live_server: LiveServer,
+    open_page: Callable[[str], Page],
+    bluesea: Tenant,
+    outbox: Path,
+    eager_celery: Celery,
+    shots: Path,
+) -> None:
     page = open_page("en-US")
     page.goto(f"{live_server.url}/t/bluesea/unsubscribe/")
     expect(page.locator("h1")).to_have_text("Unsubscribe from 蓝海移动 BlueSea Mobile")
@@ -240,8 +259,13 @@ def test_whole_flow_in_english_for_one_service_by_keyboard(
 
 
 def test_errors_wrong_and_expired_code_malformed_number_and_language_switch(
-    live_server, open_page, bluesea, outbox, eager_celery, shots
-):
+    live_server: LiveServer,
+    open_page: Callable[[str], Page],
+    bluesea: Tenant,
+    outbox: Path,
+    eager_celery: Celery,
+    shots: Path,
+) -> None:
     page = open_page("zh-CN")
     page.goto(f"{live_server.url}/t/bluesea/unsubscribe/")
 
@@ -280,7 +304,9 @@ def test_errors_wrong_and_expired_code_malformed_number_and_language_switch(
     shot(page, shots, "optout-en-error-resend")
 
 
-def test_tenant_page_lists_the_ways_to_unsubscribe(live_server, open_page, bluesea, shots):
+def test_tenant_page_lists_the_ways_to_unsubscribe(
+    live_server: LiveServer, open_page: Callable[[str], Page], bluesea: Tenant, shots: Path
+) -> None:
     page = open_page("en-US")
     page.goto(f"{live_server.url}/t/bluesea/")
     expect(page.get_by_test_id("way-hotline")).to_contain_text("Call 10086, press 3 (open 9:00–21:00).")
@@ -292,8 +318,14 @@ def test_tenant_page_lists_the_ways_to_unsubscribe(live_server, open_page, blues
 
 
 def test_hub_stops_two_providers_at_once(
-    live_server, open_page, bluesea, tenant_b, outbox, eager_celery, shots
-):
+    live_server: LiveServer,
+    open_page: Callable[[str], Page],
+    bluesea: Tenant,
+    tenant_b: Tenant,
+    outbox: Path,
+    eager_celery: Celery,
+    shots: Path,
+) -> None:
     from lanzuan import phones
     from unsubscribe.models import Subscription
 
@@ -366,8 +398,13 @@ def back_loads_by_get(page: Page, nav: Navigations, elsewhere: str, expected_pat
 
 
 def test_back_after_a_confirm_error_on_the_tenant_page_loads_by_get(
-    live_server, open_page, bluesea, outbox, eager_celery, tmp_path
-):
+    live_server: LiveServer,
+    open_page: Callable[[str], Page],
+    bluesea: Tenant,
+    outbox: Path,
+    eager_celery: Celery,
+    tmp_path: Path,
+) -> None:
     page = open_page("en-US")
     nav = Navigations(page, live_server.url)
     page.goto(f"{live_server.url}/t/bluesea/unsubscribe/")
@@ -393,7 +430,9 @@ def test_back_after_a_confirm_error_on_the_tenant_page_loads_by_get(
     page.screenshot(path=str(tmp_path / "choose-after-back.png"), full_page=True)
 
 
-def test_back_after_an_error_on_the_status_lookup_loads_by_get(live_server, open_page, bluesea, tmp_path):
+def test_back_after_an_error_on_the_status_lookup_loads_by_get(
+    live_server: LiveServer, open_page: Callable[[str], Page], bluesea: Tenant, tmp_path: Path
+) -> None:
     page = open_page("zh-CN")
     nav = Navigations(page, live_server.url)
     page.goto(f"{live_server.url}/t/bluesea/status/")
@@ -410,8 +449,14 @@ def test_back_after_an_error_on_the_status_lookup_loads_by_get(live_server, open
 
 
 def test_back_after_a_confirm_error_on_the_hub_loads_by_get(
-    live_server, open_page, bluesea, tenant_b, outbox, eager_celery, tmp_path
-):
+    live_server: LiveServer,
+    open_page: Callable[[str], Page],
+    bluesea: Tenant,
+    tenant_b: Tenant,
+    outbox: Path,
+    eager_celery: Celery,
+    tmp_path: Path,
+) -> None:
     from lanzuan import phones
     from unsubscribe.models import Subscription
 
@@ -445,7 +490,9 @@ def test_back_after_a_confirm_error_on_the_hub_loads_by_get(
     back_loads_by_get(page, nav, f"{live_server.url}/hub/", "/hub/choose/")
 
 
-def test_back_after_a_refused_email_confirmation_loads_by_get(live_server, open_page, bluesea, tmp_path):
+def test_back_after_a_refused_email_confirmation_loads_by_get(
+    live_server: LiveServer, open_page: Callable[[str], Page], bluesea: Tenant, tmp_path: Path
+) -> None:
     from lanzuan import phones
     from unsubscribe import links
     from unsubscribe.models import Subscription

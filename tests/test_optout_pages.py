@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from django.core.cache import cache
@@ -26,6 +27,13 @@ from unsubscribe.optout.models import PhoneVerification
 
 from .httpserver import http_endpoint
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from celery import Celery
+    from pytest_django import Settings
+
 NUMBER = "13800138000"
 E164 = "+8613800138000"
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
@@ -34,14 +42,14 @@ HUB, HUB_CODE, HUB_CHOOSE = reverse("optout-hub"), reverse("optout-hub-code"), r
 
 
 @pytest.fixture(autouse=True)
-def fresh_limits():
+def fresh_limits() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
 
 
 @pytest.fixture(autouse=True)
-def platform_sender(settings, eager_celery, outbox):
+def platform_sender(settings: Settings, eager_celery: Celery, outbox: Path) -> None:
     settings.LANZUAN_PLATFORM_SMS_URL = ""
     settings.LANZUAN_FILE_GATEWAY = True
     settings.LANZUAN_PLATFORM_NAME = "蓝钻退订平台"
@@ -87,7 +95,9 @@ def block(html: str, testid: str) -> str:
 # --- item 10: the hub shows each provider's own terms ------------------------------------------------
 
 
-def test_hub_shows_each_providers_own_terms_before_the_confirmation(client, tenant_a, tenant_b, outbox):
+def test_hub_shows_each_providers_own_terms_before_the_confirmation(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, outbox: Path
+) -> None:
     # given two providers with different policies
     Tenant.objects.filter(pk=tenant_a.pk).update(
         allow_resubscribe=False, erasure_mode=Tenant.ErasureMode.ANONYMISE, erasure_delay_hours=48
@@ -122,7 +132,9 @@ def test_hub_shows_each_providers_own_terms_before_the_confirmation(client, tena
     assert "平台 B 不保留任何数据。" in block(zh, "hub-terms-tenant-b")
 
 
-def test_hub_code_sms_is_signed_by_the_platform_not_a_provider(client, settings, tenant_a, tenant_b, outbox):
+def test_hub_code_sms_is_signed_by_the_platform_not_a_provider(
+    client: Client, settings: Settings, tenant_a: Tenant, tenant_b: Tenant, outbox: Path
+) -> None:
     # given the number is known to two providers, the first of which has its own sign
     subscribe(tenant_a, "offers")
     subscribe(tenant_b, "picks")
@@ -144,7 +156,9 @@ def test_hub_code_sms_is_signed_by_the_platform_not_a_provider(client, settings,
     assert response["Location"] == HUB_CHOOSE
 
 
-def test_hub_code_goes_through_the_platform_http_gateway(settings, tenant_a, outbox):
+def test_hub_code_goes_through_the_platform_http_gateway(
+    settings: Settings, tenant_a: Tenant, outbox: Path
+) -> None:
     subscribe(tenant_a, "offers")
     with http_endpoint() as endpoint:
         settings.LANZUAN_PLATFORM_SMS_URL = endpoint.url
@@ -165,7 +179,9 @@ def test_hub_code_goes_through_the_platform_http_gateway(settings, tenant_a, out
     assert not sms_to(outbox)  # nothing through the file gateway
 
 
-def test_hub_without_a_platform_sender_answers_alike_for_every_number(settings, tenant_a, outbox):
+def test_hub_without_a_platform_sender_answers_alike_for_every_number(
+    settings: Settings, tenant_a: Tenant, outbox: Path
+) -> None:
     settings.LANZUAN_FILE_GATEWAY = False
     subscribe(tenant_a, "offers")
     known, unknown = Client(), Client()
@@ -178,7 +194,9 @@ def test_hub_without_a_platform_sender_answers_alike_for_every_number(settings, 
     assert not sms_to(outbox) and not PhoneVerification.objects.unscoped(reason="test").exists()
 
 
-def test_hub_abuse_limits_still_apply_with_the_platform_sender(settings, tenant_a, outbox, monkeypatch):
+def test_hub_abuse_limits_still_apply_with_the_platform_sender(
+    settings: Settings, tenant_a: Tenant, outbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from unsubscribe.optout import limits
 
     now = [1_900_000_000.0]
@@ -198,7 +216,9 @@ def test_hub_abuse_limits_still_apply_with_the_platform_sender(settings, tenant_
 # --- item 12: post/redirect/get in all four flows -------------------------------------------------------
 
 
-def test_tenant_page_confirm_error_redirects_and_the_get_shows_it(client, tenant_a, outbox):
+def test_tenant_page_confirm_error_redirects_and_the_get_shows_it(
+    client: Client, tenant_a: Tenant, outbox: Path
+) -> None:
     Service.objects.create(tenant=tenant_a, name="Club", code="club")
     client.post(reverse("unsubscribe-start", args=[tenant_a.slug]), {"phone": NUMBER}, **EN)
     from notifications.services import message_deliver
@@ -229,7 +249,9 @@ def test_tenant_page_confirm_error_redirects_and_the_get_shows_it(client, tenant
     assert done["Location"] == reverse("optout-receipt", args=[tenant_a.slug])
 
 
-def test_number_and_code_errors_redirect_and_keep_the_number_out_of_the_session(client, tenant_a, outbox):
+def test_number_and_code_errors_redirect_and_keep_the_number_out_of_the_session(
+    client: Client, tenant_a: Tenant, outbox: Path
+) -> None:
     start = reverse("unsubscribe-start", args=[tenant_a.slug])
     post = client.post(start, {"country": "852", "phone": "7777"}, **EN)
     assert post.status_code == 302 and post["Location"] == start
@@ -245,7 +267,7 @@ def test_number_and_code_errors_redirect_and_keep_the_number_out_of_the_session(
     assert client.get(code_url, **EN).status_code == 400
 
 
-def test_status_lookup_redirects_on_errors_and_on_success(client, tenant_a):
+def test_status_lookup_redirects_on_errors_and_on_success(client: Client, tenant_a: Tenant) -> None:
     from unsubscribe.requests.services import unsubscribe_request_create
 
     filed = unsubscribe_request_create(
@@ -264,7 +286,9 @@ def test_status_lookup_redirects_on_errors_and_on_success(client, tenant_a):
     assert filed.reference in client.get(good["Location"], **EN).content.decode()
 
 
-def test_hub_confirm_error_redirects_and_the_get_shows_it(client, tenant_a, tenant_b, outbox):
+def test_hub_confirm_error_redirects_and_the_get_shows_it(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, outbox: Path
+) -> None:
     subscribe(tenant_a, "offers")
     subscribe(tenant_b, "picks")
     hub_verified(client, outbox)
@@ -281,7 +305,7 @@ def test_hub_confirm_error_redirects_and_the_get_shows_it(client, tenant_a, tena
     assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
-def test_email_confirm_page_always_redirects(client, tenant_a):
+def test_email_confirm_page_always_redirects(client: Client, tenant_a: Tenant) -> None:
     service = Service.objects.create(tenant=tenant_a, name="Deals", code="deals")
     subscription = subscribe(tenant_a, "deals")
     assert subscription.service == service

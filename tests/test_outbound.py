@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -24,9 +25,18 @@ from .httpserver import http_endpoint
 from .pipeline_helpers import NUMBER
 from .test_core import run_pipeline
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from pytest_django import Settings
+
+    from tenants.models import Tenant
+
 
 @pytest.fixture
-def production_network(settings):
+def production_network(settings: Settings) -> None:
     settings.LANZUAN_OUTBOUND_ALLOW = []
 
 
@@ -45,12 +55,12 @@ def production_network(settings):
         "not a url",
     ],
 )
-def test_private_addresses_and_plain_http_are_refused(url, production_network):
+def test_private_addresses_and_plain_http_are_refused(url: str, production_network: None) -> None:
     with pytest.raises(UnsafeURL):
         check_url(url)
 
 
-def test_public_https_passes_and_loopback_passes_where_allowed(settings):
+def test_public_https_passes_and_loopback_passes_where_allowed(settings: Settings) -> None:
     settings.LANZUAN_OUTBOUND_ALLOW = []
     check_url("https://93.184.216.34/optout")
     check_url(
@@ -63,7 +73,9 @@ def test_public_https_passes_and_loopback_passes_where_allowed(settings):
 
 
 @pytest.mark.django_db
-def test_admin_refuses_an_internal_target_url(production_network, tenant_a, alice, client):
+def test_admin_refuses_an_internal_target_url(
+    production_network: None, tenant_a: Tenant, alice: User, client: Client
+) -> None:
     client.force_login(alice)
     response = client.post(
         reverse("admin:unsubscribe_target_add"),
@@ -85,7 +97,9 @@ def test_admin_refuses_an_internal_target_url(production_network, tenant_a, alic
 
 
 @pytest.mark.django_db
-def test_a_target_that_became_internal_is_not_called(production_network, tenant_a, outbox):
+def test_a_target_that_became_internal_is_not_called(
+    production_network: None, tenant_a: Tenant, outbox: Path
+) -> None:
     # saved when the network allowed it (or DNS pointed elsewhere), internal now
     Target.objects.create(
         tenant=tenant_a,
@@ -107,7 +121,9 @@ def test_a_target_that_became_internal_is_not_called(production_network, tenant_
 
 
 @pytest.mark.django_db
-def test_an_smtp_gateway_on_an_internal_host_is_refused(production_network, tenant_a, alice, client):
+def test_an_smtp_gateway_on_an_internal_host_is_refused(
+    production_network: None, tenant_a: Tenant, alice: User, client: Client
+) -> None:
     from notifications.models import GatewayConfig
 
     client.force_login(alice)
@@ -164,14 +180,14 @@ def transition_forms(v4: ipaddress.IPv4Address) -> dict[str, str]:
         "https://0.0.0.0/",
     ],
 )
-def test_transition_forms_of_internal_addresses_are_refused(url, production_network):
+def test_transition_forms_of_internal_addresses_are_refused(url: str, production_network: None) -> None:
     with pytest.raises(UnsafeURL):
         check_url(url)
 
 
 @hsettings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=150, deadline=None)
 @given(v4=PRIVATE_V4)
-def test_no_embedding_of_a_non_public_ipv4_address_passes(production_network, v4):
+def test_no_embedding_of_a_non_public_ipv4_address_passes(production_network: None, v4) -> None:
     for form, address in transition_forms(v4).items():
         with pytest.raises(UnsafeURL):
             check_url(f"https://[{address}]/hook")
@@ -180,7 +196,9 @@ def test_no_embedding_of_a_non_public_ipv4_address_passes(production_network, v4
 
 @hsettings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=100, deadline=None)
 @given(v4=PUBLIC_V4)
-def test_nat64_and_6to4_of_a_public_address_pass_teredo_and_mapped_never(production_network, v4):
+def test_nat64_and_6to4_of_a_public_address_pass_teredo_and_mapped_never(
+    production_network: None, v4
+) -> None:
     forms = transition_forms(v4)
     check_url(f"https://[{forms['nat64']}]/hook")  # DNS64 networks resolve public hosts so
     check_url(f"https://[{forms['6to4']}]/hook")
@@ -189,7 +207,7 @@ def test_nat64_and_6to4_of_a_public_address_pass_teredo_and_mapped_never(product
             check_url(f"https://[{forms[refused]}]/hook")
 
 
-def test_the_development_allowance_can_limit_ports(settings):
+def test_the_development_allowance_can_limit_ports(settings: Settings) -> None:
     settings.LANZUAN_OUTBOUND_ALLOW = ["127.0.0.0/8@32768-65535", "::1/128@32768-65535"]
     check_url("http://127.0.0.1:40000/optout")
     check_url("http://[::1]:65535/optout")
@@ -251,7 +269,9 @@ def tcp_listener() -> Iterator[tuple[int, list[int]]]:
         server.close()
 
 
-def test_a_name_rebound_to_loopback_after_the_check_is_not_called(production_network, monkeypatch):
+def test_a_name_rebound_to_loopback_after_the_check_is_not_called(
+    production_network: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a name that is public when checked and 127.0.0.1 when resolved again
     with tcp_listener() as (port, accepted):
         Rebinding(monkeypatch, first="93.184.216.34", then="127.0.0.1")
@@ -262,7 +282,9 @@ def test_a_name_rebound_to_loopback_after_the_check_is_not_called(production_net
 
 
 @pytest.mark.django_db
-def test_a_target_rebound_after_the_check_does_not_reach_the_local_server(settings, tenant_a, monkeypatch):
+def test_a_target_rebound_after_the_check_does_not_reach_the_local_server(
+    settings: Settings, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given an allowed loopback alias at check time; the real server answers on 127.0.0.1 only
     settings.LANZUAN_OUTBOUND_ALLOW = ["127.0.0.2/32"]
     with http_endpoint() as endpoint:
@@ -289,7 +311,9 @@ def test_a_target_rebound_after_the_check_does_not_reach_the_local_server(settin
     assert "could not connect" in step.last_error
 
 
-def test_a_pinned_call_keeps_the_host_header_and_refuses_other_hosts(settings, monkeypatch):
+def test_a_pinned_call_keeps_the_host_header_and_refuses_other_hosts(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.LANZUAN_OUTBOUND_ALLOW = ["127.0.0.0/8"]
     with http_endpoint() as endpoint:
         port = endpoint.url.split(":")[2].split("/")[0]
@@ -302,7 +326,9 @@ def test_a_pinned_call_keeps_the_host_header_and_refuses_other_hosts(settings, m
             session.post(f"http://localhost:{port}/hook", data=b"{}", timeout=2)  # not the checked name
 
 
-def test_an_smtp_server_rebound_after_the_check_is_not_reached(settings, monkeypatch):
+def test_an_smtp_server_rebound_after_the_check_is_not_reached(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from notifications.gateways import (
         OutgoingMessage,
         PermanentGatewayError,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,13 +23,19 @@ from unsubscribe.partner.models import ScrubJob
 from unsubscribe.partner.tasks import run_scrub_job
 from unsubscribe.partner.views import idempotency_lock_key
 
+if TYPE_CHECKING:
+    from django.test import Client
+    from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks, Settings
+
+    from tenants.models import Tenant
+
 PROBLEM = "application/problem+json"
 NUMBER = "+8613800138000"
 OTHER = "+8613912345678"
 
 
 @pytest.fixture(autouse=True)
-def partner_settings(settings):
+def partner_settings(settings: Settings) -> None:
     """The settings lines the partner API asks for (until they are in settings.py)."""
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
@@ -44,17 +51,17 @@ def client_for(key: str) -> APIClient:
 
 
 @pytest.fixture
-def api_a(api_key_a) -> APIClient:
+def api_a(api_key_a: str) -> APIClient:
     return client_for(api_key_a)
 
 
 @pytest.fixture
-def api_b(api_key_b) -> APIClient:
+def api_b(api_key_b: str) -> APIClient:
     return client_for(api_key_b)
 
 
 @pytest.fixture
-def offers(tenant_a) -> Service:
+def offers(tenant_a: Tenant) -> Service:
     return Service.objects.create(tenant=tenant_a, name="Daily deals", code="daily-deals")
 
 
@@ -79,7 +86,7 @@ def file_request(api: APIClient, phone: str = NUMBER, key: str | None = None, **
 
 
 @pytest.mark.parametrize("header", [None, "Bearer abc", "Api-Key not-a-real-key"])
-def test_missing_or_invalid_key_is_a_401_problem(db, header):
+def test_missing_or_invalid_key_is_a_401_problem(db: None, header: str | None) -> None:
     client = APIClient()
     if header:
         client.credentials(HTTP_AUTHORIZATION=header)
@@ -89,7 +96,7 @@ def test_missing_or_invalid_key_is_a_401_problem(db, header):
     assert body["instance"] == "/api/v1/unsubscribe-requests"
 
 
-def test_global_handler_makes_other_endpoints_problems_too(db):
+def test_global_handler_makes_other_endpoints_problems_too(db: None) -> None:
     # /api/v1/me is not a partner view: it answers problems through the settings line
     response = APIClient().get("/api/v1/me")
     assert_problem(response, 401)
@@ -98,7 +105,9 @@ def test_global_handler_makes_other_endpoints_problems_too(db):
 # --- filing requests -------------------------------------------------------------------
 
 
-def test_file_request_answers_201_and_the_number_is_suppressed_at_once(api_a, tenant_a):
+def test_file_request_answers_201_and_the_number_is_suppressed_at_once(
+    api_a: APIClient, tenant_a: Tenant
+) -> None:
     # when a hotline agent files a request
     response = file_request(
         api_a,
@@ -125,7 +134,9 @@ def test_file_request_answers_201_and_the_number_is_suppressed_at_once(api_a, te
     assert check.json()["suppressed"] is True and check.json()["since"]
 
 
-def test_file_request_for_some_services_defaults_to_partner_assertion(api_a, offers, tenant_a):
+def test_file_request_for_some_services_defaults_to_partner_assertion(
+    api_a: APIClient, offers: Service, tenant_a: Tenant
+) -> None:
     response = file_request(api_a, channel="app", scope=["daily-deals"])
     assert response.status_code == 201, response.content
     assert response.json()["scope"] == ["daily-deals"]
@@ -151,13 +162,13 @@ def test_file_request_for_some_services_defaults_to_partner_assertion(api_a, off
         ({"phone": NUMBER, "verification": "trust me"}, "verification"),
     ],
 )
-def test_invalid_requests_are_400_problems_naming_the_field(api_a, body, field):
+def test_invalid_requests_are_400_problems_naming_the_field(api_a: APIClient, body, field: str) -> None:
     response = api_a.post("/api/v1/unsubscribe-requests", body, format="json")
     assert_problem(response, 400, field)
     assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
-def test_disabled_channel_is_a_403_naming_it(api_a, tenant_a):
+def test_disabled_channel_is_a_403_naming_it(api_a: APIClient, tenant_a: Tenant) -> None:
     ChannelSetting.objects.create(tenant=tenant_a, channel="hotline", enabled=False)
     response = file_request(
         api_a, channel="hotline", verification={"method": "agent_assertion", "agent_id": "7"}
@@ -167,7 +178,7 @@ def test_disabled_channel_is_a_403_naming_it(api_a, tenant_a):
     assert body["code"] == "channel_disabled"
 
 
-def test_malformed_json_is_a_400_problem(api_a):
+def test_malformed_json_is_a_400_problem(api_a: APIClient) -> None:
     response = api_a.generic(
         "POST", "/api/v1/unsubscribe-requests", "{not json", content_type="application/json"
     )
@@ -177,7 +188,7 @@ def test_malformed_json_is_a_400_problem(api_a):
 # --- idempotency -------------------------------------------------------------------------
 
 
-def test_same_key_same_body_returns_the_original_request(api_a, tenant_a):
+def test_same_key_same_body_returns_the_original_request(api_a: APIClient, tenant_a: Tenant) -> None:
     first = file_request(api_a, key="order-1", channel="app")
     again = file_request(api_a, key="order-1", channel="app")
     assert (first.status_code, again.status_code) == (201, 200)
@@ -185,14 +196,14 @@ def test_same_key_same_body_returns_the_original_request(api_a, tenant_a):
     assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 1
 
 
-def test_same_key_other_body_is_422(api_a):
+def test_same_key_other_body_is_422(api_a: APIClient) -> None:
     assert file_request(api_a, key="order-2", channel="app").status_code == 201
     response = file_request(api_a, phone=OTHER, key="order-2", channel="app")
     body = assert_problem(response, 422, "Idempotency-Key")
     assert body["code"] == "idempotency_conflict"
 
 
-def test_same_key_while_the_first_call_runs_is_409(api_a, tenant_a):
+def test_same_key_while_the_first_call_runs_is_409(api_a: APIClient, tenant_a: Tenant) -> None:
     # given a call with this key that has not finished (it holds the lock)
     lock = idempotency_lock_key(tenant_a.pk, "order-3")
     assert cache.add(lock, 1, timeout=30)
@@ -206,7 +217,7 @@ def test_same_key_while_the_first_call_runs_is_409(api_a, tenant_a):
     assert file_request(api_a, key="order-3", channel="app").status_code == 201
 
 
-def test_keys_are_per_tenant(api_a, api_b):
+def test_keys_are_per_tenant(api_a: APIClient, api_b: APIClient) -> None:
     a = file_request(api_a, key="same", channel="app")
     b = file_request(api_b, key="same", channel="app", phone=OTHER)
     assert (a.status_code, b.status_code) == (201, 201)
@@ -215,7 +226,7 @@ def test_keys_are_per_tenant(api_a, api_b):
 # --- reading and isolation -----------------------------------------------------------------
 
 
-def test_another_tenants_reference_is_404(api_a, api_b):
+def test_another_tenants_reference_is_404(api_a: APIClient, api_b: APIClient) -> None:
     reference = file_request(api_b, channel="app").json()["reference"]
     assert api_b.get(f"/api/v1/unsubscribe-requests/{reference}").status_code == 200
     assert_problem(api_a.get(f"/api/v1/unsubscribe-requests/{reference}"), 404)
@@ -224,7 +235,13 @@ def test_another_tenants_reference_is_404(api_a, api_b):
     assert api_b.get(f"/api/v1/unsubscribe-requests/{loose}").json()["reference"] == reference
 
 
-def test_list_filters_and_cursor_paging(frozen_clock, api_a, api_b, tenant_a, django_assert_max_num_queries):
+def test_list_filters_and_cursor_paging(
+    frozen_clock: datetime,
+    api_a: APIClient,
+    api_b: APIClient,
+    tenant_a: Tenant,
+    django_assert_max_num_queries: DjangoAssertNumQueries,
+) -> None:
     # given five requests of A at different times, and one of B (at each of the test clocks)
     now = timezone.now()
     for i in range(5):
@@ -268,7 +285,9 @@ def test_list_filters_and_cursor_paging(frozen_clock, api_a, api_b, tenant_a, dj
 
 
 @pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "UTC"])
-def test_a_bare_date_filter_is_a_day_in_the_tenants_time_zone(frozen_clock, zone, api_a, tenant_a):
+def test_a_bare_date_filter_is_a_day_in_the_tenants_time_zone(
+    frozen_clock: datetime, zone: str, api_a: APIClient, tenant_a: Tenant
+) -> None:
     # given a tenant in `zone`, and requests one minute either side of its midnights
     tenant_a.time_zone = zone
     tenant_a.save()
@@ -309,14 +328,14 @@ def test_a_bare_date_filter_is_a_day_in_the_tenants_time_zone(frozen_clock, zone
     assert listed(created_after=(midnight - timedelta(minutes=2)).isoformat()) == {"late-yesterday", "today"}
 
 
-def test_an_impossible_date_filter_is_a_400(api_a):
+def test_an_impossible_date_filter_is_a_400(api_a: APIClient) -> None:
     assert_problem(
         api_a.get("/api/v1/unsubscribe-requests", {"created_after": "2025-02-30"}), 400, "created_after"
     )
     assert api_a.get("/api/v1/me").json()["time_zone"] == "Asia/Shanghai"
 
 
-def test_the_schema_says_how_bare_dates_are_read(client):
+def test_the_schema_says_how_bare_dates_are_read(client: Client) -> None:
     schema = client.get("/api/schema/?format=json").json()
     parameters = schema["paths"]["/api/v1/unsubscribe-requests"]["get"]["parameters"]
     described = {p["name"]: p.get("description", "") for p in parameters}
@@ -327,7 +346,7 @@ def test_the_schema_says_how_bare_dates_are_read(client):
 # --- suppression checks ----------------------------------------------------------------------
 
 
-def test_check_get_reports_valid_and_invalid_numbers(api_a, offers):
+def test_check_get_reports_valid_and_invalid_numbers(api_a: APIClient, offers: Service) -> None:
     file_request(api_a, channel="app")
     suppressed = api_a.get("/api/v1/suppressions/check", {"phone": "13800138000"}).json()
     assert suppressed["valid"] and suppressed["e164"] == NUMBER and suppressed["scopes"] == ["all"]
@@ -349,7 +368,9 @@ def test_check_get_reports_valid_and_invalid_numbers(api_a, offers):
     )
 
 
-def test_check_post_answers_each_number_in_order(api_a, api_b, offers, django_assert_max_num_queries):
+def test_check_post_answers_each_number_in_order(
+    api_a: APIClient, api_b: APIClient, offers: Service, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     # given A suppressed NUMBER, and B suppressed OTHER (which A must not see)
     file_request(api_a, channel="app")
     file_request(api_b, channel="app", phone=OTHER)
@@ -378,7 +399,7 @@ def test_check_post_answers_each_number_in_order(api_a, api_b, offers, django_as
     assert results[4]["e164"] == "+14155552671"
 
 
-def test_check_post_with_10000_numbers_and_a_service(api_a, offers):
+def test_check_post_with_10000_numbers_and_a_service(api_a: APIClient, offers: Service) -> None:
     file_request(api_a, channel="app", scope=["daily-deals"])
     numbers = [f"+86137{i:08d}" for i in range(9_998)] + [NUMBER, "12"]
     response = api_a.post(
@@ -391,7 +412,7 @@ def test_check_post_with_10000_numbers_and_a_service(api_a, offers):
     assert body["results"][-1]["valid"] is False
 
 
-def test_check_post_refuses_more_than_10000_numbers(api_a):
+def test_check_post_refuses_more_than_10000_numbers(api_a: APIClient) -> None:
     response = api_a.post("/api/v1/suppressions/check", {"phones": ["13800138000"] * 10_001}, format="json")
     body = assert_problem(response, 413, "phones")
     assert "10,000" in body["detail"] and "10,001" in body["detail"]
@@ -406,7 +427,13 @@ def upload(name: str, text: str | bytes) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, text.encode() if isinstance(text, str) else text, content_type="text/csv")
 
 
-def test_scrub_job_end_to_end(api_a, api_b, tenant_a, offers, django_capture_on_commit_callbacks):
+def test_scrub_job_end_to_end(
+    api_a: APIClient,
+    api_b: APIClient,
+    tenant_a: Tenant,
+    offers: Service,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     # given A suppressed NUMBER for everything and OTHER for one service
     file_request(api_a, channel="app")
     file_request(api_a, channel="app", phone=OTHER, scope=["daily-deals"])
@@ -458,7 +485,7 @@ def test_scrub_job_end_to_end(api_a, api_b, tenant_a, offers, django_capture_on_
     assert_problem(api_b.get(f"/api/v1/scrub-jobs/{job['id']}/result"), 404)
 
 
-def test_scrub_job_without_header_and_with_a_service(api_a, offers):
+def test_scrub_job_without_header_and_with_a_service(api_a: APIClient, offers: Service) -> None:
     file_request(api_a, channel="app", phone=OTHER, scope=["daily-deals"])
     numbers = "\n".join(["13700137000", OTHER, "13700137000", "", "13600136000"]) + "\n"
     job = api_a.post(
@@ -472,7 +499,9 @@ def test_scrub_job_without_header_and_with_a_service(api_a, offers):
     assert lines == ["phone", "+8613700137000", "+8613600136000"]
 
 
-def test_scrub_job_of_many_rows_crosses_progress_saves(api_a, tenant_a, monkeypatch):
+def test_scrub_job_of_many_rows_crosses_progress_saves(
+    api_a: APIClient, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(scrub, "PROGRESS_EVERY", 1000)
     numbers = "".join(f"+86137{i % 20_000:08d}\n" for i in range(25_000))
     job = api_a.post("/api/v1/scrub-jobs", {"file": upload("big.csv", numbers)}, format="multipart").json()
@@ -484,7 +513,7 @@ def test_scrub_job_of_many_rows_crosses_progress_saves(api_a, tenant_a, monkeypa
     assert lines[1:] == [f"+86137{i:08d}" for i in range(20_000)]
 
 
-def test_scrub_upload_errors(api_a, offers):
+def test_scrub_upload_errors(api_a: APIClient, offers: Service) -> None:
     assert_problem(api_a.post("/api/v1/scrub-jobs", {}, format="multipart"), 400, "file")
     assert_problem(
         api_a.post("/api/v1/scrub-jobs", {"file": upload("e.csv", "")}, format="multipart"), 400, "file"
@@ -506,7 +535,7 @@ def test_scrub_upload_errors(api_a, offers):
     assert failed["state"] == "failed" and "UTF-8" in failed["error"]
 
 
-def test_scrub_upload_over_the_row_limit_is_413(api_a, monkeypatch):
+def test_scrub_upload_over_the_row_limit_is_413(api_a: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scrub, "MAX_ROWS", 3)
     response = api_a.post(
         "/api/v1/scrub-jobs", {"file": upload("a.csv", "phone\n1\n2\n3\n4\n")}, format="multipart"
@@ -514,7 +543,9 @@ def test_scrub_upload_over_the_row_limit_is_413(api_a, monkeypatch):
     assert_problem(response, 413, "file")
 
 
-def test_scrub_sweep_requeues_lost_jobs_and_expires_results(api_a, tenant_a, monkeypatch):
+def test_scrub_sweep_requeues_lost_jobs_and_expires_results(
+    api_a: APIClient, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
     queued = []
     monkeypatch.setattr(scrub, "scrub_job_dispatch", queued.append)
     job = api_a.post(
@@ -533,7 +564,9 @@ def test_scrub_sweep_requeues_lost_jobs_and_expires_results(api_a, tenant_a, mon
 # --- subscriptions import -----------------------------------------------------------------------
 
 
-def test_subscriptions_import_upserts_and_reports_items(api_a, tenant_a, offers):
+def test_subscriptions_import_upserts_and_reports_items(
+    api_a: APIClient, tenant_a: Tenant, offers: Service
+) -> None:
     items = [
         {
             "phone": NUMBER,
@@ -572,7 +605,7 @@ def test_subscriptions_import_upserts_and_reports_items(api_a, tenant_a, offers)
     assert saved.consent_source == "crm"
 
 
-def test_subscriptions_import_limits(api_a):
+def test_subscriptions_import_limits(api_a: APIClient) -> None:
     assert_problem(api_a.post("/api/v1/subscriptions/import", {"phone": NUMBER}, format="json"), 400, "body")
     too_many = [{"phone": NUMBER, "service": "x"}] * 10_001
     assert_problem(api_a.post("/api/v1/subscriptions/import", too_many, format="json"), 413, "body")
@@ -581,7 +614,9 @@ def test_subscriptions_import_limits(api_a):
 # --- throttling -----------------------------------------------------------------------------------
 
 
-def test_throttling_answers_429_with_retry_after(api_a, api_b, settings):
+def test_throttling_answers_429_with_retry_after(
+    api_a: APIClient, api_b: APIClient, settings: Settings
+) -> None:
     settings.LANZUAN_API_RATES = {"partner": "3/min", "partner_bulk": "1/min"}
     for _ in range(3):
         assert api_a.get("/api/v1/suppressions/check", {"phone": NUMBER}).status_code == 200
@@ -598,7 +633,7 @@ def test_throttling_answers_429_with_retry_after(api_a, api_b, settings):
 # --- OpenAPI -----------------------------------------------------------------------------------------
 
 
-def test_openapi_schema_documents_every_partner_endpoint_without_warnings(db, client):
+def test_openapi_schema_documents_every_partner_endpoint_without_warnings(db: None, client: Client) -> None:
     from drf_spectacular.drainage import GENERATOR_STATS
     from drf_spectacular.generators import SchemaGenerator
     from drf_spectacular.validation import validate_schema
@@ -627,7 +662,7 @@ def test_openapi_schema_documents_every_partner_endpoint_without_warnings(db, cl
     assert client.get("/api/docs/").status_code == 200
 
 
-def test_the_record_says_which_api_key_filed_it(api_a, tenant_a):
+def test_the_record_says_which_api_key_filed_it(api_a: APIClient, tenant_a: Tenant) -> None:
     from unsubscribe.models import UnsubscribeRequest
 
     response = api_a.post("/api/v1/unsubscribe-requests", {"phone": NUMBER, "channel": "app"}, format="json")

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.db import transaction
@@ -27,12 +27,21 @@ from unsubscribe.requests.services import unsubscribe_request_create
 
 from .workers import celery_worker, purge_queue, wait_for
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+
+    from tenants.models import Tenant
+
 NUMBER = "+8613800138000"
 SECRET = "whsec_test-secret-0123456789"
 
 
 @pytest.fixture(autouse=True)
-def partner_settings(settings):
+def partner_settings(settings: Settings) -> None:
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "EXCEPTION_HANDLER": "unsubscribe.partner.problems.problem_exception_handler",
@@ -101,7 +110,7 @@ def endpoint_for(tenant, url: str, events_: list[str] | None = None, secret: str
 
 
 @pytest.fixture
-def sync_delivery(monkeypatch):
+def sync_delivery(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Queueing a delivery sends it at once, in this process (the task itself runs)."""
     sent: list[str] = []
 
@@ -121,7 +130,9 @@ def file(tenant, phone: str = NUMBER):
 # --- endpoints through the API -------------------------------------------------------------
 
 
-def test_register_list_and_delete_endpoints_through_the_api(api_key_a, api_key_b, tenant_a):
+def test_register_list_and_delete_endpoints_through_the_api(
+    api_key_a: str, api_key_b: str, tenant_a: Tenant
+) -> None:
     a, b = api(api_key_a), api(api_key_b)
     created = a.post(
         "/api/v1/webhooks",
@@ -163,8 +174,11 @@ def test_register_list_and_delete_endpoints_through_the_api(api_key_a, api_key_b
 
 
 def test_events_are_delivered_signed_to_a_real_server(
-    tenant_a, tenant_b, sync_delivery, django_capture_on_commit_callbacks
-):
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    sync_delivery: list[str],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     with receiver() as server:
         # given A's endpoint for request.created and suppression.added, and B's for everything
         endpoint_for(tenant_a, server.url, ["request.created", "suppression.added"])
@@ -190,7 +204,7 @@ def test_events_are_delivered_signed_to_a_real_server(
         assert not WebhookDelivery.objects.for_tenant(tenant_b).exists()
 
 
-def test_deliveries_roll_back_with_the_transaction(tenant_a):
+def test_deliveries_roll_back_with_the_transaction(tenant_a: Tenant) -> None:
     endpoint_for(tenant_a, "https://crm.example.com/hooks")
     with pytest.raises(RuntimeError), transaction.atomic():
         domain_events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "x", "phone": NUMBER})
@@ -199,7 +213,7 @@ def test_deliveries_roll_back_with_the_transaction(tenant_a):
     assert not WebhookDelivery.objects.unscoped(reason="test").exists()
 
 
-def test_payload_drops_any_raw_number(tenant_a):
+def test_payload_drops_any_raw_number(tenant_a: Tenant) -> None:
     endpoint_for(tenant_a, "https://crm.example.com/hooks")
     domain_events.emit(
         tenant_a.pk, "suppression.added", {"phone_hash": "h", "phone": NUMBER, "nested": {"e164": NUMBER}}
@@ -218,8 +232,10 @@ def time_passes() -> None:
 
 
 def test_a_failing_endpoint_is_retried_with_backoff(
-    tenant_a, sync_delivery, django_capture_on_commit_callbacks
-):
+    tenant_a: Tenant,
+    sync_delivery: list[str],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     with receiver(statuses=[500, 503, 200]) as server:
         endpoint_for(tenant_a, server.url, ["request.created"])
         with django_capture_on_commit_callbacks(execute=True):
@@ -249,7 +265,7 @@ def test_a_failing_endpoint_is_retried_with_backoff(
         assert len({r["headers"]["X-Lanzuan-Delivery"] for r in server.received}) == 1  # one event id
 
 
-def test_delivery_gives_up_after_24_hours(tenant_a, sync_delivery):
+def test_delivery_gives_up_after_24_hours(tenant_a: Tenant, sync_delivery: list[str]) -> None:
     # nothing listens on this port
     with receiver() as server:
         url = server.url
@@ -268,7 +284,7 @@ def test_delivery_gives_up_after_24_hours(tenant_a, sync_delivery):
     assert webhooks.webhook_delivery_attempt(delivery.pk) == "skipped"
 
 
-def test_retry_delays_grow_and_are_capped():
+def test_retry_delays_grow_and_are_capped() -> None:
     for attempt, ceiling in [(1, 30), (2, 60), (3, 120), (8, 3600), (30, 3600)]:
         delay = webhooks.retry_delay(attempt)
         assert ceiling / 2 <= delay <= ceiling
@@ -277,7 +293,14 @@ def test_retry_delays_grow_and_are_capped():
 # --- admin --------------------------------------------------------------------------------------
 
 
-def test_admin_send_again(client, tenant_a, alice, bob, sync_delivery, django_capture_on_commit_callbacks):
+def test_admin_send_again(
+    client: Client,
+    tenant_a: Tenant,
+    alice: User,
+    bob: User,
+    sync_delivery: list[str],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     with receiver(statuses=[410, 200]) as server:
         endpoint_for(tenant_a, server.url, ["suppression.added"])
         domain_events.emit(
@@ -313,7 +336,7 @@ def test_admin_send_again(client, tenant_a, alice, bob, sync_delivery, django_ca
         assert "138****8000" in detail and "HTTP" not in detail
 
 
-def test_admin_endpoint_secret_is_write_only(client, tenant_a, alice):
+def test_admin_endpoint_secret_is_write_only(client: Client, tenant_a: Tenant, alice: User) -> None:
     client.force_login(alice)
     add = reverse("admin:partner_webhookendpoint_add")
     form = {
@@ -345,7 +368,9 @@ def test_admin_endpoint_secret_is_write_only(client, tenant_a, alice):
     assert bad.status_code == 200 and WebhookEndpoint.objects.unscoped(reason="test").count() == 1
 
 
-def test_tenant_b_admin_sees_none_of_a_webhooks(client, tenant_a, tenant_b, charlie):
+def test_tenant_b_admin_sees_none_of_a_webhooks(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, charlie: User
+) -> None:
     endpoint = endpoint_for(tenant_a, "https://crm-a.example.com/hooks")
     domain_events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "h"})
     delivery = WebhookDelivery.objects.unscoped(reason="test").get()
@@ -362,7 +387,7 @@ def test_tenant_b_admin_sees_none_of_a_webhooks(client, tenant_a, tenant_b, char
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_delivers_after_commit(tenant_a, tmp_path, outbox):
+def test_a_real_worker_delivers_after_commit(tenant_a: Tenant, tmp_path: Path, outbox: Path) -> None:
     purge_queue()
     with receiver() as server:
         endpoint_for(tenant_a, server.url, ["request.created", "request.completed"])
@@ -377,7 +402,7 @@ def test_a_real_worker_delivers_after_commit(tenant_a, tmp_path, outbox):
     assert all(json.loads(r["body"])["data"]["reference"] == request.reference for r in server.received)
 
 
-def test_the_documented_verification_snippet_accepts_our_signatures():
+def test_the_documented_verification_snippet_accepts_our_signatures() -> None:
     from unsubscribe.partner.examples import WEBHOOK_DESCRIPTION
 
     snippet = WEBHOOK_DESCRIPTION.split("```python\n")[1].split("```")[0]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from django.db import connection, transaction
@@ -26,13 +27,20 @@ from .httpserver import http_endpoint
 from .pipeline_helpers import E164, NUMBER, http_target, subscriber
 from .workers import ROOT, celery_worker, purge_queue, wait_for, worker_env
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from pytest_django import Settings
+
+    from tenants.models import Tenant
+
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 FAST = {"LANZUAN_RETRY_BASE_SECONDS": "0.3", "LANZUAN_STEP_LEASE_MARGIN_SECONDS": "2"}
 
 
 @pytest.fixture(autouse=True)
-def fast_pipeline(settings, outbox):
+def fast_pipeline(settings: Settings, outbox: Path) -> None:
     settings.LANZUAN_RETRY_BASE_SECONDS = 0.3
     settings.LANZUAN_STEP_LEASE_MARGIN_SECONDS = 2
     purge_queue()
@@ -59,7 +67,7 @@ def outbox_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_request_completes_through_every_step(tenant_a, tmp_path, outbox):
+def test_request_completes_through_every_step(tenant_a: Tenant, tmp_path: Path, outbox: Path) -> None:
     # given a subscriber with two services and a profile (no targets: Lanzuan's own records are built in)
     subscriber(tenant_a)
 
@@ -91,7 +99,9 @@ def test_request_completes_through_every_step(tenant_a, tmp_path, outbox):
     assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
 
 
-def test_external_target_failing_twice_is_retried_and_completes(tenant_a, tmp_path, outbox):
+def test_external_target_failing_twice_is_retried_and_completes(
+    tenant_a: Tenant, tmp_path: Path, outbox: Path
+) -> None:
     subscriber(tenant_a)
     with http_endpoint([(503, 0), (500, 0), (200, 0)]) as endpoint:
         http_target(tenant_a, endpoint.url)
@@ -114,8 +124,8 @@ def test_external_target_failing_twice_is_retried_and_completes(tenant_a, tmp_pa
 
 
 def test_target_that_always_fails_ends_in_needs_attention_shown_in_admin(
-    tenant_a, alice, client, tmp_path, outbox
-):
+    tenant_a: Tenant, alice: User, client: Client, tmp_path: Path, outbox: Path
+) -> None:
     subscriber(tenant_a)
     with http_endpoint([(502, 0)]) as endpoint:
         http_target(tenant_a, endpoint.url, max_attempts=3)
@@ -145,7 +155,9 @@ def test_target_that_always_fails_ends_in_needs_attention_shown_in_admin(
     assert request.reference in listing.content.decode()
 
 
-def test_retry_action_resumes_a_request_that_needed_attention(tenant_a, alice, client, tmp_path, outbox):
+def test_retry_action_resumes_a_request_that_needed_attention(
+    tenant_a: Tenant, alice: User, client: Client, tmp_path: Path, outbox: Path
+) -> None:
     subscriber(tenant_a)
     with http_endpoint([(400, 0), (200, 0)]) as endpoint:  # a 400 is permanent: no automatic retry
         http_target(tenant_a, endpoint.url)
@@ -164,7 +176,9 @@ def test_retry_action_resumes_a_request_that_needed_attention(tenant_a, alice, c
     assert len(endpoint.received) == 2
 
 
-def test_worker_killed_mid_task_is_finished_by_the_next_worker(tenant_a, tmp_path, outbox):
+def test_worker_killed_mid_task_is_finished_by_the_next_worker(
+    tenant_a: Tenant, tmp_path: Path, outbox: Path
+) -> None:
     subscriber(tenant_a)
     # the provider takes 4 s to answer the first call: long enough to kill the worker inside it
     with http_endpoint([(200, 4.0), (200, 0)]) as endpoint:
@@ -206,7 +220,9 @@ def _free_port() -> int:
 @pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs redis-server to start a throwaway broker"
 )
-def test_requests_are_accepted_with_the_broker_down_and_complete_after_it_returns(tenant_a, tmp_path, outbox):
+def test_requests_are_accepted_with_the_broker_down_and_complete_after_it_returns(
+    tenant_a: Tenant, tmp_path: Path, outbox: Path
+) -> None:
     subscriber(tenant_a)
     port = _free_port()
     broker = f"redis://127.0.0.1:{port}/0"
@@ -282,7 +298,9 @@ def _text_columns():
                 yield table, column.name
 
 
-def test_after_completion_no_table_holds_the_raw_number(tenant_a, tmp_path, outbox):
+def test_after_completion_no_table_holds_the_raw_number(
+    tenant_a: Tenant, tmp_path: Path, outbox: Path
+) -> None:
     subscriber(tenant_a)
     with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
         request = file(tenant_a)
@@ -303,7 +321,9 @@ def test_after_completion_no_table_holds_the_raw_number(tenant_a, tmp_path, outb
     assert request_for_person(tenant=tenant_a, reference=request.reference, phone=NUMBER) == request
 
 
-def test_concurrent_requests_for_one_number_make_one_suppression(tenant_a, settings):
+def test_concurrent_requests_for_one_number_make_one_suppression(
+    tenant_a: Tenant, settings: Settings
+) -> None:
     import threading
 
     from unsubscribe.models import Suppression

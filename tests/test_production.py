@@ -17,12 +17,16 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.error import HTTPError
 
 import pytest
 from django.conf import settings
 
 from .workers import ROOT, celery_worker, purge_queue, wait_for, worker_env
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
 
 # The production values README.md documents ("Production settings"); the rest are defaults.
 PRODUCTION_ENV = {
@@ -52,7 +56,7 @@ def production_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_check_deploy_is_clean_with_the_documented_production_values(tmp_path):
+def test_check_deploy_is_clean_with_the_documented_production_values(tmp_path: Path) -> None:
     result = subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
         cwd=ROOT,
@@ -67,7 +71,7 @@ def test_check_deploy_is_clean_with_the_documented_production_values(tmp_path):
     assert "WARNINGS" not in output
 
 
-def test_production_defaults_are_safe_when_debug_is_off(tmp_path):
+def test_production_defaults_are_safe_when_debug_is_off(tmp_path: Path) -> None:
     code = (
         "from django.conf import settings as s; import json; print(json.dumps(["
         "s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS,"
@@ -150,7 +154,9 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_the_readme_production_start_up_serves_a_request_that_completes(tenant_a, api_key_a, tmp_path):
+def test_the_readme_production_start_up_serves_a_request_that_completes(
+    tenant_a: Tenant, api_key_a: str, tmp_path: Path
+) -> None:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     assert gunicorn.exists() or shutil.which("gunicorn"), "gunicorn is in requirements/base.txt"
     purge_queue()

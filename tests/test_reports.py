@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +20,14 @@ from unsubscribe.suppressions.selectors import suppression_status
 from .pipeline_helpers import NUMBER, internal_targets, subscriber
 from .test_core import run_pipeline
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from tenants.models import Tenant
+
 pytestmark = pytest.mark.django_db
 
 
@@ -29,8 +38,8 @@ def file(tenant, phone=NUMBER, channel="app"):
 
 
 def test_dashboard_charts_requests_per_day_for_the_users_tenant_only(
-    tenant_a, tenant_b, alice, client, outbox
-):
+    tenant_a: Tenant, tenant_b: Tenant, alice: User, client: Client, outbox: Path
+) -> None:
     subscriber(tenant_a)
     internal_targets(tenant_a)
     run_pipeline(file(tenant_a))
@@ -48,7 +57,9 @@ def test_dashboard_charts_requests_per_day_for_the_users_tenant_only(
     assert "<polyline" in body  # the completed one has a time to completion
 
 
-def test_csv_export_is_the_compliance_record_without_numbers(tenant_a, tenant_b, alice, client, outbox):
+def test_csv_export_is_the_compliance_record_without_numbers(
+    tenant_a: Tenant, tenant_b: Tenant, alice: User, client: Client, outbox: Path
+) -> None:
     subscriber(tenant_a)
     internal_targets(tenant_a)
     done = run_pipeline(file(tenant_a))
@@ -71,7 +82,7 @@ def test_csv_export_is_the_compliance_record_without_numbers(tenant_a, tenant_b,
     assert done.reference in b"".join(action.streaming_content).decode()
 
 
-def test_records_past_retention_are_purged_but_the_opt_out_stays(tenant_a, outbox):
+def test_records_past_retention_are_purged_but_the_opt_out_stays(tenant_a: Tenant, outbox: Path) -> None:
     tenant_a.record_retention_days = 30
     tenant_a.save()
     subscriber(tenant_a)
@@ -124,7 +135,9 @@ def by_day(board) -> dict:
 
 
 @pytest.mark.parametrize("zone", ["America/New_York", "Asia/Shanghai"])
-def test_dashboard_days_are_the_tenants_days(frozen_clock, zone, tenant_a, alice, client):
+def test_dashboard_days_are_the_tenants_days(
+    frozen_clock: datetime, zone: str, tenant_a: Tenant, alice: User, client: Client
+) -> None:
     # given requests either side of midnight where tenant A is
     requests_around_midnight(tenant_a, zone)
     today = timezone.localtime(timezone.now(), ZoneInfo(zone)).date()
@@ -143,8 +156,8 @@ def test_dashboard_days_are_the_tenants_days(frozen_clock, zone, tenant_a, alice
 
 
 def test_a_superusers_dashboard_uses_the_picked_tenants_zone_else_the_platforms(
-    frozen_clock, tenant_a, tenant_b, root, client
-):
+    frozen_clock: datetime, tenant_a: Tenant, tenant_b: Tenant, root: User, client: Client
+) -> None:
     # given tenant A in New York and tenant B in Shanghai (the platform's zone)
     requests_around_midnight(tenant_a, "America/New_York")
     file(tenant_b, phone="15000000001")
@@ -173,8 +186,8 @@ def export_rows(response) -> list[dict]:
 
 
 def test_csv_times_are_in_each_tenants_zone_and_its_days(
-    frozen_clock, tenant_a, tenant_b, root, alice, client
-):
+    frozen_clock: datetime, tenant_a: Tenant, tenant_b: Tenant, root: User, alice: User, client: Client
+) -> None:
     # given tenant A in New York, tenant B in Shanghai
     made = requests_around_midnight(tenant_a, "America/New_York")
     other = file(tenant_b, phone="15000000001")
@@ -202,7 +215,9 @@ def test_csv_times_are_in_each_tenants_zone_and_its_days(
     )
 
 
-def test_the_request_lists_date_filters_count_the_tenants_days(frozen_clock, tenant_a, alice, client):
+def test_the_request_lists_date_filters_count_the_tenants_days(
+    frozen_clock: datetime, tenant_a: Tenant, alice: User, client: Client
+) -> None:
     # given tenant A in New York, requests either side of its midnight
     made = requests_around_midnight(tenant_a, "America/New_York")
     today = timezone.localtime(timezone.now(), ZoneInfo("America/New_York")).date()

@@ -18,7 +18,7 @@ def _inside(path: object, folder: Path) -> bool:
     return Path(str(path)).resolve().is_relative_to(folder)
 
 
-def test_the_session_has_its_own_var_dir_outside_the_repo_var():
+def test_the_session_has_its_own_var_dir_outside_the_repo_var() -> None:
     var_dir = Path(settings.VAR_DIR)
     assert not _inside(var_dir, SHARED_VAR)
     assert not _inside(var_dir, ROOT)  # not even var/ci, which a demo may share
@@ -37,7 +37,7 @@ def test_the_session_has_its_own_var_dir_outside_the_repo_var():
     cache.set("sandbox-probe", 1)  # the cache answers from this session's own store
 
 
-def test_the_real_worker_gets_the_same_throwaway_dir():
+def test_the_real_worker_gets_the_same_throwaway_dir() -> None:
     env = worker_env()
     assert Path(env["LANZUAN_VAR_DIR"]).resolve() == Path(settings.VAR_DIR)
     assert "LANZUAN_OUTBOX_PATH" not in env or _inside(env["LANZUAN_OUTBOX_PATH"], Path(settings.VAR_DIR))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
@@ -30,6 +31,16 @@ from unsubscribe.suppressions.services import resubscribe
 
 from .pipeline_helpers import E164, NUMBER, http_target
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
+    from pathlib import Path
+    from typing import Any
+
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+
 pytestmark = pytest.mark.django_db
 
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
@@ -38,14 +49,19 @@ T0 = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # 07:30 the next day in Asia/Sh
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache():
+def fresh_cache() -> Iterator[None]:
     cache.clear()  # rate-limit counters of the pages and the API
     yield
     cache.clear()
 
 
 @pytest.fixture
-def pipeline(eager_celery, django_capture_on_commit_callbacks, settings, outbox):
+def pipeline(
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    settings: Settings,
+    outbox: Path,
+) -> Callable[[], AbstractContextManager[list[Callable[[], Any]]]]:
     """Everything a request causes runs before the block ends: the workers' tasks,
     eager, and the callbacks after commit that dispatch them."""
     settings.LANZUAN_RETRY_BASE_SECONDS = 0
@@ -120,8 +136,11 @@ def status_page(client: Client, request: UnsubscribeRequest, headers: dict) -> s
 
 
 def test_partial_web_optout_confirmation_names_the_stopped_and_the_continuing_service(
-    client, tenant_a, outbox, pipeline
-):
+    client: Client,
+    tenant_a: Tenant,
+    outbox: Path,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+) -> None:
     # given a person with two services
     deals, _club = make_subscriber(tenant_a, "deals", "club")
 
@@ -142,7 +161,9 @@ def test_partial_web_optout_confirmation_names_the_stopped_and_the_continuing_se
     assert "相关业务正在终止" in confirmation  # true when sent: terminations may still be running
 
 
-def test_email_one_click_confirmation_names_the_service_and_what_continues(tenant_a, outbox, pipeline):
+def test_email_one_click_confirmation_names_the_service_and_what_continues(
+    tenant_a: Tenant, outbox: Path, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+) -> None:
     # given a person with two services, the marketing email of one of them
     deals, _club = make_subscriber(tenant_a, "deals", "club")
     # when the mailbox provider posts the one-click unsubscribe
@@ -160,7 +181,12 @@ def test_email_one_click_confirmation_names_the_service_and_what_continues(tenan
     assert subscription(tenant_a, "club").status == "active"
 
 
-def test_all_marketing_confirmation_says_all_and_nothing_continues(client, tenant_a, outbox, pipeline):
+def test_all_marketing_confirmation_says_all_and_nothing_continues(
+    client: Client,
+    tenant_a: Tenant,
+    outbox: Path,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+) -> None:
     make_subscriber(tenant_a, "deals", "club")
     with pipeline():
         web_optout(client, tenant_a, outbox, {"scope": "all"}, EN)
@@ -169,7 +195,13 @@ def test_all_marketing_confirmation_says_all_and_nothing_continues(client, tenan
     assert "Ending services; data to be erased." in confirmation
 
 
-def test_tenant_template_can_use_the_scope_variables(alice, client, tenant_a, outbox, pipeline):
+def test_tenant_template_can_use_the_scope_variables(
+    alice: User,
+    client: Client,
+    tenant_a: Tenant,
+    outbox: Path,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+) -> None:
     # given the tenant's own confirmation text, saved in the admin, using both variables
     deals, _club = make_subscriber(tenant_a, "deals", "club")
     client.force_login(alice)
@@ -206,8 +238,11 @@ def test_tenant_template_can_use_the_scope_variables(alice, client, tenant_a, ou
 
 
 def test_service_only_optout_keeps_the_profile_while_another_subscription_is_active(
-    client, tenant_a, outbox, pipeline
-):
+    client: Client,
+    tenant_a: Tenant,
+    outbox: Path,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+) -> None:
     # given a person with two services and a marketing profile
     deals, _club = make_subscriber(tenant_a, "deals", "club")
 
@@ -240,7 +275,12 @@ def test_service_only_optout_keeps_the_profile_while_another_subscription_is_act
     assert NUMBER not in page and NUMBER not in "".join(s.receipt for s in request.steps.all())
 
 
-def test_all_marketing_optout_erases_the_profile(client, tenant_a, outbox, pipeline):
+def test_all_marketing_optout_erases_the_profile(
+    client: Client,
+    tenant_a: Tenant,
+    outbox: Path,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+) -> None:
     make_subscriber(tenant_a, "deals", "club")
 
     with pipeline():
@@ -253,7 +293,12 @@ def test_all_marketing_optout_erases_the_profile(client, tenant_a, outbox, pipel
     assert "Deleted the marketing profile." in page
 
 
-def test_stopping_the_last_active_service_erases_the_profile(client, tenant_a, outbox, pipeline):
+def test_stopping_the_last_active_service_erases_the_profile(
+    client: Client,
+    tenant_a: Tenant,
+    outbox: Path,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+) -> None:
     (deals,) = make_subscriber(tenant_a, "deals")
 
     with pipeline():
@@ -262,7 +307,12 @@ def test_stopping_the_last_active_service_erases_the_profile(client, tenant_a, o
     assert not SubscriberProfile.objects.for_tenant(tenant_a).exists()
 
 
-def test_anonymising_tenant_anonymises_instead(client, tenant_a, outbox, pipeline):
+def test_anonymising_tenant_anonymises_instead(
+    client: Client,
+    tenant_a: Tenant,
+    outbox: Path,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+) -> None:
     tenant_a.erasure_mode = Tenant.ErasureMode.ANONYMISE
     tenant_a.save()
     make_subscriber(tenant_a, "deals")
@@ -278,7 +328,12 @@ def test_anonymising_tenant_anonymises_instead(client, tenant_a, outbox, pipelin
 # --- item 6: a tenant made with create_tenant ends its own records ---------------------------------
 
 
-def test_tenant_made_by_create_tenant_ends_its_subscriptions(client, outbox, pipeline, capsys):
+def test_tenant_made_by_create_tenant_ends_its_subscriptions(
+    client: Client,
+    outbox: Path,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     # given a tenant made by the command, with a subscriber and no targets at all
     call_command("create_tenant", "acme", "--name", "Acme Mobile", "--kind", "operator")
     call_command("create_api_key", "acme", "--name", "app backend")
@@ -313,7 +368,9 @@ def test_tenant_made_by_create_tenant_ends_its_subscriptions(client, outbox, pip
     assert "Services ended: your subscriptions" in page and "Ended 2 subscriptions." in page
 
 
-def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(outbox, pipeline):
+def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(
+    outbox: Path, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+) -> None:
     call_command("seed_demo")
     shop = Tenant.objects.get(slug="demo-shop")
     assert not Target.objects.unscoped(reason="test").exists()
@@ -333,7 +390,9 @@ def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(outbox, pip
     ) == {"ended"}
 
 
-def test_a_request_planned_before_the_built_in_steps_gets_them(tenant_a, outbox, pipeline):
+def test_a_request_planned_before_the_built_in_steps_gets_them(
+    tenant_a: Tenant, outbox: Path, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+) -> None:
     # given a request planned by the old code: a confirmation step only (no targets)
     make_subscriber(tenant_a, "deals")
     request = unsubscribe_request_create(
@@ -354,7 +413,12 @@ def test_a_request_planned_before_the_built_in_steps_gets_them(tenant_a, outbox,
 # --- item 11: public labels on the status page -----------------------------------------------------
 
 
-def test_status_page_shows_public_labels_never_internal_names(client, tenant_a, outbox, pipeline):
+def test_status_page_shows_public_labels_never_internal_names(
+    client: Client,
+    tenant_a: Tenant,
+    outbox: Path,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+) -> None:
     # given a provider CRM target with its own public names, and the built-in sources
     make_subscriber(tenant_a, "deals")
     crm = http_target(tenant_a, "http://10.20.30.40/end")  # never called: it fails at once
@@ -375,7 +439,9 @@ def test_status_page_shows_public_labels_never_internal_names(client, tenant_a, 
         assert "Lanzuan subscriber profile" not in page and "(Lanzuan)" not in page
 
 
-def test_target_without_public_label_shows_a_neutral_name(client, tenant_a, outbox):
+def test_target_without_public_label_shows_a_neutral_name(
+    client: Client, tenant_a: Tenant, outbox: Path
+) -> None:
     http_target(tenant_a, "https://crm.example.com/end", purpose="erase")
     request = unsubscribe_request_create(
         tenant=tenant_a, phone=NUMBER, channel="app", verification_method="partner_assertion"
@@ -384,7 +450,7 @@ def test_target_without_public_label_shows_a_neutral_name(client, tenant_a, outb
     assert "Personal data cleaned: the provider&#x27;s systems" in page and "Provider CRM" not in page
 
 
-def test_admin_target_form_takes_public_labels(alice, client, tenant_a):
+def test_admin_target_form_takes_public_labels(alice: User, client: Client, tenant_a: Tenant) -> None:
     client.force_login(alice)
     response = client.post(
         reverse("admin:unsubscribe_target_add"),
@@ -414,7 +480,9 @@ def test_admin_target_form_takes_public_labels(alice, client, tenant_a):
 # --- item 3 (pipeline part): a re-subscription after the request started is kept ------------------
 
 
-def test_subscription_renewed_after_the_request_started_is_not_ended(tenant_a, outbox, pipeline):
+def test_subscription_renewed_after_the_request_started_is_not_ended(
+    tenant_a: Tenant, outbox: Path, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+) -> None:
     make_subscriber(tenant_a, "deals", "club")
     # given a request to stop "deals", received at T0, whose pipeline has not run yet
     with time_machine.travel(T0, tick=False):
@@ -445,7 +513,7 @@ def test_subscription_renewed_after_the_request_started_is_not_ended(tenant_a, o
 
 
 @pytest.mark.django_db(transaction=True)
-def test_migration_turns_internal_targets_into_built_in_steps():
+def test_migration_turns_internal_targets_into_built_in_steps() -> None:
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 

@@ -12,6 +12,7 @@ import io
 import json
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from django import forms
@@ -35,6 +36,11 @@ from unsubscribe.inbound.models import ReplyRoute
 from unsubscribe.models import Service, Step, Suppression, Target, UnsubscribeRequest
 
 from .conftest import PASSWORD
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from pytest_django import DjangoAssertNumQueries
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +89,9 @@ def two_services(tenant_a: Tenant, tenant_b: Tenant) -> tuple[Service, Service]:
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
-def test_an_unscoped_query_raises_for_every_tenant_owned_model(model, django_assert_num_queries):
+def test_an_unscoped_query_raises_for_every_tenant_owned_model(
+    model, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
     for operation, run in OPERATIONS.items():
         with pytest.raises(UnscopedQuery) as raised, django_assert_num_queries(0):
             run(model.objects.filter(pk__gte=0))
@@ -92,7 +100,7 @@ def test_an_unscoped_query_raises_for_every_tenant_owned_model(model, django_ass
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
-def test_every_tenant_owned_model_has_the_failing_manager_and_a_plain_base_manager(model):
+def test_every_tenant_owned_model_has_the_failing_manager_and_a_plain_base_manager(model) -> None:
     assert isinstance(model._default_manager, TenantManager)
     assert isinstance(model.objects.all(), TenantQuerySet)
     # Related look-ups, save, refresh_from_db and the deletion collector use this one.
@@ -101,7 +109,7 @@ def test_every_tenant_owned_model_has_the_failing_manager_and_a_plain_base_manag
     assert not model._default_manager.use_in_migrations
 
 
-def test_the_escape_hatch_needs_a_reason():
+def test_the_escape_hatch_needs_a_reason() -> None:
     with pytest.raises(TypeError):
         Service.objects.unscoped()  # type: ignore[call-arg]
     for reason in ("", "   "):
@@ -111,7 +119,9 @@ def test_the_escape_hatch_needs_a_reason():
             pass
 
 
-def test_an_unscoped_queryset_prints_without_querying(django_assert_num_queries):
+def test_an_unscoped_queryset_prints_without_querying(
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
     with django_assert_num_queries(0):
         text = repr(Service.objects.filter(code="x"))
     assert "not scoped" in text
@@ -120,7 +130,7 @@ def test_an_unscoped_queryset_prints_without_querying(django_assert_num_queries)
 # --- scoped queries work, and their scope survives chaining -------------------------------
 
 
-def test_for_tenant_reads_one_tenant_and_survives_chaining(tenant_a, tenant_b):
+def test_for_tenant_reads_one_tenant_and_survives_chaining(tenant_a: Tenant, tenant_b: Tenant) -> None:
     mine, theirs = two_services(tenant_a, tenant_b)
     for scoped in (Service.objects.for_tenant(tenant_a), Service.objects.for_tenant(tenant_a.pk)):
         chained = (
@@ -143,7 +153,7 @@ def test_for_tenant_reads_one_tenant_and_survives_chaining(tenant_a, tenant_b):
     assert Service.objects.for_tenant(tenant_a).filter(pk=theirs.pk).first() is None
 
 
-def test_combining_querysets_keeps_the_narrowest_honest_scope(tenant_a, tenant_b):
+def test_combining_querysets_keeps_the_narrowest_honest_scope(tenant_a: Tenant, tenant_b: Tenant) -> None:
     mine, theirs = two_services(tenant_a, tenant_b)
     a, b = Service.objects.for_tenant(tenant_a), Service.objects.for_tenant(tenant_b)
     unscoped = Service.objects.filter(code="news")
@@ -166,7 +176,7 @@ def test_combining_querysets_keeps_the_narrowest_honest_scope(tenant_a, tenant_b
     assert set(a[:1] | b) == {mine, theirs}
 
 
-def test_unscoped_reads_every_tenant_and_writes_need_no_scope(tenant_a, tenant_b):
+def test_unscoped_reads_every_tenant_and_writes_need_no_scope(tenant_a: Tenant, tenant_b: Tenant) -> None:
     # given rows written without any scope (the row names its tenant)
     mine, theirs = two_services(tenant_a, tenant_b)
     Service.objects.bulk_create([Service(tenant=tenant_b, code="tv", name="TV")])
@@ -181,7 +191,7 @@ def test_unscoped_reads_every_tenant_and_writes_need_no_scope(tenant_a, tenant_b
     assert mine.name == "Renamed"
 
 
-def test_unscoped_internals_lasts_only_for_its_block(tenant_a):
+def test_unscoped_internals_lasts_only_for_its_block(tenant_a: Tenant) -> None:
     baker.make(Service, tenant=tenant_a, code="news")
     with unscoped_internals(reason="test"):
         assert Service.objects.filter(code="news").count() == 1
@@ -197,8 +207,8 @@ def test_unscoped_internals_lasts_only_for_its_block(tenant_a):
 
 
 def test_for_user_superuser_sees_all_staff_their_tenants_anyone_else_nothing(
-    tenant_a, tenant_b, alice, charlie, root
-):
+    tenant_a: Tenant, tenant_b: Tenant, alice: User, charlie: User, root: User
+) -> None:
     mine, theirs = two_services(tenant_a, tenant_b)
     olga = outsider()  # not staff, but a member: still nothing
     Membership.objects.create(user=olga, tenant=tenant_a, role=Role.ADMIN)
@@ -222,7 +232,9 @@ def test_for_user_superuser_sees_all_staff_their_tenants_anyone_else_nothing(
 # --- related managers, prefetching, forward keys, deletion --------------------------------
 
 
-def test_related_managers_and_prefetch_are_scoped_by_their_instance(tenant_a, django_assert_num_queries):
+def test_related_managers_and_prefetch_are_scoped_by_their_instance(
+    tenant_a: Tenant, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
     service = baker.make(Service, tenant=tenant_a, code="news")
     request = baker.make(UnsubscribeRequest, tenant=tenant_a, reference="TEST-0001")
     request.services.add(service)
@@ -265,7 +277,7 @@ class ServiceForm(forms.ModelForm):
         fields = ["tenant", "code", "name"]
 
 
-def test_model_form_unique_validation_works(tenant_a, tenant_b):
+def test_model_form_unique_validation_works(tenant_a: Tenant, tenant_b: Tenant) -> None:
     baker.make(Service, tenant=tenant_a, code="news")
 
     duplicate = ServiceForm(data={"tenant": tenant_a.pk, "code": "news", "name": "Again"})
@@ -281,7 +293,9 @@ def test_model_form_unique_validation_works(tenant_a, tenant_b):
         Suppression(tenant=tenant_a, phone_hash="h", phone_masked="m", scope="*").full_clean()
 
 
-def test_admin_scopes_choices_and_filters_and_validates_uniqueness(client, tenant_a, tenant_b, alice, root):
+def test_admin_scopes_choices_and_filters_and_validates_uniqueness(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, alice: User, root: User
+) -> None:
     mine, theirs = two_services(tenant_a, tenant_b)
     baker.make(ReplyRoute, tenant=tenant_a, service=mine, destination="1001")
     baker.make(ReplyRoute, tenant=tenant_b, service=theirs, destination="2002")
@@ -306,8 +320,8 @@ def test_admin_scopes_choices_and_filters_and_validates_uniqueness(client, tenan
 
 
 def test_admin_history_version_page_reads_excluded_fields_and_checks_the_tenant(
-    client, tenant_a, alice, charlie
-):
+    client: Client, tenant_a: Tenant, alice: User, charlie: User
+) -> None:
     # given a row whose history leaves its secret out (the version page re-reads it)
     target = baker.make(Target, tenant=tenant_a, name="CRM", signing_secret="s" * 20)
     version = target.history.get()
@@ -319,7 +333,7 @@ def test_admin_history_version_page_reads_excluded_fields_and_checks_the_tenant(
     assert client.get(url).status_code == 403
 
 
-def test_dumpdata_exports_every_tenant(tenant_a, tenant_b):
+def test_dumpdata_exports_every_tenant(tenant_a: Tenant, tenant_b: Tenant) -> None:
     two_services(tenant_a, tenant_b)
     out = io.StringIO()
     call_command("dumpdata", "unsubscribe.Service", stdout=out)
@@ -415,7 +429,7 @@ def _escape_hatches(name: str, source: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def test_every_unscoped_query_in_the_app_is_on_the_allow_list():
+def test_every_unscoped_query_in_the_app_is_on_the_allow_list() -> None:
     files = [
         path for app in APPS for path in sorted((ROOT / app).rglob("*.py")) if "migrations" not in path.parts
     ]
@@ -431,7 +445,7 @@ def test_every_unscoped_query_in_the_app_is_on_the_allow_list():
     assert not stale, f"allow-list entries no longer in the code (remove them): {stale}"
 
 
-def test_the_scan_sees_every_kind_of_escape_hatch():
+def test_the_scan_sees_every_kind_of_escape_hatch() -> None:
     found = _escape_hatches("sample.py", SAMPLE)
     assert ("sample.py", "unscoped", "why") in found
     assert ("sample.py", "unscoped_internals", "why") in found
@@ -449,7 +463,7 @@ Service._base_manager.count()
 """
 
 
-def test_tenant_owned_model_is_abstract_and_every_model_is_found():
+def test_tenant_owned_model_is_abstract_and_every_model_is_found() -> None:
     assert TenantOwnedModel._meta.abstract
     assert {Service, Step, Suppression, UnsubscribeRequest} <= set(MODELS)
     assert len(MODELS) >= 20

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -30,11 +31,30 @@ from .httpserver import http_endpoint
 from .pipeline_helpers import E164, NUMBER, http_target, subscriber
 from .workers import ROOT, celery_worker, purge_queue, wait_for
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+    from pathlib import Path
+    from typing import Any
+
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+    from pytest_django.live_server_helper import LiveServer
+
+    from tenants.models import Tenant
+
 FORMS = (E164, NUMBER, "138-0013-8000", "138 0013 8000")
 
 
 @pytest.fixture
-def pipeline(eager_celery, django_capture_on_commit_callbacks, settings, outbox):
+def pipeline(
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    settings: Settings,
+    outbox: Path,
+) -> Callable[[], AbstractContextManager[list[Callable[[], Any]]]]:
     """Everything a request causes runs (eagerly) before the block ends."""
     settings.LANZUAN_RETRY_BASE_SECONDS = 0
 
@@ -84,7 +104,7 @@ def tables_holding(*forms: str) -> list[str]:
 # --- item 1: no number in any stored excerpt ---------------------------------------------------
 
 
-def test_redact_hides_every_number_form_and_keeps_short_numbers():
+def test_redact_hides_every_number_form_and_keeps_short_numbers() -> None:
     text = "HTTP 400: " + " / ".join(FORMS) + " code 4001 ref T-12"
     masked = redact(text)
     assert all(form not in masked for form in FORMS)
@@ -95,7 +115,9 @@ def test_redact_hides_every_number_form_and_keeps_short_numbers():
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_echoing_target_leaves_no_raw_number_in_any_table(tenant_a, tmp_path, outbox, settings):
+def test_echoing_target_leaves_no_raw_number_in_any_table(
+    tenant_a: Tenant, tmp_path: Path, outbox: Path, settings: Settings
+) -> None:
     """The every-table scan, through the real pipeline (a worker process) with a target that
     echoes the request back, number and all, also in another format."""
     settings.LANZUAN_RETRY_BASE_SECONDS = 0.3
@@ -113,7 +135,9 @@ def test_echoing_target_leaves_no_raw_number_in_any_table(tenant_a, tmp_path, ou
     assert tables_holding(*FORMS) == [], "a raw number is still stored"
 
 
-def test_completion_scrubs_receipts_errors_and_their_history_rows(tenant_a, pipeline):
+def test_completion_scrubs_receipts_errors_and_their_history_rows(
+    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+) -> None:
     # given a request whose step texts (and their history rows) quote the number, as
     # receipts written by an older code path did
     with pipeline():
@@ -134,7 +158,9 @@ def test_completion_scrubs_receipts_errors_and_their_history_rows(tenant_a, pipe
     assert tables_holding(*FORMS) == []
 
 
-def test_a_failing_gateway_that_echoes_the_number_keeps_it_out_of_the_message(tenant_a, settings):
+def test_a_failing_gateway_that_echoes_the_number_keeps_it_out_of_the_message(
+    tenant_a: Tenant, settings: Settings
+) -> None:
     from notifications.services import message_fail
 
     message = Message.objects.create(
@@ -149,7 +175,9 @@ def test_a_failing_gateway_that_echoes_the_number_keeps_it_out_of_the_message(te
 # --- item 10: a target must answer the contract ----------------------------------------------
 
 
-def test_garbage_answering_target_fails_the_step_with_the_reason(tenant_a, pipeline):
+def test_garbage_answering_target_fails_the_step_with_the_reason(
+    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+) -> None:
     subscriber(tenant_a)
     with http_endpoint(answer="garbage") as endpoint:
         http_target(tenant_a, endpoint.url, max_attempts=3)
@@ -168,7 +196,11 @@ def test_garbage_answering_target_fails_the_step_with_the_reason(tenant_a, pipel
     [{"ok": True}, {"status": "queued", "reference": "X1"}, {"status": "done"}, ["done"]],
     ids=["no-status", "wrong-status", "no-reference", "not-an-object"],
 )
-def test_a_2xx_that_breaks_the_contract_is_a_failure(tenant_a, pipeline, answer):
+def test_a_2xx_that_breaks_the_contract_is_a_failure(
+    tenant_a: Tenant,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    answer: dict[str, bool] | dict[str, str] | list[str],
+) -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     payload = json.dumps(answer).encode()
@@ -198,7 +230,9 @@ def test_a_2xx_that_breaks_the_contract_is_a_failure(tenant_a, pipeline, answer)
     assert step.status == "failed" and step.last_error.startswith("HTTP 200 but")
 
 
-def test_good_answering_target_succeeds_with_its_reference_in_the_receipt(tenant_a, pipeline):
+def test_good_answering_target_succeeds_with_its_reference_in_the_receipt(
+    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+) -> None:
     subscriber(tenant_a)
     with http_endpoint() as endpoint:
         http_target(tenant_a, endpoint.url)
@@ -212,7 +246,9 @@ def test_good_answering_target_succeeds_with_its_reference_in_the_receipt(tenant
 # --- item 9: the confirmation claims only what is true -----------------------------------------
 
 
-def test_confirmation_beside_a_failing_termination_claims_no_ended_services(tenant_a, pipeline, outbox):
+def test_confirmation_beside_a_failing_termination_claims_no_ended_services(
+    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]], outbox: Path
+) -> None:
     subscriber(tenant_a)
     with http_endpoint(script=[(400, 0.0)]) as endpoint:
         http_target(tenant_a, endpoint.url)
@@ -230,7 +266,7 @@ def test_confirmation_beside_a_failing_termination_claims_no_ended_services(tena
 # --- item 7: one open request and one confirmation per number and scope -------------------------
 
 
-def test_an_open_request_absorbs_an_identical_one(tenant_a, settings):
+def test_an_open_request_absorbs_an_identical_one(tenant_a: Tenant, settings: Settings) -> None:
     settings.CELERY_BROKER_URL = settings.CELERY_BROKER_URL  # nothing runs: the first stays open
     first = file(tenant_a)
     with transaction.atomic():
@@ -260,7 +296,9 @@ def _confirmations(tenant) -> list[Message]:
     )
 
 
-def test_two_requests_completed_the_same_day_get_one_confirmation(tenant_a, pipeline):
+def test_two_requests_completed_the_same_day_get_one_confirmation(
+    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+) -> None:
     with time_machine.travel(datetime(2026, 3, 2, 2, 0, tzinfo=UTC), tick=False):
         first = _completed_today(tenant_a, pipeline)
         second = _completed_today(tenant_a, pipeline)
@@ -268,7 +306,9 @@ def test_two_requests_completed_the_same_day_get_one_confirmation(tenant_a, pipe
     assert len(_confirmations(tenant_a)) == 1
 
 
-def test_a_request_the_next_day_gets_its_own_confirmation(tenant_a, pipeline):
+def test_a_request_the_next_day_gets_its_own_confirmation(
+    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+) -> None:
     with time_machine.travel(datetime(2026, 3, 2, 2, 0, tzinfo=UTC), tick=False):
         _completed_today(tenant_a, pipeline)
     with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=UTC), tick=False):
@@ -279,8 +319,8 @@ def test_a_request_the_next_day_gets_its_own_confirmation(tenant_a, pipeline):
 
 @pytest.mark.django_db(transaction=True)
 def test_forty_parallel_identical_posts_make_one_request_and_one_sms(
-    live_server, tenant_a, api_key_a, outbox, settings
-):
+    live_server: LiveServer, tenant_a: Tenant, api_key_a: str, outbox: Path, settings: Settings
+) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("40 concurrent writers need PostgreSQL (SQLite serialises them and times out)")
     settings.LANZUAN_RETRY_BASE_SECONDS = 0
@@ -335,8 +375,11 @@ def test_forty_parallel_identical_posts_make_one_request_and_one_sms(
 
 
 def test_without_a_gateway_messages_fail_visibly_and_the_request_needs_attention(
-    tenant_a, pipeline, settings, outbox
-):
+    tenant_a: Tenant,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    settings: Settings,
+    outbox: Path,
+) -> None:
     settings.LANZUAN_FILE_GATEWAY = False
     with pipeline():
         request = file(tenant_a)
@@ -349,7 +392,9 @@ def test_without_a_gateway_messages_fail_visibly_and_the_request_needs_attention
     assert not outbox.exists()
 
 
-def test_admin_shows_a_tenant_without_a_gateway_as_not_ready(client, root, tenant_a, settings):
+def test_admin_shows_a_tenant_without_a_gateway_as_not_ready(
+    client: Client, root: User, tenant_a: Tenant, settings: Settings
+) -> None:
     settings.LANZUAN_FILE_GATEWAY = False
     client.force_login(root)
     english = {"HTTP_ACCEPT_LANGUAGE": "en"}
@@ -362,7 +407,7 @@ def test_admin_shows_a_tenant_without_a_gateway_as_not_ready(client, root, tenan
     assert "data-not-ready" not in client.get(reverse("admin:index")).content.decode()
 
 
-def test_the_flag_is_read_from_the_environment_with_debug_off():
+def test_the_flag_is_read_from_the_environment_with_debug_off() -> None:
     def flag(**env: str) -> str:
         base = {k: v for k, v in os.environ.items() if k not in ("LANZUAN_FILE_GATEWAY", "DEBUG")}
         code = "import django; django.setup(); from django.conf import settings; print(settings.LANZUAN_FILE_GATEWAY)"
@@ -382,7 +427,7 @@ def test_the_flag_is_read_from_the_environment_with_debug_off():
     assert flag(DEBUG="1") == "True"
 
 
-def test_the_outbox_rotates_by_size_and_expires_rotated_files(tmp_path, settings):
+def test_the_outbox_rotates_by_size_and_expires_rotated_files(tmp_path: Path, settings: Settings) -> None:
     settings.LANZUAN_OUTBOX_MAX_BYTES = 400
     path = tmp_path / "outbox.jsonl"
     gateway = FileGateway(path)

@@ -10,7 +10,7 @@ import time
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from io import StringIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -40,6 +40,14 @@ from unsubscribe.voice.services import voice_call_step, voice_credential_set
 from .conftest import PASSWORD
 from .twiml_helpers import InvalidTwiML, spoken, validate_twiml
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from celery import Celery
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+
 PUBLIC = "https://lz.example"
 PHONE = "+8613800138000"
 TWILIO_TOKEN = "twilio-voice-auth-token-for-tests"
@@ -47,25 +55,25 @@ GENERIC_SECRET = "generic-voice-hmac-secret-for-tests"
 
 
 @pytest.fixture(autouse=True)
-def english(client):
+def english(client: Client) -> None:
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
 @pytest.fixture
-def public_url(settings):
+def public_url(settings: Settings) -> str:
     settings.PUBLIC_BASE_URL = PUBLIC
     return PUBLIC
 
 
 @pytest.fixture
-def ivr_on(tenant_a):
+def ivr_on(tenant_a: Tenant) -> ChannelSetting:
     return ChannelSetting.objects.create(
         tenant=tenant_a, channel=RequestChannel.HOTLINE, hotline_number="400-800-1234", ivr_enabled=True
     )
 
 
 @pytest.fixture
-def services_a(tenant_a):
+def services_a(tenant_a: Tenant) -> list[Service]:
     return [
         Service.objects.create(tenant=tenant_a, code="offers", name="会员优惠"),
         Service.objects.create(tenant=tenant_a, code="alerts", name="流量提醒"),
@@ -73,12 +81,12 @@ def services_a(tenant_a):
 
 
 @pytest.fixture
-def twilio_voice_a(tenant_a, public_url):
+def twilio_voice_a(tenant_a: Tenant, public_url: str) -> VoiceCredential:
     return voice_credential_set(tenant=tenant_a, provider="twilio", secret=TWILIO_TOKEN)
 
 
 @pytest.fixture
-def generic_voice_a(tenant_a):
+def generic_voice_a(tenant_a: Tenant) -> VoiceCredential:
     return voice_credential_set(tenant=tenant_a, provider="generic", secret=GENERIC_SECRET)
 
 
@@ -156,7 +164,7 @@ def call_row(sid: str = "CA" + "1" * 32) -> VoiceCall:
         "<Other/>",
     ],
 )
-def test_twiml_validator_refuses_undocumented_verbs_and_attributes(twiml):
+def test_twiml_validator_refuses_undocumented_verbs_and_attributes(twiml: str) -> None:
     with pytest.raises(InvalidTwiML):
         validate_twiml(twiml)
 
@@ -165,8 +173,12 @@ def test_twiml_validator_refuses_undocumented_verbs_and_attributes(twiml):
 
 
 def test_twilio_menu_choose_confirm_files_and_suppresses_before_the_final_twiml(
-    client, tenant_a, ivr_on, services_a, twilio_voice_a
-):
+    client: Client,
+    tenant_a: Tenant,
+    ivr_on: ChannelSetting,
+    services_a: list[Service],
+    twilio_voice_a: VoiceCredential,
+) -> None:
     call = TwilioCall(client, tenant_a)
 
     # given the call starts: the menu in the tenant's language, one key expected
@@ -213,8 +225,8 @@ def test_twilio_menu_choose_confirm_files_and_suppresses_before_the_final_twiml(
 
 
 def test_twilio_all_marketing_in_english_says_an_irreversible_opt_out_is_irreversible(
-    client, tenant_a, ivr_on, twilio_voice_a
-):
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     tenant_a.allow_resubscribe = False
     tenant_a.terms_en = (
         "All marketing messages stop at once. Your marketing profile is deleted within 7 days. "
@@ -242,7 +254,9 @@ def test_twilio_all_marketing_in_english_says_an_irreversible_opt_out_is_irrever
     assert suppression_status(tenant=tenant_a, phone=PHONE).suppressed
 
 
-def test_twilio_bad_signatures_get_403_and_nothing_happens(client, tenant_a, ivr_on, twilio_voice_a):
+def test_twilio_bad_signatures_get_403_and_nothing_happens(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     call = TwilioCall(client, tenant_a)
     url, params = call.url, call.params(None)
 
@@ -255,7 +269,13 @@ def test_twilio_bad_signatures_get_403_and_nothing_happens(client, tenant_a, ivr
     assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
-def test_twilio_unknown_tenant_404_and_unconfigured_403(client, tenant_a, tenant_b, ivr_on, twilio_voice_a):
+def test_twilio_unknown_tenant_404_and_unconfigured_403(
+    client: Client,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    ivr_on: ChannelSetting,
+    twilio_voice_a: VoiceCredential,
+) -> None:
     response = TwilioCall(client, tenant_a).post("/hooks/voice/nobody/twilio/", {"CallSid": "CA1"})
     assert response.status_code == 404
     assert TwilioCall(client, tenant_b).post(twilio_hook(tenant_b), {"CallSid": "CA1"}).status_code == 403
@@ -267,8 +287,8 @@ def test_twilio_unknown_tenant_404_and_unconfigured_403(client, tenant_a, tenant
     "caller", ["", "anonymous", "Restricted", "+266696687", "+86282452253", "client:alice"]
 )
 def test_withheld_caller_id_hears_the_other_ways_and_files_nothing(
-    client, tenant_a, ivr_on, twilio_voice_a, caller
-):
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential, caller: str
+) -> None:
     answer = TwilioCall(client, tenant_a, caller=caller).start()
 
     assert answer.find("Gather") is None and [c.tag for c in answer][-1] == "Hangup"
@@ -279,7 +299,9 @@ def test_withheld_caller_id_hears_the_other_ways_and_files_nothing(
     assert row.outcome == Outcome.WITHHELD and row.caller == "" and row.caller_hash == ""
 
 
-def test_voice_menu_switched_off_files_nothing(client, tenant_a, twilio_voice_a):
+def test_voice_menu_switched_off_files_nothing(
+    client: Client, tenant_a: Tenant, twilio_voice_a: VoiceCredential
+) -> None:
     # given the hotline channel exists but the tenant has not switched the voice menu on
     answer = TwilioCall(client, tenant_a).start()
 
@@ -289,7 +311,9 @@ def test_voice_menu_switched_off_files_nothing(client, tenant_a, twilio_voice_a)
     assert call_row().outcome == Outcome.UNAVAILABLE and call_row().caller == ""
 
 
-def test_a_repeated_callsid_step_is_idempotent(client, tenant_a, ivr_on, twilio_voice_a):
+def test_a_repeated_callsid_step_is_idempotent(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     call = TwilioCall(client, tenant_a)
     first = call.start()
     again = call.start()  # Twilio retries the first webhook
@@ -313,7 +337,7 @@ def test_a_repeated_callsid_step_is_idempotent(client, tenant_a, ivr_on, twilio_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_same_step_arriving_twice_at_once_files_one_request(tenant_a):
+def test_the_same_step_arriving_twice_at_once_files_one_request(tenant_a: Tenant) -> None:
     # given a call at its confirmation (real transactions, two connections below)
     ChannelSetting.objects.create(tenant=tenant_a, channel=RequestChannel.HOTLINE, ivr_enabled=True)
     voice_call_step(tenant=tenant_a, provider="generic", call_id="twin", caller=PHONE)
@@ -348,8 +372,8 @@ def test_the_same_step_arriving_twice_at_once_files_one_request(tenant_a):
 
 
 def test_timeouts_and_wrong_keys_repeat_the_prompt_twice_then_hang_up_without_filing(
-    client, tenant_a, ivr_on, twilio_voice_a
-):
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     call = TwilioCall(client, tenant_a)
     call.start()
     call.press("1")  # at the confirmation
@@ -371,7 +395,9 @@ def test_timeouts_and_wrong_keys_repeat_the_prompt_twice_then_hang_up_without_fi
     assert [d["digits"] for d in row.digits] == ["1", "", "7", ""]
 
 
-def test_a_valid_key_between_mistakes_starts_the_count_again(client, tenant_a, ivr_on, twilio_voice_a):
+def test_a_valid_key_between_mistakes_starts_the_count_again(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     call = TwilioCall(client, tenant_a)
     call.start()
     call.press("5")
@@ -383,15 +409,15 @@ def test_a_valid_key_between_mistakes_starts_the_count_again(client, tenant_a, i
 
 
 def test_a_call_that_drops_after_the_final_key_press_still_files_and_gets_the_confirmation_sms(
-    client,
-    tenant_a,
-    ivr_on,
-    services_a,
-    twilio_voice_a,
-    outbox,
-    eager_celery,
-    django_capture_on_commit_callbacks,
-):
+    client: Client,
+    tenant_a: Tenant,
+    ivr_on: ChannelSetting,
+    services_a: list[Service],
+    twilio_voice_a: VoiceCredential,
+    outbox: Path,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     call = TwilioCall(client, tenant_a)
     call.start()
     call.press("1")
@@ -409,8 +435,13 @@ def test_a_call_that_drops_after_the_final_key_press_still_files_and_gets_the_co
 
 
 def test_erasure_clears_the_raw_number_of_a_dropped_call_from_the_same_number(
-    client, tenant_a, ivr_on, twilio_voice_a, eager_celery, django_capture_on_commit_callbacks
-):
+    client: Client,
+    tenant_a: Tenant,
+    ivr_on: ChannelSetting,
+    twilio_voice_a: VoiceCredential,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     # given an earlier call from the number dropped in the menu (it still holds the number)
     TwilioCall(client, tenant_a, sid="CA-dropped").start()
     assert call_row("CA-dropped").caller == PHONE
@@ -432,8 +463,12 @@ def test_erasure_clears_the_raw_number_of_a_dropped_call_from_the_same_number(
 
 
 def test_a_service_deleted_mid_call_is_not_widened_to_all_marketing(
-    client, tenant_a, ivr_on, services_a, twilio_voice_a
-):
+    client: Client,
+    tenant_a: Tenant,
+    ivr_on: ChannelSetting,
+    services_a: list[Service],
+    twilio_voice_a: VoiceCredential,
+) -> None:
     call = TwilioCall(client, tenant_a)
     call.start()
     call.press("2")
@@ -453,8 +488,8 @@ def test_a_service_deleted_mid_call_is_not_widened_to_all_marketing(
 
 
 def test_calls_left_in_the_menu_are_marked_abandoned_and_lose_the_number(
-    client, tenant_a, ivr_on, twilio_voice_a
-):
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     with time_machine.travel(timezone.now() - timedelta(hours=3), tick=False):
         TwilioCall(client, tenant_a, sid="CA-old").start()
     TwilioCall(client, tenant_a, sid="CA-new").start()
@@ -465,8 +500,12 @@ def test_calls_left_in_the_menu_are_marked_abandoned_and_lose_the_number(
 
 
 def test_the_sweep_ends_abandoned_calls_of_every_tenant_without_another_call(
-    client, tenant_a, ivr_on, twilio_voice_a, settings
-):
+    client: Client,
+    tenant_a: Tenant,
+    ivr_on: ChannelSetting,
+    twilio_voice_a: VoiceCredential,
+    settings: Settings,
+) -> None:
     from unsubscribe.voice.tasks import end_stale_voice_calls
 
     # B2: the caller hangs up mid-menu and the tenant gets no further call
@@ -485,14 +524,16 @@ def test_the_sweep_ends_abandoned_calls_of_every_tenant_without_another_call(
     assert call_row("CA-live").caller == ""
 
 
-def test_the_stale_call_sweep_is_scheduled_by_beat(db):
+def test_the_stale_call_sweep_is_scheduled_by_beat(db: None) -> None:
     from django_celery_beat.models import PeriodicTask
 
     task = PeriodicTask.objects.get(task="unsubscribe.voice.tasks.end_stale_voice_calls")
     assert task.enabled and task.interval.every == 15 and task.interval.period == "minutes"
 
 
-def test_twilio_status_callback_ends_the_call_and_drops_the_number(client, tenant_a, ivr_on, twilio_voice_a):
+def test_twilio_status_callback_ends_the_call_and_drops_the_number(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     call = TwilioCall(client, tenant_a)
     call.start()
     assert call_row().caller == PHONE
@@ -511,8 +552,14 @@ def test_twilio_status_callback_ends_the_call_and_drops_the_number(client, tenan
 
 
 def test_a_landline_caller_files_but_is_promised_no_sms_and_gets_none(
-    client, tenant_a, ivr_on, twilio_voice_a, outbox, eager_celery, django_capture_on_commit_callbacks
-):
+    client: Client,
+    tenant_a: Tenant,
+    ivr_on: ChannelSetting,
+    twilio_voice_a: VoiceCredential,
+    outbox: Path,
+    eager_celery: Celery,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     # R3: a Beijing landline (FIXED_LINE)
     call = TwilioCall(client, tenant_a, caller="01012345678")
     call.start()
@@ -529,14 +576,18 @@ def test_a_landline_caller_files_but_is_promised_no_sms_and_gets_none(
     assert "no SMS-capable number" in confirm.receipt
 
 
-def test_a_mobile_caller_is_still_promised_the_confirmation_sms(client, tenant_a, ivr_on, twilio_voice_a):
+def test_a_mobile_caller_is_still_promised_the_confirmation_sms(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     call = TwilioCall(client, tenant_a)
     call.start()
     call.press("1")
     assert "确认短信稍后发到您的手机" in spoken(call.press("1"))
 
 
-def test_english_prompts_read_the_english_names(client, tenant_a, ivr_on, twilio_voice_a):
+def test_english_prompts_read_the_english_names(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     # R2
     tenant_a.name_en = "Carrier A"
     tenant_a.save()
@@ -551,14 +602,16 @@ def test_english_prompts_read_the_english_names(client, tenant_a, ivr_on, twilio
     assert "You are stopping Member offers from Carrier A." in spoken(call.press("1"))
 
 
-def test_seed_demo_gives_the_demo_tenants_english_names(db):
+def test_seed_demo_gives_the_demo_tenants_english_names(db: None) -> None:
     call_command("seed_demo", stdout=StringIO())
     mobile = Tenant.objects.get(slug="demo-mobile")
     assert mobile.name == "蓝海移动 BlueSea Mobile" and mobile.name_en == "BlueSea Mobile"
     assert Service.objects.for_tenant(mobile).get(code="data-offers").name_en == "Data offers"
 
 
-def test_a_too_long_tenant_prompt_is_refused_in_the_admin(client, tenant_a, alice):
+def test_a_too_long_tenant_prompt_is_refused_in_the_admin(
+    client: Client, tenant_a: Tenant, alice: User
+) -> None:
     # R4
     client.login(username="alice", password=PASSWORD)
     add = reverse("admin:voice_voiceprompt_add")
@@ -575,7 +628,9 @@ def test_a_too_long_tenant_prompt_is_refused_in_the_admin(client, tenant_a, alic
     assert ok.status_code == 302
 
 
-def test_long_rendered_steps_are_split_into_several_says(client, tenant_a, ivr_on, twilio_voice_a):
+def test_long_rendered_steps_are_split_into_several_says(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     for n in range(7):
         Service.objects.create(tenant=tenant_a, code=f"s{n}", name=f"很长的业务名称{n}" * 24)  # 192 chars
     VoicePrompt.objects.create(
@@ -592,7 +647,9 @@ def test_long_rendered_steps_are_split_into_several_says(client, tenant_a, ivr_o
     assert "请您按7" in "".join(says)
 
 
-def test_page_two_of_the_service_menu_offers_the_previous_page(client, tenant_a, ivr_on, twilio_voice_a):
+def test_page_two_of_the_service_menu_offers_the_previous_page(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     # N1
     for n in range(9):
         Service.objects.create(tenant=tenant_a, code=f"s{n}", name=f"业务{n}")
@@ -606,7 +663,9 @@ def test_page_two_of_the_service_menu_offers_the_previous_page(client, tenant_a,
     assert "退订业务0，请按1" in spoken(again) and call_row().attempts == 0
 
 
-def test_prompts_use_the_tenants_advertised_sms_keywords(client, tenant_a, ivr_on, twilio_voice_a):
+def test_prompts_use_the_tenants_advertised_sms_keywords(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     # N3
     ChannelSetting.objects.create(tenant=tenant_a, channel=RequestChannel.SMS, extra_keywords="QX, 取消营销")
     answer = spoken(TwilioCall(client, tenant_a, caller="anonymous").start())
@@ -615,7 +674,9 @@ def test_prompts_use_the_tenants_advertised_sms_keywords(client, tenant_a, ivr_o
 
 
 @pytest.mark.parametrize("turn", ["1e400", "-1e400", "0.9", "1.5"])
-def test_generic_turn_out_of_range_or_fractional_is_a_400(client, tenant_a, ivr_on, generic_voice_a, turn):
+def test_generic_turn_out_of_range_or_fractional_is_a_400(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, generic_voice_a: VoiceCredential, turn: str
+) -> None:
     # B1: sent as raw JSON numbers
     post_generic(client, tenant_a, {"call_id": "GF1", "from": PHONE})
     body = ('{"call_id": "GF1", "turn": ' + turn + ', "digits": "2"}').encode()
@@ -632,21 +693,23 @@ def test_generic_turn_out_of_range_or_fractional_is_a_400(client, tenant_a, ivr_
     assert call_row("GF1").step == "menu" and call_row("GF1").turn == 0
 
 
-def test_a_whole_float_turn_is_accepted(client, tenant_a, ivr_on, generic_voice_a):
+def test_a_whole_float_turn_is_accepted(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, generic_voice_a: VoiceCredential
+) -> None:
     post_generic(client, tenant_a, {"call_id": "GF2", "from": PHONE})
     assert post_generic(client, tenant_a, {"call_id": "GF2", "turn": 0.0, "digits": "2"}).status_code == 200
     assert call_row("GF2").step == "services"
 
 
 @pytest.mark.parametrize("name", ["voice:twilio-hook", "voice:generic-hook", "voice:twilio-status-hook"])
-def test_get_on_a_voice_hook_is_a_json_405(client, tenant_a, name):
+def test_get_on_a_voice_hook_is_a_json_405(client: Client, tenant_a: Tenant, name: str) -> None:
     # N4
     response = client.get(reverse(name, kwargs={"tenant_slug": tenant_a.slug}))
     assert response.status_code == 405 and response["Allow"] == "POST"
     assert response.json()["error"] == "method_not_allowed"
 
 
-def test_configure_inbound_speaks_english_whatever_the_language(tenant_a, public_url):
+def test_configure_inbound_speaks_english_whatever_the_language(tenant_a: Tenant, public_url: str) -> None:
     from django.utils import translation
 
     out = StringIO()
@@ -658,7 +721,9 @@ def test_configure_inbound_speaks_english_whatever_the_language(tenant_a, public
     assert "通用" not in out.getvalue()
 
 
-def test_the_confirm_step_states_irreversibility_once(client, tenant_a, ivr_on, twilio_voice_a):
+def test_the_confirm_step_states_irreversibility_once(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     tenant_a.allow_resubscribe = False
     tenant_a.terms_zh = "退订不可撤销：我们将停止所有营销短信。"
     tenant_a.save()
@@ -668,7 +733,9 @@ def test_the_confirm_step_states_irreversibility_once(client, tenant_a, ivr_on, 
     assert "退订不可撤销" in text and "请注意，退订后不可撤销" not in text
 
 
-def test_many_services_are_read_in_pages(client, tenant_a, ivr_on, twilio_voice_a):
+def test_many_services_are_read_in_pages(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, twilio_voice_a: VoiceCredential
+) -> None:
     for n in range(9):
         Service.objects.create(tenant=tenant_a, code=f"s{n}", name=f"业务{n}")
     call = TwilioCall(client, tenant_a)
@@ -697,7 +764,9 @@ def post_generic(client, tenant, payload: Any, *, secret=GENERIC_SECRET, headers
     )
 
 
-def test_generic_protocol_happy_path(client, tenant_a, ivr_on, generic_voice_a):
+def test_generic_protocol_happy_path(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, generic_voice_a: VoiceCredential
+) -> None:
     start = post_generic(
         client, tenant_a, {"call_id": "aliyun-42", "from": "13800138000", "to": "4008001234"}
     )
@@ -729,8 +798,8 @@ def test_generic_protocol_happy_path(client, tenant_a, ivr_on, generic_voice_a):
 
 
 def test_generic_protocol_refuses_bad_signatures_and_malformed_steps(
-    client, tenant_a, ivr_on, generic_voice_a
-):
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, generic_voice_a: VoiceCredential
+) -> None:
     payload = {"call_id": "c-1", "from": PHONE}
     assert post_generic(client, tenant_a, payload, secret="wrong-secret").status_code == 403
     assert post_generic(client, tenant_a, payload, headers={}).status_code == 401
@@ -745,7 +814,9 @@ def test_generic_protocol_refuses_bad_signatures_and_malformed_steps(
     assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
-def test_generic_protocol_withheld_number_files_nothing(client, tenant_a, ivr_on, generic_voice_a):
+def test_generic_protocol_withheld_number_files_nothing(
+    client: Client, tenant_a: Tenant, ivr_on: ChannelSetting, generic_voice_a: VoiceCredential
+) -> None:
     answer = post_generic(client, tenant_a, {"call_id": "c-2", "from": "anonymous"}).json()
     assert answer["hangup"] is True and answer["outcome"] == "withheld"
     assert [p["language"] for p in answer["prompts"]] == ["zh-CN", "en-US"]
@@ -756,8 +827,14 @@ def test_generic_protocol_withheld_number_files_nothing(client, tenant_a, ivr_on
 
 
 def test_tenant_prompt_replaces_the_built_in_text_and_is_checked_and_previewed_in_the_admin(
-    client, tenant_a, tenant_b, alice, charlie, ivr_on, twilio_voice_a
-):
+    client: Client,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    alice: User,
+    charlie: User,
+    ivr_on: ChannelSetting,
+    twilio_voice_a: VoiceCredential,
+) -> None:
     client.login(username="alice", password=PASSWORD)
     add = reverse("admin:voice_voiceprompt_add")
     bad = client.post(
@@ -788,8 +865,14 @@ def test_tenant_prompt_replaces_the_built_in_text_and_is_checked_and_previewed_i
 
 
 def test_staff_see_calls_masked_with_keys_and_outcome_and_only_their_tenants(
-    client, tenant_a, tenant_b, alice, charlie, ivr_on, twilio_voice_a
-):
+    client: Client,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    alice: User,
+    charlie: User,
+    ivr_on: ChannelSetting,
+    twilio_voice_a: VoiceCredential,
+) -> None:
     call = TwilioCall(client, tenant_a)
     call.start()
     call.press("1")
@@ -810,7 +893,9 @@ def test_staff_see_calls_masked_with_keys_and_outcome_and_only_their_tenants(
     assert client.get(reverse("admin:voice_voicecall_change", args=[call_row().pk])).status_code == 404
 
 
-def test_admin_switches_the_voice_menu_on_in_the_hotline_channel(client, tenant_a, alice):
+def test_admin_switches_the_voice_menu_on_in_the_hotline_channel(
+    client: Client, tenant_a: Tenant, alice: User
+) -> None:
     client.login(username="alice", password=PASSWORD)
     response = client.post(
         reverse("admin:unsubscribe_channelsetting_add"),
@@ -828,7 +913,7 @@ def test_admin_switches_the_voice_menu_on_in_the_hotline_channel(client, tenant_
     assert "voice prompts" in way.instruction
 
 
-def test_configure_inbound_sets_voice_credentials(tenant_a, public_url):
+def test_configure_inbound_sets_voice_credentials(tenant_a: Tenant, public_url: str) -> None:
     out = StringIO()
     call_command("configure_inbound", tenant_a.slug, "twilio-voice", "--auth-token", TWILIO_TOKEN, stdout=out)
     credential = VoiceCredential.objects.for_tenant(tenant_a).get(provider="twilio")
@@ -850,7 +935,9 @@ def test_configure_inbound_sets_voice_credentials(tenant_a, public_url):
         call_command("configure_inbound", tenant_a.slug, "twilio-voice", "--token", "x")
 
 
-def test_voice_gateway_in_the_admin_keeps_the_secret_write_only(client, tenant_a, alice, bob, public_url):
+def test_voice_gateway_in_the_admin_keeps_the_secret_write_only(
+    client: Client, tenant_a: Tenant, alice: User, bob: User, public_url: str
+) -> None:
     client.login(username="alice", password=PASSWORD)
     response = client.post(
         reverse("admin:voice_voicecredential_add"),
