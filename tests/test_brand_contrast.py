@@ -8,7 +8,7 @@ render text below 4.5:1 whatever colour is stored, and the demo tenants.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.core.management import call_command
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
     from django.test import Client
 
-EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
+EN: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 colours = st.tuples(*[st.integers(0, 255)] * 3).map(contrast.to_hex)
 
 

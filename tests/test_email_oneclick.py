@@ -6,7 +6,7 @@ refused with a page, erased and already-stopped numbers, the email channel off."
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.core.cache import cache
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from tenants.models import Tenant
 
 E164 = "+8613800138000"
-ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
-EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
+ZH: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
+EN: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 

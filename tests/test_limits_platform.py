@@ -7,7 +7,7 @@ once for the hub), and IPv6 clients are counted by their /64. Through the real p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.core.cache import cache
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from tenants.models import Tenant
 
-EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
+EN: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 HUB, HUB_CODE = reverse("optout-hub"), reverse("optout-hub-code")
 
 

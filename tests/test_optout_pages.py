@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.core.cache import cache
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"
-ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
-EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
+ZH: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
+EN: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 HUB, HUB_CODE, HUB_CHOOSE = reverse("optout-hub"), reverse("optout-hub-code"), reverse("optout-hub-choose")
 
 

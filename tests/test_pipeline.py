@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.db import connection, transaction
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-FAST = {"LANZUAN_RETRY_BASE_SECONDS": "0.3", "LANZUAN_STEP_LEASE_MARGIN_SECONDS": "2"}
+FAST: dict[str, Any] = {"LANZUAN_RETRY_BASE_SECONDS": "0.3", "LANZUAN_STEP_LEASE_MARGIN_SECONDS": "2"}
 
 
 @pytest.fixture(autouse=True)

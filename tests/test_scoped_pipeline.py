@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import time_machine
@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.django_db
 
-ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
-EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
+ZH: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
+EN: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 T0 = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # 07:30 the next day in Asia/Shanghai
 
 
