@@ -12,13 +12,14 @@ from unsubscribe.models import ChannelSetting, UnsubscribeRequest
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
     from django.test import Client
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
 
     from tenants.models import Tenant
 
 ADD = "admin:unsubscribe_unsubscriberequest_add"
 
 
-def channel_choices(response) -> list[str]:
+def channel_choices(response: Response) -> list[str]:
     return [value for value, _label in response.context["form"].fields["channel"].choices]
 
 

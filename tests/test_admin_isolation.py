@@ -23,10 +23,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from django.contrib.auth.models import User
+    from django.db.models import Model
     from django.test import Client
 
 
-def tenant_models() -> list[type]:
+def tenant_models() -> list[type[Model]]:
     models = [
         model
         for model in admin.site._registry
@@ -48,13 +49,13 @@ def test_every_tenant_owned_model_is_covered() -> None:
     assert len(MODELS) >= 10
 
 
-def make(model, tenant: Tenant):
+def make(model: type[Model], tenant: Tenant) -> Model:
     if model is TenantAPIKey:
         return TenantAPIKey.objects.create_key(name=f"key-{tenant.slug}", tenant=tenant)[0]
     return baker.make(model, tenant=tenant, _create_files=True)
 
 
-def urls(obj) -> dict[str, str]:
+def urls(obj: Model) -> dict[str, str]:
     info = (obj._meta.app_label, obj._meta.model_name)
     return {
         "change": reverse("admin:{}_{}_change".format(*info), args=[quote(obj.pk)]),
@@ -65,7 +66,7 @@ def urls(obj) -> dict[str, str]:
 
 @pytest.fixture
 def login(client: Client) -> Callable[[User], Client]:
-    def _login(user):
+    def _login(user: User) -> Client:
         client.force_login(user)
         return client
 
@@ -74,7 +75,12 @@ def login(client: Client) -> Callable[[User], Client]:
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
 def test_admin_of_a_cannot_reach_b_objects(
-    model, tenant_a: Tenant, tenant_b: Tenant, alice: User, charlie: User, login: Callable[[User], Client]
+    model: type[Model],
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    alice: User,
+    charlie: User,
+    login: Callable[[User], Client],
 ) -> None:
     # given an object in each tenant
     mine, theirs = make(model, tenant_a), make(model, tenant_b)
@@ -103,7 +109,7 @@ def test_admin_of_a_cannot_reach_b_objects(
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
 def test_viewer_reads_but_cannot_change(
-    model, tenant_a: Tenant, bob: User, login: Callable[[User], Client]
+    model: type[Model], tenant_a: Tenant, bob: User, login: Callable[[User], Client]
 ) -> None:
     obj = make(model, tenant_a)
     client = login(bob)
@@ -119,7 +125,7 @@ def test_viewer_reads_but_cannot_change(
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
 def test_superuser_sees_both_tenants(
-    model, tenant_a: Tenant, tenant_b: Tenant, root: User, login: Callable[[User], Client]
+    model: type[Model], tenant_a: Tenant, tenant_b: Tenant, root: User, login: Callable[[User], Client]
 ) -> None:
     mine, theirs = make(model, tenant_a), make(model, tenant_b)
     client = login(root)
@@ -227,7 +233,7 @@ def test_viewer_never_sees_write_only_secrets(
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
 def test_actions_never_touch_another_tenants_rows(
-    model, tenant_a: Tenant, tenant_b: Tenant, alice: User, login: Callable[[User], Client]
+    model: type[Model], tenant_a: Tenant, tenant_b: Tenant, alice: User, login: Callable[[User], Client]
 ) -> None:
     theirs = make(model, tenant_b)
     client = login(alice)

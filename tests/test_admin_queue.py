@@ -18,6 +18,8 @@ from unsubscribe.inbound.models import InboundMessage
 from unsubscribe.models import UnsubscribeRequest
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from django.contrib.auth.models import User
     from django.test import Client
 
@@ -27,7 +29,9 @@ State = UnsubscribeRequest.State
 NOW = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)  # late evening UTC, the next morning in Shanghai
 
 
-def a_request(tenant, *, state=State.SUPPRESSED, due_in=timedelta(hours=5), **extra):
+def a_request(
+    tenant: Tenant, *, state: str = State.SUPPRESSED, due_in: timedelta = timedelta(hours=5), **extra: Any
+) -> UnsubscribeRequest:
     return baker.make(
         UnsubscribeRequest,
         tenant=tenant,

@@ -163,7 +163,9 @@ _instant_text = st.one_of(_stamps, st.text(max_size=30))
 @time_machine.travel(NOW, tick=False)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=_instant_text, zone=st.sampled_from(["Asia/Shanghai", "America/New_York", "Pacific/Kiritimati"]))
-def test_random_instants_never_give_a_500_and_every_valid_item_is_saved(db: None, raw, zone) -> None:
+def test_random_instants_never_give_a_500_and_every_valid_item_is_saved(
+    db: None, raw: str, zone: str
+) -> None:
     tenant = new_tenant(zone)
     api = api_for(tenant)
     for field in ("created_after", "created_before"):
@@ -193,7 +195,7 @@ def test_random_instants_never_give_a_500_and_every_valid_item_is_saved(db: None
         (IMPORT_URL, "[" * 100 + "]" * 100),
     ],
 )
-def test_deeply_nested_json_is_a_400_parse_error(url, body: str, db: None) -> None:
+def test_deeply_nested_json_is_a_400_parse_error(url: str, body: str, db: None) -> None:
     response = api_for(new_tenant()).post(url, body, content_type="application/json")
     assert problem(response, 400)["code"] == "parse_error"
 

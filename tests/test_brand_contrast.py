@@ -22,6 +22,7 @@ from tenants.models import Membership, Role, Tenant
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
     from django.test import Client
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
 
 EN: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 colours = st.tuples(*[st.integers(0, 255)] * 3).map(contrast.to_hex)
@@ -56,7 +57,7 @@ def test_bad_input_is_a_value_error() -> None:
 
 
 @given(colours)
-def test_the_suggested_colour_always_passes_and_is_never_lighter(colour) -> None:
+def test_the_suggested_colour_always_passes_and_is_never_lighter(colour: str) -> None:
     suggestion = contrast.nearest_darker_passing(colour)
 
     assert contrast.contrast_ratio(suggestion, contrast.WHITE) >= contrast.AA_NORMAL
@@ -66,7 +67,7 @@ def test_the_suggested_colour_always_passes_and_is_never_lighter(colour) -> None
 
 
 @given(colours)
-def test_the_suggestion_is_the_nearest_shade_that_passes(colour) -> None:
+def test_the_suggestion_is_the_nearest_shade_that_passes(colour: str) -> None:
     suggestion = contrast.nearest_darker_passing(colour)
     r, g, b = contrast.parse(suggestion)
     if suggestion != colour and max(r, g, b) < 255:
@@ -79,7 +80,7 @@ def test_the_suggestion_is_the_nearest_shade_that_passes(colour) -> None:
 
 
 @given(colours)
-def test_the_pages_palette_never_puts_text_below_aa(colour) -> None:
+def test_the_pages_palette_never_puts_text_below_aa(colour: str) -> None:
     palette = contrast.brand_palette(colour)
 
     assert contrast.contrast_ratio(palette.surface, palette.on_surface) >= 4.5
@@ -99,7 +100,7 @@ def owner_client(client: Client, tenant_a: Tenant, django_user_model: type[User]
     return client
 
 
-def _change(client, tenant, colour, headers=EN):
+def _change(client: Client, tenant: Tenant, colour: str, headers: dict[str, Any] = EN) -> Response:
     url = reverse("admin:tenants_tenant_change", args=[tenant.pk])
     form = client.get(url, **headers).context["adminform"].form
     data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, bool)}

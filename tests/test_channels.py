@@ -11,6 +11,8 @@ from rest_framework.test import APIClient
 from unsubscribe.models import ChannelSetting, RequestChannel
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from django.test import Client
 
     from tenants.models import Tenant
@@ -102,7 +104,7 @@ def test_a_switched_off_api_channel_answers_403_naming_it(tenant_a: Tenant, api_
 # --- each channel's own entry point, switched on and off ------------------------------
 
 
-def _sms(client, tenant, api_key):
+def _sms(client: Client, tenant: Tenant, api_key: str) -> bool:
     import json
     import time as _time
 
@@ -132,13 +134,13 @@ def _sms(client, tenant, api_key):
     return message.request is not None and not message.flagged_for_attention
 
 
-def _web(client, tenant, api_key):
+def _web(client: Client, tenant: Tenant, api_key: str) -> bool:
     page = client.get(reverse("unsubscribe-start", args=[tenant.slug])).content.decode()
     return 'type="tel"' in page
 
 
-def _api(channel):
-    def call(client, tenant, api_key):
+def _api(channel: str) -> Callable[[Client, Tenant, str], bool]:
+    def call(client: Client, tenant: Tenant, api_key: str) -> bool:
         body = {"phone": "13800138000", "channel": channel}
         if channel == "hotline":
             body["verification"] = {"method": "agent_assertion", "agent_id": "A1"}
@@ -152,7 +154,7 @@ def _api(channel):
     return call
 
 
-def _email(client, tenant, api_key):
+def _email(client: Client, tenant: Tenant, api_key: str) -> bool:
     from lanzuan.phones import mask, phone_hash
     from unsubscribe.links import email_unsubscribe_path
     from unsubscribe.models import Service, Subscription
@@ -182,7 +184,7 @@ ENTRY_POINTS = {
 
 @pytest.mark.parametrize("channel", list(ENTRY_POINTS))
 def test_each_channels_entry_point_follows_its_switch(
-    channel, tenant_a: Tenant, api_key_a: str, client: Client
+    channel: str, tenant_a: Tenant, api_key_a: str, client: Client
 ) -> None:
     from unsubscribe.models import UnsubscribeRequest
 

@@ -32,6 +32,7 @@ from .pipeline_helpers import NUMBER, subscriber
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from celery import Celery
     from django.contrib.auth.models import User
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.django_db
 
 
-def file(tenant, **kwargs):
+def file(tenant: Tenant, **kwargs: Any) -> UnsubscribeRequest:
     return unsubscribe_request_create(
         tenant=tenant,
         phone=kwargs.pop("phone", NUMBER),

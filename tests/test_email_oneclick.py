@@ -32,6 +32,7 @@ from unsubscribe.suppressions.services import resubscribe
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
     from pytest_django import Settings
 
     from tenants.models import Tenant
@@ -82,19 +83,20 @@ def confirm_link(subscription: Subscription) -> str:
     return link(subscription) + "confirm/"
 
 
-def suppressed(tenant, service_code: str | None = None) -> bool:
+def suppressed(tenant: Tenant, service_code: str | None = None) -> bool:
     return suppression_status(tenant=tenant, phone=E164, service_code=service_code).suppressed
 
 
-def switch_email_off(tenant) -> None:
+def switch_email_off(tenant: Tenant) -> None:
     ChannelSetting.objects.create(tenant=tenant, channel=RequestChannel.EMAIL, enabled=False)
 
 
-def csrf_post(client: Client, url: str, **extra):
+def csrf_post(client: Client, url: str, **extra: Any) -> Response:
     """What a browser does: the page sets the CSRF cookie, the form sends the token back."""
     page = client.get(url, **extra)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
-    return client.post(url + "confirm/", {"csrfmiddlewaretoken": token}, **extra)
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+    assert match is not None
+    return client.post(url + "confirm/", {"csrfmiddlewaretoken": match.group(1)}, **extra)
 
 
 # --- the link and the headers ------------------------------------------------------------------------
@@ -274,7 +276,7 @@ def test_page_and_one_click_racing_file_one_request(
 
 @pytest.mark.parametrize("body", [{}, {"List-Unsubscribe": "Yes"}, {"confirm": "on"}])
 def test_post_without_the_one_click_field_does_nothing(
-    body, subscription: Subscription, tenant_a: Tenant
+    body: dict[str, str], subscription: Subscription, tenant_a: Tenant
 ) -> None:
     response = Client(enforce_csrf_checks=True).post(link(subscription), body)
 

@@ -365,9 +365,9 @@ def _check_import(
 )
 def test_imports_never_revive_an_opt_out_and_count_every_row(
     entry: str,
-    state,
-    rows,
-    time_zone,
+    state: tuple[list[str], list[str]],
+    rows: list[Row],
+    time_zone: str,
     db: None,
     admin_client: Client,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from celery import Celery
     from django.contrib.auth.models import User
     from django.test import Client
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
     from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 PUBLIC = "https://lz.example"
@@ -53,7 +54,7 @@ def hook(tenant: Tenant, provider: str) -> str:
     return reverse("inbound:sms-hook", kwargs={"tenant_slug": tenant.slug, "provider": provider})
 
 
-def outbox_lines(outbox) -> list[dict[str, Any]]:
+def outbox_lines(outbox: Path) -> list[dict[str, Any]]:
     if not outbox.exists():
         return []
     return [json.loads(line) for line in outbox.read_text().splitlines()]
@@ -86,18 +87,34 @@ def generic_a(tenant_a: Tenant) -> InboundCredential:
     return inbound_credential_set(tenant=tenant_a, provider="generic", secret=GENERIC_SECRET)
 
 
-def post_twilio(client, tenant, params: dict[str, str], *, token=TWILIO_TOKEN, signature: str | None = None):
+def post_twilio(
+    client: Client,
+    tenant: Tenant,
+    params: dict[str, str],
+    *,
+    token: str = TWILIO_TOKEN,
+    signature: str | None = None,
+) -> Response:
     url = hook(tenant, "twilio")
     if signature is None:
         signature = RequestValidator(token).compute_signature(PUBLIC + url, params)
     return client.post(url, params, HTTP_X_TWILIO_SIGNATURE=signature)
 
 
-def twilio_params(body: str, sid: str = "SM0001", sender: str = PHONE, to: str = "+14155550100") -> dict:
+def twilio_params(
+    body: str, sid: str = "SM0001", sender: str = PHONE, to: str = "+14155550100"
+) -> dict[str, str]:
     return {"From": sender, "To": to, "Body": body, "MessageSid": sid, "AccountSid": "AC" + "0" * 32}
 
 
-def post_aliyun(client, tenant, messages: list[dict[str, Any]], *, token: str | None = ALIYUN_TOKEN, **extra):
+def post_aliyun(
+    client: Client,
+    tenant: Tenant,
+    messages: list[dict[str, Any]],
+    *,
+    token: str | None = ALIYUN_TOKEN,
+    **extra: Any,
+) -> Response:
     url = hook(tenant, "aliyun")
     if token is not None:
         url += "?" + urlencode({"token": token})
@@ -106,7 +123,9 @@ def post_aliyun(client, tenant, messages: list[dict[str, Any]], *, token: str | 
     )
 
 
-def aliyun_message(content: str, seq: int, phone: str = "13800138000", dest_code: str = "1234") -> dict:
+def aliyun_message(
+    content: str, seq: int, phone: str = "13800138000", dest_code: str = "1234"
+) -> dict[str, Any]:
     return {
         "phone_number": phone,
         "content": content,
@@ -117,7 +136,15 @@ def aliyun_message(content: str, seq: int, phone: str = "13800138000", dest_code
     }
 
 
-def post_generic(client, tenant, payload: Any, *, secret=GENERIC_SECRET, now: float | None = None, raw=None):
+def post_generic(
+    client: Client,
+    tenant: Tenant,
+    payload: Any,
+    *,
+    secret: str = GENERIC_SECRET,
+    now: float | None = None,
+    raw: bytes | None = None,
+) -> Response:
     body = raw if raw is not None else json.dumps(payload).encode()
     headers = signing.signed_headers(secret, body, now=now)
     return client.post(
@@ -129,7 +156,9 @@ def post_generic(client, tenant, payload: Any, *, secret=GENERIC_SECRET, now: fl
     )
 
 
-def generic_payload(text: str, message_id: str = "g-1", sender: str = PHONE, to: str = "10690001") -> dict:
+def generic_payload(
+    text: str, message_id: str = "g-1", sender: str = PHONE, to: str = "10690001"
+) -> dict[str, Any]:
     return {"from": sender, "to": to, "text": text, "message_id": message_id, "timestamp": int(time.time())}
 
 
@@ -396,7 +425,7 @@ def test_generic_wrong_or_missing_signature(
     ],
 )
 def test_generic_malformed_payload_is_400_with_a_reason(
-    client: Client, tenant_a: Tenant, generic_a: InboundCredential, raw, reason: str
+    client: Client, tenant_a: Tenant, generic_a: InboundCredential, raw: bytes, reason: str
 ) -> None:
     response = post_generic(client, tenant_a, None, raw=raw)
     assert response.status_code == 400

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from celery import Celery
     from django.contrib.auth.models import User
     from django.test import Client
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
     from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
     from tenants.models import Tenant
@@ -90,18 +91,20 @@ def generic_a(tenant_a: Tenant) -> InboundCredential:
     return inbound_credential_set(tenant=tenant_a, provider="generic", secret=GENERIC_SECRET)
 
 
-def say(client, tenant, text: str, sid: str, sender: str = PHONE, to: str = "+14155550100"):
+def say(
+    client: Client, tenant: Tenant, text: str, sid: str, sender: str = PHONE, to: str = "+14155550100"
+) -> InboundMessage:
     """A Twilio-signed reply through the tenant's webhook URL."""
     response = post_twilio(client, tenant, twilio_params(text, sid=sid, sender=sender, to=to))
     assert response.status_code == 200, response.content
     return InboundMessage.objects.for_tenant(tenant).get(provider="twilio", provider_message_id=sid)
 
 
-def sent(tenant, event: str) -> list[Message]:
+def sent(tenant: Tenant, event: str) -> list[Message]:
     return list(Message.objects.for_tenant(tenant).filter(event=event).order_by("pk"))
 
 
-def subscribe(tenant, service: Service, phone: str = PHONE) -> Subscription:
+def subscribe(tenant: Tenant, service: Service, phone: str = PHONE) -> Subscription:
     return Subscription.objects.create(
         tenant=tenant,
         service=service,
@@ -133,7 +136,7 @@ def test_each_intent_causes_its_action_and_reply(
     public_url: str,
     text: str,
     intent: str,
-    action,
+    action: str,
     reply_event: str | None,
     filed: bool,
 ) -> None:
@@ -447,7 +450,9 @@ def platform_hook(account: str, provider: str) -> str:
     return reverse("inbound:platform-sms-hook", kwargs={"account": account, "provider": provider})
 
 
-def post_platform_aliyun(client, messages: list[dict[str, Any]], token: str = PLATFORM_TOKEN):
+def post_platform_aliyun(
+    client: Client, messages: list[dict[str, Any]], token: str = PLATFORM_TOKEN
+) -> Response:
     url = platform_hook("aliyun-main", "aliyun") + "?" + urlencode({"token": token})
     return client.post(url, json.dumps(messages, ensure_ascii=False), content_type="application/json")
 

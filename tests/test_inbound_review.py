@@ -54,7 +54,7 @@ def english(client: Client) -> None:
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
-def opted_out(client, tenant, sid: str = "SM1") -> None:
+def opted_out(client: Client, tenant: Tenant, sid: str = "SM1") -> None:
     say(client, tenant, "TD", sid)
     assert suppression_status(tenant=tenant, phone=PHONE).suppressed
 

@@ -20,9 +20,12 @@ from tenants.services import invitation_create
 from .conftest import make_member
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from django.contrib.auth.models import User
     from django.core.mail import EmailMessage
     from django.test import Client
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
     from pytest_django import DjangoCaptureOnCommitCallbacks
 
     from tenants.models import Tenant
@@ -35,7 +38,7 @@ def olivia(tenant_a: Tenant) -> User:
     return make_member("olivia", tenant_a, Role.OWNER)
 
 
-def invite(client, tenant, **data):
+def invite(client: Client, tenant: Tenant, **data: Any) -> Response:
     return client.post(
         reverse("admin:tenants_invitation_add"),
         {"tenant": tenant.pk, "email": "", "role": Role.AGENT, **data},
@@ -50,14 +53,18 @@ def link_in(page: str) -> str:
         r'<input[^>]*value="[^"]*/invite/[^"]*"[^>]*id="lanzuan-invitation-link"', page
     )
     assert match, "no invitation link on the page"
-    return re.search(r'value="([^"]+)"', match.group(0)).group(1)
+    value = re.search(r'value="([^"]+)"', match.group(0))
+    assert value is not None
+    return value.group(1)
 
 
 def path_of(link: str) -> str:
     return link[link.index("/invite/") :]
 
 
-def accept(client, link, username="dora", password=NEW_PASSWORD, **extra):
+def accept(
+    client: Client, link: str, username: str = "dora", password: str = NEW_PASSWORD, **extra: Any
+) -> Response:
     return client.post(
         path_of(link),
         {"username": username, "password1": password, "password2": password, **extra},

@@ -46,7 +46,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return now
 
 
-def tenant_sent(client: Client, tenant, number: str) -> bool:
+def tenant_sent(client: Client, tenant: Tenant, number: str) -> bool:
     start = reverse("unsubscribe-start", args=[tenant.slug])
     response = client.post(start, {"country": "86", "phone": number}, **EN)
     assert response.status_code == 302, response.status_code

@@ -52,12 +52,15 @@ urlpatterns = [path("", include("notifications.urls")), path("", include("lanzua
 pytestmark = pytest.mark.urls(__name__)
 
 PHONE = "+8613800138000"
-CONTEXT = {"reference": "K7M2-9QXP", "status_url": "https://lz.example/t/a/status/?r=K7M2-9QXP"}
+CONTEXT: dict[str, object] = {
+    "reference": "K7M2-9QXP",
+    "status_url": "https://lz.example/t/a/status/?r=K7M2-9QXP",
+}
 TWILIO_SID = "AC" + "0" * 32
 TWILIO_TOKEN = "twilio-test-token"
 
 
-def outbox_lines(outbox) -> list[dict[str, Any]]:
+def outbox_lines(outbox: Path) -> list[dict[str, Any]]:
     if not outbox.exists():
         return []
     return [json.loads(line) for line in outbox.read_text().splitlines()]
@@ -120,7 +123,7 @@ def local_server(respond: Responder) -> Iterator[tuple[str, list[Seen]]]:
 @pytest.mark.parametrize("language", LANGUAGE_CODES)
 @pytest.mark.parametrize("event", Event.values)
 def test_defaults_render_for_every_event_and_language(
-    tenant_a: Tenant, outbox: Path, event, language
+    tenant_a: Tenant, outbox: Path, event: str, language: str
 ) -> None:
     # given: the built-in text is valid under the same rules as a tenant's
     default = DEFAULT_TEXTS[(event, language)]
@@ -467,7 +470,7 @@ def test_exactly_one_confirmation_when_the_send_is_retried(tenant_a: Tenant, out
 
     # when: the caller retries, the task runs again, and the request files it again
     again = message_deliver(message.pk)
-    deliver_message.apply(args=[message.pk])
+    deliver_message.apply(args=(message.pk,))
     same = message_create(
         tenant=tenant_a, event="unsubscribe_completed", to=PHONE, context=CONTEXT, dedupe_key="confirm:1"
     )
@@ -589,7 +592,9 @@ def test_an_otp_that_waited_past_its_validity_is_not_sent(tenant_a: Tenant, outb
 # --- gateways against real local servers -------------------------------------------------------
 
 
-def http_gateway(tenant, url: str, secret: str = "http-secret", channel: str = "sms") -> GatewayConfig:
+def http_gateway(
+    tenant: Tenant, url: str, secret: str = "http-secret", channel: str = "sms"
+) -> GatewayConfig:
     return GatewayConfig.objects.create(
         tenant=tenant, channel=channel, kind="http", endpoint=url, secret=secret, account_id="key-1"
     )
@@ -645,7 +650,7 @@ def test_a_failing_gateway_is_retried_then_marked_failed(tenant_a: Tenant) -> No
         http_gateway(tenant_a, url)
         message = message_create(tenant=tenant_a, event="unsubscribe_completed", to=PHONE, context=CONTEXT)
 
-        deliver_message.apply(args=[message.pk])  # Celery runs its retries in-process
+        deliver_message.apply(args=(message.pk,))  # Celery runs its retries in-process
 
     assert len(seen) == 5
     message.refresh_from_db()
@@ -661,7 +666,7 @@ def test_a_transient_failure_is_retried_until_it_is_sent(tenant_a: Tenant) -> No
         http_gateway(tenant_a, url)
         message = message_create(tenant=tenant_a, event="unsubscribe_completed", to=PHONE, context=CONTEXT)
 
-        deliver_message.apply(args=[message.pk])
+        deliver_message.apply(args=(message.pk,))
 
     message.refresh_from_db()
     assert len(seen) == 3
@@ -679,7 +684,7 @@ def test_transient_failure_leaves_the_message_queued(tenant_a: Tenant) -> None:
     assert "HTTP 500" in message.error and message.claimed_at is None
 
 
-def twilio_gateway(tenant, url: str) -> GatewayConfig:
+def twilio_gateway(tenant: Tenant, url: str) -> GatewayConfig:
     return GatewayConfig.objects.create(
         tenant=tenant,
         channel="sms",

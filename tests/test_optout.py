@@ -29,10 +29,11 @@ from unsubscribe.pipeline import datasources
 from unsubscribe.suppressions.selectors import suppression_status
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
     from celery import Celery
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
     from pytest_django import Settings
 
     from tenants.models import Tenant
@@ -83,15 +84,15 @@ def services_a(tenant_a: Tenant) -> list[Service]:
     ]
 
 
-def start_url(tenant) -> str:
+def start_url(tenant: Tenant) -> str:
     return reverse("unsubscribe-start", args=[tenant.slug])
 
 
-def code_url(tenant) -> str:
+def code_url(tenant: Tenant) -> str:
     return reverse("optout-code", args=[tenant.slug])
 
 
-def choose_url(tenant) -> str:
+def choose_url(tenant: Tenant) -> str:
     return reverse("optout-choose", args=[tenant.slug])
 
 
@@ -100,32 +101,36 @@ def deliver_otps() -> None:
         message_deliver(message.pk)
 
 
-def last_code(outbox, to: str = E164) -> str:
+def last_code(outbox: Path, to: str = E164) -> str:
     lines = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.exists() else []
     bodies = [line["body"] for line in lines if line["to"] == to]
     assert bodies, f"no message to {to}"
-    return re.search(r"\b(\d{6})\b", bodies[-1]).group(1)
+    match = re.search(r"\b(\d{6})\b", bodies[-1])
+    assert match is not None
+    return match.group(1)
 
 
-def ask_code(client, tenant, number=NUMBER, headers=ZH, country="86"):
+def ask_code(
+    client: Client, tenant: Tenant, number: str = NUMBER, headers: dict[str, Any] = ZH, country: str = "86"
+) -> Response:
     return client.post(start_url(tenant), {"country": country, "phone": number}, **headers)
 
 
-def landed(client, response, headers=None):
+def landed(client: Client, response: Response, headers: dict[str, Any] | None = None) -> Response:
     """Post/redirect/get: every POST answers 302; this is the GET it leads to, which
     carries the page's status and any form errors."""
     assert response.status_code == 302, response.status_code
     return client.get(response["Location"], **(headers or {}))
 
 
-def sent(tenant, response) -> bool:
+def sent(tenant: Tenant, response: Response) -> bool:
     """Step 1 answered: on to the code (sent) or back to the number form with an error (refused)."""
     assert response.status_code == 302, response.status_code
     assert response["Location"] in (code_url(tenant), start_url(tenant)), response["Location"]
     return response["Location"] == code_url(tenant)
 
 
-def text_of(response) -> str:
+def text_of(response: Response) -> str:
     """The page without its per-request CSRF tokens."""
     html = response.content.decode()
     return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
@@ -425,13 +430,15 @@ def test_csrf_is_enforced_on_every_form(tenant_a: Tenant) -> None:
     assert not PhoneVerification.objects.unscoped(reason="test").exists()
     # and with the token from the page it works
     page = client.get(start_url(tenant_a))
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+    assert match is not None
+    token = match.group(1)
     assert (
         client.post(start_url(tenant_a), {"phone": NUMBER, "csrfmiddlewaretoken": token}).status_code == 302
     )
 
 
-def _ask_and_look(tenant, number=NUMBER):
+def _ask_and_look(tenant: Tenant, number: str = NUMBER) -> tuple[Response, Response]:
     client = Client()
     post = ask_code(client, tenant, number=number)
     page = client.get(post["Location"], **ZH)
@@ -485,7 +492,9 @@ def test_two_numbers_get_the_same_answer_but_for_the_mask(
 # --- the status page --------------------------------------------------------------------------------
 
 
-def _filed(tenant, phone=E164, services=None):
+def _filed(
+    tenant: Tenant, phone: str = E164, services: Sequence[str | Service] | None = None
+) -> UnsubscribeRequest:
     from unsubscribe.requests.services import unsubscribe_request_create
 
     return unsubscribe_request_create(
@@ -701,7 +710,7 @@ def test_unknown_or_inactive_tenant_is_404(client: Client, tenant_a: Tenant) -> 
 # --- the one-stop hub -----------------------------------------------------------------------------
 
 
-def _subscribe(tenant, code, phone=E164):
+def _subscribe(tenant: Tenant, code: str, phone: str = E164) -> Subscription:
     service, _ = Service.objects.unscoped(reason="test").get_or_create(
         tenant=tenant, code=code, defaults={"name": code.title()}
     )
@@ -809,7 +818,7 @@ def test_a_broken_otp_setup_answers_with_a_message_not_an_error_page(
 ) -> None:
     import notifications.services
 
-    def broken(**kwargs):
+    def broken(**kwargs: Any) -> None:
         raise ValueError("the template needs {coupon}")
 
     monkeypatch.setattr(notifications.services, "notification_send", broken)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from celery import Celery
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
     from pytest_django import Settings
 
 NUMBER = "13800138000"
@@ -65,21 +66,23 @@ def subscribe(tenant: Tenant, code: str, phone: str = E164) -> Subscription:
     )
 
 
-def sms_to(outbox, to: str = E164) -> list[dict]:
+def sms_to(outbox: Path, to: str = E164) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.exists() else []
     return [line for line in lines if line["to"] == to]
 
 
 def code_in(body: str) -> str:
-    return re.search(r"\b(\d{6})\b", body).group(1)
+    match = re.search(r"\b(\d{6})\b", body)
+    assert match is not None
+    return match.group(1)
 
 
-def landed(client: Client, response, headers=None):
+def landed(client: Client, response: Response, headers: dict[str, Any] | None = None) -> Response:
     assert response.status_code == 302, response.status_code
     return client.get(response["Location"], **(headers or {}))
 
 
-def hub_verified(client: Client, outbox, headers=EN) -> None:
+def hub_verified(client: Client, outbox: Path, headers: dict[str, Any] = EN) -> None:
     assert client.post(HUB, {"phone": NUMBER}, **headers)["Location"] == HUB_CODE
     code = code_in(sms_to(outbox)[-1]["body"])
     assert client.post(HUB_CODE, {"code": code}, **headers)["Location"] == HUB_CHOOSE

@@ -27,6 +27,7 @@ from .test_core import run_pipeline
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from django.contrib.auth.models import User
     from django.test import Client
@@ -187,7 +188,9 @@ def test_transition_forms_of_internal_addresses_are_refused(url: str, production
 
 @hsettings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=150, deadline=None)
 @given(v4=PRIVATE_V4)
-def test_no_embedding_of_a_non_public_ipv4_address_passes(production_network: None, v4) -> None:
+def test_no_embedding_of_a_non_public_ipv4_address_passes(
+    production_network: None, v4: ipaddress.IPv4Address
+) -> None:
     for form, address in transition_forms(v4).items():
         with pytest.raises(UnsafeURL):
             check_url(f"https://[{address}]/hook")
@@ -197,7 +200,7 @@ def test_no_embedding_of_a_non_public_ipv4_address_passes(production_network: No
 @hsettings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=100, deadline=None)
 @given(v4=PUBLIC_V4)
 def test_nat64_and_6to4_of_a_public_address_pass_teredo_and_mapped_never(
-    production_network: None, v4
+    production_network: None, v4: ipaddress.IPv4Address
 ) -> None:
     forms = transition_forms(v4)
     check_url(f"https://[{forms['nat64']}]/hook")  # DNS64 networks resolve public hosts so
@@ -224,13 +227,13 @@ def test_the_development_allowance_can_limit_ports(settings: Settings) -> None:
 class Rebinding:
     """A resolver that gives `first` for NAME once (the check), then `then` (a re-resolve)."""
 
-    def __init__(self, monkeypatch, first: str, then: str) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, first: str, then: str) -> None:
         self.answers = [first]
         self.then = then
         self.real = socket.getaddrinfo
         monkeypatch.setattr(socket, "getaddrinfo", self)
 
-    def __call__(self, host, port, *args, **kwargs):
+    def __call__(self, host: str, port: int | str | None, *args: Any, **kwargs: Any) -> Any:
         if host != NAME:
             return self.real(host, port, *args, **kwargs)
         address = self.answers.pop(0) if self.answers else self.then
