@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
     from tenants.models import Tenant
+    from unsubscribe.models import UnsubscribeRequest
 
 NUMBER = "+8613800138000"
 SECRET = "whsec_test-secret-0123456789"
@@ -102,7 +103,9 @@ def api(key: str) -> APIClient:
     return client
 
 
-def endpoint_for(tenant, url: str, events_: list[str] | None = None, secret: str = SECRET) -> WebhookEndpoint:
+def endpoint_for(
+    tenant: Tenant, url: str, events_: list[str] | None = None, secret: str = SECRET
+) -> WebhookEndpoint:
     endpoint, _secret = webhooks.webhook_endpoint_create(
         tenant=tenant, url=url, events=events_ or list(domain_events.EVENTS), secret=secret
     )
@@ -121,7 +124,7 @@ def sync_delivery(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-def file(tenant, phone: str = NUMBER):
+def file(tenant: Tenant, phone: str = NUMBER) -> UnsubscribeRequest:
     return unsubscribe_request_create(
         tenant=tenant, phone=phone, channel="app", verification_method="partner_assertion"
     ).request

@@ -102,12 +102,14 @@ def make_subscriber(tenant: Tenant, *codes: str) -> list[Service]:
     return chosen
 
 
-def sms_to_number(outbox) -> list[str]:
+def sms_to_number(outbox: Path) -> list[str]:
     lines = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.exists() else []
     return [line["body"] for line in lines if line["to"] == E164]
 
 
-def web_optout(client: Client, tenant: Tenant, outbox, scope: dict, headers: dict) -> UnsubscribeRequest:
+def web_optout(
+    client: Client, tenant: Tenant, outbox: Path, scope: dict[str, Any], headers: dict[str, Any]
+) -> UnsubscribeRequest:
     """The opt-out page: number, the code from the SMS, the choice and the confirmation.
     Call it inside `pipeline()`: the request's work runs when that block ends."""
     client.post(
@@ -115,7 +117,9 @@ def web_optout(client: Client, tenant: Tenant, outbox, scope: dict, headers: dic
     )
     for message in Message.objects.for_tenant(tenant).filter(event="otp", status=Message.Status.QUEUED):
         message_deliver(message.pk)  # the code SMS (its task would run after the block)
-    code = re.search(r"\b(\d{6})\b", sms_to_number(outbox)[-1]).group(1)
+    match = re.search(r"\b(\d{6})\b", sms_to_number(outbox)[-1])
+    assert match is not None
+    code = match.group(1)
     client.post(reverse("optout-code", args=[tenant.slug]), {"action": "verify", "code": code}, **headers)
     response = client.post(
         reverse("optout-choose", args=[tenant.slug]), {**scope, "confirm": "on"}, **headers
@@ -128,7 +132,7 @@ def subscription(tenant: Tenant, code: str) -> Subscription:
     return Subscription.objects.for_tenant(tenant).get(service__code=code)
 
 
-def status_page(client: Client, request: UnsubscribeRequest, headers: dict) -> str:
+def status_page(client: Client, request: UnsubscribeRequest, headers: dict[str, Any]) -> str:
     return client.get(links.status_url(request, absolute=False), **headers).content.decode()
 
 
