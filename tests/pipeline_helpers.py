@@ -1,12 +1,17 @@
-"""Builders for pipeline tests: a tenant with services, a subscriber and HTTP targets."""
+"""Builders for pipeline tests: a tenant with services, a subscriber, HTTP targets, a request
+filed by an agent, and what the file gateway sent."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from django.db import transaction
 from django.utils import timezone
 
 from tenants.models import Tenant
-from unsubscribe import phones
-from unsubscribe.models import Service, SubscriberProfile, Subscription, Target
+from unsubscribe import phones, services
+from unsubscribe.models import Service, SubscriberProfile, Subscription, Target, UnsubscribeRequest
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"
@@ -58,3 +63,21 @@ def http_target(
         timeout_seconds=timeout,
         max_attempts=max_attempts,
     )
+
+
+def file(tenant: Tenant, phone: str = NUMBER, **kwargs) -> UnsubscribeRequest:
+    """A request filed on the hotline by an agent, committed (its work is queued after commit)."""
+    with transaction.atomic():
+        filed = services.unsubscribe_request_create(
+            tenant=tenant,
+            phone=phone,
+            channel=kwargs.pop("channel", "hotline"),
+            verification_method="agent_assertion",
+            verification_evidence={"agent_id": "A007"},
+            **kwargs,
+        )
+    return filed.request
+
+
+def outbox_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

@@ -5,16 +5,14 @@ mid-task, the broker down."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.urls import reverse
 
 from lanzuan.signing import verify
@@ -22,7 +20,7 @@ from unsubscribe import selectors, services
 from unsubscribe.models import Step, SubscriberProfile, Subscription, UnsubscribeRequest
 
 from .httpserver import http_endpoint
-from .pipeline_helpers import E164, NUMBER, http_target, subscriber
+from .pipeline_helpers import E164, NUMBER, file, http_target, outbox_lines, subscriber
 from .workers import ROOT, celery_worker, purge_queue, wait_for, worker_env
 
 pytestmark = pytest.mark.django_db
@@ -37,25 +35,8 @@ def fast_pipeline(settings, outbox):
     purge_queue()
 
 
-def file(tenant, **kwargs):
-    with transaction.atomic():
-        filed = services.unsubscribe_request_create(
-            tenant=tenant,
-            phone=kwargs.pop("phone", NUMBER),
-            channel=kwargs.pop("channel", "hotline"),
-            verification_method="agent_assertion",
-            verification_evidence={"agent_id": "A007"},
-            **kwargs,
-        )
-    return filed.request
-
-
 def state_of(request) -> str:
     return UnsubscribeRequest.objects.get(pk=request.pk).state
-
-
-def outbox_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_request_completes_through_every_step(tenant_a, outbox, pipeline):

@@ -24,31 +24,14 @@ from unsubscribe.models import Step, UnsubscribeRequest
 from unsubscribe.phones import mask_digit_runs, redact
 
 from .httpserver import http_endpoint
-from .pipeline_helpers import E164, NUMBER, http_target, subscriber
+from .pipeline_helpers import E164, NUMBER, file, http_target, outbox_lines, subscriber
 from .workers import ROOT, wait_for
 
 FORMS = (E164, NUMBER, "138-0013-8000", "138 0013 8000")
 
 
-def file(tenant, phone: str = NUMBER, **kwargs) -> UnsubscribeRequest:
-    with transaction.atomic():
-        filed = services.unsubscribe_request_create(
-            tenant=tenant,
-            phone=phone,
-            channel=kwargs.pop("channel", "hotline"),
-            verification_method="agent_assertion",
-            verification_evidence={"agent_id": "A007"},
-            **kwargs,
-        )
-    return filed.request
-
-
 def fresh(request: UnsubscribeRequest) -> UnsubscribeRequest:
     return UnsubscribeRequest.objects.unscoped().get(pk=request.pk)
-
-
-def outbox_lines(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def tables_holding(*forms: str) -> list[str]:
