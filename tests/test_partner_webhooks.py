@@ -1,6 +1,6 @@
 """Partner webhooks: endpoints through the API and the admin, signed deliveries to a
 real local HTTP server that verifies the signature, retries with backoff, the
-sweep, "Send again" in the admin, and a real Celery worker delivering after commit."""
+sweep, "Send again" in the admin, and the whole pipeline delivering after commit."""
 
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ from unsubscribe import domain_events
 from unsubscribe.partner import tasks, webhooks
 from unsubscribe.partner.models import WebhookDelivery, WebhookEndpoint
 from unsubscribe.requests.services import unsubscribe_request_create
-
-from .workers import celery_worker, purge_queue, wait_for
 
 NUMBER = "+8613800138000"
 SECRET = "whsec_test-secret-0123456789"
@@ -357,19 +355,17 @@ def test_tenant_b_admin_sees_none_of_a_webhooks(client, tenant_a, tenant_b, char
     assert client.get(reverse("admin:partner_webhookdelivery_change", args=[delivery.pk])).status_code == 404
 
 
-# --- a real worker ------------------------------------------------------------------------------
+# --- the whole pipeline ---------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.django_db(transaction=True)
-def test_a_real_worker_delivers_after_commit(tenant_a, tmp_path, outbox):
-    purge_queue()
+def test_the_pipeline_delivers_after_commit(tenant_a, outbox, pipeline):
     with receiver() as server:
         endpoint_for(tenant_a, server.url, ["request.created", "request.completed"])
-        with celery_worker(tmp_path, OUTBOX_PATH=str(outbox)) as worker:
+        with pipeline():
             with transaction.atomic():
                 request = file(tenant_a)
-            wait_for(lambda: len(server.received) >= 2, 60, message=worker.output()[-3000:])
+            assert server.received == []  # nothing before the commit
+        assert len(server.received) == 2
     events_seen = sorted(json.loads(r["body"])["event"] for r in server.received)
     assert events_seen == ["request.completed", "request.created"]
     assert all(r["valid"] for r in server.received)

@@ -44,18 +44,6 @@ def fresh_cache():
     cache.clear()
 
 
-@pytest.fixture
-def pipeline(eager_celery, django_capture_on_commit_callbacks, settings, outbox):
-    """Everything a request causes runs before the block ends: the workers' tasks,
-    eager, and the callbacks after commit that dispatch them."""
-    settings.LANZUAN_RETRY_BASE_SECONDS = 0
-
-    def run():  # type: ignore[no-untyped-def]
-        return django_capture_on_commit_callbacks(execute=True)
-
-    return run
-
-
 def make_subscriber(tenant: Tenant, *codes: str) -> list[Service]:
     chosen = []
     for code in codes:
