@@ -1,6 +1,6 @@
 """Partner webhooks: endpoints through the API and the admin, signed deliveries to a
 real local HTTP server that verifies the signature, retries with backoff, the
-sweep, "Send again" in the admin, and a real Celery worker delivering after commit."""
+sweep, "Send again" in the admin, and the whole pipeline delivering after commit."""
 
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ from unsubscribe.partner import tasks, webhooks
 from unsubscribe.partner.models import WebhookDelivery, WebhookEndpoint
 from unsubscribe.requests.services import unsubscribe_request_create
 
-from .workers import celery_worker, purge_queue, wait_for
-
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -35,7 +33,6 @@ if TYPE_CHECKING:
     from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
     from tenants.models import Tenant
-    from unsubscribe.models import UnsubscribeRequest
 
 NUMBER = "+8613800138000"
 SECRET = "whsec_test-secret-0123456789"
@@ -103,9 +100,7 @@ def api(key: str) -> APIClient:
     return client
 
 
-def endpoint_for(
-    tenant: Tenant, url: str, events_: list[str] | None = None, secret: str = SECRET
-) -> WebhookEndpoint:
+def endpoint_for(tenant, url: str, events_: list[str] | None = None, secret: str = SECRET) -> WebhookEndpoint:
     endpoint, _secret = webhooks.webhook_endpoint_create(
         tenant=tenant, url=url, events=events_ or list(domain_events.EVENTS), secret=secret
     )
@@ -113,7 +108,7 @@ def endpoint_for(
 
 
 @pytest.fixture
-def sync_delivery(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def sync_delivery(monkeypatch: pytest.MonkeyPatch):
     """Queueing a delivery sends it at once, in this process (the task itself runs)."""
     sent: list[str] = []
 
@@ -124,7 +119,7 @@ def sync_delivery(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-def file(tenant: Tenant, phone: str = NUMBER) -> UnsubscribeRequest:
+def file(tenant, phone: str = NUMBER):
     return unsubscribe_request_create(
         tenant=tenant, phone=phone, channel="app", verification_method="partner_assertion"
     ).request
@@ -179,7 +174,7 @@ def test_register_list_and_delete_endpoints_through_the_api(
 def test_events_are_delivered_signed_to_a_real_server(
     tenant_a: Tenant,
     tenant_b: Tenant,
-    sync_delivery: list[str],
+    sync_delivery,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     with receiver() as server:
@@ -235,9 +230,7 @@ def time_passes() -> None:
 
 
 def test_a_failing_endpoint_is_retried_with_backoff(
-    tenant_a: Tenant,
-    sync_delivery: list[str],
-    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    tenant_a: Tenant, sync_delivery, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
 ) -> None:
     with receiver(statuses=[500, 503, 200]) as server:
         endpoint_for(tenant_a, server.url, ["request.created"])
@@ -268,7 +261,7 @@ def test_a_failing_endpoint_is_retried_with_backoff(
         assert len({r["headers"]["X-Lanzuan-Delivery"] for r in server.received}) == 1  # one event id
 
 
-def test_delivery_gives_up_after_24_hours(tenant_a: Tenant, sync_delivery: list[str]) -> None:
+def test_delivery_gives_up_after_24_hours(tenant_a: Tenant, sync_delivery) -> None:
     # nothing listens on this port
     with receiver() as server:
         url = server.url
@@ -301,7 +294,7 @@ def test_admin_send_again(
     tenant_a: Tenant,
     alice: User,
     bob: User,
-    sync_delivery: list[str],
+    sync_delivery,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     with receiver(statuses=[410, 200]) as server:
@@ -385,19 +378,17 @@ def test_tenant_b_admin_sees_none_of_a_webhooks(
     assert client.get(reverse("admin:partner_webhookdelivery_change", args=[delivery.pk])).status_code == 404
 
 
-# --- a real worker ------------------------------------------------------------------------------
+# --- the whole pipeline ---------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.django_db(transaction=True)
-def test_a_real_worker_delivers_after_commit(tenant_a: Tenant, tmp_path: Path, outbox: Path) -> None:
-    purge_queue()
+def test_the_pipeline_delivers_after_commit(tenant_a: Tenant, outbox: Path, pipeline) -> None:
     with receiver() as server:
         endpoint_for(tenant_a, server.url, ["request.created", "request.completed"])
-        with celery_worker(tmp_path, OUTBOX_PATH=str(outbox)) as worker:
+        with pipeline():
             with transaction.atomic():
                 request = file(tenant_a)
-            wait_for(lambda: len(server.received) >= 2, 60, message=worker.output()[-3000:])
+            assert server.received == []  # nothing before the commit
+        assert len(server.received) == 2
     events_seen = sorted(json.loads(r["body"])["event"] for r in server.received)
     assert events_seen == ["request.completed", "request.created"]
     assert all(r["valid"] for r in server.received)

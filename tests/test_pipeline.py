@@ -1,19 +1,19 @@
-"""The unsubscribe pipeline end to end: a real Celery worker (another process) on
-the configured broker (Redis in CI), the real database, real HTTP endpoints."""
+"""The unsubscribe pipeline end to end: the real database and real HTTP endpoints, with the
+workers' tasks run in-process (the `pipeline` fixture); a real Celery worker (another process)
+on the configured broker (Redis in CI) where only a worker can show it: a worker killed
+mid-task, the broker down."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.urls import reverse
 
 from lanzuan.signing import verify
@@ -24,62 +24,45 @@ from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.suppressions.selectors import suppression_status
 
 from .httpserver import http_endpoint
-from .pipeline_helpers import E164, NUMBER, http_target, subscriber
+from .pipeline_helpers import E164, NUMBER, file, http_target, outbox_lines, subscriber
 from .workers import ROOT, celery_worker, purge_queue, wait_for, worker_env
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from django.contrib.auth.models import User
     from django.test import Client
     from pytest_django import Settings
 
     from tenants.models import Tenant
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db
 
-FAST: dict[str, Any] = {"LANZUAN_RETRY_BASE_SECONDS": "0.3", "LANZUAN_STEP_LEASE_MARGIN_SECONDS": "2"}
+FAST = {"LANZUAN_RETRY_BASE_SECONDS": "0.3", "LANZUAN_STEP_LEASE_MARGIN_SECONDS": "2"}
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def fast_pipeline(settings: Settings, outbox: Path) -> None:
     settings.LANZUAN_RETRY_BASE_SECONDS = 0.3
     settings.LANZUAN_STEP_LEASE_MARGIN_SECONDS = 2
     purge_queue()
 
 
-def file(tenant, **kwargs):
-    with transaction.atomic():
-        filed = unsubscribe_request_create(
-            tenant=tenant,
-            phone=kwargs.pop("phone", NUMBER),
-            channel=kwargs.pop("channel", "hotline"),
-            verification_method="agent_assertion",
-            verification_evidence={"agent_id": "A007"},
-            **kwargs,
-        )
-    return filed.request
-
-
 def state_of(request) -> str:
     return UnsubscribeRequest.objects.unscoped(reason="test").get(pk=request.pk).state
 
 
-def outbox_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def test_request_completes_through_every_step(tenant_a: Tenant, tmp_path: Path, outbox: Path) -> None:
+def test_request_completes_through_every_step(tenant_a: Tenant, outbox: Path, pipeline) -> None:
     # given a subscriber with two services and a profile (no targets: Lanzuan's own records are built in)
     subscriber(tenant_a)
 
-    with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+    with pipeline():
         # when the person unsubscribes from everything
         request = file(tenant_a)
-        # then the number is suppressed before any worker has run
+        # then the number is suppressed before any task has run (they run when the block ends)
         assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
-        wait_for(
-            lambda: state_of(request) == "completed", 60, message=f"completion\n{worker.output()[-3000:]}"
-        )
 
+    assert state_of(request) == "completed"
     request.refresh_from_db()
     assert request.phone == "" and request.phone_masked == "138****8000"
     for field in ("suppressed_at", "terminating_at", "confirming_at", "erasing_at", "completed_at"):
@@ -100,14 +83,14 @@ def test_request_completes_through_every_step(tenant_a: Tenant, tmp_path: Path, 
 
 
 def test_external_target_failing_twice_is_retried_and_completes(
-    tenant_a: Tenant, tmp_path: Path, outbox: Path
+    tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint([(503, 0), (500, 0), (200, 0)]) as endpoint:
         http_target(tenant_a, endpoint.url)
-        with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+        with pipeline():
             request = file(tenant_a, services=["offers"])
-            wait_for(lambda: state_of(request) == "completed", 60, message=worker.output()[-3000:])
+    assert state_of(request) == "completed"
 
     step = Step.objects.unscoped(reason="test").get(request=request, kind="terminate", target__isnull=False)
     assert step.attempts == 3 and step.status == "succeeded"
@@ -124,22 +107,16 @@ def test_external_target_failing_twice_is_retried_and_completes(
 
 
 def test_target_that_always_fails_ends_in_needs_attention_shown_in_admin(
-    tenant_a: Tenant, alice: User, client: Client, tmp_path: Path, outbox: Path
+    tenant_a: Tenant, alice: User, client: Client, outbox: Path, pipeline
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint([(502, 0)]) as endpoint:
         http_target(tenant_a, endpoint.url, max_attempts=3)
-        with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+        with pipeline():
             request = file(tenant_a)
-            wait_for(lambda: state_of(request) == "needs_attention", 60, message=worker.output()[-3000:])
-            # the confirmation still went out: the number is suppressed whatever the provider says
-            wait_for(
-                lambda: (
-                    Step.objects.unscoped(reason="test").get(request=request, kind="confirm").status
-                    == "succeeded"
-                ),
-                30,
-            )
+    assert state_of(request) == "needs_attention"
+    # the confirmation still went out: the number is suppressed whatever the provider says
+    assert Step.objects.unscoped(reason="test").get(request=request, kind="confirm").status == "succeeded"
 
     request.refresh_from_db()
     assert "HTTP 502" in request.attention_reason
@@ -156,26 +133,30 @@ def test_target_that_always_fails_ends_in_needs_attention_shown_in_admin(
 
 
 def test_retry_action_resumes_a_request_that_needed_attention(
-    tenant_a: Tenant, alice: User, client: Client, tmp_path: Path, outbox: Path
+    tenant_a: Tenant, alice: User, client: Client, outbox: Path, pipeline
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint([(400, 0), (200, 0)]) as endpoint:  # a 400 is permanent: no automatic retry
         http_target(tenant_a, endpoint.url)
-        with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+        with pipeline():
             request = file(tenant_a)
-            wait_for(lambda: state_of(request) == "needs_attention", 60, message=worker.output()[-3000:])
-            assert len(endpoint.received) == 1
-            # when the provider fixed their endpoint and an admin retries
-            client.force_login(alice)
+        assert state_of(request) == "needs_attention"
+        assert len(endpoint.received) == 1
+        # when the provider fixed their endpoint and an admin retries
+        client.force_login(alice)
+        with pipeline():
             response = client.post(
                 reverse("admin:unsubscribe_unsubscriberequest_changelist"),
                 {"action": "retry_requests", "_selected_action": [request.pk]},
             )
-            assert response.status_code == 302
-            wait_for(lambda: state_of(request) == "completed", 60, message=worker.output()[-3000:])
+        assert response.status_code == 302
+        assert state_of(request) == "completed"
     assert len(endpoint.received) == 2
 
 
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)  # a worker process sees only what is committed
+@pytest.mark.usefixtures("fast_pipeline")
 def test_worker_killed_mid_task_is_finished_by_the_next_worker(
     tenant_a: Tenant, tmp_path: Path, outbox: Path
 ) -> None:
@@ -220,6 +201,9 @@ def _free_port() -> int:
 @pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs redis-server to start a throwaway broker"
 )
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)  # a worker process sees only what is committed
+@pytest.mark.usefixtures("fast_pipeline")
 def test_requests_are_accepted_with_the_broker_down_and_complete_after_it_returns(
     tenant_a: Tenant, tmp_path: Path, outbox: Path
 ) -> None:
@@ -298,13 +282,11 @@ def _text_columns():
                 yield table, column.name
 
 
-def test_after_completion_no_table_holds_the_raw_number(
-    tenant_a: Tenant, tmp_path: Path, outbox: Path
-) -> None:
+def test_after_completion_no_table_holds_the_raw_number(tenant_a: Tenant, outbox: Path, pipeline) -> None:
     subscriber(tenant_a)
-    with celery_worker(tmp_path, OUTBOX_PATH=str(outbox), **FAST) as worker:
+    with pipeline():
         request = file(tenant_a)
-        wait_for(lambda: state_of(request) == "completed", 60, message=worker.output()[-3000:])
+    assert state_of(request) == "completed"
 
     found = []
     qn = connection.ops.quote_name
@@ -321,6 +303,7 @@ def test_after_completion_no_table_holds_the_raw_number(
     assert request_for_person(tenant=tenant_a, reference=request.reference, phone=NUMBER) == request
 
 
+@pytest.mark.django_db(transaction=True)  # threads, each with its own connection
 def test_concurrent_requests_for_one_number_make_one_suppression(
     tenant_a: Tenant, settings: Settings
 ) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
@@ -32,19 +32,15 @@ from unsubscribe.suppressions.services import resubscribe
 from .pipeline_helpers import E164, NUMBER, http_target
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from contextlib import AbstractContextManager
+    from collections.abc import Iterator
     from pathlib import Path
-    from typing import Any
 
-    from celery import Celery
     from django.contrib.auth.models import User
-    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 pytestmark = pytest.mark.django_db
 
-ZH: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
-EN: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
+ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
+EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 T0 = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # 07:30 the next day in Asia/Shanghai
 
 
@@ -53,23 +49,6 @@ def fresh_cache() -> Iterator[None]:
     cache.clear()  # rate-limit counters of the pages and the API
     yield
     cache.clear()
-
-
-@pytest.fixture
-def pipeline(
-    eager_celery: Celery,
-    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
-    settings: Settings,
-    outbox: Path,
-) -> Callable[[], AbstractContextManager[list[Callable[[], Any]]]]:
-    """Everything a request causes runs before the block ends: the workers' tasks,
-    eager, and the callbacks after commit that dispatch them."""
-    settings.LANZUAN_RETRY_BASE_SECONDS = 0
-
-    def run():  # type: ignore[no-untyped-def]
-        return django_capture_on_commit_callbacks(execute=True)
-
-    return run
 
 
 def make_subscriber(tenant: Tenant, *codes: str) -> list[Service]:
@@ -102,14 +81,12 @@ def make_subscriber(tenant: Tenant, *codes: str) -> list[Service]:
     return chosen
 
 
-def sms_to_number(outbox: Path) -> list[str]:
+def sms_to_number(outbox) -> list[str]:
     lines = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.exists() else []
     return [line["body"] for line in lines if line["to"] == E164]
 
 
-def web_optout(
-    client: Client, tenant: Tenant, outbox: Path, scope: dict[str, Any], headers: dict[str, Any]
-) -> UnsubscribeRequest:
+def web_optout(client: Client, tenant: Tenant, outbox, scope: dict, headers: dict) -> UnsubscribeRequest:
     """The opt-out page: number, the code from the SMS, the choice and the confirmation.
     Call it inside `pipeline()`: the request's work runs when that block ends."""
     client.post(
@@ -117,9 +94,7 @@ def web_optout(
     )
     for message in Message.objects.for_tenant(tenant).filter(event="otp", status=Message.Status.QUEUED):
         message_deliver(message.pk)  # the code SMS (its task would run after the block)
-    match = re.search(r"\b(\d{6})\b", sms_to_number(outbox)[-1])
-    assert match is not None
-    code = match.group(1)
+    code = re.search(r"\b(\d{6})\b", sms_to_number(outbox)[-1]).group(1)
     client.post(reverse("optout-code", args=[tenant.slug]), {"action": "verify", "code": code}, **headers)
     response = client.post(
         reverse("optout-choose", args=[tenant.slug]), {**scope, "confirm": "on"}, **headers
@@ -132,7 +107,7 @@ def subscription(tenant: Tenant, code: str) -> Subscription:
     return Subscription.objects.for_tenant(tenant).get(service__code=code)
 
 
-def status_page(client: Client, request: UnsubscribeRequest, headers: dict[str, Any]) -> str:
+def status_page(client: Client, request: UnsubscribeRequest, headers: dict) -> str:
     return client.get(links.status_url(request, absolute=False), **headers).content.decode()
 
 
@@ -140,10 +115,7 @@ def status_page(client: Client, request: UnsubscribeRequest, headers: dict[str, 
 
 
 def test_partial_web_optout_confirmation_names_the_stopped_and_the_continuing_service(
-    client: Client,
-    tenant_a: Tenant,
-    outbox: Path,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     # given a person with two services
     deals, _club = make_subscriber(tenant_a, "deals", "club")
@@ -166,7 +138,7 @@ def test_partial_web_optout_confirmation_names_the_stopped_and_the_continuing_se
 
 
 def test_email_one_click_confirmation_names_the_service_and_what_continues(
-    tenant_a: Tenant, outbox: Path, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+    tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     # given a person with two services, the marketing email of one of them
     deals, _club = make_subscriber(tenant_a, "deals", "club")
@@ -186,10 +158,7 @@ def test_email_one_click_confirmation_names_the_service_and_what_continues(
 
 
 def test_all_marketing_confirmation_says_all_and_nothing_continues(
-    client: Client,
-    tenant_a: Tenant,
-    outbox: Path,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     make_subscriber(tenant_a, "deals", "club")
     with pipeline():
@@ -200,11 +169,7 @@ def test_all_marketing_confirmation_says_all_and_nothing_continues(
 
 
 def test_tenant_template_can_use_the_scope_variables(
-    alice: User,
-    client: Client,
-    tenant_a: Tenant,
-    outbox: Path,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    alice: User, client: Client, tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     # given the tenant's own confirmation text, saved in the admin, using both variables
     deals, _club = make_subscriber(tenant_a, "deals", "club")
@@ -242,10 +207,7 @@ def test_tenant_template_can_use_the_scope_variables(
 
 
 def test_service_only_optout_keeps_the_profile_while_another_subscription_is_active(
-    client: Client,
-    tenant_a: Tenant,
-    outbox: Path,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     # given a person with two services and a marketing profile
     deals, _club = make_subscriber(tenant_a, "deals", "club")
@@ -280,10 +242,7 @@ def test_service_only_optout_keeps_the_profile_while_another_subscription_is_act
 
 
 def test_all_marketing_optout_erases_the_profile(
-    client: Client,
-    tenant_a: Tenant,
-    outbox: Path,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     make_subscriber(tenant_a, "deals", "club")
 
@@ -298,10 +257,7 @@ def test_all_marketing_optout_erases_the_profile(
 
 
 def test_stopping_the_last_active_service_erases_the_profile(
-    client: Client,
-    tenant_a: Tenant,
-    outbox: Path,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     (deals,) = make_subscriber(tenant_a, "deals")
 
@@ -312,10 +268,7 @@ def test_stopping_the_last_active_service_erases_the_profile(
 
 
 def test_anonymising_tenant_anonymises_instead(
-    client: Client,
-    tenant_a: Tenant,
-    outbox: Path,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     tenant_a.erasure_mode = Tenant.ErasureMode.ANONYMISE
     tenant_a.save()
@@ -333,10 +286,7 @@ def test_anonymising_tenant_anonymises_instead(
 
 
 def test_tenant_made_by_create_tenant_ends_its_subscriptions(
-    client: Client,
-    outbox: Path,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
-    capsys: pytest.CaptureFixture[str],
+    client: Client, outbox: Path, pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # given a tenant made by the command, with a subscriber and no targets at all
     call_command("create_tenant", "acme", "--name", "Acme Mobile", "--kind", "operator")
@@ -372,9 +322,7 @@ def test_tenant_made_by_create_tenant_ends_its_subscriptions(
     assert "Services ended: your subscriptions" in page and "Ended 2 subscriptions." in page
 
 
-def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(
-    outbox: Path, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
-) -> None:
+def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(outbox: Path, pipeline) -> None:
     call_command("seed_demo")
     shop = Tenant.objects.get(slug="demo-shop")
     assert not Target.objects.unscoped(reason="test").exists()
@@ -395,7 +343,7 @@ def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(
 
 
 def test_a_request_planned_before_the_built_in_steps_gets_them(
-    tenant_a: Tenant, outbox: Path, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+    tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     # given a request planned by the old code: a confirmation step only (no targets)
     make_subscriber(tenant_a, "deals")
@@ -418,10 +366,7 @@ def test_a_request_planned_before_the_built_in_steps_gets_them(
 
 
 def test_status_page_shows_public_labels_never_internal_names(
-    client: Client,
-    tenant_a: Tenant,
-    outbox: Path,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     # given a provider CRM target with its own public names, and the built-in sources
     make_subscriber(tenant_a, "deals")
@@ -485,7 +430,7 @@ def test_admin_target_form_takes_public_labels(alice: User, client: Client, tena
 
 
 def test_subscription_renewed_after_the_request_started_is_not_ended(
-    tenant_a: Tenant, outbox: Path, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+    tenant_a: Tenant, outbox: Path, pipeline
 ) -> None:
     make_subscriber(tenant_a, "deals", "club")
     # given a request to stop "deals", received at T0, whose pipeline has not run yet

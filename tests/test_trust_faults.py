@@ -28,19 +28,15 @@ from unsubscribe.pipeline.services import request_advance
 from unsubscribe.requests.services import unsubscribe_request_create
 
 from .httpserver import http_endpoint
-from .pipeline_helpers import E164, NUMBER, http_target, subscriber
-from .workers import ROOT, celery_worker, purge_queue, wait_for
+from .pipeline_helpers import E164, NUMBER, file, http_target, outbox_lines, subscriber
+from .workers import ROOT, wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from contextlib import AbstractContextManager
     from pathlib import Path
-    from typing import Any
 
-    from celery import Celery
     from django.contrib.auth.models import User
     from django.test import Client
-    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+    from pytest_django import Settings
     from pytest_django.live_server_helper import LiveServer
 
     from tenants.models import Tenant
@@ -48,41 +44,8 @@ if TYPE_CHECKING:
 FORMS = (E164, NUMBER, "138-0013-8000", "138 0013 8000")
 
 
-@pytest.fixture
-def pipeline(
-    eager_celery: Celery,
-    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
-    settings: Settings,
-    outbox: Path,
-) -> Callable[[], AbstractContextManager[list[Callable[[], Any]]]]:
-    """Everything a request causes runs (eagerly) before the block ends."""
-    settings.LANZUAN_RETRY_BASE_SECONDS = 0
-
-    def run():  # type: ignore[no-untyped-def]
-        return django_capture_on_commit_callbacks(execute=True)
-
-    return run
-
-
-def file(tenant, phone: str = NUMBER, **kwargs) -> UnsubscribeRequest:
-    with transaction.atomic():
-        filed = unsubscribe_request_create(
-            tenant=tenant,
-            phone=phone,
-            channel=kwargs.pop("channel", "hotline"),
-            verification_method="agent_assertion",
-            verification_evidence={"agent_id": "A007"},
-            **kwargs,
-        )
-    return filed.request
-
-
 def fresh(request: UnsubscribeRequest) -> UnsubscribeRequest:
     return UnsubscribeRequest.objects.unscoped(reason="test").get(pk=request.pk)
-
-
-def outbox_lines(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def tables_holding(*forms: str) -> list[str]:
@@ -113,31 +76,22 @@ def test_redact_hides_every_number_form_and_keeps_short_numbers() -> None:
     assert mask_digit_runs("退订 138 0013 8000") == "退订 *** **** ****"
 
 
-@pytest.mark.integration
-@pytest.mark.django_db(transaction=True)
-def test_echoing_target_leaves_no_raw_number_in_any_table(
-    tenant_a: Tenant, tmp_path: Path, outbox: Path, settings: Settings
-) -> None:
-    """The every-table scan, through the real pipeline (a worker process) with a target that
-    echoes the request back, number and all, also in another format."""
-    settings.LANZUAN_RETRY_BASE_SECONDS = 0.3
-    purge_queue()
+def test_echoing_target_leaves_no_raw_number_in_any_table(tenant_a: Tenant, outbox: Path, pipeline) -> None:
+    """The every-table scan, through the whole pipeline with a target that echoes the
+    request back, number and all, also in another format."""
     subscriber(tenant_a)
     with http_endpoint(answer="echo") as endpoint:
         http_target(tenant_a, endpoint.url)
-        env = {"OUTBOX_PATH": str(outbox), "LANZUAN_RETRY_BASE_SECONDS": "0.3"}
-        with celery_worker(tmp_path, **env) as worker:
+        with pipeline():
             request = file(tenant_a)
-            wait_for(lambda: fresh(request).state == "completed", 60, message=worker.output()[-3000:])
+        assert fresh(request).state == "completed"
         assert endpoint.received and endpoint.received[0].json()["phone"] == E164
     step = Step.objects.for_tenant(tenant_a).get(request=request, target__isnull=False)
     assert step.status == "succeeded" and '"status": "done"' in step.receipt
     assert tables_holding(*FORMS) == [], "a raw number is still stored"
 
 
-def test_completion_scrubs_receipts_errors_and_their_history_rows(
-    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
-) -> None:
+def test_completion_scrubs_receipts_errors_and_their_history_rows(tenant_a: Tenant, pipeline) -> None:
     # given a request whose step texts (and their history rows) quote the number, as
     # receipts written by an older code path did
     with pipeline():
@@ -175,9 +129,7 @@ def test_a_failing_gateway_that_echoes_the_number_keeps_it_out_of_the_message(
 # --- item 10: a target must answer the contract ----------------------------------------------
 
 
-def test_garbage_answering_target_fails_the_step_with_the_reason(
-    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
-) -> None:
+def test_garbage_answering_target_fails_the_step_with_the_reason(tenant_a: Tenant, pipeline) -> None:
     subscriber(tenant_a)
     with http_endpoint(answer="garbage") as endpoint:
         http_target(tenant_a, endpoint.url, max_attempts=3)
@@ -197,9 +149,7 @@ def test_garbage_answering_target_fails_the_step_with_the_reason(
     ids=["no-status", "wrong-status", "no-reference", "not-an-object"],
 )
 def test_a_2xx_that_breaks_the_contract_is_a_failure(
-    tenant_a: Tenant,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
-    answer: dict[str, bool] | dict[str, str] | list[str],
+    tenant_a: Tenant, pipeline, answer: dict[str, bool] | dict[str, str] | list[str]
 ) -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -230,9 +180,7 @@ def test_a_2xx_that_breaks_the_contract_is_a_failure(
     assert step.status == "failed" and step.last_error.startswith("HTTP 200 but")
 
 
-def test_good_answering_target_succeeds_with_its_reference_in_the_receipt(
-    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
-) -> None:
+def test_good_answering_target_succeeds_with_its_reference_in_the_receipt(tenant_a: Tenant, pipeline) -> None:
     subscriber(tenant_a)
     with http_endpoint() as endpoint:
         http_target(tenant_a, endpoint.url)
@@ -247,7 +195,7 @@ def test_good_answering_target_succeeds_with_its_reference_in_the_receipt(
 
 
 def test_confirmation_beside_a_failing_termination_claims_no_ended_services(
-    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]], outbox: Path
+    tenant_a: Tenant, pipeline, outbox: Path
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint(script=[(400, 0.0)]) as endpoint:
@@ -296,9 +244,7 @@ def _confirmations(tenant) -> list[Message]:
     )
 
 
-def test_two_requests_completed_the_same_day_get_one_confirmation(
-    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
-) -> None:
+def test_two_requests_completed_the_same_day_get_one_confirmation(tenant_a: Tenant, pipeline) -> None:
     with time_machine.travel(datetime(2026, 3, 2, 2, 0, tzinfo=UTC), tick=False):
         first = _completed_today(tenant_a, pipeline)
         second = _completed_today(tenant_a, pipeline)
@@ -306,9 +252,7 @@ def test_two_requests_completed_the_same_day_get_one_confirmation(
     assert len(_confirmations(tenant_a)) == 1
 
 
-def test_a_request_the_next_day_gets_its_own_confirmation(
-    tenant_a: Tenant, pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
-) -> None:
+def test_a_request_the_next_day_gets_its_own_confirmation(tenant_a: Tenant, pipeline) -> None:
     with time_machine.travel(datetime(2026, 3, 2, 2, 0, tzinfo=UTC), tick=False):
         _completed_today(tenant_a, pipeline)
     with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=UTC), tick=False):
@@ -375,10 +319,7 @@ def test_forty_parallel_identical_posts_make_one_request_and_one_sms(
 
 
 def test_without_a_gateway_messages_fail_visibly_and_the_request_needs_attention(
-    tenant_a: Tenant,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
-    settings: Settings,
-    outbox: Path,
+    tenant_a: Tenant, pipeline, settings: Settings, outbox: Path
 ) -> None:
     settings.LANZUAN_FILE_GATEWAY = False
     with pipeline():
