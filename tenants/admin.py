@@ -184,11 +184,12 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
     def get_list_filter(self, request: HttpRequest) -> Any:
         scoped = []
         for item in super().get_list_filter(request):
+            entry = item
             if isinstance(item, str) and "__" not in item:
                 field = self.model._meta.get_field(item)
                 if field.is_relation and field.many_to_one or field.many_to_many:
-                    item = (item, RelatedOnlyFieldListFilter)
-            scoped.append(item)
+                    entry = (item, RelatedOnlyFieldListFilter)
+            scoped.append(entry)
         return scoped
 
     def changelist_view(
