@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import tzinfo
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedOnlyFieldListFilter
@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
-from django.forms import ModelChoiceField
+from django.forms import ModelChoiceField, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -44,6 +44,15 @@ from .services import (
     membership_revoke,
     membership_set_role,
 )
+
+if TYPE_CHECKING:
+    # simple-history has no type hints: check our admin against Django's ModelAdmin, which it extends.
+    _HistoryAdmin = admin.ModelAdmin[Any]
+    # The base of a mixin for ModelAdmin classes: checked as a ModelAdmin, a plain class at run time.
+    AdminMixin = admin.ModelAdmin[Any]
+else:
+    _HistoryAdmin = SimpleHistoryAdmin
+    AdminMixin = object
 
 
 def _is_superuser(request: HttpRequest) -> bool:
@@ -82,7 +91,7 @@ def request_zone(request: HttpRequest) -> tzinfo:
     return tenants_zone(tenants)
 
 
-class TenantScopedAdmin(SimpleHistoryAdmin):
+class TenantScopedAdmin(_HistoryAdmin):
     """Scopes lists, detail, filters, autocomplete, actions and history to the user's tenants.
 
     Superusers see everything. Other staff see the tenants they are members of;
@@ -105,12 +114,15 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
 
     def _object_tenant_id(self, obj: models.Model) -> int | None:
         # Follows tenant_path as get_queryset filters on it: "pk" (a Tenant), "tenant", "request__tenant".
+        tenant_id: int | None
         if self.tenant_path == "pk":
-            return obj.pk
+            tenant_id = obj.pk
+            return tenant_id
         *hops, last = self.tenant_path.split("__")
         for hop in hops:
             obj = getattr(obj, hop)
-        return getattr(obj, f"{last}_id", None)
+        tenant_id = getattr(obj, f"{last}_id", None)
+        return tenant_id
 
     # --- permissions ----------------------------------------------------------
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -150,9 +162,9 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
     # --- forms: foreign keys only offer the user's tenants' rows --------------
     def formfield_for_foreignkey(
         self, db_field: Any, request: HttpRequest, **kwargs: Any
-    ) -> ModelChoiceField | None:
+    ) -> ModelChoiceField[Any] | None:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if field is not None and not _is_superuser(request):
+        if field is not None and field.queryset is not None and not _is_superuser(request):
             related = db_field.related_model
             if related is Tenant:
                 field.queryset = field.queryset.filter(pk__in=request_tenant_ids(request, self.write_roles))
@@ -162,10 +174,17 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
                 field.queryset = field.queryset.filter(tenant_id__in=request_tenant_ids(request))
         return field
 
-    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+    def formfield_for_manytomany(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> ModelMultipleChoiceField[Any] | None:
         field = super().formfield_for_manytomany(db_field, request, **kwargs)
         related = db_field.related_model
-        if field is not None and not _is_superuser(request) and issubclass(related, TenantOwnedModel):
+        if (
+            field is not None
+            and field.queryset is not None
+            and not _is_superuser(request)
+            and issubclass(related, TenantOwnedModel)
+        ):
             field.queryset = field.queryset.filter(tenant_id__in=request_tenant_ids(request))
         return field
 
@@ -229,7 +248,7 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
         return LocalizedHistoryHelper(self.model, historical_record)
 
 
-class ReadOnlyAdminMixin:
+class ReadOnlyAdminMixin(AdminMixin):
     """Records written by the system, not configuration: nobody adds or edits them by hand.
     Put it before TenantScopedAdmin. Records are kept (compliance) unless `records_deletable`:
     then whoever may write to the tenant's rows may delete them (TenantScopedAdmin's rule)."""
@@ -245,7 +264,7 @@ class ReadOnlyAdminMixin:
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if not self.records_deletable:
             return False
-        return bool(super().has_delete_permission(request, obj))  # type: ignore[misc]
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(Tenant)
@@ -509,6 +528,7 @@ if admin.site.is_registered(APIKey):
 
 @admin.register(TenantAPIKey)
 class TenantAPIKeyAdmin(TenantScopedAdmin, APIKeyModelAdmin):
+    # (the package declares its own as tuples of other lengths)
     list_display = ("prefix", "name", "created", "expiry_date", "expired", "revoked", "tenant")  # type: ignore[assignment]
     list_filter = ("tenant", "revoked")  # type: ignore[assignment]
 

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from lanzuan import phones
-from tenants.admin import TENANT_FILTER_PARAM, ReadOnlyAdminMixin, TenantScopedAdmin, request_zone
+from tenants.admin import TENANT_FILTER_PARAM, AdminMixin, ReadOnlyAdminMixin, TenantScopedAdmin, request_zone
 from tenants.models import OPERATIONS_ROLES
 
 from . import attention, reports
@@ -53,13 +53,15 @@ from .subscriptions.services import subscription_import_start
 admin.site.index_template = "admin/lanzuan_index.html"
 
 
-class ScopeNameMixin:
+class ScopeNameMixin(AdminMixin):
     """A suppression's scope by name: all marketing, or the service's name and code."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         names = Service.objects.unscoped().filter(tenant_id=OuterRef("tenant_id"), code=OuterRef("scope"))
-        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
-        return queryset.annotate(scope_service_name=Subquery(names.values("name")[:1]))
+        queryset: QuerySet[Any] = (
+            super().get_queryset(request).annotate(scope_service_name=Subquery(names.values("name")[:1]))
+        )
+        return queryset
 
     @admin.display(description=_("scope"), ordering="scope")
     def scope_name(self, obj: Any) -> str:
@@ -99,10 +101,12 @@ class ServiceAdmin(TenantScopedAdmin):
     search_fields = ["name", "code"]
 
 
-class PhoneSearchMixin:
+class PhoneSearchMixin(AdminMixin):
     """Search by number: the number is normalised and hashed, never matched in clear."""
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
         term = search_term.strip()
         if term and any(ch.isdigit() for ch in term):
             try:
@@ -111,7 +115,7 @@ class PhoneSearchMixin:
                 pass
             else:
                 return queryset.filter(phone_hash=digest), False
-        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+        return super().get_search_results(request, queryset, search_term)
 
 
 @admin.register(Subscription)
@@ -231,11 +235,11 @@ class TargetAdmin(TenantScopedAdmin):
     search_fields = ["name", "url", "public_label_zh", "public_label_en"]
 
 
-class StepInline(admin.TabularInline):
+class StepInline(admin.TabularInline[Step, UnsubscribeRequest]):
     model = Step
     extra = 0
     can_delete = False
-    fields = [
+    readonly_fields = (
         "kind",
         "where",
         "status",
@@ -245,8 +249,8 @@ class StepInline(admin.TabularInline):
         "next_attempt_at",
         "error_text",
         "step_receipt",
-    ]
-    readonly_fields = fields  # type: ignore[assignment]
+    )
+    fields = readonly_fields
     ordering = ["id"]
     verbose_name = _("timeline step")
     verbose_name_plural = _("timeline")
@@ -310,7 +314,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     inlines = [StepInline]
     actions = ["retry_requests", "export_csv"]
     change_list_template = "admin/unsubscribe/unsubscriberequest/change_list.html"
-    readonly_fields: list[str] = [
+    readonly_fields = [
         "reference",
         "tenant",
         "phone_masked",
@@ -343,7 +347,9 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         (_("Timeline"), {"fields": UnsubscribeRequest.TIMELINE}),
     ]
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
         term = search_term.strip()
         cleaned = clean_reference(term)
         if len(cleaned) == 9 and "-" in cleaned:
@@ -534,8 +540,8 @@ class SuppressionAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyAdminMixin, Ten
     list_display = ["phone_masked", "scope_name", "created_at", "request", "tenant"]
     list_filter = ["tenant", ScopeFilter]
     search_fields = ["scope"]
-    fields = ["tenant", "phone_masked", "scope_name", "request", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ("tenant", "phone_masked", "scope_name", "request", "created_at")
+    fields = readonly_fields
 
 
 @admin.register(SuppressionEvent)
@@ -544,7 +550,7 @@ class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyAdminMixin
     list_display = ["created_at", "phone_masked", "scope_name", "action", "channel_name", "request", "tenant"]
     list_filter = ["tenant", "action", ChannelFilter]
     search_fields = ["scope"]
-    fields = [
+    readonly_fields = (
         "tenant",
         "created_at",
         "phone_masked",
@@ -553,8 +559,8 @@ class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyAdminMixin
         "channel_name",
         "request",
         "evidence",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
     @admin.display(description=_("channel"), ordering="channel")
     def channel_name(self, obj: SuppressionEvent) -> str:
