@@ -26,9 +26,11 @@ run: $(VENV)/.installed
 test: export SECRET_KEY ?= insecure-key-for-tests-only-0123456789abcdef
 test: export LANZUAN_OUTBOUND_ALLOW ?= 127.0.0.0/8@32768-65535,::1/128@32768-65535
 # Every session runs in a throwaway LANZUAN_VAR_DIR of its own (tests/sandbox.py), so `make test`
-# never shares a broker, outbox or cache with a running `make run`, whatever LANZUAN_VAR_DIR says.
+# never shares a broker, outbox or cache with a running `make run`, whatever LANZUAN_VAR_DIR says;
+# under xdist each worker process is such a session (its own test database, var dir and Redis key
+# prefix). `make test PYTEST_ARGS="-n 0"` runs serially.
 test: $(VENV)/.installed
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 lint: export SECRET_KEY ?= insecure-key-for-lint-only-0123456789abcdef
 lint: $(VENV)/.installed

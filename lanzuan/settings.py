@@ -156,9 +156,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Every key Lanzuan keeps in Redis (cache and broker) starts with this prefix, so that one Redis
+# database can be shared: by several sites, or by the parallel workers of a test run (tests/sandbox.py).
+REDIS_KEY_PREFIX = os.environ.get("LANZUAN_REDIS_KEY_PREFIX", "").strip().rstrip(":")
+
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL.startswith("redis://") or CACHE_URL.startswith("rediss://"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "lanzuan.cache.PrefixedRedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": REDIS_KEY_PREFIX,
+        }
+    }
 elif CACHE_URL in ("", "file"):
     CACHES = {
         "default": {
@@ -271,6 +281,9 @@ else:
     # Longer than the longest task (hard limit below), so an acks_late task on a
     # live worker is never redelivered to a second worker while still running.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    if REDIS_KEY_PREFIX and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # queues, unacknowledged messages and control channels alike
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{REDIS_KEY_PREFIX}:"
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

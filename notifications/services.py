@@ -263,9 +263,9 @@ def _finish(message: Message, *, claimed_at: Any, **changes: Any) -> Message:
     if changes.get("error"):  # a provider's reply may quote the number
         changes["error"] = redact(changes["error"])
     # status=QUEUED: a delivery report that raced ahead of us keeps its later status.
-    Message.objects.unscoped().filter(pk=message.pk, status=Status.QUEUED, claimed_at=claimed_at).update(
-        **changes
-    )
+    Message.objects.for_tenant(message.tenant_id).filter(
+        pk=message.pk, status=Status.QUEUED, claimed_at=claimed_at
+    ).update(**changes)
     if message.secret_ref:
         cache.delete(_cache_key(message.secret_ref))
     message.refresh_from_db()
@@ -278,7 +278,11 @@ def message_deliver(message_id: int) -> Message:
     On a permanent failure: marks failed (blanks `to`), raises PermanentGatewayError; a message that
     already failed raises PermanentGatewayError again. While another worker is sending it: raises
     TransientGatewayError (try later: it will then be sent or failed)."""
-    message = Message.objects.unscoped().select_related("tenant").get(pk=message_id)
+    message = (
+        Message.objects.unscoped(reason="a worker delivers a message by its id")
+        .select_related("tenant")
+        .get(pk=message_id)
+    )
     if message.status in (Status.SENT, Status.DELIVERED):
         return message
     if message.status == Status.FAILED:
@@ -286,7 +290,7 @@ def message_deliver(message_id: int) -> Message:
 
     now = timezone.now()
     claimed = (
-        Message.objects.unscoped()
+        Message.objects.for_tenant(message.tenant_id)
         .filter(pk=message_id, status=Status.QUEUED, claimed_at__isnull=True)
         .update(claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
     )
@@ -311,7 +315,7 @@ def message_deliver(message_id: int) -> Message:
         gateway = gateway_for(config, status_callback=_status_callback_url(config.kind if config else ""))
         result = gateway.send(outgoing)
     except TransientGatewayError as exc:
-        Message.objects.unscoped().filter(pk=message_id, claimed_at=now).update(
+        Message.objects.for_tenant(message.tenant_id).filter(pk=message_id, claimed_at=now).update(
             claimed_at=None, error=redact(str(exc)), updated_at=timezone.now()
         )
         raise
@@ -338,12 +342,14 @@ def message_deliver(message_id: int) -> Message:
 
 def message_fail(*, message_id: int, error: str) -> bool:
     """Give up on a queued message nobody is sending; False if it was sent, failed or is in flight."""
-    message = Message.objects.unscoped().filter(pk=message_id).first()
+    message = (
+        Message.objects.unscoped(reason="a worker fails a message by its id").filter(pk=message_id).first()
+    )
     if message is None:
         return False
     now = timezone.now()
     updated = (
-        Message.objects.unscoped()
+        Message.objects.for_tenant(message.tenant_id)
         .filter(pk=message_id, status=Status.QUEUED, claimed_at__isnull=True)
         .update(
             status=Status.FAILED, failed_at=now, error=redact(error), to="", secret_ref="", updated_at=now
@@ -357,14 +363,20 @@ def message_fail(*, message_id: int, error: str) -> bool:
 def message_retry_or_fail(*, message_id: int, error: str, max_attempts: int = MAX_ATTEMPTS) -> float | None:
     """After a transient failure: seconds until the next try, or None when it was the last
     try (the message is then failed with the error)."""
-    attempts = Message.objects.unscoped().filter(pk=message_id).values_list("attempts", flat=True).first()
-    if attempts is None:
+    row = (
+        Message.objects.unscoped(reason="a worker retries a message by its id")
+        .filter(pk=message_id)
+        .values_list("tenant_id", "attempts")
+        .first()
+    )
+    if row is None:
         return None
+    tenant_id, attempts = row
     if attempts >= max_attempts:
         message_fail(message_id=message_id, error=f"gave up after {attempts} attempts: {error}")
         return None
     delay = retry_delay(attempts)
-    Message.objects.unscoped().filter(pk=message_id, status=Status.QUEUED).update(
+    Message.objects.for_tenant(tenant_id).filter(pk=message_id, status=Status.QUEUED).update(
         next_attempt_at=timezone.now() + timedelta(seconds=delay)
     )
     return delay
@@ -406,7 +418,7 @@ def notification_send(
     if message.status == Status.QUEUED and message.next_attempt_at is None:
         # next_attempt_at marks the message as the task's to send (and the sweep's
         # to re-dispatch); messages created alone are their caller's to deliver.
-        Message.objects.unscoped().filter(pk=message.pk, next_attempt_at__isnull=True).update(
+        Message.objects.for_tenant(tenant).filter(pk=message.pk, next_attempt_at__isnull=True).update(
             next_attempt_at=timezone.now()
         )
         message.refresh_from_db(fields=["next_attempt_at"])
@@ -420,7 +432,7 @@ def messages_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
     lost task) and settle claims left by workers that died mid-send."""
     now = timezone.now()
     due = list(
-        Message.objects.unscoped()
+        Message.objects.unscoped(reason="the sweep re-dispatches every tenant's overdue messages")
         .filter(status=Status.QUEUED, next_attempt_at__lte=now - stale_after)
         .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_LEASE))
         .values_list("pk", flat=True)[:1000]
@@ -460,7 +472,9 @@ def message_status_report(*, message: Message, provider_status: str, error_code:
             changes["error"] = f"provider reported {provider_status}" + (
                 f" (error {error_code})" if error_code else ""
             )
-    Message.objects.unscoped().filter(pk=message.pk, status=message.status).update(**changes)
+    Message.objects.for_tenant(message.tenant_id).filter(pk=message.pk, status=message.status).update(
+        **changes
+    )
     message.refresh_from_db()
     return message
 
@@ -487,8 +501,8 @@ def tenants_without_sms_gateway(tenant_ids: list[int]) -> set[int]:
     if file_gateway_allowed():
         return set()
     ready = set(
-        GatewayConfig.objects.unscoped()
-        .filter(tenant_id__in=tenant_ids, channel=MessageChannel.SMS, is_active=True)
+        GatewayConfig.objects.for_tenants(tenant_ids)
+        .filter(channel=MessageChannel.SMS, is_active=True)
         .exclude(kind=GatewayConfig.Kind.FILE)
         .values_list("tenant_id", flat=True)
     )

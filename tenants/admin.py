@@ -35,7 +35,7 @@ from .forms import InvitationForm, MembershipForm
 from .history import LocalizedHistoryHelper, object_time_zone
 from .models import CONFIG_ROLES, Invitation, Membership, Role, Tenant, TenantAPIKey, tenants_zone
 from .readiness import tenant_warnings
-from .scoping import TenantOwnedModel, tenant_ids_for_user
+from .scoping import TenantOwnedModel, TenantQuerySet, tenant_ids_for_user, unscoped_internals
 from .services import (
     api_key_create,
     invitation_create,
@@ -46,8 +46,17 @@ from .services import (
 )
 
 if TYPE_CHECKING:
-    # simple-history has no type hints: check our admin against Django's ModelAdmin, which it extends.
-    _HistoryAdmin = admin.ModelAdmin[Any]
+    # simple-history has no type hints: check our admin against Django's ModelAdmin, which it
+    # extends, and the one method of its own that we call.
+    class _HistoryAdmin(admin.ModelAdmin[Any]):
+        def history_form_view(
+            self,
+            request: HttpRequest,
+            object_id: str,
+            version_id: str,
+            extra_context: dict[str, Any] | None = None,
+        ) -> HttpResponse: ...
+
     # The base of a mixin for ModelAdmin classes: checked as a ModelAdmin, a plain class at run time.
     AdminMixin = admin.ModelAdmin[Any]
 else:
@@ -67,6 +76,33 @@ def request_tenant_ids(request: HttpRequest, roles: frozenset[str] | None = None
     if key not in cache:
         cache[key] = tenant_ids_for_user(request.user, roles)
     return cache[key]
+
+
+def request_scoped(queryset: QuerySet[Any], request: HttpRequest) -> QuerySet[Any]:
+    """A tenant-owned model's rows this request's user may see: every tenant's for a
+    superuser, else the tenants they are members of."""
+    if not isinstance(queryset, TenantQuerySet):
+        raise TypeError(f"{queryset.model._meta.label} is not tenant-owned")
+    if _is_superuser(request):
+        return queryset.unscoped(reason="a superuser's admin pages show every tenant")
+    return queryset.for_tenants(request_tenant_ids(request))
+
+
+class TenantRelatedOnlyFieldListFilter(RelatedOnlyFieldListFilter):
+    """Offers only the related rows the (scoped) list refers to. Django reads them
+    through the related model's default manager, so for a tenant-owned one the
+    look-up runs as internals: the pks come from the scoped list."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        with unscoped_internals(reason="related-only filter choices: pks from the scoped list"):
+            return super().field_choices(field, request, model_admin)
+
+
+class TenantScopedInline(admin.TabularInline[Any, Any]):
+    """An inline of a tenant-owned model, scoped like TenantScopedAdmin's pages."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return request_scoped(super().get_queryset(request), request)
 
 
 # The list filter's parameter for the tenant column (RelatedOnlyFieldListFilter on "tenant").
@@ -108,6 +144,8 @@ class TenantScopedAdmin(_HistoryAdmin):
     # --- which rows -----------------------------------------------------------
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         qs = super().get_queryset(request)
+        if isinstance(qs, TenantQuerySet) and self.tenant_path == "tenant":
+            return request_scoped(qs, request)
         if _is_superuser(request):
             return qs
         return qs.filter(**{f"{self.tenant_path}__in": request_tenant_ids(request)})
@@ -164,14 +202,15 @@ class TenantScopedAdmin(_HistoryAdmin):
         self, db_field: Any, request: HttpRequest, **kwargs: Any
     ) -> ModelChoiceField[Any] | None:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if field is not None and field.queryset is not None and not _is_superuser(request):
-            related = db_field.related_model
-            if related is Tenant:
-                field.queryset = field.queryset.filter(pk__in=request_tenant_ids(request, self.write_roles))
-                if len(request_tenant_ids(request, self.write_roles)) == 1:
-                    field.initial = request_tenant_ids(request, self.write_roles)[0]
-            elif isinstance(related, type) and issubclass(related, TenantOwnedModel):
-                field.queryset = field.queryset.filter(tenant_id__in=request_tenant_ids(request))
+        related = db_field.related_model
+        if field is None or field.queryset is None:
+            return field
+        if isinstance(related, type) and issubclass(related, TenantOwnedModel):
+            field.queryset = request_scoped(field.queryset, request)
+        elif related is Tenant and not _is_superuser(request):
+            field.queryset = field.queryset.filter(pk__in=request_tenant_ids(request, self.write_roles))
+            if len(request_tenant_ids(request, self.write_roles)) == 1:
+                field.initial = request_tenant_ids(request, self.write_roles)[0]
         return field
 
     def formfield_for_manytomany(
@@ -179,13 +218,8 @@ class TenantScopedAdmin(_HistoryAdmin):
     ) -> ModelMultipleChoiceField[Any] | None:
         field = super().formfield_for_manytomany(db_field, request, **kwargs)
         related = db_field.related_model
-        if (
-            field is not None
-            and field.queryset is not None
-            and not _is_superuser(request)
-            and issubclass(related, TenantOwnedModel)
-        ):
-            field.queryset = field.queryset.filter(tenant_id__in=request_tenant_ids(request))
+        if field is not None and field.queryset is not None and issubclass(related, TenantOwnedModel):
+            field.queryset = request_scoped(field.queryset, request)
         return field
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
@@ -207,7 +241,11 @@ class TenantScopedAdmin(_HistoryAdmin):
             if isinstance(item, str) and "__" not in item:
                 field = self.model._meta.get_field(item)
                 if field.is_relation and field.many_to_one or field.many_to_many:
-                    entry = (item, RelatedOnlyFieldListFilter)
+                    tenant_owned = issubclass(field.related_model, TenantOwnedModel)
+                    entry = (
+                        item,
+                        TenantRelatedOnlyFieldListFilter if tenant_owned else RelatedOnlyFieldListFilter,
+                    )
             scoped.append(entry)
         return scoped
 
@@ -243,6 +281,18 @@ class TenantScopedAdmin(_HistoryAdmin):
         obj = self.get_object(request, unquote(object_id))
         with timezone.override(object_time_zone(obj)):
             return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        version_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # A version's `.instance` re-reads the row's fields history leaves out through
+        # `Model.objects`; the permission check that follows tests the version's tenant.
+        with unscoped_internals(reason="simple-history re-reads a version's excluded fields"):
+            return super().history_form_view(request, object_id, version_id, extra_context)
 
     def get_historical_record_context_helper(self, request: HttpRequest, historical_record: Any) -> Any:
         return LocalizedHistoryHelper(self.model, historical_record)

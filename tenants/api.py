@@ -12,14 +12,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .models import Tenant, TenantAPIKey
+from .scoping import TenantOwnedModel
 
 
 class TenantScopedAPIView(APIView):
     """Base for every partner endpoint: `self.tenant` is the key's tenant and
-    `self.scoped()` the only way to read tenant-owned rows. Subclasses may not
-    override get_queryset, so no endpoint can widen its scope by accident."""
+    `self.scoped()` (the model's `objects.for_tenant(self.tenant)`) the only way to
+    read tenant-owned rows. Subclasses may not override get_queryset, so no endpoint
+    can widen its scope by accident."""
 
-    model: ClassVar[type[models.Model] | None] = None
+    model: ClassVar[type[TenantOwnedModel] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -32,11 +34,13 @@ class TenantScopedAPIView(APIView):
         assert isinstance(auth, TenantAPIKey)
         return auth.tenant
 
-    def scoped(self, model: type[models.Model] | None = None) -> models.QuerySet[Any]:
+    def scoped(self, model: type[TenantOwnedModel] | None = None) -> models.QuerySet[Any]:
         model = model or self.model
         if model is None:
             raise TypeError(f"{type(self).__name__}.model is not set")
-        return model._default_manager.filter(tenant_id=self.tenant.pk)
+        if not issubclass(model, TenantOwnedModel):
+            raise TypeError(f"{model._meta.label} is not tenant-owned")
+        return model.objects.for_tenant(self.tenant)
 
     def get_queryset(self) -> models.QuerySet[Any]:
         return self.scoped()

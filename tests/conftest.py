@@ -11,11 +11,49 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.core.management.color import Style
+from django.db.backends.postgresql.operations import DatabaseOperations
+from django.test import override_settings
 
 from tenants.models import Membership, Role, Tenant
 from tenants.services import api_key_create
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+class OneRoundPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """Django's hasher and hash format at one round: a million rounds cost half a second per
+    user and per login, which is the point in production and dead time in a test. Hashes
+    carry their round count, so any process (a real worker, gunicorn) still checks them."""
+
+    iterations = 1
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing():
+    with override_settings(PASSWORD_HASHERS=["tests.conftest.OneRoundPBKDF2PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def flush_by_delete():
+    """A transactional test (a real worker, a live server, threads) ends by emptying every
+    table. PostgreSQL's TRUNCATE of all of them takes a second or two (new files, synced at
+    commit); DELETE of the few rows a test leaves takes milliseconds. Django's foreign keys
+    are deferred to the commit, so the order of the tables does not matter."""
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style: Style, tables, *, reset_sequences: bool = False, allow_cascade: bool = False):
+        if reset_sequences or allow_cascade:
+            return original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        delete = style.SQL_KEYWORD("DELETE FROM")
+        return [f"{delete} {style.SQL_FIELD(self.quote_name(table))};" for table in tables]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
+        yield
+
 
 # Instants a date-dependent test runs at, so the suite passes at any hour: where UTC,
 # Shanghai and New York disagree on the date, and on New York's two DST changes.
@@ -104,3 +142,17 @@ def eager_celery():
     app.conf.task_always_eager = True
     yield app
     app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def pipeline(eager_celery, django_capture_on_commit_callbacks, settings, outbox):
+    """`with pipeline():` everything a request causes runs before the block ends: the
+    callbacks after commit that dispatch the workers' tasks, and the tasks, eagerly (retries
+    without waiting). Only what only a worker process can show needs a real one
+    (tests/workers.py): a worker killed mid-task, the broker, concurrency across processes."""
+    settings.LANZUAN_RETRY_BASE_SECONDS = 0
+
+    def run():  # type: ignore[no-untyped-def]
+        return django_capture_on_commit_callbacks(execute=True)
+
+    return run

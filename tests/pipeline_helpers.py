@@ -1,12 +1,18 @@
-"""Builders for pipeline tests: a tenant with services, a subscriber and HTTP targets."""
+"""Builders for pipeline tests: a tenant with services, a subscriber, HTTP targets, a request
+filed by an agent, and what the file gateway sent."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from django.db import transaction
 from django.utils import timezone
 
 from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe.models import Service, SubscriberProfile, Subscription, Target
+from unsubscribe.models import Service, SubscriberProfile, Subscription, Target, UnsubscribeRequest
+from unsubscribe.requests.services import unsubscribe_request_create
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"
@@ -14,7 +20,9 @@ E164 = "+8613800138000"
 
 def subscriber(tenant: Tenant, number: str = NUMBER) -> list[Service]:
     services = [
-        Service.objects.get_or_create(tenant=tenant, code=code, defaults={"name": code.title()})[0]
+        Service.objects.unscoped(reason="test").get_or_create(
+            tenant=tenant, code=code, defaults={"name": code.title()}
+        )[0]
         for code in ("offers", "club")
     ]
     e164 = phones.normalise(number)
@@ -58,3 +66,21 @@ def http_target(
         timeout_seconds=timeout,
         max_attempts=max_attempts,
     )
+
+
+def file(tenant: Tenant, phone: str = NUMBER, **kwargs) -> UnsubscribeRequest:
+    """A request filed on the hotline by an agent, committed (its work is queued after commit)."""
+    with transaction.atomic():
+        filed = unsubscribe_request_create(
+            tenant=tenant,
+            phone=phone,
+            channel=kwargs.pop("channel", "hotline"),
+            verification_method="agent_assertion",
+            verification_evidence={"agent_id": "A007"},
+            **kwargs,
+        )
+    return filed.request
+
+
+def outbox_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

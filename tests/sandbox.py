@@ -9,7 +9,11 @@ It has to run before Django settings are imported, and pytest-django imports the
 `pytest_load_initial_conftests`, before any conftest.py: a conftest is too late. So
 this is a plugin loaded with `-p tests.sandbox` (see `addopts` and `pythonpath` in
 pyproject.toml; pytest ≥ 8.4 puts `pythonpath` on sys.path before `-p` plugins load).
-Under xdist every worker process gets its own directory.
+Under xdist every worker process gets its own directory, and its own prefix for the keys
+it keeps in a Redis broker or cache (LANZUAN_REDIS_KEY_PREFIX): workers share CI's one
+Redis database for each, and must neither take each other's tasks nor purge each other's
+queues or clear each other's rate-limit counters. The real Celery workers a test starts
+inherit both (tests/workers.py passes the environment on).
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import redis
 
 if "lanzuan.settings" in sys.modules:  # fail closed: settings would already point at the old dir
     raise RuntimeError("tests.sandbox must be loaded before Django settings (-p tests.sandbox)")
 
 VAR_DIR = Path(tempfile.mkdtemp(prefix="lanzuan-test-var-")).resolve()
 os.environ["LANZUAN_VAR_DIR"] = str(VAR_DIR)
+REDIS_KEY_PREFIX = VAR_DIR.name
+os.environ["LANZUAN_REDIS_KEY_PREFIX"] = REDIS_KEY_PREFIX
 # Paths otherwise derived from LANZUAN_VAR_DIR that the environment may pin elsewhere.
 os.environ.pop("LANZUAN_OUTBOX_PATH", None)
 # Tests speak plain HTTP to the test client and local servers; production may redirect to
@@ -49,6 +56,7 @@ def pytest_report_header() -> str:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     global _failed  # noqa: PLW0603 — read by the atexit hook below, which has no session to carry it on
     _failed = exitstatus not in (0, 5)
+    _forget_redis_keys()
     if _failed:  # kept: worker logs and screenshots are what one looks at next
         print(f"\nTest files kept in {VAR_DIR}", file=sys.stderr)
 
@@ -59,3 +67,19 @@ def _remove() -> None:
     # never started (settings refused) and xdist workers.
     if not _failed:
         shutil.rmtree(VAR_DIR, ignore_errors=True)
+
+
+def _forget_redis_keys() -> None:
+    """Delete this session's keys from a Redis broker or cache: leftover queues and bindings
+    would otherwise pile up in a database that outlives the session."""
+    urls = {os.environ.get("CELERY_BROKER_URL", ""), os.environ.get("CACHE_URL", "")}
+    for url in urls:
+        if not url.startswith(("redis://", "rediss://")):
+            continue
+        try:
+            client = redis.Redis.from_url(url)
+            keys = list(client.scan_iter(match=f"{REDIS_KEY_PREFIX}:*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+        except redis.RedisError:  # unreachable now: nothing of ours to tidy there
+            continue

@@ -30,13 +30,18 @@ def tenant_models() -> list[type]:
 
 MODELS = tenant_models()
 
+# Not every tenant-owned model needs an admin page, but most do: a missing one is a
+# decision, listed here with its reason (and the test fails until it is).
+WITHOUT_ADMIN = {
+    "optout.PhoneVerification": "one-time codes, with the number in clear until used: no one's to browse",
+}
+
 
 def test_every_tenant_owned_model_is_covered():
     from tenants.scoping import tenant_owned_models
 
-    unregistered = [m._meta.label for m in tenant_owned_models() if m not in admin.site._registry]
-    # Not every model needs an admin page, but most do; a missing one is a decision, listed here.
-    assert set(unregistered) <= {"notifications.Message"} | set(unregistered), unregistered
+    unregistered = {m._meta.label for m in tenant_owned_models() if m not in admin.site._registry}
+    assert unregistered == set(WITHOUT_ADMIN)
     assert len(MODELS) >= 10
 
 
@@ -84,7 +89,7 @@ def test_admin_of_a_cannot_reach_b_objects(model, tenant_a, tenant_b, alice, cha
         status = client.get(url).status_code
         assert status in (403, 404), f"{kind} {url} → {status}"
         assert client.post(url, {"post": "yes"}).status_code in (403, 404), f"POST {kind}"
-    assert model._default_manager.filter(pk=theirs.pk).exists()
+    assert model._base_manager.filter(pk=theirs.pk).exists()
 
     # a filter on B's tenant shows nothing of B
     response = client.get(reverse("admin:{}_{}_changelist".format(*info)), {"tenant__id__exact": tenant_b.pk})
@@ -102,7 +107,7 @@ def test_viewer_reads_but_cannot_change(model, tenant_a, bob, login):
     info = (model._meta.app_label, model._meta.model_name)
     add = client.get(reverse("admin:{}_{}_add".format(*info)))
     assert add.status_code == 403
-    assert model._default_manager.filter(pk=obj.pk).exists()
+    assert model._base_manager.filter(pk=obj.pk).exists()
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
@@ -205,4 +210,4 @@ def test_actions_never_touch_another_tenants_rows(model, tenant_a, tenant_b, ali
         {"action": "delete_selected", "_selected_action": [str(theirs.pk)], "post": "yes"},
     )
     assert response.status_code in (200, 302, 403)
-    assert model._default_manager.filter(pk=theirs.pk).exists()
+    assert model._base_manager.filter(pk=theirs.pk).exists()

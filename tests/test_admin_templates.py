@@ -61,7 +61,7 @@ def test_confirmation_with_marketing_is_refused_in_the_admin_form(
     assert response.status_code == 200
     errors = str(response.context["adminform"].form.errors["body"])
     assert "no marketing" in errors
-    assert not Template.objects.exists()
+    assert not Template.objects.unscoped(reason="test").exists()
 
 
 def test_the_marketing_error_names_what_to_remove(client, alice, tenant_a):
@@ -90,7 +90,7 @@ def test_a_clean_confirmation_is_saved_and_a_change_adding_marketing_is_refused(
     # given a clean confirmation, with the status link as a variable
     response = client.post(reverse(ADD), template_form(tenant_a, language="en"), HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 302, response.context["adminform"].form.errors
-    template = Template.objects.get()
+    template = Template.objects.unscoped(reason="test").get()
     assert template.history.get().history_user == alice  # saved through the service, in history
 
     # when a change adds marketing
@@ -125,7 +125,7 @@ def test_the_save_service_refuses_marketing_so_no_path_bypasses_it(tenant_a):
             language="en",
             body="{tenant_name}: done. Free shipping!",
         )
-    assert not Template.objects.exists()
+    assert not Template.objects.unscoped(reason="test").exists()
     # texts that are not an answer to an opt-out are not bound by the rule
     template_save(
         tenant=tenant_a,

@@ -46,7 +46,7 @@ def run_pipeline(request: UnsubscribeRequest) -> UnsubscribeRequest:
     """What workers do, in-process: advance, run due steps, repeat."""
     for _ in range(10):
         request_advance(request.pk)
-        due = Step.objects.filter(request=request, status__in=["pending", "retrying"])
+        due = Step.objects.unscoped(reason="test").filter(request=request, status__in=["pending", "retrying"])
         if not due:
             break
         for step in due:
@@ -90,7 +90,7 @@ def test_filing_suppresses_at_once_and_records_an_event(tenant_a):
     assert status.suppressed and status.since == request.suppressed_at
     # only that service is stopped: "all marketing" is still allowed for the other one
     assert not suppression_status(tenant=tenant_a, phone=NUMBER, service_code="club").suppressed
-    event = SuppressionEvent.objects.get()
+    event = SuppressionEvent.objects.unscoped(reason="test").get()
     assert (event.scope, event.action, event.request) == ("offers", "added", request)
 
 
@@ -120,7 +120,7 @@ def test_unknown_service_codes_are_named(tenant_a):
     with pytest.raises(UnknownServices) as exc:
         file(tenant_a, services=["offers", "nope"])
     assert "nope" in exc.value.message
-    assert not UnsubscribeRequest.objects.exists()
+    assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
 def test_a_switched_off_channel_refuses_clearly(tenant_a):
@@ -153,10 +153,14 @@ def test_erasure_waits_for_the_tenants_delay(tenant_a, outbox):
     assert request.state == "erasing"
     assert request.erasure_due_at > timezone.now() + timedelta(hours=23)
     assert request.next_run_at == request.erasure_due_at
-    assert Subscription.objects.filter(status="ended").count() == 2  # services ended already
+    assert (
+        Subscription.objects.unscoped(reason="test").filter(status="ended").count() == 2
+    )  # services ended already
     # when the delay has passed, the sweep wakes it up
     now = timezone.now()
-    UnsubscribeRequest.objects.filter(pk=request.pk).update(erasure_due_at=now, next_run_at=now)
+    UnsubscribeRequest.objects.unscoped(reason="test").filter(pk=request.pk).update(
+        erasure_due_at=now, next_run_at=now
+    )
     assert pipeline_sweep()["dispatched"] == 1
     request = run_pipeline(request)
     assert request.state == "completed"
@@ -164,7 +168,9 @@ def test_erasure_waits_for_the_tenants_delay(tenant_a, outbox):
 
 def test_sweep_flags_requests_past_their_sla(tenant_a):
     request = file(tenant_a)
-    UnsubscribeRequest.objects.filter(pk=request.pk).update(sla_due_at=timezone.now() - timedelta(minutes=1))
+    UnsubscribeRequest.objects.unscoped(reason="test").filter(pk=request.pk).update(
+        sla_due_at=timezone.now() - timedelta(minutes=1)
+    )
     assert pipeline_sweep()["sla_breached"] == 1
     request.refresh_from_db()
     assert request.sla_breached_at is not None
@@ -176,8 +182,8 @@ def test_resubscribe_lifts_suppression_where_allowed(tenant_a):
     run_pipeline(file(tenant_a))
     assert resubscribe(tenant=tenant_a, phone=NUMBER, channel="sms") == ["*"]
     assert not suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
-    assert SuppressionEvent.objects.filter(action="lifted").count() == 1
-    assert set(Subscription.objects.values_list("status", flat=True)) == {"active"}
+    assert SuppressionEvent.objects.unscoped(reason="test").filter(action="lifted").count() == 1
+    assert set(Subscription.objects.unscoped(reason="test").values_list("status", flat=True)) == {"active"}
 
 
 def test_resubscribe_is_refused_where_opt_outs_are_final(tenant_a):
@@ -221,7 +227,7 @@ def test_agent_files_a_request_in_the_admin_and_viewer_cannot(
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    request = UnsubscribeRequest.objects.get()
+    request = UnsubscribeRequest.objects.unscoped(reason="test").get()
     assert request.channel == "hotline" and request.verification_method == "agent_assertion"
     assert request.verification_evidence["agent"] == "amy"
     assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
@@ -239,7 +245,7 @@ def test_admin_file_form_shows_a_bad_number_as_a_form_error(tenant_a, alice, cli
     )
     assert response.status_code == 200
     assert "errorlist" in response.content.decode()
-    assert not UnsubscribeRequest.objects.exists()
+    assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
 def test_admin_imports_subscriptions_from_csv_with_progress(
@@ -295,7 +301,7 @@ def test_target_secret_is_write_only_in_the_admin(tenant_a, alice, client):
     assert response.status_code == 302
     from unsubscribe.models import Target
 
-    target = Target.objects.get()
+    target = Target.objects.unscoped(reason="test").get()
     page = client.get(reverse("admin:unsubscribe_target_change", args=[target.pk])).content.decode()
     assert "topsecret-value" not in page
     # saving without a new secret keeps the old one
@@ -421,5 +427,7 @@ def test_import_never_brings_back_the_number_of_someone_who_opted_out(tenant_a, 
     )
     import_ = subscription_import_run(import_.pk)
     assert (import_.created, import_.updated, import_.skipped_opted_out) == (1, 0, 1)
-    ended = Subscription.objects.get(service__code="offers", phone_hash=phones.phone_hash(normalise(NUMBER)))
+    ended = Subscription.objects.unscoped(reason="test").get(
+        service__code="offers", phone_hash=phones.phone_hash(normalise(NUMBER))
+    )
     assert ended.status == "ended" and ended.phone == ""

@@ -166,8 +166,8 @@ def test_twilio_bad_or_missing_signature_is_403_and_stores_nothing(
         )
     response = post_twilio(client, tenant_a, twilio_params("TD"), signature=signature)
     assert response.status_code == 403
-    assert InboundMessage.objects.unscoped().count() == 0
-    assert UnsubscribeRequest.objects.unscoped().count() == 0
+    assert InboundMessage.objects.unscoped(reason="test").count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
 def test_twilio_signature_over_another_url_is_refused(client, tenant_a, tenant_b, twilio_a, public_url):
@@ -236,7 +236,7 @@ def test_aliyun_bad_token_answers_in_aliyun_shape(client, tenant_a, aliyun_a, to
     assert response.status_code == status
     body = response.json()
     assert set(body) == {"code", "msg"} and body["code"] == status and body["msg"]
-    assert InboundMessage.objects.unscoped().count() == 0
+    assert InboundMessage.objects.unscoped(reason="test").count() == 0
 
 
 def test_aliyun_token_in_header_is_accepted(client, tenant_a, aliyun_a):
@@ -330,14 +330,14 @@ def test_generic_stale_timestamp_is_refused_with_a_reason(client, tenant_a, gene
     response = post_generic(client, tenant_a, generic_payload("TD"), now=time.time() - 301)
     assert response.status_code == 403
     assert response.json()["error"] == "bad_signature" and "300" in response.json()["message"]
-    assert InboundMessage.objects.unscoped().count() == 0
+    assert InboundMessage.objects.unscoped(reason="test").count() == 0
 
 
 def test_generic_wrong_or_missing_signature(client, tenant_a, generic_a):
     assert post_generic(client, tenant_a, generic_payload("TD"), secret="wrong").status_code == 403
     unsigned = client.post(hook(tenant_a, "generic"), generic_payload("TD"), content_type="application/json")
     assert unsigned.status_code == 401 and unsigned.json()["error"] == "unsigned"
-    assert InboundMessage.objects.unscoped().count() == 0
+    assert InboundMessage.objects.unscoped(reason="test").count() == 0
 
 
 @pytest.mark.parametrize(
@@ -359,7 +359,7 @@ def test_generic_malformed_payload_is_400_with_a_reason(client, tenant_a, generi
     response = post_generic(client, tenant_a, None, raw=raw)
     assert response.status_code == 400
     assert response.json()["error"] == "malformed" and reason in response.json()["message"]
-    assert InboundMessage.objects.unscoped().count() == 0
+    assert InboundMessage.objects.unscoped(reason="test").count() == 0
 
 
 # --- retries and races ----------------------------------------------------------------------
@@ -405,7 +405,7 @@ def test_a_concurrent_duplicate_loses_the_race_quietly(tenant_a, monkeypatch):
     # then we get the winner's row and file nothing
     assert message.reference == "AAAA-BBBB"
     assert InboundMessage.objects.for_tenant(tenant_a).count() == 1
-    assert UnsubscribeRequest.objects.unscoped().count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -487,7 +487,7 @@ def test_unclear_replies_get_one_clarification_per_number_per_day(client, tenant
         .values_list("action", flat=True)
     )
     assert actions == [Action.CLARIFY, Action.CLARIFY_SKIPPED, Action.CLARIFY_SKIPPED]
-    assert UnsubscribeRequest.objects.unscoped().count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
 def test_other_messages_are_stored_without_a_reply(client, tenant_a, generic_a):
@@ -495,8 +495,8 @@ def test_other_messages_are_stored_without_a_reply(client, tenant_a, generic_a):
     assert response.status_code == 200 and response.json()["action"] == "none"
     message = InboundMessage.objects.for_tenant(tenant_a).get()
     assert (message.intent, message.body) == ("other", "see you at lunch")
-    assert Message.objects.unscoped().count() == 0
-    assert UnsubscribeRequest.objects.unscoped().count() == 0
+    assert Message.objects.unscoped(reason="test").count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
 def test_tenant_keywords_count(client, tenant_a, generic_a):
@@ -532,9 +532,9 @@ def test_disabled_sms_channel_stores_and_flags_but_files_nothing(client, tenant_
     message = InboundMessage.objects.for_tenant(tenant_a).get()
     assert message.flagged_for_attention and "switched off" in message.flag_reason
     assert message.action == Action.HELD and message.request is None
-    assert UnsubscribeRequest.objects.unscoped().count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
     assert not suppression_status(tenant=tenant_a, phone=PHONE).suppressed
-    assert Message.objects.unscoped().count() == 0  # no replies from a switched-off channel
+    assert Message.objects.unscoped(reason="test").count() == 0  # no replies from a switched-off channel
 
     # the admin lists it under "needs attention"
     client.force_login(agent_amy)
@@ -552,7 +552,7 @@ def test_disabled_sms_channel_stores_and_flags_but_files_nothing(client, tenant_
     assert message.request.verification_evidence["filed_by"] == "amy"
     assert suppression_status(tenant=tenant_a, phone=PHONE).suppressed
     client.post(changelist, action, follow=True)  # twice: nothing new
-    assert UnsubscribeRequest.objects.unscoped().count() == 1
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 1
 
     # viewers cannot run it
     client.force_login(bob)
@@ -564,7 +564,7 @@ def test_an_invalid_sender_is_kept_and_flagged(client, tenant_a, generic_a):
     assert response.status_code == 200
     message = InboundMessage.objects.for_tenant(tenant_a).get()
     assert message.flagged_for_attention and message.action == Action.HELD
-    assert UnsubscribeRequest.objects.unscoped().count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
 # --- tenants, providers, credentials ---------------------------------------------------------
@@ -582,7 +582,7 @@ def test_unknown_tenant_or_provider_is_404_and_unconfigured_is_403(client, tenan
 
     inbound_credential_set(tenant=tenant_a, provider="generic", enabled=False)
     assert post_generic(client, tenant_a, generic_payload("TD")).status_code == 403
-    assert InboundMessage.objects.unscoped().count() == 0
+    assert InboundMessage.objects.unscoped(reason="test").count() == 0
     assert client.get(hook(tenant_a, "generic")).status_code == 405
 
 
@@ -649,9 +649,9 @@ def test_admin_reply_route_is_normalised_and_scoped(client, tenant_a, tenant_b, 
     add = reverse("admin:inbound_replyroute_add")
     assert "Theirs" not in client.get(add).content.decode()
     refused = client.post(add, {"tenant": tenant_a.pk, "destination": "1", "service": theirs.pk})
-    assert refused.status_code == 200 and not ReplyRoute.objects.exists()
+    assert refused.status_code == 200 and not ReplyRoute.objects.unscoped(reason="test").exists()
     empty = client.post(add, {"tenant": tenant_a.pk, "destination": "", "sign_name": ""})
-    assert empty.status_code == 200 and not ReplyRoute.objects.exists()
+    assert empty.status_code == 200 and not ReplyRoute.objects.unscoped(reason="test").exists()
     assert (
         client.post(
             add, {"tenant": tenant_a.pk, "destination": "1069-0001 88", "service": mine.pk}
@@ -671,10 +671,10 @@ def test_erasure_clears_number_and_text_of_that_tenants_replies(client, tenant_a
     request = UnsubscribeRequest.objects.for_tenant(tenant_a).get()
     # Replies are stored without the raw number once handled; rows from before that (or
     # held for staff) still have it, and erasure is what clears them.
-    InboundMessage.objects.unscoped().filter(tenant=tenant_a).update(
+    InboundMessage.objects.unscoped(reason="test").filter(tenant=tenant_a).update(
         from_number=PHONE, body="TD 13800138000 别再发了"
     )
-    InboundMessage.objects.unscoped().filter(tenant=tenant_b).update(from_number=PHONE)
+    InboundMessage.objects.unscoped(reason="test").filter(tenant=tenant_b).update(from_number=PHONE)
 
     erase = datasources.get_source("inbound.messages").erase
     assert erase is not None

@@ -153,14 +153,14 @@ def test_no_after_a_clarification_files_nothing(client, tenant_a, twilio_a, publ
     say(client, tenant_a, "不用了", "SM1")
     answer = say(client, tenant_a, "no", "SM2")
     assert (answer.context, answer.intent, answer.action) == ("clarification", "other", Action.NONE)
-    assert not UnsubscribeRequest.objects.unscoped().exists()
+    assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
 def test_a_bare_yes_files_nothing(client, tenant_a, twilio_a, public_url):
     message = say(client, tenant_a, "yes", "SM1")
     assert (message.intent, message.action) == ("other", Action.NONE)
-    assert not UnsubscribeRequest.objects.unscoped().exists()
-    assert not Message.objects.unscoped().exists()
+    assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
+    assert not Message.objects.unscoped(reason="test").exists()
 
 
 def test_a_clarification_older_than_the_window_is_no_longer_pending(client, tenant_a, twilio_a, public_url):
@@ -343,7 +343,7 @@ def test_a_status_question_without_a_request_says_so_and_how_to_opt_out(
     ChannelSetting.objects.create(tenant=tenant_a, channel="sms", extra_keywords="QX")
     message = say(client, tenant_a, "am I unsubscribed?", "SM1", sender=US_PHONE)
     assert message.action == Action.STATUS
-    assert not UnsubscribeRequest.objects.unscoped().exists()
+    assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
     (reply,) = sent(tenant_a, "status_none")
     assert "no unsubscribe request" in reply.body and "STOP/TD/QX" in reply.body
 
@@ -445,7 +445,8 @@ def test_an_unroutable_reply_is_kept_flagged_and_answered_with_the_hub(
 
     assert response.status_code == 200
     assert (
-        not InboundMessage.objects.unscoped().exists() and not UnsubscribeRequest.objects.unscoped().exists()
+        not InboundMessage.objects.unscoped(reason="test").exists()
+        and not UnsubscribeRequest.objects.unscoped(reason="test").exists()
     )
     unrouted = UnroutedMessage.objects.get()
     assert unrouted.reason == "no_match" and unrouted.flagged_for_attention and unrouted.answered
@@ -460,7 +461,7 @@ def test_an_unroutable_reply_is_kept_flagged_and_answered_with_the_hub(
     # a retry of the same batch stores nothing new and answers once
     post_platform_aliyun(client, [aliyun_message("退订", 7, dest_code="10699999")])
     assert UnroutedMessage.objects.count() == 1
-    assert Message.objects.unscoped().filter(event="unrouted_help").count() == 1
+    assert Message.objects.unscoped(reason="test").filter(event="unrouted_help").count() == 1
 
 
 def test_a_destination_two_tenants_claim_is_not_guessed(client, tenant_a, tenant_b):
@@ -471,7 +472,7 @@ def test_a_destination_two_tenants_claim_is_not_guessed(client, tenant_a, tenant
     message["sign_name"] = "蓝钻"
     post_platform_aliyun(client, [message])
     assert UnroutedMessage.objects.get().reason == "ambiguous"
-    assert not InboundMessage.objects.unscoped().exists()
+    assert not InboundMessage.objects.unscoped(reason="test").exists()
 
 
 def test_an_account_routes_only_to_the_tenants_it_serves(client, tenant_a, tenant_b, shared):
@@ -511,8 +512,8 @@ def test_a_reply_to_another_tenants_number_on_a_tenant_url_is_flagged_not_filed(
     response = post_generic(client, tenant_a, generic_payload("TD", message_id="x1", to="10690002"))
 
     assert response.status_code == 200 and response.json()["action"] == "unrouted"
-    assert not InboundMessage.objects.unscoped().exists()
-    assert not UnsubscribeRequest.objects.unscoped().exists()
+    assert not InboundMessage.objects.unscoped(reason="test").exists()
+    assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
     unrouted = UnroutedMessage.objects.get()
     assert (unrouted.reason, unrouted.received_by, unrouted.belongs_to) == (
         "other_tenant",

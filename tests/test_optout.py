@@ -86,7 +86,7 @@ def choose_url(tenant) -> str:
 
 
 def deliver_otps() -> None:
-    for message in Message.objects.unscoped().filter(event="otp", status=Message.Status.QUEUED):
+    for message in Message.objects.unscoped(reason="test").filter(event="otp", status=Message.Status.QUEUED):
         message_deliver(message.pk)
 
 
@@ -160,10 +160,12 @@ def test_flow_all_marketing_in_chinese(client, tenant_a, services_a, outbox):
     assert request.language == "zh-hans"
     assert set(request.verification_evidence) == {"otp_id", "verified_at"}
     assert NUMBER not in json.dumps(request.verification_evidence)
-    verification = PhoneVerification.objects.get(pk=request.verification_evidence["otp_id"])
+    verification = PhoneVerification.objects.unscoped(reason="test").get(
+        pk=request.verification_evidence["otp_id"]
+    )
     assert verification.phone == "" and verification.used_at is not None
     # the code was never stored: only its hash, and ****** in the message row
-    assert Message.objects.unscoped().get(event="otp").body.count("******") == 1
+    assert Message.objects.unscoped(reason="test").get(event="otp").body.count("******") == 1
 
 
 def test_flow_one_service_in_english(client, tenant_a, services_a, outbox):
@@ -198,7 +200,7 @@ def test_choose_needs_confirmation_and_a_service(client, tenant_a, services_a, o
     assert 'id="confirm-error" class="field-error" role="alert">Tick the box to confirm.' in body
     assert 'aria-describedby="confirm-error"' in body
     assert "Choose at least one service" in body
-    assert not UnsubscribeRequest.objects.exists()
+    assert not UnsubscribeRequest.objects.unscoped(reason="test").exists()
 
 
 def test_the_number_never_reaches_a_url_or_the_session(client, tenant_a, outbox):
@@ -220,7 +222,7 @@ def test_malformed_number_is_a_form_error_in_the_pages_language(client, tenant_a
     assert "不是有效的手机号码" in zh.content.decode()
     assert "That is not a valid mobile number" in en.content.decode()
     assert 'aria-describedby="phone-hint phone-error"' in en.content.decode()
-    assert not Message.objects.exists()
+    assert not Message.objects.unscoped(reason="test").exists()
 
 
 def test_other_countries_are_accepted(client, tenant_a, outbox):
@@ -255,15 +257,15 @@ def test_wrong_code_then_the_sixth_try_is_refused_even_if_right(client, tenant_a
 
     assert sixth.status_code == 400
     assert "Too many wrong tries. Ask for a new code." in sixth.content.decode()
-    assert PhoneVerification.objects.get().attempts == 5
-    assert PhoneVerification.objects.get().verified_at is None
+    assert PhoneVerification.objects.unscoped(reason="test").get().attempts == 5
+    assert PhoneVerification.objects.unscoped(reason="test").get().verified_at is None
     assert client.get(choose_url(tenant_a)).status_code == 302  # not past the code step
 
 
 def test_expired_code_is_refused(client, tenant_a, outbox):
     ask_code(client, tenant_a, headers=ZH)
     deliver_otps()
-    PhoneVerification.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    PhoneVerification.objects.unscoped(reason="test").update(expires_at=timezone.now() - timedelta(seconds=1))
 
     response = landed(client, client.post(code_url(tenant_a), {"code": last_code(outbox)}, **ZH), ZH)
 
@@ -283,14 +285,18 @@ def test_a_second_send_inside_60_seconds_is_refused(client, tenant_a, outbox, cl
     assert "Please wait 30 seconds before asking for a new code." in resend.content.decode()
     assert 'id="resend-error" class="field-error" role="alert"' in resend.content.decode()
     assert "Please wait 30 seconds" in again.content.decode()
-    assert Message.objects.count() == PhoneVerification.objects.count() == 1
+    assert (
+        Message.objects.unscoped(reason="test").count()
+        == PhoneVerification.objects.unscoped(reason="test").count()
+        == 1
+    )
 
     # after the cool-down a new code replaces the old one
     clock.now += 31
     resend = client.post(code_url(tenant_a), {"action": "resend"}, **EN)
     assert resend.status_code == 302
-    assert Message.objects.count() == 2
-    old, new = PhoneVerification.objects.order_by("pk")
+    assert Message.objects.unscoped(reason="test").count() == 2
+    old, new = PhoneVerification.objects.unscoped(reason="test").order_by("pk")
     assert old.phone == "" and new.phone == E164
 
 
@@ -306,7 +312,7 @@ def test_at_most_three_codes_per_number_in_ten_minutes(tenant_a, outbox, clock):
     assert "Too many codes were sent to this number. Try again in 10 minutes." in fourth.content.decode()
     clock.now += 10 * 60
     assert sent(tenant_a, ask_code(Client(), tenant_a, headers=EN))
-    assert Message.objects.count() == 4
+    assert Message.objects.unscoped(reason="test").count() == 4
 
 
 def test_the_prefix_cap_stops_a_pumping_burst_of_adjacent_numbers(settings, tenant_a, outbox):
@@ -320,7 +326,7 @@ def test_the_prefix_cap_stops_a_pumping_burst_of_adjacent_numbers(settings, tena
     refused = landed(browser, ask_code(browser, tenant_a, number="13800139999", headers=EN), EN)
     assert refused.status_code == 429
     assert "We cannot send more codes right now" in refused.content.decode()
-    assert Message.objects.filter(event="otp").count() == 5
+    assert Message.objects.unscoped(reason="test").filter(event="otp").count() == 5
     # a number elsewhere is not affected
     assert sent(tenant_a, ask_code(Client(), tenant_a, number="13912345678"))
 
@@ -382,7 +388,7 @@ def test_csrf_is_enforced_on_every_form(tenant_a):
         reverse("optout-hub"),
     ):
         assert client.post(url, {"phone": NUMBER}).status_code == 403, url
-    assert not PhoneVerification.objects.exists()
+    assert not PhoneVerification.objects.unscoped(reason="test").exists()
     # and with the token from the page it works
     page = client.get(start_url(tenant_a))
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
@@ -421,7 +427,7 @@ def test_the_page_reveals_nothing_about_a_subscription(tenant_a, services_a, out
         known_post["Location"],
     )
     assert text_of(unknown_page) == text_of(known_page)
-    assert Message.objects.filter(event="otp").count() == 2
+    assert Message.objects.unscoped(reason="test").filter(event="otp").count() == 2
 
 
 def test_two_numbers_get_the_same_answer_but_for_the_mask(tenant_a, services_a, outbox):
@@ -474,10 +480,12 @@ def test_status_shows_done_steps_and_why_others_wait(client, tenant_a):
     tenant_a.erasure_delay_hours = 24
     tenant_a.save()
     request = _filed(tenant_a)
-    Step.objects.filter(request=request, kind="terminate").update(
+    Step.objects.unscoped(reason="test").filter(request=request, kind="terminate").update(
         status="succeeded", finished_at=timezone.now()
     )
-    Step.objects.filter(request=request, kind="confirm").update(status="retrying", attempts=2)
+    Step.objects.unscoped(reason="test").filter(request=request, kind="confirm").update(
+        status="retrying", attempts=2
+    )
 
     body = client.get(links.status_url(request, absolute=False), **EN).content.decode()
 
@@ -547,9 +555,14 @@ def test_erasure_blanks_the_tenants_verifications_of_that_number(tenant_a, tenan
 
     # then only tenant A's verification of that number lost its number
     assert receipt == datasources.Receipt.of(("copies_cleared", 1))
-    assert PhoneVerification.objects.get(tenant=tenant_a, phone_hash=request.phone_hash).phone == ""
-    assert PhoneVerification.objects.get(tenant=tenant_b).phone == E164
-    assert PhoneVerification.objects.get(tenant=tenant_a, phone="+8613912345678")
+    assert (
+        PhoneVerification.objects.unscoped(reason="test")
+        .get(tenant=tenant_a, phone_hash=request.phone_hash)
+        .phone
+        == ""
+    )
+    assert PhoneVerification.objects.unscoped(reason="test").get(tenant=tenant_b).phone == E164
+    assert PhoneVerification.objects.unscoped(reason="test").get(tenant=tenant_a, phone="+8613912345678")
 
 
 def test_the_sweep_blanks_expired_and_stale_codes(tenant_a, outbox):
@@ -563,14 +576,18 @@ def test_the_sweep_blanks_expired_and_stale_codes(tenant_a, outbox):
     stale = services.verification_start(
         tenant=tenant_a, e164="+8615000001111", ip="1", language="en"
     ).verification
-    PhoneVerification.objects.filter(pk=expired.pk).update(expires_at=now - timedelta(seconds=1))
-    PhoneVerification.objects.filter(pk=stale.pk).update(verified_at=now - timedelta(hours=1))
+    PhoneVerification.objects.unscoped(reason="test").filter(pk=expired.pk).update(
+        expires_at=now - timedelta(seconds=1)
+    )
+    PhoneVerification.objects.unscoped(reason="test").filter(pk=stale.pk).update(
+        verified_at=now - timedelta(hours=1)
+    )
 
     assert services.verifications_sweep() == {"blanked": 2}
 
-    assert PhoneVerification.objects.get(pk=fresh.pk).phone == E164
-    assert PhoneVerification.objects.get(pk=expired.pk).phone == ""
-    assert PhoneVerification.objects.get(pk=stale.pk).phone == ""
+    assert PhoneVerification.objects.unscoped(reason="test").get(pk=fresh.pk).phone == E164
+    assert PhoneVerification.objects.unscoped(reason="test").get(pk=expired.pk).phone == ""
+    assert PhoneVerification.objects.unscoped(reason="test").get(pk=stale.pk).phone == ""
 
 
 # --- issue 8: the ways to unsubscribe --------------------------------------------------------------
@@ -620,7 +637,7 @@ def test_web_opt_out_switched_off_lists_the_other_ways(client, tenant_a, outbox)
     assert "不提供网上退订" in body and "回复 TD / 退订 到 10690001" in body
     assert 'data-testid="way-web"' not in body and 'name="phone"' not in body
     assert post.status_code == 302 and post["Location"] == start_url(tenant_a)
-    assert not Message.objects.exists()
+    assert not Message.objects.unscoped(reason="test").exists()
 
 
 def test_start_page_shows_the_ways_block(client, tenant_a):
@@ -641,7 +658,9 @@ def test_unknown_or_inactive_tenant_is_404(client, tenant_a):
 
 
 def _subscribe(tenant, code, phone=E164):
-    service, _ = Service.objects.get_or_create(tenant=tenant, code=code, defaults={"name": code.title()})
+    service, _ = Service.objects.unscoped(reason="test").get_or_create(
+        tenant=tenant, code=code, defaults={"name": code.title()}
+    )
     return Subscription.objects.create(
         tenant=tenant, service=service, phone=phone, phone_hash=phones.phone_hash(phone), phone_masked="x"
     )
@@ -658,7 +677,7 @@ def test_hub_stops_every_provider_in_one_submit(client, tenant_a, tenant_b, outb
     # the platform sends it, signed with its own name, not one of the providers
     assert sms["tenant"] == "platform" and sms["to"] == E164
     assert sms["body"].startswith("[Lanzuan] ") and tenant_a.name not in sms["body"]
-    assert not Message.objects.exists()
+    assert not Message.objects.unscoped(reason="test").exists()
     response = client.post(reverse("optout-hub-code"), {"code": last_code(outbox)}, **EN)
     assert response["Location"] == reverse("optout-hub-choose")
     choose = client.get(reverse("optout-hub-choose"), **EN).content.decode()
@@ -728,7 +747,11 @@ def test_back_to_step_one_with_the_same_number_keeps_the_code(client, tenant_a, 
 
     assert again["Location"] == code_url(tenant_a)
     assert "We already sent a code to this number" in client.get(code_url(tenant_a), **EN).content.decode()
-    assert Message.objects.count() == PhoneVerification.objects.count() == 1
+    assert (
+        Message.objects.unscoped(reason="test").count()
+        == PhoneVerification.objects.unscoped(reason="test").count()
+        == 1
+    )
 
 
 def test_a_broken_otp_setup_answers_with_a_message_not_an_error_page(client, tenant_a, monkeypatch):
@@ -743,7 +766,7 @@ def test_a_broken_otp_setup_answers_with_a_message_not_an_error_page(client, ten
 
     assert response.status_code == 503
     assert "We cannot send more codes right now" in response.content.decode()
-    assert not PhoneVerification.objects.exists()
+    assert not PhoneVerification.objects.unscoped(reason="test").exists()
 
 
 def test_a_verification_blanked_before_submit_asks_to_start_again(tenant_a):

@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.core.cache import cache
+
+from lanzuan.cache import PrefixedRedisCache
 
 from .workers import ROOT, worker_env
 
@@ -42,3 +45,31 @@ def test_the_real_worker_gets_the_same_throwaway_dir():
     assert Path(env["LANZUAN_VAR_DIR"]).resolve() == Path(settings.VAR_DIR)
     assert "LANZUAN_OUTBOX_PATH" not in env or _inside(env["LANZUAN_OUTBOX_PATH"], Path(settings.VAR_DIR))
     assert env["CELERY_BROKER_URL"] == settings.CELERY_BROKER_URL
+
+
+def test_the_session_keeps_its_redis_keys_under_a_prefix_of_its_own():
+    """Parallel workers share CI's Redis databases: each keeps its queues and cache keys apart."""
+    prefix = settings.REDIS_KEY_PREFIX
+    assert prefix == Path(settings.VAR_DIR).name  # one per process, like the var dir
+    assert worker_env()["LANZUAN_REDIS_KEY_PREFIX"] == prefix
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] == f"{prefix}:"
+    if settings.CACHE_URL.startswith("redis"):
+        assert settings.CACHES["default"]["KEY_PREFIX"] == prefix
+
+
+def test_clearing_the_cache_spares_the_keys_of_another_prefix():
+    if not settings.CACHE_URL.startswith("redis"):
+        pytest.skip("the cache is this session's own folder here; CI runs this on Redis")
+    neighbour = PrefixedRedisCache(
+        settings.CACHE_URL, {"KEY_PREFIX": f"{settings.REDIS_KEY_PREFIX}-neighbour"}
+    )
+    neighbour.set("counter", 7)
+    cache.set("counter", 1)
+    try:
+        cache.clear()
+        assert cache.get("counter") is None
+        assert neighbour.get("counter") == 7
+    finally:
+        neighbour.clear()
+    assert neighbour.get("counter") is None

@@ -139,7 +139,7 @@ class TwilioCall:
 
 
 def call_row(sid: str = "CA" + "1" * 32) -> VoiceCall:
-    return VoiceCall.objects.unscoped().get(call_id=sid)
+    return VoiceCall.objects.unscoped(reason="test").get(call_id=sid)
 
 
 # --- the validator itself ------------------------------------------------------------------
@@ -189,7 +189,7 @@ def test_twilio_menu_choose_confirm_files_and_suppresses_before_the_final_twiml(
     assert "用于营销的个人信息将被删除" in spoken(confirm)
     assert "确认退订，请按1" in spoken(confirm)
     assert "不可撤销" not in spoken(confirm)  # the tenant allows re-subscribing
-    assert UnsubscribeRequest.objects.count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
     # and confirms
     final = call.press("1")
@@ -236,7 +236,7 @@ def test_twilio_all_marketing_in_english_says_an_irreversible_opt_out_is_irrever
     assert "this cannot be undone" in text
 
     final = call.press("1")
-    request = UnsubscribeRequest.objects.get()
+    request = UnsubscribeRequest.objects.unscoped(reason="test").get()
     assert request.scope_all and request.language == "en"
     assert spell_reference(request.reference, "en") in spoken(final)
     assert suppression_status(tenant=tenant_a, phone=PHONE).suppressed
@@ -251,8 +251,8 @@ def test_twilio_bad_signatures_get_403_and_nothing_happens(client, tenant_a, ivr
     # a signature over other parameters (a key press forged onto a real signature)
     signed = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC + url, params)
     assert call.post(url + "?turn=0", {**params, "Digits": "1"}, signature=signed).status_code == 403
-    assert VoiceCall.objects.unscoped().count() == 0
-    assert UnsubscribeRequest.objects.count() == 0
+    assert VoiceCall.objects.unscoped(reason="test").count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
 def test_twilio_unknown_tenant_404_and_unconfigured_403(client, tenant_a, tenant_b, ivr_on, twilio_voice_a):
@@ -274,7 +274,7 @@ def test_withheld_caller_id_hears_the_other_ways_and_files_nothing(
     assert answer.find("Gather") is None and [c.tag for c in answer][-1] == "Hangup"
     assert "无法识别您的来电号码" in spoken(answer) and "回复TD" in spoken(answer)
     assert "We cannot see your number" in spoken(answer) and "Reply STOP" in spoken(answer)
-    assert UnsubscribeRequest.objects.count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
     row = call_row()
     assert row.outcome == Outcome.WITHHELD and row.caller == "" and row.caller_hash == ""
 
@@ -285,7 +285,7 @@ def test_voice_menu_switched_off_files_nothing(client, tenant_a, twilio_voice_a)
 
     assert answer.find("Gather") is None
     assert "自助语音退订暂未开通" in spoken(answer)
-    assert UnsubscribeRequest.objects.count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
     assert call_row().outcome == Outcome.UNAVAILABLE and call_row().caller == ""
 
 
@@ -308,7 +308,7 @@ def test_a_repeated_callsid_step_is_idempotent(client, tenant_a, ivr_on, twilio_
     final = call.press("1")
     retried = call._answer(call.post(url, call.params("1")))
     assert ET.tostring(retried) == ET.tostring(final)
-    assert UnsubscribeRequest.objects.count() == 1
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 1
     assert call_row().digits[-1]["digits"] == "1" and len(call_row().digits) == 2
 
 
@@ -365,7 +365,7 @@ def test_timeouts_and_wrong_keys_repeat_the_prompt_twice_then_hang_up_without_fi
     end = call.press("")
     assert end.find("Gather") is None and [c.tag for c in end][-1] == "Hangup"
     assert "您的退订没有提交" in spoken(end)
-    assert UnsubscribeRequest.objects.count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
     row = call_row()
     assert row.outcome == Outcome.GAVE_UP and row.caller == ""
     assert [d["digits"] for d in row.digits] == ["1", "", "7", ""]
@@ -399,7 +399,7 @@ def test_a_call_that_drops_after_the_final_key_press_still_files_and_gets_the_co
         call.press("1")
     # the caller hangs up before hearing the reference: Twilio posts nothing more
 
-    request = UnsubscribeRequest.objects.get()
+    request = UnsubscribeRequest.objects.unscoped(reason="test").get()
     request.refresh_from_db()
     assert request.state == UnsubscribeRequest.State.COMPLETED
     sent = [json.loads(line) for line in outbox.read_text().splitlines()]
@@ -424,7 +424,9 @@ def test_erasure_clears_the_raw_number_of_a_dropped_call_from_the_same_number(
         call.press("1")
 
     # then no call row keeps the raw number
-    assert UnsubscribeRequest.objects.get().state == UnsubscribeRequest.State.COMPLETED
+    assert (
+        UnsubscribeRequest.objects.unscoped(reason="test").get().state == UnsubscribeRequest.State.COMPLETED
+    )
     assert call_row("CA-dropped").caller == ""
     assert call_row("CA-dropped").caller_masked == "138****8000"
 
@@ -445,7 +447,7 @@ def test_a_service_deleted_mid_call_is_not_widened_to_all_marketing(
     assert back.find("Gather") is not None
     assert "您选择的业务已不再提供" in text and "退订运营商 A的全部营销信息，请按1" in text
     assert "offers" not in text  # never read out by its internal code
-    assert UnsubscribeRequest.objects.count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
     assert not suppression_status(tenant=tenant_a, phone=PHONE).suppressed
     assert call_row().outcome == Outcome.IN_PROGRESS and call_row().service_code == ""
 
@@ -519,7 +521,7 @@ def test_a_landline_caller_files_but_is_promised_no_sms_and_gets_none(
         final = call.press("1")
 
     assert "确认短信稍后发到" not in spoken(final) and "不会发送确认短信" in spoken(final)
-    request = UnsubscribeRequest.objects.get()
+    request = UnsubscribeRequest.objects.unscoped(reason="test").get()
     request.refresh_from_db()
     assert request.state == UnsubscribeRequest.State.COMPLETED
     assert not outbox.exists() or outbox.read_text().strip() == ""
@@ -677,7 +679,7 @@ def test_many_services_are_read_in_pages(client, tenant_a, ivr_on, twilio_voice_
     assert "退订业务7，请按1" in spoken(second) and "更多业务" not in spoken(second)
     call.press("2")
     call.press("1")
-    assert [s.code for s in UnsubscribeRequest.objects.get().services.all()] == ["s8"]
+    assert [s.code for s in UnsubscribeRequest.objects.unscoped(reason="test").get().services.all()] == ["s8"]
 
 
 # --- generic signed JSON -------------------------------------------------------------------
@@ -713,7 +715,7 @@ def test_generic_protocol_happy_path(client, tenant_a, ivr_on, generic_voice_a):
     final = post_generic(
         client, tenant_a, {"call_id": "aliyun-42", "turn": confirm["turn"], "digits": "1"}
     ).json()
-    request = UnsubscribeRequest.objects.get()
+    request = UnsubscribeRequest.objects.unscoped(reason="test").get()
     assert final["hangup"] is True and final["expect"] is None
     assert final["outcome"] == "filed" and final["reference"] == request.reference
     assert spell_reference(request.reference, "zh-hans") in final["prompts"][0]["text"]
@@ -723,7 +725,7 @@ def test_generic_protocol_happy_path(client, tenant_a, ivr_on, generic_voice_a):
 
     # a resent step gets the same answer
     again = post_generic(client, tenant_a, {"call_id": "aliyun-42", "turn": confirm["turn"], "digits": "1"})
-    assert again.json() == final and UnsubscribeRequest.objects.count() == 1
+    assert again.json() == final and UnsubscribeRequest.objects.unscoped(reason="test").count() == 1
 
 
 def test_generic_protocol_refuses_bad_signatures_and_malformed_steps(
@@ -734,20 +736,20 @@ def test_generic_protocol_refuses_bad_signatures_and_malformed_steps(
     assert post_generic(client, tenant_a, payload, headers={}).status_code == 401
     stale = signing.signed_headers(GENERIC_SECRET, json.dumps(payload).encode(), now=time.time() - 3600)
     assert post_generic(client, tenant_a, payload, headers=stale).status_code == 403
-    assert VoiceCall.objects.unscoped().count() == 0
+    assert VoiceCall.objects.unscoped(reason="test").count() == 0
 
     missing_from = post_generic(client, tenant_a, {"call_id": "c-1"})
     assert missing_from.status_code == 400 and missing_from.json()["error"] == "malformed"
     assert post_generic(client, tenant_a, {"call_id": "c-1", "turn": "x", "digits": "1"}).status_code == 400
     assert post_generic(client, tenant_a, ["not", "an", "object"]).status_code == 400
-    assert UnsubscribeRequest.objects.count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
 def test_generic_protocol_withheld_number_files_nothing(client, tenant_a, ivr_on, generic_voice_a):
     answer = post_generic(client, tenant_a, {"call_id": "c-2", "from": "anonymous"}).json()
     assert answer["hangup"] is True and answer["outcome"] == "withheld"
     assert [p["language"] for p in answer["prompts"]] == ["zh-CN", "en-US"]
-    assert UnsubscribeRequest.objects.count() == 0
+    assert UnsubscribeRequest.objects.unscoped(reason="test").count() == 0
 
 
 # --- prompts, admin, configuration ---------------------------------------------------------

@@ -20,7 +20,14 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from lanzuan import phones
-from tenants.admin import TENANT_FILTER_PARAM, AdminMixin, ReadOnlyAdminMixin, TenantScopedAdmin, request_zone
+from tenants.admin import (
+    TENANT_FILTER_PARAM,
+    AdminMixin,
+    ReadOnlyAdminMixin,
+    TenantScopedAdmin,
+    TenantScopedInline,
+    request_zone,
+)
 from tenants.models import OPERATIONS_ROLES
 
 from . import attention, reports
@@ -57,7 +64,9 @@ class ScopeNameMixin(AdminMixin):
     """A suppression's scope by name: all marketing, or the service's name and code."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        names = Service.objects.unscoped().filter(tenant_id=OuterRef("tenant_id"), code=OuterRef("scope"))
+        names = Service.objects.unscoped(reason="a subquery correlated on the outer row's tenant").filter(
+            tenant_id=OuterRef("tenant_id"), code=OuterRef("scope")
+        )
         queryset: QuerySet[Any] = (
             super().get_queryset(request).annotate(scope_service_name=Subquery(names.values("name")[:1]))
         )
@@ -235,7 +244,7 @@ class TargetAdmin(TenantScopedAdmin):
     search_fields = ["name", "url", "public_label_zh", "public_label_en"]
 
 
-class StepInline(admin.TabularInline[Step, UnsubscribeRequest]):
+class StepInline(TenantScopedInline):
     model = Step
     extra = 0
     can_delete = False

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -22,6 +22,7 @@ from django.utils.translation import ngettext
 
 from notifications.services import tenants_without_sms_gateway
 from tenants.models import OPERATIONS_ROLES, Membership, Tenant
+from tenants.scoping import TenantQuerySet
 
 from .models import UnsubscribeRequest
 
@@ -58,7 +59,7 @@ class ChannelCount:
 
     key: str
     label: _StrOrPromise
-    records: Callable[[], QuerySet[Any]]  # every tenant's rows to count (filtered here by tenant)
+    records: Callable[[], TenantQuerySet[Any]]  # the rows to count, not yet scoped (scoped here by tenant)
     changelist: str  # the admin URL name of their list
     params: dict[str, str]  # its filter
 
@@ -77,8 +78,8 @@ def platform_item_register(item: Callable[[], QueueItem]) -> None:
     _platform_items[:] = [item]
 
 
-def _counts(queryset: QuerySet[Any], tenant_ids: list[int]) -> dict[int, int]:
-    rows = queryset.filter(tenant_id__in=tenant_ids).values("tenant_id").annotate(n=Count("id"))
+def _counts(queryset: TenantQuerySet[Any], tenant_ids: list[int]) -> dict[int, int]:
+    rows = queryset.for_tenants(tenant_ids).values("tenant_id").annotate(n=Count("id"))
     return {row["tenant_id"]: row["n"] for row in rows}
 
 
@@ -96,7 +97,7 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
         tenants_qs = tenants_qs.filter(pk__in=list(tenant_ids))
     tenants = list(tenants_qs.order_by("name"))
     ids = [t.pk for t in tenants]
-    requests = UnsubscribeRequest.objects.unscoped()  # filtered to `ids` by _counts
+    requests = UnsubscribeRequest.objects.all()  # scoped to `ids` by _counts
     attention = _counts(requests.filter(state=State.NEEDS_ATTENTION), ids)
     breached = _counts(requests.filter(state__in=UnsubscribeRequest.OPEN_STATES, sla_due_at__lt=now), ids)
     channel_counts = [(count, _counts(count.records(), ids)) for count in _channel_counts]

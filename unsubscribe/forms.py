@@ -65,10 +65,10 @@ class FileRequestForm(forms.Form):
     def __init__(self, *args: Any, tenants: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["tenant"].queryset = tenants  # type: ignore[attr-defined]
-        self.fields["services"].queryset = Service.objects.filter(tenant__in=tenants)  # type: ignore[attr-defined]
+        self.fields["services"].queryset = Service.objects.for_tenants(tenants)  # type: ignore[attr-defined]
         # Which filing channels each tenant has on (no setting row: on).
         self.enabled_by_tenant: dict[int, set[str]] = {tenant.pk: set(FILING_CHANNELS) for tenant in tenants}
-        for setting in ChannelSetting.objects.filter(tenant__in=tenants, channel__in=FILING_CHANNELS):
+        for setting in ChannelSetting.objects.for_tenants(tenants).filter(channel__in=FILING_CHANNELS):
             if not setting.enabled:
                 self.enabled_by_tenant.setdefault(setting.tenant_id, set()).discard(setting.channel)
         offered = set().union(*self.enabled_by_tenant.values()) if self.enabled_by_tenant else set()
@@ -147,7 +147,11 @@ class TargetForm(forms.ModelForm[Target]):
         target = super().save(commit=False)
         new_secret = self.cleaned_data.get("signing_secret")
         if not new_secret and self.instance.pk:
-            target.signing_secret = Target.objects.get(pk=self.instance.pk).signing_secret
+            # The tenant the row had when the form opened (the form may move it).
+            stored_in = self.initial.get("tenant", target.tenant_id)
+            target.signing_secret = (
+                Target.objects.for_tenant(stored_in).get(pk=self.instance.pk).signing_secret
+            )
         if commit:
             target.save()
         return target

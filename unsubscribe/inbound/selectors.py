@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
+from tenants.scoping import TenantQuerySet
 from unsubscribe.attention import QueueItem
 from unsubscribe.models import (
     ChannelSetting,
@@ -128,7 +129,7 @@ class Routing:
 def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = None) -> Routing:
     """Which tenant a reply through a shared gateway belongs to, by what it was sent to.
 
-    Cross-tenant by design (one gateway account serves many tenants), hence unscoped().
+    Cross-tenant by design (one gateway account serves many tenants), hence unscoped(...).
     A destination (Twilio's To, Aliyun's dest_code) matches a tenant's reply number
     (its SMS channel setting) or reply route when it is that number, or starts with it
     (an extension code appended to the tenant's base number): the longest match wins,
@@ -181,12 +182,18 @@ class _Matches:
 
 
 def _match_destination(matches: _Matches, destination: str, sign: str) -> None:
-    settings = ChannelSetting.objects.unscoped().filter(channel=RequestChannel.SMS).exclude(reply_numbers="")
+    settings = (
+        ChannelSetting.objects.unscoped(
+            reason="platform routing: a shared gateway's reply may be any tenant's"
+        )
+        .filter(channel=RequestChannel.SMS)
+        .exclude(reply_numbers="")
+    )
     for setting in settings.only("tenant_id", "reply_numbers"):
         for number in setting.numbers():
             matches.consider(setting.tenant_id, destination, destination_digits(number), "reply number")
     for tenant_id, number, route_sign in (
-        ReplyRoute.objects.unscoped()
+        ReplyRoute.objects.unscoped(reason="platform routing: a shared gateway's reply may be any tenant's")
         .exclude(destination="")
         .values_list("tenant_id", "destination", "sign_name")
     ):
@@ -196,7 +203,7 @@ def _match_destination(matches: _Matches, destination: str, sign: str) -> None:
 
 def _match_sign_name(matches: _Matches, sign: str) -> None:
     for tenant_id in set(
-        ReplyRoute.objects.unscoped()
+        ReplyRoute.objects.unscoped(reason="platform routing: a shared gateway's reply may be any tenant's")
         .filter(sign_name=sign, destination="")
         .values_list("tenant_id", flat=True)
     ):
@@ -256,9 +263,10 @@ def number_status(*, tenant: Tenant, phone_hash: str) -> NumberStatus:
 # --- the admin home (registered with unsubscribe.attention in apps.py) -------------------
 
 
-def flagged_replies() -> QuerySet[InboundMessage]:
-    """Every tenant's replies flagged for staff (held or unclear); counted per tenant."""
-    return InboundMessage.objects.unscoped().filter(flagged_for_attention=True)
+def flagged_replies() -> TenantQuerySet[InboundMessage]:
+    """Replies flagged for staff (held or unclear), not yet scoped: the attention queue
+    counts them per tenant, for the tenants its reader may see."""
+    return InboundMessage.objects.filter(flagged_for_attention=True)
 
 
 def unrouted_attention() -> QueueItem:

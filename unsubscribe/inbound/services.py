@@ -952,7 +952,11 @@ def inbound_numbers_sweep(*, now: datetime | None = None) -> dict[str, int]:
     ):
         UnroutedMessage.objects.filter(pk=pk).update(from_number="", body=mask_digit_runs(body))
         cleared["unrouted"] += 1
-    kept = InboundMessage.objects.unscoped().exclude(from_number="").select_related("tenant")
+    kept = (
+        InboundMessage.objects.unscoped(reason="retention clears every tenant's stored numbers")
+        .exclude(from_number="")
+        .select_related("tenant")
+    )
     # Timed from when we stored it: a gateway's own received time may be anything.
     for message in kept.only("pk", "body", "action", "flagged_for_attention", "created_at", "tenant"):
         waiting = message.action == Action.HELD or message.flagged_for_attention
@@ -960,7 +964,7 @@ def inbound_numbers_sweep(*, now: datetime | None = None) -> dict[str, int]:
             hours = message.tenant.sla_hours + message.tenant.erasure_delay_hours
             if message.created_at + timedelta(hours=hours) > now:
                 continue
-        InboundMessage.objects.unscoped().filter(pk=message.pk).update(
+        InboundMessage.objects.for_tenant(message.tenant_id).filter(pk=message.pk).update(
             from_number="", body=mask_digit_runs(message.body)
         )
         cleared["inbound"] += 1

@@ -41,7 +41,9 @@ def verification_for_hub(*, verification_id: object) -> PhoneVerification | None
     """The person's pending hub code, whichever tenant's gateway sent it (the hub is cross-tenant)."""
     if not isinstance(verification_id, int):
         return None
-    rows = PhoneVerification.objects.unscoped().filter(purpose=PhoneVerification.Purpose.HUB)
+    rows = PhoneVerification.objects.unscoped(reason="the hub's code may be any tenant's row").filter(
+        purpose=PhoneVerification.Purpose.HUB
+    )
     return rows.select_related("tenant").filter(pk=verification_id).first()
 
 
@@ -190,7 +192,7 @@ def hub_verification_owner(*, phone_hash: str) -> Tenant | None:
     so that its erasure of the number clears the row. The code itself goes out through the
     platform's sender, signed by the platform (platform.py), not through this tenant."""
     tenant_id = (
-        Subscription.objects.unscoped()
+        Subscription.objects.unscoped(reason="the hub is cross-tenant: one number, every provider")
         .filter(phone_hash=phone_hash, tenant__is_active=True)
         .order_by("tenant_id")
         .values_list("tenant_id", flat=True)
@@ -201,9 +203,9 @@ def hub_verification_owner(*, phone_hash: str) -> Tenant | None:
 
 def hub_providers(*, phone_hash: str) -> list[Provider]:
     """Every active tenant with an active subscription or a marketing profile for the number.
-    Cross-tenant by design (the hub), hence unscoped()."""
+    Cross-tenant by design (the hub), hence unscoped(...)."""
     subscriptions = (
-        Subscription.objects.unscoped()
+        Subscription.objects.unscoped(reason="the hub is cross-tenant: one number, every provider")
         .filter(phone_hash=phone_hash, status=Subscription.Status.ACTIVE, tenant__is_active=True)
         .select_related("service")
     )
@@ -211,7 +213,7 @@ def hub_providers(*, phone_hash: str) -> list[Provider]:
     for subscription in subscriptions:
         by_tenant.setdefault(subscription.tenant_id, []).append(subscription.service.name)
     profile_tenants = (
-        SubscriberProfile.objects.unscoped()
+        SubscriberProfile.objects.unscoped(reason="the hub is cross-tenant: one number, every provider")
         .filter(phone_hash=phone_hash, tenant__is_active=True)
         .filter(Q(anonymised_at__isnull=True) & ~Q(phone=""))
         .values_list("tenant_id", flat=True)
@@ -219,8 +221,8 @@ def hub_providers(*, phone_hash: str) -> list[Provider]:
     for tenant_id in profile_tenants:
         by_tenant.setdefault(tenant_id, [])
     stopped = set(
-        Suppression.objects.unscoped()
-        .filter(phone_hash=phone_hash, scope=SCOPE_ALL, tenant_id__in=list(by_tenant))
+        Suppression.objects.for_tenants(list(by_tenant))
+        .filter(phone_hash=phone_hash, scope=SCOPE_ALL)
         .values_list("tenant_id", flat=True)
     )
     tenants = Tenant.objects.filter(pk__in=list(by_tenant)).order_by("name")

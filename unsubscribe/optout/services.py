@@ -192,9 +192,11 @@ def verification_check(*, verification: PhoneVerification, code: str, ip: str) -
         return verification
     if verification.expires_at <= now or not verification.phone:
         raise CodeError("expired")
-    counted = PhoneVerification.objects.filter(
-        pk=verification.pk, attempts__lt=max_attempts, verified_at=None
-    ).update(attempts=F("attempts") + 1)
+    counted = (
+        PhoneVerification.objects.for_tenant(verification.tenant_id)
+        .filter(pk=verification.pk, attempts__lt=max_attempts, verified_at=None)
+        .update(attempts=F("attempts") + 1)
+    )
     verification.refresh_from_db()
     if not counted:
         if verification.verified_at is not None:
@@ -205,7 +207,8 @@ def verification_check(*, verification: PhoneVerification, code: str, ip: str) -
     if not hmac.compare_digest(expected, given):
         left = max_attempts - verification.attempts
         raise CodeError("wrong" if left > 0 else "attempts", attempts_left=left)
-    if PhoneVerification.objects.filter(pk=verification.pk, verified_at=None).update(verified_at=now):
+    mine = PhoneVerification.objects.for_tenant(verification.tenant_id)
+    if mine.filter(pk=verification.pk, verified_at=None).update(verified_at=now):
         scope = _scope(purpose=verification.purpose, tenant_id=verification.tenant_id)
         limits.send_verified(scope=scope, e164=verification.phone, ip=ip)
     verification.refresh_from_db()
@@ -234,15 +237,17 @@ def verification_usable(verification: PhoneVerification) -> bool:
 
 def verification_use(verification: PhoneVerification) -> None:
     """The request is filed: the row keeps its evidence (times, hash) but not the number."""
-    PhoneVerification.objects.filter(pk=verification.pk).update(used_at=timezone.now(), phone="")
+    PhoneVerification.objects.for_tenant(verification.tenant_id).filter(pk=verification.pk).update(
+        used_at=timezone.now(), phone=""
+    )
     verification.refresh_from_db()
 
 
 def verification_retire(verification: PhoneVerification) -> None:
     """A newer code replaced this one: it can no longer be used."""
-    PhoneVerification.objects.filter(pk=verification.pk, used_at=None).update(
-        phone="", expires_at=timezone.now()
-    )
+    PhoneVerification.objects.for_tenant(verification.tenant_id).filter(
+        pk=verification.pk, used_at=None
+    ).update(phone="", expires_at=timezone.now())
 
 
 def evidence(verification: PhoneVerification) -> dict[str, object]:
@@ -257,7 +262,7 @@ def verifications_sweep() -> dict[str, int]:
     now = timezone.now()
     verified_ttl = timedelta(seconds=limits.limit("LANZUAN_OTP_VERIFIED_TTL_SECONDS"))
     stale = (
-        PhoneVerification.objects.unscoped()
+        PhoneVerification.objects.unscoped(reason="the sweep blanks every tenant's stale numbers")
         .exclude(phone="")
         .filter(Q(verified_at=None, expires_at__lte=now) | Q(verified_at__lte=now - verified_ttl))
     )

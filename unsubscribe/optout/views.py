@@ -575,7 +575,9 @@ def hub_receipt(request: HttpRequest) -> HttpResponse:
     ids = [pk for pk in data.get("requests", []) if isinstance(pk, int)]
     # Cross-tenant by design: the hub filed one request per provider for this person.
     found = list(
-        UnsubscribeRequest.objects.unscoped()
+        UnsubscribeRequest.objects.unscoped(
+            reason="the hub filed one request per provider, ids from the session"
+        )
         .filter(pk__in=ids)
         .select_related("tenant")
         .order_by("tenant__name")

@@ -65,7 +65,9 @@ class WebhookEndpointForm(forms.ModelForm[WebhookEndpoint]):
         if new_secret:
             endpoint.secret = new_secret
         elif endpoint.pk:
-            endpoint.secret = WebhookEndpoint.objects.get(pk=endpoint.pk).secret
+            # The tenant the row had when the form opened (the form may move it).
+            stored_in = self.initial.get("tenant", endpoint.tenant_id)
+            endpoint.secret = WebhookEndpoint.objects.for_tenant(stored_in).get(pk=endpoint.pk).secret
         else:
             endpoint.secret = self.generated_secret = webhooks.new_secret()
         if commit:

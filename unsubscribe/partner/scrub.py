@@ -135,7 +135,9 @@ def scrub_job_create(*, tenant: Tenant, upload: UploadedFile, service_code: str 
 def scrub_job_dispatch(job_id: int) -> None:
     """Queue the job. Never raises: with the broker down the sweep queues it later."""
     if dispatch_or_leave_for_sweep(tasks.run_scrub_job, job_id, what=f"scrub job {job_id}"):
-        ScrubJob.objects.unscoped().filter(pk=job_id).update(dispatched_at=timezone.now())
+        ScrubJob.objects.unscoped(reason="marks a job handed to a worker, by its id").filter(
+            pk=job_id
+        ).update(dispatched_at=timezone.now())
 
 
 # --- running ----------------------------------------------------------------------
@@ -158,7 +160,7 @@ class _Progress:
 
     def save(self, **fields: Any) -> None:
         fields["lease_until"] = timezone.now() + LEASE
-        ScrubJob.objects.unscoped().filter(pk=self.job.pk).update(**fields)
+        ScrubJob.objects.for_tenant(self.job.tenant_id).filter(pk=self.job.pk).update(**fields)
 
     def reading(self, rows: int, invalid: int) -> None:
         total = max(self.job.total_rows, 1)
@@ -173,9 +175,9 @@ def scrub_job_run(job_id: int) -> ScrubJob | None:
     workers never run it together; a job whose worker died is claimed again once its
     lease has run out, and starts over."""
     now = timezone.now()
+    jobs = ScrubJob.objects.unscoped(reason="a worker runs a job by its id")
     claimed = (
-        ScrubJob.objects.unscoped()
-        .filter(pk=job_id)
+        jobs.filter(pk=job_id)
         .filter(Q(status=ScrubJob.Status.PENDING) | Q(status=ScrubJob.Status.RUNNING, lease_until__lt=now))
         .update(
             status=ScrubJob.Status.RUNNING,
@@ -191,7 +193,7 @@ def scrub_job_run(job_id: int) -> ScrubJob | None:
             error="",
         )
     )
-    job = ScrubJob.objects.unscoped().select_related("tenant").filter(pk=job_id).first()
+    job = jobs.select_related("tenant").filter(pk=job_id).first()
     if job is None or not claimed:
         return job
     try:
@@ -377,19 +379,18 @@ def _merge(paths: list[Path], result: Path) -> None:
 def scrub_jobs_sweep() -> dict[str, int]:
     """Queue jobs nobody picked up (broker down, worker died) and delete old results."""
     now = timezone.now()
+    jobs = ScrubJob.objects.unscoped(reason="the sweep requeues and expires every tenant's jobs")
     lost = list(
-        ScrubJob.objects.unscoped()
-        .filter(
+        jobs.filter(
             Q(status=ScrubJob.Status.PENDING)
             & (Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - STALE_DISPATCH))
             | Q(status=ScrubJob.Status.RUNNING, lease_until__lt=now)
-        )
-        .values_list("pk", flat=True)[:100]
+        ).values_list("pk", flat=True)[:100]
     )
     for job_id in lost:
         scrub_job_dispatch(job_id)
     expired = 0
-    for job in ScrubJob.objects.unscoped().filter(finished_at__lt=now - RESULT_TTL).exclude(result="")[:100]:
+    for job in jobs.filter(finished_at__lt=now - RESULT_TTL).exclude(result="")[:100]:
         job.result.delete(save=False)
         job.save(update_fields=["result"])
         expired += 1

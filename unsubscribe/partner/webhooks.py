@@ -158,7 +158,9 @@ def webhook_delivery_dispatch(delivery_id: int) -> None:
     if dispatch_or_leave_for_sweep(
         tasks.deliver_webhook, delivery_id, what=f"webhook delivery {delivery_id}"
     ):
-        WebhookDelivery.objects.unscoped().filter(pk=delivery_id).update(dispatched_at=timezone.now())
+        WebhookDelivery.objects.unscoped(reason="marks a delivery handed to a worker, by its id").filter(
+            pk=delivery_id
+        ).update(dispatched_at=timezone.now())
 
 
 # --- sending -----------------------------------------------------------------------
@@ -189,16 +191,16 @@ def webhook_delivery_attempt(delivery_id: int) -> str:
     or "skipped". Claimed with a conditional update, so concurrent tasks and sweeps
     never send the same delivery twice at once."""
     now = timezone.now()
+    deliveries = WebhookDelivery.objects.unscoped(reason="a worker sends a delivery by its id")
     claimed = (
-        WebhookDelivery.objects.unscoped()
-        .filter(pk=delivery_id, status__in=[Status.PENDING, Status.RETRYING])
+        deliveries.filter(pk=delivery_id, status__in=[Status.PENDING, Status.RETRYING])
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .update(lease_until=now + LEASE, attempts=F("attempts") + 1, last_attempt_at=now)
     )
     if not claimed:
         return "skipped"
-    delivery = WebhookDelivery.objects.unscoped().select_related("endpoint", "tenant").get(pk=delivery_id)
+    delivery = deliveries.select_related("endpoint", "tenant").get(pk=delivery_id)
     endpoint = delivery.endpoint
     if not endpoint.is_active:
         return _record(delivery, ok=False, error="the endpoint is switched off", permanent=True)
@@ -283,7 +285,7 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:
     retries, whatever happened to it before."""
     now = timezone.now()
     with transaction.atomic():
-        WebhookDelivery.objects.unscoped().filter(pk=delivery.pk).update(
+        WebhookDelivery.objects.for_tenant(delivery.tenant_id).filter(pk=delivery.pk).update(
             status=Status.PENDING,
             next_attempt_at=now,
             give_up_at=now + RETRY_WINDOW,
@@ -297,7 +299,7 @@ def webhook_deliveries_sweep(*, limit: int = 500) -> dict[str, int]:
     and deliveries the broker lost."""
     now = timezone.now()
     due = list(
-        WebhookDelivery.objects.unscoped()
+        WebhookDelivery.objects.unscoped(reason="the sweep sends every tenant's due deliveries")
         .filter(status__in=[Status.PENDING, Status.RETRYING], next_attempt_at__lte=now)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .filter(

@@ -102,7 +102,9 @@ def request_dispatch(request_id: int) -> None:
     """Hand the request to a worker. Never raises: if the broker is unreachable
     the request stays due and the sweep dispatches it later."""
     if dispatch_or_leave_for_sweep(tasks.process_request, request_id, what=f"request {request_id}"):
-        UnsubscribeRequest.objects.filter(pk=request_id).update(dispatched_at=timezone.now())
+        UnsubscribeRequest.objects.unscoped(reason="marks a request handed to a worker, by its id").filter(
+            pk=request_id
+        ).update(dispatched_at=timezone.now())
 
 
 def step_dispatch(step_id: int, countdown: float = 0) -> None:
@@ -123,7 +125,7 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
     to_run: list[int] = []
     with transaction.atomic():
         request = (
-            UnsubscribeRequest.objects.unscoped()
+            UnsubscribeRequest.objects.unscoped(reason="a worker advances a request by its id")
             .select_for_update()
             .select_related("tenant")
             .filter(pk=request_id)
@@ -219,7 +221,7 @@ def _step_texts_redact(request: UnsubscribeRequest) -> None:
     """At completion, once more over every stored text of the request's steps and their
     history rows (django-simple-history copies each save): receipts and errors written
     before redaction existed, or by an older code path, keep no number either."""
-    managers: list[Any] = [Step.objects.unscoped(), Step.history.all()]
+    managers: list[Any] = [Step.objects.for_tenant(request.tenant_id), Step.history.all()]
     for manager in managers:
         rows = manager.filter(request_id=request.pk).exclude(receipt="", last_error="")
         for row in rows.only("pk", "receipt", "last_error").iterator():
@@ -245,7 +247,7 @@ def step_run(step_id: int) -> str:
     happened: "done", "retry", "failed", "busy" or "skipped"."""
     now = timezone.now()
     step = (
-        Step.objects.unscoped()
+        Step.objects.unscoped(reason="a worker runs a step by its id")
         .select_related("request", "request__tenant", "target")
         .filter(pk=step_id)
         .first()
@@ -255,7 +257,7 @@ def step_run(step_id: int) -> str:
     timeout = step.target.timeout_seconds if step.target else 30
     lease = now + timedelta(seconds=timeout + settings.LANZUAN_STEP_LEASE_MARGIN_SECONDS)
     claimable = (
-        Step.objects.unscoped()
+        Step.objects.for_tenant(step.tenant_id)
         .filter(pk=step_id)
         .filter(
             Q(status=Step.Status.PENDING)
@@ -330,7 +332,9 @@ def request_retry(*, request: UnsubscribeRequest) -> bool:
     """Admin action: give failed steps a fresh set of attempts and resume. Returns
     False when there was nothing to retry."""
     with transaction.atomic():
-        request = UnsubscribeRequest.objects.unscoped().select_for_update().get(pk=request.pk)
+        request = (
+            UnsubscribeRequest.objects.for_tenant(request.tenant_id).select_for_update().get(pk=request.pk)
+        )
         if request.state == State.COMPLETED:
             return False
         failed = list(request.steps.filter(status=Step.Status.FAILED))
@@ -355,7 +359,7 @@ def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
     a message was lost, an erasure delay ended) and flag requests past their SLA."""
     now = timezone.now()
     due = list(
-        UnsubscribeRequest.objects.unscoped()
+        UnsubscribeRequest.objects.unscoped(reason="the sweep dispatches every tenant's due requests")
         .filter(state__in=UnsubscribeRequest.ACTIVE_STATES, next_run_at__lte=now)
         # not handed to a worker since it became due, or handed over so long ago the message was lost
         .filter(
@@ -367,7 +371,7 @@ def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
     )
     # Steps whose retry time passed long ago, or whose worker died holding the lease.
     stuck = list(
-        Step.objects.unscoped()
+        Step.objects.unscoped(reason="the sweep re-dispatches every tenant's stuck steps")
         # needs_attention too: one failed target must not stall the others' retries
         .filter(request__state__in=UnsubscribeRequest.OPEN_STATES)
         .filter(
@@ -381,7 +385,9 @@ def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
     for step_id in stuck:
         step_dispatch(step_id)
     breached = 0
-    for request in UnsubscribeRequest.objects.unscoped().filter(
+    for request in UnsubscribeRequest.objects.unscoped(
+        reason="the sweep flags every tenant's SLA breaches"
+    ).filter(
         state__in=UnsubscribeRequest.OPEN_STATES,
         sla_due_at__lt=now,
         sla_breached_at__isnull=True,

@@ -31,7 +31,7 @@ def records_purge_expired(*, now: datetime | None = None) -> int:
         if not ids:
             continue
         with transaction.atomic():
-            UnsubscribeRequest.objects.filter(
+            UnsubscribeRequest.objects.for_tenant(tenant).filter(
                 pk__in=ids
             ).delete()  # steps cascade; suppressions keep their row
             # after the delete: it writes "deleted" history rows, which go too

@@ -157,12 +157,11 @@ class _Run:
 
 
 def subscription_import_run(import_id: int) -> SubscriptionImport:
-    claimed = (
-        SubscriptionImport.objects.unscoped()
-        .filter(pk=import_id, status=SubscriptionImport.Status.PENDING)
-        .update(status=SubscriptionImport.Status.RUNNING)
+    imports = SubscriptionImport.objects.unscoped(reason="a worker runs an import by its id")
+    claimed = imports.filter(pk=import_id, status=SubscriptionImport.Status.PENDING).update(
+        status=SubscriptionImport.Status.RUNNING
     )
-    import_ = SubscriptionImport.objects.unscoped().select_related("tenant").get(pk=import_id)
+    import_ = imports.select_related("tenant").get(pk=import_id)
     if not claimed:
         return import_
     # The messages are stored, so they are written in the tenant's language.
@@ -276,7 +275,9 @@ def _flush(run: _Run, batch: list[Subscription], first_line: int, last_line: int
         )
         if run.failed_in_a_row >= MAX_FAILED_BATCHES:
             raise
-        SubscriptionImport.objects.unscoped().filter(pk=import_.pk).update(rows_done=import_.rows_done)
+        SubscriptionImport.objects.for_tenant(import_.tenant_id).filter(pk=import_.pk).update(
+            rows_done=import_.rows_done
+        )
         return False
     run.failed_in_a_row = 0
     run.seen.update(done.outcomes)

@@ -203,7 +203,11 @@ def voice_calls_end_stale(*, tenant: Tenant | None = None) -> int:
     raw number. Runs when a tenant's next call starts and, for every tenant, from beat
     (`tasks.end_stale_voice_calls`), so no number outlives a call by much."""
     now = timezone.now()
-    calls = VoiceCall.objects.for_tenant(tenant) if tenant is not None else VoiceCall.objects.unscoped()
+    calls = (
+        VoiceCall.objects.for_tenant(tenant)
+        if tenant is not None
+        else VoiceCall.objects.unscoped(reason="beat ends every tenant's stale calls")
+    )
     stale = calls.filter(outcome=Outcome.IN_PROGRESS, updated_at__lt=now - _stale_after()).update(
         outcome=Outcome.ABANDONED, step=CallStep.ENDED, caller="", ended_at=now
     )

@@ -99,19 +99,21 @@ class Command(BaseCommand):
                 tenant.name_en = spec["name_en"]
                 tenant.save(update_fields=["name_en"])
             for name, code, name_en in spec["services"]:
-                service, _c = Service.objects.get_or_create(
+                service, _c = Service.objects.for_tenant(tenant).get_or_create(
                     tenant=tenant,
                     code=code,
                     defaults={"name": name, "name_en": name_en, "channels": ["sms", "app"]},
                 )
                 services.append(service)
             for channel, values in spec["channels"].items():
-                ChannelSetting.objects.get_or_create(tenant=tenant, channel=channel, defaults=values)
+                ChannelSetting.objects.for_tenant(tenant).get_or_create(
+                    tenant=tenant, channel=channel, defaults=values
+                )
             for number in SUBSCRIBERS:
                 e164 = phones.normalise(number)
                 digest = phones.phone_hash(e164)
                 for service in services:
-                    Subscription.objects.get_or_create(
+                    Subscription.objects.for_tenant(tenant).get_or_create(
                         service=service,
                         phone_hash=digest,
                         defaults={
@@ -122,7 +124,7 @@ class Command(BaseCommand):
                             "consent_at": timezone.now(),
                         },
                     )
-                SubscriberProfile.objects.get_or_create(
+                SubscriberProfile.objects.for_tenant(tenant).get_or_create(
                     tenant=tenant,
                     phone_hash=digest,
                     defaults={
