@@ -182,7 +182,7 @@ class TenantQuerySet(models.QuerySet[_M]):
 
     # --- the scope survives cloning and combining ------------------------------
     def _clone(self) -> TenantQuerySet[_M]:
-        clone: TenantQuerySet[_M] = super()._clone()  # type: ignore[misc]
+        clone: TenantQuerySet[_M] = super()._clone()  # type: ignore[misc]  # private: not in django-stubs
         clone._scope = self._scope
         clone._widened = self._widened
         return clone
@@ -258,7 +258,7 @@ class TenantQuerySet(models.QuerySet[_M]):
 
     def _update(self, values: Any) -> Any:
         self._require_scope("update()")
-        return super()._update(values)  # type: ignore[misc]
+        return super()._update(values)  # type: ignore[misc]  # private: not in django-stubs
 
     def delete(self) -> tuple[int, dict[str, int]]:
         self._require_scope("delete()")
