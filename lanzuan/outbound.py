@@ -211,7 +211,7 @@ def _pinned_socket(conn: HTTPConnection, pin: Pin) -> socket.socket:
         for option in conn.socket_options or []:
             sock.setsockopt(*option)
         if conn.timeout is not None:
-            sock.settimeout(conn.timeout)  # type: ignore[arg-type]
+            sock.settimeout(conn.timeout)
         sock.connect((pin.address, conn.port))
     except TimeoutError as exc:
         sock.close()
@@ -299,7 +299,7 @@ class _PinnedSmtpBackend(EmailBackend):
         self.pinned_address = pinned_address
 
     @property
-    def connection_class(self) -> Any:  # type: ignore[override]
+    def connection_class(self) -> type[smtplib.SMTP]:
         pinned = self.pinned_address
 
         class PinnedSMTP(smtplib.SMTP):
@@ -310,6 +310,6 @@ class _PinnedSmtpBackend(EmailBackend):
             def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
                 sock = socket.create_connection((pinned, port), timeout, self.source_address)
                 context: ssl.SSLContext = self.context
-                return context.wrap_socket(sock, server_hostname=self._host)  # type: ignore[attr-defined]
+                return context.wrap_socket(sock, server_hostname=self._host)  # type: ignore[attr-defined]  # set by SMTP.connect(), not in typeshed
 
         return PinnedSMTPSSL if self.use_ssl else PinnedSMTP

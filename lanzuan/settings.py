@@ -13,8 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+# Django's generic classes take their type parameters at run time too (ModelForm[Invitation],
+# admin.TabularInline[Step, UnsubscribeRequest]), as mypy --strict asks of them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

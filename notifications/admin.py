@@ -137,7 +137,7 @@ def preview_html(
     return format_html_join("", "{}", ((p,) for p in parts))
 
 
-class TemplateForm(forms.ModelForm):
+class TemplateForm(forms.ModelForm[Template]):
     class Meta:
         model = Template
         fields = ["tenant", "event", "channel", "language", "subject", "body"]
@@ -381,7 +381,7 @@ class MessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_filter = ["status", "event", "channel", "tenant"]
     search_fields = ["to_masked", "provider_message_id", "dedupe_key"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = (
         "tenant",
         "event",
         "channel",
@@ -402,8 +402,8 @@ class MessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "sent_at",
         "delivered_at",
         "failed_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     # Messages have no history table (it would copy the recipient): Django's own log.
     object_history_template = None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import tzinfo
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedOnlyFieldListFilter
@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
-from django.forms import ModelChoiceField
+from django.forms import ModelChoiceField, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -44,6 +44,24 @@ from .services import (
     membership_revoke,
     membership_set_role,
 )
+
+if TYPE_CHECKING:
+    # simple-history has no type hints: check our admin against Django's ModelAdmin, which it
+    # extends, and the one method of its own that we call.
+    class _HistoryAdmin(admin.ModelAdmin[Any]):
+        def history_form_view(
+            self,
+            request: HttpRequest,
+            object_id: str,
+            version_id: str,
+            extra_context: dict[str, Any] | None = None,
+        ) -> HttpResponse: ...
+
+    # The base of a mixin for ModelAdmin classes: checked as a ModelAdmin, a plain class at run time.
+    AdminMixin = admin.ModelAdmin[Any]
+else:
+    _HistoryAdmin = SimpleHistoryAdmin
+    AdminMixin = object
 
 
 def _is_superuser(request: HttpRequest) -> bool:
@@ -80,7 +98,7 @@ class TenantRelatedOnlyFieldListFilter(RelatedOnlyFieldListFilter):
             return super().field_choices(field, request, model_admin)
 
 
-class TenantScopedInline(admin.TabularInline):  # type: ignore[type-arg]
+class TenantScopedInline(admin.TabularInline[Any, Any]):
     """An inline of a tenant-owned model, scoped like TenantScopedAdmin's pages."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
@@ -109,7 +127,7 @@ def request_zone(request: HttpRequest) -> tzinfo:
     return tenants_zone(tenants)
 
 
-class TenantScopedAdmin(SimpleHistoryAdmin):
+class TenantScopedAdmin(_HistoryAdmin):
     """Scopes lists, detail, filters, autocomplete, actions and history to the user's tenants.
 
     Superusers see everything. Other staff see the tenants they are members of;
@@ -134,12 +152,15 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
 
     def _object_tenant_id(self, obj: models.Model) -> int | None:
         # Follows tenant_path as get_queryset filters on it: "pk" (a Tenant), "tenant", "request__tenant".
+        tenant_id: int | None
         if self.tenant_path == "pk":
-            return obj.pk
+            tenant_id = obj.pk
+            return tenant_id
         *hops, last = self.tenant_path.split("__")
         for hop in hops:
             obj = getattr(obj, hop)
-        return getattr(obj, f"{last}_id", None)
+        tenant_id = getattr(obj, f"{last}_id", None)
+        return tenant_id
 
     # --- permissions ----------------------------------------------------------
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -179,21 +200,25 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
     # --- forms: foreign keys only offer the user's tenants' rows --------------
     def formfield_for_foreignkey(
         self, db_field: Any, request: HttpRequest, **kwargs: Any
-    ) -> ModelChoiceField | None:
+    ) -> ModelChoiceField[Any] | None:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         related = db_field.related_model
-        if field is not None and isinstance(related, type) and issubclass(related, TenantOwnedModel):
+        if field is None or field.queryset is None:
+            return field
+        if isinstance(related, type) and issubclass(related, TenantOwnedModel):
             field.queryset = request_scoped(field.queryset, request)
-        elif field is not None and related is Tenant and not _is_superuser(request):
+        elif related is Tenant and not _is_superuser(request):
             field.queryset = field.queryset.filter(pk__in=request_tenant_ids(request, self.write_roles))
             if len(request_tenant_ids(request, self.write_roles)) == 1:
                 field.initial = request_tenant_ids(request, self.write_roles)[0]
         return field
 
-    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+    def formfield_for_manytomany(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> ModelMultipleChoiceField[Any] | None:
         field = super().formfield_for_manytomany(db_field, request, **kwargs)
         related = db_field.related_model
-        if field is not None and issubclass(related, TenantOwnedModel):
+        if field is not None and field.queryset is not None and issubclass(related, TenantOwnedModel):
             field.queryset = request_scoped(field.queryset, request)
         return field
 
@@ -212,15 +237,16 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
     def get_list_filter(self, request: HttpRequest) -> Any:
         scoped = []
         for item in super().get_list_filter(request):
+            entry = item
             if isinstance(item, str) and "__" not in item:
                 field = self.model._meta.get_field(item)
                 if field.is_relation and field.many_to_one or field.many_to_many:
                     tenant_owned = issubclass(field.related_model, TenantOwnedModel)
-                    item = (
+                    entry = (
                         item,
                         TenantRelatedOnlyFieldListFilter if tenant_owned else RelatedOnlyFieldListFilter,
                     )
-            scoped.append(item)
+            scoped.append(entry)
         return scoped
 
     def changelist_view(
@@ -272,7 +298,7 @@ class TenantScopedAdmin(SimpleHistoryAdmin):
         return LocalizedHistoryHelper(self.model, historical_record)
 
 
-class ReadOnlyAdminMixin:
+class ReadOnlyAdminMixin(AdminMixin):
     """Records written by the system, not configuration: nobody adds or edits them by hand.
     Put it before TenantScopedAdmin. Records are kept (compliance) unless `records_deletable`:
     then whoever may write to the tenant's rows may delete them (TenantScopedAdmin's rule)."""
@@ -288,7 +314,7 @@ class ReadOnlyAdminMixin:
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if not self.records_deletable:
             return False
-        return bool(super().has_delete_permission(request, obj))  # type: ignore[misc]
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(Tenant)
@@ -552,6 +578,7 @@ if admin.site.is_registered(APIKey):
 
 @admin.register(TenantAPIKey)
 class TenantAPIKeyAdmin(TenantScopedAdmin, APIKeyModelAdmin):
+    # (the package declares its own as tuples of other lengths)
     list_display = ("prefix", "name", "created", "expiry_date", "expired", "revoked", "tenant")  # type: ignore[assignment]
     list_filter = ("tenant", "revoked")  # type: ignore[assignment]
 

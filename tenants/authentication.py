@@ -53,7 +53,7 @@ class HasTenantAPIKey(BasePermission):
         return isinstance(request.auth, TenantAPIKey)
 
 
-class TenantAPIKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class TenantAPIKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]  # drf-spectacular: untyped
     target_class = "tenants.authentication.TenantAPIKeyAuthentication"
     name = "ApiKeyAuth"
 

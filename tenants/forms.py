@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
 
 
-class InvitationForm(forms.ModelForm):
+class InvitationForm(forms.ModelForm[Invitation]):
     class Meta:
         model = Invitation
         fields = ["tenant", "email", "role"]
@@ -40,7 +40,7 @@ class InvitationForm(forms.ModelForm):
         return data
 
 
-class MembershipForm(forms.ModelForm):
+class MembershipForm(forms.ModelForm[Membership]):
     class Meta:
         model = Membership
         fields = ["user", "tenant", "role"]
@@ -109,7 +109,7 @@ def secret_field(*, help_text: _StrOrPromise, max_length: int = 200) -> forms.Ch
     )
 
 
-class StoredSecretMixin(forms.ModelForm):
+class StoredSecretMixin(forms.ModelForm[Any]):  # Any: every credential model
     """A credential's write-only `secret`: blank on an existing row keeps the stored one
     (read again from the database, never from the page: the instance may be a copy the
     form has not touched). A tenant-owned row is read within its tenant.
@@ -139,8 +139,8 @@ class StoredSecretMixin(forms.ModelForm):
     def _stored_secret(self) -> str:
         model = type(self.instance)
         if isinstance(self.instance, TenantOwnedModel):
-            rows = model.objects.for_tenant(self.instance.tenant_id)  # type: ignore[attr-defined]
+            rows = model.objects.for_tenant(self.instance.tenant_id)
         else:
-            rows = model.objects.all()  # type: ignore[attr-defined]
+            rows = model.objects.all()
         stored: str | None = rows.filter(pk=self.instance.pk).values_list("secret", flat=True).first()
         return stored or ""

@@ -25,6 +25,11 @@ def field_label_register(field_name: str, label: Callable[[str], str]) -> None:
     _field_labels[field_name] = label
 
 
+def history_user_set(instance: models.Model, user: Any) -> None:
+    """Name `user` in the history copy that the next save or delete of `instance` writes."""
+    instance._history_user = user  # type: ignore[attr-defined]  # the attribute simple-history reads
+
+
 def object_time_zone(obj: Any) -> dt.tzinfo:
     """The time zone of the tenant a row belongs to (the row itself for a tenant)."""
     tenant = obj if isinstance(obj, Tenant) else getattr(obj, "tenant", None)
@@ -54,7 +59,7 @@ def value_display(field: models.Field[Any, Any] | None, value: Any) -> Any:
     return value
 
 
-class LocalizedHistoryHelper(HistoricalRecordContextHelper):
+class LocalizedHistoryHelper(HistoricalRecordContextHelper):  # type: ignore[misc]  # simple-history has no type hints
     def prepare_delta_change_value(self, change: Any, value: Any) -> Any:
         prepared = super().prepare_delta_change_value(change, value)
         try:

@@ -301,5 +301,6 @@ class TenantAPIKey(AbstractAPIKey):
     history = HistoricalRecords(excluded_fields=["hashed_key"])
 
     class Meta(AbstractAPIKey.Meta):
+        # (lazy translations, where the package's Meta declares plain strings)
         verbose_name = _("API key")  # type: ignore[assignment]
         verbose_name_plural = _("API keys")  # type: ignore[assignment]

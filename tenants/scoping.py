@@ -182,7 +182,7 @@ class TenantQuerySet(models.QuerySet[_M]):
 
     # --- the scope survives cloning and combining ------------------------------
     def _clone(self) -> TenantQuerySet[_M]:
-        clone: TenantQuerySet[_M] = super()._clone()  # type: ignore[misc]
+        clone: TenantQuerySet[_M] = super()._clone()  # type: ignore[misc]  # private: not in django-stubs
         clone._scope = self._scope
         clone._widened = self._widened
         return clone
@@ -232,7 +232,7 @@ class TenantQuerySet(models.QuerySet[_M]):
     def _fetch_all(self) -> None:
         if self._result_cache is None:
             self._require_scope("fetching rows")
-        super()._fetch_all()  # type: ignore[misc]
+        super()._fetch_all()
 
     def iterator(self, chunk_size: int | None = None) -> Iterator[_M]:
         self._require_scope("iterator()")
@@ -258,7 +258,7 @@ class TenantQuerySet(models.QuerySet[_M]):
 
     def _update(self, values: Any) -> Any:
         self._require_scope("update()")
-        return super()._update(values)  # type: ignore[misc]
+        return super()._update(values)  # type: ignore[misc]  # private: not in django-stubs
 
     def delete(self) -> tuple[int, dict[str, int]]:
         self._require_scope("delete()")
@@ -266,7 +266,7 @@ class TenantQuerySet(models.QuerySet[_M]):
 
     def _raw_delete(self, using: Any) -> int:
         self._require_scope("delete()")
-        return super()._raw_delete(using)  # type: ignore[misc,no-any-return]
+        return super()._raw_delete(using)
 
     def explain(self, *, format: Any = None, **options: Any) -> str:  # noqa: A002 (Django's name)
         self._require_scope("explain()")
@@ -290,7 +290,11 @@ class TenantQuerySet(models.QuerySet[_M]):
         return super().__repr__()
 
 
-class TenantManager(models.Manager.from_queryset(TenantQuerySet)):  # type: ignore[misc]
+# An assignment, so that django-stubs can type the manager's methods from the queryset's.
+_TenantManagerBase = models.Manager.from_queryset(TenantQuerySet)
+
+
+class TenantManager(_TenantManagerBase[_M]):
     """The default manager of every tenant-owned model: its querysets start unscoped."""
 
 

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from .history import history_user_set
 from .models import Invitation, Membership, Role, Tenant, TenantAPIKey
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def invitation_create(
         created_at=now,
         expires_at=now + ttl,
     )
-    invitation._history_user = invited_by  # type: ignore[attr-defined]
+    history_user_set(invitation, invited_by)
     invitation.save()
     if email:
         link, invitation_id = invitation_link(token), invitation.pk
@@ -163,7 +164,7 @@ def invitation_revoke(*, invitation: Invitation, acting_user: Any) -> Invitation
     if locked.revoked_at is None:
         locked.revoked_at = timezone.now()
         locked.revoked_by = acting_user
-        locked._history_user = acting_user  # type: ignore[attr-defined]
+        history_user_set(locked, acting_user)
         locked.save(update_fields=["revoked_at", "revoked_by"])
     return locked
 
@@ -222,11 +223,11 @@ def invitation_accept(*, token: str, username: str, password: str, email: str = 
     user.set_password(password)
     user.save()
     membership = Membership(user=user, tenant=invitation.tenant, role=invitation.role)
-    membership._history_user = user  # type: ignore[attr-defined]
+    history_user_set(membership, user)
     membership.save()
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
-    invitation._history_user = user  # type: ignore[attr-defined]
+    history_user_set(invitation, user)
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     return membership
 
@@ -252,7 +253,7 @@ def membership_set_role(*, membership: Membership, role: str, acting_user: Any) 
         )
     if locked.role != role:
         locked.role = role
-        locked._history_user = acting_user  # type: ignore[attr-defined]
+        history_user_set(locked, acting_user)
         locked.save(update_fields=["role"])
     return locked
 
@@ -267,5 +268,5 @@ def membership_revoke(*, membership: Membership, acting_user: Any) -> None:
         raise ValidationError(
             _("%(user)s is the tenant's last owner and cannot be removed.") % {"user": locked.user}
         )
-    locked._history_user = acting_user  # type: ignore[attr-defined]
+    history_user_set(locked, acting_user)
     locked.delete()

@@ -54,7 +54,7 @@ def pytest_report_header() -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    global _failed
+    global _failed  # noqa: PLW0603 — read by the atexit hook below, which has no session to carry it on
     _failed = exitstatus not in (0, 5)
     _forget_redis_keys()
     if _failed:  # kept: worker logs and screenshots are what one looks at next

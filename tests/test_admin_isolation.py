@@ -210,7 +210,7 @@ def test_user_without_membership_sees_no_tenant_data(
 
 
 @pytest.mark.parametrize(
-    "model_label, secret_field, value",
+    ("model_label", "secret_field", "value"),
     [
         ("unsubscribe.Target", "signing_secret", "target-secret-xyz"),
         ("notifications.GatewayConfig", "secret", "gw-secret-xyz"),

@@ -56,7 +56,7 @@ PROMOTIONAL = [
 ]
 
 
-@pytest.mark.parametrize("language, event, body", PROMOTIONAL)
+@pytest.mark.parametrize(("language", "event", "body"), PROMOTIONAL)
 def test_confirmation_with_marketing_is_refused_in_the_admin_form(
     client: Client, alice: User, tenant_a: Tenant, language: str, event: str, body: str
 ) -> None:
@@ -161,7 +161,7 @@ def test_the_built_in_texts_pass_and_their_promotional_twins_do_not(key: tuple[s
 
 
 @pytest.mark.parametrize(
-    "plain, promotional",
+    ("plain", "promotional"),
     [
         (
             "【{tenant_name}】您已退订营销信息，其他服务照常。参考号 {reference}，查询进度：{status_url}",

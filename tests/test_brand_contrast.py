@@ -52,7 +52,7 @@ def test_demo_shops_orange_gets_the_nearest_darker_shade() -> None:
 
 def test_bad_input_is_a_value_error() -> None:
     for value in ("", "red", "#12345", "#GGGGGG", "123456"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not a #RRGGBB colour"):
             contrast.parse(value)
 
 

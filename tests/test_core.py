@@ -68,7 +68,7 @@ def run_pipeline(request: UnsubscribeRequest) -> UnsubscribeRequest:
 
 
 @pytest.mark.parametrize(
-    "raw, e164, masked",
+    ("raw", "e164", "masked"),
     [
         ("13800138000", "+8613800138000", "138****8000"),
         ("+86 138 0013 8000", "+8613800138000", "138****8000"),

@@ -236,7 +236,7 @@ CODES = ("offers", "news")
 VALID_CONSENT = {
     "": None,
     "2025-01-02T10:00:00+08:00": datetime(2025, 1, 2, 2, 0, tzinfo=UTC),
-    "2025-07-01 09:30": datetime(2025, 7, 1, 9, 30),  # naive: in the tenant's zone
+    "2025-07-01 09:30": datetime(2025, 7, 1, 9, 30),  # noqa: DTZ001 — naive: in the tenant's zone, attached below
 }
 
 
@@ -284,10 +284,10 @@ state_strategy = st.tuples(
 
 def _given_state(tenant: Tenant, opted_out: list[str], subs: list[str]) -> dict[tuple[str, str], str]:
     before: dict[tuple[str, str], str] = {}
-    for (n, code), kind in zip(itertools.product(range(len(NUMBERS)), CODES), subs, strict=True):
+    for (n, code), state in zip(itertools.product(range(len(NUMBERS)), CODES), subs, strict=True):
         e164 = NUMBERS[n]
-        if kind == "active" and opted_out[n] in (SCOPE_ALL, code):
-            kind = "ended"  # an opt-out ends the subscriptions it covers
+        # an opt-out ends the subscriptions it covers
+        kind = "ended" if state == "active" and opted_out[n] in (SCOPE_ALL, code) else state
         if kind != "none":
             subscription(tenant, code, e164, ended=kind == "ended")
         before[(e164, code)] = kind

@@ -25,7 +25,7 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from lanzuan import signing
-from lanzuan.phones import phone_hash
+from lanzuan.phones import InvalidPhoneNumber, phone_hash
 from notifications.catalogue import EVENT_VARIABLES, LANGUAGE_CODES, Event
 from notifications.defaults import DEFAULT_TEXTS
 from notifications.gateways import PermanentGatewayError, TransientGatewayError, aliyun_rpc_signature
@@ -272,11 +272,11 @@ def test_sms_segments(text: str, encoding: str, segments: int) -> None:
 
 
 def test_unknown_event_or_missing_variable_is_a_value_error(tenant_a: Tenant) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown event"):
         message_create(tenant=tenant_a, event="promo", to=PHONE, context={})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no value for the variable"):
         message_create(tenant=tenant_a, event="otp", to=PHONE, context={})  # no code
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidPhoneNumber):
         message_create(tenant=tenant_a, event="otp", to="12", context={"code": "1"})
 
 

@@ -354,6 +354,7 @@ def test_the_flag_is_read_from_the_environment_with_debug_off() -> None:
         code = "import django; django.setup(); from django.conf import settings; print(settings.LANZUAN_FILE_GATEWAY)"
         done = subprocess.run(
             [sys.executable, "-c", code],
+            check=False,
             cwd=ROOT,
             env={**base, "DJANGO_SETTINGS_MODULE": "lanzuan.settings", **env},
             capture_output=True,

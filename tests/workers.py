@@ -67,7 +67,7 @@ class Worker:
 
     def pool_children(self) -> list[int]:
         out = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True
+            ["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True, check=False
         )
         return [int(pid) for pid in out.stdout.split()]
 

@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from lanzuan import phones
 from tenants.admin import (
     TENANT_FILTER_PARAM,
+    AdminMixin,
     ReadOnlyAdminMixin,
     TenantScopedAdmin,
     TenantScopedInline,
@@ -59,15 +60,17 @@ from .subscriptions.services import subscription_import_start
 admin.site.index_template = "admin/lanzuan_index.html"
 
 
-class ScopeNameMixin:
+class ScopeNameMixin(AdminMixin):
     """A suppression's scope by name: all marketing, or the service's name and code."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         names = Service.objects.unscoped(reason="a subquery correlated on the outer row's tenant").filter(
             tenant_id=OuterRef("tenant_id"), code=OuterRef("scope")
         )
-        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
-        return queryset.annotate(scope_service_name=Subquery(names.values("name")[:1]))
+        queryset: QuerySet[Any] = (
+            super().get_queryset(request).annotate(scope_service_name=Subquery(names.values("name")[:1]))
+        )
+        return queryset
 
     @admin.display(description=_("scope"), ordering="scope")
     def scope_name(self, obj: Any) -> str:
@@ -107,10 +110,12 @@ class ServiceAdmin(TenantScopedAdmin):
     search_fields = ["name", "code"]
 
 
-class PhoneSearchMixin:
+class PhoneSearchMixin(AdminMixin):
     """Search by number: the number is normalised and hashed, never matched in clear."""
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
         term = search_term.strip()
         if term and any(ch.isdigit() for ch in term):
             try:
@@ -119,7 +124,7 @@ class PhoneSearchMixin:
                 pass
             else:
                 return queryset.filter(phone_hash=digest), False
-        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+        return super().get_search_results(request, queryset, search_term)
 
 
 @admin.register(Subscription)
@@ -243,7 +248,7 @@ class StepInline(TenantScopedInline):
     model = Step
     extra = 0
     can_delete = False
-    fields = [
+    readonly_fields = (
         "kind",
         "where",
         "status",
@@ -253,8 +258,8 @@ class StepInline(TenantScopedInline):
         "next_attempt_at",
         "error_text",
         "step_receipt",
-    ]
-    readonly_fields = fields  # type: ignore[assignment]
+    )
+    fields = readonly_fields
     ordering = ["id"]
     verbose_name = _("timeline step")
     verbose_name_plural = _("timeline")
@@ -318,7 +323,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     inlines = [StepInline]
     actions = ["retry_requests", "export_csv"]
     change_list_template = "admin/unsubscribe/unsubscriberequest/change_list.html"
-    readonly_fields: list[str] = [
+    readonly_fields = [
         "reference",
         "tenant",
         "phone_masked",
@@ -351,7 +356,9 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         (_("Timeline"), {"fields": UnsubscribeRequest.TIMELINE}),
     ]
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
         term = search_term.strip()
         cleaned = clean_reference(term)
         if len(cleaned) == 9 and "-" in cleaned:
@@ -542,8 +549,8 @@ class SuppressionAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyAdminMixin, Ten
     list_display = ["phone_masked", "scope_name", "created_at", "request", "tenant"]
     list_filter = ["tenant", ScopeFilter]
     search_fields = ["scope"]
-    fields = ["tenant", "phone_masked", "scope_name", "request", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ("tenant", "phone_masked", "scope_name", "request", "created_at")
+    fields = readonly_fields
 
 
 @admin.register(SuppressionEvent)
@@ -552,7 +559,7 @@ class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyAdminMixin
     list_display = ["created_at", "phone_masked", "scope_name", "action", "channel_name", "request", "tenant"]
     list_filter = ["tenant", "action", ChannelFilter]
     search_fields = ["scope"]
-    fields = [
+    readonly_fields = (
         "tenant",
         "created_at",
         "phone_masked",
@@ -561,8 +568,8 @@ class SuppressionEventAdmin(ScopeNameMixin, PhoneSearchMixin, ReadOnlyAdminMixin
         "channel_name",
         "request",
         "evidence",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
     @admin.display(description=_("channel"), ordering="channel")
     def channel_name(self, obj: SuppressionEvent) -> str:

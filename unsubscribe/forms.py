@@ -103,7 +103,7 @@ class FileRequestForm(forms.Form):
         return data
 
 
-class TargetForm(forms.ModelForm):
+class TargetForm(forms.ModelForm[Target]):
     signing_secret = forms.CharField(
         label=_("Signing secret"),
         required=False,

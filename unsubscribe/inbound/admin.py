@@ -197,7 +197,7 @@ class InboundMessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
             messages.error(request, problem)
 
 
-class SuperuserOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SuperuserOnlyAdmin(admin.ModelAdmin[Any]):
     """Platform-level rows belong to no tenant: only superusers see them."""
 
     def _superuser(self, request: HttpRequest) -> bool:

@@ -9,6 +9,7 @@ number stay.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -178,10 +179,10 @@ class ReplyRoute(TenantOwnedModel):
         if service is not None and self.tenant_id is not None and service.tenant_id != self.tenant_id:
             raise ValidationError({"service": _("Choose one of this tenant's services.")})
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.destination = destination_digits(self.destination)
         self.sign_name = (self.sign_name or "").strip()
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
 
 class Action(models.TextChoices):

@@ -116,10 +116,11 @@ def _aliyun_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        naive = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
+        # Aliyun writes Beijing time with no zone in it.
+        moment = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=ALIYUN_TZ)
     except ValueError:
         return None
-    return _not_in_future(naive.replace(tzinfo=ALIYUN_TZ))
+    return _not_in_future(moment)
 
 
 def parse_aliyun(raw: bytes) -> tuple[list[Incoming], list[str]]:

@@ -143,12 +143,32 @@ def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = 
     active = Tenant.objects.filter(is_active=True)
     if among is not None:
         active = active.filter(pk__in=among)
-    tenant_ids = set(active.values_list("pk", flat=True))
-    scores: dict[int, tuple[int, int]] = {}
-    matched: dict[int, str] = {}
+    matches = _Matches(set(active.values_list("pk", flat=True)))
+    if destination:
+        _match_destination(matches, destination, sign)
+    if not matches.scores and sign:
+        _match_sign_name(matches, sign)
+    if not matches.scores:
+        return Routing(None, [], "")
+    best = max(matches.scores.values())
+    winners = sorted(tenant_id for tenant_id, key in matches.scores.items() if key == best)
+    tenants = list(Tenant.objects.filter(pk__in=winners).order_by("pk"))
+    if len(tenants) == 1:
+        return Routing(tenants[0], tenants, matches.matched[winners[0]])
+    return Routing(None, tenants, "; ".join(matches.matched[t] for t in winners))
 
-    def consider(tenant_id: int, number: str, label: str) -> None:
-        if tenant_id not in tenant_ids or not number or not destination:
+
+class _Matches:
+    """Each tenant's best match so far: its score (2 exact, 1 prefix, 0 sign name; then the
+    length of the number) and what matched, for the record."""
+
+    def __init__(self, tenant_ids: set[int]) -> None:
+        self.tenant_ids = tenant_ids
+        self.scores: dict[int, tuple[int, int]] = {}
+        self.matched: dict[int, str] = {}
+
+    def consider(self, tenant_id: int, destination: str, number: str, label: str) -> None:
+        if tenant_id not in self.tenant_ids or not number or not destination:
             return
         if destination == number:
             key = (2, len(number))
@@ -156,49 +176,40 @@ def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = 
             key = (1, len(number))
         else:
             return
-        if key > scores.get(tenant_id, (0, 0)):
-            scores[tenant_id] = key
-            matched[tenant_id] = f"{label} {number}"
+        if key > self.scores.get(tenant_id, (0, 0)):
+            self.scores[tenant_id] = key
+            self.matched[tenant_id] = f"{label} {number}"
 
-    if destination:
-        settings = (
-            ChannelSetting.objects.unscoped(
-                reason="platform routing: a shared gateway's reply may be any tenant's"
-            )
-            .filter(channel=RequestChannel.SMS)
-            .exclude(reply_numbers="")
+
+def _match_destination(matches: _Matches, destination: str, sign: str) -> None:
+    settings = (
+        ChannelSetting.objects.unscoped(
+            reason="platform routing: a shared gateway's reply may be any tenant's"
         )
-        for setting in settings.only("tenant_id", "reply_numbers"):
-            for number in setting.numbers():
-                consider(setting.tenant_id, destination_digits(number), "reply number")
-        for tenant_id, number, route_sign in (
-            ReplyRoute.objects.unscoped(
-                reason="platform routing: a shared gateway's reply may be any tenant's"
-            )
-            .exclude(destination="")
-            .values_list("tenant_id", "destination", "sign_name")
-        ):
-            if not route_sign or route_sign == sign:
-                consider(tenant_id, destination_digits(number), "reply route")
-    if not scores and sign:
-        for tenant_id in set(
-            ReplyRoute.objects.unscoped(
-                reason="platform routing: a shared gateway's reply may be any tenant's"
-            )
-            .filter(sign_name=sign, destination="")
-            .values_list("tenant_id", flat=True)
-        ):
-            if tenant_id in tenant_ids:
-                scores[tenant_id] = (0, 0)
-                matched[tenant_id] = f"sign name {sign}"
-    if not scores:
-        return Routing(None, [], "")
-    best = max(scores.values())
-    winners = sorted(tenant_id for tenant_id, key in scores.items() if key == best)
-    tenants = list(Tenant.objects.filter(pk__in=winners).order_by("pk"))
-    if len(tenants) == 1:
-        return Routing(tenants[0], tenants, matched[winners[0]])
-    return Routing(None, tenants, "; ".join(matched[t] for t in winners))
+        .filter(channel=RequestChannel.SMS)
+        .exclude(reply_numbers="")
+    )
+    for setting in settings.only("tenant_id", "reply_numbers"):
+        for number in setting.numbers():
+            matches.consider(setting.tenant_id, destination, destination_digits(number), "reply number")
+    for tenant_id, number, route_sign in (
+        ReplyRoute.objects.unscoped(reason="platform routing: a shared gateway's reply may be any tenant's")
+        .exclude(destination="")
+        .values_list("tenant_id", "destination", "sign_name")
+    ):
+        if not route_sign or route_sign == sign:
+            matches.consider(tenant_id, destination, destination_digits(number), "reply route")
+
+
+def _match_sign_name(matches: _Matches, sign: str) -> None:
+    for tenant_id in set(
+        ReplyRoute.objects.unscoped(reason="platform routing: a shared gateway's reply may be any tenant's")
+        .filter(sign_name=sign, destination="")
+        .values_list("tenant_id", flat=True)
+    ):
+        if tenant_id in matches.tenant_ids:
+            matches.scores[tenant_id] = (0, 0)
+            matches.matched[tenant_id] = f"sign name {sign}"
 
 
 def tenant_owns_destination(*, tenant: Tenant, to: str, sign_name: str = "") -> bool:

@@ -37,7 +37,7 @@ from unsubscribe import links
 from unsubscribe.channels import sms_keywords
 from unsubscribe.errors import ResubscribeRefused, UnsubscribeError
 from unsubscribe.inbound.intent import CLARIFICATION as CONTEXT_CLARIFICATION
-from unsubscribe.inbound.intent import classify, normalise
+from unsubscribe.inbound.intent import IntentResult, classify, normalise
 from unsubscribe.models import (
     SCOPE_ALL,
     ChannelSetting,
@@ -61,6 +61,7 @@ from .models import (
     Intent,
     PlatformInboundCredential,
     Provider,
+    ReplyRoute,
     UnroutedMessage,
 )
 
@@ -152,9 +153,7 @@ def inbound_message_receive(
     """
     if provider not in Provider.values:
         raise ValueError(f"unknown provider {provider!r}")
-    message_id = str(message_id).strip()
-    if not message_id or len(message_id) > 100:
-        raise ValueError("a provider message id of 1 to 100 characters is required")
+    message_id = _message_id_checked(message_id)
 
     def stored() -> InboundMessage | None:
         return (
@@ -167,29 +166,19 @@ def inbound_message_receive(
     if existing is not None:
         return existing
 
-    raw_from = (from_number or "").strip()[:32]
-    try:
-        e164: str | None = phones.normalise(raw_from)
-    except phones.InvalidPhoneNumber:
-        e164 = None  # kept and flagged below; an alphanumeric sender cannot be acted on
-    sender = e164 or raw_from
+    e164, sender = _sender(from_number)
     sender_hash = phones.phone_hash(sender)
     setting = channel_setting(tenant=tenant, channel=RequestChannel.SMS)
-    asked = (
-        selectors.pending_clarification(
-            tenant=tenant, from_hash=sender_hash, since=timezone.now() - CLARIFY_WINDOW
-        )
-        if e164
-        else None
+    reading = _reading(
+        tenant=tenant,
+        e164=e164,
+        sender_hash=sender_hash,
+        body=body,
+        setting=setting,
+        to=to,
+        sign_name=sign_name,
     )
-    context = CONTEXT_CLARIFICATION if asked is not None else None
-    result = classify(body or "", extra_unsubscribe_keywords=setting.keywords(), context=context)
-    route = selectors.reply_route_for(tenant=tenant, to=to, sign_name=sign_name)
-    if asked is not None and _answers_the_question(body, setting, result):
-        # The answer is about what we asked: a "是" to a question about one service
-        # stops that service, whichever of the tenant's numbers it was sent to. A reply
-        # that means the same without the question (a TD of its own) keeps its own route.
-        route = asked.route
+    result, context = reading.result, reading.context
 
     with transaction.atomic():
         try:
@@ -215,7 +204,7 @@ def inbound_message_receive(
                     matched_rule=result.matched[:300],
                     context=Context.CLARIFICATION if context else Context.NONE,
                     gateway_account=gateway_account,
-                    route=route,
+                    route=reading.route,
                 )
         except IntegrityError:
             winner = stored()
@@ -223,36 +212,7 @@ def inbound_message_receive(
                 raise
             return winner
 
-        if not setting.enabled:
-            if result.intent in (Intent.UNSUBSCRIBE, Intent.RESUBSCRIBE):
-                _hold(
-                    message,
-                    _(
-                        "The SMS channel is switched off, so this reply was not acted on. "
-                        "Read it and act for the person (File unsubscribe request)."
-                    ),
-                )
-        elif e164 is None:
-            if result.intent in (Intent.UNSUBSCRIBE, Intent.RESUBSCRIBE):
-                _hold(
-                    message, _("The sender is not a valid phone number, so the reply could not be acted on.")
-                )
-        elif result.intent == Intent.UNSUBSCRIBE and result.action == "act":
-            _file_request(message, e164, setting)
-        elif result.intent == Intent.RESUBSCRIBE and result.action == "act":
-            # Only explicit re-subscribe words from the number itself; never a yes.
-            if result.confidence >= settings.LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE:
-                _resubscribe(message, e164, setting)
-            else:
-                _resubscribe_unsure(message)
-        elif result.action == "reply_help":
-            _send_help(message, e164, setting)
-        elif result.action == "reply_status":
-            _send_status(message, e164, setting)
-        elif result.action == "clarify" and result.intent != Intent.RESUBSCRIBE:
-            # Unsure whether it is an opt-out: ask once. An unsure re-subscribe is left
-            # alone: lifting an opt-out takes explicit words, never a guess.
-            _clarify(message, e164, setting)
+        _act(message, result, e164, setting)
         _forget_number_when_done(message)
         message.save()
 
@@ -269,10 +229,95 @@ def inbound_message_receive(
     return message
 
 
+def _message_id_checked(message_id: str) -> str:
+    message_id = str(message_id).strip()
+    if not message_id or len(message_id) > 100:
+        raise ValueError("a provider message id of 1 to 100 characters is required")
+    return message_id
+
+
+def _sender(from_number: str) -> tuple[str | None, str]:
+    """The sender's number in E.164 (None when it is not a phone number), and what is stored."""
+    raw_from = (from_number or "").strip()[:32]
+    try:
+        e164: str | None = phones.normalise(raw_from)
+    except phones.InvalidPhoneNumber:
+        e164 = None  # kept and flagged by _act; an alphanumeric sender cannot be acted on
+    return e164, e164 or raw_from
+
+
+@dataclass(frozen=True)
+class _Reading:
+    result: IntentResult
+    context: str | None  # CONTEXT_CLARIFICATION when read as the answer to our question
+    route: ReplyRoute | None
+
+
+def _reading(
+    *,
+    tenant: Tenant,
+    e164: str | None,
+    sender_hash: str,
+    body: str,
+    setting: ChannelSetting,
+    to: str,
+    sign_name: str,
+) -> _Reading:
+    """What the reply means, read against what we last asked the number, and what it is about."""
+    asked = (
+        selectors.pending_clarification(
+            tenant=tenant, from_hash=sender_hash, since=timezone.now() - CLARIFY_WINDOW
+        )
+        if e164
+        else None
+    )
+    context = CONTEXT_CLARIFICATION if asked is not None else None
+    result = classify(body or "", extra_unsubscribe_keywords=setting.keywords(), context=context)
+    route = selectors.reply_route_for(tenant=tenant, to=to, sign_name=sign_name)
+    if asked is not None and _answers_the_question(body, setting, result):
+        # The answer is about what we asked: a "是" to a question about one service
+        # stops that service, whichever of the tenant's numbers it was sent to. A reply
+        # that means the same without the question (a TD of its own) keeps its own route.
+        route = asked.route
+    return _Reading(result, context, route)
+
+
 # --- what each intent does (inside the caller's transaction) -------------------------------
 
 
-def _answers_the_question(body: str, setting: ChannelSetting, result: Any) -> bool:
+def _act(message: InboundMessage, result: IntentResult, e164: str | None, setting: ChannelSetting) -> None:
+    """Do what the reply asks, or hold it for staff when it cannot be acted on."""
+    if not setting.enabled:
+        if result.intent in ("unsubscribe", "resubscribe"):
+            _hold(
+                message,
+                _(
+                    "The SMS channel is switched off, so this reply was not acted on. "
+                    "Read it and act for the person (File unsubscribe request)."
+                ),
+            )
+    elif e164 is None:
+        if result.intent in ("unsubscribe", "resubscribe"):
+            _hold(message, _("The sender is not a valid phone number, so the reply could not be acted on."))
+    elif result.intent == "unsubscribe" and result.action == "act":
+        _file_request(message, e164, setting)
+    elif result.intent == "resubscribe" and result.action == "act":
+        # Only explicit re-subscribe words from the number itself; never a yes.
+        if result.confidence >= settings.LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE:
+            _resubscribe(message, e164, setting)
+        else:
+            _resubscribe_unsure(message)
+    elif result.action == "reply_help":
+        _send_help(message, e164, setting)
+    elif result.action == "reply_status":
+        _send_status(message, e164, setting)
+    elif result.action == "clarify" and result.intent != "resubscribe":
+        # Unsure whether it is an opt-out: ask once. An unsure re-subscribe is left
+        # alone: lifting an opt-out takes explicit words, never a guess.
+        _clarify(message, e164, setting)
+
+
+def _answers_the_question(body: str, setting: ChannelSetting, result: IntentResult) -> bool:
     """Was the reply read as the answer to our clarification (a yes/no that means
     something only because we asked), rather than on its own words?"""
     own = classify(body or "", extra_unsubscribe_keywords=setting.keywords())
@@ -723,9 +768,7 @@ def unrouted_message_store(
     checked), but the person is not left in silence either: unless it is plainly chit-chat
     they get this tenant's own help text (how to opt out, its page), and staff see the
     flagged row (admin home, unroutable replies)."""
-    message_id = str(message_id).strip()
-    if not message_id or len(message_id) > 100:
-        raise ValueError("a provider message id of 1 to 100 characters is required")
+    message_id = _message_id_checked(message_id)
 
     def stored() -> UnroutedMessage | None:
         return UnroutedMessage.objects.filter(
@@ -735,12 +778,7 @@ def unrouted_message_store(
     existing = stored()
     if existing is not None:
         return existing
-    raw_from = (from_number or "").strip()[:32]
-    try:
-        e164: str | None = phones.normalise(raw_from)
-    except phones.InvalidPhoneNumber:
-        e164 = None
-    sender = e164 or raw_from
+    e164, sender = _sender(from_number)
     language = guess_language(body, number=e164, default=settings.LANGUAGE_CODE.lower())
     with transaction.atomic():
         try:
@@ -768,45 +806,10 @@ def unrouted_message_store(
             if winner is None:
                 raise
             return winner
-        if answer_with is not None and e164 is not None:
-            try:
-                with transaction.atomic():
-                    notification_send(
-                        tenant=answer_with,
-                        event="unrouted_help",
-                        to=e164,
-                        channel="sms",
-                        language=language,
-                        context={"hub_url": settings.PUBLIC_BASE_URL + reverse("optout-hub")},
-                        dedupe_key=f"unrouted:{unrouted.pk}",
-                    )
-            except ValueError as exc:
-                logger.warning("help for unroutable reply %s not queued: %s", unrouted.pk, exc)
-            else:
-                unrouted.answered = True
-                unrouted.save(update_fields=["answered"])
-        elif help_from is not None and e164 is not None and unrouted.intent != Intent.OTHER:
-            keywords = "/".join(
-                sms_keywords(
-                    channel_setting(tenant=help_from, channel=RequestChannel.SMS).keywords(), language
-                )
+        if e164 is not None:
+            _unrouted_answer(
+                unrouted, e164=e164, language=language, answer_with=answer_with, help_from=help_from
             )
-            try:
-                with transaction.atomic():
-                    notification_send(
-                        tenant=help_from,
-                        event="help",
-                        to=e164,
-                        channel="sms",
-                        language=language,
-                        context={"keywords": keywords},
-                        dedupe_key=f"unrouted:{unrouted.pk}",
-                    )
-            except ValueError as exc:
-                logger.warning("help for misrouted reply %s not queued: %s", unrouted.pk, exc)
-            else:
-                unrouted.answered = True
-                unrouted.save(update_fields=["answered"])
     logger.warning(
         "reply SMS %s/%s from %s to %s could not be routed (%s, via %s)",
         provider,
@@ -817,6 +820,42 @@ def unrouted_message_store(
         source,
     )
     return unrouted
+
+
+def _unrouted_answer(
+    unrouted: UnroutedMessage,
+    *,
+    e164: str,
+    language: str,
+    answer_with: Tenant | None,
+    help_from: Tenant | None,
+) -> None:
+    """Queue the help text an unroutable reply gets, if any (see unrouted_message_store)."""
+    if answer_with is not None:
+        tenant, event, what = answer_with, "unrouted_help", "unroutable"
+        context: dict[str, object] = {"hub_url": settings.PUBLIC_BASE_URL + reverse("optout-hub")}
+    elif help_from is not None and unrouted.intent != Intent.OTHER:
+        tenant, event, what = help_from, "help", "misrouted"
+        keywords = channel_setting(tenant=help_from, channel=RequestChannel.SMS).keywords()
+        context = {"keywords": "/".join(sms_keywords(keywords, language))}
+    else:
+        return
+    try:
+        with transaction.atomic():
+            notification_send(
+                tenant=tenant,
+                event=event,
+                to=e164,
+                channel="sms",
+                language=language,
+                context=context,
+                dedupe_key=f"unrouted:{unrouted.pk}",
+            )
+    except ValueError as exc:
+        logger.warning("help for %s reply %s not queued: %s", what, unrouted.pk, exc)
+    else:
+        unrouted.answered = True
+        unrouted.save(update_fields=["answered"])
 
 
 def unrouted_message_mark_handled(*, message: UnroutedMessage, acting_user: Any) -> UnroutedMessage:

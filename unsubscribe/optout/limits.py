@@ -54,9 +54,9 @@ def client_ip(request: HttpRequest) -> str:
     "HTTP_X_REAL_IP") to the header the proxy sets; never trust one it does not set."""
     header = getattr(settings, "LANZUAN_CLIENT_IP_HEADER", "")
     if header:
-        value = request.META.get(header, "")
+        value = str(request.META.get(header, ""))
         if value:
-            return value.split(",")[0].strip()[:64]
+            return value.split(",", maxsplit=1)[0].strip()[:64]
     return str(request.META.get("REMOTE_ADDR", ""))[:64]
 
 

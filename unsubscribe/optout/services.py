@@ -16,8 +16,10 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -359,3 +361,46 @@ def hub_phantom_resend(*, phone_hash: str, head: str, ip: str) -> limits.Refusal
     if not _hub_can_send():
         return limits.Refusal("unavailable", 0)
     return limits.send_allowed(scope="hub", phone_hash=phone_hash, e164=head, ip=ip)
+
+
+# --- the hub's phantom flow --------------------------------------------------------------------------
+# A hub number no provider knows gets no code and no row, only this state in the person's session
+# (the number's hash, its head and its masked form, never the number itself). Each step answers
+# exactly as it would for a real code, so the hub never tells who markets to a number.
+
+
+def hub_phantom_state(e164: str) -> dict[str, Any]:
+    return {
+        "v": None,
+        "hash": phones.phone_hash(e164),
+        "head": e164[: 1 + limits.limit("LANZUAN_OTP_PREFIX_DIGITS")],
+        "masked": phones.mask(e164),
+        "attempts": 0,
+        "expires": _phantom_expiry(),
+    }
+
+
+def hub_phantom_renewed(state: dict[str, Any]) -> dict[str, Any]:
+    """The state after a "new code" (see hub_phantom_resend): fresh tries, a fresh expiry."""
+    return {**state, "attempts": 0, "expires": _phantom_expiry()}
+
+
+def hub_phantom_check(state: dict[str, Any]) -> tuple[dict[str, Any] | None, CodeError]:
+    """A try at a code that was never sent: it fails exactly as a wrong one would.
+
+    Returns the state to store (this try counted; None when nothing changed) and the error
+    to answer with.
+    """
+    max_attempts = limits.limit("LANZUAN_OTP_MAX_ATTEMPTS")
+    if float(state.get("expires", 0)) <= time.time():
+        return None, CodeError("expired")
+    attempts = int(state.get("attempts", 0))
+    if attempts >= max_attempts:
+        return None, CodeError("attempts")
+    attempts += 1
+    left = max_attempts - attempts
+    return {**state, "attempts": attempts}, CodeError("wrong" if left > 0 else "attempts", attempts_left=left)
+
+
+def _phantom_expiry() -> float:
+    return time.time() + limits.limit("LANZUAN_OTP_TTL_SECONDS")

@@ -10,7 +10,6 @@ errors is shown again by the GET that follows, so Back and reload never re-post.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.contrib import messages
@@ -192,37 +191,9 @@ def unsubscribe_code(request: HttpRequest, slug: str) -> HttpResponse:
     if services.verification_usable(verification):
         return redirect("optout-choose", slug=tenant.slug)
     if request.method == "POST" and request.POST.get("action") == "resend":
-        if not verification.phone:
-            return _start_again(request, tenant, _("Please enter your number again."))
-        sent = services.verification_start(
-            tenant=tenant,
-            e164=verification.phone,
-            ip=limits.client_ip(request),
-            language=page_language(),
-            replaces=verification,
-        )
-        if sent.verification is not None:
-            request.session[_flow_key(tenant)] = {"v": sent.verification.pk}
-            messages.success(request, _("We sent a new code."))
-            return redirect("optout-code", slug=tenant.slug)
-        resend_error = _refusal_message(sent.refusal) if sent.refusal else ""
-        return prg.back_with_errors(
-            request, None, status=_refusal_status(sent.refusal), extra={"resend_error": resend_error}
-        )
+        return _code_resend(request, tenant, verification)
     if request.method == "POST":
-        form = CodeForm(request.POST)
-        if form.is_valid():
-            try:
-                services.verification_check(
-                    verification=verification, code=form.cleaned_data["code"], ip=limits.client_ip(request)
-                )
-            except services.CodeError as exc:
-                if exc.reason == "used":
-                    return _start_again(request, tenant)
-                form.add_error("code", _code_error_message(exc))
-            else:
-                return redirect("optout-choose", slug=tenant.slug)
-        return prg.back_with_errors(request, form, status=400)
+        return _code_submit(request, tenant, verification)
     parked = prg.take(request)
     context = {
         "form": prg.rebuild(CodeForm, parked),
@@ -233,6 +204,42 @@ def unsubscribe_code(request: HttpRequest, slug: str) -> HttpResponse:
         "resend_url": request.path,
     }
     return render_page(request, "code.html", tenant, context, status=parked.status if parked else 200)
+
+
+def _code_resend(request: HttpRequest, tenant: Tenant, verification: PhoneVerification) -> HttpResponse:
+    if not verification.phone:
+        return _start_again(request, tenant, _("Please enter your number again."))
+    sent = services.verification_start(
+        tenant=tenant,
+        e164=verification.phone,
+        ip=limits.client_ip(request),
+        language=page_language(),
+        replaces=verification,
+    )
+    if sent.verification is not None:
+        request.session[_flow_key(tenant)] = {"v": sent.verification.pk}
+        messages.success(request, _("We sent a new code."))
+        return redirect("optout-code", slug=tenant.slug)
+    resend_error = _refusal_message(sent.refusal) if sent.refusal else ""
+    return prg.back_with_errors(
+        request, None, status=_refusal_status(sent.refusal), extra={"resend_error": resend_error}
+    )
+
+
+def _code_submit(request: HttpRequest, tenant: Tenant, verification: PhoneVerification) -> HttpResponse:
+    form = CodeForm(request.POST)
+    if form.is_valid():
+        try:
+            services.verification_check(
+                verification=verification, code=form.cleaned_data["code"], ip=limits.client_ip(request)
+            )
+        except services.CodeError as exc:
+            if exc.reason == "used":
+                return _start_again(request, tenant)
+            form.add_error("code", _code_error_message(exc))
+        else:
+            return redirect("optout-choose", slug=tenant.slug)
+    return prg.back_with_errors(request, form, status=400)
 
 
 # --- step 3: what to stop, the terms, the confirmation -------------------------------------------------
@@ -409,19 +416,7 @@ def hub_start(request: HttpRequest) -> HttpResponse:
 def _hub_state(verification: PhoneVerification | None, e164: str) -> dict[str, Any]:
     if verification is not None:
         return {"v": verification.pk}
-    head = e164[: 1 + limits.limit("LANZUAN_OTP_PREFIX_DIGITS")]
-    return {
-        "v": None,
-        "hash": phones.phone_hash(e164),
-        "head": head,
-        "masked": phones.mask(e164),
-        "attempts": 0,
-        "expires": _now_ts() + limits.limit("LANZUAN_OTP_TTL_SECONDS"),
-    }
-
-
-def _now_ts() -> float:
-    return time.time()
+    return services.hub_phantom_state(e164)
 
 
 @never_cache
@@ -430,60 +425,13 @@ def hub_code(request: HttpRequest) -> HttpResponse:
     if not flow:
         return redirect("optout-hub")
     verification = selectors.verification_for_hub(verification_id=flow.get("v"))
-    if verification is None and "hash" not in flow:
-        return _hub_start_again(request)
-    if verification is not None:
-        if verification.used_at is not None:
-            return _hub_start_again(request)
-        if services.verification_usable(verification):
-            return redirect("optout-hub-choose")
-    ip = limits.client_ip(request)
+    elsewhere = _hub_code_elsewhere(request, flow, verification)
+    if elsewhere is not None:
+        return elsewhere
     if request.method == "POST" and request.POST.get("action") == "resend":
-        if verification is not None:
-            if not verification.phone:
-                return _hub_start_again(request, _("Please enter your number again."))
-            sent = services.verification_start(
-                tenant=verification.tenant,
-                e164=verification.phone,
-                ip=ip,
-                language=page_language(),
-                purpose=PhoneVerification.Purpose.HUB,
-                replaces=verification,
-            )
-            refusal = sent.refusal
-            if sent.verification is not None:
-                request.session[HUB_KEY] = {"v": sent.verification.pk}
-        else:
-            refusal = services.hub_phantom_resend(phone_hash=flow["hash"], head=flow["head"], ip=ip)
-            if refusal is None:
-                request.session[HUB_KEY] = {
-                    **flow,
-                    "attempts": 0,
-                    "expires": _now_ts() + limits.limit("LANZUAN_OTP_TTL_SECONDS"),
-                }
-        if refusal is None:
-            messages.success(request, _("We sent a new code."))
-            return redirect("optout-hub-code")
-        return prg.back_with_errors(
-            request, None, status=_refusal_status(refusal), extra={"resend_error": _refusal_message(refusal)}
-        )
+        return _hub_code_resend(request, flow, verification)
     if request.method == "POST":
-        form = CodeForm(request.POST)
-        if form.is_valid():
-            try:
-                if verification is not None:
-                    services.verification_check(
-                        verification=verification, code=form.cleaned_data["code"], ip=ip
-                    )
-                else:
-                    _phantom_check(request, flow)
-            except services.CodeError as exc:
-                if exc.reason == "used":
-                    return _hub_start_again(request)
-                form.add_error("code", _code_error_message(exc))
-            else:
-                return redirect("optout-hub-choose")
-        return prg.back_with_errors(request, form, status=400)
+        return _hub_code_submit(request, flow, verification)
     parked = prg.take(request)
     masked = verification.phone_masked if verification is not None else flow.get("masked", "")
     context = {
@@ -497,18 +445,76 @@ def hub_code(request: HttpRequest) -> HttpResponse:
     return render_page(request, "hub_code.html", None, context, status=parked.status if parked else 200)
 
 
-def _phantom_check(request: HttpRequest, flow: dict[str, Any]) -> None:
-    """No code was sent (no provider knows the number): every try fails exactly as a wrong one would."""
-    max_attempts = limits.limit("LANZUAN_OTP_MAX_ATTEMPTS")
-    if float(flow.get("expires", 0)) <= _now_ts():
-        raise services.CodeError("expired")
-    attempts = int(flow.get("attempts", 0))
-    if attempts >= max_attempts:
-        raise services.CodeError("attempts")
-    attempts += 1
-    request.session[HUB_KEY] = {**flow, "attempts": attempts}
-    left = max_attempts - attempts
-    raise services.CodeError("wrong" if left > 0 else "attempts", attempts_left=left)
+def _hub_code_elsewhere(
+    request: HttpRequest, flow: dict[str, Any], verification: PhoneVerification | None
+) -> HttpResponse | None:
+    """Where the code page sends a person it has no code to ask of (None: nowhere, ask)."""
+    if verification is None:
+        return None if "hash" in flow else _hub_start_again(request)
+    if verification.used_at is not None:
+        return _hub_start_again(request)
+    if services.verification_usable(verification):
+        return redirect("optout-hub-choose")
+    return None
+
+
+def _hub_code_resend(
+    request: HttpRequest, flow: dict[str, Any], verification: PhoneVerification | None
+) -> HttpResponse:
+    ip = limits.client_ip(request)
+    if verification is None:
+        refusal = services.hub_phantom_resend(phone_hash=flow["hash"], head=flow["head"], ip=ip)
+        if refusal is None:
+            request.session[HUB_KEY] = services.hub_phantom_renewed(flow)
+    else:
+        if not verification.phone:
+            return _hub_start_again(request, _("Please enter your number again."))
+        sent = services.verification_start(
+            tenant=verification.tenant,
+            e164=verification.phone,
+            ip=ip,
+            language=page_language(),
+            purpose=PhoneVerification.Purpose.HUB,
+            replaces=verification,
+        )
+        refusal = sent.refusal
+        if sent.verification is not None:
+            request.session[HUB_KEY] = {"v": sent.verification.pk}
+    if refusal is None:
+        messages.success(request, _("We sent a new code."))
+        return redirect("optout-hub-code")
+    return prg.back_with_errors(
+        request, None, status=_refusal_status(refusal), extra={"resend_error": _refusal_message(refusal)}
+    )
+
+
+def _hub_code_submit(
+    request: HttpRequest, flow: dict[str, Any], verification: PhoneVerification | None
+) -> HttpResponse:
+    form = CodeForm(request.POST)
+    if form.is_valid():
+        try:
+            _hub_code_check(request, flow, verification, form.cleaned_data["code"])
+        except services.CodeError as exc:
+            if exc.reason == "used":
+                return _hub_start_again(request)
+            form.add_error("code", _code_error_message(exc))
+        else:
+            return redirect("optout-hub-choose")
+    return prg.back_with_errors(request, form, status=400)
+
+
+def _hub_code_check(
+    request: HttpRequest, flow: dict[str, Any], verification: PhoneVerification | None, code: str
+) -> None:
+    """Raises services.CodeError unless `code` is right (never, for a phantom flow)."""
+    if verification is not None:
+        services.verification_check(verification=verification, code=code, ip=limits.client_ip(request))
+        return
+    counted, error = services.hub_phantom_check(flow)
+    if counted is not None:
+        request.session[HUB_KEY] = counted
+    raise error
 
 
 @never_cache

@@ -22,7 +22,7 @@ from . import webhooks
 from .models import EVENT_CHOICES, ScrubJob, WebhookDelivery, WebhookEndpoint
 
 
-class WebhookEndpointForm(forms.ModelForm):
+class WebhookEndpointForm(forms.ModelForm[WebhookEndpoint]):
     events = forms.MultipleChoiceField(
         label=_("Events"),
         choices=EVENT_CHOICES,
@@ -114,7 +114,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     search_fields = ["event_id", "endpoint__url"]
     date_hierarchy = "created_at"
     actions = ["send_again"]
-    fields = [
+    readonly_fields = (
         "tenant",
         "endpoint",
         "event",
@@ -130,8 +130,8 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "response_excerpt",
         "last_error",
         "payload_pretty",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
     @admin.display(description=_("payload"))
     def payload_pretty(self, obj: WebhookDelivery) -> str:
@@ -171,7 +171,7 @@ class ScrubJobAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     ]
     list_filter = ["status", "tenant"]
     search_fields = ["original_name"]
-    fields = [
+    readonly_fields = (
         "tenant",
         "original_name",
         "service_code",
@@ -189,8 +189,8 @@ class ScrubJobAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "created_at",
         "started_at",
         "finished_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
     @admin.display(description=_("result available"), boolean=True)
     def has_result(self, obj: ScrubJob) -> bool:

@@ -7,6 +7,8 @@ the email itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample
 from rest_framework import serializers
@@ -30,7 +32,7 @@ DESCRIPTION = (
 )
 
 
-class EmailUnsubscribeLinkSerializer(serializers.Serializer):
+class EmailUnsubscribeLinkSerializer(serializers.Serializer[Any]):
     subscription = serializers.IntegerField()
     url = serializers.URLField()
     headers = serializers.DictField(child=serializers.CharField())

@@ -72,7 +72,12 @@ def field_error(field: str | None, message: str) -> dict[str, Any]:
 
 
 def _domain_problem(exc: Exception) -> exceptions.APIException | None:
-    """The core's domain errors as problems: the message is safe to show."""
+    """The core's domain errors, and Django's, as problems: the message is safe to show."""
+    problem = _core_problem(exc)
+    return problem if problem is not None else _django_problem(exc)
+
+
+def _core_problem(exc: Exception) -> Problem | None:
     if isinstance(exc, InvalidPhoneNumber):
         message = str(exc)
         return Problem(
@@ -115,6 +120,10 @@ def _domain_problem(exc: Exception) -> exceptions.APIException | None:
         )
     if isinstance(exc, UnsubscribeError):
         return Problem(status=400, code=exc.code, title=_("Request refused"), detail=exc.message)
+    return None
+
+
+def _django_problem(exc: Exception) -> exceptions.APIException | None:
     if isinstance(exc, DjangoValidationError):
         return exceptions.ValidationError(detail=serializers.as_serializer_error(exc))
     if isinstance(exc, Http404):
@@ -291,14 +300,14 @@ class ApiProblemMiddleware:
 # --- OpenAPI -------------------------------------------------------------------
 
 
-class FieldErrorSerializer(serializers.Serializer):
+class FieldErrorSerializer(serializers.Serializer[Any]):
     field = serializers.CharField(
         allow_null=True, help_text="The offending field, or null for the whole body."
     )
     message = serializers.CharField()
 
 
-class ProblemSerializer(serializers.Serializer):
+class ProblemSerializer(serializers.Serializer[Any]):
     """RFC 9457 problem details, served as application/problem+json."""
 
     type = serializers.CharField(help_text="urn:lanzuan:problem:<code>")

@@ -45,7 +45,7 @@ MAX_EVIDENCE_BYTES = 2000
         "example": ["daily-deals"],
     }
 )
-class ScopeField(serializers.Field):
+class ScopeField(serializers.Field[list[str] | str, Any, Any, Any]):  # str: the default "all", kept as is
     default_error_messages = {
         "invalid": _('Use "all" or a list of service codes.'),
     }
@@ -66,7 +66,7 @@ class ScopeField(serializers.Field):
         return value
 
 
-class VerificationSerializer(serializers.Serializer):
+class VerificationSerializer(serializers.Serializer[Any]):
     """`method` and, alongside it, the evidence (kept with the request as given)."""
 
     method = serializers.ChoiceField(choices=PARTNER_METHODS, default=VerificationMethod.PARTNER_ASSERTION)
@@ -86,7 +86,7 @@ class VerificationSerializer(serializers.Serializer):
         return {"method": validated["method"], "evidence": evidence}
 
 
-class UnsubscribeRequestCreateSerializer(serializers.Serializer):
+class UnsubscribeRequestCreateSerializer(serializers.Serializer[Any]):
     phone = serializers.CharField(max_length=32, help_text="The number, in any usual form; E.164 is best.")
     channel = serializers.ChoiceField(choices=PARTNER_CHANNELS, default=RequestChannel.PARTNER)
     scope = ScopeField(default="all")
@@ -99,7 +99,7 @@ class UnsubscribeRequestCreateSerializer(serializers.Serializer):
         return [] if value == "all" else list(value)
 
 
-class StepSerializer(serializers.ModelSerializer):
+class StepSerializer(serializers.ModelSerializer[Step]):
     target = serializers.CharField(source="target_name")
 
     class Meta:
@@ -116,7 +116,7 @@ class StepSerializer(serializers.ModelSerializer):
         ]
 
 
-class UnsubscribeRequestSerializer(serializers.ModelSerializer):
+class UnsubscribeRequestSerializer(serializers.ModelSerializer[UnsubscribeRequest]):
     scope = serializers.SerializerMethodField()
     steps = StepSerializer(many=True, read_only=True)
     url = serializers.SerializerMethodField()
@@ -150,7 +150,7 @@ class UnsubscribeRequestSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request is not None else path
 
 
-class UnsubscribeRequestPageSerializer(serializers.Serializer):
+class UnsubscribeRequestPageSerializer(serializers.Serializer[Any]):
     next = serializers.URLField(allow_null=True, help_text="The next page, or null at the end.")
     previous = serializers.URLField(allow_null=True)
     results = UnsubscribeRequestSerializer(many=True)
@@ -159,7 +159,7 @@ class UnsubscribeRequestPageSerializer(serializers.Serializer):
 # --- suppression checks ------------------------------------------------------------------
 
 
-class NumberStatusDoc(serializers.Serializer):
+class NumberStatusDoc(serializers.Serializer[Any]):
     phone = serializers.CharField(help_text="As you sent it.")
     valid = serializers.BooleanField()
     e164 = serializers.CharField(required=False, help_text="The number normalised (valid numbers).")
@@ -175,12 +175,12 @@ class NumberStatusDoc(serializers.Serializer):
     error = serializers.CharField(required=False, help_text="Why the number is invalid.")
 
 
-class CheckBodyDoc(serializers.Serializer):
+class CheckBodyDoc(serializers.Serializer[Any]):
     phones = serializers.ListField(child=serializers.CharField(), max_length=10_000)
     service = serializers.CharField(required=False, allow_null=True)
 
 
-class CheckResultDoc(serializers.Serializer):
+class CheckResultDoc(serializers.Serializer[Any]):
     service = serializers.CharField(allow_null=True)
     count = serializers.IntegerField()
     suppressed = serializers.IntegerField()
@@ -191,7 +191,7 @@ class CheckResultDoc(serializers.Serializer):
 # --- scrub jobs -------------------------------------------------------------------------
 
 
-class ScrubJobCreateSerializer(serializers.Serializer):
+class ScrubJobCreateSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(
         help_text="CSV: one number per line, or a header row naming a `phone` column. "
         "UTF-8. Up to 10,000,000 rows."
@@ -204,7 +204,7 @@ class ScrubJobCreateSerializer(serializers.Serializer):
     )
 
 
-class ScrubJobSerializer(serializers.ModelSerializer):
+class ScrubJobSerializer(serializers.ModelSerializer[ScrubJob]):
     state = serializers.CharField(source="status")
     service = serializers.CharField(source="service_code")
     result_url = serializers.SerializerMethodField()
@@ -251,7 +251,7 @@ class ScrubJobSerializer(serializers.ModelSerializer):
 # --- subscriptions import -------------------------------------------------------------
 
 
-class SubscriptionItemDoc(serializers.Serializer):
+class SubscriptionItemDoc(serializers.Serializer[Any]):
     phone = serializers.CharField()
     service = serializers.CharField(help_text="A service code of your tenant.")
     consent_source = serializers.CharField(required=False, max_length=200)
@@ -266,19 +266,19 @@ class SubscriptionItemDoc(serializers.Serializer):
 
 
 @extend_schema_serializer(many=False)  # the examples are whole lists: not to be wrapped in another
-class SubscriptionItemsDoc(serializers.ListSerializer):
+class SubscriptionItemsDoc(serializers.ListSerializer[Any]):
     """The body of an import: a JSON list of subscriptions."""
 
     child = SubscriptionItemDoc()
 
 
-class ItemErrorDoc(serializers.Serializer):
+class ItemErrorDoc(serializers.Serializer[Any]):
     index = serializers.IntegerField(help_text="Position of the item in your list, from 0.")
     field = serializers.CharField(allow_null=True)
     message = serializers.CharField()
 
 
-class ImportResultDoc(serializers.Serializer):
+class ImportResultDoc(serializers.Serializer[Any]):
     """Every item is counted once: received = created + updated + skipped_opted_out
     + duplicates + invalid."""
 
@@ -299,7 +299,7 @@ class ImportResultDoc(serializers.Serializer):
 # --- webhooks ---------------------------------------------------------------------------
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer):
+class WebhookEndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=list(EVENTS)), min_length=1, max_length=len(EVENTS)
     )
@@ -325,13 +325,13 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
 
 class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
-    secret = serializers.CharField(read_only=True, help_text="Shown once: store it now.")  # type: ignore[assignment]
+    secret = serializers.CharField(read_only=True, help_text="Shown once: store it now.")
 
     class Meta(WebhookEndpointSerializer.Meta):
         pass
 
 
-class ChannelSerializer(serializers.Serializer):
+class ChannelSerializer(serializers.Serializer[Any]):
     """One way to unsubscribe and the words people see for it (read-only)."""
 
     channel = serializers.CharField()

@@ -543,7 +543,7 @@ class WebhookListView(PartnerAPIView):
 
 class WebhookDetailView(PartnerAPIView):
     def _endpoint(self, pk: int) -> WebhookEndpoint:
-        endpoint = self.scoped(WebhookEndpoint).filter(pk=pk).first()
+        endpoint: WebhookEndpoint | None = self.scoped(WebhookEndpoint).filter(pk=pk).first()
         if endpoint is None:
             raise Problem(status=404, code="not_found", detail=_("No webhook endpoint with this id."))
         return endpoint

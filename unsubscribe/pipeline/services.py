@@ -14,6 +14,7 @@ Rules kept here, in one place:
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 from typing import Any
@@ -176,7 +177,7 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
         if newly_needs_attention:
             domain_events.emit(request.tenant_id, "request.needs_attention", request_event_payload(request))
     for step_id in to_run:
-        transaction.on_commit(lambda sid=step_id: step_dispatch(sid))  # type: ignore[misc]
+        transaction.on_commit(functools.partial(step_dispatch, step_id))
     return request
 
 

@@ -148,7 +148,7 @@ class VoiceCallAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_select_related = ["tenant", "request"]
     search_fields = ["call_id", "request__reference"]
     date_hierarchy = "started_at"
-    fields = [
+    readonly_fields = (
         "tenant",
         "provider",
         "call_id",
@@ -164,8 +164,8 @@ class VoiceCallAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "started_at",
         "updated_at",
         "ended_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
     @admin.display(description=_("keys pressed"))
     def keys(self, obj: VoiceCall) -> str:

@@ -26,7 +26,7 @@ class VoiceCredentialForm(StoredSecretMixin):
         fields = ["tenant", "provider", "secret", "enabled", "voice_zh", "voice_en"]
 
 
-class VoicePromptForm(forms.ModelForm):
+class VoicePromptForm(forms.ModelForm[VoicePrompt]):
     class Meta:
         model = VoicePrompt
         fields = ["tenant", "key", "language", "text"]

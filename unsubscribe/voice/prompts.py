@@ -234,20 +234,21 @@ def split_say(text: str, limit: int = SAY_MAX_BYTES) -> list[str]:
     pieces: list[str] = []
     current = ""
     for sentence in re.split(r"(?<=[。！？；.!?;])", text):
-        while len(sentence.encode()) > limit:  # one sentence over the limit: cut it hard
-            cut = len(sentence)
-            while len(sentence[:cut].encode()) > limit:
+        rest = sentence
+        while len(rest.encode()) > limit:  # one sentence over the limit: cut it hard
+            cut = len(rest)
+            while len(rest[:cut].encode()) > limit:
                 cut -= 1
             if current:
                 pieces.append(current.strip())
                 current = ""
-            pieces.append(sentence[:cut].strip())
-            sentence = sentence[cut:]
-        if len((current + sentence).encode()) > limit:
+            pieces.append(rest[:cut].strip())
+            rest = rest[cut:]
+        if len((current + rest).encode()) > limit:
             pieces.append(current.strip())
-            current = sentence
+            current = rest
         else:
-            current += sentence
+            current += rest
     if current.strip():
         pieces.append(current.strip())
     return [p for p in pieces if p]

@@ -283,31 +283,39 @@ def _handle(call: VoiceCall, key: str) -> Prompt:
     if key == "9":
         return _prompt(call, book, services)
     if call.step == CallStep.MENU:
-        if key == "8":
-            call.language = EN if call.language == ZH else ZH
-        elif key == "1":
-            call.service_code, call.step = "", CallStep.CONFIRM
-        elif key == "2":
-            call.page, call.step = 0, CallStep.SERVICES
+        _menu_key(call, key)
     elif call.step == CallStep.SERVICES:
-        if key == "0":
-            call.step = CallStep.MENU
-        elif key == "8":
-            call.page += 1
-        elif key == "*":
-            call.page = max(call.page - 1, 0)
-        elif not services:  # "1": all marketing, the only choice there is
-            call.service_code, call.step = "", CallStep.CONFIRM
-        else:
-            chosen = _page(services, call.page)[int(key) - 1]
-            call.service_code = chosen.code
-            call.step = CallStep.CONFIRM
+        _services_key(call, key, services)
     elif call.step == CallStep.CONFIRM:
         if key == "0":
             call.service_code, call.step = "", CallStep.MENU
         elif key == "1":
             return _file(call, book)
     return _prompt(call, book, services)
+
+
+def _menu_key(call: VoiceCall, key: str) -> None:
+    if key == "8":
+        call.language = EN if call.language == ZH else ZH
+    elif key == "1":
+        call.service_code, call.step = "", CallStep.CONFIRM
+    elif key == "2":
+        call.page, call.step = 0, CallStep.SERVICES
+
+
+def _services_key(call: VoiceCall, key: str, services: list[Service]) -> None:
+    if key == "0":
+        call.step = CallStep.MENU
+    elif key == "8":
+        call.page += 1
+    elif key == "*":
+        call.page = max(call.page - 1, 0)
+    elif not services:  # "1": all marketing, the only choice there is
+        call.service_code, call.step = "", CallStep.CONFIRM
+    else:
+        chosen = _page(services, call.page)[int(key) - 1]
+        call.service_code = chosen.code
+        call.step = CallStep.CONFIRM
 
 
 def _page(services: list[Service], page: int) -> list[Service]:

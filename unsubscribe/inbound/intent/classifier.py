@@ -25,14 +25,14 @@ How a reply is read, in order (``IntentResult.matched`` names the step that deci
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from . import model, rules
 from .normalise import INSTRUCTION_TOKEN, PASTED_LENGTH, model_view, normalise, pinyin, strip_instructions
 
-Intent = Literal["unsubscribe", "resubscribe", "help", "status", "other"]
+Intent = model.Label
 Action = Literal["act", "clarify", "reply_help", "reply_status", "none"]
 CLARIFICATION = "clarification"
 
@@ -84,7 +84,21 @@ def classify(
     if not norm:
         return _decided("other", 1.0, "empty (no words)")
     core = rules.core(norm)
+    hit = (
+        _yes_or_no(norm, core, context)
+        or _tenant_keyword(norm, core, extra_unsubscribe_keywords, extra_resubscribe_keywords)
+        or _code(norm, core, question)
+        or (None if question else _pasted_code(norm))
+    )
+    if hit is not None:
+        return hit
+    if not question and not rules.asks(norm) and rules.leading_code(compact):
+        return _decided("unsubscribe", POLITE_CODE_CONFIDENCE, "a code as the first clause, context after it")
+    return _model(norm, question)
 
+
+def _yes_or_no(norm: str, core: str, context: str | None) -> IntentResult | None:
+    """A yes or a no: an answer to our clarification, or (without one) nothing or a maybe."""
     if context == CLARIFICATION:
         if rules.is_yes(norm, core):
             return _decided("unsubscribe", CONTEXT_CONFIDENCE, f"'{norm}' answers yes to our clarification")
@@ -96,23 +110,23 @@ def classify(
         return _decided(
             "unsubscribe", WEAK_CONFIDENCE, f"a bare '{norm}' without a question of ours: ask", unsure=True
         )
+    return None
 
-    for intent, keywords in (
-        ("unsubscribe", extra_unsubscribe_keywords),
-        ("resubscribe", extra_resubscribe_keywords),
-    ):
+
+def _tenant_keyword(
+    norm: str, core: str, unsubscribe_keywords: Iterable[str], resubscribe_keywords: Iterable[str]
+) -> IntentResult | None:
+    tables: tuple[tuple[Intent, Iterable[str]], ...] = (
+        ("unsubscribe", unsubscribe_keywords),
+        ("resubscribe", resubscribe_keywords),
+    )
+    for intent, keywords in tables:
         words, anywhere = rules.tenant_table(tuple(keywords))
         if norm in words or core in words:
-            return _decided(intent, CODE_CONFIDENCE, f"tenant keyword '{core if core in words else norm}'")  # type: ignore[arg-type]
+            return _decided(intent, CODE_CONFIDENCE, f"tenant keyword '{core if core in words else norm}'")
         if anywhere is not None and (m := anywhere.search(norm)):
-            return _decided(intent, TENANT_IN_MESSAGE_CONFIDENCE, f"tenant keyword '{m.group(0)}' in message")  # type: ignore[arg-type]
-
-    hit = _code(norm, core, question) or (None if question else _pasted_code(norm))
-    if hit is not None:
-        return hit
-    if not question and not rules.asks(norm) and rules.leading_code(compact):
-        return _decided("unsubscribe", POLITE_CODE_CONFIDENCE, "a code as the first clause, context after it")
-    return _model(norm, question)
+            return _decided(intent, TENANT_IN_MESSAGE_CONFIDENCE, f"tenant keyword '{m.group(0)}' in message")
+    return None
 
 
 def _pasted_code(norm: str) -> IntentResult | None:
@@ -131,16 +145,17 @@ def _pasted_code(norm: str) -> IntentResult | None:
 
 def _code(norm: str, core: str, question: bool) -> IntentResult | None:
     polite = core != norm
-    for intent, codes in (
+    tables: tuple[tuple[Intent, Collection[str]], ...] = (
         ("unsubscribe", rules.UNSUBSCRIBE_CODES),
         ("resubscribe", rules.RESUBSCRIBE_CODES),
         ("help", rules.HELP_CODES),
-    ):
+    )
+    for intent, codes in tables:
         if core in codes:
             label = f"code '{core}'" + (" with polite words" if polite else "")
             if question and intent != "help":
-                return _decided(intent, QUESTION_CONFIDENCE, f"{label}, but asked as a question", unsure=True)  # type: ignore[arg-type]
-            return _decided(intent, POLITE_CODE_CONFIDENCE if polite else CODE_CONFIDENCE, label)  # type: ignore[arg-type]
+                return _decided(intent, QUESTION_CONFIDENCE, f"{label}, but asked as a question", unsure=True)
+            return _decided(intent, POLITE_CODE_CONFIDENCE if polite else CODE_CONFIDENCE, label)
     if question:
         return None
     sound = pinyin(core)
@@ -171,7 +186,7 @@ def _model(norm: str, question: bool) -> IntentResult:
         probs = [p / rest if i != 1 else 0.0 for i, p in enumerate(probs)] if rest > 0 else probs
     ranked = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)
     best, second = ranked[0], ranked[1]
-    intent: Intent = model.LABELS[best]  # type: ignore[assignment]
+    intent = model.LABELS[best]
     confidence = probs[best]
     p_unsub = probs[0]
     matched = f"model ({intent} {confidence:.2f})"

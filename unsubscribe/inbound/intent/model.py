@@ -11,10 +11,12 @@ import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-LABELS: tuple[str, ...] = ("unsubscribe", "resubscribe", "help", "status", "other")
+Label = Literal["unsubscribe", "resubscribe", "help", "status", "other"]  # the classifier's Intent
+LABELS: tuple[Label, ...] = ("unsubscribe", "resubscribe", "help", "status", "other")
 MODEL_PATH = Path(__file__).resolve().parent / "model" / "intent_model.npz"
 _PINYIN_PREFIX = "\x01"  # keeps the pinyin n-grams apart from the text n-grams in one vocabulary
 

@@ -112,7 +112,8 @@ def train(data_dir: Path = DATA_DIR) -> model.Params:
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
     e = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:

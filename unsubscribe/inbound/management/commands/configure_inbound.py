@@ -91,7 +91,14 @@ class Command(BaseCommand):
             raise CommandError("--tenants and --reply-tenant are for --platform.")
         secret, generated, enabled = self._secret_and_state(provider, options)
         if options["platform"]:
-            self._platform(options["platform"], provider, secret, generated, enabled, options)
+            self._platform(
+                options["platform"],
+                provider,
+                secret=secret,
+                generated=generated,
+                enabled=enabled,
+                options=options,
+            )
             return
         try:
             tenant = Tenant.objects.get(slug=names[0])
@@ -122,6 +129,7 @@ class Command(BaseCommand):
         self,
         account: str,
         provider: Provider,
+        *,
         secret: str | None,
         generated: bool,
         enabled: bool,
