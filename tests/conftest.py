@@ -7,7 +7,7 @@ A superuser sees both.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import time_machine
@@ -21,12 +21,15 @@ from tenants.models import Membership, Role, Tenant
 from tenants.services import api_key_create
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
     from celery import Celery
     from django.contrib.auth.models import User
     from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+
+    from .pipeline_helpers import Pipeline
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -53,7 +56,14 @@ def flush_by_delete() -> Iterator[None]:
     are deferred to the commit, so the order of the tables does not matter."""
     original = DatabaseOperations.sql_flush
 
-    def sql_flush(self, style: Style, tables, *, reset_sequences: bool = False, allow_cascade: bool = False):
+    def sql_flush(
+        self: DatabaseOperations,
+        style: Style,
+        tables: Sequence[str],
+        *,
+        reset_sequences: bool = False,
+        allow_cascade: bool = False,
+    ) -> list[str]:
         if reset_sequences or allow_cascade:
             return original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
         delete = style.SQL_KEYWORD("DELETE FROM")
@@ -159,14 +169,14 @@ def pipeline(
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
     settings: Settings,
     outbox: Path,
-):
+) -> Pipeline:
     """`with pipeline():` everything a request causes runs before the block ends: the
     callbacks after commit that dispatch the workers' tasks, and the tasks, eagerly (retries
     without waiting). Only what only a worker process can show needs a real one
     (tests/workers.py): a worker killed mid-task, the broker, concurrency across processes."""
     settings.LANZUAN_RETRY_BASE_SECONDS = 0
 
-    def run():  # type: ignore[no-untyped-def]
+    def run() -> AbstractContextManager[list[Callable[[], Any]]]:
         return django_capture_on_commit_callbacks(execute=True)
 
     return run

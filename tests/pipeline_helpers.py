@@ -4,7 +4,10 @@ filed by an agent, and what the file gateway sent."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any, TypedDict
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,6 +19,17 @@ from unsubscribe.requests.services import unsubscribe_request_create
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"
+
+# The `pipeline` fixture (tests/conftest.py): `with pipeline():` runs what a request causes.
+# The context yields the on-commit callbacks it ran, as pytest-django's fixture types them.
+Pipeline = Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
+
+
+class Language(TypedDict):
+    """A request's language header, splatted into the test client's calls (`**EN`): typed
+    key by key, so that mypy sees it reach **extra and no other parameter."""
+
+    HTTP_ACCEPT_LANGUAGE: str
 
 
 def subscriber(tenant: Tenant, number: str = NUMBER) -> list[Service]:
@@ -68,19 +82,27 @@ def http_target(
     )
 
 
-def file(tenant: Tenant, phone: str = NUMBER, **kwargs) -> UnsubscribeRequest:
+def file(
+    tenant: Tenant,
+    phone: str = NUMBER,
+    *,
+    channel: str = "hotline",
+    services: Sequence[str] | None = None,
+    idempotency_key: str | None = None,
+) -> UnsubscribeRequest:
     """A request filed on the hotline by an agent, committed (its work is queued after commit)."""
     with transaction.atomic():
         filed = unsubscribe_request_create(
             tenant=tenant,
             phone=phone,
-            channel=kwargs.pop("channel", "hotline"),
+            channel=channel,
             verification_method="agent_assertion",
             verification_evidence={"agent_id": "A007"},
-            **kwargs,
+            services=services,
+            idempotency_key=idempotency_key,
         )
     return filed.request
 
 
-def outbox_lines(path: Path) -> list[dict]:
+def outbox_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

@@ -228,7 +228,9 @@ def test_twilio_without_public_base_url_checks_the_url_we_were_called_at(
     url = hook(tenant_a, "twilio")
     signature = RequestValidator(TWILIO_TOKEN).compute_signature("http://testserver" + url, params)
     assert client.post(url, params, HTTP_X_TWILIO_SIGNATURE=signature).status_code == 200
-    assert InboundMessage.objects.for_tenant(tenant_a).get().request.language == "en"
+    request = InboundMessage.objects.for_tenant(tenant_a).get().request
+    assert request is not None
+    assert request.language == "en"
 
 
 def test_twilio_without_message_sid_is_400(

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from tenants.models import Tenant
     from unsubscribe.inbound.models import InboundCredential, PlatformInboundCredential
 
+    from .pipeline_helpers import Pipeline
+
 # The reply tests' fixtures, shared (pytest finds fixtures by the module's names).
 generic_a = replies.generic_a
 public_url = replies.public_url
@@ -54,7 +56,7 @@ def english(client: Client) -> None:
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
-def opted_out(client, tenant, sid: str = "SM1") -> None:
+def opted_out(client: Client, tenant: Tenant, sid: str = "SM1") -> None:
     say(client, tenant, "TD", sid)
     assert suppression_status(tenant=tenant, phone=PHONE).suppressed
 
@@ -155,6 +157,7 @@ def test_f3_a_yes_to_a_clarification_still_files_without_the_stored_number(
     asked = say(client, tenant_a, "不要", "SM1")
     assert asked.action == Action.CLARIFY and asked.from_number == ""
     answer = say(client, tenant_a, "是", "SM2")
+    assert answer.request is not None
     assert answer.action == Action.UNSUBSCRIBE and answer.request.phone_hash == phone_hash(PHONE)
 
 
@@ -302,6 +305,7 @@ def test_f7_a_twilio_to_with_the_country_code_finds_the_service_route(
     ReplyRoute.objects.create(tenant=tenant_a, destination="1069000188", service=promo)
     message = say(client, tenant_a, "TD", "SM1", to="+861069000188")
     assert message.route is not None and message.route.service == promo
+    assert message.request is not None
     assert [s.code for s in message.request.services.all()] == ["promo"]
 
 
@@ -410,6 +414,7 @@ def test_f15_a_yes_on_the_general_number_to_a_one_service_question_stops_that_se
 
     assert answer.action == Action.UNSUBSCRIBE
     request = answer.request
+    assert request is not None
     assert not request.scope_all and [s.code for s in request.services.all()] == ["blue-diamond"]
     scopes = set(Suppression.objects.for_tenant(tenant_a).values_list("scope", flat=True))
     assert scopes == {"blue-diamond"}
@@ -422,6 +427,7 @@ def test_f15_a_td_of_its_own_on_the_general_number_still_stops_everything(
     ReplyRoute.objects.create(tenant=tenant_a, destination="10690001888", service=club)
     say(client, tenant_a, "不要", "SM1", to="10690001888")
     answer = say(client, tenant_a, "TD", "SM2", to="10690001")
+    assert answer.request is not None
     assert answer.request.scope_all
 
 
@@ -429,7 +435,7 @@ def test_f15_a_td_of_its_own_on_the_general_number_still_stops_everything(
 
 
 def test_f3_after_replies_of_every_kind_no_table_holds_the_raw_number(
-    client: Client, tenant_a: Tenant, outbox: Path, pipeline
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     from unsubscribe.inbound.services import inbound_credential_set
 
@@ -445,6 +451,7 @@ def test_f3_after_replies_of_every_kind_no_table_holds_the_raw_number(
         reply("退订成功了吗", "r2")
         reply(f"TD {THIRD_PARTY}", "r3")
     request = InboundMessage.objects.for_tenant(tenant_a).get(provider_message_id="r3").request
+    assert request is not None
     assert state_of(request) == "completed"
     # after the opt-out completed: a late yes, a thank-you, a status question, help
     with pipeline():

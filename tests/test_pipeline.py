@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import pytest
 from django.db import connection
@@ -28,6 +28,7 @@ from .pipeline_helpers import E164, NUMBER, file, http_target, outbox_lines, sub
 from .workers import ROOT, celery_worker, purge_queue, wait_for, worker_env
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from django.contrib.auth.models import User
@@ -36,9 +37,19 @@ if TYPE_CHECKING:
 
     from tenants.models import Tenant
 
+    from .pipeline_helpers import Pipeline
+
 pytestmark = pytest.mark.django_db
 
-FAST = {"LANZUAN_RETRY_BASE_SECONDS": "0.3", "LANZUAN_STEP_LEASE_MARGIN_SECONDS": "2"}
+
+class WorkerTimings(TypedDict):
+    """Environment a real worker gets, splatted into celery_worker()/worker_env()."""
+
+    LANZUAN_RETRY_BASE_SECONDS: str
+    LANZUAN_STEP_LEASE_MARGIN_SECONDS: str
+
+
+FAST: WorkerTimings = {"LANZUAN_RETRY_BASE_SECONDS": "0.3", "LANZUAN_STEP_LEASE_MARGIN_SECONDS": "2"}
 
 
 @pytest.fixture
@@ -48,11 +59,11 @@ def fast_pipeline(settings: Settings, outbox: Path) -> None:
     purge_queue()
 
 
-def state_of(request) -> str:
+def state_of(request: UnsubscribeRequest) -> str:
     return UnsubscribeRequest.objects.unscoped(reason="test").get(pk=request.pk).state
 
 
-def test_request_completes_through_every_step(tenant_a: Tenant, outbox: Path, pipeline) -> None:
+def test_request_completes_through_every_step(tenant_a: Tenant, outbox: Path, pipeline: Pipeline) -> None:
     # given a subscriber with two services and a profile (no targets: Lanzuan's own records are built in)
     subscriber(tenant_a)
 
@@ -83,7 +94,7 @@ def test_request_completes_through_every_step(tenant_a: Tenant, outbox: Path, pi
 
 
 def test_external_target_failing_twice_is_retried_and_completes(
-    tenant_a: Tenant, outbox: Path, pipeline
+    tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint([(503, 0), (500, 0), (200, 0)]) as endpoint:
@@ -107,7 +118,7 @@ def test_external_target_failing_twice_is_retried_and_completes(
 
 
 def test_target_that_always_fails_ends_in_needs_attention_shown_in_admin(
-    tenant_a: Tenant, alice: User, client: Client, outbox: Path, pipeline
+    tenant_a: Tenant, alice: User, client: Client, outbox: Path, pipeline: Pipeline
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint([(502, 0)]) as endpoint:
@@ -133,7 +144,7 @@ def test_target_that_always_fails_ends_in_needs_attention_shown_in_admin(
 
 
 def test_retry_action_resumes_a_request_that_needed_attention(
-    tenant_a: Tenant, alice: User, client: Client, outbox: Path, pipeline
+    tenant_a: Tenant, alice: User, client: Client, outbox: Path, pipeline: Pipeline
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint([(400, 0), (200, 0)]) as endpoint:  # a 400 is permanent: no automatic retry
@@ -195,7 +206,8 @@ def test_worker_killed_mid_task_is_finished_by_the_next_worker(
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @pytest.mark.skipif(
@@ -280,14 +292,16 @@ def test_requests_are_accepted_with_the_broker_down_and_complete_after_it_return
         redis.wait(timeout=10)
 
 
-def _text_columns():
+def _text_columns() -> Iterator[tuple[str, str]]:
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names(cursor):
             for column in connection.introspection.get_table_description(cursor, table):
                 yield table, column.name
 
 
-def test_after_completion_no_table_holds_the_raw_number(tenant_a: Tenant, outbox: Path, pipeline) -> None:
+def test_after_completion_no_table_holds_the_raw_number(
+    tenant_a: Tenant, outbox: Path, pipeline: Pipeline
+) -> None:
     subscriber(tenant_a)
     with pipeline():
         request = file(tenant_a)

@@ -26,7 +26,7 @@ def test_the_session_has_its_own_var_dir_outside_the_repo_var() -> None:
     assert not _inside(var_dir, SHARED_VAR)
     assert not _inside(var_dir, ROOT)  # not even var/ci, which a demo may share
     assert Path(os.environ["LANZUAN_VAR_DIR"]).resolve() == var_dir
-    derived = [settings.OUTBOX_PATH, settings.MEDIA_ROOT, settings.STATIC_ROOT]
+    derived: list[Path | str] = [settings.OUTBOX_PATH, settings.MEDIA_ROOT, settings.STATIC_ROOT]
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
     derived += [
         options[key] for key in ("data_folder_in", "processed_folder", "control_folder") if key in options

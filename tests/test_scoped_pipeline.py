@@ -37,10 +37,13 @@ if TYPE_CHECKING:
 
     from django.contrib.auth.models import User
 
+    from .pipeline_helpers import Language, Pipeline
+
 pytestmark = pytest.mark.django_db
 
-ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
-EN = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
+
+ZH: Language = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
+EN: Language = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
 T0 = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # 07:30 the next day in Asia/Shanghai
 
 
@@ -81,12 +84,14 @@ def make_subscriber(tenant: Tenant, *codes: str) -> list[Service]:
     return chosen
 
 
-def sms_to_number(outbox) -> list[str]:
+def sms_to_number(outbox: Path) -> list[str]:
     lines = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.exists() else []
     return [line["body"] for line in lines if line["to"] == E164]
 
 
-def web_optout(client: Client, tenant: Tenant, outbox, scope: dict, headers: dict) -> UnsubscribeRequest:
+def web_optout(
+    client: Client, tenant: Tenant, outbox: Path, scope: dict[str, str | list[str]], headers: Language
+) -> UnsubscribeRequest:
     """The opt-out page: number, the code from the SMS, the choice and the confirmation.
     Call it inside `pipeline()`: the request's work runs when that block ends."""
     client.post(
@@ -94,7 +99,9 @@ def web_optout(client: Client, tenant: Tenant, outbox, scope: dict, headers: dic
     )
     for message in Message.objects.for_tenant(tenant).filter(event="otp", status=Message.Status.QUEUED):
         message_deliver(message.pk)  # the code SMS (its task would run after the block)
-    code = re.search(r"\b(\d{6})\b", sms_to_number(outbox)[-1]).group(1)
+    match = re.search(r"\b(\d{6})\b", sms_to_number(outbox)[-1])
+    assert match is not None
+    code = match.group(1)
     client.post(reverse("optout-code", args=[tenant.slug]), {"action": "verify", "code": code}, **headers)
     response = client.post(
         reverse("optout-choose", args=[tenant.slug]), {**scope, "confirm": "on"}, **headers
@@ -107,7 +114,7 @@ def subscription(tenant: Tenant, code: str) -> Subscription:
     return Subscription.objects.for_tenant(tenant).get(service__code=code)
 
 
-def status_page(client: Client, request: UnsubscribeRequest, headers: dict) -> str:
+def status_page(client: Client, request: UnsubscribeRequest, headers: Language) -> str:
     return client.get(links.status_url(request, absolute=False), **headers).content.decode()
 
 
@@ -115,7 +122,7 @@ def status_page(client: Client, request: UnsubscribeRequest, headers: dict) -> s
 
 
 def test_partial_web_optout_confirmation_names_the_stopped_and_the_continuing_service(
-    client: Client, tenant_a: Tenant, outbox: Path, pipeline
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     # given a person with two services
     deals, _club = make_subscriber(tenant_a, "deals", "club")
@@ -138,7 +145,7 @@ def test_partial_web_optout_confirmation_names_the_stopped_and_the_continuing_se
 
 
 def test_email_one_click_confirmation_names_the_service_and_what_continues(
-    tenant_a: Tenant, outbox: Path, pipeline
+    tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     # given a person with two services, the marketing email of one of them
     deals, _club = make_subscriber(tenant_a, "deals", "club")
@@ -158,7 +165,7 @@ def test_email_one_click_confirmation_names_the_service_and_what_continues(
 
 
 def test_all_marketing_confirmation_says_all_and_nothing_continues(
-    client: Client, tenant_a: Tenant, outbox: Path, pipeline
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     make_subscriber(tenant_a, "deals", "club")
     with pipeline():
@@ -169,7 +176,7 @@ def test_all_marketing_confirmation_says_all_and_nothing_continues(
 
 
 def test_tenant_template_can_use_the_scope_variables(
-    alice: User, client: Client, tenant_a: Tenant, outbox: Path, pipeline
+    alice: User, client: Client, tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     # given the tenant's own confirmation text, saved in the admin, using both variables
     deals, _club = make_subscriber(tenant_a, "deals", "club")
@@ -207,7 +214,7 @@ def test_tenant_template_can_use_the_scope_variables(
 
 
 def test_service_only_optout_keeps_the_profile_while_another_subscription_is_active(
-    client: Client, tenant_a: Tenant, outbox: Path, pipeline
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     # given a person with two services and a marketing profile
     deals, _club = make_subscriber(tenant_a, "deals", "club")
@@ -242,7 +249,7 @@ def test_service_only_optout_keeps_the_profile_while_another_subscription_is_act
 
 
 def test_all_marketing_optout_erases_the_profile(
-    client: Client, tenant_a: Tenant, outbox: Path, pipeline
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     make_subscriber(tenant_a, "deals", "club")
 
@@ -257,7 +264,7 @@ def test_all_marketing_optout_erases_the_profile(
 
 
 def test_stopping_the_last_active_service_erases_the_profile(
-    client: Client, tenant_a: Tenant, outbox: Path, pipeline
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     (deals,) = make_subscriber(tenant_a, "deals")
 
@@ -268,7 +275,7 @@ def test_stopping_the_last_active_service_erases_the_profile(
 
 
 def test_anonymising_tenant_anonymises_instead(
-    client: Client, tenant_a: Tenant, outbox: Path, pipeline
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     tenant_a.erasure_mode = Tenant.ErasureMode.ANONYMISE
     tenant_a.save()
@@ -286,7 +293,7 @@ def test_anonymising_tenant_anonymises_instead(
 
 
 def test_tenant_made_by_create_tenant_ends_its_subscriptions(
-    client: Client, outbox: Path, pipeline, capsys: pytest.CaptureFixture[str]
+    client: Client, outbox: Path, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # given a tenant made by the command, with a subscriber and no targets at all
     call_command("create_tenant", "acme", "--name", "Acme Mobile", "--kind", "operator")
@@ -322,7 +329,9 @@ def test_tenant_made_by_create_tenant_ends_its_subscriptions(
     assert "Services ended: your subscriptions" in page and "Ended 2 subscriptions." in page
 
 
-def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(outbox: Path, pipeline) -> None:
+def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(
+    outbox: Path, pipeline: Pipeline
+) -> None:
     call_command("seed_demo")
     shop = Tenant.objects.get(slug="demo-shop")
     assert not Target.objects.unscoped(reason="test").exists()
@@ -343,7 +352,7 @@ def test_seed_demo_adds_no_targets_and_its_tenants_end_their_records(outbox: Pat
 
 
 def test_a_request_planned_before_the_built_in_steps_gets_them(
-    tenant_a: Tenant, outbox: Path, pipeline
+    tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     # given a request planned by the old code: a confirmation step only (no targets)
     make_subscriber(tenant_a, "deals")
@@ -366,7 +375,7 @@ def test_a_request_planned_before_the_built_in_steps_gets_them(
 
 
 def test_status_page_shows_public_labels_never_internal_names(
-    client: Client, tenant_a: Tenant, outbox: Path, pipeline
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     # given a provider CRM target with its own public names, and the built-in sources
     make_subscriber(tenant_a, "deals")
@@ -430,7 +439,7 @@ def test_admin_target_form_takes_public_labels(alice: User, client: Client, tena
 
 
 def test_subscription_renewed_after_the_request_started_is_not_ended(
-    tenant_a: Tenant, outbox: Path, pipeline
+    tenant_a: Tenant, outbox: Path, pipeline: Pipeline
 ) -> None:
     make_subscriber(tenant_a, "deals", "club")
     # given a request to stop "deals", received at T0, whose pipeline has not run yet

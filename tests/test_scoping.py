@@ -12,7 +12,7 @@ import io
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django import forms
@@ -38,7 +38,9 @@ from unsubscribe.models import Service, Step, Suppression, Target, UnsubscribeRe
 from .conftest import PASSWORD
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+    from collections.abc import Callable
+
+    from django.contrib.auth.models import AnonymousUser, User
     from django.test import Client
     from pytest_django import DjangoAssertNumQueries
 
@@ -47,7 +49,7 @@ pytestmark = pytest.mark.django_db
 MODELS = sorted(tenant_owned_models(), key=lambda m: m._meta.label)
 
 # Every way a queryset reaches the database; each must refuse an unscoped one.
-OPERATIONS = {
+OPERATIONS: dict[str, Callable[[TenantQuerySet[Any]], object]] = {
     "list": list,
     "iterate": lambda qs: next(iter(qs), None),
     "len": len,
@@ -74,7 +76,7 @@ OPERATIONS = {
 }
 
 
-def outsider():
+def outsider() -> User:
     return get_user_model().objects.create_user(username="olga", password=PASSWORD)
 
 
@@ -90,7 +92,7 @@ def two_services(tenant_a: Tenant, tenant_b: Tenant) -> tuple[Service, Service]:
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
 def test_an_unscoped_query_raises_for_every_tenant_owned_model(
-    model, django_assert_num_queries: DjangoAssertNumQueries
+    model: type[TenantOwnedModel], django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     for operation, run in OPERATIONS.items():
         with pytest.raises(UnscopedQuery) as raised, django_assert_num_queries(0):
@@ -100,7 +102,9 @@ def test_an_unscoped_query_raises_for_every_tenant_owned_model(
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
-def test_every_tenant_owned_model_has_the_failing_manager_and_a_plain_base_manager(model) -> None:
+def test_every_tenant_owned_model_has_the_failing_manager_and_a_plain_base_manager(
+    model: type[TenantOwnedModel],
+) -> None:
     assert isinstance(model._default_manager, TenantManager)
     assert isinstance(model.objects.all(), TenantQuerySet)
     # Related look-ups, save, refresh_from_db and the deletion collector use this one.
@@ -111,7 +115,7 @@ def test_every_tenant_owned_model_has_the_failing_manager_and_a_plain_base_manag
 
 def test_the_escape_hatch_needs_a_reason() -> None:
     with pytest.raises(TypeError):
-        Service.objects.unscoped()  # type: ignore[call-arg]
+        Service.objects.unscoped()  # type: ignore[call-arg]  # deliberately without the reason it requires
     for reason in ("", "   "):
         with pytest.raises(ValueError, match="reason"):
             Service.objects.unscoped(reason=reason)
@@ -216,7 +220,7 @@ def test_for_user_superuser_sees_all_staff_their_tenants_anyone_else_nothing(
     retired.is_active = False
     retired.save()
 
-    def seen(user):
+    def seen(user: User | AnonymousUser) -> set[Service]:
         return set(Service.objects.for_user(user).filter(code="news"))
 
     assert seen(root) == {mine, theirs}
@@ -271,7 +275,7 @@ def test_related_managers_and_prefetch_are_scoped_by_their_instance(
 # --- Django internals that read _default_manager ----------------------------------------
 
 
-class ServiceForm(forms.ModelForm):
+class ServiceForm(forms.ModelForm[Service]):
     class Meta:
         model = Service
         fields = ["tenant", "code", "name"]

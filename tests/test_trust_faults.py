@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
     from tenants.models import Tenant
 
+    from .pipeline_helpers import Language, Pipeline
+
 FORMS = (E164, NUMBER, "138-0013-8000", "138 0013 8000")
 
 
@@ -76,7 +78,9 @@ def test_redact_hides_every_number_form_and_keeps_short_numbers() -> None:
     assert mask_digit_runs("退订 138 0013 8000") == "退订 *** **** ****"
 
 
-def test_echoing_target_leaves_no_raw_number_in_any_table(tenant_a: Tenant, outbox: Path, pipeline) -> None:
+def test_echoing_target_leaves_no_raw_number_in_any_table(
+    tenant_a: Tenant, outbox: Path, pipeline: Pipeline
+) -> None:
     """The every-table scan, through the whole pipeline with a target that echoes the
     request back, number and all, also in another format."""
     subscriber(tenant_a)
@@ -91,7 +95,9 @@ def test_echoing_target_leaves_no_raw_number_in_any_table(tenant_a: Tenant, outb
     assert tables_holding(*FORMS) == [], "a raw number is still stored"
 
 
-def test_completion_scrubs_receipts_errors_and_their_history_rows(tenant_a: Tenant, pipeline) -> None:
+def test_completion_scrubs_receipts_errors_and_their_history_rows(
+    tenant_a: Tenant, pipeline: Pipeline
+) -> None:
     # given a request whose step texts (and their history rows) quote the number, as
     # receipts written by an older code path did
     with pipeline():
@@ -99,6 +105,7 @@ def test_completion_scrubs_receipts_errors_and_their_history_rows(tenant_a: Tena
     request.refresh_from_db()
     assert request.state == "completed"
     step = Step.objects.for_tenant(tenant_a).filter(request=request).first()
+    assert step is not None
     Step.objects.unscoped(reason="test").filter(pk=step.pk).update(receipt=f'HTTP 200: {{"phone": "{E164}"}}')
     Step.history.filter(id=step.pk).update(last_error="HTTP 500: 138 0013 8000 unknown")
     # when a request for the number completes again (a new one: the first is done)
@@ -129,7 +136,9 @@ def test_a_failing_gateway_that_echoes_the_number_keeps_it_out_of_the_message(
 # --- item 10: a target must answer the contract ----------------------------------------------
 
 
-def test_garbage_answering_target_fails_the_step_with_the_reason(tenant_a: Tenant, pipeline) -> None:
+def test_garbage_answering_target_fails_the_step_with_the_reason(
+    tenant_a: Tenant, pipeline: Pipeline
+) -> None:
     subscriber(tenant_a)
     with http_endpoint(answer="garbage") as endpoint:
         http_target(tenant_a, endpoint.url, max_attempts=3)
@@ -149,7 +158,7 @@ def test_garbage_answering_target_fails_the_step_with_the_reason(tenant_a: Tenan
     ids=["no-status", "wrong-status", "no-reference", "not-an-object"],
 )
 def test_a_2xx_that_breaks_the_contract_is_a_failure(
-    tenant_a: Tenant, pipeline, answer: dict[str, bool] | dict[str, str] | list[str]
+    tenant_a: Tenant, pipeline: Pipeline, answer: dict[str, bool] | dict[str, str] | list[str]
 ) -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -164,7 +173,7 @@ def test_a_2xx_that_breaks_the_contract_is_a_failure(
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        def log_message(self, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -180,7 +189,9 @@ def test_a_2xx_that_breaks_the_contract_is_a_failure(
     assert step.status == "failed" and step.last_error.startswith("HTTP 200 but")
 
 
-def test_good_answering_target_succeeds_with_its_reference_in_the_receipt(tenant_a: Tenant, pipeline) -> None:
+def test_good_answering_target_succeeds_with_its_reference_in_the_receipt(
+    tenant_a: Tenant, pipeline: Pipeline
+) -> None:
     subscriber(tenant_a)
     with http_endpoint() as endpoint:
         http_target(tenant_a, endpoint.url)
@@ -195,7 +206,7 @@ def test_good_answering_target_succeeds_with_its_reference_in_the_receipt(tenant
 
 
 def test_confirmation_beside_a_failing_termination_claims_no_ended_services(
-    tenant_a: Tenant, pipeline, outbox: Path
+    tenant_a: Tenant, pipeline: Pipeline, outbox: Path
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint(script=[(400, 0.0)]) as endpoint:
@@ -231,20 +242,22 @@ def test_an_open_request_absorbs_an_identical_one(tenant_a: Tenant, settings: Se
     assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 2
 
 
-def _completed_today(tenant, pipeline) -> UnsubscribeRequest:
+def _completed_today(tenant: Tenant, pipeline: Pipeline) -> UnsubscribeRequest:
     with pipeline():
         request = file(tenant)
     assert fresh(request).state == "completed"
     return request
 
 
-def _confirmations(tenant) -> list[Message]:
+def _confirmations(tenant: Tenant) -> list[Message]:
     return list(
         Message.objects.for_tenant(tenant).filter(event="unsubscribe_completed").exclude(status="failed")
     )
 
 
-def test_two_requests_completed_the_same_day_get_one_confirmation(tenant_a: Tenant, pipeline) -> None:
+def test_two_requests_completed_the_same_day_get_one_confirmation(
+    tenant_a: Tenant, pipeline: Pipeline
+) -> None:
     with time_machine.travel(datetime(2026, 3, 2, 2, 0, tzinfo=UTC), tick=False):
         first = _completed_today(tenant_a, pipeline)
         second = _completed_today(tenant_a, pipeline)
@@ -252,7 +265,7 @@ def test_two_requests_completed_the_same_day_get_one_confirmation(tenant_a: Tena
     assert len(_confirmations(tenant_a)) == 1
 
 
-def test_a_request_the_next_day_gets_its_own_confirmation(tenant_a: Tenant, pipeline) -> None:
+def test_a_request_the_next_day_gets_its_own_confirmation(tenant_a: Tenant, pipeline: Pipeline) -> None:
     with time_machine.travel(datetime(2026, 3, 2, 2, 0, tzinfo=UTC), tick=False):
         _completed_today(tenant_a, pipeline)
     with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=UTC), tick=False):
@@ -319,7 +332,7 @@ def test_forty_parallel_identical_posts_make_one_request_and_one_sms(
 
 
 def test_without_a_gateway_messages_fail_visibly_and_the_request_needs_attention(
-    tenant_a: Tenant, pipeline, settings: Settings, outbox: Path
+    tenant_a: Tenant, pipeline: Pipeline, settings: Settings, outbox: Path
 ) -> None:
     settings.LANZUAN_FILE_GATEWAY = False
     with pipeline():
@@ -328,6 +341,7 @@ def test_without_a_gateway_messages_fail_visibly_and_the_request_needs_attention
     assert confirm.status == "failed" and confirm.attempts == confirm.max_attempts > 1  # retried first
     assert "no gateway configured" in confirm.last_error
     message = Message.objects.for_tenant(tenant_a).filter(event="unsubscribe_completed").first()
+    assert message is not None
     assert message.status == "failed" and message.error.startswith("no gateway configured")
     assert fresh(request).state == "needs_attention"
     assert not outbox.exists()
@@ -338,7 +352,7 @@ def test_admin_shows_a_tenant_without_a_gateway_as_not_ready(
 ) -> None:
     settings.LANZUAN_FILE_GATEWAY = False
     client.force_login(root)
-    english = {"HTTP_ACCEPT_LANGUAGE": "en"}
+    english: Language = {"HTTP_ACCEPT_LANGUAGE": "en"}
     home = client.get(reverse("admin:index"), **english).content.decode()
     assert f'data-not-ready="{tenant_a.slug}"' in home and "no SMS gateway configured" in home
     page = client.get(reverse("admin:tenants_tenant_change", args=[tenant_a.pk]), **english).content.decode()

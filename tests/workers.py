@@ -8,14 +8,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+_T = TypeVar("_T")
 
 
 def test_database_url() -> str:
@@ -93,7 +96,8 @@ def purge_queue(broker_url: str | None = None) -> None:
 
     if broker_url:
         with app.connection_for_write(broker_url) as conn:
-            conn.default_channel.queue_purge("celery")
+            # every transport's channel purges; kombu's stubs type default_channel as the bare base
+            conn.default_channel.queue_purge("celery")  # type: ignore[attr-defined]
         return
     with suppress(Exception):  # an empty or missing queue is fine
         app.control.purge()
@@ -138,7 +142,13 @@ def celery_worker(
         worker.stop()
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.25, message: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_for(
+    predicate: Callable[[], _T | None],
+    timeout: float = 60,
+    interval: float = 0.25,
+    message: str = "condition",
+) -> _T:
+    """Poll `predicate` until it returns something true, and return that (never None)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
