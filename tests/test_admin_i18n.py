@@ -274,9 +274,9 @@ def test_receipts_and_scopes_read_in_the_staff_language(client: Client, demo_dat
     assert "subscription(s)" not in zh and "subscription(s)" not in en
     assert Step.objects.unscoped(reason="test").get(pk=step.pk).receipt == step.receipt
     # and an all-marketing scope is named, not shown as "*"
-    Suppression.objects.unscoped(reason="test").filter(
-        pk=Suppression.objects.unscoped(reason="test").first().pk
-    ).update(scope="*")
+    suppression = Suppression.objects.unscoped(reason="test").first()
+    assert suppression is not None
+    Suppression.objects.unscoped(reason="test").filter(pk=suppression.pk).update(scope="*")
     page = client.get(
         reverse("admin:unsubscribe_suppression_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans"
     ).content.decode()

@@ -32,7 +32,7 @@ NOW = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)  # late evening UTC, the next mo
 def a_request(
     tenant: Tenant, *, state: str = State.SUPPRESSED, due_in: timedelta = timedelta(hours=5), **extra: Any
 ) -> UnsubscribeRequest:
-    return baker.make(
+    made: UnsubscribeRequest = baker.make(
         UnsubscribeRequest,
         tenant=tenant,
         state=state,
@@ -41,6 +41,7 @@ def a_request(
         sla_breached_at=None,
         **extra,
     )
+    return made
 
 
 def queue_counts(page: str, slug: str) -> dict[str, int]:

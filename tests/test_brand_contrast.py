@@ -74,7 +74,8 @@ def test_the_suggestion_is_the_nearest_shade_that_passes(colour: str) -> None:
         # one step lighter along the same shade fails
         top = max(contrast.parse(colour))
         factor = (max(r, g, b) + 1) / top
-        lighter = contrast.to_hex(tuple(round(c * factor) for c in contrast.parse(colour)))
+        red, green, blue = contrast.parse(colour)
+        lighter = contrast.to_hex((round(red * factor), round(green * factor), round(blue * factor)))
         if max(contrast.parse(lighter)) < top:
             assert not contrast.passes(lighter)
 
@@ -143,7 +144,9 @@ def test_model_validation_refuses_it_too(tenant_a: Tenant) -> None:
 
 
 def _page_colours(html: str) -> dict[str, str]:
-    style = re.search(r"<style>:root \{([^}]*)\}</style>", html).group(1)
+    root = re.search(r"<style>:root \{([^}]*)\}</style>", html)
+    assert root is not None, html
+    style = root.group(1)
     return dict(re.findall(r"--([a-z-]+): (#[0-9A-Fa-f]{6})", style))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.urls import reverse
@@ -122,7 +122,7 @@ def _sms(client: Client, tenant: Tenant, api_key: str) -> bool:
             "timestamp": int(_time.time()),
         }
     ).encode()
-    headers = {
+    headers: dict[str, Any] = {
         f"HTTP_{k.upper().replace('-', '_')}": v
         for k, v in signed_headers("generic-secret-for-channel-tests", body).items()
     }
@@ -141,7 +141,7 @@ def _web(client: Client, tenant: Tenant, api_key: str) -> bool:
 
 def _api(channel: str) -> Callable[[Client, Tenant, str], bool]:
     def call(client: Client, tenant: Tenant, api_key: str) -> bool:
-        body = {"phone": "13800138000", "channel": channel}
+        body: dict[str, Any] = {"phone": "13800138000", "channel": channel}
         if channel == "hotline":
             body["verification"] = {"method": "agent_assertion", "agent_id": "A1"}
         response = api(api_key).post("/api/v1/unsubscribe-requests", body, format="json")

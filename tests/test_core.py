@@ -165,6 +165,7 @@ def test_erasure_waits_for_the_tenants_delay(tenant_a: Tenant, outbox: Path) -> 
     subscriber(tenant_a)
     request = run_pipeline(file(tenant_a))
     assert request.state == "erasing"
+    assert request.erasure_due_at is not None
     assert request.erasure_due_at > timezone.now() + timedelta(hours=23)
     assert request.next_run_at == request.erasure_due_at
     assert (

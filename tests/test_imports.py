@@ -36,7 +36,9 @@ from unsubscribe.subscriptions import services as imports
 if TYPE_CHECKING:
     from celery import Celery
     from django.contrib.auth.models import User
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
     from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+    from rest_framework.response import _MonkeyPatchedResponse as ApiResponse
 
 PROBLEM = "application/problem+json"
 IMPORT_URL = "/api/v1/subscriptions/import"
@@ -111,7 +113,9 @@ def csv_bytes(rows: list[dict[str, str]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def import_csv(client: Client, tenant: Tenant, rows: list[dict[str, str]], capture: Any) -> dict[str, Any]:
+def import_csv(
+    client: Client, tenant: Tenant, rows: list[dict[str, str]], capture: DjangoCaptureOnCommitCallbacks
+) -> dict[str, Any]:
     """Upload through the admin page; the task runs when the upload commits."""
     with capture(execute=True):
         response = client.post(
@@ -121,13 +125,15 @@ def import_csv(client: Client, tenant: Tenant, rows: list[dict[str, str]], captu
     assert response.status_code == 302, response.content
     progress = client.get(response["Location"], {"format": "json"})
     assert progress.status_code == 200
-    return progress.json()
+    state: dict[str, Any] = progress.json()
+    return state
 
 
 def import_api(tenant: Tenant, items: list[Any]) -> dict[str, Any]:
     response = api_for(tenant).post(IMPORT_URL, items, format="json")
     assert response.status_code == 200, response.content
-    return response.json()
+    counts: dict[str, Any] = response.json()
+    return counts
 
 
 @pytest.fixture
@@ -468,10 +474,10 @@ def test_a_naive_consent_time_is_read_in_the_tenants_time_zone(
 # --- every API error is a problem document ---------------------------------------------------------------
 
 
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
+def assert_problem(response: TestResponse | ApiResponse, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.content[:300]
     assert response["Content-Type"] == PROBLEM
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["status"] == status and body["type"].startswith("urn:lanzuan:problem:")
     assert body["title"] and body["detail"] and "<" not in body["detail"]
     return body

@@ -627,6 +627,7 @@ def test_the_sweep_blanks_expired_and_stale_codes(tenant_a: Tenant, outbox: Path
     stale = services.verification_start(
         tenant=tenant_a, e164="+8615000001111", ip="1", language="en"
     ).verification
+    assert fresh is not None and expired is not None and stale is not None  # none refused
     PhoneVerification.objects.unscoped(reason="test").filter(pk=expired.pk).update(
         expires_at=now - timedelta(seconds=1)
     )

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from celery import Celery
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Request
     from pytest_django import Settings
     from pytest_django.live_server_helper import LiveServer
 
@@ -153,7 +153,9 @@ def last_code(outbox: Path, to: str = E164) -> str:
     lines = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.exists() else []
     bodies = [line["body"] for line in lines if line["to"] == to]
     assert bodies, f"no message to {to} in the outbox"
-    return re.search(r"\b(\d{6})\b", bodies[-1]).group(1)
+    code = re.search(r"\b(\d{6})\b", bodies[-1])
+    assert code is not None, bodies[-1]
+    return code.group(1)
 
 
 def shot(page: Page, folder: Path, name: str) -> None:
@@ -368,7 +370,7 @@ class Navigations:
         self.seen: list[tuple[str, str]] = []
         page.on("request", self._record)
 
-    def _record(self, request) -> None:  # playwright Request
+    def _record(self, request: Request) -> None:
         if request.is_navigation_request() and request.frame.parent_frame is None:
             self.seen.append((request.method, request.url.removeprefix(self.base)))
 
@@ -498,6 +500,7 @@ def test_back_after_a_refused_email_confirmation_loads_by_get(
     from unsubscribe.models import Subscription
 
     service = Service.objects.unscoped(reason="test").filter(tenant=bluesea).first()
+    assert service is not None
     subscription = Subscription.objects.create(
         tenant=bluesea, service=service, phone=E164, phone_hash=phones.phone_hash(E164), phone_masked="x"
     )

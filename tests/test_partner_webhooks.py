@@ -26,6 +26,8 @@ from unsubscribe.partner.models import WebhookDelivery, WebhookEndpoint
 from unsubscribe.requests.services import unsubscribe_request_create
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
     from django.contrib.auth.models import User
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
     from tenants.models import Tenant
+    from unsubscribe.models import UnsubscribeRequest
 
 NUMBER = "+8613800138000"
 SECRET = "whsec_test-secret-0123456789"
@@ -100,7 +103,9 @@ def api(key: str) -> APIClient:
     return client
 
 
-def endpoint_for(tenant, url: str, events_: list[str] | None = None, secret: str = SECRET) -> WebhookEndpoint:
+def endpoint_for(
+    tenant: Tenant, url: str, events_: list[str] | None = None, secret: str = SECRET
+) -> WebhookEndpoint:
     endpoint, _secret = webhooks.webhook_endpoint_create(
         tenant=tenant, url=url, events=events_ or list(domain_events.EVENTS), secret=secret
     )
@@ -108,7 +113,7 @@ def endpoint_for(tenant, url: str, events_: list[str] | None = None, secret: str
 
 
 @pytest.fixture
-def sync_delivery(monkeypatch: pytest.MonkeyPatch):
+def sync_delivery(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Queueing a delivery sends it at once, in this process (the task itself runs)."""
     sent: list[str] = []
 
@@ -119,7 +124,7 @@ def sync_delivery(monkeypatch: pytest.MonkeyPatch):
     return sent
 
 
-def file(tenant, phone: str = NUMBER):
+def file(tenant: Tenant, phone: str = NUMBER) -> UnsubscribeRequest:
     return unsubscribe_request_create(
         tenant=tenant, phone=phone, channel="app", verification_method="partner_assertion"
     ).request
@@ -174,7 +179,7 @@ def test_register_list_and_delete_endpoints_through_the_api(
 def test_events_are_delivered_signed_to_a_real_server(
     tenant_a: Tenant,
     tenant_b: Tenant,
-    sync_delivery,
+    sync_delivery: list[str],
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     with receiver() as server:
@@ -223,6 +228,7 @@ def test_payload_drops_any_raw_number(tenant_a: Tenant) -> None:
 def time_passes() -> None:
     """Move every delivery's clock forward to just after its next attempt is due."""
     for delivery in WebhookDelivery.objects.unscoped(reason="test").exclude(next_attempt_at=None):
+        assert delivery.next_attempt_at is not None  # excluded above; narrows the type
         shift = delivery.next_attempt_at - timezone.now() + timedelta(seconds=1)
         WebhookDelivery.objects.unscoped(reason="test").filter(pk=delivery.pk).update(
             next_attempt_at=delivery.next_attempt_at - shift,
@@ -231,7 +237,9 @@ def time_passes() -> None:
 
 
 def test_a_failing_endpoint_is_retried_with_backoff(
-    tenant_a: Tenant, sync_delivery, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+    tenant_a: Tenant,
+    sync_delivery: list[str],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     with receiver(statuses=[500, 503, 200]) as server:
         endpoint_for(tenant_a, server.url, ["request.created"])
@@ -242,6 +250,7 @@ def test_a_failing_endpoint_is_retried_with_backoff(
         delivery = WebhookDelivery.objects.unscoped(reason="test").get()
         assert (delivery.status, delivery.attempts, delivery.response_code) == ("retrying", 1, 500)
         assert delivery.last_error == "HTTP 500" and "error 500" in delivery.response_excerpt
+        assert delivery.next_attempt_at is not None
         wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
         assert 10 < wait <= 30
 
@@ -251,6 +260,7 @@ def test_a_failing_endpoint_is_retried_with_backoff(
         assert tasks.partner_sweep()["webhook_deliveries_dispatched"] == 1
         delivery.refresh_from_db()
         assert (delivery.status, delivery.attempts, delivery.response_code) == ("retrying", 2, 503)
+        assert delivery.next_attempt_at is not None
         assert 25 < (delivery.next_attempt_at - timezone.now()).total_seconds() <= 60  # backing off
 
         time_passes()
@@ -262,7 +272,7 @@ def test_a_failing_endpoint_is_retried_with_backoff(
         assert len({r["headers"]["X-Lanzuan-Delivery"] for r in server.received}) == 1  # one event id
 
 
-def test_delivery_gives_up_after_24_hours(tenant_a: Tenant, sync_delivery) -> None:
+def test_delivery_gives_up_after_24_hours(tenant_a: Tenant, sync_delivery: list[str]) -> None:
     # nothing listens on this port
     with receiver() as server:
         url = server.url
@@ -295,7 +305,7 @@ def test_admin_send_again(
     tenant_a: Tenant,
     alice: User,
     bob: User,
-    sync_delivery,
+    sync_delivery: list[str],
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     with receiver(statuses=[410, 200]) as server:
@@ -382,7 +392,11 @@ def test_tenant_b_admin_sees_none_of_a_webhooks(
 # --- the whole pipeline ---------------------------------------------------------------------------
 
 
-def test_the_pipeline_delivers_after_commit(tenant_a: Tenant, outbox: Path, pipeline) -> None:
+def test_the_pipeline_delivers_after_commit(
+    tenant_a: Tenant,
+    outbox: Path,
+    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+) -> None:
     with receiver() as server:
         endpoint_for(tenant_a, server.url, ["request.created", "request.completed"])
         with pipeline():

@@ -17,7 +17,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 from urllib.error import HTTPError
 
 import pytest
@@ -26,6 +26,9 @@ from django.conf import settings
 from .workers import ROOT, celery_worker, purge_queue, wait_for, worker_env
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from http.client import HTTPMessage
+
     from tenants.models import Tenant
 
 # The production values README.md documents ("Production settings"); the rest are defaults.
@@ -107,12 +110,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class Started(subprocess.Popen[bytes]):
+    """A process whose `wait_ready()` waits for the line that says it is up."""
+
+    wait_ready: Callable[[], None]
+
+
 @contextmanager
-def process(args: list[str], env: dict[str, str], log: Path, ready: str, timeout: float = 60):  # type: ignore[no-untyped-def]
+def process(
+    args: list[str], env: dict[str, str], log: Path, ready: str, timeout: float = 60
+) -> Iterator[Started]:
     """Start a process at once; `.wait()` on what this yields waits for its `ready` line
     (so gunicorn, the worker and beat boot side by side)."""
     with log.open("wb") as handle:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)  # noqa: S603
+        proc = Started(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)  # noqa: S603
 
     def wait() -> None:
         deadline = time.monotonic() + timeout
@@ -121,7 +132,7 @@ def process(args: list[str], env: dict[str, str], log: Path, ready: str, timeout
                 raise RuntimeError(f"{args[0]} did not start:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.2)
 
-    proc.wait_ready = wait  # type: ignore[attr-defined]
+    proc.wait_ready = wait
     try:
         yield proc
     finally:
@@ -133,7 +144,9 @@ def process(args: list[str], env: dict[str, str], log: Path, ready: str, timeout
             proc.wait(timeout=5)
 
 
-def call(url: str, *, key: str = "", body: dict | None = None, proto: str = "https"):  # type: ignore[no-untyped-def]
+def call(
+    url: str, *, key: str = "", body: dict[str, Any] | None = None, proto: str = "https"
+) -> tuple[int, dict[str, str], bytes]:
     """A request as the TLS-terminating proxy forwards it."""
     headers = {"Host": "127.0.0.1", "X-Forwarded-Proto": proto, "Content-Type": "application/json"}
     if key:
@@ -149,7 +162,15 @@ def call(url: str, *, key: str = "", body: dict | None = None, proto: str = "htt
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> None:
         return None
 
 
@@ -214,13 +235,14 @@ def test_the_readme_production_start_up_serves_a_request_that_completes(
 
         def completed() -> bool:
             _status, _headers, current = call(f"{base}/{detail}", key=api_key_a)
-            return json.loads(current)["state"] == "completed"
+            state: str = json.loads(current)["state"]
+            return state == "completed"
 
         wait_for(completed, 30, message=worker.output())
     assert settings.VAR_DIR.exists()
 
 
-def _up(url: str, key: str, proto: str):  # type: ignore[no-untyped-def]
+def _up(url: str, key: str, proto: str) -> tuple[int, dict[str, str], bytes] | None:
     try:
         return call(url, key=key, proto=proto)
     except OSError:

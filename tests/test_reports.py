@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,17 +25,25 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from django.contrib.auth.models import User
+    from django.http.response import HttpResponseBase
     from django.test import Client
 
     from tenants.models import Tenant
+    from unsubscribe.reports import Dashboard
 
 pytestmark = pytest.mark.django_db
 
 
-def file(tenant, phone=NUMBER, channel="app"):
+def file(tenant: Tenant, phone: str = NUMBER, channel: str = "app") -> UnsubscribeRequest:
     return unsubscribe_request_create(
         tenant=tenant, phone=phone, channel=channel, verification_method="partner_assertion"
     ).request
+
+
+def streamed(response: HttpResponseBase) -> bytes:
+    """The body of a response that must be streamed (exports are never built in memory)."""
+    assert isinstance(response, StreamingHttpResponse)
+    return response.getvalue()  # b"".join(streaming_content), typed as bytes
 
 
 def test_dashboard_charts_requests_per_day_for_the_users_tenant_only(
@@ -67,7 +76,7 @@ def test_csv_export_is_the_compliance_record_without_numbers(
     client.force_login(alice)
     response = client.get(reverse("admin:unsubscribe_export"))
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(streamed(response).decode())))
     assert [r["reference"] for r in rows] == [done.reference]
     row = rows[0]
     assert row["number_masked"] == "138****8000" and row["state"] == "completed"
@@ -79,7 +88,7 @@ def test_csv_export_is_the_compliance_record_without_numbers(
         reverse("admin:unsubscribe_unsubscriberequest_changelist"),
         {"action": "export_csv", "_selected_action": [done.pk]},
     )
-    assert done.reference in b"".join(action.streaming_content).decode()
+    assert done.reference in streamed(action).decode()
 
 
 def test_records_past_retention_are_purged_but_the_opt_out_stays(tenant_a: Tenant, outbox: Path) -> None:
@@ -107,7 +116,7 @@ def test_records_past_retention_are_purged_but_the_opt_out_stays(tenant_a: Tenan
 # --- days are the tenant's days (issue 11, item 1) -------------------------------------
 
 
-def requests_around_midnight(tenant, zone: str) -> dict[str, UnsubscribeRequest]:
+def requests_around_midnight(tenant: Tenant, zone: str) -> dict[str, UnsubscribeRequest]:
     """Requests a minute either side of the tenant's last midnight, and one older."""
     tenant.time_zone = zone
     tenant.save()
@@ -118,7 +127,7 @@ def requests_around_midnight(tenant, zone: str) -> dict[str, UnsubscribeRequest]
         "today": midnight + timedelta(minutes=1),
         "two-days-ago": midnight - timedelta(hours=30),
     }
-    made = {}
+    made: dict[str, UnsubscribeRequest] = {}
     for i, (name, received) in enumerate(at.items()):
         request = file(tenant, phone=f"1390000{i:04d}")
         # completed 20 minutes later: the minutes chart counts it on its completion day
@@ -130,7 +139,7 @@ def requests_around_midnight(tenant, zone: str) -> dict[str, UnsubscribeRequest]
     return made
 
 
-def by_day(board) -> dict:
+def by_day(board: Dashboard) -> dict[date, int]:
     return {day.day: day.total for day in board.days if day.total}
 
 
@@ -181,8 +190,8 @@ def test_a_superusers_dashboard_uses_the_picked_tenants_zone_else_the_platforms(
     assert f"tenant__id__exact={tenant_a.pk}" in picked.content.decode()  # the export link keeps it
 
 
-def export_rows(response) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+def export_rows(response: HttpResponseBase) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(streamed(response).decode())))
 
 
 def test_csv_times_are_in_each_tenants_zone_and_its_days(

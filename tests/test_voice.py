@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from celery import Celery
     from django.contrib.auth.models import User
     from django.test import Client
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
     from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 PUBLIC = "https://lz.example"
@@ -97,7 +98,9 @@ def twilio_hook(tenant: Tenant) -> str:
 class TwilioCall:
     """One call as Twilio Voice makes it: the first webhook, then each <Gather>'s action."""
 
-    def __init__(self, client, tenant: Tenant, sid: str = "CA" + "1" * 32, caller: str = PHONE) -> None:
+    def __init__(
+        self, client: Client, tenant: Tenant, sid: str = "CA" + "1" * 32, caller: str = PHONE
+    ) -> None:
         self.client, self.tenant, self.sid, self.caller = client, tenant, sid, caller
         self.url = twilio_hook(tenant)
         self.last: ET.Element | None = None
@@ -117,12 +120,12 @@ class TwilioCall:
 
     def post(
         self, url: str, params: dict[str, str], *, token: str = TWILIO_TOKEN, signature: str | None = None
-    ):
+    ) -> Response:
         if signature is None:
             signature = RequestValidator(token).compute_signature(PUBLIC + url, params)
         return self.client.post(url, params, HTTP_X_TWILIO_SIGNATURE=signature)
 
-    def _answer(self, response) -> ET.Element:
+    def _answer(self, response: Response) -> ET.Element:
         assert response.status_code == 200, response.content
         assert response["Content-Type"].startswith("text/xml")
         self.last = validate_twiml(response.content)
@@ -187,6 +190,7 @@ def test_twilio_menu_choose_confirm_files_and_suppresses_before_the_final_twiml(
     assert gather is not None and gather.attrib["numDigits"] == "1" and gather.attrib["input"] == "dtmf"
     says = list(gather.iter("Say"))
     assert says[0].attrib["language"] == "zh-CN"
+    assert says[0].text is not None and says[1].text is not None
     assert "退订运营商 A的全部营销信息，请按1" in says[0].text
     assert "请按2" in says[0].text and "重听，请按9" in says[0].text
     assert says[1].attrib["language"] == "en-US" and "For English, press 8" in says[1].text
@@ -237,7 +241,8 @@ def test_twilio_all_marketing_in_english_says_an_irreversible_opt_out_is_irrever
     call.start()
 
     english = call.press("8")  # the other language
-    assert english.find("Gather/Say").attrib["language"] == "en-US"
+    say = english.find("Gather/Say")
+    assert say is not None and say.attrib["language"] == "en-US"
     assert "Press 1 to stop all marketing from 运营商 A; press 2 to choose a service" in spoken(english)
 
     confirm = call.press("1")
@@ -322,6 +327,7 @@ def test_a_repeated_callsid_step_is_idempotent(
     # a key press posted twice (a retry) counts once
     url = call.action()
     call.press("1")
+    assert call.last is not None
     confirm = ET.tostring(call.last)
     retried = call._answer(call.post(url, call.params("1")))
     assert ET.tostring(retried) == confirm
@@ -681,7 +687,9 @@ def test_generic_turn_out_of_range_or_fractional_is_a_400(
     post_generic(client, tenant_a, {"call_id": "GF1", "from": PHONE})
     body = ('{"call_id": "GF1", "turn": ' + turn + ', "digits": "2"}').encode()
     signed = signing.signed_headers(GENERIC_SECRET, body)
-    extra = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in signed.items()}
+    extra: dict[str, Any] = {
+        "HTTP_" + name.upper().replace("-", "_"): value for name, value in signed.items()
+    }
     response = client.post(
         reverse("voice:generic-hook", kwargs={"tenant_slug": tenant_a.slug}),
         body,
@@ -752,10 +760,19 @@ def test_many_services_are_read_in_pages(
 # --- generic signed JSON -------------------------------------------------------------------
 
 
-def post_generic(client, tenant, payload: Any, *, secret=GENERIC_SECRET, headers: dict | None = None):
+def post_generic(
+    client: Client,
+    tenant: Tenant,
+    payload: Any,
+    *,
+    secret: str = GENERIC_SECRET,
+    headers: dict[str, str] | None = None,
+) -> Response:
     body = json.dumps(payload).encode()
     signed = signing.signed_headers(secret, body) if headers is None else headers
-    extra = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in signed.items()}
+    extra: dict[str, Any] = {
+        "HTTP_" + name.upper().replace("-", "_"): value for name, value in signed.items()
+    }
     return client.post(
         reverse("voice:generic-hook", kwargs={"tenant_slug": tenant.slug}),
         body,
