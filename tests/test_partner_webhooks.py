@@ -26,8 +26,6 @@ from unsubscribe.partner.models import WebhookDelivery, WebhookEndpoint
 from unsubscribe.requests.services import unsubscribe_request_create
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from contextlib import AbstractContextManager
     from pathlib import Path
 
     from django.contrib.auth.models import User
@@ -36,6 +34,8 @@ if TYPE_CHECKING:
 
     from tenants.models import Tenant
     from unsubscribe.models import UnsubscribeRequest
+
+    from .pipeline_helpers import Pipeline
 
 NUMBER = "+8613800138000"
 SECRET = "whsec_test-secret-0123456789"
@@ -395,7 +395,7 @@ def test_tenant_b_admin_sees_none_of_a_webhooks(
 def test_the_pipeline_delivers_after_commit(
     tenant_a: Tenant,
     outbox: Path,
-    pipeline: Callable[[], AbstractContextManager[list[Callable[[], Any]]]],
+    pipeline: Pipeline,
 ) -> None:
     with receiver() as server:
         endpoint_for(tenant_a, server.url, ["request.created", "request.completed"])
