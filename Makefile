@@ -30,7 +30,7 @@ test: export LANZUAN_OUTBOUND_ALLOW ?= 127.0.0.0/8@32768-65535,::1/128@32768-655
 # under xdist each worker process is such a session (its own test database, var dir and Redis key
 # prefix). `make test PYTEST_ARGS="-n 0"` runs serially.
 test: $(VENV)/.installed
-	$(BIN)/pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 lint: export SECRET_KEY ?= insecure-key-for-lint-only-0123456789abcdef
 lint: $(VENV)/.installed

@@ -14,11 +14,14 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.core.management.color import Style
+from django.db import connection
 from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import override_settings
 
 from tenants.models import Membership, Role, Tenant
 from tenants.services import api_key_create
+
+from . import template_db
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
 
     from celery import Celery
     from django.contrib.auth.models import User
-    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
+    from pytest_django import DjangoCaptureOnCommitCallbacks, DjangoDbBlocker, Settings
 
     from .pipeline_helpers import Pipeline
 
@@ -46,6 +49,29 @@ class OneRoundPBKDF2PasswordHasher(PBKDF2PasswordHasher):
 def fast_password_hashing() -> Iterator[None]:
     with override_settings(PASSWORD_HASHERS=["tests.conftest.OneRoundPBKDF2PasswordHasher"]):
         yield
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request: pytest.FixtureRequest) -> bool:
+    # A worker's database is already there, cloned from the migrated template
+    # (django_db_modify_db_settings below): Django uses it instead of migrating its own.
+    return template_db.applies() or bool(request.config.getvalue("reuse_db"))
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, django_db_blocker: DjangoDbBlocker
+) -> Iterator[None]:
+    """pytest-django's (the per-worker name suffix), then the worker's copy of the template."""
+    if not template_db.applies():
+        yield
+        return
+    name = connection.settings_dict["TEST"]["NAME"]  # with the worker suffix, set just before
+    with django_db_blocker.unblock():
+        template_db.clone_for_this_worker(name)
+    yield
+    with django_db_blocker.unblock():
+        template_db.drop(name)
 
 
 @pytest.fixture(autouse=True, scope="session")
