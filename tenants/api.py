@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import db_scope
 from .models import Tenant, TenantAPIKey
 from .scoping import TenantOwnedModel
 
@@ -33,6 +34,15 @@ class TenantScopedAPIView(APIView):
         auth = self.request.auth
         assert isinstance(auth, TenantAPIKey)
         return auth.tenant
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The database sees no tenant's rows until the key is known (initial), then only its tenant's.
+        with db_scope.tenants_scope([]):
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication, permissions, throttles
+        db_scope.enter_tenants([self.tenant.pk])  # reset when dispatch leaves its scope
 
     def scoped(self, model: type[TenantOwnedModel] | None = None) -> models.QuerySet[Any]:
         model = model or self.model

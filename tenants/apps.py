@@ -1,7 +1,15 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
 class TenantsConfig(AppConfig):
     name = "tenants"
     verbose_name = _("Tenants")
+
+    def ready(self) -> None:
+        from . import row_security, tasks_scope  # noqa: PLC0415 (models load only once apps are ready)
+
+        # Once per migrate run (sender: this app only), after every app's tables exist.
+        post_migrate.connect(row_security.post_migrate, sender=self, dispatch_uid="lanzuan_row_security")
+        tasks_scope.connect()

@@ -16,6 +16,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from . import db_scope
 from .models import TenantAPIKey
 
 KEY_PREFIX = "Api-Key"
@@ -32,7 +33,8 @@ class TenantAPIKeyAuthentication(BaseAuthentication):
         if scheme != KEY_PREFIX or not key.strip():
             raise exceptions.AuthenticationFailed(_("Use the header 'Authorization: Api-Key <key>'."))
         try:
-            api_key = TenantAPIKey.objects.get_from_key(key.strip())
+            with db_scope.system_scope(reason="finding the tenant of an API key"):
+                api_key = TenantAPIKey.objects.get_from_key(key.strip())
         except TenantAPIKey.DoesNotExist:
             raise exceptions.AuthenticationFailed(_("Unknown API key.")) from None
         assert isinstance(api_key, TenantAPIKey)

@@ -18,6 +18,7 @@ from django.db import connection
 from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import override_settings
 
+from tenants import db_scope
 from tenants.models import Membership, Role, Tenant
 from tenants.services import api_key_create
 
@@ -35,6 +36,11 @@ if TYPE_CHECKING:
     from .pipeline_helpers import Pipeline
 
 PASSWORD = "correct-horse-battery-staple"
+
+# The test process's own thread sets up and inspects every tenant's rows, as a management
+# command would (row-level security, tenants/db_scope.py). Requests made through the test
+# client, the live server and Celery tasks set their own scope, so the wall binds there.
+db_scope.enter_system(reason="a test sets up and inspects every tenant's rows")
 
 
 class OneRoundPBKDF2PasswordHasher(PBKDF2PasswordHasher):

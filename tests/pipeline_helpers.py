@@ -3,7 +3,9 @@ filed by an agent, and what the file gateway sent."""
 
 from __future__ import annotations
 
+import contextvars
 import json
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -106,3 +108,10 @@ def file(
 
 def outbox_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def thread_like_the_test(target: Callable[..., object], *args: object) -> threading.Thread:
+    """A thread that acts as the test itself does: with the test's database scope
+    (tenants/db_scope.py). A new Python thread starts with an empty context, which
+    row-level security reads as "no tenant's rows" (a server's request thread sets its own)."""
+    return threading.Thread(target=contextvars.copy_context().run, args=(target, *args))

@@ -57,7 +57,20 @@ def test_every_tenant_owned_model_is_covered() -> None:
 def make(model: type[Model], tenant: Tenant) -> Model:
     if model is TenantAPIKey:
         return TenantAPIKey.objects.create_key(name=f"key-{tenant.slug}", tenant=tenant)[0]
-    return baker.make(model, tenant=tenant, _create_files=True)
+    obj = baker.make(model, tenant=tenant, _create_files=True)
+    _same_tenant(obj, tenant)
+    return obj
+
+
+def _same_tenant(obj: Model, tenant: Tenant) -> None:
+    """baker makes related rows (a step's request, a subscription's service) for tenants of
+    their own; real rows share their tenant, and row-level security hides the others' rows."""
+    for field in obj._meta.concrete_fields:
+        related = getattr(obj, field.name) if field.is_relation and field.many_to_one else None
+        if isinstance(related, TenantOwnedModel) and related.tenant_id != tenant.pk:
+            type(related)._base_manager.filter(pk=related.pk).update(tenant=tenant)
+            related.tenant = tenant
+            _same_tenant(related, tenant)
 
 
 def urls(obj: Model) -> dict[str, str]:

@@ -22,6 +22,7 @@ from lanzuan import signing
 from lanzuan.phones import phone_hash
 from notifications.models import Message
 from tenants.models import Tenant
+from tests.pipeline_helpers import thread_like_the_test
 from unsubscribe.inbound import selectors as inbound_selectors
 from unsubscribe.inbound.models import Action, InboundCredential, InboundMessage, ReplyRoute
 from unsubscribe.inbound.services import (
@@ -505,7 +506,7 @@ def test_two_deliveries_at_the_same_moment_file_one_request(tenant_a: Tenant) ->
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    threads = [thread_like_the_test(deliver) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -24,7 +24,7 @@ from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.suppressions.selectors import suppression_status
 
 from .httpserver import http_endpoint
-from .pipeline_helpers import E164, NUMBER, file, http_target, outbox_lines, subscriber
+from .pipeline_helpers import E164, NUMBER, file, http_target, outbox_lines, subscriber, thread_like_the_test
 from .workers import ROOT, celery_worker, purge_queue, wait_for, worker_env
 
 if TYPE_CHECKING:
@@ -326,7 +326,6 @@ def test_after_completion_no_table_holds_the_raw_number(
 def test_concurrent_requests_for_one_number_make_one_suppression(
     tenant_a: Tenant, settings: Settings
 ) -> None:
-    import threading
 
     from unsubscribe.models import Suppression
 
@@ -349,7 +348,7 @@ def test_concurrent_requests_for_one_number_make_one_suppression(
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=one, args=(None,)) for _ in range(20)]
+    threads = [thread_like_the_test(one, None) for _ in range(20)]
     for t in threads:
         t.start()
     for t in threads:
@@ -360,7 +359,7 @@ def test_concurrent_requests_for_one_number_make_one_suppression(
 
     # the same idempotency key, 20 times at once: one request
     references.clear()
-    threads = [threading.Thread(target=one, args=("order-42",)) for _ in range(20)]
+    threads = [thread_like_the_test(one, "order-42") for _ in range(20)]
     for t in threads:
         t.start()
     for t in threads:

@@ -334,7 +334,8 @@ def test_admin_history_version_page_reads_excluded_fields_and_checks_the_tenant(
     client.force_login(alice)
     assert client.get(url).status_code == 200
     client.force_login(charlie)
-    assert client.get(url).status_code == 403
+    # 403 from the admin's tenant check; 404 where row-level security already hides the row
+    assert client.get(url).status_code in (403, 404)
 
 
 def test_dumpdata_exports_every_tenant(tenant_a: Tenant, tenant_b: Tenant) -> None:

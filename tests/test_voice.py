@@ -38,6 +38,7 @@ from unsubscribe.voice.prompts import spell_reference
 from unsubscribe.voice.services import voice_call_step, voice_credential_set
 
 from .conftest import PASSWORD
+from .pipeline_helpers import thread_like_the_test
 from .twiml_helpers import InvalidTwiML, spoken, validate_twiml
 
 if TYPE_CHECKING:
@@ -365,7 +366,7 @@ def test_the_same_step_arriving_twice_at_once_files_one_request(tenant_a: Tenant
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=press) for _ in range(2)]
+    threads = [thread_like_the_test(press) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
