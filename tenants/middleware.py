@@ -8,6 +8,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from . import db_scope
+from .models import Tenant
 from .scoping import tenant_ids_for_user
 
 ADMIN_PREFIX = "/admin/"
@@ -33,9 +34,14 @@ def request_scope(request: HttpRequest) -> tuple[str, str]:
     if path.startswith(API_PREFIX):
         # Nothing until the API key is known; TenantScopedAPIView narrows to its tenant.
         return db_scope.NOTHING, ""
-    # The person's pages, the hub, provider webhooks: they act for the platform (routing a
-    # reply, platform-wide code limits, every provider at the hub) and find the tenant themselves.
-    return db_scope.SYSTEM, "public pages and provider webhooks act for the platform"
+    # The hub and provider webhooks act for the platform: every provider at the hub; a reply on
+    # one tenant's URL may be to another tenant's number, which is found and flagged. A tenant's
+    # own pages (/t/<slug>/…) are narrowed to it in process_view.
+    return db_scope.SYSTEM, "the hub and provider webhooks act for the platform"
+
+
+# The URL keyword of the person's pages that names their tenant.
+TENANT_URL_KWARGS = ("slug",)
 
 
 class DatabaseScopeMiddleware:
@@ -52,6 +58,17 @@ class DatabaseScopeMiddleware:
         if isinstance(response, StreamingHttpResponse):
             response.streaming_content = _scoped_stream(response.streaming_content, value, reason)
         return response
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: dict[str, Any]
+    ) -> None:
+        """A tenant's pages (`/t/<slug>/…`, the email link included) see only that tenant's rows
+        (an unknown slug: none); reset with the request's scope in __call__."""
+        slug = next((kwargs[k] for k in TENANT_URL_KWARGS if k in kwargs), None)
+        if slug is None or request.path_info.startswith((ADMIN_PREFIX, API_PREFIX)):
+            return
+        tenant_id = Tenant.objects.filter(slug=slug).values_list("pk", flat=True).first()
+        db_scope.enter_tenants([tenant_id] if tenant_id is not None else [])
 
 
 def _scope(value: str, reason: str) -> Any:

@@ -52,7 +52,16 @@ class RawSuppressionsView(TenantScopedAPIView):
         return Response({"rows": [list(row) for row in _raw_rows()]})
 
 
-urlpatterns = [path("api/v1/test-raw-suppressions", RawSuppressionsView.as_view())]
+def raw_suppressions_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """A deliberately careless page of one tenant's: raw SQL over every tenant's suppressions."""
+    return JsonResponse({"rows": [list(row) for row in _raw_rows()]})
+
+
+urlpatterns = [
+    path("api/v1/test-raw-suppressions", RawSuppressionsView.as_view()),
+    path("t/<slug:slug>/test-raw-suppressions", raw_suppressions_page),
+    path("hub/test-raw-suppressions", raw_suppressions_page, {"slug": ""}),
+]
 
 
 @pytest.fixture
@@ -101,6 +110,17 @@ def test_a_raw_sql_read_through_the_api_returns_only_the_keys_tenant(
     assert response.json()["rows"] == [[suppressions["a"], "138****0001"]]
     # The test's own (system) scope is back once the request is over.
     assert {t for t, _m in _raw_rows()} == {suppressions["a"], suppressions["b"]}
+
+
+@pytest.mark.urls(__name__)
+def test_a_tenants_public_page_reads_only_that_tenants_rows(
+    client: Client, tenant_a: Tenant, suppressions: dict[str, int]
+) -> None:
+    response = client.get(f"/t/{tenant_a.slug}/test-raw-suppressions")
+    assert response.json()["rows"] == [[suppressions["a"], "138****0001"]]
+    assert client.get("/t/no-such-tenant/test-raw-suppressions").json()["rows"] == []
+    # the hub acts for the platform: one number, every provider
+    assert len(client.get("/hub/test-raw-suppressions").json()["rows"]) == 2
 
 
 def _through_middleware(request: HttpRequest) -> dict[str, Any]:
