@@ -52,7 +52,7 @@ class RawSuppressionsView(TenantScopedAPIView):
         return Response({"rows": [list(row) for row in _raw_rows()]})
 
 
-def raw_suppressions_page(request: HttpRequest, slug: str) -> HttpResponse:
+def raw_suppressions_page(request: HttpRequest, slug: str = "") -> HttpResponse:
     """A deliberately careless page of one tenant's: raw SQL over every tenant's suppressions."""
     return JsonResponse({"rows": [list(row) for row in _raw_rows()]})
 
@@ -60,7 +60,7 @@ def raw_suppressions_page(request: HttpRequest, slug: str) -> HttpResponse:
 urlpatterns = [
     path("api/v1/test-raw-suppressions", RawSuppressionsView.as_view()),
     path("t/<slug:slug>/test-raw-suppressions", raw_suppressions_page),
-    path("hub/test-raw-suppressions", raw_suppressions_page, {"slug": ""}),
+    path("hub/test-raw-suppressions", raw_suppressions_page),
 ]
 
 
