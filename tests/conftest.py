@@ -17,6 +17,7 @@ from django.core.management.color import Style
 from django.db import connection
 from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import override_settings
+from model_bakery import generators as baker_generators
 
 from tenants.models import Membership, Role, Tenant
 from tenants.services import api_key_create
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from .pipeline_helpers import Pipeline
 
 PASSWORD = "correct-horse-battery-staple"
+
+# model_bakery fills a stored secret (lanzuan.fields.EncryptedTextField) like any text.
+baker_generators.add("lanzuan.fields.EncryptedTextField", "model_bakery.random_gen.gen_string")
 
 
 class OneRoundPBKDF2PasswordHasher(PBKDF2PasswordHasher):
