@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -256,6 +257,24 @@ def test_admin_pages_and_api_show_neither_secret_nor_ciphertext(
         assert answer.status_code == 200, url
         body = answer.content.decode()
         assert "fernet1:" not in body and WEBHOOK not in body and "secret" not in body
+
+
+def test_the_migrations_encrypt_rows_kept_in_clear_and_reverse(tenant_a: Tenant) -> None:
+    """The data step of the migrations (lanzuan.fields.encrypt_column / decrypt_column), on rows
+    as they were before: clear text in the column."""
+    from django.apps import apps
+
+    GatewayConfig.objects.create(tenant=tenant_a, channel="sms", kind="http", endpoint="https://x.example")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE notifications_gatewayconfig SET secret = %s", [GATEWAY])
+    editor = SimpleNamespace(connection=connection)
+
+    fields.encrypt_column("notifications", "GatewayConfig", "secret")(apps, editor)
+    assert stored(*COLUMNS[GATEWAY]).startswith("fernet1:") and tables_holding(GATEWAY) == []
+    assert GatewayConfig.objects.for_tenant(tenant_a).get().secret == GATEWAY
+
+    fields.decrypt_column("notifications", "GatewayConfig", "secret")(apps, editor)
+    assert stored(*COLUMNS[GATEWAY]) == GATEWAY
 
 
 # --- keys and rotation ------------------------------------------------------------------------
