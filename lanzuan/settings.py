@@ -78,6 +78,10 @@ SECRET_KEY = _secret_key()
 # Keyed hashes of phone numbers use their own secret so SECRET_KEY can rotate
 # without breaking suppression lookups. Falls back to SECRET_KEY.
 PHONE_HASH_KEY = os.environ.get("PHONE_HASH_KEY") or SECRET_KEY
+# Stored secrets (gateway tokens, signing and webhook secrets, inbound credentials) are
+# encrypted with these Fernet keys (lanzuan/fields.py): the first encrypts, all decrypt.
+# Required with DEBUG off (a system check error); with DEBUG on a key is derived from SECRET_KEY.
+LANZUAN_FIELD_KEYS = env_list("LANZUAN_FIELD_KEYS", [])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Public base URL for links in messages (receipts, status links) and for

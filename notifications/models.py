@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from lanzuan.fields import EncryptedTextField
 from tenants.scoping import TenantOwnedModel
 
 from .catalogue import EVENT_VARIABLES, Event, MessageChannel
@@ -129,7 +130,7 @@ class GatewayConfig(TenantOwnedModel):
         help_text=_("Twilio Account SID, Aliyun AccessKey ID, SMTP user name, or a key id for generic HTTP."),
     )
     # Write-only in the admin and never copied to history.
-    secret = models.CharField(
+    secret = EncryptedTextField(
         _("secret"),
         max_length=300,
         blank=True,

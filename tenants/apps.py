@@ -1,6 +1,9 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
+
+from lanzuan.fields import check_field_keys
 
 
 class TenantsConfig(AppConfig):
@@ -13,3 +16,5 @@ class TenantsConfig(AppConfig):
         # Once per migrate run (sender: this app only), after every app's tables exist.
         post_migrate.connect(row_security.post_migrate, sender=self, dispatch_uid="lanzuan_row_security")
         tasks_scope.connect()
+        # No LANZUAN_FIELD_KEYS with DEBUG off: `check`, `migrate` and `runserver` stop.
+        checks.register(check_field_keys)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 import zoneinfo
 from datetime import UTC, date, datetime, time, tzinfo
+from typing import ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -11,7 +13,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from rest_framework_api_key.models import AbstractAPIKey
+from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 from simple_history.models import HistoricalRecords
 
 from lanzuan import contrast
@@ -263,8 +265,22 @@ class Invitation(models.Model):
         return self.Status.PENDING
 
 
+class TenantAPIKeyManager(APIKeyManager):
+    def assign_key(self, obj: AbstractAPIKey) -> str:
+        # The library makes the id "<prefix>.<hash of the key>": the hash would reach the
+        # history table, admin URLs and log entries, and throttle keys. The id is random
+        # instead; the hash stays in `hashed_key` alone (never copied to history).
+        key = super().assign_key(obj)
+        obj.id = uuid.uuid4()  # type: ignore[assignment]  # the library types it str
+        return key
+
+
 class TenantAPIKey(AbstractAPIKey):
-    """A partner's key. Only a hash is stored; the key is shown once on creation."""
+    """A partner's key. Only a hash is stored; the key is shown once on creation.
+
+    Its id is random (not derived from the key), so the hash is in `hashed_key` only."""
+
+    objects: ClassVar[TenantAPIKeyManager] = TenantAPIKeyManager()
 
     tenant = models.ForeignKey(
         Tenant, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("tenant")
@@ -272,7 +288,7 @@ class TenantAPIKey(AbstractAPIKey):
 
     # The library's fields have no translatable labels (and English-only help); the same
     # columns, relabelled, so the admin reads in the staff's language.
-    id = models.CharField(_("id"), max_length=150, unique=True, primary_key=True, editable=False)
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)  # type: ignore[assignment]
     prefix = models.CharField(_("prefix"), max_length=8, unique=True, editable=False)
     hashed_key = models.CharField(_("key hash"), max_length=150, editable=False)
     created = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)

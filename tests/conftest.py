@@ -17,6 +17,7 @@ from django.core.management.color import Style
 from django.db import connection
 from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import override_settings
+from model_bakery import generators as baker_generators
 
 from tenants import db_scope
 from tenants.models import Membership, Role, Tenant
@@ -41,6 +42,9 @@ PASSWORD = "correct-horse-battery-staple"
 # command would (row-level security, tenants/db_scope.py). Requests made through the test
 # client, the live server and Celery tasks set their own scope, so the wall binds there.
 db_scope.enter_system(reason="a test sets up and inspects every tenant's rows")
+
+# model_bakery fills a stored secret (lanzuan.fields.EncryptedTextField) like any text.
+baker_generators.add("lanzuan.fields.EncryptedTextField", "model_bakery.random_gen.gen_string")
 
 
 class OneRoundPBKDF2PasswordHasher(PBKDF2PasswordHasher):

@@ -43,6 +43,9 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 # Tests read what was sent from the file gateway's outbox; with DEBUG off (the default)
 # it is allowed only with this flag (lanzuan/settings.py, LANZUAN_FILE_GATEWAY).
 os.environ["LANZUAN_FILE_GATEWAY"] = "1"
+# Stored secrets are encrypted (lanzuan/fields.py); with DEBUG off a key is required. A fixed
+# test-only key, so the real workers and subprocesses a test starts read the same rows.
+os.environ.setdefault("LANZUAN_FIELD_KEYS", "dGVzdC1vbmx5LWZpZWxkLWtleS0wMTIzNDU2Nzg5YWI=")
 if os.environ.get("CACHE_URL", "") in ("", "file"):
     os.environ["CACHE_URL"] = "file"  # under VAR_DIR/cache, this session's own
 

@@ -13,6 +13,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from lanzuan.fields import EncryptedTextField
 from tenants.scoping import TenantOwnedModel
 
 
@@ -315,7 +316,7 @@ class Target(TenantOwnedModel):
     purpose = models.CharField(_("purpose"), max_length=10, choices=Purpose.choices)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.HTTP)
     url = models.URLField(_("endpoint URL"), blank=True)
-    signing_secret = models.CharField(_("signing secret"), max_length=200, blank=True)
+    signing_secret = EncryptedTextField(_("signing secret"), max_length=200, blank=True)
     timeout_seconds = models.PositiveIntegerField(_("timeout (seconds)"), default=10)
     max_attempts = models.PositiveIntegerField(_("attempts before needing attention"), default=5)
     is_active = models.BooleanField(_("active"), default=True)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from lanzuan.fields import EncryptedTextField
 from tenants.models import Tenant
 from tenants.scoping import TenantOwnedModel
 from unsubscribe.models import Service, UnsubscribeRequest
@@ -60,7 +61,7 @@ class InboundCredential(TenantOwnedModel):
     or the generic format's HMAC secret. The secret is write-only in the admin."""
 
     provider = models.CharField(_("provider"), max_length=10, choices=Provider.choices)
-    secret = models.CharField(_("secret"), max_length=200)
+    secret = EncryptedTextField(_("secret"), max_length=200)
     enabled = models.BooleanField(_("enabled"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -92,7 +93,7 @@ class PlatformInboundCredential(models.Model):
         help_text=_("Names the account in its URL, e.g. aliyun-main."),
     )
     provider = models.CharField(_("provider"), max_length=10, choices=Provider.choices)
-    secret = models.CharField(_("secret"), max_length=200)
+    secret = EncryptedTextField(_("secret"), max_length=200)
     enabled = models.BooleanField(_("enabled"), default=True)
     tenants = models.ManyToManyField(
         Tenant,

@@ -78,6 +78,7 @@ class WebhookEndpointForm(forms.ModelForm[WebhookEndpoint]):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(TenantScopedAdmin):
     form = WebhookEndpointForm
+    secret_fields = ("secret",)  # a viewer's read-only page would print it
     list_display = ["url", "event_list", "is_active", "description", "tenant", "created_at"]
     list_filter = ["tenant", "is_active"]
     search_fields = ["url", "description"]

@@ -15,6 +15,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from lanzuan.fields import EncryptedTextField
 from tenants.scoping import TenantOwnedModel
 from unsubscribe.domain_events import EVENTS
 
@@ -95,7 +96,7 @@ class WebhookEndpoint(TenantOwnedModel):
     events = models.JSONField(
         _("events"), default=list, blank=True, help_text=_("Events delivered to this URL.")
     )
-    secret = models.CharField(_("signing secret"), max_length=200)
+    secret = EncryptedTextField(_("signing secret"), max_length=200)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 

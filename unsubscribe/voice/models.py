@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from lanzuan.fields import EncryptedTextField
 from tenants.scoping import TenantOwnedModel
 from unsubscribe.models import UnsubscribeRequest
 
@@ -28,7 +29,7 @@ class VoiceCredential(TenantOwnedModel):
     HMAC secret of the generic protocol. The secret is write-only in the admin."""
 
     provider = models.CharField(_("provider"), max_length=10, choices=VoiceProvider.choices)
-    secret = models.CharField(_("secret"), max_length=200)
+    secret = EncryptedTextField(_("secret"), max_length=200)
     enabled = models.BooleanField(_("enabled"), default=True)
     voice_zh = models.CharField(
         _("voice (Chinese)"),
