@@ -313,9 +313,15 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "unsubscribe.tasks.pipeline_sweep",
         "schedule": timedelta(seconds=30),
     },
-    "Lanzuan record retention purge": {  # request records past each tenant's retention
+    # Raw numbers of requests that never completed, past their erasure deadline; then
+    # request records past each tenant's retention.
+    "Lanzuan record retention purge": {
         "task": "unsubscribe.tasks.purge_expired_records",
-        "schedule": timedelta(days=1),
+        "schedule": timedelta(hours=1),
+    },
+    "Lanzuan stored file expiry": {  # uploads, scrub lists, results and work files past their limit
+        "task": "unsubscribe.tasks.expire_stored_files",
+        "schedule": timedelta(hours=1),
     },
     "Lanzuan message sweep": {
         "task": "notifications.tasks.messages_sweep",
@@ -395,6 +401,13 @@ LANZUAN_STEP_LEASE_MARGIN_SECONDS = env_int("LANZUAN_STEP_LEASE_MARGIN_SECONDS",
 # this many days for staff, then a daily sweep blanks it.
 LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE = float(os.environ.get("LANZUAN_RESUBSCRIBE_MIN_CONFIDENCE") or 0.9)
 LANZUAN_UNROUTED_NUMBER_DAYS = env_int("LANZUAN_UNROUTED_NUMBER_DAYS", 7)
+# A request that does not complete (it needs attention, or its steps stall) keeps its
+# raw number at most until its erasure deadline: the tenant's erasure delay counted from
+# filing, plus this many days for staff to finish it. Then the hourly purge erases the
+# number anyway (hash and mask stay) and the request stays in needs attention.
+LANZUAN_STALLED_ERASURE_CEILING_DAYS = env_int("LANZUAN_STALLED_ERASURE_CEILING_DAYS", 30)
+if not 1 <= LANZUAN_STALLED_ERASURE_CEILING_DAYS <= 3650:
+    raise ImproperlyConfigured("LANZUAN_STALLED_ERASURE_CEILING_DAYS must be between 1 and 3650")
 # The one-stop hub speaks for the platform, not for one provider: its one-time-code
 # SMS is signed with the platform's name (zh sign, English name) and sent through the
 # platform's own sender: an HTTP gateway signed like lanzuan.signing, or the file

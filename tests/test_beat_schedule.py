@@ -14,7 +14,8 @@ from lanzuan.celery import app
 
 SCHEDULED = {
     "unsubscribe.tasks.pipeline_sweep": timedelta(seconds=30),
-    "unsubscribe.tasks.purge_expired_records": timedelta(days=1),
+    "unsubscribe.tasks.purge_expired_records": timedelta(hours=1),
+    "unsubscribe.tasks.expire_stored_files": timedelta(hours=1),
     "notifications.tasks.messages_sweep": timedelta(seconds=60),
     "notifications.tasks.outbox_expire": timedelta(days=1),
     "unsubscribe.partner.tasks.partner_sweep": timedelta(seconds=30),

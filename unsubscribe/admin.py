@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import get_object_or_404, render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -54,6 +54,7 @@ from .pipeline.services import request_retry
 from .receipts import receipt_display
 from .references import clean_reference
 from .requests.services import unsubscribe_request_create
+from .retention.selectors import erasure_deadline, stalled_erasure_ceiling
 from .subscriptions.services import subscription_import_start
 
 # The admin home shows what needs attention (attention.attention_queue), not only the model list.
@@ -315,6 +316,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         "scope",
         "received_at",
         "sla",
+        "erasure_due",
         "tenant",
     ]
     list_filter = ["state", "channel", ("received_at", admin.DateFieldListFilter), SLAFilter, "tenant"]
@@ -335,11 +337,25 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         "filed_by",
         "state",
         "attention_text",
+        "erasure_text",
         *UnsubscribeRequest.TIMELINE,
         "idempotency_key",
     ]
     fieldsets = [
-        (None, {"fields": ["reference", "tenant", "phone_masked", "scope", "state", "attention_text"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "reference",
+                    "tenant",
+                    "phone_masked",
+                    "scope",
+                    "state",
+                    "attention_text",
+                    "erasure_text",
+                ]
+            },
+        ),
         (
             _("How it arrived"),
             {
@@ -403,6 +419,48 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     @admin.display(description=_("why it needs attention"))
     def attention_text(self, obj: UnsubscribeRequest) -> str:
         return receipt_display(obj.attention_reason)
+
+    @admin.display(description=_("number erased by"), ordering="erasure_due_at")
+    def erasure_due(self, obj: UnsubscribeRequest) -> str:
+        """When the raw number goes at the latest; red while the request waits for staff."""
+        if obj.state == UnsubscribeRequest.State.COMPLETED or not obj.phone:
+            return format_html('<span class="lanzuan-erasure" style="color:#1a7f37">{}</span>', _("erased"))
+        due = obj.erasure_due_at or erasure_deadline(obj)
+        colour = "#cf222e" if obj.state == UnsubscribeRequest.State.NEEDS_ATTENTION else "inherit"
+        return format_html(
+            '<time class="lanzuan-erasure" data-testid="erasure-due" datetime="{}" '
+            'style="white-space:nowrap;color:{}">{}</time>',
+            due.isoformat(),
+            colour,
+            formats.localize(timezone.localtime(due)),
+        )
+
+    @admin.display(description=_("erasure of the number"))
+    def erasure_text(self, obj: UnsubscribeRequest) -> str:
+        if obj.state == UnsubscribeRequest.State.COMPLETED:
+            return str(
+                _("The raw number was erased when the request completed; its hash and masked form remain.")
+            )
+        if not obj.phone:
+            return str(
+                _(
+                    "The raw number was erased at the erasure deadline although the request did not complete; "
+                    "its hash and masked form remain. Steps that needed the number must be finished by hand."
+                )
+            )
+        due = obj.erasure_due_at or erasure_deadline(obj)
+        return format_html(
+            '<span data-testid="erasure-deadline" data-due="{}">{}</span>',
+            due.isoformat(),
+            _(
+                "The raw number is erased by %(when)s at the latest, even if the request does not complete "
+                "(the tenant's erasure delay after filing, plus %(days)d days to finish it)."
+            )
+            % {
+                "when": formats.localize(timezone.localtime(due)),
+                "days": stalled_erasure_ceiling().days,
+            },
+        )
 
     @admin.display(description=_("SLA"), ordering="sla_due_at")
     def sla(self, obj: UnsubscribeRequest) -> str:

@@ -8,16 +8,24 @@ class UnsubscribeConfig(AppConfig):
 
     def ready(self) -> None:
         # Models (and so everything that reads them) load only once the app registry is ready.
+        from django.db.models.signals import post_delete  # noqa: PLC0415
+
         from notifications import services as notification_services  # noqa: PLC0415
         from tenants import history  # noqa: PLC0415
 
         from . import domain_events  # noqa: PLC0415
         from .alerts import alert_staff_on_attention  # noqa: PLC0415
         from .channels import reply_keywords  # noqa: PLC0415
-        from .models import UnsubscribeRequest, scope_label  # noqa: PLC0415
+        from .models import SubscriptionImport, UnsubscribeRequest, scope_label  # noqa: PLC0415
         from .pipeline.datasources import DataSource, register_source  # noqa: PLC0415 (and registers the built-in data sources)
+        from .retention import files  # noqa: F401, PLC0415 (registers the core's stored files)
+        from .subscriptions.services import subscription_import_deleted  # noqa: PLC0415
 
         domain_events.subscribe(alert_staff_on_attention)
+        # An import's upload goes with its row (and once imported: subscriptions.services).
+        post_delete.connect(
+            subscription_import_deleted, sender=SubscriptionImport, dispatch_uid="import_files"
+        )
 
         # The layers below this app read what only it knows through these hooks.
         def messages_erase(request: UnsubscribeRequest) -> int:

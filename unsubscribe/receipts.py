@@ -174,6 +174,38 @@ _SENTENCES: list[tuple[re.Pattern[str], _Render]] = [
         lambda m: _("the number was already erased; no confirmation can be sent"),
     ),
     (
+        re.compile(
+            r"\bthe number was erased at the erasure deadline \((?P<when>[^)]*)\); the request did not complete"
+        ),
+        lambda m: (
+            _("the number was erased at the erasure deadline (%(when)s); the request did not complete")
+            % {"when": m["when"]}
+        ),
+    ),
+    (
+        re.compile(
+            r"\bnot done by the erasure deadline \((?P<when>[^)]*)\): the number was erased; "
+            r"finish this step by hand"
+        ),
+        lambda m: (
+            _("not done by the erasure deadline (%(when)s): the number was erased; finish this step by hand")
+            % {"when": m["when"]}
+        ),
+    ),
+    (
+        re.compile(r"\bdone at the erasure deadline \((?P<when>[^)]*)\), the request not completed"),
+        lambda m: (
+            _("done at the erasure deadline (%(when)s), the request not completed") % {"when": m["when"]}
+        ),
+    ),
+    (
+        re.compile(r"\bcould not be done at the erasure deadline \((?P<when>[^)]*)\): (?P<error>\w+)"),
+        lambda m: (
+            _("could not be done at the erasure deadline (%(when)s): %(error)s")
+            % {"when": m["when"], "error": _exception(m["error"])}
+        ),
+    ),
+    (
         re.compile(r"\bunknown internal data source '(?P<source>[^']*)'"),
         lambda m: _("unknown internal data source %(source)s") % {"source": m["source"]},
     ),

@@ -10,7 +10,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from .pipeline import services as pipeline
-from .retention.services import records_purge_expired
+from .retention import files as stored_files
+from .retention import services as retention  # by module: retention imports the pipeline, which imports this
 from .subscriptions import services as subscriptions
 
 
@@ -30,8 +31,16 @@ def pipeline_sweep() -> dict[str, int]:
 
 
 @shared_task(ignore_result=True)
-def purge_expired_records() -> int:
-    return records_purge_expired()
+def purge_expired_records() -> dict[str, int]:
+    # First the raw numbers of requests that never completed, past their erasure deadline;
+    # then the records of completed requests past their tenant's retention.
+    stalled = retention.stalled_requests_erase()
+    return {"stalled_erased": stalled, "purged": retention.records_purge_expired()}
+
+
+@shared_task(ignore_result=True)
+def expire_stored_files() -> dict[str, int]:
+    return stored_files.stored_files_expire()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -17,8 +17,13 @@ one bucket's set (≈10 MB at 10 million rows), whatever the list's size. A 64-b
 prefix can only err towards "suppressed" (odds ~1e-13 per number), never towards
 sending to an opted-out number.
 
-The uploaded list is deleted when the job ends; the result is kept for
-RESULT_TTL, then removed by the sweep.
+The uploaded list is deleted when the job ends, done or failed; the result (only the
+sendable numbers, nothing else of the upload) is kept for RESULT_TTL after the job
+finished, then removed by the sweep. The work files of a job whose worker died are
+removed when the job is claimed again. The hourly file expiry
+(unsubscribe/retention/files.py, registered in apps.py) is the safety net: a list
+still there after UPLOAD_MAX_AGE (a job never run) fails its job and goes, and any
+list, result or work file older than its limit goes whether a row names it or not.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ import heapq
 import io
 import logging
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +69,10 @@ BUCKETS = 32
 PROGRESS_EVERY = 100_000  # rows between progress saves
 LEASE = timedelta(minutes=5)
 RESULT_TTL = timedelta(days=7)
+# A list not scrubbed this long after its upload belongs to a job that never ran (or
+# whose every worker died): the file expiry fails the job and deletes the list.
+UPLOAD_MAX_AGE = timedelta(hours=24)
+WORK_FILES_MAX_AGE = timedelta(hours=24)  # the bucket files of a crashed run, under var/tmp/
 STALE_DISPATCH = timedelta(minutes=2)
 ROW_WIDTH = 10  # digits of the zero-padded row number in bucket lines
 HEADER_NAMES = frozenset(
@@ -233,8 +243,10 @@ def _finish(job: ScrubJob, *, status: str, counts: Counts | None = None, error: 
 def _scrub(job: ScrubJob) -> tuple[Counts, str]:
     progress = _Progress(job)
     counts = Counts()
-    tmp_root = Path(settings.VAR_DIR) / "tmp"
+    tmp_root = work_root()
     tmp_root.mkdir(parents=True, exist_ok=True)
+    for leftover in tmp_root.glob(f"scrub-{job.pk}-*"):  # a run of this job whose worker died
+        shutil.rmtree(leftover, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=tmp_root, prefix=f"scrub-{job.pk}-") as tmp_dir:
         tmp = Path(tmp_dir)
         buckets = _read(job, tmp, counts, progress)
@@ -249,6 +261,11 @@ def _scrub(job: ScrubJob) -> tuple[Counts, str]:
         with result.open("rb") as handle:
             stored = job.result.storage.save(name, File(handle, name=name))
     return counts, stored
+
+
+def work_root() -> Path:
+    """Where runs keep their bucket files (numbers, one per line) while they work."""
+    return Path(settings.VAR_DIR) / "tmp"
 
 
 def _key(digest: bytes) -> int:
@@ -389,12 +406,47 @@ def scrub_jobs_sweep() -> dict[str, int]:
     )
     for job_id in lost:
         scrub_job_dispatch(job_id)
+    return {"scrub_jobs_dispatched": len(lost), "scrub_results_expired": scrub_results_expire(now=now)}
+
+
+def scrub_results_expire(*, now: datetime | None = None) -> int:
+    """Delete the results of jobs that finished more than RESULT_TTL ago (they hold numbers)."""
+    now = now or timezone.now()
+    jobs = ScrubJob.objects.unscoped(reason="the sweep expires every tenant's scrub results")
     expired = 0
-    for job in jobs.filter(finished_at__lt=now - RESULT_TTL).exclude(result="")[:100]:
+    for job in jobs.filter(finished_at__lt=now - RESULT_TTL).exclude(result="")[:500]:
         job.result.delete(save=False)
         job.save(update_fields=["result"])
         expired += 1
-    return {"scrub_jobs_dispatched": len(lost), "scrub_results_expired": expired}
+    return expired
+
+
+def scrub_uploads_expire(*, now: datetime | None = None) -> int:
+    """The file expiry's part for lists: a job whose list is still there UPLOAD_MAX_AGE after
+    the upload never ran (or every worker running it died): it fails, saying so, and the
+    list goes. A finished job still naming its list (a deletion that failed) loses it too."""
+    now = now or timezone.now()
+    jobs = ScrubJob.objects.unscoped(reason="the file expiry covers every tenant's scrub lists")
+    abandoned = Q(status=ScrubJob.Status.PENDING) | Q(status=ScrubJob.Status.RUNNING, lease_until__lt=now)
+    expired = 0
+    for job in jobs.filter(created_at__lt=now - UPLOAD_MAX_AGE).exclude(file="")[:500]:
+        if job.status in (ScrubJob.Status.PENDING, ScrubJob.Status.RUNNING):
+            # Taken with a conditional update, like a worker's claim: a worker that claims
+            # it meanwhile keeps it (and deletes the list itself when it ends).
+            taken = jobs.filter(abandoned, pk=job.pk).update(
+                status=ScrubJob.Status.FAILED,
+                phase=ScrubJob.Phase.FINISHED,
+                error=_("The list was not scrubbed within %(hours)d hours and was deleted; upload it again.")
+                % {"hours": UPLOAD_MAX_AGE // timedelta(hours=1)},
+                finished_at=now,
+                lease_until=None,
+            )
+            if not taken:
+                continue
+        job.file.delete(save=False)
+        jobs.filter(pk=job.pk).update(file="")
+        expired += 1
+    return expired
 
 
 def scrub_job_deleted(sender: type, instance: ScrubJob, **kwargs: Any) -> None:

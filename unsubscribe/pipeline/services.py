@@ -31,6 +31,7 @@ from unsubscribe import domain_events, tasks  # tasks imports this module: by mo
 from unsubscribe.errors import PermanentStepError, TransientStepError
 from unsubscribe.models import Step, Target, UnsubscribeRequest
 from unsubscribe.requests.selectors import request_event_payload
+from unsubscribe.retention.selectors import erasure_deadline
 
 from . import datasources
 from . import steps as step_runners
@@ -153,19 +154,33 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
 
         new_state = State.TERMINATING if not terminate_done else State.SERVICES_ENDED
         request.next_run_at = None
+        # erasure_due_at: the latest the raw number is kept. Until erasure is planned, the
+        # deadline of a request that may stall (retention.selectors.erasure_deadline).
+        deadline = erasure_deadline(request)
+        planned = request.erasing_at is not None and request.erasure_due_at is not None
         if phase1_done:
-            if request.erasure_due_at is None:
-                request.erasure_due_at = now + timedelta(hours=request.tenant.erasure_delay_hours)
+            delay = timedelta(hours=request.tenant.erasure_delay_hours)
+            due_at = (
+                request.erasure_due_at if planned and request.erasure_due_at else min(now + delay, deadline)
+            )
+            request.erasure_due_at = due_at
             new_state = State.ERASING
-            if request.erasure_due_at <= now:
+            # A request that needs attention shows its deadline in erasure_due_at; the erasure
+            # planned before goes on as planned meanwhile (its other steps, as they come due).
+            planned_due = request.erasing_at + delay if request.erasing_at is not None else due_at
+            if due_at <= now or (request.state == State.NEEDS_ATTENTION and planned_due <= now):
                 to_run += [s.pk for s in erase if _is_due(s, now)]
                 if all(s.status == Step.Status.SUCCEEDED for s in erase):
                     _complete(request, now)
                     return request
             else:
                 request.next_run_at = request.erasure_due_at  # the sweep wakes it when due
+        elif not planned:
+            request.erasure_due_at = deadline
         if failed:
             new_state = State.NEEDS_ATTENTION
+            # Waiting for staff: the number is kept until the deadline at the latest.
+            request.erasure_due_at = deadline
             request.attention_reason = "; ".join(
                 f"{s.get_kind_display()} · {s.target_name}: {s.last_error}" for s in failed
             )[:2000]
@@ -212,15 +227,16 @@ def _complete(request: UnsubscribeRequest, now: Any) -> None:
     _enter(request, State.COMPLETED, now)
     request.next_run_at = None
     request.save()
-    _step_texts_redact(request)
+    step_texts_redact(request)
     logger.info("request %s completed", request.reference)
     domain_events.emit(request.tenant_id, "request.completed", request_event_payload(request))
 
 
-def _step_texts_redact(request: UnsubscribeRequest) -> None:
-    """At completion, once more over every stored text of the request's steps and their
-    history rows (django-simple-history copies each save): receipts and errors written
-    before redaction existed, or by an older code path, keep no number either."""
+def step_texts_redact(request: UnsubscribeRequest) -> None:
+    """At completion (and at a stalled request's erasure deadline), once more over every
+    stored text of the request's steps and their history rows (django-simple-history
+    copies each save): receipts and errors written before redaction existed, or by an
+    older code path, keep no number either."""
     managers: list[Any] = [Step.objects.for_tenant(request.tenant_id), Step.history.all()]
     for manager in managers:
         rows = manager.filter(request_id=request.pk).exclude(receipt="", last_error="")
@@ -348,6 +364,12 @@ def request_retry(*, request: UnsubscribeRequest) -> bool:
             request.state = State.SUPPRESSED
             request.attention_reason = ""
             request.needs_attention_at = None
+            if request.erasing_at is not None:
+                # Erasure was planned before it failed: due again as planned, not at the deadline.
+                request.erasure_due_at = min(
+                    request.erasing_at + timedelta(hours=request.tenant.erasure_delay_hours),
+                    erasure_deadline(request),
+                )
         request.next_run_at = timezone.now()
         request.save()
         transaction.on_commit(lambda: request_dispatch(request.pk))

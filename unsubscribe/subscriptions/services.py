@@ -10,6 +10,11 @@ not a request's lifetime.
 Every row ends up as exactly one of: created, updated, skipped because the
 number opted out, invalid (with its line in `errors`), or a duplicate of an
 earlier row (the later one wins).
+
+The uploaded file is the tenant's list of numbers: it is deleted as soon as the import
+ends (done or failed; the counts and errors stay on the row), and the hourly file
+expiry (unsubscribe/retention/files.py) deletes what an abandoned import left behind
+after UPLOAD_MAX_AGE, marking the import failed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -41,6 +46,9 @@ MAX_ERRORS_KEPT = 100
 # A batch the database refused is reported and the next one tried; this many in a
 # row means the database itself is the problem, and the import stops.
 MAX_FAILED_BATCHES = 3
+# An upload still on disk this long after it arrived belongs to an import that never
+# ran or never finished (the broker lost it, a worker died): the file expiry deletes it.
+UPLOAD_MAX_AGE = timedelta(hours=24)
 
 Outcome = Literal["created", "updated", "opted_out"]
 Key = tuple[int, str]  # (service id, phone hash)
@@ -218,7 +226,54 @@ def _finish(run: _Run, status: str) -> None:
     import_.status = status
     import_.errors = run.errors()
     import_.finished_at = timezone.now()
+    _file_delete(import_)
     import_.save()
+
+
+def _file_delete(import_: SubscriptionImport) -> None:
+    """The upload holds the tenant's numbers: gone once it has been read; the field is cleared."""
+    if not import_.file:
+        return
+    try:
+        import_.file.delete(save=False)  # clears the field too
+    except OSError:  # the storage refused: the field is cleared anyway, the file expiry deletes it
+        logger.warning("subscription import %s: the upload could not be deleted", import_.pk, exc_info=True)
+        import_.file.name = None
+
+
+def subscription_import_files_expire(*, now: datetime | None = None) -> int:
+    """The file expiry's part for imports: an import whose upload is still there after
+    UPLOAD_MAX_AGE was abandoned (never ran, or its worker died mid-way): it is marked
+    failed, saying so, and the upload deleted. A finished import that still names a
+    file (one finished before uploads were deleted) loses it too. Returns the count."""
+    now = now or timezone.now()
+    imports = SubscriptionImport.objects.unscoped(reason="the file expiry covers every tenant's imports")
+    expired = 0
+    for import_ in (
+        imports.select_related("tenant").filter(created_at__lt=now - UPLOAD_MAX_AGE).exclude(file="")[:500]
+    ):
+        if import_.status in (SubscriptionImport.Status.PENDING, SubscriptionImport.Status.RUNNING):
+            with translation.override(import_.tenant.default_language):
+                import_.errors = [
+                    *import_.errors,
+                    _(
+                        "The import did not finish within %(hours)d hours; its file was deleted. "
+                        "Rows not counted above were not imported: upload the file again."
+                    )
+                    % {"hours": UPLOAD_MAX_AGE // timedelta(hours=1)},
+                ]
+            import_.status = SubscriptionImport.Status.FAILED
+            import_.finished_at = now
+        _file_delete(import_)
+        import_.save()
+        expired += 1
+    return expired
+
+
+def subscription_import_deleted(sender: type, instance: SubscriptionImport, **kwargs: Any) -> None:
+    """post_delete of an import (connected in apps.py): its upload goes with it."""
+    if instance.file:
+        instance.file.delete(save=False)
 
 
 def _row_error(run: _Run, line_no: int, message: str) -> None:
