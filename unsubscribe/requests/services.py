@@ -114,7 +114,7 @@ def unsubscribe_request_create(
             return FiledRequest(existing, created=False)
     try:
         with transaction.atomic():
-            open_request = _lock_and_find_open(tenant, phones.phone_hash(e164), chosen)
+            open_request = _lock_and_find_open(tenant, phones.tenant_phone_hash(tenant.pk, e164), chosen)
             if open_request is not None:
                 # The same number and scope already has a request under way: that one
                 # ends the services and sends the one confirmation; a second would only
@@ -211,7 +211,7 @@ def _create_suppressed_request(
         tenant=tenant,
         reference=new_reference(),
         phone=e164,
-        phone_hash=phones.phone_hash(e164),
+        phone_hash=phones.tenant_phone_hash(tenant.pk, e164),
         phone_masked=phones.mask(e164),
         scope_all=not services,
         channel=channel,
