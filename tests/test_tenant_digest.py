@@ -135,6 +135,25 @@ def tables_holding(value: str, *, outside_tenant: int | None = None) -> set[str]
     return found
 
 
+HEX_DIGEST = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+def hex_digests_of(tenant: Tenant) -> set[str]:
+    """Every 64-hex-digit value (a digest) in the tenant's rows, in any table and column."""
+    found: set[str] = set()
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            columns = {c.name for c in connection.introspection.get_table_description(cursor, table)}
+            if "tenant_id" in columns:
+                cursor.execute(
+                    f"SELECT CAST(t AS TEXT) FROM {qn(table)} AS t WHERE t.tenant_id = %s", [tenant.pk]
+                )  # noqa: S608
+                for (text,) in cursor.fetchall():
+                    found.update(HEX_DIGEST.findall(text))
+    return found
+
+
 def import_subscription(key: str, tenant: Tenant, code: str = "offers") -> None:
     Service.objects.for_tenant(tenant).get_or_create(
         tenant=tenant, code=code, defaults={"name": f"{tenant.slug} {code}"}
@@ -226,6 +245,8 @@ def test_the_same_number_has_a_different_digest_at_each_tenant_everywhere(
         # no row of another tenant holds this tenant's digest, in any table
         assert tables_holding(mine, outside_tenant=tenant.pk) == set()
 
+    # no digest-like value of one tenant's rows is in the other's: nothing links the person
+    assert hex_digests_of(tenant_a) and not hex_digests_of(tenant_a) & hex_digests_of(tenant_b)
     # the platform digest is in no table (no reply went unrouted here)
     assert tables_holding(platform) == set()
     assert {
@@ -387,6 +408,19 @@ def test_rows_with_the_old_global_digest_are_converted_and_keep_matching(outbox:
         key = api_key_create(tenant=tenant, name="after")[1]
         check = api(key).get("/api/v1/suppressions/check", {"phone": NUMBER}).json()
         assert check["suppressed"] is True
+        # the old, unkeyed idempotency fingerprint is gone; the key still returns its request
+        assert (
+            not UnsubscribeRequest.history.filter(tenant_id=tenant.pk)
+            .exclude(request_fingerprint="")
+            .exists()
+        )
+        again = api(key).post(
+            "/api/v1/unsubscribe-requests",
+            {"phone": NUMBER, "channel": "app"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="k1",
+        )
+        assert again.status_code == 200 and again.json()["reference"] == f"REF-{tenant.slug}", again.content
     # the voice call of a withheld number has no digest, and keeps none
     assert VoiceCall.objects.unscoped(reason="test").filter(caller_hash="").count() == 1
     # the unroutable reply is platform-level: it keeps the platform digest
@@ -423,6 +457,8 @@ def _old_rows(old: Any) -> None:
             "phone_masked": "138****8000",
             "channel": "app",
             "verification_method": "partner_assertion",
+            "idempotency_key": "k1",
+            "request_fingerprint": "f" * 64,  # the old kind: SHA-256 over the number and the ask
         }
         request = old.get_model("unsubscribe", "UnsubscribeRequest").objects.create(
             **t, reference=f"REF-{slug}", **fields

@@ -6,9 +6,10 @@ After:  T = HMAC-SHA256(K_t, P) with K_t = HMAC-SHA256(PHONE_HASH_KEY, "tenant-d
 (lanzuan/phones.py). T is computed from the stored P, so no number is needed and nothing is
 lost: a suppression added before still matches. Unroutable replies (no tenant) keep P.
 
-One-time codes still waiting for their code are expired (their code hash was keyed with P:
-the person asks for a new code). Forward only: T cannot be turned back into P. Run it with the
-web processes and workers stopped (they would write P meanwhile).
+Idempotency fingerprints (an unkeyed SHA-256 over the number and the request, the same at every
+tenant for the same ask) are dropped. One-time codes still waiting for their code are expired (their
+code hash was keyed with P: the person asks for a new code). Forward only: T cannot be turned back
+into P. Run it with the web processes and workers stopped (they would write P meanwhile).
 """
 
 from __future__ import annotations
@@ -118,6 +119,12 @@ def forward(apps: Any, schema_editor: Any) -> None:
                 changed.append(Delivery(pk=pk, payload=new))
         if changed:
             Delivery._base_manager.bulk_update(changed, ["payload"])
+
+    # Idempotency fingerprints were a plain SHA-256 over the number and the request's fields: the same
+    # at every tenant for the same ask, and reversible by trying every number. New ones name the
+    # number by the tenant digest; the old ones are dropped (a repeated key is then matched by the key).
+    for name in ("UnsubscribeRequest", "HistoricalUnsubscribeRequest"):
+        apps.get_model("unsubscribe", name)._base_manager.exclude(request_fingerprint="").update(request_fingerprint="")
 
     # A code waiting to be typed was hashed with P: it would now read as wrong.
     Verification = apps.get_model("optout", "PhoneVerification")
