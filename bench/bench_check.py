@@ -64,7 +64,7 @@ def random_numbers(rng: random.Random, count: int, prefix: str) -> list[str]:
 
 
 def create_suppressions(tenant: Tenant, numbers: list[str]) -> float:
-    hasher = phones.phone_hash
+    hasher = phones.tenant_phone_hasher(tenant.pk)
     started = time.perf_counter()
     with transaction.atomic():
         for start in range(0, len(numbers), 5000):

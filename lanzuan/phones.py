@@ -1,4 +1,4 @@
-"""Phone numbers: normalise to E.164, hash with a server key, mask for display and logs."""
+"""Phone numbers: normalise to E.164, digest with a server key (per tenant), mask for display and logs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import functools
 import hashlib
 import hmac
 import re
+from collections.abc import Callable, Iterable
 
 import phonenumbers
 from django.conf import settings
@@ -55,21 +56,89 @@ def normalise_fast(raw: str) -> str:
     return normalise(raw)
 
 
-@functools.lru_cache(maxsize=4)
-def _keyed(key: str) -> hmac.HMAC:
+# --- digests ------------------------------------------------------------------------------
+# A tenant sees and stores only its own digest of a number, so two tenants' records of one
+# person cannot be joined:
+#   platform digest P = HMAC-SHA256(PHONE_HASH_KEY, e164)
+#   tenant key     K_t = HMAC-SHA256(PHONE_HASH_KEY, "tenant-digest:<tenant id>")
+#   tenant digest  T  = HMAC-SHA256(K_t, P)
+# T derives from P, so rows stored with P were converted to T without the numbers (the
+# migration unsubscribe.*_tenant_digests). P itself serves only platform-wide work: the hub's
+# look-up across tenants (it computes P once and T per tenant), the platform-wide one-time-code
+# limits and the replies no tenant could be given. There is deliberately no plain
+# `phone_hash()`: a call site says which digest it means.
+
+
+@functools.lru_cache(maxsize=256)
+def _keyed(key: bytes) -> hmac.HMAC:
     # The key schedule once per key, copied per number: bulk paths hash millions.
-    return hmac.new(key.encode(), digestmod=hashlib.sha256)
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
-def phone_digest(e164: str) -> bytes:
-    mac = _keyed(settings.PHONE_HASH_KEY).copy()
+def _platform_key() -> bytes:
+    return settings.PHONE_HASH_KEY.encode()
+
+
+def platform_phone_digest(e164: str) -> bytes:
+    mac = _keyed(_platform_key()).copy()
     mac.update(e164.encode())
     return mac.digest()
 
 
-def phone_hash(e164: str) -> str:
-    """Keyed hash (HMAC-SHA256) of a normalised number: what we keep once the number is erased."""
-    return phone_digest(e164).hex()
+def platform_phone_hash(e164: str) -> str:
+    """The platform digest P of a normalised number (hex). Never stored in a tenant's
+    table nor shown to a tenant: use tenant_phone_hash() for that."""
+    return platform_phone_digest(e164).hex()
+
+
+@functools.lru_cache(maxsize=1024)
+def _tenant_key(platform_key: bytes, tenant_id: int) -> bytes:
+    return hmac.digest(platform_key, b"tenant-digest:" + str(int(tenant_id)).encode(), "sha256")
+
+
+def _tenant_keyed(tenant_id: int) -> hmac.HMAC:
+    return _keyed(_tenant_key(_platform_key(), tenant_id))
+
+
+def tenant_phone_digester(tenant_id: int) -> Callable[[str], bytes]:
+    """The tenant digest T as a function of a normalised number, for many numbers (bulk
+    paths: checks, scrubs, imports): both key schedules are computed once."""
+    platform, tenant = _keyed(_platform_key()), _tenant_keyed(tenant_id)
+
+    def digest(e164: str) -> bytes:
+        inner = platform.copy()
+        inner.update(e164.encode())
+        outer = tenant.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    return digest
+
+
+def tenant_phone_hasher(tenant_id: int) -> Callable[[str], str]:
+    """tenant_phone_hash() for many numbers of one tenant (hex)."""
+    digest = tenant_phone_digester(tenant_id)
+    return lambda e164: digest(e164).hex()
+
+
+def tenant_phone_hash(tenant_id: int, e164: str) -> str:
+    """The tenant digest T of a normalised number (hex): what a tenant's rows keep once the
+    number is erased, and what its API, webhooks and exports show. Differs between tenants."""
+    return tenant_phone_digester(tenant_id)(e164).hex()
+
+
+def tenant_hash_from_platform(tenant_id: int, platform_digest: bytes) -> str:
+    """T from P: for the hub (P once, T per tenant) and for converting stored digests."""
+    mac = _tenant_keyed(tenant_id).copy()
+    mac.update(platform_digest)
+    return mac.hexdigest()
+
+
+def tenant_phone_hashes(e164: str, tenant_ids: Iterable[int]) -> dict[int, str]:
+    """One number's tenant digest at each of `tenant_ids` (the hub, staff searching by
+    number across the tenants they see)."""
+    platform = platform_phone_digest(e164)
+    return {tenant_id: tenant_hash_from_platform(tenant_id, platform) for tenant_id in tenant_ids}
 
 
 def mask(e164: str) -> str:

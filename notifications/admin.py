@@ -23,7 +23,7 @@ from django.utils.translation import ngettext
 
 from lanzuan import phones
 from lanzuan.outbound import UnsafeURL, check_host, check_url
-from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, request_tenant_ids
+from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, number_digest_filter, request_tenant_ids
 from tenants.forms import StoredSecretMixin, secret_field
 from tenants.models import Tenant
 
@@ -421,9 +421,9 @@ class MessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         term = search_term.strip()
         if term:
             try:
-                digest = phones.phone_hash(term.lower() if "@" in term else phones.normalise(term))
+                recipient = term.lower() if "@" in term else phones.normalise(term)
             except phones.InvalidPhoneNumber:
-                digest = ""
-            if digest:
-                return queryset.filter(to_hash=digest), False
+                recipient = ""
+            if recipient:
+                return queryset.filter(number_digest_filter(request, "to_hash", recipient)), False
         return super().get_search_results(request, queryset, search_term)

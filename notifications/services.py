@@ -69,17 +69,17 @@ def retry_delay(attempts: int) -> float:
 # --- recipients -----------------------------------------------------------------------
 
 
-def _recipient(to: str, channel: str) -> tuple[str, str, str]:
-    """(normalised recipient, its keyed hash, its masked form); ValueError when invalid."""
+def _recipient(to: str, channel: str, tenant_id: int) -> tuple[str, str, str]:
+    """(normalised recipient, the tenant's digest of it, its masked form); ValueError when invalid."""
     if channel == MessageChannel.EMAIL:
         address = (to or "").strip()
         local, _at, domain = address.rpartition("@")
         if not local or not domain or "." not in domain or any(ch.isspace() for ch in address):
             raise ValueError(f"not an email address: {mask_email(address)!r}")
-        return address, phones.phone_hash(address.lower()), mask_email(address)
+        return address, phones.tenant_phone_hash(tenant_id, address.lower()), mask_email(address)
     # SMS and app push are addressed by the phone number.
     e164 = phones.normalise(to)
-    return e164, phones.phone_hash(e164), phones.mask(e164)
+    return e164, phones.tenant_phone_hash(tenant_id, e164), phones.mask(e164)
 
 
 def mask_email(address: str) -> str:
@@ -167,7 +167,7 @@ def message_create(
         if existing is not None:
             return existing
 
-    recipient, to_hash, to_masked = _recipient(to, channel)
+    recipient, to_hash, to_masked = _recipient(to, channel, tenant.pk)
     language = language_for(language, tenant.default_language)
     allowed = EVENT_VARIABLES[event]
     words = scope_words(language)

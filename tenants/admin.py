@@ -31,6 +31,8 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 from simple_history.admin import SimpleHistoryAdmin
 
+from lanzuan import phones
+
 from .forms import InvitationForm, MembershipForm
 from .history import LocalizedHistoryHelper, object_time_zone
 from .models import CONFIG_ROLES, Invitation, Membership, Role, Tenant, TenantAPIKey, tenants_zone
@@ -86,6 +88,15 @@ def request_scoped(queryset: QuerySet[Any], request: HttpRequest) -> QuerySet[An
     if _is_superuser(request):
         return queryset.unscoped(reason="a superuser's admin pages show every tenant")
     return queryset.for_tenants(request_tenant_ids(request))
+
+
+def number_digest_filter(request: HttpRequest, field: str, value: str) -> models.Q:
+    """Rows whose `field` holds the digest of `value` (a normalised number or an address):
+    each tenant stores its own digest, so one per tenant this request's user sees."""
+    tenant_ids = (
+        Tenant.objects.values_list("pk", flat=True) if _is_superuser(request) else request_tenant_ids(request)
+    )
+    return models.Q(**{f"{field}__in": list(phones.tenant_phone_hashes(value, tenant_ids).values())})
 
 
 class TenantRelatedOnlyFieldListFilter(RelatedOnlyFieldListFilter):

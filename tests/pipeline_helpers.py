@@ -47,7 +47,7 @@ def subscriber(tenant: Tenant, number: str = NUMBER) -> list[Service]:
             tenant=tenant,
             service=service,
             phone=e164,
-            phone_hash=phones.phone_hash(e164),
+            phone_hash=phones.tenant_phone_hash(tenant.pk, e164),
             phone_masked=phones.mask(e164),
             consent_source="signup",
             consent_at=timezone.now(),
@@ -55,7 +55,7 @@ def subscriber(tenant: Tenant, number: str = NUMBER) -> list[Service]:
     SubscriberProfile.objects.create(
         tenant=tenant,
         phone=e164,
-        phone_hash=phones.phone_hash(e164),
+        phone_hash=phones.tenant_phone_hash(tenant.pk, e164),
         phone_masked=phones.mask(e164),
         display_name="张三",
         interests="流量",

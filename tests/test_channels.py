@@ -155,7 +155,7 @@ def _api(channel: str) -> Callable[[Client, Tenant, str], bool]:
 
 
 def _email(client: Client, tenant: Tenant, api_key: str) -> bool:
-    from lanzuan.phones import mask, phone_hash
+    from lanzuan.phones import mask, tenant_phone_hash
     from unsubscribe.links import email_unsubscribe_path
     from unsubscribe.models import Service, Subscription
 
@@ -165,7 +165,7 @@ def _email(client: Client, tenant: Tenant, api_key: str) -> bool:
     subscription = Subscription.objects.unscoped(reason="test").get_or_create(
         tenant=tenant,
         service=service,
-        phone_hash=phone_hash("+8613800138000"),
+        phone_hash=tenant_phone_hash(tenant.pk, "+8613800138000"),
         defaults={"phone": "+8613800138000", "phone_masked": mask("+8613800138000")},
     )[0]
     response = client.post(email_unsubscribe_path(subscription), {"List-Unsubscribe": "One-Click"})

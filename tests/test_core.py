@@ -459,6 +459,6 @@ def test_import_never_brings_back_the_number_of_someone_who_opted_out(tenant_a: 
     import_ = subscription_import_run(import_.pk)
     assert (import_.created, import_.updated, import_.skipped_opted_out) == (1, 0, 1)
     ended = Subscription.objects.unscoped(reason="test").get(
-        service__code="offers", phone_hash=phones.phone_hash(normalise(NUMBER))
+        service__code="offers", phone_hash=phones.tenant_phone_hash(tenant_a.pk, normalise(NUMBER))
     )
     assert ended.status == "ended" and ended.phone == ""

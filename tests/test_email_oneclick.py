@@ -65,7 +65,7 @@ def subscribe(service: Service, e164: str = E164) -> Subscription:
         tenant=service.tenant,
         service=service,
         phone=e164,
-        phone_hash=phones.phone_hash(e164),
+        phone_hash=phones.tenant_phone_hash(service.tenant_id, e164),
         phone_masked=phones.mask(e164),
     )
 
@@ -115,7 +115,8 @@ def test_url_and_headers_carry_a_token_not_the_number(
     # then
     assert url.startswith("https://optout.example.com/t/tenant-a/email/unsubscribe/")
     assert url.endswith("/")
-    assert "13800138000" not in url and phones.phone_hash(E164) not in url
+    assert "13800138000" not in url and subscription.phone_hash not in url
+    assert phones.platform_phone_hash(E164) not in url
     assert headers == {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 

@@ -92,7 +92,7 @@ def subscription(tenant: Tenant, code: str, e164: str, *, ended: bool = False) -
         tenant=tenant,
         service=Service.objects.for_tenant(tenant).get(code=code),
         phone="" if ended else e164,  # an ended subscription's number is erased
-        phone_hash=phones.phone_hash(e164),
+        phone_hash=phones.tenant_phone_hash(tenant.pk, e164),
         phone_masked=phones.mask(e164),
         status=Subscription.Status.ENDED if ended else Subscription.Status.ACTIVE,
         consent_source="before",
@@ -101,7 +101,10 @@ def subscription(tenant: Tenant, code: str, e164: str, *, ended: bool = False) -
 
 def suppress(tenant: Tenant, e164: str, scope: str) -> None:
     Suppression.objects.create(
-        tenant=tenant, phone_hash=phones.phone_hash(e164), phone_masked=phones.mask(e164), scope=scope
+        tenant=tenant,
+        phone_hash=phones.tenant_phone_hash(tenant.pk, e164),
+        phone_masked=phones.mask(e164),
+        scope=scope,
     )
 
 
@@ -160,7 +163,9 @@ def test_api_import_of_a_number_that_opted_out_of_another_service_in_the_batch_i
     # then
     assert (body["created"], body["updated"], body["skipped_opted_out"], body["invalid"]) == (2, 0, 0, 0)
     assert Subscription.objects.for_tenant(tenant).filter(status="active").count() == 2
-    ended = Subscription.objects.for_tenant(tenant).get(service__code="news", phone_hash=phones.phone_hash(A))
+    ended = Subscription.objects.for_tenant(tenant).get(
+        service__code="news", phone_hash=phones.tenant_phone_hash(tenant.pk, A)
+    )
     assert ended.status == "ended" and ended.phone == ""
 
 
@@ -333,7 +338,7 @@ def _check_import(
         for s in Subscription.objects.for_tenant(tenant).select_related("service")
     }
     for (e164, code), kind in before.items():
-        row = saved.get((phones.phone_hash(e164), code))
+        row = saved.get((phones.tenant_phone_hash(tenant.pk, e164), code))
         scope = opted_out[NUMBERS.index(e164)]
         if kind == "ended":  # never revived, the number never stored again
             assert row is not None and row.status == "ended" and row.phone == ""

@@ -19,7 +19,7 @@ from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
 from lanzuan import signing
-from lanzuan.phones import phone_hash
+from lanzuan.phones import tenant_phone_hash
 from notifications.models import Message
 from tenants.models import Tenant
 from tests.pipeline_helpers import thread_like_the_test
@@ -183,7 +183,7 @@ def test_twilio_signed_td_files_a_request_and_suppresses_at_once(
     assert message.confidence > 0.9 and "td" in message.matched_rule
     # filed: the request holds the number, the reply keeps only hash and mask (review F3)
     assert message.from_number == "" and message.from_masked == "138****8000"
-    assert message.from_hash == phone_hash(PHONE)
+    assert message.from_hash == tenant_phone_hash(tenant_a.pk, PHONE)
     request = message.request
     assert request is not None and request.scope_all
     assert (request.channel, request.verification_method) == ("sms", "sms_origin")
@@ -469,7 +469,7 @@ def test_a_concurrent_duplicate_loses_the_race_quietly(
             provider="generic",
             provider_message_id="race",
             reference="AAAA-BBBB",
-            from_hash=phone_hash(PHONE),
+            from_hash=tenant_phone_hash(tenant_a.pk, PHONE),
             from_masked="138****8000",
             action=Action.UNSUBSCRIBE,
         )
@@ -570,10 +570,12 @@ def test_unclear_replies_get_one_clarification_per_number_per_day(
     post_generic(client, tenant_a, generic_payload("不要", message_id="other", sender=OTHER_PHONE))
 
     clarifications = Message.objects.for_tenant(tenant_a).filter(event="clarify")
-    assert sorted(m.to_hash for m in clarifications) == sorted([phone_hash(PHONE), phone_hash(OTHER_PHONE)])
+    assert sorted(m.to_hash for m in clarifications) == sorted(
+        [tenant_phone_hash(tenant_a.pk, PHONE), tenant_phone_hash(tenant_a.pk, OTHER_PHONE)]
+    )
     actions = list(
         InboundMessage.objects.for_tenant(tenant_a)
-        .filter(from_hash=phone_hash(PHONE))
+        .filter(from_hash=tenant_phone_hash(tenant_a.pk, PHONE))
         .order_by("created_at", "pk")
         .values_list("action", flat=True)
     )
@@ -789,8 +791,12 @@ def test_erasure_clears_number_and_text_of_that_tenants_replies(
 
     mine = InboundMessage.objects.for_tenant(tenant_a).get()
     assert (mine.from_number, mine.body) == ("", "TD *********** 别再发了")  # the wording is the evidence
-    assert mine.from_hash == phone_hash(PHONE) and mine.from_masked == "138****8000"
+    assert mine.from_hash == tenant_phone_hash(tenant_a.pk, PHONE) and mine.from_masked == "138****8000"
     theirs = InboundMessage.objects.for_tenant(tenant_b).get()
     assert theirs.from_number == PHONE and theirs.body == "TD"
     assert erase(request) == datasources.Receipt.of(("copies_cleared", 0))
-    assert Suppression.objects.for_tenant(tenant_a).filter(phone_hash=phone_hash(PHONE)).exists()
+    assert (
+        Suppression.objects.for_tenant(tenant_a)
+        .filter(phone_hash=tenant_phone_hash(tenant_a.pk, PHONE))
+        .exists()
+    )

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
-from lanzuan.phones import mask, mask_digit_runs, phone_hash
+from lanzuan.phones import mask, mask_digit_runs, tenant_phone_hash
 from notifications.models import Message
 from unsubscribe import domain_events
 from unsubscribe.inbound.models import (
@@ -109,7 +109,7 @@ def subscribe(tenant: Tenant, service: Service, phone: str = PHONE) -> Subscript
         tenant=tenant,
         service=service,
         phone=phone,
-        phone_hash=phone_hash(phone),
+        phone_hash=tenant_phone_hash(tenant.pk, phone),
         phone_masked=mask(phone),
     )
 
@@ -246,7 +246,7 @@ def test_resubscribe_is_recorded_with_its_evidence_and_tells_partners(
     payload = json.dumps(delivery.payload)
     assert "13800138000" not in payload
     data = delivery.payload  # the event body; the envelope is added when sent
-    assert data["scopes"] == ["*"] and data["phone_hash"] == phone_hash(PHONE)
+    assert data["scopes"] == ["*"] and data["phone_hash"] == tenant_phone_hash(tenant_a.pk, PHONE)
     assert data["verification_method"] == "sms_origin"
     assert len(sent(tenant_a, "resubscribed")) == 1
 
@@ -474,7 +474,10 @@ def test_the_platform_url_routes_each_reply_to_its_tenant(
     assert response.status_code == 200 and response.json()["code"] == 0
     mine = InboundMessage.objects.for_tenant(tenant_a).get()
     theirs = InboundMessage.objects.for_tenant(tenant_b).get()
-    assert (mine.from_hash, theirs.from_hash) == (phone_hash(PHONE), phone_hash(OTHER_PHONE))
+    assert (mine.from_hash, theirs.from_hash) == (
+        tenant_phone_hash(tenant_a.pk, PHONE),
+        tenant_phone_hash(tenant_b.pk, OTHER_PHONE),
+    )
     assert mine.gateway_account == shared and mine.request is not None
     assert suppression_status(tenant=tenant_a, phone=PHONE).suppressed
     assert not suppression_status(tenant=tenant_b, phone=PHONE).suppressed

@@ -13,7 +13,7 @@ import time_machine
 from django.db import connection
 from django.urls import reverse
 
-from lanzuan.phones import mask, phone_hash
+from lanzuan.phones import mask, platform_phone_hash, tenant_phone_hash
 from notifications.defaults import DEFAULT_TEXTS
 from notifications.models import Message
 from unsubscribe.inbound import services as inbound_services
@@ -147,7 +147,7 @@ def test_f3_a_handled_reply_keeps_hash_and_mask_only(
 ) -> None:
     message = say(client, tenant_a, f"{text} {THIRD_PARTY}" if text == "TD" else text, "SM1")
     assert message.from_number == ""
-    assert (message.from_hash, message.from_masked) == (phone_hash(PHONE), mask(PHONE))
+    assert (message.from_hash, message.from_masked) == (tenant_phone_hash(tenant_a.pk, PHONE), mask(PHONE))
     assert THIRD_PARTY not in message.body
 
 
@@ -158,7 +158,9 @@ def test_f3_a_yes_to_a_clarification_still_files_without_the_stored_number(
     assert asked.action == Action.CLARIFY and asked.from_number == ""
     answer = say(client, tenant_a, "是", "SM2")
     assert answer.request is not None
-    assert answer.action == Action.UNSUBSCRIBE and answer.request.phone_hash == phone_hash(PHONE)
+    assert answer.action == Action.UNSUBSCRIBE and answer.request.phone_hash == tenant_phone_hash(
+        tenant_a.pk, PHONE
+    )
 
 
 def test_f3_replies_after_the_opt_out_completed_keep_no_number(
@@ -231,7 +233,8 @@ def test_f3_unroutable_replies_keep_the_raw_number_seven_days(
         inbound_numbers_sweep.apply()
     unrouted.refresh_from_db()
     assert unrouted.from_number == "" and THIRD_PARTY not in unrouted.body
-    assert unrouted.flagged_for_attention and unrouted.from_hash == phone_hash(PHONE)
+    # platform-level (no tenant): the platform digest
+    assert unrouted.flagged_for_attention and unrouted.from_hash == platform_phone_hash(PHONE)
 
 
 @pytest.mark.django_db
@@ -325,7 +328,7 @@ def test_f8_a_td_to_another_tenants_number_is_answered_with_this_tenants_help(
     unrouted = UnroutedMessage.objects.get()
     assert unrouted.flagged_for_attention and unrouted.answered and unrouted.belongs_to == tenant_b
     (help_,) = Message.objects.for_tenant(tenant_a).filter(event="help")
-    assert help_.to_hash == phone_hash(PHONE) and "TD" in help_.body
+    assert help_.to_hash == tenant_phone_hash(tenant_a.pk, PHONE) and "TD" in help_.body
     assert not Message.objects.for_tenant(tenant_b).exists()  # never filed or sent under B
 
     # chit-chat gets no text
@@ -356,7 +359,11 @@ def test_f9_the_resubscribed_text_names_the_services_resumed(
     offers = Service.objects.create(tenant=tenant_a, name="流量优惠", code="data-offers")
     ReplyRoute.objects.create(tenant=tenant_a, destination="1069000188", service=offers)
     Subscription.objects.create(
-        tenant=tenant_a, service=offers, phone=PHONE, phone_hash=phone_hash(PHONE), phone_masked=mask(PHONE)
+        tenant=tenant_a,
+        service=offers,
+        phone=PHONE,
+        phone_hash=tenant_phone_hash(tenant_a.pk, PHONE),
+        phone_masked=mask(PHONE),
     )
     say(client, tenant_a, "TD", "SM1", to="1069000188")
 

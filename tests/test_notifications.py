@@ -25,7 +25,7 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from lanzuan import signing
-from lanzuan.phones import InvalidPhoneNumber, phone_hash
+from lanzuan.phones import InvalidPhoneNumber, tenant_phone_hash
 from notifications.catalogue import EVENT_VARIABLES, LANGUAGE_CODES, Event
 from notifications.defaults import DEFAULT_TEXTS
 from notifications.gateways import PermanentGatewayError, TransientGatewayError, aliyun_rpc_signature
@@ -453,12 +453,15 @@ def test_final_status_drops_the_recipient_and_keeps_hash_and_mask(tenant_a: Tena
 
     assert message.status == Message.Status.SENT and message.sent_at and message.attempts == 1
     assert message.to == ""
-    assert message.to_hash == phone_hash(PHONE) and message.to_masked == "138****8000"
+    assert message.to_hash == tenant_phone_hash(tenant_a.pk, PHONE) and message.to_masked == "138****8000"
     assert message.gateway == "file" and message.provider_message_id.startswith("file-")
     email = message_create(
         tenant=tenant_a, event="clarify", to="Alice@Example.COM", channel="email", context={}
     )
-    assert email.to_hash == phone_hash("alice@example.com") and email.to_masked == "A***@Example.COM"
+    assert (
+        email.to_hash == tenant_phone_hash(tenant_a.pk, "alice@example.com")
+        and email.to_masked == "A***@Example.COM"
+    )
 
 
 def test_exactly_one_confirmation_when_the_send_is_retried(tenant_a: Tenant, outbox: Path) -> None:
@@ -897,7 +900,7 @@ def test_erasure_clears_the_number_from_the_tenants_messages(tenant_a: Tenant, t
     queued = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
     other_number = message_create(tenant=tenant_a, event="clarify", to="+8613900139000", context={})
     other_tenant = message_create(tenant=tenant_b, event="clarify", to=PHONE, context={})
-    request = SimpleNamespace(tenant_id=tenant_a.pk, phone_hash=phone_hash(PHONE))
+    request = SimpleNamespace(tenant_id=tenant_a.pk, phone_hash=tenant_phone_hash(tenant_a.pk, PHONE))
 
     erase = datasources.get_source("notifications.messages").erase
     assert erase is not None

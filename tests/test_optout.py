@@ -456,11 +456,15 @@ def test_the_page_reveals_nothing_about_a_subscription(
         tenant=tenant_a,
         service=services_a[0],
         phone=E164,
-        phone_hash=phones.phone_hash(E164),
+        phone_hash=phones.tenant_phone_hash(tenant_a.pk, E164),
         phone_masked="x",
     )
     SubscriberProfile.objects.create(
-        tenant=tenant_a, phone=E164, phone_hash=phones.phone_hash(E164), phone_masked="x", display_name="张三"
+        tenant=tenant_a,
+        phone=E164,
+        phone_hash=phones.tenant_phone_hash(tenant_a.pk, E164),
+        phone_masked="x",
+        display_name="张三",
     )
     known_post, known_page = _ask_and_look(tenant_a)
 
@@ -481,7 +485,7 @@ def test_two_numbers_get_the_same_answer_but_for_the_mask(
         tenant=tenant_a,
         service=services_a[0],
         phone=subscribed,
-        phone_hash=phones.phone_hash(subscribed),
+        phone_hash=phones.tenant_phone_hash(tenant_a.pk, subscribed),
         phone_masked="139****5678",
     )
     _post1, known = _ask_and_look(tenant_a, "13912345678")
@@ -716,7 +720,11 @@ def _subscribe(tenant: Tenant, code: str, phone: str = E164) -> Subscription:
         tenant=tenant, code=code, defaults={"name": code.title()}
     )
     return Subscription.objects.create(
-        tenant=tenant, service=service, phone=phone, phone_hash=phones.phone_hash(phone), phone_masked="x"
+        tenant=tenant,
+        service=service,
+        phone=phone,
+        phone_hash=phones.tenant_phone_hash(tenant.pk, phone),
+        phone_masked="x",
     )
 
 

@@ -339,7 +339,7 @@ def test_hub_stops_two_providers_at_once(
             tenant=tenant,
             service=service,
             phone=E164,
-            phone_hash=phones.phone_hash(E164),
+            phone_hash=phones.tenant_phone_hash(tenant.pk, E164),
             phone_masked="138****8000",
         )
     page = open_page("zh-CN")
@@ -468,7 +468,11 @@ def test_back_after_a_confirm_error_on_the_hub_loads_by_get(
             tenant=tenant
         ).first() or Service.objects.create(tenant=tenant, name="Member promotions", code="promotions")
         Subscription.objects.create(
-            tenant=tenant, service=service, phone=E164, phone_hash=phones.phone_hash(E164), phone_masked="x"
+            tenant=tenant,
+            service=service,
+            phone=E164,
+            phone_hash=phones.tenant_phone_hash(tenant.pk, E164),
+            phone_masked="x",
         )
     page = open_page("en-US")
     nav = Navigations(page, live_server.url)
@@ -502,7 +506,11 @@ def test_back_after_a_refused_email_confirmation_loads_by_get(
     service = Service.objects.unscoped(reason="test").filter(tenant=bluesea).first()
     assert service is not None
     subscription = Subscription.objects.create(
-        tenant=bluesea, service=service, phone=E164, phone_hash=phones.phone_hash(E164), phone_masked="x"
+        tenant=bluesea,
+        service=service,
+        phone=E164,
+        phone_hash=phones.tenant_phone_hash(bluesea.pk, E164),
+        phone_masked="x",
     )
     link = links.email_unsubscribe_path(subscription)
     page = open_page("en-US")

@@ -62,7 +62,11 @@ def subscribe(tenant: Tenant, code: str, phone: str = E164) -> Subscription:
         tenant=tenant, code=code, defaults={"name": code.title()}
     )
     return Subscription.objects.create(
-        tenant=tenant, service=service, phone=phone, phone_hash=phones.phone_hash(phone), phone_masked="x"
+        tenant=tenant,
+        service=service,
+        phone=phone,
+        phone_hash=phones.tenant_phone_hash(tenant.pk, phone),
+        phone_masked="x",
     )
 
 

@@ -606,7 +606,7 @@ def test_subscriptions_import_upserts_and_reports_items(
     ]
     saved = Subscription.objects.for_tenant(tenant_a).get(phone=NUMBER)
     assert saved.phone_masked == "138****8000" and saved.consent_source == "app"
-    assert saved.phone_hash == phones.phone_hash(NUMBER)
+    assert saved.phone_hash == phones.tenant_phone_hash(tenant_a.pk, NUMBER)
 
     # importing again updates
     again = api_a.post(

@@ -66,7 +66,7 @@ def make_subscriber(tenant: Tenant, *codes: str) -> list[Service]:
             tenant=tenant,
             service=service,
             phone=E164,
-            phone_hash=phones.phone_hash(E164),
+            phone_hash=phones.tenant_phone_hash(tenant.pk, E164),
             phone_masked=phones.mask(E164),
             consent_source="signup",
             consent_at=T0 - timedelta(days=30),
@@ -75,7 +75,7 @@ def make_subscriber(tenant: Tenant, *codes: str) -> list[Service]:
     SubscriberProfile.objects.create(
         tenant=tenant,
         phone=E164,
-        phone_hash=phones.phone_hash(E164),
+        phone_hash=phones.tenant_phone_hash(tenant.pk, E164),
         phone_masked=phones.mask(E164),
         display_name="张三",
         interests="流量",

@@ -26,6 +26,7 @@ from tenants.admin import (
     ReadOnlyAdminMixin,
     TenantScopedAdmin,
     TenantScopedInline,
+    number_digest_filter,
     request_zone,
 )
 from tenants.models import OPERATIONS_ROLES
@@ -120,11 +121,11 @@ class PhoneSearchMixin(AdminMixin):
         term = search_term.strip()
         if term and any(ch.isdigit() for ch in term):
             try:
-                digest = phones.phone_hash(phones.normalise(term))
+                e164 = phones.normalise(term)
             except phones.InvalidPhoneNumber:
                 pass
             else:
-                return queryset.filter(phone_hash=digest), False
+                return queryset.filter(number_digest_filter(request, "phone_hash", e164)), False
         return super().get_search_results(request, queryset, search_term)
 
 

@@ -15,7 +15,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from lanzuan import phones
-from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin
+from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, number_digest_filter
 from tenants.models import OPERATIONS_ROLES
 from unsubscribe.errors import UnsubscribeError
 
@@ -161,11 +161,11 @@ class InboundMessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         term = search_term.strip()
         if term and sum(ch.isdigit() for ch in term) >= 5:
             try:
-                digest = phones.phone_hash(phones.normalise(term))
+                e164 = phones.normalise(term)
             except phones.InvalidPhoneNumber:
                 pass
             else:
-                return queryset.filter(from_hash=digest), False
+                return queryset.filter(number_digest_filter(request, "from_hash", e164)), False
         return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description=_("text"))

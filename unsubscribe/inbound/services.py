@@ -167,7 +167,7 @@ def inbound_message_receive(
         return existing
 
     e164, sender = _sender(from_number)
-    sender_hash = phones.phone_hash(sender)
+    sender_hash = phones.tenant_phone_hash(tenant.pk, sender)
     setting = channel_setting(tenant=tenant, channel=RequestChannel.SMS)
     reading = _reading(
         tenant=tenant,
@@ -792,7 +792,8 @@ def unrouted_message_store(
                     provider=provider,
                     provider_message_id=message_id,
                     from_number=sender,
-                    from_hash=phones.phone_hash(sender),
+                    # Platform-level (no tenant yet): the platform digest, never shown to a tenant.
+                    from_hash=phones.platform_phone_hash(sender),
                     from_masked=phones.mask(sender),
                     to=(to or "").strip()[:64],
                     sign_name=(sign_name or "").strip()[:100],
@@ -921,8 +922,12 @@ def inbound_messages_erase_number(request: UnsubscribeRequest) -> int:
         if number or masked != body:
             mine.filter(pk=pk).update(from_number="", body=masked)
             cleared += 1
-    # The person's replies nobody could be given: erased with the rest of their data.
-    unrouted = UnroutedMessage.objects.filter(from_hash=request.phone_hash)
+    # The person's replies nobody could be given: erased with the rest of their data. They
+    # are platform-level, so they keep the platform digest (the request still holds the number:
+    # erase steps run before completion blanks it).
+    if not request.phone:
+        return cleared
+    unrouted = UnroutedMessage.objects.filter(from_hash=phones.platform_phone_hash(request.phone))
     for pk, number, body in unrouted.values_list("pk", "from_number", "body"):
         masked = mask_digit_runs(body)
         if number or masked != body:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe.models import (
     SCOPE_ALL,
@@ -187,43 +189,61 @@ class Provider:
     already_stopped: bool
 
 
-def hub_verification_owner(*, phone_hash: str) -> Tenant | None:
+def _hub_digests(e164: str) -> dict[int, str]:
+    """The number's digest at every active tenant: each tenant stores its own (the platform
+    digest is computed once, then one tenant digest per tenant)."""
+    tenant_ids = Tenant.objects.filter(is_active=True).values_list("pk", flat=True)
+    return phones.tenant_phone_hashes(e164, tenant_ids)
+
+
+def _theirs(digests: dict[int, str], rows: Iterable[tuple[int, str]]) -> list[int]:
+    """The tenants whose row holds that tenant's own digest of the number."""
+    return [tenant_id for tenant_id, digest in rows if digests.get(tenant_id) == digest]
+
+
+def hub_verification_owner(*, e164: str) -> Tenant | None:
     """The tenant that owns the hub's verification row (the first one that holds the number),
     so that its erasure of the number clears the row. The code itself goes out through the
     platform's sender, signed by the platform (platform.py), not through this tenant."""
-    tenant_id = (
+    digests = _hub_digests(e164)
+    rows = (
         Subscription.objects.unscoped(reason="the hub is cross-tenant: one number, every provider")
-        .filter(phone_hash=phone_hash, tenant__is_active=True)
-        .order_by("tenant_id")
-        .values_list("tenant_id", flat=True)
-        .first()
+        .filter(phone_hash__in=list(digests.values()), tenant__is_active=True)
+        .values_list("tenant_id", "phone_hash")
     )
-    return Tenant.objects.filter(pk=tenant_id).first() if tenant_id else None
+    owners = _theirs(digests, rows)
+    return Tenant.objects.filter(pk=min(owners)).first() if owners else None
 
 
-def hub_providers(*, phone_hash: str) -> list[Provider]:
+def hub_providers(*, e164: str) -> list[Provider]:
     """Every active tenant with an active subscription or a marketing profile for the number.
     Cross-tenant by design (the hub), hence unscoped(...)."""
+    digests = _hub_digests(e164)
+    wanted = list(digests.values())
     subscriptions = (
         Subscription.objects.unscoped(reason="the hub is cross-tenant: one number, every provider")
-        .filter(phone_hash=phone_hash, status=Subscription.Status.ACTIVE, tenant__is_active=True)
+        .filter(phone_hash__in=wanted, status=Subscription.Status.ACTIVE, tenant__is_active=True)
         .select_related("service")
     )
     by_tenant: dict[int, list[str]] = {}
     for subscription in subscriptions:
-        by_tenant.setdefault(subscription.tenant_id, []).append(subscription.service.name)
+        if digests.get(subscription.tenant_id) == subscription.phone_hash:
+            by_tenant.setdefault(subscription.tenant_id, []).append(subscription.service.name)
     profile_tenants = (
         SubscriberProfile.objects.unscoped(reason="the hub is cross-tenant: one number, every provider")
-        .filter(phone_hash=phone_hash, tenant__is_active=True)
+        .filter(phone_hash__in=wanted, tenant__is_active=True)
         .filter(Q(anonymised_at__isnull=True) & ~Q(phone=""))
-        .values_list("tenant_id", flat=True)
+        .values_list("tenant_id", "phone_hash")
     )
-    for tenant_id in profile_tenants:
+    for tenant_id in _theirs(digests, profile_tenants):
         by_tenant.setdefault(tenant_id, [])
     stopped = set(
-        Suppression.objects.for_tenants(list(by_tenant))
-        .filter(phone_hash=phone_hash, scope=SCOPE_ALL)
-        .values_list("tenant_id", flat=True)
+        _theirs(
+            digests,
+            Suppression.objects.for_tenants(list(by_tenant))
+            .filter(phone_hash__in=[digests[t] for t in by_tenant], scope=SCOPE_ALL)
+            .values_list("tenant_id", "phone_hash"),
+        )
     )
     tenants = Tenant.objects.filter(pk__in=list(by_tenant)).order_by("name")
     return [Provider(t, sorted(by_tenant[t.pk]), t.pk in stopped) for t in tenants]

@@ -83,7 +83,7 @@ def verification_start(
     and nothing is sent, so the answer looks the same as for any other number.
     `replaces` is the person's earlier code: it stops working once a new one is sent.
     """
-    digest = phones.phone_hash(e164)
+    digest = phones.platform_phone_hash(e164)  # the limits count across the whole platform
     if purpose == PhoneVerification.Purpose.HUB and not _hub_can_send():
         # The same answer whether or not a provider knows the number.
         return CodeSent(None, limits.Refusal("unavailable", 0))
@@ -115,7 +115,7 @@ def verification_start(
 def _verification_create(
     *, tenant: Tenant, purpose: str, e164: str, code: str, language: str
 ) -> PhoneVerification:
-    digest = phones.phone_hash(e164)
+    digest = phones.tenant_phone_hash(tenant.pk, e164)
     now = timezone.now()
     return PhoneVerification.objects.create(
         tenant=tenant,
@@ -223,7 +223,7 @@ def verification_pending_for(verification: PhoneVerification, e164: str) -> bool
         and bool(verification.phone)
         and verification.expires_at > timezone.now()
         and verification.attempts < limits.limit("LANZUAN_OTP_MAX_ATTEMPTS")
-        and verification.phone_hash == phones.phone_hash(e164)
+        and verification.phone_hash == phones.tenant_phone_hash(verification.tenant_id, e164)
     )
 
 
@@ -372,7 +372,7 @@ def hub_phantom_resend(*, phone_hash: str, head: str, ip: str) -> limits.Refusal
 def hub_phantom_state(e164: str) -> dict[str, Any]:
     return {
         "v": None,
-        "hash": phones.phone_hash(e164),
+        "hash": phones.platform_phone_hash(e164),  # for the platform-wide limits only
         "head": e164[: 1 + limits.limit("LANZUAN_OTP_PREFIX_DIGITS")],
         "masked": phones.mask(e164),
         "attempts": 0,

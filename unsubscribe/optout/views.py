@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 
-from lanzuan import contrast, phones
+from lanzuan import contrast
 from tenants.models import Tenant
 from unsubscribe import links
 from unsubscribe import selectors as core
@@ -387,10 +387,9 @@ def hub_start(request: HttpRequest) -> HttpResponse:
         form = NumberForm(request.POST)
         if form.is_valid():
             e164 = form.cleaned_data["e164"]
-            digest = phones.phone_hash(e164)
             previous = selectors.verification_for_hub(verification_id=_hub_flow(request).get("v"))
             sent = services.verification_start(
-                tenant=selectors.hub_verification_owner(phone_hash=digest),
+                tenant=selectors.hub_verification_owner(e164=e164),
                 e164=e164,
                 ip=limits.client_ip(request),
                 language=page_language(),
@@ -523,7 +522,7 @@ def hub_choose(request: HttpRequest) -> HttpResponse:
     if verification is None or not services.verification_usable(verification):
         note = _("For your security, please verify your number again.") if verification else ""
         return _hub_start_again(request, note)
-    providers = selectors.hub_providers(phone_hash=verification.phone_hash)
+    providers = selectors.hub_providers(e164=verification.phone)
     open_providers = [p for p in providers if not p.already_stopped]
     choices = [(str(p.tenant.pk), p.tenant.name) for p in open_providers]
     if request.method == "POST":

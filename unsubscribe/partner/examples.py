@@ -308,7 +308,7 @@ WEBHOOK_DESCRIPTION = """
 Register a URL to receive events as signed JSON POSTs: `request.created`, `request.completed`,
 `request.needs_attention`, `suppression.added`, `suppression.lifted` (the person re-subscribed, verified:
 `scopes` lifted, `still_suppressed`, `channel`, `verification_method`, `evidence`). Bodies carry `phone_hash`
-and `phone_masked`, never the number.
+(your digest of the number: digests are per tenant, another tenant's differs) and `phone_masked`, never the number.
 Answer 2xx within 10 s; anything else is retried with exponential backoff for 24 hours.
 
 Each POST carries `X-Lanzuan-Timestamp` (Unix seconds) and

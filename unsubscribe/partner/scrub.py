@@ -36,7 +36,7 @@ import logging
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -252,7 +252,8 @@ def _scrub(job: ScrubJob) -> tuple[Counts, str]:
         buckets = _read(job, tmp, counts, progress)
         progress.save(phase=ScrubJob.Phase.SCRUBBING, rows_done=counts.rows, invalid=counts.invalid)
         suppressed = suppressed_keys(tenant=job.tenant, service_code=job.service_code or None)
-        sendable = _scrub_buckets(buckets, suppressed, counts, progress)
+        digest = phones.tenant_phone_digester(job.tenant_id)
+        sendable = _scrub_buckets(buckets, suppressed, counts, progress, digest)
         del suppressed
         progress.save(phase=ScrubJob.Phase.WRITING, percent=95)
         result = tmp / "result.csv"
@@ -351,7 +352,11 @@ def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]
 
 
 def _scrub_buckets(
-    paths: list[Path], suppressed: set[int], counts: Counts, progress: _Progress
+    paths: list[Path],
+    suppressed: set[int],
+    counts: Counts,
+    progress: _Progress,
+    digest: Callable[[str], bytes],
 ) -> list[Path]:
     """Pass 2: per bucket, drop repeats, then split suppressed from sendable."""
     start = ROW_WIDTH + 1
@@ -369,7 +374,7 @@ def _scrub_buckets(
                     counts.duplicate += 1
                     continue
                 seen.add(e164)
-                if _key(phones.phone_digest(e164)) in suppressed:
+                if _key(digest(e164)) in suppressed:
                     counts.suppressed += 1
                 else:
                     counts.sendable += 1

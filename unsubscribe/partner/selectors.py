@@ -83,13 +83,14 @@ def suppression_check_many(
     """One status per item, in order; invalid items carry an error instead."""
     parsed: list[tuple[Any, str | None, str | None, str | None]] = []
     hash_of: dict[str, str] = {}
+    digest_of = phones.tenant_phone_hasher(tenant.pk)
     for raw in numbers:
         e164, error = normalise_item(raw)
         digest = None
         if e164 is not None:
             digest = hash_of.get(e164)
             if digest is None:
-                digest = hash_of[e164] = phones.phone_hash(e164)
+                digest = hash_of[e164] = digest_of(e164)
         parsed.append((raw, e164, error, digest))
 
     rows: dict[str, list[tuple[str, datetime]]] = {}

@@ -52,6 +52,7 @@ def subscriptions_import(*, tenant: Tenant, items: list[Any]) -> ImportResult:
     services = {s.code: s for s in Service.objects.for_tenant(tenant)}
     zone = tenant_zone(tenant)
     now = timezone.now()
+    digest_of = phones.tenant_phone_hasher(tenant.pk)
     rows: list[Subscription] = []
     for index, item in enumerate(items):
         problems: list[tuple[str | None, str]] = []
@@ -81,7 +82,7 @@ def subscriptions_import(*, tenant: Tenant, items: list[Any]) -> ImportResult:
             result.invalid += 1
             result.errors += [{"index": index, "field": f, "message": m} for f, m in problems]
             continue
-        digest = phones.phone_hash(e164)
+        digest = digest_of(e164)
         rows.append(
             Subscription(
                 tenant=tenant,

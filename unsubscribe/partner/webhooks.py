@@ -8,7 +8,7 @@ never carrying the raw number:
     {"id": "<uuid, the same on every retry>", "event": "request.created",
      "created_at": "2025-01-01T08:00:00+00:00", "tenant": "acme",
      "data": {"reference": "K7M2-9QXP", "state": "suppressed", "channel": "app",
-              "phone_hash": "<HMAC-SHA256 hex>", "phone_masked": "138****8000", ...}}
+              "phone_hash": "<this tenant's digest, hex>", "phone_masked": "138****8000", ...}}
 
 Signature (lanzuan.signing), on every attempt:
 

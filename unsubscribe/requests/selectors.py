@@ -53,7 +53,7 @@ def request_for_person(*, tenant: Tenant, reference: str, phone: str) -> Unsubsc
     if request is None:
         return None
     try:
-        digest = phones.phone_hash(phones.normalise(phone))
+        digest = phones.tenant_phone_hash(tenant.pk, phones.normalise(phone))
     except phones.InvalidPhoneNumber:
         return None
     return request if request.phone_hash == digest else None

@@ -105,8 +105,11 @@ def unsubscribe_request_create(
     chosen = services_resolve(tenant=tenant, services=services)
     if verification_method not in VerificationMethod.values:
         raise ValueError(f"unknown verification method {verification_method!r}")
+    digest = phones.tenant_phone_hash(tenant.pk, e164)
+    # The number enters the fingerprint as the tenant's digest: a plain hash of it could be
+    # reversed by trying every number, and would be the same at every tenant.
     fingerprint = request_fingerprint(
-        phone=e164, channel=channel, services=sorted(s.code for s in chosen), evidence=verification_evidence
+        phone=digest, channel=channel, services=sorted(s.code for s in chosen), evidence=verification_evidence
     )
     if idempotency_key:
         existing = _existing_for_key(tenant, idempotency_key, fingerprint)
@@ -114,7 +117,7 @@ def unsubscribe_request_create(
             return FiledRequest(existing, created=False)
     try:
         with transaction.atomic():
-            open_request = _lock_and_find_open(tenant, phones.phone_hash(e164), chosen)
+            open_request = _lock_and_find_open(tenant, digest, chosen)
             if open_request is not None:
                 # The same number and scope already has a request under way: that one
                 # ends the services and sends the one confirmation; a second would only
@@ -176,7 +179,9 @@ def _lock_and_find_open(
 
 def _existing_for_key(tenant: Tenant, key: str, fingerprint: str) -> UnsubscribeRequest | None:
     existing = UnsubscribeRequest.objects.for_tenant(tenant).filter(idempotency_key=key).first()
-    if existing is not None and existing.request_fingerprint != fingerprint:
+    # A blank fingerprint is one filed before fingerprints were keyed (the migration to tenant
+    # digests dropped the old ones): the key alone decides.
+    if existing is not None and existing.request_fingerprint not in ("", fingerprint):
         raise IdempotencyConflict(_("This Idempotency-Key was already used for a different request."))
     return existing
 
@@ -211,7 +216,7 @@ def _create_suppressed_request(
         tenant=tenant,
         reference=new_reference(),
         phone=e164,
-        phone_hash=phones.phone_hash(e164),
+        phone_hash=phones.tenant_phone_hash(tenant.pk, e164),
         phone_masked=phones.mask(e164),
         scope_all=not services,
         channel=channel,

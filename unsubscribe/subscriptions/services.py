@@ -23,7 +23,7 @@ import csv
 import io
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal
@@ -155,6 +155,7 @@ class _Run:
     import_: SubscriptionImport
     services: dict[str, Service]
     zone: tzinfo
+    digest: Callable[[str], str]  # the tenant digest, its keys computed once for the whole file
     row_errors: list[str] = field(default_factory=list)
     batch_errors: list[str] = field(default_factory=list)  # never dropped: rows not saved
     seen: set[Key] = field(default_factory=set)  # keys saved or skipped by earlier batches
@@ -184,6 +185,7 @@ def _import(import_: SubscriptionImport) -> SubscriptionImport:
         import_=import_,
         services={s.code: s for s in Service.objects.for_tenant(import_.tenant)},
         zone=tenant_zone(import_.tenant),
+        digest=phones.tenant_phone_hasher(import_.tenant_id),
     )
     batch: list[Subscription] = []
     first_line = last_line = 2
@@ -301,7 +303,7 @@ def _subscription_from_row(run: _Run, row: dict[str, Any], line_no: int) -> Subs
         tenant_id=run.import_.tenant_id,
         service=service,
         phone=e164,
-        phone_hash=phones.phone_hash(e164),
+        phone_hash=run.digest(e164),
         phone_masked=phones.mask(e164),
         status=Subscription.Status.ACTIVE,
         consent_source=(row.get("consent_source") or "").strip()[:200],

@@ -20,7 +20,7 @@ class SuppressionStatus:
 def suppression_status(*, tenant: Tenant, phone: str, service_code: str | None = None) -> SuppressionStatus:
     """May we send to this number? Suppressed if opted out of everything, or of the
     given service. Raises InvalidPhoneNumber."""
-    digest = phones.phone_hash(phones.normalise(phone))
+    digest = phones.tenant_phone_hash(tenant.pk, phones.normalise(phone))
     return suppression_status_for_hash(tenant=tenant, phone_hash=digest, service_code=service_code)
 
 

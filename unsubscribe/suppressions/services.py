@@ -138,7 +138,7 @@ def suppression_lift(
         raise ValueError(f"unknown verification method {verification_method!r}")
     e164 = phone if phone_normalised else phones.normalise(phone)
     chosen = services_resolve(tenant=tenant, services=services)
-    digest = phones.phone_hash(e164)
+    digest = phones.tenant_phone_hash(tenant.pk, e164)
     masked = phones.mask(e164)
     with transaction.atomic():
         qs = Suppression.objects.for_tenant(tenant).select_for_update().filter(phone_hash=digest)

@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from lanzuan import phones
-from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, request_tenant_ids
+from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, number_digest_filter, request_tenant_ids
 from tenants.models import Tenant
 
 from . import services
@@ -176,9 +176,9 @@ class VoiceCallAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         term = search_term.strip()
         if term and sum(ch.isdigit() for ch in term) >= 5:
             try:
-                digest = phones.phone_hash(phones.normalise(term))
+                e164 = phones.normalise(term)
             except phones.InvalidPhoneNumber:
                 pass
             else:
-                return queryset.filter(caller_hash=digest), False
+                return queryset.filter(number_digest_filter(request, "caller_hash", e164)), False
         return super().get_search_results(request, queryset, search_term)

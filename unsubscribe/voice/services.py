@@ -248,7 +248,7 @@ def _start(call: VoiceCall, caller: str, called: str) -> Prompt:
     call.called = (called or "")[:64]
     e164 = caller_e164(caller)
     if e164 is not None:
-        call.caller_hash = phones.phone_hash(e164)
+        call.caller_hash = phones.tenant_phone_hash(tenant.pk, e164)
         call.caller_masked = phones.mask(e164)
     setting = channel_setting(tenant=tenant, channel=RequestChannel.HOTLINE)
     if not (setting.enabled and setting.ivr_enabled):

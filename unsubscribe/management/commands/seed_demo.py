@@ -111,7 +111,7 @@ class Command(BaseCommand):
                 )
             for number in SUBSCRIBERS:
                 e164 = phones.normalise(number)
-                digest = phones.phone_hash(e164)
+                digest = phones.tenant_phone_hash(tenant.pk, e164)
                 for service in services:
                     Subscription.objects.for_tenant(tenant).get_or_create(
                         service=service,
