@@ -172,7 +172,10 @@ def api_a(api_key_a: str) -> APIClient:
 
 def opted_out(tenant: Tenant, e164: str) -> None:
     Suppression.objects.create(
-        tenant=tenant, phone_hash=phones.phone_hash(e164), phone_masked=phones.mask(e164), scope="*"
+        tenant=tenant,
+        phone_hash=phones.tenant_phone_hash(tenant.pk, e164),
+        phone_masked=phones.mask(e164),
+        scope="*",
     )
 
 
@@ -367,7 +370,11 @@ def test_a_request_stuck_in_needs_attention_is_erased_at_its_deadline_by_the_pur
             request = file(tenant_a, STUCK)
     request.refresh_from_db()
     assert request.state == "needs_attention" and request.phone == STUCK
-    assert Message.objects.for_tenant(tenant_a).filter(to_hash=phones.phone_hash(STUCK)).exists()  # confirmed
+    assert (
+        Message.objects.for_tenant(tenant_a)
+        .filter(to_hash=phones.tenant_phone_hash(tenant_a.pk, STUCK))
+        .exists()
+    )  # confirmed
     # and a message to the number still queued (its gateway down): it keeps the number meanwhile
     Message.objects.create(
         tenant=tenant_a,
@@ -376,7 +383,7 @@ def test_a_request_stuck_in_needs_attention_is_erased_at_its_deadline_by_the_pur
         language="zh-hans",
         to=STUCK,
         to_masked=phones.mask(STUCK),
-        to_hash=phones.phone_hash(STUCK),
+        to_hash=phones.tenant_phone_hash(tenant_a.pk, STUCK),
         body="x",
     )
     deadline = (
@@ -409,7 +416,9 @@ def test_a_request_stuck_in_needs_attention_is_erased_at_its_deadline_by_the_pur
         assert purge_expired_records()["stalled_erased"] == 0  # once
     request = UnsubscribeRequest.objects.for_tenant(tenant_a).get(pk=request.pk)
     assert request.phone == "" and request.state == "needs_attention"
-    assert request.phone_hash == phones.phone_hash(STUCK) and request.phone_masked == phones.mask(STUCK)
+    assert request.phone_hash == phones.tenant_phone_hash(
+        tenant_a.pk, STUCK
+    ) and request.phone_masked == phones.mask(STUCK)
     assert request.attention_reason.startswith("the number was erased at the erasure deadline")
     assert "HTTP 400" in request.attention_reason  # why it needed attention is still there
     steps = {
@@ -418,9 +427,17 @@ def test_a_request_stuck_in_needs_attention_is_erased_at_its_deadline_by_the_pur
     target = steps[("terminate", "target")]
     assert target.status == "failed" and target.last_error.startswith("not done by the erasure deadline")
     assert all(s.status == "succeeded" for (kind, _src), s in steps.items() if kind == "erase")
-    assert not Message.objects.for_tenant(tenant_a).exclude(to="").filter(to_hash=phones.phone_hash(STUCK))
+    assert (
+        not Message.objects.for_tenant(tenant_a)
+        .exclude(to="")
+        .filter(to_hash=phones.tenant_phone_hash(tenant_a.pk, STUCK))
+    )
     # the suppression stays: the opt-out is honoured for good
-    assert Suppression.objects.for_tenant(tenant_a).filter(phone_hash=phones.phone_hash(STUCK)).exists()
+    assert (
+        Suppression.objects.for_tenant(tenant_a)
+        .filter(phone_hash=phones.tenant_phone_hash(tenant_a.pk, STUCK))
+        .exists()
+    )
     # staff read why (in Chinese once the catalogue has the new sentences)
     page = client.get(
         reverse("admin:unsubscribe_unsubscriberequest_change", args=[request.pk])
