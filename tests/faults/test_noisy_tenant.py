@@ -132,7 +132,7 @@ def test_a_noisy_tenant_does_not_hold_up_another_tenants_opt_out(
             tenant=tenant_b, channel="sms", kind="http", endpoint=b_sms.url, secret="sms-signing-secret"
         )
         webhooks.webhook_endpoint_create(tenant=tenant_b, url=b_hooks.url, events=["request.created"])
-        purge_queue(settings.CELERY_BROKER_URL)
+        purge_queue()
 
         with celery_worker(tmp_path) as worker:  # one worker on both queues: `celery -A lanzuan worker`
             # when A's burst commits: thousands of deliveries at once
@@ -213,11 +213,11 @@ def test_a_noisy_tenant_does_not_hold_up_another_tenants_opt_out(
     assert not waiting.filter(next_attempt_at__gt=now) and not waiting.filter(give_up_at__lt=now)
     # and they go out: once the few queued when the worker stopped count as lost, the sweep
     # queues A's next ones, never more than its slots
-    purge_queue(settings.CELERY_BROKER_URL)
+    purge_queue()
     with time_machine.travel(now + webhooks.STALE_DISPATCH + timedelta(seconds=1)):
         assert webhooks.webhook_deliveries_sweep() == {"webhook_deliveries_dispatched": slots}
         assert webhooks.webhook_deliveries_sweep() == {"webhook_deliveries_dispatched": 0}
-    purge_queue(settings.CELERY_BROKER_URL)
+    purge_queue()
 
     # B: one confirmation, sent; one webhook; the number erased everywhere
     request = UnsubscribeRequest.objects.for_tenant(tenant_b).get(reference=reference)
@@ -236,7 +236,7 @@ def test_one_worker_takes_opt_out_work_before_a_webhook_backlog(tmp_path: Path, 
     on both (no -Q) takes from "pipeline" first, however long the webhook queue."""
     if not settings.CELERY_BROKER_URL.startswith("redis"):
         pytest.skip("queue priority is the Redis transport's; CI runs this on Redis")
-    purge_queue(settings.CELERY_BROKER_URL)
+    purge_queue()
     # given a backlog of webhook deliveries, queued before three pieces of pipeline work
     for delivery_id in range(1_000_001, 1_000_021):  # no such rows: each attempt is a no-op
         deliver_webhook.apply_async(args=(delivery_id,))
