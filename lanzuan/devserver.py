@@ -1,5 +1,10 @@
-"""`make run`: the web server and a Celery worker with beat, together in the
-foreground; Ctrl-C stops both. Prints where to go and how to log in."""
+"""`make run`: the web server and two Celery workers, together in the foreground;
+Ctrl-C stops them all. Prints where to go and how to log in.
+
+One worker (with beat) takes the "pipeline" queue, everything an opt-out needs; the
+other takes "webhooks", partner webhook deliveries (CELERY_TASK_ROUTES in settings). The
+development broker (folders under var/broker/) has no queue priorities, so a webhook
+backlog would otherwise take turns with opt-outs in one worker."""
 
 from __future__ import annotations
 
@@ -56,10 +61,12 @@ def main() -> int:
     django.setup()
     python = sys.executable
     web = subprocess.Popen([python, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"])  # noqa: S603
-    worker = subprocess.Popen(  # noqa: S603
-        [python, "-m", "celery", "-A", "lanzuan", "worker", "-B", "--loglevel=INFO", "--concurrency=2"]
+    celery = [python, "-m", "celery", "-A", "lanzuan", "worker", "--loglevel=INFO"]
+    pipeline = subprocess.Popen(  # noqa: S603
+        [*celery, "-B", "-Q", "pipeline", "-n", "pipeline@%h", "--concurrency=2"]
     )
-    children = [web, worker]
+    webhooks = subprocess.Popen([*celery, "-Q", "webhooks", "-n", "webhooks@%h", "--concurrency=1"])  # noqa: S603
+    children = [web, pipeline, webhooks]
 
     def stop(*_args: object) -> None:
         for child in children:
@@ -81,7 +88,7 @@ def main() -> int:
             print(banner(), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
-        print("A process stopped; shutting down the other.", file=sys.stderr)
+        print("A process stopped; shutting down the others.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

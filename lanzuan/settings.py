@@ -16,6 +16,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from kombu import Exchange, Queue
 
 # Django's generic classes take their type parameters at run time too (ModelForm[Invitation],
 # admin.TabularInline[Step, UnsubscribeRequest]), as mypy --strict asks of them.
@@ -350,6 +351,36 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 }
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Celery queues and webhook fairness (issue 19, item 8) -------------------------
+# Opt-out work goes ahead of webhook fan-out. Two queues: "pipeline" (the default) holds
+# everything an opt-out needs (requests, steps, messages, one-time codes) and the rest
+# (sweeps, imports, scrub jobs); "webhooks" holds partner webhook deliveries only.
+# Production runs one worker per queue (README, "Production"), so no webhook backlog can
+# delay an opt-out. A worker started without -Q consumes both (`celery -A lanzuan worker`,
+# the tests' workers) and, on Redis, always takes from "pipeline" first ("priority": the
+# queues in the order below); the file-system broker of `make run` alternates between
+# queues, so lanzuan/devserver.py starts a second worker for "webhooks".
+CELERY_TASK_DEFAULT_QUEUE = "pipeline"
+CELERY_TASK_QUEUES = (
+    Queue("pipeline", Exchange("pipeline"), routing_key="pipeline"),
+    Queue("webhooks", Exchange("webhooks"), routing_key="webhooks"),
+)
+CELERY_TASK_ROUTES = {
+    "unsubscribe.partner.tasks.deliver_webhook": {"queue": "webhooks"},
+    "*": {"queue": "pipeline"},
+}
+CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
+# A tenant may register at most this many webhook endpoints (each event fans out to every
+# one), and at most this many of its deliveries are queued or being sent at once; the rest
+# wait as rows and go out as those finish, so one tenant's fan-out never fills the queue
+# ahead of another's (unsubscribe/partner/webhooks.py).
+LANZUAN_MAX_WEBHOOK_ENDPOINTS = env_int("LANZUAN_MAX_WEBHOOK_ENDPOINTS", 10)
+LANZUAN_WEBHOOK_IN_FLIGHT_PER_TENANT = env_int("LANZUAN_WEBHOOK_IN_FLIGHT_PER_TENANT", 4)
+if min(LANZUAN_MAX_WEBHOOK_ENDPOINTS, LANZUAN_WEBHOOK_IN_FLIGHT_PER_TENANT) < 1:
+    raise ImproperlyConfigured(
+        "LANZUAN_MAX_WEBHOOK_ENDPOINTS and LANZUAN_WEBHOOK_IN_FLIGHT_PER_TENANT must be at least 1"
+    )
 
 # --- DRF ----------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -173,6 +173,177 @@ def test_register_list_and_delete_endpoints_through_the_api(
     assert not WebhookEndpoint.objects.unscoped(reason="test").exists()
 
 
+def test_endpoints_per_tenant_are_capped_in_the_api(
+    api_key_a: str, api_key_b: str, tenant_a: Tenant, settings: Settings
+) -> None:
+    settings.LANZUAN_MAX_WEBHOOK_ENDPOINTS = 2
+    a = api(api_key_a)
+    for n in range(2):
+        body = {"url": f"https://crm.example.com/hooks/{n}", "events": ["request.created"]}
+        assert a.post("/api/v1/webhooks", body, format="json").status_code == 201
+    # a third is a problem document naming the limit; switched-off endpoints count too
+    WebhookEndpoint.objects.for_tenant(tenant_a).update(is_active=False)
+    third = a.post(
+        "/api/v1/webhooks",
+        {"url": "https://crm.example.com/hooks/3", "events": ["request.created"]},
+        format="json",
+    )
+    assert third.status_code == 409 and third["Content-Type"] == "application/problem+json"
+    problem = third.json()
+    assert problem["code"] == "too_many_webhook_endpoints"
+    assert problem["type"] == "urn:lanzuan:problem:too_many_webhook_endpoints"
+    assert problem["title"] == "Too many webhook endpoints" and "2 webhook endpoints" in problem["detail"]
+    assert problem["instance"] == "/api/v1/webhooks" and problem["status"] == 409
+    assert WebhookEndpoint.objects.for_tenant(tenant_a).count() == 2
+    # another tenant has its own room; removing one makes room again
+    created = {"events": ["request.created"]}
+    assert (
+        api(api_key_b).post("/api/v1/webhooks", {**created, "url": "https://b.example.com/h"}, format="json")
+    ).status_code == 201
+    first = WebhookEndpoint.objects.for_tenant(tenant_a).order_by("pk").first()
+    assert first is not None
+    assert a.delete(f"/api/v1/webhooks/{first.pk}").status_code == 204
+    assert (
+        a.post(
+            "/api/v1/webhooks", {**created, "url": "https://crm.example.com/h4"}, format="json"
+        ).status_code
+        == 201
+    )
+    # the schema documents the 409
+    schema = a.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert "409" in schema["paths"]["/api/v1/webhooks"]["post"]["responses"]
+
+
+def test_endpoints_per_tenant_are_capped_in_the_admin(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, root: User, settings: Settings
+) -> None:
+    settings.LANZUAN_MAX_WEBHOOK_ENDPOINTS = 1
+    client.force_login(root)
+    add = reverse("admin:partner_webhookendpoint_add")
+    form = {"tenant": tenant_a.pk, "url": "https://crm.example.com/hooks", "events": ["request.created"]}
+    assert client.post(add, form).status_code == 302
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant_a).get()  # made by the service
+    assert endpoint.secret.startswith("whsec_") and endpoint.history.count() == 1
+
+    # a second one for A is a form error, in the admin's language, and nothing is saved
+    refused = client.post(add, {**form, "url": "https://crm.example.com/other"})
+    assert refused.status_code == 200
+    admin_form = refused.context["adminform"].form
+    assert admin_form.has_error("__all__", code="too_many_webhook_endpoints")
+    assert refused.context["LANGUAGE_CODE"] == "zh-hans"
+    assert WebhookEndpoint.objects.for_tenant(tenant_a).count() == 1
+    # editing A's endpoint is fine; moving it to a tenant with no room is not
+    change = reverse("admin:partner_webhookendpoint_change", args=[endpoint.pk])
+    assert client.post(change, {**form, "description": "CRM"}).status_code == 302
+    webhooks.webhook_endpoint_create(tenant=tenant_b, url="https://b.example.com/h", events=[])
+    moved = client.post(change, {**form, "tenant": tenant_b.pk})
+    assert moved.status_code == 200
+    assert moved.context["adminform"].form.has_error("__all__", code="too_many_webhook_endpoints")
+    assert WebhookEndpoint.objects.for_tenant(tenant_a).count() == 1
+
+
+# --- fair dispatch --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Queueing records the delivery id and runs nothing (the broker holds it)."""
+    ids: list[int] = []
+
+    def apply_async(args: tuple[int], **kwargs: Any) -> None:
+        ids.append(args[0])
+
+    monkeypatch.setattr(tasks.deliver_webhook, "apply_async", apply_async)
+    return ids
+
+
+def test_a_tenants_fan_out_is_queued_a_few_at_a_time(
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    queued: list[int],
+    settings: Settings,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    settings.LANZUAN_WEBHOOK_IN_FLIGHT_PER_TENANT = 3
+    with receiver() as server:
+        for n in range(10):
+            endpoint_for(tenant_a, f"{server.url}/{n}", ["suppression.added"])
+        endpoint_for(tenant_b, server.url + "/b", ["suppression.added"])
+
+        # when A's event fans out to 10 deliveries, only 3 are queued; B's is queued at once
+        with django_capture_on_commit_callbacks(execute=True):
+            domain_events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "a"})
+            domain_events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "a2"})
+        a_rows = list(WebhookDelivery.objects.for_tenant(tenant_a).order_by("next_attempt_at", "pk"))
+        assert queued == [d.pk for d in a_rows[:3]]
+        with django_capture_on_commit_callbacks(execute=True):
+            domain_events.emit(tenant_b.pk, "suppression.added", {"phone_hash": "b"})
+        b_delivery = WebhookDelivery.objects.for_tenant(tenant_b).get()
+        assert queued[-1] == b_delivery.pk and len(queued) == 4
+        # the sweep adds none while A's slots are taken
+        assert tasks.partner_sweep()["webhook_deliveries_dispatched"] == 0
+
+        # then each finished delivery hands its slot to A's next one, oldest first
+        tasks.deliver_webhook(queued[0])
+        assert len(queued) == 5 and queued[-1] == a_rows[3].pk
+        # a duplicate message for a finished delivery is skipped and frees nothing
+        assert tasks.deliver_webhook(queued[0]) == "skipped" and len(queued) == 5
+        # the worker takes them in queue order until none are left: every one sent, once,
+        # with never more than 3 of A's queued and unsent
+        waiting = WebhookDelivery.objects.for_tenant(tenant_a).filter(status="pending")
+        position = 1
+        while position < len(queued):
+            tasks.deliver_webhook(queued[position])
+            position += 1
+            assert waiting.exclude(dispatched_at=None).count() <= 3
+        assert len(queued) == 21 and not waiting.exists()
+        sent = [r["headers"]["X-Lanzuan-Delivery"] for r in server.received]
+        assert len(sent) == len(set(sent)) == 21
+
+
+def test_the_sweep_goes_round_the_tenants(
+    tenant_a: Tenant, tenant_b: Tenant, queued: list[int], settings: Settings
+) -> None:
+    settings.LANZUAN_WEBHOOK_IN_FLIGHT_PER_TENANT = 2
+    for n in range(5):
+        endpoint_for(tenant_a, f"https://a.example.com/{n}", ["suppression.added"])
+    endpoint_for(tenant_b, "https://b.example.com/hooks", ["suppression.added"])
+    # the broker lost everything (no on-commit dispatch ran): A's 10 rows, then B's 1
+    domain_events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "a"})
+    domain_events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "a2"})
+    domain_events.emit(tenant_b.pk, "suppression.added", {"phone_hash": "b"})
+    tenant_of = dict(WebhookDelivery.objects.unscoped(reason="test").values_list("pk", "tenant_id"))
+
+    # one round: A's two slots, then B's one, not A's whole backlog first
+    assert tasks.partner_sweep()["webhook_deliveries_dispatched"] == 3
+    assert [tenant_of[pk] for pk in queued] == [tenant_a.pk, tenant_a.pk, tenant_b.pk]
+    # a round with a limit stops there
+    WebhookDelivery.objects.unscoped(reason="test").update(dispatched_at=None)
+    queued.clear()
+    assert webhooks.webhook_deliveries_sweep(limit=1) == {"webhook_deliveries_dispatched": 1}
+    # queued ones lost by the broker count as free after a while, and go again
+    time_passes_by(webhooks.STALE_DISPATCH + timedelta(seconds=1))
+    assert tasks.partner_sweep()["webhook_deliveries_dispatched"] == 3
+
+
+def test_with_the_broker_down_deliveries_wait_for_the_sweep(
+    tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch, queued: list[int]
+) -> None:
+    endpoint_for(tenant_a, "https://a.example.com/hooks", ["suppression.added"])
+    domain_events.emit(tenant_a.pk, "suppression.added", {"phone_hash": "a"})
+    real = tasks.deliver_webhook.apply_async
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.deliver_webhook, "apply_async", broker_down)
+    assert webhooks.webhook_deliveries_dispatch(tenant_id=tenant_a.pk) == 0
+    delivery = WebhookDelivery.objects.for_tenant(tenant_a).get()
+    assert delivery.dispatched_at is None  # its slot given back
+    monkeypatch.setattr(tasks.deliver_webhook, "apply_async", real)
+    assert tasks.partner_sweep()["webhook_deliveries_dispatched"] == 1 and queued == [delivery.pk]
+
+
 # --- delivery -----------------------------------------------------------------------------------
 
 
@@ -223,6 +394,15 @@ def test_payload_drops_any_raw_number(tenant_a: Tenant) -> None:
         tenant_a.pk, "suppression.added", {"phone_hash": "h", "phone": NUMBER, "nested": {"e164": NUMBER}}
     )
     assert WebhookDelivery.objects.unscoped(reason="test").get().payload == {"phone_hash": "h", "nested": {}}
+
+
+def time_passes_by(delta: timedelta) -> None:
+    """Every delivery's times move back by `delta`, as if that long had passed."""
+    for delivery in WebhookDelivery.objects.unscoped(reason="test"):
+        WebhookDelivery.objects.unscoped(reason="test").filter(pk=delivery.pk).update(
+            next_attempt_at=delivery.next_attempt_at - delta if delivery.next_attempt_at else None,
+            dispatched_at=delivery.dispatched_at - delta if delivery.dispatched_at else None,
+        )
 
 
 def time_passes() -> None:

@@ -1,7 +1,7 @@
 """Issue 19 item 18: production settings and the README's production start-up.
 
 `manage.py check --deploy` is clean with the production values the README documents,
-and the README's commands (migrate, gunicorn, a Celery worker, beat) start as written
+and the README's commands (migrate, gunicorn, a Celery worker per queue, beat) start as written
 against the test database and serve a real request that completes.
 """
 
@@ -23,6 +23,9 @@ from urllib.error import HTTPError
 import pytest
 from django.conf import settings
 
+from unsubscribe.partner.webhooks import webhook_endpoint_create
+
+from .httpserver import http_endpoint
 from .workers import ROOT, celery_worker, purge_queue, wait_for, worker_env
 
 if TYPE_CHECKING:
@@ -190,7 +193,7 @@ def test_the_readme_production_start_up_serves_a_request_that_completes(
             "LANZUAN_FILE_GATEWAY": "1",  # the tenant has no gateway: its confirmation goes to the file
         }
     )
-    # the README's commands, in order: migrate, gunicorn, a worker, beat
+    # the README's commands, in order: migrate, gunicorn, the workers of both queues, beat
     migrate = subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "migrate", "--noinput"],
         check=False,
@@ -203,13 +206,25 @@ def test_the_readme_production_start_up_serves_a_request_that_completes(
     port = free_port()
     web = [str(gunicorn), "lanzuan.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
     beat = [sys.executable, "-m", "celery", "-A", "lanzuan", "beat", "-l", "info"]
+    webhooks = [sys.executable, "-m", "celery", "-A", "lanzuan", "worker", "-Q", "webhooks", "-l", "info"]
+    webhooks += [
+        "-n",
+        f"webhooks-{os.getpid()}@%h",
+        "--concurrency=1",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     with (
+        http_endpoint() as receiver,
         process(web, env, tmp_path / "gunicorn.log", "Booting worker") as web_process,
         process(beat, env, tmp_path / "beat.log", "beat: Starting") as beat_process,
-        celery_worker(tmp_path, concurrency=1) as worker,
+        process(webhooks, env, tmp_path / "webhooks.log", "ready.") as webhooks_process,
+        celery_worker(tmp_path, concurrency=1, queues="pipeline") as worker,
     ):
         web_process.wait_ready()
         beat_process.wait_ready()
+        webhooks_process.wait_ready()
+        webhook_endpoint_create(tenant=tenant_a, url=receiver.url, events=["request.completed"])
         base = f"http://127.0.0.1:{port}"
         # plain http is sent to https; through the proxy the answer carries the production headers
         status, headers, _ = wait_for(lambda: _up(f"{base}/api/v1/me", api_key_a, "http"), 20)
@@ -239,6 +254,9 @@ def test_the_readme_production_start_up_serves_a_request_that_completes(
             return state == "completed"
 
         wait_for(completed, 30, message=worker.output())
+        # and its webhook is sent by the other worker
+        wait_for(lambda: len(receiver.received) == 1, 30, message=(tmp_path / "webhooks.log").read_text())
+        assert receiver.received[0].json()["event"] == "request.completed"
     assert settings.VAR_DIR.exists()
 
 

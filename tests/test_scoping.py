@@ -364,7 +364,6 @@ ALLOWED = [
     ("unsubscribe/pipeline/services.py", "unscoped", "a worker advances a request by its id"),
     ("unsubscribe/pipeline/services.py", "unscoped", "a worker runs a step by its id"),
     ("unsubscribe/subscriptions/services.py", "unscoped", "a worker runs an import by its id"),
-    ("unsubscribe/partner/webhooks.py", "unscoped", "marks a delivery handed to a worker, by its id"),
     ("unsubscribe/partner/webhooks.py", "unscoped", "a worker sends a delivery by its id"),
     ("unsubscribe/partner/scrub.py", "unscoped", "marks a job handed to a worker, by its id"),
     ("unsubscribe/partner/scrub.py", "unscoped", "a worker runs a job by its id"),

@@ -96,8 +96,9 @@ def purge_queue(broker_url: str | None = None) -> None:
 
     if broker_url:
         with app.connection_for_write(broker_url) as conn:
-            # every transport's channel purges; kombu's stubs type default_channel as the bare base
-            conn.default_channel.queue_purge("celery")  # type: ignore[attr-defined]
+            for queue in settings.CELERY_TASK_QUEUES:  # "pipeline" and "webhooks"
+                # every transport's channel purges; kombu's stubs type default_channel as the bare base
+                conn.default_channel.queue_purge(queue.name)  # type: ignore[attr-defined]
         return
     with suppress(Exception):  # an empty or missing queue is fine
         app.control.purge()
@@ -105,8 +106,10 @@ def purge_queue(broker_url: str | None = None) -> None:
 
 @contextmanager
 def celery_worker(
-    tmp_path: Path, *, concurrency: int = 2, beat: bool = False, **env: str
+    tmp_path: Path, *, concurrency: int = 2, beat: bool = False, queues: str = "", **env: str
 ) -> Iterator[Worker]:
+    """A worker process; without `queues` it consumes every queue (CELERY_TASK_QUEUES), as
+    `celery -A lanzuan worker` does, else only those named (`-Q pipeline`, `-Q webhooks`)."""
     log = tmp_path / f"worker-{time.monotonic_ns()}.log"
     args = [
         sys.executable,
@@ -120,10 +123,12 @@ def celery_worker(
         "--without-gossip",
         "--without-mingle",
         "-n",
-        f"test-{os.getpid()}@%h",
+        f"test-{os.getpid()}{'-' + queues.replace(',', '-') if queues else ''}@%h",  # one name per worker
     ]
     if beat:
         args.append("-B")
+    if queues:
+        args += ["-Q", queues]
     with log.open("wb") as handle:
         process = subprocess.Popen(
             args, cwd=ROOT, env=worker_env(**env), stdout=handle, stderr=subprocess.STDOUT

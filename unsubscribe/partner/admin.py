@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -19,6 +20,7 @@ from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin
 from unsubscribe.domain_events import EVENTS
 
 from . import webhooks
+from .errors import TooManyWebhookEndpoints
 from .models import EVENT_CHOICES, ScrubJob, WebhookDelivery, WebhookEndpoint
 
 
@@ -57,6 +59,17 @@ class WebhookEndpointForm(forms.ModelForm[WebhookEndpoint]):
             raise forms.ValidationError(_("Use at least 16 characters."))
         return value
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        tenant = cleaned.get("tenant")
+        # a new endpoint, or one moved to another tenant, needs room there
+        if tenant is not None and (self.instance.pk is None or self.instance.tenant_id != tenant.pk):
+            try:
+                webhooks.webhook_endpoint_limit_check(tenant_id=tenant.pk)
+            except TooManyWebhookEndpoints as exc:
+                raise forms.ValidationError(exc.message, code=exc.code) from None
+        return cleaned
+
     def save(self, commit: bool = True) -> WebhookEndpoint:
         endpoint: WebhookEndpoint = super().save(commit=False)
         endpoint.events = [e for e in EVENTS if e in self.cleaned_data["events"]]
@@ -88,7 +101,21 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
         return ", ".join(obj.events or [])
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            if not self._may_write(request, obj):
+                raise PermissionDenied
+            # made by the service, like the API's: the per-tenant cap holds under races too
+            endpoint, _secret = webhooks.webhook_endpoint_create(
+                tenant=obj.tenant,
+                url=obj.url,
+                events=obj.events,
+                secret=obj.secret,
+                description=obj.description,
+                is_active=obj.is_active,
+            )
+            obj.pk, obj.created_at = endpoint.pk, endpoint.created_at
         generated = getattr(form, "generated_secret", "")
         if generated:
             messages.warning(

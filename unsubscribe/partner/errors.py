@@ -10,6 +10,7 @@ from unsubscribe.errors import UnknownServices, UnsubscribeError
 class PartnerError(UnsubscribeError):
     status = 400
     field: str | None = None
+    title: str | None = None  # the problem's title; else the status's
 
 
 class UnknownService(UnknownServices):
@@ -30,3 +31,15 @@ class TooManyNumbers(PartnerError):
 class InvalidUpload(PartnerError):
     code = "invalid_upload"
     field = "file"
+
+
+class TooManyWebhookEndpoints(PartnerError):
+    """The tenant has LANZUAN_MAX_WEBHOOK_ENDPOINTS endpoints already (issue 19, item 8)."""
+
+    code = "too_many_webhook_endpoints"
+    status = 409
+
+    def __init__(self, message: str, *, title: str, limit: int) -> None:
+        super().__init__(message)
+        self.title = title
+        self.limit = limit

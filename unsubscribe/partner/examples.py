@@ -310,6 +310,8 @@ Register a URL to receive events as signed JSON POSTs: `request.created`, `reque
 `scopes` lifted, `still_suppressed`, `channel`, `verification_method`, `evidence`). Bodies carry `phone_hash`
 (your digest of the number: digests are per tenant, another tenant's differs) and `phone_masked`, never the number.
 Answer 2xx within 10 s; anything else is retried with exponential backoff for 24 hours.
+A tenant may have 10 endpoints unless the platform set another limit (409 `too_many_webhook_endpoints`
+past it), and only a few of its deliveries are in flight at once: a burst arrives oldest first, spread out.
 
 Each POST carries `X-Lanzuan-Timestamp` (Unix seconds) and
 `X-Lanzuan-Signature: v1=<hex HMAC-SHA256 of "<timestamp>." + raw body, keyed with your secret>`,
@@ -354,6 +356,28 @@ WEBHOOK_CREATE_EXAMPLES = [
         status_codes=["201"],
     ),
 ]
+
+WEBHOOK_LIMIT_DESCRIPTION = (
+    "The tenant already has the most webhook endpoints allowed (10 unless the platform set "
+    "LANZUAN_MAX_WEBHOOK_ENDPOINTS otherwise; switched-off endpoints count). Remove one first, "
+    "or subscribe one endpoint to several events."
+)
+
+WEBHOOK_LIMIT_EXAMPLE = OpenApiExample(
+    "too_many_webhook_endpoints",
+    value={
+        "type": TYPE_PREFIX + "too_many_webhook_endpoints",
+        "title": "Too many webhook endpoints",
+        "status": 409,
+        "detail": "This tenant already has 10 webhook endpoints, the most allowed. "
+        "Remove one, or send several events to the same endpoint.",
+        "code": "too_many_webhook_endpoints",
+        "errors": [],
+    },
+    media_type=PROBLEM_CONTENT_TYPE,
+    status_codes=["409"],
+    response_only=True,
+)
 
 PROBLEM_DESCRIPTIONS = {
     400: "Invalid input (problem details; `errors` names the fields).",

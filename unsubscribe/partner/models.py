@@ -149,7 +149,11 @@ class WebhookDelivery(TenantOwnedModel):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            # fair dispatch: one tenant's open deliveries, in flight or due (partner/webhooks.py)
+            models.Index(fields=["tenant", "status", "next_attempt_at"], name="partner_delivery_tenant_due"),
+        ]
         verbose_name = _("webhook delivery")
         verbose_name_plural = _("webhook deliveries")
 

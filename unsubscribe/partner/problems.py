@@ -115,6 +115,7 @@ def _core_problem(exc: Exception) -> Problem | None:
         return Problem(
             status=exc.status,
             code=exc.code,
+            title=exc.title,
             detail=exc.message,
             errors=[field_error(exc.field, exc.message)] if exc.field else [],
         )

@@ -2,6 +2,8 @@
 
 Retry state lives on the rows (WebhookDelivery.next_attempt_at, ScrubJob.lease_until),
 not in Celery, so it survives a lost broker message; the sweep resends what is due.
+deliver_webhook runs on the "webhooks" queue, everything else on "pipeline"
+(CELERY_TASK_ROUTES in lanzuan/settings.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from . import scrub, webhooks
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_webhook(delivery_id: int) -> str:
-    return webhooks.webhook_delivery_attempt(delivery_id)
+    return webhooks.webhook_delivery_run(delivery_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

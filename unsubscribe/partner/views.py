@@ -525,7 +525,15 @@ class WebhookListView(PartnerAPIView):
         summary="Register a webhook endpoint",
         description=examples.WEBHOOK_DESCRIPTION,
         request=WebhookEndpointSerializer,
-        responses={201: WebhookEndpointCreatedSerializer, **problems(400, 401, 429)},
+        responses={
+            201: WebhookEndpointCreatedSerializer,
+            **problems(400, 401, 429),
+            (409, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                ProblemSerializer,
+                description=examples.WEBHOOK_LIMIT_DESCRIPTION,
+                examples=[examples.WEBHOOK_LIMIT_EXAMPLE],
+            ),
+        },
         examples=examples.WEBHOOK_CREATE_EXAMPLES,
     )
     def post(self, request: Request) -> Response:

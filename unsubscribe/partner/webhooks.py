@@ -32,22 +32,35 @@ after the event, then marked failed. Every delivery is a WebhookDelivery row
 admin and re-sendable from there ("Send again").
 
 Rows are written inside the transaction that emitted the event, and the HTTP work
-happens after commit (a Celery task per delivery id); the periodic sweep sends
-whatever is due and was not sent (broker down, retries).
+happens after commit (a Celery task per delivery id, on the "webhooks" queue, apart
+from the opt-out pipeline's); the periodic sweep sends whatever is due and was not
+sent (broker down, retries).
+
+Fair across tenants (issue 19, item 8): a tenant has at most
+LANZUAN_MAX_WEBHOOK_ENDPOINTS endpoints, and at most LANZUAN_WEBHOOK_IN_FLIGHT_PER_TENANT
+of its deliveries are queued or being sent at once. `webhook_deliveries_dispatch`
+hands out a tenant's free slots, oldest due delivery first; it runs after the commit
+that wrote the rows, after each attempt (the next of the tenant's backlog takes the
+slot), and in the sweep, tenant by tenant, oldest waiting tenant first. So a fan-out
+of thousands waits as rows, and another tenant's deliveries queue behind a handful
+of them, not behind all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from django.db import transaction
-from django.db.models import F, Q
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Min, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from lanzuan import outbound
 from lanzuan.backoff import backoff_seconds
@@ -59,6 +72,7 @@ from tenants.models import Tenant
 from unsubscribe.domain_events import EVENTS
 
 from . import tasks  # by module: tasks imports this one
+from .errors import TooManyWebhookEndpoints
 from .models import WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
@@ -72,6 +86,7 @@ MAX_RETRY_SECONDS = 3600.0
 RAW_NUMBER_KEYS = frozenset({"phone", "e164", "to", "number"})
 
 Status = WebhookDelivery.Status
+OPEN = (Status.PENDING, Status.RETRYING)
 
 
 # --- endpoints ------------------------------------------------------------------
@@ -81,22 +96,59 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def _tenant_lock(tenant_id: int, purpose: str) -> None:
+    """Inside a transaction: serialise `purpose` for one tenant until commit. On
+    PostgreSQL a transaction-level advisory lock; SQLite serialises writers already."""
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.sha256(f"lanzuan-{purpose}:{tenant_id}".encode()).digest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
+
+
+def webhook_endpoint_limit_check(*, tenant_id: int) -> None:
+    """Raise TooManyWebhookEndpoints when the tenant has no room for one more endpoint
+    (LANZUAN_MAX_WEBHOOK_ENDPOINTS, switched-off endpoints included)."""
+    limit: int = settings.LANZUAN_MAX_WEBHOOK_ENDPOINTS
+    if WebhookEndpoint.objects.for_tenant(tenant_id).count() >= limit:
+        raise TooManyWebhookEndpoints(
+            _(
+                "This tenant already has %(limit)d webhook endpoints, the most allowed. "
+                "Remove one, or send several events to the same endpoint."
+            )
+            % {"limit": limit},
+            title=_("Too many webhook endpoints"),
+            limit=limit,
+        )
+
+
 def webhook_endpoint_create(
-    *, tenant: Tenant, url: str, events: list[str], secret: str | None = None, description: str = ""
+    *,
+    tenant: Tenant,
+    url: str,
+    events: list[str],
+    secret: str | None = None,
+    description: str = "",
+    is_active: bool = True,
 ) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it and its secret (generated when not given),
-    which is never shown again."""
+    which is never shown again. The one place endpoints are made (API and admin):
+    raises TooManyWebhookEndpoints past LANZUAN_MAX_WEBHOOK_ENDPOINTS."""
     unknown = sorted(set(events) - set(EVENTS))
     if unknown:
         raise ValueError(f"unknown events: {unknown}")
     secret = secret or new_secret()
-    endpoint = WebhookEndpoint.objects.create(
-        tenant=tenant,
-        url=url,
-        events=sorted(set(events), key=EVENTS.index),
-        secret=secret,
-        description=description,
-    )
+    with transaction.atomic():
+        _tenant_lock(tenant.pk, "webhook-endpoints")  # two creates at once cannot both take the last place
+        webhook_endpoint_limit_check(tenant_id=tenant.pk)
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant,
+            url=url,
+            events=sorted(set(events), key=EVENTS.index),
+            secret=secret,
+            description=description,
+            is_active=is_active,
+        )
     return endpoint, secret
 
 
@@ -130,7 +182,7 @@ def on_domain_event(tenant_id: int, event: str, payload: dict[str, Any]) -> None
         return
     now = timezone.now()
     data = _without_raw_numbers(payload)
-    deliveries = WebhookDelivery.objects.bulk_create(
+    WebhookDelivery.objects.bulk_create(
         [
             WebhookDelivery(
                 tenant_id=tenant_id,
@@ -144,23 +196,63 @@ def on_domain_event(tenant_id: int, event: str, payload: dict[str, Any]) -> None
             for endpoint in endpoints
         ]
     )
-    ids = [delivery.pk for delivery in deliveries]
-
-    def dispatch_all() -> None:
-        for pk in ids:
-            webhook_delivery_dispatch(pk)
-
-    transaction.on_commit(dispatch_all)
+    # as many as the tenant's free slots now; the rest as those finish (fair dispatch)
+    transaction.on_commit(lambda: webhook_deliveries_dispatch(tenant_id=tenant_id))
 
 
-def webhook_delivery_dispatch(delivery_id: int) -> None:
-    """Queue one delivery. Never raises: with the broker down the sweep sends it."""
-    if dispatch_or_leave_for_sweep(
-        tasks.deliver_webhook, delivery_id, what=f"webhook delivery {delivery_id}"
-    ):
-        WebhookDelivery.objects.unscoped(reason="marks a delivery handed to a worker, by its id").filter(
-            pk=delivery_id
-        ).update(dispatched_at=timezone.now())
+# --- fair dispatch -------------------------------------------------------------------
+
+
+def _in_flight(now: datetime) -> Q:
+    """Open deliveries queued recently for their current attempt, or being sent."""
+    return Q(lease_until__gt=now) | Q(
+        dispatched_at__gt=now - STALE_DISPATCH, dispatched_at__gte=F("next_attempt_at")
+    )
+
+
+def _due(now: datetime) -> Q:
+    """Open deliveries to queue: their time has come, nobody sends them, and they were
+    never queued for this attempt (or so long ago that the broker lost them)."""
+    return (
+        Q(next_attempt_at__lte=now)
+        & (Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        & (
+            Q(dispatched_at__isnull=True)
+            | Q(dispatched_at__lte=now - STALE_DISPATCH)
+            | Q(dispatched_at__lt=F("next_attempt_at"))
+        )
+    )
+
+
+def webhook_deliveries_dispatch(*, tenant_id: int, limit: int | None = None) -> int:
+    """Queue the tenant's due deliveries, oldest first, into its free slots: at most
+    LANZUAN_WEBHOOK_IN_FLIGHT_PER_TENANT queued or being sent at once (and at most
+    `limit` now). Call after commit. Returns how many were queued; never raises: with
+    the broker down they stay due for the sweep."""
+    now = timezone.now()
+    slots: int = settings.LANZUAN_WEBHOOK_IN_FLIGHT_PER_TENANT
+    with transaction.atomic():
+        _tenant_lock(tenant_id, "webhook-dispatch")  # two dispatchers cannot hand out one slot twice
+        open_ = WebhookDelivery.objects.for_tenant(tenant_id).filter(status__in=OPEN)
+        free = slots - open_.filter(_in_flight(now)).count()
+        if limit is not None:
+            free = min(free, limit)
+        if free <= 0:
+            return 0
+        ids = list(
+            open_.filter(_due(now)).order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:free]
+        )
+        WebhookDelivery.objects.for_tenant(tenant_id).filter(pk__in=ids).update(dispatched_at=now)
+    for queued, delivery_id in enumerate(ids):
+        if not dispatch_or_leave_for_sweep(
+            tasks.deliver_webhook, delivery_id, what=f"webhook delivery {delivery_id}"
+        ):
+            # the broker is down: give the slots back; the sweep queues these later
+            WebhookDelivery.objects.for_tenant(tenant_id).filter(
+                pk__in=ids[queued:], dispatched_at=now
+            ).update(dispatched_at=None)
+            return queued
+    return len(ids)
 
 
 # --- sending -----------------------------------------------------------------------
@@ -186,21 +278,39 @@ def retry_delay(attempt: int) -> float:
     return backoff_seconds(attempt, base=FIRST_RETRY_SECONDS, cap=MAX_RETRY_SECONDS)
 
 
+def webhook_delivery_run(delivery_id: int) -> str:
+    """The task: one attempt (webhook_delivery_attempt), then the tenant's next due
+    deliveries take the slot it frees."""
+    outcome, tenant_id = _attempt(delivery_id)
+    if tenant_id is not None:
+        webhook_deliveries_dispatch(tenant_id=tenant_id)
+    return outcome
+
+
 def webhook_delivery_attempt(delivery_id: int) -> str:
     """Send one delivery once, if it is due. Returns "delivered", "retry", "failed"
     or "skipped". Claimed with a conditional update, so concurrent tasks and sweeps
     never send the same delivery twice at once."""
+    return _attempt(delivery_id)[0]
+
+
+def _attempt(delivery_id: int) -> tuple[str, int | None]:
+    """The outcome, and the delivery's tenant when it was claimed."""
     now = timezone.now()
     deliveries = WebhookDelivery.objects.unscoped(reason="a worker sends a delivery by its id")
     claimed = (
-        deliveries.filter(pk=delivery_id, status__in=[Status.PENDING, Status.RETRYING])
+        deliveries.filter(pk=delivery_id, status__in=OPEN)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .update(lease_until=now + LEASE, attempts=F("attempts") + 1, last_attempt_at=now)
     )
     if not claimed:
-        return "skipped"
+        return "skipped", None
     delivery = deliveries.select_related("endpoint", "tenant").get(pk=delivery_id)
+    return _send(delivery), delivery.tenant_id
+
+
+def _send(delivery: WebhookDelivery) -> str:
     endpoint = delivery.endpoint
     if not endpoint.is_active:
         return _record(delivery, ok=False, error="the endpoint is switched off", permanent=True)
@@ -291,25 +401,25 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:
             give_up_at=now + RETRY_WINDOW,
             lease_until=None,
         )
-        transaction.on_commit(lambda: webhook_delivery_dispatch(delivery.pk))
+        transaction.on_commit(lambda: webhook_deliveries_dispatch(tenant_id=delivery.tenant_id))
 
 
 def webhook_deliveries_sweep(*, limit: int = 500) -> dict[str, int]:
-    """Send what is due and was not queued recently: retries whose time has come,
-    and deliveries the broker lost."""
+    """Queue what is due and was not queued recently (retries whose time has come,
+    deliveries the broker lost, a backlog waiting for slots): one round over the
+    tenants, the one waiting longest first, each up to its free slots."""
     now = timezone.now()
-    due = list(
+    waiting = (
         WebhookDelivery.objects.unscoped(reason="the sweep sends every tenant's due deliveries")
-        .filter(status__in=[Status.PENDING, Status.RETRYING], next_attempt_at__lte=now)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .filter(
-            Q(dispatched_at__isnull=True)
-            | Q(dispatched_at__lt=now - STALE_DISPATCH)
-            | Q(dispatched_at__lt=F("next_attempt_at"))
-        )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
+        .filter(status__in=OPEN)
+        .filter(_due(now))
+        .values("tenant_id")
+        .annotate(oldest=Min("next_attempt_at"))
+        .order_by("oldest", "tenant_id")
     )
-    for delivery_id in due:
-        webhook_delivery_dispatch(delivery_id)
-    return {"webhook_deliveries_dispatched": len(due)}
+    dispatched = 0
+    for row in waiting[:limit]:
+        if dispatched >= limit:
+            break
+        dispatched += webhook_deliveries_dispatch(tenant_id=row["tenant_id"], limit=limit - dispatched)
+    return {"webhook_deliveries_dispatched": dispatched}
