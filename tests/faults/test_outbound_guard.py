@@ -21,9 +21,9 @@ from lanzuan.outbound import UnsafeURL, check_url, is_public
 from unsubscribe.models import Step, Target
 from unsubscribe.requests.services import unsubscribe_request_create
 
-from .httpserver import http_endpoint
-from .pipeline_helpers import NUMBER
-from .test_core import run_pipeline
+from ..httpserver import http_endpoint
+from ..pipeline_helpers import NUMBER
+from ..test_core import run_pipeline
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from pytest_django import Settings
 
     from tenants.models import Tenant
+
+    from .ledger import Ledger
 
 
 @pytest.fixture
@@ -99,7 +101,7 @@ def test_admin_refuses_an_internal_target_url(
 
 @pytest.mark.django_db
 def test_a_target_that_became_internal_is_not_called(
-    production_network: None, tenant_a: Tenant, outbox: Path
+    production_network: None, tenant_a: Tenant, outbox: Path, fault_ledger: Ledger
 ) -> None:
     # saved when the network allowed it (or DNS pointed elsewhere), internal now
     Target.objects.create(
@@ -115,6 +117,7 @@ def test_a_target_that_became_internal_is_not_called(
         tenant=tenant_a, phone=NUMBER, channel="app", verification_method="partner_assertion"
     ).request
     request = run_pipeline(request)
+    fault_ledger.count(faults=1, filed=1)
     step = Step.objects.unscoped(reason="test").get(request=request, kind="terminate", target__isnull=False)
     assert step.status == "failed" and step.attempts == 1  # permanent: no retries against it
     assert "https" in step.last_error
@@ -286,7 +289,7 @@ def test_a_name_rebound_to_loopback_after_the_check_is_not_called(
 
 @pytest.mark.django_db
 def test_a_target_rebound_after_the_check_does_not_reach_the_local_server(
-    settings: Settings, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch, fault_ledger: Ledger
 ) -> None:
     # given an allowed loopback alias at check time; the real server answers on 127.0.0.1 only
     settings.LANZUAN_OUTBOUND_ALLOW = ["127.0.0.2/32"]
@@ -308,6 +311,7 @@ def test_a_target_rebound_after_the_check_does_not_reach_the_local_server(
         request = run_pipeline(request)
 
         # then the request never reached the server behind the rebound name
+        fault_ledger.count(faults=1, filed=1)
         assert endpoint.received == []
     step = Step.objects.unscoped(reason="test").get(request=request, kind="terminate", target__isnull=False)
     assert step.status != "done"

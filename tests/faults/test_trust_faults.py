@@ -27,9 +27,10 @@ from unsubscribe.models import Step, UnsubscribeRequest
 from unsubscribe.pipeline.services import request_advance
 from unsubscribe.requests.services import unsubscribe_request_create
 
-from .httpserver import http_endpoint
-from .pipeline_helpers import E164, NUMBER, file, http_target, outbox_lines, subscriber
-from .workers import ROOT, wait_for
+from ..httpserver import http_endpoint
+from ..pipeline_helpers import E164, NUMBER, file, http_target, outbox_lines, subscriber
+from ..workers import ROOT, wait_for
+from .scan import database_findings, unique_number
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,29 +42,15 @@ if TYPE_CHECKING:
 
     from tenants.models import Tenant
 
-    from .pipeline_helpers import Language, Pipeline
+    from ..pipeline_helpers import Language, Pipeline
+    from .conftest import RawNumbers
+    from .ledger import Ledger
 
 FORMS = (E164, NUMBER, "138-0013-8000", "138 0013 8000")
 
 
 def fresh(request: UnsubscribeRequest) -> UnsubscribeRequest:
     return UnsubscribeRequest.objects.unscoped(reason="test").get(pk=request.pk)
-
-
-def tables_holding(*forms: str) -> list[str]:
-    found = []
-    qn = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        for table in connection.introspection.table_names(cursor):
-            for column in connection.introspection.get_table_description(cursor, table):
-                for form in forms:
-                    cursor.execute(
-                        f"SELECT COUNT(*) FROM {qn(table)} WHERE CAST({qn(column.name)} AS TEXT) LIKE %s",  # noqa: S608
-                        [f"%{form}%"],
-                    )
-                    if cursor.fetchone()[0]:
-                        found.append(f"{table}.{column.name} ({form})")
-    return found
 
 
 # --- item 1: no number in any stored excerpt ---------------------------------------------------
@@ -78,25 +65,28 @@ def test_redact_hides_every_number_form_and_keeps_short_numbers() -> None:
     assert mask_digit_runs("退订 138 0013 8000") == "退订 *** **** ****"
 
 
-def test_echoing_target_leaves_no_raw_number_in_any_table(
-    tenant_a: Tenant, outbox: Path, pipeline: Pipeline
+def test_echoing_target_leaves_no_raw_number_anywhere(
+    tenant_a: Tenant, outbox: Path, pipeline: Pipeline, raw_numbers: RawNumbers, fault_ledger: Ledger
 ) -> None:
-    """The every-table scan, through the whole pipeline with a target that echoes the
-    request back, number and all, also in another format."""
-    subscriber(tenant_a)
+    """The every-place scan (tests/faults/scan.py), through the whole pipeline with a target
+    that echoes the request back, number and all, also in another format."""
+    number = unique_number()
+    subscriber(tenant_a, number)
     with http_endpoint(answer="echo") as endpoint:
         http_target(tenant_a, endpoint.url)
         with pipeline():
-            request = file(tenant_a)
+            request = file(tenant_a, number)
         assert fresh(request).state == "completed"
-        assert endpoint.received and endpoint.received[0].json()["phone"] == E164
+        assert endpoint.received and endpoint.received[0].json()["phone"] == number
+    fault_ledger.count(faults=len(endpoint.received), filed=1)
     step = Step.objects.for_tenant(tenant_a).get(request=request, target__isnull=False)
     assert step.status == "succeeded" and '"status": "done"' in step.receipt
-    assert tables_holding(*FORMS) == [], "a raw number is still stored"
+    # the outbox (the file gateway's, development only) holds what was sent, by design
+    assert raw_numbers(number, skip_outbox=True) == [], "a raw number is still stored"
 
 
 def test_completion_scrubs_receipts_errors_and_their_history_rows(
-    tenant_a: Tenant, pipeline: Pipeline
+    tenant_a: Tenant, pipeline: Pipeline, fault_ledger: Ledger
 ) -> None:
     # given a request whose step texts (and their history rows) quote the number, as
     # receipts written by an older code path did
@@ -115,8 +105,11 @@ def test_completion_scrubs_receipts_errors_and_their_history_rows(
     with pipeline():
         request_advance(request.pk)
     # then none of it is left, in the steps or in their history
+    fault_ledger.count(faults=2, filed=1)
     assert fresh(request).state == "completed"
-    assert tables_holding(*FORMS) == []
+    findings = database_findings(E164)
+    fault_ledger.count(raw_numbers=len(findings))
+    assert findings == []
 
 
 def test_a_failing_gateway_that_echoes_the_number_keeps_it_out_of_the_message(
@@ -137,7 +130,7 @@ def test_a_failing_gateway_that_echoes_the_number_keeps_it_out_of_the_message(
 
 
 def test_garbage_answering_target_fails_the_step_with_the_reason(
-    tenant_a: Tenant, pipeline: Pipeline
+    tenant_a: Tenant, pipeline: Pipeline, fault_ledger: Ledger
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint(answer="garbage") as endpoint:
@@ -148,8 +141,9 @@ def test_garbage_answering_target_fails_the_step_with_the_reason(
     assert step.status == "failed"
     assert "not JSON" in step.last_error and "status and reference" in step.last_error
     # permanent: the same target answers the same call the same way
+    fault_ledger.count(faults=len(endpoint.received), filed=1, duplicated=len(endpoint.received) - 1)
     assert len(endpoint.received) == 1
-    assert fresh(request).state == "needs_attention"
+    assert fresh(request).state == "needs_attention"  # not lost: in the staff's queue
 
 
 @pytest.mark.parametrize(
@@ -158,7 +152,10 @@ def test_garbage_answering_target_fails_the_step_with_the_reason(
     ids=["no-status", "wrong-status", "no-reference", "not-an-object"],
 )
 def test_a_2xx_that_breaks_the_contract_is_a_failure(
-    tenant_a: Tenant, pipeline: Pipeline, answer: dict[str, bool] | dict[str, str] | list[str]
+    tenant_a: Tenant,
+    pipeline: Pipeline,
+    answer: dict[str, bool] | dict[str, str] | list[str],
+    fault_ledger: Ledger,
 ) -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -185,6 +182,7 @@ def test_a_2xx_that_breaks_the_contract_is_a_failure(
     finally:
         server.shutdown()
         server.server_close()
+    fault_ledger.count(faults=1, filed=1)
     step = Step.objects.for_tenant(tenant_a).get(request=request, target__isnull=False)
     assert step.status == "failed" and step.last_error.startswith("HTTP 200 but")
 
@@ -206,7 +204,7 @@ def test_good_answering_target_succeeds_with_its_reference_in_the_receipt(
 
 
 def test_confirmation_beside_a_failing_termination_claims_no_ended_services(
-    tenant_a: Tenant, pipeline: Pipeline, outbox: Path
+    tenant_a: Tenant, pipeline: Pipeline, outbox: Path, fault_ledger: Ledger
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint(script=[(400, 0.0)]) as endpoint:
@@ -214,7 +212,10 @@ def test_confirmation_beside_a_failing_termination_claims_no_ended_services(
         with pipeline():
             request = file(tenant_a)
     assert fresh(request).state == "needs_attention"
-    confirmation = [line["body"] for line in outbox_lines(outbox) if line["to"] == E164][-1]
+    confirmations = [line["body"] for line in outbox_lines(outbox) if line["to"] == E164]
+    fault_ledger.count(faults=1, filed=1, duplicated=len(confirmations) - 1)
+    assert len(confirmations) == 1
+    confirmation = confirmations[-1]
     assert request.reference in confirmation
     assert "已停止向本号码发送" in confirmation  # suppressed now: true
     assert "正在终止" in confirmation  # services being ended: true
@@ -276,7 +277,12 @@ def test_a_request_the_next_day_gets_its_own_confirmation(tenant_a: Tenant, pipe
 
 @pytest.mark.django_db(transaction=True)
 def test_forty_parallel_identical_posts_make_one_request_and_one_sms(
-    live_server: LiveServer, tenant_a: Tenant, api_key_a: str, outbox: Path, settings: Settings
+    live_server: LiveServer,
+    tenant_a: Tenant,
+    api_key_a: str,
+    outbox: Path,
+    settings: Settings,
+    fault_ledger: Ledger,
 ) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("40 concurrent writers need PostgreSQL (SQLite serialises them and times out)")
@@ -307,6 +313,8 @@ def test_forty_parallel_identical_posts_make_one_request_and_one_sms(
         thread.start()
     for thread in threads:
         thread.join(90)
+    created = UnsubscribeRequest.objects.for_tenant(tenant_a).count()
+    fault_ledger.count(faults=1, filed=40, lost=40 - len(answers), duplicated=max(created - 1, 0))
     assert len(answers) == 40
     assert {status for status, _ref in answers} <= {200, 201}, answers
     assert len({ref for _status, ref in answers}) == 1
@@ -315,7 +323,7 @@ def test_forty_parallel_identical_posts_make_one_request_and_one_sms(
     # The pipeline was held (no worker) so that the request stayed open for all 40; now run it.
     from lanzuan.celery import app
 
-    from .workers import purge_queue
+    from ..workers import purge_queue
 
     purge_queue()
     app.conf.task_always_eager = True
@@ -324,19 +332,22 @@ def test_forty_parallel_identical_posts_make_one_request_and_one_sms(
     finally:
         app.conf.task_always_eager = False
     wait_for(lambda: fresh(UnsubscribeRequest.objects.for_tenant(tenant_a).get()).state == "completed", 30)
+    sms = [line for line in outbox_lines(outbox) if line["to"] == E164]
+    fault_ledger.count(duplicated=max(len(sms) - 1, 0))
     assert len(_confirmations(tenant_a)) == 1
-    assert len([line for line in outbox_lines(outbox) if line["to"] == E164]) == 1
+    assert len(sms) == 1
 
 
 # --- item 4: no silent file-gateway fallback ---------------------------------------------------
 
 
 def test_without_a_gateway_messages_fail_visibly_and_the_request_needs_attention(
-    tenant_a: Tenant, pipeline: Pipeline, settings: Settings, outbox: Path
+    tenant_a: Tenant, pipeline: Pipeline, settings: Settings, outbox: Path, fault_ledger: Ledger
 ) -> None:
     settings.LANZUAN_FILE_GATEWAY = False
     with pipeline():
         request = file(tenant_a)
+    fault_ledger.count(faults=1, filed=1)
     confirm = Step.objects.for_tenant(tenant_a).get(request=request, kind="confirm")
     assert confirm.status == "failed" and confirm.attempts == confirm.max_attempts > 1  # retried first
     assert "no gateway configured" in confirm.last_error
