@@ -12,7 +12,7 @@
   stream), with the broker's queued and unacknowledged messages' base64 bodies decoded.
 
 It returns one human-readable finding per place ("table unsubscribe_step.receipt row 3 …",
-"file $LANZUAN_VAR_DIR/outbox.jsonl …", "redis key …:celery …"), naming the number only
+"file $LANZUAN_VAR_DIR/outbox.jsonl …", "redis key …:pipeline …"), naming the number only
 masked. An empty list is the pass.
 
 The forms: a number is found by its national digits (13800138000 for +8613800138000), so

@@ -87,7 +87,7 @@ def test_the_pattern_does_not_match_other_numbers_or_the_masked_form() -> None:
         national[:-1],  # one digit short
         national[:5] + "9" + national[6:] if national[5] != "9" else national[:5] + "8" + national[6:],
         phones.mask(number),
-        phones.phone_hash(number),
+        phones.platform_phone_hash(number),
         f"{national[:3]}, {national[3:7]}, {national[7:]}",  # a list of numbers, not one number
         unique_number(),
     ]
@@ -312,8 +312,8 @@ def test_finds_a_number_in_a_queued_and_in_an_unacknowledged_broker_message(
         clear, body = raw_number_findings(in_clear), raw_number_findings(in_body)
         assert len(clear) == 1 and len(body) == 1, (clear, body)
         if on_redis:
-            assert clear[0].endswith(f":celery (list): {phones.mask(in_clear)}"), clear
-            assert body[0].endswith(f":celery (list): {phones.mask(in_body)} (base64)"), body
+            assert clear[0].endswith(f":pipeline (list): {phones.mask(in_clear)}"), clear
+            assert body[0].endswith(f":pipeline (list): {phones.mask(in_body)} (base64)"), body
         else:
             assert "/broker/" in clear[0] and "/broker/" in body[0] and body[0].endswith("(base64)")
         purge_queue()
@@ -322,7 +322,7 @@ def test_finds_a_number_in_a_queued_and_in_an_unacknowledged_broker_message(
             return  # the file broker has no unacknowledged store
         process_request.apply_async(args=(held,), argsrepr="(hidden)")  # type: ignore[call-arg]
         with app.connection_for_read() as conn:
-            queue = conn.SimpleQueue("celery")
+            queue = conn.SimpleQueue("pipeline")
             message = queue.get(timeout=5)  # a worker has it, and has not acknowledged it
             try:
                 findings = redis_findings(held)
