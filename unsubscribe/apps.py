@@ -16,6 +16,7 @@ class UnsubscribeConfig(AppConfig):
         from .channels import reply_keywords  # noqa: PLC0415
         from .models import UnsubscribeRequest, scope_label  # noqa: PLC0415
         from .pipeline.datasources import DataSource, register_source  # noqa: PLC0415 (and registers the built-in data sources)
+        from .pipeline.steps import confirmation_recipient  # noqa: PLC0415
 
         domain_events.subscribe(alert_staff_on_attention)
 
@@ -35,4 +36,6 @@ class UnsubscribeConfig(AppConfig):
             )
         )
         notification_services.reply_keywords_register(reply_keywords)
+        # Staff may send a failed confirmation again while its request still holds the number.
+        notification_services.message_recipient_register(confirmation_recipient)
         history.field_label_register("scope", scope_label)
