@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
@@ -105,8 +105,14 @@ def purge_queue(broker_url: str | None = None) -> None:
 
 @contextmanager
 def celery_worker(
-    tmp_path: Path, *, concurrency: int = 2, beat: bool = False, **env: str
+    tmp_path: Path,
+    *,
+    concurrency: int = 2,
+    beat: bool = False,
+    flags: Sequence[str] = ("--without-gossip", "--without-mingle"),
+    **env: str,
 ) -> Iterator[Worker]:
+    """A worker process; `flags=()` starts it as the README's command does (Celery's defaults)."""
     log = tmp_path / f"worker-{time.monotonic_ns()}.log"
     args = [
         sys.executable,
@@ -117,8 +123,7 @@ def celery_worker(
         "worker",
         "--loglevel=INFO",
         f"--concurrency={concurrency}",
-        "--without-gossip",
-        "--without-mingle",
+        *flags,
         "-n",
         f"test-{os.getpid()}@%h",
     ]
