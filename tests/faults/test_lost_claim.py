@@ -39,7 +39,7 @@ from ..httpserver import http_endpoint
 from ..pipeline_helpers import E164, file, outbox_lines, subscriber
 from ..test_notifications import aliyun_server_signature, local_server
 from ..workers import celery_worker, purge_queue, wait_for
-from .leftovers import raw_numbers_left
+from .leftovers import baseline, raw_numbers_left
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -90,6 +90,12 @@ def lanzuan_settings(settings: Settings) -> Settings:
     return settings
 
 
+@pytest.fixture
+def before() -> set[str]:
+    """What held a number before the test (other tests' files and keys)."""
+    return baseline()
+
+
 # --- the database connection dies mid-send -------------------------------------------------------
 
 
@@ -102,6 +108,7 @@ def test_a_confirmation_whose_db_connection_died_mid_send_goes_out_once_after_th
     eager_celery: Celery,
     lanzuan_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
+    before: set[str],
 ) -> None:
     subscriber(tenant_a)
     dead: list[str] = []
@@ -148,7 +155,7 @@ def test_a_confirmation_whose_db_connection_died_mid_send_goes_out_once_after_th
     assert confirm_step(request).status == "succeeded"
     # and the request completes: the raw number is erased everywhere
     assert fresh(request).state == "completed"
-    assert raw_numbers_left() == []
+    assert raw_numbers_left(before) == []
 
 
 def test_the_confirm_step_waits_for_the_message_instead_of_giving_up(
@@ -198,7 +205,11 @@ def eager_after_the_worker() -> Iterator[None]:
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_send_gets_the_confirmation_out_once_through_the_idempotency_key(
-    tenant_a: Tenant, tmp_path: Path, lanzuan_settings: Settings, eager_after_the_worker: None
+    tenant_a: Tenant,
+    tmp_path: Path,
+    lanzuan_settings: Settings,
+    eager_after_the_worker: None,
+    before: set[str],
 ) -> None:
     subscriber(tenant_a)
     # the provider takes the first call and holds it for a while: the worker is killed meanwhile
@@ -229,7 +240,7 @@ def test_a_worker_killed_mid_send_gets_the_confirmation_out_once_through_the_ide
     assert json.loads(provider.received[1].body)["id"] == keys[0]
     message.refresh_from_db()
     assert message.status == "sent" and message.attempts == 2
-    assert raw_numbers_left() == []
+    assert raw_numbers_left(before) == []
 
 
 # --- Aliyun: the re-send looks up the OutId first -------------------------------------------------
@@ -309,7 +320,7 @@ def failing_once_gateway(tenant: Tenant, url: str) -> None:
 
 
 def test_admin_send_again_sends_a_failed_confirmation(
-    client: Client, alice: User, tenant_a: Tenant, pipeline: Pipeline
+    client: Client, alice: User, tenant_a: Tenant, pipeline: Pipeline, before: set[str]
 ) -> None:
     subscriber(tenant_a)
     # given a confirmation the provider refused (a 400: for good, as far as the worker can tell)
@@ -346,11 +357,11 @@ def test_admin_send_again_sends_a_failed_confirmation(
         )
     assert fresh(request).state == "completed"
     assert len(provider.received) == 2  # no third send
-    assert raw_numbers_left() == []
+    assert raw_numbers_left(before) == []
 
 
 def test_admin_request_retry_sends_its_failed_confirmation(
-    client: Client, alice: User, tenant_a: Tenant, pipeline: Pipeline
+    client: Client, alice: User, tenant_a: Tenant, pipeline: Pipeline, before: set[str]
 ) -> None:
     subscriber(tenant_a)
     with http_endpoint(script=[(400, 0.0), (200, 0.0)]) as provider:
@@ -370,7 +381,7 @@ def test_admin_request_retry_sends_its_failed_confirmation(
     assert message.status == "sent"
     assert len(provider.received) == 2 and provider.effects == {f"lanzuan-message-{message.pk}": 1}
     assert fresh(request).state == "completed"
-    assert raw_numbers_left() == []
+    assert raw_numbers_left(before) == []
 
 
 def test_a_one_time_code_or_an_erased_recipient_is_not_sent_again(
