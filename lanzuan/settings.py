@@ -350,7 +350,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
 }
 CELERY_TIMEZONE = TIME_ZONE
+# A broker outage must not end the worker or beat (issue 19, item 6; lanzuan/celery.py):
+# reconnect for as long as it takes (Celery's default gives up after 100 tries), at
+# start-up too; and the consumer without Gossip and Mingle, whose reconnect path crashes.
+CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES: int | None = None
+CELERY_WORKER_CONSUMER = "lanzuan.celery:Consumer"
+# Tasks running when the connection drops finish and are acknowledged late or run again
+# (every task is idempotent: claims and leases on our own rows). Celery's opt-in
+# cancellation crashes the worker on reconnect (celery/celery#9250): left off, explicitly.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 
 # --- Celery queues and webhook fairness (issue 19, item 8) -------------------------
 # Opt-out work goes ahead of webhook fan-out. Two queues: "pipeline" (the default) holds

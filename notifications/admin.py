@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -25,13 +25,13 @@ from lanzuan import phones
 from lanzuan.outbound import UnsafeURL, check_host, check_url
 from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, number_digest_filter, request_tenant_ids
 from tenants.forms import StoredSecretMixin, secret_field
-from tenants.models import Tenant
+from tenants.models import OPERATIONS_ROLES, Tenant
 
 from .catalogue import EVENT_VARIABLES, Event, MessageChannel, sample_values
 from .defaults import default_text
 from .models import GatewayConfig, Message, Template
 from .rendering import render, sms_length, text_errors
-from .services import template_save
+from .services import MessageNotRetryable, message_retry, template_save
 
 PREVIEW_URL_NAME = "notifications_template_preview"
 # (event, channel, language) asked for by the add page's URL, for its read-only
@@ -375,8 +375,11 @@ class GatewayConfigAdmin(TenantScopedAdmin):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
-    """Every message sent: read-only, without the raw recipient or any one-time code."""
+    """Every message sent: read-only, without the raw recipient or any one-time code.
+    "Send again" puts a failed message back in the queue (services.message_retry)."""
 
+    write_roles = OPERATIONS_ROLES  # agents who retry requests may send a failed message again
+    actions = ["send_again"]
     list_display = ["created_at", "to_masked", "event", "channel", "language", "status", "attempts", "tenant"]
     list_filter = ["status", "event", "channel", "tenant"]
     search_fields = ["to_masked", "provider_message_id", "dedupe_key"]
@@ -413,6 +416,37 @@ class MessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         if self.get_object(request, object_id) is None:
             raise Http404(_("No such object."))
         return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return self._may_write(request)
+
+    @admin.action(description=_("Send failed messages again"), permissions=["retry"])
+    def send_again(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        sent, refused = 0, []
+        for message in queryset:
+            if not self._may_write(request, message):
+                continue
+            try:
+                message_retry(message=message)
+            except MessageNotRetryable as exc:
+                refused.append(f"{message.pk}: {exc}")
+                continue
+            sent += 1
+        if sent:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message put back in the queue: a worker sends it now.",
+                    "%(count)d messages put back in the queue: a worker sends them now.",
+                    sent,
+                )
+                % {"count": sent},
+                messages.SUCCESS,
+            )
+        for reason in refused:
+            self.message_user(
+                request, _("Not sent again: message %(reason)s") % {"reason": reason}, messages.WARNING
+            )
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str

@@ -5,6 +5,18 @@ or raises `TransientGatewayError` (worth retrying: timeouts, 429, 5xx) or
 `PermanentGatewayError` (retrying cannot help: bad number, bad credentials,
 rejected content). Gateways know nothing about models; `gateway_for()` builds one
 from a tenant's `GatewayConfig`.
+
+A message whose worker died while calling the gateway (its claim outlived its lease,
+notifications.services) is sent again, and each gateway keeps that from reaching the
+person twice as far as its provider allows (`resend_guard`, the README's table):
+- "key": the provider drops a repeat of the message's idempotency key (signed HTTP:
+  the `Idempotency-Key` header and the body's `id`, both `lanzuan-message-<id>`);
+- "lookup": `find_sent()` asks the provider whether it already has the message (Aliyun:
+  QuerySendDetails by `OutId`, the message id; the file gateway: its own outbox), and
+  only a message it does not have is sent again;
+- "none": nothing tells (Twilio's Messages API takes no idempotency key; SMTP servers
+  do not dedupe, though the stable `Message-ID` lets mail clients that do show it once):
+  the message is sent again, so the person may get it twice, never not at all.
 """
 
 from __future__ import annotations
@@ -19,11 +31,11 @@ import smtplib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import make_msgid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 import requests
 from django.conf import settings
@@ -39,6 +51,10 @@ from .models import GatewayConfig
 logger = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = (5, 15)  # connect, read (seconds)
+# For a send made while a person waits on a page (a one-time code the broker could not
+# take): a gateway that does not answer in time leaves the message to the sweep.
+INLINE_TIMEOUT = (3, 8)
+Timeout = tuple[float, float]
 
 
 def _post(url: str, **kwargs: Any) -> requests.Response:
@@ -88,8 +104,16 @@ class GatewayResult:
 
 class Gateway(Protocol):
     kind: str
+    # How a re-send after a lost claim is kept from reaching the person twice: "key",
+    # "lookup" or "none" (the module docstring).
+    resend_guard: str
 
     def send(self, message: OutgoingMessage) -> GatewayResult: ...
+
+    def find_sent(self, message: OutgoingMessage, *, since: datetime) -> GatewayResult | None:
+        """The provider's record of this message if it took it at or after `since`, else
+        None (also when the provider cannot tell). TransientGatewayError: ask again later."""
+        ...
 
 
 def _is_transient_status(status: int) -> bool:
@@ -122,9 +146,39 @@ class FileGateway:
     """
 
     kind: str = GatewayConfig.Kind.FILE
+    resend_guard: str = "lookup"
 
     def __init__(self, path: Path | str | None = None) -> None:
         self._path = path
+
+    def find_sent(self, message: OutgoingMessage, *, since: datetime) -> GatewayResult | None:
+        """A line for this very message (recipient, text and tenant) written since `since`,
+        in the outbox or a file rotated since."""
+        path = Path(self._path or settings.OUTBOX_PATH)
+        files = [path, *path.parent.glob(f"{path.name}.*")]
+        for candidate in files:
+            try:
+                # file times come from a coarse clock: only files clearly older are skipped
+                if candidate.stat().st_mtime < since.timestamp() - 60:
+                    continue
+                lines = candidate.read_text(encoding="utf-8").splitlines()
+            except FileNotFoundError:
+                continue
+            for raw in lines:
+                try:
+                    line = json.loads(raw)
+                    sent_at = datetime.fromisoformat(line["sent_at"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if (
+                    line.get("to") == message.to
+                    and line.get("body") == message.body
+                    and line.get("tenant") == message.tenant_slug
+                    and line.get("channel") == message.channel
+                    and sent_at >= since
+                ):
+                    return GatewayResult(provider_message_id=f"file-{message.idempotency_key}")
+        return None
 
     def send(self, message: OutgoingMessage) -> GatewayResult:
         path = Path(self._path or settings.OUTBOX_PATH)
@@ -193,18 +247,29 @@ class SmtpGateway:
     """Django's email machinery; with an endpoint, its own SMTP server and credentials."""
 
     kind: str = GatewayConfig.Kind.SMTP
+    resend_guard: str = "none"
 
     def __init__(
-        self, *, from_email: str, endpoint: str = "", username: str = "", password: str = ""
+        self,
+        *,
+        from_email: str,
+        endpoint: str = "",
+        username: str = "",
+        password: str = "",
+        timeout: Timeout = HTTP_TIMEOUT,
     ) -> None:
         self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
         self.endpoint = endpoint
         self.username = username
         self.password = password
+        self.timeout = timeout
+
+    def find_sent(self, message: OutgoingMessage, *, since: datetime) -> GatewayResult | None:
+        return None  # an SMTP server cannot be asked
 
     def _connection(self) -> Any:
         if not self.endpoint:
-            return get_connection(fail_silently=False, timeout=HTTP_TIMEOUT[1])
+            return get_connection(fail_silently=False, timeout=self.timeout[1])
         parts = urlsplit(self.endpoint)
         try:
             # connects to the address that was checked (STARTTLS/SMTPS verify the name)
@@ -216,15 +281,17 @@ class SmtpGateway:
                 password=self.password or None,
                 use_tls=parts.scheme == "smtp+tls",
                 use_ssl=parts.scheme == "smtps",
-                timeout=HTTP_TIMEOUT[1],
+                timeout=self.timeout[1],
                 fail_silently=False,
             )
         except UnsafeURL as exc:
             raise PermanentGatewayError(str(exc)) from None
 
     def send(self, message: OutgoingMessage) -> GatewayResult:
-        domain = self.from_email.rpartition("@")[2] or None
-        message_id = make_msgid(domain=domain)
+        # The same Message-ID on every try of this message: mail systems that drop a
+        # repeated Message-ID show a re-send once.
+        domain = self.from_email.rpartition("@")[2] or "lanzuan.invalid"
+        message_id = f"<{message.idempotency_key}.{message.tenant_slug}@{domain}>"
         email = EmailMessage(
             subject=message.subject,
             body=message.body,
@@ -262,15 +329,27 @@ class TwilioGateway:
     """
 
     kind: str = GatewayConfig.Kind.TWILIO
+    resend_guard: str = "none"
 
     def __init__(
-        self, *, account_sid: str, auth_token: str, sender: str, base_url: str = "", status_callback: str = ""
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        sender: str,
+        base_url: str = "",
+        status_callback: str = "",
+        timeout: Timeout = HTTP_TIMEOUT,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.sender = sender
         self.base_url = base_url
         self.status_callback = status_callback
+        self.timeout = timeout
+
+    def find_sent(self, message: OutgoingMessage, *, since: datetime) -> GatewayResult | None:
+        return None  # Twilio's Messages API takes no idempotency key
 
     def send(self, message: OutgoingMessage) -> GatewayResult:
         # twilio.rest takes a while to import; only this gateway needs it, when it sends.
@@ -278,7 +357,7 @@ class TwilioGateway:
         from twilio.http.http_client import TwilioHttpClient  # noqa: PLC0415
         from twilio.rest import Client  # noqa: PLC0415
 
-        http_client = TwilioHttpClient(timeout=HTTP_TIMEOUT[1])
+        http_client = TwilioHttpClient(timeout=self.timeout[1])
         client = Client(self.account_sid, self.auth_token, http_client=http_client)
         if self.base_url:
             # the tenant's base URL: checked, and every call pinned to the checked address
@@ -339,10 +418,22 @@ def aliyun_phone(e164: str) -> str:
     return e164[3:] if e164.startswith("+86") else e164.lstrip("+")
 
 
+# QuerySendDetails answers by the day the SMS was sent, in China's time.
+ALIYUN_ZONE = ZoneInfo("Asia/Shanghai")
+ALIYUN_LOOKUP_PAGES = 10  # of 50 records: more SMS to one number in a day is not a confirmation's case
+# SendStatus of a record: 1 waiting for the carrier's report, 2 failed, 3 delivered.
+ALIYUN_TAKEN_STATUSES = frozenset({1, 3})
+
+
 class AliyunSmsGateway:
-    """Aliyun SMS `SendSms`: Aliyun renders its approved template from TemplateParam."""
+    """Aliyun SMS `SendSms`: Aliyun renders its approved template from TemplateParam.
+
+    SendSms is not idempotent (Aliyun's documentation says so and asks callers to look at
+    the delivery records before retrying after a timeout): every message carries its id as
+    `OutId`, and a re-send after a lost claim first asks QuerySendDetails for it."""
 
     kind: str = GatewayConfig.Kind.ALIYUN
+    resend_guard: str = "lookup"
 
     def __init__(
         self,
@@ -352,57 +443,110 @@ class AliyunSmsGateway:
         sign_name: str,
         template_codes: Mapping[str, str],
         endpoint: str = "",
+        timeout: Timeout = HTTP_TIMEOUT,
     ) -> None:
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.sign_name = sign_name
         self.template_codes = template_codes
         self.endpoint = endpoint or ALIYUN_DEFAULT_ENDPOINT
+        self.timeout = timeout
+
+    def _signed(self, action: str, params: Mapping[str, str]) -> dict[str, str]:
+        signed = {
+            "AccessKeyId": self.access_key_id,
+            "Action": action,
+            "Format": "JSON",
+            "RegionId": "cn-hangzhou",
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureNonce": uuid.uuid4().hex,
+            "SignatureVersion": "1.0",
+            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Version": "2017-05-25",
+            **params,
+        }
+        signed["Signature"] = aliyun_rpc_signature(signed, self.access_key_secret, "POST")
+        return signed
 
     def signed_params(self, message: OutgoingMessage) -> dict[str, str]:
         template_code = self.template_codes.get(message.event) or self.template_codes.get("*", "")
         if not template_code:
             raise PermanentGatewayError(f"no Aliyun template code for the event {message.event}")
-        params = {
-            "AccessKeyId": self.access_key_id,
-            "Action": "SendSms",
-            "Format": "JSON",
-            "OutId": str(message.message_id),
-            "PhoneNumbers": aliyun_phone(message.to),
-            "RegionId": "cn-hangzhou",
-            "SignName": self.sign_name,
-            "SignatureMethod": "HMAC-SHA1",
-            "SignatureNonce": uuid.uuid4().hex,
-            "SignatureVersion": "1.0",
-            "TemplateCode": template_code,
-            "TemplateParam": json.dumps(dict(message.variables), ensure_ascii=False, separators=(",", ":")),
-            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "Version": "2017-05-25",
-        }
-        params["Signature"] = aliyun_rpc_signature(params, self.access_key_secret, "POST")
-        return params
+        return self._signed(
+            "SendSms",
+            {
+                "OutId": str(message.message_id),
+                "PhoneNumbers": aliyun_phone(message.to),
+                "SignName": self.sign_name,
+                "TemplateCode": template_code,
+                "TemplateParam": json.dumps(
+                    dict(message.variables), ensure_ascii=False, separators=(",", ":")
+                ),
+            },
+        )
 
-    def send(self, message: OutgoingMessage) -> GatewayResult:
-        params = self.signed_params(message)
+    def _call(self, params: Mapping[str, str]) -> tuple[requests.Response, dict[str, Any], str]:
         try:
-            response = _post(self.endpoint, data=params, timeout=HTTP_TIMEOUT)
+            response = _post(self.endpoint, data=params, timeout=self.timeout)
         except requests.RequestException as exc:
             raise TransientGatewayError(f"Aliyun unreachable: {type(exc).__name__}") from None
         try:
             payload = response.json()
         except ValueError:
             payload = {}
-        code = str(payload.get("Code", "")) if isinstance(payload, dict) else ""
-        if response.status_code == 200 and code == "OK":
-            return GatewayResult(
-                provider_message_id=str(payload.get("BizId") or payload.get("RequestId", ""))
-            )
+        if not isinstance(payload, dict):
+            payload = {}
+        return response, payload, str(payload.get("Code", ""))
+
+    def _raise_for(self, response: requests.Response, code: str) -> None:
         text = f"Aliyun HTTP {response.status_code} {code}".strip()
         if code in ALIYUN_TRANSIENT_CODES or code.startswith(("Throttling", "isp.")):
             raise TransientGatewayError(text)
         if not code and _is_transient_status(response.status_code):
             raise TransientGatewayError(text)
         raise PermanentGatewayError(text)
+
+    def find_sent(self, message: OutgoingMessage, *, since: datetime) -> GatewayResult | None:
+        """QuerySendDetails for the number, day by day since `since` (China time): a record
+        whose OutId is this message's id, waiting for its report or delivered."""
+        day = since.astimezone(ALIYUN_ZONE).date()
+        today = datetime.now(ALIYUN_ZONE).date()
+        while day <= today:
+            for page in range(1, ALIYUN_LOOKUP_PAGES + 1):
+                params = self._signed(
+                    "QuerySendDetails",
+                    {
+                        "PhoneNumber": aliyun_phone(message.to),
+                        "SendDate": day.strftime("%Y%m%d"),
+                        "PageSize": "50",
+                        "CurrentPage": str(page),
+                    },
+                )
+                response, payload, code = self._call(params)
+                if response.status_code != 200 or code != "OK":
+                    self._raise_for(response, code)
+                found = payload.get("SmsSendDetailDTOs") or {}
+                records = found.get("SmsSendDetailDTO") or [] if isinstance(found, dict) else []
+                for record in records if isinstance(records, list) else []:
+                    if (
+                        isinstance(record, dict)
+                        and str(record.get("OutId", "")) == str(message.message_id)
+                        and record.get("SendStatus") in ALIYUN_TAKEN_STATUSES
+                    ):
+                        return GatewayResult(provider_message_id=f"aliyun-outid-{message.message_id}")
+                if len(records) < 50:
+                    break
+            day += timedelta(days=1)
+        return None
+
+    def send(self, message: OutgoingMessage) -> GatewayResult:
+        response, payload, code = self._call(self.signed_params(message))
+        if response.status_code == 200 and code == "OK":
+            return GatewayResult(
+                provider_message_id=str(payload.get("BizId") or payload.get("RequestId", ""))
+            )
+        self._raise_for(response, code)
+        raise AssertionError("unreachable")  # _raise_for always raises
 
 
 # --- generic signed HTTP -------------------------------------------------------------
@@ -419,11 +563,16 @@ class HttpGateway:
     """
 
     kind: str = GatewayConfig.Kind.HTTP
+    resend_guard: str = "key"
 
-    def __init__(self, *, url: str, secret: str, key_id: str = "") -> None:
+    def __init__(self, *, url: str, secret: str, key_id: str = "", timeout: Timeout = HTTP_TIMEOUT) -> None:
         self.url = url
         self.secret = secret
         self.key_id = key_id
+        self.timeout = timeout
+
+    def find_sent(self, message: OutgoingMessage, *, since: datetime) -> GatewayResult | None:
+        return None  # the receiver drops a repeated Idempotency-Key itself
 
     def send(self, message: OutgoingMessage) -> GatewayResult:
         body = json.dumps(
@@ -449,7 +598,7 @@ class HttpGateway:
         if self.key_id:
             headers["X-Lanzuan-Key-Id"] = self.key_id
         try:
-            response = _post(self.url, data=body, headers=headers, timeout=HTTP_TIMEOUT)
+            response = _post(self.url, data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
             raise TransientGatewayError(f"could not reach the gateway: {type(exc).__name__}") from None
         if 200 <= response.status_code < 300:
@@ -468,7 +617,9 @@ class HttpGateway:
 # --- choosing one --------------------------------------------------------------------
 
 
-def gateway_for(config: GatewayConfig | None, *, status_callback: str = "") -> Gateway:
+def gateway_for(
+    config: GatewayConfig | None, *, status_callback: str = "", timeout: Timeout = HTTP_TIMEOUT
+) -> Gateway:
     """The gateway a tenant configured for a channel. None (or inactive): the file
     gateway where it is allowed (file_gateway_allowed), else GatewayNotConfigured:
     in production a message without a gateway fails, it is never silently filed away."""
@@ -486,6 +637,7 @@ def gateway_for(config: GatewayConfig | None, *, status_callback: str = "") -> G
             endpoint=config.endpoint,
             username=config.account_id,
             password=config.secret,
+            timeout=timeout,
         )
     if kind == GatewayConfig.Kind.TWILIO:
         return TwilioGateway(
@@ -494,6 +646,7 @@ def gateway_for(config: GatewayConfig | None, *, status_callback: str = "") -> G
             sender=config.sender_id,
             base_url=config.endpoint,
             status_callback=status_callback,
+            timeout=timeout,
         )
     if kind == GatewayConfig.Kind.ALIYUN:
         codes = {key: str(value) for key, value in (config.template_codes or {}).items()}
@@ -505,9 +658,12 @@ def gateway_for(config: GatewayConfig | None, *, status_callback: str = "") -> G
             sign_name=config.sender_id,
             template_codes=codes,
             endpoint=config.endpoint,
+            timeout=timeout,
         )
     if kind == GatewayConfig.Kind.HTTP:
-        return HttpGateway(url=config.endpoint, secret=config.secret, key_id=config.account_id)
+        return HttpGateway(
+            url=config.endpoint, secret=config.secret, key_id=config.account_id, timeout=timeout
+        )
     if file_gateway_allowed():
         return FileGateway()
     raise GatewayNotConfigured(f"{NO_GATEWAY_PREFIX}: unknown gateway kind {kind!r}")

@@ -1,11 +1,17 @@
 """State changes for outgoing messages: create, deliver, fail, status reports, erasure.
 
 Rules kept here, in one place:
-- At most one message per (tenant, dedupe_key), and at most one send per message:
+- At most one message per (tenant, dedupe_key), and one send at a time per message:
   a worker claims the row with a conditional UPDATE before calling the gateway, and
-  a message that is sent, delivered or failed is never sent again. When a worker
-  dies while calling the gateway we cannot know whether the provider accepted the
-  message, so the row is failed rather than risk a second confirmation.
+  a message that is sent, delivered or failed is never sent again by a worker (only
+  by staff, message_retry).
+- A claim older than CLAIM_LEASE belongs to a worker that died while calling the
+  gateway. The message is not given up: the next try (the sweep's, or the confirm
+  step's) claims it again and sends it once more, within the message's MAX_ATTEMPTS,
+  as the same message to the provider: its idempotency key where the gateway has one,
+  a look-up of what the provider already took where it can be asked (gateways.py,
+  `resend_guard`). So the person gets it once in effect, or at worst twice on a
+  gateway that can do neither; never not at all while attempts remain.
 - The raw recipient stays only while the message may still be sent.
 - One-time codes never reach the database: the stored body and variables carry
   ****** instead; the clear text waits in the cache for as long as the code is valid.
@@ -18,7 +24,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -39,8 +45,14 @@ from . import selectors, tasks  # tasks imports this module: by module, not by n
 from .catalogue import EVENT_VARIABLES, REDACTED, SECRET_VARIABLES, MessageChannel, language_for, tenant_links
 from .defaults import scope_words
 from .gateways import (
+    HTTP_TIMEOUT,
+    INLINE_TIMEOUT,
+    Gateway,
+    GatewayError,
+    GatewayResult,
     OutgoingMessage,
     PermanentGatewayError,
+    Timeout,
     TransientGatewayError,
     file_gateway_allowed,
     gateway_for,
@@ -55,10 +67,33 @@ MAX_ATTEMPTS = 5
 # Every gateway call is bounded by its timeouts (well under a minute), so a claim
 # older than this belongs to a worker that died while calling the gateway.
 CLAIM_LEASE = timedelta(minutes=5)
+# A claim younger than this is a worker sending right now; one that old is probably a
+# worker that died, and is looked at again when its lease ends.
+CLAIM_BUSY = timedelta(seconds=30)
 # How long the clear text of an OTP message may wait to be sent: the code's validity.
 SECRET_TTL_SECONDS = 5 * 60
 RETRY_BASE_SECONDS = 30
 RETRY_CAP_SECONDS = 30 * 60
+
+
+class MessageInFlight(TransientGatewayError):
+    """Another worker holds the message's claim: it is being sent, or its worker died and
+    the claim ends at `retry_at`. Look again then; nothing was sent by this call."""
+
+    def __init__(self, text: str, *, claimed_at: datetime) -> None:
+        super().__init__(text)
+        self.claimed_at = claimed_at
+
+    @property
+    def retry_at(self) -> datetime:
+        return claim_look_again_at(self.claimed_at)
+
+
+def claim_look_again_at(claimed_at: datetime) -> datetime:
+    """When to look at a claimed message again: soon while its worker is probably still
+    sending (CLAIM_BUSY), else when its lease ends and the claim can be taken over."""
+    busy_until = claimed_at + CLAIM_BUSY
+    return busy_until if timezone.now() < busy_until else claimed_at + CLAIM_LEASE
 
 
 def retry_delay(attempts: int) -> float:
@@ -272,12 +307,55 @@ def _finish(message: Message, *, claimed_at: Any, **changes: Any) -> Message:
     return message
 
 
-def message_deliver(message_id: int) -> Message:
+def _claim(message: Message, now: datetime) -> tuple[bool, datetime | None]:
+    """Claim a queued message for this worker at `now`. Returns (True, None) when it is
+    already sent or delivered (nothing to do), (False, None) for a fresh claim, and
+    (False, the old claim's time) when the claim of a worker that died was taken over.
+    Raises MessageInFlight while another worker holds it, PermanentGatewayError when it
+    failed (or has now used its attempts)."""
+    mine = Message.objects.for_tenant(message.tenant_id).filter(pk=message.pk, status=Status.QUEUED)
+    if mine.filter(claimed_at__isnull=True).update(
+        claimed_at=now, attempts=F("attempts") + 1, updated_at=now
+    ):
+        return False, None
+    message.refresh_from_db()
+    if message.status in (Status.SENT, Status.DELIVERED):
+        return True, None
+    if message.status == Status.FAILED:
+        raise PermanentGatewayError(message.error or "the message failed")
+    held_since = message.claimed_at
+    if held_since is None:  # released between our two reads: the next try claims it
+        raise MessageInFlight("another worker just tried this message", claimed_at=now - CLAIM_BUSY)
+    if held_since >= now - CLAIM_LEASE:
+        raise MessageInFlight("another worker is sending this message", claimed_at=held_since)
+    if message.attempts >= MAX_ATTEMPTS:
+        error = f"gave up after {message.attempts} attempts: the worker stopped while calling the gateway"
+        _finish(message, claimed_at=held_since, status=Status.FAILED, failed_at=now, error=error)
+        raise PermanentGatewayError(error)
+    # Its worker died mid-send: take the claim over (only one taker wins).
+    if not mine.filter(claimed_at=held_since).update(
+        claimed_at=now, attempts=F("attempts") + 1, updated_at=now
+    ):
+        raise MessageInFlight("another worker took this message over", claimed_at=now)
+    logger.warning(
+        "message %s: the worker that claimed it at %s stopped mid-send; sending it again",
+        message.pk,
+        held_since.isoformat(),
+    )
+    return False, held_since
+
+
+def message_deliver(message_id: int, *, timeout: Timeout = HTTP_TIMEOUT) -> Message:
     """Claim and send through the tenant's gateway. No-op returning the message if already sent/delivered.
     On a transient gateway failure: records attempts/error, leaves it queued and raises TransientGatewayError.
     On a permanent failure: marks failed (blanks `to`), raises PermanentGatewayError; a message that
     already failed raises PermanentGatewayError again. While another worker is sending it: raises
-    TransientGatewayError (try later: it will then be sent or failed)."""
+    MessageInFlight (a TransientGatewayError; try again at its `retry_at`).
+
+    A claim past CLAIM_LEASE (its worker died mid-send) is taken over: the message is sent
+    again as the same message (the gateway's idempotency key, or a look-up of what the
+    provider already took: `find_sent`), or failed once it has used MAX_ATTEMPTS.
+    `timeout` bounds the gateway call (INLINE_TIMEOUT when a person waits on it)."""
     message = (
         Message.objects.unscoped(reason="a worker delivers a message by its id")
         .select_related("tenant")
@@ -289,22 +367,9 @@ def message_deliver(message_id: int) -> Message:
         raise PermanentGatewayError(message.error or "the message failed")
 
     now = timezone.now()
-    claimed = (
-        Message.objects.for_tenant(message.tenant_id)
-        .filter(pk=message_id, status=Status.QUEUED, claimed_at__isnull=True)
-        .update(claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
-    )
-    if not claimed:
-        message.refresh_from_db()
-        if message.status in (Status.SENT, Status.DELIVERED):
-            return message
-        if message.status == Status.FAILED:
-            raise PermanentGatewayError(message.error or "the message failed")
-        if message.claimed_at is not None and message.claimed_at < now - CLAIM_LEASE:
-            error = "the worker stopped while calling the gateway; not resent, to avoid a duplicate"
-            _finish(message, claimed_at=message.claimed_at, status=Status.FAILED, failed_at=now, error=error)
-            raise PermanentGatewayError(error)
-        raise TransientGatewayError("another worker is sending this message")
+    done, lost_claim_at = _claim(message, now)
+    if done:
+        return message
     message.refresh_from_db()
 
     try:
@@ -312,8 +377,14 @@ def message_deliver(message_id: int) -> Message:
             raise PermanentGatewayError("the recipient was erased before the message was sent")
         outgoing = _outgoing(message)
         config = selectors.gateway_config_get(tenant=message.tenant_id, channel=message.channel)
-        gateway = gateway_for(config, status_callback=_status_callback_url(config.kind if config else ""))
-        result = gateway.send(outgoing)
+        gateway = gateway_for(
+            config, status_callback=_status_callback_url(config.kind if config else ""), timeout=timeout
+        )
+        result = None
+        if lost_claim_at is not None:
+            result = _already_sent(gateway, outgoing, since=lost_claim_at)
+        if result is None:
+            result = gateway.send(outgoing)
     except TransientGatewayError as exc:
         Message.objects.for_tenant(message.tenant_id).filter(pk=message_id, claimed_at=now).update(
             claimed_at=None, error=redact(str(exc)), updated_at=timezone.now()
@@ -338,6 +409,26 @@ def message_deliver(message_id: int) -> Message:
         provider_message_id=result.provider_message_id[:100],
         error="",
     )
+
+
+def _already_sent(gateway: Gateway, outgoing: OutgoingMessage, *, since: datetime) -> GatewayResult | None:
+    """Before sending again after a lost claim: the provider's record of the first send,
+    where the gateway can ask for it. A provider that refuses the question (no right to
+    read its records) is answered by sending again: twice rather than never."""
+    try:
+        found = gateway.find_sent(outgoing, since=since)
+    except PermanentGatewayError as exc:
+        logger.warning("message %s: the provider cannot tell what it took (%s)", outgoing.message_id, exc)
+        return None
+    if found is not None:
+        logger.info("message %s: the provider already has it; not sent again", outgoing.message_id)
+    elif gateway.resend_guard == "none":
+        logger.warning(
+            "message %s: %s cannot tell a repeated send; the person may get it twice",
+            outgoing.message_id,
+            gateway.kind,
+        )
+    return found
 
 
 def message_fail(*, message_id: int, error: str) -> bool:
@@ -385,12 +476,37 @@ def message_retry_or_fail(*, message_id: int, error: str, max_attempts: int = MA
 # --- send (create + deliver in the background) ---------------------------------------
 
 
-def message_dispatch(message_id: int, countdown: float = 0) -> None:
-    """Hand a message to a worker. Never raises: with the broker down the message
-    stays due and messages_sweep() dispatches it later."""
-    dispatch_or_leave_for_sweep(
+def message_dispatch(message_id: int, countdown: float = 0) -> bool:
+    """Hand a message to a worker; True when the broker took it. Never raises: with the
+    broker down the message stays due and messages_sweep() dispatches it later."""
+    return dispatch_or_leave_for_sweep(
         tasks.deliver_message, message_id, what=f"message {message_id}", countdown=countdown
     )
+
+
+def message_enqueue(*, message: Message) -> Message:
+    """Make a queued message the send machinery's: due now (`next_attempt_at`), so that
+    messages_sweep() sends it when nobody else does (a lost task, a worker that died)."""
+    if message.status == Status.QUEUED and message.next_attempt_at is None:
+        Message.objects.for_tenant(message.tenant_id).filter(
+            pk=message.pk, status=Status.QUEUED, next_attempt_at__isnull=True
+        ).update(next_attempt_at=timezone.now())
+        message.refresh_from_db(fields=["next_attempt_at"])
+    return message
+
+
+def _dispatch_or_send_here(message_id: int, *, urgent: bool) -> None:
+    """After commit: hand the message to a worker. When the broker cannot take it, a message
+    that cannot wait for the sweep (a one-time code: valid for minutes, with its person
+    waiting on the page) is sent here and now, with a short timeout; a gateway that fails
+    leaves it to the sweep, as any other message waits for it."""
+    if message_dispatch(message_id) or not urgent:
+        return
+    logger.warning("broker unavailable; message %s is sent in-process", message_id)
+    try:
+        message_deliver(message_id, timeout=INLINE_TIMEOUT)
+    except GatewayError as exc:  # recorded on the row; the text may quote the provider
+        logger.warning("message %s not sent in-process: %s", message_id, type(exc).__name__)
 
 
 def notification_send(
@@ -405,7 +521,8 @@ def notification_send(
 ) -> Message:
     """message_create + enqueue the send task with transaction.on_commit (fire and forget, the task retries:
     max 5 attempts, exponential backoff with jitter; after the last attempt the message is marked failed
-    with the error). A repeated call with the same dedupe_key sends nothing new."""
+    with the error). A repeated call with the same dedupe_key sends nothing new. A message with a
+    one-time code does not depend on the broker: when the broker cannot take it, it is sent in-process."""
     message = message_create(
         tenant=tenant,
         event=event,
@@ -418,18 +535,17 @@ def notification_send(
     if message.status == Status.QUEUED and message.next_attempt_at is None:
         # next_attempt_at marks the message as the task's to send (and the sweep's
         # to re-dispatch); messages created alone are their caller's to deliver.
-        Message.objects.for_tenant(tenant).filter(pk=message.pk, next_attempt_at__isnull=True).update(
-            next_attempt_at=timezone.now()
-        )
-        message.refresh_from_db(fields=["next_attempt_at"])
-        message_id = message.pk
-        transaction.on_commit(lambda: message_dispatch(message_id))
+        message = message_enqueue(message=message)
+        message_id, urgent = message.pk, bool(message.secret_ref)
+        transaction.on_commit(lambda: _dispatch_or_send_here(message_id, urgent=urgent))
     return message
 
 
 def messages_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str, int]:
-    """Run by beat: dispatch queued messages whose try is overdue (broker down, a
-    lost task) and settle claims left by workers that died mid-send."""
+    """Run by beat: dispatch queued messages whose try is overdue (broker down, a lost
+    task) and those whose claim outlived CLAIM_LEASE (the worker died mid-send):
+    message_deliver() takes such a claim over and sends the message again, once in
+    effect, or fails it after MAX_ATTEMPTS."""
     now = timezone.now()
     due = list(
         Message.objects.unscoped(reason="the sweep re-dispatches every tenant's overdue messages")
@@ -440,6 +556,79 @@ def messages_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
     for message_id in due:
         message_dispatch(message_id)
     return {"dispatched": len(due)}
+
+
+# --- staff: send a failed message again -------------------------------------------------
+
+
+class MessageNotRetryable(Exception):
+    """This message cannot be sent again; str(exc) says why, fit to show staff."""
+
+
+# A failed message has dropped its recipient. The layer above that still holds the number
+# for a while (an open request, for its confirmation) says what it is: a lookup returns the
+# recipient of a message, or "" when it has none any more. Registered in AppConfig.ready().
+RecipientLookup = Callable[[Message], str]
+_recipient_lookups: list[RecipientLookup] = []
+
+
+def message_recipient_register(lookup: RecipientLookup) -> None:
+    """Add a way to find a failed message's recipient again (see message_retry)."""
+    if lookup not in _recipient_lookups:
+        _recipient_lookups.append(lookup)
+
+
+def _recipient_again(message: Message) -> str:
+    if message.to:
+        return message.to
+    for lookup in _recipient_lookups:
+        found = lookup(message)
+        if found and _recipient(found, message.channel, message.tenant_id)[1] == message.to_hash:
+            return found
+    return ""
+
+
+def message_retry(*, message: Message, to: str = "", dispatch: bool = True) -> Message:
+    """Staff (the admin's "Send again", a request's retry): put a failed message back in
+    the queue with a fresh set of attempts, and hand it to a worker after commit. The row
+    stays the same, so the provider sees the same message again (its idempotency key).
+    `to` is the recipient when the caller knows it; else the message's own, else a
+    registered lookup's. Raises MessageNotRetryable (not failed, a one-time code whose
+    text is gone, or a recipient erased since)."""
+    if message.status != Status.FAILED:
+        raise MessageNotRetryable(_("Only a failed message can be sent again."))
+    if message.event == "otp" or SECRET_VARIABLES & set(message.context):
+        raise MessageNotRetryable(
+            _("A one-time code is not sent again: the person asks for a new one on the page.")
+        )
+    recipient = to or _recipient_again(message)
+    if not recipient:
+        raise MessageNotRetryable(
+            _("The recipient's number or address was erased: this message can no longer be sent.")
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        updated = (
+            Message.objects.for_tenant(message.tenant_id)
+            .filter(pk=message.pk, status=Status.FAILED)
+            .update(
+                status=Status.QUEUED,
+                to=recipient,
+                attempts=0,
+                claimed_at=None,
+                failed_at=None,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+        )
+        if not updated:
+            raise MessageNotRetryable(_("Only a failed message can be sent again."))
+        if dispatch:
+            message_id = message.pk
+            transaction.on_commit(lambda: message_dispatch(message_id))
+    logger.info("message %s put back in the queue by staff", message.pk)
+    message.refresh_from_db()
+    return message
 
 
 # --- delivery reports -------------------------------------------------------------------

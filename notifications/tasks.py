@@ -18,6 +18,8 @@ from .gateways import PermanentGatewayError, TransientGatewayError
 def deliver_message(self: Any, message_id: int) -> None:
     try:
         services.message_deliver(message_id)
+    except services.MessageInFlight:
+        pass  # its holder finishes it; a holder that died: messages_sweep takes it over after the lease
     except TransientGatewayError as exc:
         delay = services.message_retry_or_fail(message_id=message_id, error=str(exc))
         if delay is not None:

@@ -28,7 +28,13 @@ from lanzuan import signing
 from lanzuan.phones import InvalidPhoneNumber, tenant_phone_hash
 from notifications.catalogue import EVENT_VARIABLES, LANGUAGE_CODES, Event
 from notifications.defaults import DEFAULT_TEXTS
-from notifications.gateways import PermanentGatewayError, TransientGatewayError, aliyun_rpc_signature
+from notifications.gateways import (
+    FileGateway,
+    OutgoingMessage,
+    PermanentGatewayError,
+    TransientGatewayError,
+    aliyun_rpc_signature,
+)
 from notifications.models import GatewayConfig, Message, Template
 from notifications.rendering import render, sms_length, text_errors
 from notifications.services import message_create, message_deliver, notification_send
@@ -531,12 +537,40 @@ def test_the_sweep_dispatches_a_message_whose_task_was_lost(
     assert len(outbox_lines(outbox)) == 1
 
 
-def test_a_stale_claim_is_failed_not_resent(tenant_a: Tenant, outbox: Path) -> None:
-    # A worker claimed the message and died while calling the gateway: whether the
-    # provider accepted it is unknown, so it must not go out a second time.
+def test_a_stale_claim_is_taken_over_and_sent_once(tenant_a: Tenant, outbox: Path) -> None:
+    # A worker claimed the message and died before the gateway took it: the next try
+    # after the lease sends it (once), rather than failing it.
     message = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
     Message.objects.unscoped(reason="test").filter(pk=message.pk).update(
         claimed_at=timezone.now() - timedelta(hours=1), attempts=1
+    )
+
+    message = message_deliver(message.pk)
+
+    assert (message.status, message.attempts, message.to) == (Message.Status.SENT, 2, "")
+    assert len(outbox_lines(outbox)) == 1
+
+
+def test_a_stale_claim_the_provider_took_is_not_sent_again(tenant_a: Tenant, outbox: Path) -> None:
+    # The worker died after the gateway took the message: the file gateway finds it in its
+    # outbox (as Aliyun finds its OutId), so the take-over records it without a second send.
+    message = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
+    claimed_at = timezone.now() - timedelta(hours=1)
+    FileGateway(outbox).send(
+        OutgoingMessage(message.pk, "tenant-a", "sms", "clarify", "zh-hans", PHONE, message.body)
+    )
+    Message.objects.unscoped(reason="test").filter(pk=message.pk).update(claimed_at=claimed_at, attempts=1)
+
+    message = message_deliver(message.pk)
+
+    assert message.status == Message.Status.SENT and message.provider_message_id.startswith("file-")
+    assert len(outbox_lines(outbox)) == 1
+
+
+def test_a_stale_claim_past_the_attempt_limit_is_failed(tenant_a: Tenant, outbox: Path) -> None:
+    message = message_create(tenant=tenant_a, event="clarify", to=PHONE, context={})
+    Message.objects.unscoped(reason="test").filter(pk=message.pk).update(
+        claimed_at=timezone.now() - timedelta(hours=1), attempts=5
     )
 
     with pytest.raises(PermanentGatewayError):
@@ -544,6 +578,7 @@ def test_a_stale_claim_is_failed_not_resent(tenant_a: Tenant, outbox: Path) -> N
 
     message.refresh_from_db()
     assert message.status == Message.Status.FAILED and message.to == ""
+    assert "gave up after 5 attempts" in message.error
     assert outbox_lines(outbox) == []
 
 

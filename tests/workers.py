@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
@@ -106,10 +106,17 @@ def purge_queue(broker_url: str | None = None) -> None:
 
 @contextmanager
 def celery_worker(
-    tmp_path: Path, *, concurrency: int = 2, beat: bool = False, queues: str = "", **env: str
+    tmp_path: Path,
+    *,
+    concurrency: int = 2,
+    beat: bool = False,
+    queues: str = "",
+    flags: Sequence[str] = ("--without-gossip", "--without-mingle"),
+    **env: str,
 ) -> Iterator[Worker]:
     """A worker process; without `queues` it consumes every queue (CELERY_TASK_QUEUES), as
-    `celery -A lanzuan worker` does, else only those named (`-Q pipeline`, `-Q webhooks`)."""
+    `celery -A lanzuan worker` does, else only those named (`-Q pipeline`, `-Q webhooks`);
+    `flags=()` starts it as the README's command does (Celery's defaults)."""
     log = tmp_path / f"worker-{time.monotonic_ns()}.log"
     args = [
         sys.executable,
@@ -120,8 +127,7 @@ def celery_worker(
         "worker",
         "--loglevel=INFO",
         f"--concurrency={concurrency}",
-        "--without-gossip",
-        "--without-mingle",
+        *flags,
         "-n",
         f"test-{os.getpid()}{'-' + queues.replace(',', '-') if queues else ''}@%h",  # one name per worker
     ]

@@ -18,6 +18,7 @@ class UnsubscribeConfig(AppConfig):
         from .channels import reply_keywords  # noqa: PLC0415
         from .models import SubscriptionImport, UnsubscribeRequest, scope_label  # noqa: PLC0415
         from .pipeline.datasources import DataSource, register_source  # noqa: PLC0415 (and registers the built-in data sources)
+        from .pipeline.steps import confirmation_recipient  # noqa: PLC0415
         from .retention import files  # noqa: F401, PLC0415 (registers the core's stored files)
         from .subscriptions.services import subscription_import_deleted  # noqa: PLC0415
 
@@ -43,4 +44,6 @@ class UnsubscribeConfig(AppConfig):
             )
         )
         notification_services.reply_keywords_register(reply_keywords)
+        # Staff may send a failed confirmation again while its request still holds the number.
+        notification_services.message_recipient_register(confirmation_recipient)
         history.field_label_register("scope", scope_label)

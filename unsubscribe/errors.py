@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class UnsubscribeError(Exception):
     code = "unsubscribe_error"
@@ -31,6 +33,16 @@ class TransientStepError(Exception):
 
 class PermanentStepError(Exception):
     """Retrying will not help: 4xx, misconfiguration."""
+
+
+class StepWaiting(Exception):  # noqa: N818 — a state, not an error
+    """Not a failure: the step waits for work that keeps its own schedule (the
+    confirmation's message, with its own attempts and lease). Run it again at `until`;
+    a wait does not use one of the step's attempts."""
+
+    def __init__(self, reason: str, *, until: datetime) -> None:
+        super().__init__(reason)
+        self.until = until
 
 
 class ChannelDisabled(UnsubscribeError):

@@ -286,3 +286,22 @@ def raw_number_findings(*numbers: str, skip_outbox: bool = False) -> list[str]:
         + file_findings(*numbers, skip_outbox=skip_outbox)
         + redis_findings(*numbers)
     )
+
+
+def tables_holding(*texts: str) -> list[str]:
+    """Columns of any table that hold one of `texts` verbatim (a one-time code, say: not a
+    number, so `database_findings` would not look for it)."""
+    found = []
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            for column in connection.introspection.get_table_description(cursor, table):
+                for text in texts:
+                    cursor.execute(
+                        f"SELECT COUNT(*) FROM {qn(table)} WHERE CAST({qn(column.name)} AS TEXT) LIKE %s",  # noqa: S608
+                        [f"%{text}%"],
+                    )
+                    row = cursor.fetchone()
+                    if row and row[0]:
+                        found.append(f"{table}.{column.name} ({text})")
+    return found

@@ -22,11 +22,14 @@ from django.core.cache import cache
 
 from lanzuan import phones
 from notifications.gateways import (
+    HTTP_TIMEOUT,
+    INLINE_TIMEOUT,
     FileGateway,
     Gateway,
     GatewayError,
     HttpGateway,
     OutgoingMessage,
+    Timeout,
     TransientGatewayError,
 )
 
@@ -56,13 +59,14 @@ def code_text(*, code: str, language: str, minutes: int) -> str:
     return CODE_TEXTS[language].format(name=platform_name(language), code=code, minutes=minutes)
 
 
-def platform_gateway() -> Gateway:
+def platform_gateway(timeout: Timeout = HTTP_TIMEOUT) -> Gateway:
     """The platform's SMS sender. Raises PlatformSenderMissing when there is none."""
     if settings.LANZUAN_PLATFORM_SMS_URL:
         return HttpGateway(
             url=settings.LANZUAN_PLATFORM_SMS_URL,
             secret=settings.LANZUAN_PLATFORM_SMS_SECRET,
             key_id=settings.LANZUAN_PLATFORM_SMS_KEY_ID,
+            timeout=timeout,
         )
     if settings.LANZUAN_FILE_GATEWAY:
         return FileGateway()
@@ -92,13 +96,18 @@ def platform_code_queue(*, verification_id: int, e164: str, code: str, language:
         tasks.platform_sms_deliver.apply_async(args=(ref,), retry=True, retry_policy={"max_retries": 2})
     except Exception:  # the broker is down: send it now rather than not at all
         logger.warning("broker unavailable; the hub code %s is sent inline", verification_id, exc_info=True)
-        platform_sms_send(ref)
+        try:
+            platform_sms_send(ref, timeout=INLINE_TIMEOUT)
+        except TransientGatewayError as exc:  # no worker to retry it: the person asks for a new code
+            cache.delete(_cache_key(ref))
+            logger.error("hub code %s not sent: %s", verification_id, type(exc).__name__)
 
 
-def platform_sms_send(ref: str) -> bool:
+def platform_sms_send(ref: str, *, timeout: Timeout = HTTP_TIMEOUT) -> bool:
     """Send a queued hub code. False when there is nothing to send (already sent, or the
     code expired). Raises TransientGatewayError to be retried; a permanent failure is
-    logged and dropped (the person asks for a new code)."""
+    logged and dropped (the person asks for a new code). `timeout` bounds the gateway
+    call (INLINE_TIMEOUT when the person waits on the page)."""
     queued = cache.get(_cache_key(ref))
     if not isinstance(queued, dict):
         return False
@@ -113,7 +122,7 @@ def platform_sms_send(ref: str) -> bool:
         body=str(queued["body"]),
     )
     try:
-        platform_gateway().send(message)
+        platform_gateway(timeout).send(message)
     except TransientGatewayError:
         raise
     except (GatewayError, PlatformSenderMissing) as exc:

@@ -28,7 +28,7 @@ from lanzuan import phones
 from lanzuan.backoff import backoff_seconds
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from unsubscribe import domain_events, tasks  # tasks imports this module: by module, not by name
-from unsubscribe.errors import PermanentStepError, TransientStepError
+from unsubscribe.errors import PermanentStepError, StepWaiting, TransientStepError
 from unsubscribe.models import Step, Target, UnsubscribeRequest
 from unsubscribe.requests.selectors import request_event_payload
 from unsubscribe.retention.selectors import erasure_deadline
@@ -299,6 +299,8 @@ def step_run(step_id: int) -> str:
     step.save()  # the claim goes into the step's history too (update() writes none)
     try:
         receipt = step_runners.run(step)
+    except StepWaiting as exc:
+        outcome = _step_wait(step, str(exc), until=exc.until)
     except TransientStepError as exc:
         outcome = _step_failed(step, str(exc), permanent=False)
     except PermanentStepError as exc:
@@ -344,6 +346,18 @@ def _step_failed(step: Step, error: str, *, permanent: bool) -> str:
     return "retry"
 
 
+def _step_wait(step: Step, reason: str, *, until: Any) -> str:
+    """The step waits for work on its own schedule (StepWaiting): not an attempt, and
+    not a failure; `last_error` says what it waits for."""
+    step.attempts = max(step.attempts - 1, 0)
+    step.last_error = phones.redact(reason)[:2000]
+    step.lease_until = None
+    step.status = Step.Status.RETRYING
+    step.next_attempt_at = max(until, timezone.now() + timedelta(seconds=1))
+    step.save()
+    return "retry"
+
+
 def request_retry(*, request: UnsubscribeRequest) -> bool:
     """Admin action: give failed steps a fresh set of attempts and resume. Returns
     False when there was nothing to retry."""
@@ -354,6 +368,8 @@ def request_retry(*, request: UnsubscribeRequest) -> bool:
         if request.state == State.COMPLETED:
             return False
         failed = list(request.steps.filter(status=Step.Status.FAILED))
+        if any(step.kind == Step.Kind.CONFIRM for step in failed):
+            step_runners.confirmation_requeue(request)
         for step in failed:
             step.status = Step.Status.PENDING
             step.attempts = 0

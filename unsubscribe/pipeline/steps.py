@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import suppress
+from datetime import timedelta
 
 import requests
 from django.db import transaction
@@ -25,8 +27,18 @@ from notifications.gateways import (
     TransientGatewayError,
 )
 from notifications.models import Message
-from notifications.services import message_create, message_deliver
-from unsubscribe.errors import PermanentStepError, TransientStepError
+from notifications.services import (
+    MessageInFlight,
+    MessageNotRetryable,
+    claim_look_again_at,
+    message_create,
+    message_deliver,
+    message_dispatch,
+    message_enqueue,
+    message_retry,
+    message_retry_or_fail,
+)
+from unsubscribe.errors import PermanentStepError, StepWaiting, TransientStepError
 from unsubscribe.links import status_url
 from unsubscribe.models import SCOPE_ALL, Step, Subscription, Suppression, Target, UnsubscribeRequest
 from unsubscribe.requests.locks import number_lock
@@ -192,17 +204,91 @@ def _confirm(step: Step, request: UnsubscribeRequest) -> Receipt:
                 note=f"no second confirmation today: message {earlier.pk} already confirmed this number and scope"
             )
         message = _create_confirmation(request, attempt=step.attempts)
-    try:
-        message = message_deliver(message.pk)
-    except GatewayNotConfigured as exc:
-        # Not the person's fault nor for good: once staff set up a gateway the next
-        # attempt sends (a new message; this one stays failed, with the reason).
-        raise TransientStepError(str(exc)) from None
-    except TransientGatewayError as exc:
-        raise TransientStepError(str(exc)) from None
-    except PermanentGatewayError as exc:
-        raise PermanentStepError(str(exc)) from None
-    return Receipt(note=f"message {message.pk} {message.status} via {message.channel}")
+    return _confirmation_outcome(message)
+
+
+# How long after a message's next try the step looks at it again (the try takes a few seconds).
+CONFIRMATION_LOOK_AGAIN = timedelta(seconds=5)
+
+
+def _confirmation_outcome(message: Message) -> Receipt:
+    """The step ends as the confirmation's message does: sent (a receipt), failed (the
+    step fails with its reason) or still on its way (the step waits for it, StepWaiting).
+
+    The message keeps its own attempts (MAX_ATTEMPTS, its backoff), its claim's lease and
+    its sweep (notifications.services), so the step never gives up before the message
+    does: a worker that died mid-send delays the confirmation by the lease, and the
+    message is then sent once in effect (its idempotency key, or a look-up at the
+    provider) instead of being failed."""
+    now = timezone.now()
+    due = message.next_attempt_at is None or message.next_attempt_at <= now
+    if message.status == Message.Status.QUEUED and due:
+        try:
+            message = message_deliver(message.pk)
+        except GatewayNotConfigured as exc:
+            # Not the person's fault nor for good: once staff set up a gateway the next
+            # attempt sends (a new message; this one stays failed, with the reason).
+            raise TransientStepError(str(exc)) from None
+        except MessageInFlight as exc:
+            raise StepWaiting(f"message {message.pk}: {exc}", until=exc.retry_at) from None
+        except TransientGatewayError as exc:
+            # The message's task retries it on the message's schedule; the step looks again then.
+            delay = message_retry_or_fail(message_id=message.pk, error=str(exc))
+            if delay is not None:
+                message_dispatch(message.pk, countdown=delay)
+        except PermanentGatewayError:
+            pass  # recorded on the message, read below
+        message.refresh_from_db()
+    if message.status in (Message.Status.SENT, Message.Status.DELIVERED):
+        return Receipt(note=f"message {message.pk} {message.status} via {message.channel}")
+    if message.status == Message.Status.FAILED:
+        if message.error.startswith(NO_GATEWAY_PREFIX):
+            raise TransientStepError(message.error)
+        raise PermanentStepError(message.error or f"message {message.pk} failed")
+    if message.claimed_at is not None:
+        until = claim_look_again_at(message.claimed_at)
+    else:
+        until = max(message.next_attempt_at or now, now)
+    why = message.error or "queued"
+    raise StepWaiting(f"message {message.pk} is on its way ({why})", until=until + CONFIRMATION_LOOK_AGAIN)
+
+
+def confirmation_requeue(request: UnsubscribeRequest) -> None:
+    """Staff retry a request whose confirmation failed: its message goes back in the
+    queue (the same message: the provider sees its idempotency key again), so that the
+    confirm step sends it instead of reading the old failure. A failure for want of a
+    gateway is left as it is: the step makes a new message for that one."""
+    if not request.phone:
+        return
+    key = f"confirm:{request.pk}"
+    latest = (
+        Message.objects.for_tenant(request.tenant_id)
+        .filter(Q(dedupe_key=key) | Q(dedupe_key__startswith=f"{key}:"))
+        .order_by("-pk")
+        .first()
+    )
+    if latest is None or latest.status != Message.Status.FAILED or latest.error.startswith(NO_GATEWAY_PREFIX):
+        return
+    with suppress(MessageNotRetryable):  # not retryable: the step reads the failure again and says why
+        message_retry(message=latest, to=request.phone, dispatch=False)
+
+
+def confirmation_recipient(message: Message) -> str:
+    """Registered with notifications (message_recipient_register): the number a failed
+    confirmation went to, while its request is open and still holds it ("" otherwise),
+    so that staff can send it again from the admin."""
+    match = re.fullmatch(r"confirm:(\d+)(?::\d+)?", message.dedupe_key or "")
+    if match is None or message.event != "unsubscribe_completed":
+        return ""
+    request = (
+        UnsubscribeRequest.objects.for_tenant(message.tenant_id)
+        .filter(pk=int(match.group(1)), state__in=UnsubscribeRequest.OPEN_STATES)
+        .only("phone", "phone_hash")
+        .first()
+    )
+    if request is None or not request.phone or request.phone_hash != message.to_hash:
+        return ""
+    return request.phone
 
 
 def _confirmed_today(request: UnsubscribeRequest) -> Message | None:
@@ -244,7 +330,7 @@ def _create_confirmation(request: UnsubscribeRequest, *, attempt: int) -> Messag
         key = latest.dedupe_key or key
         if latest.status == Message.Status.FAILED and latest.error.startswith(NO_GATEWAY_PREFIX):
             key = f"confirm:{request.pk}:{attempt}"
-    return message_create(
+    message = message_create(
         tenant=request.tenant,
         event="unsubscribe_completed",
         to=request.phone,
@@ -257,3 +343,6 @@ def _create_confirmation(request: UnsubscribeRequest, *, attempt: int) -> Messag
         },
         dedupe_key=key,
     )
+    # The send machinery's from now on: if this step's worker dies mid-send, the
+    # messages sweep sends it when the claim's lease ends (and the step waits for it).
+    return message_enqueue(message=message)
