@@ -146,6 +146,25 @@ def test_garbage_answering_target_fails_the_step_with_the_reason(
     assert fresh(request).state == "needs_attention"  # not lost: in the staff's queue
 
 
+def test_a_hanging_target_times_out_and_its_retry_takes_effect_once(
+    tenant_a: Tenant, pipeline: Pipeline, fault_ledger: Ledger
+) -> None:
+    subscriber(tenant_a)
+    # the first call hangs past the target's timeout (and is applied late); the retry answers at once
+    with http_endpoint([(200, 2.5), (200, 0.0)]) as endpoint:
+        http_target(tenant_a, endpoint.url, max_attempts=3, timeout=1)
+        with pipeline():
+            request = file(tenant_a)
+    step = Step.objects.for_tenant(tenant_a).get(request=request, target__isnull=False)
+    assert (step.status, step.attempts) == ("succeeded", 2)
+    assert any("timed out after 1 s" in (h.last_error or "") for h in step.history.all())
+    # the same call both times (one Idempotency-Key), so the provider applies it once
+    keys = {r.headers["Idempotency-Key"] for r in endpoint.received}
+    fault_ledger.count(faults=1, filed=1, duplicated=sum(endpoint.effects.values()) - 1)
+    assert len(endpoint.received) == 2 and len(keys) == 1 and endpoint.effects == {keys.pop(): 1}
+    assert fresh(request).state == "completed"
+
+
 @pytest.mark.parametrize(
     "answer",
     [{"ok": True}, {"status": "queued", "reference": "X1"}, {"status": "done"}, ["done"]],
