@@ -192,7 +192,8 @@ def test_endpoints_per_tenant_are_capped_in_the_api(
     problem = third.json()
     assert problem["code"] == "too_many_webhook_endpoints"
     assert problem["type"] == "urn:lanzuan:problem:too_many_webhook_endpoints"
-    assert problem["title"] == "Too many webhook endpoints" and "2 webhook endpoints" in problem["detail"]
+    # in the API's default language, zh-Hans
+    assert problem["title"] == "Webhook 接口地址过多" and "已有 2 个 Webhook 接口地址" in problem["detail"]
     assert problem["instance"] == "/api/v1/webhooks" and problem["status"] == 409
     assert WebhookEndpoint.objects.for_tenant(tenant_a).count() == 2
     # another tenant has its own room; removing one makes room again

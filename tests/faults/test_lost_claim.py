@@ -341,7 +341,7 @@ def test_admin_send_again_sends_a_failed_confirmation(
                 follow=True,
             )
         assert response.status_code == 200
-        assert "put back in the queue" in response.content.decode()
+        assert "放回队列" in response.content.decode()  # "put back in the queue", in the admin's zh-Hans
 
     # then it is sent, to the request's number (found again while the request is open)
     message.refresh_from_db()
