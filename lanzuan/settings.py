@@ -409,6 +409,28 @@ LANZUAN_API_RATES = {
 }
 # 10,000 numbers or subscriptions in one JSON body fit comfortably.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Uploads (issue 19, item 11), refused before they are read (lanzuan/uploads.py). One scrub
+# list: 10,000,000 numbers one a line ("+8613800138000\r\n", 16 bytes: 160 MB) fit with room
+# for quotes or spaces. One admin CSV import: about a million subscriptions. Per API key and
+# day of the tenant's calendar (unsubscribe/partner/upload_limits.py): scrub uploads and API
+# imports together, by number and by bytes of request bodies.
+LANZUAN_SCRUB_MAX_UPLOAD_BYTES = env_int("LANZUAN_SCRUB_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
+LANZUAN_IMPORT_MAX_UPLOAD_BYTES = env_int("LANZUAN_IMPORT_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)
+LANZUAN_UPLOADS_PER_KEY_PER_DAY = env_int("LANZUAN_UPLOADS_PER_KEY_PER_DAY", 200)
+LANZUAN_UPLOAD_BYTES_PER_KEY_PER_DAY = env_int("LANZUAN_UPLOAD_BYTES_PER_KEY_PER_DAY", 2 * 1024**3)
+if (
+    min(
+        LANZUAN_SCRUB_MAX_UPLOAD_BYTES,
+        LANZUAN_IMPORT_MAX_UPLOAD_BYTES,
+        LANZUAN_UPLOADS_PER_KEY_PER_DAY,
+        LANZUAN_UPLOAD_BYTES_PER_KEY_PER_DAY,
+    )
+    < 1
+):
+    raise ImproperlyConfigured(
+        "LANZUAN_SCRUB_MAX_UPLOAD_BYTES, LANZUAN_IMPORT_MAX_UPLOAD_BYTES, LANZUAN_UPLOADS_PER_KEY_PER_DAY and "
+        "LANZUAN_UPLOAD_BYTES_PER_KEY_PER_DAY must be at least 1"
+    )
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lanzuan partner API",
     "DESCRIPTION": "File unsubscribe requests, check suppressions and scrub lists for one tenant.",

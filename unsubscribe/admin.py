@@ -8,6 +8,7 @@ from datetime import tzinfo
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery
@@ -16,10 +17,12 @@ from django.shortcuts import get_object_or_404, render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats, timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from lanzuan import phones
+from lanzuan import phones, uploads
 from tenants.admin import (
     TENANT_FILTER_PARAM,
     AdminMixin,
@@ -157,9 +160,26 @@ class SubscriptionAdmin(PhoneSearchMixin, TenantScopedAdmin):
             *super().get_urls(),
         ]
 
+    @csrf_exempt  # checked by _import_form, once the upload guard is in place: the check reads the body
     def import_view(self, request: HttpRequest) -> HttpResponse:
+        """An upload over LANZUAN_IMPORT_MAX_UPLOAD_BYTES is refused with a 413 before it is read
+        (its Content-Length) or as it is read (lanzuan/uploads.py); nothing of it is kept."""
         if not self._may_write(request):
             raise PermissionDenied
+        max_bytes: int = settings.LANZUAN_IMPORT_MAX_UPLOAD_BYTES
+        if request.method == "POST":
+            length = uploads.declared_length(request)
+            if length is None or length > max_bytes + uploads.ENVELOPE:
+                return self._import_refused(request, max_bytes)
+            uploads.limit_uploads(request, max_bytes)
+        try:
+            return self._import_form(request)
+        except uploads.UploadTooLarge:
+            uploads.discard_partial_uploads(request)
+            return self._import_refused(request, max_bytes)
+
+    @method_decorator(csrf_protect)
+    def _import_form(self, request: HttpRequest) -> HttpResponse:
         tenants = self.writable_tenants(request)
         form = SubscriptionImportForm(request.POST or None, request.FILES or None, tenants=tenants)
         if request.method == "POST" and form.is_valid():
@@ -170,13 +190,27 @@ class SubscriptionAdmin(PhoneSearchMixin, TenantScopedAdmin):
             return HttpResponseRedirect(
                 reverse("admin:unsubscribe_subscription_import_progress", args=[import_.pk])
             )
+        return self._import_page(request, form)
+
+    def _import_refused(self, request: HttpRequest, max_bytes: int) -> HttpResponse:
+        messages.error(
+            request,
+            _("The file is larger than %(size)s, the most one import may be; split it into several files.")
+            % {"size": uploads.size_text(max_bytes)},
+        )
+        form = SubscriptionImportForm(tenants=self.writable_tenants(request))
+        return self._import_page(request, form, status=413)
+
+    def _import_page(
+        self, request: HttpRequest, form: SubscriptionImportForm, status: int = 200
+    ) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
             "form": form,
             "title": _("Import subscriptions"),
             "opts": self.model._meta,
         }
-        return TemplateResponse(request, "admin/unsubscribe/subscription/import.html", context)
+        return TemplateResponse(request, "admin/unsubscribe/subscription/import.html", context, status=status)
 
     def import_progress(self, request: HttpRequest, pk: int) -> HttpResponse:
         import_ = get_object_or_404(SubscriptionImport.objects.for_user(request.user), pk=pk)

@@ -43,3 +43,38 @@ class TooManyWebhookEndpoints(PartnerError):
         super().__init__(message)
         self.title = title
         self.limit = limit
+
+
+class UploadTooLarge(PartnerError):
+    """One upload is larger than its limit (issue 19, item 11; upload_limits.py)."""
+
+    code = "upload_too_large"
+    status = 413
+    field = "file"
+
+    def __init__(self, message: str, *, title: str) -> None:
+        super().__init__(message)
+        self.title = title
+
+
+class UploadQuotaExceeded(PartnerError):
+    """The API key's uploads of the day are used up; `retry_after` seconds to the next day."""
+
+    code = "upload_quota_exceeded"
+    status = 413
+
+    def __init__(self, message: str, *, title: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.title = title
+        self.retry_after = retry_after
+
+
+class LengthRequired(PartnerError):
+    """An upload without Content-Length (chunked): Django would read it as empty."""
+
+    code = "length_required"
+    status = 411
+
+    def __init__(self, message: str, *, title: str) -> None:
+        super().__init__(message)
+        self.title = title

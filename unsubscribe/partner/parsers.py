@@ -93,3 +93,8 @@ class LimitedJSONParser(JSONParser):
     @staticmethod
     def _too_large_message(limit: int) -> str:
         return _("The body is larger than %(size)s MB.") % {"size": round(limit / (1024 * 1024), 1)}
+
+
+def body_too_large(limit: int) -> BodyTooLarge:
+    """The parser's 413, for a caller that refuses a body by its Content-Length (upload_limits.py)."""
+    return BodyTooLarge(LimitedJSONParser._too_large_message(limit))

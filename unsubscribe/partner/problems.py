@@ -49,7 +49,10 @@ TYPE_PREFIX = "urn:lanzuan:problem:"
 
 
 class Problem(exceptions.APIException):
-    """An error with a status, a stable code and field-level errors, raised by views."""
+    """An error with a status, a stable code and field-level errors, raised by views.
+    `wait`, when set, is sent as Retry-After (DRF's handler reads it, as for a 429)."""
+
+    wait: int | None = None
 
     def __init__(
         self,
@@ -112,13 +115,15 @@ def _core_problem(exc: Exception) -> Problem | None:
             errors=[field_error("channel", exc.message)],
         )
     if isinstance(exc, PartnerError):
-        return Problem(
+        problem = Problem(
             status=exc.status,
             code=exc.code,
             title=exc.title,
             detail=exc.message,
             errors=[field_error(exc.field, exc.message)] if exc.field else [],
         )
+        problem.wait = getattr(exc, "retry_after", None)
+        return problem
     if isinstance(exc, UnsubscribeError):
         return Problem(status=400, code=exc.code, title=_("Request refused"), detail=exc.message)
     return None
@@ -164,6 +169,7 @@ _TITLES = {
     405: lambda: _("Method not allowed"),
     406: lambda: _("Not acceptable"),
     409: lambda: _("Conflict"),
+    411: lambda: _("Length required"),
     413: lambda: _("Too large"),
     415: lambda: _("Unsupported media type"),
     422: lambda: _("Unprocessable request"),

@@ -32,7 +32,7 @@ from unsubscribe.references import clean_reference
 from unsubscribe.requests import services as request_services
 from unsubscribe.selectors import enabled_channels
 
-from . import examples, scrub, webhooks
+from . import examples, scrub, upload_limits, webhooks
 from .errors import TooManyNumbers, UnknownService
 from .models import ScrubJob, WebhookEndpoint
 from .parsers import LimitedJSONParser
@@ -398,13 +398,20 @@ class ScrubJobListView(PartnerAPIView):
     @documented(
         operation_id="scrub_jobs_create",
         summary="Scrub a list of up to 10 million numbers",
-        description=examples.SCRUB_DESCRIPTION,
+        description=examples.SCRUB_DESCRIPTION + upload_limits.limits_note(upload_limits.SCRUB_LIMITS_NOTE),
         request={"multipart/form-data": ScrubJobCreateSerializer},
-        responses={202: ScrubJobSerializer, **problems(400, 401, 413, 429)},
+        parameters=[upload_limits.UPLOAD_RETRY_AFTER],
+        responses={
+            202: ScrubJobSerializer,
+            **problems(400, 401, 429),
+            **upload_limits.upload_problems(upload_limits.UploadKind.SCRUB),
+        },
         examples=[examples.SCRUB_JOB_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
-        body = ScrubJobCreateSerializer(data=request.data)
+        # Size, Content-Length and the key's daily budget, checked before the body is read.
+        data = upload_limits.upload_receive(request, tenant=self.tenant, kind=upload_limits.UploadKind.SCRUB)
+        body = ScrubJobCreateSerializer(data=data)
         body.is_valid(raise_exception=True)
         job = scrub.scrub_job_create(
             tenant=self.tenant,
@@ -485,13 +492,21 @@ class SubscriptionImportView(PartnerAPIView):
     @documented(
         operation_id="subscriptions_import",
         summary="Create or update up to 10,000 subscriptions",
-        description=examples.IMPORT_DESCRIPTION,
+        description=examples.IMPORT_DESCRIPTION + upload_limits.limits_note(upload_limits.IMPORT_LIMITS_NOTE),
         request=SubscriptionItemsDoc(),
-        responses={200: ImportResultDoc, **problems(400, 401, 413, 429)},
+        parameters=[upload_limits.UPLOAD_RETRY_AFTER],
+        responses={
+            200: ImportResultDoc,
+            **problems(400, 401, 429),
+            **upload_limits.upload_problems(upload_limits.UploadKind.IMPORT),
+        },
         examples=examples.IMPORT_EXAMPLES,
     )
     def post(self, request: Request) -> Response:
-        items = request.data
+        # Content-Length and the key's daily budget, checked before the body is read.
+        items = upload_limits.upload_receive(
+            request, tenant=self.tenant, kind=upload_limits.UploadKind.IMPORT
+        )
         if not isinstance(items, list):
             raise _bad_request("body", _("Send a JSON list of subscriptions."))
         if len(items) > MAX_IMPORT_ITEMS:
