@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from django.db import models
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,7 +35,7 @@ class TenantScopedAPIView(APIView):
     can widen its scope by accident."""
 
     model: ClassVar[type[TenantOwnedModel] | None] = None
-    content_negotiation_class = ApiContentNegotiation
+    content_negotiation_class: type[BaseContentNegotiation] = ApiContentNegotiation
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -240,7 +240,7 @@ class RequestCursorPagination(CursorPagination):
             raise invalid from None
         # DRF checks the cursor's form, not its position (a received_at): a forged one is a 400
         # here rather than a database error about a date.
-        if cursor is not None and cursor.position is not None and not _is_datetime(cursor.position):
+        if cursor is not None and cursor.position is not None and not _is_datetime(str(cursor.position)):
             raise invalid
         return cursor
 
