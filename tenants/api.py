@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import models
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +17,17 @@ from .models import Tenant, TenantAPIKey
 from .scoping import TenantOwnedModel
 
 
+class _WithoutFormatOverride:
+    URL_FORMAT_OVERRIDE = None
+
+
+class ApiContentNegotiation(DefaultContentNegotiation):
+    """DRF's, without its `?format=` override: not a parameter of this API, and DRF answered
+    an unknown value with a 404 on every endpoint."""
+
+    settings = _WithoutFormatOverride()  # type: ignore[assignment]  # the one setting it reads
+
+
 class TenantScopedAPIView(APIView):
     """Base for every partner endpoint: `self.tenant` is the key's tenant and
     `self.scoped()` (the model's `objects.for_tenant(self.tenant)`) the only way to
@@ -23,6 +35,7 @@ class TenantScopedAPIView(APIView):
     can widen its scope by accident."""
 
     model: ClassVar[type[TenantOwnedModel] | None] = None
+    content_negotiation_class: type[BaseContentNegotiation] = ApiContentNegotiation
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -56,20 +69,46 @@ class TenantScopedAPIView(APIView):
         return self.scoped()
 
 
+# Every API error is a problem document (RFC 9457), described once by the partner API's
+# serializer (unsubscribe.partner.problems, a layer above) as the component "Problem".
+PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem(description: str) -> OpenApiResponse:
+    return OpenApiResponse(PROBLEM_SCHEMA, description=description)
+
+
 class WhoAmIView(TenantScopedAPIView):
     """The tenant this key belongs to: a quick check that a key works."""
 
     @extend_schema(
         summary="Which tenant this API key belongs to",
-        responses=inline_serializer(
-            "WhoAmI",
-            {
-                "tenant": serializers.CharField(),
-                "name": serializers.CharField(),
-                "key": serializers.CharField(),
-                "time_zone": serializers.CharField(help_text="Bare dates in filters are read in this zone."),
-            },
-        ),
+        parameters=[
+            OpenApiParameter(
+                "Retry-After",
+                int,
+                OpenApiParameter.HEADER,
+                response=[429],
+                description="Seconds to wait before this API key may call again.",
+            )
+        ],
+        responses={
+            200: inline_serializer(
+                "WhoAmI",
+                {
+                    "tenant": serializers.CharField(),
+                    "name": serializers.CharField(),
+                    "key": serializers.CharField(),
+                    "time_zone": serializers.CharField(
+                        help_text="Bare dates in filters are read in this zone."
+                    ),
+                },
+            ),
+            (401, "application/problem+json"): _problem("No API key, or an unknown, revoked or expired one."),
+            (429, "application/problem+json"): _problem(
+                "Rate limit of this API key exceeded; wait for Retry-After seconds."
+            ),
+        },
     )
     def get(self, request: Request) -> Response:
         tenant = self.tenant

@@ -385,7 +385,8 @@ PROBLEM_DESCRIPTIONS = {
     403: "Not allowed, e.g. the channel is switched off for this tenant.",
     404: "No such object for this API key's tenant.",
     409: "A call with the same Idempotency-Key is still running.",
-    413: "Too many items for one call.",
+    413: "Too large: more items than one call takes, or a body over the size limit.",
+    415: "The body is not in a media type this operation takes (see its Content-Type).",
     422: "The Idempotency-Key was used before with a different body.",
     429: "Rate limit of this API key exceeded; wait for Retry-After seconds.",
 }
@@ -416,6 +417,12 @@ _PROBLEM_EXAMPLES: dict[int, tuple[str, str, str, list[dict[str, Any]]]] = {
         "Too large",
         "At most 10,000 numbers per call; this one has 10,001. Split the list, or use a scrub job.",
         [{"field": "phones", "message": "At most 10,000 numbers per call; this one has 10,001."}],
+    ),
+    415: (
+        "unsupported_media_type",
+        "Unsupported media type",
+        'Unsupported media type "text/plain" in request.',
+        [],
     ),
     422: (
         "idempotency_conflict",

@@ -7,12 +7,14 @@ describe them in the OpenAPI schema.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from django.core.validators import ProhibitNullCharactersValidator, RegexValidator
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lanzuan.outbound import UnsafeURL, check_url
@@ -30,6 +32,40 @@ PARTNER_METHODS = [
     VerificationMethod.OTP,
 ]
 MAX_EVIDENCE_BYTES = 2000
+# A service code as the tenant's admin stores it (Service.code is a SlugField): anything else
+# can never name a service, and is refused before any look-up.
+SERVICE_CODE_PATTERN = r"^[-a-zA-Z0-9_]+$"
+SERVICE_CODE_RE = re.compile(r"[-a-zA-Z0-9_]+")
+SERVICE_CODE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": SERVICE_CODE_PATTERN, "maxLength": 50}
+
+
+def service_code_valid(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 50 and SERVICE_CODE_RE.fullmatch(value) is not None
+
+
+# Text the database stores cannot hold NUL (PostgreSQL): DRF refuses it, and this says so in
+# the schema too (drf-spectacular states a RegexValidator as the field's `pattern`).
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+_NO_NUL = RegexValidator(r"^[^\x00]*\Z", message=_("Null characters are not allowed."))
+
+
+class StrictCharField(serializers.CharField):
+    """A string as sent: DRF's CharField also takes numbers and booleans (as their text) and
+    trims whitespace before checking the length, so it accepts what the schema forbids. No NUL,
+    as the schema's pattern says."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+        self.validators = [
+            *(v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)),
+            _NO_NUL,
+        ]
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 # --- unsubscribe requests -----------------------------------------------------------
@@ -39,9 +75,10 @@ MAX_EVIDENCE_BYTES = 2000
     {
         "oneOf": [
             {"type": "string", "enum": ["all"]},
-            {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100},
+            {"type": "array", "items": SERVICE_CODE_SCHEMA, "minItems": 1, "maxItems": 100},
         ],
-        "description": '"all" (every marketing service of the tenant) or a list of service codes.',
+        "description": '"all" (every marketing service of the tenant) or a list of the tenant\'s service '
+        "codes (an unknown code is a 400 `unknown_services`).",
         "example": ["daily-deals"],
     }
 )
@@ -53,12 +90,8 @@ class ScopeField(serializers.Field[list[str] | str, Any, Any, Any]):  # str: the
     def to_internal_value(self, data: Any) -> list[str]:
         if data == "all":
             return []
-        if (
-            isinstance(data, list)
-            and 0 < len(data) <= 100
-            and all(isinstance(code, str) and 0 < len(code.strip()) <= 50 for code in data)
-        ):
-            return [code.strip() for code in data]
+        if isinstance(data, list) and 0 < len(data) <= 100 and all(service_code_valid(c) for c in data):
+            return list(data)
         self.fail("invalid")
         return []  # unreachable: fail() raises
 
@@ -66,11 +99,64 @@ class ScopeField(serializers.Field[list[str] | str, Any, Any, Any]):  # str: the
         return value
 
 
+_AGENT_ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": NO_NUL_PATTERN,
+    "description": "The hotline agent.",
+}
+VERIFICATION_DESCRIPTION = (
+    "How you know the person owns the number: `method` (default `partner_assertion`) and, for "
+    "`agent_assertion`, the `agent_id`. Other keys are kept with the request as evidence: at most "
+    "2,000 characters in all, and no NUL characters (otherwise 400)."
+)
+
+
+def _contains_nul(value: Any) -> bool:
+    """PostgreSQL text and jsonb cannot hold U+0000: refused as input, never a 500."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
+# The rule "agent_assertion needs an agent_id" as the schema can say it: one of two shapes.
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": VERIFICATION_DESCRIPTION,
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "method": {
+                        "type": "string",
+                        "enum": [VerificationMethod.PARTNER_ASSERTION, VerificationMethod.OTP],
+                        "default": VerificationMethod.PARTNER_ASSERTION,
+                    },
+                    "agent_id": _AGENT_ID,
+                },
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "method": {"type": "string", "enum": [VerificationMethod.AGENT_ASSERTION]},
+                    "agent_id": _AGENT_ID,
+                },
+                "required": ["method", "agent_id"],
+            },
+        ],
+    }
+)
 class VerificationSerializer(serializers.Serializer[Any]):
     """`method` and, alongside it, the evidence (kept with the request as given)."""
 
     method = serializers.ChoiceField(choices=PARTNER_METHODS, default=VerificationMethod.PARTNER_ASSERTION)
-    agent_id = serializers.CharField(
+    agent_id = StrictCharField(
         required=False, max_length=64, help_text="The hotline agent; required for agent_assertion."
     )
 
@@ -79,6 +165,8 @@ class VerificationSerializer(serializers.Serializer[Any]):
             raise serializers.ValidationError(_("Must be an object with a method and its evidence."))
         validated: dict[str, Any] = super().to_internal_value(data)
         evidence = {k: v for k, v in data.items() if k != "method"}
+        if _contains_nul(evidence):
+            raise serializers.ValidationError(_("The evidence may not contain NUL characters."))
         if len(repr(evidence)) > MAX_EVIDENCE_BYTES:
             raise serializers.ValidationError(_("The evidence is too long (at most 2,000 characters)."))
         if validated["method"] == VerificationMethod.AGENT_ASSERTION and not validated.get("agent_id"):
@@ -86,8 +174,25 @@ class VerificationSerializer(serializers.Serializer[Any]):
         return {"method": validated["method"], "evidence": evidence}
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 32,
+        "pattern": NO_NUL_PATTERN,
+        "example": "+8613800138000",
+    }
+)
+class PhoneField(StrictCharField):
+    """A phone number as text; whether it is a valid number is for phones.normalise to say."""
+
+
 class UnsubscribeRequestCreateSerializer(serializers.Serializer[Any]):
-    phone = serializers.CharField(max_length=32, help_text="The number, in any usual form; E.164 is best.")
+    phone = PhoneField(
+        min_length=1,
+        max_length=32,
+        help_text="The number, in any usual form; E.164 is best. Not a valid number: 400 `invalid_phone`.",
+    )
     channel = serializers.ChoiceField(choices=PARTNER_CHANNELS, default=RequestChannel.PARTNER)
     scope = ScopeField(default="all")
     verification = VerificationSerializer(required=False)
@@ -160,7 +265,10 @@ class UnsubscribeRequestPageSerializer(serializers.Serializer[Any]):
 
 
 class NumberStatusDoc(serializers.Serializer[Any]):
-    phone = serializers.CharField(help_text="As you sent it.")
+    phone = serializers.JSONField(
+        help_text="The item as you sent it: a string, or (in a list) any other JSON value, which is "
+        "reported invalid."
+    )
     valid = serializers.BooleanField()
     e164 = serializers.CharField(required=False, help_text="The number normalised (valid numbers).")
     suppressed = serializers.BooleanField(
@@ -175,9 +283,23 @@ class NumberStatusDoc(serializers.Serializer[Any]):
     error = serializers.CharField(required=False, help_text="Why the number is invalid.")
 
 
+@extend_schema_field({**SERVICE_CODE_SCHEMA, "pattern": "^[-a-zA-Z0-9_]*$"})
+class ServiceCodeField(serializers.CharField):
+    """A service code of the tenant; empty (or null, where allowed) for none."""
+
+
 class CheckBodyDoc(serializers.Serializer[Any]):
-    phones = serializers.ListField(child=serializers.CharField(), max_length=10_000)
-    service = serializers.CharField(required=False, allow_null=True)
+    phones = serializers.ListField(
+        child=serializers.JSONField(),
+        max_length=10_000,
+        help_text="The numbers, as strings; an item that is not a valid number (or not a string or "
+        "an integer) is answered `valid: false` with an `error`, in its place. More than 10,000: 413.",
+    )
+    service = ServiceCodeField(
+        required=False,
+        allow_null=True,
+        help_text="A service code: also count opt-outs of it. Empty or null: none. Unknown: 400.",
+    )
 
 
 class CheckResultDoc(serializers.Serializer[Any]):
@@ -191,17 +313,39 @@ class CheckResultDoc(serializers.Serializer[Any]):
 # --- scrub jobs -------------------------------------------------------------------------
 
 
+@extend_schema_field({"type": "string", "format": "binary", "minLength": 1})
+class UploadField(serializers.FileField):
+    """A file part of a multipart body (drf-spectacular would call it a URI, as in answers)."""
+
+
 class ScrubJobCreateSerializer(serializers.Serializer[Any]):
-    file = serializers.FileField(
+    file = UploadField(
         help_text="CSV: one number per line, or a header row naming a `phone` column. "
-        "UTF-8. Up to 10,000,000 rows."
+        "UTF-8. Up to 10,000,000 rows. Empty: 400. A file that cannot be read fails as a job, "
+        "with the reason in `error`."
     )
-    service = serializers.CharField(
+    service = ServiceCodeField(
         required=False,
         allow_blank=True,
         max_length=50,
-        help_text="Also remove numbers opted out of this service (default: only opt-outs of all marketing).",
+        trim_whitespace=False,
+        help_text="Also remove numbers opted out of this service (default: only opt-outs of all marketing). "
+        "Unknown: 400.",
     )
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        # A form field sent twice would be read as its last value: refused instead.
+        getlist = getattr(data, "getlist", None)  # a form's QueryDict; JSON has no repeats
+        repeated = [name for name, _field in self.fields.items() if getlist and len(getlist(name)) > 1]
+        if repeated:
+            raise serializers.ValidationError({name: [_("Send this field once.")] for name in repeated})
+        validated: dict[str, Any] = super().to_internal_value(data)
+        return validated
+
+    def validate_service(self, value: str) -> str:
+        if value and not service_code_valid(value):
+            raise serializers.ValidationError(_("Not a service code."))
+        return value
 
 
 class ScrubJobSerializer(serializers.ModelSerializer[ScrubJob]):
@@ -251,25 +395,36 @@ class ScrubJobSerializer(serializers.ModelSerializer[ScrubJob]):
 # --- subscriptions import -------------------------------------------------------------
 
 
-class SubscriptionItemDoc(serializers.Serializer[Any]):
-    phone = serializers.CharField()
-    service = serializers.CharField(help_text="A service code of your tenant.")
-    consent_source = serializers.CharField(required=False, max_length=200)
-    consent_at = serializers.DateTimeField(
-        required=False,
-        allow_null=True,
-        help_text="ISO 8601. Without an offset (or a bare date: its midnight), read in your tenant's "
-        "time zone. Default: now. An unreadable value, a year outside 1900–8999, an offset beyond "
-        "±14:00, a time in the future or a local time skipped by a daylight-saving change makes the "
-        "item invalid (listed in `errors`); a repeated (autumn) local time is the first of the two.",
-    )
+SUBSCRIPTION_ITEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "phone": {"type": "string", "description": "The number, in any usual form; E.164 is best."},
+        "service": {"type": "string", "description": "A service code of your tenant."},
+        "consent_source": {"type": "string", "maxLength": 200},
+        "consent_at": {
+            "type": "string",
+            "nullable": True,
+            "description": "ISO 8601. Without an offset (or a bare date: its midnight), read in your "
+            "tenant's time zone. Default: now. An unreadable value, a year outside 1900–8999, an offset "
+            "beyond ±14:00, a time in the future or a local time skipped by a daylight-saving change "
+            "makes the item invalid (listed in `errors`); a repeated (autumn) local time is the first "
+            "of the two.",
+        },
+    },
+    "required": ["phone", "service"],
+}
 
-
-@extend_schema_serializer(many=False)  # the examples are whole lists: not to be wrapped in another
-class SubscriptionItemsDoc(serializers.ListSerializer[Any]):
-    """The body of an import: a JSON list of subscriptions."""
-
-    child = SubscriptionItemDoc()
+# The import checks each item by itself and reports the ones it refuses in `errors` (a 200):
+# an item of any other shape is accepted into the call, so the schema says "a subscription,
+# or anything else (then listed in errors)" rather than refusing the whole list for one item.
+SUBSCRIPTION_ITEMS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "maxItems": 10_000,
+    "description": "Up to 10,000 subscriptions (more: 413). Each item is checked by itself: one that is "
+    "not a subscription (not an object, a field missing, of the wrong type or invalid) is skipped and "
+    "listed in `errors`, and the others are saved.",
+    "items": {"anyOf": [SUBSCRIPTION_ITEM_SCHEMA, {"description": "Anything else: listed in `errors`."}]},
+}
 
 
 class ItemErrorDoc(serializers.Serializer[Any]):
@@ -299,11 +454,22 @@ class ImportResultDoc(serializers.Serializer[Any]):
 # --- webhooks ---------------------------------------------------------------------------
 
 
+@extend_schema_field({"type": "string", "format": "uri", "pattern": "^https://", "maxLength": 500})
+class WebhookURLField(serializers.URLField):
+    """An https:// URL on a public address (the platform may allow others, e.g. in development)."""
+
+
 class WebhookEndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
+    url = WebhookURLField(
+        max_length=500,
+        trim_whitespace=False,
+        help_text="An https:// URL on a public address; a private or internal one is refused (400).",
+    )
+    description = StrictCharField(required=False, allow_blank=True, max_length=200)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=list(EVENTS)), min_length=1, max_length=len(EVENTS)
     )
-    secret = serializers.CharField(
+    secret = StrictCharField(
         write_only=True,
         required=False,
         min_length=16,
@@ -325,7 +491,7 @@ class WebhookEndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
 
 
 class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
-    secret = serializers.CharField(read_only=True, help_text="Shown once: store it now.")
+    secret = StrictCharField(read_only=True, help_text="Shown once: store it now.")
 
     class Meta(WebhookEndpointSerializer.Meta):
         pass

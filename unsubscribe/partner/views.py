@@ -6,16 +6,20 @@ tenant), errors are problem details (problems.py), limits per key (throttling.py
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
 from django.http import FileResponse
+from django.utils.dateparse import parse_datetime
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
@@ -51,6 +55,8 @@ from .selectors import (
     suppression_check_many,
 )
 from .serializers import (
+    SERVICE_CODE_SCHEMA,
+    SUBSCRIPTION_ITEMS_SCHEMA,
     ChannelSerializer,
     CheckBodyDoc,
     CheckResultDoc,
@@ -58,12 +64,12 @@ from .serializers import (
     NumberStatusDoc,
     ScrubJobCreateSerializer,
     ScrubJobSerializer,
-    SubscriptionItemsDoc,
     UnsubscribeRequestCreateSerializer,
     UnsubscribeRequestPageSerializer,
     UnsubscribeRequestSerializer,
     WebhookEndpointCreatedSerializer,
     WebhookEndpointSerializer,
+    service_code_valid,
 )
 from .subscriptions_import import MAX_IMPORT_ITEMS, subscriptions_import
 from .throttling import ApiKeyRateThrottle, BulkApiKeyRateThrottle
@@ -93,9 +99,45 @@ RETRY_AFTER = OpenApiParameter(
 )
 
 
-def documented(**kwargs: Any) -> Callable[[Any], Any]:
-    """extend_schema(), plus what every partner operation shares: the 429's Retry-After."""
-    return extend_schema(**{**kwargs, "parameters": [*kwargs.get("parameters", []), RETRY_AFTER]})
+def link(operation_id: str, description: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: where an answer leads, and which of its values the next call takes."""
+    return {"operationId": operation_id, "parameters": parameters, "description": description}
+
+
+def documented(*, links: dict[int, dict[str, Any]] | None = None, **kwargs: Any) -> Callable[[Any], Any]:
+    """extend_schema(), plus what every partner operation shares: the 429's Retry-After; and
+    `links` by status (drf-spectacular has no place for them; PartnerAutoSchema adds them)."""
+    decorate = extend_schema(**{**kwargs, "parameters": [*kwargs.get("parameters", []), RETRY_AFTER]})
+
+    def wrapper(method: Any) -> Any:
+        method.openapi_links = {str(status): named for status, named in (links or {}).items()}
+        return decorate(method)
+
+    return wrapper
+
+
+class PartnerAutoSchema(AutoSchema):
+    """drf-spectacular's schema of an operation, with the OpenAPI links its method declares
+    through documented(links=...): a client (and schemathesis' stateful phase) can follow
+    POST /unsubscribe-requests to GET /unsubscribe-requests/{reference}, and so on."""
+
+    def _get_response_for_code(
+        self, serializer: Any, status_code: str, media_types: Any = None, direction: str = "response"
+    ) -> dict[str, Any]:
+        response: dict[str, Any] = super()._get_response_for_code(  # type: ignore[no-untyped-call]
+            serializer, status_code, media_types, direction
+        )
+        handler = getattr(self.view, self.method.lower(), None)  # the view's get(), post()…
+        named = getattr(handler, "openapi_links", {}).get(str(status_code))
+        if named:
+            response["links"] = named
+        return response
+
+    def _get_request_for_media_type(self, serializer: Any, direction: str = "request") -> Any:
+        schema, required = super()._get_request_for_media_type(serializer, direction)  # type: ignore[no-untyped-call]
+        # A body given as a raw schema (the import's list): drf-spectacular cannot tell whether it
+        # is required, and every partner operation's body is.
+        return schema, required or isinstance(serializer, dict)
 
 
 class PartnerAPIView(TenantScopedAPIView):
@@ -103,6 +145,7 @@ class PartnerAPIView(TenantScopedAPIView):
     EXCEPTION_HANDLER setting is in place, and the per-key rate limit."""
 
     throttle_classes = [ApiKeyRateThrottle]
+    schema = PartnerAutoSchema()
 
     def get_exception_handler(self) -> Callable[..., Response | None]:
         return problem_exception_handler
@@ -112,8 +155,23 @@ def _bad_request(field: str, message: str) -> Problem:
     return Problem(status=400, code="invalid", detail=message, errors=[field_error(field, message)])
 
 
+# The date filters' grammar (unsubscribe.instants) as a pattern the schema states and the view
+# checks: a calendar date (29 February in leap years only), optionally a time and an offset.
+# Years 1901–8998, so that every date matched is in the instants' range in UTC too (1900-01-01
+# at +08:00 is still 1899 there): the schema then promises nothing the parser refuses.
+_YEAR = r"(?:19(?:0[1-9]|[1-9][0-9])|[2-7][0-9]{3}|8(?:[0-8][0-9]{2}|9(?:[0-8][0-9]|9[0-8])))"
+_LEAP_YEAR = r"(?:(?:19|[2-8][0-9])(?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[357][26])00)"
+_MONTH_DAY = (
+    r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+)
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,6})?)?"
+_OFFSET = r"(?:Z|z|[+-](?:0[0-9]|1[0-3])(?::?[0-5][0-9])?|[+-]14(?::?00)?)"
+DATE_FILTER_PATTERN = rf"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:[T ]{_TIME}{_OFFSET}?)?$"
+_DATE_FILTER_RE = re.compile(DATE_FILTER_PATTERN)
+DATE_FILTER_SCHEMA = {"type": "string", "pattern": DATE_FILTER_PATTERN}
+
 DATE_FILTER_NOTE = (
-    "Years 1900–8999, offsets within ±14:00; otherwise 400. A local time a daylight-saving change "
+    "Years 1901–8998, offsets within ±14:00; otherwise 400. A local time a daylight-saving change "
     "skips counts as that far after the change, a repeated one as the first of the two. "
     "A bare date (`2025-01-31`) means midnight at the start of that day in the tenant's time zone "
     "(`time_zone` in `GET /api/v1/me`; Asia/Shanghai unless the provider set another), so "
@@ -127,28 +185,83 @@ def _parse_time(field: str, raw: str | None, *, tenant: Tenant) -> datetime | No
     """A list filter's instant, by the rules of unsubscribe.instants (shared with the
     imports): a full ISO 8601 time with an offset is taken as given; a bare date is
     midnight and a time without an offset is wall time, both in the tenant's time zone
-    (the server's zone, or UTC, is no one's day). Out of range or malformed → 400."""
-    if not raw:
+    (the server's zone, or UTC, is no one's day). Out of range, malformed, or not matching the
+    schema's DATE_FILTER_PATTERN → 400."""
+    if raw is None:
         return None
     try:
-        return instant_parse(raw, tz=tenant.zoneinfo)
+        value = instant_parse(raw, tz=tenant.zoneinfo)
     except InstantError as exc:
         raise _bad_request(field, exc.message) from None
+    # What the parser lets through beyond the schema's pattern: an empty value, spaces around
+    # it, other digits than 0-9, and the edge years whose instants may fall outside its range.
+    if value is None or not _DATE_FILTER_RE.fullmatch(raw):
+        edge_year = raw[:4] in ("1900", "8999")
+        raise _bad_request(
+            field,
+            _("The date must be between the years 1901 and 8998.")
+            if edge_year
+            else _("Use an ISO 8601 date or date and time, e.g. 2025-01-31T08:00:00+08:00."),
+        )
+    return value
 
 
 # --- unsubscribe requests --------------------------------------------------------
 
 
 class RequestCursorPagination(CursorPagination):
+    """DRF's cursor paging, strict: a page_size outside 1–500 or not a whole number, or a cursor
+    this API did not give out, is a 400 (DRF quietly uses the default size, and answers a bad
+    cursor with a 404 as if the list were not there)."""
+
     ordering = "-received_at"
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise _bad_request(self.page_size_query_param, _("A whole number from 1 to 500."))
+        return int(raw)
+
+    def decode_cursor(self, request: Request) -> Any:
+        invalid = Problem(
+            status=400,
+            code="invalid_cursor",
+            detail=_("Use the cursor of a `next` or `previous` link as it is."),
+            errors=[field_error(self.cursor_query_param, _("Not a cursor of this list."))],
+        )
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound:
+            raise invalid from None
+        # DRF checks the cursor's form, not its position (a received_at): a forged one is a 400
+        # here rather than a database error about a date.
+        if cursor is not None and cursor.position is not None and not _is_datetime(str(cursor.position)):
+            raise invalid
+        return cursor
+
+
+def _is_datetime(text: str) -> bool:
+    try:
+        return parse_datetime(text) is not None
+    except ValueError:  # well-formed, impossible (2025-02-30)
+        return False
+
 
 def idempotency_lock_key(tenant_id: int, key: str) -> str:
     """Cache key of the short lock held while a request with this key is created."""
     return f"idem:{tenant_id}:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+READ_REQUEST = link(
+    "unsubscribe_requests_retrieve",
+    "The request: its state and steps.",
+    reference="$response.body#/reference",
+)
 
 
 class UnsubscribeRequestListView(PartnerAPIView):
@@ -162,7 +275,7 @@ class UnsubscribeRequestListView(PartnerAPIView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                str,
+                {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
                 OpenApiParameter.HEADER,
                 required=False,
                 description="Any unique string up to 200 characters (a UUID is best). Repeating it with the "
@@ -175,9 +288,10 @@ class UnsubscribeRequestListView(PartnerAPIView):
                 UnsubscribeRequestSerializer, description="Filed; the number is suppressed."
             ),
             200: OpenApiResponse(UnsubscribeRequestSerializer, description="A repeat of an earlier call."),
-            **problems(400, 401, 403, 409, 422, 429),
+            **problems(400, 401, 403, 409, 413, 415, 422, 429),
         },
         examples=examples.CREATE_REQUEST_EXAMPLES,
+        links={status: {"TheRequest": READ_REQUEST} for status in (200, 201)},
     )
     def post(self, request: Request) -> Response:
         body = UnsubscribeRequestCreateSerializer(data=request.data)
@@ -242,7 +356,7 @@ class UnsubscribeRequestListView(PartnerAPIView):
             OpenApiParameter("channel", str, enum=RequestChannel.values),
             OpenApiParameter(
                 "created_after",
-                OpenApiTypes.STR,
+                DATE_FILTER_SCHEMA,
                 description="Received at or after this time (ISO 8601). " + DATE_FILTER_NOTE,
                 examples=[
                     OpenApiExample("A day", value="2025-01-31"),
@@ -251,21 +365,39 @@ class UnsubscribeRequestListView(PartnerAPIView):
             ),
             OpenApiParameter(
                 "created_before",
-                OpenApiTypes.STR,
+                DATE_FILTER_SCHEMA,
                 description="Received before this time (ISO 8601). " + DATE_FILTER_NOTE,
             ),
-            OpenApiParameter("cursor", str, description="From `next` or `previous`."),
-            OpenApiParameter("page_size", int, description="1–500, default 50."),
+            OpenApiParameter(
+                "cursor",
+                str,
+                description="From `next` or `previous`, as it is; any other value is a 400 `invalid_cursor`.",
+            ),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": 500},
+                description="1–500, default 50.",
+            ),
         ],
         responses={200: UnsubscribeRequestPageSerializer, **problems(400, 401, 429)},
+        links={
+            200: {
+                "TheFirstRequest": link(
+                    "unsubscribe_requests_retrieve",
+                    "The first request of the page.",
+                    reference="$response.body#/results/0/reference",
+                )
+            }
+        },
         examples=[examples.REQUEST_PAGE_EXAMPLE],
     )
     def get(self, request: Request) -> Response:
-        state = request.query_params.get("state") or None
-        channel = request.query_params.get("channel") or None
-        if state and state not in UnsubscribeRequest.State.values:
+        # An empty value is not one of the values either: 400, as the schema's enum says.
+        state = request.query_params.get("state")
+        channel = request.query_params.get("channel")
+        if state is not None and state not in UnsubscribeRequest.State.values:
             raise _bad_request("state", _("Unknown state: %(value)s") % {"value": state})
-        if channel and channel not in RequestChannel.values:
+        if channel is not None and channel not in RequestChannel.values:
             raise _bad_request("channel", _("Unknown channel: %(value)s") % {"value": channel})
         queryset = requests_filtered(
             requests=self.scoped(UnsubscribeRequest),
@@ -330,24 +462,34 @@ class SuppressionCheckView(PartnerAPIView):
     def _service(self, raw: Any) -> str | None:
         if raw in (None, ""):
             return None
-        if not isinstance(raw, str) or not service_exists(tenant=self.tenant, code=raw):
+        # Not a code at all (NUL included): refused before the look-up, which cannot take it.
+        if not service_code_valid(raw) or not service_exists(tenant=self.tenant, code=raw):
             raise UnknownService(_("Unknown service code(s): %(codes)s") % {"codes": raw})
-        return raw
+        return str(raw)
 
     @documented(
         operation_id="suppressions_check_one",
         summary="May I send to this number?",
         description=examples.CHECK_DESCRIPTION,
         parameters=[
-            OpenApiParameter("phone", str, required=True, description="The number, e.g. +8613800138000."),
-            OpenApiParameter("service", str, description="A service code: also count opt-outs of it."),
+            OpenApiParameter(
+                "phone",
+                {"type": "string", "minLength": 1},
+                required=True,
+                description="The number, e.g. +8613800138000. Not a valid number: `valid: false`.",
+            ),
+            OpenApiParameter(
+                "service",
+                {**SERVICE_CODE_SCHEMA, "pattern": "^[-a-zA-Z0-9_]*$"},
+                description="A service code: also count opt-outs of it. Empty: none. Unknown: 400.",
+            ),
         ],
         responses={200: NumberStatusDoc, **problems(400, 401, 429)},
         examples=examples.CHECK_ONE_EXAMPLES,
     )
     def get(self, request: Request) -> Response:
         phone = request.query_params.get("phone", "")
-        if not phone.strip():
+        if not phone:
             raise _bad_request("phone", _("Give the number as ?phone=."))
         service = self._service(request.query_params.get("service"))
         (status,) = suppression_check_many(tenant=self.tenant, numbers=[phone], service_code=service)
@@ -358,7 +500,7 @@ class SuppressionCheckView(PartnerAPIView):
         summary="Check up to 10,000 numbers at once",
         description=examples.CHECK_MANY_DESCRIPTION,
         request=CheckBodyDoc,
-        responses={200: CheckResultDoc, **problems(400, 401, 413, 429)},
+        responses={200: CheckResultDoc, **problems(400, 401, 413, 415, 429)},
         examples=examples.CHECK_MANY_EXAMPLES,
     )
     def post(self, request: Request) -> Response:
@@ -403,10 +545,11 @@ class ScrubJobListView(PartnerAPIView):
         parameters=[upload_limits.UPLOAD_RETRY_AFTER],
         responses={
             202: ScrubJobSerializer,
-            **problems(400, 401, 429),
+            **problems(400, 401, 415, 429),
             **upload_limits.upload_problems(upload_limits.UploadKind.SCRUB),
         },
         examples=[examples.SCRUB_JOB_EXAMPLE],
+        links={202: {"TheJob": link("scrub_jobs_retrieve", "Its progress.", id="$response.body#/id")}},
     )
     def post(self, request: Request) -> Response:
         # Size, Content-Length and the key's daily budget, checked before the body is read.
@@ -493,11 +636,11 @@ class SubscriptionImportView(PartnerAPIView):
         operation_id="subscriptions_import",
         summary="Create or update up to 10,000 subscriptions",
         description=examples.IMPORT_DESCRIPTION + upload_limits.limits_note(upload_limits.IMPORT_LIMITS_NOTE),
-        request=SubscriptionItemsDoc(),
+        request={"application/json": SUBSCRIPTION_ITEMS_SCHEMA},
         parameters=[upload_limits.UPLOAD_RETRY_AFTER],
         responses={
             200: ImportResultDoc,
-            **problems(400, 401, 429),
+            **problems(400, 401, 415, 429),
             **upload_limits.upload_problems(upload_limits.UploadKind.IMPORT),
         },
         examples=examples.IMPORT_EXAMPLES,
@@ -542,7 +685,7 @@ class WebhookListView(PartnerAPIView):
         request=WebhookEndpointSerializer,
         responses={
             201: WebhookEndpointCreatedSerializer,
-            **problems(400, 401, 429),
+            **problems(400, 401, 413, 415, 429),
             (409, PROBLEM_CONTENT_TYPE): OpenApiResponse(
                 ProblemSerializer,
                 description=examples.WEBHOOK_LIMIT_DESCRIPTION,
@@ -550,6 +693,12 @@ class WebhookListView(PartnerAPIView):
             ),
         },
         examples=examples.WEBHOOK_CREATE_EXAMPLES,
+        links={
+            201: {
+                "TheEndpoint": link("webhooks_retrieve", "The endpoint.", id="$response.body#/id"),
+                "RemoveIt": link("webhooks_destroy", "Remove the endpoint.", id="$response.body#/id"),
+            }
+        },
     )
     def post(self, request: Request) -> Response:
         body = WebhookEndpointSerializer(data=request.data)
@@ -607,8 +756,8 @@ class ChannelsView(PartnerAPIView):
         examples=examples.CHANNEL_EXAMPLES,
     )
     def get(self, request: Request) -> Response:
-        language = request.query_params.get("language") or self.tenant.default_language
-        if language not in ("zh-hans", "en"):
+        language = request.query_params.get("language", self.tenant.default_language)
+        if language not in ("zh-hans", "en"):  # an empty value too, as the schema's enum says
             raise _bad_request("language", _("Use zh-hans or en."))
         ways = {way.channel: way for way in ways_to_unsubscribe(tenant=self.tenant, language=language)}
         enabled = {setting.channel for setting in enabled_channels(tenant=self.tenant)}
