@@ -441,6 +441,13 @@ _PROBLEM_EXAMPLES: dict[int, tuple[str, str, str, list[dict[str, Any]]]] = {
 
 def problem_example(status: int) -> OpenApiExample:
     code, title, detail, errors = _PROBLEM_EXAMPLES[status]
+    return problem_document_example(status, code, title, detail, errors)
+
+
+def problem_document_example(
+    status: int, code: str, title: str, detail: str, errors: list[dict[str, Any]]
+) -> OpenApiExample:
+    """An example problem document (RFC 9457) for the schema, named by its code."""
     return OpenApiExample(
         code,
         value={

@@ -56,9 +56,10 @@ from lanzuan.uploads import (
 from lanzuan.uploads import UploadTooLarge as StreamTooLarge
 from tenants.models import Tenant, TenantAPIKey
 
+from . import examples
 from .errors import LengthRequired, UploadQuotaExceeded, UploadTooLarge
 from .parsers import body_too_large
-from .problems import PROBLEM_CONTENT_TYPE, TYPE_PREFIX, ProblemSerializer
+from .problems import PROBLEM_CONTENT_TYPE, ProblemSerializer
 
 # The counters outlive their day by this much (the cache drops them after).
 _KEEP_AFTER_DAY = timedelta(hours=1)
@@ -258,20 +259,8 @@ UPLOAD_RETRY_AFTER = OpenApiParameter(
 
 
 def _example(status: int, code: str, title: str, detail: str, field: str | None = None) -> OpenApiExample:
-    return OpenApiExample(
-        code,
-        value={
-            "type": TYPE_PREFIX + code,
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "code": code,
-            "errors": [{"field": field, "message": detail}] if field else [],
-        },
-        media_type=PROBLEM_CONTENT_TYPE,
-        status_codes=[str(status)],
-        response_only=True,
-    )
+    errors = [{"field": field, "message": detail}] if field else []
+    return examples.problem_document_example(status, code, title, detail, errors)
 
 
 _QUOTA_EXAMPLE = _example(

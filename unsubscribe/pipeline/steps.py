@@ -260,17 +260,23 @@ def confirmation_requeue(request: UnsubscribeRequest) -> None:
     gateway is left as it is: the step makes a new message for that one."""
     if not request.phone:
         return
+    latest = _latest_confirmation(request)
+    if latest is None or latest.status != Message.Status.FAILED or latest.error.startswith(NO_GATEWAY_PREFIX):
+        return
+    with suppress(MessageNotRetryable):  # not retryable: the step reads the failure again and says why
+        message_retry(message=latest, to=request.phone, dispatch=False)
+
+
+def _latest_confirmation(request: UnsubscribeRequest) -> Message | None:
+    """The request's newest confirmation message (dedupe key `confirm:<pk>`, or `confirm:<pk>:<n>`
+    for one made again after a failure for want of a gateway)."""
     key = f"confirm:{request.pk}"
-    latest = (
+    return (
         Message.objects.for_tenant(request.tenant_id)
         .filter(Q(dedupe_key=key) | Q(dedupe_key__startswith=f"{key}:"))
         .order_by("-pk")
         .first()
     )
-    if latest is None or latest.status != Message.Status.FAILED or latest.error.startswith(NO_GATEWAY_PREFIX):
-        return
-    with suppress(MessageNotRetryable):  # not retryable: the step reads the failure again and says why
-        message_retry(message=latest, to=request.phone, dispatch=False)
 
 
 def confirmation_recipient(message: Message) -> str:
@@ -320,12 +326,7 @@ def _create_confirmation(request: UnsubscribeRequest, *, attempt: int) -> Messag
     """The request's confirmation message: the same one on every attempt (its dedupe
     key), except after it failed for want of a gateway, when a new one is made."""
     key = f"confirm:{request.pk}"
-    latest = (
-        Message.objects.for_tenant(request.tenant_id)
-        .filter(Q(dedupe_key=key) | Q(dedupe_key__startswith=f"{key}:"))
-        .order_by("-pk")
-        .first()
-    )
+    latest = _latest_confirmation(request)
     if latest is not None:
         key = latest.dedupe_key or key
         if latest.status == Message.Status.FAILED and latest.error.startswith(NO_GATEWAY_PREFIX):
