@@ -309,10 +309,14 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # rows (matched by name) each time it starts, so staff see and may pause them in the admin. The
 # names are those of the data migrations that used to add them, so a database they ran on keeps
 # one row per task.
+# How often the pipeline and partner sweeps run: what a lost task or a due retry waits at most.
+SWEEP_SECONDS = env_int("LANZUAN_SWEEP_SECONDS", 30)
+if SWEEP_SECONDS < 1:
+    raise ImproperlyConfigured("LANZUAN_SWEEP_SECONDS must be at least 1")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "Lanzuan pipeline sweep": {  # requests and steps the broker lost, due retries
         "task": "unsubscribe.tasks.pipeline_sweep",
-        "schedule": timedelta(seconds=30),
+        "schedule": timedelta(seconds=SWEEP_SECONDS),
     },
     # Raw numbers of requests that never completed, past their erasure deadline; then
     # request records past each tenant's retention.
@@ -334,7 +338,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     "Lanzuan partner sweep (webhooks, scrub jobs)": {
         "task": "unsubscribe.partner.tasks.partner_sweep",
-        "schedule": timedelta(seconds=30),
+        "schedule": timedelta(seconds=SWEEP_SECONDS),
     },
     "Lanzuan one-time code sweep": {  # blanks the number of codes that expired unused
         "task": "unsubscribe.optout.tasks.verifications_sweep",

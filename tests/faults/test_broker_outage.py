@@ -139,7 +139,8 @@ def test_the_worker_and_beat_ride_out_a_broker_outage(
     assert app.conf.worker_consumer == "lanzuan.celery:Consumer"
     outbox = tmp_path / "outbox.jsonl"
     with throwaway_redis(tmp_path) as broker:
-        env = worker_env(CELERY_BROKER_URL=broker.url, OUTBOX_PATH=str(outbox))
+        # beat's sweeps every 3 s, not 30: its next one after the outage comes without a long wait
+        env = worker_env(CELERY_BROKER_URL=broker.url, OUTBOX_PATH=str(outbox), LANZUAN_SWEEP_SECONDS="3")
         beat_args = [sys.executable, "-m", "celery", "-A", "lanzuan", "beat", "-l", "info"]
         with (
             process(beat_args, env, tmp_path / "beat.log", "beat: Starting") as beat,
@@ -167,7 +168,7 @@ def test_the_worker_and_beat_ride_out_a_broker_outage(
                 60,
                 message=worker.output(),
             )
-            # ... and beat's next sweep (every 30 s), which the worker runs too
+            # ... and beat's next sweep (every 3 s here), which the worker runs too
             beat_log = tmp_path / "beat.log"
             wait_for(lambda: beat_log.read_text(errors="replace").count("Sending due task") > back, 60)
             wait_for(lambda: "sweep[" in worker.output().rsplit("Connected to redis", 1)[-1], 60)
