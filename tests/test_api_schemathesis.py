@@ -185,6 +185,7 @@ def api_key(db: None) -> str:
 schema = schemathesis.pytest.from_fixture("partner_schema")
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_each_operation_answers_as_its_schema_says(case: Case[Any]) -> None:
@@ -192,6 +193,7 @@ def test_each_operation_answers_as_its_schema_says(case: Case[Any]) -> None:
     case.call_and_validate()
 
 
+@pytest.mark.slow
 def test_sequences_along_the_links_answer_as_the_schema_says(partner_schema: Any) -> None:
     class PartnerAPI(partner_schema.as_state_machine()):  # type: ignore[misc]  # built at run time
         # Each scenario starts from the same data: what one left (webhook endpoints up to the

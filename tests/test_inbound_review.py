@@ -238,11 +238,18 @@ def test_f3_unroutable_replies_keep_the_raw_number_seven_days(
 
 
 @pytest.mark.django_db
-def test_f3_the_sweep_is_scheduled_daily() -> None:
+def test_f3_the_sweep_is_scheduled_daily(monkeypatch: pytest.MonkeyPatch) -> None:
     from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import DatabaseScheduler
 
+    from lanzuan.celery import app
+
+    # as beat starts (it writes settings.CELERY_BEAT_SCHEDULE into its rows); a transactional test
+    # run before this one may have flushed the rows the old data migrations left
+    monkeypatch.setattr("django_celery_beat.schedulers.close_old_connections", lambda: None)
+    DatabaseScheduler(app=app)
     task = PeriodicTask.objects.get(task="unsubscribe.inbound.tasks.inbound_numbers_sweep")
-    assert task.enabled and (task.interval.every, task.interval.period) == (1, "days")
+    assert task.enabled and timedelta(**{task.interval.period: task.interval.every}) == timedelta(days=1)
 
 
 # --- F6: unroutable replies on the admin home ------------------------------------------------

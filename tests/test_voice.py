@@ -531,11 +531,19 @@ def test_the_sweep_ends_abandoned_calls_of_every_tenant_without_another_call(
     assert call_row("CA-live").caller == ""
 
 
-def test_the_stale_call_sweep_is_scheduled_by_beat(db: None) -> None:
+def test_the_stale_call_sweep_is_scheduled_by_beat(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
     from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import DatabaseScheduler
 
+    from lanzuan.celery import app
+
+    # as beat starts (it writes settings.CELERY_BEAT_SCHEDULE into its rows), whatever rows an
+    # earlier transactional test flushed
+    monkeypatch.setattr("django_celery_beat.schedulers.close_old_connections", lambda: None)
+    DatabaseScheduler(app=app)
     task = PeriodicTask.objects.get(task="unsubscribe.voice.tasks.end_stale_voice_calls")
-    assert task.enabled and task.interval.every == 15 and task.interval.period == "minutes"
+    assert task.enabled
+    assert timedelta(**{task.interval.period: task.interval.every}) == timedelta(minutes=15)
 
 
 def test_twilio_status_callback_ends_the_call_and_drops_the_number(

@@ -392,6 +392,7 @@ def test_admin_shows_a_tenant_without_a_gateway_as_not_ready(
     assert "data-not-ready" not in client.get(reverse("admin:index")).content.decode()
 
 
+@pytest.mark.slow  # Django started in subprocesses
 def test_the_flag_is_read_from_the_environment_with_debug_off() -> None:
     def flag(**env: str) -> str:
         base = {k: v for k, v in os.environ.items() if k not in ("LANZUAN_FILE_GATEWAY", "DEBUG")}
