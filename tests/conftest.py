@@ -18,6 +18,7 @@ from django.db import connection
 from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import override_settings
 from model_bakery import generators as baker_generators
+from pytest_django.plugin import blocking_manager_key
 
 from tenants import db_scope
 from tenants.models import Membership, Role, Tenant
@@ -53,6 +54,20 @@ class OneRoundPBKDF2PasswordHasher(PBKDF2PasswordHasher):
     carry their round count, so any process (a real worker, gunicorn) still checks them."""
 
     iterations = 1
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The controller of an xdist run builds the migrated template while its workers start."""
+    config = session.config
+    if getattr(config, "workerinput", None) is None and config.getoption("numprocesses", None):
+        config.stash[_template_built] = template_db.build_ahead(config.stash[blocking_manager_key])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash.get(_template_built, lambda: None)()
+
+
+_template_built = pytest.StashKey["Callable[[], None]"]()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -11,6 +11,7 @@ in behind them and are what gets stolen. A module whose fixtures start a browser
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -72,3 +73,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if workerinput is None:  # not an xdist worker: keep collection order
         return
     items[:] = interleave(items, int(workerinput["workercount"]))
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: half again as many workers as cores (3 on a 2-core machine). Many of the slow tests wait on
+    another process (a Celery worker, gunicorn, Chromium) rather than compute, so a core whose
+    worker waits takes another worker's tests. PYTEST_XDIST_AUTO_NUM_WORKERS overrides it."""
+    if workers := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(workers)
+    return max(2, (os.cpu_count() or 1) * 3 // 2)
