@@ -25,6 +25,10 @@ run: $(VENV)/.installed
 
 test: export SECRET_KEY ?= insecure-key-for-tests-only-0123456789abcdef
 test: export LANZUAN_OUTBOUND_ALLOW ?= 127.0.0.0/8@32768-65535,::1/128@32768-65535
+# Bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE): without the cache
+# every xdist worker, Celery worker and manage.py the suite starts compiles the project again, and pytest
+# rewrites the asserts of every plugin's modules again (~4 s of CPU per worker).
+test: export PYTHONDONTWRITEBYTECODE =
 # Every session runs in a throwaway LANZUAN_VAR_DIR of its own (tests/sandbox.py), so `make test`
 # never shares a broker, outbox or cache with a running `make run`, whatever LANZUAN_VAR_DIR says;
 # under xdist each worker process is such a session (its own test database, var dir and Redis key
