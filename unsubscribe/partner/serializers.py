@@ -410,6 +410,24 @@ SUBSCRIPTION_ITEM_SCHEMA: dict[str, Any] = {
             "makes the item invalid (listed in `errors`); a repeated (autumn) local time is the first "
             "of the two.",
         },
+        "consent_method": {
+            "type": "string",
+            "enum": ["form", "sms_keyword", "contract", "import"],
+            "description": "How the consent was given (the consent-evidence ledger). Default: import.",
+        },
+        "consent_wording": {
+            "type": "string",
+            "maxLength": 10_000,
+            "description": "The exact words the person was shown; stored once, referenced by SHA-256.",
+        },
+        "consent_order_id": {"type": "string", "maxLength": 100},
+        "consent_page_version": {"type": "string", "maxLength": 100},
+        "consent_ip": {"type": "string", "description": "The IP address the consent came from, where lawful."},
+        "consent_captured_by": {
+            "type": "string",
+            "maxLength": 200,
+            "description": "Who captured the consent. Default: this API key.",
+        },
     },
     "required": ["phone", "service"],
 }

@@ -658,7 +658,11 @@ class SubscriptionImportView(PartnerAPIView):
                 % {"max": f"{MAX_IMPORT_ITEMS:,}", "count": f"{len(items):,}"},
                 field="body",
             )
-        result = subscriptions_import(tenant=self.tenant, items=items)
+        api_key = request.auth
+        assert isinstance(api_key, TenantAPIKey)
+        result = subscriptions_import(
+            tenant=self.tenant, items=items, captured_by=f"API key {api_key.prefix} ({api_key.name})"
+        )
         return Response(ImportResultDoc(result).data)
 
 

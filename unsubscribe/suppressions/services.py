@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe import domain_events
+from unsubscribe.consents.services import consents_revoke
 from unsubscribe.errors import ResubscribeRefused
 from unsubscribe.models import (
     SCOPE_ALL,
@@ -54,6 +55,8 @@ def suppressions_add(
         .values_list("scope", flat=True)
     )
     new = [s for s in scopes if s not in existing]
+    # The opt-out supersedes the consents on record in its scope, also when it was suppressed already.
+    consents_revoke(tenant=tenant, phone_hash=phone_hash, scopes=scopes, request=request, at=at)
     if not new:
         return []
     now = at or timezone.now()
