@@ -179,9 +179,7 @@ def consents_purge_expired(*, now: datetime | None = None) -> int:
     purged = 0
     for tenant in Tenant.objects.all():
         cutoff = now - timedelta(days=tenant.consent_retention_days)
-        deleted, _detail = (
-            ConsentRecord.objects.for_tenant(tenant).filter(minimised_at__lt=cutoff).delete()
-        )
+        deleted, _detail = ConsentRecord.objects.for_tenant(tenant).filter(minimised_at__lt=cutoff).delete()
         if deleted:
             logger.info(
                 "purged %d minimised consent record(s) of %s past %d days",

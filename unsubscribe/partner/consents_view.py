@@ -98,7 +98,7 @@ class ConsentCreateSerializer(serializers.Serializer[Any]):
         min_length=1, max_length=32, help_text="The number; not a valid number: 400 `invalid_phone`."
     )
     service = ServiceCodeField(help_text="A service code of your tenant (unknown: 400 `unknown_services`).")
-    source = serializers.ChoiceField(choices=ConsentRecord.Source.choices)
+    source = serializers.ChoiceField(choices=ConsentRecord.Source.choices)  # type: ignore[assignment]  # a field
     given_at = InstantField(
         required=False,
         help_text="When the person consented (ISO 8601; without an offset, the tenant's time zone). "
@@ -119,7 +119,7 @@ class ConsentSerializer(serializers.Serializer[Any]):
     service = serializers.CharField()
     phone_masked = serializers.CharField()
     phone_hash = serializers.CharField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a field, popped by DRF's metaclass
     source_detail = serializers.CharField(allow_blank=True)
     given_at = serializers.DateTimeField()
     wording_sha256 = serializers.CharField(allow_blank=True)
@@ -247,7 +247,9 @@ class ConsentListView(PartnerAPIView):
                 raise _bad_request("given_at", exc.message) from None
         evidence = data.get("evidence") or {}
         digest = phones.tenant_phone_hash(self.tenant.pk, e164)
-        existed = self.scoped(ConsentRecord).filter(service=service, phone_hash=digest, given_at=given_at).exists()
+        existed = (
+            self.scoped(ConsentRecord).filter(service=service, phone_hash=digest, given_at=given_at).exists()
+        )
         with transaction.atomic():
             (record,) = consents_record(
                 tenant=self.tenant,

@@ -146,7 +146,9 @@ def check_extras(
     digests = [digest_of(s.e164) if s.e164 else None for s in statuses]
     known = {d for d in digests if d}
     events = number_event_dates(tenant=tenant, digests=known)
-    consents = consent_statuses(tenant=tenant, digests=known, service_code=service_code) if include_consent else {}
+    consents = (
+        consent_statuses(tenant=tenant, digests=known, service_code=service_code) if include_consent else {}
+    )
     zone = tenant.zoneinfo
     extras: list[CheckExtras | None] = []
     for digest, since in zip(digests, consented_at, strict=True):

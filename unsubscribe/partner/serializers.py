@@ -482,7 +482,10 @@ SUBSCRIPTION_ITEM_SCHEMA: dict[str, Any] = {
         },
         "consent_order_id": {"type": "string", "maxLength": 100},
         "consent_page_version": {"type": "string", "maxLength": 100},
-        "consent_ip": {"type": "string", "description": "The IP address the consent came from, where lawful."},
+        "consent_ip": {
+            "type": "string",
+            "description": "The IP address the consent came from, where lawful.",
+        },
         "consent_captured_by": {
             "type": "string",
             "maxLength": 200,

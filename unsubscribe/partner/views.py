@@ -535,7 +535,9 @@ class SuppressionCheckView(PartnerAPIView):
             raise _bad_request("phone", _("Give the number as ?phone=."))
         service = self._service(request.query_params.get("service"))
         include_consent = _include_consent(request.query_params.get("include"))
-        consented_at = _parse_time("consented_at", request.query_params.get("consented_at"), tenant=self.tenant)
+        consented_at = _parse_time(
+            "consented_at", request.query_params.get("consented_at"), tenant=self.tenant
+        )
         (status,) = suppression_check_many(tenant=self.tenant, numbers=[phone], service_code=service)
         (extras,) = check_extras(
             tenant=self.tenant,

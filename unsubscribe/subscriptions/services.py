@@ -436,7 +436,10 @@ def _flush(run: _Run, batch: list[Subscription], first_line: int, last_line: int
         with transaction.atomic():
             done = subscriptions_upsert(tenant=import_.tenant, subscriptions=batch)
             subscription_consents_record(
-                tenant=import_.tenant, done=done, evidence=run.evidence, captured_by=f"CSV import {import_.pk}"
+                tenant=import_.tenant,
+                done=done,
+                evidence=run.evidence,
+                captured_by=f"CSV import {import_.pk}",
             )
             tally = _tally(run, done)
             for name, value in tally.items():
