@@ -4,14 +4,13 @@ request pages show (imported by unsubscribe/admin.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -25,12 +24,11 @@ from tenants.admin import (
     TenantScopedAdmin,
     TenantScopedInline,
     number_digest_filter,
-    request_zone,
 )
 from tenants.models import Tenant
 
 from ..models import ConsentRecord, ConsentWording, NumberEvent, Subscription
-from ..reassignments.selectors import voided_subscriptions
+from ..reassignments.selectors import void_since, voided_subscriptions
 from ..reassignments.services import MAX_EVENT_ITEMS, number_events_from_csv, number_events_record
 from .selectors import consent_records, record_void_since, wordings
 
@@ -255,15 +253,29 @@ class ConsentVoidFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() not in ("yes", "no"):
             return queryset
-        voiding = NumberEvent.objects.unscoped(
-            reason="a subquery correlated on the outer row's tenant"
-        ).filter(
-            tenant_id=OuterRef("tenant_id"),
-            phone_hash=OuterRef("phone_hash"),
-            occurred_on__gte=TruncDate(OuterRef("consent_at"), tzinfo=request_zone(request)),
+        # The events are few next to the subscriptions: the void ones are found by their numbers'
+        # events, each in its tenant's own time zone (void_since), and listed by id.
+        events = NumberEvent.objects.for_tenants(
+            set(queryset.order_by().values_list("tenant_id", flat=True).distinct())
+        ).values_list("tenant_id", "phone_hash", "occurred_on")
+        days: dict[tuple[int, str], list[date]] = {}
+        for tenant_id, digest, day in events:
+            days.setdefault((tenant_id, digest), []).append(day)
+        zones = {t.pk: t.zoneinfo for t in Tenant.objects.filter(pk__in={k[0] for k in days})}
+        void = (
+            [
+                pk
+                for pk, tenant_id, digest, consent_at in queryset.filter(
+                    phone_hash__in={k[1] for k in days}, consent_at__isnull=False
+                ).values_list("pk", "tenant_id", "phone_hash", "consent_at")
+                if void_since(consent_at, days[(tenant_id, digest)], zones[tenant_id]) is not None
+            ]
+            if days
+            else []
         )
-        marked: QuerySet[Any] = queryset.annotate(consent_void=Exists(voiding))
-        return marked.filter(consent_void=self.value() == "yes")
+        if self.value() == "yes":
+            return queryset.filter(pk__in=void)
+        return queryset.exclude(pk__in=void)
 
 
 def subscription_void_since(subscription: Subscription) -> str:
