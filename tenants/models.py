@@ -126,6 +126,7 @@ class Tenant(models.Model):
     consent_retention_days = models.PositiveIntegerField(
         _("consent evidence retention (days)"),
         default=150,
+        db_default=150,  # rows written by code that predates the field (old migrations' states) get it too
         help_text=_(
             "How long a consent record is kept, minimised (number digest, masked number, times, wording "
             "hash), after the number was erased. The 2020 MIIT draft rules on commercial SMS asked for "

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='historicaltenant',
             name='consent_retention_days',
-            field=models.PositiveIntegerField(default=150, help_text='How long a consent record is kept, minimised (number digest, masked number, times, wording hash), after the number was erased. The 2020 MIIT draft rules on commercial SMS asked for consent evidence to be kept at least 5 months: 150 days.', verbose_name='consent evidence retention (days)'),
+            field=models.PositiveIntegerField(db_default=150, default=150, help_text='How long a consent record is kept, minimised (number digest, masked number, times, wording hash), after the number was erased. The 2020 MIIT draft rules on commercial SMS asked for consent evidence to be kept at least 5 months: 150 days.', verbose_name='consent evidence retention (days)'),
         ),
         migrations.AddField(
             model_name='tenant',
             name='consent_retention_days',
-            field=models.PositiveIntegerField(default=150, help_text='How long a consent record is kept, minimised (number digest, masked number, times, wording hash), after the number was erased. The 2020 MIIT draft rules on commercial SMS asked for consent evidence to be kept at least 5 months: 150 days.', verbose_name='consent evidence retention (days)'),
+            field=models.PositiveIntegerField(db_default=150, default=150, help_text='How long a consent record is kept, minimised (number digest, masked number, times, wording hash), after the number was erased. The 2020 MIIT draft rules on commercial SMS asked for consent evidence to be kept at least 5 months: 150 days.', verbose_name='consent evidence retention (days)'),
         ),
     ]

@@ -298,6 +298,13 @@ class ConsentListView(PartnerAPIView):
             ),
         ],
         responses={200: ConsentListDoc, **problems(400, 401, 429)},
+        examples=[
+            OpenApiExample(
+                "One consent",
+                response_only=True,
+                value={"phone_hash": "3f1c…", "reassigned_since": None, "results": [CONSENT_EXAMPLE]},
+            )
+        ],
     )
     def get(self, request: Request) -> Response:
         e164 = _e164(request.query_params.get("phone"))
@@ -433,6 +440,25 @@ class NumberEventListView(PartnerAPIView):
             )
         ],
         responses={200: NumberEventListDoc, **problems(400, 401, 429)},
+        examples=[
+            OpenApiExample(
+                "Reassigned",
+                response_only=True,
+                value={
+                    "phone_hash": "3f1c…",
+                    "results": [
+                        {
+                            "event": "reassigned",
+                            "date": "2025-03-01",
+                            "phone_masked": "138****8000",
+                            "reported_by": "API key lz_ab12 (operator feed)",
+                            "recorded_at": "2025-03-02T09:00:00+08:00",
+                            "voided_subscriptions": 2,
+                        }
+                    ],
+                },
+            )
+        ],
     )
     def get(self, request: Request) -> Response:
         digest = phones.tenant_phone_hash(self.tenant.pk, _e164(request.query_params.get("phone")))
