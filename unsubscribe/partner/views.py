@@ -469,12 +469,10 @@ def _status_json(status: NumberStatus, extras: CheckExtras | None = None) -> dic
     return answer
 
 
-def _include_consent(raw: Any) -> bool:
-    """`include`: absent, or "consent" (a query parameter) / a list of "consent" (a body); else 400."""
-    if raw is None:
-        return False
-    values = raw if isinstance(raw, list) else [raw]
-    if any(value != "consent" for value in values):
+def _include_consent(raw: Any, *, listed: bool = False) -> bool:
+    """`include`: "consent" (a query parameter) or a list of "consent" (`listed`: in a body); else 400."""
+    values = raw if listed and isinstance(raw, list) else [raw] if not listed else None
+    if values is None or any(value != "consent" for value in values):
         raise _bad_request("include", _("The only value is consent."))
     return bool(values)
 
@@ -534,7 +532,8 @@ class SuppressionCheckView(PartnerAPIView):
         if not phone:
             raise _bad_request("phone", _("Give the number as ?phone=."))
         service = self._service(request.query_params.get("service"))
-        include_consent = _include_consent(request.query_params.get("include"))
+        include = request.query_params.get("include")
+        include_consent = include is not None and _include_consent(include)
         consented_at = _parse_time(
             "consented_at", request.query_params.get("consented_at"), tenant=self.tenant
         )
@@ -570,7 +569,7 @@ class SuppressionCheckView(PartnerAPIView):
                 field="phones",
             )
         service = self._service(body.get("service"))
-        include_consent = _include_consent(body.get("include"))
+        include_consent = "include" in body and _include_consent(body["include"], listed=True)
         default_since = None
         if "consented_at" in body:
             try:
