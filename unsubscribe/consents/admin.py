@@ -83,6 +83,7 @@ class ConsentRecordAdmin(ReadOnlyAdminMixin, _NumberSearch, TenantScopedAdmin):
         "tenant",
     ]
     list_filter = ["tenant", "source", RevokedFilter]
+    list_select_related = ["service", "revoked_by_request", "tenant"]
     search_fields = ["service__code"]
     readonly_fields = (
         "tenant",
