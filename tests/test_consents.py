@@ -21,6 +21,7 @@ from lanzuan import phones
 from unsubscribe import tasks
 from unsubscribe.models import ConsentRecord, ConsentWording, NumberEvent, Service, Subscription
 from unsubscribe.reassignments.selectors import void_since
+from unsubscribe.suppressions.services import suppression_lift
 
 from .faults.scan import raw_number_findings, unique_number
 
@@ -189,7 +190,7 @@ def test_a_consent_imported_through_the_api_and_recorded_by_the_endpoint_is_revo
     )
     assert imported.status_code == 200, imported.content
     assert imported.json()["created"] == 1
-    assert imported.json()["errors"] == [{"index": 1, "field": "consent_ip", "message": "Not an IP address."}]
+    assert imported.json()["errors"] == [{"index": 1, "field": "consent_ip", "message": "不是 IP 地址。"}]
     # a second consent, to the same service, recorded through the ledger's own endpoint
     body = {
         "phone": number,
@@ -489,3 +490,29 @@ def test_the_tenant_sets_the_consent_retention(tenant_a: Tenant, alice: User, ea
     staff.force_login(alice)
     page = staff.get(reverse("admin:tenants_tenant_change", args=[tenant_a.pk]), **EN).content.decode()
     assert "Consent evidence retention (days)" in page and "2020 MIIT draft" in page
+
+
+def test_a_verified_re_subscribe_is_a_consent_on_record(
+    tenant_a: Tenant, deals: Service, api_key_a: str, pipeline: Pipeline
+) -> None:
+    number = unique_number()
+    api(api_key_a).post(
+        "/api/v1/subscriptions/import",
+        [{"phone": number, "service": "daily-deals", "consent_at": "2025-01-31"}],
+        format="json",
+    )
+    unsubscribe(api_key_a, number, pipeline)
+    assert check(api_key_a, number, include="consent")["consent"]["revoked"] is True
+    # when the person replies to receive the offers again (verified: the SMS came from the number)
+    lift = suppression_lift(
+        tenant=tenant_a, phone=number, channel="sms", verification_method="sms_origin", evidence={}
+    )
+    assert lift.reactivated == 1
+    # then the new consent is the one on record, and it stands
+    consent = check(api_key_a, number, include="consent", service="daily-deals")["consent"]
+    assert consent["on_record"] is True and consent["revoked"] is False and consent["void"] is False
+    records = api(api_key_a).get("/api/v1/consents", {"phone": number}).json()["results"]
+    assert [(r["source"], r["revoked_by_request"] is None) for r in records] == [
+        ("sms_keyword", True),
+        ("import", False),
+    ]
