@@ -525,7 +525,7 @@ class ConsentWording(TenantOwnedModel):
         verbose_name_plural = _("consent wordings")
 
     def __str__(self) -> str:
-        return f"{self.sha256[:12]}… {self.text[:60]}"
+        return self.text[:60]
 
 
 class ConsentRecord(TenantOwnedModel):
