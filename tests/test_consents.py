@@ -411,7 +411,7 @@ def test_a_consent_is_void_exactly_when_the_number_changed_hands_on_or_after_its
 # --- the CSV upload of reports and tenant isolation --------------------------------------------
 
 
-def test_staff_upload_reports_as_a_csv(tenant_a: Tenant, alice: User, deals: Service) -> None:
+def test_staff_upload_reports_as_a_csv(tenant_a: Tenant, alice: User, charlie: User, deals: Service) -> None:
     number = unique_number()
     staff = Client()
     staff.force_login(alice)
@@ -440,6 +440,18 @@ def test_staff_upload_reports_as_a_csv(tenant_a: Tenant, alice: User, deals: Ser
         **EN,
     )
     assert "The header row must name the columns phone, event, date." in missing.content.decode()
+    # another tenant's staff cannot report for this tenant, nor see its reports
+    other = Client()
+    other.force_login(charlie)
+    refused = other.post(
+        reverse("admin:unsubscribe_numberevent_upload"),
+        {"tenant": tenant_a.pk, "file": SimpleUploadedFile("events.csv", csv_text.encode())},
+        **EN,
+    )
+    assert refused.status_code == 200 and "tenant" in refused.context["form"].errors
+    listed = other.get(reverse("admin:unsubscribe_numberevent_changelist"))
+    assert list(listed.context["cl"].result_list) == []
+    assert NumberEvent.objects.for_tenant(tenant_a).count() == 1
 
 
 def test_another_tenants_key_sees_none_of_it(
