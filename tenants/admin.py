@@ -346,6 +346,7 @@ class TenantAdmin(TenantScopedAdmin):
                     "erasure_mode",
                     "erasure_delay_hours",
                     "record_retention_days",
+                    "consent_retention_days",
                 ]
             },
         ),

@@ -123,6 +123,16 @@ class Tenant(models.Model):
         default=1095,
         help_text=_("How long masked request records and receipts are kept."),
     )
+    consent_retention_days = models.PositiveIntegerField(
+        _("consent evidence retention (days)"),
+        default=150,
+        db_default=150,  # rows written by code that predates the field (old migrations' states) get it too
+        help_text=_(
+            "How long a consent record is kept, minimised (number digest, masked number, times, wording "
+            "hash), after the number was erased. The 2020 MIIT draft rules on commercial SMS asked for "
+            "consent evidence to be kept at least 5 months: 150 days."
+        ),
+    )
     terms_zh = models.TextField(
         _("terms (Chinese)"),
         blank=True,

@@ -152,6 +152,8 @@ def english_words(html: str) -> set[str]:
     # values (a password hash's salt: RYhnZd****), dotted event codes (request.created),
     # template variables ({tenant_name}).
     text = re.sub(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}\b|\S*\*{3,}\S*|\b[a-z_]+(?:\.[a-z_]+)+\b|\{\w+\}", " ", text)
+    # SHA-256 digests (a consent wording's, issue 16) are codes too.
+    text = re.sub(r"\b[0-9a-f]{64}\b", " ", text)
     return {w for w in _WORD.findall(text) if w.lower().strip("'’") not in ALLOWED}
 
 

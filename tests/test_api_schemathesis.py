@@ -118,6 +118,25 @@ def _steer_webhook(case: Case[Any]) -> None:
         case.body["url"] = f"https://127.0.0.1:{40000 + next(_serial) % 20000}/hooks"
 
 
+def _steer_consent(case: Case[Any]) -> None:
+    # A real number, one of the tenant's services, a consent time in the past (the schema says
+    # "not in the future" in words) and an address Python reads as one.
+    body = case.body
+    if isinstance(body, dict):
+        body["phone"] = _phone()
+        body["service"] = SERVICES[0]
+        if "given_at" in body:
+            body["given_at"] = "2025-01-31T08:00:00+08:00"
+        evidence = body.get("evidence")
+        if isinstance(evidence, dict) and "ip" in evidence:
+            evidence["ip"] = "203.0.113.7"
+
+
+def _steer_query_phone(case: Case[Any]) -> None:
+    if case.query and "phone" in case.query:
+        case.query["phone"] = _phone()
+
+
 def _steer_list(case: Case[Any]) -> None:
     if case.query:
         case.query.pop("cursor", None)
@@ -130,6 +149,9 @@ STEERING = {
     ("POST", "/api/v1/suppressions/check"): _steer_body_service,
     ("POST", "/api/v1/scrub-jobs"): _steer_body_service,
     ("POST", "/api/v1/webhooks"): _steer_webhook,
+    ("POST", "/api/v1/consents"): _steer_consent,
+    ("GET", "/api/v1/consents"): _steer_query_phone,
+    ("GET", "/api/v1/number-events"): _steer_query_phone,
 }
 
 

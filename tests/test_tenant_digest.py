@@ -37,6 +37,8 @@ from unsubscribe.inbound.models import InboundMessage, UnroutedMessage
 from unsubscribe.inbound.services import inbound_credential_set
 from unsubscribe.models import (
     ChannelSetting,
+    ConsentRecord,
+    NumberEvent,
     RequestChannel,
     Service,
     SubscriberProfile,
@@ -81,7 +83,11 @@ TENANT_DIGEST_COLUMNS = {
     InboundMessage: "from_hash",
     VoiceCall: "caller_hash",
     Message: "to_hash",
+    ConsentRecord: "phone_hash",
+    NumberEvent: "phone_hash",
 }
+# Tables made after the migration that converted the old global digests: they never held one.
+NEWER_THAN_THE_DIGEST_MIGRATION = {ConsentRecord, NumberEvent}
 
 
 @pytest.fixture(autouse=True)
@@ -162,7 +168,9 @@ def import_subscription(key: str, tenant: Tenant, code: str = "offers") -> None:
         tenant=tenant, code=code, defaults={"name": f"{tenant.slug} {code}"}
     )
     response = api(key).post(
-        "/api/v1/subscriptions/import", [{"phone": NUMBER, "service": code}], format="json"
+        "/api/v1/subscriptions/import",
+        [{"phone": NUMBER, "service": code, "consent_at": "2025-01-31"}],
+        format="json",
     )
     assert response.status_code == 200 and response.json()["created"] == 1, response.content
 
@@ -194,6 +202,9 @@ def test_the_same_number_has_a_different_digest_at_each_tenant_everywhere(
     for tenant, key in ((tenant_a, api_key_a), (tenant_b, api_key_b)):
         # given the person is a subscriber (imported through the API), with a webhook endpoint
         import_subscription(key, tenant)
+        # a deactivation of the number before the consent was reported (it voids nothing)
+        events = [{"phone": NUMBER, "event": "deactivated", "date": "2025-01-01"}]
+        assert api(key).post("/api/v1/number-events", events, format="json").json()["recorded"] == 1
         webhooks.webhook_endpoint_create(
             tenant=tenant, url="https://crm.example.com/hooks", events=list(domain_events.EVENTS), secret=None
         )
@@ -400,6 +411,8 @@ def test_rows_with_the_old_global_digest_are_converted_and_keep_matching(outbox:
     for tenant in (a, b):
         mine = phones.tenant_phone_hash(tenant.pk, E164)
         for model, column in TENANT_DIGEST_COLUMNS.items():
+            if model in NEWER_THAN_THE_DIGEST_MIGRATION:
+                continue
             values = set(model.objects.for_tenant(tenant).values_list(column, flat=True))
             assert values - {""} == {mine}, (model.__name__, values)
         assert set(

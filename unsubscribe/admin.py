@@ -35,6 +35,12 @@ from tenants.admin import (
 from tenants.models import OPERATIONS_ROLES
 
 from . import attention, reports
+from .consents.admin import (
+    ConsentVoidFilter,
+    RevokedConsentInline,
+    subscription_consents_table,
+    subscription_void_since,
+)
 from .display import language_display
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
@@ -134,10 +140,29 @@ class PhoneSearchMixin(AdminMixin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(PhoneSearchMixin, TenantScopedAdmin):
-    list_display = ["phone_masked", "service", "status", "consent_source", "consent_at", "tenant"]
-    list_filter = ["tenant", "status", "service"]
+    list_display = [
+        "phone_masked",
+        "service",
+        "status",
+        "consent_source",
+        "consent_at",
+        "consent_void_since",
+        "tenant",
+    ]
+    list_filter = ["tenant", "status", "service", ConsentVoidFilter]
     search_fields = ["service__code"]
-    readonly_fields = ["phone_masked", "ended_at"]
+    readonly_fields = ["phone_masked", "ended_at", "consent_void_since", "consent_records"]
+
+    @admin.display(description=_("consent void since"))
+    def consent_void_since(self, obj: Subscription) -> str:
+        # A deactivation or reassignment of the number on or after the consent's day: the
+        # present holder never gave it.
+        return subscription_void_since(obj) or "—"
+
+    @admin.display(description=_("consent records"))
+    def consent_records(self, obj: Subscription) -> str:
+        return subscription_consents_table(obj)
+
     exclude = ["phone", "phone_hash"]
     autocomplete_fields = ["service"]
     change_list_template = "admin/unsubscribe/subscription/change_list.html"
@@ -357,7 +382,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     list_filter = ["state", "channel", ("received_at", admin.DateFieldListFilter), SLAFilter, "tenant"]
     search_fields = ["reference"]
     date_hierarchy = "received_at"
-    inlines = [StepInline]
+    inlines = [StepInline, RevokedConsentInline]
     actions = ["retry_requests", "export_csv"]
     change_list_template = "admin/unsubscribe/unsubscriberequest/change_list.html"
     readonly_fields = [

@@ -160,7 +160,12 @@ class TargetForm(forms.ModelForm[Target]):
 class SubscriptionImportForm(forms.Form):
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), label=_("Tenant"))
     file = forms.FileField(
-        label=_("CSV file"), help_text=_("Columns: phone, service, consent_source, consent_at")
+        label=_("CSV file"),
+        help_text=_(
+            "Columns: phone, service, consent_source, consent_at; optional consent evidence: "
+            "consent_method, consent_wording, consent_order_id, consent_page_version, consent_ip, "
+            "consent_captured_by"
+        ),
     )
 
     def __init__(self, *args: Any, tenants: Any, **kwargs: Any) -> None:

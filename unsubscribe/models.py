@@ -506,3 +506,116 @@ class ChannelSetting(TenantOwnedModel):
 
     def numbers(self) -> list[str]:
         return [n.strip() for n in self.reply_numbers.replace("，", ",").split(",") if n.strip()]
+
+
+# --- consent evidence and reassigned numbers (issue 16) ------------------------------------------
+
+
+class ConsentWording(TenantOwnedModel):
+    """The exact words a person was shown when they consented, stored once per tenant and
+    referenced by their SHA-256 (ConsentRecord.wording_sha256). Holds no personal data."""
+
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    text = models.TextField(_("wording"))
+    created_at = models.DateTimeField(_("first recorded"), default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "sha256"], name="consent_wording_unique")]
+        verbose_name = _("consent wording")
+        verbose_name_plural = _("consent wordings")
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class ConsentRecord(TenantOwnedModel):
+    """Evidence that a number consented to a service's marketing: how, when, to which words,
+    proved by what, captured by whom. No raw number: the tenant digest and the masked
+    number. A revocation (an opt-out) supersedes it and names the request; the number's
+    erasure minimises it (the evidence that could identify the person is blanked); the
+    retention purge deletes it `Tenant.consent_retention_days` after that."""
+
+    class Source(models.TextChoices):
+        FORM = "form", _("Web or app form")
+        SMS_KEYWORD = "sms_keyword", _("SMS keyword")
+        CONTRACT = "contract", _("Contract")
+        IMPORT = "import", _("Import")
+
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="consents", verbose_name=_("service")
+    )
+    phone_hash = models.CharField(_("number hash"), max_length=64)
+    phone_masked = models.CharField(_("number"), max_length=24)
+    source = models.CharField(_("source"), max_length=20, choices=Source.choices, default=Source.IMPORT)
+    source_detail = models.CharField(
+        _("source detail"), max_length=200, blank=True, help_text=_("Free text; blanked at erasure.")
+    )
+    given_at = models.DateTimeField(_("consent time"))
+    wording_sha256 = models.CharField(
+        _("wording SHA-256"), max_length=64, blank=True, help_text=_("The words shown (consent wordings).")
+    )
+    evidence_order_id = models.CharField(_("order id"), max_length=100, blank=True)
+    evidence_page_version = models.CharField(_("page version"), max_length=100, blank=True)
+    evidence_ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    captured_by = models.CharField(
+        _("captured by"), max_length=200, blank=True, help_text=_("The API key, import or staff member.")
+    )
+    recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revoked_by_request = models.ForeignKey(
+        UnsubscribeRequest,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="revoked_consents",
+        verbose_name=_("revoked by request"),
+    )
+    minimised_at = models.DateTimeField(
+        _("minimised"), null=True, blank=True, help_text=_("When the number was erased: evidence blanked.")
+    )
+
+    class Meta:
+        ordering = ["-given_at"]
+        constraints = [
+            # The same consent imported twice is one record.
+            models.UniqueConstraint(
+                fields=["tenant", "service", "phone_hash", "given_at"], name="consent_record_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "phone_hash"])]
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent records")
+
+    def __str__(self) -> str:
+        return f"{self.phone_masked} → {self.service.code}"
+
+
+class NumberEvent(TenantOwnedModel):
+    """An operator's (or a partner's) report that a number was deactivated or given to a
+    new holder on a day. Consents given on or before that day are void: the new holder
+    never gave them. Suppressions stay (they can only over-protect)."""
+
+    class Kind(models.TextChoices):
+        DEACTIVATED = "deactivated", _("Deactivated")
+        REASSIGNED = "reassigned", _("Reassigned")
+
+    phone_hash = models.CharField(_("number hash"), max_length=64)
+    phone_masked = models.CharField(_("number"), max_length=24)
+    kind = models.CharField(_("event"), max_length=12, choices=Kind.choices)
+    occurred_on = models.DateField(_("date"))
+    reported_by = models.CharField(_("reported by"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("recorded"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_on"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "phone_hash", "kind", "occurred_on"], name="number_event_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "phone_hash"])]
+        verbose_name = _("number deactivation or reassignment")
+        verbose_name_plural = _("number deactivations and reassignments")
+
+    def __str__(self) -> str:
+        return f"{self.phone_masked} {self.get_kind_display()} {self.occurred_on.isoformat()}"

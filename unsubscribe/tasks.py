@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .consents import services as consents
 from .pipeline import services as pipeline
 from .retention import files as stored_files
 from .retention import services as retention  # by module: retention imports the pipeline, which imports this
@@ -33,9 +34,14 @@ def pipeline_sweep() -> dict[str, int]:
 @shared_task(ignore_result=True)
 def purge_expired_records() -> dict[str, int]:
     # First the raw numbers of requests that never completed, past their erasure deadline;
-    # then the records of completed requests past their tenant's retention.
+    # then the records of completed requests past their tenant's retention, and the minimised
+    # consent records past the tenant's consent retention.
     stalled = retention.stalled_requests_erase()
-    return {"stalled_erased": stalled, "purged": retention.records_purge_expired()}
+    return {
+        "stalled_erased": stalled,
+        "purged": retention.records_purge_expired(),
+        "consents_purged": consents.consents_purge_expired(),
+    }
 
 
 @shared_task(ignore_result=True)

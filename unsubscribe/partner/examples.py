@@ -235,6 +235,10 @@ updated by (service, number). Every item is counted once: `received` = `created`
   `duplicates`.
 - `consent_at` without an offset (e.g. `2025-01-02T10:00:00`, or a bare date for its midnight) is read in your
   tenant's time zone; omitted, it is the time of the import.
+- **Consent evidence** (optional): `consent_method` (`form`, `sms_keyword`, `contract`, `import`),
+  `consent_wording` (the exact words shown), `consent_order_id`, `consent_page_version`, `consent_ip`,
+  `consent_captured_by` (default: this API key). An item with a `consent_at` or any of them is also recorded in
+  the consent ledger (`GET /api/v1/consents`); an invalid one makes the item invalid.
 """
 
 IMPORT_EXAMPLES = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.db import connection
@@ -19,7 +19,9 @@ from django.utils.translation import gettext as _
 
 from lanzuan import phones
 from tenants.models import Tenant
+from unsubscribe.consents.selectors import NO_CONSENT, ConsentStatus, consent_statuses
 from unsubscribe.models import Service, Suppression, UnsubscribeRequest
+from unsubscribe.reassignments.selectors import number_event_dates, reassigned_since
 from unsubscribe.suppressions.selectors import relevant_scopes
 
 CHECK_CHUNK = 5000  # hashes per query with IN (…); PostgreSQL's one array parameter takes a whole call
@@ -119,6 +121,49 @@ def suppression_check_many(
             suppressed, since_, scopes_ = summaries.get(digest, free)
             results.append(NumberStatus(raw, e164, None, suppressed, since_, scopes_))
     return results
+
+
+@dataclass(frozen=True, slots=True)
+class CheckExtras:
+    """What a check adds for one valid number (issue 16)."""
+
+    reassigned_since: date | None  # the latest deactivation or reassignment on record
+    reassigned_since_consent: bool | None  # asked with a consented_at: was it reassigned since?
+    consent: ConsentStatus | None  # asked with include=consent: the latest consent on record
+
+
+def check_extras(
+    *,
+    tenant: Tenant,
+    statuses: Sequence[NumberStatus],
+    consented_at: Sequence[datetime | None],
+    include_consent: bool,
+    service_code: str | None = None,
+) -> list[CheckExtras | None]:
+    """Per status (None for an invalid number): reassignments on record, whether the number was
+    reassigned since the caller's consent time, and (when asked) the consent on record."""
+    digest_of = phones.tenant_phone_hasher(tenant.pk)
+    digests = [digest_of(s.e164) if s.e164 else None for s in statuses]
+    known = {d for d in digests if d}
+    events = number_event_dates(tenant=tenant, digests=known)
+    consents = (
+        consent_statuses(tenant=tenant, digests=known, service_code=service_code) if include_consent else {}
+    )
+    zone = tenant.zoneinfo
+    extras: list[CheckExtras | None] = []
+    for digest, since in zip(digests, consented_at, strict=True):
+        if digest is None:
+            extras.append(None)
+            continue
+        days = events.get(digest, [])
+        extras.append(
+            CheckExtras(
+                reassigned_since=max(days) if days else None,
+                reassigned_since_consent=None if since is None else reassigned_since(days, since, zone),
+                consent=consents.get(digest, NO_CONSENT) if include_consent else None,
+            )
+        )
+    return extras
 
 
 def requests_filtered(

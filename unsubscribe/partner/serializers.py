@@ -43,6 +43,22 @@ def service_code_valid(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 50 and SERVICE_CODE_RE.fullmatch(value) is not None
 
 
+# The date filters' grammar (unsubscribe.instants) as a pattern the schema states and the view
+# checks: a calendar date (29 February in leap years only), optionally a time and an offset.
+# Years 1901–8998, so that every date matched is in the instants' range in UTC too (1900-01-01
+# at +08:00 is still 1899 there): the schema then promises nothing the parser refuses.
+_YEAR = r"(?:19(?:0[1-9]|[1-9][0-9])|[2-7][0-9]{3}|8(?:[0-8][0-9]{2}|9(?:[0-8][0-9]|9[0-8])))"
+_LEAP_YEAR = r"(?:(?:19|[2-8][0-9])(?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[357][26])00)"
+_MONTH_DAY = (
+    r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+)
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,6})?)?"
+_OFFSET = r"(?:Z|z|[+-](?:0[0-9]|1[0-3])(?::?[0-5][0-9])?|[+-]14(?::?00)?)"
+DATE_FILTER_PATTERN = rf"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:[T ]{_TIME}{_OFFSET}?)?$"
+DATE_FILTER_SCHEMA = {"type": "string", "pattern": DATE_FILTER_PATTERN}
+DATE_FILTER_RE = re.compile(DATE_FILTER_PATTERN)
+
+
 # Text the database stores cannot hold NUL (PostgreSQL): DRF refuses it, and this says so in
 # the schema too (drf-spectacular states a RegexValidator as the field's `pattern`).
 NO_NUL_PATTERN = "^[^\\u0000]*$"
@@ -187,6 +203,19 @@ class PhoneField(StrictCharField):
     """A phone number as text; whether it is a valid number is for phones.normalise to say."""
 
 
+@extend_schema_field(DATE_FILTER_SCHEMA)
+class InstantField(StrictCharField):
+    """An ISO 8601 date or date and time, as the schema's pattern says (unsubscribe.instants' grammar)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not DATE_FILTER_RE.fullmatch(value):
+            raise serializers.ValidationError(
+                _("Use an ISO 8601 date or date and time, e.g. 2025-01-31T08:00:00+08:00.")
+            )
+        return value
+
+
 class UnsubscribeRequestCreateSerializer(serializers.Serializer[Any]):
     phone = PhoneField(
         min_length=1,
@@ -264,6 +293,15 @@ class UnsubscribeRequestPageSerializer(serializers.Serializer[Any]):
 # --- suppression checks ------------------------------------------------------------------
 
 
+class ConsentStatusDoc(serializers.Serializer[Any]):
+    on_record = serializers.BooleanField(help_text="A consent of this number (to `service`) is on record.")
+    given_at = serializers.DateTimeField(allow_null=True, help_text="The latest one's time.")
+    revoked = serializers.BooleanField(help_text="An opt-out revoked it.")
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    void = serializers.BooleanField(help_text="The number changed hands on or after its day: do not send.")
+    void_since = serializers.DateField(allow_null=True)
+
+
 class NumberStatusDoc(serializers.Serializer[Any]):
     phone = serializers.JSONField(
         help_text="The item as you sent it: a string, or (in a list) any other JSON value, which is "
@@ -281,6 +319,17 @@ class NumberStatusDoc(serializers.Serializer[Any]):
         help_text='Every opt-out of this number: "all" and/or service codes.',
     )
     error = serializers.CharField(required=False, help_text="Why the number is invalid.")
+    reassigned_since = serializers.DateField(
+        required=False,
+        help_text="Present when a deactivation or reassignment of the number is on record: the latest "
+        "one's day. Consents given on or before it are void; opt-outs stay in force.",
+    )
+    reassigned_since_consent = serializers.BooleanField(
+        required=False,
+        help_text="Asked with `consented_at`: whether the number was deactivated or reassigned on or after "
+        "that day. True: the consent is not the present holder's; do not send.",
+    )
+    consent = ConsentStatusDoc(required=False, help_text="Asked with include=consent.")
 
 
 @extend_schema_field({**SERVICE_CODE_SCHEMA, "pattern": "^[-a-zA-Z0-9_]*$"})
@@ -293,12 +342,23 @@ class CheckBodyDoc(serializers.Serializer[Any]):
         child=serializers.JSONField(),
         max_length=10_000,
         help_text="The numbers, as strings; an item that is not a valid number (or not a string or "
-        "an integer) is answered `valid: false` with an `error`, in its place. More than 10,000: 413.",
+        "an integer) is answered `valid: false` with an `error`, in its place. An item may also be "
+        '`{"phone": ..., "consented_at": ...}`, with that number\'s own consent time. More than 10,000: 413.',
     )
     service = ServiceCodeField(
         required=False,
         allow_null=True,
         help_text="A service code: also count opt-outs of it. Empty or null: none. Unknown: 400.",
+    )
+    include = serializers.ListField(
+        child=serializers.ChoiceField(choices=["consent"]),
+        required=False,
+        help_text='["consent"]: also answer `consent` for each valid number (the latest consent on record).',
+    )
+    consented_at = InstantField(
+        required=False,
+        help_text="When you obtained the consents you rely on (each item may give its own): each answer "
+        "then says `reassigned_since_consent`.",
     )
 
 
@@ -409,6 +469,27 @@ SUBSCRIPTION_ITEM_SCHEMA: dict[str, Any] = {
             "beyond ±14:00, a time in the future or a local time skipped by a daylight-saving change "
             "makes the item invalid (listed in `errors`); a repeated (autumn) local time is the first "
             "of the two.",
+        },
+        "consent_method": {
+            "type": "string",
+            "enum": ["form", "sms_keyword", "contract", "import"],
+            "description": "How the consent was given (the consent-evidence ledger). Default: import.",
+        },
+        "consent_wording": {
+            "type": "string",
+            "maxLength": 10_000,
+            "description": "The exact words the person was shown; stored once, referenced by SHA-256.",
+        },
+        "consent_order_id": {"type": "string", "maxLength": 100},
+        "consent_page_version": {"type": "string", "maxLength": 100},
+        "consent_ip": {
+            "type": "string",
+            "description": "The IP address the consent came from, where lawful.",
+        },
+        "consent_captured_by": {
+            "type": "string",
+            "maxLength": 200,
+            "description": "Who captured the consent. Default: this API key.",
         },
     },
     "required": ["phone", "service"],

@@ -17,7 +17,16 @@ from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe.instants import InstantError
 from unsubscribe.models import Service, Subscription
-from unsubscribe.subscriptions.services import consent_time_parse, subscriptions_upsert, tenant_zone
+from unsubscribe.subscriptions.services import (
+    ConsentFields,
+    Key,
+    consent_fields_parse,
+    consent_time_parse,
+    source_text,
+    subscription_consents_record,
+    subscriptions_upsert,
+    tenant_zone,
+)
 
 from .selectors import normalise_item
 
@@ -43,17 +52,19 @@ def _consent_time(value: Any, zone: tzinfo) -> datetime | None:
     return consent_time_parse(value, tz=zone)
 
 
-def subscriptions_import(*, tenant: Tenant, items: list[Any]) -> ImportResult:
+def subscriptions_import(*, tenant: Tenant, items: list[Any], captured_by: str = "") -> ImportResult:
     """Create or update one subscription per valid item (the last one wins when an
     item repeats a number and service). An existing subscription keeps its status:
     an import never restarts marketing that was ended, and a number that opted out
-    is skipped and counted in `skipped_opted_out`."""
+    is skipped and counted in `skipped_opted_out`. An item with consent evidence (a
+    `consent_at` or a ledger field) also records a ConsentRecord, captured by `captured_by`."""
     result = ImportResult(received=len(items))
     services = {s.code: s for s in Service.objects.for_tenant(tenant)}
     zone = tenant_zone(tenant)
     now = timezone.now()
     digest_of = phones.tenant_phone_hasher(tenant.pk)
     rows: list[Subscription] = []
+    evidence: dict[Key, tuple[Subscription, ConsentFields]] = {}
     for index, item in enumerate(items):
         problems: list[tuple[str | None, str]] = []
         if not isinstance(item, dict):
@@ -79,25 +90,29 @@ def subscriptions_import(*, tenant: Tenant, items: list[Any]) -> ImportResult:
             consent_at = _consent_time(item.get("consent_at"), zone)
         except InstantError as exc:
             problems.append(("consent_at", exc.message))
+        fields, consent_problems = consent_fields_parse(item)
+        problems += consent_problems
         if problems or e164 is None or service is None:
             result.invalid += 1
             result.errors += [{"index": index, "field": f, "message": m} for f, m in problems]
             continue
         digest = digest_of(e164)
-        rows.append(
-            Subscription(
-                tenant=tenant,
-                service=service,
-                phone=e164,
-                phone_hash=digest,
-                phone_masked=phones.mask(e164),
-                status=Subscription.Status.ACTIVE,
-                consent_source=source.strip(),
-                consent_at=consent_at or now,
-            )
+        subscription = Subscription(
+            tenant=tenant,
+            service=service,
+            phone=e164,
+            phone_hash=digest,
+            phone_masked=phones.mask(e164),
+            status=Subscription.Status.ACTIVE,
+            consent_source=(source.strip() or source_text(item, fields))[:200],
+            consent_at=consent_at or now,
         )
+        rows.append(subscription)
+        evidence.pop((service.pk, digest), None)  # the last item of a number and service wins
+        evidence[(service.pk, digest)] = (subscription, fields)
     with transaction.atomic():
         done = subscriptions_upsert(tenant=tenant, subscriptions=rows)
+        subscription_consents_record(tenant=tenant, done=done, evidence=evidence, captured_by=captured_by)
     result.created, result.updated = done.count("created"), done.count("updated")
     result.skipped_opted_out, result.duplicates = done.count("opted_out"), done.duplicates
     return result

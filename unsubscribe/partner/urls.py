@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import links_view, views
+from . import consents_view, links_view, views
 
 urlpatterns = [
     path("unsubscribe-requests", views.UnsubscribeRequestListView.as_view(), name="partner-requests"),
@@ -17,6 +17,8 @@ urlpatterns = [
     path("scrub-jobs/<int:pk>/result", views.ScrubJobResultView.as_view(), name="partner-scrub-job-result"),
     path("subscriptions/import", views.SubscriptionImportView.as_view(), name="partner-subscriptions-import"),
     path("channels", views.ChannelsView.as_view(), name="partner-channels"),
+    path("consents", consents_view.ConsentListView.as_view(), name="partner-consents"),
+    path("number-events", consents_view.NumberEventListView.as_view(), name="partner-number-events"),
     path("webhooks", views.WebhookListView.as_view(), name="partner-webhooks"),
     path("webhooks/<int:pk>", views.WebhookDetailView.as_view(), name="partner-webhook-detail"),
     path(

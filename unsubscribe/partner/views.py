@@ -49,12 +49,16 @@ from .problems import (
 )
 from .selectors import (
     MAX_CHECK_NUMBERS,
+    CheckExtras,
     NumberStatus,
+    check_extras,
     requests_filtered,
     service_exists,
     suppression_check_many,
 )
 from .serializers import (
+    DATE_FILTER_PATTERN,
+    DATE_FILTER_SCHEMA,
     SERVICE_CODE_SCHEMA,
     SUBSCRIPTION_ITEMS_SCHEMA,
     ChannelSerializer,
@@ -155,20 +159,7 @@ def _bad_request(field: str, message: str) -> Problem:
     return Problem(status=400, code="invalid", detail=message, errors=[field_error(field, message)])
 
 
-# The date filters' grammar (unsubscribe.instants) as a pattern the schema states and the view
-# checks: a calendar date (29 February in leap years only), optionally a time and an offset.
-# Years 1901–8998, so that every date matched is in the instants' range in UTC too (1900-01-01
-# at +08:00 is still 1899 there): the schema then promises nothing the parser refuses.
-_YEAR = r"(?:19(?:0[1-9]|[1-9][0-9])|[2-7][0-9]{3}|8(?:[0-8][0-9]{2}|9(?:[0-8][0-9]|9[0-8])))"
-_LEAP_YEAR = r"(?:(?:19|[2-8][0-9])(?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[357][26])00)"
-_MONTH_DAY = (
-    r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
-)
-_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,6})?)?"
-_OFFSET = r"(?:Z|z|[+-](?:0[0-9]|1[0-3])(?::?[0-5][0-9])?|[+-]14(?::?00)?)"
-DATE_FILTER_PATTERN = rf"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:[T ]{_TIME}{_OFFSET}?)?$"
 _DATE_FILTER_RE = re.compile(DATE_FILTER_PATTERN)
-DATE_FILTER_SCHEMA = {"type": "string", "pattern": DATE_FILTER_PATTERN}
 
 DATE_FILTER_NOTE = (
     "Years 1901–8998, offsets within ±14:00; otherwise 400. A local time a daylight-saving change "
@@ -204,6 +195,17 @@ def _parse_time(field: str, raw: str | None, *, tenant: Tenant) -> datetime | No
             else _("Use an ISO 8601 date or date and time, e.g. 2025-01-31T08:00:00+08:00."),
         )
     return value
+
+
+def consented_at_parse(raw: Any, *, zone: Any) -> datetime | None:
+    """A check body's `consented_at`: the list filters' grammar (DATE_FILTER_PATTERN); ValueError
+    with a message to show."""
+    if not isinstance(raw, str) or not _DATE_FILTER_RE.fullmatch(raw):
+        raise ValueError(_("Use an ISO 8601 date or date and time, e.g. 2025-01-31T08:00:00+08:00."))
+    try:
+        return instant_parse(raw, tz=zone)
+    except InstantError as exc:
+        raise ValueError(exc.message) from None
 
 
 # --- unsubscribe requests --------------------------------------------------------
@@ -438,10 +440,10 @@ class UnsubscribeRequestDetailView(PartnerAPIView):
 # --- suppression checks -------------------------------------------------------------
 
 
-def _status_json(status: NumberStatus) -> dict[str, Any]:
+def _status_json(status: NumberStatus, extras: CheckExtras | None = None) -> dict[str, Any]:
     if not status.valid:
         return {"phone": status.phone, "valid": False, "error": status.error}
-    return {
+    answer = {
         "phone": status.phone,
         "valid": True,
         "e164": status.e164,
@@ -449,6 +451,30 @@ def _status_json(status: NumberStatus) -> dict[str, Any]:
         "since": localtime(status.since).isoformat() if status.since else None,
         "scopes": ["all" if scope == "*" else scope for scope in status.scopes],
     }
+    if extras is not None:
+        if extras.reassigned_since is not None:
+            answer["reassigned_since"] = extras.reassigned_since.isoformat()
+        if extras.reassigned_since_consent is not None:
+            answer["reassigned_since_consent"] = extras.reassigned_since_consent
+        if extras.consent is not None:
+            consent = extras.consent
+            answer["consent"] = {
+                "on_record": consent.on_record,
+                "given_at": localtime(consent.given_at).isoformat() if consent.given_at else None,
+                "revoked": consent.revoked,
+                "revoked_at": localtime(consent.revoked_at).isoformat() if consent.revoked_at else None,
+                "void": consent.void,
+                "void_since": consent.void_since.isoformat() if consent.void_since else None,
+            }
+    return answer
+
+
+def _include_consent(raw: Any, *, listed: bool = False) -> bool:
+    """`include`: "consent" (a query parameter) or a list of "consent" (`listed`: in a body); else 400."""
+    values = raw if listed and isinstance(raw, list) else [raw] if not listed else None
+    if values is None or any(value != "consent" for value in values):
+        raise _bad_request("include", _("The only value is consent."))
+    return bool(values)
 
 
 class SuppressionCheckView(PartnerAPIView):
@@ -483,6 +509,20 @@ class SuppressionCheckView(PartnerAPIView):
                 {**SERVICE_CODE_SCHEMA, "pattern": "^[-a-zA-Z0-9_]*$"},
                 description="A service code: also count opt-outs of it. Empty: none. Unknown: 400.",
             ),
+            OpenApiParameter(
+                "include",
+                {"type": "string", "enum": ["consent"]},
+                description="`consent`: also answer `consent`, the latest consent on record (of `service`, "
+                "when given): whether it was revoked by an opt-out and whether it is void because the number "
+                "changed hands since.",
+            ),
+            OpenApiParameter(
+                "consented_at",
+                DATE_FILTER_SCHEMA,
+                description="When you obtained the consent you rely on: the answer then says "
+                "`reassigned_since_consent` (deactivated or reassigned on or after that day: do not send). "
+                + DATE_FILTER_NOTE,
+            ),
         ],
         responses={200: NumberStatusDoc, **problems(400, 401, 429)},
         examples=examples.CHECK_ONE_EXAMPLES,
@@ -492,8 +532,20 @@ class SuppressionCheckView(PartnerAPIView):
         if not phone:
             raise _bad_request("phone", _("Give the number as ?phone=."))
         service = self._service(request.query_params.get("service"))
+        include = request.query_params.get("include")
+        include_consent = include is not None and _include_consent(include)
+        consented_at = _parse_time(
+            "consented_at", request.query_params.get("consented_at"), tenant=self.tenant
+        )
         (status,) = suppression_check_many(tenant=self.tenant, numbers=[phone], service_code=service)
-        return Response(_status_json(status))
+        (extras,) = check_extras(
+            tenant=self.tenant,
+            statuses=[status],
+            consented_at=[consented_at],
+            include_consent=include_consent,
+            service_code=service,
+        )
+        return Response(_status_json(status, extras))
 
     @documented(
         operation_id="suppressions_check_many",
@@ -517,8 +569,42 @@ class SuppressionCheckView(PartnerAPIView):
                 field="phones",
             )
         service = self._service(body.get("service"))
-        statuses = suppression_check_many(tenant=self.tenant, numbers=numbers, service_code=service)
-        results = [_status_json(s) for s in statuses]
+        include_consent = "include" in body and _include_consent(body["include"], listed=True)
+        default_since = None
+        if "consented_at" in body:
+            try:
+                default_since = consented_at_parse(body["consented_at"], zone=self.tenant.zoneinfo)
+            except ValueError as exc:
+                raise _bad_request("consented_at", str(exc)) from None
+        # An item may be {"phone": ..., "consented_at": ...}: that number's own consent time.
+        phones_sent: list[Any] = []
+        since: list[datetime | None] = []
+        item_errors: dict[int, str] = {}
+        for index, item in enumerate(numbers):
+            if not isinstance(item, dict):
+                phones_sent.append(item)
+                since.append(default_since)
+                continue
+            phones_sent.append(item.get("phone"))
+            since.append(default_since)
+            if "consented_at" in item:
+                try:
+                    since[-1] = consented_at_parse(item["consented_at"], zone=self.tenant.zoneinfo)
+                except ValueError as exc:
+                    item_errors[index] = str(exc)
+        statuses = suppression_check_many(tenant=self.tenant, numbers=phones_sent, service_code=service)
+        statuses = [
+            NumberStatus(s.phone, None, f"consented_at: {item_errors[i]}") if i in item_errors else s
+            for i, s in enumerate(statuses)
+        ]
+        extras = check_extras(
+            tenant=self.tenant,
+            statuses=statuses,
+            consented_at=since,
+            include_consent=include_consent,
+            service_code=service,
+        )
+        results = [_status_json(s, e) for s, e in zip(statuses, extras, strict=True)]
         return Response(
             {
                 "service": service,
@@ -658,7 +744,11 @@ class SubscriptionImportView(PartnerAPIView):
                 % {"max": f"{MAX_IMPORT_ITEMS:,}", "count": f"{len(items):,}"},
                 field="body",
             )
-        result = subscriptions_import(tenant=self.tenant, items=items)
+        api_key = request.auth
+        assert isinstance(api_key, TenantAPIKey)
+        result = subscriptions_import(
+            tenant=self.tenant, items=items, captured_by=f"API key {api_key.prefix} ({api_key.name})"
+        )
         return Response(ImportResultDoc(result).data)
 
 

@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from tenants.models import Tenant
+from unsubscribe.consents.services import consents_minimise
 from unsubscribe.models import SubscriberProfile, Subscription, UnsubscribeRequest
 
 if TYPE_CHECKING:
@@ -62,6 +63,11 @@ RECEIPT_TEXTS: dict[str, Any] = {
     ),
     "copies_cleared": ngettext_lazy(
         "Removed the number from %(n)d record.", "Removed the number from %(n)d records.", "n"
+    ),
+    "consents_minimised": ngettext_lazy(
+        "Kept %(n)d consent record minimised: the evidence that could identify the person was removed.",
+        "Kept %(n)d consent records minimised: the evidence that could identify the person was removed.",
+        "n",
     ),
     "nothing_held": ngettext_lazy("No data held for this number.", "No data held for this number.", "n"),
 }
@@ -260,5 +266,31 @@ register_source(
         ),
         erases_for_all=_("Your marketing profile (name, interests, city)."),
         order=20,
+    )
+)
+
+
+def _consents_erase(request: UnsubscribeRequest) -> Receipt:
+    """The consent evidence stays, minimised (digest, masked number, times, wording hash,
+    source), for the tenant's consent retention; the rest goes."""
+    return Receipt.of(("consents_minimised", consents_minimise(request=request)))
+
+
+register_source(
+    DataSource(
+        key="consents",
+        label=_("Consent records (Lanzuan)"),
+        public_label=_("the record of your consent"),
+        erase=_consents_erase,
+        erases_for_services=_(
+            "The evidence of your consent to the services you stopped that could identify you (order "
+            "number, IP address); a minimised record that you consented and withdrew stays for the "
+            "retention period."
+        ),
+        erases_for_all=_(
+            "The evidence of your consents that could identify you (order number, IP address); a "
+            "minimised record that you consented and withdrew stays for the retention period."
+        ),
+        order=30,
     )
 )

@@ -7,6 +7,11 @@ Columns (header row required): phone, service, consent_source, consent_at
 tenant's time zone). Rows are upserted in batches, so 10^5 rows take seconds,
 not a request's lifetime.
 
+Optional columns of the consent-evidence ledger (CONSENT_COLUMNS): consent_method (form,
+sms_keyword, contract or import), consent_wording (the exact words shown), consent_order_id,
+consent_page_version, consent_ip, consent_captured_by. A row with a consent_at or any of them
+also records a ConsentRecord (unsubscribe.consents); files without them import as before.
+
 Every row ends up as exactly one of: created, updated, skipped because the
 number opted out, invalid (with its line in `errors`), or a duplicate of an
 earlier row (the later one wins).
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -36,8 +42,16 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe import tasks  # by module: tasks imports this one
+from unsubscribe.consents.services import MAX_WORDING, ConsentEvidence, consents_record
 from unsubscribe.instants import InstantError, instant_parse
-from unsubscribe.models import SCOPE_ALL, Service, Subscription, SubscriptionImport, Suppression
+from unsubscribe.models import (
+    SCOPE_ALL,
+    ConsentRecord,
+    Service,
+    Subscription,
+    SubscriptionImport,
+    Suppression,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +82,93 @@ def consent_time_parse(value: str, *, tz: tzinfo) -> datetime | None:
 
 def tenant_zone(tenant: Tenant) -> tzinfo:
     return ZoneInfo(tenant.time_zone)
+
+
+# The ledger's optional columns (API fields), with their longest value.
+CONSENT_COLUMNS = {
+    "consent_method": 20,
+    "consent_wording": MAX_WORDING,
+    "consent_order_id": 100,
+    "consent_page_version": 100,
+    "consent_ip": 45,
+    "consent_captured_by": 200,
+}
+
+
+@dataclass(frozen=True)
+class ConsentFields:
+    """The ledger's fields of one import row; `given` when the row says anything about its consent."""
+
+    given: bool
+    method: str = ConsentRecord.Source.IMPORT
+    wording: str = ""
+    order_id: str = ""
+    page_version: str = ""
+    ip: str | None = None
+    captured_by: str = ""
+
+
+def consent_fields_parse(row: dict[str, Any]) -> tuple[ConsentFields, list[tuple[str, str]]]:
+    """The ledger's optional fields of a row (CSV or API item), and the problems found."""
+    values: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
+    for column, longest in CONSENT_COLUMNS.items():
+        value = row.get(column)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or len(value) > longest or "\x00" in value:
+            problems.append((column, _("Must be text of at most %(n)s characters.") % {"n": longest}))
+            continue
+        values[column] = value.strip()
+    method = values.get("consent_method", "") or ConsentRecord.Source.IMPORT
+    if method not in ConsentRecord.Source.values:
+        problems.append(("consent_method", _("Use form, sms_keyword, contract or import.")))
+    ip = values.get("consent_ip") or None
+    if ip is not None:
+        try:
+            ip = str(ipaddress.ip_address(ip))
+        except ValueError:
+            problems.append(("consent_ip", _("Not an IP address.")))
+    given = bool(values) or row.get("consent_at") not in (None, "")
+    fields = ConsentFields(
+        given=given,
+        method=method,
+        wording=values.get("consent_wording", ""),
+        order_id=values.get("consent_order_id", ""),
+        page_version=values.get("consent_page_version", ""),
+        ip=ip,
+        captured_by=values.get("consent_captured_by", ""),
+    )
+    return fields, problems
+
+
+def subscription_consents_record(
+    *,
+    tenant: Tenant,
+    done: Upserted,
+    evidence: dict[Key, tuple[Subscription, ConsentFields]],
+    captured_by: str,
+) -> int:
+    """The ledger's records of the imported rows that gave consent evidence (not the ones
+    skipped because the number opted out). Call inside the import's transaction."""
+    consents = [
+        ConsentEvidence(
+            service_id=subscription.service_id,
+            phone_hash=subscription.phone_hash,
+            phone_masked=subscription.phone_masked,
+            given_at=subscription.consent_at or timezone.now(),
+            source=fields.method,
+            source_detail=subscription.consent_source,
+            wording=fields.wording,
+            order_id=fields.order_id,
+            page_version=fields.page_version,
+            ip=fields.ip,
+            captured_by=fields.captured_by,
+        )
+        for key, (subscription, fields) in evidence.items()
+        if fields.given and done.outcomes.get(key) in ("created", "updated")
+    ]
+    return len(consents_record(tenant=tenant, consents=consents, captured_by=captured_by))
 
 
 # --- the upsert shared by the CSV and the API imports ---------------------------------------------
@@ -159,6 +260,7 @@ class _Run:
     row_errors: list[str] = field(default_factory=list)
     batch_errors: list[str] = field(default_factory=list)  # never dropped: rows not saved
     seen: set[Key] = field(default_factory=set)  # keys saved or skipped by earlier batches
+    evidence: dict[Key, tuple[Subscription, ConsentFields]] = field(default_factory=dict)  # this batch's
     failed_in_a_row: int = 0
 
     def errors(self) -> list[str]:
@@ -199,7 +301,7 @@ def _import(import_: SubscriptionImport) -> SubscriptionImport:
             if import_.rows_done % BATCH == 0:
                 if not _flush(run, batch, first_line, last_line):
                     status = SubscriptionImport.Status.FAILED
-                batch, first_line = [], last_line + 1
+                batch, first_line, run.evidence = [], last_line + 1, {}
         if batch and not _flush(run, batch, first_line, last_line):
             status = SubscriptionImport.Status.FAILED
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -299,16 +401,30 @@ def _subscription_from_row(run: _Run, row: dict[str, Any], line_no: int) -> Subs
     except InstantError as exc:
         _row_error(run, line_no, _("consent_at: %(problem)s") % {"problem": exc.message})
         return None
-    return Subscription(
+    fields, problems = consent_fields_parse(row)
+    if problems:
+        column, problem = problems[0]
+        _row_error(run, line_no, f"{column}: {problem}")
+        return None
+    subscription = Subscription(
         tenant_id=run.import_.tenant_id,
         service=service,
         phone=e164,
         phone_hash=run.digest(e164),
         phone_masked=phones.mask(e164),
         status=Subscription.Status.ACTIVE,
-        consent_source=(row.get("consent_source") or "").strip()[:200],
+        consent_source=((row.get("consent_source") or "").strip() or source_text(row, fields))[:200],
         consent_at=consent_at or timezone.now(),
     )
+    key = (service.pk, subscription.phone_hash)
+    run.evidence.pop(key, None)  # the last row of a number and service wins, as in the upsert
+    run.evidence[key] = (subscription, fields)
+    return subscription
+
+
+def source_text(row: dict[str, Any], fields: ConsentFields) -> str:
+    """Subscription.consent_source, kept for compatibility: the ledger's source when the row names one."""
+    return fields.method if row.get("consent_method") else ""
 
 
 def _flush(run: _Run, batch: list[Subscription], first_line: int, last_line: int) -> bool:
@@ -319,6 +435,12 @@ def _flush(run: _Run, batch: list[Subscription], first_line: int, last_line: int
     try:
         with transaction.atomic():
             done = subscriptions_upsert(tenant=import_.tenant, subscriptions=batch)
+            subscription_consents_record(
+                tenant=import_.tenant,
+                done=done,
+                evidence=run.evidence,
+                captured_by=f"CSV import {import_.pk}",
+            )
             tally = _tally(run, done)
             for name, value in tally.items():
                 setattr(import_, name, getattr(import_, name) + value)

@@ -20,9 +20,11 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe import domain_events
+from unsubscribe.consents.services import ConsentEvidence, consents_record, consents_revoke
 from unsubscribe.errors import ResubscribeRefused
 from unsubscribe.models import (
     SCOPE_ALL,
+    ConsentRecord,
     RequestChannel,
     Service,
     Subscription,
@@ -54,6 +56,8 @@ def suppressions_add(
         .values_list("scope", flat=True)
     )
     new = [s for s in scopes if s not in existing]
+    # The opt-out supersedes the consents on record in its scope, also when it was suppressed already.
+    consents_revoke(tenant=tenant, phone_hash=phone_hash, scopes=scopes, request=request, at=at)
     if not new:
         return []
     now = at or timezone.now()
@@ -167,6 +171,7 @@ def suppression_lift(
             ]
         )
         reactivated = 0
+        resumed: list[Subscription] = []
         if SCOPE_ALL not in remaining:
             subscriptions = Subscription.objects.for_tenant(tenant).filter(phone_hash=digest)
             if chosen:
@@ -179,6 +184,25 @@ def suppression_lift(
                 sub.ended_at = None
                 sub.save()
                 reactivated += 1
+                resumed.append(sub)
+        # The re-subscribe is a consent of its own, on the ledger like any other.
+        consents_record(
+            tenant=tenant,
+            consents=[
+                ConsentEvidence(
+                    service_id=sub.service_id,
+                    phone_hash=digest,
+                    phone_masked=masked,
+                    given_at=now,
+                    source=ConsentRecord.Source.SMS_KEYWORD
+                    if channel == RequestChannel.SMS
+                    else ConsentRecord.Source.FORM,
+                    source_detail=sub.consent_source,
+                )
+                for sub in resumed
+            ],
+            captured_by=f"re-subscribe ({verification_method})",
+        )
         if lifted:
             domain_events.emit(
                 tenant.pk,

@@ -5,6 +5,7 @@ tenant; targets are for a provider's other systems."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -14,7 +15,9 @@ from django.utils import timezone
 
 from lanzuan import phones
 from tenants.models import Membership, Role, Tenant
-from unsubscribe.models import ChannelSetting, Service, SubscriberProfile, Subscription
+from unsubscribe.consents.services import ConsentEvidence, consents_record
+from unsubscribe.models import ChannelSetting, ConsentRecord, Service, SubscriberProfile, Subscription
+from unsubscribe.reassignments.services import number_events_record
 
 DEMO_PASSWORD = "lanzuan-demo"
 
@@ -77,6 +80,10 @@ TENANTS: list[dict[str, Any]] = [
 ]
 
 SUBSCRIBERS = ["13800138000", "13912345678", "15000001111", "18600002222"]
+# The demo's consent evidence (issue 16): the words a sign-up form showed, and a number that
+# changed hands after its holder consented (its consents show as void).
+DEMO_WORDING = "我同意接收本公司的营销短信，可随时回复 TD 退订。"
+DEMO_REASSIGNED = "18600002222"
 
 
 class Command(BaseCommand):
@@ -135,8 +142,37 @@ class Command(BaseCommand):
                         "city": "杭州",
                     },
                 )
+            self._consents(tenant, services)
             user = User.objects.filter(username=spec["admin"]).first()
             if user is None:
                 user = User.objects.create_user(spec["admin"], password=DEMO_PASSWORD, is_staff=True)
             Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": Role.OWNER})
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
+
+    def _consents(self, tenant: Tenant, services: list[Service]) -> None:
+        """Each demo subscriber's consent on the ledger, and one reported reassignment."""
+        if ConsentRecord.objects.for_tenant(tenant).exists():
+            return
+        given_at = timezone.now() - timedelta(days=30)
+        consents = []
+        for number in SUBSCRIBERS:
+            e164 = phones.normalise(number)
+            for service in services:
+                consents.append(
+                    ConsentEvidence(
+                        service_id=service.pk,
+                        phone_hash=phones.tenant_phone_hash(tenant.pk, e164),
+                        phone_masked=phones.mask(e164),
+                        given_at=given_at,
+                        source=ConsentRecord.Source.FORM,
+                        wording=DEMO_WORDING,
+                        page_version="signup-v3",
+                    )
+                )
+        consents_record(tenant=tenant, consents=consents, captured_by="demo signup")
+        day = (timezone.now() - timedelta(days=7)).astimezone(tenant.zoneinfo).date()
+        number_events_record(
+            tenant=tenant,
+            items=[{"phone": DEMO_REASSIGNED, "event": "reassigned", "date": day.isoformat()}],
+            reported_by="演示：运营商号码数据",
+        )

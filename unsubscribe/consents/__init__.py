@@ -1,0 +1,1 @@
+"""The consent-evidence ledger (issue 16)."""

@@ -1,0 +1,1 @@
+"""Reported deactivations and reassignments of numbers (issue 16)."""
