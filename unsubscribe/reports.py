@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from tenants.models import local_midnight
 
+from .deadlines.selectors import WeekRate, on_time_by_regime, regime_label
 from .models import RequestChannel, UnsubscribeRequest
 
 EXPORT_COLUMNS = [
@@ -199,3 +200,39 @@ def line_points(board: Dashboard, width: int = 900, height: int = 160) -> Iterab
         if day.median_minutes is not None:
             y = height - day.median_minutes / board.max_minutes * (height - 20)
             yield f"{round(index * slot + slot / 2, 1)},{round(y, 1)}"
+
+
+REGIME_COLOURS = {"cn": "#cf222e", "us": "#0b5fff", "mailbox": "#8250df", "tenant": "#1a7f37"}
+
+
+@dataclass(frozen=True)
+class RegimeSeries:
+    regime: str
+    label: str
+    colour: str
+    points: str  # SVG polyline points, 0 % at the bottom, 100 % at the top
+    weeks: list[WeekRate]
+
+
+def on_time_series(
+    requests: QuerySet[UnsubscribeRequest],
+    *,
+    zone: tzinfo,
+    weeks: int = 8,
+    now: datetime | None = None,
+    width: int = 900,
+    height: int = 160,
+) -> list[RegimeSeries]:
+    """The on-time rate per regime per week (deadlines.selectors.on_time_by_regime), as lines."""
+    rates = on_time_by_regime(requests, zone=zone, weeks=weeks, now=now)
+    slot = width / max(weeks, 1)
+    series = []
+    for index, (regime, rows) in enumerate(rates.items()):
+        points = " ".join(
+            f"{round(i * slot + slot / 2, 1)},{round(height - (row.percent or 0) / 100 * (height - 20), 1)}"
+            for i, row in enumerate(rows)
+            if row.percent is not None
+        )
+        colour = REGIME_COLOURS.get(regime, ("#bf8700", "#0a7b83", "#57606a")[index % 3])
+        series.append(RegimeSeries(regime, str(regime_label(regime)), colour, points, rows))
+    return series

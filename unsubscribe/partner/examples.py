@@ -51,6 +51,11 @@ REQUEST_EXAMPLE_VALUE: dict[str, Any] = {
             "receipt": "",
         },
     ],
+    "deadlines": [
+        {"regime": "tenant", "rule": "sla", "due_at": "2025-02-02T08:00:00+08:00", "met_at": None},
+        {"regime": "cn", "rule": "termination", "due_at": "2025-02-05T23:59:59+08:00", "met_at": None},
+        {"regime": "cn", "rule": "erasure", "due_at": "2025-02-24T23:59:59+08:00", "met_at": None},
+    ],
 }
 
 REQUEST_EXAMPLE = OpenApiExample("A request being processed", value=REQUEST_EXAMPLE_VALUE, response_only=True)
