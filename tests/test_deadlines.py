@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import chinese_calendar
 import pytest
@@ -23,7 +23,7 @@ from unsubscribe.deadlines.calendars import DayBook, add_working_days, library_c
 from unsubscribe.deadlines.regimes import BUILT_IN, Rule
 from unsubscribe.deadlines.services import due_time
 from unsubscribe.links import status_url
-from unsubscribe.models import CalendarDay, DeadlineRegime, RequestDeadline, UnsubscribeRequest
+from unsubscribe.models import DeadlineRegime, RequestDeadline, UnsubscribeRequest
 from unsubscribe.partner.models import WebhookDelivery
 from unsubscribe.partner.webhooks import webhook_endpoint_create
 
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.django_db
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 US_NUMBER = "+16502530000"
-EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+EN: dict[str, Any] = {"HTTP_ACCEPT_LANGUAGE": "en"}
 
 
 def _rule(regime: str, rule: str) -> Rule:
@@ -49,7 +49,8 @@ def _rule(regime: str, rule: str) -> Rule:
 
 def deadlines_of(request: UnsubscribeRequest) -> dict[tuple[str, str], RequestDeadline]:
     return {
-        (d.regime, d.rule): d for d in RequestDeadline.objects.for_tenant(request.tenant_id).filter(request=request)
+        (d.regime, d.rule): d
+        for d in RequestDeadline.objects.for_tenant(request.tenant_id).filter(request=request)
     }
 
 
@@ -123,7 +124,9 @@ def test_email_one_click_is_48_hours_and_met_when_services_end(tenant_a: Tenant,
     assert request.state == "completed"
     assert mailbox.met_at == request.confirming_at
     assert found["cn", "erasure"].met_at == request.completed_at
-    assert all(d.met_at is not None and d.met_at <= d.due_at and d.breached_at is None for d in found.values())
+    assert all(
+        d.met_at is not None and d.met_at <= d.due_at and d.breached_at is None for d in found.values()
+    )
 
 
 def test_a_tenant_sets_its_own_chinese_working_days_and_adds_a_regime(tenant_a: Tenant) -> None:
@@ -228,7 +231,9 @@ def test_attention_for_a_deadline_ends_when_it_is_met(tenant_a: Tenant, pipeline
             tasks.pipeline_sweep()
         request.refresh_from_db()
         assert request.state == "needs_attention"
-        UnsubscribeRequest.objects.for_tenant(tenant_a).filter(pk=request.pk).update(next_run_at=request.received_at)
+        UnsubscribeRequest.objects.for_tenant(tenant_a).filter(pk=request.pk).update(
+            next_run_at=request.received_at
+        )
         with pipeline():
             tasks.pipeline_sweep()  # dispatches it although it needs attention: no step failed
     request.refresh_from_db()
@@ -250,7 +255,9 @@ def test_the_api_carries_the_deadlines(tenant_a: Tenant, api_key_a: str, client:
     deadlines = response.json()["deadlines"]
     assert {tuple(sorted(d)) for d in deadlines} == {("due_at", "met_at", "regime", "rule")}
     by_rule = {(d["regime"], d["rule"]): d for d in deadlines}
-    assert datetime.fromisoformat(by_rule["cn", "termination"]["due_at"]) == end_of(date(2026, 2, 14), SHANGHAI)
+    assert datetime.fromisoformat(by_rule["cn", "termination"]["due_at"]) == end_of(
+        date(2026, 2, 14), SHANGHAI
+    )
     assert by_rule["cn", "erasure"]["met_at"] is None
     assert [d["due_at"] for d in deadlines] == sorted(d["due_at"] for d in deadlines) or True
 
@@ -299,8 +306,11 @@ def test_the_dashboard_charts_on_time_per_regime(tenant_a: Tenant, alice: User, 
 # --- properties over filing times ------------------------------------------------------------
 
 WORKING_RULES = [r for r in BUILT_IN if r.unit == "working_days"]
+# hypothesis takes naive bounds and makes aware values in the zones it is given
 filing_times = st.datetimes(
-    min_value=datetime(2005, 1, 1), max_value=datetime(2026, 11, 30), timezones=st.just(UTC)
+    min_value=datetime(2005, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2026, 11, 30),  # noqa: DTZ001
+    timezones=st.just(UTC),
 )
 
 

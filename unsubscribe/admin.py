@@ -35,11 +35,11 @@ from tenants.admin import (
 from tenants.models import OPERATIONS_ROLES
 
 from . import attention, reports
+from .deadlines import selectors as deadline_selectors
+from .deadlines.services import deadlines_recompute
 from .display import language_display
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
-from .deadlines import selectors as deadline_selectors
-from .deadlines.services import deadlines_recompute
 from .models import (
     CalendarDay,
     ChannelSetting,
@@ -563,7 +563,8 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         if not rows:
             return "—"
         return format_html(
-            '<ul data-testid="deadlines" style="margin:0">{}</ul>', format_html_join("", "{}", ((r,) for r in rows))
+            '<ul data-testid="deadlines" style="margin:0">{}</ul>',
+            format_html_join("", "{}", ((r,) for r in rows)),
         )
 
     @admin.display(description=_("SLA"), ordering="sla_due_at")
@@ -778,7 +779,17 @@ class ChannelSettingAdmin(TenantScopedAdmin):
 class DeadlineRegimeAdmin(TenantScopedAdmin):
     """A tenant's own deadline rules, and its settings of the built-in ones (same regime and rule)."""
 
-    list_display = ["regime", "rule", "name", "amount", "unit", "calendar", "countries", "channels", "is_active"]
+    list_display = [
+        "regime",
+        "rule",
+        "name",
+        "amount",
+        "unit",
+        "calendar",
+        "countries",
+        "channels",
+        "is_active",
+    ]
     list_filter = ["tenant", "regime", "is_active"]
     fields = [
         "tenant",

@@ -562,7 +562,9 @@ class DeadlineRegime(TenantOwnedModel):
         blank=True,
         help_text=_("Request channels, comma-separated (e.g. sms, email); empty: every channel."),
     )
-    source = models.TextField(_("source"), blank=True, help_text=_("The law, contract or policy it comes from."))
+    source = models.TextField(
+        _("source"), blank=True, help_text=_("The law, contract or policy it comes from.")
+    )
     is_active = models.BooleanField(_("active"), default=True)
 
     history = HistoricalRecords()

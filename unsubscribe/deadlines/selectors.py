@@ -64,12 +64,13 @@ def regime_label(regime: str) -> _StrOrPromise:
 
 def person_label(measure: str) -> str:
     """What a person waits for, in their words (the status page)."""
-    return {
+    labels: dict[str, str] = {
         Measure.SUPPRESSED: _("Marketing stopped"),
         Measure.TERMINATED: _("Services ended"),
         Measure.CONFIRMED: _("Confirmation sent"),
         Measure.ERASED: _("Everything finished, personal data erased"),
-    }.get(measure, measure)
+    }
+    return labels.get(measure, measure)
 
 
 def request_deadlines(request: UnsubscribeRequest) -> list[RequestDeadline]:
@@ -147,9 +148,7 @@ def missing_years(tenant: Tenant, *, now: datetime | None = None) -> list[tuple[
             .dates("date", "year")
         )
         staff_years = {d.year for d in staff}
-        missing += [
-            (calendar, y) for y in years if not library_covers(calendar, y) and y not in staff_years
-        ]
+        missing += [(calendar, y) for y in years if not library_covers(calendar, y) and y not in staff_years]
     return missing
 
 

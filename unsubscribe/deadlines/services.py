@@ -42,7 +42,9 @@ def due_time(*, rule: Rule, filed_at: datetime, zone: tzinfo, book: DayBook) -> 
     return local_midnight(day + timedelta(days=1), zone) - timedelta(seconds=1), provisional
 
 
-def request_deadlines_plan(*, request: UnsubscribeRequest, e164: str, tenant: Tenant) -> list[RequestDeadline]:
+def request_deadlines_plan(
+    *, request: UnsubscribeRequest, e164: str, tenant: Tenant
+) -> list[RequestDeadline]:
     """Inside the filing transaction: the request's due time under each rule that applies."""
     zone = tenant.zoneinfo
     books: dict[str, DayBook] = {}
@@ -172,7 +174,9 @@ def deadlines_sweep(*, now: datetime | None = None, limit: int = 500) -> int:
                 breached += 1
             if request_attention_raise(request=request, now=now):
                 request.save()
-                domain_events.emit(request.tenant_id, "request.needs_attention", request_event_payload(request))
+                domain_events.emit(
+                    request.tenant_id, "request.needs_attention", request_event_payload(request)
+                )
     return breached
 
 

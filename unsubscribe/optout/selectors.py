@@ -195,9 +195,10 @@ def request_promises(request: UnsubscribeRequest) -> list[Promise]:
             strictest[deadline.measure] = deadline
     promises = []
     for measure in (Measure.CONFIRMED, Measure.TERMINATED, Measure.ERASED):
-        deadline = strictest.get(measure)
-        if deadline is None:
+        first = strictest.get(measure)
+        if first is None:
             continue
+        deadline = first
         if deadline.met_at is not None:
             text = _("done %(when)s") % {"when": _fmt(deadline.met_at)}
         else:

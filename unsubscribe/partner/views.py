@@ -342,7 +342,9 @@ class UnsubscribeRequestListView(PartnerAPIView):
             finally:
                 cache.delete(lock)
         output = UnsubscribeRequestSerializer(
-            self.scoped(UnsubscribeRequest).prefetch_related("services", "steps", "deadlines").get(pk=filed.request.pk),
+            self.scoped(UnsubscribeRequest)
+            .prefetch_related("services", "steps", "deadlines")
+            .get(pk=filed.request.pk),
             context={"request": request},
         )
         return Response(output.data, status=201 if filed.created else 200)

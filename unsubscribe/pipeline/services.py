@@ -189,13 +189,7 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
                 request.needs_attention_at = now
         before = request.state
         _enter(request, new_state, now)
-        # Deadlines met by what was just done; one still overdue keeps the request needing
-        # attention (the work goes on meanwhile: the sweep dispatches it when due).
-        deadlines.request_deadlines_update(request=request, steps=steps, now=now)
-        if not failed and not deadlines.request_attention_raise(request=request, now=now):
-            if before == State.NEEDS_ATTENTION:  # it needed attention only for a deadline, met now
-                request.attention_reason = ""
-                request.needs_attention_at = None
+        _deadlines_settle(request, steps, failed=bool(failed), before=before, now=now)
         newly_needs_attention = request.state == State.NEEDS_ATTENTION != before
         request.save()
         if newly_needs_attention:
@@ -203,6 +197,19 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
     for step_id in to_run:
         transaction.on_commit(functools.partial(step_dispatch, step_id))
     return request
+
+
+def _deadlines_settle(
+    request: UnsubscribeRequest, steps: list[Step], *, failed: bool, before: str, now: Any
+) -> None:
+    """Deadlines met by what was just done; one still overdue keeps the request needing
+    attention (its work goes on meanwhile: the sweep dispatches it when due)."""
+    deadlines.request_deadlines_update(request=request, steps=steps, now=now)
+    if failed or deadlines.request_attention_raise(request=request, now=now):
+        return
+    if before == State.NEEDS_ATTENTION:  # it needed attention only for a deadline, met now
+        request.attention_reason = ""
+        request.needs_attention_at = None
 
 
 def _is_due(step: Step, now: Any) -> bool:
