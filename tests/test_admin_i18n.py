@@ -103,6 +103,13 @@ ALLOWED = {
     "zhiyu",
     "joanna",
     "alice",
+    # laws, regulators and standards cited by the deadline rules (unsubscribe/deadlines/regimes.py)
+    "fcc",
+    "tcpa",
+    "cfr",
+    "rfc",
+    "gmail",
+    "yahoo",
     # the demo data's own English names (targets and the subscriptions' consent source)
     "subscriber",
     "profile",

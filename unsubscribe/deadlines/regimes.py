@@ -17,11 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import phonenumbers
 from django.utils.translation import gettext_lazy as _
 
 from unsubscribe.models import DeadlineRegime, DeadlineUnit, Measure, RequestChannel, WorkCalendar
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrOrPromise
 
 TENANT_SLA = ("tenant", "sla")
 
@@ -37,7 +41,7 @@ class Rule:
     calendar: str = ""  # a WorkCalendar value; "" is Monday to Friday
     countries: frozenset[str] = frozenset()  # regions of the number; empty: any
     channels: frozenset[str] = frozenset()  # request channels; empty: any
-    source: str = ""
+    source: _StrOrPromise = ""  # the built-in ones translated; a tenant's as written
 
     @property
     def key(self) -> tuple[str, str]:
@@ -59,7 +63,7 @@ BUILT_IN: tuple[Rule, ...] = (
         1,
         calendar=WorkCalendar.CN,
         countries=frozenset({"CN"}),
-        source=(
+        source=_(
             "PIPL art. 15 (consent may be withdrawn; 《个人信息保护法》第十五条) and MIIT "
             "《通信短信息服务管理规定》 (Order No. 31, 2015) art. 18 (stop sending commercial SMS once the "
             "user refuses). Neither sets a number of days: 1 working day is Lanzuan's strict default, "
@@ -75,7 +79,7 @@ BUILT_IN: tuple[Rule, ...] = (
         15,
         calendar=WorkCalendar.CN,
         countries=frozenset({"CN"}),
-        source=(
+        source=_(
             "PIPL art. 47 (delete once consent is withdrawn; 第四十七条) and art. 50 (handle requests "
             "promptly); 15 working days as the CAC's 《App违法违规收集使用个人信息行为认定方法》 (2019) "
             "sets for deletion and cancellation requests. The tenant's to set."
@@ -90,7 +94,7 @@ BUILT_IN: tuple[Rule, ...] = (
         10,
         calendar=WorkCalendar.US,
         countries=frozenset({"US"}),
-        source=(
+        source=_(
             "FCC Report and Order FCC 24-24 (TCPA consent revocation, CG Docket No. 02-278, 2024), "
             "47 CFR 64.1200(a)(10): within a reasonable time not exceeding 10 business days."
         ),
@@ -103,7 +107,7 @@ BUILT_IN: tuple[Rule, ...] = (
         DeadlineUnit.MINUTES,
         5,
         countries=frozenset({"US"}),
-        source=(
+        source=_(
             "FCC 24-24, 47 CFR 64.1200(a)(12): one text confirming the opt-out, sent within 5 minutes, "
             "with no marketing in it."
         ),
@@ -116,14 +120,14 @@ BUILT_IN: tuple[Rule, ...] = (
         DeadlineUnit.HOURS,
         48,
         channels=frozenset({RequestChannel.EMAIL}),
-        source=(
+        source=_(
             "Gmail and Yahoo bulk sender requirements (February 2024) for RFC 8058 one-click "
             "unsubscribe: honoured within 2 days (48 hours)."
         ),
     ),
 )
 
-SLA_SOURCE = "The tenant's own SLA (Tenant.sla_hours)."
+SLA_SOURCE = _("The tenant's own SLA (Tenant.sla_hours).")
 
 
 def number_region(e164: str) -> str:
