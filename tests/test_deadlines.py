@@ -259,7 +259,8 @@ def test_the_api_carries_the_deadlines(tenant_a: Tenant, api_key_a: str, client:
         date(2026, 2, 14), SHANGHAI
     )
     assert by_rule["cn", "erasure"]["met_at"] is None
-    assert [d["due_at"] for d in deadlines] == sorted(d["due_at"] for d in deadlines) or True
+    dues = [datetime.fromisoformat(d["due_at"]) for d in deadlines]
+    assert dues == sorted(dues)  # soonest first
 
 
 def test_the_admin_list_and_page_show_countdowns(tenant_a: Tenant, alice: User, client: Client) -> None:
@@ -345,3 +346,40 @@ def test_the_confirmation_rule_is_met_by_the_sent_confirmation(pipeline: Pipelin
     assert confirmation.met_at == step.finished_at
     assert confirmation.met_at is not None and confirmation.met_at <= confirmation.due_at
     assert phones.mask(US_NUMBER) == request.phone_masked
+
+
+def test_staff_and_the_person_see_a_late_request(tenant_a: Tenant, alice: User, client: Client) -> None:
+    with time_machine.travel(datetime(2026, 3, 2, 10, 0, tzinfo=SHANGHAI), tick=False):
+        late = file(tenant_a)
+        on_time = file(tenant_a, "13900139000")
+        UnsubscribeRequest.objects.for_tenant(tenant_a).filter(pk=late.pk).update(next_run_at=None)
+    with time_machine.travel(datetime(2026, 3, 4, 0, 30, tzinfo=SHANGHAI), tick=False):
+        for deadline in RequestDeadline.objects.for_tenant(tenant_a).filter(request=on_time):
+            deadline.met_at = deadline.due_at - timedelta(hours=1)
+            deadline.save()
+        with transaction.atomic():
+            tasks.pipeline_sweep()
+        client.force_login(alice)
+        listing = client.get(
+            reverse("admin:unsubscribe_unsubscriberequest_changelist") + "?deadline=overdue", **EN
+        )
+        assert late.reference in listing.content.decode()
+        assert on_time.reference not in listing.content.decode()
+        assert "overdue" in listing.content.decode()
+        status = client.get(status_url(late), **EN).content.decode()
+        assert "the provider is late with the remaining steps" in status
+
+
+def test_a_working_day_rule_needs_at_least_one_day(tenant_a: Tenant, alice: User, client: Client) -> None:
+    client.force_login(alice)
+    response = client.post(
+        reverse("admin:unsubscribe_deadlineregime_add"),
+        {
+            "tenant": tenant_a.pk, "regime": "cn", "rule": "termination", "name": "Zero",
+            "measure": "terminated", "amount": 0, "unit": "working_days", "calendar": "CN",
+        },
+        **EN,
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "A deadline is at least 1" in response.content.decode()
+    assert not DeadlineRegime.objects.for_tenant(tenant_a).exists()

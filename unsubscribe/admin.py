@@ -347,6 +347,21 @@ class SLAFilter(admin.SimpleListFilter):
 _TONE_COLOURS = {"overdue": "#cf222e", "late": "#cf222e", "soon": "#9a6700", "met": "#1a7f37"}
 
 
+class DeadlineFilter(admin.SimpleListFilter):
+    title = _("deadlines")
+    parameter_name = "deadline"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("overdue", _("Past a deadline, not yet met")), ("late", _("Missed a deadline"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "overdue":
+            return queryset.filter(deadlines__breached_at__isnull=False, deadlines__met_at__isnull=True).distinct()
+        if self.value() == "late":
+            return queryset.filter(deadlines__breached_at__isnull=False).distinct()
+        return queryset
+
+
 @admin.register(UnsubscribeRequest)
 class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     write_roles = OPERATIONS_ROLES  # agents file and retry requests
@@ -362,7 +377,14 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         "erasure_due",
         "tenant",
     ]
-    list_filter = ["state", "channel", ("received_at", admin.DateFieldListFilter), SLAFilter, "tenant"]
+    list_filter = [
+        "state",
+        "channel",
+        ("received_at", admin.DateFieldListFilter),
+        SLAFilter,
+        DeadlineFilter,
+        "tenant",
+    ]
     search_fields = ["reference"]
     date_hierarchy = "received_at"
     inlines = [StepInline]

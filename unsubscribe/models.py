@@ -8,6 +8,7 @@ masked number.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
@@ -579,6 +580,12 @@ class DeadlineRegime(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.regime}/{self.rule}: {self.name}"
+
+    def clean(self) -> None:
+        if self.amount is not None and self.amount < 1:
+            raise ValidationError({"amount": _("A deadline is at least 1 (working day, hour or minute).")})
+        if self.calendar and self.unit != DeadlineUnit.WORKING_DAYS:
+            raise ValidationError({"calendar": _("A calendar counts working days: choose working days, or no calendar.")})
 
 
 class CalendarDay(TenantOwnedModel):

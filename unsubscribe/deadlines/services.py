@@ -149,6 +149,7 @@ def deadlines_sweep(*, now: datetime | None = None, limit: int = 500) -> int:
     request_ids = list(
         RequestDeadline.objects.unscoped(reason="the sweep breaches every tenant's overdue deadlines")
         .filter(met_at__isnull=True, breached_at__isnull=True, due_at__lt=now)
+        .order_by("request_id")
         .values_list("request_id", flat=True)
         .distinct()[:limit]
     )
