@@ -356,7 +356,9 @@ class DeadlineFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "overdue":
-            return queryset.filter(deadlines__breached_at__isnull=False, deadlines__met_at__isnull=True).distinct()
+            return queryset.filter(
+                deadlines__breached_at__isnull=False, deadlines__met_at__isnull=True
+            ).distinct()
         if self.value() == "late":
             return queryset.filter(deadlines__breached_at__isnull=False).distinct()
         return queryset

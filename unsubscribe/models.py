@@ -585,7 +585,9 @@ class DeadlineRegime(TenantOwnedModel):
         if self.amount is not None and self.amount < 1:
             raise ValidationError({"amount": _("A deadline is at least 1 (working day, hour or minute).")})
         if self.calendar and self.unit != DeadlineUnit.WORKING_DAYS:
-            raise ValidationError({"calendar": _("A calendar counts working days: choose working days, or no calendar.")})
+            raise ValidationError(
+                {"calendar": _("A calendar counts working days: choose working days, or no calendar.")}
+            )
 
 
 class CalendarDay(TenantOwnedModel):

@@ -216,7 +216,9 @@ def state_summary(request: UnsubscribeRequest) -> tuple[str, str]:
         return "ok", _("Done: every step is finished.")
     if request.state == State.NEEDS_ATTENTION:
         if not request.steps.filter(status=Step.Status.FAILED).exists():  # late, not failed
-            return "bad", _("Marketing is stopped; the provider is late with the remaining steps and has been alerted.")
+            return "bad", _(
+                "Marketing is stopped; the provider is late with the remaining steps and has been alerted."
+            )
         return "bad", _("Marketing is stopped; a step needs the provider's attention (see below).")
     return "pending", _("Marketing is stopped; the remaining steps are under way.")
 
