@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
+from io import StringIO
 from typing import TYPE_CHECKING, Any
 
 import chinese_calendar
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.db import transaction
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +25,7 @@ from unsubscribe.deadlines.calendars import DayBook, add_working_days, library_c
 from unsubscribe.deadlines.regimes import BUILT_IN, Rule
 from unsubscribe.deadlines.services import due_time
 from unsubscribe.links import status_url
-from unsubscribe.models import DeadlineRegime, RequestDeadline, UnsubscribeRequest
+from unsubscribe.models import CalendarDay, DeadlineRegime, RequestDeadline, UnsubscribeRequest
 from unsubscribe.partner.models import WebhookDelivery
 from unsubscribe.partner.webhooks import webhook_endpoint_create
 
@@ -383,3 +385,19 @@ def test_a_working_day_rule_needs_at_least_one_day(tenant_a: Tenant, alice: User
     assert response.status_code == 200
     assert "A deadline is at least 1" in response.content.decode()
     assert not DeadlineRegime.objects.for_tenant(tenant_a).exists()
+
+
+def test_recompute_deadlines_after_the_calendar_is_known(tenant_a: Tenant) -> None:
+    with time_machine.travel(datetime(FAR, 12, 20, 10, 0, tzinfo=SHANGHAI), tick=False):
+        request = file(tenant_a)
+    erasure = deadlines_of(request)["cn", "erasure"]
+    assert erasure.provisional
+    # As a calendar library upgrade would: the years become known (here, by rows loaded directly).
+    CalendarDay.objects.create(tenant=tenant_a, calendar="CN", date=date(FAR, 12, 24), working=False)
+    CalendarDay.objects.create(tenant=tenant_a, calendar="CN", date=date(FAR + 1, 1, 1), working=False)
+    out = StringIO()
+    call_command("recompute_deadlines", "--tenant", tenant_a.slug, stdout=out)
+    assert "2 deadline(s) changed" in out.getvalue()  # termination (no longer provisional) and erasure
+    erasure.refresh_from_db()
+    assert not erasure.provisional
+    assert erasure.due_at == end_of(date(FAR + 1, 1, 14), SHANGHAI)  # two holidays: two days later

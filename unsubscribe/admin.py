@@ -557,9 +557,10 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     @admin.display(description=_("deadlines by regime"))
     def deadlines_text(self, obj: UnsubscribeRequest) -> str:
         rows = []
+        rules = {rule.key: rule for rule in deadline_selectors.rules_of(obj.tenant)}
         for deadline in deadline_selectors.request_deadlines(obj):
             status = deadline_selectors.countdown(deadline)
-            rule = deadline_selectors.rule_named(obj.tenant, deadline.regime, deadline.rule)
+            rule = rules.get((deadline.regime, deadline.rule))
             rows.append(
                 format_html(
                     '<li data-testid="deadline" data-regime="{}" data-rule="{}" data-due="{}">'
@@ -844,3 +845,13 @@ class CalendarDayAdmin(TenantScopedAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         deadlines_recompute(tenant=obj.tenant, calendar=obj.calendar)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        deadlines_recompute(tenant=obj.tenant, calendar=obj.calendar)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        touched = {(day.tenant, day.calendar) for day in queryset.select_related("tenant")}
+        super().delete_queryset(request, queryset)
+        for tenant, calendar in touched:
+            deadlines_recompute(tenant=tenant, calendar=calendar)

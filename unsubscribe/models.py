@@ -582,6 +582,8 @@ class DeadlineRegime(TenantOwnedModel):
         return f"{self.regime}/{self.rule}: {self.name}"
 
     def clean(self) -> None:
+        if (self.regime, self.rule) == ("tenant", "sla"):
+            raise ValidationError({"rule": _("The provider's own SLA is set on the tenant (SLA hours).")})
         if self.amount is not None and self.amount < 1:
             raise ValidationError({"amount": _("A deadline is at least 1 (working day, hour or minute).")})
         if self.calendar and self.unit != DeadlineUnit.WORKING_DAYS:

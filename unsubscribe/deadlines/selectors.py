@@ -35,10 +35,6 @@ def day_book(*, tenant_id: int, calendar: str) -> DayBook:
     return DayBook(calendar, dict(rows))
 
 
-def rule_named(tenant: Tenant, regime: str, rule: str) -> Rule | None:
-    return next((r for r in rules_of(tenant) if (r.regime, r.rule) == (regime, rule)), None)
-
-
 def rule_label(regime: str, rule: str) -> _StrOrPromise:
     """What a rule is called on pages: the built-in ones translated, a tenant's by its key."""
     labels: dict[tuple[str, str], _StrOrPromise] = {
