@@ -544,7 +544,10 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             shown_text, tone = str(_("all met")), "met"
         else:
             status = deadline_selectors.countdown(shown)
-            shown_text = f"{deadline_selectors.rule_label(shown.regime, shown.rule)}: {status.text}"
+            shown_text = str(
+                _("%(rule)s: %(status)s")
+                % {"rule": deadline_selectors.rule_label(shown.regime, shown.rule), "status": status.text}
+            )
             tone = status.tone
         return format_html(
             '<span class="lanzuan-deadline lanzuan-deadline-{}" data-testid="deadline-countdown" '
@@ -564,13 +567,15 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             rows.append(
                 format_html(
                     '<li data-testid="deadline" data-regime="{}" data-rule="{}" data-due="{}">'
-                    '{}: {} {} · <span style="color:{}">{}</span>{}{}</li>',
+                    '{} · <span style="color:{}">{}</span>{}{}</li>',
                     deadline.regime,
                     deadline.rule,
                     deadline.due_at.isoformat(),
-                    deadline_selectors.rule_label(deadline.regime, deadline.rule),
-                    _("due"),
-                    formats.localize(timezone.localtime(deadline.due_at)),
+                    _("%(rule)s: due %(when)s")
+                    % {
+                        "rule": deadline_selectors.rule_label(deadline.regime, deadline.rule),
+                        "when": formats.localize(timezone.localtime(deadline.due_at)),
+                    },
                     _TONE_COLOURS.get(status.tone, "inherit"),
                     status.text,
                     format_html(" <small>({})</small>", rule.source) if rule and rule.source else "",
