@@ -3,9 +3,10 @@ breached, shown to staff, the person and partners."""
 
 from __future__ import annotations
 
+import csv
+import io
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
-from io import StringIO
 from typing import TYPE_CHECKING, Any
 
 import chinese_calendar
@@ -395,9 +396,21 @@ def test_recompute_deadlines_after_the_calendar_is_known(tenant_a: Tenant) -> No
     # As a calendar library upgrade would: the years become known (here, by rows loaded directly).
     CalendarDay.objects.create(tenant=tenant_a, calendar="CN", date=date(FAR, 12, 24), working=False)
     CalendarDay.objects.create(tenant=tenant_a, calendar="CN", date=date(FAR + 1, 1, 1), working=False)
-    out = StringIO()
+    out = io.StringIO()
     call_command("recompute_deadlines", "--tenant", tenant_a.slug, stdout=out)
     assert "2 deadline(s) changed" in out.getvalue()  # termination (no longer provisional) and erasure
     erasure.refresh_from_db()
     assert not erasure.provisional
     assert erasure.due_at == end_of(date(FAR + 1, 1, 14), SHANGHAI)  # two holidays: two days later
+
+
+def test_the_compliance_export_carries_the_deadlines(tenant_a: Tenant, alice: User, client: Client) -> None:
+    with time_machine.travel(datetime(2026, 2, 13, 10, 0, tzinfo=SHANGHAI), tick=False):
+        request = file(tenant_a)
+        client.force_login(alice)
+        response = client.get(reverse("admin:unsubscribe_export") + "?days=7")
+        rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))  # type: ignore[attr-defined]
+    (row,) = rows
+    assert row["reference"] == request.reference
+    assert "cn/termination:2026-02-14T23:59:59+08:00:" in row["deadlines"]
+    assert "cn/erasure:2026-03-12T23:59:59+08:00:" in row["deadlines"]

@@ -37,6 +37,7 @@ EXPORT_COLUMNS = [
     "state",
     *UnsubscribeRequest.TIMELINE,
     "steps",
+    "deadlines",  # regime/rule:due:met, one per regime that applies (unsubscribe/deadlines/)
 ]
 
 
@@ -59,7 +60,11 @@ def requests_csv_rows(requests: QuerySet[UnsubscribeRequest]) -> Iterator[str]:
     """CSV lines, streamed (an export of a year of requests must not sit in memory)."""
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
-    queryset = requests.select_related("tenant").prefetch_related("services", "steps").order_by("received_at")
+    queryset = (
+        requests.select_related("tenant")
+        .prefetch_related("services", "steps", "deadlines")
+        .order_by("received_at")
+    )
     for request in queryset.iterator(chunk_size=500):
         zone = request.tenant.zoneinfo  # each row in its own tenant's local time, with the offset
         steps = "; ".join(
@@ -78,6 +83,10 @@ def requests_csv_rows(requests: QuerySet[UnsubscribeRequest]) -> Iterator[str]:
                 request.state,
                 *(_time(getattr(request, name), zone) for name in UnsubscribeRequest.TIMELINE),
                 steps,
+                "; ".join(
+                    f"{d.regime}/{d.rule}:{_time(d.due_at, zone)}:{_time(d.met_at, zone)}"
+                    for d in request.deadlines.all()
+                ),
             ]
         )
 
