@@ -110,6 +110,12 @@ ALLOWED = {
     "rfc",
     "gmail",
     "yahoo",
+    # the built-in deadline rules' codes, which a tenant types to replace one (DeadlineRegime)
+    "termination",
+    "erasure",
+    "revocation",
+    "confirmation",
+    "mailbox",
     # the demo data's own English names (targets and the subscriptions' consent source)
     "subscriber",
     "profile",

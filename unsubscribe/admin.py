@@ -821,19 +821,32 @@ class DeadlineRegimeAdmin(TenantScopedAdmin):
         "is_active",
     ]
     list_filter = ["tenant", "regime", "is_active"]
-    fields = [
-        "tenant",
-        "regime",
-        "rule",
-        "name",
-        "measure",
-        "amount",
-        "unit",
-        "calendar",
-        "countries",
-        "channels",
-        "source",
-        "is_active",
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "tenant",
+                    "regime",
+                    "rule",
+                    "name",
+                    "measure",
+                    "amount",
+                    "unit",
+                    "calendar",
+                    "countries",
+                    "channels",
+                    "source",
+                    "is_active",
+                ],
+                "description": _(
+                    "Built in: cn / termination (1 working day, China's calendar), cn / erasure (15 working days), "
+                    "us / revocation (10 business days), us / confirmation (5 minutes), mailbox / one_click "
+                    "(48 hours, email). A row with the same regime and rule replaces the built-in one, an inactive "
+                    "row switches it off; any other row adds a rule. The provider's own SLA is the tenant's SLA hours."
+                ),
+            },
+        )
     ]
 
 
