@@ -213,7 +213,7 @@ def test_a_breach_raises_needs_attention_and_one_webhook(tenant_a: Tenant) -> No
             tasks.pipeline_sweep()  # once per deadline
     request.refresh_from_db()
     assert request.state == "needs_attention"
-    assert "China (PIPL, MIIT SMS rules)" in request.attention_reason or "中国" in request.attention_reason
+    assert "2026-03-03 23:59 +0800" in request.attention_reason  # the due time, in the tenant's zone
     termination = deadlines_of(request)["cn", "termination"]
     assert termination.breached_at is not None and termination.met_at is None
     deliveries = list(WebhookDelivery.objects.for_tenant(tenant_a).filter(endpoint=endpoint))

@@ -546,13 +546,14 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             status = deadline_selectors.countdown(shown)
             shown_text = str(
                 _("%(rule)s: %(status)s")
-                % {"rule": deadline_selectors.rule_label(shown.regime, shown.rule), "status": status.text}
+                % {"rule": deadline_selectors.regime_label(shown.regime), "status": status.text}
             )
             tone = status.tone
         return format_html(
-            '<span class="lanzuan-deadline lanzuan-deadline-{}" data-testid="deadline-countdown" '
+            '<span class="lanzuan-deadline lanzuan-deadline-{}" data-testid="deadline-countdown" title="{}" '
             'style="white-space:nowrap;color:{}">{}</span>',
             tone,
+            deadline_selectors.rule_label(shown.regime, shown.rule),
             _TONE_COLOURS.get(tone, "inherit"),
             shown_text,
         )

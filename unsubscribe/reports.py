@@ -221,6 +221,7 @@ class RegimeSeries:
     colour: str
     points: str  # SVG polyline points, 0 % at the bottom, 100 % at the top
     weeks: list[WeekRate]
+    dots: list[dict[str, Any]]  # a marker per week with a rate (one week alone draws no line)
 
 
 def on_time_series(
@@ -237,11 +238,16 @@ def on_time_series(
     slot = width / max(weeks, 1)
     series = []
     for index, (regime, rows) in enumerate(rates.items()):
-        points = " ".join(
-            f"{round(i * slot + slot / 2, 1)},{round(height - (row.percent or 0) / 100 * (height - 20), 1)}"
+        dots = [
+            {
+                "x": round(i * slot + slot / 2, 1),
+                "y": round(height - (row.percent or 0.0) / 100 * (height - 20), 1),
+                "title": f"{row.week.isoformat()}: {row.percent}% ({row.on_time}/{row.due})",
+            }
             for i, row in enumerate(rows)
             if row.percent is not None
-        )
+        ]
+        points = " ".join(f"{dot['x']},{dot['y']}" for dot in dots)
         colour = REGIME_COLOURS.get(regime, ("#bf8700", "#0a7b83", "#57606a")[index % 3])
-        series.append(RegimeSeries(regime, str(regime_label(regime)), colour, points, rows))
+        series.append(RegimeSeries(regime, str(regime_label(regime)), colour, points, rows, dots))
     return series

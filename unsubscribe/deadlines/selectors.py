@@ -83,10 +83,14 @@ def overdue(request: UnsubscribeRequest) -> list[RequestDeadline]:
     )
 
 
-def overdue_reason(deadlines: Iterable[RequestDeadline]) -> str:
+def overdue_reason(deadlines: Iterable[RequestDeadline], *, zone: tzinfo) -> str:
+    """Why a late request needs attention (stored: times in the tenant's zone, with the offset)."""
     return "; ".join(
         _("Deadline passed: %(rule)s, due %(due)s")
-        % {"rule": rule_label(d.regime, d.rule), "due": d.due_at.isoformat()}
+        % {
+            "rule": rule_label(d.regime, d.rule),
+            "due": timezone.localtime(d.due_at, zone).strftime("%Y-%m-%d %H:%M %z"),
+        }
         for d in deadlines
     )
 

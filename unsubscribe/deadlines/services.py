@@ -136,7 +136,7 @@ def request_attention_raise(*, request: UnsubscribeRequest, now: datetime) -> bo
     if not late or request.state not in UnsubscribeRequest.ACTIVE_STATES:
         return False
     request.state = State.NEEDS_ATTENTION
-    request.attention_reason = selectors.overdue_reason(late)[:2000]
+    request.attention_reason = selectors.overdue_reason(late, zone=request.tenant.zoneinfo)[:2000]
     if request.needs_attention_at is None:
         request.needs_attention_at = now
     return True
