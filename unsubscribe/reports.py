@@ -219,7 +219,7 @@ class RegimeSeries:
     regime: str
     label: str
     colour: str
-    points: str  # SVG polyline points, 0 % at the bottom, 100 % at the top
+    points: str  # SVG polyline points, 0 % near the bottom, 100 % near the top
     weeks: list[WeekRate]
     dots: list[dict[str, Any]]  # a marker per week with a rate (one week alone draws no line)
 
@@ -241,7 +241,7 @@ def on_time_series(
         dots = [
             {
                 "x": round(i * slot + slot / 2, 1),
-                "y": round(height - (row.percent or 0.0) / 100 * (height - 20), 1),
+                "y": round(height - 10 - (row.percent or 0.0) / 100 * (height - 30), 1),  # 0 % above the axis
                 "title": f"{row.week.isoformat()}: {row.percent}% ({row.on_time}/{row.due})",
             }
             for i, row in enumerate(rows)
