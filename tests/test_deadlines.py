@@ -15,6 +15,7 @@ import time_machine
 from django.core.management import call_command
 from django.db import transaction
 from django.urls import reverse
+from django.utils import translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -414,3 +415,13 @@ def test_the_compliance_export_carries_the_deadlines(tenant_a: Tenant, alice: Us
     assert row["reference"] == request.reference
     assert "cn/termination:2026-02-14T23:59:59+08:00:" in row["deadlines"]
     assert "cn/erasure:2026-03-12T23:59:59+08:00:" in row["deadlines"]
+
+
+def test_an_erasure_delay_as_long_as_the_sla_is_warned_about(tenant_a: Tenant) -> None:
+    with time_machine.travel(datetime(2026, 3, 2, 10, 0, tzinfo=SHANGHAI), tick=False):
+        assert not any("删除延迟" in w for w in tenant_warnings(tenant_a))
+        tenant_a.erasure_delay_hours = 72
+        tenant_a.save()
+        assert any("删除延迟（72 小时）" in w and "SLA（48 小时）" in w for w in tenant_warnings(tenant_a))
+        with translation.override("en"):
+            assert any("erasure delay (72 h)" in w for w in tenant_warnings(tenant_a))

@@ -17,7 +17,7 @@ class UnsubscribeConfig(AppConfig):
         from . import domain_events  # noqa: PLC0415
         from .alerts import alert_staff_on_attention  # noqa: PLC0415
         from .channels import reply_keywords  # noqa: PLC0415
-        from .deadlines.selectors import calendar_warning  # noqa: PLC0415
+        from .deadlines.selectors import calendar_warning, sla_warning  # noqa: PLC0415
         from .models import SubscriptionImport, UnsubscribeRequest, scope_label  # noqa: PLC0415
         from .pipeline.datasources import DataSource, register_source  # noqa: PLC0415 (and registers the built-in data sources)
         from .pipeline.steps import confirmation_recipient  # noqa: PLC0415
@@ -51,3 +51,4 @@ class UnsubscribeConfig(AppConfig):
         history.field_label_register("scope", scope_label)
         # A working-day calendar without this year's (or next year's) days: deadlines would be guessed.
         readiness_check_register(calendar_warning)
+        readiness_check_register(sla_warning)

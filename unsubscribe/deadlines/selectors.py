@@ -163,6 +163,17 @@ def calendar_warning(tenant: Tenant) -> str | None:
     ) % {"years": ", ".join(f"{calendar} {year}" for calendar, year in missing)}
 
 
+def sla_warning(tenant: Tenant) -> str | None:
+    """tenants.readiness: an erasure delay as long as the SLA makes every request miss it
+    (the SLA is met when the request completes, after erasure)."""
+    if tenant.erasure_delay_hours < tenant.sla_hours:
+        return None
+    return _(
+        "The erasure delay (%(delay)d h) is not shorter than the SLA (%(sla)d h): every request will miss "
+        "its SLA and need attention. Shorten the delay or lengthen the SLA."
+    ) % {"delay": tenant.erasure_delay_hours, "sla": tenant.sla_hours}
+
+
 # --- on-time rate per regime per week --------------------------------------------------
 
 
