@@ -425,3 +425,25 @@ def test_an_erasure_delay_as_long_as_the_sla_is_warned_about(tenant_a: Tenant) -
         assert any("删除延迟（72 小时）" in w and "SLA（48 小时）" in w for w in tenant_warnings(tenant_a))
         with translation.override("en"):
             assert any("erasure delay (72 h)" in w for w in tenant_warnings(tenant_a))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    start=st.dates(min_value=date(2025, 1, 1), max_value=date(2042, 12, 31)),
+    days=st.integers(min_value=1, max_value=30),
+    overrides=st.dictionaries(
+        st.dates(min_value=date(2025, 1, 1), max_value=date(2043, 3, 31)), st.booleans(), max_size=40
+    ),
+)
+def test_staff_days_and_unknown_years_still_land_on_a_working_day(
+    start: date, days: int, overrides: dict[date, bool]
+) -> None:
+    book = DayBook("CN", overrides)
+    due, provisional = add_working_days(start=start, days=days, book=book)
+    assert due > start
+    assert book.is_working(due)[0]
+    counted = sum(book.is_working(start + timedelta(days=i))[0] for i in range(1, (due - start).days + 1))
+    assert counted == days
+    # provisional exactly when some day counted over lies in a year neither the library nor staff know
+    counted_days = [start + timedelta(days=i) for i in range(1, (due - start).days + 1)]
+    assert provisional == any(not book.known(day.year) for day in counted_days)
