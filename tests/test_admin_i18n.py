@@ -103,6 +103,19 @@ ALLOWED = {
     "zhiyu",
     "joanna",
     "alice",
+    # laws, regulators and standards cited by the deadline rules (unsubscribe/deadlines/regimes.py)
+    "fcc",
+    "tcpa",
+    "cfr",
+    "rfc",
+    "gmail",
+    "yahoo",
+    # the built-in deadline rules' codes, which a tenant types to replace one (DeadlineRegime)
+    "termination",
+    "erasure",
+    "revocation",
+    "confirmation",
+    "mailbox",
     # the demo data's own English names (targets and the subscriptions' consent source)
     "subscriber",
     "profile",

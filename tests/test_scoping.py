@@ -372,6 +372,8 @@ ALLOWED = [
     ("unsubscribe/pipeline/services.py", "unscoped", "the sweep dispatches every tenant's due requests"),
     ("unsubscribe/pipeline/services.py", "unscoped", "the sweep re-dispatches every tenant's stuck steps"),
     ("unsubscribe/pipeline/services.py", "unscoped", "the sweep flags every tenant's SLA breaches"),
+    ("unsubscribe/deadlines/services.py", "unscoped", "the sweep breaches every tenant's overdue deadlines"),
+    ("unsubscribe/deadlines/services.py", "unscoped", "the sweep locks a request whose deadline passed"),
     ("unsubscribe/partner/webhooks.py", "unscoped", "the sweep sends every tenant's due deliveries"),
     ("unsubscribe/partner/scrub.py", "unscoped", "the sweep requeues and expires every tenant's jobs"),
     ("unsubscribe/partner/scrub.py", "unscoped", "the sweep expires every tenant's scrub results"),

@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.decorators import method_decorator
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
@@ -41,11 +41,15 @@ from .consents.admin import (
     subscription_consents_table,
     subscription_void_since,
 )
+from .deadlines import selectors as deadline_selectors
+from .deadlines.services import deadlines_recompute
 from .display import language_display
 from .errors import UnsubscribeError
 from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
 from .models import (
+    CalendarDay,
     ChannelSetting,
+    DeadlineRegime,
     RequestChannel,
     Service,
     Step,
@@ -365,6 +369,26 @@ class SLAFilter(admin.SimpleListFilter):
         return queryset
 
 
+_TONE_COLOURS = {"overdue": "#cf222e", "late": "#cf222e", "soon": "#9a6700", "met": "#1a7f37"}
+
+
+class DeadlineFilter(admin.SimpleListFilter):
+    title = _("deadlines")
+    parameter_name = "deadline"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("overdue", _("Past a deadline, not yet met")), ("late", _("Missed a deadline"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "overdue":
+            return queryset.filter(
+                deadlines__breached_at__isnull=False, deadlines__met_at__isnull=True
+            ).distinct()
+        if self.value() == "late":
+            return queryset.filter(deadlines__breached_at__isnull=False).distinct()
+        return queryset
+
+
 @admin.register(UnsubscribeRequest)
 class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     write_roles = OPERATIONS_ROLES  # agents file and retry requests
@@ -376,10 +400,18 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         "scope",
         "received_at",
         "sla",
+        "deadlines_due",
         "erasure_due",
         "tenant",
     ]
-    list_filter = ["state", "channel", ("received_at", admin.DateFieldListFilter), SLAFilter, "tenant"]
+    list_filter = [
+        "state",
+        "channel",
+        ("received_at", admin.DateFieldListFilter),
+        SLAFilter,
+        DeadlineFilter,
+        "tenant",
+    ]
     search_fields = ["reference"]
     date_hierarchy = "received_at"
     inlines = [StepInline, RevokedConsentInline]
@@ -398,6 +430,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         "state",
         "attention_text",
         "erasure_text",
+        "deadlines_text",
         *UnsubscribeRequest.TIMELINE,
         "idempotency_key",
     ]
@@ -413,6 +446,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                     "state",
                     "attention_text",
                     "erasure_text",
+                    "deadlines_text",
                 ]
             },
         ),
@@ -464,7 +498,8 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).prefetch_related("services")  # the scope column
+        # the scope and deadlines columns
+        return super().get_queryset(request).prefetch_related("services", "deadlines")
 
     @admin.display(description=_("scope"))
     def scope(self, obj: UnsubscribeRequest) -> str:
@@ -520,6 +555,72 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                 "when": formats.localize(timezone.localtime(due)),
                 "days": stalled_erasure_ceiling().days,
             },
+        )
+
+    @admin.display(description=_("deadlines"))
+    def deadlines_due(self, obj: UnsubscribeRequest) -> str:
+        """The next unmet deadline's countdown (or how the deadlines ended)."""
+        found = deadline_selectors.request_deadlines(obj)
+        if not found:
+            return "—"
+        unmet = [d for d in found if d.met_at is None]
+        shown = unmet[0] if unmet else max(found, key=lambda d: d.met_at or d.due_at)
+        if not unmet and all(d.met_at and d.met_at <= d.due_at for d in found):
+            shown_text, tone = str(_("all met")), "met"
+        else:
+            status = deadline_selectors.countdown(shown)
+            shown_text = str(
+                _("%(rule)s: %(status)s")
+                % {"rule": deadline_selectors.regime_label(shown.regime), "status": status.text}
+            )
+            tone = status.tone
+        return format_html(
+            '<span class="lanzuan-deadline lanzuan-deadline-{}" data-testid="deadline-countdown" title="{}" '
+            'style="white-space:nowrap;color:{}">{}</span>',
+            tone,
+            deadline_selectors.rule_label(shown.regime, shown.rule),
+            _TONE_COLOURS.get(tone, "inherit"),
+            shown_text,
+        )
+
+    @admin.display(description=_("deadlines by regime"))
+    def deadlines_text(self, obj: UnsubscribeRequest) -> str:
+        rows = []
+        rules = {rule.key: rule for rule in deadline_selectors.rules_of(obj.tenant)}
+        for deadline in deadline_selectors.request_deadlines(obj):
+            status = deadline_selectors.countdown(deadline)
+            rule = rules.get((deadline.regime, deadline.rule))
+            rows.append(
+                format_html(
+                    '<li data-testid="deadline" data-regime="{}" data-rule="{}" data-due="{}">'
+                    '{} · <span style="color:{}">{}</span>{}{}</li>',
+                    deadline.regime,
+                    deadline.rule,
+                    deadline.due_at.isoformat(),
+                    _("%(rule)s: due %(when)s")
+                    % {
+                        "rule": deadline_selectors.rule_label(deadline.regime, deadline.rule),
+                        "when": formats.localize(timezone.localtime(deadline.due_at)),
+                    },
+                    _TONE_COLOURS.get(status.tone, "inherit"),
+                    status.text,
+                    format_html(" <small>({})</small>", rule.source) if rule and rule.source else "",
+                    format_html(
+                        ' <strong data-testid="deadline-provisional" style="color:#cf222e">{}</strong>',
+                        _(
+                            "Provisional: the calendar has no data for that year (Monday to Friday assumed); "
+                            "enter the year's days under Calendar days."
+                        ),
+                    )
+                    if deadline.provisional and deadline.met_at is None
+                    else "",
+                )
+            )
+        if not rows:
+            return "—"
+        return format_html(
+            '<ul data-testid="deadlines" style="margin:0">{}</ul>',
+            format_html_join("", "{}", ((r,) for r in rows)),
         )
 
     @admin.display(description=_("SLA"), ordering="sla_due_at")
@@ -601,6 +702,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             "legend": [
                 (c, reports.CHANNEL_COLOURS.get(c, "#999"), RequestChannel(c).label) for c in board.channels
             ],
+            "on_time": reports.on_time_series(queryset, zone=zone),
         }
         return TemplateResponse(request, "admin/unsubscribe/unsubscriberequest/dashboard.html", context)
 
@@ -727,3 +829,73 @@ class ChannelSettingAdmin(TenantScopedAdmin):
             {"fields": ["hotline_number", "hotline_hours", "hotline_menu_key", "ivr_enabled"]},
         ),
     ]
+
+
+@admin.register(DeadlineRegime)
+class DeadlineRegimeAdmin(TenantScopedAdmin):
+    """A tenant's own deadline rules, and its settings of the built-in ones (same regime and rule)."""
+
+    list_display = [
+        "regime",
+        "rule",
+        "name",
+        "amount",
+        "unit",
+        "calendar",
+        "countries",
+        "channels",
+        "is_active",
+    ]
+    list_filter = ["tenant", "regime", "is_active"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "tenant",
+                    "regime",
+                    "rule",
+                    "name",
+                    "measure",
+                    "amount",
+                    "unit",
+                    "calendar",
+                    "countries",
+                    "channels",
+                    "source",
+                    "is_active",
+                ],
+                "description": _(
+                    "Built in: cn / termination (1 working day, China's calendar), cn / erasure (15 working days), "
+                    "us / revocation (10 business days), us / confirmation (5 minutes), mailbox / one_click "
+                    "(48 hours, email). A row with the same regime and rule replaces the built-in one, an inactive "
+                    "row switches it off; any other row adds a rule. The provider's own SLA is the tenant's SLA hours."
+                ),
+            },
+        )
+    ]
+
+
+@admin.register(CalendarDay)
+class CalendarDayAdmin(TenantScopedAdmin):
+    """Working days and holidays staff enter: a year the library does not cover yet, or a
+    single day that differs. Open requests' provisional deadlines are computed again."""
+
+    list_display = ["date", "calendar", "working", "note", "tenant"]
+    list_filter = ["tenant", "calendar", "working"]
+    date_hierarchy = "date"
+    fields = ["tenant", "calendar", "date", "working", "note"]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        deadlines_recompute(tenant=obj.tenant, calendar=obj.calendar)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        deadlines_recompute(tenant=obj.tenant, calendar=obj.calendar)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        touched = {(day.tenant, day.calendar) for day in queryset.select_related("tenant")}
+        super().delete_queryset(request, queryset)
+        for tenant, calendar in touched:
+            deadlines_recompute(tenant=tenant, calendar=calendar)

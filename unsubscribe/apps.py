@@ -12,10 +12,12 @@ class UnsubscribeConfig(AppConfig):
 
         from notifications import services as notification_services  # noqa: PLC0415
         from tenants import history  # noqa: PLC0415
+        from tenants.readiness import readiness_check_register  # noqa: PLC0415
 
         from . import domain_events  # noqa: PLC0415
         from .alerts import alert_staff_on_attention  # noqa: PLC0415
         from .channels import reply_keywords  # noqa: PLC0415
+        from .deadlines.selectors import calendar_warning, sla_warning  # noqa: PLC0415
         from .models import SubscriptionImport, UnsubscribeRequest, scope_label  # noqa: PLC0415
         from .pipeline.datasources import DataSource, register_source  # noqa: PLC0415 (and registers the built-in data sources)
         from .pipeline.steps import confirmation_recipient  # noqa: PLC0415
@@ -47,3 +49,6 @@ class UnsubscribeConfig(AppConfig):
         # Staff may send a failed confirmation again while its request still holds the number.
         notification_services.message_recipient_register(confirmation_recipient)
         history.field_label_register("scope", scope_label)
+        # A working-day calendar without this year's (or next year's) days: deadlines would be guessed.
+        readiness_check_register(calendar_warning)
+        readiness_check_register(sla_warning)

@@ -8,6 +8,7 @@ masked number.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
@@ -619,3 +620,137 @@ class NumberEvent(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.phone_masked} {self.get_kind_display()} {self.occurred_on.isoformat()}"
+
+
+# --- deadlines by regime (unsubscribe/deadlines/) -----------------------------------------
+
+
+class Measure(models.TextChoices):
+    """What a deadline's rule measures: the moment it is met."""
+
+    SUPPRESSED = "suppressed", _("Number suppressed")
+    TERMINATED = "terminated", _("Services ended")
+    CONFIRMED = "confirmed", _("Confirmation sent")
+    ERASED = "erased", _("Request completed, data erased")
+
+
+class DeadlineUnit(models.TextChoices):
+    WORKING_DAYS = "working_days", _("Working days")
+    HOURS = "hours", _("Hours")
+    MINUTES = "minutes", _("Minutes")
+
+
+class WorkCalendar(models.TextChoices):
+    """Working-day calendars: mainland China from `chinese-calendar`, the others from `holidays`."""
+
+    CN = "CN", _("Mainland China (official holidays and adjusted working days)")
+    US = "US", _("United States (federal holidays)")
+
+
+class DeadlineRegime(TenantOwnedModel):
+    """A tenant's own deadline rule, or its setting of a built-in one (same regime and rule:
+    for example regime `cn`, rule `termination`, 2 working days)."""
+
+    regime = models.SlugField(_("regime"), max_length=50, help_text=_("e.g. cn, us, mailbox, or your own."))
+    rule = models.SlugField(_("rule"), max_length=50, help_text=_("e.g. termination, erasure."))
+    name = models.CharField(_("name"), max_length=200)
+    measure = models.CharField(_("met when"), max_length=20, choices=Measure.choices)
+    unit = models.CharField(_("unit"), max_length=20, choices=DeadlineUnit.choices)
+    amount = models.PositiveIntegerField(_("amount"))
+    calendar = models.CharField(
+        _("working-day calendar"),
+        max_length=5,
+        choices=WorkCalendar.choices,
+        blank=True,
+        help_text=_("For working days; empty: Monday to Friday."),
+    )
+    countries = models.CharField(
+        _("countries"),
+        max_length=200,
+        blank=True,
+        help_text=_("Regions of the number, comma-separated (e.g. CN, US); empty: every number."),
+    )
+    channels = models.CharField(
+        _("channels"),
+        max_length=200,
+        blank=True,
+        help_text=_("Request channels, comma-separated (e.g. sms, email); empty: every channel."),
+    )
+    source = models.TextField(
+        _("source"), blank=True, help_text=_("The law, contract or policy it comes from.")
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["tenant_id", "regime", "rule"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "regime", "rule"], name="deadline_regime_unique")
+        ]
+        verbose_name = _("deadline regime")
+        verbose_name_plural = _("deadline regimes")
+
+    def __str__(self) -> str:
+        return f"{self.regime}/{self.rule}: {self.name}"
+
+    def clean(self) -> None:
+        if (self.regime, self.rule) == ("tenant", "sla"):
+            raise ValidationError({"rule": _("The provider's own SLA is set on the tenant (SLA hours).")})
+        if self.amount is not None and self.amount < 1:
+            raise ValidationError({"amount": _("A deadline is at least 1 (working day, hour or minute).")})
+        if self.calendar and self.unit != DeadlineUnit.WORKING_DAYS:
+            raise ValidationError(
+                {"calendar": _("A calendar counts working days: choose working days, or no calendar.")}
+            )
+
+
+class CalendarDay(TenantOwnedModel):
+    """Staff's word on one day of a calendar: a working day or a holiday. It wins over the
+    library, and fills a year the library does not cover yet."""
+
+    calendar = models.CharField(_("calendar"), max_length=5, choices=WorkCalendar.choices)
+    date = models.DateField(_("date"))
+    working = models.BooleanField(_("working day"), help_text=_("Unticked: a holiday or a day off."))
+    note = models.CharField(_("note"), max_length=200, blank=True, help_text=_("e.g. 春节调休上班"))
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["tenant_id", "calendar", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "calendar", "date"], name="calendar_day_unique")
+        ]
+        verbose_name = _("calendar day")
+        verbose_name_plural = _("calendar days")
+
+    def __str__(self) -> str:
+        return f"{self.calendar} {self.date.isoformat()}"
+
+
+class RequestDeadline(TenantOwnedModel):
+    """One due time of a request under one regime's rule, computed at filing."""
+
+    request = models.ForeignKey(
+        UnsubscribeRequest, on_delete=models.CASCADE, related_name="deadlines", verbose_name=_("request")
+    )
+    regime = models.CharField(_("regime"), max_length=50)
+    rule = models.CharField(_("rule"), max_length=50)
+    measure = models.CharField(_("met when"), max_length=20, choices=Measure.choices)
+    due_at = models.DateTimeField(_("due"))
+    met_at = models.DateTimeField(_("met"), null=True, blank=True)
+    breached_at = models.DateTimeField(_("breached"), null=True, blank=True)
+    # Computed over a year the calendar has no data for (Monday to Friday assumed).
+    provisional = models.BooleanField(_("provisional"), default=False)
+
+    class Meta:
+        ordering = ["request_id", "due_at", "regime", "rule"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "regime", "rule"], name="request_deadline_unique")
+        ]
+        indexes = [models.Index(fields=["met_at", "breached_at", "due_at"])]
+        verbose_name = _("request deadline")
+        verbose_name_plural = _("request deadlines")
+
+    def __str__(self) -> str:
+        return f"{self.regime}/{self.rule}"

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from tenants.models import local_midnight
 
+from .deadlines.selectors import WeekRate, on_time_by_regime, regime_label
 from .models import RequestChannel, UnsubscribeRequest
 
 EXPORT_COLUMNS = [
@@ -36,6 +37,7 @@ EXPORT_COLUMNS = [
     "state",
     *UnsubscribeRequest.TIMELINE,
     "steps",
+    "deadlines",  # regime/rule:due:met, one per regime that applies (unsubscribe/deadlines/)
 ]
 
 
@@ -58,7 +60,11 @@ def requests_csv_rows(requests: QuerySet[UnsubscribeRequest]) -> Iterator[str]:
     """CSV lines, streamed (an export of a year of requests must not sit in memory)."""
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
-    queryset = requests.select_related("tenant").prefetch_related("services", "steps").order_by("received_at")
+    queryset = (
+        requests.select_related("tenant")
+        .prefetch_related("services", "steps", "deadlines")
+        .order_by("received_at")
+    )
     for request in queryset.iterator(chunk_size=500):
         zone = request.tenant.zoneinfo  # each row in its own tenant's local time, with the offset
         steps = "; ".join(
@@ -77,6 +83,10 @@ def requests_csv_rows(requests: QuerySet[UnsubscribeRequest]) -> Iterator[str]:
                 request.state,
                 *(_time(getattr(request, name), zone) for name in UnsubscribeRequest.TIMELINE),
                 steps,
+                "; ".join(
+                    f"{d.regime}/{d.rule}:{_time(d.due_at, zone)}:{_time(d.met_at, zone)}"
+                    for d in request.deadlines.all()
+                ),
             ]
         )
 
@@ -199,3 +209,45 @@ def line_points(board: Dashboard, width: int = 900, height: int = 160) -> Iterab
         if day.median_minutes is not None:
             y = height - day.median_minutes / board.max_minutes * (height - 20)
             yield f"{round(index * slot + slot / 2, 1)},{round(y, 1)}"
+
+
+REGIME_COLOURS = {"cn": "#cf222e", "us": "#0b5fff", "mailbox": "#8250df", "tenant": "#1a7f37"}
+
+
+@dataclass(frozen=True)
+class RegimeSeries:
+    regime: str
+    label: str
+    colour: str
+    points: str  # SVG polyline points, 0 % near the bottom, 100 % near the top
+    weeks: list[WeekRate]
+    dots: list[dict[str, Any]]  # a marker per week with a rate (one week alone draws no line)
+
+
+def on_time_series(
+    requests: QuerySet[UnsubscribeRequest],
+    *,
+    zone: tzinfo,
+    weeks: int = 8,
+    now: datetime | None = None,
+    width: int = 900,
+    height: int = 160,
+) -> list[RegimeSeries]:
+    """The on-time rate per regime per week (deadlines.selectors.on_time_by_regime), as lines."""
+    rates = on_time_by_regime(requests, zone=zone, weeks=weeks, now=now)
+    slot = width / max(weeks, 1)
+    series = []
+    for index, (regime, rows) in enumerate(rates.items()):
+        dots = [
+            {
+                "x": round(i * slot + slot / 2, 1),
+                "y": round(height - 10 - (row.percent or 0.0) / 100 * (height - 30), 1),  # 0 % above the axis
+                "title": f"{row.week.isoformat()}: {row.percent}% ({row.on_time}/{row.due})",
+            }
+            for i, row in enumerate(rows)
+            if row.percent is not None
+        ]
+        points = " ".join(f"{dot['x']},{dot['y']}" for dot in dots)
+        colour = REGIME_COLOURS.get(regime, ("#bf8700", "#0a7b83", "#57606a")[index % 3])
+        series.append(RegimeSeries(regime, str(regime_label(regime)), colour, points, rows, dots))
+    return series

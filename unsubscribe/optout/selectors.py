@@ -12,8 +12,11 @@ from django.utils.translation import gettext as _
 
 from lanzuan import phones
 from tenants.models import Tenant
+from unsubscribe.deadlines.selectors import person_label, request_deadlines
 from unsubscribe.models import (
     SCOPE_ALL,
+    Measure,
+    RequestDeadline,
     Service,
     Step,
     SubscriberProfile,
@@ -169,12 +172,53 @@ def _planned_erasure(request: UnsubscribeRequest, step: Step) -> str:
     return str(source.erases_for(scope_all=request.scope_all))
 
 
+@dataclass(frozen=True)
+class Promise:
+    """What the provider must have done by when (the strictest deadline per measure)."""
+
+    title: str
+    due_at: datetime
+    met_at: datetime | None
+    text: str
+    testid: str
+
+
+def request_promises(request: UnsubscribeRequest) -> list[Promise]:
+    """ "Services ended: done by …" for the person, one line per thing they wait for: the
+    earliest due time among the regimes that apply (the strictest promise)."""
+    strictest: dict[str, RequestDeadline] = {}
+    for deadline in request_deadlines(request):
+        if deadline.measure == Measure.SUPPRESSED:
+            continue  # shown above: marketing stops at once
+        known = strictest.get(deadline.measure)
+        if known is None or deadline.due_at < known.due_at:
+            strictest[deadline.measure] = deadline
+    promises = []
+    for measure in (Measure.CONFIRMED, Measure.TERMINATED, Measure.ERASED):
+        first = strictest.get(measure)
+        if first is None:
+            continue
+        deadline = first
+        if deadline.met_at is not None:
+            text = _("done %(when)s") % {"when": _fmt(deadline.met_at)}
+        else:
+            text = _("done by %(when)s") % {"when": _fmt(deadline.due_at)}
+        promises.append(
+            Promise(person_label(measure), deadline.due_at, deadline.met_at, text, f"deadline-{measure}")
+        )
+    return promises
+
+
 def state_summary(request: UnsubscribeRequest) -> tuple[str, str]:
     """(css class, text) for the request's overall state, in words a person understands."""
     State = UnsubscribeRequest.State
     if request.state == State.COMPLETED:
         return "ok", _("Done: every step is finished.")
     if request.state == State.NEEDS_ATTENTION:
+        if not request.steps.filter(status=Step.Status.FAILED).exists():  # late, not failed
+            return "bad", _(
+                "Marketing is stopped; the provider is late with the remaining steps and has been alerted."
+            )
         return "bad", _("Marketing is stopped; a step needs the provider's attention (see below).")
     return "pending", _("Marketing is stopped; the remaining steps are under way.")
 

@@ -360,6 +360,7 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
         state_class, state_text = selectors.state_summary(found)
         context.update(
             timeline=selectors.request_timeline(found),
+            promises=selectors.request_promises(found),
             state_class=state_class,
             state_text=state_text,
         )

@@ -51,6 +51,11 @@ REQUEST_EXAMPLE_VALUE: dict[str, Any] = {
             "receipt": "",
         },
     ],
+    "deadlines": [
+        {"regime": "tenant", "rule": "sla", "due_at": "2025-02-02T08:00:00+08:00", "met_at": None},
+        {"regime": "cn", "rule": "termination", "due_at": "2025-02-05T23:59:59+08:00", "met_at": None},
+        {"regime": "cn", "rule": "erasure", "due_at": "2025-02-24T23:59:59+08:00", "met_at": None},
+    ],
 }
 
 REQUEST_EXAMPLE = OpenApiExample("A request being processed", value=REQUEST_EXAMPLE_VALUE, response_only=True)
@@ -311,7 +316,9 @@ CHANNEL_EXAMPLES = [  # items of a list answer, each wrapped in the list by drf-
 WEBHOOK_DESCRIPTION = """
 Register a URL to receive events as signed JSON POSTs: `request.created`, `request.completed`,
 `request.needs_attention`, `suppression.added`, `suppression.lifted` (the person re-subscribed, verified:
-`scopes` lifted, `still_suppressed`, `channel`, `verification_method`, `evidence`). Bodies carry `phone_hash`
+`scopes` lifted, `still_suppressed`, `channel`, `verification_method`, `evidence`), `request.deadline_breached`
+(a regime's due time passed unmet, once per deadline: the request's fields plus `deadline` with `regime`, `rule`,
+`due_at`, `met_at`, `breached_at`). Bodies carry `phone_hash`
 (your digest of the number: digests are per tenant, another tenant's differs) and `phone_masked`, never the number.
 Answer 2xx within 10 s; anything else is retried with exponential backoff for 24 hours.
 A tenant may have 10 endpoints unless the platform set another limit (409 `too_many_webhook_endpoints`

@@ -26,6 +26,7 @@ EVENT_LABELS = {
     "request.needs_attention": _("Request needs attention"),
     "suppression.added": _("Number suppressed"),
     "suppression.lifted": _("Suppression lifted (re-subscribed)"),
+    "request.deadline_breached": _("Request past a deadline"),
 }
 EVENT_CHOICES = [(event, format_lazy("{} ({})", EVENT_LABELS.get(event, event), event)) for event in EVENTS]
 

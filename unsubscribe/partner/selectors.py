@@ -183,4 +183,4 @@ def requests_filtered(
         requests = requests.filter(received_at__gte=created_after)
     if created_before:
         requests = requests.filter(received_at__lt=created_before)
-    return requests.prefetch_related("services", "steps")
+    return requests.prefetch_related("services", "steps", "deadlines")

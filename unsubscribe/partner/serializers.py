@@ -19,7 +19,7 @@ from rest_framework import serializers
 
 from lanzuan.outbound import UnsafeURL, check_url
 from unsubscribe.domain_events import EVENTS
-from unsubscribe.models import RequestChannel, Step, UnsubscribeRequest, VerificationMethod
+from unsubscribe.models import RequestChannel, RequestDeadline, Step, UnsubscribeRequest, VerificationMethod
 
 from .models import ScrubJob, WebhookEndpoint
 
@@ -250,9 +250,27 @@ class StepSerializer(serializers.ModelSerializer[Step]):
         ]
 
 
+class DeadlineSerializer(serializers.ModelSerializer[RequestDeadline]):
+    regime = serializers.CharField(help_text="cn, us, mailbox, tenant, or a regime the tenant added.")
+    rule = serializers.CharField(help_text="The rule within the regime: termination, erasure, revocation, …")
+    due_at = serializers.DateTimeField(help_text="When the rule falls due (computed at filing).")
+    met_at = serializers.DateTimeField(
+        allow_null=True, help_text="When what the rule measures happened; null until then."
+    )
+
+    class Meta:
+        model = RequestDeadline
+        fields = ["regime", "rule", "due_at", "met_at"]
+
+
 class UnsubscribeRequestSerializer(serializers.ModelSerializer[UnsubscribeRequest]):
     scope = serializers.SerializerMethodField()
     steps = StepSerializer(many=True, read_only=True)
+    deadlines = DeadlineSerializer(
+        many=True,
+        read_only=True,
+        help_text="The request's due time under each regime that applies to its number and channel.",
+    )
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -271,6 +289,7 @@ class UnsubscribeRequestSerializer(serializers.ModelSerializer[UnsubscribeReques
             "attention_reason",
             *UnsubscribeRequest.TIMELINE,
             "steps",
+            "deadlines",
         ]
 
     @extend_schema_field(ScopeField)

@@ -344,7 +344,9 @@ class UnsubscribeRequestListView(PartnerAPIView):
             finally:
                 cache.delete(lock)
         output = UnsubscribeRequestSerializer(
-            self.scoped(UnsubscribeRequest).prefetch_related("services", "steps").get(pk=filed.request.pk),
+            self.scoped(UnsubscribeRequest)
+            .prefetch_related("services", "steps", "deadlines")
+            .get(pk=filed.request.pk),
             context={"request": request},
         )
         return Response(output.data, status=201 if filed.created else 200)
@@ -429,7 +431,7 @@ class UnsubscribeRequestDetailView(PartnerAPIView):
         found = (
             self.scoped(UnsubscribeRequest)
             .filter(reference=clean_reference(reference))
-            .prefetch_related("services", "steps")
+            .prefetch_related("services", "steps", "deadlines")
             .first()
         )
         if found is None:

@@ -28,6 +28,7 @@ from lanzuan import phones
 from lanzuan.backoff import backoff_seconds
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from unsubscribe import domain_events, tasks  # tasks imports this module: by module, not by name
+from unsubscribe.deadlines import services as deadlines
 from unsubscribe.errors import PermanentStepError, StepWaiting, TransientStepError
 from unsubscribe.models import Step, Target, UnsubscribeRequest
 from unsubscribe.requests.selectors import request_event_payload
@@ -186,14 +187,29 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
             )[:2000]
             if request.needs_attention_at is None:
                 request.needs_attention_at = now
-        newly_needs_attention = new_state == State.NEEDS_ATTENTION != request.state
+        before = request.state
         _enter(request, new_state, now)
+        _deadlines_settle(request, steps, failed=bool(failed), before=before, now=now)
+        newly_needs_attention = request.state == State.NEEDS_ATTENTION != before
         request.save()
         if newly_needs_attention:
             domain_events.emit(request.tenant_id, "request.needs_attention", request_event_payload(request))
     for step_id in to_run:
         transaction.on_commit(functools.partial(step_dispatch, step_id))
     return request
+
+
+def _deadlines_settle(
+    request: UnsubscribeRequest, steps: list[Step], *, failed: bool, before: str, now: Any
+) -> None:
+    """Deadlines met by what was just done; one still overdue keeps the request needing
+    attention (its work goes on meanwhile: the sweep dispatches it when due)."""
+    deadlines.request_deadlines_update(request=request, steps=steps, now=now)
+    if failed or deadlines.request_attention_raise(request=request, now=now):
+        return
+    if before == State.NEEDS_ATTENTION:  # it needed attention only for a deadline, met now
+        request.attention_reason = ""
+        request.needs_attention_at = None
 
 
 def _is_due(step: Step, now: Any) -> bool:
@@ -227,6 +243,7 @@ def _complete(request: UnsubscribeRequest, now: Any) -> None:
     _enter(request, State.COMPLETED, now)
     request.next_run_at = None
     request.save()
+    deadlines.request_deadlines_update(request=request, now=now)
     step_texts_redact(request)
     logger.info("request %s completed", request.reference)
     domain_events.emit(request.tenant_id, "request.completed", request_event_payload(request))
@@ -394,11 +411,14 @@ def request_retry(*, request: UnsubscribeRequest) -> bool:
 
 def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str, int]:
     """Run by beat every 30 s: dispatch due work nobody picked up (broker was down,
-    a message was lost, an erasure delay ended) and flag requests past their SLA."""
+    a message was lost, an erasure delay ended), flag requests past their SLA and breach
+    the deadlines past due (unsubscribe/deadlines/)."""
     now = timezone.now()
     due = list(
         UnsubscribeRequest.objects.unscoped(reason="the sweep dispatches every tenant's due requests")
-        .filter(state__in=UnsubscribeRequest.ACTIVE_STATES, next_run_at__lte=now)
+        .filter(state__in=UnsubscribeRequest.OPEN_STATES, next_run_at__lte=now)
+        # needing attention only for a deadline (no failed step): its work goes on
+        .exclude(state=State.NEEDS_ATTENTION, steps__status=Step.Status.FAILED)
         # not handed to a worker since it became due, or handed over so long ago the message was lost
         .filter(
             Q(dispatched_at__isnull=True)
@@ -433,4 +453,9 @@ def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
         request.sla_breached_at = now
         request.save(update_fields=["sla_breached_at"])
         breached += 1
-    return {"dispatched": len(due), "stuck_steps": len(stuck), "sla_breached": breached}
+    return {
+        "dispatched": len(due),
+        "stuck_steps": len(stuck),
+        "sla_breached": breached,
+        "deadlines_breached": deadlines.deadlines_sweep(now=now),
+    }

@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe import domain_events
+from unsubscribe.deadlines.services import request_deadlines_plan
 from unsubscribe.errors import ChannelDisabled, IdempotencyConflict
 from unsubscribe.models import (
     SCOPE_ALL,
@@ -247,6 +248,7 @@ def _create_suppressed_request(
         at=now,
     )
     steps_plan(request)
+    request_deadlines_plan(request=request, e164=e164, tenant=tenant)
     domain_events.emit(tenant.pk, "request.created", request_event_payload(request))
     transaction.on_commit(lambda: request_dispatch(request.pk))
     return request
