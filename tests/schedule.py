@@ -75,6 +75,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = interleave(items, int(workerinput["workercount"]))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own (one per core)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: half again as many workers as cores (3 on a 2-core machine). Many of the slow tests wait on
     another process (a Celery worker, gunicorn, Chromium) rather than compute, so a core whose
