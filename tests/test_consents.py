@@ -454,6 +454,35 @@ def test_staff_upload_reports_as_a_csv(tenant_a: Tenant, alice: User, charlie: U
     assert NumberEvent.objects.for_tenant(tenant_a).count() == 1
 
 
+def test_an_operator_feed_posts_reports_as_csv(tenant_a: Tenant, api_key_a: str, deals: Service) -> None:
+    number = unique_number()
+    body = f"\ufeffphone,event,date\n{number},reassigned,2025-03-01\n{number},reassigned,2025-03-01\n1,x,y\n"
+    response = api(api_key_a).post("/api/v1/number-events", body, content_type="text/csv", **EN)
+    assert response.status_code == 200, response.content
+    assert response.json() | {"errors": []} == {
+        "received": 3,
+        "recorded": 1,
+        "duplicates": 1,
+        "invalid": 1,
+        "errors": [],
+    }
+    assert check(api_key_a, number)["reassigned_since"] == "2025-03-01"
+    assert raw_number_findings(number) == []
+    # a CSV without the columns is a 400 problem that names them
+    refused = api(api_key_a).post(
+        "/api/v1/number-events", "number,when\n1,2\n", content_type="text/csv", **EN
+    )
+    assert refused.status_code == 400
+    assert (
+        refused.json()["errors"][0]["message"] == "The header row must name the columns phone, event, date."
+    )
+    unreadable = api(api_key_a).post(
+        "/api/v1/number-events", "phone,event,date\n" + "1" * 200_000, content_type="text/csv", **EN
+    )
+    assert unreadable.status_code == 400
+    assert unreadable.json()["errors"][0]["message"] == "The file is not a readable CSV."
+
+
 def test_another_tenants_key_sees_none_of_it(
     tenant_a: Tenant, tenant_b: Tenant, deals: Service, deals_b: Service, api_key_a: str, api_key_b: str
 ) -> None:

@@ -25,10 +25,10 @@ from unsubscribe.consents.services import MAX_WORDING, ConsentEvidence, consents
 from unsubscribe.instants import InstantError, instant_parse
 from unsubscribe.models import ConsentRecord, NumberEvent, Service
 from unsubscribe.reassignments.selectors import number_event_dates, void_since, voided_subscriptions
-from unsubscribe.reassignments.services import MAX_EVENT_ITEMS, number_events_record
+from unsubscribe.reassignments.services import MAX_EVENT_ITEMS, number_events_from_csv, number_events_record
 
 from .errors import TooManyNumbers, UnknownService
-from .parsers import LimitedJSONParser
+from .parsers import LimitedCSVParser, LimitedJSONParser
 from .problems import Problem, field_error
 from .serializers import (
     SERVICE_CODE_SCHEMA,
@@ -382,7 +382,7 @@ class NumberEventListDoc(serializers.Serializer[Any]):
 
 
 class NumberEventListView(PartnerAPIView):
-    parser_classes = [LimitedJSONParser]
+    parser_classes = [LimitedJSONParser, LimitedCSVParser]
 
     def get_throttles(self) -> list[Any]:
         if self.request.method == "POST":
@@ -392,12 +392,21 @@ class NumberEventListView(PartnerAPIView):
     @documented(
         operation_id="number_events_create",
         summary="Report numbers deactivated or given to a new holder",
-        description="A JSON list of `{phone, event, date}`: `deactivated` or `reassigned` on that day. "
+        description="A JSON list of `{phone, event, date}`: `deactivated` or `reassigned` on that day; or the "
+        "same as a CSV body (`Content-Type: text/csv`, UTF-8, a header row naming `phone,event,date`). "
         "Consents given on or before that day are void from then on (the present holder never gave them): "
         "the check API says `reassigned_since`, and the consent records `void`. Opt-outs on record stay "
-        "in force. The same report again is counted as a duplicate. Staff can upload the same as a CSV "
-        "(header `phone,event,date`) in the admin.",
-        request={"application/json": NUMBER_EVENT_ITEMS_SCHEMA},
+        "in force. The same report again is counted as a duplicate. Staff can upload the same CSV in the "
+        "admin.",
+        request={
+            "application/json": NUMBER_EVENT_ITEMS_SCHEMA,
+            "text/csv": {
+                "type": "string",
+                "pattern": "^\ufeff?phone,event,date\r?\n[^\u0000]*$",
+                "description": "The header row `phone,event,date`, then one report per row, e.g. "
+                "`+8613800138000,reassigned,2025-03-01`.",
+            },
+        },
         responses={200: NumberEventsResultDoc, **problems(400, 401, 413, 415, 429)},
         examples=[
             OpenApiExample(
@@ -417,6 +426,11 @@ class NumberEventListView(PartnerAPIView):
     )
     def post(self, request: Request) -> Response:
         items = request.data
+        if isinstance(items, str):  # text/csv
+            try:
+                items = number_events_from_csv(items)
+            except ValueError as exc:
+                raise _bad_request("body", str(exc)) from None
         if not isinstance(items, list):
             raise _bad_request("body", _("Send a JSON list of reports."))
         if len(items) > MAX_EVENT_ITEMS:

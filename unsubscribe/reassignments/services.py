@@ -105,9 +105,12 @@ def number_events_from_csv(text: str) -> list[dict[str, str]]:
     """The rows of a CSV with a header naming phone, event and date (UTF-8, BOM allowed).
     Raises ValueError, with a message to show, when the header lacks a column."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-    missing = [column for column in CSV_COLUMNS if column not in (reader.fieldnames or [])]
-    if missing:
-        raise ValueError(
-            _("The header row must name the columns %(columns)s.") % {"columns": ", ".join(CSV_COLUMNS)}
-        )
-    return [{column: row.get(column) or "" for column in CSV_COLUMNS} for row in reader]
+    try:
+        missing = [column for column in CSV_COLUMNS if column not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                _("The header row must name the columns %(columns)s.") % {"columns": ", ".join(CSV_COLUMNS)}
+            )
+        return [{column: str(row.get(column) or "") for column in CSV_COLUMNS} for row in reader]
+    except csv.Error:  # a field past csv's limit (128 KiB)
+        raise ValueError(_("The file is not a readable CSV.")) from None
