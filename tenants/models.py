@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 from datetime import UTC, date, datetime, time, tzinfo
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -276,6 +276,10 @@ class Invitation(models.Model):
 
 
 class TenantAPIKeyManager(APIKeyManager):
+    def get_usable_keys(self) -> models.QuerySet[Any]:
+        # Every API request reads the key's tenant (is it active? whose rows?): one query, not two.
+        return super().get_usable_keys().select_related("tenant")
+
     def assign_key(self, obj: AbstractAPIKey) -> str:
         # The library makes the id "<prefix>.<hash of the key>": the hash would reach the
         # history table, admin URLs and log entries, and throttle keys. The id is random
