@@ -23,9 +23,10 @@ from django.utils.translation import ngettext
 
 from lanzuan import phones
 from lanzuan.outbound import UnsafeURL, check_host, check_url
-from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, number_digest_filter, request_tenant_ids
+from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, number_digest_filter
 from tenants.forms import StoredSecretMixin, secret_field
 from tenants.models import OPERATIONS_ROLES, Tenant
+from tenants.scoping import request_tenant_ids
 
 from .catalogue import EVENT_VARIABLES, Event, MessageChannel, sample_values
 from .defaults import default_text

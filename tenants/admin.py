@@ -37,7 +37,7 @@ from .forms import InvitationForm, MembershipForm
 from .history import LocalizedHistoryHelper, object_time_zone
 from .models import CONFIG_ROLES, Invitation, Membership, Role, Tenant, TenantAPIKey, tenants_zone
 from .readiness import tenant_warnings
-from .scoping import TenantOwnedModel, TenantQuerySet, tenant_ids_for_user, unscoped_internals
+from .scoping import TenantOwnedModel, TenantQuerySet, request_tenant_ids, unscoped_internals
 from .services import (
     api_key_create,
     invitation_create,
@@ -69,15 +69,6 @@ else:
 def _is_superuser(request: HttpRequest) -> bool:
     user = request.user
     return bool(user.is_active and user.is_superuser)
-
-
-def request_tenant_ids(request: HttpRequest, roles: frozenset[str] | None = None) -> list[int]:
-    """The tenants this request's user may see (or write, with `roles`); cached per request."""
-    cache: dict[Any, list[int]] = request.__dict__.setdefault("_lanzuan_tenant_ids", {})
-    key = tuple(sorted(roles)) if roles is not None else None
-    if key not in cache:
-        cache[key] = tenant_ids_for_user(request.user, roles)
-    return cache[key]
 
 
 def request_scoped(queryset: QuerySet[Any], request: HttpRequest) -> QuerySet[Any]:

@@ -9,28 +9,29 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from . import db_scope
 from .models import Tenant
-from .scoping import tenant_ids_for_user
+from .scoping import request_tenant_ids
 
 ADMIN_PREFIX = "/admin/"
 API_PREFIX = "/api/"
 
 
-def _admin_scope(user: Any) -> str:
+def _admin_scope(request: HttpRequest) -> str:
     """The admin acts for the signed-in staff member: a superuser every tenant, staff their
     tenants, anyone else (the login page) none."""
+    user = request.user
     if not getattr(user, "is_active", False) or not getattr(user, "is_staff", False):
         return db_scope.NOTHING
     if getattr(user, "is_superuser", False):
         return db_scope.SYSTEM
     with db_scope.system_scope(reason="reading the staff member's memberships"):
-        return db_scope.tenants_value(tenant_ids_for_user(user))
+        return db_scope.tenants_value(request_tenant_ids(request))
 
 
 def request_scope(request: HttpRequest) -> tuple[str, str]:
     """(value of app.tenant_id, reason) for this request."""
     path = request.path_info
     if path.startswith(ADMIN_PREFIX):
-        return _admin_scope(request.user), "the admin, for a superuser"
+        return _admin_scope(request), "the admin, for a superuser"
     if path.startswith(API_PREFIX):
         # Nothing until the API key is known; TenantScopedAPIView narrows to its tenant.
         return db_scope.NOTHING, ""

@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import models
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from .models import Membership, Tenant
@@ -102,6 +103,17 @@ def tenant_ids_for_user(user: Any, roles: Iterable[str] | None = None) -> list[i
     if roles is not None:
         memberships = memberships.filter(role__in=list(roles))
     return list(memberships.values_list("tenant_id", flat=True))
+
+
+def request_tenant_ids(request: HttpRequest, roles: frozenset[str] | None = None) -> list[int]:
+    """The tenants this request's user may see (or write, with `roles`); read once per request
+    (the database scope middleware reads them first, then every admin permission check)."""
+    cache: dict[Any, list[int]] = request.__dict__.setdefault("_lanzuan_tenant_ids", {})
+    # by user too: logging in or out changes the request's user
+    key = (request.user.pk, tuple(sorted(roles)) if roles is not None else None)
+    if key not in cache:
+        cache[key] = tenant_ids_for_user(request.user, roles)
+    return cache[key]
 
 
 def _tenant_id(tenant: Tenant | int) -> int:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from tenants.admin import request_tenant_ids
+from tenants.scoping import request_tenant_ids
 
 from .. import attention
 

@@ -18,8 +18,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from lanzuan import phones
-from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, number_digest_filter, request_tenant_ids
+from tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, number_digest_filter
 from tenants.models import Tenant
+from tenants.scoping import request_tenant_ids
 
 from . import services
 from .forms import VoiceCredentialForm, VoicePromptForm
