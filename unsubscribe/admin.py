@@ -719,7 +719,6 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         since = reports.days_start(days=days, zone=zone)
         return self._csv_response(queryset.filter(received_at__gte=since), zone)
 
-    @method_decorator(csrf_protect)
     def case_view(self, request: HttpRequest) -> HttpResponse:
         """A number's case: every request, suppression added or lifted, reply, message sent,
         voice call, consent record, deactivation or reassignment and subscription of the number
