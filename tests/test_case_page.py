@@ -39,6 +39,8 @@ from .faults.scan import database_findings, redis_findings, unique_number
 from .test_admin_i18n import english_words
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from django.contrib.auth.models import User
     from django.db.models import Model
     from django.test import Client
@@ -286,3 +288,16 @@ def test_the_case_page_reads_in_chinese(client: Client, tenant_a: Tenant, alice:
         reverse("admin:unsubscribe_unsubscriberequest_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans"
     ).content.decode()
     assert reverse(CASE_URL) in changelist
+
+
+def test_the_look_up_takes_a_fixed_number_of_queries(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, root: User, django_assert_max_num_queries: Any
+) -> None:
+    # one query per kind of record, however many records and tenants there are
+    number = unique_number()
+    _case_of(tenant_a, number)
+    _case_of(tenant_b, number)
+    client.force_login(root)
+    with django_assert_max_num_queries(16):
+        status, _page = _look_up(client, number)
+    assert status == 200
