@@ -171,7 +171,7 @@ def english_words(html: str) -> set[str]:
 
 
 def admin_urls() -> list[str]:
-    urls = [reverse("admin:index")]
+    urls = [reverse("admin:index"), reverse("admin:unsubscribe_case")]  # with the custom pages
     for model in admin.site._registry:
         info = (model._meta.app_label, model._meta.model_name)
         urls.append(reverse("admin:{}_{}_changelist".format(*info)))

@@ -30,11 +30,13 @@ from tenants.admin import (
     TenantScopedAdmin,
     TenantScopedInline,
     number_digest_filter,
+    request_tenant_ids,
     request_zone,
 )
-from tenants.models import OPERATIONS_ROLES
+from tenants.models import OPERATIONS_ROLES, Tenant
 
 from . import attention, reports
+from .cases.selectors import case_timeline
 from .consents.admin import (
     ConsentVoidFilter,
     RevokedConsentInline,
@@ -45,7 +47,7 @@ from .deadlines import selectors as deadline_selectors
 from .deadlines.services import deadlines_recompute
 from .display import language_display
 from .errors import UnsubscribeError
-from .forms import FileRequestForm, SubscriptionImportForm, TargetForm
+from .forms import CaseLookupForm, FileRequestForm, SubscriptionImportForm, TargetForm
 from .models import (
     CalendarDay,
     ChannelSetting,
@@ -671,6 +673,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         return [
             path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="unsubscribe_dashboard"),
             path("export/", self.admin_site.admin_view(self.export_view), name="unsubscribe_export"),
+            path("case/", self.admin_site.admin_view(self.case_view), name="unsubscribe_case"),
             *super().get_urls(),
         ]
 
@@ -715,6 +718,41 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         queryset, zone = self._report_scope(request)
         since = reports.days_start(days=days, zone=zone)
         return self._csv_response(queryset.filter(received_at__gte=since), zone)
+
+    def case_view(self, request: HttpRequest) -> HttpResponse:
+        """A number's case: every request, suppression added or lifted, reply, message sent,
+        voice call, consent record, deactivation or reassignment and subscription of the number
+        at each tenant this user sees, on one timeline, newest first.
+
+        The number comes by POST only (never in a URL, an access log or the browser's
+        history), is normalised and digested per tenant before any look-up, and is neither
+        stored nor logged; the page shows it masked. The visit itself is not yet recorded:
+        the audit log that will record who looked at which number (issue 15) does not exist yet.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = CaseLookupForm(request.POST if request.method == "POST" else None)
+        rows = None
+        masked = ""
+        if form.is_valid():
+            e164 = form.cleaned_data["number"]
+            tenant_ids = (
+                list(Tenant.objects.values_list("pk", flat=True))
+                if request.user.is_superuser
+                else request_tenant_ids(request)
+            )
+            rows = case_timeline(digests=phones.tenant_phone_hashes(e164, tenant_ids))
+            masked = phones.mask(e164)
+            form = CaseLookupForm()  # the answer holds the number masked only
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Case by number"),
+            "form": form,
+            "rows": rows,
+            "masked": masked,
+        }
+        return TemplateResponse(request, "admin/unsubscribe/unsubscriberequest/case.html", context)
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         """Filing a request goes through the same service as every channel."""

@@ -34,6 +34,30 @@ class PhoneField(forms.CharField):
             raise forms.ValidationError(str(exc), code="invalid_phone") from None
 
 
+class _UnechoedTelInput(forms.TextInput):
+    """A number input that never writes back what was typed: the page that answers a
+    look-up holds the number masked only."""
+
+    input_type = "tel"
+
+    def format_value(self, value: Any) -> str | None:
+        return None
+
+
+class CaseLookupForm(forms.Form):
+    """Staff look up a number's case: normalised here, digested by the view, never stored."""
+
+    number = PhoneField(
+        label=_("Number"),
+        widget=_UnechoedTelInput,
+        help_text=_("Any usual form: 138 0013 8000, +86 138 0013 8000."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["number"].widget.attrs["autocomplete"] = "off"  # no browser keeps it either
+
+
 # Channels staff file on a person's behalf. A held reply SMS is filed from the
 # inbound message itself (inbound_message_file_request), which may use a channel
 # switched off since: that is the only place staff act on a switched-off channel.

@@ -12,6 +12,7 @@ class InboundConfig(AppConfig):
     def ready(self) -> None:
         # Models (and so the services and selectors) load only once the app registry is ready.
         from unsubscribe import attention  # noqa: PLC0415
+        from unsubscribe.cases.selectors import case_source_register  # noqa: PLC0415
         from unsubscribe.pipeline.datasources import DataSource, register_source  # noqa: PLC0415
 
         from . import selectors  # noqa: PLC0415
@@ -37,3 +38,5 @@ class InboundConfig(AppConfig):
             )
         )
         attention.platform_item_register(selectors.unrouted_attention)
+        # The case page of a number (unsubscribe/cases): its replies.
+        case_source_register("inbound.replies", selectors.case_replies)

@@ -3,6 +3,7 @@ gateway, which tenant) a reply belongs to, what we last asked a number, its stat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
@@ -14,6 +15,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant
 from tenants.scoping import TenantQuerySet
 from unsubscribe.attention import QueueItem
+from unsubscribe.cases.selectors import CaseEntry, admin_url, number_q
 from unsubscribe.models import (
     ChannelSetting,
     RequestChannel,
@@ -280,3 +282,23 @@ def unrouted_attention() -> QueueItem:
         + urlencode({"flagged_for_attention__exact": "1"})
     )
     return QueueItem("unrouted_replies", _("Unroutable reply SMS (platform, flagged)"), count, url)
+
+
+def case_replies(digests: dict[int, str]) -> Iterable[CaseEntry]:
+    """The number's replies at each tenant (by that tenant's digest) for its case page:
+    what we understood and what we did; the text itself stays on the reply's own page."""
+    rows = (
+        InboundMessage.objects.for_tenants(list(digests))
+        .filter(number_q(digests, "from_hash"))
+        .select_related("request")
+    )
+    for message in rows:
+        reference = f" · {message.request.reference}" if message.request else ""
+        yield CaseEntry(
+            at=message.received_at,
+            tenant_id=message.tenant_id,
+            kind="reply",
+            channel=str(RequestChannel.SMS.label),
+            summary=f"{message.get_intent_display()} → {message.get_action_display()}{reference}",
+            url=admin_url(message),
+        )

@@ -11,8 +11,10 @@ class VoiceConfig(AppConfig):
 
     def ready(self) -> None:
         # Models (and so the services) load only once the app registry is ready.
+        from unsubscribe.cases.selectors import case_source_register  # noqa: PLC0415
         from unsubscribe.pipeline.datasources import DataSource, register_source  # noqa: PLC0415
 
+        from .selectors import case_calls  # noqa: PLC0415
         from .services import voice_calls_erase_number  # noqa: PLC0415
 
         # A call keeps the raw caller number only while it runs; this clears what is left
@@ -25,3 +27,5 @@ class VoiceConfig(AppConfig):
                 public_label=_("the calls you made to the voice menu"),
             )
         )
+        # The case page of a number (unsubscribe/cases): its calls to the voice menu.
+        case_source_register("voice.calls", case_calls)
