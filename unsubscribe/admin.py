@@ -30,10 +30,10 @@ from tenants.admin import (
     TenantScopedAdmin,
     TenantScopedInline,
     number_digest_filter,
-    request_tenant_ids,
     request_zone,
 )
 from tenants.models import OPERATIONS_ROLES, Tenant
+from tenants.scoping import request_tenant_ids
 
 from . import attention, reports
 from .cases.selectors import case_timeline
