@@ -117,6 +117,7 @@ MIDDLEWARE = [
     "unsubscribe.partner.problems.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "lanzuan.middleware.ContentSecurityPolicyMiddleware",
+    "lanzuan.middleware.TimeZoneMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -103,7 +103,11 @@ class Tenant(models.Model):
     )
     # Policies
     sla_hours = models.PositiveIntegerField(
-        _("SLA hours"), default=48, help_text=_("Hours within which a request must be completed.")
+        _("SLA hours"),
+        default=48,
+        # a year at most: a due time past year 9999 would fail every filing
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 366)],
+        help_text=_("Hours within which a request must be completed."),
     )
     allow_resubscribe = models.BooleanField(
         _("allow re-subscribe"),

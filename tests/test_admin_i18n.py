@@ -58,6 +58,7 @@ ALLOWED = {
     "api",
     "key",  # "API key" is how the header is spelt: Authorization: Api-Key
     "url",
+    "utc",  # a time's offset on the tenant's clock: UTC+08:00, as written in Chinese too
     "sms",
     "sla",
     "otp",

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -557,3 +559,48 @@ def test_a_verified_re_subscribe_is_a_consent_on_record(
         ("sms_keyword", True),
         ("import", False),
     ]
+
+
+def _list_queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url, **EN).status_code == 200
+    return len(queries)
+
+
+def test_the_ledger_lists_read_event_days_once_per_page_not_once_per_row(
+    tenant_a: Tenant, root: User, deals: Service
+) -> None:
+    staff = Client()
+    staff.force_login(root)
+    pages = [
+        reverse("admin:unsubscribe_consentrecord_changelist"),
+        reverse("admin:unsubscribe_numberevent_changelist"),
+        reverse("admin:unsubscribe_subscription_changelist"),
+    ]
+
+    def add(count: int) -> None:
+        for _ in range(count):
+            number = unique_number()
+            digest = phones.tenant_phone_hash(tenant_a.pk, number)
+            given = datetime(2025, 1, 10, tzinfo=UTC)
+            Subscription.objects.create(
+                tenant=tenant_a, service=deals, phone=number, phone_hash=digest,
+                phone_masked=phones.mask(number), consent_at=given,
+            )  # fmt: skip
+            ConsentRecord.objects.create(
+                tenant=tenant_a, service=deals, phone_hash=digest, phone_masked=phones.mask(number),
+                source="form", given_at=given,
+            )  # fmt: skip
+            NumberEvent.objects.create(
+                tenant=tenant_a, phone_hash=digest, phone_masked=phones.mask(number), kind="reassigned",
+                occurred_on=date(2025, 3, 1),
+            )  # fmt: skip
+
+    add(2)
+    few = [_list_queries(staff, url) for url in pages]
+    add(10)
+    many = [_list_queries(staff, url) for url in pages]
+    assert many == few
+    # and what they show is still each row's own
+    listed = staff.get(pages[1], **EN).content.decode()
+    assert listed.count('<td class="field-voided_count">1</td>') == 12

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 import chinese_calendar
 import pytest
 import time_machine
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import transaction
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,7 @@ from unsubscribe.deadlines.calendars import DayBook, add_working_days, library_c
 from unsubscribe.deadlines.regimes import BUILT_IN, Rule
 from unsubscribe.deadlines.services import due_time
 from unsubscribe.links import status_url
-from unsubscribe.models import CalendarDay, DeadlineRegime, RequestDeadline, UnsubscribeRequest
+from unsubscribe.models import CalendarDay, CalendarYear, DeadlineRegime, RequestDeadline, UnsubscribeRequest
 from unsubscribe.partner.models import WebhookDelivery
 from unsubscribe.partner.webhooks import webhook_endpoint_create
 
@@ -178,6 +179,16 @@ def test_an_uncovered_year_is_warned_about_and_staff_days_are_used(
             response = client.post(
                 reverse("admin:unsubscribe_calendarday_add"),
                 {"tenant": tenant_a.pk, "calendar": "CN", "date": day.isoformat(), "note": "元旦"},
+            )
+            assert response.status_code == 302, response.content[:2000]
+        # days entered, but the years not marked done: still provisional, still warned about
+        erasure.refresh_from_db()
+        assert erasure.provisional
+        assert any(f"CN {FAR}" in w for w in tenant_warnings(tenant_a))
+        for year in (FAR, FAR + 1):
+            response = client.post(
+                reverse("admin:unsubscribe_calendaryear_add"),
+                {"tenant": tenant_a.pk, "calendar": "CN", "year": year, "note": "国务院办公厅通知"},
             )
             assert response.status_code == 302, response.content[:2000]
         assert not any("2040" in w for w in tenant_warnings(tenant_a))
@@ -389,6 +400,56 @@ def test_a_working_day_rule_needs_at_least_one_day(tenant_a: Tenant, alice: User
     assert not DeadlineRegime.objects.for_tenant(tenant_a).exists()
 
 
+def test_a_deadline_is_at_most_a_year_and_an_older_longer_row_never_blocks_filing(
+    tenant_a: Tenant, alice: User, client: Client
+) -> None:
+    client.force_login(alice)
+    for unit, amount in (("working_days", 366), ("hours", 24 * 366 + 1), ("minutes", 2_147_483_647)):
+        response = client.post(
+            reverse("admin:unsubscribe_deadlineregime_add"),
+            {
+                "tenant": tenant_a.pk, "regime": "contract", "rule": unit, "name": "Long",
+                "measure": "terminated", "amount": amount, "unit": unit, "calendar": "",
+            },
+            **EN,
+        )  # fmt: skip
+        assert response.status_code == 200, unit
+        assert "A deadline is at most a year" in response.content.decode(), unit
+    assert not DeadlineRegime.objects.for_tenant(tenant_a).exists()
+    # a row written before the limit (or by hand) still files: the rule counts a year at most
+    DeadlineRegime.objects.create(
+        tenant=tenant_a, regime="contract", rule="huge", name="Huge", measure="terminated",
+        unit="hours", amount=2_147_483_647,
+    )  # fmt: skip
+    with time_machine.travel(datetime(2026, 3, 2, 10, 0, tzinfo=SHANGHAI), tick=False):
+        request = file(tenant_a)
+    assert deadlines_of(request)["contract", "huge"].due_at == request.received_at + timedelta(hours=24 * 366)
+
+
+def test_a_tenants_person_and_staff_read_due_times_on_the_tenants_clock(alice: User, client: Client) -> None:
+    tenant = _new_york_tenant()
+    tenant.memberships.create(user=alice, role="admin")
+    # Monday 21 December 2026, 09:00 in New York is 22:00 in Shanghai
+    with time_machine.travel(datetime(2026, 12, 21, 9, 0, tzinfo=NEW_YORK), tick=False):
+        request = file(tenant, US_NUMBER)
+        page = client.get(status_url(request), **EN).content.decode()
+        client.force_login(alice)
+        admin_page = client.get(
+            reverse("admin:unsubscribe_unsubscriberequest_change", args=[request.pk]), **EN
+        ).content.decode()
+        hub = client.get(reverse("optout-hub"), **EN)
+    revocation = deadlines_of(request)["us", "revocation"]
+    # 10 business days: 22–24, 28–31 December (Christmas Friday off), 4–6 January (New Year's Day off)
+    assert revocation.due_at == end_of(date(2027, 1, 6), NEW_YORK)
+    assert "done by 2027-01-06 23:59" in page  # in Shanghai it would read 2027-01-07 12:59
+    assert (
+        "2027年1月6日 23:59 (UTC-05:00)" in admin_page or "Jan. 6, 2027, 11:59 p.m. (UTC-05:00)" in admin_page
+    ), admin_page
+    # the next request, another page, is back on the platform's zone
+    assert hub.status_code == 200
+    assert timezone.get_current_timezone_name() == django_settings.TIME_ZONE
+
+
 def test_recompute_deadlines_after_the_calendar_is_known(tenant_a: Tenant) -> None:
     with time_machine.travel(datetime(FAR, 12, 20, 10, 0, tzinfo=SHANGHAI), tick=False):
         request = file(tenant_a)
@@ -397,6 +458,8 @@ def test_recompute_deadlines_after_the_calendar_is_known(tenant_a: Tenant) -> No
     # As a calendar library upgrade would: the years become known (here, by rows loaded directly).
     CalendarDay.objects.create(tenant=tenant_a, calendar="CN", date=date(FAR, 12, 24), working=False)
     CalendarDay.objects.create(tenant=tenant_a, calendar="CN", date=date(FAR + 1, 1, 1), working=False)
+    for year in (FAR, FAR + 1):
+        CalendarYear.objects.create(tenant=tenant_a, calendar="CN", year=year)
     out = io.StringIO()
     call_command("recompute_deadlines", "--tenant", tenant_a.slug, stdout=out)
     assert "2 deadline(s) changed" in out.getvalue()  # termination (no longer provisional) and erasure

@@ -4,7 +4,7 @@ TenantScopedAdmin; business logic from services."""
 
 from __future__ import annotations
 
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import urlencode
 
@@ -39,6 +39,7 @@ from . import attention, reports
 from .cases.selectors import case_timeline
 from .consents.admin import (
     ConsentVoidFilter,
+    PageEventDays,
     RevokedConsentInline,
     subscription_consents_table,
     subscription_void_since,
@@ -50,6 +51,7 @@ from .errors import UnsubscribeError
 from .forms import CaseLookupForm, FileRequestForm, SubscriptionImportForm, TargetForm
 from .models import (
     CalendarDay,
+    CalendarYear,
     ChannelSetting,
     DeadlineRegime,
     RequestChannel,
@@ -120,6 +122,13 @@ class ChannelFilter(admin.SimpleListFilter):
         return queryset.filter(channel=self.value()) if self.value() else queryset
 
 
+def _tenant_clock(moment: datetime, zone: tzinfo) -> str:
+    """A time on the tenant's clock, with its offset: staff may sit in another zone."""
+    local = timezone.localtime(moment, zone)
+    offset = local.strftime("%z")  # +0800
+    return f"{formats.localize(local)} (UTC{offset[:3]}:{offset[3:]})"
+
+
 @admin.register(Service)
 class ServiceAdmin(TenantScopedAdmin):
     list_display = ["name", "code", "tenant", "is_active"]
@@ -145,7 +154,7 @@ class PhoneSearchMixin(AdminMixin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(PhoneSearchMixin, TenantScopedAdmin):
+class SubscriptionAdmin(PageEventDays, PhoneSearchMixin, TenantScopedAdmin):
     list_display = [
         "phone_masked",
         "service",
@@ -589,6 +598,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     def deadlines_text(self, obj: UnsubscribeRequest) -> str:
         rows = []
         rules = {rule.key: rule for rule in deadline_selectors.rules_of(obj.tenant)}
+        zone = obj.tenant.zoneinfo
         for deadline in deadline_selectors.request_deadlines(obj):
             status = deadline_selectors.countdown(deadline)
             rule = rules.get((deadline.regime, deadline.rule))
@@ -602,7 +612,8 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                     _("%(rule)s: due %(when)s")
                     % {
                         "rule": deadline_selectors.rule_label(deadline.regime, deadline.rule),
-                        "when": formats.localize(timezone.localtime(deadline.due_at)),
+                        # on the tenant's clock, which the working days were counted on
+                        "when": _tenant_clock(deadline.due_at, zone),
                     },
                     _TONE_COLOURS.get(status.tone, "inherit"),
                     status.text,
@@ -611,7 +622,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                         ' <strong data-testid="deadline-provisional" style="color:#cf222e">{}</strong>',
                         _(
                             "Provisional: the calendar has no data for that year (Monday to Friday assumed); "
-                            "enter the year's days under Calendar days."
+                            "enter the year's days under Calendar days, then the year under Calendar years entered."
                         ),
                     )
                     if deadline.provisional and deadline.met_at is None
@@ -914,19 +925,16 @@ class DeadlineRegimeAdmin(TenantScopedAdmin):
     ]
 
 
-@admin.register(CalendarDay)
-class CalendarDayAdmin(TenantScopedAdmin):
-    """Working days and holidays staff enter: a year the library does not cover yet, or a
-    single day that differs. Open requests' provisional deadlines are computed again."""
-
-    list_display = ["date", "calendar", "working", "note", "tenant"]
-    list_filter = ["tenant", "calendar", "working"]
-    date_hierarchy = "date"
-    fields = ["tenant", "calendar", "date", "working", "note"]
+class _CalendarAdmin(TenantScopedAdmin):
+    """A change to a calendar computes the open requests' deadlines on it again."""
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        before = (form.initial.get("tenant"), form.initial.get("calendar")) if change else None
         super().save_model(request, obj, form, change)
         deadlines_recompute(tenant=obj.tenant, calendar=obj.calendar)
+        # moved to another calendar or tenant: the one it left is computed again too
+        if before and before[0] and before != (obj.tenant_id, obj.calendar):
+            deadlines_recompute(tenant=Tenant.objects.get(pk=before[0]), calendar=before[1])
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         super().delete_model(request, obj)
@@ -937,3 +945,24 @@ class CalendarDayAdmin(TenantScopedAdmin):
         super().delete_queryset(request, queryset)
         for tenant, calendar in touched:
             deadlines_recompute(tenant=tenant, calendar=calendar)
+
+
+@admin.register(CalendarDay)
+class CalendarDayAdmin(_CalendarAdmin):
+    """Working days and holidays staff enter: a year the library does not cover yet, or a
+    single day that differs."""
+
+    list_display = ["date", "calendar", "working", "note", "tenant"]
+    list_filter = ["tenant", "calendar", "working"]
+    date_hierarchy = "date"
+    fields = ["tenant", "calendar", "date", "working", "note"]
+
+
+@admin.register(CalendarYear)
+class CalendarYearAdmin(_CalendarAdmin):
+    """Staff mark a year entered once its holidays and adjusted working days are in: only then
+    is a year the library does not cover known (its deadlines stop being provisional)."""
+
+    list_display = ["year", "calendar", "note", "tenant"]
+    list_filter = ["tenant", "calendar"]
+    fields = ["tenant", "calendar", "year", "note"]

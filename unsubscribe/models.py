@@ -640,6 +640,15 @@ class DeadlineUnit(models.TextChoices):
     MINUTES = "minutes", _("Minutes")
 
 
+# The longest deadline a rule may set, per unit: a year. Past it a due time is no deadline at all,
+# and a date past year 9999 would fail every filing at the tenant.
+DEADLINE_MAX_AMOUNT = {
+    DeadlineUnit.WORKING_DAYS: 365,
+    DeadlineUnit.HOURS: 24 * 366,
+    DeadlineUnit.MINUTES: 60 * 24 * 366,
+}
+
+
 class WorkCalendar(models.TextChoices):
     """Working-day calendars: mainland China from `chinese-calendar`, the others from `holidays`."""
 
@@ -699,6 +708,13 @@ class DeadlineRegime(TenantOwnedModel):
             raise ValidationError({"rule": _("The provider's own SLA is set on the tenant (SLA hours).")})
         if self.amount is not None and self.amount < 1:
             raise ValidationError({"amount": _("A deadline is at least 1 (working day, hour or minute).")})
+        longest = (
+            DEADLINE_MAX_AMOUNT.get(DeadlineUnit(self.unit)) if self.unit in DeadlineUnit.values else None
+        )
+        if self.amount is not None and longest is not None and self.amount > longest:
+            raise ValidationError(
+                {"amount": _("A deadline is at most a year: %(max)s in this unit.") % {"max": f"{longest:,}"}}
+            )
         if self.calendar and self.unit != DeadlineUnit.WORKING_DAYS:
             raise ValidationError(
                 {"calendar": _("A calendar counts working days: choose working days, or no calendar.")}
@@ -726,6 +742,29 @@ class CalendarDay(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.calendar} {self.date.isoformat()}"
+
+
+class CalendarYear(TenantOwnedModel):
+    """Staff's word that a year's days of a calendar are all entered (its holidays and adjusted
+    working days as CalendarDay rows; every other day Monday to Friday). Until then a year the
+    library does not cover stays provisional, however many of its days are entered."""
+
+    calendar = models.CharField(_("calendar"), max_length=5, choices=WorkCalendar.choices)
+    year = models.PositiveSmallIntegerField(_("year"))
+    note = models.CharField(_("note"), max_length=200, blank=True, help_text=_("e.g. 国务院办公厅通知"))
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["tenant_id", "calendar", "year"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "calendar", "year"], name="calendar_year_unique")
+        ]
+        verbose_name = _("calendar year entered")
+        verbose_name_plural = _("calendar years entered")
+
+    def __str__(self) -> str:
+        return f"{self.calendar} {self.year}"
 
 
 class RequestDeadline(TenantOwnedModel):

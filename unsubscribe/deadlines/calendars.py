@@ -8,9 +8,11 @@ any other country added to WorkCalendar) come from `holidays`: weekends and fede
 holidays, observed days included.
 
 A year the library does not cover is never guessed silently: staff enter that year's
-days (CalendarDay rows, which also override any single day of a covered year), and a
-due time computed over a year with neither is marked provisional (Monday to Friday
-assumed) and warned about (tenants.readiness, the request page).
+holidays and adjusted working days (CalendarDay rows, which also override any single day of
+a covered year) and then mark the year entered (a CalendarYear row). A due time computed over
+a year that is neither covered nor marked is provisional (the entered days, else Monday to
+Friday) and warned about (tenants.readiness, the request page): one day entered does not make
+the rest of its year known.
 """
 
 from __future__ import annotations
@@ -58,22 +60,21 @@ class DayBook:
 
     calendar: str  # a WorkCalendar value, or "" for Monday to Friday
     overrides: Mapping[date, bool] = field(default_factory=dict)
-
-    @functools.cached_property
-    def staff_years(self) -> frozenset[int]:
-        return frozenset(day.year for day in self.overrides)
+    staff_years: frozenset[int] = frozenset()  # years staff marked entered (CalendarYear)
 
     def known(self, year: int) -> bool:
         """Whether this year's days are known (the library's, or entered by staff)."""
         return library_covers(self.calendar, year) or year in self.staff_years
 
     def is_working(self, day: date) -> tuple[bool, bool]:
-        """(working, provisional): provisional when neither the library nor staff know the year."""
+        """(working, provisional): provisional when neither the library nor staff know the year;
+        a day staff entered counts as they said, in a year they have not finished too."""
+        known = self.known(day.year)
         if day in self.overrides:
-            return self.overrides[day], False
+            return self.overrides[day], not known
         if library_covers(self.calendar, day.year):
             return _library_working(self.calendar, day), False
-        return day.weekday() < 5, day.year not in self.staff_years
+        return day.weekday() < 5, not known
 
 
 def add_working_days(*, start: date, days: int, book: DayBook) -> tuple[date, bool]:

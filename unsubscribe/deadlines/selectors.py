@@ -14,7 +14,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenants.models import Tenant, local_midnight
-from unsubscribe.models import CalendarDay, DeadlineRegime, Measure, RequestDeadline, UnsubscribeRequest
+from unsubscribe.models import (
+    CalendarDay,
+    CalendarYear,
+    DeadlineRegime,
+    Measure,
+    RequestDeadline,
+    UnsubscribeRequest,
+)
 
 from .calendars import DayBook, library_covers
 from .regimes import BUILT_IN, TENANT_SLA, Rule, tenant_rules
@@ -32,7 +39,10 @@ def day_book(*, tenant_id: int, calendar: str) -> DayBook:
     if not calendar:
         return DayBook("")
     rows = CalendarDay.objects.for_tenant(tenant_id).filter(calendar=calendar).values_list("date", "working")
-    return DayBook(calendar, dict(rows))
+    years = (
+        CalendarYear.objects.for_tenant(tenant_id).filter(calendar=calendar).values_list("year", flat=True)
+    )
+    return DayBook(calendar, dict(rows), frozenset(years))
 
 
 def rule_label(regime: str, rule: str) -> _StrOrPromise:
@@ -142,12 +152,11 @@ def missing_years(tenant: Tenant, *, now: datetime | None = None) -> list[tuple[
     years = [today.year] + ([today.year + 1] if today >= date(today.year, 10, 1) else [])
     missing = []
     for calendar in calendars_in_use(tenant):
-        staff = set(
-            CalendarDay.objects.for_tenant(tenant)
-            .filter(calendar=calendar, date__year__in=years)
-            .dates("date", "year")
+        staff_years = set(
+            CalendarYear.objects.for_tenant(tenant)
+            .filter(calendar=calendar, year__in=years)
+            .values_list("year", flat=True)
         )
-        staff_years = {d.year for d in staff}
         missing += [(calendar, y) for y in years if not library_covers(calendar, y) and y not in staff_years]
     return missing
 
@@ -159,7 +168,8 @@ def calendar_warning(tenant: Tenant) -> str | None:
         return None
     return _(
         "The working-day calendar has no data for %(years)s: deadlines reaching into it assume Monday "
-        "to Friday until staff enter that year's holidays and working days (Calendar days)."
+        "to Friday until staff enter that year's holidays and working days (Calendar days) and mark the year "
+        "entered (Calendar years entered)."
     ) % {"years": ", ".join(f"{calendar} {year}" for calendar, year in missing)}
 
 

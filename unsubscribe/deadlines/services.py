@@ -19,7 +19,14 @@ from django.utils import timezone
 
 from tenants.models import Tenant, local_midnight
 from unsubscribe import domain_events
-from unsubscribe.models import DeadlineUnit, Measure, RequestDeadline, Step, UnsubscribeRequest
+from unsubscribe.models import (
+    DEADLINE_MAX_AMOUNT,
+    DeadlineUnit,
+    Measure,
+    RequestDeadline,
+    Step,
+    UnsubscribeRequest,
+)
 from unsubscribe.requests.selectors import request_event_payload
 
 from . import selectors
@@ -33,12 +40,14 @@ def due_time(*, rule: Rule, filed_at: datetime, zone: tzinfo, book: DayBook) -> 
     """When `rule` falls due for a request filed at `filed_at`, and whether the calendar
     had to guess a year. Hours and minutes run on the clock. Working days are counted from
     the day after filing as it is in `zone` (the tenant's), and end at that day's end there."""
+    # A row saved before the admin refused longer ones still gives a due time, never a failed filing.
+    amount = min(max(rule.amount, 1), DEADLINE_MAX_AMOUNT[DeadlineUnit(rule.unit)])
     if rule.unit == DeadlineUnit.HOURS:
-        return filed_at + timedelta(hours=rule.amount), False
+        return filed_at + timedelta(hours=amount), False
     if rule.unit == DeadlineUnit.MINUTES:
-        return filed_at + timedelta(minutes=rule.amount), False
+        return filed_at + timedelta(minutes=amount), False
     filed_day = timezone.localtime(filed_at, zone).date()
-    day, provisional = add_working_days(start=filed_day, days=max(rule.amount, 1), book=book)
+    day, provisional = add_working_days(start=filed_day, days=amount, book=book)
     return local_midnight(day + timedelta(days=1), zone) - timedelta(seconds=1), provisional
 
 

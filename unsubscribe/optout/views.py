@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -44,7 +44,11 @@ DEFAULT_BRAND = "#1F4FD8"  # the hub's, and optout.css's
 
 
 def active_tenant(slug: str) -> Tenant:
-    return get_object_or_404(Tenant, slug=slug, is_active=True)
+    """The tenant of a person's page; its times read in the tenant's zone (the request's
+    zone is reset after it: lanzuan.middleware.TimeZoneMiddleware)."""
+    tenant = get_object_or_404(Tenant, slug=slug, is_active=True)
+    timezone.activate(tenant.zoneinfo)
+    return tenant
 
 
 def page_language() -> str:
