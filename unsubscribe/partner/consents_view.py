@@ -29,7 +29,7 @@ from unsubscribe.reassignments.services import MAX_EVENT_ITEMS, number_events_fr
 
 from .errors import TooManyNumbers, UnknownService
 from .parsers import LimitedCSVParser, LimitedJSONParser
-from .problems import Problem, field_error
+from .problems import Problem, field_error, invalid_field
 from .serializers import (
     SERVICE_CODE_SCHEMA,
     InstantField,
@@ -42,10 +42,6 @@ from .throttling import BulkApiKeyRateThrottle
 from .views import PartnerAPIView, documented, problems
 
 
-def _bad_request(field: str, message: str) -> Problem:
-    return Problem(status=400, code="invalid", detail=message, errors=[field_error(field, message)])
-
-
 def _captured_by(request: Request) -> str:
     api_key = request.auth
     assert isinstance(api_key, TenantAPIKey)
@@ -54,7 +50,7 @@ def _captured_by(request: Request) -> str:
 
 def _e164(raw: str | None) -> str:
     if not raw:
-        raise _bad_request("phone", _("Give the number as ?phone=."))
+        raise invalid_field("phone", _("Give the number as ?phone=."))
     try:
         return phones.normalise(raw)
     except phones.InvalidPhoneNumber as exc:
@@ -244,7 +240,7 @@ class ConsentListView(PartnerAPIView):
             try:
                 given_at = instant_parse(data["given_at"], tz=self.tenant.zoneinfo, consent=True) or given_at
             except InstantError as exc:
-                raise _bad_request("given_at", exc.message) from None
+                raise invalid_field("given_at", exc.message) from None
         evidence = data.get("evidence") or {}
         digest = phones.tenant_phone_hash(self.tenant.pk, e164)
         existed = (
@@ -310,7 +306,7 @@ class ConsentListView(PartnerAPIView):
         e164 = _e164(request.query_params.get("phone"))
         code = request.query_params.get("service")
         if code is not None and not service_code_valid(code):
-            raise _bad_request("service", _("Not a service code."))
+            raise invalid_field("service", _("Not a service code."))
         digest = phones.tenant_phone_hash(self.tenant.pk, e164)
         records = consent_records(tenant=self.tenant, phone_hash=digest)
         if code:
@@ -430,9 +426,9 @@ class NumberEventListView(PartnerAPIView):
             try:
                 items = number_events_from_csv(items)
             except ValueError as exc:
-                raise _bad_request("body", str(exc)) from None
+                raise invalid_field("body", str(exc)) from None
         if not isinstance(items, list):
-            raise _bad_request("body", _("Send a JSON list of reports."))
+            raise invalid_field("body", _("Send a JSON list of reports."))
         if len(items) > MAX_EVENT_ITEMS:
             raise TooManyNumbers(
                 _("At most %(max)s reports per call; this one has %(count)s.")

@@ -74,6 +74,11 @@ def field_error(field: str | None, message: str) -> dict[str, Any]:
     return {"field": field, "message": message}
 
 
+def invalid_field(field: str, message: str) -> Problem:
+    """A 400 `invalid` problem about one field (or "body")."""
+    return Problem(status=400, code="invalid", detail=message, errors=[field_error(field, message)])
+
+
 def _domain_problem(exc: Exception) -> exceptions.APIException | None:
     """The core's domain errors, and Django's, as problems: the message is safe to show."""
     problem = _core_problem(exc)

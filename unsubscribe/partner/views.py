@@ -45,6 +45,7 @@ from .problems import (
     Problem,
     ProblemSerializer,
     field_error,
+    invalid_field,
     problem_exception_handler,
 )
 from .selectors import (
@@ -155,10 +156,6 @@ class PartnerAPIView(TenantScopedAPIView):
         return problem_exception_handler
 
 
-def _bad_request(field: str, message: str) -> Problem:
-    return Problem(status=400, code="invalid", detail=message, errors=[field_error(field, message)])
-
-
 _DATE_FILTER_RE = re.compile(DATE_FILTER_PATTERN)
 
 DATE_FILTER_NOTE = (
@@ -183,12 +180,12 @@ def _parse_time(field: str, raw: str | None, *, tenant: Tenant) -> datetime | No
     try:
         value = instant_parse(raw, tz=tenant.zoneinfo)
     except InstantError as exc:
-        raise _bad_request(field, exc.message) from None
+        raise invalid_field(field, exc.message) from None
     # What the parser lets through beyond the schema's pattern: an empty value, spaces around
     # it, other digits than 0-9, and the edge years whose instants may fall outside its range.
     if value is None or not _DATE_FILTER_RE.fullmatch(raw):
         edge_year = raw[:4] in ("1900", "8999")
-        raise _bad_request(
+        raise invalid_field(
             field,
             _("The date must be between the years 1901 and 8998.")
             if edge_year
@@ -226,7 +223,7 @@ class RequestCursorPagination(CursorPagination):
         if raw is None:
             return self.page_size
         if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
-            raise _bad_request(self.page_size_query_param, _("A whole number from 1 to 500."))
+            raise invalid_field(self.page_size_query_param, _("A whole number from 1 to 500."))
         return int(raw)
 
     def decode_cursor(self, request: Request) -> Any:
@@ -305,7 +302,7 @@ class UnsubscribeRequestListView(PartnerAPIView):
         }
         key = request.headers.get("Idempotency-Key", "").strip() or None
         if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
-            raise _bad_request("Idempotency-Key", _("At most 200 characters."))
+            raise invalid_field("Idempotency-Key", _("At most 200 characters."))
         # The evidence is the body's only: it is part of the request's fingerprint, so a
         # retry with the same Idempotency-Key through a rotated API key still matches.
         evidence = verification["evidence"]
@@ -400,9 +397,9 @@ class UnsubscribeRequestListView(PartnerAPIView):
         state = request.query_params.get("state")
         channel = request.query_params.get("channel")
         if state is not None and state not in UnsubscribeRequest.State.values:
-            raise _bad_request("state", _("Unknown state: %(value)s") % {"value": state})
+            raise invalid_field("state", _("Unknown state: %(value)s") % {"value": state})
         if channel is not None and channel not in RequestChannel.values:
-            raise _bad_request("channel", _("Unknown channel: %(value)s") % {"value": channel})
+            raise invalid_field("channel", _("Unknown channel: %(value)s") % {"value": channel})
         queryset = requests_filtered(
             requests=self.scoped(UnsubscribeRequest),
             state=state,
@@ -475,7 +472,7 @@ def _include_consent(raw: Any, *, listed: bool = False) -> bool:
     """`include`: "consent" (a query parameter) or a list of "consent" (`listed`: in a body); else 400."""
     values = raw if listed and isinstance(raw, list) else [raw] if not listed else None
     if values is None or any(value != "consent" for value in values):
-        raise _bad_request("include", _("The only value is consent."))
+        raise invalid_field("include", _("The only value is consent."))
     return bool(values)
 
 
@@ -532,7 +529,7 @@ class SuppressionCheckView(PartnerAPIView):
     def get(self, request: Request) -> Response:
         phone = request.query_params.get("phone", "")
         if not phone:
-            raise _bad_request("phone", _("Give the number as ?phone=."))
+            raise invalid_field("phone", _("Give the number as ?phone=."))
         service = self._service(request.query_params.get("service"))
         include = request.query_params.get("include")
         include_consent = include is not None and _include_consent(include)
@@ -561,7 +558,7 @@ class SuppressionCheckView(PartnerAPIView):
         body = request.data
         numbers = body.get("phones") if isinstance(body, dict) else None
         if not isinstance(numbers, list):
-            raise _bad_request("phones", _('Send {"phones": [...]} with a list of numbers.'))
+            raise invalid_field("phones", _('Send {"phones": [...]} with a list of numbers.'))
         if len(numbers) > MAX_CHECK_NUMBERS:
             raise TooManyNumbers(
                 _(
@@ -577,7 +574,7 @@ class SuppressionCheckView(PartnerAPIView):
             try:
                 default_since = consented_at_parse(body["consented_at"], zone=self.tenant.zoneinfo)
             except ValueError as exc:
-                raise _bad_request("consented_at", str(exc)) from None
+                raise invalid_field("consented_at", str(exc)) from None
         # An item may be {"phone": ..., "consented_at": ...}: that number's own consent time.
         phones_sent: list[Any] = []
         since: list[datetime | None] = []
@@ -739,7 +736,7 @@ class SubscriptionImportView(PartnerAPIView):
             request, tenant=self.tenant, kind=upload_limits.UploadKind.IMPORT
         )
         if not isinstance(items, list):
-            raise _bad_request("body", _("Send a JSON list of subscriptions."))
+            raise invalid_field("body", _("Send a JSON list of subscriptions."))
         if len(items) > MAX_IMPORT_ITEMS:
             raise TooManyNumbers(
                 _("At most %(max)s subscriptions per call; this one has %(count)s.")
@@ -850,7 +847,7 @@ class ChannelsView(PartnerAPIView):
     def get(self, request: Request) -> Response:
         language = request.query_params.get("language", self.tenant.default_language)
         if language not in ("zh-hans", "en"):  # an empty value too, as the schema's enum says
-            raise _bad_request("language", _("Use zh-hans or en."))
+            raise invalid_field("language", _("Use zh-hans or en."))
         ways = {way.channel: way for way in ways_to_unsubscribe(tenant=self.tenant, language=language)}
         enabled = {setting.channel for setting in enabled_channels(tenant=self.tenant)}
         rows = []
