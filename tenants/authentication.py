@@ -6,6 +6,9 @@ rest_framework.views itself is loading.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -21,6 +24,42 @@ from .models import TenantAPIKey
 
 KEY_PREFIX = "Api-Key"
 
+# A key once verified is trusted by this process for this long without asking the database
+# again, so a check costs no key look-up. A revoke (or a tenant switched off) reaches the
+# process that made it at once (forget_keys, on save) and every other process within this
+# time. Unknown keys are never remembered.
+KEY_CACHE_SECONDS = 0.5
+_MAX_CACHED_KEYS = 10_000
+_verified: dict[str, tuple[float, TenantAPIKey]] = {}  # SHA-256 of the key → (when, row with its tenant)
+_verified_lock = threading.Lock()
+
+
+def forget_keys() -> None:
+    """Verify every key again on its next use (called when a key or a tenant changes)."""
+    with _verified_lock:
+        _verified.clear()
+
+
+def forget_keys_on_change(sender: Any, **kwargs: Any) -> None:
+    forget_keys()
+
+
+def verified_key(key: str) -> TenantAPIKey:
+    """The usable key row (with its tenant) for `key`; TenantAPIKey.DoesNotExist if none."""
+    ident = hashlib.sha256(key.encode()).hexdigest()
+    now = time.monotonic()
+    hit = _verified.get(ident)
+    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
+        return hit[1]
+    with db_scope.system_scope(reason="finding the tenant of an API key"):
+        api_key = TenantAPIKey.objects.get_from_key(key)
+    assert isinstance(api_key, TenantAPIKey)
+    with _verified_lock:
+        if len(_verified) >= _MAX_CACHED_KEYS:
+            _verified.clear()
+        _verified[ident] = (now, api_key)
+    return api_key
+
 
 class TenantAPIKeyAuthentication(BaseAuthentication):
     """`Authorization: Api-Key <key>`; request.auth is the TenantAPIKey."""
@@ -33,11 +72,9 @@ class TenantAPIKeyAuthentication(BaseAuthentication):
         if scheme != KEY_PREFIX or not key.strip():
             raise exceptions.AuthenticationFailed(_("Use the header 'Authorization: Api-Key <key>'."))
         try:
-            with db_scope.system_scope(reason="finding the tenant of an API key"):
-                api_key = TenantAPIKey.objects.get_from_key(key.strip())
+            api_key = verified_key(key.strip())
         except TenantAPIKey.DoesNotExist:
             raise exceptions.AuthenticationFailed(_("Unknown API key.")) from None
-        assert isinstance(api_key, TenantAPIKey)
         if api_key.has_expired:  # get_from_key() already leaves out revoked keys
             raise exceptions.AuthenticationFailed(_("This API key is revoked or expired."))
         if not api_key.tenant.is_active:

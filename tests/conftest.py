@@ -21,6 +21,7 @@ from model_bakery import generators as baker_generators
 from pytest_django.plugin import blocking_manager_key
 
 from tenants import db_scope
+from tenants.authentication import forget_keys
 from tenants.models import Membership, Role, Tenant
 from tenants.services import api_key_create
 
@@ -54,6 +55,16 @@ class OneRoundPBKDF2PasswordHasher(PBKDF2PasswordHasher):
     carry their round count, so any process (a real worker, gunicorn) still checks them."""
 
     iterations = 1
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_memory() -> None:
+    """What a web process remembers between calls (verified API keys, rate-limit leases)
+    starts empty in every test, as in a new process."""
+    from unsubscribe.partner.throttling import forget_leases  # noqa: PLC0415 (a layer above tenants)
+
+    forget_keys()
+    forget_leases()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

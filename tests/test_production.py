@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.error import HTTPError
@@ -26,10 +23,9 @@ from django.conf import settings
 from unsubscribe.partner.webhooks import webhook_endpoint_create
 
 from .httpserver import http_endpoint
-from .workers import ROOT, celery_worker, purge_queue, wait_for, worker_env
+from .workers import ROOT, celery_worker, free_port, process, purge_queue, wait_for, worker_env
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
     from http.client import HTTPMessage
 
     from tenants.models import Tenant
@@ -105,46 +101,6 @@ def test_production_defaults_are_safe_when_debug_is_off(tmp_path: Path) -> None:
     values = json.loads(out.strip().splitlines()[-1])
     # the redirect is opt-in (README sets it): a plain-http start must still answer
     assert values == [False, 31536000, True, True, True, None, "", "default-src 'none'", []]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Started(subprocess.Popen[bytes]):
-    """A process whose `wait_ready()` waits for the line that says it is up."""
-
-    wait_ready: Callable[[], None]
-
-
-@contextmanager
-def process(
-    args: list[str], env: dict[str, str], log: Path, ready: str, timeout: float = 60
-) -> Iterator[Started]:
-    """Start a process at once; `.wait()` on what this yields waits for its `ready` line
-    (so gunicorn, the worker and beat boot side by side)."""
-    with log.open("wb") as handle:
-        proc = Started(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)  # noqa: S603
-
-    def wait() -> None:
-        deadline = time.monotonic() + timeout
-        while ready not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{args[0]} did not start:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.2)
-
-    proc.wait_ready = wait
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def call(

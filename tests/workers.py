@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -167,3 +168,43 @@ def wait_for(
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Started(subprocess.Popen[bytes]):
+    """A process whose `wait_ready()` waits for the line that says it is up."""
+
+    wait_ready: Callable[[], None]
+
+
+@contextmanager
+def process(
+    args: list[str], env: dict[str, str], log: Path, ready: str, timeout: float = 60
+) -> Iterator[Started]:
+    """Start a process at once; `.wait()` on what this yields waits for its `ready` line
+    (so gunicorn, the worker and beat boot side by side)."""
+    with log.open("wb") as handle:
+        proc = Started(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)  # noqa: S603
+
+    def wait() -> None:
+        deadline = time.monotonic() + timeout
+        while ready not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{args[0]} did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+
+    proc.wait_ready = wait
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

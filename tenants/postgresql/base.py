@@ -23,6 +23,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.execute_wrappers.append(self._send_db_scope)
 
     def _send_db_scope(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+        self.sync_db_scope()
+        return execute(sql, params, many, context)
+
+    def sync_db_scope(self) -> None:
+        """Send `app.tenant_id` if the server's value differs from db_scope's. Statements run
+        through Django get it by the execute wrapper; call this before one run on the raw
+        psycopg connection (a prepared statement on a hot path)."""
         wanted = db_scope.current()
         if (
             wanted != self._db_scope_sent
@@ -35,7 +42,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # compare before every statement; a rollback marks it unknown (below).
             self.connection.execute("SELECT set_config(%s, %s, false)", [db_scope.SETTING, wanted])
             self._db_scope_sent = wanted
-        return execute(sql, params, many, context)
 
     def _rollback(self) -> None:
         super()._rollback()  # type: ignore[misc]  # private: not in django-stubs

@@ -38,6 +38,7 @@ from unsubscribe.selectors import enabled_channels
 
 from . import examples, scrub, upload_limits, webhooks
 from .errors import TooManyNumbers, UnknownService
+from .fast_check import fast_check
 from .models import ScrubJob, WebhookEndpoint
 from .parsers import LimitedJSONParser
 from .problems import (
@@ -56,6 +57,7 @@ from .selectors import (
     requests_filtered,
     service_exists,
     suppression_check_many,
+    suppression_check_one,
 )
 from .serializers import (
     DATE_FILTER_PATTERN,
@@ -479,6 +481,13 @@ def _include_consent(raw: Any, *, listed: bool = False) -> bool:
 class SuppressionCheckView(PartnerAPIView):
     parser_classes = [LimitedJSONParser]
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if request.method == "GET":
+            answer = fast_check(request, _status_json)  # the plain call, without DRF's machinery
+            if answer is not None:
+                return answer
+        return super().dispatch(request, *args, **kwargs)
+
     def get_throttles(self) -> list[Any]:
         if self.request.method == "POST":
             return [BulkApiKeyRateThrottle()]
@@ -536,13 +545,12 @@ class SuppressionCheckView(PartnerAPIView):
         consented_at = _parse_time(
             "consented_at", request.query_params.get("consented_at"), tenant=self.tenant
         )
-        (status,) = suppression_check_many(tenant=self.tenant, numbers=[phone], service_code=service)
-        (extras,) = check_extras(
+        status, extras = suppression_check_one(
             tenant=self.tenant,
-            statuses=[status],
-            consented_at=[consented_at],
-            include_consent=include_consent,
+            phone=phone,
             service_code=service,
+            consented_at=consented_at,
+            include_consent=include_consent,
         )
         return Response(_status_json(status, extras))
 

@@ -1,0 +1,234 @@
+"""Benchmark of issue 13's hot paths on a real server (not a test: it prints numbers and
+writes them to a JSON file that `bench/run.py` turns into bench/RESULTS.md).
+
+    .venv/bin/python bench/bench_hotpaths.py                  # all paths, defaults
+    .venv/bin/python bench/bench_hotpaths.py --only check --suppressions 1000000
+
+Needs PostgreSQL (DATABASE_URL) and Redis (CACHE_URL, CELERY_BROKER_URL), as production
+runs: SQLite and a file broker say nothing about the stack's speed. It migrates the
+database, loads a tenant with N suppressions (COPY, once: a later run reuses them), starts
+gunicorn with the project's own settings plus one bare JsonResponse view behind the same
+middleware (bench/bench_urls.py), and, side by side in one run:
+
+1. single check: `GET /api/v1/suppressions/check?phone=` against `GET /bench/bare`, each at
+   full load (wrk, closed loop), alternated `--rounds` times: requests/s and the ratio of
+   the medians; then the check alone at a fixed 500 requests/s (open loop): p99 latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanzuan.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import loadgen  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+
+from lanzuan import phones  # noqa: E402
+from tenants import db_scope  # noqa: E402
+from tenants.models import Tenant  # noqa: E402
+from tenants.services import api_key_create, tenant_create  # noqa: E402
+from unsubscribe.models import Suppression  # noqa: E402
+
+SLUG = "bench-hot"
+RESULTS_JSON = BENCH / "hotpaths.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def numbers(prefix: str, count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    span = 10 ** (11 - len(prefix))
+    return [f"+86{prefix}{n:0{11 - len(prefix)}d}" for n in rng.sample(range(span), count)]
+
+
+def tenant_with_suppressions(count: int) -> tuple[Tenant, list[str]]:
+    """The benchmark tenant with `count` suppressions of +86138… numbers (loaded once)."""
+    suppressed = numbers("138", count, seed=13)
+    tenant = Tenant.objects.filter(slug=SLUG).first()
+    if tenant is None:
+        tenant = tenant_create(slug=SLUG, name="Benchmark (hot paths)")
+    have = Suppression.objects.for_tenant(tenant).count()
+    if have != count:
+        Suppression.objects.for_tenant(tenant).delete()
+        digest = phones.tenant_phone_hasher(tenant.pk)
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            buffer = io.StringIO()
+            now = "2026-01-01T00:00:00+00:00"
+            for number in suppressed:
+                buffer.write(f"{tenant.pk}\t{digest(number)}\t{number[3:6]}****{number[-4:]}\t*\t{now}\n")
+            buffer.seek(0)
+            # Row-level security refuses COPY into the table itself: COPY into a temporary
+            # table, then one INSERT … SELECT.
+            cursor.execute(
+                "CREATE TEMP TABLE bench_load (tenant_id bigint, phone_hash varchar(64), "
+                "phone_masked varchar(24), scope varchar(50), created_at timestamptz) ON COMMIT DROP"
+            )
+            with cursor.cursor.copy("COPY bench_load FROM STDIN") as copy:  # psycopg 3
+                while chunk := buffer.read(1 << 20):
+                    copy.write(chunk)
+            cursor.execute(
+                "INSERT INTO unsubscribe_suppression (tenant_id, phone_hash, phone_masked, scope, created_at) "
+                "SELECT * FROM bench_load"
+            )
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE unsubscribe_suppression")
+        print(f"loaded {count:,} suppressions in {time.perf_counter() - started:.1f} s", flush=True)
+    return tenant, suppressed
+
+
+class Server:
+    """gunicorn with the project's settings plus the bare view, on a free port."""
+
+    def __init__(self, workers: int, threads: int) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench_settings",
+            "PYTHONPATH": f"{BENCH}{os.pathsep}{ROOT}",
+            "DEBUG": "0",
+        }
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "lanzuan.wsgi",
+                f"--workers={workers}",
+                f"--threads={threads}",
+                "--worker-class=gthread",
+                f"--bind=127.0.0.1:{self.port}",
+                "--keep-alive=30",
+                "--log-level=warning",
+            ],
+            env=env,
+            cwd=ROOT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("gunicorn did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def check_requests(key: str, suppressed: list[str], count: int = 2000) -> list[bytes]:
+    """Single checks of a mix: a fifth suppressed numbers, the rest free ones."""
+    rng = random.Random(7)
+    free = numbers("137", count, seed=8)
+    picks = [rng.choice(suppressed) if i % 5 == 0 else free[i] for i in range(count)]
+    headers = {"Authorization": f"Api-Key {key}"}
+    return [
+        loadgen.http_request("GET", f"/api/v1/suppressions/check?phone=%2B{n[1:]}", headers) for n in picks
+    ]
+
+
+def bare_requests(suppressed: list[str]) -> list[bytes]:
+    return [loadgen.http_request("GET", f"/bench/bare?phone=%2B{n[1:]}") for n in suppressed[:2000]]
+
+
+def warm(port: int, requests: list[bytes]) -> None:
+    loadgen.closed_loop(port, requests, seconds=2, connections=8)
+
+
+def bench_check(server: Server, key: str, suppressed: list[str], rounds: int, seconds: float) -> dict[str, Any]:
+    checks, bare = check_requests(key, suppressed), bare_requests(suppressed)
+    warm(server.port, checks)
+    warm(server.port, bare)
+    bare_rates: list[float] = []
+    check_rates: list[float] = []
+    for _ in range(rounds):
+        for name, requests, rates in (("bare", bare, bare_rates), ("check", checks, check_rates)):
+            result = loadgen.closed_loop(server.port, requests, seconds=seconds)
+            if result.failed:
+                raise SystemExit(f"{name}: {result.failed} of {result.requests} requests failed")
+            rates.append(result.rate)
+            print(
+                f"  {name:5}: {result.rate:7,.0f} req/s  p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms",
+                flush=True,
+            )
+    ratios = [c / b for c, b in zip(check_rates, bare_rates, strict=True)]
+    fixed = loadgen.open_loop(server.port, checks, rate=500, seconds=max(seconds, 10))
+    bad = sum(n for status, n in fixed.statuses.items() if status != 200)
+    print(
+        f"  check at 500 req/s: p50 {fixed.median_ms:.1f} ms, p99 {fixed.percentile(99):.1f} ms, "
+        f"{fixed.rate:.0f} answered/s, {bad} not 200",
+        flush=True,
+    )
+    return {
+        "bare_rps": bare_rates,
+        "check_rps": check_rates,
+        "ratio_median": statistics.median(ratios),
+        "ratio_range": [min(ratios), max(ratios)],
+        "p99_at_500_ms": fixed.percentile(99),
+        "p50_at_500_ms": fixed.median_ms,
+        "failed_at_500": bad,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--suppressions", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["check"], help="one path only")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of each side-by-side pair")
+    parser.add_argument("--seconds", type=float, default=8, help="length of each measured run")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        raise SystemExit(
+            "set DATABASE_URL to a PostgreSQL database: the hot paths are measured on the real stack"
+        )
+    db_scope.enter_system(reason="the benchmark sets up its tenant")
+    call_command("migrate", verbosity=0)
+    tenant, suppressed = tenant_with_suppressions(args.suppressions)
+    tenant.api_keys.all().delete()
+    _row, key = api_key_create(tenant=tenant, name="bench")
+    # The server's rate limit far above the load: the limiter's cost is measured, not its refusals.
+    os.environ["LANZUAN_API_RATE"] = "100000000/min"
+    os.environ["ALLOWED_HOSTS"] = "127.0.0.1"
+    results: dict[str, Any] = {"suppressions": args.suppressions, "workers": args.workers, "threads": args.threads}
+    server = Server(args.workers, args.threads)
+    try:
+        print(f"single check vs bare view ({args.workers} workers × {args.threads} threads)", flush=True)
+        results["check"] = bench_check(server, key, suppressed, args.rounds, args.seconds)
+    finally:
+        server.stop()
+    previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    RESULTS_JSON.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
+    print(f"wrote {RESULTS_JSON.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The lean path of `GET /api/v1/suppressions/check` (issue 13): senders ask it before every
+message, hundreds of times a second, so the common call does one indexed query and nothing
+else that leaves the process.
+
+It answers only the plain successful call: a known, usable key with budget left, `phone`
+(and optionally a known `service`), JSON accepted. Anything else (no key, a bad one, the
+limit reached, other parameters, an unknown service) goes through the full DRF view, which
+answers exactly as before (401, 429, 400 as problem documents). The key comes from the
+process's short-lived cache (tenants.authentication.verified_key), the rate limit from a
+local lease (throttling.take), and the answer from the same selector and JSON as the full
+view, so the two paths cannot answer differently.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from tenants import db_scope
+from tenants.authentication import KEY_PREFIX, verified_key
+from tenants.models import TenantAPIKey
+
+from .selectors import service_exists, suppression_check_one
+from .serializers import service_code_valid
+from .throttling import ApiKeyRateThrottle, configured_rate, parse_rate, take
+
+_PLAIN_PARAMS = frozenset({"phone", "service"})
+_JSON_ACCEPTED = ("", "*/*", "application/json", "application/*")
+
+
+def _accepts_json(accept: str) -> bool:
+    return all(part.split(";")[0].strip() in _JSON_ACCEPTED for part in accept.split(","))
+
+
+def _usable_key(request: HttpRequest) -> TenantAPIKey | None:
+    scheme, _sep, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme != KEY_PREFIX or not key.strip():
+        return None
+    try:
+        api_key = verified_key(key.strip())
+    except TenantAPIKey.DoesNotExist:
+        return None
+    if api_key.has_expired or not api_key.tenant.is_active:
+        return None
+    return api_key
+
+
+def fast_check(request: HttpRequest, render: Any) -> HttpResponse | None:
+    """The answer to a plain check, or None: let the full view answer. `render` turns a
+    status and its extras into the JSON object (the view's own function)."""
+    params = request.GET
+    phone = params.get("phone", "")
+    service = params.get("service") or None
+    if (
+        not phone
+        or not _PLAIN_PARAMS.issuperset(params)
+        or any(len(params.getlist(name)) > 1 for name in params)
+        or not _accepts_json(request.META.get("HTTP_ACCEPT", ""))
+    ):
+        return None
+    api_key = _usable_key(request)
+    if api_key is None:
+        return None
+    tenant = api_key.tenant
+    limit, period = parse_rate(configured_rate(ApiKeyRateThrottle.scope))
+    with db_scope.tenants_scope([tenant.pk]):
+        if service is not None and not (
+            service_code_valid(service) and service_exists(tenant=tenant, code=service)
+        ):
+            return None
+        if take(f"throttle:{ApiKeyRateThrottle.scope}:{api_key.pk}", limit=limit, period=period) is not None:
+            return None  # the full view takes again, is refused again, and answers 429
+        status, extras = suppression_check_one(tenant=tenant, phone=phone, service_code=service)
+    body = json.dumps(render(status, extras), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    response = HttpResponse(body.encode(), content_type="application/json")
+    # What DRF adds to the same answer.
+    response["Vary"] = "Accept"
+    response["Allow"] = "GET, POST, HEAD, OPTIONS"
+    return response
