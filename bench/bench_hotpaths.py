@@ -160,7 +160,9 @@ def warm(port: int, requests: list[bytes]) -> None:
     loadgen.closed_loop(port, requests, seconds=2, connections=8)
 
 
-def bench_check(server: Server, key: str, suppressed: list[str], rounds: int, seconds: float) -> dict[str, Any]:
+def bench_check(
+    server: Server, key: str, suppressed: list[str], rounds: int, seconds: float
+) -> dict[str, Any]:
     checks, bare = check_requests(key, suppressed), bare_requests(suppressed)
     warm(server.port, checks)
     warm(server.port, bare)
@@ -195,12 +197,118 @@ def bench_check(server: Server, key: str, suppressed: list[str], rounds: int, se
     }
 
 
+def bench_pipeline(tenant: Tenant, burst: int, concurrency: int, timeout: float) -> dict[str, Any]:
+    """A burst of `burst` requests filed at once (as the API files them), worked by one Celery
+    worker with `concurrency` processes: requests completed per second, and how long after
+    its request each confirmation was sent (from the records: the confirmation step's
+    finish time minus the request's receipt time)."""
+    from unsubscribe.models import Step, UnsubscribeRequest  # noqa: PLC0415 (after django.setup)
+    from unsubscribe.requests.services import unsubscribe_request_create  # noqa: PLC0415
+
+    UnsubscribeRequest.objects.for_tenant(tenant).delete()
+    Tenant.objects.filter(pk=tenant.pk).update(erasure_delay_hours=0)
+    tenant.refresh_from_db()
+    subprocess.run(  # a clean queue: nothing of an earlier run
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "lanzuan",
+            "purge",
+            "-f",
+            "-Q",
+            "confirmations,pipeline,webhooks",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "lanzuan",
+            "worker",
+            "-Q",
+            "confirmations,pipeline,webhooks",
+            "-l",
+            "warning",
+            f"--concurrency={concurrency}",
+            "-n",
+            f"bench-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DEBUG": "0", "LANZUAN_FILE_GATEWAY": "1", "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        free = numbers("135", burst, seed=21)
+        started = time.perf_counter()
+        for number in free:
+            unsubscribe_request_create(
+                tenant=tenant,
+                phone=number,
+                channel="app",
+                verification_method="partner_assertion",
+                verification_evidence={"bench": True},
+            )
+        filed = time.perf_counter() - started
+        print(f"  filed {burst:,} requests in {filed:.1f} s ({burst / filed:,.0f}/s)", flush=True)
+        requests = UnsubscribeRequest.objects.for_tenant(tenant)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = requests.filter(state=UnsubscribeRequest.State.COMPLETED).count()
+            if done == burst:
+                break
+            time.sleep(1)
+        elapsed = time.perf_counter() - started
+        done = requests.filter(state=UnsubscribeRequest.State.COMPLETED).count()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    first = requests.order_by("received_at").values_list("received_at", flat=True).first()
+    last_done = (
+        requests.exclude(completed_at=None)
+        .order_by("-completed_at")
+        .values_list("completed_at", flat=True)
+        .first()
+    )
+    lags = [
+        (finished - received).total_seconds()
+        for finished, received in Step.objects.for_tenant(tenant)
+        .filter(kind=Step.Kind.CONFIRM, status=Step.Status.SUCCEEDED)
+        .values_list("finished_at", "request__received_at")
+        if finished is not None
+    ]
+    span = (last_done - first).total_seconds() if first and last_done else elapsed
+    result = {
+        "burst": burst,
+        "completed": done,
+        "completed_per_s": done / span if span else 0.0,
+        "confirmations_sent": len(lags),
+        "confirmation_lag_max_s": max(lags) if lags else None,
+        "confirmation_lag_median_s": statistics.median(lags) if lags else None,
+    }
+    print(
+        f"  {done:,} of {burst:,} completed in {span:.0f} s ({result['completed_per_s']:.1f}/s); "
+        f"{len(lags):,} confirmations, lag median {result['confirmation_lag_median_s']} s, "
+        f"max {result['confirmation_lag_max_s']} s",
+        flush=True,
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--suppressions", type=int, default=1_000_000)
-    parser.add_argument("--only", choices=["check"], help="one path only")
+    parser.add_argument("--only", choices=["check", "pipeline"], help="one path only")
+    parser.add_argument("--burst", type=int, default=2000, help="requests of the pipeline burst")
+    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--pipeline-timeout", type=float, default=600)
     parser.add_argument("--rounds", type=int, default=3, help="alternations of each side-by-side pair")
     parser.add_argument("--seconds", type=float, default=8, help="length of each measured run")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
@@ -218,13 +326,23 @@ def main() -> None:
     # The server's rate limit far above the load: the limiter's cost is measured, not its refusals.
     os.environ["LANZUAN_API_RATE"] = "100000000/min"
     os.environ["ALLOWED_HOSTS"] = "127.0.0.1"
-    results: dict[str, Any] = {"suppressions": args.suppressions, "workers": args.workers, "threads": args.threads}
-    server = Server(args.workers, args.threads)
-    try:
-        print(f"single check vs bare view ({args.workers} workers × {args.threads} threads)", flush=True)
-        results["check"] = bench_check(server, key, suppressed, args.rounds, args.seconds)
-    finally:
-        server.stop()
+    results: dict[str, Any] = {
+        "suppressions": args.suppressions,
+        "workers": args.workers,
+        "threads": args.threads,
+    }
+    if args.only in (None, "check"):
+        server = Server(args.workers, args.threads)
+        try:
+            print(f"single check vs bare view ({args.workers} workers × {args.threads} threads)", flush=True)
+            results["check"] = bench_check(server, key, suppressed, args.rounds, args.seconds)
+        finally:
+            server.stop()
+    if args.only in (None, "pipeline"):
+        print(
+            f"pipeline: a burst of {args.burst:,} requests, {args.concurrency} worker processes", flush=True
+        )
+        results["pipeline"] = bench_pipeline(tenant, args.burst, args.concurrency, args.pipeline_timeout)
     previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     RESULTS_JSON.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
     print(f"wrote {RESULTS_JSON.relative_to(ROOT)}")

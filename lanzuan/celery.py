@@ -16,7 +16,7 @@ The deployment (docs/deploy.md) restarts a process that stops anyway.
 import os
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from celery.worker.consumer import Consumer as CeleryConsumer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanzuan.settings")
@@ -33,3 +33,16 @@ class Consumer(CeleryConsumer):
 app = Celery("lanzuan")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect(weak=False, dispatch_uid="lanzuan_close_old_connections")
+def _close_old_connections(task: Any = None, **_: Any) -> None:
+    """What Django does at the start of every request, at the start of every task: a
+    connection that broke, or outlived CONN_MAX_AGE, is closed (and opened again on use).
+    Celery's own fix-up would close it every time (settings.CELERY_DB_REUSE_MAX). Not for a
+    task run eagerly: it runs inside its caller's transaction."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections  # noqa: PLC0415 (Django loads after this module)
+
+    close_old_connections()

@@ -1,7 +1,7 @@
 """`make run`: the web server and two Celery workers, together in the foreground;
 Ctrl-C stops them all. Prints where to go and how to log in.
 
-One worker (with beat) takes the "pipeline" queue, everything an opt-out needs; the
+One worker (with beat) takes the "confirmations" and "pipeline" queues, everything an opt-out needs; the
 other takes "webhooks", partner webhook deliveries (CELERY_TASK_ROUTES in settings). The
 development broker (folders under var/broker/) has no queue priorities, so a webhook
 backlog would otherwise take turns with opt-outs in one worker."""
@@ -63,7 +63,7 @@ def main() -> int:
     web = subprocess.Popen([python, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"])  # noqa: S603
     celery = [python, "-m", "celery", "-A", "lanzuan", "worker", "--loglevel=INFO"]
     pipeline = subprocess.Popen(  # noqa: S603
-        [*celery, "-B", "-Q", "pipeline", "-n", "pipeline@%h", "--concurrency=2"]
+        [*celery, "-B", "-Q", "confirmations,pipeline", "-n", "pipeline@%h", "--concurrency=2"]
     )
     webhooks = subprocess.Popen([*celery, "-Q", "webhooks", "-n", "webhooks@%h", "--concurrency=1"])  # noqa: S603
     children = [web, pipeline, webhooks]

@@ -20,11 +20,16 @@ logger = logging.getLogger(__name__)
 BROKER_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
 
-def dispatch_or_leave_for_sweep(task: Task[Any, Any], *args: Any, what: str, countdown: float = 0) -> bool:
-    """Queue `task(*args)`; True when queued. Never raises: False (and a warning naming
-    `what`, e.g. "request 42") when the broker could not take it."""
+def dispatch_or_leave_for_sweep(
+    task: Task[Any, Any], *args: Any, what: str, countdown: float = 0, queue: str | None = None
+) -> bool:
+    """Queue `task(*args)` (on `queue`, else the task's route); True when queued. Never raises:
+    False (and a warning naming `what`, e.g. "request 42") when the broker could not take it."""
+    options: dict[str, Any] = {} if queue is None else {"queue": queue}
     try:
-        task.apply_async(args=args, countdown=countdown, retry=True, retry_policy=BROKER_RETRY_POLICY)
+        task.apply_async(
+            args=args, countdown=countdown, retry=True, retry_policy=BROKER_RETRY_POLICY, **options
+        )
     except Exception:  # the broker's errors are many kinds; all mean "later"
         logger.warning("broker unavailable; %s left for the sweep", what, exc_info=True)
         return False

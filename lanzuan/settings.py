@@ -378,6 +378,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # queues, so lanzuan/devserver.py starts a second worker for "webhooks".
 CELERY_TASK_DEFAULT_QUEUE = "pipeline"
 CELERY_TASK_QUEUES = (
+    # A person's confirmation (the confirm step, unsubscribe/pipeline/services.py) on a queue of
+    # its own, taken first: a burst of opt-outs in "pipeline" never pushes one back (issue 13).
+    Queue("confirmations", Exchange("confirmations"), routing_key="confirmations"),
     Queue("pipeline", Exchange("pipeline"), routing_key="pipeline"),
     Queue("webhooks", Exchange("webhooks"), routing_key="webhooks"),
 )
@@ -386,6 +389,11 @@ CELERY_TASK_ROUTES = {
     "*": {"queue": "pipeline"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
+# A worker keeps its database connection from task to task, as a web process keeps it from
+# request to request (CONN_MAX_AGE; lanzuan/celery.py closes an unusable or obsolete one before
+# each task). Celery's Django fix-up otherwise closes it around every task: a new PostgreSQL
+# connection per task, a fifth of a short task's time.
+CELERY_DB_REUSE_MAX = 1_000_000
 # A tenant may register at most this many webhook endpoints (each event fans out to every
 # one), and at most this many of its deliveries are queued or being sent at once; the rest
 # wait as rows and go out as those finish, so one tenant's fan-out never fills the queue

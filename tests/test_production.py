@@ -175,7 +175,7 @@ def test_the_readme_production_start_up_serves_a_request_that_completes(
         process(web, env, tmp_path / "gunicorn.log", "Booting worker") as web_process,
         process(beat, env, tmp_path / "beat.log", "beat: Starting") as beat_process,
         process(webhooks, env, tmp_path / "webhooks.log", "ready.") as webhooks_process,
-        celery_worker(tmp_path, concurrency=1, queues="pipeline") as worker,
+        celery_worker(tmp_path, concurrency=1, queues="confirmations,pipeline") as worker,
     ):
         web_process.wait_ready()
         beat_process.wait_ready()

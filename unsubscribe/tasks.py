@@ -18,7 +18,7 @@ from .subscriptions import services as subscriptions
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def process_request(request_id: int) -> None:
-    pipeline.request_advance(request_id)
+    pipeline.request_process(request_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone, translation
+from simple_history.utils import bulk_create_with_history
 
 from lanzuan import phones
 from lanzuan.backoff import backoff_seconds
@@ -40,6 +41,8 @@ from .datasources import receipt_text
 
 logger = logging.getLogger(__name__)
 State = UnsubscribeRequest.State
+# Taken before "pipeline" by every worker that consumes both (settings.CELERY_TASK_QUEUES).
+CONFIRMATION_QUEUE = "confirmations"
 
 
 def steps_plan(request: UnsubscribeRequest) -> None:
@@ -71,8 +74,8 @@ def steps_plan(request: UnsubscribeRequest) -> None:
             target_name=request.confirmation_channel,
         )
     )
-    for step in steps:
-        step.save()  # one by one: history rows are written for each step
+    # Two statements, not two per step: the steps and their history rows, each in bulk.
+    bulk_create_with_history(steps, Step)
 
 
 def _builtin_steps(request: UnsubscribeRequest, *, planned: set[tuple[str, str]]) -> list[Step]:
@@ -109,22 +112,53 @@ def request_dispatch(request_id: int) -> None:
         ).update(dispatched_at=timezone.now())
 
 
-def step_dispatch(step_id: int, countdown: float = 0) -> None:
+def step_dispatch(step_id: int, countdown: float = 0, queue: str | None = None) -> None:
     """Hand the step to a worker in `countdown` seconds. Never raises: the sweep
     dispatches a step that stays due."""
-    dispatch_or_leave_for_sweep(tasks.run_step, step_id, what=f"step {step_id}", countdown=countdown)
+    dispatch_or_leave_for_sweep(
+        tasks.run_step, step_id, what=f"step {step_id}", countdown=countdown, queue=queue
+    )
 
 
 # --- the pipeline -----------------------------------------------------------------
 
 
+# How many times one task advances a request and runs its own steps in between: enough for
+# a request whose erasure is due at once (end services, advance, erase, complete).
+INLINE_ROUNDS = 4
+
+
+def request_process(request_id: int) -> None:
+    """A worker's turn at a request: advance it, run the steps that stay inside Lanzuan's own
+    database (built-in data sources: no call out, nothing to wait for) right here, one after
+    the other, and advance again; only steps that call out (a provider's target, the
+    confirmation) become tasks of their own. One task instead of one per step."""
+    for _round in range(INLINE_ROUNDS):
+        _request, inline = _advance(request_id, inline=True)
+        if not inline:
+            return
+        for step_id in inline:
+            step_run(step_id, advance=False)
+    request_dispatch(request_id)  # more to do than a task should: the next task goes on
+
+
 def request_advance(request_id: int) -> UnsubscribeRequest | None:
-    """Move a request as far as its steps allow. Idempotent: any worker may call it
-    any number of times. Phase 1 (ending services and the confirmation) runs in
-    parallel, so the confirmation goes out within minutes even while a provider's
-    endpoint is retrying; phase 2 (erasure) starts when phase 1 is done and the
-    tenant's erasure delay has passed."""
-    to_run: list[int] = []
+    """Move a request as far as its steps allow, every due step handed to a worker as a
+    task of its own. Idempotent: any worker may call it any number of times."""
+    return _advance(request_id, inline=False)[0]
+
+
+def _runs_inline(step: Step) -> bool:
+    return step.target_id is None and step.kind != Step.Kind.CONFIRM
+
+
+def _advance(request_id: int, *, inline: bool) -> tuple[UnsubscribeRequest | None, list[int]]:
+    """Move a request as far as its steps allow. Phase 1 (ending services and the
+    confirmation) runs in parallel, so the confirmation goes out within minutes even while
+    a provider's endpoint is retrying; phase 2 (erasure) starts when phase 1 is done and the
+    tenant's erasure delay has passed. Returns the request and, with `inline`, the due steps
+    the caller runs itself (the rest are dispatched after commit)."""
+    to_run: list[Step] = []
     with transaction.atomic():
         request = (
             UnsubscribeRequest.objects.unscoped(reason="a worker advances a request by its id")
@@ -134,20 +168,20 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
             .first()
         )
         if request is None or request.state == State.COMPLETED:
-            return request
+            return request, []
         now = timezone.now()
         steps = list(request.steps.all())
         # A request planned before a data source was registered (or before Lanzuan's
         # own records were built-in steps) gets the steps it lacks: none is skipped.
         missing = _builtin_steps(request, planned={(s.kind, s.source) for s in steps if s.source})
-        for step in missing:
-            step.save()
+        if missing:
+            bulk_create_with_history(missing, Step)
         steps += missing
         phase1 = [s for s in steps if s.kind != Step.Kind.ERASE]
         erase = [s for s in steps if s.kind == Step.Kind.ERASE]
         failed = [s for s in steps if s.status == Step.Status.FAILED]
 
-        to_run += [s.pk for s in phase1 if _is_due(s, now)]
+        to_run += [s for s in phase1 if _is_due(s, now)]
         phase1_done = all(s.status == Step.Status.SUCCEEDED for s in phase1)
         terminate_done = all(
             s.status == Step.Status.SUCCEEDED for s in phase1 if s.kind == Step.Kind.TERMINATE
@@ -170,10 +204,10 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
             # planned before goes on as planned meanwhile (its other steps, as they come due).
             planned_due = request.erasing_at + delay if request.erasing_at is not None else due_at
             if due_at <= now or (request.state == State.NEEDS_ATTENTION and planned_due <= now):
-                to_run += [s.pk for s in erase if _is_due(s, now)]
+                to_run += [s for s in erase if _is_due(s, now)]
                 if all(s.status == Step.Status.SUCCEEDED for s in erase):
                     _complete(request, now)
-                    return request
+                    return request, []
             else:
                 request.next_run_at = request.erasure_due_at  # the sweep wakes it when due
         elif not planned:
@@ -194,9 +228,20 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
         request.save()
         if newly_needs_attention:
             domain_events.emit(request.tenant_id, "request.needs_attention", request_event_payload(request))
-    for step_id in to_run:
-        transaction.on_commit(functools.partial(step_dispatch, step_id))
-    return request
+    return request, _steps_hand_out(to_run, inline=inline)
+
+
+def _steps_hand_out(steps: list[Step], *, inline: bool) -> list[int]:
+    """Dispatch each due step after commit, except (with `inline`) those the caller runs itself,
+    whose ids are returned."""
+    mine = [s.pk for s in steps if inline and _runs_inline(s)]
+    for step in steps:
+        if step.pk not in mine:
+            # The confirmation goes ahead of every other task: a burst of opt-outs must not
+            # push a person's confirmation past its deadline.
+            queue = CONFIRMATION_QUEUE if step.kind == Step.Kind.CONFIRM else None
+            transaction.on_commit(functools.partial(step_dispatch, step.pk, queue=queue))
+    return mine
 
 
 def _deadlines_settle(
@@ -274,10 +319,11 @@ def step_backoff_seconds(attempt: int) -> float:
     return backoff_seconds(attempt, base=settings.LANZUAN_RETRY_BASE_SECONDS, cap=300.0)
 
 
-def step_run(step_id: int) -> str:
+def step_run(step_id: int, *, advance: bool = True) -> str:
     """Run one step once. Claims the step first (a conditional update), so two
     workers never call a target for the same step at the same time. Returns what
-    happened: "done", "retry", "failed", "busy" or "skipped"."""
+    happened: "done", "retry", "failed", "busy" or "skipped". Then the request is advanced
+    by a task of its own, unless the caller advances it (`advance` false: request_process)."""
     now = timezone.now()
     step = (
         Step.objects.unscoped(reason="a worker runs a step by its id")
@@ -342,7 +388,7 @@ def step_run(step_id: int) -> str:
     if outcome == "retry":
         delay = (step.next_attempt_at - timezone.now()).total_seconds() if step.next_attempt_at else 0
         step_dispatch(step.pk, countdown=max(delay, 0))
-    else:
+    elif advance:
         request_dispatch(step.request_id)
     return outcome
 
