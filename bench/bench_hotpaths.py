@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -50,7 +51,8 @@ from tenants.models import Tenant  # noqa: E402
 from tenants.services import api_key_create, tenant_create  # noqa: E402
 from unsubscribe.models import Suppression  # noqa: E402
 
-SLUG = "bench-hot"
+SLUG = "bench-hot"  # the tenant with N suppressions that single checks read
+FLOW_SLUG = "bench-flow"  # the tenant STOP webhooks and the pipeline burst write to
 RESULTS_JSON = BENCH / "hotpaths.json"
 
 
@@ -112,6 +114,7 @@ class Server:
             "DJANGO_SETTINGS_MODULE": "bench_settings",
             "PYTHONPATH": f"{BENCH}{os.pathsep}{ROOT}",
             "DEBUG": "0",
+            "PUBLIC_BASE_URL": PUBLIC,  # what the Twilio signatures are computed over
         }
         self.process = subprocess.Popen(
             [
@@ -197,6 +200,70 @@ def bench_check(
     }
 
 
+TWILIO_TOKEN = "bench-twilio-token"
+PUBLIC = "http://bench.test"
+
+
+def stop_requests(tenant: Tenant, count: int, seed: int) -> tuple[list[bytes], list[str]]:
+    """Signed Twilio webhooks, each a "TD" from a new number (the whole opt-out path)."""
+    from twilio.request_validator import RequestValidator  # noqa: PLC0415
+
+    path = f"/hooks/sms/{tenant.slug}/twilio/"
+    validator = RequestValidator(TWILIO_TOKEN)
+    senders = numbers("139", count, seed=seed)
+    requests = []
+    for n, sender in enumerate(senders):
+        params = {
+            "From": sender,
+            "To": "+14155550100",
+            "Body": "TD",
+            "MessageSid": f"SMbench{seed:04d}{n:08d}",
+            "AccountSid": "AC" + "0" * 32,
+        }
+        headers = {
+            "X-Twilio-Signature": validator.compute_signature(PUBLIC + path, params),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        requests.append(loadgen.http_request("POST", path, headers, urlencode(params).encode()))
+    return requests, senders
+
+
+def bench_stop(server: Server, tenant: Tenant, seconds: float, rate: float) -> dict[str, Any]:
+    """The Twilio STOP webhook: the most it carries (closed loop, each message a new number),
+    then a fixed `rate` (open loop): p99, and every answered message suppressed."""
+    from unsubscribe.inbound.services import inbound_credential_set  # noqa: PLC0415
+
+    inbound_credential_set(tenant=tenant, provider="twilio", secret=TWILIO_TOKEN)
+    capacity = int(seconds * 400)  # more distinct messages than the run can send
+    flood, _ = stop_requests(tenant, capacity, seed=int(time.time()) % 10_000)
+    most = loadgen.closed_loop(server.port, flood, seconds=seconds, connections=8)
+    print(
+        f"  STOP, full load: {most.rate:,.0f} msg/s  p50 {most.p50_ms:.1f} ms  p99 {most.p99_ms:.1f} ms",
+        flush=True,
+    )
+    steady, senders = stop_requests(tenant, int(rate * seconds), seed=int(time.time()) % 10_000 + 1)
+    fixed = loadgen.open_loop(server.port, steady, rate=rate, seconds=seconds)
+    answered = fixed.statuses.get(200, 0)
+    digest = phones.tenant_phone_hasher(tenant.pk)
+    wanted = [digest(n) for n in senders[: len(steady)]]
+    suppressed = Suppression.objects.for_tenant(tenant).filter(phone_hash__in=wanted).count()
+    print(
+        f"  STOP at {rate:.0f} msg/s: p50 {fixed.median_ms:.1f} ms, p99 {fixed.percentile(99):.1f} ms, "
+        f"{answered} of {fixed.sent} answered 200, {suppressed} suppressed",
+        flush=True,
+    )
+    return {
+        "max_msg_per_s": most.rate,
+        "max_p99_ms": most.p99_ms,
+        "rate": rate,
+        "p99_at_rate_ms": fixed.percentile(99),
+        "p50_at_rate_ms": fixed.median_ms,
+        "answered": answered,
+        "sent": fixed.sent,
+        "suppressed": suppressed,
+    }
+
+
 def bench_pipeline(tenant: Tenant, burst: int, concurrency: int, timeout: float) -> dict[str, Any]:
     """A burst of `burst` requests filed at once (as the API files them), worked by one Celery
     worker with `concurrency` processes: requests completed per second, and how long after
@@ -206,6 +273,7 @@ def bench_pipeline(tenant: Tenant, burst: int, concurrency: int, timeout: float)
     from unsubscribe.requests.services import unsubscribe_request_create  # noqa: PLC0415
 
     UnsubscribeRequest.objects.for_tenant(tenant).delete()
+    Suppression.objects.for_tenant(tenant).delete()
     Tenant.objects.filter(pk=tenant.pk).update(erasure_delay_hours=0)
     tenant.refresh_from_db()
     subprocess.run(  # a clean queue: nothing of an earlier run
@@ -305,7 +373,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--suppressions", type=int, default=1_000_000)
-    parser.add_argument("--only", choices=["check", "pipeline"], help="one path only")
+    parser.add_argument("--only", choices=["check", "stop", "pipeline"], help="one path only")
+    parser.add_argument("--stop-rate", type=float, default=200, help="STOP webhooks per second (open loop)")
     parser.add_argument("--burst", type=int, default=2000, help="requests of the pipeline burst")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--pipeline-timeout", type=float, default=600)
@@ -338,11 +407,24 @@ def main() -> None:
             results["check"] = bench_check(server, key, suppressed, args.rounds, args.seconds)
         finally:
             server.stop()
+    flow = Tenant.objects.filter(slug=FLOW_SLUG).first() or tenant_create(
+        slug=FLOW_SLUG, name="Benchmark (flow)"
+    )
+    if args.only in (None, "stop"):
+        server = Server(args.workers, args.threads)
+        try:
+            print(
+                f"STOP webhook ({args.workers} workers × {args.threads} threads; no Celery worker)",
+                flush=True,
+            )
+            results["stop"] = bench_stop(server, flow, args.seconds, args.stop_rate)
+        finally:
+            server.stop()
     if args.only in (None, "pipeline"):
         print(
             f"pipeline: a burst of {args.burst:,} requests, {args.concurrency} worker processes", flush=True
         )
-        results["pipeline"] = bench_pipeline(tenant, args.burst, args.concurrency, args.pipeline_timeout)
+        results["pipeline"] = bench_pipeline(flow, args.burst, args.concurrency, args.pipeline_timeout)
     previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     RESULTS_JSON.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
     print(f"wrote {RESULTS_JSON.relative_to(ROOT)}")

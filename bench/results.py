@@ -1,0 +1,127 @@
+"""bench/RESULTS.md's rows of issue 13, written from the JSON of the last `bench_hotpaths.py` run.
+
+The other rows of the table are kept as they are; every row of issue 13 is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS_MD = BENCH / "RESULTS.md"
+COMMAND = "`make bench` (`bench/bench_hotpaths.py`)"
+
+
+def _verdict(met: bool | None) -> str:
+    return "not measured" if met is None else ("met" if met else "**not met**")
+
+
+def _rows(data: dict[str, Any]) -> list[str]:
+    rows: list[list[str]] = []
+    setup = f"{data.get('suppressions', 0):,} suppressions; gunicorn {data.get('workers')} workers × {data.get('threads')} threads"
+    check = data.get("check")
+    if check:
+        bare, mine = statistics.median(check["bare_rps"]), statistics.median(check["check_rps"])
+        low, high = check["ratio_range"]
+        rows.append(
+            [
+                f"single check `GET /api/v1/suppressions/check` vs a bare Django `JsonResponse` view on the same server ({setup})",
+                "≥ 0.8× the bare view",
+                f"{mine:,.0f} vs {bare:,.0f} req/s (medians of {len(check['bare_rps'])} alternations; ratio {low:.2f}–{high:.2f})",
+                f"{check['ratio_median']:.2f}×",
+                _verdict(check["ratio_median"] >= 0.8),
+            ]
+        )
+        rows.append(
+            [
+                "single check at 500 req/s (open loop: latency from each request's scheduled time)",
+                "p99 ≤ 20 ms",
+                f"p99 {check['p99_at_500_ms']:.1f} ms, p50 {check['p50_at_500_ms']:.1f} ms; {check['failed_at_500']} not 200",
+                "—",
+                _verdict(check["p99_at_500_ms"] <= 20 and not check["failed_at_500"]),
+            ]
+        )
+    stop = data.get("stop")
+    if stop:
+        rows.append(
+            [
+                "Twilio STOP webhook, most sustained (closed loop, 8 connections, a new number each)",
+                "≥ 200 msg/s on 2 cores",
+                f"{stop['max_msg_per_s']:,.0f} msg/s, p99 {stop['max_p99_ms']:.0f} ms",
+                f"{stop['max_msg_per_s'] / 200:.2f}×",
+                _verdict(stop["max_msg_per_s"] >= 200),
+            ]
+        )
+        all_suppressed = stop["suppressed"] >= stop["answered"]
+        rows.append(
+            [
+                f"Twilio STOP webhook at {stop['rate']:.0f} msg/s (open loop); suppressed before the 200",
+                "p99 < 50 ms; every answered message suppressed",
+                f"p99 {stop['p99_at_rate_ms']:.0f} ms, p50 {stop['p50_at_rate_ms']:.0f} ms; {stop['answered']:,} of "
+                f"{stop['sent']:,} answered 200, {stop['suppressed']:,} suppressed",
+                "—",
+                _verdict(stop["p99_at_rate_ms"] < 50 and all_suppressed and stop["answered"] == stop["sent"]),
+            ]
+        )
+    pipeline = data.get("pipeline")
+    if pipeline:
+        rows.append(
+            [
+                f"pipeline, request → completed: a burst of {pipeline['burst']:,} requests, one Celery worker with 2 processes",
+                "≥ 100 requests/s",
+                f"{pipeline['completed_per_s']:.1f} requests/s ({pipeline['completed']:,} of {pipeline['burst']:,} completed)",
+                f"{pipeline['completed_per_s'] / 100:.2f}×",
+                _verdict(pipeline["completed_per_s"] >= 100),
+            ]
+        )
+        lag = pipeline["confirmation_lag_max_s"]
+        rows.append(
+            [
+                "confirmation sent after its request (from the records), over the whole burst",
+                "every one within 5 min (of a 5,000-request burst)",
+                f"max {lag:.0f} s, median {pipeline['confirmation_lag_median_s']:.0f} s over {pipeline['confirmations_sent']:,}"
+                if lag is not None
+                else "none sent",
+                "—",
+                _verdict(
+                    lag is not None
+                    and lag <= 300
+                    and pipeline["confirmations_sent"] == pipeline["burst"]
+                    and pipeline["burst"] >= 5000
+                ),
+            ]
+        )
+    rows.append(
+        [
+            "checks read from a streaming replica never miss a committed suppression (`DATABASE_REPLICA_URL`)",
+            "proved with a real replica",
+            "not built yet",
+            "—",
+            _verdict(None),
+        ]
+    )
+    return ["| 13 | " + " | ".join([r[0], COMMAND, *r[1:]]) + " |" for r in rows]
+
+
+def write(data: dict[str, Any], path: Path = RESULTS_MD) -> None:
+    lines = path.read_text().splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith("| 13 |")), None)
+    kept = [line for line in lines if not line.startswith("| 13 |")]
+    if at is None:  # after the table's header
+        at = next(i for i, line in enumerate(kept) if line.startswith("| --- |")) + 1
+    stamp = f"Issue 13's rows: measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench`."
+    kept = [line for line in kept if not line.startswith("Issue 13's rows: measured")]
+    kept[at:at] = _rows(data)
+    blank = next(i for i, line in enumerate(kept) if line.startswith("| issue |")) - 1
+    kept.insert(blank, stamp)
+    kept.insert(blank, "")
+    path.write_text("\n".join(kept) + "\n")
+
+
+if __name__ == "__main__":
+    write(json.loads((BENCH / "hotpaths.json").read_text()))
+    print(f"wrote {RESULTS_MD}")
