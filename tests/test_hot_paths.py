@@ -194,8 +194,8 @@ def server(tmp_path: Path) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(base + "/hub/", timeout=2)  # noqa: S310 (a local test server)
-                break
+                with urllib.request.urlopen(base + "/hub/", timeout=2):  # noqa: S310 (a local test server)
+                    break
             except HTTPError:
                 break
             except OSError:
