@@ -3,7 +3,7 @@
 - `send_logs_ingest`: store what a sender reports it sent (already validated, the number already a
   digest), one chunk at a time; a record sent again (same message id, or the same number, time,
   service, category and template) is a duplicate, not a new row. Sends after an opt-out that
-  covers them are found in SQL for the whole chunk and recorded as `SendViolation` rows, with one
+  covers them are found for the whole chunk with one query and recorded as `SendViolation` rows, with one
   `suppression.violated` event per number.
 - `send_logs_purge_expired`: the retention purge deletes send logs older than the tenant's
   `send_log_retention_days` (violations keep their own minimised copy).
@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tenants.models import Tenant
@@ -63,7 +62,8 @@ class IngestCounts:
 
 
 def send_logs_ingest(*, tenant: Tenant, records: Sequence[SendRecord]) -> IngestCounts:
-    """Store one chunk of send records (atomic). A few queries per chunk, whatever its size."""
+    """Store one chunk of send records (atomic). Three queries per chunk, whatever its size: the
+    duplicate keys already on file, the insert, the opt-out events of the chunk's numbers."""
     if not records:
         return IngestCounts(accepted=0, duplicates=0, violations=0)
     now = timezone.now()
@@ -76,93 +76,99 @@ def send_logs_ingest(*, tenant: Tenant, records: Sequence[SendRecord]) -> Ingest
             .filter(dedupe_key__in=list(fresh))
             .values_list("dedupe_key", flat=True)
         )
-        new = {key: record for key, record in fresh.items() if key not in known}
-        # ignore_conflicts: a concurrent import of the same records inserted them first.
-        SendLogEntry.objects.bulk_create(
-            [
-                SendLogEntry(
-                    tenant=tenant,
-                    phone_hash=record.phone_hash,
-                    sent_at=record.sent_at,
-                    service_code=record.service_code,
-                    category=record.category,
-                    template=record.template,
-                    message_id=record.message_id,
-                    dedupe_key=key,
-                    engaged_at=record.engaged_at,
-                    received_at=now,
-                )
-                for key, record in new.items()
-            ],
-            ignore_conflicts=True,
-            batch_size=5000,
-        )
-        inserted = SendLogEntry.objects.for_tenant(tenant).filter(dedupe_key__in=list(new), received_at=now)
-        accepted = inserted.count() if new else 0
-        violations = _violations_record(tenant=tenant, entries=inserted, now=now) if new else 0
-    return IngestCounts(accepted=accepted, duplicates=len(records) - accepted, violations=violations)
+        rows = [
+            SendLogEntry(
+                tenant=tenant,
+                phone_hash=record.phone_hash,
+                sent_at=record.sent_at,
+                service_code=record.service_code,
+                category=record.category,
+                template=record.template,
+                message_id=record.message_id,
+                dedupe_key=key,
+                engaged_at=record.engaged_at,
+                received_at=now,
+            )
+            for key, record in fresh.items()
+            if key not in known
+        ]
+        entries = _insert(tenant=tenant, rows=rows)
+        violations = _violations_record(tenant=tenant, entries=entries, now=now)
+    return IngestCounts(accepted=len(entries), duplicates=len(records) - len(entries), violations=violations)
 
 
-def _latest_event(tenant: Tenant, scope: OuterRef | str, field: str) -> Subquery:
-    """The newest suppression event of the entry's number in `scope` at or before its send time."""
-    return Subquery(
-        SuppressionEvent.objects.for_tenant(tenant)
-        .filter(
-            phone_hash=OuterRef("phone_hash"),
-            scope=scope,
-            created_at__lte=OuterRef("sent_at"),
+def _insert(*, tenant: Tenant, rows: list[SendLogEntry]) -> list[SendLogEntry]:
+    """Insert the rows; returns those stored, with their ids."""
+    if not rows:
+        return []
+    try:
+        with transaction.atomic():
+            return SendLogEntry.objects.bulk_create(rows, batch_size=5000)
+    except IntegrityError:
+        # A concurrent import of the same records stored some of them first: theirs stay, and
+        # ours are told apart by their arrival time.
+        SendLogEntry.objects.bulk_create(rows, batch_size=5000, ignore_conflicts=True)
+        return list(
+            SendLogEntry.objects.for_tenant(tenant).filter(
+                dedupe_key__in=[row.dedupe_key for row in rows], received_at=rows[0].received_at
+            )
         )
-        .order_by("-created_at", "-id")
-        .values(field)[:1]
-    )
 
 
-def _violations_record(*, tenant: Tenant, entries: QuerySet[SendLogEntry], now: datetime) -> int:
-    """Record a violation for each entry sent while an opt-out covered it: the newest suppression
-    event of its number at or before the send, for all marketing ("*") or for its service, was an
-    addition (not a lift). One query finds them for the whole chunk."""
-    added = SuppressionEvent.Action.ADDED
-    found = (
-        entries.annotate(
-            all_action=_latest_event(tenant, SCOPE_ALL, "action"),
-            service_action=_latest_event(tenant, OuterRef("service_code"), "action"),
-        )
-        .filter(Q(all_action=added) | (~Q(service_code="") & Q(service_action=added)))
-        .annotate(
-            all_at=_latest_event(tenant, SCOPE_ALL, "created_at"),
-            all_request=_latest_event(tenant, SCOPE_ALL, "request_id"),
-            service_at=_latest_event(tenant, OuterRef("service_code"), "created_at"),
-            service_request=_latest_event(tenant, OuterRef("service_code"), "request_id"),
-        )
-        .values_list(
-            "pk",
-            "phone_hash",
-            "sent_at",
-            "service_code",
-            "all_action",
-            "all_at",
-            "all_request",
-            "service_at",
-            "service_request",
-        )
-    )
+def covering_opt_out(
+    events: Sequence[tuple[str, str, datetime, int | None]], *, service_code: str, sent_at: datetime
+) -> tuple[str, datetime, int | None] | None:
+    """The opt-out in force when a message was sent, or None. `events` are the number's suppression
+    events (scope, action, time, request id), oldest first. A scope is in force when its newest event
+    at or before the send was an addition (not a lift); all marketing ("*") covers every message, a
+    service's scope only that service's. When both are in force, all marketing is named."""
+    latest: dict[str, tuple[str, datetime, int | None]] = {}
+    for scope, action, at, request_id in events:
+        if at > sent_at:
+            break
+        if scope == SCOPE_ALL or (service_code and scope == service_code):
+            latest[scope] = (action, at, request_id)
+    for scope in (SCOPE_ALL, service_code):
+        found = latest.get(scope) if scope else None
+        if found is not None and found[0] == SuppressionEvent.Action.ADDED:
+            return scope, found[1], found[2]
+    return None
+
+
+def _violations_record(*, tenant: Tenant, entries: list[SendLogEntry], now: datetime) -> int:
+    """Record a violation for each entry sent while an opt-out covered it. One query reads the
+    suppression events of the chunk's numbers (most have none); the rule is `covering_opt_out`."""
+    if not entries:
+        return 0
+    events: dict[str, list[tuple[str, str, datetime, int | None]]] = {}
+    digests = list({entry.phone_hash for entry in entries})
+    for start in range(0, len(digests), 5000):
+        for digest, scope, action, at, request_id in (
+            SuppressionEvent.objects.for_tenant(tenant)
+            .filter(phone_hash__in=digests[start : start + 5000])
+            .order_by("created_at", "id")
+            .values_list("phone_hash", "scope", "action", "created_at", "request_id")
+        ):
+            events.setdefault(digest, []).append((scope, action, at, request_id))
     violations = []
-    for pk, digest, sent_at, service, all_action, all_at, all_request, service_at, service_request in found:
-        # The all-marketing opt-out is the one to name when both cover the send.
-        if all_action == added:
-            scope, since, request_id = SCOPE_ALL, all_at, all_request
-        else:
-            scope, since, request_id = service, service_at, service_request
+    for entry in entries:
+        history = events.get(entry.phone_hash)
+        if not history:
+            continue
+        found = covering_opt_out(history, service_code=entry.service_code, sent_at=entry.sent_at)
+        if found is None:
+            continue
+        scope, since, opt_out_request = found
         violations.append(
             SendViolation(
                 tenant=tenant,
-                entry_id=pk,
-                request_id=request_id,
-                phone_hash=digest,
+                entry_id=entry.pk,
+                request_id=opt_out_request,
+                phone_hash=entry.phone_hash,
                 scope=scope,
                 suppressed_at=since,
-                sent_at=sent_at,
-                service_code=service,
+                sent_at=entry.sent_at,
+                service_code=entry.service_code,
                 detected_at=now,
             )
         )
