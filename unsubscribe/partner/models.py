@@ -28,6 +28,7 @@ EVENT_LABELS = {
     "suppression.lifted": _("Suppression lifted (re-subscribed)"),
     "request.deadline_breached": _("Request past a deadline"),
     "suppression.violated": _("Messages sent after an opt-out"),
+    "request.still_receiving": _("Person reports messages still arriving"),
 }
 EVENT_CHOICES = [(event, format_lazy("{} ({})", EVENT_LABELS.get(event, event), event)) for event in EVENTS]
 

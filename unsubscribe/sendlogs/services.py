@@ -5,6 +5,8 @@
   service, category and template) is a duplicate, not a new row. Sends after an opt-out that
   covers them are found for the whole chunk with one query and recorded as `SendViolation` rows, with one
   `suppression.violated` event per number.
+- `still_receiving_report`: the person says messages still arrive after their opt-out (status page,
+  reply SMS); recorded on the request, staff alerted.
 - `send_logs_purge_expired`: the retention purge deletes send logs older than the tenant's
   `send_log_retention_days` (violations keep their own minimised copy).
 """
@@ -22,7 +24,15 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 from unsubscribe import domain_events
-from unsubscribe.models import SCOPE_ALL, SendLogEntry, SendViolation, SuppressionEvent, UnsubscribeRequest
+from unsubscribe.models import (
+    SCOPE_ALL,
+    SendLogEntry,
+    SendViolation,
+    StillReceivingReport,
+    SuppressionEvent,
+    UnsubscribeRequest,
+)
+from unsubscribe.requests.selectors import request_event_payload
 
 logger = logging.getLogger(__name__)
 
@@ -224,3 +234,51 @@ def send_logs_purge_expired(*, now: datetime | None = None) -> int:
             )
         purged += deleted
     return purged
+
+
+# --- "I still get messages" ------------------------------------------------------------------
+
+# One report per request in this time: pressing the button again, or replying TD twice, alerts
+# staff once.
+REPORT_REPEAT_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class ReportFiled:
+    report: StillReceivingReport
+    created: bool  # False: the same request was reported within REPORT_REPEAT_WINDOW
+
+
+def still_receiving_report(*, tenant: Tenant, request: UnsubscribeRequest, channel: str) -> ReportFiled:
+    """The person says messages still arrive after their opt-out (the status page, or a reply SMS
+    that opts out again): recorded on the request, and staff are alerted (the event
+    `request.still_receiving`, handled by alerts.py and the partner webhooks). Atomic."""
+    if channel not in StillReceivingReport.Channel.values:
+        raise ValueError(f"unknown channel {channel!r}")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = UnsubscribeRequest.objects.for_tenant(tenant).select_for_update().get(pk=request.pk)
+        recent = (
+            StillReceivingReport.objects.for_tenant(tenant)
+            .filter(request=locked, created_at__gte=now - REPORT_REPEAT_WINDOW)
+            .order_by("-created_at")
+            .first()
+        )
+        if recent is not None:
+            return ReportFiled(recent, created=False)
+        report = StillReceivingReport.objects.create(
+            tenant=tenant, request=locked, channel=channel, created_at=now
+        )
+        violations = SendViolation.objects.for_tenant(tenant).filter(request=locked).count()
+        domain_events.emit(
+            tenant.pk,
+            "request.still_receiving",
+            {
+                **request_event_payload(locked),
+                "reported_via": channel,
+                "reported_at": now.isoformat(),
+                "messages_after_opt_out": violations,
+            },
+        )
+    logger.info("still-receiving report on %s via %s", locked.reference, channel)
+    return ReportFiled(report, created=True)
