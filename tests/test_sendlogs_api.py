@@ -255,9 +255,15 @@ def test_a_text_csv_body_is_an_import_too_and_a_bad_header_fails_it(api_key_a: s
     run_send_log_import(response.json()["id"])
     assert client.get(response.json()["url"]).json()["accepted"] == 1
 
+    # a body that does not start with a header naming sent_at is refused at once
     bad = client.post("/api/v1/send-logs", "number,when\n13800138000,x\n", content_type="text/csv", **EN)
-    run_send_log_import(bad.json()["id"])
-    failed = client.get(bad.json()["url"], **EN).json()
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "body"
+    # one naming no number column fails as a job, saying why
+    nameless = client.post(
+        "/api/v1/send-logs", "sent_at,service\n2026-03-02T10:00:00Z,x\n", content_type="text/csv"
+    )
+    run_send_log_import(nameless.json()["id"])
+    failed = client.get(nameless.json()["url"], **EN).json()
     assert failed["state"] == "failed" and "phone" in failed["error"] and "sent_at" in failed["error"]
 
     empty = client.post("/api/v1/send-logs", {"file": upload("")}, format="multipart")

@@ -486,8 +486,10 @@ service codes), `category`, `template`, `message_id` and `engaged_at` (when the 
 replied). Records are kept for your tenant's send log retention (30 days unless you set another).
 
 - A JSON list of up to 10,000 records is stored at once: 201 with the counts (every record is exactly one of
-  `accepted`, `duplicates` or `invalid`; `errors` names each invalid record's position and field). A list in
-  which no record is valid is refused: 400, `errors` naming `[position].field`.
+  `accepted`, `duplicates` or `invalid`; `errors` names each invalid record's position and field: a number
+  that is not valid, an unknown service, a time to come). A list with a record not in the shape below (a wrong
+  type, an unknown field, a time that is not ISO 8601), or in which no record is valid, is refused and nothing
+  is stored: 400, `errors` naming `[position].field`.
 - A CSV (`Content-Type: text/csv`, or a multipart `file`), with a header row naming the columns, is read in
   the background: 202 with the import; poll `GET /api/v1/send-logs/imports/{id}` for its progress.
 

@@ -133,7 +133,7 @@ def _import(job: SendLogImport) -> None:
     reader = SendRecordReader(job.tenant)
     jobs = SendLogImport.objects.for_tenant(job.tenant_id).filter(pk=job.pk)
     for chunk in _chunks(job):
-        parsed = reader.read(chunk)
+        parsed = reader.read(chunk, csv=True)
         with transaction.atomic():
             counts = sendlogs.send_logs_ingest(tenant=job.tenant, records=parsed.records)
             fields: dict[str, Any] = {

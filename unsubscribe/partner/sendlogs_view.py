@@ -4,6 +4,7 @@ shows an import's progress. Thin: the core reads and stores the records (unsubsc
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.urls import reverse
@@ -24,43 +25,59 @@ from .errors import InvalidUpload, TooManyNumbers
 from .models import SendLogImport
 from .parsers import LimitedCSVParser, LimitedJSONParser
 from .problems import Problem, invalid_field
-from .serializers import UploadField
+from .serializers import DATE_FILTER_SCHEMA, NO_NUL_PATTERN, UploadField
 from .throttling import BulkApiKeyRateThrottle
 from .views import PartnerAPIView, documented, link, problems
 
 MAX_ITEMS = 10_000
+# A text/csv body: a header row (lower case) naming sent_at, then the rows. The view checks the same.
+CSV_BODY_PATTERN = "^\ufeff?[a-z_,]*sent_at[a-z_,]*\r?\n[^\u0000]*$"
+_CSV_BODY = re.compile(CSV_BODY_PATTERN)
 
-_TIME = {"type": "string", "format": "date-time", "example": "2025-01-31T08:00:00+08:00"}
-_TEXT = {"type": "string", "maxLength": 100}
+_TIME = {**DATE_FILTER_SCHEMA, "example": "2025-01-31T08:00:00+08:00"}
+_TEXT = {"type": "string", "maxLength": 100, "pattern": NO_NUL_PATTERN}
 SEND_RECORD_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
         "phone": {
             "type": "string",
+            "nullable": True,
             "maxLength": 32,
+            "pattern": NO_NUL_PATTERN,
             "description": "The number (E.164, or national for mainland China). Digested at once and never "
             "stored. Give `phone` or `phone_hash`.",
         },
         "phone_hash": {
             "type": "string",
+            "nullable": True,
             "pattern": "^[0-9a-fA-F]{64}$",
             "description": "Your digest of the number (`phone_hash` in our answers and webhooks), when you "
             "hold only digests.",
         },
-        "sent_at": {**_TIME, "description": "When you sent it. Without an offset: your tenant's time zone."},
+        "sent_at": {
+            **_TIME,
+            "description": "When you sent it (ISO 8601). Without an offset: your tenant's time zone. Later than "
+            "now: invalid.",
+        },
         "service": {
             **_TEXT,
+            "nullable": True,
             "description": "One of your service codes (`GET /api/v1/me`). Unknown: invalid.",
         },
-        "category": {**_TEXT, "description": "e.g. promotion, reminder."},
-        "template": {**_TEXT, "description": "Your template's id or name."},
+        "category": {**_TEXT, "nullable": True, "description": "e.g. promotion, reminder."},
+        "template": {**_TEXT, "nullable": True, "description": "Your template's id or name."},
         "message_id": {
             **_TEXT,
+            "nullable": True,
             "description": "Your id of the message: the same id again is a duplicate. Without one, the same "
             "number, time, service, category and template is.",
         },
-        "engaged_at": {**_TIME, "description": "When the person opened, clicked or replied, if you know."},
+        "engaged_at": {
+            **_TIME,
+            "nullable": True,
+            "description": "When the person opened, clicked or replied, if you know.",
+        },
     },
     "required": ["sent_at"],
 }
@@ -152,7 +169,7 @@ class SendLogListView(PartnerAPIView):
             "application/json": SEND_RECORDS_SCHEMA,
             "text/csv": {
                 "type": "string",
-                "pattern": "^\ufeff?[a-z_,]*sent_at[a-z_,]*\r?\n[^\u0000]*$",
+                "pattern": CSV_BODY_PATTERN,
                 "description": "A header row naming phone (or phone_hash) and sent_at, then one record a row.",
             },
             "multipart/form-data": SendLogUploadSerializer,
@@ -179,6 +196,12 @@ class SendLogListView(PartnerAPIView):
             body.is_valid(raise_exception=True)
             return self._job(request, upload=body.validated_data["file"])
         if isinstance(data, str) and (request.content_type or "").startswith(LimitedCSVParser.media_type):
+            if not _CSV_BODY.match(data):
+                raise invalid_field(
+                    "body",
+                    _("Start the CSV with a header row naming the columns, e.g. %(columns)s.")
+                    % {"columns": "phone,sent_at,service,category,template,message_id,engaged_at"},
+                )
             return self._job(request, text=data)
         if not isinstance(data, list):
             raise invalid_field("body", _("Send a JSON list of send records, or a CSV."))
@@ -190,11 +213,15 @@ class SendLogListView(PartnerAPIView):
             )
         parsed = SendRecordReader(self.tenant).read(enumerate(data))
         errors = [error.as_dict() for error in parsed.errors]
-        if data and not parsed.records:
+        # A record not in the schema's shape refuses the call (nothing is stored); a value we cannot
+        # take (an invalid number, an unknown service) only its record, unless no record is left.
+        if parsed.malformed or (data and not parsed.records):
             raise Problem(
                 status=400,
                 code="invalid",
-                detail=_("No record is valid; see errors."),
+                detail=_("Some records are not in the documented shape; nothing was stored. See errors.")
+                if parsed.malformed
+                else _("No record is valid; see errors."),
                 errors=[
                     {
                         "field": f"[{e['row']}].{e['field']}" if e["field"] else f"[{e['row']}]",

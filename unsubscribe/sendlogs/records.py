@@ -37,7 +37,7 @@ FIELDS = frozenset(CSV_COLUMNS)
 MAX_TEXT = 100
 # A sender's clock may run a little ahead; a send reported further in the future has not happened.
 FUTURE_SKEW = timedelta(minutes=10)
-_DIGEST = re.compile(r"[0-9a-f]{64}")
+_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class RowError:
     row: int
     field: str | None
     message: str
+    # Not the shape the API's schema gives (a type, a format, an unknown field), rather than a
+    # value we cannot take (a number that is not valid, an unknown service, a time to come).
+    malformed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"row": self.row, "field": self.field, "message": self.message}
@@ -59,6 +62,14 @@ class Parsed:
     errors: list[RowError] = field(default_factory=list)
     invalid: int = 0
 
+    @property
+    def malformed(self) -> bool:
+        return any(error.malformed for error in self.errors)
+
+
+# A problem: (field, message, malformed).
+Problems = list[tuple[str | None, str, bool]]
+
 
 class SendRecordReader:
     """Checks items of one tenant: `read(items)` → the valid records and the errors."""
@@ -69,86 +80,88 @@ class SendRecordReader:
         self.digest = phones.tenant_phone_hasher(tenant.pk)
         self.codes = set(Service.objects.for_tenant(tenant).values_list("code", flat=True))
         self.latest = (now or timezone.now()) + FUTURE_SKEW
+        self.blank_is_missing = False
 
-    def read(self, items: Iterable[tuple[int, Any]]) -> Parsed:
+    def read(self, items: Iterable[tuple[int, Any]], *, csv: bool = False) -> Parsed:
+        """`csv`: the items are CSV rows, where an empty cell is a value not given (in JSON an empty
+        time is an error, as the schema says)."""
+        self.blank_is_missing = csv
         parsed = Parsed()
         for row, item in items:
-            problems: list[tuple[str | None, str]] = []
+            problems: Problems = []
             record = self._record(item, problems)
             if record is None:
                 parsed.invalid += 1
-                parsed.errors += [RowError(row, f, m) for f, m in problems]
+                parsed.errors += [RowError(row, f, m, bad) for f, m, bad in problems]
             else:
                 parsed.records.append(record)
         return parsed
 
-    def _time(
-        self, item: dict[str, Any], name: str, problems: list[tuple[str | None, str]]
-    ) -> datetime | None:
+    def _time(self, item: dict[str, Any], name: str, problems: Problems) -> datetime | None:
         raw = item.get(name)
-        if raw is None or raw == "":
+        if raw is None or (raw == "" and self.blank_is_missing):
             return None
-        if not isinstance(raw, str):
-            problems.append((name, _("Use an ISO 8601 date and time, e.g. 2025-01-31T08:00:00+08:00.")))
+        if not isinstance(raw, str) or not raw.strip():
+            problems.append((name, _("Use an ISO 8601 date and time, e.g. 2025-01-31T08:00:00+08:00."), True))
             return None
         try:
             value = instant_parse(raw, tz=self.zone)
         except InstantError as exc:
-            problems.append((name, exc.message))
+            problems.append((name, exc.message, True))
             return None
         if value is not None and value > self.latest:
-            problems.append((name, _("The time cannot be in the future.")))
+            problems.append((name, _("The time cannot be in the future."), False))
             return None
         return value
 
-    def _text(self, item: dict[str, Any], name: str, problems: list[tuple[str | None, str]]) -> str:
+    def _text(self, item: dict[str, Any], name: str, problems: Problems) -> str:
         raw = item.get(name)
         if raw is None:
             return ""
         if not isinstance(raw, str) or "\x00" in raw:
-            problems.append((name, _("Must be text.")))
+            problems.append((name, _("Must be text."), True))
             return ""
         text = raw.strip()
         if len(text) > MAX_TEXT:
-            problems.append((name, _("At most %(max)d characters.") % {"max": MAX_TEXT}))
+            problems.append((name, _("At most %(max)d characters.") % {"max": MAX_TEXT}, True))
             return ""
         return text
 
-    def _record(self, item: Any, problems: list[tuple[str | None, str]]) -> SendRecord | None:
+    def _record(self, item: Any, problems: Problems) -> SendRecord | None:
         if not isinstance(item, dict):
-            problems.append((None, _("Must be an object.")))
+            problems.append((None, _("Must be an object."), True))
             return None
         unknown = sorted(str(key) for key in item if key not in FIELDS)
         if unknown:
-            problems.append((unknown[0][:50], _("Unknown field.")))
+            problems.append((unknown[0][:50], _("Unknown field."), True))
         phone, digest = item.get("phone"), item.get("phone_hash")
         phone_hash = ""
         if phone not in (None, "") and digest not in (None, ""):
-            problems.append(("phone", _("Give the number or its digest (phone_hash), not both.")))
+            problems.append(("phone", _("Give the number or its digest (phone_hash), not both."), False))
         elif phone not in (None, ""):
             if not isinstance(phone, str) or "\x00" in phone:
-                problems.append(("phone", _("That is not a valid phone number.")))
+                problems.append(("phone", _("That is not a valid phone number."), True))
             else:
                 try:
                     phone_hash = self.digest(phones.normalise_fast(phone))
                 except phones.InvalidPhoneNumber as exc:
-                    problems.append(("phone", str(exc)))
+                    problems.append(("phone", str(exc), False))
         elif digest not in (None, ""):
-            if isinstance(digest, str) and _DIGEST.fullmatch(digest.strip().lower()):
-                phone_hash = digest.strip().lower()
+            if isinstance(digest, str) and _DIGEST.fullmatch(digest):
+                phone_hash = digest.lower()
             else:
                 problems.append(
-                    ("phone_hash", _("Use your digest of the number: 64 hexadecimal characters."))
+                    ("phone_hash", _("Use your digest of the number: 64 hexadecimal characters."), True)
                 )
         else:
-            problems.append(("phone", _("Give the number (phone) or its digest (phone_hash).")))
+            problems.append(("phone", _("Give the number (phone) or its digest (phone_hash)."), False))
         sent_at = self._time(item, "sent_at", problems)
-        if sent_at is None and not any(name == "sent_at" for name, _message in problems):
-            problems.append(("sent_at", _("This field is required.")))
+        if sent_at is None and not any(problem[0] == "sent_at" for problem in problems):
+            problems.append(("sent_at", _("This field is required."), True))
         engaged_at = self._time(item, "engaged_at", problems)
         service = self._text(item, "service", problems)
         if service and service not in self.codes:
-            problems.append(("service", _("Unknown service code.")))
+            problems.append(("service", _("Unknown service code."), False))
         category = self._text(item, "category", problems)
         template = self._text(item, "template", problems)
         message_id = self._text(item, "message_id", problems)
