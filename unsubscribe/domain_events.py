@@ -1,5 +1,6 @@
 """Domain events (request.created, request.completed, request.needs_attention,
-suppression.added, suppression.lifted, request.deadline_breached). The core does not know
+suppression.added, suppression.lifted, request.deadline_breached, suppression.violated,
+request.still_receiving). The core does not know
 who listens: the partner webhooks subscribe here.
 
 Handlers run inside the caller's transaction so that what they record (a
@@ -22,6 +23,8 @@ EVENTS = (
     "suppression.added",
     "suppression.lifted",  # a person re-subscribed: verified, with its evidence
     "request.deadline_breached",  # a regime's due time passed unmet (unsubscribe/deadlines/), once each
+    "suppression.violated",  # a sender reported messages sent after the opt-out (unsubscribe/sendlogs/)
+    "request.still_receiving",  # the person reports messages still arriving after the opt-out
 )
 
 

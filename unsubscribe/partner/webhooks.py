@@ -4,7 +4,9 @@ Events: request.created, request.completed, request.needs_attention,
 suppression.added, suppression.lifted (a verified re-subscribe: the scopes lifted, what
 stays suppressed, the channel, verification method and evidence), request.deadline_breached
 (the request's payload plus "deadline": regime, rule, due_at, met_at, breached_at; README,
-"Deadlines by regime"). Each is one JSON body,
+"Deadlines by regime"), suppression.violated (a sender's send log shows messages sent after
+the number's opt-out: phone_hash, reference, scopes, suppressed_at, messages, services,
+first_sent_at, last_sent_at, detected_at; examples.SUPPRESSION_VIOLATED_PAYLOAD). Each is one JSON body,
 never carrying the raw number:
 
     {"id": "<uuid, the same on every retry>", "event": "request.created",
