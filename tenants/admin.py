@@ -338,6 +338,7 @@ class TenantAdmin(TenantScopedAdmin):
                     "erasure_delay_hours",
                     "record_retention_days",
                     "consent_retention_days",
+                    "send_log_retention_days",
                 ]
             },
         ),

@@ -137,6 +137,16 @@ class Tenant(models.Model):
             "consent evidence to be kept at least 5 months: 150 days."
         ),
     )
+    send_log_retention_days = models.PositiveIntegerField(
+        _("send log retention (days)"),
+        default=30,
+        db_default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(180)],
+        help_text=_(
+            "How long the send logs partners report (number digest, time, service) are kept: "
+            "long enough to catch a message after an opt-out, no longer. 1 to 180 days."
+        ),
+    )
     terms_zh = models.TextField(
         _("terms (Chinese)"),
         blank=True,

@@ -803,6 +803,110 @@ class RequestDeadline(TenantOwnedModel):
         return f"{self.regime}/{self.rule}"
 
 
+# --- send logs, violations and "I still get messages" (unsubscribe/sendlogs/) -------------------
+
+
+class SendLogEntry(TenantOwnedModel):
+    """One message a sender reports it sent to a number: minimised (the tenant's digest, never the
+    number), kept `Tenant.send_log_retention_days`. A send after an opt-out that covers its service
+    is a violation (SendViolation)."""
+
+    phone_hash = models.CharField(_("number hash"), max_length=64)
+    sent_at = models.DateTimeField(_("sent"))
+    service_code = models.CharField(_("service"), max_length=50, blank=True, default="")
+    category = models.CharField(_("category"), max_length=100, blank=True, default="")
+    template = models.CharField(_("template"), max_length=100, blank=True, default="")
+    message_id = models.CharField(_("message id"), max_length=100, blank=True, default="")
+    # The sender's message id, or a digest of the natural key (number, time, service, category,
+    # template): a record sent again is the same row, counted as a duplicate.
+    dedupe_key = models.CharField(_("duplicate key"), max_length=110)
+    engaged_at = models.DateTimeField(
+        _("engaged"), null=True, blank=True, help_text=_("When the person opened, clicked or replied.")
+    )
+    received_at = models.DateTimeField(_("reported"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "dedupe_key"], name="send_log_unique_message")
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "phone_hash", "sent_at"], name="send_log_number_time"),
+            models.Index(fields=["tenant", "sent_at"], name="send_log_sent"),
+        ]
+        verbose_name = _("send log entry")
+        verbose_name_plural = _("send log entries")
+
+    def __str__(self) -> str:
+        return f"{self.phone_hash[:12]}… {self.service_code or '-'} {self.sent_at.isoformat()}"
+
+
+class SendViolation(TenantOwnedModel):
+    """A message sent to a number after an opt-out covering its service took effect. It keeps its
+    own copy of what matters (digest, times, service), so it outlives the send log's short retention
+    and stays on the request's record."""
+
+    entry = models.OneToOneField(
+        SendLogEntry,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="violation",
+        verbose_name=_("send log entry"),
+    )
+    request = models.ForeignKey(
+        UnsubscribeRequest,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="send_violations",
+        verbose_name=_("request"),
+    )
+    phone_hash = models.CharField(_("number hash"), max_length=64)
+    scope = models.CharField(_("opt-out scope"), max_length=50)
+    suppressed_at = models.DateTimeField(_("opted out"))
+    sent_at = models.DateTimeField(_("sent"))
+    service_code = models.CharField(_("service"), max_length=50, blank=True, default="")
+    detected_at = models.DateTimeField(_("detected"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        indexes = [
+            models.Index(fields=["tenant", "phone_hash"], name="send_violation_number"),
+            models.Index(fields=["tenant", "detected_at"], name="send_violation_detected"),
+        ]
+        verbose_name = _("message after opt-out")
+        verbose_name_plural = _("messages after opt-out")
+
+    def __str__(self) -> str:
+        return f"{self.service_code or '-'} {self.sent_at.isoformat()}"
+
+
+class StillReceivingReport(TenantOwnedModel):
+    """A person's word that messages still arrive after their opt-out (status page or reply SMS)."""
+
+    class Channel(models.TextChoices):
+        WEB = "web", _("Status page")
+        SMS = "sms", _("Reply SMS")
+
+    request = models.ForeignKey(
+        UnsubscribeRequest,
+        on_delete=models.CASCADE,
+        related_name="still_receiving_reports",
+        verbose_name=_("request"),
+    )
+    channel = models.CharField(_("channel"), max_length=5, choices=Channel.choices)
+    created_at = models.DateTimeField(_("reported"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("“I still get messages” report")
+        verbose_name_plural = _("“I still get messages” reports")
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.created_at.isoformat()}"
+
+
 class PlatformDoNotMarket(models.Model):
     """The person's "no marketing from anyone": one row per number, platform-wide (not a
     tenant's row), keyed by `phones.platform_phone_hash`. Every tenant's check, bulk check
