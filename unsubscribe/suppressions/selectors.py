@@ -55,7 +55,9 @@ def platform_do_not_market_since(e164s: Iterable[str]) -> dict[str, datetime]:
         return {}
     if len(digest_of) == 1:
         ((digest, e164),) = digest_of.items()
-        since = PlatformDoNotMarket.objects.filter(phone_hash=digest).values_list("created_at", flat=True).first()
+        since = (
+            PlatformDoNotMarket.objects.filter(phone_hash=digest).values_list("created_at", flat=True).first()
+        )
         return {} if since is None else {e164: since}
     rows = PlatformDoNotMarket.objects.filter(phone_hash__in=list(digest_of)).values_list(
         "phone_hash", "created_at"
