@@ -254,7 +254,9 @@ class Suppression(TenantOwnedModel):
             models.UniqueConstraint(fields=["tenant", "phone_hash", "scope"], name="suppression_unique")
         ]
         indexes = [
-            models.Index(fields=["ends_at"], condition=models.Q(ends_at__isnull=False), name="suppression_pause")
+            models.Index(
+                fields=["ends_at"], condition=models.Q(ends_at__isnull=False), name="suppression_pause"
+            )
         ]
         verbose_name = _("suppression")
         verbose_name_plural = _("suppressions")
