@@ -339,9 +339,9 @@ class NumberStatusDoc(serializers.Serializer[Any]):
     )
     platform_do_not_market = serializers.BooleanField(
         required=False,
-        help_text="Valid numbers: true when the person put the number on the platform-wide do-not-market "
+        help_text="Present (true) when the person put the number on the platform-wide do-not-market "
         "list (one-stop hub): no provider may send it marketing, whatever its own opt-outs; `suppressed` "
-        "is then true. Only the person can lift it.",
+        "is then true and `since` is the earlier of the entry and the opt-outs. Only the person can lift it.",
     )
     error = serializers.CharField(required=False, help_text="Why the number is invalid.")
     reassigned_since = serializers.DateField(
