@@ -32,7 +32,7 @@ from notifications import services as notification_services  # by module: tests 
 from tenants.models import Tenant
 from unsubscribe import domain_events
 from unsubscribe.donotmarket.services import platform_do_not_market_lift, platform_do_not_market_set
-from unsubscribe.errors import UnsubscribeError
+from unsubscribe.errors import StepWaiting, UnsubscribeError
 from unsubscribe.models import (
     SCOPE_ALL,
     PlatformDoNotMarket,
@@ -280,7 +280,22 @@ def verifications_sweep() -> dict[str, int]:
 
 def verifications_erase_number(request: UnsubscribeRequest) -> int:
     """Registered as the "optout.verifications" data source (an erase step): blank the
-    number of the tenant's verifications for the request's number."""
+    number of the tenant's verifications for the request's number.
+
+    A code the person is using right now (verified, not used, not stale: they stop one
+    service after another from the hub or the page) keeps the number until they are done:
+    the step waits until the code is stale, when the sweep has blanked it anyway."""
+    ttl = timedelta(seconds=limits.limit("LANZUAN_OTP_VERIFIED_TTL_SECONDS"))
+    in_use = (
+        PhoneVerification.objects.for_tenant(request.tenant_id)
+        .filter(phone_hash=request.phone_hash, used_at=None, verified_at__gt=timezone.now() - ttl)
+        .exclude(phone="")
+        .order_by("-verified_at")
+        .values_list("verified_at", flat=True)
+        .first()
+    )
+    if in_use is not None:
+        raise StepWaiting("a one-time code of the number is in use on a page", until=in_use + ttl)
     count = (
         PhoneVerification.objects.for_tenant(request.tenant_id)
         .filter(phone_hash=request.phone_hash)
