@@ -330,18 +330,20 @@ def web_request_file(
     messages fit to show.
     """
     _require_number(verification)
-    filed = unsubscribe_request_create(
-        tenant=tenant,
-        phone=verification.phone,
-        channel=RequestChannel.WEB,
-        verification_method=VerificationMethod.OTP,
-        verification_evidence=evidence(verification),
-        services=services or None,
-        language=language,
-        idempotency_key=f"web-otp-{verification.pk}",
-        filed_by="the person, on the opt-out page",
-    )
-    verification_use(verification)
+    # One transaction: the pipeline (dispatched after commit) finds the code used, not in use.
+    with transaction.atomic():
+        filed = unsubscribe_request_create(
+            tenant=tenant,
+            phone=verification.phone,
+            channel=RequestChannel.WEB,
+            verification_method=VerificationMethod.OTP,
+            verification_evidence=evidence(verification),
+            services=services or None,
+            language=language,
+            idempotency_key=f"web-otp-{verification.pk}",
+            filed_by="the person, on the opt-out page",
+        )
+        verification_use(verification)
     choice_count(tenant=tenant, choice=Choice.STOP)
     return filed.request
 
@@ -362,26 +364,28 @@ def hub_requests_file(
     _require_number(verification)
     filed: list[UnsubscribeRequest] = []
     refused: list[tuple[Tenant, str]] = []
-    for tenant in tenants:
-        try:
-            result = unsubscribe_request_create(
-                tenant=tenant,
-                phone=verification.phone,
-                channel=RequestChannel.HUB,
-                verification_method=VerificationMethod.OTP,
-                verification_evidence=evidence(verification),
-                services=None,
-                language=language,
-                idempotency_key=f"hub-otp-{verification.pk}-{tenant.pk}",
-                filed_by="the person, on the one-stop hub",
-            )
-        except UnsubscribeError as exc:
-            refused.append((tenant, exc.message))
-            continue
-        filed.append(result.request)
-        choice_count(tenant=tenant, choice=Choice.STOP)
-    if retire:
-        verification_use(verification)
+    # One transaction: the pipelines (dispatched after commit) find the code used, not in use.
+    with transaction.atomic():
+        for tenant in tenants:
+            try:
+                result = unsubscribe_request_create(
+                    tenant=tenant,
+                    phone=verification.phone,
+                    channel=RequestChannel.HUB,
+                    verification_method=VerificationMethod.OTP,
+                    verification_evidence=evidence(verification),
+                    services=None,
+                    language=language,
+                    idempotency_key=f"hub-otp-{verification.pk}-{tenant.pk}",
+                    filed_by="the person, on the one-stop hub",
+                )
+            except UnsubscribeError as exc:
+                refused.append((tenant, exc.message))
+                continue
+            filed.append(result.request)
+            choice_count(tenant=tenant, choice=Choice.STOP)
+        if retire:
+            verification_use(verification)
     return HubOutcome(filed, refused)
 
 
