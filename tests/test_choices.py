@@ -26,7 +26,8 @@ from unsubscribe.models import (
     SuppressionEvent,
     UnsubscribeRequest,
 )
-from unsubscribe.optout.models import Alternative, ChoiceDay, MarketingPreference
+from unsubscribe.optout.models import Alternative, ChoiceDay, MarketingPreference, PhoneVerification
+from unsubscribe.optout.tasks import verifications_sweep
 from unsubscribe.partner.models import WebhookDelivery
 from unsubscribe.partner.webhooks import webhook_endpoint_create
 from unsubscribe.sendlogs.services import SendRecord, send_logs_ingest
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from celery import Celery
     from django.contrib.auth.models import User
     from pytest_django import Settings
+
+    from tests.pipeline_helpers import Pipeline
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"
@@ -394,3 +397,33 @@ def test_choices_are_counted_per_tenant_and_day_and_charted_for_the_tenant_only(
     other.force_login(charlie)
     page = other.get(reverse("admin:optout_choiceday_changelist"), **EN).content.decode()
     assert "Paused 90 days (0)" in page and "Stopped (1)" in page
+
+
+def test_the_erasure_of_the_code_waits_while_the_person_goes_on_from_the_hub(
+    client: Client, tenant_a: Tenant, outbox: Path, pipeline: Pipeline
+) -> None:
+    # given a person who stops one service from the hub, the pipeline running at once
+    subscribe(tenant_a, "offers")
+    subscribe(tenant_a, "club")
+    hub_page(client, outbox)
+    hub = reverse("optout-hub-choose")
+    with pipeline():
+        tap(client, hub, {"action": "stop_service", "tenant": str(tenant_a.pk), "service": "offers"})
+
+    # then the request's erasure of the one-time codes waits: the person's code still works
+    first = UnsubscribeRequest.objects.for_tenant(tenant_a).get()
+    step = first.steps.get(source="optout.verifications")
+    assert step.status == "retrying" and "in use" in step.last_error
+    assert first.state != "completed"
+    with pipeline():
+        tap(client, hub, {"action": "stop_service", "tenant": str(tenant_a.pk), "service": "club"})
+    assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 2
+
+    # and once the code is stale, the sweep blanks it and the requests complete
+    with time_machine.travel(timezone.now() + timedelta(minutes=35), tick=False):
+        verifications_sweep()
+        with pipeline():
+            pipeline_sweep()
+    states = set(UnsubscribeRequest.objects.for_tenant(tenant_a).values_list("state", flat=True))
+    assert states == {"completed"}
+    assert not PhoneVerification.objects.unscoped(reason="test").exclude(phone="").exists()
