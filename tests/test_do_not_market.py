@@ -221,3 +221,14 @@ def test_no_tenant_can_lift_it_not_by_api_nor_admin(
     )
     assert delete.status_code == 403
     assert PlatformDoNotMarket.objects.filter(pk=entry.pk).exists()
+
+
+def test_the_cores_may_we_send_answer_honours_it_too(client: Client, tenant_a: Tenant, outbox: Path) -> None:
+    from unsubscribe.suppressions.selectors import suppression_status
+
+    subscribe(tenant_a)
+    hub_verified(client, outbox)
+    assert not suppression_status(tenant=tenant_a, phone=E164).suppressed
+    tap(client, {"action": "dnm_set"})
+    status = suppression_status(tenant=tenant_a, phone=E164, service_code="offers")
+    assert status.suppressed and status.platform_do_not_market and status.scopes == []

@@ -16,13 +16,20 @@ class SuppressionStatus:
     suppressed: bool
     since: datetime | None
     scopes: list[str]
+    platform_do_not_market: bool = False  # the person's platform-wide entry (by number only)
 
 
 def suppression_status(*, tenant: Tenant, phone: str, service_code: str | None = None) -> SuppressionStatus:
-    """May we send to this number? Suppressed if opted out of everything, or of the
-    given service. Raises InvalidPhoneNumber."""
-    digest = phones.tenant_phone_hash(tenant.pk, phones.normalise(phone))
-    return suppression_status_for_hash(tenant=tenant, phone_hash=digest, service_code=service_code)
+    """May we send marketing to this number? Suppressed if opted out of everything, or of the
+    given service, or on the person's platform-wide do-not-market list. Raises InvalidPhoneNumber."""
+    e164 = phones.normalise(phone)
+    digest = phones.tenant_phone_hash(tenant.pk, e164)
+    status = suppression_status_for_hash(tenant=tenant, phone_hash=digest, service_code=service_code)
+    everywhere = platform_do_not_market_since([e164]).get(e164)
+    if everywhere is None:
+        return status
+    since = min(status.since, everywhere) if status.since else everywhere
+    return SuppressionStatus(True, since, status.scopes, platform_do_not_market=True)
 
 
 def relevant_scopes(service_code: str | None) -> set[str]:
