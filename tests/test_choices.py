@@ -427,3 +427,14 @@ def test_the_erasure_of_the_code_waits_while_the_person_goes_on_from_the_hub(
     states = set(UnsubscribeRequest.objects.for_tenant(tenant_a).values_list("state", flat=True))
     assert states == {"completed"}
     assert not PhoneVerification.objects.unscoped(reason="test").exclude(phone="").exists()
+
+
+def test_a_provider_known_only_by_its_send_logs_gets_the_person_a_code(
+    client: Client, tenant_b: Tenant, outbox: Path
+) -> None:
+    service(tenant_b, "picks", "Daily picks")
+    sent(tenant_b, "picks", 2)
+
+    page = hub_page(client, outbox)
+
+    assert f'data-testid="hub-card-{tenant_b.slug}"' in page and "Daily picks" in page

@@ -248,8 +248,8 @@ def _theirs(digests: dict[int, str], rows: Iterable[tuple[int, str]]) -> list[in
 
 
 def hub_verification_owner(*, e164: str) -> Tenant | None:
-    """The tenant that owns the hub's verification row (the first one that holds the number),
-    so that its erasure of the number clears the row. The code itself goes out through the
+    """The tenant that owns the hub's verification row (the first one that holds the number, or
+    else that sent to it lately), so that its erasure of the number clears the row. The code itself goes out through the
     platform's sender, signed by the platform (platform.py), not through this tenant."""
     digests = _hub_digests(e164)
     rows = (
@@ -258,7 +258,10 @@ def hub_verification_owner(*, e164: str) -> Tenant | None:
         .values_list("tenant_id", "phone_hash")
     )
     owners = _theirs(digests, rows)
-    return Tenant.objects.filter(pk=min(owners)).first() if owners else None
+    if not owners:  # a provider that only reported sending to it also markets to it
+        since = timezone.now() - timedelta(days=SUGGESTION_DAYS)
+        owners = [t for t, messages in tenants_sending_to(digests=digests, since=since).items() if messages]
+    return Tenant.objects.filter(pk=min(owners), is_active=True).first() if owners else None
 
 
 def hub_providers(*, e164: str) -> list[Provider]:
