@@ -438,3 +438,22 @@ def test_a_provider_known_only_by_its_send_logs_gets_the_person_a_code(
     page = hub_page(client, outbox)
 
     assert f'data-testid="hub-card-{tenant_b.slug}"' in page and "Daily picks" in page
+
+
+def test_the_admin_offers_another_channel_only_with_a_channel(
+    client: Client, tenant_a: Tenant, alice: User
+) -> None:
+    client.force_login(alice)
+    url = reverse("admin:optout_alternative_add")
+    base = {"tenant": tenant_a.pk, "kind": "channel", "is_active": "on", "label_zh": "", "label_en": ""}
+
+    refused = client.post(url, {**base, "channel": ""}, **EN)
+    taken = client.post(url, {**base, "channel": "app"}, **EN)
+
+    assert refused.status_code == 200 and "Choose the channel you offer instead." in refused.content.decode()
+    assert taken.status_code == 302
+    offered = Alternative.objects.for_tenant(tenant_a).get()
+    assert (
+        offered.label("en") == "By App notifications instead"
+        and offered.label("zh-hans") == "改用应用通知接收"
+    )

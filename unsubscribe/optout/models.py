@@ -7,8 +7,9 @@ it expires unused, and when the number's data is erased.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from tenants.scoping import TenantOwnedModel
@@ -109,14 +110,21 @@ class Alternative(TenantOwnedModel):
     def __str__(self) -> str:
         return str(self.get_kind_display())
 
+    def clean(self) -> None:
+        if self.kind == self.Kind.CHANNEL and not self.channel:
+            raise ValidationError({"channel": _("Choose the channel you offer instead.")})
+        if self.kind != self.Kind.CHANNEL:
+            self.channel = ""
+
     def label(self, language: str) -> str:
         """The button's text in the person's language: the tenant's own, or the standard one."""
         own = self.label_en if language == "en" else self.label_zh
         if own:
             return own
-        if self.kind == self.Kind.CHANNEL and self.channel:
-            return str(_("By %(channel)s instead") % {"channel": self.Channel(self.channel).label})
-        return str(STANDARD_LABELS[self.kind])
+        with translation.override(language):
+            if self.kind == self.Kind.CHANNEL and self.channel:
+                return str(_("By %(channel)s instead") % {"channel": self.Channel(self.channel).label})
+            return str(STANDARD_LABELS[self.kind])
 
 
 class MarketingPreference(TenantOwnedModel):
