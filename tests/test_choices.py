@@ -253,6 +253,8 @@ def test_tenant_page_full_opt_out_is_one_tap_and_suggestions_sit_beside_it(
     row = page[page.index('data-testid="suggestion-offers"') :]
     assert row.index('data-testid="stop-service"') < row.index('data-testid="alternative-pause30"')
     assert "Only one a week" in row
+    # and the alternatives for all of its marketing come after the stop-all button
+    assert page.index('data-testid="stop-all"') < page.index('data-testid="alternative-all-pause30"')
     url, _page = tap(client, reverse("optout-choose", args=[tenant_a.slug]), {"action": "stop_all"})
     assert url == reverse("optout-receipt", args=[tenant_a.slug])
     filed = UnsubscribeRequest.objects.for_tenant(tenant_a).get()
