@@ -16,6 +16,8 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from lanzuan import phones
 from tenants.models import Tenant
@@ -459,3 +461,37 @@ def test_the_admin_offers_another_channel_only_with_a_channel(
         offered.label("en") == "By App notifications instead"
         and offered.label("zh-hans") == "改用应用通知接收"
     )
+
+
+ACTIONS = st.sampled_from(
+    ["stop_all", "stop_provider", "stop_service", "alternative", "dnm_set", "dnm_lift", "x", ""]
+)
+TEXT = st.text(max_size=40) | st.sampled_from(
+    ["offers", "*", "pause30", "fewer", "channel", "1", "-1", "a\x00"]
+)
+
+
+@given(
+    data=st.lists(
+        st.fixed_dictionaries(
+            {"action": ACTIONS, "tenant": TEXT | st.just("<A>"), "service": TEXT, "kind": TEXT}
+        ),
+        max_size=4,
+    )
+)
+@example(data=[{"action": "stop_service", "tenant": "<A>", "service": "a\x00", "kind": ""}])
+@example(data=[{"action": "alternative", "tenant": "<A>", "service": "a\x00", "kind": "pause30"}])
+@example(data=[{"action": "alternative", "tenant": "<A>", "service": "", "kind": "a\x00"}])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_one_tap_post_is_answered_by_a_redirect_never_an_error(
+    client: Client, tenant_a: Tenant, outbox: Path, data: list[dict[str, str]]
+) -> None:
+    cache.clear()
+    if not Subscription.objects.for_tenant(tenant_a).exists():
+        subscribe(tenant_a, "offers")
+        Alternative.objects.create(tenant=tenant_a, kind="pause30")
+    hub_page(client, outbox)
+    for item in data:
+        posted = {**item, "tenant": item["tenant"].replace("<A>", str(tenant_a.pk))}
+        for url in (reverse("optout-hub-choose"), reverse("optout-choose", args=[tenant_a.slug])):
+            assert client.post(url, posted, **EN).status_code == 302

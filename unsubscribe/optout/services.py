@@ -496,7 +496,11 @@ def alternative_choose(
     recorded as such); "fewer" and "another channel" are preferences recorded for the
     tenant and sent to its webhooks (`preference.recorded`). Returns a pause's end."""
     _require_number(verification)
-    offered = Alternative.objects.for_tenant(tenant).filter(kind=kind, is_active=True).first()
+    offered = (
+        Alternative.objects.for_tenant(tenant).filter(kind=kind, is_active=True).first()
+        if kind in Alternative.Kind.values
+        else None
+    )
     if offered is None:
         raise AlternativeNotOffered(_("%(tenant)s does not offer this.") % {"tenant": tenant.name})
     digest = phones.tenant_phone_hash(tenant.pk, verification.phone)

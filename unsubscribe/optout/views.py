@@ -26,7 +26,7 @@ from unsubscribe import links
 from unsubscribe import selectors as core
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.donotmarket.selectors import platform_do_not_market_entry as do_not_market_entry
-from unsubscribe.errors import ChannelDisabled, UnsubscribeError
+from unsubscribe.errors import ChannelDisabled, UnknownServices, UnsubscribeError
 from unsubscribe.models import RequestChannel, UnsubscribeRequest
 from unsubscribe.requests import selectors as request_selectors
 from unsubscribe.suppressions import selectors as suppression_selectors
@@ -321,7 +321,7 @@ def _choose_one_tap(request: HttpRequest, tenant: Tenant, verification: PhoneVer
             found = services.service_stop(
                 tenant=tenant,
                 verification=verification,
-                service_code=request.POST.get("service", ""),
+                service_code=_posted_service(tenant, request.POST),
                 language=page_language(),
             )
             messages.success(request, _stopped_message(found))
@@ -658,7 +658,7 @@ def _hub_one_tap(
             found = services.service_stop(
                 tenant=provider.tenant,
                 verification=verification,
-                service_code=request.POST.get("service", ""),
+                service_code=_posted_service(provider.tenant, request.POST),
                 language=page_language(),
             )
             messages.success(request, _stopped_message(found))
@@ -693,12 +693,19 @@ def _stopped_message(found: UnsubscribeRequest) -> str:
     }
 
 
+def _posted_service(tenant: Tenant, data: Any) -> str:
+    """The posted service code, if it is one of the tenant's active services (anything else,
+    NUL bytes included, never reaches a query); raises UnknownServices."""
+    code = str(data.get("service", ""))
+    if code not in {s.code for s in selectors.active_services(tenant=tenant)}:
+        raise UnknownServices(_("Unknown service."))
+    return code
+
+
 def _alternative_message(tenant: Tenant, verification: PhoneVerification, data: Any) -> str:
     """Apply the alternative posted (kind, scope); raises UnsubscribeError."""
     kind = str(data.get("kind", ""))
-    scope = str(data.get("service") or "*")
-    if scope != "*" and scope not in {s.code for s in selectors.active_services(tenant=tenant)}:
-        raise services.AlternativeNotOffered(_("Unknown service."))
+    scope = _posted_service(tenant, data) if data.get("service") else "*"
     until = services.alternative_choose(tenant=tenant, verification=verification, kind=kind, scope=scope)
     if until is not None:
         return _("Paused at %(tenant)s until %(when)s; it resumes by itself then.") % {
