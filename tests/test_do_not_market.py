@@ -232,3 +232,24 @@ def test_the_cores_may_we_send_answer_honours_it_too(client: Client, tenant_a: T
     tap(client, {"action": "dnm_set"})
     status = suppression_status(tenant=tenant_a, phone=E164, service_code="offers")
     assert status.suppressed and status.platform_do_not_market and status.scopes == []
+
+
+def test_no_provider_imports_a_subscription_for_the_number(
+    client: Client, tenant_a: Tenant, outbox: Path
+) -> None:
+    subscribe(tenant_a)
+    hub_verified(client, outbox)
+    tap(client, {"action": "dnm_set"})
+    newcomer = Tenant.objects.create(slug="importer", name="Importer", kind=Tenant.Kind.PLATFORM)
+    Service.objects.create(tenant=newcomer, code="offers", name="Offers")
+
+    response = api(newcomer).post(
+        "/api/v1/subscriptions/import",
+        [{"phone": E164, "service": "offers"}, {"phone": OTHER, "service": "offers"}],
+        format="json",
+    )
+
+    body = response.json()
+    assert (body["created"], body["skipped_opted_out"]) == (1, 1), body
+    kept = Subscription.objects.for_tenant(newcomer).values_list("phone", flat=True)
+    assert list(kept) == [OTHER]
