@@ -27,6 +27,7 @@ class Event(models.TextChoices):
         "resubscribe_all_needed",
         _("Re-subscribe to one service while all marketing is stopped"),
     )
+    STILL_RECEIVING = "still_receiving", _("Answer to “I still get messages” after an opt-out")
 
 
 class MessageChannel(models.TextChoices):
@@ -63,6 +64,7 @@ EVENT_VARIABLES: dict[str, frozenset[str]] = {
     Event.STATUS_NONE: frozenset({"tenant_name", "keywords", "unsubscribe_url"}),
     Event.UNROUTED_HELP: frozenset({"tenant_name", "hub_url"}),
     Event.RESUBSCRIBE_ALL_NEEDED: frozenset({"tenant_name", "reference", "status_url"}),
+    Event.STILL_RECEIVING: frozenset({"tenant_name", "reference", "status_url"}),
 }
 
 # Values that must never be stored in clear (database, admin, history, logs).
@@ -83,6 +85,7 @@ CONFIRMATION_EVENTS = frozenset(
         Event.STATUS_NONE,
         Event.UNROUTED_HELP,
         Event.RESUBSCRIBE_ALL_NEEDED,
+        Event.STILL_RECEIVING,
     }
 )
 

@@ -104,6 +104,17 @@ DEFAULT_TEXTS: dict[tuple[str, str], DefaultText] = {
         "{tenant_name}: your opt-out",
         "{tenant_name}: Your unsubscribe request {reference} of {date}: {state}. Details: {status_url}",
     ),
+    # A reply that opts out again while the opt-out is in force: "I still get messages".
+    (Event.STILL_RECEIVING, ZH): DefaultText(
+        "【{tenant_name}】已收到您的反馈",
+        "【{tenant_name}】您已于退订申请 {reference} 退订。您反馈退订后仍收到营销短信，我们已记录并通知服务商处理。"
+        "详情：{status_url}",
+    ),
+    (Event.STILL_RECEIVING, EN): DefaultText(
+        "{tenant_name}: we have your report",
+        "{tenant_name}: You opted out with request {reference}. We have recorded that you still get marketing "
+        "messages and told the provider. Details: {status_url}",
+    ),
     (Event.STATUS_NONE, ZH): DefaultText(
         "【{tenant_name}】没有退订记录",
         "【{tenant_name}】本号码没有退订申请记录。如需退订，请回复{keywords}，或访问 {unsubscribe_url}",

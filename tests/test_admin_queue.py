@@ -79,12 +79,18 @@ def test_the_admin_home_shows_the_queue_with_counts(client: Client, alice: User,
         page = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
     assert 'id="lanzuan-attention-queue"' in page
-    assert queue_counts(page, "tenant-a") == {"needs_attention": 2, "sla_breached": 2, "flagged_replies": 1}
+    assert queue_counts(page, "tenant-a") == {
+        "needs_attention": 2,
+        "sla_breached": 2,
+        "still_receiving": 0,
+        "flagged_replies": 1,
+    }
     with time_machine.travel(NOW, tick=False):
         chinese = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert queue_counts(chinese, "tenant-a") == {
         "needs_attention": 2,
         "sla_breached": 2,
+        "still_receiving": 0,
         "flagged_replies": 1,
     }
 
@@ -96,7 +102,12 @@ def test_tenant_b_never_sees_tenant_a_counts(
     with time_machine.travel(NOW, tick=False):
         page = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
-    assert queue_counts(page, "tenant-b") == {"needs_attention": 1, "sla_breached": 0, "flagged_replies": 3}
+    assert queue_counts(page, "tenant-b") == {
+        "needs_attention": 1,
+        "sla_breached": 0,
+        "still_receiving": 0,
+        "flagged_replies": 3,
+    }
     assert 'data-tenant="tenant-a"' not in page and tenant_a.name not in page
 
 

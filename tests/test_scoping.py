@@ -367,6 +367,12 @@ ALLOWED = [
     ("unsubscribe/partner/webhooks.py", "unscoped", "a worker sends a delivery by its id"),
     ("unsubscribe/partner/scrub.py", "unscoped", "marks a job handed to a worker, by its id"),
     ("unsubscribe/partner/scrub.py", "unscoped", "a worker runs a job by its id"),
+    (
+        "unsubscribe/partner/sendlog_import.py",
+        "unscoped",
+        "marks a send log import handed to a worker, by its id",
+    ),
+    ("unsubscribe/partner/sendlog_import.py", "unscoped", "a worker runs a send log import by its id"),
     # sweeps and retention over every tenant
     ("notifications/services.py", "unscoped", "the sweep re-dispatches every tenant's overdue messages"),
     ("unsubscribe/pipeline/services.py", "unscoped", "the sweep dispatches every tenant's due requests"),
@@ -383,6 +389,16 @@ ALLOWED = [
     ("unsubscribe/optout/services.py", "unscoped", "the sweep blanks every tenant's stale numbers"),
     ("unsubscribe/voice/services.py", "unscoped", "beat ends every tenant's stale calls"),
     ("unsubscribe/inbound/services.py", "unscoped", "retention clears every tenant's stored numbers"),
+    (
+        "unsubscribe/partner/sendlog_import.py",
+        "unscoped",
+        "the sweep requeues every tenant's send log imports",
+    ),
+    (
+        "unsubscribe/partner/sendlog_import.py",
+        "unscoped",
+        "the file expiry covers every tenant's send log uploads",
+    ),
     # look-ups by a globally unique key from outside
     ("notifications/views.py", "unscoped", "a delivery report is matched by the provider's message id"),
     # platform routing and the cross-tenant hub
@@ -416,6 +432,8 @@ ALLOWED = [
     # the admin: superusers, and a subquery tied to the outer row's tenant
     ("tenants/admin.py", "unscoped", "a superuser's admin pages show every tenant"),
     ("unsubscribe/admin.py", "unscoped", "a subquery correlated on the outer row's tenant"),
+    ("unsubscribe/sendlogs/admin.py", "unscoped", "a subquery correlated on the outer row's tenant"),
+    ("unsubscribe/sendlogs/admin.py", "unscoped", "a subquery correlated on the outer row's tenant"),
     # Django and library code that reads _default_manager itself
     ("tenants/scoping.py", "unscoped_internals", "unique checks span the whole table"),
     ("tenants/scoping.py", "unscoped_internals", "constraint checks span the whole table"),

@@ -5,6 +5,7 @@ person's "I still get messages" report."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,6 +13,7 @@ import time_machine
 
 from lanzuan import phones
 from unsubscribe.models import SendLogEntry, SendViolation, Service
+from unsubscribe.sendlogs import services as sendlog_services
 from unsubscribe.sendlogs.selectors import ServiceSendSummary, service_send_summary, tenants_sending_to
 from unsubscribe.sendlogs.services import SendRecord, send_logs_ingest
 from unsubscribe.suppressions.services import suppression_lift
@@ -176,3 +178,20 @@ def test_a_send_after_the_opt_out_was_lifted_is_no_violation(
 
     assert counts.violations == 1
     assert SendViolation.objects.for_tenant(tenant_a).get().sent_at == T0 + timedelta(hours=12)
+
+
+def test_the_portable_insert_keeps_the_same_rules(
+    tenant_a: Tenant, services_a: list[Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ORM path other databases take (SQLite for `make run`): duplicates and violations alike."""
+    monkeypatch.setattr(sendlog_services, "connection", SimpleNamespace(vendor="sqlite"))
+    with time_machine.travel(T0, tick=False):
+        file(tenant_a, NUMBER)
+    records = sends(tenant_a, (T0 - timedelta(hours=1), "offers"), (T0 + timedelta(hours=1), "offers"))
+
+    first = send_logs_ingest(tenant=tenant_a, records=records)
+    again = send_logs_ingest(tenant=tenant_a, records=records)
+
+    assert (first.accepted, first.duplicates, first.violations) == (2, 0, 1)
+    assert (again.accepted, again.duplicates, again.violations) == (0, 2, 0)
+    assert SendViolation.objects.for_tenant(tenant_a).get().sent_at == T0 + timedelta(hours=1)

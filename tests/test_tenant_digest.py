@@ -40,6 +40,7 @@ from unsubscribe.models import (
     ConsentRecord,
     NumberEvent,
     RequestChannel,
+    SendLogEntry,
     Service,
     SubscriberProfile,
     Subscription,
@@ -85,9 +86,10 @@ TENANT_DIGEST_COLUMNS = {
     Message: "to_hash",
     ConsentRecord: "phone_hash",
     NumberEvent: "phone_hash",
+    SendLogEntry: "phone_hash",
 }
 # Tables made after the migration that converted the old global digests: they never held one.
-NEWER_THAN_THE_DIGEST_MIGRATION = {ConsentRecord, NumberEvent}
+NEWER_THAN_THE_DIGEST_MIGRATION = {ConsentRecord, NumberEvent, SendLogEntry}
 
 
 @pytest.fixture(autouse=True)
@@ -205,6 +207,9 @@ def test_the_same_number_has_a_different_digest_at_each_tenant_everywhere(
         # a deactivation of the number before the consent was reported (it voids nothing)
         events = [{"phone": NUMBER, "event": "deactivated", "date": "2025-01-01"}]
         assert api(key).post("/api/v1/number-events", events, format="json").json()["recorded"] == 1
+        # the sender reported a message it sent the number
+        sent = [{"phone": NUMBER, "sent_at": "2025-01-02T08:00:00+08:00"}]
+        assert api(key).post("/api/v1/send-logs", sent, format="json").json()["accepted"] == 1
         webhooks.webhook_endpoint_create(
             tenant=tenant, url="https://crm.example.com/hooks", events=list(domain_events.EVENTS), secret=None
         )

@@ -73,6 +73,7 @@ from .receipts import receipt_display
 from .references import clean_reference
 from .requests.services import unsubscribe_request_create
 from .retention.selectors import erasure_deadline, stalled_erasure_ceiling
+from .sendlogs.admin import SendViolationInline, StillReceivingReportInline, ViolationFilter
 from .subscriptions.services import subscription_import_start
 
 # The admin home shows what needs attention (attention.attention_queue), not only the model list.
@@ -421,11 +422,12 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         ("received_at", admin.DateFieldListFilter),
         SLAFilter,
         DeadlineFilter,
+        ViolationFilter,
         "tenant",
     ]
     search_fields = ["reference"]
     date_hierarchy = "received_at"
-    inlines = [StepInline, RevokedConsentInline]
+    inlines = [StepInline, RevokedConsentInline, SendViolationInline, StillReceivingReportInline]
     actions = ["retry_requests", "export_csv"]
     change_list_template = "admin/unsubscribe/unsubscriberequest/change_list.html"
     readonly_fields = [
@@ -717,6 +719,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                 (c, reports.CHANNEL_COLOURS.get(c, "#999"), RequestChannel(c).label) for c in board.channels
             ],
             "on_time": reports.on_time_series(queryset, zone=zone),
+            "violations": reports.violation_bars(queryset, zone=zone),
         }
         return TemplateResponse(request, "admin/unsubscribe/unsubscriberequest/dashboard.html", context)
 

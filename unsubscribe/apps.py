@@ -16,12 +16,14 @@ class UnsubscribeConfig(AppConfig):
 
         from . import domain_events  # noqa: PLC0415
         from .alerts import alert_staff_on_attention  # noqa: PLC0415
+        from .cases.selectors import case_source_register  # noqa: PLC0415
         from .channels import reply_keywords  # noqa: PLC0415
         from .deadlines.selectors import calendar_warning, sla_warning  # noqa: PLC0415
         from .models import SubscriptionImport, UnsubscribeRequest, scope_label  # noqa: PLC0415
         from .pipeline.datasources import DataSource, register_source  # noqa: PLC0415 (and registers the built-in data sources)
         from .pipeline.steps import confirmation_recipient  # noqa: PLC0415
         from .retention import files  # noqa: F401, PLC0415 (registers the core's stored files)
+        from .sendlogs.selectors import case_still_receiving, case_violations  # noqa: PLC0415
         from .subscriptions.services import subscription_import_deleted  # noqa: PLC0415
 
         domain_events.subscribe(alert_staff_on_attention)
@@ -52,3 +54,6 @@ class UnsubscribeConfig(AppConfig):
         # A working-day calendar without this year's (or next year's) days: deadlines would be guessed.
         readiness_check_register(calendar_warning)
         readiness_check_register(sla_warning)
+        # Send logs (issue 17) on the case page: messages after the opt-out, the person's reports.
+        case_source_register("send_violations", case_violations)
+        case_source_register("still_receiving", case_still_receiving)

@@ -24,17 +24,18 @@ from notifications.services import tenants_without_sms_gateway
 from tenants.models import OPERATIONS_ROLES, Membership, Tenant
 from tenants.scoping import TenantQuerySet
 
-from .models import UnsubscribeRequest
+from .models import StillReceivingReport, UnsubscribeRequest
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
 
 State = UnsubscribeRequest.State
+STILL_RECEIVING_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True)
 class QueueItem:
-    key: str  # "needs_attention", "sla_breached", "flagged_replies"
+    key: str  # "needs_attention", "sla_breached", "still_receiving", "flagged_replies"
     label: str
     count: int
     url: str
@@ -100,6 +101,10 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
     requests = UnsubscribeRequest.objects.all()  # scoped to `ids` by _counts
     attention = _counts(requests.filter(state=State.NEEDS_ATTENTION), ids)
     breached = _counts(requests.filter(state__in=UnsubscribeRequest.OPEN_STATES, sla_due_at__lt=now), ids)
+    # People who say messages still arrive after their opt-out, this past week.
+    still_receiving = _counts(
+        StillReceivingReport.objects.all().filter(created_at__gte=now - STILL_RECEIVING_WINDOW), ids
+    )
     channel_counts = [(count, _counts(count.records(), ids)) for count in _channel_counts]
     staff = staff_without_email(tenant_ids=ids)
     no_gateway = tenants_without_sms_gateway(ids)
@@ -126,6 +131,12 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
                         "sla_due_at__lt": now.isoformat(),
                     },
                 ),
+            ),
+            QueueItem(
+                "still_receiving",
+                _("People still getting messages after opting out (7 days)"),
+                still_receiving.get(tenant.pk, 0),
+                _changelist(request_list, tenant, {"violations": "reported"}),
             ),
             *(
                 QueueItem(

@@ -25,6 +25,7 @@ from tenants.models import local_midnight
 
 from .deadlines.selectors import WeekRate, on_time_by_regime, regime_label
 from .models import RequestChannel, UnsubscribeRequest
+from .sendlogs.selectors import violations_by_week
 
 EXPORT_COLUMNS = [
     "reference",
@@ -251,3 +252,44 @@ def on_time_series(
         colour = REGIME_COLOURS.get(regime, ("#bf8700", "#0a7b83", "#57606a")[index % 3])
         series.append(RegimeSeries(regime, str(regime_label(regime)), colour, points, rows, dots))
     return series
+
+
+@dataclass(frozen=True)
+class ViolationBar:
+    week: date
+    violations: int
+    requests: int
+    middle: float  # the bar's centre line
+    y: float  # its top
+    height: float
+    width: float
+
+
+def violation_bars(
+    requests: QuerySet[UnsubscribeRequest],
+    *,
+    zone: tzinfo,
+    weeks: int = 8,
+    now: datetime | None = None,
+    width: int = 900,
+    height: int = 160,
+) -> list[ViolationBar]:
+    """Messages sent after an opt-out, per week (sendlogs.selectors.violations_by_week), as bars."""
+    rows = violations_by_week(requests, zone=zone, weeks=weeks, now=now)
+    top = max((row.violations for row in rows), default=0) or 1
+    slot = width / max(weeks, 1)
+    bars = []
+    for i, row in enumerate(rows):
+        bar = (height - 30) * row.violations / top
+        bars.append(
+            ViolationBar(
+                row.week,
+                row.violations,
+                row.requests,
+                round(i * slot + slot / 2, 1),
+                round(height - 10 - bar, 1),
+                round(bar, 1),
+                round(slot * 0.6, 1),
+            )
+        )
+    return bars

@@ -13,6 +13,7 @@ from .consents import services as consents
 from .pipeline import services as pipeline
 from .retention import files as stored_files
 from .retention import services as retention  # by module: retention imports the pipeline, which imports this
+from .sendlogs import services as sendlogs
 from .subscriptions import services as subscriptions
 
 
@@ -35,12 +36,13 @@ def pipeline_sweep() -> dict[str, int]:
 def purge_expired_records() -> dict[str, int]:
     # First the raw numbers of requests that never completed, past their erasure deadline;
     # then the records of completed requests past their tenant's retention, and the minimised
-    # consent records past the tenant's consent retention.
+    # consent records past the tenant's consent retention, and send logs past the send log retention.
     stalled = retention.stalled_requests_erase()
     return {
         "stalled_erased": stalled,
         "purged": retention.records_purge_expired(),
         "consents_purged": consents.consents_purge_expired(),
+        "send_logs_purged": sendlogs.send_logs_purge_expired(),
     }
 
 

@@ -49,6 +49,8 @@ KIND_LABELS: dict[str, Promise] = {
     "consent_revoked": _("Consent revoked"),
     "number_event": _("Number deactivated or reassigned"),
     "subscription": _("Subscription"),
+    "send_violation": _("Message sent after the opt-out (send log)"),
+    "still_receiving": _("Person reports messages still arriving"),
 }
 
 

@@ -262,6 +262,11 @@ def number_status(*, tenant: Tenant, phone_hash: str) -> NumberStatus:
     return NumberStatus(request, lifted)
 
 
+def number_suppressed(*, tenant: Tenant, phone_hash: str) -> bool:
+    """Is an opt-out of the number in force at the tenant (for any scope)?"""
+    return Suppression.objects.for_tenant(tenant).filter(phone_hash=phone_hash).exists()
+
+
 # --- the admin home (registered with unsubscribe.attention in apps.py) -------------------
 
 

@@ -43,6 +43,7 @@ from unsubscribe.models import (
     ChannelSetting,
     RequestChannel,
     Service,
+    StillReceivingReport,
     Suppression,
     UnsubscribeRequest,
     VerificationMethod,
@@ -50,6 +51,7 @@ from unsubscribe.models import (
 from unsubscribe.references import new_reference
 from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.selectors import channel_setting
+from unsubscribe.sendlogs.services import still_receiving_report
 from unsubscribe.suppressions.services import suppression_lift
 
 from . import selectors
@@ -371,7 +373,16 @@ def _evidence(message: InboundMessage) -> dict[str, Any]:
 
 def _file_request(message: InboundMessage, e164: str, setting: ChannelSetting) -> None:
     """The core files, suppresses and later confirms (its pipeline sends the one
-    confirmation, with no marketing): we send nothing ourselves."""
+    confirmation, with no marketing): we send nothing ourselves. An opt-out from a number
+    whose earlier opt-out is still in force says "I still get messages": recorded on that
+    request (staff are alerted) and answered once a day; the new ask is filed all the same."""
+    earlier = selectors.number_status(tenant=message.tenant, phone_hash=message.from_hash)
+    in_force = (
+        earlier.request is not None
+        and not earlier.lifted_after
+        and earlier.request.state != UnsubscribeRequest.State.NEEDS_ATTENTION
+        and selectors.number_suppressed(tenant=message.tenant, phone_hash=message.from_hash)
+    )
     try:
         filed = unsubscribe_request_create(
             tenant=message.tenant,
@@ -390,6 +401,18 @@ def _file_request(message: InboundMessage, e164: str, setting: ChannelSetting) -
         return
     message.request = filed.request
     message.action = Action.UNSUBSCRIBE
+    if in_force and earlier.request is not None:
+        report = still_receiving_report(
+            tenant=message.tenant, request=earlier.request, channel=StillReceivingReport.Channel.SMS
+        )
+        if report.created:
+            context: dict[str, object] = {
+                "reference": earlier.request.reference,
+                "status_url": links.status_url(earlier.request),
+            }
+            _reply(
+                message, e164, "still_receiving", context, dedupe_key=f"still-receiving:{report.report.pk}"
+            )
 
 
 def _keywords(setting: ChannelSetting, language: str) -> str:

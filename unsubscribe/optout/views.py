@@ -27,8 +27,10 @@ from unsubscribe import selectors as core
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.donotmarket.selectors import platform_do_not_market_entry as do_not_market_entry
 from unsubscribe.errors import ChannelDisabled, UnknownServices, UnsubscribeError
-from unsubscribe.models import RequestChannel, UnsubscribeRequest
+from unsubscribe.models import RequestChannel, StillReceivingReport, UnsubscribeRequest
 from unsubscribe.requests import selectors as request_selectors
+from unsubscribe.sendlogs import selectors as sendlog_selectors
+from unsubscribe.sendlogs import services as sendlog_services
 from unsubscribe.suppressions import selectors as suppression_selectors
 
 from . import limits, prg, selectors, services
@@ -371,6 +373,8 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
     token = request.GET.get("token", "")
     token_error = ""
     ip = limits.client_ip(request)
+    if request.method == "POST" and request.POST.get("action") == "still_receiving":
+        return _still_receiving(request, tenant, ip)
     if request.method == "POST":
         form = StatusForm(request.POST)
         status = 400
@@ -405,8 +409,36 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
             promises=selectors.request_promises(found),
             state_class=state_class,
             state_text=state_text,
+            after_opt_out=sendlog_selectors.request_after_opt_out(request=found),
+            token=token,
         )
     return render_page(request, "status.html", tenant, context, status=status)
+
+
+def _still_receiving(request: HttpRequest, tenant: Tenant, ip: str) -> HttpResponse:
+    """The person's "I still get messages", from the status page of their request (by its signed
+    link, the page's own proof). The page's look-up limit per network applies: each report counts."""
+    token = request.POST.get("token", "")
+    reference = links.reference_from_token(token, tenant.pk) if token else None
+    found = request_selectors.request_by_reference(tenant=tenant, reference=reference) if reference else None
+    if found is None:
+        messages.error(
+            request, _("This link is not valid any more. Enter your reference and number instead.")
+        )
+        return redirect("unsubscribe-status", slug=tenant.slug)
+    if not limits.status_lookup_allowed(ip):
+        messages.error(request, _("Too many look-ups from your network. Try again in an hour."))
+        return redirect(links.status_url(found, absolute=False))
+    limits.status_lookup_failed(ip)  # a report counts against the network's look-ups, as a miss does
+    sendlog_services.still_receiving_report(
+        tenant=tenant, request=found, channel=StillReceivingReport.Channel.WEB
+    )
+    messages.success(
+        request,
+        _("Thank you. We have recorded that you still get messages and told %(tenant)s.")
+        % {"tenant": tenant.name},
+    )
+    return redirect(links.status_url(found, absolute=False))
 
 
 # --- the one-stop hub -------------------------------------------------------------------------------------

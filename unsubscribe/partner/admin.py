@@ -21,7 +21,7 @@ from unsubscribe.domain_events import EVENTS
 
 from . import webhooks
 from .errors import TooManyWebhookEndpoints
-from .models import EVENT_CHOICES, ScrubJob, WebhookDelivery, WebhookEndpoint
+from .models import EVENT_CHOICES, ScrubJob, SendLogImport, WebhookDelivery, WebhookEndpoint
 
 
 class WebhookEndpointForm(forms.ModelForm[WebhookEndpoint]):
@@ -223,3 +223,40 @@ class ScrubJobAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     @admin.display(description=_("result available"), boolean=True)
     def has_result(self, obj: ScrubJob) -> bool:
         return bool(obj.result)
+
+
+@admin.register(SendLogImport)
+class SendLogImportAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    records_deletable = True  # its upload goes with it (apps.py)
+    list_display = [
+        "created_at",
+        "original_name",
+        "status",
+        "rows_done",
+        "total_rows",
+        "accepted",
+        "duplicates",
+        "invalid",
+        "violations",
+        "tenant",
+    ]
+    list_filter = ["status", "tenant"]
+    search_fields = ["original_name"]
+    readonly_fields = (
+        "tenant",
+        "original_name",
+        "submitted_by",
+        "status",
+        "total_rows",
+        "rows_done",
+        "accepted",
+        "duplicates",
+        "invalid",
+        "violations",
+        "errors",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+    fields = readonly_fields

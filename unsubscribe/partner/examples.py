@@ -318,7 +318,9 @@ Register a URL to receive events as signed JSON POSTs: `request.created`, `reque
 `request.needs_attention`, `suppression.added`, `suppression.lifted` (the person re-subscribed, verified:
 `scopes` lifted, `still_suppressed`, `channel`, `verification_method`, `evidence`), `request.deadline_breached`
 (a regime's due time passed unmet, once per deadline: the request's fields plus `deadline` with `regime`, `rule`,
-`due_at`, `met_at`, `breached_at`). Bodies carry `phone_hash`
+`due_at`, `met_at`, `breached_at`), `suppression.violated` (messages you reported in send logs went to a number
+after its opt-out: `phone_hash`, `reference` of the opt-out's request, `scopes`, `suppressed_at`, `messages`,
+`services`, `first_sent_at`, `last_sent_at`, `detected_at`; one event per number and batch). Bodies carry `phone_hash`
 (your digest of the number: digests are per tenant, another tenant's differs) and `phone_masked`, never the number.
 Answer 2xx within 10 s; anything else is retried with exponential backoff for 24 hours.
 A tenant may have 10 endpoints unless the platform set another limit (409 `too_many_webhook_endpoints`
@@ -473,3 +475,118 @@ def problem_document_example(
         status_codes=[str(status)],
         response_only=True,
     )
+
+
+SEND_LOGS_DESCRIPTION = """
+Report what you sent, so that a message sent after a person's opt-out is caught (a **violation**: shown on
+the request, sent to you as the `suppression.violated` webhook and shown to the person) and people's
+suggestions can say how much each service sends. Each record: `phone` (the number; it is digested at once
+and never stored) or `phone_hash` (your digest of it), `sent_at`, and optionally `service` (one of your
+service codes), `category`, `template`, `message_id` and `engaged_at` (when the person opened, clicked or
+replied). Records are kept for your tenant's send log retention (30 days unless you set another).
+
+- A JSON list of up to 10,000 records is stored at once: 201 with the counts (every record is exactly one of
+  `accepted`, `duplicates` or `invalid`; `errors` names each invalid record's position and field: a number
+  that is not valid, an unknown service, a time to come). A list with a record not in the shape below (a wrong
+  type, an unknown field, a time that is not ISO 8601), or in which no record is valid, is refused and nothing
+  is stored: 400, `errors` naming `[position].field`.
+- A CSV (`Content-Type: text/csv`, or a multipart `file`), with a header row naming the columns, is read in
+  the background: 202 with the import; poll `GET /api/v1/send-logs/imports/{id}` for its progress.
+
+The same record again (the same `message_id`; without one, the same number, time, service, category and
+template) is a duplicate, never a second row: re-sending a batch is safe.
+"""
+
+SEND_LOGS_EXAMPLES = [
+    OpenApiExample(
+        "Two messages",
+        request_only=True,
+        media_type="application/json",
+        value=[
+            {
+                "phone": "+8613800138000",
+                "sent_at": "2025-01-31T08:00:00+08:00",
+                "service": "daily-deals",
+                "category": "promotion",
+                "template": "spring-sale-1",
+                "message_id": "msg-000123",
+            },
+            {
+                "phone_hash": "3f1c0b6a5e2d4f7c8b9a0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b",
+                "sent_at": "2025-01-31T09:30:00+08:00",
+                "engaged_at": "2025-01-31T09:41:00+08:00",
+            },
+        ],
+    ),
+    OpenApiExample(
+        "Stored",
+        response_only=True,
+        status_codes=["201"],
+        value={
+            "received": 3,
+            "accepted": 1,
+            "duplicates": 1,
+            "invalid": 1,
+            "violations": 1,
+            "errors": [{"row": 2, "field": "sent_at", "message": "This field is required."}],
+        },
+    ),
+    OpenApiExample(
+        "Import queued",
+        response_only=True,
+        status_codes=["202"],
+        value={
+            "id": 7,
+            "url": "https://lanzuan.example.com/api/v1/send-logs/imports/7",
+            "state": "pending",
+            "original_name": "sent-2025-01-31.csv",
+            "total_rows": 1000000,
+            "rows_done": 0,
+            "percent": 0,
+            "accepted": 0,
+            "duplicates": 0,
+            "invalid": 0,
+            "violations": 0,
+            "errors": [],
+            "error": "",
+            "created_at": "2025-01-31T23:00:00+08:00",
+            "started_at": None,
+            "finished_at": None,
+        },
+    ),
+]
+
+SEND_LOG_IMPORT_DONE_EXAMPLE = OpenApiExample(
+    "Done",
+    response_only=True,
+    value={
+        "id": 7,
+        "url": "https://lanzuan.example.com/api/v1/send-logs/imports/7",
+        "state": "done",
+        "original_name": "sent-2025-01-31.csv",
+        "total_rows": 1000000,
+        "rows_done": 1000000,
+        "percent": 100,
+        "accepted": 998000,
+        "duplicates": 1500,
+        "invalid": 500,
+        "violations": 12,
+        "errors": [{"row": 17, "field": "phone", "message": "That is not a valid phone number."}],
+        "error": "",
+        "created_at": "2025-01-31T23:00:00+08:00",
+        "started_at": "2025-01-31T23:00:01+08:00",
+        "finished_at": "2025-01-31T23:01:05+08:00",
+    },
+)
+
+SUPPRESSION_VIOLATED_PAYLOAD: dict[str, Any] = {
+    "phone_hash": "3f1c0b6a5e2d4f7c8b9a0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b",
+    "reference": "K7M2-9QXP",
+    "scopes": ["*"],
+    "suppressed_at": "2025-01-30T10:00:00+08:00",
+    "messages": 2,
+    "services": ["daily-deals"],
+    "first_sent_at": "2025-01-31T08:00:00+08:00",
+    "last_sent_at": "2025-01-31T12:00:00+08:00",
+    "detected_at": "2025-01-31T23:00:04+08:00",
+}

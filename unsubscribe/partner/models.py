@@ -27,6 +27,8 @@ EVENT_LABELS = {
     "suppression.added": _("Number suppressed"),
     "suppression.lifted": _("Suppression lifted (re-subscribed)"),
     "request.deadline_breached": _("Request past a deadline"),
+    "suppression.violated": _("Messages sent after an opt-out"),
+    "request.still_receiving": _("Person reports messages still arriving"),
     "preference.recorded": _("Preference recorded (fewer messages, another channel)"),
 }
 EVENT_CHOICES = [(event, format_lazy("{} ({})", EVENT_LABELS.get(event, event), event)) for event in EVENTS]
@@ -90,6 +92,54 @@ class ScrubJob(TenantOwnedModel):
         ordering = ["-created_at"]
         verbose_name = _("scrub job")
         verbose_name_plural = _("scrub jobs")
+
+    def __str__(self) -> str:
+        return f"{self.original_name or self.pk} ({self.get_status_display()})"
+
+
+def _send_log_upload_to(instance: SendLogImport, filename: str) -> str:
+    return f"sendlogs/{instance.tenant_id}/uploads/{uuid.uuid4().hex}.csv"
+
+
+class SendLogImport(TenantOwnedModel):
+    """A CSV of send records read in the background, in chunks (`POST /api/v1/send-logs`).
+
+    Each chunk is stored and counted in one transaction, so `rows_done` and the counts are exact
+    at every moment, and a run whose worker died goes on from the last chunk. The upload is
+    deleted when the job ends. Counts: every non-blank data row is exactly one of accepted,
+    duplicate or invalid; `violations` are accepted rows sent after an opt-out.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    file = models.FileField(_("uploaded file"), upload_to=_send_log_upload_to, max_length=300)
+    original_name = models.CharField(_("file name"), max_length=200, blank=True)
+    submitted_by = models.CharField(_("submitted by"), max_length=200, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    total_rows = models.PositiveIntegerField(_("lines"), default=0)
+    rows_done = models.PositiveIntegerField(_("rows read"), default=0)
+    # Where the next chunk starts: the CSV's line number after the last chunk stored.
+    lines_done = models.PositiveIntegerField(_("lines read"), default=0)
+    accepted = models.PositiveIntegerField(_("accepted"), default=0)
+    duplicates = models.PositiveIntegerField(_("duplicates"), default=0)
+    invalid = models.PositiveIntegerField(_("invalid"), default=0)
+    violations = models.PositiveIntegerField(_("messages after opt-out"), default=0)
+    errors = models.JSONField(_("first errors"), default=list, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    lease_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("send log import")
+        verbose_name_plural = _("send log imports")
 
     def __str__(self) -> str:
         return f"{self.original_name or self.pk} ({self.get_status_display()})"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import consents_view, links_view, views
+from . import consents_view, links_view, sendlogs_view, views
 
 urlpatterns = [
     path("unsubscribe-requests", views.UnsubscribeRequestListView.as_view(), name="partner-requests"),
@@ -19,6 +19,12 @@ urlpatterns = [
     path("channels", views.ChannelsView.as_view(), name="partner-channels"),
     path("consents", consents_view.ConsentListView.as_view(), name="partner-consents"),
     path("number-events", consents_view.NumberEventListView.as_view(), name="partner-number-events"),
+    path("send-logs", sendlogs_view.SendLogListView.as_view(), name="partner-send-logs"),
+    path(
+        "send-logs/imports/<int:pk>",
+        sendlogs_view.SendLogImportDetailView.as_view(),
+        name="partner-send-log-import",
+    ),
     path("webhooks", views.WebhookListView.as_view(), name="partner-webhooks"),
     path("webhooks/<int:pk>", views.WebhookDetailView.as_view(), name="partner-webhook-detail"),
     path(

@@ -4,7 +4,10 @@ Events: request.created, request.completed, request.needs_attention,
 suppression.added, suppression.lifted (a verified re-subscribe: the scopes lifted, what
 stays suppressed, the channel, verification method and evidence), request.deadline_breached
 (the request's payload plus "deadline": regime, rule, due_at, met_at, breached_at; README,
-"Deadlines by regime"), preference.recorded (a person chose an alternative to opting out:
+"Deadlines by regime"), suppression.violated (a sender's send log shows messages sent after
+the number's opt-out: phone_hash, reference, scopes, suppressed_at, messages, services,
+first_sent_at, last_sent_at, detected_at; examples.SUPPRESSION_VIOLATED_PAYLOAD),
+preference.recorded (a person chose an alternative to opting out:
 "kind" fewer or channel, "scope" "*" or a service code, "channel" the one they prefer, with
 phone_hash and phone_masked; README, "Alternatives"). A pause is a suppression.added with
 "until", and a suppression.lifted with channel "pause" when it ends. Each is one JSON body,

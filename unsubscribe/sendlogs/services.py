@@ -3,8 +3,10 @@
 - `send_logs_ingest`: store what a sender reports it sent (already validated, the number already a
   digest), one chunk at a time; a record sent again (same message id, or the same number, time,
   service, category and template) is a duplicate, not a new row. Sends after an opt-out that
-  covers them are found in SQL for the whole chunk and recorded as `SendViolation` rows, with one
+  covers them are found for the whole chunk with one query and recorded as `SendViolation` rows, with one
   `suppression.violated` event per number.
+- `still_receiving_report`: the person says messages still arrive after their opt-out (status page,
+  reply SMS); recorded on the request, staff alerted.
 - `send_logs_purge_expired`: the retention purge deletes send logs older than the tenant's
   `send_log_retention_days` (violations keep their own minimised copy).
 """
@@ -17,13 +19,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from tenants.models import Tenant
 from unsubscribe import domain_events
-from unsubscribe.models import SCOPE_ALL, SendLogEntry, SendViolation, SuppressionEvent, UnsubscribeRequest
+from unsubscribe.models import (
+    SCOPE_ALL,
+    SendLogEntry,
+    SendViolation,
+    StillReceivingReport,
+    SuppressionEvent,
+    UnsubscribeRequest,
+)
+from unsubscribe.requests.selectors import request_event_payload
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +71,14 @@ class IngestCounts:
     violations: int
 
 
+# What the violation check needs of a stored entry: id, digest, send time, service.
+Stored = tuple[int, str, datetime, str]
+
+
 def send_logs_ingest(*, tenant: Tenant, records: Sequence[SendRecord]) -> IngestCounts:
-    """Store one chunk of send records (atomic). A few queries per chunk, whatever its size."""
+    """Store one chunk of send records (atomic), duplicates left out. A few queries per chunk,
+    whatever its size: the insert (on PostgreSQL, COPY into a temporary table and one INSERT … ON
+    CONFLICT DO NOTHING), then the suppression events of the chunk's numbers."""
     if not records:
         return IngestCounts(accepted=0, duplicates=0, violations=0)
     now = timezone.now()
@@ -71,93 +86,156 @@ def send_logs_ingest(*, tenant: Tenant, records: Sequence[SendRecord]) -> Ingest
     for record in records:
         fresh.setdefault(record.dedupe_key(), record)
     with transaction.atomic():
-        known = set(
-            SendLogEntry.objects.for_tenant(tenant)
-            .filter(dedupe_key__in=list(fresh))
-            .values_list("dedupe_key", flat=True)
-        )
-        new = {key: record for key, record in fresh.items() if key not in known}
-        # ignore_conflicts: a concurrent import of the same records inserted them first.
-        SendLogEntry.objects.bulk_create(
-            [
-                SendLogEntry(
-                    tenant=tenant,
-                    phone_hash=record.phone_hash,
-                    sent_at=record.sent_at,
-                    service_code=record.service_code,
-                    category=record.category,
-                    template=record.template,
-                    message_id=record.message_id,
-                    dedupe_key=key,
-                    engaged_at=record.engaged_at,
-                    received_at=now,
-                )
-                for key, record in new.items()
-            ],
-            ignore_conflicts=True,
-            batch_size=5000,
-        )
-        inserted = SendLogEntry.objects.for_tenant(tenant).filter(dedupe_key__in=list(new), received_at=now)
-        accepted = inserted.count() if new else 0
-        violations = _violations_record(tenant=tenant, entries=inserted, now=now) if new else 0
-    return IngestCounts(accepted=accepted, duplicates=len(records) - accepted, violations=violations)
-
-
-def _latest_event(tenant: Tenant, scope: OuterRef | str, field: str) -> Subquery:
-    """The newest suppression event of the entry's number in `scope` at or before its send time."""
-    return Subquery(
-        SuppressionEvent.objects.for_tenant(tenant)
-        .filter(
-            phone_hash=OuterRef("phone_hash"),
-            scope=scope,
-            created_at__lte=OuterRef("sent_at"),
-        )
-        .order_by("-created_at", "-id")
-        .values(field)[:1]
-    )
-
-
-def _violations_record(*, tenant: Tenant, entries: QuerySet[SendLogEntry], now: datetime) -> int:
-    """Record a violation for each entry sent while an opt-out covered it: the newest suppression
-    event of its number at or before the send, for all marketing ("*") or for its service, was an
-    addition (not a lift). One query finds them for the whole chunk."""
-    added = SuppressionEvent.Action.ADDED
-    found = (
-        entries.annotate(
-            all_action=_latest_event(tenant, SCOPE_ALL, "action"),
-            service_action=_latest_event(tenant, OuterRef("service_code"), "action"),
-        )
-        .filter(Q(all_action=added) | (~Q(service_code="") & Q(service_action=added)))
-        .annotate(
-            all_at=_latest_event(tenant, SCOPE_ALL, "created_at"),
-            all_request=_latest_event(tenant, SCOPE_ALL, "request_id"),
-            service_at=_latest_event(tenant, OuterRef("service_code"), "created_at"),
-            service_request=_latest_event(tenant, OuterRef("service_code"), "request_id"),
-        )
-        .values_list(
-            "pk",
-            "phone_hash",
-            "sent_at",
-            "service_code",
-            "all_action",
-            "all_at",
-            "all_request",
-            "service_at",
-            "service_request",
-        )
-    )
-    violations = []
-    for pk, digest, sent_at, service, all_action, all_at, all_request, service_at, service_request in found:
-        # The all-marketing opt-out is the one to name when both cover the send.
-        if all_action == added:
-            scope, since, request_id = SCOPE_ALL, all_at, all_request
+        if connection.vendor == "postgresql":
+            entries = _insert_copy(tenant=tenant, fresh=fresh, now=now)
         else:
-            scope, since, request_id = service, service_at, service_request
+            entries = _insert_orm(tenant=tenant, fresh=fresh, now=now)
+        violations = _violations_record(tenant=tenant, entries=entries, now=now)
+    return IngestCounts(accepted=len(entries), duplicates=len(records) - len(entries), violations=violations)
+
+
+_COLUMNS = (
+    "phone_hash",
+    "sent_at",
+    "service_code",
+    "category",
+    "template",
+    "message_id",
+    "dedupe_key",
+    "engaged_at",
+)
+
+
+def _insert_copy(*, tenant: Tenant, fresh: dict[str, SendRecord], now: datetime) -> list[Stored]:
+    """PostgreSQL: the chunk goes by COPY into a temporary table (no model instances, no
+    parameters per value), then into the table in one statement that skips what is on file."""
+    columns = ", ".join(_COLUMNS)
+    with connection.cursor() as cursor:
+        # A plain statement first: it carries the database scope (tenants/postgresql) that COPY
+        # itself does not pass through.
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS lanzuan_send_log_chunk ("
+            "phone_hash varchar(64), sent_at timestamptz, service_code varchar(50), category varchar(100), "
+            "template varchar(100), message_id varchar(100), dedupe_key varchar(110), engaged_at timestamptz)"
+        )
+        cursor.execute("TRUNCATE lanzuan_send_log_chunk")
+        with cursor.cursor.copy(f"COPY lanzuan_send_log_chunk ({columns}) FROM STDIN") as copy:
+            for key, record in fresh.items():
+                copy.write_row(
+                    (
+                        record.phone_hash,
+                        record.sent_at,
+                        record.service_code,
+                        record.category,
+                        record.template,
+                        record.message_id,
+                        key,
+                        record.engaged_at,
+                    )
+                )
+        cursor.execute(
+            "INSERT INTO unsubscribe_sendlogentry (tenant_id, phone_hash, sent_at, service_code, category, "
+            "template, message_id, dedupe_key, engaged_at, received_at) "
+            "SELECT %s, phone_hash, sent_at, service_code, category, template, message_id, dedupe_key, "
+            "engaged_at, %s FROM lanzuan_send_log_chunk "
+            "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING "
+            "RETURNING id, phone_hash, sent_at, service_code",
+            [tenant.pk, now],
+        )
+        stored: list[Stored] = cursor.fetchall()
+        cursor.execute("TRUNCATE lanzuan_send_log_chunk")
+    return stored
+
+
+def _insert_orm(*, tenant: Tenant, fresh: dict[str, SendRecord], now: datetime) -> list[Stored]:
+    """Other databases (SQLite for `make run`): the keys on file, then a bulk insert."""
+    known = set(
+        SendLogEntry.objects.for_tenant(tenant)
+        .filter(dedupe_key__in=list(fresh))
+        .values_list("dedupe_key", flat=True)
+    )
+    rows = [
+        SendLogEntry(
+            tenant=tenant,
+            phone_hash=record.phone_hash,
+            sent_at=record.sent_at,
+            service_code=record.service_code,
+            category=record.category,
+            template=record.template,
+            message_id=record.message_id,
+            dedupe_key=key,
+            engaged_at=record.engaged_at,
+            received_at=now,
+        )
+        for key, record in fresh.items()
+        if key not in known
+    ]
+    if not rows:
+        return []
+    try:
+        with transaction.atomic():
+            created = SendLogEntry.objects.bulk_create(rows, batch_size=5000)
+    except IntegrityError:
+        # A concurrent import of the same records stored some of them first: theirs stay, and
+        # ours are told apart by their arrival time.
+        SendLogEntry.objects.bulk_create(rows, batch_size=5000, ignore_conflicts=True)
+        created = list(
+            SendLogEntry.objects.for_tenant(tenant).filter(
+                dedupe_key__in=[row.dedupe_key for row in rows], received_at=now
+            )
+        )
+    return [(entry.pk, entry.phone_hash, entry.sent_at, entry.service_code) for entry in created]
+
+
+def covering_opt_out(
+    events: Sequence[tuple[str, str, datetime, int | None]], *, service_code: str, sent_at: datetime
+) -> tuple[str, datetime, int | None] | None:
+    """The opt-out in force when a message was sent, or None. `events` are the number's suppression
+    events (scope, action, time, request id), oldest first. A scope is in force when its newest event
+    at or before the send was an addition (not a lift); all marketing ("*") covers every message, a
+    service's scope only that service's. When both are in force, all marketing is named."""
+    latest: dict[str, tuple[str, datetime, int | None]] = {}
+    for scope, action, at, request_id in events:
+        if at > sent_at:
+            break
+        if scope == SCOPE_ALL or (service_code and scope == service_code):
+            latest[scope] = (action, at, request_id)
+    for scope in (SCOPE_ALL, service_code):
+        found = latest.get(scope) if scope else None
+        if found is not None and found[0] == SuppressionEvent.Action.ADDED:
+            return scope, found[1], found[2]
+    return None
+
+
+def _violations_record(*, tenant: Tenant, entries: list[Stored], now: datetime) -> int:
+    """Record a violation for each entry sent while an opt-out covered it. One query reads the
+    suppression events of the chunk's numbers (most have none); the rule is `covering_opt_out`."""
+    if not entries:
+        return 0
+    events: dict[str, list[tuple[str, str, datetime, int | None]]] = {}
+    digests = list({digest for _pk, digest, _sent_at, _service in entries})
+    for start in range(0, len(digests), 5000):
+        for digest, scope, action, at, request_id in (
+            SuppressionEvent.objects.for_tenant(tenant)
+            .filter(phone_hash__in=digests[start : start + 5000])
+            .order_by("created_at", "id")
+            .values_list("phone_hash", "scope", "action", "created_at", "request_id")
+        ):
+            events.setdefault(digest, []).append((scope, action, at, request_id))
+    violations = []
+    for pk, digest, sent_at, service in entries:
+        history = events.get(digest)
+        if not history:
+            continue
+        found = covering_opt_out(history, service_code=service, sent_at=sent_at)
+        if found is None:
+            continue
+        scope, since, opt_out_request = found
         violations.append(
             SendViolation(
                 tenant=tenant,
                 entry_id=pk,
-                request_id=request_id,
+                request_id=opt_out_request,
                 phone_hash=digest,
                 scope=scope,
                 suppressed_at=since,
@@ -218,3 +296,51 @@ def send_logs_purge_expired(*, now: datetime | None = None) -> int:
             )
         purged += deleted
     return purged
+
+
+# --- "I still get messages" ------------------------------------------------------------------
+
+# One report per request in this time: pressing the button again, or replying TD twice, alerts
+# staff once.
+REPORT_REPEAT_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class ReportFiled:
+    report: StillReceivingReport
+    created: bool  # False: the same request was reported within REPORT_REPEAT_WINDOW
+
+
+def still_receiving_report(*, tenant: Tenant, request: UnsubscribeRequest, channel: str) -> ReportFiled:
+    """The person says messages still arrive after their opt-out (the status page, or a reply SMS
+    that opts out again): recorded on the request, and staff are alerted (the event
+    `request.still_receiving`, handled by alerts.py and the partner webhooks). Atomic."""
+    if channel not in StillReceivingReport.Channel.values:
+        raise ValueError(f"unknown channel {channel!r}")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = UnsubscribeRequest.objects.for_tenant(tenant).select_for_update().get(pk=request.pk)
+        recent = (
+            StillReceivingReport.objects.for_tenant(tenant)
+            .filter(request=locked, created_at__gte=now - REPORT_REPEAT_WINDOW)
+            .order_by("-created_at")
+            .first()
+        )
+        if recent is not None:
+            return ReportFiled(recent, created=False)
+        report = StillReceivingReport.objects.create(
+            tenant=tenant, request=locked, channel=channel, created_at=now
+        )
+        violations = SendViolation.objects.for_tenant(tenant).filter(request=locked).count()
+        domain_events.emit(
+            tenant.pk,
+            "request.still_receiving",
+            {
+                **request_event_payload(locked),
+                "reported_via": channel,
+                "reported_at": now.isoformat(),
+                "messages_after_opt_out": violations,
+            },
+        )
+    logger.info("still-receiving report on %s via %s", locked.reference, channel)
+    return ReportFiled(report, created=True)
