@@ -379,6 +379,7 @@ ALLOWED = [
     ("unsubscribe/pipeline/services.py", "unscoped", "the sweep re-dispatches every tenant's stuck steps"),
     ("unsubscribe/pipeline/services.py", "unscoped", "the sweep flags every tenant's SLA breaches"),
     ("unsubscribe/deadlines/services.py", "unscoped", "the sweep breaches every tenant's overdue deadlines"),
+    ("unsubscribe/suppressions/services.py", "unscoped", "the sweep ends every tenant's pauses"),
     ("unsubscribe/deadlines/services.py", "unscoped", "the sweep locks a request whose deadline passed"),
     ("unsubscribe/partner/webhooks.py", "unscoped", "the sweep sends every tenant's due deliveries"),
     ("unsubscribe/partner/scrub.py", "unscoped", "the sweep requeues and expires every tenant's jobs"),
@@ -419,6 +420,8 @@ ALLOWED = [
     ("unsubscribe/optout/selectors.py", "unscoped", "the hub's code may be any tenant's row"),
     ("unsubscribe/optout/selectors.py", "unscoped", "the hub is cross-tenant: one number, every provider"),
     ("unsubscribe/optout/selectors.py", "unscoped", "the hub is cross-tenant: one number, every provider"),
+    ("unsubscribe/optout/selectors.py", "unscoped", "the hub is cross-tenant: one number, every provider"),
+    # issue 17: every past request of the number, at every tenant
     ("unsubscribe/optout/selectors.py", "unscoped", "the hub is cross-tenant: one number, every provider"),
     (
         "unsubscribe/optout/views.py",

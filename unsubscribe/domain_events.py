@@ -1,7 +1,7 @@
 """Domain events (request.created, request.completed, request.needs_attention,
 suppression.added, suppression.lifted, request.deadline_breached, suppression.violated,
-request.still_receiving). The core does not know
-who listens: the partner webhooks subscribe here.
+request.still_receiving, preference.recorded). The core does not know who listens: the partner
+webhooks subscribe here.
 
 Handlers run inside the caller's transaction so that what they record (a
 delivery row, say) commits or rolls back with the change itself; they must only
@@ -25,6 +25,7 @@ EVENTS = (
     "request.deadline_breached",  # a regime's due time passed unmet (unsubscribe/deadlines/), once each
     "suppression.violated",  # a sender reported messages sent after the opt-out (unsubscribe/sendlogs/)
     "request.still_receiving",  # the person reports messages still arriving after the opt-out
+    "preference.recorded",  # a person chose fewer messages or another channel instead of opting out
 )
 
 

@@ -1,6 +1,8 @@
 """Services, subscriptions, unsubscribe requests, suppressions, targets and step results.
 
-Every model is tenant-owned (`tenant_id` on every row). Raw numbers live only where
+Every model is tenant-owned (`tenant_id` on every row), except the platform-wide
+do-not-market list (PlatformDoNotMarket and its event record), which belongs to the
+person, not to a provider, and binds every tenant. Raw numbers live only where
 they are still needed (subscriptions, subscriber profiles, open requests) and are
 erased by the pipeline; suppressions and completed requests keep a keyed hash and a
 masked number.
@@ -243,10 +245,18 @@ class Suppression(TenantOwnedModel):
         verbose_name=_("request"),
     )
     created_at = models.DateTimeField(_("since"), default=timezone.now)
+    # A pause the person chose instead of an opt-out: the sweep lifts it after this time
+    # (suppressions.services.suppression_pauses_end). Empty: for good.
+    ends_at = models.DateTimeField(_("paused until"), null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["tenant", "phone_hash", "scope"], name="suppression_unique")
+        ]
+        indexes = [
+            models.Index(
+                fields=["ends_at"], condition=models.Q(ends_at__isnull=False), name="suppression_pause"
+            )
         ]
         verbose_name = _("suppression")
         verbose_name_plural = _("suppressions")
@@ -897,3 +907,44 @@ class StillReceivingReport(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} {self.created_at.isoformat()}"
+
+
+class PlatformDoNotMarket(models.Model):
+    """The person's "no marketing from anyone": one row per number, platform-wide (not a
+    tenant's row), keyed by `phones.platform_phone_hash`. Every tenant's check, bulk check
+    and scrub answers suppressed while the row exists, including tenants created after it.
+    Only the person removes it (the hub, with a fresh code); no tenant can."""
+
+    phone_hash = models.CharField(_("number hash"), max_length=64, unique=True)
+    phone_masked = models.CharField(_("number"), max_length=24)
+    channel = models.CharField(_("channel"), max_length=10, default="hub")
+    created_at = models.DateTimeField(_("since"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("platform-wide do-not-market entry")
+        verbose_name_plural = _("platform-wide do-not-market entries")
+
+    def __str__(self) -> str:
+        return self.phone_masked
+
+
+class PlatformDoNotMarketEvent(models.Model):
+    """Append-only record of the entries set and lifted, with how the number was verified."""
+
+    class Action(models.TextChoices):
+        SET = "set", _("Set")
+        LIFTED = "lifted", _("Lifted")
+
+    phone_hash = models.CharField(_("number hash"), max_length=64, db_index=True)
+    phone_masked = models.CharField(_("number"), max_length=24)
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    channel = models.CharField(_("channel"), max_length=10, default="hub")
+    evidence = models.JSONField(_("evidence"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("when"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("platform-wide do-not-market event")
+        verbose_name_plural = _("platform-wide do-not-market events")
+
+    def __str__(self) -> str:
+        return f"{self.phone_masked} {self.action}"

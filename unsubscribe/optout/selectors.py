@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
@@ -26,8 +26,9 @@ from unsubscribe.models import (
 )
 from unsubscribe.pipeline import datasources
 from unsubscribe.pipeline.selectors import step_public_label
+from unsubscribe.sendlogs.selectors import service_send_summary, tenants_sending_to
 
-from .models import PhoneVerification
+from .models import Alternative, PhoneVerification
 
 
 def active_services(*, tenant: Tenant) -> list[Service]:
@@ -231,6 +232,7 @@ class Provider:
     tenant: Tenant
     services: list[str]
     already_stopped: bool
+    codes: tuple[str, ...] = ()  # the services subscribed, by code (same order as `services`)
 
 
 def _hub_digests(e164: str) -> dict[int, str]:
@@ -246,8 +248,8 @@ def _theirs(digests: dict[int, str], rows: Iterable[tuple[int, str]]) -> list[in
 
 
 def hub_verification_owner(*, e164: str) -> Tenant | None:
-    """The tenant that owns the hub's verification row (the first one that holds the number),
-    so that its erasure of the number clears the row. The code itself goes out through the
+    """The tenant that owns the hub's verification row (the first one that holds the number, or
+    else that sent to it lately), so that its erasure of the number clears the row. The code itself goes out through the
     platform's sender, signed by the platform (platform.py), not through this tenant."""
     digests = _hub_digests(e164)
     rows = (
@@ -256,11 +258,15 @@ def hub_verification_owner(*, e164: str) -> Tenant | None:
         .values_list("tenant_id", "phone_hash")
     )
     owners = _theirs(digests, rows)
-    return Tenant.objects.filter(pk=min(owners)).first() if owners else None
+    if not owners:  # a provider that only reported sending to it also markets to it
+        since = timezone.now() - timedelta(days=SUGGESTION_DAYS)
+        owners = [t for t, messages in tenants_sending_to(digests=digests, since=since).items() if messages]
+    return Tenant.objects.filter(pk=min(owners), is_active=True).first() if owners else None
 
 
 def hub_providers(*, e164: str) -> list[Provider]:
-    """Every active tenant with an active subscription or a marketing profile for the number.
+    """Every active tenant with an active subscription or a marketing profile for the number,
+    or that reported sending to it in the last SUGGESTION_DAYS days (send logs).
     Cross-tenant by design (the hub), hence unscoped(...)."""
     digests = _hub_digests(e164)
     wanted = list(digests.values())
@@ -268,11 +274,14 @@ def hub_providers(*, e164: str) -> list[Provider]:
         Subscription.objects.unscoped(reason="the hub is cross-tenant: one number, every provider")
         .filter(phone_hash__in=wanted, status=Subscription.Status.ACTIVE, tenant__is_active=True)
         .select_related("service")
+        .order_by("service__name")
     )
-    by_tenant: dict[int, list[str]] = {}
+    by_tenant: dict[int, dict[str, str]] = {}
     for subscription in subscriptions:
         if digests.get(subscription.tenant_id) == subscription.phone_hash:
-            by_tenant.setdefault(subscription.tenant_id, []).append(subscription.service.name)
+            by_tenant.setdefault(subscription.tenant_id, {})[subscription.service.code] = (
+                subscription.service.name
+            )
     profile_tenants = (
         SubscriberProfile.objects.unscoped(reason="the hub is cross-tenant: one number, every provider")
         .filter(phone_hash__in=wanted, tenant__is_active=True)
@@ -280,17 +289,113 @@ def hub_providers(*, e164: str) -> list[Provider]:
         .values_list("tenant_id", "phone_hash")
     )
     for tenant_id in _theirs(digests, profile_tenants):
-        by_tenant.setdefault(tenant_id, [])
+        by_tenant.setdefault(tenant_id, {})
+    since = timezone.now() - timedelta(days=SUGGESTION_DAYS)
+    for tenant_id, messages in tenants_sending_to(digests=digests, since=since).items():
+        if messages > 0:
+            by_tenant.setdefault(tenant_id, {})
     stopped = set(
         _theirs(
             digests,
             Suppression.objects.for_tenants(list(by_tenant))
-            .filter(phone_hash__in=[digests[t] for t in by_tenant], scope=SCOPE_ALL)
+            .filter(phone_hash__in=[digests[t] for t in by_tenant], scope=SCOPE_ALL, ends_at__isnull=True)
             .values_list("tenant_id", "phone_hash"),
         )
     )
-    tenants = Tenant.objects.filter(pk__in=list(by_tenant)).order_by("name")
-    return [Provider(t, sorted(by_tenant[t.pk]), t.pk in stopped) for t in tenants]
+    tenants = Tenant.objects.filter(pk__in=list(by_tenant), is_active=True).order_by("name")
+    return [
+        Provider(t, list(by_tenant[t.pk].values()), t.pk in stopped, tuple(by_tenant[t.pk])) for t in tenants
+    ]
+
+
+def hub_digests(*, e164: str) -> dict[int, str]:
+    """The number's digest at every active tenant (for the hub's per-provider reads)."""
+    return _hub_digests(e164)
+
+
+def hub_past_requests(*, e164: str, limit: int = 100) -> list[UnsubscribeRequest]:
+    """Every request for the number at every tenant, newest first: the person sees them all
+    after one code, no reference needed. Each tenant's rows hold that tenant's own digest."""
+    digests = _hub_digests(e164)
+    rows = (
+        UnsubscribeRequest.objects.unscoped(reason="the hub is cross-tenant: one number, every provider")
+        .filter(phone_hash__in=list(digests.values()))
+        .select_related("tenant")
+        .order_by("-received_at")[: limit * 2]
+    )
+    return [r for r in rows if digests.get(r.tenant_id) == r.phone_hash][:limit]
+
+
+# --- personalised suggestions (issue 17) ---------------------------------------------------------
+
+SUGGESTION_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One service of a provider, as the person experienced it lately."""
+
+    code: str
+    name: str
+    messages: int  # in the last SUGGESTION_DAYS days, from the provider's send logs
+    last_sent_at: datetime | None
+    never_engaged: bool  # messages came, and the person never answered or opened one
+    stoppable: bool  # an active service of the tenant that is not stopped for the number yet
+    stopped: bool
+    paused_until: datetime | None
+
+
+def service_suggestions(
+    *, tenant: Tenant, phone_hash: str, subscribed: Iterable[str] = ()
+) -> list[Suggestion]:
+    """Per service: the messages of the last 30 days and the last one's time, and whether the
+    person ever engaged; ranked: never engaged first, then most messages. Services the number
+    is subscribed to but got nothing from come last."""
+    since = timezone.now() - timedelta(days=SUGGESTION_DAYS)
+    summaries = service_send_summary(tenant=tenant, phone_hash=phone_hash, since=since)
+    services = {s.code: s for s in Service.objects.for_tenant(tenant).filter(is_active=True)}
+    entries = dict(
+        Suppression.objects.for_tenant(tenant).filter(phone_hash=phone_hash).values_list("scope", "ends_at")
+    )
+    everything_stopped = SCOPE_ALL in entries and entries[SCOPE_ALL] is None
+
+    def build(code: str, messages: int, last: datetime | None, engaged: bool) -> Suggestion:
+        service = services.get(code)
+        stopped = everything_stopped or (code in entries and entries[code] is None)
+        paused = entries.get(code) or entries.get(SCOPE_ALL)
+        return Suggestion(
+            code=code or "other",
+            name=service.name if service is not None else (code or _("Other messages")),
+            messages=messages,
+            last_sent_at=last,
+            never_engaged=messages > 0 and not engaged,
+            stoppable=service is not None and not stopped,
+            stopped=stopped,
+            paused_until=None if stopped else paused,
+        )
+
+    found = [
+        build(s.service_code, s.messages, s.last_sent_at, s.last_engaged_at is not None) for s in summaries
+    ]
+    seen = {s.code for s in found}
+    found.sort(key=lambda s: (not s.never_engaged, -s.messages, s.name))
+    rest = [build(code, 0, None, False) for code in subscribed if code not in seen]
+    return found + sorted(rest, key=lambda s: s.name)
+
+
+def subscribed_codes(*, tenant: Tenant, phone_hash: str) -> list[str]:
+    """The services the number is actively subscribed to at the tenant."""
+    return list(
+        Subscription.objects.for_tenant(tenant)
+        .filter(phone_hash=phone_hash, status=Subscription.Status.ACTIVE)
+        .values_list("service__code", flat=True)
+    )
+
+
+def alternatives_offered(*, tenant: Tenant) -> list[Alternative]:
+    order = {kind: i for i, kind in enumerate(Alternative.Kind.values)}
+    rows = Alternative.objects.for_tenant(tenant).filter(is_active=True)
+    return sorted(rows, key=lambda a: order.get(a.kind, 9))
 
 
 def hub_terms_facts(*, provider: Provider) -> list[tuple[str, str]]:

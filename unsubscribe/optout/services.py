@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -30,12 +30,21 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from notifications import services as notification_services  # by module: tests replace its functions
 from tenants.models import Tenant
-from unsubscribe.errors import UnsubscribeError
-from unsubscribe.models import RequestChannel, UnsubscribeRequest, VerificationMethod
+from unsubscribe import domain_events
+from unsubscribe.donotmarket.services import platform_do_not_market_lift, platform_do_not_market_set
+from unsubscribe.errors import StepWaiting, UnsubscribeError
+from unsubscribe.models import (
+    SCOPE_ALL,
+    PlatformDoNotMarket,
+    RequestChannel,
+    UnsubscribeRequest,
+    VerificationMethod,
+)
 from unsubscribe.requests.services import unsubscribe_request_create
+from unsubscribe.suppressions.services import suppressions_add
 
 from . import limits, platform
-from .models import PhoneVerification
+from .models import Alternative, Choice, ChoiceDay, MarketingPreference, PhoneVerification
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +280,22 @@ def verifications_sweep() -> dict[str, int]:
 
 def verifications_erase_number(request: UnsubscribeRequest) -> int:
     """Registered as the "optout.verifications" data source (an erase step): blank the
-    number of the tenant's verifications for the request's number."""
+    number of the tenant's verifications for the request's number.
+
+    A code the person is using right now (verified, not used, not stale: they stop one
+    service after another from the hub or the page) keeps the number until they are done:
+    the step waits until the code is stale, when the sweep has blanked it anyway."""
+    ttl = timedelta(seconds=limits.limit("LANZUAN_OTP_VERIFIED_TTL_SECONDS"))
+    in_use = (
+        PhoneVerification.objects.for_tenant(request.tenant_id)
+        .filter(phone_hash=request.phone_hash, used_at=None, verified_at__gt=timezone.now() - ttl)
+        .exclude(phone="")
+        .order_by("-verified_at")
+        .values_list("verified_at", flat=True)
+        .first()
+    )
+    if in_use is not None:
+        raise StepWaiting("a one-time code of the number is in use on a page", until=in_use + ttl)
     count = (
         PhoneVerification.objects.for_tenant(request.tenant_id)
         .filter(phone_hash=request.phone_hash)
@@ -306,18 +330,21 @@ def web_request_file(
     messages fit to show.
     """
     _require_number(verification)
-    filed = unsubscribe_request_create(
-        tenant=tenant,
-        phone=verification.phone,
-        channel=RequestChannel.WEB,
-        verification_method=VerificationMethod.OTP,
-        verification_evidence=evidence(verification),
-        services=services or None,
-        language=language,
-        idempotency_key=f"web-otp-{verification.pk}",
-        filed_by="the person, on the opt-out page",
-    )
-    verification_use(verification)
+    # One transaction: the pipeline (dispatched after commit) finds the code used, not in use.
+    with transaction.atomic():
+        filed = unsubscribe_request_create(
+            tenant=tenant,
+            phone=verification.phone,
+            channel=RequestChannel.WEB,
+            verification_method=VerificationMethod.OTP,
+            verification_evidence=evidence(verification),
+            services=services or None,
+            language=language,
+            idempotency_key=f"web-otp-{verification.pk}",
+            filed_by="the person, on the opt-out page",
+        )
+        verification_use(verification)
+    choice_count(tenant=tenant, choice=Choice.STOP)
     return filed.request
 
 
@@ -327,31 +354,38 @@ class HubOutcome:
     refused: list[tuple[Tenant, str]]  # providers that did not take the request, and why
 
 
-def hub_requests_file(*, verification: PhoneVerification, tenants: list[Tenant], language: str) -> HubOutcome:
+def hub_requests_file(
+    *, verification: PhoneVerification, tenants: list[Tenant], language: str, retire: bool = True
+) -> HubOutcome:
     """One request per chosen provider, all marketing, through the core service
     (channel "hub", verified by the one-time code). A provider that refuses (hub
-    switched off) does not stop the others."""
+    switched off) does not stop the others. `retire` False (one provider stopped with one
+    tap) keeps the code usable, so the person can go on from the hub."""
     _require_number(verification)
     filed: list[UnsubscribeRequest] = []
     refused: list[tuple[Tenant, str]] = []
-    for tenant in tenants:
-        try:
-            result = unsubscribe_request_create(
-                tenant=tenant,
-                phone=verification.phone,
-                channel=RequestChannel.HUB,
-                verification_method=VerificationMethod.OTP,
-                verification_evidence=evidence(verification),
-                services=None,
-                language=language,
-                idempotency_key=f"hub-otp-{verification.pk}-{tenant.pk}",
-                filed_by="the person, on the one-stop hub",
-            )
-        except UnsubscribeError as exc:
-            refused.append((tenant, exc.message))
-            continue
-        filed.append(result.request)
-    verification_use(verification)
+    # One transaction: the pipelines (dispatched after commit) find the code used, not in use.
+    with transaction.atomic():
+        for tenant in tenants:
+            try:
+                result = unsubscribe_request_create(
+                    tenant=tenant,
+                    phone=verification.phone,
+                    channel=RequestChannel.HUB,
+                    verification_method=VerificationMethod.OTP,
+                    verification_evidence=evidence(verification),
+                    services=None,
+                    language=language,
+                    idempotency_key=f"hub-otp-{verification.pk}-{tenant.pk}",
+                    filed_by="the person, on the one-stop hub",
+                )
+            except UnsubscribeError as exc:
+                refused.append((tenant, exc.message))
+                continue
+            filed.append(result.request)
+            choice_count(tenant=tenant, choice=Choice.STOP)
+        if retire:
+            verification_use(verification)
     return HubOutcome(filed, refused)
 
 
@@ -404,3 +438,142 @@ def hub_phantom_check(state: dict[str, Any]) -> tuple[dict[str, Any] | None, Cod
 
 def _phantom_expiry() -> float:
     return time.time() + limits.limit("LANZUAN_OTP_TTL_SECONDS")
+
+
+# --- one tap from the hub and the tenant's page: a service, a provider, an alternative (issue 17) ----
+
+
+def choice_count(*, tenant: Tenant, choice: str) -> None:
+    """One more person made `choice` today (the tenant's day): a count, nothing else."""
+    day = timezone.localtime(timezone.now(), tenant.zoneinfo).date()
+    rows = ChoiceDay.objects.for_tenant(tenant)
+    # Concurrency-safe: the unique (tenant, day, choice) decides who creates the row.
+    ChoiceDay.objects.bulk_create(
+        [ChoiceDay(tenant=tenant, day=day, choice=choice, count=0)], ignore_conflicts=True
+    )
+    rows.filter(day=day, choice=choice).update(count=F("count") + 1)
+
+
+def _channel(purpose: str) -> str:
+    return RequestChannel.HUB if purpose == PhoneVerification.Purpose.HUB else RequestChannel.WEB
+
+
+def service_stop(
+    *, tenant: Tenant, verification: PhoneVerification, service_code: str, language: str
+) -> UnsubscribeRequest:
+    """The one-tap stop of one service (a suggestion's button): a request for that service,
+    filed like any other. The code stays usable for the person's next choice on the page.
+    Raises the core's UnsubscribeError subclasses (ChannelDisabled, UnknownServices)."""
+    _require_number(verification)
+    channel = _channel(verification.purpose)
+    filed = unsubscribe_request_create(
+        tenant=tenant,
+        phone=verification.phone,
+        channel=channel,
+        verification_method=VerificationMethod.OTP,
+        verification_evidence=evidence(verification),
+        services=[service_code],
+        language=language,
+        idempotency_key=f"{channel}-otp-{verification.pk}-{tenant.pk}-{service_code}",
+        filed_by="the person, one tap on a suggestion",
+    )
+    choice_count(tenant=tenant, choice=Choice.STOP)
+    return filed.request
+
+
+PAUSE_DAYS: dict[str, int] = {Alternative.Kind.PAUSE30: 30, Alternative.Kind.PAUSE90: 90}
+
+
+class AlternativeNotOffered(UnsubscribeError):
+    code = "alternative_not_offered"
+
+
+def alternative_choose(
+    *, tenant: Tenant, verification: PhoneVerification, kind: str, scope: str = SCOPE_ALL
+) -> datetime | None:
+    """The person took an alternative the tenant offers instead of opting out of `scope`
+    ("*" or a service code). A pause is a suppression with an end (the sweep lifts it,
+    recorded as such); "fewer" and "another channel" are preferences recorded for the
+    tenant and sent to its webhooks (`preference.recorded`). Returns a pause's end."""
+    _require_number(verification)
+    offered = (
+        Alternative.objects.for_tenant(tenant).filter(kind=kind, is_active=True).first()
+        if kind in Alternative.Kind.values
+        else None
+    )
+    if offered is None:
+        raise AlternativeNotOffered(_("%(tenant)s does not offer this.") % {"tenant": tenant.name})
+    digest = phones.tenant_phone_hash(tenant.pk, verification.phone)
+    masked = phones.mask(verification.phone)
+    channel = _channel(verification.purpose)
+    with transaction.atomic():
+        if kind in PAUSE_DAYS:
+            until: datetime = timezone.now() + timedelta(days=PAUSE_DAYS[kind])
+            suppressions_add(
+                tenant=tenant,
+                phone_hash=digest,
+                phone_masked=masked,
+                scopes=[scope],
+                channel=channel,
+                ends_at=until,
+                evidence={**evidence(verification), "verification_method": VerificationMethod.OTP},
+            )
+            choice_count(tenant=tenant, choice=kind)
+            return until
+        MarketingPreference.objects.create(
+            tenant=tenant,
+            phone_hash=digest,
+            phone_masked=masked,
+            kind=kind,
+            scope=scope,
+            channel=offered.channel if kind == Alternative.Kind.CHANNEL else "",
+        )
+        domain_events.emit(
+            tenant.pk,
+            "preference.recorded",
+            {
+                "phone_hash": digest,
+                "phone_masked": masked,
+                "kind": kind,
+                "scope": scope,
+                "channel": offered.channel if kind == Alternative.Kind.CHANNEL else None,
+                "recorded_at": timezone.now().isoformat(),
+            },
+        )
+        choice_count(tenant=tenant, choice=kind)
+    return None
+
+
+class FreshCodeNeeded(UnsubscribeError):
+    code = "fresh_code_needed"
+
+
+def hub_do_not_market_set(*, verification: PhoneVerification, tenants: list[Tenant]) -> bool:
+    """The person blocks marketing from every provider, present and future. `tenants`
+    (the providers that market to the number now) each count the choice."""
+    _require_number(verification)
+    created = platform_do_not_market_set(
+        e164=verification.phone, evidence={**evidence(verification), "verification_method": "otp"}
+    )
+    if created:
+        for tenant in tenants:
+            choice_count(tenant=tenant, choice=Choice.DO_NOT_MARKET)
+    return created
+
+
+def do_not_market_liftable(verification: PhoneVerification, entry: PlatformDoNotMarket) -> bool:
+    """Only with a code verified after the entry was set: never the one that set it."""
+    return verification.verified_at is not None and verification.verified_at > entry.created_at
+
+
+def hub_do_not_market_lift(*, verification: PhoneVerification, entry: PlatformDoNotMarket) -> bool:
+    """Lift the person's entry; raises FreshCodeNeeded unless the code is newer than it.
+    The code is used up: lifting is the end of the visit."""
+    _require_number(verification)
+    if not do_not_market_liftable(verification, entry):
+        raise FreshCodeNeeded(_("To lift the block, verify your number again with a new code."))
+    lifted = platform_do_not_market_lift(
+        e164=verification.phone, evidence={**evidence(verification), "verification_method": "otp"}
+    )
+    verification_use(verification)
+    return lifted

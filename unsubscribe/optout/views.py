@@ -25,7 +25,8 @@ from tenants.models import Tenant
 from unsubscribe import links
 from unsubscribe import selectors as core
 from unsubscribe.channels import ways_to_unsubscribe
-from unsubscribe.errors import ChannelDisabled, UnsubscribeError
+from unsubscribe.donotmarket.selectors import platform_do_not_market_entry as do_not_market_entry
+from unsubscribe.errors import ChannelDisabled, UnknownServices, UnsubscribeError
 from unsubscribe.models import RequestChannel, StillReceivingReport, UnsubscribeRequest
 from unsubscribe.requests import selectors as request_selectors
 from unsubscribe.sendlogs import selectors as sendlog_selectors
@@ -259,6 +260,8 @@ def unsubscribe_choose(request: HttpRequest, slug: str) -> HttpResponse:
         note = _("For your security, please verify your number again.") if verification else ""
         return _start_again(request, tenant, note)
     service_rows = selectors.active_services(tenant=tenant)
+    if request.method == "POST" and request.POST.get("action"):
+        return _choose_one_tap(request, tenant, verification)
     if request.method == "POST":
         form = ChoiceForm(request.POST, services=service_rows)
         status = 400
@@ -292,8 +295,43 @@ def unsubscribe_choose(request: HttpRequest, slug: str) -> HttpResponse:
             tenant=tenant, phone_hash=verification.phone_hash
         ),
         "chosen": form["services"].value() or [],
+        "suggestions": selectors.service_suggestions(
+            tenant=tenant,
+            phone_hash=verification.phone_hash,
+            subscribed=selectors.subscribed_codes(tenant=tenant, phone_hash=verification.phone_hash),
+        ),
+        "alternatives": [
+            (a, a.label(page_language())) for a in selectors.alternatives_offered(tenant=tenant)
+        ],
     }
     return render_page(request, "choose.html", tenant, context, status=status)
+
+
+def _choose_one_tap(request: HttpRequest, tenant: Tenant, verification: PhoneVerification) -> HttpResponse:
+    """The page's one-tap buttons: stop all marketing (the receipt follows), stop one service
+    or take an alternative (the page stays, for the person's next choice)."""
+    action = request.POST.get("action", "")
+    try:
+        if action == "stop_all":
+            filed = services.web_request_file(
+                tenant=tenant, verification=verification, services=None, language=page_language()
+            )
+            request.session.pop(_flow_key(tenant), None)
+            request.session[_receipt_key(tenant)] = filed.pk
+            return redirect("optout-receipt", slug=tenant.slug)
+        if action == "stop_service":
+            found = services.service_stop(
+                tenant=tenant,
+                verification=verification,
+                service_code=_posted_service(tenant, request.POST),
+                language=page_language(),
+            )
+            messages.success(request, _stopped_message(found))
+        elif action == "alternative":
+            messages.success(request, _alternative_message(tenant, verification, request.POST))
+    except UnsubscribeError as exc:
+        messages.error(request, exc.message)
+    return redirect("optout-choose", slug=tenant.slug)
 
 
 # --- step 4: the receipt ------------------------------------------------------------------------------
@@ -562,45 +600,151 @@ def hub_choose(request: HttpRequest) -> HttpResponse:
     providers = selectors.hub_providers(e164=verification.phone)
     open_providers = [p for p in providers if not p.already_stopped]
     choices = [(str(p.tenant.pk), p.tenant.name) for p in open_providers]
+    if request.method == "POST" and request.POST.get("action"):
+        return _hub_one_tap(request, verification, providers)
     if request.method == "POST":
         form = HubChoiceForm(request.POST, providers=choices)
         if form.is_valid():
             chosen = {int(pk) for pk in form.cleaned_data["providers"]}
-            try:
-                outcome = services.hub_requests_file(
-                    verification=verification,
-                    tenants=[p.tenant for p in open_providers if p.tenant.pk in chosen],
-                    language=page_language(),
-                )
-            except services.VerificationLapsed as exc:
-                return _hub_start_again(request, exc.message)
-            request.session.pop(HUB_KEY, None)
-            request.session[HUB_RECEIPT_KEY] = {
-                "requests": [r.pk for r in outcome.requests],
-                "refused": [[t.pk, message] for t, message in outcome.refused],
-            }
-            return redirect("optout-hub-receipt")
+            return _hub_file(
+                request, verification, [p.tenant for p in open_providers if p.tenant.pk in chosen]
+            )
         return prg.back_with_errors(request, form, status=400, keep=("providers",))
     parked = prg.take(request)
     form = prg.rebuild(HubChoiceForm, parked, providers=choices)
-    # Each provider's own terms, in the person's language, shown before they confirm.
+    language = page_language()
+    digests = selectors.hub_digests(e164=verification.phone)
+    # Each provider's own terms, in the person's language, shown before they confirm; its
+    # services as the person experienced them lately, with a stop and its alternatives each.
     rows = [
         (
             p,
             [] if p.already_stopped else selectors.hub_terms_facts(provider=p),
-            p.tenant.terms_for(page_language()),
+            p.tenant.terms_for(language),
+            selectors.service_suggestions(
+                tenant=p.tenant, phone_hash=digests[p.tenant.pk], subscribed=p.codes
+            ),
+            [(a, a.label(language)) for a in selectors.alternatives_offered(tenant=p.tenant)],
         )
         for p in providers
+    ]
+    blocked = do_not_market_entry(e164=verification.phone)
+    past = [
+        (r, links.status_url(r, absolute=False)) for r in selectors.hub_past_requests(e164=verification.phone)
     ]
     context = {
         "form": form,
         "step": 3,
         "masked": verification.phone_masked,
         "providers": providers,
+        "open_providers": open_providers,
         "rows": rows,
+        "past": past,
+        "blocked": blocked,
+        "liftable": blocked is not None and services.do_not_market_liftable(verification, blocked),
         "chosen": form["providers"].value() or [] if parked else [c for c, _n in choices],
     }
     return render_page(request, "hub_choose.html", None, context, status=parked.status if parked else 200)
+
+
+def _hub_file(request: HttpRequest, verification: PhoneVerification, tenants: list[Tenant]) -> HttpResponse:
+    """File one request per provider in `tenants`, then show the receipts (the visit ends)."""
+    try:
+        outcome = services.hub_requests_file(
+            verification=verification, tenants=tenants, language=page_language()
+        )
+    except services.VerificationLapsed as exc:
+        return _hub_start_again(request, exc.message)
+    request.session.pop(HUB_KEY, None)
+    request.session[HUB_RECEIPT_KEY] = {
+        "requests": [r.pk for r in outcome.requests],
+        "refused": [[t.pk, message] for t, message in outcome.refused],
+    }
+    return redirect("optout-hub-receipt")
+
+
+def _hub_one_tap(
+    request: HttpRequest, verification: PhoneVerification, providers: list[selectors.Provider]
+) -> HttpResponse:
+    """The hub's buttons, each one tap: stop everything (every provider not stopped yet), one
+    provider, one service, an alternative, and the platform-wide do-not-market entry."""
+    action = request.POST.get("action", "")
+    if action == "stop_all":
+        return _hub_file(request, verification, [p.tenant for p in providers if not p.already_stopped])
+    if action in {"dnm_set", "dnm_lift"}:
+        return _hub_do_not_market(request, verification, providers, lift=action == "dnm_lift")
+    provider = next((p for p in providers if str(p.tenant.pk) == request.POST.get("tenant")), None)
+    if provider is None:
+        messages.error(request, _("This provider is not in your list any more."))
+        return redirect("optout-hub-choose")
+    try:
+        if action == "stop_provider":
+            outcome = services.hub_requests_file(
+                verification=verification, tenants=[provider.tenant], language=page_language(), retire=False
+            )
+            for _tenant, refusal in outcome.refused:
+                messages.error(request, refusal)
+            for found in outcome.requests:
+                messages.success(request, _stopped_message(found))
+        elif action == "stop_service":
+            found = services.service_stop(
+                tenant=provider.tenant,
+                verification=verification,
+                service_code=_posted_service(provider.tenant, request.POST),
+                language=page_language(),
+            )
+            messages.success(request, _stopped_message(found))
+        elif action == "alternative":
+            messages.success(request, _alternative_message(provider.tenant, verification, request.POST))
+    except UnsubscribeError as exc:
+        messages.error(request, exc.message)
+    return redirect("optout-hub-choose")
+
+
+def _hub_do_not_market(
+    request: HttpRequest, verification: PhoneVerification, providers: list[selectors.Provider], *, lift: bool
+) -> HttpResponse:
+    if not lift:
+        services.hub_do_not_market_set(verification=verification, tenants=[p.tenant for p in providers])
+        messages.success(request, _("Done: no provider may send you marketing any more, including new ones."))
+        return redirect("optout-hub-choose")
+    entry = do_not_market_entry(e164=verification.phone)
+    if entry is not None:
+        try:
+            services.hub_do_not_market_lift(verification=verification, entry=entry)
+        except services.FreshCodeNeeded as exc:
+            messages.error(request, exc.message)
+            return redirect("optout-hub-choose")
+    return _hub_start_again(request, _("The block is lifted. Each provider's own opt-outs stay in force."))
+
+
+def _stopped_message(found: UnsubscribeRequest) -> str:
+    return _("Stopped at %(tenant)s. Your reference: %(reference)s.") % {
+        "tenant": found.tenant.name,
+        "reference": found.reference,
+    }
+
+
+def _posted_service(tenant: Tenant, data: Any) -> str:
+    """The posted service code, if it is one of the tenant's active services (anything else,
+    NUL bytes included, never reaches a query); raises UnknownServices."""
+    code = str(data.get("service", ""))
+    if code not in {s.code for s in selectors.active_services(tenant=tenant)}:
+        raise UnknownServices(_("Unknown service."))
+    return code
+
+
+def _alternative_message(tenant: Tenant, verification: PhoneVerification, data: Any) -> str:
+    """Apply the alternative posted (kind, scope); raises UnsubscribeError."""
+    kind = str(data.get("kind", ""))
+    scope = _posted_service(tenant, data) if data.get("service") else "*"
+    until = services.alternative_choose(tenant=tenant, verification=verification, kind=kind, scope=scope)
+    if until is not None:
+        return _("Paused at %(tenant)s until %(when)s; it resumes by itself then.") % {
+            "tenant": tenant.name,
+            "when": timezone.localtime(until, tenant.zoneinfo).strftime("%Y-%m-%d"),
+        }
+    return _("Recorded: %(tenant)s has been told your preference.") % {"tenant": tenant.name}
 
 
 @never_cache

@@ -29,6 +29,7 @@ EVENT_LABELS = {
     "request.deadline_breached": _("Request past a deadline"),
     "suppression.violated": _("Messages sent after an opt-out"),
     "request.still_receiving": _("Person reports messages still arriving"),
+    "preference.recorded": _("Preference recorded (fewer messages, another channel)"),
 }
 EVENT_CHOICES = [(event, format_lazy("{} ({})", EVENT_LABELS.get(event, event), event)) for event in EVENTS]
 
@@ -69,6 +70,11 @@ class ScrubJob(TenantOwnedModel):
     rows_done = models.PositiveIntegerField(_("rows read"), default=0)
     percent = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
     suppressed = models.PositiveIntegerField(_("suppressed"), default=0)
+    platform_do_not_market = models.PositiveIntegerField(
+        _("of them on the platform-wide do-not-market list"),
+        default=0,
+        help_text=_("Suppressed because the person blocked marketing from every provider (the hub)."),
+    )
     invalid = models.PositiveIntegerField(_("invalid"), default=0)
     duplicate = models.PositiveIntegerField(_("duplicates"), default=0)
     sendable = models.PositiveIntegerField(_("sendable"), default=0)

@@ -53,7 +53,7 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from tenants.models import Tenant
-from unsubscribe.models import Suppression
+from unsubscribe.models import PlatformDoNotMarket, Suppression
 from unsubscribe.suppressions.selectors import relevant_scopes
 
 from . import tasks, upload_limits  # tasks by module: it imports this one
@@ -157,6 +157,7 @@ class Counts:
     invalid: int = 0
     duplicate: int = 0
     suppressed: int = 0
+    platform_do_not_market: int = 0  # of the suppressed: on the person's platform-wide list
     sendable: int = 0
 
 
@@ -197,6 +198,7 @@ def scrub_job_run(job_id: int) -> ScrubJob | None:
             invalid=0,
             duplicate=0,
             suppressed=0,
+            platform_do_not_market=0,
             sendable=0,
             error="",
         )
@@ -233,6 +235,7 @@ def _finish(job: ScrubJob, *, status: str, counts: Counts | None = None, error: 
         job.total_rows = job.rows_done = counts.rows
         job.invalid, job.duplicate = counts.invalid, counts.duplicate
         job.suppressed, job.sendable = counts.suppressed, counts.sendable
+        job.platform_do_not_market = counts.platform_do_not_market
         job.percent = 100
     job.save()
     logger.info("scrub job %s %s", job.pk, status)
@@ -251,8 +254,9 @@ def _scrub(job: ScrubJob) -> tuple[Counts, str]:
         progress.save(phase=ScrubJob.Phase.SCRUBBING, rows_done=counts.rows, invalid=counts.invalid)
         suppressed = suppressed_keys(tenant=job.tenant, service_code=job.service_code or None)
         digest = phones.tenant_phone_digester(job.tenant_id)
-        sendable = _scrub_buckets(buckets, suppressed, counts, progress, digest)
-        del suppressed
+        blocked = platform_blocked_keys()
+        sendable = _scrub_buckets(buckets, suppressed, counts, progress, digest, blocked)
+        del suppressed, blocked
         progress.save(phase=ScrubJob.Phase.WRITING, percent=95)
         result = tmp / "result.csv"
         _merge(sendable, result)
@@ -280,6 +284,17 @@ def suppressed_keys(*, tenant: Tenant, service_code: str | None = None) -> set[i
         .filter(scope__in=relevant_scopes(service_code))
         .values_list("phone_hash", flat=True)
         .iterator(chunk_size=20_000)
+    }
+
+
+def platform_blocked_keys() -> set[int]:
+    """The numbers on the platform-wide do-not-market list, as 64-bit prefixes of their
+    platform digest: they are suppressed at every tenant, whatever its own opt-outs."""
+    return {
+        int(digest[:16], 16)
+        for digest in PlatformDoNotMarket.objects.values_list("phone_hash", flat=True).iterator(
+            chunk_size=20_000
+        )
     }
 
 
@@ -349,14 +364,17 @@ def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]
     yield from rest
 
 
-def _scrub_buckets(
+def _scrub_buckets(  # noqa: PLR0917
     paths: list[Path],
     suppressed: set[int],
     counts: Counts,
     progress: _Progress,
     digest: Callable[[str], bytes],
+    blocked: set[int],
 ) -> list[Path]:
-    """Pass 2: per bucket, drop repeats, then split suppressed from sendable."""
+    """Pass 2: per bucket, drop repeats, then split suppressed from sendable (the tenant's
+    opt-outs, then the platform-wide list, whose digest is computed only when it is not empty)."""
+    platform_digest = phones.platform_phone_digest
     start = ROW_WIDTH + 1
     outputs = []
     for index, path in enumerate(paths):
@@ -374,6 +392,9 @@ def _scrub_buckets(
                 seen.add(e164)
                 if _key(digest(e164)) in suppressed:
                     counts.suppressed += 1
+                elif blocked and _key(platform_digest(e164)) in blocked:
+                    counts.suppressed += 1
+                    counts.platform_do_not_market += 1
                 else:
                     counts.sendable += 1
                     dst.write(line)

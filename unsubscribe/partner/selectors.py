@@ -22,7 +22,7 @@ from tenants.models import Tenant
 from unsubscribe.consents.selectors import NO_CONSENT, ConsentStatus, consent_statuses
 from unsubscribe.models import Service, Suppression, UnsubscribeRequest
 from unsubscribe.reassignments.selectors import number_event_dates, reassigned_since
-from unsubscribe.suppressions.selectors import relevant_scopes
+from unsubscribe.suppressions.selectors import platform_do_not_market_since, relevant_scopes
 
 CHECK_CHUNK = 5000  # hashes per query with IN (…); PostgreSQL's one array parameter takes a whole call
 MAX_CHECK_NUMBERS = 10_000
@@ -36,6 +36,7 @@ class NumberStatus:
     suppressed: bool = False
     since: datetime | None = None
     scopes: tuple[str, ...] = ()
+    platform_do_not_market: bool = False  # the person's platform-wide entry: no tenant may market
 
     @property
     def valid(self) -> bool:
@@ -113,13 +114,17 @@ def suppression_check_many(
         scopes = tuple(sorted(scope for scope, _created in found))
         summaries[digest] = (bool(since), min(since) if since else None, scopes)
     free: tuple[bool, datetime | None, tuple[str, ...]] = (False, None, ())
+    blocked = platform_do_not_market_since(hash_of)
     results = []
     for raw, e164, error, digest in parsed:
-        if digest is None:
+        if digest is None or e164 is None:
             results.append(NumberStatus(raw, None, error))
-        else:
-            suppressed, since_, scopes_ = summaries.get(digest, free)
-            results.append(NumberStatus(raw, e164, None, suppressed, since_, scopes_))
+            continue
+        suppressed, since_, scopes_ = summaries.get(digest, free)
+        everywhere = blocked.get(e164)
+        if everywhere is not None:
+            suppressed, since_ = True, min(since_, everywhere) if since_ else everywhere
+        results.append(NumberStatus(raw, e164, None, suppressed, since_, scopes_, everywhere is not None))
     return results
 
 

@@ -337,6 +337,12 @@ class NumberStatusDoc(serializers.Serializer[Any]):
         required=False,
         help_text='Every opt-out of this number: "all" and/or service codes.',
     )
+    platform_do_not_market = serializers.BooleanField(
+        required=False,
+        help_text="Present (true) when the person put the number on the platform-wide do-not-market "
+        "list (one-stop hub): no provider may send it marketing, whatever its own opt-outs; `suppressed` "
+        "is then true and `since` is the earlier of the entry and the opt-outs. Only the person can lift it.",
+    )
     error = serializers.CharField(required=False, help_text="Why the number is invalid.")
     reassigned_since = serializers.DateField(
         required=False,
@@ -448,6 +454,7 @@ class ScrubJobSerializer(serializers.ModelSerializer[ScrubJob]):
             "invalid",
             "duplicate",
             "suppressed",
+            "platform_do_not_market",
             "sendable",
             "error",
             "created_at",

@@ -452,6 +452,8 @@ def _status_json(status: NumberStatus, extras: CheckExtras | None = None) -> dic
         "since": localtime(status.since).isoformat() if status.since else None,
         "scopes": ["all" if scope == "*" else scope for scope in status.scopes],
     }
+    if status.platform_do_not_market:  # present only then: every other answer keeps its shape
+        answer["platform_do_not_market"] = True
     if extras is not None:
         if extras.reassigned_since is not None:
             answer["reassigned_since"] = extras.reassigned_since.isoformat()

@@ -6,7 +6,11 @@ stays suppressed, the channel, verification method and evidence), request.deadli
 (the request's payload plus "deadline": regime, rule, due_at, met_at, breached_at; README,
 "Deadlines by regime"), suppression.violated (a sender's send log shows messages sent after
 the number's opt-out: phone_hash, reference, scopes, suppressed_at, messages, services,
-first_sent_at, last_sent_at, detected_at; examples.SUPPRESSION_VIOLATED_PAYLOAD). Each is one JSON body,
+first_sent_at, last_sent_at, detected_at; examples.SUPPRESSION_VIOLATED_PAYLOAD),
+preference.recorded (a person chose an alternative to opting out:
+"kind" fewer or channel, "scope" "*" or a service code, "channel" the one they prefer, with
+phone_hash and phone_masked; README, "Alternatives"). A pause is a suppression.added with
+"until", and a suppression.lifted with channel "pause" when it ends. Each is one JSON body,
 never carrying the raw number:
 
     {"id": "<uuid, the same on every retry>", "event": "request.created",

@@ -34,6 +34,7 @@ from unsubscribe.errors import PermanentStepError, StepWaiting, TransientStepErr
 from unsubscribe.models import Step, Target, UnsubscribeRequest
 from unsubscribe.requests.selectors import request_event_payload
 from unsubscribe.retention.selectors import erasure_deadline
+from unsubscribe.suppressions.services import suppression_pauses_end
 
 from . import datasources
 from . import steps as step_runners
@@ -504,4 +505,5 @@ def pipeline_sweep(*, stale_after: timedelta = timedelta(minutes=2)) -> dict[str
         "stuck_steps": len(stuck),
         "sla_breached": breached,
         "deadlines_breached": deadlines.deadlines_sweep(now=now),
+        "pauses_ended": suppression_pauses_end(now=now),
     }

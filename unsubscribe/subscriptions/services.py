@@ -52,6 +52,7 @@ from unsubscribe.models import (
     SubscriptionImport,
     Suppression,
 )
+from unsubscribe.suppressions.selectors import platform_do_not_market_since
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,8 @@ class Upserted:
 def subscriptions_upsert(*, tenant: Tenant, subscriptions: list[Subscription]) -> Upserted:
     """Create or update active subscriptions (the last one wins when a (service,
     number) repeats). A number that opted out, of that service or of all marketing
-    (a suppression), or whose subscription was ended, is skipped: an import never
+    (a suppression), that is on the platform-wide do-not-market list, or whose subscription
+    was ended, is skipped: an import never
     restarts marketing that was stopped nor stores again a number that was erased.
     Call inside a transaction."""
     unique: dict[Key, Subscription] = {}
@@ -215,11 +217,17 @@ def subscriptions_upsert(*, tenant: Tenant, subscriptions: list[Subscription]) -
         .order_by("pk")
         .values_list("service_id", "phone_hash", "status")
     }
+    # The person's platform-wide do-not-market entry: no provider starts marketing to them.
+    blocked = platform_do_not_market_since(s.phone for s in unique.values() if s.phone)
     outcomes: dict[Key, Outcome] = {}
     saved: list[Subscription] = []
     for key, subscription in unique.items():
         status = existing.get(key)
-        if suppressed[key[1]] & {SCOPE_ALL, subscription.service.code} or status == Subscription.Status.ENDED:
+        if (
+            suppressed[key[1]] & {SCOPE_ALL, subscription.service.code}
+            or status == Subscription.Status.ENDED
+            or subscription.phone in blocked
+        ):
             outcomes[key] = "opted_out"
             continue
         subscription.status = Subscription.Status.ACTIVE

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from lanzuan import phones
 from tenants.models import Tenant
-from unsubscribe.models import SCOPE_ALL, Suppression
+from unsubscribe.models import SCOPE_ALL, PlatformDoNotMarket, Suppression
 
 
 @dataclass(frozen=True)
@@ -15,13 +16,20 @@ class SuppressionStatus:
     suppressed: bool
     since: datetime | None
     scopes: list[str]
+    platform_do_not_market: bool = False  # the person's platform-wide entry (by number only)
 
 
 def suppression_status(*, tenant: Tenant, phone: str, service_code: str | None = None) -> SuppressionStatus:
-    """May we send to this number? Suppressed if opted out of everything, or of the
-    given service. Raises InvalidPhoneNumber."""
-    digest = phones.tenant_phone_hash(tenant.pk, phones.normalise(phone))
-    return suppression_status_for_hash(tenant=tenant, phone_hash=digest, service_code=service_code)
+    """May we send marketing to this number? Suppressed if opted out of everything, or of the
+    given service, or on the person's platform-wide do-not-market list. Raises InvalidPhoneNumber."""
+    e164 = phones.normalise(phone)
+    digest = phones.tenant_phone_hash(tenant.pk, e164)
+    status = suppression_status_for_hash(tenant=tenant, phone_hash=digest, service_code=service_code)
+    everywhere = platform_do_not_market_since([e164]).get(e164)
+    if everywhere is None:
+        return status
+    since = min(status.since, everywhere) if status.since else everywhere
+    return SuppressionStatus(True, since, status.scopes, platform_do_not_market=True)
 
 
 def relevant_scopes(service_code: str | None) -> set[str]:
@@ -43,3 +51,22 @@ def suppression_status_for_hash(
     return SuppressionStatus(
         suppressed=bool(since), since=min(since) if since else None, scopes=sorted(s for s, _c in rows)
     )
+
+
+def platform_do_not_market_since(e164s: Iterable[str]) -> dict[str, datetime]:
+    """The numbers (E.164) on the person's platform-wide do-not-market list, with the time the
+    entry was set: marketing of every tenant, including tenants created after it. One query
+    by the unique platform digest (one look-up of its index for one number)."""
+    digest_of = {phones.platform_phone_hash(e164): e164 for e164 in set(e164s)}
+    if not digest_of:
+        return {}
+    if len(digest_of) == 1:
+        ((digest, e164),) = digest_of.items()
+        since = (
+            PlatformDoNotMarket.objects.filter(phone_hash=digest).values_list("created_at", flat=True).first()
+        )
+        return {} if since is None else {e164: since}
+    rows = PlatformDoNotMarket.objects.filter(phone_hash__in=list(digest_of)).values_list(
+        "phone_hash", "created_at"
+    )
+    return {digest_of[digest]: since for digest, since in rows}

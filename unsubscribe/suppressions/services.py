@@ -47,18 +47,32 @@ def suppressions_add(
     request: UnsubscribeRequest | None = None,
     channel: str = "",
     at: datetime | None = None,
+    ends_at: datetime | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> list[str]:
     """Add "do not send" entries; returns the scopes that were new. Concurrency-safe:
-    the unique constraint decides, a conflicting insert is ignored."""
-    existing = set(
+    the unique constraint decides, a conflicting insert is ignored.
+
+    `ends_at`: a pause the person chose instead of opting out; the sweep lifts it then
+    (`suppression_pauses_end`). A pause revokes no consent and never weakens an entry
+    already there. An opt-out (no `ends_at`) makes a paused entry of its scope permanent.
+    """
+    existing = dict(
         Suppression.objects.for_tenant(tenant)
         .filter(phone_hash=phone_hash, scope__in=scopes)
-        .values_list("scope", flat=True)
+        .values_list("scope", "ends_at")
     )
     new = [s for s in scopes if s not in existing]
-    # The opt-out supersedes the consents on record in its scope, also when it was suppressed already.
-    consents_revoke(tenant=tenant, phone_hash=phone_hash, scopes=scopes, request=request, at=at)
-    if not new:
+    made_permanent: list[str] = []
+    if ends_at is None:
+        made_permanent = sorted(s for s, until in existing.items() if until is not None)
+        if made_permanent:
+            Suppression.objects.for_tenant(tenant).filter(
+                phone_hash=phone_hash, scope__in=made_permanent
+            ).update(ends_at=None, request=request)
+        # The opt-out supersedes the consents on record in its scope, also when it was suppressed already.
+        consents_revoke(tenant=tenant, phone_hash=phone_hash, scopes=scopes, request=request, at=at)
+    if not new and not made_permanent:
         return []
     now = at or timezone.now()
     Suppression.objects.bulk_create(
@@ -70,11 +84,16 @@ def suppressions_add(
                 scope=s,
                 request=request,
                 created_at=now,
+                ends_at=ends_at,
             )
             for s in new
         ],
         ignore_conflicts=True,
     )
+    added = sorted([*new, *made_permanent])
+    recorded = dict(evidence or {})
+    if ends_at is not None:
+        recorded["paused_until"] = ends_at.isoformat()
     SuppressionEvent.objects.bulk_create(
         [
             SuppressionEvent(
@@ -85,23 +104,77 @@ def suppressions_add(
                 action=SuppressionEvent.Action.ADDED,
                 channel=channel,
                 request=request,
+                evidence=recorded,
                 created_at=now,
             )
-            for s in new
+            for s in added
         ]
     )
-    domain_events.emit(
-        tenant.pk,
-        "suppression.added",
-        {
-            "phone_hash": phone_hash,
-            "phone_masked": phone_masked,
-            "scopes": new,
-            "reference": request.reference if request else None,
-            "since": now.isoformat(),
-        },
+    payload: dict[str, Any] = {
+        "phone_hash": phone_hash,
+        "phone_masked": phone_masked,
+        "scopes": added,
+        "reference": request.reference if request else None,
+        "since": now.isoformat(),
+    }
+    if ends_at is not None:
+        payload["until"] = ends_at.isoformat()
+    domain_events.emit(tenant.pk, "suppression.added", payload)
+    return added
+
+
+def suppression_pauses_end(*, now: datetime | None = None) -> int:
+    """Lift every pause whose end has come (run by the pipeline sweep). Each is recorded
+    as lifted because the pause ended, and partners get `suppression.lifted`."""
+    now = now or timezone.now()
+    ended = 0
+    due = (
+        Suppression.objects.unscoped(reason="the sweep ends every tenant's pauses")
+        .filter(ends_at__lte=now)
+        .values_list("pk", "tenant_id")[:1000]
     )
-    return new
+    for pk, tenant_id in list(due):
+        with transaction.atomic():
+            row = (
+                Suppression.objects.for_tenant(tenant_id)
+                .select_for_update()
+                .filter(pk=pk, ends_at__lte=now)
+                .first()
+            )
+            if row is None:  # made permanent (an opt-out) or lifted meanwhile
+                continue
+            row.delete()
+            SuppressionEvent.objects.create(
+                tenant_id=tenant_id,
+                phone_hash=row.phone_hash,
+                phone_masked=row.phone_masked,
+                scope=row.scope,
+                action=SuppressionEvent.Action.LIFTED,
+                channel="pause",
+                evidence={"pause_ended": row.ends_at.isoformat() if row.ends_at else None},
+                created_at=now,
+            )
+            remaining = sorted(
+                Suppression.objects.for_tenant(tenant_id)
+                .filter(phone_hash=row.phone_hash)
+                .values_list("scope", flat=True)
+            )
+            domain_events.emit(
+                tenant_id,
+                "suppression.lifted",
+                {
+                    "phone_hash": row.phone_hash,
+                    "phone_masked": row.phone_masked,
+                    "scopes": [row.scope],
+                    "still_suppressed": remaining,
+                    "channel": "pause",
+                    "verification_method": "pause_ended",
+                    "evidence": {"pause_ended": row.ends_at.isoformat() if row.ends_at else None},
+                    "lifted_at": now.isoformat(),
+                },
+            )
+            ended += 1
+    return ended
 
 
 @dataclass(frozen=True)
