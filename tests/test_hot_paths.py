@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 
 from lanzuan import phones
 from tenants.services import api_key_create
+from unsubscribe.donotmarket.services import platform_do_not_market_set
 from unsubscribe.inbound.services import inbound_credential_set
 from unsubscribe.models import Service, Suppression
 from unsubscribe.partner import throttling
@@ -59,10 +60,17 @@ def api_a(api_key_a: str) -> APIClient:
 
 @pytest.fixture
 def checked_numbers(tenant_a: Tenant) -> dict[str, str]:
-    """A number suppressed for everything, one for one service, one free."""
+    """A number suppressed for everything, one for one service, one free, and one on the
+    person's platform-wide do-not-market list (no suppression at this tenant)."""
     Service.objects.create(tenant=tenant_a, code="deals", name="Deals")
     Service.objects.create(tenant=tenant_a, code="news", name="News")
-    numbers = {"all": "+8613800138001", "deals": "+8613800138002", "free": "+8613800138003"}
+    numbers = {
+        "all": "+8613800138001",
+        "deals": "+8613800138002",
+        "free": "+8613800138003",
+        "everywhere": "+8613800138004",
+    }
+    platform_do_not_market_set(e164=numbers["everywhere"], evidence={"test": True})
     for which, scope in (("all", "*"), ("deals", "deals")):
         number = numbers[which]
         suppressions_add(
@@ -76,7 +84,7 @@ def checked_numbers(tenant_a: Tenant) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("service", [None, "deals", "news"])
-@pytest.mark.parametrize("which", ["all", "deals", "free"])
+@pytest.mark.parametrize("which", ["all", "deals", "free", "everywhere"])
 def test_the_lean_check_answers_what_the_full_view_answers(
     api_a: APIClient, checked_numbers: dict[str, str], which: str, service: str | None
 ) -> None:
@@ -86,7 +94,11 @@ def test_the_lean_check_answers_what_the_full_view_answers(
     assert lean.status_code == full.status_code == 200
     assert _body(lean) == _body(full)
     assert lean["Content-Type"] == full["Content-Type"] == "application/json"
-    assert _body(lean)["suppressed"] is (which == "all" or (which == "deals" and service == "deals"))
+    answer = _body(lean)
+    assert answer["suppressed"] is (
+        which in ("all", "everywhere") or (which == "deals" and service == "deals")
+    )
+    assert answer.get("platform_do_not_market", False) is (which == "everywhere")
 
 
 @hypothesis_settings(

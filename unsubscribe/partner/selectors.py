@@ -128,17 +128,21 @@ def suppression_check_many(
     return results
 
 
-# One number: its suppressions and its reassignment days in one round trip (the hot path,
-# issue 13). The tenant is named in the query as well as by row-level security.
+# One number in one round trip (the hot path, issue 13): its suppressions ("s"), its
+# reassignment days ("e") and the person's platform-wide do-not-market entry ("p", by the
+# platform digest). The tenant is named in the query as well as by row-level security.
 _ONE_NUMBER_SQL = (
-    "SELECT scope, created_at, NULL::date FROM unsubscribe_suppression WHERE tenant_id = %s AND phone_hash = %s "
+    "SELECT 's', scope, created_at, NULL::date FROM unsubscribe_suppression "
+    "WHERE tenant_id = %s AND phone_hash = %s "
     "UNION ALL "
-    "SELECT NULL, NULL, occurred_on FROM unsubscribe_numberevent WHERE tenant_id = %s AND phone_hash = %s"
+    "SELECT 'e', NULL, NULL, occurred_on FROM unsubscribe_numberevent WHERE tenant_id = %s AND phone_hash = %s "
+    "UNION ALL "
+    "SELECT 'p', NULL, created_at, NULL FROM unsubscribe_platformdonotmarket WHERE phone_hash = %s"
 )
 
 
-def _one_number_rows(tenant_id: int, digest: str) -> list[tuple[Any, ...]]:
-    params: list[int | str] = [tenant_id, digest, tenant_id, digest]
+def _one_number_rows(tenant_id: int, digest: str, platform_digest: str) -> list[tuple[Any, ...]]:
+    params: list[int | str] = [tenant_id, digest, tenant_id, digest, platform_digest]
     rows: list[tuple[Any, ...]]
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
@@ -170,13 +174,15 @@ def suppression_check_one(
     if e164 is None:
         return NumberStatus(phone, None, error), None
     digest = phones.tenant_phone_hash(tenant.pk, e164)
-    rows = _one_number_rows(tenant.pk, digest)
-    found = [(scope, created) for scope, created, _day in rows if scope is not None]
-    days = sorted(day for scope, _created, day in rows if scope is None)
+    rows = _one_number_rows(tenant.pk, digest, phones.platform_phone_hash(e164))
+    found = [(scope, created) for kind, scope, created, _day in rows if kind == "s"]
+    days = sorted(day for kind, _scope, _created, day in rows if kind == "e")
+    everywhere = [created for kind, _scope, created, _day in rows if kind == "p"]
     wanted = relevant_scopes(service_code)
-    since = [created for scope, created in found if scope in wanted]
+    since = [created for scope, created in found if scope in wanted] + everywhere
+    scopes = tuple(sorted(s for s, _c in found))
     status = NumberStatus(
-        phone, e164, None, bool(since), min(since) if since else None, tuple(sorted(s for s, _c in found))
+        phone, e164, None, bool(since), min(since) if since else None, scopes, bool(everywhere)
     )
     consent = (
         consent_statuses(tenant=tenant, digests={digest}, service_code=service_code).get(digest, NO_CONSENT)
