@@ -83,6 +83,11 @@ PHONE_HASH_KEY = os.environ.get("PHONE_HASH_KEY") or SECRET_KEY
 # encrypted with these Fernet keys (lanzuan/fields.py): the first encrypts, all decrypt.
 # Required with DEBUG off (a system check error); with DEBUG on a key is derived from SECRET_KEY.
 LANZUAN_FIELD_KEYS = env_list("LANZUAN_FIELD_KEYS", [])
+# Audit checkpoints and receipts are signed with Ed25519 (lanzuan/signing_keys.py): base64 raw
+# private keys, the first signs, all verify; retired public keys only verify. Required with DEBUG
+# off (a system check error); with DEBUG on a key is generated once into LANZUAN_VAR_DIR.
+LANZUAN_SIGNING_KEYS = env_list("LANZUAN_SIGNING_KEYS", [])
+LANZUAN_RETIRED_PUBLIC_KEYS = env_list("LANZUAN_RETIRED_PUBLIC_KEYS", [])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Public base URL for links in messages (receipts, status links) and for
