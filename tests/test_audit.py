@@ -532,3 +532,17 @@ def test_the_daily_task_raises_needs_attention_on_a_break(
     home = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'id="lanzuan-audit_breaks"' in home
     assert SuppressionEvent.objects.for_tenant(tenant_a).exists()
+
+
+def test_an_api_call_is_recorded_under_its_key(tenant_a: Tenant, api_key_a: str) -> None:
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key_a}")
+    response = api.post(
+        "/api/v1/unsubscribe-requests", {"phone": "+8613900139000", "channel": "app"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    prefix = api_key_a.split(".", maxsplit=1)[0]
+    filed = entry("request.filed", tenant=tenant_a)
+    assert filed.actor == f"api_key:{prefix}"
+    assert entry("suppression.added", tenant=tenant_a).actor == "channel:app"
+    assert verify("tenant-a")[0] == 0
