@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanzuan.settings")
@@ -30,11 +31,15 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
+
+# DEBUG=1 gives the benchmark SQLite and the file broker when nothing else is configured; its
+# query log (every statement kept in memory) would be measured too: off once set up.
+settings.DEBUG = False
+
 from django.core.files.base import ContentFile  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from tenants import db_scope  # noqa: E402
@@ -47,12 +52,24 @@ TOKEN = "bench-twilio-auth-token"
 SLUG = "bench-audit"
 
 
-def stops(client: Client, tenant: Tenant, count: int, start: int) -> tuple[float, int]:
-    """Seconds per STOP (median of `count`), and SQL statements of one STOP."""
+class Statements:
+    """Counts the SQL statements run (query logging is off: it would be measured too)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def stops(client: Client, tenant: Tenant, count: int, start: int) -> tuple[float, float, float]:
+    """Per STOP: wall seconds (median of `count`), CPU seconds of this process (mean), SQL statements (mean)."""
     url = f"/hooks/sms/{tenant.slug}/twilio/"
     validator = RequestValidator(TOKEN)
     times = []
-    statements = 0
+    counter = Statements()
+    cpu_began = time.process_time()
     for i in range(count):
         params = {
             "From": f"+86139{start + i:08d}",
@@ -62,14 +79,13 @@ def stops(client: Client, tenant: Tenant, count: int, start: int) -> tuple[float
             "AccountSid": "AC" + "0" * 32,
         }
         signature = validator.compute_signature(settings.PUBLIC_BASE_URL + url, params)
-        with CaptureQueriesContext(connection) as queries:
+        with connection.execute_wrapper(counter):
             began = time.perf_counter()
             response = client.post(url, params, HTTP_X_TWILIO_SIGNATURE=signature, HTTP_HOST="127.0.0.1")
             times.append(time.perf_counter() - began)
         if response.status_code != 200:
             raise SystemExit(f"STOP answered {response.status_code}: {response.content[:300]!r}")
-        statements = len(queries)
-    return statistics.median(times), statements
+    return statistics.median(times), (time.process_time() - cpu_began) / count, counter.count / count
 
 
 def import_rows(tenant: Tenant, rows: int, run: int) -> float:
@@ -100,18 +116,23 @@ def main(count: int, rows: int, runs: int) -> None:
     # A number never seen before for every STOP, in every run: each files a new request.
     base = int(time.time()) % 1_000_000 * 100
     stop_times: dict[bool, list[float]] = {True: [], False: []}
-    stop_sql: dict[bool, int] = {}
+    stop_cpu: dict[bool, list[float]] = {True: [], False: []}
+    stop_sql: dict[bool, float] = {}
     import_times: dict[bool, list[float]] = {True: [], False: []}
+    import_cpu: dict[bool, list[float]] = {True: [], False: []}
     stops(client, tenant, 20, base)  # warm caches and connections
     base += 20
     for run in range(runs):
         for audit in (True, False) if run % 2 == 0 else (False, True):
             settings.LANZUAN_AUDIT = audit
-            per_stop, statements = stops(client, tenant, count, base)
+            per_stop, cpu, statements = stops(client, tenant, count, base)
             base += count
             stop_times[audit].append(per_stop)
+            stop_cpu[audit].append(cpu)
             stop_sql[audit] = statements
+            cpu_began = time.process_time()
             import_times[audit].append(import_rows(tenant, rows, run * 2 + int(audit)))
+            import_cpu[audit].append(time.process_time() - cpu_began)
     settings.LANZUAN_AUDIT = True
     print(
         f"database: {connection.vendor}; {runs} runs, alternating; audit entries of the tenant now: "
@@ -120,13 +141,15 @@ def main(count: int, rows: int, runs: int) -> None:
     print(f"{'':34}{'audit on':>14}{'audit off':>14}{'cost':>12}")
     on, off = statistics.median(stop_times[True]) * 1000, statistics.median(stop_times[False]) * 1000
     print(f"{'STOP webhook, ms per message':34}{on:>14.2f}{off:>14.2f}{on - off:>+11.2f}")
-    print(
-        f"{'STOP webhook, SQL statements':34}{stop_sql[True]:>14}{stop_sql[False]:>14}"
-        f"{stop_sql[True] - stop_sql[False]:>+12}"
-    )
+    on, off = statistics.median(stop_cpu[True]) * 1000, statistics.median(stop_cpu[False]) * 1000
+    print(f"{'STOP webhook, CPU ms per message':34}{on:>14.2f}{off:>14.2f}{on - off:>+11.2f}")
+    sql_on, sql_off = stop_sql[True], stop_sql[False]
+    print(f"{'STOP webhook, SQL statements':34}{sql_on:>14.1f}{sql_off:>14.1f}{sql_on - sql_off:>+12.1f}")
     on, off = statistics.median(import_times[True]), statistics.median(import_times[False])
     print(f"{f'import of {rows:,} rows, s':34}{on:>14.2f}{off:>14.2f}{on - off:>+11.2f}")
     print(f"{f'import of {rows:,} rows, rows/s':34}{rows / on:>14,.0f}{rows / off:>14,.0f}")
+    on, off = statistics.median(import_cpu[True]), statistics.median(import_cpu[False])
+    print(f"{f'import of {rows:,} rows, CPU s':34}{on:>14.2f}{off:>14.2f}{on - off:>+11.2f}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from tenants.models import Tenant
 from tenants.scoping import TenantOwnedModel
 from unsubscribe.models import Step, SuppressionEvent, UnsubscribeRequest
 
-from .canonical import canonical, row_content, row_digest, sha256
+from .canonical import canonical, plain, row_content, row_digest, sha256
 from .services import Entry, audit_enabled, audit_is_suspended, audit_record, current_actor
 
 
@@ -152,7 +152,7 @@ def history_entry(table: Tracked, instance: models.Model, history_row: Any) -> E
             "status": instance.status,
             "attempts": instance.attempts,
             "receipt_sha256": sha256(instance.receipt.encode()) if instance.receipt else "",
-            "receipt_lines": instance.receipt_lines,
+            "receipt_lines": plain(instance.receipt_lines),  # a float in a target's answer becomes text
         }
         if history_type == "-":
             payload["removed"] = {step_row[0]: [[step_row[1], step_row[2]]]}
