@@ -583,3 +583,34 @@ def test_an_entry_of_a_request_is_proved_up_to_a_signed_checkpoint(stopped: Unsu
         {k: checkpoint[k] for k in ("tenant", "seq", "hash")} | {"created_at": checkpoint["created_at"]}
     )
     assert signing_keys.verify(message, checkpoint["kid"], checkpoint["signature"])
+
+
+def test_work_rolled_back_leaves_no_entry_and_the_record_intact(tenant_a: Tenant) -> None:
+    from django.db import transaction  # noqa: PLC0415
+
+    from unsubscribe.audit.services import audit_batch  # noqa: PLC0415
+
+    before = AuditEntry.objects.for_tenant(tenant_a).count()
+
+    def failing_work() -> None:
+        with transaction.atomic(), audit_batch():
+            Service.objects.create(tenant=tenant_a, name="X", code="x")
+            raise RuntimeError
+
+    # the work raises: its rows and their entries go together
+    with pytest.raises(RuntimeError):
+        failing_work()
+    assert AuditEntry.objects.for_tenant(tenant_a).count() == before
+
+    # a savepoint inside the batch rolls back: only what stayed is recorded
+    with transaction.atomic(), audit_batch():
+        try:
+            with transaction.atomic():
+                Service.objects.create(tenant=tenant_a, name="Y", code="y")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        Service.objects.create(tenant=tenant_a, name="Z", code="z")
+    added = AuditEntry.objects.for_tenant(tenant_a).filter(seq__gt=before)
+    assert [(e.kind, e.payload["model"]) for e in added] == [("config.created", "unsubscribe.service")]
+    assert verify("tenant-a")[0] == 0

@@ -124,8 +124,9 @@ class _Pending:
 @contextmanager
 def audit_batch() -> Iterator[None]:
     """Collect the entries of the enclosed work and append them in one go at its end (one lock
-    of the tenant's head, one insert). Use inside the transaction of the work, innermost:
-    `with transaction.atomic(), audit_batch(): ...`. Nested batches append at the outermost end."""
+    of the tenant's head, one insert). Use right inside the atomic block of the work, so that an
+    error rolls back both: `with transaction.atomic(), audit_batch(): ...`. Nested batches append
+    at the outermost end."""
     depth = _batch_depth.get()
     token = _batch_depth.set(depth + 1)
     try:
@@ -149,8 +150,11 @@ def _flush(*, failed: bool) -> None:
     ]
     for marker in pending:
         marker.done = True
-    if failed and (connection.needs_rollback or not connection.in_atomic_block):
-        return  # the work is being rolled back: its entries go with it
+    if failed:
+        # The work raised: the atomic block right around the batch rolls it back, rows and entries
+        # together. (No statement here: the transaction may be aborted, and the caller's own
+        # error, an IntegrityError it handles, must reach it as it is.)
+        return
     audit_append_many(entries=[marker.entry for marker in pending])
 
 
