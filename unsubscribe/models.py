@@ -806,8 +806,15 @@ class AuditEntry(TenantOwnedModel):
     digests, masked numbers, references. Written by `audit.services` only, never updated."""
 
     # Deleting a tenant (every row of it) takes its record along; nothing else deletes an entry.
+    # No database constraint: its check at commit would take a key-share lock on the tenant's row,
+    # which a transaction that locked it (select_for_update with select_related("tenant")) and
+    # waits for this chain's head holds: a deadlock. Django's collector still cascades.
     tenant = models.ForeignKey(
-        "tenants.Tenant", on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant")
+        "tenants.Tenant",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("tenant"),
+        db_constraint=False,
     )
     seq = models.PositiveBigIntegerField(_("position"))
     kind = models.CharField(_("what"), max_length=60)
@@ -837,8 +844,12 @@ class AuditHead(TenantOwnedModel):
     one tenant are serialised while other tenants' go on. Also where the daily verification
     leaves its verdict for the admin's needs-attention queue."""
 
-    tenant = models.OneToOneField(
-        "tenants.Tenant", on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant")
+    tenant = models.OneToOneField(  # no database constraint: see AuditEntry.tenant
+        "tenants.Tenant",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("tenant"),
+        db_constraint=False,
     )
     seq = models.PositiveBigIntegerField(_("position"), default=0)
     hash = models.CharField(_("hash"), max_length=64)
@@ -859,8 +870,12 @@ class AuditCheckpoint(TenantOwnedModel):
     (lanzuan/signing_keys.py) over the canonical JSON of {tenant, seq, hash, created_at}:
     rewriting the chain before `seq` no longer matches what was signed."""
 
-    tenant = models.ForeignKey(
-        "tenants.Tenant", on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant")
+    tenant = models.ForeignKey(  # no database constraint: see AuditEntry.tenant
+        "tenants.Tenant",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("tenant"),
+        db_constraint=False,
     )
     tenant_slug = models.SlugField(_("tenant (as signed)"), max_length=50)
     seq = models.PositiveBigIntegerField(_("position"))
