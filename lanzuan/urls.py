@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from . import well_known
+
 admin.site.site_header = "Lanzuan 蓝钻"
 admin.site.site_title = "Lanzuan"
 
@@ -11,6 +13,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("lanzuan.api_urls")),
+    path(".well-known/lanzuan-keys.json", well_known.lanzuan_keys, name="lanzuan-keys"),
     path("", include("unsubscribe.inbound.urls")),
     path("", include("unsubscribe.voice.urls")),
     path("", include("unsubscribe.optout.urls")),

@@ -4,6 +4,7 @@ from django.db.models.signals import post_delete, post_migrate, post_save
 from django.utils.translation import gettext_lazy as _
 
 from lanzuan.fields import check_field_keys
+from lanzuan.signing_keys import check_signing_keys
 
 
 class TenantsConfig(AppConfig):
@@ -27,3 +28,5 @@ class TenantsConfig(AppConfig):
         tasks_scope.connect()
         # No LANZUAN_FIELD_KEYS with DEBUG off: `check`, `migrate` and `runserver` stop.
         checks.register(check_field_keys)
+        # Nor without LANZUAN_SIGNING_KEYS: the audit record and receipts are signed with it.
+        checks.register(check_signing_keys)

@@ -46,6 +46,9 @@ os.environ["LANZUAN_FILE_GATEWAY"] = "1"
 # Stored secrets are encrypted (lanzuan/fields.py); with DEBUG off a key is required. A fixed
 # test-only key, so the real workers and subprocesses a test starts read the same rows.
 os.environ.setdefault("LANZUAN_FIELD_KEYS", "dGVzdC1vbmx5LWZpZWxkLWtleS0wMTIzNDU2Nzg5YWI=")
+# Checkpoints and receipts are signed (lanzuan/signing_keys.py); with DEBUG off a key is required.
+# A fixed test-only Ed25519 key, for the same reason.
+os.environ.setdefault("LANZUAN_SIGNING_KEYS", "dGVzdC1vbmx5LXNpZ25pbmcta2V5LTAxMjM0NTY3ODk=")
 if os.environ.get("CACHE_URL", "") in ("", "file"):
     os.environ["CACHE_URL"] = "file"  # under VAR_DIR/cache, this session's own
 

@@ -161,6 +161,7 @@ def _steer_list(case: Case[Any]) -> None:
 STEERING = {
     ("POST", "/api/v1/unsubscribe-requests"): _steer_request,
     ("GET", "/api/v1/unsubscribe-requests"): _steer_list,
+    ("GET", "/api/v1/audit/checkpoints"): _steer_list,
     ("GET", "/api/v1/suppressions/check"): _steer_query_service,
     ("POST", "/api/v1/suppressions/check"): _steer_body_service,
     ("POST", "/api/v1/scrub-jobs"): _steer_body_service,

@@ -399,6 +399,9 @@ ALLOWED = [
         "unscoped",
         "the file expiry covers every tenant's send log uploads",
     ),
+    # the audit record: which tenants have a chain (to start the others'), superusers' count of breaks
+    ("unsubscribe/audit/services.py", "unscoped", "which tenants have an audit chain"),
+    ("unsubscribe/attention.py", "unscoped", "superusers see every tenant's audit verdict"),
     # look-ups by a globally unique key from outside
     ("notifications/views.py", "unscoped", "a delivery report is matched by the provider's message id"),
     # platform routing and the cross-tenant hub

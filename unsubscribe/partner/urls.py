@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import consents_view, links_view, sendlogs_view, views
+from . import audit_view, consents_view, links_view, sendlogs_view, views
 
 urlpatterns = [
     path("unsubscribe-requests", views.UnsubscribeRequestListView.as_view(), name="partner-requests"),
@@ -25,6 +25,7 @@ urlpatterns = [
         sendlogs_view.SendLogImportDetailView.as_view(),
         name="partner-send-log-import",
     ),
+    path("audit/checkpoints", audit_view.AuditCheckpointListView.as_view(), name="partner-audit-checkpoints"),
     path("webhooks", views.WebhookListView.as_view(), name="partner-webhooks"),
     path("webhooks/<int:pk>", views.WebhookDetailView.as_view(), name="partner-webhook-detail"),
     path(

@@ -20,6 +20,8 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe import domain_events
+from unsubscribe.audit.records import suppression_events_record
+from unsubscribe.audit.services import audit_batch
 from unsubscribe.consents.services import ConsentEvidence, consents_record, consents_revoke
 from unsubscribe.errors import ResubscribeRefused
 from unsubscribe.models import (
@@ -94,7 +96,7 @@ def suppressions_add(
     recorded = dict(evidence or {})
     if ends_at is not None:
         recorded["paused_until"] = ends_at.isoformat()
-    SuppressionEvent.objects.bulk_create(
+    events = SuppressionEvent.objects.bulk_create(
         [
             SuppressionEvent(
                 tenant=tenant,
@@ -110,6 +112,7 @@ def suppressions_add(
             for s in added
         ]
     )
+    suppression_events_record(events, reference=request.reference if request else "")
     payload: dict[str, Any] = {
         "phone_hash": phone_hash,
         "phone_masked": phone_masked,
@@ -144,7 +147,7 @@ def suppression_pauses_end(*, now: datetime | None = None) -> int:
             if row is None:  # made permanent (an opt-out) or lifted meanwhile
                 continue
             row.delete()
-            SuppressionEvent.objects.create(
+            event = SuppressionEvent.objects.create(
                 tenant_id=tenant_id,
                 phone_hash=row.phone_hash,
                 phone_masked=row.phone_masked,
@@ -154,6 +157,7 @@ def suppression_pauses_end(*, now: datetime | None = None) -> int:
                 evidence={"pause_ended": row.ends_at.isoformat() if row.ends_at else None},
                 created_at=now,
             )
+            suppression_events_record([event])  # in the tenant's audit record, like every event
             remaining = sorted(
                 Suppression.objects.for_tenant(tenant_id)
                 .filter(phone_hash=row.phone_hash)
@@ -217,7 +221,7 @@ def suppression_lift(
     chosen = services_resolve(tenant=tenant, services=services)
     digest = phones.tenant_phone_hash(tenant.pk, e164)
     masked = phones.mask(e164)
-    with transaction.atomic():
+    with transaction.atomic(), audit_batch():
         qs = Suppression.objects.for_tenant(tenant).select_for_update().filter(phone_hash=digest)
         if chosen:
             qs = qs.filter(scope__in=[s.code for s in chosen])
@@ -228,7 +232,7 @@ def suppression_lift(
         )
         now = timezone.now()
         recorded = {**evidence, "verification_method": verification_method}
-        SuppressionEvent.objects.bulk_create(
+        events = SuppressionEvent.objects.bulk_create(
             [
                 SuppressionEvent(
                     tenant=tenant,
@@ -243,6 +247,7 @@ def suppression_lift(
                 for s in lifted
             ]
         )
+        suppression_events_record(events)
         reactivated = 0
         resumed: list[Subscription] = []
         if SCOPE_ALL not in remaining:
