@@ -102,12 +102,13 @@ def history_row_recorded(sender: Any, instance: models.Model, history_instance: 
         audit_record(entry)
 
 
-def history_rows_record(rows: Sequence[Any]) -> None:
-    """Entries for history rows written in bulk (`bulk_create_with_history`), which send no signal."""
-    for row in rows:
+def history_rows_record(rows: Sequence[Any], instances: Sequence[models.Model] | None = None) -> None:
+    """Entries for history rows written in bulk (`bulk_create_with_history`), which send no signal.
+    `instances`: the rows they copy, in the same order (their loaded relations name the request)."""
+    for n, row in enumerate(rows):
         table = _by_model().get(type(row))
         if table is not None:
-            entry = history_entry(table, row.instance, row)
+            entry = history_entry(table, instances[n] if instances is not None else row.instance, row)
             if entry is not None:
                 audit_record(entry)
 

@@ -83,7 +83,7 @@ def _steps_create(steps: list[Step]) -> None:
     """Two statements, not two per step: the steps, then their history rows, each in bulk;
     and the history rows in the tenant's audit record (a bulk write sends no signal)."""
     created = Step.objects.bulk_create(steps)
-    history_rows_record(Step.history.bulk_history_create(created))
+    history_rows_record(Step.history.bulk_history_create(created), instances=created)
 
 
 def _builtin_steps(request: UnsubscribeRequest, *, planned: set[tuple[str, str]]) -> list[Step]:
