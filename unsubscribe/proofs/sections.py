@@ -109,7 +109,10 @@ def verification_section(request: UnsubscribeRequest, context: dict[str, Any]) -
         data={"method": method, "evidence": evidence},
         facts=[
             (_("Method"), label),
-            *[(str(key), json.dumps(value, ensure_ascii=False)) for key, value in sorted(evidence.items())],
+            *[
+                (str(key), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+                for key, value in sorted(evidence.items())
+            ],
         ],
     )
 
@@ -348,6 +351,12 @@ def receipt_section(request: UnsubscribeRequest, context: dict[str, Any]) -> Pro
             "published at /.well-known/lanzuan-keys.json). Check it at /verify/ or offline."
         )
         % {"kid": receipt["signature"]["kid"]},
+        facts=[
+            (_("Reference"), str(receipt["reference"])),
+            (_("Signed at"), str(receipt["issued_at"])),
+            (_("Key"), f"{receipt['signature']['kid']} ({receipt['signature']['alg']})"),
+            (_("Signature"), str(receipt["signature"]["value"])),
+        ],
         text=json.dumps(receipt, ensure_ascii=False, indent=2, sort_keys=True),
     )
 

@@ -1,0 +1,174 @@
+"""The proof pack's index.html and /verify/ in headless Chromium (issue 15).
+
+The proof pack of a completed request opens from the ZIP as a local file and shows every step
+(its screenshot is docs/proof-pack.png); /verify/ works at phone size in Chinese and English.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from django.core.cache import cache
+from playwright.sync_api import expect, sync_playwright
+
+from tenants.models import Tenant
+from unsubscribe.proofs import signed_receipt as receipts
+from unsubscribe.proofs.pack import proof_pack_build
+
+from .test_optout_browser import ARGS, CHROMIUM
+from .test_proofs import completed_request
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from celery import Celery
+    from playwright.sync_api import Browser, BrowserContext, FilePayload, Page
+    from pytest_django import Settings
+    from pytest_django.live_server_helper import LiveServer
+
+pytestmark = [pytest.mark.browser]
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """As in test_optout_browser: the ORM is called between page actions, beside Playwright's loop."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield browser
+        browser.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def phone_page(chromium: Browser) -> Iterator[Callable[[str], Page]]:
+    contexts: list[BrowserContext] = []
+
+    def _open(locale: str) -> Page:
+        context = chromium.new_context(viewport={"width": 390, "height": 844}, locale=locale)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_limits() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def demo_tenant(db: None) -> Tenant:
+    return Tenant.objects.create(slug="bluesea", name="蓝海移动 BlueSea Mobile", erasure_delay_hours=0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_proof_pack_opens_in_chromium_and_shows_every_step(
+    chromium: Browser, demo_tenant: Tenant, eager_celery: Celery, outbox: Path, tmp_path: Path
+) -> None:
+    # given the proof pack of a completed request, unpacked
+    request = completed_request(demo_tenant, None)
+    with zipfile.ZipFile(io.BytesIO(proof_pack_build(request=request).content)) as archive:
+        archive.extractall(tmp_path)
+    steps = json.loads((tmp_path / "proof.json").read_text())["sections"]["steps"]
+
+    # when a regulator opens index.html
+    context = chromium.new_context(viewport={"width": 1100, "height": 900}, locale="zh-CN")
+    try:
+        page = context.new_page()
+        page.goto((tmp_path / "index.html").as_uri())
+
+        # then every step is there, with its time and receipt, and every section
+        expect(page.get_by_test_id("proof-title")).to_contain_text(request.reference)
+        rows = page.get_by_test_id("steps").locator("tbody tr")
+        expect(rows).to_have_count(len(steps))
+        for index in range(len(steps)):
+            expect(rows.nth(index)).to_contain_text("20")  # a finished time
+        for section in (
+            "request",
+            "verification",
+            "texts_received",
+            "messages_sent",
+            "consents",
+            "deadlines",
+        ):
+            expect(page.get_by_test_id(f"section-{section}")).to_be_visible()
+        expect(page.get_by_test_id("section-signed_receipt")).to_contain_text(request.reference)
+        assert "13800138000" not in page.content()
+        page.screenshot(path=str(DOCS / "proof-pack.png"), full_page=True)
+    finally:
+        context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("locale", "check", "genuine", "not_genuine"),
+    [
+        ("zh-CN", "核验", "真实", "签名之后被改动过"),
+        ("en-US", "Check", "Genuine", "changed after it was signed"),
+    ],
+)
+def test_verify_at_phone_size(
+    live_server: LiveServer,
+    phone_page: Callable[[str], Page],
+    demo_tenant: Tenant,
+    eager_celery: Celery,
+    outbox: Path,
+    settings: Settings,
+    locale: str,
+    check: str,
+    genuine: str,
+    not_genuine: str,
+) -> None:
+    # given a person's receipt, as copied from the status page, and an altered copy
+    receipt = receipts.signed_receipt(completed_request(demo_tenant, None))
+    altered = {**receipt, "number": "139****0000"}
+    page = phone_page(locale)
+    folder = Path(settings.VAR_DIR) / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    # when the genuine one is pasted
+    page.goto(f"{live_server.url}/verify/")
+    page.locator("#id_receipt").fill(receipts.compact(receipt))
+    page.get_by_role("button", name=check, exact=True).click()
+
+    # then the page says so and what it says, without sideways scrolling on a phone
+    expect(page.get_by_test_id("verify-genuine")).to_contain_text(genuine)
+    expect(page.get_by_test_id("verify-reference")).to_have_text(receipt["reference"])
+    expect(page.get_by_test_id("verify-number")).to_have_text("138****8000")
+    expect(page.get_by_test_id("verify-step")).to_have_count(len(receipt["steps"]))
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(folder / f"verify-{locale}-genuine.png"), full_page=True)
+
+    # when an altered one is uploaded as a file
+    page.goto(f"{live_server.url}/verify/")
+    upload: FilePayload = {
+        "name": "receipt.json",
+        "mimeType": "application/json",
+        "buffer": receipts.receipt_file(altered),
+    }
+    page.locator("#id_file").set_input_files(files=[upload])
+    page.get_by_role("button", name=check, exact=True).click()
+
+    # then it is refused, in the page's language
+    expect(page.get_by_test_id("verify-error")).to_contain_text(not_genuine)
+    assert page.get_by_test_id("verify-genuine").count() == 0
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(folder / f"verify-{locale}-altered.png"), full_page=True)
