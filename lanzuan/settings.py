@@ -88,6 +88,13 @@ LANZUAN_FIELD_KEYS = env_list("LANZUAN_FIELD_KEYS", [])
 # off (a system check error); with DEBUG on a key is generated once into LANZUAN_VAR_DIR.
 LANZUAN_SIGNING_KEYS = env_list("LANZUAN_SIGNING_KEYS", [])
 LANZUAN_RETIRED_PUBLIC_KEYS = env_list("LANZUAN_RETIRED_PUBLIC_KEYS", [])
+# The tamper-evident audit record (unsubscribe/audit/) is always on. LANZUAN_AUDIT=0 exists only
+# for the benchmark's baseline (bench/bench_audit.py) and is refused unless DEBUG is on.
+LANZUAN_AUDIT = env_bool("LANZUAN_AUDIT", True)
+if not LANZUAN_AUDIT and not DEBUG:
+    raise ImproperlyConfigured(
+        "LANZUAN_AUDIT=0 is for benchmarks only (DEBUG=1): the audit record is always on"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Public base URL for links in messages (receipts, status links) and for
@@ -357,6 +364,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "Lanzuan abandoned voice calls": {  # calls left mid-menu: ended, raw number blanked
         "task": "unsubscribe.voice.tasks.end_stale_voice_calls",
         "schedule": timedelta(minutes=15),
+    },
+    "Lanzuan audit checkpoints": {  # each tenant's audit chain head, signed (unsubscribe/audit/)
+        "task": "unsubscribe.tasks.audit_checkpoints",
+        "schedule": timedelta(hours=1),
+    },
+    "Lanzuan audit verification": {  # audit_verify for every tenant; a break needs attention
+        "task": "unsubscribe.tasks.audit_verify_daily",
+        "schedule": timedelta(days=1),
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

@@ -44,6 +44,7 @@ MODELS = tenant_models()
 WITHOUT_ADMIN = {
     "optout.PhoneVerification": "one-time codes, with the number in clear until used: no one's to browse",
     "unsubscribe.RequestDeadline": "computed at filing, never edited: shown on its request's list and page",
+    "unsubscribe.AuditHead": "the lock row of a tenant's audit chain: its verdict shows on the admin home",
 }
 
 

@@ -22,6 +22,8 @@ SCHEDULED = {
     "unsubscribe.optout.tasks.verifications_sweep": timedelta(seconds=60),
     "unsubscribe.inbound.tasks.inbound_numbers_sweep": timedelta(days=1),
     "unsubscribe.voice.tasks.end_stale_voice_calls": timedelta(minutes=15),
+    "unsubscribe.tasks.audit_checkpoints": timedelta(hours=1),
+    "unsubscribe.tasks.audit_verify_daily": timedelta(days=1),
 }
 
 

@@ -382,6 +382,9 @@ ALLOWED = [
     ("unsubscribe/optout/services.py", "unscoped", "the sweep blanks every tenant's stale numbers"),
     ("unsubscribe/voice/services.py", "unscoped", "beat ends every tenant's stale calls"),
     ("unsubscribe/inbound/services.py", "unscoped", "retention clears every tenant's stored numbers"),
+    # the audit record: which tenants have a chain (to start the others'), superusers' count of breaks
+    ("unsubscribe/audit/services.py", "unscoped", "which tenants have an audit chain"),
+    ("unsubscribe/attention.py", "unscoped", "superusers see every tenant's audit verdict"),
     # look-ups by a globally unique key from outside
     ("notifications/views.py", "unscoped", "a delivery report is matched by the provider's message id"),
     # platform routing and the cross-tenant hub

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import (
     Http404,
     HttpRequest,
@@ -43,6 +43,8 @@ from tenants.models import OPERATIONS_ROLES, Tenant
 from tenants.scoping import request_tenant_ids
 
 from . import attention, reports
+from .audit import admin as audit_admin  # noqa: F401 (registers the audit record's admin)
+from .audit.services import audit_access, user_actor
 from .cases.selectors import case_timeline
 from .consents.admin import (
     ConsentVoidFilter,
@@ -669,9 +671,24 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
     def export_csv(
         self, request: HttpRequest, queryset: QuerySet[UnsubscribeRequest]
     ) -> StreamingHttpResponse:
-        return self._csv_response(queryset, self._report_scope(request)[1])
+        return self._csv_response(
+            request, queryset, self._report_scope(request)[1], what="selected requests (CSV)"
+        )
 
-    def _csv_response(self, queryset: QuerySet[UnsubscribeRequest], zone: tzinfo) -> StreamingHttpResponse:
+    def _csv_response(
+        self, request: HttpRequest, queryset: QuerySet[UnsubscribeRequest], zone: tzinfo, *, what: str
+    ) -> StreamingHttpResponse:
+        # Who downloaded which export: an entry in each tenant's audit record whose rows it holds.
+        counts = dict(
+            queryset.order_by().values_list("tenant_id").annotate(n=Count("pk")).values_list("tenant_id", "n")
+        )
+        audit_access(
+            tenant_ids=list(counts),
+            kind="access.export",
+            actor=user_actor(request.user),
+            payload={"export": what},
+            per_tenant={tenant_id: {"row_count": n} for tenant_id, n in counts.items()},
+        )
         response = StreamingHttpResponse(
             reports.requests_csv_rows(queryset), content_type="text/csv; charset=utf-8"
         )
@@ -741,7 +758,26 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
         days = self._days(request, 365, 1, 3660)
         queryset, zone = self._report_scope(request)
         since = reports.days_start(days=days, zone=zone)
-        return self._csv_response(queryset.filter(received_at__gte=since), zone)
+        return self._csv_response(
+            request, queryset.filter(received_at__gte=since), zone, what=f"requests of {days} days (CSV)"
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """A request's page holds personal data (its masked number, evidence, texts): each view of
+        it is an entry in the tenant's audit record (who looked at which request)."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        shown = (getattr(response, "context_data", None) or {}).get("original")
+        if request.method == "GET" and response.status_code == 200 and isinstance(shown, UnsubscribeRequest):
+            audit_access(
+                tenant_ids=[shown.tenant_id],
+                kind="access.request_viewed",
+                actor=user_actor(request.user),
+                reference=shown.reference,
+                payload={"phone_masked": shown.phone_masked},
+            )
+        return response
 
     def proof_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The request's proof pack (unsubscribe/proofs), for a regulator: a ZIP in the staff
@@ -764,8 +800,8 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
 
         The number comes by POST only (never in a URL, an access log or the browser's
         history), is normalised and digested per tenant before any look-up, and is neither
-        stored nor logged; the page shows it masked. The visit itself is not yet recorded:
-        the audit log that will record who looked at which number (issue 15) does not exist yet.
+        stored nor logged; the page shows it masked. The visit itself is recorded in the audit
+        record of every tenant looked at (who, and that tenant's digest and the masked number).
         """
         if not self.has_view_permission(request):
             raise PermissionDenied
@@ -779,8 +815,16 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                 if request.user.is_superuser
                 else request_tenant_ids(request)
             )
-            rows = case_timeline(digests=phones.tenant_phone_hashes(e164, tenant_ids))
+            digests = phones.tenant_phone_hashes(e164, tenant_ids)
+            rows = case_timeline(digests=digests)
             masked = phones.mask(e164)
+            audit_access(
+                tenant_ids=list(digests),
+                kind="access.case_viewed",
+                actor=user_actor(request.user),
+                payload={"phone_masked": masked},
+                per_tenant={tenant_id: {"phone_hash": digest} for tenant_id, digest in digests.items()},
+            )
             form = CaseLookupForm()  # the answer holds the number masked only
         context = {
             **self.admin_site.each_context(request),

@@ -8,14 +8,16 @@ class UnsubscribeConfig(AppConfig):
 
     def ready(self) -> None:
         # Models (and so everything that reads them) load only once the app registry is ready.
-        from django.db.models.signals import post_delete  # noqa: PLC0415
+        from django.db.models.signals import post_delete, pre_delete  # noqa: PLC0415
+        from simple_history.signals import post_create_historical_record  # noqa: PLC0415
 
         from notifications import services as notification_services  # noqa: PLC0415
         from tenants import history  # noqa: PLC0415
         from tenants.readiness import readiness_check_register  # noqa: PLC0415
 
-        from . import domain_events  # noqa: PLC0415
+        from . import attention, domain_events  # noqa: PLC0415
         from .alerts import alert_staff_on_attention  # noqa: PLC0415
+        from .audit import records as audit_records  # noqa: PLC0415
         from .channels import reply_keywords  # noqa: PLC0415
         from .deadlines.selectors import calendar_warning, sla_warning  # noqa: PLC0415
         from .models import SubscriptionImport, UnsubscribeRequest, scope_label  # noqa: PLC0415
@@ -25,6 +27,16 @@ class UnsubscribeConfig(AppConfig):
         from .subscriptions.services import subscription_import_deleted  # noqa: PLC0415
 
         domain_events.subscribe(alert_staff_on_attention)
+        # Every history row of a tenant's model (request states, step results, configuration)
+        # gets its audit entry in the transaction that wrote it (unsubscribe/audit/records.py).
+        post_create_historical_record.connect(
+            audit_records.history_row_recorded, dispatch_uid="lanzuan_audit_history"
+        )
+        pre_delete.connect(
+            audit_records.request_pre_delete,
+            sender=UnsubscribeRequest,
+            dispatch_uid="lanzuan_audit_request_delete",
+        )
         # An import's upload goes with its row (and once imported: subscriptions.services).
         post_delete.connect(
             subscription_import_deleted, sender=SubscriptionImport, dispatch_uid="import_files"
@@ -52,3 +64,5 @@ class UnsubscribeConfig(AppConfig):
         # A working-day calendar without this year's (or next year's) days: deadlines would be guessed.
         readiness_check_register(calendar_warning)
         readiness_check_register(sla_warning)
+        # Superusers see how many tenants' audit records the daily verification found broken.
+        attention.platform_item_register(attention.audit_breaks_attention)

@@ -24,7 +24,7 @@ from notifications.services import tenants_without_sms_gateway
 from tenants.models import OPERATIONS_ROLES, Membership, Tenant
 from tenants.scoping import TenantQuerySet
 
-from .models import UnsubscribeRequest
+from .models import AuditHead, UnsubscribeRequest
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
@@ -46,6 +46,7 @@ class TenantQueue:
     items: list[QueueItem]
     staff_without_email: list[str] = field(default_factory=list)
     no_sms_gateway: bool = False  # not ready: its confirmations and codes cannot be sent
+    audit_problem: str = ""  # the daily verification found its audit record broken (audit/verify.py)
 
     @property
     def total(self) -> int:
@@ -65,7 +66,7 @@ class ChannelCount:
 
 
 _channel_counts: list[ChannelCount] = []
-# A platform-wide count for superusers (reply SMS: the unroutable ones), when a channel registers one.
+# Platform-wide counts for superusers (reply SMS: the unroutable ones; broken audit records).
 _platform_items: list[Callable[[], QueueItem]] = []
 
 
@@ -75,7 +76,8 @@ def channel_count_register(count: ChannelCount) -> None:
 
 
 def platform_item_register(item: Callable[[], QueueItem]) -> None:
-    _platform_items[:] = [item]
+    if item not in _platform_items:
+        _platform_items.append(item)
 
 
 def _counts(queryset: TenantQuerySet[Any], tenant_ids: list[int]) -> dict[int, int]:
@@ -103,6 +105,9 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
     channel_counts = [(count, _counts(count.records(), ids)) for count in _channel_counts]
     staff = staff_without_email(tenant_ids=ids)
     no_gateway = tenants_without_sms_gateway(ids)
+    audit_broken = dict(
+        AuditHead.objects.for_tenants(ids).filter(broken_at__isnull=False).values_list("tenant_id", "problem")
+    )
 
     request_list = "admin:unsubscribe_unsubscriberequest_changelist"
     queues = []
@@ -137,14 +142,42 @@ def attention_queue(*, tenant_ids: Iterable[int] | None, now: datetime | None = 
                 for count, counts in channel_counts
             ),
         ]
-        queues.append(TenantQueue(tenant, items, staff.get(tenant.pk, []), tenant.pk in no_gateway))
+        queues.append(
+            TenantQueue(
+                tenant,
+                items,
+                staff.get(tenant.pk, []),
+                tenant.pk in no_gateway,
+                audit_broken.get(tenant.pk, ""),
+            )
+        )
     return queues
 
 
 def platform_attention() -> QueueItem | None:
-    """The platform-wide item a channel registered (for superusers only: tenant staff
+    """The first platform-wide item registered (for superusers only: tenant staff
     cannot open that list), or None."""
     return _platform_items[0]() if _platform_items else None
+
+
+def platform_attentions() -> list[QueueItem]:
+    """Every platform-wide item (superusers only)."""
+    return [item() for item in _platform_items]
+
+
+def audit_breaks_attention() -> QueueItem:
+    """Tenants whose audit record the daily verification found broken (platform-wide)."""
+    count = (
+        AuditHead.objects.unscoped(reason="superusers see every tenant's audit verdict")
+        .filter(broken_at__isnull=False)
+        .count()
+    )
+    return QueueItem(
+        "audit_breaks",
+        _("Tenants whose audit record is broken"),
+        count,
+        reverse("admin:unsubscribe_auditentry_changelist"),
+    )
 
 
 def staff_without_email(*, tenant_ids: Iterable[int]) -> dict[int, list[str]]:

@@ -793,3 +793,88 @@ class RequestDeadline(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.regime}/{self.rule}"
+
+
+# --- the tamper-evident audit record (unsubscribe/audit/, issue 15) ------------------------------
+
+
+class AuditEntry(TenantOwnedModel):
+    """One link of a tenant's append-only, hash-chained record: `hash` is the SHA-256 of the
+    entry's canonical content and `prev_hash` (the previous entry's hash). An entry that records
+    a row carries `record_digest`, the SHA-256 of that row's canonical content, so `audit_verify`
+    can re-read the row and tell an edit, a deletion or an insertion. Holds no personal data:
+    digests, masked numbers, references. Written by `audit.services` only, never updated."""
+
+    # Deleting a tenant (every row of it) takes its record along; nothing else deletes an entry.
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant")
+    )
+    seq = models.PositiveBigIntegerField(_("position"))
+    kind = models.CharField(_("what"), max_length=60)
+    object_model = models.CharField(_("row"), max_length=100, blank=True)
+    object_id = models.CharField(_("row id"), max_length=64, blank=True)
+    reference = models.CharField(_("request reference"), max_length=16, blank=True)
+    actor = models.CharField(_("who"), max_length=120)
+    payload = models.JSONField(_("details"), default=dict, blank=True)
+    record_digest = models.CharField(_("row digest"), max_length=64, blank=True)
+    prev_hash = models.CharField(_("previous hash"), max_length=64)
+    hash = models.CharField(_("hash"), max_length=64)
+    created_at = models.DateTimeField(_("time"))
+
+    class Meta:
+        ordering = ["tenant_id", "-seq"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "seq"], name="audit_entry_unique_seq")]
+        indexes = [models.Index(fields=["tenant", "reference"], name="audit_entry_reference")]
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit record")
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind}"
+
+
+class AuditHead(TenantOwnedModel):
+    """The end of a tenant's chain: the row an append locks (select_for_update), so appends of
+    one tenant are serialised while other tenants' go on. Also where the daily verification
+    leaves its verdict for the admin's needs-attention queue."""
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant")
+    )
+    seq = models.PositiveBigIntegerField(_("position"), default=0)
+    hash = models.CharField(_("hash"), max_length=64)
+    verified_at = models.DateTimeField(_("last verified"), null=True, blank=True)
+    broken_at = models.DateTimeField(_("break found"), null=True, blank=True)
+    problem = models.TextField(_("break"), blank=True)
+
+    class Meta:
+        verbose_name = _("audit chain head")
+        verbose_name_plural = _("audit chain heads")
+
+    def __str__(self) -> str:
+        return f"#{self.seq}"
+
+
+class AuditCheckpoint(TenantOwnedModel):
+    """The chain head at one moment, signed with the platform's Ed25519 key
+    (lanzuan/signing_keys.py) over the canonical JSON of {tenant, seq, hash, created_at}:
+    rewriting the chain before `seq` no longer matches what was signed."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant")
+    )
+    tenant_slug = models.SlugField(_("tenant (as signed)"), max_length=50)
+    seq = models.PositiveBigIntegerField(_("position"))
+    hash = models.CharField(_("head hash"), max_length=64)
+    created_at = models.DateTimeField(_("signed at"))
+    key_id = models.CharField(_("key id"), max_length=32)
+    signature = models.CharField(_("signature"), max_length=128)
+    reason = models.CharField(_("why"), max_length=20, default="periodic")
+
+    class Meta:
+        ordering = ["tenant_id", "-created_at"]
+        indexes = [models.Index(fields=["tenant", "created_at"], name="audit_checkpoint_time")]
+        verbose_name = _("audit checkpoint")
+        verbose_name_plural = _("audit checkpoints")
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.key_id}"

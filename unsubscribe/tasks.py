@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .audit import services as audit
+from .audit import verify as audit_verify
 from .consents import services as consents
 from .pipeline import services as pipeline
 from .retention import files as stored_files
@@ -52,3 +54,16 @@ def expire_stored_files() -> dict[str, int]:
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def import_subscriptions(import_id: int) -> None:
     subscriptions.subscription_import_run(import_id)
+
+
+@shared_task(ignore_result=True)
+def audit_checkpoints() -> int:
+    """Sign every tenant's audit chain head that moved since its last checkpoint."""
+    return audit.audit_checkpoints_sign()
+
+
+@shared_task(ignore_result=True)
+def audit_verify_daily() -> dict[str, int]:
+    """What `manage.py audit_verify` checks, for every tenant; a break raises needs-attention."""
+    reports = audit_verify.audit_verify_and_flag()
+    return {"tenants": len(reports), "broken": sum(1 for report in reports if not report.ok)}

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import consents_view, links_view, views
+from . import audit_view, consents_view, links_view, views
 
 urlpatterns = [
     path("unsubscribe-requests", views.UnsubscribeRequestListView.as_view(), name="partner-requests"),
@@ -24,6 +24,7 @@ urlpatterns = [
     path("channels", views.ChannelsView.as_view(), name="partner-channels"),
     path("consents", consents_view.ConsentListView.as_view(), name="partner-consents"),
     path("number-events", consents_view.NumberEventListView.as_view(), name="partner-number-events"),
+    path("audit/checkpoints", audit_view.AuditCheckpointListView.as_view(), name="partner-audit-checkpoints"),
     path("webhooks", views.WebhookListView.as_view(), name="partner-webhooks"),
     path("webhooks/<int:pk>", views.WebhookDetailView.as_view(), name="partner-webhook-detail"),
     path(

@@ -28,6 +28,7 @@ from lanzuan import phones
 from lanzuan.backoff import backoff_seconds
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from unsubscribe import domain_events, tasks  # tasks imports this module: by module, not by name
+from unsubscribe.audit.services import audit_batch, audit_rows_changed
 from unsubscribe.deadlines import services as deadlines
 from unsubscribe.errors import PermanentStepError, StepWaiting, TransientStepError
 from unsubscribe.models import Step, Target, UnsubscribeRequest
@@ -125,7 +126,7 @@ def request_advance(request_id: int) -> UnsubscribeRequest | None:
     endpoint is retrying; phase 2 (erasure) starts when phase 1 is done and the
     tenant's erasure delay has passed."""
     to_run: list[int] = []
-    with transaction.atomic():
+    with transaction.atomic(), audit_batch():
         request = (
             UnsubscribeRequest.objects.unscoped(reason="a worker advances a request by its id")
             .select_for_update()
@@ -255,18 +256,31 @@ def step_texts_redact(request: UnsubscribeRequest) -> None:
     copies each save): receipts and errors written before redaction existed, or by an
     older code path, keep no number either."""
     managers: list[Any] = [Step.objects.for_tenant(request.tenant_id), Step.history.all()]
+    redacted: list[Any] = []
     for manager in managers:
         rows = manager.filter(request_id=request.pk).exclude(receipt="", last_error="")
+        changed = []
         for row in rows.only("pk", "receipt", "last_error").iterator():
             receipt, error = phones.redact(row.receipt), phones.redact(row.last_error)
             if (receipt, error) != (row.receipt, row.last_error):
                 # update(): the redaction itself must not write a new history row with the old text
                 manager.filter(pk=row.pk).update(receipt=receipt, last_error=error)
+                changed.append(row.pk)
+        if changed:
+            redacted += list(manager.filter(pk__in=changed))
     # A needs-attention reason quotes the failed steps' errors.
+    changed = []
     for old in UnsubscribeRequest.history.filter(id=request.pk).exclude(attention_reason="").iterator():
         reason = phones.redact(old.attention_reason)
         if reason != old.attention_reason:
             UnsubscribeRequest.history.filter(pk=old.pk).update(attention_reason=reason)
+            changed.append(old.pk)
+    if changed:
+        redacted += list(UnsubscribeRequest.history.filter(pk__in=changed))
+    # The rows as they are now are the record (their digests), the texts were redacted on purpose.
+    audit_rows_changed(
+        tenant_id=request.tenant_id, kind="records.redacted", rows=redacted, reference=request.reference
+    )
 
 
 def step_backoff_seconds(attempt: int) -> float:
@@ -313,7 +327,7 @@ def step_run(step_id: int) -> str:
             return "busy"
         return "skipped"
     step.refresh_from_db()
-    step.save()  # the claim goes into the step's history too (update() writes none)
+    _save(step)  # the claim goes into the step's history too (update() writes none)
     try:
         receipt = step_runners.run(step)
     except StepWaiting as exc:
@@ -337,7 +351,7 @@ def step_run(step_id: int) -> str:
         step.finished_at = timezone.now()
         step.lease_until = None
         step.next_attempt_at = None
-        step.save()
+        _save(step)
         outcome = "done"
     if outcome == "retry":
         delay = (step.next_attempt_at - timezone.now()).total_seconds() if step.next_attempt_at else 0
@@ -347,6 +361,12 @@ def step_run(step_id: int) -> str:
     return outcome
 
 
+def _save(step: Step) -> None:
+    """A step's result, its history row and their audit entry: one transaction."""
+    with transaction.atomic():
+        step.save()
+
+
 def _step_failed(step: Step, error: str, *, permanent: bool) -> str:
     step.last_error = phones.redact(error)[:2000]
     step.lease_until = None
@@ -354,12 +374,12 @@ def _step_failed(step: Step, error: str, *, permanent: bool) -> str:
         step.status = Step.Status.FAILED
         step.finished_at = timezone.now()
         step.next_attempt_at = None
-        step.save()
+        _save(step)
         logger.warning("step %s failed for good after %s attempt(s): %s", step.pk, step.attempts, error)
         return "failed"
     step.status = Step.Status.RETRYING
     step.next_attempt_at = timezone.now() + timedelta(seconds=step_backoff_seconds(step.attempts))
-    step.save()
+    _save(step)
     return "retry"
 
 
@@ -371,14 +391,14 @@ def _step_wait(step: Step, reason: str, *, until: Any) -> str:
     step.lease_until = None
     step.status = Step.Status.RETRYING
     step.next_attempt_at = max(until, timezone.now() + timedelta(seconds=1))
-    step.save()
+    _save(step)
     return "retry"
 
 
 def request_retry(*, request: UnsubscribeRequest) -> bool:
     """Admin action: give failed steps a fresh set of attempts and resume. Returns
     False when there was nothing to retry."""
-    with transaction.atomic():
+    with transaction.atomic(), audit_batch():
         request = (
             UnsubscribeRequest.objects.for_tenant(request.tenant_id).select_for_update().get(pk=request.pk)
         )

@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe import domain_events
+from unsubscribe.audit.services import audit_actor, audit_batch, current_actor
 from unsubscribe.deadlines.services import request_deadlines_plan
 from unsubscribe.errors import ChannelDisabled, IdempotencyConflict
 from unsubscribe.models import (
@@ -117,7 +118,8 @@ def unsubscribe_request_create(
         if existing is not None:
             return FiledRequest(existing, created=False)
     try:
-        with transaction.atomic():
+        # The audit entries of what this writes go in at the end, in one append (audit_batch).
+        with transaction.atomic(), audit_actor(current_actor(f"channel:{channel}")), audit_batch():
             open_request = _lock_and_find_open(tenant, digest, chosen)
             if open_request is not None:
                 # The same number and scope already has a request under way: that one

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone, translation
 
 from tenants.models import Tenant
 from unsubscribe import domain_events
-from unsubscribe.models import Step, UnsubscribeRequest
+from unsubscribe.audit.canonical import row_digest
+from unsubscribe.audit.services import audit_batch, audit_checkpoint, audit_rows_removed, audit_suspended
+from unsubscribe.models import Step, SuppressionEvent, UnsubscribeRequest
 from unsubscribe.pipeline import datasources
 from unsubscribe.pipeline import services as pipeline  # by module: it imports tasks, which import this
 from unsubscribe.requests.selectors import request_event_payload
@@ -25,7 +28,12 @@ State = UnsubscribeRequest.State
 def records_purge_expired(*, now: datetime | None = None) -> int:
     """Delete finished requests older than their tenant's record retention, with
     their steps and history rows. The suppression stays (keyed by hash): the
-    opt-out is honoured for good even after its paperwork is gone."""
+    opt-out is honoured for good even after its paperwork is gone.
+
+    The audit record stays checkable: the entries of the removed rows stay (they hold no
+    personal data), and one entry per purge lists every removed row with its digest (and the
+    suppression events whose request became null, as they are now); then the tenant's chain
+    head is signed, so the purge itself is covered by a checkpoint."""
     now = now or timezone.now()
     purged = 0
     for tenant in Tenant.objects.all():
@@ -38,12 +46,39 @@ def records_purge_expired(*, now: datetime | None = None) -> int:
         if not ids:
             continue
         with transaction.atomic():
-            UnsubscribeRequest.objects.for_tenant(tenant).filter(
-                pk__in=ids
-            ).delete()  # steps cascade; suppressions keep their row
+            references = list(
+                UnsubscribeRequest.objects.for_tenant(tenant)
+                .filter(pk__in=ids)
+                .values_list("reference", flat=True)
+            )
+            removed = {
+                Step._meta.label_lower: _digests(Step.objects.for_tenant(tenant).filter(request_id__in=ids))
+            }
+            events = list(
+                SuppressionEvent.objects.for_tenant(tenant)
+                .filter(request_id__in=ids)
+                .values_list("pk", flat=True)
+            )
+            # The purge lists what it removes in one entry: its own "deleted" history rows get none.
+            with audit_suspended():
+                UnsubscribeRequest.objects.for_tenant(tenant).filter(
+                    pk__in=ids
+                ).delete()  # steps cascade; suppressions keep their row
             # after the delete: it writes "deleted" history rows, which go too
-            Step.history.filter(request_id__in=ids).delete()
-            UnsubscribeRequest.history.filter(id__in=ids).delete()
+            for history in (
+                Step.history.filter(request_id__in=ids),
+                UnsubscribeRequest.history.filter(id__in=ids),
+            ):
+                removed[history.model._meta.label_lower] = _digests(history)
+                history.delete()
+            audit_rows_removed(
+                tenant_id=tenant.pk,
+                kind="records.purged",
+                removed=removed,
+                changed=list(SuppressionEvent.objects.for_tenant(tenant).filter(pk__in=events)),
+                references=references,
+            )
+        audit_checkpoint(tenant=tenant, reason="purge", force=True)
         purged += len(ids)
         logger.info(
             "purged %d request record(s) of %s past %d days",
@@ -52,6 +87,10 @@ def records_purge_expired(*, now: datetime | None = None) -> int:
             tenant.record_retention_days,
         )
     return purged
+
+
+def _digests(rows: Any) -> dict[str, str]:
+    return {str(row.pk): row_digest(row) for row in rows.iterator(chunk_size=2000)}
 
 
 # --- requests that never complete ---------------------------------------------------------
@@ -93,7 +132,7 @@ def stalled_request_erase(*, tenant: Tenant, request_id: int, now: datetime | No
     it and finish by hand what needed the number. Returns False when there was nothing
     to do (it completed meanwhile, or is not due)."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(), audit_batch():
         request = (
             UnsubscribeRequest.objects.for_tenant(tenant)
             .select_for_update()

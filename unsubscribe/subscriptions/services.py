@@ -42,6 +42,8 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe import tasks  # by module: tasks imports this one
+from unsubscribe.audit.canonical import sha256
+from unsubscribe.audit.services import audit_append
 from unsubscribe.consents.services import MAX_WORDING, ConsentEvidence, consents_record
 from unsubscribe.instants import InstantError, instant_parse
 from unsubscribe.models import (
@@ -231,6 +233,21 @@ def subscriptions_upsert(*, tenant: Tenant, subscriptions: list[Subscription]) -
         unique_fields=["service", "phone_hash"],
         update_fields=["phone", "phone_masked", "consent_source", "consent_at", "updated_at"],
         batch_size=BATCH,
+    )
+    # One audit entry per batch: its counts and a digest of which number went which way (no number).
+    counts: Counter[str] = Counter(outcomes.values())
+    audit_append(
+        tenant_id=tenant.pk,
+        kind="subscriptions.imported",
+        payload={
+            **{outcome: counts[outcome] for outcome in ("created", "updated", "opted_out")},
+            "duplicates": duplicates,
+            "rows_sha256": sha256(
+                "\n".join(
+                    sorted(f"{service} {digest} {o}" for (service, digest), o in outcomes.items())
+                ).encode()
+            ),
+        },
     )
     return Upserted(outcomes, duplicates)
 

@@ -20,6 +20,8 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe import domain_events
+from unsubscribe.audit.records import suppression_events_record
+from unsubscribe.audit.services import audit_batch
 from unsubscribe.consents.services import ConsentEvidence, consents_record, consents_revoke
 from unsubscribe.errors import ResubscribeRefused
 from unsubscribe.models import (
@@ -75,7 +77,7 @@ def suppressions_add(
         ],
         ignore_conflicts=True,
     )
-    SuppressionEvent.objects.bulk_create(
+    events = SuppressionEvent.objects.bulk_create(
         [
             SuppressionEvent(
                 tenant=tenant,
@@ -90,6 +92,7 @@ def suppressions_add(
             for s in new
         ]
     )
+    suppression_events_record(events, reference=request.reference if request else "")
     domain_events.emit(
         tenant.pk,
         "suppression.added",
@@ -144,7 +147,7 @@ def suppression_lift(
     chosen = services_resolve(tenant=tenant, services=services)
     digest = phones.tenant_phone_hash(tenant.pk, e164)
     masked = phones.mask(e164)
-    with transaction.atomic():
+    with transaction.atomic(), audit_batch():
         qs = Suppression.objects.for_tenant(tenant).select_for_update().filter(phone_hash=digest)
         if chosen:
             qs = qs.filter(scope__in=[s.code for s in chosen])
@@ -155,7 +158,7 @@ def suppression_lift(
         )
         now = timezone.now()
         recorded = {**evidence, "verification_method": verification_method}
-        SuppressionEvent.objects.bulk_create(
+        events = SuppressionEvent.objects.bulk_create(
             [
                 SuppressionEvent(
                     tenant=tenant,
@@ -170,6 +173,7 @@ def suppression_lift(
                 for s in lifted
             ]
         )
+        suppression_events_record(events)
         reactivated = 0
         resumed: list[Subscription] = []
         if SCOPE_ALL not in remaining:

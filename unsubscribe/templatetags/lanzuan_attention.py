@@ -20,12 +20,14 @@ def attention_queue(context: dict[str, Any]) -> dict[str, Any]:
     request = context.get("request")
     user = getattr(request, "user", None)
     if request is None or user is None or not user.is_authenticated:
-        return {"tenants": [], "unrouted": None, "user_misses_alerts": False}
+        return {"tenants": [], "unrouted": None, "platform": [], "user_misses_alerts": False}
     superuser = bool(user.is_active and user.is_superuser)
     tenant_ids = None if superuser else request_tenant_ids(request)
+    # Platform-wide: only superusers may open those lists, so only they get the links.
+    platform = attention.platform_attentions() if superuser else []
     return {
         "tenants": attention.attention_queue(tenant_ids=tenant_ids),
-        # Platform-wide: only superusers may open that list, so only they get the link.
-        "unrouted": attention.platform_attention() if superuser else None,
+        "unrouted": next((item for item in platform if item.key == "unrouted_replies"), None),
+        "platform": [item for item in platform if item.key != "unrouted_replies"],
         "user_misses_alerts": attention.user_misses_alerts(user),
     }
