@@ -8,7 +8,9 @@ regulator, from the admin and the API, scoped to the tenant, with no raw number 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import itertools
 import json
 import re
 import zipfile
@@ -17,7 +19,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, given
@@ -29,7 +34,7 @@ from tenants.models import Tenant
 from unsubscribe import links
 from unsubscribe.consents.services import ConsentEvidence, consents_record
 from unsubscribe.inbound.services import inbound_message_receive
-from unsubscribe.models import Service, UnsubscribeRequest
+from unsubscribe.models import AuditEntry, Service, UnsubscribeRequest
 from unsubscribe.proofs import signed_receipt as receipts
 from unsubscribe.proofs.canonical import canonical_bytes
 
@@ -552,3 +557,75 @@ def test_no_service_scope_is_listed_by_name_in_the_receipt(
         "services": [{"code": "offers", "name": service.name}],
     }
     assert receipts.receipt_check(receipts.compact(receipt)).genuine
+
+
+# --- the chain proof (the audit record, unsubscribe/audit/) ------------------------------------------
+
+
+def test_the_receipt_names_the_requests_latest_audit_entry(
+    tenant_a: Tenant, pipeline: Pipeline, signing: Settings
+) -> None:
+    request = completed_request(tenant_a, pipeline)
+
+    receipt = receipts.signed_receipt(request)
+
+    latest = (
+        AuditEntry.objects.for_tenant(tenant_a)
+        .filter(Q(reference=request.reference) | Q(payload__request_id=request.pk))
+        .order_by("-seq")
+        .first()
+    )
+    assert latest is not None
+    assert receipt["chain"] == {"seq": latest.seq, "hash": latest.hash}
+
+
+def test_the_proof_packs_chain_proof_recomputes_without_lanzuan(
+    client: Client, tenant_a: Tenant, api_key_a: str, pipeline: Pipeline, signing: Settings
+) -> None:
+    # given a completed request whose pack a partner downloads
+    request = completed_request(tenant_a, pipeline)
+    response = client.get(
+        f"/api/v1/unsubscribe-requests/{request.reference}/proof", HTTP_AUTHORIZATION=f"Api-Key {api_key_a}"
+    )
+    chain = json.loads(_zip(response.content)["proof.json"])["sections"]["chain"]
+
+    # then every entry's hash is SHA-256(content || prev_hash), recomputed here from the pack alone
+    entries = sorted(chain["entries"] + chain["path"], key=lambda entry: entry["seq"])
+    assert [entry["kind"] for entry in chain["entries"]][-1] == "export.proof_pack"
+    assert {"request.filed", "step.planned", "request.changed"} <= {
+        entry["kind"] for entry in chain["entries"]
+    }
+    for entry in entries:
+        recomputed = hashlib.sha256(entry["content"].encode() + entry["prev_hash"].encode()).hexdigest()
+        assert recomputed == entry["hash"], entry["seq"]
+        assert json.loads(entry["content"])["seq"] == entry["seq"]
+    # the entries link, one after another, up to the signed checkpoint
+    assert [entry["seq"] for entry in entries] == list(range(entries[0]["seq"], entries[-1]["seq"] + 1))
+    for before, after in itertools.pairwise(entries):
+        assert after["prev_hash"] == before["hash"]
+    checkpoint = chain["checkpoint"]
+    assert checkpoint["seq"] == entries[-1]["seq"] and checkpoint["hash"] == entries[-1]["hash"]
+    published = published_key(client, checkpoint["kid"])
+    Ed25519PublicKey.from_public_bytes(base64.b64decode(published["public_key"])).verify(
+        base64.b64decode(checkpoint["signature"]), checkpoint["message"].encode()
+    )
+    assert json.loads(checkpoint["message"])["hash"] == checkpoint["hash"]
+    # and the download is on record, and the record still verifies
+    export = AuditEntry.objects.for_tenant(tenant_a).filter(kind="export.proof_pack").get()
+    assert export.reference == request.reference and export.actor.startswith("api_key:")
+    call_command("audit_verify", "--tenant", tenant_a.slug, stdout=io.StringIO())
+
+
+def test_an_admin_download_is_recorded_with_who_took_it(
+    client: Client, tenant_a: Tenant, alice: User, pipeline: Pipeline, signing: Settings
+) -> None:
+    request = completed_request(tenant_a, pipeline)
+    client.login(username=alice.username, password=PASSWORD)
+
+    client.get(reverse("admin:unsubscribe_unsubscriberequest_proof", args=[request.pk]))
+    client.get(reverse("admin:unsubscribe_unsubscriberequest_proof", args=[request.pk]))
+
+    exports = AuditEntry.objects.for_tenant(tenant_a).filter(kind="export.proof_pack")
+    assert exports.count() == 2
+    assert {entry.actor for entry in exports} == {f"user:{alice.pk}"}
+    assert {entry.payload["via"] for entry in exports} == {"admin"}

@@ -788,7 +788,7 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             raise Http404
         if not self.has_view_permission(request, found):
             raise PermissionDenied
-        pack = proof_pack_export(request=found, actor=f"staff {request.user.get_username()}", via="admin")
+        pack = proof_pack_export(request=found, actor=user_actor(request.user), via="admin")
         response = HttpResponse(pack.content, content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="{pack.filename}"'
         return response

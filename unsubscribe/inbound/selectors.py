@@ -26,9 +26,9 @@ from unsubscribe.models import (
     SuppressionEvent,
     UnsubscribeRequest,
 )
+from unsubscribe.proofs.canonical import instant
 from unsubscribe.proofs.pack import ProofSection, ProofTable
 from unsubscribe.proofs.sections import MESSAGE_WINDOW, when
-from unsubscribe.proofs.signed_receipt import instant
 
 from .models import (
     Action,

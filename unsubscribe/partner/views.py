@@ -742,7 +742,7 @@ class ProofPackView(PartnerAPIView):
             raise Problem(status=404, code="not_found", detail=_("No request with this reference."))
         api_key = request.auth
         assert isinstance(api_key, TenantAPIKey)
-        pack = proof_pack_export(request=found, actor=f"API key {api_key.prefix} ({api_key.name})", via="api")
+        pack = proof_pack_export(request=found, actor=f"api_key:{api_key.prefix}", via="api")
         response = HttpResponse(pack.content, content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="{pack.filename}"'
         return response

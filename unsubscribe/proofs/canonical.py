@@ -9,6 +9,7 @@ same bytes with `json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_a
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -38,3 +39,10 @@ def canonical_bytes(document: Any) -> bytes:
     """The bytes that are signed: sorted keys, no whitespace, UTF-8. NotCanonical on a float."""
     _check(document, "")
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def instant(moment: datetime | None) -> str | None:
+    """A time as the receipt writes it: UTC, to the second, with "Z"."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

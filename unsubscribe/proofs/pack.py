@@ -24,7 +24,8 @@ from django.utils import timezone, translation
 
 from unsubscribe.models import UnsubscribeRequest
 
-from .signed_receipt import instant, receipt_file, receipt_filename, signed_receipt
+from .canonical import instant
+from .signed_receipt import receipt_file, receipt_filename, signed_receipt
 
 FORMAT = "lanzuan-proof-pack/1"
 

@@ -26,9 +26,9 @@ from ..consents.selectors import consent_records, wordings
 from ..deadlines.selectors import regime_label, request_deadlines, rule_label
 from ..pipeline.selectors import step_receipt_for_staff, step_staff_label
 from ..receipts import receipt_display
+from .canonical import instant
 from .chain import request_chain_proof
 from .pack import ProofSection, ProofTable, proof_section_register
-from .signed_receipt import instant
 
 # Messages that belong to a request: to its number at its tenant, from shortly before it was
 # filed (the one-time code of the web page) until shortly after it completed.
@@ -363,24 +363,43 @@ def receipt_section(request: UnsubscribeRequest, context: dict[str, Any]) -> Pro
 
 def chain_section(request: UnsubscribeRequest, context: dict[str, Any]) -> ProofSection:
     proof = request_chain_proof(request)
-    entries = proof["entries"]
+    checkpoint = proof["checkpoint"]
+    facts: list[tuple[str, str]] = []
+    if checkpoint is not None:
+        facts = [
+            (_("Signed checkpoint"), f"#{checkpoint['seq']} · {checkpoint['hash']}"),
+            (_("Signed at"), checkpoint["created_at"]),
+            (_("Key"), f"{checkpoint['kid']} ({checkpoint['alg']})"),
+            (_("Signature"), checkpoint["signature"]),
+            (_("Signature valid"), _("yes") if checkpoint["signature_valid"] else _("NO")),
+            (
+                _("Entries linking the request to the checkpoint"),
+                str(proof.get("path_omitted") or len(proof["path"])),
+            ),
+        ]
     return ProofSection(
         key="chain",
         title=_("Audit chain proof"),
         data=proof,
-        note=proof.get("recipe", ""),
+        note=_(
+            "Each entry's hash is SHA-256 of its content (UTF-8) followed by the previous entry's hash; "
+            "proof.json holds every entry's content, the entries in between and the checkpoint's signed "
+            "message, so the hashes and the signature can be recomputed without Lanzuan."
+        ),
+        facts=facts,
         tables=[
             ProofTable(
-                [_("Seq"), _("Time"), _("What"), _("Previous hash"), _("Hash")],
+                [_("Seq"), _("Time"), _("What"), _("Previous hash"), _("Hash"), _("Recomputed")],
                 [
                     [
                         str(entry["seq"]),
-                        entry.get("at") or "—",
-                        entry.get("kind", ""),
+                        entry["at"] or "—",
+                        entry["kind"],
                         entry["prev_hash"],
                         entry["hash"],
+                        _("matches") if entry["hash_matches"] else _("DOES NOT MATCH"),
                     ]
-                    for entry in entries
+                    for entry in proof["entries"]
                 ],
                 testid="chain",
             )

@@ -28,7 +28,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
@@ -37,7 +37,7 @@ from lanzuan import phones, signing_keys
 from unsubscribe.models import Step, UnsubscribeRequest
 
 from ..pipeline.selectors import step_public_label
-from .canonical import NotCanonical, canonical_bytes
+from .canonical import NotCanonical, canonical_bytes, instant
 from .chain import request_chain_position
 
 FORMAT = "lanzuan-receipt/1"
@@ -46,13 +46,6 @@ COMPACT_PREFIX = "LZR1."
 # A receipt of a request with many steps is a few kilobytes; anything far larger is not one.
 MAX_RECEIPT_BYTES = 64 * 1024
 LANGUAGES = ("en", "zh-hans")
-
-
-def instant(moment: datetime | None) -> str | None:
-    """A time as the receipt writes it: UTC, to the second, with "Z"."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _verified_at(request: UnsubscribeRequest) -> str | None:
