@@ -657,8 +657,17 @@ def test_openapi_schema_documents_every_partner_endpoint_without_warnings(db: No
     schema = SchemaGenerator().get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
     validate_schema(schema)  # type: ignore[no-untyped-call]
     partner_paths = [p for p in schema["paths"] if p != "/api/v1/me"]
-    # nine partner endpoints, the channels list, the email link, consents and number events (issue 16)
-    assert len(partner_paths) == 13
+    # nine partner endpoints, the channels list, the email link, consents and number events (issue 16),
+    # the audit checkpoints and a request's proof pack (issue 15)
+    assert len(partner_paths) == 15
+    assert (
+        "application/zip"
+        in (
+            schema["paths"]["/api/v1/unsubscribe-requests/{reference}/proof"]["get"]["responses"]["200"][
+                "content"
+            ]
+        )
+    )
     for path in partner_paths:
         for method, operation in schema["paths"][path].items():
             assert operation["security"] == [{"ApiKeyAuth": []}], (path, method)

@@ -19,7 +19,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tenants.models import Tenant
 from unsubscribe.proofs import signed_receipt as receipts
-from unsubscribe.proofs.pack import proof_pack_build
+from unsubscribe.proofs.services import proof_pack_export
 
 from .test_optout_browser import ARGS, CHROMIUM
 from .test_proofs import completed_request
@@ -85,7 +85,9 @@ def test_the_proof_pack_opens_in_chromium_and_shows_every_step(
 ) -> None:
     # given the proof pack of a completed request, unpacked
     request = completed_request(demo_tenant, None)
-    with zipfile.ZipFile(io.BytesIO(proof_pack_build(request=request).content)) as archive:
+    with zipfile.ZipFile(
+        io.BytesIO(proof_pack_export(request=request, actor="user:regulator-test", via="admin").content)
+    ) as archive:
         archive.extractall(tmp_path)
     steps = json.loads((tmp_path / "proof.json").read_text())["sections"]["steps"]
 
@@ -111,6 +113,7 @@ def test_the_proof_pack_opens_in_chromium_and_shows_every_step(
         ):
             expect(page.get_by_test_id(f"section-{section}")).to_be_visible()
         expect(page.get_by_test_id("section-signed_receipt")).to_contain_text(request.reference)
+        expect(page.get_by_test_id("chain").locator("tbody tr").last).to_contain_text("export.proof_pack")
         assert "13800138000" not in page.content()
         page.screenshot(path=str(DOCS / "proof-pack.png"), full_page=True)
     finally:

@@ -44,6 +44,11 @@ def when(moment: datetime | None) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S") + f" {offset[:3]}:{offset[3:]}"
 
 
+def _parsed(moment: str | None) -> datetime | None:
+    """A time as proof.json writes it (UTC, "Z"), back to a datetime for the page."""
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")) if moment else None
+
+
 def _redacted(value: Any) -> Any:
     """Every string inside `value` with phone numbers masked (evidence is free-form JSON)."""
     if isinstance(value, str):
@@ -353,8 +358,8 @@ def receipt_section(request: UnsubscribeRequest, context: dict[str, Any]) -> Pro
         % {"kid": receipt["signature"]["kid"]},
         facts=[
             (_("Reference"), str(receipt["reference"])),
-            (_("Signed at"), str(receipt["issued_at"])),
-            (_("Key"), f"{receipt['signature']['kid']} ({receipt['signature']['alg']})"),
+            (_("Signed at"), when(_parsed(receipt["issued_at"]))),
+            (_("Signing key"), f"{receipt['signature']['kid']} ({receipt['signature']['alg']})"),
             (_("Signature"), str(receipt["signature"]["value"])),
         ],
         text=json.dumps(receipt, ensure_ascii=False, indent=2, sort_keys=True),
@@ -368,8 +373,8 @@ def chain_section(request: UnsubscribeRequest, context: dict[str, Any]) -> Proof
     if checkpoint is not None:
         facts = [
             (_("Signed checkpoint"), f"#{checkpoint['seq']} · {checkpoint['hash']}"),
-            (_("Signed at"), checkpoint["created_at"]),
-            (_("Key"), f"{checkpoint['kid']} ({checkpoint['alg']})"),
+            (_("Signed at"), when(_parsed(checkpoint["created_at"]))),
+            (_("Signing key"), f"{checkpoint['kid']} ({checkpoint['alg']})"),
             (_("Signature"), checkpoint["signature"]),
             (_("Signature valid"), _("yes") if checkpoint["signature_valid"] else _("NO")),
             (
@@ -393,7 +398,7 @@ def chain_section(request: UnsubscribeRequest, context: dict[str, Any]) -> Proof
                 [
                     [
                         str(entry["seq"]),
-                        entry["at"] or "—",
+                        when(_parsed(entry["at"])),
                         entry["kind"],
                         entry["prev_hash"],
                         entry["hash"],
