@@ -315,9 +315,11 @@ def test_verify_refuses_a_huge_upload_before_reading_it(client: Client, signing:
     big = SimpleUploadedFile("r.json", b"{" + b" " * (1024 * 1024) + b"}", content_type="application/json")
 
     response = _verify(client, file=big)
+    pasted = _verify(client, receipt="x" * 300_000)
 
-    assert response.status_code == 413
-    assert "far larger than any receipt" in response.content.decode()
+    for refused in (response, pasted):
+        assert refused.status_code == 413
+        assert "far larger than any receipt" in refused.content.decode()
 
 
 def test_verify_refuses_a_binary_file(client: Client, signing: Settings) -> None:
@@ -479,6 +481,30 @@ def test_the_api_proof_pack_of_a_completed_request_holds_everything_and_no_numbe
         text = content.decode("utf-8")
         for form in _raw_forms(E164):
             assert form not in text
+
+
+def test_the_proof_pack_of_an_open_request_holds_no_number_either(
+    client: Client, tenant_a: Tenant, api_key_a: str, signing: Settings
+) -> None:
+    # given a request filed on the hotline whose work has not run: it still holds the number
+    subscriber(tenant_a)
+    from .pipeline_helpers import file  # noqa: PLC0415
+
+    request = file(tenant_a)
+    assert request.phone == E164
+
+    # when
+    response = client.get(
+        f"/api/v1/unsubscribe-requests/{request.reference}/proof", HTTP_AUTHORIZATION=f"Api-Key {api_key_a}"
+    )
+
+    # then the pack shows the pending steps, masked
+    files = _zip(response.content)
+    steps = json.loads(files["proof.json"])["sections"]["steps"]
+    assert steps and all(step["status"] == "pending" for step in steps)
+    for content in files.values():
+        for form in _raw_forms(E164):
+            assert form not in content.decode("utf-8")
 
 
 def test_the_proof_pack_of_another_tenants_request_is_a_404(
