@@ -18,6 +18,7 @@ from django.core.cache import cache
 from playwright.sync_api import expect, sync_playwright
 
 from tenants.models import Tenant
+from unsubscribe import links
 from unsubscribe.proofs import signed_receipt as receipts
 from unsubscribe.proofs.services import proof_pack_export
 
@@ -175,3 +176,44 @@ def test_verify_at_phone_size(
     assert page.get_by_test_id("verify-genuine").count() == 0
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(folder / f"verify-{locale}-altered.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("locale", "download", "copy"),
+    [("zh-CN", "下载签名回执", "复制文本"), ("en-US", "Download signed receipt", "Copy the text")],
+)
+def test_the_status_page_hands_out_the_signed_receipt_at_phone_size(
+    live_server: LiveServer,
+    phone_page: Callable[[str], Page],
+    demo_tenant: Tenant,
+    eager_celery: Celery,
+    outbox: Path,
+    settings: Settings,
+    locale: str,
+    download: str,
+    copy: str,
+) -> None:
+    # given the status link of the confirmation SMS
+    request = completed_request(demo_tenant, None)
+    page = phone_page(locale)
+    page.goto(live_server.url + links.status_url(request, absolute=False))
+
+    # then the signed receipt is offered as a file and as text, without sideways scrolling
+    expect(page.get_by_test_id("signed-receipt")).to_be_visible()
+    expect(page.get_by_role("button", name=copy)).to_be_visible()
+    assert page.get_by_test_id("receipt-compact").input_value().startswith("LZR1.")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    folder = Path(settings.VAR_DIR) / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"status-receipt-{locale}.png"), full_page=True)
+
+    # when the person downloads it, it is the receipt of their request, genuine
+    with page.expect_download() as waiting:
+        page.get_by_role("link", name=download).click()
+    saved = waiting.value.path()
+    assert (
+        receipts.receipt_check(Path(saved).read_text(encoding="utf-8")).document["reference"]
+        == request.reference
+    )
+    assert receipts.receipt_check(Path(saved).read_text(encoding="utf-8")).genuine
