@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from lanzuan import signing_keys
 from unsubscribe.audit.canonical import entry_content, entry_hash
@@ -33,20 +33,21 @@ RECIPE = (
 )
 
 
-def _of_request(request: UnsubscribeRequest) -> QuerySet[AuditEntry]:
-    # A step's entry names the request by id when the step was saved without it loaded.
-    return AuditEntry.objects.for_tenant(request.tenant_id).filter(
-        Q(reference=request.reference) | Q(payload__request_id=request.pk)
-    )
+def _by_reference(request: UnsubscribeRequest) -> QuerySet[AuditEntry]:
+    # The (tenant, reference) index: the status page asks this on every view.
+    return AuditEntry.objects.for_tenant(request.tenant_id).filter(reference=request.reference)
 
 
-def request_entries(request: UnsubscribeRequest) -> list[AuditEntry]:
-    return list(_of_request(request).order_by("seq"))
+def _belongs(entry: AuditEntry, request: UnsubscribeRequest) -> bool:
+    # A step's entry names its request by id when the step was saved without the request loaded.
+    payload = entry.payload if isinstance(entry.payload, dict) else {}
+    return entry.reference == request.reference or payload.get("request_id") == request.pk
 
 
 def request_chain_position(request: UnsubscribeRequest) -> dict[str, Any] | None:
-    """The seq and hash of the request's latest audit entry; None when it has none."""
-    entry = _of_request(request).order_by("-seq").only("seq", "hash").first()
+    """The seq and hash of the request's latest audit entry (one that names its reference: the
+    request's own changes, its suppression, staff's views and exports); None when it has none."""
+    entry = _by_reference(request).order_by("-seq").only("seq", "hash").first()
     return {"seq": entry.seq, "hash": entry.hash} if entry is not None else None
 
 
@@ -110,30 +111,27 @@ def checkpoint_proof(checkpoint: AuditCheckpoint) -> dict[str, Any]:
 
 def request_chain_proof(request: UnsubscribeRequest) -> dict[str, Any]:
     """Every audit entry of the request with what recomputes its hash, the entries that link them
-    to the signed checkpoint covering the last of them, and that checkpoint."""
-    entries = request_entries(request)
-    proof: dict[str, Any] = {
-        "recipe": RECIPE,
-        "entries": [entry_proof(e) for e in entries],
-        "path": [],
-        "checkpoint": None,
-    }
-    if not entries:
+    to the signed checkpoint covering the last of them, and that checkpoint.
+
+    The request's entries are found by its reference, and then, in the range of positions from its
+    first entry on (read by the (tenant, seq) key, never a scan of the tenant's record), by the
+    request id its steps' entries carry."""
+    named = list(_by_reference(request).order_by("seq"))
+    proof: dict[str, Any] = {"recipe": RECIPE, "entries": [], "path": [], "checkpoint": None}
+    if not named:
         return proof
-    checkpoint = covering_checkpoint(tenant_id=request.tenant_id, seq=entries[-1].seq)
+    checkpoint = covering_checkpoint(tenant_id=request.tenant_id, seq=named[-1].seq)
+    if checkpoint is not None:
+        proof["checkpoint"] = checkpoint_proof(checkpoint)
+    end = checkpoint.seq if checkpoint is not None else named[-1].seq
+    span = AuditEntry.objects.for_tenant(request.tenant_id).filter(seq__gte=named[0].seq, seq__lte=end)
+    count = span.count()
+    if count > MAX_PATH + len(named):
+        proof["entries"] = [entry_proof(entry) for entry in named]
+        proof["path_omitted"] = count - len(named)
+        return proof
+    for entry in span.order_by("seq"):
+        proof["entries" if _belongs(entry, request) else "path"].append(entry_proof(entry))
     if checkpoint is None:
-        return proof
-    proof["checkpoint"] = checkpoint_proof(checkpoint)
-    own = {e.seq for e in entries}
-    between = (
-        AuditEntry.objects.for_tenant(request.tenant_id)
-        .filter(seq__gt=entries[0].seq, seq__lte=checkpoint.seq)
-        .exclude(seq__in=own)
-        .order_by("seq")
-    )
-    count = between.count()
-    if count > MAX_PATH:
-        proof["path_omitted"] = count
-        return proof
-    proof["path"] = [entry_proof(e) for e in between]
+        proof["path"] = []  # nothing to link to: the entries in between prove nothing yet
     return proof
