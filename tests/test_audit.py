@@ -532,3 +532,54 @@ def test_the_daily_task_raises_needs_attention_on_a_break(
     home = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'id="lanzuan-audit_breaks"' in home
     assert SuppressionEvent.objects.for_tenant(tenant_a).exists()
+
+
+def test_an_api_call_is_recorded_under_its_key(tenant_a: Tenant, api_key_a: str) -> None:
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key_a}")
+    response = api.post(
+        "/api/v1/unsubscribe-requests", {"phone": "+8613900139000", "channel": "app"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    prefix = api_key_a.split(".", maxsplit=1)[0]
+    filed = entry("request.filed", tenant=tenant_a)
+    assert filed.actor == f"api_key:{prefix}"
+    assert entry("suppression.added", tenant=tenant_a).actor == "channel:app"
+    assert verify("tenant-a")[0] == 0
+
+
+def test_a_tenant_deleted_takes_its_record_along(tenant_a: Tenant, tenant_b: Tenant) -> None:
+    # given: a tenant with a record (its own creation, a service) and nothing that protects it
+    Service.objects.create(tenant=tenant_b, name="B", code="b")
+    Service.objects.for_tenant(tenant_b).delete()
+    assert AuditEntry.objects.for_tenant(tenant_b).count() >= 3
+
+    # when
+    tenant_b.delete()
+    execute("SET CONSTRAINTS ALL IMMEDIATE")  # what the commit would check: no entry of a deleted tenant
+
+    # then: its record went with it; the other tenant's is intact
+    assert not AuditEntry.objects.unscoped(reason="test").filter(tenant_id=tenant_b.pk).exists()
+    assert not AuditHead.objects.unscoped(reason="test").filter(tenant_id=tenant_b.pk).exists()
+    assert verify()[0] == 0
+
+
+def test_an_entry_of_a_request_is_proved_up_to_a_signed_checkpoint(stopped: UnsubscribeRequest) -> None:
+    from unsubscribe.audit.canonical import sha256  # noqa: PLC0415
+    from unsubscribe.audit.selectors import chain_links, entry_proof, request_entries  # noqa: PLC0415
+
+    first = request_entries(tenant_id=stopped.tenant_id, reference=stopped.reference).first()
+    assert first is not None and first.kind == "request.filed"
+    proof = entry_proof(first)
+    assert sha256(proof["content"].encode() + proof["prev_hash"].encode()) == proof["hash"]
+    checkpoint = proof["checkpoint"]
+    assert checkpoint is not None
+    head = proof["hash"]
+    for link in chain_links(tenant_id=stopped.tenant_id, after_seq=first.seq, to_seq=checkpoint["seq"]):
+        assert link["prev_hash"] == head
+        head = sha256(link["content"].encode() + head.encode())
+    assert head == checkpoint["hash"]
+    message = canonical(
+        {k: checkpoint[k] for k in ("tenant", "seq", "hash")} | {"created_at": checkpoint["created_at"]}
+    )
+    assert signing_keys.verify(message, checkpoint["kid"], checkpoint["signature"])

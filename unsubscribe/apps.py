@@ -13,6 +13,7 @@ class UnsubscribeConfig(AppConfig):
 
         from notifications import services as notification_services  # noqa: PLC0415
         from tenants import history  # noqa: PLC0415
+        from tenants.models import Tenant  # noqa: PLC0415
         from tenants.readiness import readiness_check_register  # noqa: PLC0415
 
         from . import attention, domain_events  # noqa: PLC0415
@@ -31,6 +32,12 @@ class UnsubscribeConfig(AppConfig):
         # gets its audit entry in the transaction that wrote it (unsubscribe/audit/records.py).
         post_create_historical_record.connect(
             audit_records.history_row_recorded, dispatch_uid="lanzuan_audit_history"
+        )
+        pre_delete.connect(
+            audit_records.tenant_pre_delete, sender=Tenant, dispatch_uid="lanzuan_audit_tenant_deleting"
+        )
+        post_delete.connect(
+            audit_records.tenant_post_delete, sender=Tenant, dispatch_uid="lanzuan_audit_tenant_deleted"
         )
         pre_delete.connect(
             audit_records.request_pre_delete,

@@ -78,6 +78,18 @@ def _config_digest(history_row: models.Model) -> str:
     return sha256(canonical(content))
 
 
+# Tenants being deleted (with every row of theirs, their audit record included): nothing to record.
+_tenants_deleting: set[int] = set()
+
+
+def tenant_pre_delete(sender: Any, instance: Tenant, **kwargs: Any) -> None:
+    _tenants_deleting.add(instance.pk)
+
+
+def tenant_post_delete(sender: Any, instance: Tenant, **kwargs: Any) -> None:
+    _tenants_deleting.discard(instance.pk)
+
+
 def history_row_recorded(sender: Any, instance: models.Model, history_instance: Any, **kwargs: Any) -> None:
     """simple-history wrote `history_instance`: its entry, now or at the end of the batch."""
     if not audit_enabled() or audit_is_suspended():
@@ -86,7 +98,7 @@ def history_row_recorded(sender: Any, instance: models.Model, history_instance: 
     if table is None:
         return
     entry = history_entry(table, instance, history_instance)
-    if entry is not None:
+    if entry is not None and entry.tenant_id not in _tenants_deleting:
         audit_record(entry)
 
 
@@ -177,7 +189,7 @@ def history_entry(table: Tracked, instance: models.Model, history_row: Any) -> E
 def request_pre_delete(sender: Any, instance: UnsubscribeRequest, **kwargs: Any) -> None:
     """Before an ORM deletion of a request (the purge records its own): the suppression events
     whose request the deletion will set to null, for the request's "deleted" entry."""
-    if not audit_enabled() or audit_is_suspended():
+    if not audit_enabled() or audit_is_suspended() or instance.tenant_id in _tenants_deleting:
         return
     instance._audit_suppression_events = list(  # type: ignore[attr-defined]
         SuppressionEvent.objects.for_tenant(instance.tenant_id)

@@ -29,6 +29,7 @@ from rest_framework.response import Response
 
 from tenants.api import TenantScopedAPIView
 from tenants.models import Tenant, TenantAPIKey
+from unsubscribe.audit.services import audit_actor, audit_actor_set
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.instants import InstantError, instant_parse
 from unsubscribe.models import RequestChannel, UnsubscribeRequest, VerificationMethod
@@ -155,6 +156,15 @@ class PartnerAPIView(TenantScopedAPIView):
 
     def get_exception_handler(self) -> Callable[..., Response | None]:
         return problem_exception_handler
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with audit_actor(""):  # whatever this call records names its key (set in initial), then no one
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if isinstance(request.auth, TenantAPIKey):
+            audit_actor_set(f"api_key:{request.auth.prefix}")
 
 
 _DATE_FILTER_RE = re.compile(DATE_FILTER_PATTERN)

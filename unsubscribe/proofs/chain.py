@@ -16,7 +16,8 @@ from typing import Any
 from django.db.models import QuerySet
 
 from lanzuan import signing_keys
-from unsubscribe.audit.canonical import entry_content, entry_hash
+from unsubscribe.audit.canonical import entry_hash
+from unsubscribe.audit.selectors import content_of, covering_checkpoint
 from unsubscribe.audit.services import checkpoint_message
 from unsubscribe.models import AuditCheckpoint, AuditEntry, UnsubscribeRequest
 
@@ -51,23 +52,8 @@ def request_chain_position(request: UnsubscribeRequest) -> dict[str, Any] | None
     return {"seq": entry.seq, "hash": entry.hash} if entry is not None else None
 
 
-def _content(entry: AuditEntry) -> bytes:
-    return entry_content(
-        tenant_id=entry.tenant_id,
-        seq=entry.seq,
-        kind=entry.kind,
-        object_model=entry.object_model,
-        object_id=entry.object_id,
-        reference=entry.reference,
-        actor=entry.actor,
-        payload=entry.payload,
-        record_digest=entry.record_digest,
-        created_at=entry.created_at,
-    )
-
-
 def entry_proof(entry: AuditEntry) -> dict[str, Any]:
-    content = _content(entry)
+    content = content_of(entry)
     return {
         "seq": entry.seq,
         "kind": entry.kind,
@@ -77,16 +63,6 @@ def entry_proof(entry: AuditEntry) -> dict[str, Any]:
         "content": content.decode("utf-8"),
         "hash_matches": entry_hash(content, entry.prev_hash) == entry.hash,
     }
-
-
-def covering_checkpoint(*, tenant_id: int, seq: int) -> AuditCheckpoint | None:
-    """The first signed checkpoint at or after `seq`: the shortest path from the entry to a signature."""
-    return (
-        AuditCheckpoint.objects.for_tenant(tenant_id)
-        .filter(seq__gte=seq)
-        .order_by("seq", "created_at")
-        .first()
-    )
 
 
 def checkpoint_proof(checkpoint: AuditCheckpoint) -> dict[str, Any]:
@@ -120,7 +96,7 @@ def request_chain_proof(request: UnsubscribeRequest) -> dict[str, Any]:
     proof: dict[str, Any] = {"recipe": RECIPE, "entries": [], "path": [], "checkpoint": None}
     if not named:
         return proof
-    checkpoint = covering_checkpoint(tenant_id=request.tenant_id, seq=named[-1].seq)
+    checkpoint = covering_checkpoint(named[-1])
     if checkpoint is not None:
         proof["checkpoint"] = checkpoint_proof(checkpoint)
     end = checkpoint.seq if checkpoint is not None else named[-1].seq

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from unsubscribe.audit.selectors import covering_checkpoint
 from unsubscribe.audit.services import audit_append, audit_checkpoint
 from unsubscribe.models import UnsubscribeRequest
 
-from .chain import covering_checkpoint
 from .pack import ProofPack, proof_pack_build
 
 EXPORT_KIND = "export.proof_pack"
@@ -28,7 +28,7 @@ def proof_pack_export(*, request: UnsubscribeRequest, actor: str, via: str) -> P
             actor=actor,
             payload={"via": via, "phone_masked": request.phone_masked},
         )
-        if entry is not None and covering_checkpoint(tenant_id=request.tenant_id, seq=entry.seq) is None:
+        if entry is not None and covering_checkpoint(entry) is None:
             audit_checkpoint(tenant=request.tenant, reason="proof_pack")
         pack = proof_pack_build(request=request)
     return pack
