@@ -658,8 +658,16 @@ def test_openapi_schema_documents_every_partner_endpoint_without_warnings(db: No
     validate_schema(schema)  # type: ignore[no-untyped-call]
     partner_paths = [p for p in schema["paths"] if p != "/api/v1/me"]
     # nine partner endpoints, the channels list, the email link, consents and number events (issue 16),
-    # send logs and their imports (issue 17), the audit record's checkpoints (issue 15)
-    assert len(partner_paths) == 16
+    # send logs and their imports (issue 17), the audit checkpoints and a request's proof pack (issue 15)
+    assert len(partner_paths) == 17
+    assert (
+        "application/zip"
+        in (
+            schema["paths"]["/api/v1/unsubscribe-requests/{reference}/proof"]["get"]["responses"]["200"][
+                "content"
+            ]
+        )
+    )
     for path in partner_paths:
         for method, operation in schema["paths"][path].items():
             assert operation["security"] == [{"ApiKeyAuth": []}], (path, method)

@@ -5,7 +5,9 @@ page, the proof-pack evidence, and the retention purge."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -268,3 +270,25 @@ def test_the_retention_purge_removes_old_send_logs_and_keeps_violations(
     assert SendLogEntry.objects.for_tenant(tenant_b).count() == 1  # B keeps 30 days
     violation = SendViolation.objects.for_tenant(tenant_a).get()  # the violation stays, minimised
     assert violation.entry is None and violation.service_code == "offers"
+
+
+def test_the_proof_pack_carries_the_reports_and_the_messages_after_the_opt_out(
+    client: Client, tenant_a: Tenant, offers: Service, api_key_a: str
+) -> None:
+    """The report and the matching send-log rows go into the request's proof pack (issue 17),
+    through the API a regulator's copy is taken with."""
+    request = opt_out_then_sends(tenant_a, -1, 3)
+    StillReceivingReport.objects.create(
+        tenant=tenant_a, request=request, channel="web", created_at=T0 + timedelta(days=1)
+    )
+    response = client.get(
+        f"/api/v1/unsubscribe-requests/{request.reference}/proof", HTTP_AUTHORIZATION=f"Api-Key {api_key_a}"
+    )
+    assert response.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(response.content)) as pack:
+        proof = json.loads(pack.read("proof.json"))
+        page = pack.read("index.html").decode()
+    section = proof["sections"]["still_receiving"]
+    assert [r["channel"] for r in section["reports"]] == ["web"]
+    assert [m["service"] for m in section["messages_after_opt_out"]] == ["offers"]
+    assert 'data-testid="messages-after-opt-out"' in page and E164 not in page and NUMBER not in page

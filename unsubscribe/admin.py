@@ -12,7 +12,14 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -71,6 +78,7 @@ from .models import (
 )
 from .pipeline.selectors import step_receipt_for_staff, step_staff_label
 from .pipeline.services import request_retry
+from .proofs.services import proof_pack_export
 from .receipts import receipt_display
 from .references import clean_reference
 from .requests.services import unsubscribe_request_create
@@ -704,6 +712,11 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
             path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="unsubscribe_dashboard"),
             path("export/", self.admin_site.admin_view(self.export_view), name="unsubscribe_export"),
             path("case/", self.admin_site.admin_view(self.case_view), name="unsubscribe_case"),
+            path(
+                "<path:object_id>/proof/",
+                self.admin_site.admin_view(self.proof_view),
+                name="unsubscribe_unsubscriberequest_proof",
+            ),
             *super().get_urls(),
         ]
 
@@ -767,6 +780,20 @@ class UnsubscribeRequestAdmin(PhoneSearchMixin, TenantScopedAdmin):
                 reference=shown.reference,
                 payload={"phone_masked": shown.phone_masked},
             )
+        return response
+
+    def proof_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The request's proof pack (unsubscribe/proofs), for a regulator: a ZIP in the staff
+        member's language. Another tenant's request is a 404 (get_object reads the scoped
+        queryset); the download is recorded as an export of personal data."""
+        found = self.get_object(request, object_id)
+        if found is None:
+            raise Http404
+        if not self.has_view_permission(request, found):
+            raise PermissionDenied
+        pack = proof_pack_export(request=found, actor=user_actor(request.user), via="admin")
+        response = HttpResponse(pack.content, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{pack.filename}"'
         return response
 
     def case_view(self, request: HttpRequest) -> HttpResponse:

@@ -18,8 +18,8 @@ class UnsubscribeConfig(AppConfig):
 
         from . import attention, domain_events  # noqa: PLC0415
         from .alerts import alert_staff_on_attention  # noqa: PLC0415
-        from .cases.selectors import case_source_register  # noqa: PLC0415
         from .audit import records as audit_records  # noqa: PLC0415
+        from .cases.selectors import case_source_register  # noqa: PLC0415
         from .channels import reply_keywords  # noqa: PLC0415
         from .deadlines.selectors import calendar_warning, sla_warning  # noqa: PLC0415
         from .models import SubscriptionImport, UnsubscribeRequest, scope_label  # noqa: PLC0415

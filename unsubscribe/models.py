@@ -948,6 +948,8 @@ class PlatformDoNotMarketEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phone_masked} {self.action}"
+
+
 # --- the tamper-evident audit record (unsubscribe/audit/, issue 15) ------------------------------
 
 

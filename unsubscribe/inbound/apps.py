@@ -14,6 +14,7 @@ class InboundConfig(AppConfig):
         from unsubscribe import attention  # noqa: PLC0415
         from unsubscribe.cases.selectors import case_source_register  # noqa: PLC0415
         from unsubscribe.pipeline.datasources import DataSource, register_source  # noqa: PLC0415
+        from unsubscribe.proofs.pack import proof_section_register  # noqa: PLC0415
 
         from . import selectors  # noqa: PLC0415
         from .services import inbound_messages_erase_number  # noqa: PLC0415
@@ -40,3 +41,5 @@ class InboundConfig(AppConfig):
         attention.platform_item_register(selectors.unrouted_attention)
         # The case page of a number (unsubscribe/cases): its replies.
         case_source_register("inbound.replies", selectors.case_replies)
+        # The proof pack of a request (unsubscribe/proofs): the texts received.
+        proof_section_register("texts_received", selectors.proof_replies, order=50)

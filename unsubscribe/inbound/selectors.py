@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lanzuan import phones
 from tenants.models import Tenant
 from tenants.scoping import TenantQuerySet
 from unsubscribe.attention import QueueItem
@@ -23,6 +26,9 @@ from unsubscribe.models import (
     SuppressionEvent,
     UnsubscribeRequest,
 )
+from unsubscribe.proofs.canonical import instant
+from unsubscribe.proofs.pack import ProofSection, ProofTable
+from unsubscribe.proofs.sections import MESSAGE_WINDOW, when
 
 from .models import (
     Action,
@@ -307,3 +313,58 @@ def case_replies(digests: dict[int, str]) -> Iterable[CaseEntry]:
             summary=f"{message.get_intent_display()} → {message.get_action_display()}{reference}",
             url=admin_url(message),
         )
+
+
+def proof_replies(request: UnsubscribeRequest, context: dict[str, Any]) -> ProofSection:
+    """The proof pack's replies (unsubscribe/proofs): every reply SMS that filed or concerns the
+    request: those linked to it, and the number's other replies from an hour before it was filed
+    until an hour after it completed (a clarification and its answer). Texts as received, numbers
+    masked."""
+    end = (request.completed_at or timezone.now()) + MESSAGE_WINDOW
+    replies = list(
+        InboundMessage.objects.for_tenant(request.tenant_id)
+        .filter(
+            Q(request=request)
+            | Q(
+                from_hash=request.phone_hash,
+                received_at__gte=request.received_at - MESSAGE_WINDOW,
+                received_at__lte=end,
+            )
+        )
+        .order_by("received_at", "pk")
+    )
+    return ProofSection(
+        key="texts_received",
+        title=_("Texts received"),
+        data=[
+            {
+                "id": reply.pk,
+                "provider": reply.provider,
+                "provider_message_id": phones.redact(reply.provider_message_id),
+                "from": reply.from_masked,
+                "to": phones.redact(reply.to),
+                "received_at": instant(reply.received_at),
+                "body": phones.redact(reply.body),
+                "intent": reply.intent,
+                "action": reply.action,
+                "request": reply.request.reference if reply.request_id and reply.request else None,
+            }
+            for reply in replies
+        ],
+        tables=[
+            ProofTable(
+                [_("Time"), _("From"), _("Text"), _("Understood as"), _("Action taken")],
+                [
+                    [
+                        when(reply.received_at),
+                        reply.from_masked,
+                        phones.redact(reply.body),
+                        reply.get_intent_display(),
+                        reply.get_action_display(),
+                    ]
+                    for reply in replies
+                ],
+                testid="texts-received",
+            )
+        ],
+    )

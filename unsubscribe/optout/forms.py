@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from lanzuan import phones
 from unsubscribe.models import Service
+from unsubscribe.proofs.signed_receipt import MAX_RECEIPT_BYTES
 from unsubscribe.references import clean_reference
 
 # Country calling codes offered next to the number; anything else can be typed with "+".
@@ -133,3 +134,37 @@ class HubChoiceForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["providers"].choices = providers  # type: ignore[attr-defined]
         self.fields["providers"].error_messages["required"] = _("Choose at least one provider.")
+
+
+class VerifyForm(forms.Form):
+    """/verify/: a receipt pasted (the file's content or its compact text) or uploaded."""
+
+    receipt = forms.CharField(
+        label=_("Paste the receipt"),
+        required=False,
+        strip=True,
+        max_length=MAX_RECEIPT_BYTES * 2,
+        widget=forms.Textarea,
+        error_messages={"max_length": _("This is far longer than any receipt.")},
+    )
+    file = forms.FileField(label=_("or upload the receipt file"), required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        upload = data.get("file")
+        if upload is not None:
+            if upload.size is not None and upload.size > MAX_RECEIPT_BYTES:
+                self.add_error("file", _("This file is far larger than any receipt."))
+                return data
+            try:
+                data["text"] = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                self.add_error("file", _("This file is not a receipt: it is not text."))
+                return data
+        else:
+            data["text"] = data.get("receipt") or ""
+        if not data["text"].strip() and not self.errors:
+            raise forms.ValidationError(
+                _("Paste the receipt's text or choose the receipt file."), code="required"
+            )
+        return data

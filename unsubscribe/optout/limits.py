@@ -42,6 +42,7 @@ DEFAULTS: dict[str, int] = {
     "LANZUAN_OTP_TENANT_DAILY_CAP": 5000,  # codes one tenant sends a day
     "LANZUAN_OTP_VERIFIED_TTL_SECONDS": 30 * 60,  # time to finish the flow after verifying
     "LANZUAN_STATUS_LOOKUPS_PER_IP_HOUR": 30,  # failed status look-ups by reference and number
+    "LANZUAN_VERIFY_CHECKS_PER_IP_HOUR": 60,  # receipts checked at /verify/
 }
 
 
@@ -226,3 +227,11 @@ def status_lookup_allowed(ip: str) -> bool:
 
 def status_lookup_failed(ip: str) -> None:
     count_hit(f"optout:status:{ip_key(ip)}", window=60 * 60)
+
+
+def verify_check_allowed(ip: str) -> bool:
+    """Take one receipt check at /verify/ from the network's hourly budget; False once it is spent.
+    Every check counts (genuine or not): a check costs a signature verification, and one network
+    has no business checking thousands of receipts an hour."""
+    used = count_hit(f"optout:verify:{ip_key(ip)}", window=60 * 60)
+    return used <= limit("LANZUAN_VERIFY_CHECKS_PER_IP_HOUR")

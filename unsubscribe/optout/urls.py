@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import email_views, views
+from . import email_views, verify_views, views
 
 urlpatterns = [
     path("t/<slug:slug>/", views.tenant_home, name="optout-tenant-home"),
@@ -11,6 +11,8 @@ urlpatterns = [
     path("t/<slug:slug>/unsubscribe/choose/", views.unsubscribe_choose, name="optout-choose"),
     path("t/<slug:slug>/unsubscribe/receipt/", views.unsubscribe_receipt, name="optout-receipt"),
     path("t/<slug:slug>/status/", views.request_status, name="unsubscribe-status"),
+    path("t/<slug:slug>/status/receipt/", views.signed_receipt_download, name="optout-signed-receipt"),
+    path("verify/", verify_views.verify, name="verify"),
     path("hub/", views.hub_start, name="optout-hub"),
     path("hub/code/", views.hub_code, name="optout-hub-code"),
     path("hub/choose/", views.hub_choose, name="optout-hub-choose"),

@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -28,6 +29,7 @@ from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.donotmarket.selectors import platform_do_not_market_entry as do_not_market_entry
 from unsubscribe.errors import ChannelDisabled, UnknownServices, UnsubscribeError
 from unsubscribe.models import RequestChannel, StillReceivingReport, UnsubscribeRequest
+from unsubscribe.proofs import signed_receipt
 from unsubscribe.requests import selectors as request_selectors
 from unsubscribe.sendlogs import selectors as sendlog_selectors
 from unsubscribe.sendlogs import services as sendlog_services
@@ -351,9 +353,19 @@ def unsubscribe_receipt(request: HttpRequest, slug: str) -> HttpResponse:
     return render_page(request, "receipt.html", tenant, {"step": 4, **receipt_context(tenant, found)})
 
 
+def signed_receipt_context(found: UnsubscribeRequest) -> dict[str, Any]:
+    """The signed receipt's download link (by the status link's token) and its compact text."""
+    token = links.status_token(found)
+    return {
+        "receipt_download": reverse("optout-signed-receipt", args=[found.tenant.slug]) + "?token=" + token,
+        "receipt_compact": signed_receipt.compact(signed_receipt.signed_receipt(found)),
+    }
+
+
 def receipt_context(tenant: Tenant, found: UnsubscribeRequest) -> dict[str, Any]:
     """What the receipt page shows for a request (the web flow and the email link)."""
     return {
+        **signed_receipt_context(found),
         "found": found,
         "scope_names": [s.name for s in found.services.all().order_by("name")],
         "status_link": links.status_url(found, absolute=False),
@@ -405,6 +417,7 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
     if found is not None:
         state_class, state_text = selectors.state_summary(found)
         context.update(
+            signed_receipt_context(found),
             timeline=selectors.request_timeline(found),
             promises=selectors.request_promises(found),
             state_class=state_class,
@@ -439,6 +452,23 @@ def _still_receiving(request: HttpRequest, tenant: Tenant, ip: str) -> HttpRespo
         % {"tenant": tenant.name},
     )
     return redirect(links.status_url(found, absolute=False))
+
+
+@never_cache
+def signed_receipt_download(request: HttpRequest, slug: str) -> HttpResponse:
+    """The signed receipt as a JSON file, by the status link's token (the receipt page and the
+    status page link here; the confirmation SMS's link leads to the status page)."""
+    tenant = active_tenant(slug)
+    reference = links.reference_from_token(request.GET.get("token", ""), tenant.pk)
+    found = request_selectors.request_by_reference(tenant=tenant, reference=reference) if reference else None
+    if found is None:
+        return redirect(f"{reverse('unsubscribe-status', args=[tenant.slug])}?token=invalid")
+    receipt = signed_receipt.signed_receipt(found)
+    response = HttpResponse(
+        signed_receipt.receipt_file(receipt), content_type="application/json; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{signed_receipt.receipt_filename(receipt)}"'
+    return response
 
 
 # --- the one-stop hub -------------------------------------------------------------------------------------

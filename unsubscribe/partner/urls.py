@@ -11,6 +11,11 @@ urlpatterns = [
         views.UnsubscribeRequestDetailView.as_view(),
         name="partner-request-detail",
     ),
+    path(
+        "unsubscribe-requests/<str:reference>/proof",
+        views.ProofPackView.as_view(),
+        name="partner-request-proof",
+    ),
     path("suppressions/check", views.SuppressionCheckView.as_view(), name="partner-suppressions-check"),
     path("scrub-jobs", views.ScrubJobListView.as_view(), name="partner-scrub-jobs"),
     path("scrub-jobs/<int:pk>", views.ScrubJobDetailView.as_view(), name="partner-scrub-job-detail"),

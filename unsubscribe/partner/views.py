@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
@@ -33,6 +33,7 @@ from unsubscribe.audit.services import audit_actor, audit_actor_set
 from unsubscribe.channels import ways_to_unsubscribe
 from unsubscribe.instants import InstantError, instant_parse
 from unsubscribe.models import RequestChannel, UnsubscribeRequest, VerificationMethod
+from unsubscribe.proofs.services import proof_pack_export
 from unsubscribe.references import clean_reference
 from unsubscribe.requests import services as request_services
 from unsubscribe.selectors import enabled_channels
@@ -728,6 +729,43 @@ class ScrubJobResultView(PartnerAPIView):
             filename=f"scrubbed-{job.pk}.csv",
             content_type="text/csv; charset=utf-8",
         )
+
+
+class ProofPackView(PartnerAPIView):
+    content_negotiation_class = FirstRendererNegotiation
+
+    @documented(
+        operation_id="unsubscribe_requests_proof",
+        summary="The proof pack of a request, for a regulator (ZIP)",
+        description=(
+            "One ZIP with `index.html` (a readable summary: the request, how the number was verified, "
+            "every step with its times and receipt, the texts received and sent, the consent record, the "
+            "deadlines, the signed receipt and the audit chain proof), `proof.json` (the data behind it) "
+            "and `lanzuan-receipt-<reference>.json` (the signed receipt, checkable at `/verify/` or offline "
+            "with the keys at `/.well-known/lanzuan-keys.json`). Numbers are masked throughout. "
+            "`index.html` is in the language of `Accept-Language` (zh-Hans unless `en` is asked for). "
+            "Every download is recorded in the tenant's audit log."
+        ),
+        responses={
+            (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="The proof pack."),
+            **problems(401, 404, 429),
+        },
+    )
+    def get(self, request: Request, reference: str) -> Any:
+        found = (
+            self.scoped(UnsubscribeRequest)
+            .filter(reference=clean_reference(reference))
+            .select_related("tenant")
+            .first()
+        )
+        if found is None:
+            raise Problem(status=404, code="not_found", detail=_("No request with this reference."))
+        api_key = request.auth
+        assert isinstance(api_key, TenantAPIKey)
+        pack = proof_pack_export(request=found, actor=f"api_key:{api_key.prefix}", via="api")
+        response = HttpResponse(pack.content, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{pack.filename}"'
+        return response
 
 
 # --- subscriptions import ------------------------------------------------------------

@@ -31,3 +31,18 @@ document.addEventListener("change", function (event) {
     });
   });
 })();
+
+// The signed receipt's "copy" button (shown only when the browser can copy).
+(function () {
+  if (!navigator.clipboard) { return; }
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var source = document.getElementById(button.getAttribute("data-copy"));
+      if (!source) { return; }
+      navigator.clipboard.writeText(source.value).then(function () {
+        button.textContent = button.getAttribute("data-copied");
+      }, function () { source.select(); });
+    });
+  });
+})();
