@@ -38,8 +38,7 @@ from notifications.tasks import deliver_message
 from unsubscribe.models import Service, Subscription
 
 from ..pipeline_helpers import outbox_lines
-from ..test_production import free_port, process
-from ..workers import ROOT, celery_worker, wait_for, worker_env
+from ..workers import ROOT, celery_worker, free_port, process, wait_for, worker_env
 from .leftovers import baseline, raw_numbers_left
 from .scan import tables_holding
 
