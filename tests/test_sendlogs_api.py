@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from lanzuan import phones
+from unsubscribe.donotmarket.services import platform_do_not_market_set
 from unsubscribe.models import SendLogEntry, SendViolation, Service
 from unsubscribe.partner import sendlog_import
 from unsubscribe.partner import tasks as partner_tasks
@@ -95,6 +96,34 @@ def test_a_json_list_is_stored_with_its_counts(api_key_a: str, tenant_a: Tenant,
     with time_machine.travel(T0 + timedelta(hours=1), tick=False):
         again = post_json(api(api_key_a), records).json()
     assert (again["accepted"], again["duplicates"], again["invalid"]) == (0, 3, 1)
+
+
+def test_a_send_to_a_number_on_the_platform_do_not_market_list_is_a_violation(
+    api_key_a: str, tenant_a: Tenant, offers: Service
+) -> None:
+    """The person's platform-wide entry (issue 17) binds this tenant although it never had an
+    opt-out of its own: a send reported with the number after the entry is a violation, one before
+    it is not; the tenant cannot tell from a digest alone, so a send reported by digest is not."""
+    with time_machine.travel(T0, tick=False):
+        platform_do_not_market_set(e164=E164, evidence={"test": True})
+    records = [
+        {"phone": NUMBER, "sent_at": (T0 - timedelta(hours=1)).isoformat(), "message_id": "before"},
+        {"phone": NUMBER, "sent_at": (T0 + timedelta(hours=1)).isoformat(), "message_id": "after"},
+    ]
+    by_digest = {
+        "phone_hash": phones.tenant_phone_hash(tenant_a.pk, E164),
+        "sent_at": (T0 + timedelta(hours=2)).isoformat(),
+        "message_id": "by-digest",
+    }
+    with time_machine.travel(T0 + timedelta(days=1), tick=False):
+        response = post_json(api(api_key_a), records)
+        alone = post_json(api(api_key_a), [by_digest])
+    assert response.status_code == 201, response.content
+    assert response.json()["violations"] == 1
+    assert alone.json()["violations"] == 0
+    (violation,) = SendViolation.objects.for_tenant(tenant_a)
+    assert violation.sent_at == T0 + timedelta(hours=1) and violation.suppressed_at == T0
+    assert violation.scope == "*" and violation.request_id is None
 
 
 def test_bad_input_is_a_400_problem_naming_the_row_and_field(api_key_a: str, offers: Service) -> None:

@@ -33,6 +33,7 @@ from unsubscribe.models import (
     UnsubscribeRequest,
 )
 from unsubscribe.requests.selectors import request_event_payload
+from unsubscribe.suppressions.selectors import platform_do_not_market_by_digest
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class SendRecord:
     template: str = ""
     message_id: str = ""
     engaged_at: datetime | None = None
+    # The platform digest, when the sender gave the number itself: a send to a number on the
+    # person's platform-wide do-not-market list is a violation too. Never stored.
+    platform_hash: str = ""
 
     def dedupe_key(self) -> str:
         if self.message_id:
@@ -90,7 +94,8 @@ def send_logs_ingest(*, tenant: Tenant, records: Sequence[SendRecord]) -> Ingest
             entries = _insert_copy(tenant=tenant, fresh=fresh, now=now)
         else:
             entries = _insert_orm(tenant=tenant, fresh=fresh, now=now)
-        violations = _violations_record(tenant=tenant, entries=entries, now=now)
+        platform_of = {r.phone_hash: r.platform_hash for r in fresh.values() if r.platform_hash}
+        violations = _violations_record(tenant=tenant, entries=entries, now=now, platform_of=platform_of)
     return IngestCounts(accepted=len(entries), duplicates=len(records) - len(entries), violations=violations)
 
 
@@ -207,11 +212,16 @@ def covering_opt_out(
     return None
 
 
-def _violations_record(*, tenant: Tenant, entries: list[Stored], now: datetime) -> int:
+def _violations_record(
+    *, tenant: Tenant, entries: list[Stored], now: datetime, platform_of: dict[str, str] | None = None
+) -> int:
     """Record a violation for each entry sent while an opt-out covered it. One query reads the
-    suppression events of the chunk's numbers (most have none); the rule is `covering_opt_out`."""
+    suppression events of the chunk's numbers (most have none); the rule is `covering_opt_out`.
+    A number the sender gave as such (`platform_of`: tenant digest → platform digest) also counts
+    against the person's platform-wide do-not-market entry, one more query."""
     if not entries:
         return 0
+    everywhere = platform_do_not_market_by_digest(list((platform_of or {}).values()))
     events: dict[str, list[tuple[str, str, datetime, int | None]]] = {}
     digests = list({digest for _pk, digest, _sent_at, _service in entries})
     for start in range(0, len(digests), 5000):
@@ -225,9 +235,10 @@ def _violations_record(*, tenant: Tenant, entries: list[Stored], now: datetime) 
     violations = []
     for pk, digest, sent_at, service in entries:
         history = events.get(digest)
-        if not history:
-            continue
-        found = covering_opt_out(history, service_code=service, sent_at=sent_at)
+        found = covering_opt_out(history, service_code=service, sent_at=sent_at) if history else None
+        blocked_at = everywhere.get((platform_of or {}).get(digest, ""))
+        if found is None and blocked_at is not None and blocked_at <= sent_at:
+            found = (SCOPE_ALL, blocked_at, None)  # all marketing, by the person, at no tenant's request
         if found is None:
             continue
         scope, since, opt_out_request = found

@@ -53,6 +53,20 @@ def suppression_status_for_hash(
     )
 
 
+def platform_do_not_market_by_digest(digests: Iterable[str]) -> dict[str, datetime]:
+    """platform digest → when the entry was set, for the digests on the platform-wide list (bulk
+    paths that hold the platform digests already: send logs)."""
+    wanted = list(set(digests))
+    found: dict[str, datetime] = {}
+    for start in range(0, len(wanted), 5000):
+        found.update(
+            PlatformDoNotMarket.objects.filter(phone_hash__in=wanted[start : start + 5000]).values_list(
+                "phone_hash", "created_at"
+            )
+        )
+    return found
+
+
 def platform_do_not_market_since(e164s: Iterable[str]) -> dict[str, datetime]:
     """The numbers (E.164) on the person's platform-wide do-not-market list, with the time the
     entry was set: marketing of every tenant, including tenants created after it. One query
