@@ -170,7 +170,10 @@ def _advance(request_id: int, *, inline: bool) -> tuple[UnsubscribeRequest | Non
     with transaction.atomic(), audit_batch():
         request = (
             UnsubscribeRequest.objects.unscoped(reason="a worker advances a request by its id")
-            .select_for_update()
+            # The request's row only: FOR UPDATE of the joined tenant row would queue every other
+            # transaction of the tenant behind this one (its foreign-key checks take the tenant row
+            # FOR KEY SHARE at commit), and deadlock with the audit record's head lock.
+            .select_for_update(of=("self",))
             .select_related("tenant")
             .filter(pk=request_id)
             .first()

@@ -135,7 +135,10 @@ def stalled_request_erase(*, tenant: Tenant, request_id: int, now: datetime | No
     with transaction.atomic(), audit_batch():
         request = (
             UnsubscribeRequest.objects.for_tenant(tenant)
-            .select_for_update()
+            # The request's row only: FOR UPDATE of the joined tenant row would queue every other
+            # transaction of the tenant behind this one (its foreign-key checks take the tenant row
+            # FOR KEY SHARE at commit), and deadlock with the audit record's head lock.
+            .select_for_update(of=("self",))
             .select_related("tenant")
             .filter(pk=request_id)
             .first()
