@@ -132,7 +132,7 @@ def suppression_check_many(
 # reassignment days ("e") and the person's platform-wide do-not-market entry ("p", by the
 # platform digest). The tenant is named in the query as well as by row-level security.
 _ONE_NUMBER_SQL = (
-    "SELECT 's', scope, created_at, NULL::date FROM unsubscribe_suppression "
+    "SELECT 's', scope, created_at, CAST(NULL AS DATE) FROM unsubscribe_suppression "
     "WHERE tenant_id = %s AND phone_hash = %s "
     "UNION ALL "
     "SELECT 'e', NULL, NULL, occurred_on FROM unsubscribe_numberevent WHERE tenant_id = %s AND phone_hash = %s "
