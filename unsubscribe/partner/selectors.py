@@ -128,11 +128,11 @@ def suppression_check_many(
     return results
 
 
-# One number in one round trip (the hot path, issue 13): its suppressions ("s"), its
+# One number in one round trip on PostgreSQL (the hot path, issue 13): its suppressions ("s"), its
 # reassignment days ("e") and the person's platform-wide do-not-market entry ("p", by the
 # platform digest). The tenant is named in the query as well as by row-level security.
 _ONE_NUMBER_SQL = (
-    "SELECT 's', scope, created_at, CAST(NULL AS DATE) FROM unsubscribe_suppression "
+    "SELECT 's', scope, created_at, NULL::date FROM unsubscribe_suppression "
     "WHERE tenant_id = %s AND phone_hash = %s "
     "UNION ALL "
     "SELECT 'e', NULL, NULL, occurred_on FROM unsubscribe_numberevent WHERE tenant_id = %s AND phone_hash = %s "
@@ -144,11 +144,6 @@ _ONE_NUMBER_SQL = (
 def _one_number_rows(tenant_id: int, digest: str, platform_digest: str) -> list[tuple[Any, ...]]:
     params: list[int | str] = [tenant_id, digest, tenant_id, digest, platform_digest]
     rows: list[tuple[Any, ...]]
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_ONE_NUMBER_SQL, params)
-            rows = cursor.fetchall()
-            return rows
     # A prepared statement on the server: planning this query (row-level security on two
     # tables) costs more than running it. Django's cursors bind on the client and cannot
     # prepare, so the raw psycopg connection runs it, after the tenant scope is sent.
@@ -170,6 +165,16 @@ def suppression_check_one(
 ) -> tuple[NumberStatus, CheckExtras | None]:
     """What suppression_check_many and check_extras answer for one number, in one query
     (plus one for the consent, when asked)."""
+    if connection.vendor != "postgresql":  # make run's SQLite: the bulk path's queries, for one number
+        (status,) = suppression_check_many(tenant=tenant, numbers=[phone], service_code=service_code)
+        (extras,) = check_extras(
+            tenant=tenant,
+            statuses=[status],
+            consented_at=[consented_at],
+            include_consent=include_consent,
+            service_code=service_code,
+        )
+        return status, extras
     e164, error = normalise_item(phone)
     if e164 is None:
         return NumberStatus(phone, None, error), None
