@@ -27,7 +27,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from lanzuan import signing_keys
@@ -267,10 +266,18 @@ def _genesis_entry(tenant_id: int) -> Entry:
     had when the chain began: older rows predate the record and are not cross-checked."""
     from .records import tracked  # noqa: PLC0415 — records reads the app registry, ready by now
 
-    watermarks = {}
-    for table in tracked():
-        top = table.rows(tenant_id).aggregate(top=Max("pk"))["top"]
-        watermarks[table.label] = int(top or 0)
+    # One statement for every table (a new tenant's first append: each test's tenants pay it).
+    tables = tracked()
+    selects, params = [], []
+    for table in tables:
+        top = table.rows(tenant_id).order_by("-pk").values_list("pk", flat=True)[:1]
+        sql, table_params = top.query.sql_with_params()
+        selects.append(f"({sql})")
+        params.extend(table_params)
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(selects), params)
+        tops = cursor.fetchone()
+    watermarks = {table.label: int(top or 0) for table, top in zip(tables, tops, strict=True)}
     return Entry(
         tenant_id=tenant_id,
         kind="audit.genesis",
