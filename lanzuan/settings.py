@@ -478,18 +478,17 @@ SPECTACULAR_SETTINGS = {
 # The file gateway (the demo default) appends outgoing messages here.
 OUTBOX_PATH = Path(os.environ.get("LANZUAN_OUTBOX_PATH") or VAR_DIR / "outbox.jsonl")
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "CN")
-# Pipeline steps: first retry after up to RETRY_BASE s, doubling, capped at 5 min.
-# A step's lease is its target timeout plus this margin; a worker that dies
-# holding a lease is replaced once it expires.
-# Networks outbound calls to tenants' URLs may reach besides the public internet
-# (see lanzuan/outbound.py); development allows this machine.
 # Networks (optionally @ports) outbound calls may reach besides public https
 # (lanzuan.outbound). Development: loopback on the ephemeral ports test servers bind,
 # not PostgreSQL, Redis or the dev server itself.
 LANZUAN_OUTBOUND_ALLOW = env_list(
     "LANZUAN_OUTBOUND_ALLOW", ["127.0.0.0/8@32768-65535", "::1/128@32768-65535"] if DEBUG else []
 )
+# Pipeline steps: first retry after up to RETRY_BASE s, doubling, capped at 5 min.
 LANZUAN_RETRY_BASE_SECONDS = float(os.environ.get("LANZUAN_RETRY_BASE_SECONDS") or 2)
+# A step's lease is its target's timeout (Lanzuan's own steps: this one) plus the margin; a
+# worker that dies holding a lease is replaced once it expires.
+LANZUAN_INTERNAL_STEP_TIMEOUT_SECONDS = env_int("LANZUAN_INTERNAL_STEP_TIMEOUT_SECONDS", 30)
 LANZUAN_STEP_LEASE_MARGIN_SECONDS = env_int("LANZUAN_STEP_LEASE_MARGIN_SECONDS", 60)
 # Reply SMS: lifting an opt-out is the most dangerous thing a reply can do, so a
 # re-subscribe acts only at this confidence (explicit codes such as START/重新订阅 score

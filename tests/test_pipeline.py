@@ -46,15 +46,22 @@ class WorkerTimings(TypedDict):
     """Environment a real worker gets, splatted into celery_worker()/worker_env()."""
 
     LANZUAN_RETRY_BASE_SECONDS: str
+    LANZUAN_INTERNAL_STEP_TIMEOUT_SECONDS: str
     LANZUAN_STEP_LEASE_MARGIN_SECONDS: str
 
 
-FAST: WorkerTimings = {"LANZUAN_RETRY_BASE_SECONDS": "0.3", "LANZUAN_STEP_LEASE_MARGIN_SECONDS": "2"}
+# Leases of seconds: a step held by a killed worker is taken over within the test's patience.
+FAST: WorkerTimings = {
+    "LANZUAN_RETRY_BASE_SECONDS": "0.3",
+    "LANZUAN_INTERNAL_STEP_TIMEOUT_SECONDS": "3",
+    "LANZUAN_STEP_LEASE_MARGIN_SECONDS": "2",
+}
 
 
 @pytest.fixture
 def fast_pipeline(settings: Settings, outbox: Path) -> None:
     settings.LANZUAN_RETRY_BASE_SECONDS = 0.3
+    settings.LANZUAN_INTERNAL_STEP_TIMEOUT_SECONDS = 3
     settings.LANZUAN_STEP_LEASE_MARGIN_SECONDS = 2
     purge_queue()
 

@@ -357,7 +357,7 @@ def step_run(step_id: int, *, advance: bool = True) -> str:
     )
     if step is None:
         return "skipped"
-    timeout = step.target.timeout_seconds if step.target else 30
+    timeout = step.target.timeout_seconds if step.target else settings.LANZUAN_INTERNAL_STEP_TIMEOUT_SECONDS
     lease = now + timedelta(seconds=timeout + settings.LANZUAN_STEP_LEASE_MARGIN_SECONDS)
     claimable = (
         Step.objects.for_tenant(step.tenant_id)
