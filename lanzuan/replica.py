@@ -52,6 +52,10 @@ _read_alias: ContextVar[str | None] = ContextVar("lanzuan_read_alias", default=N
 # would otherwise cost every check a failed connection attempt).
 RETRY_AFTER_SECONDS = 1.0
 _down_until = [0.0]  # monotonic time (a list: one value the threads share)
+# After a check waited the whole DATABASE_REPLICA_WAIT_MS in vain, the checks of the next second
+# look once and do not wait (a paused or overloaded replica would cost each of them the wait).
+LAGGING_SECONDS = 1.0
+_lagging_until = [0.0]
 _counts: dict[str, int] = {}
 _logged: dict[str, float] = {}  # reason → when last logged
 LOG_EVERY_SECONDS = 1.0
@@ -123,7 +127,8 @@ def _replica_reached(target: int) -> str | None:
     seen = getattr(replica, "_lanzuan_replayed", None)
     if seen is not None and seen[0] is raw and seen[1] >= target:
         return None
-    deadline = time.monotonic() + settings.DATABASE_REPLICA_WAIT_MS / 1000
+    now = time.monotonic()
+    deadline = now if now < _lagging_until[0] else now + settings.DATABASE_REPLICA_WAIT_MS / 1000
     pause = 0.0005
     while True:
         in_recovery, replayed = raw.execute(_REPLICA_LSN_SQL, prepare=True).fetchone()
@@ -134,6 +139,8 @@ def _replica_reached(target: int) -> str | None:
         if position >= target:
             return None
         if time.monotonic() + pause > deadline:
+            if deadline > now:
+                _lagging_until[0] = time.monotonic() + LAGGING_SECONDS
             return "lag"
         time.sleep(pause)
         pause = min(pause * 2, 0.004)

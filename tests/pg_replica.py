@@ -198,8 +198,15 @@ def app_env(pair: Pair, *, replica: bool = True, **extra: str) -> dict[str, str]
         "ALLOWED_HOSTS": "testserver",
         "DEBUG": "0",
         "PYTHONUNBUFFERED": "1",
+        # Thousands of checks a minute from one key: the rate limit is not what is measured.
+        "LANZUAN_API_RATE": "100000000/min",
+        "LANZUAN_API_BULK_RATE": "100000000/min",
         **extra,
     }
+    # A run without the test sandbox (bench/): the throwaway keys of tests/sandbox.py.
+    env.setdefault("SECRET_KEY", "insecure-key-for-replica-runs-only-0123456789abcdef")
+    env.setdefault("LANZUAN_FIELD_KEYS", "dGVzdC1vbmx5LWZpZWxkLWtleS0wMTIzNDU2Nzg5YWI=")
+    env.setdefault("LANZUAN_SIGNING_KEYS", "dGVzdC1vbmx5LXNpZ25pbmcta2V5LTAxMjM0NTY3ODk=")
     env.pop("DATABASE_REPLICA_URL", None)
     if replica:
         env["DATABASE_REPLICA_URL"] = pair.replica_url

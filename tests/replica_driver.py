@@ -4,7 +4,8 @@ JSON command line on stdin (tests/test_replica.py, bench/bench_replica.py).
 It runs with the environment it is given (DATABASE_URL, DATABASE_REPLICA_URL), so it is the
 application as deployed against a primary and a replica; `counts` says which served the checks.
 
-Commands: {"op": "setup"} → {"key": ...}; {"op": "suppress", "phone": ...}; {"op": "do_not_market",
+Commands: {"op": "setup"} → {"key": ...}; {"op": "login", "key": ...} (the tenant and key of another
+driver's setup); {"op": "suppress", "phone": ...}; {"op": "do_not_market",
 "phone": ...}; {"op": "check", "phone": ...} → the answer; {"op": "bulk", "phones": [...]} → the
 answer; {"op": "wait_ms", "ms": N}; {"op": "counts"}; {"op": "time", "phone": ..., "n": N} → {"ms": [...]} (each check's wall time).
 """
@@ -51,6 +52,11 @@ def main() -> None:  # noqa: C901  # one branch per command
                 _row, key = api_key_create(tenant=tenant, name="checks")
             headers = {"Authorization": f"Api-Key {key}"}
             answer = {"key": key}
+        elif op == "login":  # another process of the same application: the tenant and key of setup
+            with db_scope.system_scope(reason="replica test: the tenant of the key"):
+                tenant = Tenant.objects.get(slug="replica")
+            headers = {"Authorization": f"Api-Key {command['key']}"}
+            answer = {"ok": True}
         elif op == "suppress":
             assert tenant is not None
             phone = command["phone"]
@@ -79,6 +85,7 @@ def main() -> None:  # noqa: C901  # one branch per command
             answer = {"status": response.status_code, **json.loads(response.content)}
         elif op == "wait_ms":  # how long checks wait for the replica to catch up (the test's knob)
             settings.DATABASE_REPLICA_WAIT_MS = int(command["ms"])
+            replica._lagging_until[0] = 0.0  # and wait again at once, even after a lag
             answer = {"ok": True}
         elif op == "counts":
             answer = replica.counts()
