@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -155,6 +156,7 @@ def main() -> None:
         finally:
             checker.close()
             writer.close()
+    shutil.rmtree(logs)  # kept after a failure: the processes' logs
     result["wait_ms"] = int(os.environ.get("DATABASE_REPLICA_WAIT_MS") or "10")
     result["load_average"] = os.getloadavg()[0]
     result["seconds"] = time.monotonic() - started

@@ -77,16 +77,15 @@ class Pair:
         _as_postgres([str(BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", action])
 
     def wait_replayed(self, timeout: float = 30) -> None:
-        """Until the replica has replayed everything the primary has written so far."""
+        """Until the replica has replayed everything the primary has flushed so far (every commit)."""
         with self.superuser(self.primary_port) as primary:
-            target = primary.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
+            row = primary.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
+        assert row is not None
         deadline = time.monotonic() + timeout
         with self.superuser(self.replica_port) as replica:
             while True:
-                (behind,) = replica.execute(  # type: ignore[misc]
-                    "SELECT pg_last_wal_replay_lsn() < %s::pg_lsn", [target[0] if target else None]
-                ).fetchone() or (True,)
-                if not behind:
+                done = replica.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [row[0]]).fetchone()
+                if done and done[0]:
                     return
                 if time.monotonic() > deadline:
                     raise TimeoutError("the replica did not catch up")
