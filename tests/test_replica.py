@@ -15,6 +15,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lanzuan import replica
 
 from . import pg_replica
 from .workers import ROOT
@@ -83,8 +87,8 @@ def test_checks_read_from_the_replica_and_never_miss_a_committed_suppression(
     # the next check's answer (it falls back to the primary); checks of what the replica already
     # has wait for nothing it lacks either way.
     driver("wait_ms", ms=20)
-    with pair.superuser(pair.replica_port) as replica:
-        replica.execute("SELECT pg_wal_replay_pause()")
+    with pair.superuser(pair.replica_port) as standby:
+        standby.execute("SELECT pg_wal_replay_pause()")
         before = driver("counts")
         for n in range(10, 20):
             driver("suppress", phone=_phone(n))
@@ -95,7 +99,7 @@ def test_checks_read_from_the_replica_and_never_miss_a_committed_suppression(
         lagging = _served(driver, before)
         assert lagging.get("replica", 0) == 0 and lagging["lag"] == 11, lagging
         # Resumed: the replica catches up and serves again, with everything.
-        replica.execute("SELECT pg_wal_replay_resume()")
+        standby.execute("SELECT pg_wal_replay_resume()")
     pair.wait_replayed()
     driver("wait_ms", ms=5000)
     before = driver("counts")
@@ -123,6 +127,16 @@ def test_checks_read_from_the_replica_and_never_miss_a_committed_suppression(
     down = _served(driver, before)
     assert down.get("replica", 0) == 0 and sum(down.values()) == 3, down
     assert down.get("error", 0) >= 1, down
+
+
+@given(
+    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+)
+def test_wal_positions_order_as_postgresql_writes_them(a: tuple[int, int], b: tuple[int, int]) -> None:
+    text = [f"{high:X}/{low:X}" for high, low in (a, b)]  # pg_lsn's text form: no leading zeros
+    assert (replica.lsn_value(text[0]) < replica.lsn_value(text[1])) is (a < b)
+    assert (replica.lsn_value(text[0]) == replica.lsn_value(text[1])) is (a == b)
 
 
 def test_a_replica_needs_postgresql_for_both(tmp_path: Path) -> None:
