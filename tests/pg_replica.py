@@ -188,8 +188,11 @@ class Driver:
         self.log.close()
 
 
-def app_env(pair: Pair, *, replica: bool = True, **extra: str) -> dict[str, str]:
-    """The application's environment against the pair (the caller's keys and secrets kept)."""
+def app_env(
+    pair: Pair, *, replica: bool = True, replica_url: str | None = None, **extra: str
+) -> dict[str, str]:
+    """The application's environment against the pair (the caller's keys and secrets kept);
+    `replica_url` in place of the replica's own."""
     env = {
         **os.environ,
         "DATABASE_URL": pair.primary_url,
@@ -208,5 +211,5 @@ def app_env(pair: Pair, *, replica: bool = True, **extra: str) -> dict[str, str]
     env.setdefault("LANZUAN_SIGNING_KEYS", "dGVzdC1vbmx5LXNpZ25pbmcta2V5LTAxMjM0NTY3ODk=")
     env.pop("DATABASE_REPLICA_URL", None)
     if replica:
-        env["DATABASE_REPLICA_URL"] = pair.replica_url
+        env["DATABASE_REPLICA_URL"] = replica_url or pair.replica_url
     return env

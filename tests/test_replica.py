@@ -5,7 +5,8 @@ One PostgreSQL primary and a replica made with `pg_basebackup -R` are started on
 (tests/pg_replica.py); the schema is migrated onto the primary as an ordinary role, so row-level
 security binds on both. The application runs in its own process with both URLs, as deployed
 (tests/replica_driver.py), and says which database served each check. The replica is made to lag by
-pausing its replay (`pg_wal_replay_pause()`), then promoted (no longer a replica), then stopped.
+pausing its replay (`pg_wal_replay_pause()`), made to fail in the middle of a read, then promoted
+(no longer a replica), then stopped.
 """
 
 from __future__ import annotations
@@ -35,19 +36,28 @@ def _phone(n: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[pg_replica.Pair, pg_replica.Driver]]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[pg_replica.Pair, pg_replica.Driver, pg_replica.Driver]]:
+    """The pair; the application with the replica; and the application with a "replica" whose
+    reads fail once the wait has succeeded (the replica's server, a database without the schema)."""
     if NOT_HERE:
         pytest.skip(NOT_HERE)
+    logs = tmp_path_factory.mktemp("replica")
     with pg_replica.replica_pair() as pair:
         env = pg_replica.app_env(pair)
         pg_replica.migrate(pair, env)
-        driver = pg_replica.Driver(env, tmp_path_factory.mktemp("replica") / "driver.log")
+        driver = pg_replica.Driver(env, logs / "driver.log")
+        failing_url = pair.replica_url.rsplit("/", 1)[0] + "/postgres"
+        failing = pg_replica.Driver(pg_replica.app_env(pair, replica_url=failing_url), logs / "failing.log")
         try:
-            driver("setup")
+            key = driver("setup")["key"]
+            failing("login", key=key)
             pair.wait_replayed()  # the tenant and its key are on the replica too
-            yield pair, driver
+            yield pair, driver, failing
         finally:
             driver.close()
+            failing.close()
 
 
 def _served(driver: pg_replica.Driver, before: dict[str, int]) -> dict[str, int]:
@@ -64,9 +74,9 @@ def _suppressed(answer: Any) -> bool:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_checks_read_from_the_replica_and_never_miss_a_committed_suppression(
-    cluster: tuple[pg_replica.Pair, pg_replica.Driver],
+    cluster: tuple[pg_replica.Pair, pg_replica.Driver, pg_replica.Driver],
 ) -> None:
-    pair, driver = cluster
+    pair, driver, failing = cluster
     # Generous where the replica is expected to serve (it is normally there in a millisecond, but
     # the machine may be loaded); short where it is paused, so that the fallbacks come quickly.
     driver("wait_ms", ms=5000)
@@ -105,6 +115,18 @@ def test_checks_read_from_the_replica_and_never_miss_a_committed_suppression(
     before = driver("counts")
     assert all(_suppressed(driver("check", phone=_phone(n))) for n in (1, 10, 19, 20))
     assert _served(driver, before) == {"replica": 4}
+
+    # A replica that fails in the middle of the read itself (after the wait succeeded): the check
+    # reads again on the primary.
+    before = failing("counts")
+    assert _suppressed(failing("check", phone=_phone(10)))
+    assert not _suppressed(failing("check", phone=_phone(3)))
+    assert [r["suppressed"] for r in failing("bulk", phones=[_phone(20), _phone(3)])["results"]] == [
+        True,
+        False,
+    ]
+    broken = _served(failing, before)
+    assert broken.get("replica", 0) == 0 and broken["error"] >= 1 and sum(broken.values()) == 3, broken
 
     # (d) Promoted, the old replica is no replica: it no longer follows the primary, so checks
     # read from the primary, and see what was committed after the promotion.
