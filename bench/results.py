@@ -1,4 +1,5 @@
-"""bench/RESULTS.md's rows of issue 13, written from the JSON of the last `bench_hotpaths.py` run.
+"""bench/RESULTS.md's rows of issue 13, written from the JSON of the last `bench_hotpaths.py` run
+(and of the last `bench_replica.py` run for the replica's row).
 
 The other rows of the table are kept as they are; every row of issue 13 is replaced.
 """
@@ -20,7 +21,7 @@ def _verdict(met: bool | None) -> str:
     return "not measured" if met is None else ("met" if met else "**not met**")
 
 
-def _rows(data: dict[str, Any]) -> list[str]:
+def _rows(data: dict[str, Any], replica: dict[str, Any] | None = None) -> list[str]:
     rows: list[list[str]] = []
     setup = f"{data.get('suppressions', 0):,} suppressions; gunicorn {data.get('workers')} workers × {data.get('threads')} threads"
     check = data.get("check")
@@ -95,19 +96,41 @@ def _rows(data: dict[str, Any]) -> list[str]:
                 ),
             ]
         )
-    rows.append(
-        [
-            "checks read from a streaming replica never miss a committed suppression (`DATABASE_REPLICA_URL`)",
-            "proved with a real replica",
-            "not built yet",
-            "—",
-            _verdict(None),
-        ]
+    lines = ["| 13 | " + " | ".join([r[0], COMMAND, *r[1:]]) + " |" for r in rows]
+    return [*lines, _replica_row(replica)]
+
+
+def _replica_row(replica: dict[str, Any] | None) -> str:
+    what = "checks read from a streaming replica never miss a committed suppression (`DATABASE_REPLICA_URL`)"
+    command = "`make bench` (`bench/bench_replica.py`)"
+    target = "0 misses with replay paused half of the time; the replica serves when caught up"
+    if not replica:
+        return f"| 13 | {what} | {command} | {target} | not measured | — | {_verdict(None)} |"
+    served = replica["served"]
+    fallbacks = sum(v for k, v in served.items() if k != "replica")
+    latency = replica["latency"]
+    measured = (
+        f"{replica['checks']:,} checks in {replica['rounds']:,} rounds (a suppression committed on the primary, "
+        f"then checked; replay paused in {replica['paused_rounds']:,}): {served.get('replica', 0):,} served by the "
+        f"replica, {fallbacks:,} by the primary ({', '.join(f'{k} {v:,}' for k, v in sorted(served.items()) if k != 'replica')}), "
+        f"**{replica['misses']} misses**, {replica['wrong']} other wrong answers. One check (whole Django stack, "
+        f"in-process): median {latency['replica']['median_ms']:.2f} ms from the replica vs "
+        f"{latency['primary']['median_ms']:.2f} ms with no replica configured (p90 {latency['replica']['p90_ms']:.2f} "
+        f"vs {latency['primary']['p90_ms']:.2f}); replay paused {latency['fallback']['median_ms']:.2f} ms "
+        f"(the {replica['wait_ms']} ms wait, once a second, then the primary). Load average {replica['load_average']:.1f}"
     )
-    return ["| 13 | " + " | ".join([r[0], COMMAND, *r[1:]]) + " |" for r in rows]
+    ratio = latency["replica"]["median_ms"] / latency["primary"]["median_ms"]
+    met = replica["misses"] == 0 and replica["wrong"] == 0 and served.get("replica", 0) > 0
+    return f"| 13 | {what} | {command} | {target} | {measured} | {ratio:.2f}× latency | {_verdict(met)} |"
 
 
-def write(data: dict[str, Any], path: Path = RESULTS_MD) -> None:
+def _replica_json() -> dict[str, Any] | None:
+    """The last `bench_replica.py` run, if any."""
+    path = BENCH / "replica.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write(data: dict[str, Any], path: Path = RESULTS_MD, replica: dict[str, Any] | None = None) -> None:
     lines = path.read_text().splitlines()
     at = next((i for i, line in enumerate(lines) if line.startswith("| 13 |")), None)
     kept = [line for line in lines if not line.startswith("| 13 |")]
@@ -115,11 +138,28 @@ def write(data: dict[str, Any], path: Path = RESULTS_MD) -> None:
         at = next(i for i, line in enumerate(kept) if line.startswith("| --- |")) + 1
     stamp = f"Issue 13's rows: measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench`."
     kept = [line for line in kept if not line.startswith("Issue 13's rows: measured")]
-    kept[at:at] = _rows(data)
+    kept[at:at] = _rows(data, replica if replica is not None else _replica_json())
     blank = next(i for i, line in enumerate(kept) if line.startswith("| issue |")) - 1
     kept.insert(blank, stamp)
     kept.insert(blank, "")
     path.write_text("\n".join(kept) + "\n")
+
+
+def write_replica(replica: dict[str, Any], path: Path = RESULTS_MD) -> None:
+    """Replace only the replica's row (`bench_replica.py` runs without the other hot paths too)."""
+    marker = "| 13 | checks read from a streaming replica"
+    lines = path.read_text().splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith(marker)), None)
+    if at is None:  # after issue 13's last row, else after the table's header
+        rows = [i for i, line in enumerate(lines) if line.startswith("| 13 |")]
+        at = (
+            rows[-1] + 1
+            if rows
+            else next(i for i, line in enumerate(lines) if line.startswith("| --- |")) + 1
+        )
+        lines.insert(at, "")
+    lines[at] = _replica_row(replica)
+    path.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -177,6 +177,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend plus row-level security's `app.tenant_id`, kept in step (tenants/db_scope.py).
     DATABASES["default"]["ENGINE"] = "tenants.postgresql"
+# A PostgreSQL streaming replica that suppression checks read from when it has replayed everything
+# committed on the primary, else they read from the primary (lanzuan/replica.py). Unset: one database.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+# How long a check waits for the replica to catch up before it reads from the primary instead.
+DATABASE_REPLICA_WAIT_MS = env_int("DATABASE_REPLICA_WAIT_MS", 10)
+if DATABASE_REPLICA_URL:
+    _replica = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=60)
+    if DATABASES["default"]["ENGINE"] != "tenants.postgresql" or _replica["ENGINE"] not in (
+        "django.db.backends.postgresql",
+        "tenants.postgresql",
+    ):
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs PostgreSQL for DATABASE_URL and the replica")
+    # The primary's engine (the tenant scope for row-level security is sent on this connection too)
+    # and options; a replica that does not answer must not hold a check for long.
+    _replica["ENGINE"] = DATABASES["default"]["ENGINE"]
+    _replica["OPTIONS"] = {
+        "connect_timeout": 2,
+        **DATABASES["default"].get("OPTIONS", {}),
+        **_replica.get("OPTIONS", {}),
+    }
+    # Tests: the alias is the test database itself, not a second one to create.
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["lanzuan.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Every key Lanzuan keeps in Redis (cache and broker) starts with this prefix, so that one Redis

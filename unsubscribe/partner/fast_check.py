@@ -18,6 +18,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
+from lanzuan import replica
 from tenants import db_scope
 from tenants.authentication import KEY_PREFIX, verified_key
 from tenants.models import TenantAPIKey
@@ -72,7 +73,10 @@ def fast_check(request: HttpRequest, render: Any) -> HttpResponse | None:
             return None
         if take(f"throttle:{ApiKeyRateThrottle.scope}:{api_key.pk}", limit=limit, period=period) is not None:
             return None  # the full view takes again, is refused again, and answers 429
-        status, extras = suppression_check_one(tenant=tenant, phone=phone, service_code=service)
+        # From the replica when one is configured and has replayed every commit (lanzuan/replica.py).
+        status, extras = replica.consistent_read(
+            lambda: suppression_check_one(tenant=tenant, phone=phone, service_code=service)
+        )
     body = json.dumps(render(status, extras), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     response = HttpResponse(body.encode(), content_type="application/json")
     # What DRF adds to the same answer.

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import F, Lookup, Q, QuerySet
 from django.utils.translation import gettext as _
 
-from lanzuan import phones
+from lanzuan import phones, replica
 from tenants.models import Tenant
 from unsubscribe.consents.selectors import NO_CONSENT, ConsentStatus, consent_statuses
 from unsubscribe.models import Service, Suppression, UnsubscribeRequest
@@ -147,9 +147,11 @@ def _one_number_rows(tenant_id: int, digest: str, platform_digest: str) -> list[
     # A prepared statement on the server: planning this query (row-level security on two
     # tables) costs more than running it. Django's cursors bind on the client and cannot
     # prepare, so the raw psycopg connection runs it, after the tenant scope is sent.
-    connection.ensure_connection()
-    connection.sync_db_scope()  # type: ignore[attr-defined]  # tenants.postgresql's wrapper
-    with connection.connection.cursor() as cursor:
+    # On the replica inside replica.consistent_read (the same backend: it sends the scope too).
+    db = connections[replica.read_alias()]
+    db.ensure_connection()
+    db.sync_db_scope()  # type: ignore[attr-defined]  # tenants.postgresql's wrapper
+    with db.connection.cursor() as cursor:
         cursor.execute(_ONE_NUMBER_SQL, params, prepare=True)
         rows = cursor.fetchall()
         return rows

@@ -27,6 +27,7 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from lanzuan import replica
 from tenants.api import TenantScopedAPIView
 from tenants.models import Tenant, TenantAPIKey
 from unsubscribe.audit.services import audit_actor, audit_actor_set
@@ -558,12 +559,14 @@ class SuppressionCheckView(PartnerAPIView):
         consented_at = _parse_time(
             "consented_at", request.query_params.get("consented_at"), tenant=self.tenant
         )
-        status, extras = suppression_check_one(
-            tenant=self.tenant,
-            phone=phone,
-            service_code=service,
-            consented_at=consented_at,
-            include_consent=include_consent,
+        status, extras = replica.consistent_read(
+            lambda: suppression_check_one(
+                tenant=self.tenant,
+                phone=phone,
+                service_code=service,
+                consented_at=consented_at,
+                include_consent=include_consent,
+            )
         )
         return Response(_status_json(status, extras))
 
@@ -612,18 +615,24 @@ class SuppressionCheckView(PartnerAPIView):
                     since[-1] = consented_at_parse(item["consented_at"], zone=self.tenant.zoneinfo)
                 except ValueError as exc:
                     item_errors[index] = str(exc)
-        statuses = suppression_check_many(tenant=self.tenant, numbers=phones_sent, service_code=service)
-        statuses = [
-            NumberStatus(s.phone, None, f"consented_at: {item_errors[i]}") if i in item_errors else s
-            for i, s in enumerate(statuses)
-        ]
-        extras = check_extras(
-            tenant=self.tenant,
-            statuses=statuses,
-            consented_at=since,
-            include_consent=include_consent,
-            service_code=service,
-        )
+
+        def read() -> tuple[list[NumberStatus], list[CheckExtras | None]]:
+            found = suppression_check_many(tenant=self.tenant, numbers=phones_sent, service_code=service)
+            found = [
+                NumberStatus(s.phone, None, f"consented_at: {item_errors[i]}") if i in item_errors else s
+                for i, s in enumerate(found)
+            ]
+            extras = check_extras(
+                tenant=self.tenant,
+                statuses=found,
+                consented_at=since,
+                include_consent=include_consent,
+                service_code=service,
+            )
+            return found, extras
+
+        # From the replica when one is configured and has replayed every commit (lanzuan/replica.py).
+        statuses, extras = replica.consistent_read(read)
         results = [_status_json(s, e) for s, e in zip(statuses, extras, strict=True)]
         return Response(
             {
