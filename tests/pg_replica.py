@@ -141,8 +141,12 @@ def replica_pair() -> Iterator[Pair]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def migrate(pair: Pair, env: dict[str, str]) -> None:
-    """The schema onto the primary, as the application role (the replica gets it by replaying)."""
+def migrate(pair: Pair, env: dict[str, str], *, template: tuple[dict[str, Any], str] | None = None) -> None:
+    """The schema onto the primary, as the application role (the replica gets it by replaying).
+    From `template` (an already migrated database, tests/template_db.py) when one is given and can
+    be read: a copy takes a few seconds of the servers' time, `migrate` ~15 s of CPU."""
+    if template is not None and _copy(pair, *template):
+        return
     subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "migrate", "--noinput", "--skip-checks", "-v", "0"],
         cwd=ROOT,
@@ -150,6 +154,41 @@ def migrate(pair: Pair, env: dict[str, str]) -> None:
         check=True,
         timeout=300,
     )
+
+
+def _copy(pair: Pair, server: dict[str, Any], name: str) -> bool:
+    """The template's schema restored as the application role (it owns the tables, as after
+    `migrate`), then its rows (the migrations' own) as the superuser, past row-level security;
+    both read as the server's superuser. False when that cannot be done here."""
+    source = [
+        "-h",
+        server.get("HOST") or "127.0.0.1",
+        "-p",
+        str(server.get("PORT") or 5432),
+        "-U",
+        "postgres",
+    ]
+    steps = [
+        (["--schema-only", "--no-owner", "--no-privileges"], pair.primary_url),
+        (
+            ["--data-only", "--disable-triggers"],
+            f"postgres://postgres@127.0.0.1:{pair.primary_port}/{APP_DB}",
+        ),
+    ]
+    for options, target in steps:
+        dump = subprocess.run(  # noqa: S603
+            ["pg_dump", *source, *options, name], capture_output=True, timeout=120, check=False
+        )
+        if dump.returncode != 0:
+            return False  # no superuser there, say: migrate instead
+        subprocess.run(  # noqa: S603
+            ["psql", "-v", "ON_ERROR_STOP=1", "-q", target],
+            input=dump.stdout,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+    return True
 
 
 class Driver:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import django
 from django.apps import apps
@@ -130,6 +131,19 @@ def clone_for_this_worker(test_name: str) -> None:
             _build_template(template)
         _execute(f"DROP DATABASE IF EXISTS {quote(test_name)} WITH (FORCE)")
         _execute(f"CREATE DATABASE {quote(test_name)} TEMPLATE {quote(template)}")
+
+
+def migrated_template() -> tuple[dict[str, Any], str] | None:
+    """This xdist run's migrated template (the server's settings and the database's name), waiting
+    while the controller builds it; None without xdist or PostgreSQL. For a test that needs the
+    schema on a server of its own (tests/pg_replica.py copies it rather than migrating again)."""
+    if not applies():
+        return None
+    db = connection.settings_dict
+    template = _template_name(re.sub(r"_gw\d+$", "", db["TEST"]["NAME"] or f"test_{db['NAME']}"))
+    with _lock(template):  # held by the controller while it builds
+        pass
+    return db, template
 
 
 def drop(test_name: str) -> None:

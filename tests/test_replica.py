@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from lanzuan import replica
 
-from . import pg_replica
+from . import pg_replica, template_db
 from .workers import ROOT
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def cluster(
     logs = tmp_path_factory.mktemp("replica")
     with pg_replica.replica_pair() as pair:
         env = pg_replica.app_env(pair)
-        pg_replica.migrate(pair, env)
+        pg_replica.migrate(pair, env, template=template_db.migrated_template())
         driver = pg_replica.Driver(env, logs / "driver.log")
         failing_url = pair.replica_url.rsplit("/", 1)[0] + "/postgres"
         failing = pg_replica.Driver(pg_replica.app_env(pair, replica_url=failing_url), logs / "failing.log")
