@@ -6,16 +6,14 @@ platform-wide do-not-market entry is set from the hub. Screenshots go to VAR_DIR
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
+from playwright.sync_api import Page, expect
 
 from lanzuan import phones
 from tenants.models import Tenant
@@ -26,90 +24,23 @@ from unsubscribe.sendlogs.services import SendRecord, send_logs_ingest
 from unsubscribe.suppressions.selectors import suppression_status
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from celery import Celery
-    from playwright.sync_api import Browser
-    from pytest_django import Settings
     from pytest_django.live_server_helper import LiveServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
-try:
-    from playwright.sync_api import Page, expect, sync_playwright
-except ImportError:  # pragma: no cover
-    pytest.skip("playwright is not installed", allow_module_level=True)
-
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-sync",
-    "--no-first-run",
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fresh_limits", "platform_sender"),
 ]
+
 NUMBER = "13800138000"
 E164 = "+8613800138000"
 LANGUAGES = [
     pytest.param("zh-CN", {"send": "发送验证码", "verify": "验证"}, id="zh-Hans"),
     pytest.param("en-US", {"send": "Send code", "verify": "Verify"}, id="en"),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def sync_orm_beside_playwright() -> Iterator[None]:
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="module")
-def browser(sync_orm_beside_playwright: None) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def open_page(browser: Browser) -> Iterator[Callable[[str], Page]]:
-    contexts = []
-
-    def _open(locale: str) -> Page:
-        context = browser.new_context(viewport={"width": 390, "height": 844}, locale=locale)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture(autouse=True)
-def fresh_limits() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def platform_sender(settings: Settings) -> None:
-    settings.LANZUAN_PLATFORM_SMS_URL = ""
-    settings.LANZUAN_FILE_GATEWAY = True
-
-
-@pytest.fixture
-def shots() -> Path:
-    folder = Path(settings.VAR_DIR) / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def last_code(outbox: Path) -> str:

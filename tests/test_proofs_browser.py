@@ -14,67 +14,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from django.core.cache import cache
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tenants.models import Tenant
 from unsubscribe import links
 from unsubscribe.proofs import signed_receipt as receipts
 from unsubscribe.proofs.services import proof_pack_export
 
-from .test_optout_browser import ARGS, CHROMIUM
 from .test_proofs import completed_request
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from celery import Celery
-    from playwright.sync_api import Browser, BrowserContext, FilePayload, Page
+    from playwright.sync_api import Browser, FilePayload, Page
     from pytest_django import Settings
     from pytest_django.live_server_helper import LiveServer
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("fresh_limits")]
 
 # A test writes only under its own tmp_path; `LANZUAN_SCREENSHOT_DIR=docs make test …` refreshes
 # docs/proof-pack.png on purpose.
 SCREENSHOT_DIR = os.environ.get("LANZUAN_SCREENSHOT_DIR", "")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """As in test_optout_browser: the ORM is called between page actions, beside Playwright's loop."""
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield browser
-        browser.close()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def phone_page(chromium: Browser) -> Iterator[Callable[[str], Page]]:
-    contexts: list[BrowserContext] = []
-
-    def _open(locale: str) -> Page:
-        context = chromium.new_context(viewport={"width": 390, "height": 844}, locale=locale)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture(autouse=True)
-def fresh_limits() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -84,7 +45,7 @@ def demo_tenant(db: None) -> Tenant:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_proof_pack_opens_in_chromium_and_shows_every_step(
-    chromium: Browser, demo_tenant: Tenant, eager_celery: Celery, outbox: Path, tmp_path: Path
+    browser: Browser, demo_tenant: Tenant, eager_celery: Celery, outbox: Path, tmp_path: Path
 ) -> None:
     # given the proof pack of a completed request, unpacked
     request = completed_request(demo_tenant, None)
@@ -95,7 +56,7 @@ def test_the_proof_pack_opens_in_chromium_and_shows_every_step(
     steps = json.loads((tmp_path / "proof.json").read_text())["sections"]["steps"]
 
     # when a regulator opens index.html
-    context = chromium.new_context(viewport={"width": 1100, "height": 900}, locale="zh-CN")
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="zh-CN")
     try:
         page = context.new_page()
         page.goto((tmp_path / "index.html").as_uri())
@@ -133,7 +94,7 @@ def test_the_proof_pack_opens_in_chromium_and_shows_every_step(
 )
 def test_verify_at_phone_size(
     live_server: LiveServer,
-    phone_page: Callable[[str], Page],
+    open_page: Callable[[str], Page],
     demo_tenant: Tenant,
     eager_celery: Celery,
     outbox: Path,
@@ -146,7 +107,7 @@ def test_verify_at_phone_size(
     # given a person's receipt, as copied from the status page, and an altered copy
     receipt = receipts.signed_receipt(completed_request(demo_tenant, None))
     altered = {**receipt, "number": "139****0000"}
-    page = phone_page(locale)
+    page = open_page(locale)
     folder = Path(settings.VAR_DIR) / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -187,7 +148,7 @@ def test_verify_at_phone_size(
 )
 def test_the_status_page_hands_out_the_signed_receipt_at_phone_size(
     live_server: LiveServer,
-    phone_page: Callable[[str], Page],
+    open_page: Callable[[str], Page],
     demo_tenant: Tenant,
     eager_celery: Celery,
     outbox: Path,
@@ -198,7 +159,7 @@ def test_the_status_page_hands_out_the_signed_receipt_at_phone_size(
 ) -> None:
     # given the status link of the confirmation SMS
     request = completed_request(demo_tenant, None)
-    page = phone_page(locale)
+    page = open_page(locale)
     page.goto(live_server.url + links.status_url(request, absolute=False))
 
     # then the signed receipt is offered as a file and as text, without sideways scrolling

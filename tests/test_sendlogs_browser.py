@@ -18,16 +18,7 @@ from unsubscribe.models import StillReceivingReport
 from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.sendlogs.services import SendRecord, send_logs_ingest
 
-from .test_optout_browser import (  # noqa: F401  (fixtures)
-    E164,
-    NUMBER,
-    bluesea,
-    browser,
-    fresh_limits,
-    open_page,
-    shots,
-    sync_orm_beside_playwright,
-)
+from .test_optout_browser import E164, NUMBER, bluesea  # noqa: F401  (a fixture)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,7 +29,11 @@ if TYPE_CHECKING:
 
     from tenants.models import Tenant
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fresh_limits"),
+]
 
 
 @pytest.mark.parametrize(

@@ -268,10 +268,11 @@ def _genesis_entry(tenant_id: int) -> Entry:
 
     # One statement for every table (a new tenant's first append: each test's tenants pay it).
     tables = tracked()
-    selects, params = [], []
+    selects: list[str] = []
+    params: list[Any] = []
     for table in tables:
-        top = table.rows(tenant_id).order_by("-pk").values_list("pk", flat=True)[:1]
-        sql, table_params = top.query.sql_with_params()
+        newest = table.rows(tenant_id).order_by("-pk").values_list("pk", flat=True)[:1]
+        sql, table_params = newest.query.sql_with_params()
         selects.append(f"({sql})")
         params.extend(table_params)
     with transaction.get_connection().cursor() as cursor:
