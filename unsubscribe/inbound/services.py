@@ -423,6 +423,7 @@ def _file_request(message: InboundMessage, e164: str, setting: ChannelSetting) -
             filed_by=f"reply SMS via {message.provider}",
             setting=setting,
             phone_normalised=True,
+            plan_later=True,  # the gateway waits: steps, deadlines and events follow in the pipeline
         )
     except UnsubscribeError as exc:  # the core refused it (a route's service since removed, say)
         _hold(message, exc.message)

@@ -79,6 +79,7 @@ def unsubscribe_request_create(
     filed_by: str = "",
     setting: ChannelSetting | None = None,
     phone_normalised: bool = False,
+    plan_later: bool = False,
 ) -> FiledRequest:
     """File an unsubscribe request from any channel and suppress the number at once.
 
@@ -90,6 +91,9 @@ def unsubscribe_request_create(
     person already sent on a channel since switched off: an opt-out is never dropped.
     A caller that has read the channel's `setting` already, or has `phone` from
     phones.normalise() (`phone_normalised`), passes them on: a reply SMS does both once.
+    `plan_later`: the filing transaction writes the request and its suppression only; its
+    steps, deadlines and events (request.created, suppression.added) are written by the
+    pipeline's first turn at it (a gateway waiting for its answer: the reply SMS webhook).
     Safe to call concurrently for the same number and key.
     """
     if channel not in RequestChannel.values:
@@ -153,6 +157,7 @@ def unsubscribe_request_create(
                 confirmation_channel=confirmation_channel
                 or _confirmation_channel(setting.confirmation_channel),
                 filed_by=filed_by[:200],
+                plan=not plan_later,
             )
     except IntegrityError:
         # A concurrent call with the same idempotency key won the race.
@@ -213,6 +218,7 @@ def _create_suppressed_request(
     fingerprint: str,
     confirmation_channel: str,
     filed_by: str,
+    plan: bool,
 ) -> UnsubscribeRequest:
     now = timezone.now()
     request = UnsubscribeRequest(
@@ -235,6 +241,8 @@ def _create_suppressed_request(
         suppressed_at=now,
         sla_due_at=now + timedelta(hours=tenant.sla_hours),
         next_run_at=now,
+        # handed to a worker at commit (request_dispatch puts it back to None if the broker refuses)
+        dispatched_at=now,
     )
     request.save()
     if services:
@@ -248,9 +256,11 @@ def _create_suppressed_request(
         request=request,
         channel=channel,
         at=now,
+        announce=plan,
     )
-    steps_plan(request)
-    request_deadlines_plan(request=request, e164=e164, tenant=tenant)
-    domain_events.emit(tenant.pk, "request.created", request_event_payload(request))
-    transaction.on_commit(lambda: request_dispatch(request.pk))
+    if plan:
+        steps_plan(request)
+        request_deadlines_plan(request=request, e164=e164, tenant=tenant)
+        domain_events.emit(tenant.pk, "request.created", request_event_payload(request))
+    transaction.on_commit(lambda: request_dispatch(request.pk, marked=True))
     return request
