@@ -209,41 +209,40 @@ def _new_message_receive(
     )
     result, context = reading.result, reading.context
 
-    with transaction.atomic():
-        try:
-            # The row goes in first, in a savepoint: a concurrent delivery of the same
-            # message blocks here on the unique constraint until the first commits, then
-            # fails, and finds the first row instead of filing a second request.
-            with transaction.atomic():
-                message = InboundMessage.objects.create(
-                    tenant=tenant,
-                    provider=provider,
-                    provider_message_id=message_id,
-                    reference=new_reference(),
-                    from_number=sender,
-                    from_hash=sender_hash,
-                    from_masked=phones.mask(sender),
-                    to=(to or "").strip()[:64],
-                    sign_name=(sign_name or "").strip()[:100],
-                    body=body or "",
-                    received_at=received_at or timezone.now(),
-                    language=guess_language(body, number=e164, default=tenant.default_language),
-                    intent=result.intent,
-                    confidence=round(result.confidence, 3),
-                    matched_rule=result.matched[:300],
-                    context=Context.CLARIFICATION if context else Context.NONE,
-                    gateway_account=gateway_account,
-                    route=reading.route,
-                )
-        except IntegrityError:
-            winner = _stored(tenant, provider, message_id)
-            if winner is None:
-                raise
-            return winner
-
-        _act(message, result, e164, setting)
-        _forget_number_when_done(message)
-        message.save(update_fields=ACTED_FIELDS)
+    try:
+        with transaction.atomic():
+            # The row goes in first: a concurrent delivery of the same message blocks here on
+            # the unique constraint until the first commits, then fails (its transaction, with
+            # nothing else in it yet, rolls back), and finds the first row instead of filing a
+            # second request. No savepoint: two statements less per reply.
+            message = InboundMessage.objects.create(
+                tenant=tenant,
+                provider=provider,
+                provider_message_id=message_id,
+                reference=new_reference(),
+                from_number=sender,
+                from_hash=sender_hash,
+                from_masked=phones.mask(sender),
+                to=(to or "").strip()[:64],
+                sign_name=(sign_name or "").strip()[:100],
+                body=body or "",
+                received_at=received_at or timezone.now(),
+                language=guess_language(body, number=e164, default=tenant.default_language),
+                intent=result.intent,
+                confidence=round(result.confidence, 3),
+                matched_rule=result.matched[:300],
+                context=Context.CLARIFICATION if context else Context.NONE,
+                gateway_account=gateway_account,
+                route=reading.route,
+            )
+            _act(message, result, e164, setting)
+            _forget_number_when_done(message)
+            message.save(update_fields=ACTED_FIELDS)
+    except IntegrityError:
+        winner = _stored(tenant, provider, message_id)
+        if winner is None:
+            raise
+        return winner
 
     logger.info(
         "reply SMS %s/%s from %s: %s (%.2f) → %s%s",
