@@ -24,6 +24,7 @@ from django.db.models.signals import post_delete, post_save
 V = TypeVar("V")
 
 _all: weakref.WeakSet[ProcessMemo[Any]] = weakref.WeakSet()
+_clock = time.monotonic  # a module attribute: tests move it on
 
 
 class ProcessMemo(Generic[V]):
@@ -39,7 +40,7 @@ class ProcessMemo(Generic[V]):
 
     def get(self, key: Hashable, load: Callable[[], V]) -> V:
         """The remembered value of `key`, or `load()`'s (remembered unless it raises)."""
-        now = time.monotonic()
+        now = _clock()
         hit = self._entries.get(key)
         if hit is not None and now - hit[0] < self.seconds:
             return hit[1]

@@ -123,7 +123,13 @@ def unsubscribe_request_create(
             return FiledRequest(existing, created=False)
     try:
         # The audit entries of what this writes go in at the end, in one append (audit_batch).
-        with transaction.atomic(), audit_actor(current_actor(f"channel:{channel}")), audit_batch():
+        # A savepoint only where a failure is answered here (a key's concurrent twin, below);
+        # any other error undoes the caller's whole transaction, with or without one.
+        with (
+            transaction.atomic(savepoint=bool(idempotency_key)),
+            audit_actor(current_actor(f"channel:{channel}")),
+            audit_batch(),
+        ):
             open_request = _lock_and_find_open(tenant, digest, chosen)
             if open_request is not None:
                 # The same number and scope already has a request under way: that one
