@@ -834,7 +834,8 @@ def test_a_stop_is_filed_and_suppressed_before_the_answer_and_its_work_follows_i
     assert len(queries) <= 20, "\n".join(q["sql"][:120] for q in queries)
     assert suppression_status(tenant=tenant_a, phone=PHONE).suppressed
     message = InboundMessage.objects.for_tenant(tenant_a).get(provider_message_id="SMstop")
-    request = UnsubscribeRequest.objects.for_tenant(tenant_a).get(pk=message.request_id)
+    request = message.request
+    assert request is not None
     assert request.state == "suppressed" and request.dispatched_at is not None
     assert not Step.objects.for_tenant(tenant_a).filter(request=request).exists()
     assert not RequestDeadline.objects.for_tenant(tenant_a).filter(request=request).exists()
