@@ -222,13 +222,16 @@ def _routing_book() -> _RoutingBook:
 
 
 def _routing_book_read() -> _RoutingBook:
-    why = "platform routing: a shared gateway's reply may be any tenant's"
     settings = (
-        ChannelSetting.objects.unscoped(reason=why)
+        ChannelSetting.objects.unscoped(
+            reason="platform routing: a shared gateway's reply may be any tenant's"
+        )
         .filter(channel=RequestChannel.SMS)
         .exclude(reply_numbers="")
     )
-    routes = ReplyRoute.objects.unscoped(reason=why)
+    routes = ReplyRoute.objects.unscoped(
+        reason="platform routing: a shared gateway's reply may be any tenant's"
+    )
     return _RoutingBook(
         active=frozenset(Tenant.objects.filter(is_active=True).values_list("pk", flat=True)),
         numbers=tuple(
