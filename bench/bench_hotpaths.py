@@ -234,6 +234,8 @@ def bench_stop(server: Server, tenant: Tenant, seconds: float, rate: float) -> d
     from unsubscribe.inbound.services import inbound_credential_set  # noqa: PLC0415
 
     inbound_credential_set(tenant=tenant, provider="twilio", secret=TWILIO_TOKEN)
+    # Each worker's first replies load the intent model and open connections: not the path's speed.
+    warm(server.port, stop_requests(tenant, 800, seed=int(time.time()) % 10_000 + 20_000)[0])
     capacity = int(seconds * 400)  # more distinct messages than the run can send
     flood, _ = stop_requests(tenant, capacity, seed=int(time.time()) % 10_000)
     most = loadgen.closed_loop(server.port, flood, seconds=seconds, connections=8)

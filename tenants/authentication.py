@@ -7,8 +7,6 @@ rest_framework.views itself is loading.
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -19,6 +17,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from lanzuan.memo import ProcessMemo
+
 from . import db_scope
 from .models import TenantAPIKey
 
@@ -26,39 +26,28 @@ KEY_PREFIX = "Api-Key"
 
 # A key once verified is trusted by this process for this long without asking the database
 # again, so a check costs no key look-up. A revoke (or a tenant switched off) reaches the
-# process that made it at once (forget_keys, on save) and every other process within this
-# time. Unknown keys are never remembered.
+# process that made it at once (the memo forgets on save: tenants/apps.py) and every other
+# process within this time. Unknown keys are never remembered (lanzuan/memo.py).
 KEY_CACHE_SECONDS = 0.5
-_MAX_CACHED_KEYS = 10_000
-_verified: dict[str, tuple[float, TenantAPIKey]] = {}  # SHA-256 of the key → (when, row with its tenant)
-_verified_lock = threading.Lock()
+key_memo: ProcessMemo[TenantAPIKey] = ProcessMemo("api_keys", seconds=KEY_CACHE_SECONDS)
 
 
 def forget_keys() -> None:
-    """Verify every key again on its next use (called when a key or a tenant changes)."""
-    with _verified_lock:
-        _verified.clear()
-
-
-def forget_keys_on_change(sender: Any, **kwargs: Any) -> None:
-    forget_keys()
+    """Verify every key again on its next use."""
+    key_memo.forget()
 
 
 def verified_key(key: str) -> TenantAPIKey:
     """The usable key row (with its tenant) for `key`; TenantAPIKey.DoesNotExist if none."""
-    ident = hashlib.sha256(key.encode()).hexdigest()
-    now = time.monotonic()
-    hit = _verified.get(ident)
-    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
-        return hit[1]
-    with db_scope.system_scope(reason="finding the tenant of an API key"):
-        api_key = TenantAPIKey.objects.get_from_key(key)
-    assert isinstance(api_key, TenantAPIKey)
-    with _verified_lock:
-        if len(_verified) >= _MAX_CACHED_KEYS:
-            _verified.clear()
-        _verified[ident] = (now, api_key)
-    return api_key
+
+    def load() -> TenantAPIKey:
+        with db_scope.system_scope(reason="finding the tenant of an API key"):
+            api_key = TenantAPIKey.objects.get_from_key(key)
+        assert isinstance(api_key, TenantAPIKey)
+        return api_key
+
+    # Keyed by the key's SHA-256: the memo never holds a key itself.
+    return key_memo.get(hashlib.sha256(key.encode()).hexdigest(), load)
 
 
 class TenantAPIKeyAuthentication(BaseAuthentication):

@@ -20,8 +20,8 @@ from django.test import override_settings
 from model_bakery import generators as baker_generators
 from pytest_django.plugin import blocking_manager_key
 
+from lanzuan.memo import forget_all
 from tenants import db_scope
-from tenants.authentication import forget_keys
 from tenants.models import Membership, Role, Tenant
 from tenants.services import api_key_create
 
@@ -59,11 +59,11 @@ class OneRoundPBKDF2PasswordHasher(PBKDF2PasswordHasher):
 
 @pytest.fixture(autouse=True)
 def _fresh_process_memory() -> None:
-    """What a web process remembers between calls (verified API keys, rate-limit leases)
-    starts empty in every test, as in a new process."""
+    """What a web process remembers between calls (verified API keys, configuration rows,
+    rate-limit leases) starts empty in every test, as in a new process."""
     from unsubscribe.partner.throttling import forget_leases  # noqa: PLC0415 (a layer above tenants)
 
-    forget_keys()
+    forget_all()
     forget_leases()
 
 

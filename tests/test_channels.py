@@ -193,9 +193,10 @@ def test_each_channels_entry_point_follows_its_switch(
     assert use(client, tenant_a, api_key_a) is False
     assert not UnsubscribeRequest.objects.unscoped(reason="test").filter(channel=channel).exists()
 
-    ChannelSetting.objects.unscoped(reason="test").filter(tenant=tenant_a, channel=channel).update(
-        enabled=True
-    )
+    # saved as the admin saves it (a web process remembers settings until a save says otherwise)
+    setting = ChannelSetting.objects.unscoped(reason="test").get(tenant=tenant_a, channel=channel)
+    setting.enabled = True
+    setting.save()
     assert use(client, tenant_a, api_key_a) is True
     if channel != "web":  # the page only files after a one-time code (tests/test_optout.py)
         assert UnsubscribeRequest.objects.unscoped(reason="test").filter(channel=channel).exists()

@@ -800,3 +800,104 @@ def test_erasure_clears_number_and_text_of_that_tenants_replies(
         .filter(phone_hash=tenant_phone_hash(tenant_a.pk, PHONE))
         .exists()
     )
+
+
+# --- the STOP webhook's hot path (issue 13) -------------------------------------------------
+
+
+def test_a_stop_is_filed_and_suppressed_before_the_answer_and_its_work_follows_in_the_pipeline(
+    client: Client,
+    tenant_a: Tenant,
+    twilio_a: InboundCredential,
+    public_url: str,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    from unsubscribe import domain_events
+    from unsubscribe.models import RequestDeadline, Step, SuppressionEvent
+    from unsubscribe.partner.models import WebhookDelivery
+    from unsubscribe.partner.webhooks import webhook_endpoint_create
+    from unsubscribe.pipeline.services import request_process
+
+    # given a partner listening to every event
+    webhook_endpoint_create(
+        tenant=tenant_a, url="http://127.0.0.1:40001/hook", events=list(domain_events.EVENTS)
+    )
+    post_twilio(client, tenant_a, twilio_params("TD", sid="warm", sender=OTHER_PHONE))  # config read once
+
+    # when a STOP comes in (nothing run after commit yet: no worker has seen it)
+    with django_capture_on_commit_callbacks(execute=False), CaptureQueriesContext(connection) as queries:
+        response = post_twilio(client, tenant_a, twilio_params("STOP", sid="SMstop"))
+
+    # then the answer comes after the reply, its request and the suppression are stored, in
+    # one short transaction; steps, deadlines and partner events are the pipeline's to write
+    assert response.status_code == 200
+    assert len(queries) <= 20, "\n".join(q["sql"][:120] for q in queries)
+    assert suppression_status(tenant=tenant_a, phone=PHONE).suppressed
+    message = InboundMessage.objects.for_tenant(tenant_a).get(provider_message_id="SMstop")
+    request = message.request
+    assert request is not None
+    assert request.state == "suppressed" and request.dispatched_at is not None
+    assert not Step.objects.for_tenant(tenant_a).filter(request=request).exists()
+    assert not RequestDeadline.objects.for_tenant(tenant_a).filter(request=request).exists()
+    deliveries = WebhookDelivery.objects.for_tenant(tenant_a).filter(payload__reference=request.reference)
+    assert not deliveries.exists()
+
+    # when a worker takes it, and (a lost message, the sweep) takes it again
+    request_process(request.pk)
+    request_process(request.pk)
+
+    # then it is planned once, and the partner hears what filing used to tell, once each
+    kinds = set(Step.objects.for_tenant(tenant_a).filter(request=request).values_list("kind", flat=True))
+    assert {"terminate", "erase", "confirm"} <= kinds
+    assert Step.objects.for_tenant(tenant_a).filter(request=request, kind="confirm").count() == 1
+    assert RequestDeadline.objects.for_tenant(tenant_a).filter(request=request).exists()
+    assert sorted(deliveries.values_list("event", flat=True)) == ["request.created", "suppression.added"]
+    added = deliveries.get(event="suppression.added").payload
+    event = SuppressionEvent.objects.for_tenant(tenant_a).get(request=request)
+    assert added["scopes"] == ["*"] and added["since"] == event.created_at.isoformat()
+    assert added["phone_hash"] == request.phone_hash and PHONE not in json.dumps(added)
+
+
+def test_a_retry_of_a_stop_files_nothing_and_reads_one_row(
+    client: Client, tenant_a: Tenant, twilio_a: InboundCredential, public_url: str
+) -> None:
+    assert post_twilio(client, tenant_a, twilio_params("STOP", sid="SMonce")).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert post_twilio(client, tenant_a, twilio_params("STOP", sid="SMonce")).status_code == 200
+    assert len(queries) == 1  # the stored row; tenant and credential are remembered
+    assert UnsubscribeRequest.objects.for_tenant(tenant_a).count() == 1
+
+
+def test_webhook_settings_are_remembered_until_changed_here_or_for_a_second(
+    client: Client,
+    tenant_a: Tenant,
+    twilio_a: InboundCredential,
+    public_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lanzuan import memo
+
+    now = [1000.0]
+    monkeypatch.setattr(memo, "_clock", lambda: now[0])
+    assert post_twilio(client, tenant_a, twilio_params("hello", sid="m1")).status_code == 200
+
+    # a change saved in this process is seen at once
+    inbound_credential_set(tenant=tenant_a, provider="twilio", enabled=False)
+    assert post_twilio(client, tenant_a, twilio_params("hello", sid="m2")).status_code == 403
+    inbound_credential_set(tenant=tenant_a, provider="twilio", enabled=True)
+    assert post_twilio(client, tenant_a, twilio_params("hello", sid="m3")).status_code == 200
+
+    # one made elsewhere (another process; here an update(), which tells no one) within CONFIG_SECONDS
+    InboundCredential.objects.for_tenant(tenant_a).update(enabled=False)
+    assert post_twilio(client, tenant_a, twilio_params("hello", sid="m4")).status_code == 200
+    now[0] += inbound_selectors.CONFIG_SECONDS
+    assert post_twilio(client, tenant_a, twilio_params("hello", sid="m5")).status_code == 403
+
+    # a tenant switched off, or its SMS channel, likewise at once
+    InboundCredential.objects.for_tenant(tenant_a).update(enabled=True)
+    ChannelSetting.objects.create(tenant=tenant_a, channel="sms", enabled=False)
+    post_twilio(client, tenant_a, twilio_params("TD", sid="m6"))
+    assert InboundMessage.objects.for_tenant(tenant_a).get(provider_message_id="m6").action == Action.HELD
+    tenant_a.is_active = False
+    tenant_a.save()
+    assert post_twilio(client, tenant_a, twilio_params("TD", sid="m7")).status_code == 404

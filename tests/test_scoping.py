@@ -415,11 +415,6 @@ ALLOWED = [
         "unscoped",
         "platform routing: a shared gateway's reply may be any tenant's",
     ),
-    (
-        "unsubscribe/inbound/selectors.py",
-        "unscoped",
-        "platform routing: a shared gateway's reply may be any tenant's",
-    ),
     ("unsubscribe/optout/selectors.py", "unscoped", "the hub's code may be any tenant's row"),
     ("unsubscribe/optout/selectors.py", "unscoped", "the hub is cross-tenant: one number, every provider"),
     ("unsubscribe/optout/selectors.py", "unscoped", "the hub is cross-tenant: one number, every provider"),

@@ -11,13 +11,21 @@ class InboundConfig(AppConfig):
 
     def ready(self) -> None:
         # Models (and so the services and selectors) load only once the app registry is ready.
+        from tenants.models import Tenant  # noqa: PLC0415
         from unsubscribe import attention  # noqa: PLC0415
         from unsubscribe.cases.selectors import case_source_register  # noqa: PLC0415
+        from unsubscribe.models import ChannelSetting, Service  # noqa: PLC0415
         from unsubscribe.pipeline.datasources import DataSource, register_source  # noqa: PLC0415
         from unsubscribe.proofs.pack import proof_section_register  # noqa: PLC0415
 
         from . import selectors  # noqa: PLC0415
+        from .models import InboundCredential, PlatformInboundCredential, ReplyRoute  # noqa: PLC0415
         from .services import inbound_messages_erase_number  # noqa: PLC0415
+
+        # The configuration each reply reads, remembered per process: forgotten when any of it changes.
+        selectors.config_memo.forget_on_change(
+            Tenant, InboundCredential, PlatformInboundCredential, ChannelSetting, ReplyRoute, Service
+        )
 
         # Replies keep the raw number and the text until the number's data is erased.
         register_source(

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from lanzuan import phones
+from lanzuan.memo import ProcessMemo
 from tenants.models import Tenant
 from tenants.scoping import TenantQuerySet
 from unsubscribe.attention import QueueItem
@@ -29,6 +30,7 @@ from unsubscribe.models import (
 from unsubscribe.proofs.canonical import instant
 from unsubscribe.proofs.pack import ProofSection, ProofTable
 from unsubscribe.proofs.sections import MESSAGE_WINDOW, when
+from unsubscribe.selectors import channel_setting
 
 from .models import (
     Action,
@@ -41,10 +43,45 @@ from .models import (
     destination_digits,
 )
 
+# What every reply reads and staff rarely change (the tenant, its gateway credential, SMS
+# setting and reply routes, the platform's routing book) is read once a second per process, not
+# once per reply: a change saved here is seen at once, one saved by another process within
+# CONFIG_SECONDS (lanzuan/memo.py; the models it watches: apps.py).
+CONFIG_SECONDS = 1.0
+config_memo: ProcessMemo[Any] = ProcessMemo("inbound_config", seconds=CONFIG_SECONDS)
+
+
+def active_tenant(slug: str) -> Tenant | None:
+    """The active tenant with this slug (a webhook's URL names it)."""
+    found: Tenant | None = config_memo.get(
+        ("tenant", slug), lambda: Tenant.objects.filter(slug=slug, is_active=True).first()
+    )
+    return found
+
 
 def inbound_credential(*, tenant: Tenant, provider: str) -> InboundCredential | None:
     """The tenant's credential for this provider, enabled or not; None when never configured."""
-    return InboundCredential.objects.for_tenant(tenant).filter(provider=provider).first()
+    found: InboundCredential | None = config_memo.get(
+        ("credential", tenant.pk, provider),
+        lambda: InboundCredential.objects.for_tenant(tenant).filter(provider=provider).first(),
+    )
+    return found
+
+
+def sms_setting(*, tenant: Tenant) -> ChannelSetting:
+    """The tenant's SMS channel setting (unsubscribe.selectors.channel_setting), remembered."""
+    found: ChannelSetting = config_memo.get(
+        ("sms_setting", tenant.pk), lambda: channel_setting(tenant=tenant, channel=RequestChannel.SMS)
+    )
+    return found
+
+
+def _routes(tenant: Tenant) -> tuple[ReplyRoute, ...]:
+    found: tuple[ReplyRoute, ...] = config_memo.get(
+        ("routes", tenant.pk),
+        lambda: tuple(ReplyRoute.objects.for_tenant(tenant).select_related("service").order_by("pk")),
+    )
+    return found
 
 
 def reply_route_for(*, tenant: Tenant, to: str, sign_name: str = "") -> ReplyRoute | None:
@@ -72,7 +109,7 @@ def reply_route_for(*, tenant: Tenant, to: str, sign_name: str = "") -> ReplyRou
     best: ReplyRoute | None = None
     best_key: tuple[bool, int, bool, bool] | None = None
     # A tenant has a handful of routes: ranking them here is clearer than in SQL.
-    for route in ReplyRoute.objects.for_tenant(tenant).select_related("service"):
+    for route in _routes(tenant):
         if route.sign_name and route.sign_name != sign:
             continue
         if route.destination:
@@ -124,7 +161,11 @@ def pending_clarification(*, tenant: Tenant, from_hash: str, since: datetime) ->
 
 
 def inbound_credential_for_platform(*, account: str, provider: str) -> PlatformInboundCredential | None:
-    return PlatformInboundCredential.objects.filter(account=account, provider=provider).first()
+    found: PlatformInboundCredential | None = config_memo.get(
+        ("platform_credential", account, provider),
+        lambda: PlatformInboundCredential.objects.filter(account=account, provider=provider).first(),
+    )
+    return found
 
 
 @dataclass(frozen=True)
@@ -148,14 +189,13 @@ def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = 
     """
     destination = destination_digits(to)
     sign = (sign_name or "").strip()
-    active = Tenant.objects.filter(is_active=True)
-    if among is not None:
-        active = active.filter(pk__in=among)
-    matches = _Matches(set(active.values_list("pk", flat=True)))
+    book = _routing_book()
+    active = book.active if among is None else book.active & set(among)
+    matches = _Matches(set(active))
     if destination:
-        _match_destination(matches, destination, sign)
+        _match_destination(matches, book, destination, sign)
     if not matches.scores and sign:
-        _match_sign_name(matches, sign)
+        _match_sign_name(matches, book, sign)
     if not matches.scores:
         return Routing(None, [], "")
     best = max(matches.scores.values())
@@ -164,6 +204,46 @@ def tenant_for_reply(*, to: str, sign_name: str = "", among: list[int] | None = 
     if len(tenants) == 1:
         return Routing(tenants[0], tenants, matches.matched[winners[0]])
     return Routing(None, tenants, "; ".join(matches.matched[t] for t in winners))
+
+
+@dataclass(frozen=True)
+class _RoutingBook:
+    """Every tenant's reply numbers and routes, as platform routing reads them."""
+
+    active: frozenset[int]  # active tenants
+    numbers: tuple[tuple[int, str], ...]  # (tenant, reply number) of SMS channel settings
+    routes: tuple[tuple[int, str, str], ...]  # (tenant, destination, sign name) of routes with a number
+    signs: tuple[tuple[int, str], ...]  # (tenant, sign name) of routes with no number
+
+
+def _routing_book() -> _RoutingBook:
+    book: _RoutingBook = config_memo.get("routing_book", _routing_book_read)
+    return book
+
+
+def _routing_book_read() -> _RoutingBook:
+    settings = (
+        ChannelSetting.objects.unscoped(
+            reason="platform routing: a shared gateway's reply may be any tenant's"
+        )
+        .filter(channel=RequestChannel.SMS)
+        .exclude(reply_numbers="")
+    )
+    routes = ReplyRoute.objects.unscoped(
+        reason="platform routing: a shared gateway's reply may be any tenant's"
+    )
+    return _RoutingBook(
+        active=frozenset(Tenant.objects.filter(is_active=True).values_list("pk", flat=True)),
+        numbers=tuple(
+            (setting.tenant_id, number)
+            for setting in settings.only("tenant_id", "reply_numbers")
+            for number in setting.numbers()
+        ),
+        routes=tuple(routes.exclude(destination="").values_list("tenant_id", "destination", "sign_name")),
+        signs=tuple(
+            routes.filter(destination="").exclude(sign_name="").values_list("tenant_id", "sign_name")
+        ),
+    )
 
 
 class _Matches:
@@ -189,32 +269,16 @@ class _Matches:
             self.matched[tenant_id] = f"{label} {number}"
 
 
-def _match_destination(matches: _Matches, destination: str, sign: str) -> None:
-    settings = (
-        ChannelSetting.objects.unscoped(
-            reason="platform routing: a shared gateway's reply may be any tenant's"
-        )
-        .filter(channel=RequestChannel.SMS)
-        .exclude(reply_numbers="")
-    )
-    for setting in settings.only("tenant_id", "reply_numbers"):
-        for number in setting.numbers():
-            matches.consider(setting.tenant_id, destination, destination_digits(number), "reply number")
-    for tenant_id, number, route_sign in (
-        ReplyRoute.objects.unscoped(reason="platform routing: a shared gateway's reply may be any tenant's")
-        .exclude(destination="")
-        .values_list("tenant_id", "destination", "sign_name")
-    ):
+def _match_destination(matches: _Matches, book: _RoutingBook, destination: str, sign: str) -> None:
+    for tenant_id, number in book.numbers:
+        matches.consider(tenant_id, destination, destination_digits(number), "reply number")
+    for tenant_id, number, route_sign in book.routes:
         if not route_sign or route_sign == sign:
             matches.consider(tenant_id, destination, destination_digits(number), "reply route")
 
 
-def _match_sign_name(matches: _Matches, sign: str) -> None:
-    for tenant_id in set(
-        ReplyRoute.objects.unscoped(reason="platform routing: a shared gateway's reply may be any tenant's")
-        .filter(sign_name=sign, destination="")
-        .values_list("tenant_id", flat=True)
-    ):
+def _match_sign_name(matches: _Matches, book: _RoutingBook, sign: str) -> None:
+    for tenant_id in {tenant_id for tenant_id, route_sign in book.signs if route_sign == sign}:
         if tenant_id in matches.tenant_ids:
             matches.scores[tenant_id] = (0, 0)
             matches.matched[tenant_id] = f"sign name {sign}"
@@ -225,8 +289,7 @@ def tenant_owns_destination(*, tenant: Tenant, to: str, sign_name: str = "") -> 
     if reply_route_for(tenant=tenant, to=to, sign_name=sign_name) is not None:
         return True
     destination = destination_digits(to)
-    setting = ChannelSetting.objects.for_tenant(tenant).filter(channel=RequestChannel.SMS).first()
-    numbers = [destination_digits(n) for n in setting.numbers()] if setting else []
+    numbers = [destination_digits(n) for n in sms_setting(tenant=tenant).numbers()]
     if not destination:
         return True  # nothing to tell it by
     return any(
@@ -243,12 +306,7 @@ class NumberStatus:
 
 def number_status(*, tenant: Tenant, phone_hash: str) -> NumberStatus:
     """The number's latest request at the tenant, and whether a re-subscribe came after it."""
-    request = (
-        UnsubscribeRequest.objects.for_tenant(tenant)
-        .filter(phone_hash=phone_hash)
-        .order_by("-received_at", "-pk")
-        .first()
-    )
+    request = latest_request(tenant=tenant, phone_hash=phone_hash)
     if request is None:
         since = (
             Suppression.objects.for_tenant(tenant)
@@ -258,14 +316,27 @@ def number_status(*, tenant: Tenant, phone_hash: str) -> NumberStatus:
             .first()
         )
         return NumberStatus(None, False, since)
-    lifted = (
+    return NumberStatus(
+        request, lifted_since(tenant=tenant, phone_hash=phone_hash, since=request.received_at)
+    )
+
+
+def latest_request(*, tenant: Tenant, phone_hash: str) -> UnsubscribeRequest | None:
+    return (
+        UnsubscribeRequest.objects.for_tenant(tenant)
+        .filter(phone_hash=phone_hash)
+        .order_by("-received_at", "-pk")
+        .first()
+    )
+
+
+def lifted_since(*, tenant: Tenant, phone_hash: str, since: datetime) -> bool:
+    """Did the number re-subscribe to anything after `since`?"""
+    return (
         SuppressionEvent.objects.for_tenant(tenant)
-        .filter(
-            phone_hash=phone_hash, action=SuppressionEvent.Action.LIFTED, created_at__gt=request.received_at
-        )
+        .filter(phone_hash=phone_hash, action=SuppressionEvent.Action.LIFTED, created_at__gt=since)
         .exists()
     )
-    return NumberStatus(request, lifted)
 
 
 def number_suppressed(*, tenant: Tenant, phone_hash: str) -> bool:

@@ -50,7 +50,6 @@ from unsubscribe.models import (
 )
 from unsubscribe.references import new_reference
 from unsubscribe.requests.services import unsubscribe_request_create
-from unsubscribe.selectors import channel_setting
 from unsubscribe.sendlogs.services import still_receiving_report
 from unsubscribe.suppressions.services import suppression_lift
 
@@ -70,6 +69,8 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 CLARIFY_WINDOW = timedelta(hours=24)
+# What acting on a stored reply may change (_act and _forget_number_when_done).
+ACTED_FIELDS = ["request", "action", "note", "flagged_for_attention", "flag_reason", "from_number", "body"]
 ERASED_BODY = "[erased]"  # what erasure used to leave; kept to recognise old rows
 # Country codes whose people read Chinese: a keyword alone ("HELP", "TD") from such a
 # number is answered in Chinese (item 14: "Reply STOP" in English to a +86 number).
@@ -156,21 +157,47 @@ def inbound_message_receive(
     if provider not in Provider.values:
         raise ValueError(f"unknown provider {provider!r}")
     message_id = _message_id_checked(message_id)
-
-    def stored() -> InboundMessage | None:
-        return (
-            InboundMessage.objects.for_tenant(tenant)
-            .filter(provider=provider, provider_message_id=message_id)
-            .first()
-        )
-
-    existing = stored()
+    existing = _stored(tenant, provider, message_id)
     if existing is not None:
         return existing
+    return _new_message_receive(
+        tenant=tenant,
+        provider=provider,
+        message_id=message_id,
+        from_number=from_number,
+        to=to,
+        body=body,
+        received_at=received_at,
+        sign_name=sign_name,
+        gateway_account=gateway_account,
+    )
 
+
+def _stored(tenant: Tenant, provider: str, message_id: str) -> InboundMessage | None:
+    return (
+        InboundMessage.objects.for_tenant(tenant)
+        .filter(provider=provider, provider_message_id=message_id)
+        .first()
+    )
+
+
+def _new_message_receive(
+    *,
+    tenant: Tenant,
+    provider: str,
+    message_id: str,
+    from_number: str,
+    to: str,
+    body: str,
+    received_at: datetime | None,
+    sign_name: str,
+    gateway_account: PlatformInboundCredential | None,
+) -> InboundMessage:
+    """inbound_message_receive once the caller has found no stored row for the message id
+    (`message_id` checked): a concurrent delivery of the same message is still told apart here."""
     e164, sender = _sender(from_number)
     sender_hash = phones.tenant_phone_hash(tenant.pk, sender)
-    setting = channel_setting(tenant=tenant, channel=RequestChannel.SMS)
+    setting = selectors.sms_setting(tenant=tenant)
     reading = _reading(
         tenant=tenant,
         e164=e164,
@@ -182,41 +209,40 @@ def inbound_message_receive(
     )
     result, context = reading.result, reading.context
 
-    with transaction.atomic():
-        try:
-            # The row goes in first, in a savepoint: a concurrent delivery of the same
-            # message blocks here on the unique constraint until the first commits, then
-            # fails, and finds the first row instead of filing a second request.
-            with transaction.atomic():
-                message = InboundMessage.objects.create(
-                    tenant=tenant,
-                    provider=provider,
-                    provider_message_id=message_id,
-                    reference=new_reference(),
-                    from_number=sender,
-                    from_hash=sender_hash,
-                    from_masked=phones.mask(sender),
-                    to=(to or "").strip()[:64],
-                    sign_name=(sign_name or "").strip()[:100],
-                    body=body or "",
-                    received_at=received_at or timezone.now(),
-                    language=guess_language(body, number=e164, default=tenant.default_language),
-                    intent=result.intent,
-                    confidence=round(result.confidence, 3),
-                    matched_rule=result.matched[:300],
-                    context=Context.CLARIFICATION if context else Context.NONE,
-                    gateway_account=gateway_account,
-                    route=reading.route,
-                )
-        except IntegrityError:
-            winner = stored()
-            if winner is None:
-                raise
-            return winner
-
-        _act(message, result, e164, setting)
-        _forget_number_when_done(message)
-        message.save()
+    try:
+        with transaction.atomic():
+            # The row goes in first: a concurrent delivery of the same message blocks here on
+            # the unique constraint until the first commits, then fails (its transaction, with
+            # nothing else in it yet, rolls back), and finds the first row instead of filing a
+            # second request. No savepoint: two statements less per reply.
+            message = InboundMessage.objects.create(
+                tenant=tenant,
+                provider=provider,
+                provider_message_id=message_id,
+                reference=new_reference(),
+                from_number=sender,
+                from_hash=sender_hash,
+                from_masked=phones.mask(sender),
+                to=(to or "").strip()[:64],
+                sign_name=(sign_name or "").strip()[:100],
+                body=body or "",
+                received_at=received_at or timezone.now(),
+                language=guess_language(body, number=e164, default=tenant.default_language),
+                intent=result.intent,
+                confidence=round(result.confidence, 3),
+                matched_rule=result.matched[:300],
+                context=Context.CLARIFICATION if context else Context.NONE,
+                gateway_account=gateway_account,
+                route=reading.route,
+            )
+            _act(message, result, e164, setting)
+            _forget_number_when_done(message)
+            message.save(update_fields=ACTED_FIELDS)
+    except IntegrityError:
+        winner = _stored(tenant, provider, message_id)
+        if winner is None:
+            raise
+        return winner
 
     logger.info(
         "reply SMS %s/%s from %s: %s (%.2f) → %s%s",
@@ -376,12 +402,13 @@ def _file_request(message: InboundMessage, e164: str, setting: ChannelSetting) -
     confirmation, with no marketing): we send nothing ourselves. An opt-out from a number
     whose earlier opt-out is still in force says "I still get messages": recorded on that
     request (staff are alerted) and answered once a day; the new ask is filed all the same."""
-    earlier = selectors.number_status(tenant=message.tenant, phone_hash=message.from_hash)
+    tenant, digest = message.tenant, message.from_hash
+    earlier = selectors.latest_request(tenant=tenant, phone_hash=digest)  # a first opt-out: one look-up
     in_force = (
-        earlier.request is not None
-        and not earlier.lifted_after
-        and earlier.request.state != UnsubscribeRequest.State.NEEDS_ATTENTION
-        and selectors.number_suppressed(tenant=message.tenant, phone_hash=message.from_hash)
+        earlier is not None
+        and earlier.state != UnsubscribeRequest.State.NEEDS_ATTENTION
+        and not selectors.lifted_since(tenant=tenant, phone_hash=digest, since=earlier.received_at)
+        and selectors.number_suppressed(tenant=tenant, phone_hash=digest)
     )
     try:
         filed = unsubscribe_request_create(
@@ -395,20 +422,21 @@ def _file_request(message: InboundMessage, e164: str, setting: ChannelSetting) -
             filed_by=f"reply SMS via {message.provider}",
             setting=setting,
             phone_normalised=True,
+            plan_later=True,  # the gateway waits: steps, deadlines and events follow in the pipeline
         )
     except UnsubscribeError as exc:  # the core refused it (a route's service since removed, say)
         _hold(message, exc.message)
         return
     message.request = filed.request
     message.action = Action.UNSUBSCRIBE
-    if in_force and earlier.request is not None:
+    if in_force and earlier is not None:
         report = still_receiving_report(
-            tenant=message.tenant, request=earlier.request, channel=StillReceivingReport.Channel.SMS
+            tenant=message.tenant, request=earlier, channel=StillReceivingReport.Channel.SMS
         )
         if report.created:
             context: dict[str, object] = {
-                "reference": earlier.request.reference,
-                "status_url": links.status_url(earlier.request),
+                "reference": earlier.reference,
+                "status_url": links.status_url(earlier),
             }
             _reply(
                 message, e164, "still_receiving", context, dedupe_key=f"still-receiving:{report.report.pk}"
@@ -683,11 +711,10 @@ def tenant_reply_receive(
     posting to the wrong URL), it is stored as an UnroutedMessage and flagged for
     staff, never filed under the tenant whose URL it came to.
     """
-    existing = (
-        InboundMessage.objects.for_tenant(tenant)
-        .filter(provider=provider, provider_message_id=str(message_id).strip())
-        .first()
-    )
+    if provider not in Provider.values:
+        raise ValueError(f"unknown provider {provider!r}")
+    message_id = _message_id_checked(message_id)
+    existing = _stored(tenant, provider, message_id)
     if existing is not None:
         return Received(existing.provider_message_id, existing.action)
     if to and not selectors.tenant_owns_destination(tenant=tenant, to=to, sign_name=sign_name):
@@ -708,7 +735,7 @@ def tenant_reply_receive(
                 help_from=tenant,
             )
             return Received(unrouted.provider_message_id, "unrouted")
-    message = inbound_message_receive(
+    message = _new_message_receive(
         tenant=tenant,
         provider=provider,
         message_id=message_id,
@@ -717,6 +744,7 @@ def tenant_reply_receive(
         body=body,
         received_at=received_at,
         sign_name=sign_name,
+        gateway_account=None,
     )
     return Received(message.provider_message_id, message.action)
 
@@ -860,7 +888,7 @@ def _unrouted_answer(
         context: dict[str, object] = {"hub_url": settings.PUBLIC_BASE_URL + reverse("optout-hub")}
     elif help_from is not None and unrouted.intent != Intent.OTHER:
         tenant, event, what = help_from, "help", "misrouted"
-        keywords = channel_setting(tenant=help_from, channel=RequestChannel.SMS).keywords()
+        keywords = selectors.sms_setting(tenant=help_from).keywords()
         context = {"keywords": "/".join(sms_keywords(keywords, language))}
     else:
         return

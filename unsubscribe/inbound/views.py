@@ -35,7 +35,6 @@ from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
 from lanzuan import webhooks
-from tenants.models import Tenant
 
 from . import providers, selectors, services
 from .models import Provider
@@ -133,7 +132,7 @@ def sms_hook(request: HttpRequest, tenant_slug: str, provider: str) -> HttpRespo
     if handler is None:
         return _json_error(404, "unknown_provider", _("Unknown provider: use twilio, aliyun or generic."))
     refuse = _refuser(provider)
-    tenant = Tenant.objects.filter(slug=tenant_slug, is_active=True).first()
+    tenant = selectors.active_tenant(tenant_slug)
     if tenant is None:
         return refuse(404, "unknown_tenant", _("No such tenant."))
     credential = selectors.inbound_credential(tenant=tenant, provider=provider)

@@ -32,7 +32,7 @@ from unsubscribe.audit.records import history_rows_record
 from unsubscribe.audit.services import audit_batch, audit_rows_changed
 from unsubscribe.deadlines import services as deadlines
 from unsubscribe.errors import PermanentStepError, StepWaiting, TransientStepError
-from unsubscribe.models import Step, Target, UnsubscribeRequest
+from unsubscribe.models import Step, SuppressionEvent, Target, UnsubscribeRequest
 from unsubscribe.requests.selectors import request_event_payload
 from unsubscribe.retention.selectors import erasure_deadline
 from unsubscribe.suppressions.services import suppression_pauses_end
@@ -47,7 +47,33 @@ State = UnsubscribeRequest.State
 CONFIRMATION_QUEUE = "confirmations"
 
 
-def steps_plan(request: UnsubscribeRequest) -> None:
+def request_plan(request: UnsubscribeRequest) -> list[Step]:
+    """The first turn at a request filed with `plan_later` (a reply SMS answered at once), in
+    the turn's transaction: its steps, its deadlines, and what listeners would have heard at
+    filing (suppression.added from the request's own suppression events, then request.created).
+    A request without steps has not been planned: every plan has a confirmation step."""
+    steps = steps_plan(request)
+    if request.phone:
+        deadlines.request_deadlines_plan(request=request, e164=request.phone, tenant=request.tenant)
+    added = list(
+        SuppressionEvent.objects.for_tenant(request.tenant_id)
+        .filter(request=request, action=SuppressionEvent.Action.ADDED)
+        .order_by("pk")
+    )
+    if added:
+        payload: dict[str, Any] = {
+            "phone_hash": added[0].phone_hash,
+            "phone_masked": added[0].phone_masked,
+            "scopes": sorted(event.scope for event in added),
+            "reference": request.reference,
+            "since": added[0].created_at.isoformat(),
+        }
+        domain_events.emit(request.tenant_id, "suppression.added", payload)
+    domain_events.emit(request.tenant_id, "request.created", request_event_payload(request))
+    return steps
+
+
+def steps_plan(request: UnsubscribeRequest) -> list[Step]:
     """The receipts-to-be: a step at each of Lanzuan's own data sources (always, for
     every tenant), one per active target (the provider's other systems), and one
     confirmation."""
@@ -76,14 +102,15 @@ def steps_plan(request: UnsubscribeRequest) -> None:
             target_name=request.confirmation_channel,
         )
     )
-    _steps_create(steps)
+    return _steps_create(steps)
 
 
-def _steps_create(steps: list[Step]) -> None:
+def _steps_create(steps: list[Step]) -> list[Step]:
     """Two statements, not two per step: the steps, then their history rows, each in bulk;
     and the history rows in the tenant's audit record (a bulk write sends no signal)."""
     created = Step.objects.bulk_create(steps)
     history_rows_record(Step.history.bulk_history_create(created), instances=created)
+    return created
 
 
 def _builtin_steps(request: UnsubscribeRequest, *, planned: set[tuple[str, str]]) -> list[Step]:
@@ -111,13 +138,16 @@ def _builtin_steps(request: UnsubscribeRequest, *, planned: set[tuple[str, str]]
 # --- dispatching ----------------------------------------------------------------
 
 
-def request_dispatch(request_id: int) -> None:
+def request_dispatch(request_id: int, *, marked: bool = False) -> None:
     """Hand the request to a worker. Never raises: if the broker is unreachable
-    the request stays due and the sweep dispatches it later."""
-    if dispatch_or_leave_for_sweep(tasks.process_request, request_id, what=f"request {request_id}"):
+    the request stays due and the sweep dispatches it later. `marked`: the request was
+    written with `dispatched_at` already (filing: one statement less on the hot path),
+    cleared again if the broker refused it."""
+    queued = dispatch_or_leave_for_sweep(tasks.process_request, request_id, what=f"request {request_id}")
+    if queued != marked:
         UnsubscribeRequest.objects.unscoped(reason="marks a request handed to a worker, by its id").filter(
             pk=request_id
-        ).update(dispatched_at=timezone.now())
+        ).update(dispatched_at=timezone.now() if queued else None)
 
 
 def step_dispatch(step_id: int, countdown: float = 0, queue: str | None = None) -> None:
@@ -181,7 +211,7 @@ def _advance(request_id: int, *, inline: bool) -> tuple[UnsubscribeRequest | Non
         if request is None or request.state == State.COMPLETED:
             return request, []
         now = timezone.now()
-        steps = list(request.steps.all())
+        steps = list(request.steps.all()) or request_plan(request)
         # A request planned before a data source was registered (or before Lanzuan's
         # own records were built-in steps) gets the steps it lacks: none is skipped.
         missing = _builtin_steps(request, planned={(s.kind, s.source) for s in steps if s.source})

@@ -79,6 +79,7 @@ def unsubscribe_request_create(
     filed_by: str = "",
     setting: ChannelSetting | None = None,
     phone_normalised: bool = False,
+    plan_later: bool = False,
 ) -> FiledRequest:
     """File an unsubscribe request from any channel and suppress the number at once.
 
@@ -90,6 +91,9 @@ def unsubscribe_request_create(
     person already sent on a channel since switched off: an opt-out is never dropped.
     A caller that has read the channel's `setting` already, or has `phone` from
     phones.normalise() (`phone_normalised`), passes them on: a reply SMS does both once.
+    `plan_later`: the filing transaction writes the request and its suppression only; its
+    steps, deadlines and events (request.created, suppression.added) are written by the
+    pipeline's first turn at it (a gateway waiting for its answer: the reply SMS webhook).
     Safe to call concurrently for the same number and key.
     """
     if channel not in RequestChannel.values:
@@ -119,7 +123,13 @@ def unsubscribe_request_create(
             return FiledRequest(existing, created=False)
     try:
         # The audit entries of what this writes go in at the end, in one append (audit_batch).
-        with transaction.atomic(), audit_actor(current_actor(f"channel:{channel}")), audit_batch():
+        # A savepoint only where a failure is answered here (a key's concurrent twin, below);
+        # any other error undoes the caller's whole transaction, with or without one.
+        with (
+            transaction.atomic(savepoint=bool(idempotency_key)),
+            audit_actor(current_actor(f"channel:{channel}")),
+            audit_batch(),
+        ):
             open_request = _lock_and_find_open(tenant, digest, chosen)
             if open_request is not None:
                 # The same number and scope already has a request under way: that one
@@ -153,6 +163,7 @@ def unsubscribe_request_create(
                 confirmation_channel=confirmation_channel
                 or _confirmation_channel(setting.confirmation_channel),
                 filed_by=filed_by[:200],
+                plan=not plan_later,
             )
     except IntegrityError:
         # A concurrent call with the same idempotency key won the race.
@@ -213,6 +224,7 @@ def _create_suppressed_request(
     fingerprint: str,
     confirmation_channel: str,
     filed_by: str,
+    plan: bool,
 ) -> UnsubscribeRequest:
     now = timezone.now()
     request = UnsubscribeRequest(
@@ -235,6 +247,8 @@ def _create_suppressed_request(
         suppressed_at=now,
         sla_due_at=now + timedelta(hours=tenant.sla_hours),
         next_run_at=now,
+        # handed to a worker at commit (request_dispatch puts it back to None if the broker refuses)
+        dispatched_at=now,
     )
     request.save()
     if services:
@@ -248,9 +262,11 @@ def _create_suppressed_request(
         request=request,
         channel=channel,
         at=now,
+        announce=plan,
     )
-    steps_plan(request)
-    request_deadlines_plan(request=request, e164=e164, tenant=tenant)
-    domain_events.emit(tenant.pk, "request.created", request_event_payload(request))
-    transaction.on_commit(lambda: request_dispatch(request.pk))
+    if plan:
+        steps_plan(request)
+        request_deadlines_plan(request=request, e164=e164, tenant=tenant)
+        domain_events.emit(tenant.pk, "request.created", request_event_payload(request))
+    transaction.on_commit(lambda: request_dispatch(request.pk, marked=True))
     return request

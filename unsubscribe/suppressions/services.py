@@ -51,9 +51,13 @@ def suppressions_add(
     at: datetime | None = None,
     ends_at: datetime | None = None,
     evidence: dict[str, Any] | None = None,
+    announce: bool = True,
 ) -> list[str]:
     """Add "do not send" entries; returns the scopes that were new. Concurrency-safe:
     the unique constraint decides, a conflicting insert is ignored.
+
+    `announce` False: no `suppression.added` event now; the pipeline's first turn at `request`
+    announces it from the request's events (pipeline.services.request_plan).
 
     `ends_at`: a pause the person chose instead of opting out; the sweep lifts it then
     (`suppression_pauses_end`). A pause revokes no consent and never weakens an entry
@@ -122,7 +126,8 @@ def suppressions_add(
     }
     if ends_at is not None:
         payload["until"] = ends_at.isoformat()
-    domain_events.emit(tenant.pk, "suppression.added", payload)
+    if announce:
+        domain_events.emit(tenant.pk, "suppression.added", payload)
     return added
 
 
