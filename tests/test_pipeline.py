@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from lanzuan.signing import verify
 from unsubscribe.models import Step, SubscriberProfile, Subscription, UnsubscribeRequest
-from unsubscribe.pipeline.services import pipeline_sweep
+from unsubscribe.pipeline.services import pipeline_sweep, request_process, step_dispatch
 from unsubscribe.requests.selectors import request_for_person
 from unsubscribe.requests.services import unsubscribe_request_create
 from unsubscribe.suppressions.selectors import suppression_status
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from django.contrib.auth.models import User
     from django.test import Client
-    from pytest_django import Settings
+    from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
     from tenants.models import Tenant
 
@@ -98,6 +98,29 @@ def test_request_completes_through_every_step(tenant_a: Tenant, outbox: Path, pi
     assert messages[0]["tenant"] == tenant_a.slug
     # and the number still reads as suppressed, found by its hash
     assert suppression_status(tenant=tenant_a, phone=NUMBER).suppressed
+
+
+def test_a_first_turn_hands_out_the_confirmation_and_leaves_its_own_steps_to_the_next_turn(
+    tenant_a: Tenant, outbox: Path, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    # In a burst, each request's first turn must be short, so that every person's confirmation
+    # goes out within minutes rather than after the steps of every request filed before theirs.
+    subscriber(tenant_a)
+    with django_capture_on_commit_callbacks(execute=False):
+        request = file(tenant_a)
+    steps = Step.objects.unscoped(reason="test").filter(request=request)
+
+    with django_capture_on_commit_callbacks(execute=False) as handed_out:
+        request_process(request.pk)  # the turn the filing queued
+    confirm = steps.get(kind="confirm")
+    dispatched = [(cb.args, cb.keywords) for cb in handed_out if getattr(cb, "func", None) is step_dispatch]
+    assert dispatched == [((confirm.pk,), {"queue": "confirmations"})]
+    assert set(steps.filter(kind="terminate").values_list("status", flat=True)) == {"pending"}
+
+    request_process(request.pk, confirmation_first=False)  # the next turn, queued behind the burst
+    assert set(steps.filter(kind="terminate").values_list("status", flat=True)) == {"succeeded"}
+    assert steps.get(kind="confirm").status == "pending"  # its own task sends it
+    assert outbox_lines(outbox) == []
 
 
 def test_external_target_failing_twice_is_retried_and_completes(

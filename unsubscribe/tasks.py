@@ -20,8 +20,8 @@ from .subscriptions import services as subscriptions
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def process_request(request_id: int) -> None:
-    pipeline.request_process(request_id)
+def process_request(request_id: int, confirmation_first: bool = True) -> None:
+    pipeline.request_process(request_id, confirmation_first=confirmation_first)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -138,12 +138,13 @@ def _builtin_steps(request: UnsubscribeRequest, *, planned: set[tuple[str, str]]
 # --- dispatching ----------------------------------------------------------------
 
 
-def request_dispatch(request_id: int, *, marked: bool = False) -> None:
+def request_dispatch(request_id: int, *, marked: bool = False, confirmation_first: bool = True) -> None:
     """Hand the request to a worker. Never raises: if the broker is unreachable
     the request stays due and the sweep dispatches it later. `marked`: the request was
     written with `dispatched_at` already (filing: one statement less on the hot path),
-    cleared again if the broker refused it."""
-    queued = dispatch_or_leave_for_sweep(tasks.process_request, request_id, what=f"request {request_id}")
+    cleared again if the broker refused it. `confirmation_first`: see request_process."""
+    args = (request_id,) if confirmation_first else (request_id, False)
+    queued = dispatch_or_leave_for_sweep(tasks.process_request, *args, what=f"request {request_id}")
     if queued != marked:
         UnsubscribeRequest.objects.unscoped(reason="marks a request handed to a worker, by its id").filter(
             pk=request_id
@@ -166,18 +167,28 @@ def step_dispatch(step_id: int, countdown: float = 0, queue: str | None = None) 
 INLINE_ROUNDS = 4
 
 
-def request_process(request_id: int) -> None:
+def request_process(request_id: int, *, confirmation_first: bool = True) -> None:
     """A worker's turn at a request: advance it, run the steps that stay inside Lanzuan's own
     database (built-in data sources: no call out, nothing to wait for) right here, one after
     the other, and advance again; only steps that call out (a provider's target, the
-    confirmation) become tasks of their own. One task instead of one per step."""
+    confirmation) become tasks of their own. One task instead of one per step.
+
+    With `confirmation_first`, a turn that hands out the confirmation ends there: its own steps
+    run in the next turn, queued behind every request already waiting. In a burst each request's
+    first turn is then short (plan, hand out the confirmation), so every confirmation goes out
+    within minutes, instead of each waiting for the steps of all the requests filed before it.
+    The next turn does not end early again: a confirmation still pending then (its task not run
+    yet, or lost) is handed out again, and the turn goes on with the steps."""
     for _round in range(INLINE_ROUNDS):
-        _request, inline = _advance(request_id, inline=True)
+        _request, inline, confirming = _advance(request_id, inline=True)
         if not inline:
             return
+        if confirming and confirmation_first:
+            break
         for step_id in inline:
             step_run(step_id, advance=False)
-    request_dispatch(request_id)  # more to do than a task should: the next task goes on
+    # More to do than this task should: the next turn goes on.
+    request_dispatch(request_id, confirmation_first=False)
 
 
 def request_advance(request_id: int) -> UnsubscribeRequest | None:
@@ -190,12 +201,13 @@ def _runs_inline(step: Step) -> bool:
     return step.target_id is None and step.kind != Step.Kind.CONFIRM
 
 
-def _advance(request_id: int, *, inline: bool) -> tuple[UnsubscribeRequest | None, list[int]]:
+def _advance(request_id: int, *, inline: bool) -> tuple[UnsubscribeRequest | None, list[int], bool]:
     """Move a request as far as its steps allow. Phase 1 (ending services and the
     confirmation) runs in parallel, so the confirmation goes out within minutes even while
     a provider's endpoint is retrying; phase 2 (erasure) starts when phase 1 is done and the
-    tenant's erasure delay has passed. Returns the request and, with `inline`, the due steps
-    the caller runs itself (the rest are dispatched after commit)."""
+    tenant's erasure delay has passed. Returns the request, with `inline` the due steps the
+    caller runs itself (the rest are dispatched after commit), and whether the confirmation
+    was among those dispatched."""
     to_run: list[Step] = []
     with transaction.atomic(), audit_batch():
         request = (
@@ -209,7 +221,7 @@ def _advance(request_id: int, *, inline: bool) -> tuple[UnsubscribeRequest | Non
             .first()
         )
         if request is None or request.state == State.COMPLETED:
-            return request, []
+            return request, [], False
         now = timezone.now()
         steps = list(request.steps.all()) or request_plan(request)
         # A request planned before a data source was registered (or before Lanzuan's
@@ -248,7 +260,7 @@ def _advance(request_id: int, *, inline: bool) -> tuple[UnsubscribeRequest | Non
                 to_run += [s for s in erase if _is_due(s, now)]
                 if all(s.status == Step.Status.SUCCEEDED for s in erase):
                     _complete(request, now)
-                    return request, []
+                    return request, [], False
             else:
                 request.next_run_at = request.erasure_due_at  # the sweep wakes it when due
         elif not planned:
@@ -269,7 +281,8 @@ def _advance(request_id: int, *, inline: bool) -> tuple[UnsubscribeRequest | Non
         request.save()
         if newly_needs_attention:
             domain_events.emit(request.tenant_id, "request.needs_attention", request_event_payload(request))
-    return request, _steps_hand_out(to_run, inline=inline)
+    confirming = any(step.kind == Step.Kind.CONFIRM for step in to_run)
+    return request, _steps_hand_out(to_run, inline=inline), confirming
 
 
 def _steps_hand_out(steps: list[Step], *, inline: bool) -> list[int]:
