@@ -57,6 +57,11 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEBUG = env_bool("DEBUG", False)
 VAR_DIR = Path(os.environ.get("LANZUAN_VAR_DIR") or BASE_DIR / "var").resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# The suppression indexes (unsubscribe/suppressions/index.py): sorted arrays, memory-mapped by
+# every process of the host; rebuilt from PostgreSQL when missing. Local disk, not shared.
+SUPPRESSION_INDEX_DIR = Path(
+    os.environ.get("LANZUAN_SUPPRESSION_INDEX_DIR") or VAR_DIR / "suppression-index"
+).resolve()
 
 
 def _secret_key() -> str:

@@ -234,6 +234,10 @@ class Suppression(TenantOwnedModel):
     """Do not send to this number (hash) for this scope: "*" or a service code."""
 
     phone_hash = models.CharField(_("number hash"), max_length=64)
+    # The tenant's lookup key of the number (digest version 2, `phones.tenant_lookup_key`): what
+    # the bulk look-ups (checks of many numbers, scrubs) match. Empty on a row written before
+    # version 2 (or by a caller without the number): matched by `phone_hash` (README).
+    lookup_key = models.BinaryField(_("lookup key"), max_length=16, null=True, blank=True, editable=False)
     phone_masked = models.CharField(_("number"), max_length=24)
     scope = models.CharField(_("scope"), max_length=50, default=SCOPE_ALL)
     request = models.ForeignKey(
@@ -256,7 +260,12 @@ class Suppression(TenantOwnedModel):
         indexes = [
             models.Index(
                 fields=["ends_at"], condition=models.Q(ends_at__isnull=False), name="suppression_pause"
-            )
+            ),
+            models.Index(fields=["tenant", "lookup_key"], name="suppression_lookup_key"),
+            # Rows of digest version 1 only: the bulk look-up asks whether a tenant still has any.
+            models.Index(
+                fields=["tenant"], condition=models.Q(lookup_key__isnull=True), name="suppression_v1_only"
+            ),
         ]
         verbose_name = _("suppression")
         verbose_name_plural = _("suppressions")
@@ -916,6 +925,11 @@ class PlatformDoNotMarket(models.Model):
     Only the person removes it (the hub, with a fresh code); no tenant can."""
 
     phone_hash = models.CharField(_("number hash"), max_length=64, unique=True)
+    # The platform lookup key (digest version 2, `phones.platform_lookup_key`) for the bulk
+    # look-ups; empty on an entry of version 1 only (matched by `phone_hash`).
+    lookup_key = models.BinaryField(
+        _("lookup key"), max_length=16, null=True, blank=True, unique=True, editable=False
+    )
     phone_masked = models.CharField(_("number"), max_length=24)
     channel = models.CharField(_("channel"), max_length=10, default="hub")
     created_at = models.DateTimeField(_("since"), default=timezone.now)

@@ -138,6 +138,7 @@ def unsubscribe_request_create(
                     scopes=[s.code for s in chosen] or [SCOPE_ALL],
                     request=open_request,
                     channel=channel,
+                    e164=e164,
                 )
                 return FiledRequest(open_request, created=False)
             request = _create_suppressed_request(
@@ -248,6 +249,7 @@ def _create_suppressed_request(
         request=request,
         channel=channel,
         at=now,
+        e164=e164,
     )
     steps_plan(request)
     request_deadlines_plan(request=request, e164=e164, tenant=tenant)
