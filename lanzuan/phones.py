@@ -348,16 +348,22 @@ def parse_batch(raw: Sequence[Any]) -> ParsedBatch:
     counts = np.where(fast, 13, 0).astype(np.uint8)
     errors: dict[int, str] = {}
     valid = fast.copy()
+    seen: dict[tuple[type, Any], tuple[int, int] | str] = {}  # an odd item repeated is read once
     for i in np.flatnonzero(~fast).tolist():
         item = raw[i]
         if isinstance(item, bool) or not isinstance(item, str | int):
             errors[i] = str(_("Must be a string."))
             continue
-        try:
-            number = normalise_fast(str(item))
-        except InvalidPhoneNumber as exc:
-            errors[i] = str(exc)
+        known = seen.get((type(item), item))
+        if known is None:
+            try:
+                known = _e164_digits(normalise_fast(str(item)))
+            except InvalidPhoneNumber as exc:
+                known = str(exc)
+            seen[(type(item), item)] = known
+        if isinstance(known, str):
+            errors[i] = known
             continue
-        counts[i], values[i] = _e164_digits(number)
+        counts[i], values[i] = known
         valid[i] = True
     return ParsedBatch(raw, values.astype(np.int64), counts, valid, errors, fast)

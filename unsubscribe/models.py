@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Length
+from django.db.models.lookups import Exact
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -255,7 +257,12 @@ class Suppression(TenantOwnedModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "phone_hash", "scope"], name="suppression_unique")
+            models.UniqueConstraint(fields=["tenant", "phone_hash", "scope"], name="suppression_unique"),
+            # A key of another length could be neither in the index nor matched by version 1.
+            models.CheckConstraint(
+                condition=models.Q(lookup_key__isnull=True) | Exact(Length("lookup_key"), 16),
+                name="suppression_lookup_key_16_bytes",
+            ),
         ]
         indexes = [
             models.Index(
@@ -935,6 +942,12 @@ class PlatformDoNotMarket(models.Model):
     created_at = models.DateTimeField(_("since"), default=timezone.now)
 
     class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(lookup_key__isnull=True) | Exact(Length("lookup_key"), 16),
+                name="platformdonotmarket_lookup_key_16_bytes",
+            )
+        ]
         verbose_name = _("platform-wide do-not-market entry")
         verbose_name_plural = _("platform-wide do-not-market entries")
 

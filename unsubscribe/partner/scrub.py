@@ -1,21 +1,22 @@
 """Scrub jobs: remove suppressed, invalid and repeated numbers from a list of up
 to 10 million, in bounded memory, in the background.
 
-The upload is read as a stream, never held whole. Three passes over files on disk:
+The upload is read as a stream, never held whole. Three passes over files on disk, each
+in arrays (numpy), a batch at a time:
 
-1. read: normalise each row (regex fast path, phonenumbers only for odd forms);
-   invalid rows are counted, valid ones are written as "<row no.>\\t<E.164>" to one
-   of 32 bucket files chosen by the number, so equal numbers share a bucket;
-2. scrub: one bucket at a time, a set finds repeats (the first occurrence wins),
-   and a pre-keyed HMAC checked against the tenant's suppressed hashes (loaded
-   once, as 64-bit prefixes) splits the rest into suppressed and sendable;
-3. write: the 32 sendable files, each in row order, are merged (heapq.merge on
-   zero-padded row numbers) into the result, so it keeps the upload's order.
+1. read: the CSV's number column, 100,000 rows at a time, parsed by `phones.parse_batch`
+   (numpy for canonical forms, phonenumbers only for odd ones); invalid rows are counted,
+   valid ones are written as fixed-width records (row number, digits) to one of 32 bucket
+   files chosen by the number, so equal numbers share a bucket;
+2. scrub: one bucket at a time, np.unique finds repeats (the first occurrence wins), and
+   the bulk look-up (suppressions/batch.py: lookup keys in one AES call, the tenant's
+   memory-mapped suppression index, the platform-wide list) splits the rest into
+   suppressed and sendable;
+3. write: the 32 sendable files, each in row order, are merged a window of rows at a time
+   into the result, so it keeps the upload's order.
 
-Memory is the suppression set (≈60 bytes per suppressed number of the tenant) plus
-one bucket's set (≈10 MB at 10 million rows), whatever the list's size. A 64-bit
-prefix can only err towards "suppressed" (odds ~1e-13 per number), never towards
-sending to an opted-out number.
+Memory is one batch, one bucket and one window, whatever the list's or the tenant's size:
+the suppressions stay in the index's files (the page cache), never in the heap.
 
 The uploaded list is deleted when the job ends, done or failed; the result (only the
 sendable numbers, nothing else of the upload) is kept for RESULT_TTL after the job
@@ -30,18 +31,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import heapq
 import io
 import logging
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
@@ -53,8 +54,7 @@ from django.utils.translation import gettext as _
 from lanzuan import phones
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from tenants.models import Tenant
-from unsubscribe.models import PlatformDoNotMarket, Suppression
-from unsubscribe.suppressions.selectors import relevant_scopes
+from unsubscribe.suppressions.batch import batch_check
 
 from . import tasks, upload_limits  # tasks by module: it imports this one
 from .errors import InvalidUpload, TooManyNumbers, UnknownService
@@ -252,14 +252,10 @@ def _scrub(job: ScrubJob) -> tuple[Counts, str]:
         tmp = Path(tmp_dir)
         buckets = _read(job, tmp, counts, progress)
         progress.save(phase=ScrubJob.Phase.SCRUBBING, rows_done=counts.rows, invalid=counts.invalid)
-        suppressed = suppressed_keys(tenant=job.tenant, service_code=job.service_code or None)
-        digest = phones.tenant_phone_digester(job.tenant_id)
-        blocked = platform_blocked_keys()
-        sendable = _scrub_buckets(buckets, suppressed, counts, progress, digest, blocked)
-        del suppressed, blocked
+        sendable = _scrub_buckets(job, buckets, counts, progress)
         progress.save(phase=ScrubJob.Phase.WRITING, percent=95)
         result = tmp / "result.csv"
-        _merge(sendable, result)
+        _merge(sendable, result, counts.rows)
         name = f"scrub/{job.tenant_id}/results/{job.pk}-{secrets.token_hex(8)}.csv"
         with result.open("rb") as handle:
             stored = job.result.storage.save(name, File(handle, name=name))
@@ -269,33 +265,6 @@ def _scrub(job: ScrubJob) -> tuple[Counts, str]:
 def work_root() -> Path:
     """Where runs keep their bucket files (numbers, one per line) while they work."""
     return Path(settings.VAR_DIR) / "tmp"
-
-
-def _key(digest: bytes) -> int:
-    return int.from_bytes(digest[:8], "big")
-
-
-def suppressed_keys(*, tenant: Tenant, service_code: str | None = None) -> set[int]:
-    """The tenant's suppressed numbers for this scope as 64-bit hash prefixes: one
-    streamed query; ~60 bytes each in memory (a hex string would take ~140)."""
-    return {
-        int(digest[:16], 16)
-        for digest in Suppression.objects.for_tenant(tenant)
-        .filter(scope__in=relevant_scopes(service_code))
-        .values_list("phone_hash", flat=True)
-        .iterator(chunk_size=20_000)
-    }
-
-
-def platform_blocked_keys() -> set[int]:
-    """The numbers on the platform-wide do-not-market list, as 64-bit prefixes of their
-    platform digest: they are suppressed at every tenant, whatever its own opt-outs."""
-    return {
-        int(digest[:16], 16)
-        for digest in PlatformDoNotMarket.objects.values_list("phone_hash", flat=True).iterator(
-            chunk_size=20_000
-        )
-    }
 
 
 def _column(reader: Iterator[list[str]]) -> tuple[int, list[str] | None]:
@@ -313,40 +282,56 @@ def _column(reader: Iterator[list[str]]) -> tuple[int, list[str] | None]:
     return 0, None
 
 
+# A bucket file's record: the row number, the number's digit count and digits (E.164 without "+").
+RECORD = np.dtype([("row", "<u4"), ("count", "u1"), ("value", "<i8")])
+READ_BATCH = 100_000  # rows parsed together (phones.parse_batch)
+MERGE_WINDOW = 1_000_000  # rows of the result written together
+
+
+def _bucket_of(values: Any) -> Any:
+    """Equal numbers share a bucket (a multiplicative hash of the digits)."""
+    mixed = (values.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(58)
+    return (mixed & np.uint64(BUCKETS - 1)).astype(np.int64)
+
+
 def _read(job: ScrubJob, tmp: Path, counts: Counts, progress: _Progress) -> list[Path]:
-    """Pass 1: stream the upload into bucket files of normalised numbers."""
+    """Pass 1: stream the upload into bucket files of parsed numbers, a batch at a time."""
     paths = [tmp / f"in-{i:02d}" for i in range(BUCKETS)]
-    mask = BUCKETS - 1
-    normalise = phones.normalise_fast
-    invalid_number = phones.InvalidPhoneNumber
     with contextlib.ExitStack() as stack:
-        buckets = [stack.enter_context(p.open("w", encoding="ascii", buffering=1 << 16)) for p in paths]
+        buckets = [stack.enter_context(p.open("wb", buffering=1 << 16)) for p in paths]
         raw = stack.enter_context(job.file.open("rb"))
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
         rows = 0
+        cells: list[str] = []
+        numbers: list[int] = []
+
+        def flush() -> None:
+            if cells:
+                _write_batch(cells, numbers, buckets, counts)
+                cells.clear()
+                numbers.clear()
+
         try:
             column, first = _column(reader)
             source: Iterable[list[str]] = reader if first is None else _prepend(first, reader)
             for row in source:
                 cell = row[column] if column < len(row) else ""
-                if not cell.strip():
+                if not cell or cell.isspace():
                     if not any(c.strip() for c in row):
                         continue  # a blank line is not a row
                     counts.invalid += 1
                     rows += 1
                     continue
                 rows += 1
-                try:
-                    e164 = normalise(cell)
-                except invalid_number:
-                    counts.invalid += 1
-                else:
-                    buckets[hash(e164) & mask].write(f"{rows:0{ROW_WIDTH}d}\t{e164}\n")
-                if rows % PROGRESS_EVERY == 0:
+                cells.append(cell)
+                numbers.append(rows)
+                if len(cells) == READ_BATCH:
+                    flush()
                     if rows > MAX_ROWS:
                         raise ScrubFailed(_("At most %(max)s numbers per list.") % {"max": f"{MAX_ROWS:,}"})
                     progress.reading(rows, counts.invalid)
+            flush()
         except UnicodeDecodeError:
             raise ScrubFailed(_("The file is not UTF-8 text.")) from None
         except csv.Error as exc:
@@ -359,59 +344,87 @@ def _read(job: ScrubJob, tmp: Path, counts: Counts, progress: _Progress) -> list
     return paths
 
 
+def _write_batch(cells: list[str], numbers: list[int], buckets: list[Any], counts: Counts) -> None:
+    parsed = phones.parse_batch(cells)
+    counts.invalid += len(cells) - int(parsed.valid.sum())
+    valid = parsed.valid
+    records = np.empty(int(valid.sum()), dtype=RECORD)
+    records["row"] = np.asarray(numbers, dtype=np.uint32)[valid]
+    records["count"] = parsed.counts[valid]
+    records["value"] = parsed.values[valid]
+    bucket = _bucket_of(records["value"])
+    order = np.argsort(bucket, kind="stable")  # row order kept within a bucket
+    bounds = np.searchsorted(bucket[order], np.arange(BUCKETS + 1))
+    for index in range(BUCKETS):
+        part = records[order[bounds[index] : bounds[index + 1]]]
+        if len(part):
+            buckets[index].write(part.tobytes())
+
+
 def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
     yield first
     yield from rest
 
 
-def _scrub_buckets(  # noqa: PLR0917
-    paths: list[Path],
-    suppressed: set[int],
-    counts: Counts,
-    progress: _Progress,
-    digest: Callable[[str], bytes],
-    blocked: set[int],
-) -> list[Path]:
-    """Pass 2: per bucket, drop repeats, then split suppressed from sendable (the tenant's
-    opt-outs, then the platform-wide list, whose digest is computed only when it is not empty)."""
-    platform_digest = phones.platform_phone_digest
-    start = ROW_WIDTH + 1
+def _scrub_buckets(job: ScrubJob, paths: list[Path], counts: Counts, progress: _Progress) -> list[Path]:
+    """Pass 2: per bucket, drop repeats (the first occurrence wins), then split suppressed from
+    sendable with the bulk look-up (the tenant's suppression index and the platform-wide list)."""
     outputs = []
+    service = job.service_code or None
     for index, path in enumerate(paths):
-        seen: set[str] = set()
+        records = np.fromfile(path, dtype=RECORD)
+        _values, first = np.unique(records["value"], return_index=True)
+        first.sort()  # back to row order
+        counts.duplicate += len(records) - len(first)
+        records = records[first]
+        ones = np.ones(len(records), dtype=bool)
+        parsed = phones.ParsedBatch((), records["value"].astype(np.int64), records["count"], ones, {}, ~ones)
+        answer = batch_check(tenant_id=job.tenant_id, parsed=parsed, service_code=service)
+        counts.suppressed += int(answer.suppressed.sum())
+        counts.platform_do_not_market += int((answer.suppressed & ~answer.tenant_suppressed).sum())
+        sendable = records[~answer.suppressed]
+        counts.sendable += len(sendable)
         out_path = path.with_name(f"out-{index:02d}")
-        with (
-            path.open(encoding="ascii") as src,
-            out_path.open("w", encoding="ascii", buffering=1 << 16) as dst,
-        ):
-            for line in src:
-                e164 = line[start:-1]
-                if e164 in seen:
-                    counts.duplicate += 1
-                    continue
-                seen.add(e164)
-                if _key(digest(e164)) in suppressed:
-                    counts.suppressed += 1
-                elif blocked and _key(platform_digest(e164)) in blocked:
-                    counts.suppressed += 1
-                    counts.platform_do_not_market += 1
-                else:
-                    counts.sendable += 1
-                    dst.write(line)
+        sendable.tofile(out_path)
         path.unlink()
         outputs.append(out_path)
         progress.scrubbing(index + 1)
     return outputs
 
 
-def _merge(paths: list[Path], result: Path) -> None:
-    """Pass 3: the sendable numbers in upload order, one per line under a header."""
-    start = ROW_WIDTH + 1
-    with contextlib.ExitStack() as stack:
-        sources = [stack.enter_context(p.open(encoding="ascii")) for p in paths]
-        with result.open("w", encoding="ascii", newline="") as out:
-            out.write("phone\n")
-            out.writelines(line[start:] for line in heapq.merge(*sources))
+def e164_lines(counts: Any, values: Any) -> bytes:
+    """ "+<digits>\n" for each number, built in arrays (no string per number)."""
+    width = 17  # "+", up to 15 digits, "\n"
+    total = len(values)
+    out = np.zeros((total, width), dtype=np.uint8)
+    out[:, 0] = ord("+")
+    lengths = counts.astype(np.int64)
+    values = values.astype(np.int64)
+    for j in range(15):
+        inside = j < lengths
+        power = np.where(inside, lengths - 1 - j, 0)
+        digit = (values // (10**power)) % 10
+        out[:, 1 + j] = np.where(inside, digit + 48, 0)
+    out[np.arange(total), 1 + lengths] = ord("\n")
+    return out[out != 0].tobytes()
+
+
+def _merge(paths: list[Path], result: Path, rows: int) -> None:
+    """Pass 3: the sendable numbers in upload order, one per line under a header; a window
+    of rows at a time from every bucket (each in row order), so memory stays flat."""
+    maps = [np.memmap(p, dtype=RECORD, mode="r") if p.stat().st_size else np.zeros(0, RECORD) for p in paths]
+    starts = [0] * len(maps)
+    with result.open("wb") as out:
+        out.write(b"phone\n")
+        for window_end in range(MERGE_WINDOW, rows + MERGE_WINDOW, MERGE_WINDOW):
+            parts = []
+            for index, records in enumerate(maps):
+                end = int(np.searchsorted(records["row"], window_end, side="right"))
+                parts.append(np.asarray(records[starts[index] : end]))
+                starts[index] = end
+            window = np.concatenate(parts) if parts else np.zeros(0, RECORD)
+            window = window[np.argsort(window["row"], kind="stable")]
+            out.write(e164_lines(window["count"], window["value"]))
 
 
 # --- upkeep -------------------------------------------------------------------------

@@ -602,7 +602,7 @@ class SuppressionCheckView(PartnerAPIView):
         if (
             default_since is None
             and not include_consent
-            and not any(isinstance(item, dict) for item in numbers)
+            and not any(issubclass(kind, dict) for kind in set(map(type, numbers)))
             and not tenant_has_number_events(tenant=self.tenant)
         ):
             # Nothing but the suppressions to answer: the arrays straight to JSON, in one pass.

@@ -37,6 +37,7 @@ class BatchAnswer:
     scope_mask: Any
     scope_names: list[str]
     everywhere: Any
+    tenant_suppressed: Any  # suppressed by the tenant's own rows (not only the platform-wide list)
 
     @property
     def raw(self) -> Any:
@@ -151,8 +152,9 @@ def batch_check(
     everywhere = _platform_since(parsed, platform_keys)
     everywhere[~parsed.valid] = NEVER
     on_list = everywhere != NEVER
+    own = since != NEVER
     since = np.minimum(since, everywhere)
-    return BatchAnswer(parsed, since != NEVER, since, mask, names, on_list)
+    return BatchAnswer(parsed, since != NEVER, since, mask, names, on_list, own)
 
 
 def since_datetime(us: int) -> datetime:
