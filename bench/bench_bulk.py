@@ -218,7 +218,7 @@ def run_scrub_child(job_id: int) -> None:
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         started = time.perf_counter()
-        job = scrub_job_run(job_id)
+        job = scrub_job_run(job_id, inline=True)  # every chunk in this process
         elapsed = time.perf_counter() - started
         stop.set()
         watcher.join()
@@ -249,7 +249,7 @@ def bench_scrub(tenant: Tenant, path: Path, suppressed_count: int) -> dict[str, 
     out = subprocess.run(  # noqa: S603
         [sys.executable, __file__, "--scrub-child", str(job.pk)], check=True, capture_output=True, text=True
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     # PostgreSQL's own join: the list's distinct version-1 digests COPY-loaded into a temporary table
     hasher = phones.tenant_phone_hasher(tenant.pk)
     with path.open() as handle:

@@ -259,7 +259,7 @@ class Suppression(TenantOwnedModel):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "phone_hash", "scope"], name="suppression_unique"),
             # A key of another length could be neither in the index nor matched by version 1.
-            models.CheckConstraint(
+            models.CheckConstraint(  # type: ignore[call-overload]  # django-stubs: a lookup is a condition
                 condition=models.Q(lookup_key__isnull=True) | Exact(Length("lookup_key"), 16),
                 name="suppression_lookup_key_16_bytes",
             ),
@@ -943,7 +943,7 @@ class PlatformDoNotMarket(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
+            models.CheckConstraint(  # type: ignore[call-overload]  # django-stubs: a lookup is a condition
                 condition=models.Q(lookup_key__isnull=True) | Exact(Length("lookup_key"), 16),
                 name="platformdonotmarket_lookup_key_16_bytes",
             )

@@ -1,19 +1,18 @@
 """Scrub jobs: remove suppressed, invalid and repeated numbers from a list of up
-to 10 million, in bounded memory, in the background.
+to 10 million, in bounded memory, in the background, on any number of workers.
 
-The upload is read as a stream, never held whole. Three passes over files on disk, each
-in arrays (numpy), a batch at a time:
+The upload is read as a stream, never held whole, in chunks (scrub_chunks.py) that the
+Celery workers run side by side, each in arrays (numpy), a batch at a time:
 
-1. read: the CSV's number column, 100,000 rows at a time, parsed by `phones.parse_batch`
-   (numpy for canonical forms, phonenumbers only for odd ones); invalid rows are counted,
-   valid ones are written as fixed-width records (row number, digits) to one of 32 bucket
-   files chosen by the number, so equal numbers share a bucket;
-2. scrub: one bucket at a time, np.unique finds repeats (the first occurrence wins), and
-   the bulk look-up (suppressions/batch.py: lookup keys in one AES call, the tenant's
-   memory-mapped suppression index, the platform-wide list) splits the rest into
-   suppressed and sendable;
-3. write: the 32 sendable files, each in row order, are merged a window of rows at a time
-   into the result, so it keeps the upload's order.
+1. each chunk reads its rows (a one-column list without the csv module), parses them with
+   `phones.parse_batch` (numpy for canonical forms, phonenumbers only for odd ones), looks
+   its distinct numbers up (suppressions/batch.py: lookup keys in one AES call, the tenant's
+   memory-mapped suppression index, the platform-wide list) and writes fixed-width records
+   grouped by 32 buckets chosen by the number, so equal numbers share a bucket;
+2. the last chunk to finish merges: per bucket, across chunks, the first occurrence of a
+   number wins (np.unique order: chunk, then row); the sendable ones go, with their global row
+   numbers, to 32 files in row order;
+3. those are merged a window of rows at a time into the result, in the upload's order.
 
 Memory is one batch, one bucket and one window, whatever the list's or the tenant's size:
 the suppressions stay in the index's files (the page cache), never in the heap.
@@ -29,13 +28,7 @@ list, result or work file older than its limit goes whether a row names it or no
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
 import logging
-import secrets
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,17 +37,14 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from lanzuan import phones
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from tenants.models import Tenant
-from unsubscribe.suppressions.batch import batch_check
 
 from . import tasks, upload_limits  # tasks by module: it imports this one
 from .errors import InvalidUpload, TooManyNumbers, UnknownService
@@ -161,28 +151,11 @@ class Counts:
     sendable: int = 0
 
 
-class _Progress:
-    """Saves progress now and then, extending the job's lease each time."""
-
-    def __init__(self, job: ScrubJob) -> None:
-        self.job = job
-
-    def save(self, **fields: Any) -> None:
-        fields["lease_until"] = timezone.now() + LEASE
-        ScrubJob.objects.for_tenant(self.job.tenant_id).filter(pk=self.job.pk).update(**fields)
-
-    def reading(self, rows: int, invalid: int) -> None:
-        total = max(self.job.total_rows, 1)
-        self.save(rows_done=rows, invalid=invalid, percent=min(60, rows * 60 // total))
-
-    def scrubbing(self, buckets_done: int) -> None:
-        self.save(phase=ScrubJob.Phase.SCRUBBING, percent=60 + 30 * buckets_done // BUCKETS)
-
-
-def scrub_job_run(job_id: int) -> ScrubJob | None:
+def scrub_job_run(job_id: int, *, inline: bool = False) -> ScrubJob | None:
     """Run a job once; idempotent. A job is claimed with a conditional update, so two
     workers never run it together; a job whose worker died is claimed again once its
-    lease has run out, and starts over."""
+    lease has run out, and starts over. Its chunks (scrub_chunks.py) run on the workers,
+    or here when `inline` or when the list is one chunk; the last chunk merges."""
     now = timezone.now()
     jobs = ScrubJob.objects.unscoped(reason="a worker runs a job by its id")
     claimed = (
@@ -206,8 +179,10 @@ def scrub_job_run(job_id: int) -> ScrubJob | None:
     job = jobs.select_related("tenant").filter(pk=job_id).first()
     if job is None or not claimed:
         return job
+    from . import scrub_chunks  # noqa: PLC0415  # it imports this module
+
     try:
-        counts, result_name = _scrub(job)
+        scrub_chunks.scrub_job_start(job, inline=inline)
     except ScrubFailed as exc:
         _finish(job, status=ScrubJob.Status.FAILED, error=str(exc))
     except Exception as exc:  # a bug: keep the job from hanging in "running"
@@ -217,10 +192,7 @@ def scrub_job_run(job_id: int) -> ScrubJob | None:
             status=ScrubJob.Status.FAILED,
             error=_("Internal error (%(kind)s).") % {"kind": type(exc).__name__},
         )
-    else:
-        job.result.name = result_name
-        _finish(job, status=ScrubJob.Status.DONE, counts=counts)
-    return job
+    return jobs.select_related("tenant").filter(pk=job_id).first()
 
 
 def _finish(job: ScrubJob, *, status: str, counts: Counts | None = None, error: str = "") -> None:
@@ -239,27 +211,6 @@ def _finish(job: ScrubJob, *, status: str, counts: Counts | None = None, error: 
         job.percent = 100
     job.save()
     logger.info("scrub job %s %s", job.pk, status)
-
-
-def _scrub(job: ScrubJob) -> tuple[Counts, str]:
-    progress = _Progress(job)
-    counts = Counts()
-    tmp_root = work_root()
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    for leftover in tmp_root.glob(f"scrub-{job.pk}-*"):  # a run of this job whose worker died
-        shutil.rmtree(leftover, ignore_errors=True)
-    with tempfile.TemporaryDirectory(dir=tmp_root, prefix=f"scrub-{job.pk}-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        buckets = _read(job, tmp, counts, progress)
-        progress.save(phase=ScrubJob.Phase.SCRUBBING, rows_done=counts.rows, invalid=counts.invalid)
-        sendable = _scrub_buckets(job, buckets, counts, progress)
-        progress.save(phase=ScrubJob.Phase.WRITING, percent=95)
-        result = tmp / "result.csv"
-        _merge(sendable, result, counts.rows)
-        name = f"scrub/{job.tenant_id}/results/{job.pk}-{secrets.token_hex(8)}.csv"
-        with result.open("rb") as handle:
-            stored = job.result.storage.save(name, File(handle, name=name))
-    return counts, stored
 
 
 def work_root() -> Path:
@@ -294,102 +245,9 @@ def _bucket_of(values: Any) -> Any:
     return (mixed & np.uint64(BUCKETS - 1)).astype(np.int64)
 
 
-def _read(job: ScrubJob, tmp: Path, counts: Counts, progress: _Progress) -> list[Path]:
-    """Pass 1: stream the upload into bucket files of parsed numbers, a batch at a time."""
-    paths = [tmp / f"in-{i:02d}" for i in range(BUCKETS)]
-    with contextlib.ExitStack() as stack:
-        buckets = [stack.enter_context(p.open("wb", buffering=1 << 16)) for p in paths]
-        raw = stack.enter_context(job.file.open("rb"))
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
-        rows = 0
-        cells: list[str] = []
-        numbers: list[int] = []
-
-        def flush() -> None:
-            if cells:
-                _write_batch(cells, numbers, buckets, counts)
-                cells.clear()
-                numbers.clear()
-
-        try:
-            column, first = _column(reader)
-            source: Iterable[list[str]] = reader if first is None else _prepend(first, reader)
-            for row in source:
-                cell = row[column] if column < len(row) else ""
-                if not cell or cell.isspace():
-                    if not any(c.strip() for c in row):
-                        continue  # a blank line is not a row
-                    counts.invalid += 1
-                    rows += 1
-                    continue
-                rows += 1
-                cells.append(cell)
-                numbers.append(rows)
-                if len(cells) == READ_BATCH:
-                    flush()
-                    if rows > MAX_ROWS:
-                        raise ScrubFailed(_("At most %(max)s numbers per list.") % {"max": f"{MAX_ROWS:,}"})
-                    progress.reading(rows, counts.invalid)
-            flush()
-        except UnicodeDecodeError:
-            raise ScrubFailed(_("The file is not UTF-8 text.")) from None
-        except csv.Error as exc:
-            raise ScrubFailed(
-                _("Row %(row)d could not be read: %(error)s") % {"row": rows + 1, "error": exc}
-            ) from None
-    if rows > MAX_ROWS:
-        raise ScrubFailed(_("At most %(max)s numbers per list.") % {"max": f"{MAX_ROWS:,}"})
-    counts.rows = rows
-    return paths
-
-
-def _write_batch(cells: list[str], numbers: list[int], buckets: list[Any], counts: Counts) -> None:
-    parsed = phones.parse_batch(cells)
-    counts.invalid += len(cells) - int(parsed.valid.sum())
-    valid = parsed.valid
-    records = np.empty(int(valid.sum()), dtype=RECORD)
-    records["row"] = np.asarray(numbers, dtype=np.uint32)[valid]
-    records["count"] = parsed.counts[valid]
-    records["value"] = parsed.values[valid]
-    bucket = _bucket_of(records["value"])
-    order = np.argsort(bucket, kind="stable")  # row order kept within a bucket
-    bounds = np.searchsorted(bucket[order], np.arange(BUCKETS + 1))
-    for index in range(BUCKETS):
-        part = records[order[bounds[index] : bounds[index + 1]]]
-        if len(part):
-            buckets[index].write(part.tobytes())
-
-
 def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
     yield first
     yield from rest
-
-
-def _scrub_buckets(job: ScrubJob, paths: list[Path], counts: Counts, progress: _Progress) -> list[Path]:
-    """Pass 2: per bucket, drop repeats (the first occurrence wins), then split suppressed from
-    sendable with the bulk look-up (the tenant's suppression index and the platform-wide list)."""
-    outputs = []
-    service = job.service_code or None
-    for index, path in enumerate(paths):
-        records = np.fromfile(path, dtype=RECORD)
-        _values, first = np.unique(records["value"], return_index=True)
-        first.sort()  # back to row order
-        counts.duplicate += len(records) - len(first)
-        records = records[first]
-        ones = np.ones(len(records), dtype=bool)
-        parsed = phones.ParsedBatch((), records["value"].astype(np.int64), records["count"], ones, {}, ~ones)
-        answer = batch_check(tenant_id=job.tenant_id, parsed=parsed, service_code=service)
-        counts.suppressed += int(answer.suppressed.sum())
-        counts.platform_do_not_market += int((answer.suppressed & ~answer.tenant_suppressed).sum())
-        sendable = records[~answer.suppressed]
-        counts.sendable += len(sendable)
-        out_path = path.with_name(f"out-{index:02d}")
-        sendable.tofile(out_path)
-        path.unlink()
-        outputs.append(out_path)
-        progress.scrubbing(index + 1)
-    return outputs
 
 
 def e164_lines(counts: Any, values: Any) -> bytes:
@@ -406,7 +264,8 @@ def e164_lines(counts: Any, values: Any) -> bytes:
         digit = (values // (10**power)) % 10
         out[:, 1 + j] = np.where(inside, digit + 48, 0)
     out[np.arange(total), 1 + lengths] = ord("\n")
-    return out[out != 0].tobytes()
+    lines: bytes = out[out != 0].tobytes()
+    return lines
 
 
 def _merge(paths: list[Path], result: Path, rows: int) -> None:

@@ -1,0 +1,108 @@
+"""Scrub jobs split into chunks (partner/scrub_chunks.py): run by two real worker processes,
+many chunks give byte for byte the result and the counts of one chunk run in this process."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from lanzuan import phones
+from tenants.models import Tenant
+from unsubscribe.donotmarket.services import platform_do_not_market_lift, platform_do_not_market_set
+from unsubscribe.partner import scrub
+from unsubscribe.partner.models import ScrubJob
+from unsubscribe.suppressions.services import suppressions_add
+
+from .workers import celery_worker, purge_queue, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EVERYWHERE = "+8613600000007"
+
+
+def _list(rng: random.Random) -> bytes:
+    """A header, then 6,000 rows: repeats near and far (across chunks), odd forms, invalid
+    rows, blank lines, numbers suppressed at the tenant and on the platform-wide list."""
+    lines = ["name,phone"]
+    seen: list[str] = []
+    for i in range(6_000):
+        roll = rng.random()
+        if roll < 0.1 and seen:
+            number = rng.choice(seen)
+        elif roll < 0.15:
+            number = f"+86137{rng.randrange(100):08d}"  # suppressed ones are among these
+        elif roll < 0.17:
+            number = "not-a-number"
+        elif roll < 0.19:
+            number = f"138 {rng.randrange(10**4):04d} {rng.randrange(10**4):04d}"
+        elif roll < 0.2:
+            number = EVERYWHERE
+        else:
+            number = f"+86139{rng.randrange(10**8):08d}"
+        seen.append(number)
+        lines.append(f"row {i},{number}")
+        if roll > 0.995:
+            lines.append("")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _job(tenant: Tenant, data: bytes) -> ScrubJob:
+    job = ScrubJob(tenant=tenant, original_name="list.csv", total_rows=data.count(b"\n"))
+    job.file.save("list.csv", SimpleUploadedFile("list.csv", data), save=False)
+    job.save()
+    return job
+
+
+def test_a_scrub_split_over_two_worker_processes_gives_the_result_of_one(
+    tenant_a: Tenant, tmp_path: Path
+) -> None:
+    # given a tenant with opt-outs (with and without a lookup key), a platform-wide entry, a list
+    for n in range(0, 100, 3):
+        number = f"+86137{n:08d}"
+        suppressions_add(
+            tenant=tenant_a,
+            phone_hash=phones.tenant_phone_hash(tenant_a.pk, number),
+            phone_masked=phones.mask(number),
+            scopes=["*"],
+            channel="api",
+            e164=number if n % 2 else None,
+        )
+    platform_do_not_market_set(e164=EVERYWHERE, evidence={"test": True})
+    data = _list(random.Random(14))
+    try:
+        # when it is scrubbed once here, as one chunk
+        alone = _job(tenant_a, data)
+        scrub.scrub_job_run(alone.pk, inline=True)
+        alone.refresh_from_db()
+        assert alone.status == ScrubJob.Status.DONE, alone.error
+        # and once by a worker with two processes, in chunks of 4 KiB
+        purge_queue()
+        with celery_worker(tmp_path, concurrency=2, LANZUAN_SCRUB_CHUNK_BYTES="4096") as worker:
+            split = _job(tenant_a, data)
+            scrub.scrub_job_dispatch(split.pk)
+            finished = (ScrubJob.Status.DONE, ScrubJob.Status.FAILED)
+            wait_for(
+                lambda: ScrubJob.objects.unscoped(reason="test").get(pk=split.pk).status in finished,
+                120,
+                message=worker.output()[-3000:],
+            )
+            log = worker.output()
+        split.refresh_from_db()
+        # then the result and the counts are the same, byte for byte
+        assert split.status == ScrubJob.Status.DONE, split.error
+        chunks = {int(m) for m in re.findall(r"chunk \d+ of (\d+)", log)}
+        processes = set(re.findall(r"chunk \d+ of \d+ in process (\d+)", log))
+        assert chunks and min(chunks) > 10, log[-2000:]
+        assert len(processes) == 2, log[-2000:]
+        fields = ("total_rows", "invalid", "duplicate", "suppressed", "platform_do_not_market", "sendable")
+        assert [getattr(split, f) for f in fields] == [getattr(alone, f) for f in fields]
+        assert alone.suppressed > 0 and alone.duplicate > 0 and alone.invalid > 0
+        assert alone.platform_do_not_market > 0
+        with alone.result.open("rb") as one, split.result.open("rb") as many:
+            assert one.read() == many.read()
+    finally:
+        platform_do_not_market_lift(e164=EVERYWHERE, evidence={"test": True})
