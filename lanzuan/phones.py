@@ -296,7 +296,7 @@ class ParsedBatch:
     counts: Any  # (n,) uint8
     valid: Any  # (n,) bool
     errors: dict[int, str]
-    plain: Any  # (n,) bool: read by the vectorised parse (a string of digits and "+" only)
+    plain: Any  # (n,) bool: read by the vectorised parse (a CN mobile written "+86…", "86…" or as 11 digits)
 
     @property
     def blocks(self) -> Any:

@@ -256,3 +256,17 @@ def test_lookup_keys_are_distinct_per_number_and_per_tenant(nationals: list[int]
     assert not {bytes(k) for k in mine} & {bytes(k) for k in theirs}
     assert bytes(mine[0]) == phones.tenant_lookup_key(1, numbers[0])
     assert np.array_equal(platform[0], np.frombuffer(phones.platform_lookup_key(numbers[0]), dtype=np.uint8))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deleted_tenants_index_goes_with_it() -> None:
+    tenant = _tenant()
+    _add(tenant, POOL[0], [SCOPE_ALL])
+    index.index_refresh(tenant.pk, full=True)
+    where = index.index_root() / f"tenant-{tenant.pk}"
+    assert (where / "current").exists()
+    with db_scope.tenants_scope([tenant.pk]):
+        Suppression.objects.for_tenant(tenant).delete()
+        SuppressionEvent.objects.for_tenant(tenant).delete()
+    tenant.delete()
+    assert not where.exists()

@@ -22,41 +22,23 @@ def _dumps(value: Any) -> str:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")  # as DRF's renderer
 
 
-def digits_matrix(counts: Any, values: Any) -> Any:
-    """The ASCII digits of each number ((n, 15) uint8, left-aligned; zeros after)."""
-    lengths = counts.astype(np.int64)
-    out = np.zeros((len(values), 15), dtype=np.uint8)
-    for j in range(15):
-        inside = j < lengths
-        power = np.where(inside, lengths - 1 - j, 0)
-        out[:, j] = np.where(inside, (values // 10**power) % 10 + 48, 0)
-    return out
-
-
-def _constant(text: bytes) -> Any:
-    return np.frombuffer(text, dtype=np.uint8)[None, :]
-
-
 _HEAD = b'{"phone":"'
 _MID = b'","valid":true,"e164":"+'
 
 
-def _plain_rows(raws: list[str], counts: Any, values: Any, suffixes: Any) -> list[bytes]:
-    """The answers of numbers read by the vectorised parse (ASCII digits and "+"), built in
-    arrays: rows of one shape (the item's length, the number's digit count) take the same
-    columns; each row ends with its own suffix (an (n, w) uint8 matrix, zeros after)."""
+def _plain_rows(raws: list[str], suffixes: Any) -> list[bytes]:
+    """The answers of numbers read by the vectorised parse (CN mobiles written "+86…", "86…" or
+    as 11 digits), built in arrays: the E.164 form is "+86" and the item's last 11 digits; rows
+    of one length take the same columns; each row ends with its own suffix (an (n, w) uint8
+    matrix, zeros after)."""
     total = len(raws)
     raw = np.array(raws, dtype="S20").view(np.uint8).reshape(total, 20)
     raw_len = (raw != 0).sum(axis=1)
-    digits = digits_matrix(counts, values)
-    digit_len = counts.astype(np.int64)
-    head, mid = (np.frombuffer(text, dtype=np.uint8) for text in (_HEAD, _MID))
-    width = len(_HEAD) + 20 + len(_MID) + 15 + suffixes.shape[1]
+    head, mid = (np.frombuffer(text, dtype=np.uint8) for text in (_HEAD, _MID + b"86"))
+    width = len(head) + 20 + len(mid) + 11 + suffixes.shape[1]
     out = np.zeros((total, width), dtype=np.uint8)
-    shapes = raw_len * 16 + digit_len
-    for shape in np.unique(shapes).tolist():
-        rows = np.flatnonzero(shapes == shape)
-        r, d = divmod(shape, 16)
+    for r in np.unique(raw_len).tolist():
+        rows = np.flatnonzero(raw_len == r)
         block = np.zeros((len(rows), width), dtype=np.uint8)
         at = len(head)
         block[:, :at] = head
@@ -64,8 +46,8 @@ def _plain_rows(raws: list[str], counts: Any, values: Any, suffixes: Any) -> lis
         at += r
         block[:, at : at + len(mid)] = mid
         at += len(mid)
-        block[:, at : at + d] = digits[rows, :d]
-        at += d
+        block[:, at : at + 11] = raw[rows, r - 11 : r]
+        at += 11
         block[:, at : at + suffixes.shape[1]] = suffixes[rows]
         out[rows] = block
     built: list[bytes] = out.view(f"S{width}").ravel().tolist()  # each row's zeros are at its end
@@ -106,12 +88,7 @@ def check_answer_json(*, service: str | None, answer: BatchAnswer) -> bytes:
     plain_at = np.flatnonzero(plain)
     if len(plain_at):
         raws = parsed.raw
-        rows[plain_at] = _plain_rows(
-            [raws[i] for i in plain_at.tolist()],
-            parsed.counts[plain_at],
-            parsed.values[plain_at],
-            _suffixes(answer, plain_at),
-        )
+        rows[plain_at] = _plain_rows([raws[i] for i in plain_at.tolist()], _suffixes(answer, plain_at))
     others = np.flatnonzero(~plain)
     if len(others):
         rows[others] = _other_rows(answer, others.tolist())

@@ -26,6 +26,7 @@ import logging
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,17 +165,33 @@ def _chunk_text(job: ScrubJob, number: int) -> str:
         raise scrub.ScrubFailed(_("The file is not UTF-8 text.")) from None
 
 
-def _one_column(text: str, number: int) -> list[str] | None:
+PIECE_CHARS = 1 << 20  # a one-column chunk is split into lines a piece at a time
+
+
+def _one_column(text: str, number: int) -> Iterator[list[str]] | None:
     """A list of one column without quotes (the usual export): its rows' cells without the
-    csv module, or None to read it as CSV. Blank lines are not rows, as in CSV."""
+    csv module, about a megabyte of text at a time (a million str objects at once would take
+    ~70 MB); None to read it as CSV. Blank lines are not rows, as in CSV."""
     if "," in text or '"' in text or "\x00" in text:
         return None
-    lines = iter(text.splitlines())
-    first: list[str] | None = None
-    if number == 0:
+    return _pieces(text, number)
+
+
+def _pieces(text: str, number: int) -> Iterator[list[str]]:
+    start = 0
+    if number == 0:  # the header, if any, from the first lines
+        head_end = text.find("\n", min(len(text), 4096))
+        head_end = len(text) if head_end < 0 else head_end + 1
+        lines = iter(text[:head_end].splitlines())
         _column, first = scrub._column(csv.reader(lines))  # noqa: SLF001  # consumes the header, if any
-    cells = [line for line in lines if line and not line.isspace()]
-    return [first[0], *cells] if first else cells
+        rest = [line for line in lines if line and not line.isspace()]
+        yield [first[0], *rest] if first else rest
+        start = head_end
+    while start < len(text):
+        end = text.find("\n", start + PIECE_CHARS)
+        end = len(text) if end < 0 else end + 1
+        yield [line for line in text[start:end].splitlines() if line and not line.isspace()]
+        start = end
 
 
 def _chunk(job: ScrubJob, work: Path, number: int, column: int) -> None:
@@ -229,16 +246,19 @@ def _chunk(job: ScrubJob, work: Path, number: int, column: int) -> None:
     report()
 
 
-def _write_chunk(job: ScrubJob, work: Path, number: int, cells: list[str]) -> None:
-    """A chunk whose every cell is a row (one column, no blank cells)."""
+def _write_chunk(job: ScrubJob, work: Path, number: int, pieces: Iterator[list[str]]) -> None:
+    """A chunk whose every cell is a row (one column, no blank cells), a piece at a time."""
     parts: list[Any] = []
-    invalid = 0
-    for start in range(0, len(cells), scrub.READ_BATCH):
-        batch = cells[start : start + scrub.READ_BATCH]
-        invalid += _parse(batch, list(range(start + 1, start + len(batch) + 1)), parts)
-    _write_records(job, work, number, parts, rows=len(cells), invalid=invalid)
+    rows = invalid = 0
+    for cells in pieces:
+        for start in range(0, len(cells), scrub.READ_BATCH):
+            batch = cells[start : start + scrub.READ_BATCH]
+            first = rows + start + 1
+            invalid += _parse(batch, list(range(first, first + len(batch))), parts)
+        rows += len(cells)
+    _write_records(job, work, number, parts, rows=rows, invalid=invalid)
     _jobs().filter(pk=job.pk, status=ScrubJob.Status.RUNNING).update(
-        rows_done=F("rows_done") + len(cells),
+        rows_done=F("rows_done") + rows,
         invalid=F("invalid") + invalid,
         lease_until=timezone.now() + scrub.LEASE,
     )

@@ -357,6 +357,13 @@ def index_drop(tenant_id: int) -> None:
     shutil.rmtree(_dir(tenant_id), ignore_errors=True)
 
 
+def tenant_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """post_delete of a tenant (connected in apps.py): its index files go after the commit."""
+    if enabled():
+        tenant_id = int(instance.pk)
+        transaction.on_commit(lambda: index_drop(tenant_id))
+
+
 # --- look-ups ----------------------------------------------------------------------------
 
 
