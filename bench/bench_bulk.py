@@ -281,6 +281,7 @@ def bench_scrub(tenant: Tenant, path: Path, suppressed_count: int) -> dict[str, 
     np.searchsorted(hi, np.sort(probes))
     result["floor_s"] = time.perf_counter() - started
     result["suppressions"] = suppressed_count
+    job.refresh_from_db()  # the run stored its result: deleting the row deletes the file
     job.delete()
     print(
         f"  scrub of {result['rows']:,} rows: {result['seconds']:.2f} s ({result['rows'] / result['seconds']:,.0f} rows/s; "

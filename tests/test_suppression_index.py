@@ -268,5 +268,6 @@ def test_a_deleted_tenants_index_goes_with_it() -> None:
     with db_scope.tenants_scope([tenant.pk]):
         Suppression.objects.for_tenant(tenant).delete()
         SuppressionEvent.objects.for_tenant(tenant).delete()
+        Service.objects.for_tenant(tenant).delete()
     tenant.delete()
     assert not where.exists()
