@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -13,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe.donotmarket.services import platform_do_not_market_lift, platform_do_not_market_set
-from unsubscribe.partner import scrub
+from unsubscribe.partner import scrub, scrub_chunks
 from unsubscribe.partner.models import ScrubJob
 from unsubscribe.suppressions.services import suppressions_add
 
@@ -108,3 +109,40 @@ def test_a_scrub_split_over_two_worker_processes_gives_the_result_of_one(
             assert one.read() == many.read()
     finally:
         platform_do_not_market_lift(e164=EVERYWHERE, evidence={"test": True})
+
+
+def test_counts_grow_while_the_chunks_run(
+    tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    # given a list of several chunks, and a merge held back (as while other chunks still run)
+    for n in range(0, 100, 3):
+        number = f"+86137{n:08d}"
+        suppressions_add(
+            tenant=tenant_a,
+            phone_hash=phones.tenant_phone_hash(tenant_a.pk, number),
+            phone_masked=phones.mask(number),
+            scopes=["*"],
+            channel="api",
+            e164=number,
+        )
+    data = _list(random.Random(15), one_column=True)
+    settings.SCRUB_CHUNK_BYTES = 4096
+    monkeypatch.setattr(scrub_chunks, "_merge_run", lambda job, work, chunks: None)
+    job = _job(tenant_a, data)
+    # when every chunk has run
+    scrub.scrub_job_run(job.pk, inline=True)
+    job.refresh_from_db()
+    # then the job shows its rows, invalid rows, and the chunks' own repeats and suppressed numbers
+    assert job.status == ScrubJob.Status.RUNNING and job.phase == ScrubJob.Phase.WRITING
+    assert job.rows_done == len([line for line in data.decode().splitlines()[1:] if line.strip()])
+    assert job.invalid > 0 and job.duplicate > 0 and job.suppressed > 0
+    # and the merge's counts (repeats across chunks found too) replace them
+    monkeypatch.undo()
+    settings.SCRUB_CHUNK_BYTES = 4096
+    done = _job(tenant_a, data)
+    scrub.scrub_job_run(done.pk, inline=True)
+    done.refresh_from_db()
+    assert done.status == ScrubJob.Status.DONE
+    assert (done.rows_done, done.invalid) == (job.rows_done, job.invalid)
+    assert done.duplicate >= job.duplicate and done.suppressed <= job.suppressed
+    assert done.duplicate + done.suppressed + done.sendable + done.invalid == done.total_rows

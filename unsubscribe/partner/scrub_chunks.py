@@ -268,7 +268,15 @@ def _write_records(
     job: ScrubJob, work: Path, number: int, parts: list[Any], *, rows: int, invalid: int
 ) -> None:
     records = np.concatenate(parts) if parts else np.zeros(0, CHUNK_RECORD)
-    _look_up(job, records)
+    distinct = _look_up(job, records)
+    # Live counts: the chunk's own repeats and suppressed numbers (repeats across chunks are
+    # found by the merge, which sets the final counts).
+    status = records["status"][distinct]
+    _jobs().filter(pk=job.pk, status=ScrubJob.Status.RUNNING).update(
+        duplicate=F("duplicate") + (len(records) - len(distinct)),
+        suppressed=F("suppressed") + int((status != SENDABLE).sum()),
+        platform_do_not_market=F("platform_do_not_market") + int((status == PLATFORM).sum()),
+    )
     bucket = scrub._bucket_of(records["value"])  # noqa: SLF001
     order = np.argsort(bucket, kind="stable")  # row order kept within a bucket
     bounds = np.searchsorted(bucket[order], np.arange(scrub.BUCKETS + 1)).tolist()
@@ -295,16 +303,18 @@ def _parse(cells: list[str], row_numbers: list[int], parts: list[Any]) -> int:
     return bad
 
 
-def _look_up(job: ScrubJob, records: Any) -> None:
-    """Each record's status, by one look-up of the chunk's distinct numbers."""
+def _look_up(job: ScrubJob, records: Any) -> Any:
+    """Each record's status, by one look-up of the chunk's distinct numbers; returns the
+    positions of their first occurrences."""
     values, first, inverse = np.unique(records["value"], return_index=True, return_inverse=True)
     if not len(values):
-        return
+        return first
     ones = np.ones(len(values), dtype=bool)
     parsed = phones.ParsedBatch((), values.astype(np.int64), records["count"][first], ones, {}, ~ones)
     answer = batch_check(tenant_id=job.tenant_id, parsed=parsed, service_code=job.service_code or None)
     status = np.where(answer.tenant_suppressed, SUPPRESSED, np.where(answer.suppressed, PLATFORM, SENDABLE))
     records["status"] = status.astype(np.uint8)[inverse.ravel()]
+    return first
 
 
 def _merge_run(job: ScrubJob, work: Path, chunks: int) -> None:
