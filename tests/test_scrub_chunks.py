@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
 
 from lanzuan import phones
 from tenants.models import Tenant
 from unsubscribe.donotmarket.services import platform_do_not_market_lift, platform_do_not_market_set
 from unsubscribe.partner import scrub, scrub_chunks
 from unsubscribe.partner.models import ScrubJob
+from unsubscribe.partner.tasks import run_scrub_job
 from unsubscribe.suppressions.services import suppressions_add
 
 from .workers import celery_worker, purge_queue, wait_for
@@ -52,8 +54,10 @@ def _list(rng: random.Random, *, one_column: bool) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _job(tenant: Tenant, data: bytes) -> ScrubJob:
-    job = ScrubJob(tenant=tenant, original_name="list.csv", total_rows=data.count(b"\n"))
+def _job(tenant: Tenant, data: bytes, *, with_reasons: bool = False) -> ScrubJob:
+    job = ScrubJob(
+        tenant=tenant, original_name="list.csv", total_rows=data.count(b"\n"), with_reasons=with_reasons
+    )
     job.file.save("list.csv", SimpleUploadedFile("list.csv", data), save=False)
     job.save()
     return job
@@ -78,14 +82,14 @@ def test_a_scrub_split_over_two_worker_processes_gives_the_result_of_one(
     data = _list(random.Random(14), one_column=one_column)
     try:
         # when it is scrubbed once here, as one chunk
-        alone = _job(tenant_a, data)
+        alone = _job(tenant_a, data, with_reasons=one_column)  # and with every row's reason
         scrub.scrub_job_run(alone.pk, inline=True)
         alone.refresh_from_db()
         assert alone.status == ScrubJob.Status.DONE, alone.error
         # and once by a worker with two processes, in chunks of 4 KiB
         purge_queue()
         with celery_worker(tmp_path, concurrency=2, LANZUAN_SCRUB_CHUNK_BYTES="4096") as worker:
-            split = _job(tenant_a, data)
+            split = _job(tenant_a, data, with_reasons=one_column)
             scrub.scrub_job_dispatch(split.pk)
             finished = (ScrubJob.Status.DONE, ScrubJob.Status.FAILED)
             wait_for(
@@ -146,3 +150,44 @@ def test_counts_grow_while_the_chunks_run(
     assert (done.rows_done, done.invalid) == (job.rows_done, job.invalid)
     assert done.duplicate >= job.duplicate and done.suppressed <= job.suppressed
     assert done.duplicate + done.suppressed + done.sendable + done.invalid == done.total_rows
+
+
+def test_every_row_with_its_reason_on_request(api_key_a: str, tenant_a: Tenant) -> None:
+    # given a number suppressed, another on the platform-wide list, and a list with every case
+    number = "+8613700000001"
+    suppressions_add(
+        tenant=tenant_a,
+        phone_hash=phones.tenant_phone_hash(tenant_a.pk, number),
+        phone_masked=phones.mask(number),
+        scopes=["*"],
+        channel="api",
+        e164=number,
+    )
+    platform_do_not_market_set(e164=EVERYWHERE, evidence={"test": True})
+    text = "name,phone\nAnn,13700000002\nBob,13700000001\nCy,not a number\n,\nDi,+86 137 0000 0002\nEd,\nFlo,13600000007\n"
+    api = APIClient(HTTP_AUTHORIZATION=f"Api-Key {api_key_a}")
+    try:
+        # when it is scrubbed with reasons asked for
+        response = api.post(
+            "/api/v1/scrub-jobs",
+            {"file": SimpleUploadedFile("l.csv", text.encode(), content_type="text/csv"), "reasons": "true"},
+            format="multipart",
+        )
+        assert response.status_code == 202, response.content
+        assert response.json()["reasons"] is True
+        run_scrub_job(response.json()["id"])
+        done = api.get(f"/api/v1/scrub-jobs/{response.json()['id']}").json()
+        body = b"".join(api.get(done["result_url"]).streaming_content).decode()  # type: ignore[attr-defined]
+    finally:
+        platform_do_not_market_lift(e164=EVERYWHERE, evidence={"test": True})
+    # then the result lists every row (the blank line is not a row) with its reason
+    assert body.splitlines() == [
+        "row,phone,result",
+        "1,+8613700000002,sendable",
+        "2,+8613700000001,suppressed",
+        "3,not a number,invalid",
+        "4,+8613700000002,duplicate",
+        "5,,invalid",
+        "6,+8613600000007,platform_do_not_market",
+    ]
+    assert (done["sendable"], done["suppressed"], done["duplicate"], done["invalid"]) == (1, 2, 1, 2)

@@ -97,9 +97,12 @@ def count_lines(chunks: Iterable[bytes]) -> int:
     return lines + (1 if last and last != b"\n" else 0)
 
 
-def scrub_job_create(*, tenant: Tenant, upload: UploadedFile, service_code: str | None = None) -> ScrubJob:
+def scrub_job_create(
+    *, tenant: Tenant, upload: UploadedFile, service_code: str | None = None, with_reasons: bool = False
+) -> ScrubJob:
     """Store the upload (streamed to disk by Django) and queue the job after commit.
-    Raises UnknownService, InvalidUpload or TooManyNumbers."""
+    `with_reasons`: the result lists every row with its reason. Raises UnknownService,
+    InvalidUpload or TooManyNumbers."""
     service_code = (service_code or "").strip()
     if service_code and not service_exists(tenant=tenant, code=service_code):
         raise UnknownService(_("Unknown service code(s): %(codes)s") % {"codes": service_code})
@@ -123,6 +126,7 @@ def scrub_job_create(*, tenant: Tenant, upload: UploadedFile, service_code: str 
             service_code=service_code,
             original_name=(upload.name or "")[:200],
             total_rows=lines,
+            with_reasons=with_reasons,
         )
         job.file.save("upload.csv", upload, save=False)
         job.save()

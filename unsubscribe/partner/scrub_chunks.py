@@ -47,7 +47,15 @@ from .models import ScrubJob
 logger = logging.getLogger(__name__)
 
 # A chunk's record: its own row number, the number's digits, and what the look-up said.
-SENDABLE, SUPPRESSED, PLATFORM = 0, 1, 2
+SENDABLE, SUPPRESSED, PLATFORM, DUPLICATE = 0, 1, 2, 3
+REASONS = {
+    SENDABLE: "sendable",
+    SUPPRESSED: "suppressed",
+    PLATFORM: "platform_do_not_market",
+    DUPLICATE: "duplicate",
+}
+# A row of the result with reasons: its global row number, the number, why.
+REASON_RECORD = np.dtype([("row", "<u4"), ("count", "u1"), ("value", "<i8"), ("reason", "u1")])
 CHUNK_RECORD = np.dtype([("row", "<u4"), ("count", "u1"), ("value", "<i8"), ("status", "u1")])
 
 
@@ -61,7 +69,7 @@ def run_dir(job_id: int, run: str) -> Path:
 
 def chunk_bytes() -> int:
     """settings.SCRUB_CHUNK_BYTES (16 MiB: about a million rows of "+86…" numbers)."""
-    return max(1024, int(settings.SCRUB_CHUNK_BYTES))
+    return max(4096, int(settings.SCRUB_CHUNK_BYTES))  # at most 5 digits of chunk numbers (200 MB lists)
 
 
 def chunk_count(size: int) -> int:
@@ -132,7 +140,7 @@ def scrub_chunk_run(job_id: int, run: str, number: int, chunks: int, column: int
     try:
         if not meta.exists():
             _chunk(job, work, number, column)
-        done = sum(1 for _ in work.glob("c*.json"))
+        done = sum(1 for _ in work.glob("c[0-9][0-9][0-9][0-9][0-9].json"))
         if done == chunks and (
             _jobs()
             .filter(pk=job_id, status=ScrubJob.Status.RUNNING, phase=ScrubJob.Phase.READING)
@@ -204,6 +212,7 @@ def _chunk(job: ScrubJob, work: Path, number: int, column: int) -> None:
     reader = csv.reader(io.StringIO(text, newline=""))
     rows = invalid = 0
     reported = [0, 0]  # rows and invalid rows already added to the job's live counts
+    invalid_rows: list[tuple[int, str]] | None = [] if job.with_reasons else None
 
     def report() -> None:
         _jobs().filter(pk=job.pk, status=ScrubJob.Status.RUNNING).update(
@@ -229,20 +238,22 @@ def _chunk(job: ScrubJob, work: Path, number: int, column: int) -> None:
                     continue  # a blank line is not a row
                 invalid += 1
                 rows += 1
+                if invalid_rows is not None:
+                    invalid_rows.append((rows, cell))
                 continue
             rows += 1
             cells.append(cell)
             row_numbers.append(rows)
             if len(cells) == scrub.READ_BATCH:
-                invalid += _parse(cells, row_numbers, parts)
+                invalid += _parse(cells, row_numbers, parts, invalid_rows)
             if rows % scrub.PROGRESS_EVERY == 0:
                 report()
     except csv.Error as exc:
         raise scrub.ScrubFailed(
             _("Row %(row)d could not be read: %(error)s") % {"row": rows + 1, "error": exc}
         ) from None
-    invalid += _parse(cells, row_numbers, parts)
-    _write_records(job, work, number, parts, rows=rows, invalid=invalid)
+    invalid += _parse(cells, row_numbers, parts, invalid_rows)
+    _write_records(job, work, number, parts, rows=rows, invalid=invalid, invalid_rows=invalid_rows)
     report()
 
 
@@ -250,13 +261,14 @@ def _write_chunk(job: ScrubJob, work: Path, number: int, pieces: Iterator[list[s
     """A chunk whose every cell is a row (one column, no blank cells), a piece at a time."""
     parts: list[Any] = []
     rows = invalid = 0
+    invalid_rows: list[tuple[int, str]] | None = [] if job.with_reasons else None
     for cells in pieces:
         for start in range(0, len(cells), scrub.READ_BATCH):
             batch = cells[start : start + scrub.READ_BATCH]
             first = rows + start + 1
-            invalid += _parse(batch, list(range(first, first + len(batch))), parts)
+            invalid += _parse(batch, list(range(first, first + len(batch))), parts, invalid_rows)
         rows += len(cells)
-    _write_records(job, work, number, parts, rows=rows, invalid=invalid)
+    _write_records(job, work, number, parts, rows=rows, invalid=invalid, invalid_rows=invalid_rows)
     _jobs().filter(pk=job.pk, status=ScrubJob.Status.RUNNING).update(
         rows_done=F("rows_done") + rows,
         invalid=F("invalid") + invalid,
@@ -264,8 +276,15 @@ def _write_chunk(job: ScrubJob, work: Path, number: int, pieces: Iterator[list[s
     )
 
 
-def _write_records(
-    job: ScrubJob, work: Path, number: int, parts: list[Any], *, rows: int, invalid: int
+def _write_records(  # noqa: PLR0913
+    job: ScrubJob,
+    work: Path,
+    number: int,
+    parts: list[Any],
+    *,
+    rows: int,
+    invalid: int,
+    invalid_rows: list[tuple[int, str]] | None,
 ) -> None:
     records = np.concatenate(parts) if parts else np.zeros(0, CHUNK_RECORD)
     distinct = _look_up(job, records)
@@ -281,17 +300,24 @@ def _write_records(
     order = np.argsort(bucket, kind="stable")  # row order kept within a bucket
     bounds = np.searchsorted(bucket[order], np.arange(scrub.BUCKETS + 1)).tolist()
     np.save(work / f"c{number:05d}.npy", records[order])
+    if invalid_rows is not None:  # asked for every row with its reason: the invalid ones as written
+        (work / f"c{number:05d}-invalid.json").write_text(json.dumps(invalid_rows, ensure_ascii=False))
     partial = work / f".c{number:05d}.json"
     partial.write_text(json.dumps({"rows": rows, "invalid": invalid, "bounds": bounds}))
     partial.rename(work / f"c{number:05d}.json")  # last: the chunk is done
 
 
-def _parse(cells: list[str], row_numbers: list[int], parts: list[Any]) -> int:
-    """Parse a batch into records (valid numbers only); returns how many were invalid."""
+def _parse(
+    cells: list[str], row_numbers: list[int], parts: list[Any], invalid_rows: list[tuple[int, str]] | None
+) -> int:
+    """Parse a batch into records (valid numbers only); returns how many were invalid (and
+    adds them, as written, to `invalid_rows` when given)."""
     if not cells:
         return 0
     parsed = phones.parse_batch(cells)
     valid = parsed.valid
+    if invalid_rows is not None:
+        invalid_rows.extend((row_numbers[i], cells[i]) for i in np.flatnonzero(~valid).tolist())
     records = np.zeros(int(valid.sum()), dtype=CHUNK_RECORD)
     records["row"] = np.asarray(row_numbers, dtype=np.uint32)[valid]
     records["count"] = parsed.counts[valid]
@@ -328,18 +354,18 @@ def _merge_run(job: ScrubJob, work: Path, chunks: int) -> None:
     stored = [np.load(work / f"c{n:05d}.npy", mmap_mode="r") for n in range(chunks)]
     outputs = []
     for bucket in range(scrub.BUCKETS):
-        parts, owners = [], []
-        for n, (records, meta) in enumerate(zip(stored, metas, strict=True)):
-            part = np.asarray(records[meta["bounds"][bucket] : meta["bounds"][bucket + 1]])
-            parts.append(part)
-            owners.append(np.full(len(part), n, dtype=np.int64))
-        records = np.concatenate(parts) if parts else np.zeros(0, CHUNK_RECORD)
-        owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
-        order = np.lexsort((records["row"], owner, records["value"]))
-        records, owner = records[order], owner[order]
+        records, owner = _bucket(stored, metas, bucket)
         first = np.ones(len(records), dtype=bool)
         first[1:] = records["value"][1:] != records["value"][:-1]
         counts.duplicate += int((~first).sum())
+        path = work / f"out-{bucket:02d}"
+        if job.with_reasons:  # every row, with its reason, in row order
+            every = np.empty(len(records), dtype=REASON_RECORD)
+            every["row"] = (offsets[owner] + records["row"]).astype(np.uint32)
+            every["count"], every["value"] = records["count"], records["value"]
+            every["reason"] = np.where(first, records["status"], DUPLICATE)
+            every[np.argsort(every["row"], kind="stable")].tofile(path)
+            outputs.append(path)
         records, owner = records[first], owner[first]
         status = records["status"]
         counts.suppressed += int((status != SENDABLE).sum())
@@ -351,14 +377,73 @@ def _merge_run(job: ScrubJob, work: Path, chunks: int) -> None:
         out["value"] = records["value"][keep]
         out = out[np.argsort(out["row"], kind="stable")]
         counts.sendable += len(out)
-        path = work / f"out-{bucket:02d}"
-        out.tofile(path)
-        outputs.append(path)
+        if not job.with_reasons:
+            out.tofile(path)
+            outputs.append(path)
     del stored
     result = work / "result.csv"
-    scrub._merge(outputs, result, counts.rows)  # noqa: SLF001
+    if job.with_reasons:
+        _write_reasons(outputs, _invalid_rows(work, chunks, offsets), result, counts.rows)
+    else:
+        scrub._merge(outputs, result, counts.rows)  # noqa: SLF001
     name = f"scrub/{job.tenant_id}/results/{job.pk}-{secrets.token_hex(8)}.csv"
     with result.open("rb") as handle:
         job.result.name = job.result.storage.save(name, File(handle, name=name))
     shutil.rmtree(work, ignore_errors=True)
     scrub._finish(job, status=ScrubJob.Status.DONE, counts=counts)  # noqa: SLF001
+
+
+def _bucket(stored: list[Any], metas: list[dict[str, Any]], bucket: int) -> tuple[Any, Any]:
+    """One bucket's records of every chunk, with their chunk numbers, by (number, chunk, row)."""
+    parts, owners = [], []
+    for n, (records, meta) in enumerate(zip(stored, metas, strict=True)):
+        part = np.asarray(records[meta["bounds"][bucket] : meta["bounds"][bucket + 1]])
+        parts.append(part)
+        owners.append(np.full(len(part), n, dtype=np.int64))
+    records = np.concatenate(parts) if parts else np.zeros(0, CHUNK_RECORD)
+    owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
+    order = np.lexsort((records["row"], owner, records["value"]))
+    return records[order], owner[order]
+
+
+def _invalid_rows(work: Path, chunks: int, offsets: Any) -> list[tuple[int, str]]:
+    """Every chunk's invalid rows (as written), with their global row numbers, in order."""
+    found: list[tuple[int, str]] = []
+    for n in range(chunks):
+        base = int(offsets[n])
+        found.extend(
+            (base + row, text) for row, text in json.loads((work / f"c{n:05d}-invalid.json").read_text())
+        )
+    return found
+
+
+def _write_reasons(paths: list[Path], invalid: list[tuple[int, str]], result: Path, rows: int) -> None:
+    """The result with reasons: every row as `row,phone,result`, in upload order, a window of
+    rows at a time (the valid rows from the buckets, the invalid ones as written)."""
+    maps = [
+        np.memmap(p, dtype=REASON_RECORD, mode="r") if p.stat().st_size else np.zeros(0, REASON_RECORD)
+        for p in paths
+    ]
+    starts = [0] * len(maps)
+    at = 0
+    with result.open("w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle, lineterminator="\n")
+        out.writerow(["row", "phone", "result"])
+        for window_end in range(scrub.MERGE_WINDOW, rows + scrub.MERGE_WINDOW, scrub.MERGE_WINDOW):
+            parts = []
+            for index, records in enumerate(maps):
+                end = int(np.searchsorted(records["row"], window_end, side="right"))
+                parts.append(np.asarray(records[starts[index] : end]))
+                starts[index] = end
+            window = np.concatenate(parts) if parts else np.zeros(0, REASON_RECORD)
+            lines: list[tuple[int, str, str]] = [
+                (row, f"+{value}", REASONS[reason])
+                for row, value, reason in zip(
+                    window["row"].tolist(), window["value"].tolist(), window["reason"].tolist(), strict=True
+                )
+            ]
+            while at < len(invalid) and invalid[at][0] <= window_end:
+                lines.append((invalid[at][0], invalid[at][1], "invalid"))
+                at += 1
+            lines.sort()
+            out.writerows(lines)

@@ -680,6 +680,7 @@ class ScrubJobListView(PartnerAPIView):
             tenant=self.tenant,
             upload=body.validated_data["file"],
             service_code=body.validated_data.get("service") or None,
+            with_reasons=body.validated_data.get("reasons") == "true",
         )
         return Response(ScrubJobSerializer(job, context={"request": request}).data, status=202)
 
