@@ -66,11 +66,8 @@ def _scopes_of(names: tuple[str, ...], mask: int) -> tuple[str, ...]:
 MAX_SCOPE_BITS = 64
 
 
-def _tenant_hits(tenant_id: int, parsed: phones.ParsedBatch, tenant_keys: Any) -> index.Hits:
-    if index.enabled():
-        hits, v1_only = index.lookup(tenant_id, tenant_keys)
-    else:
-        hits, v1_only = index.Hits.empty(), True
+def _tenant_hits(tenant_id: int, parsed: phones.ParsedBatch, found: tuple[index.Hits, bool]) -> index.Hits:
+    hits, v1_only = found
     if not v1_only:
         return hits
     # Rows found by the version-1 digest (rows without a lookup key; every row off PostgreSQL).
@@ -103,14 +100,11 @@ def _tenant_hits(tenant_id: int, parsed: phones.ParsedBatch, tenant_keys: Any) -
     )
 
 
-def _platform_since(parsed: phones.ParsedBatch, platform_keys: Any) -> Any:
+def _platform_since(parsed: phones.ParsedBatch, found: tuple[index.Hits, bool]) -> Any:
     """Per item: when the person's platform-wide entry was set (µs), NEVER without one."""
     since = np.full(len(parsed.valid), NEVER, dtype=np.int64)
-    if index.enabled():
-        hits, v1_only = index.lookup(index.PLATFORM, platform_keys)
-        np.minimum.at(since, hits.probe, hits.created)
-    else:
-        v1_only = True
+    hits, v1_only = found
+    np.minimum.at(since, hits.probe, hits.created)
     if v1_only:
         e164s = parsed.e164()
         found = platform_do_not_market_since(e for e in e164s if e)
@@ -128,7 +122,11 @@ def batch_check(
     count = len(parsed.valid)
     platform_keys = phones.platform_lookup_keys(parsed.blocks)
     tenant_keys = phones.tenant_lookup_keys_from_platform(tenant_id, platform_keys)
-    hits = _tenant_hits(tenant_id, parsed, tenant_keys)
+    if index.enabled():  # both indexes' changed rows in one round trip
+        found, found_platform = index.lookup_with_platform(tenant_id, tenant_keys, platform_keys)
+    else:  # every row from the table, by version-1 digest
+        found = found_platform = (index.Hits.empty(), True)
+    hits = _tenant_hits(tenant_id, parsed, found)
     keep = parsed.valid[hits.probe] if len(hits.probe) else np.zeros(0, bool)
     probe, scope_no, created = hits.probe[keep], hits.scope_no[keep], hits.created[keep]
     names = hits.scope
@@ -149,7 +147,7 @@ def batch_check(
     )
     since = np.full(count, NEVER, dtype=np.int64)
     np.minimum.at(since, probe[is_wanted], created[is_wanted])
-    everywhere = _platform_since(parsed, platform_keys)
+    everywhere = _platform_since(parsed, found_platform)
     everywhere[~parsed.valid] = NEVER
     on_list = everywhere != NEVER
     own = since != NEVER
