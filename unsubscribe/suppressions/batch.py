@@ -107,10 +107,10 @@ def _platform_since(parsed: phones.ParsedBatch, found: tuple[index.Hits, bool]) 
     np.minimum.at(since, hits.probe, hits.created)
     if v1_only:
         e164s = parsed.e164()
-        found = platform_do_not_market_since(e for e in e164s if e)
+        listed = platform_do_not_market_since(e for e in e164s if e)
         for i, e164 in enumerate(e164s):
-            if e164 in found:
-                since[i] = min(since[i], index._us(found[e164]))  # noqa: SLF001
+            if e164 in listed:
+                since[i] = min(since[i], index._us(listed[e164]))  # noqa: SLF001
     return since
 
 
