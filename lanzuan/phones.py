@@ -6,7 +6,9 @@ import functools
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import phonenumbers
 from django.conf import settings
@@ -194,3 +196,174 @@ def redact(text: str) -> str:
     """A provider's or gateway's text fit to store: no phone number in any form, no
     control characters."""
     return mask_digit_runs(_CONTROL.sub("\ufffd", text or ""), min_digits=EXCERPT_MIN_DIGITS)
+
+
+# --- lookup keys (digest version 2): whole batches in native code ----------------------------
+# The bulk paths (checks of 10,000 numbers, scrubs of 10 million) cannot afford two HMACs per
+# number in Python (~1.3 µs each). Version 2 is AES-256 in ECB mode over one 16-byte block per
+# number, one `cryptography` (OpenSSL) call for a whole batch:
+#   block(e164)    = b"LZ" 0x02 <digit count> <digits as a big-endian uint64> 0x00 × 4
+#   platform key   P2 = AES_{PK2}(block(e164)),   PK2  = HMAC-SHA256(PHONE_HASH_KEY, "lookup-key:v2:platform")
+#   tenant key     T2 = AES_{K2_t}(P2),           K2_t = HMAC-SHA256(PHONE_HASH_KEY, "lookup-key:v2:tenant:<id>")
+# Same structure as version 1 (T from P, per tenant), so the hub still computes P2 once and T2
+# per tenant. AES with a secret key is a pseudo-random permutation: without the key its output
+# tells nothing of the number and cannot be computed for a guessed number (the brute force of
+# the 10^11 mobile numbers that a plain hash allows needs the key); it is a bijection of 128-bit
+# blocks, so distinct numbers never share a key (no collision at all, unlike a truncated hash).
+# Rows keep their version-1 HMAC digest (`phone_hash`) as well: everything else still joins on
+# it; `lookup_key` (T2, P2 on the platform-wide list) serves the bulk look-ups (README,
+# "Digests of numbers").
+
+LOOKUP_KEY_BYTES = 16
+_E164_BLOCK_TAG = (ord("L"), ord("Z"), 2)
+
+
+@functools.lru_cache(maxsize=1024)
+def _lookup_cipher_key(platform_key: bytes, label: str) -> bytes:
+    return hmac.digest(platform_key, label.encode(), "sha256")  # 256 bits: AES-256
+
+
+def _aes_ecb(key: bytes, blocks: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
+
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305  # one block per number: a PRP, see above
+    return encryptor.update(blocks) + encryptor.finalize()
+
+
+def e164_blocks(digit_counts: Any, values: Any) -> Any:
+    """The 16-byte blocks (an (n, 16) uint8 array) of numbers given as their digit count and
+    the digits' value (E.164 without the "+": at most 15 digits, below 2^50)."""
+    import numpy as np  # noqa: PLC0415
+
+    count = len(values)
+    blocks = np.zeros((count, LOOKUP_KEY_BYTES), dtype=np.uint8)
+    blocks[:, 0], blocks[:, 1], blocks[:, 2] = _E164_BLOCK_TAG
+    blocks[:, 3] = np.asarray(digit_counts, dtype=np.uint8)
+    blocks[:, 4:12] = np.asarray(values, dtype=">u8").view(np.uint8).reshape(count, 8)
+    return blocks
+
+
+def platform_lookup_keys(blocks: Any) -> Any:
+    """P2 of each block: (n, 16) uint8."""
+    import numpy as np  # noqa: PLC0415
+
+    key = _lookup_cipher_key(_platform_key(), "lookup-key:v2:platform")
+    out = _aes_ecb(key, np.ascontiguousarray(blocks, dtype=np.uint8).tobytes())
+    return np.frombuffer(out, dtype=np.uint8).reshape(-1, LOOKUP_KEY_BYTES)
+
+
+def tenant_lookup_keys_from_platform(tenant_id: int, platform_keys: Any) -> Any:
+    """T2 from P2 (the hub: P2 once, T2 per tenant): (n, 16) uint8."""
+    import numpy as np  # noqa: PLC0415
+
+    key = _lookup_cipher_key(_platform_key(), f"lookup-key:v2:tenant:{int(tenant_id)}")
+    out = _aes_ecb(key, np.ascontiguousarray(platform_keys, dtype=np.uint8).tobytes())
+    return np.frombuffer(out, dtype=np.uint8).reshape(-1, LOOKUP_KEY_BYTES)
+
+
+def _e164_digits(e164: str) -> tuple[int, int]:
+    digits = e164[1:]
+    if not (e164.startswith("+") and digits.isdigit() and 0 < len(digits) <= 15):  # noqa: PLR2004
+        raise ValueError("not a normalised number")
+    return len(digits), int(digits)
+
+
+def e164_blocks_of(e164s: Sequence[str]) -> Any:
+    """Blocks of normalised numbers (strings): for the few, and for tests."""
+    pairs = [_e164_digits(e) for e in e164s]
+    return e164_blocks([c for c, _v in pairs], [v for _c, v in pairs])
+
+
+def platform_lookup_key(e164: str) -> bytes:
+    """P2 of one normalised number: what PlatformDoNotMarket.lookup_key holds."""
+    return bytes(platform_lookup_keys(e164_blocks_of([e164]))[0])
+
+
+def tenant_lookup_key(tenant_id: int, e164: str) -> bytes:
+    """T2 of one normalised number: what a tenant's Suppression.lookup_key holds."""
+    platform = platform_lookup_keys(e164_blocks_of([e164]))
+    return bytes(tenant_lookup_keys_from_platform(tenant_id, platform)[0])
+
+
+@dataclass(frozen=True)
+class ParsedBatch:
+    """A batch of raw numbers, parsed. Per item: `valid` (a boolean mask), the E.164 digits as
+    `values` (int64) and their count `counts` (0 where invalid), the error of an invalid item in
+    `errors` (by index), and the 16-byte block of the lookup key (zeros where invalid)."""
+
+    raw: Sequence[Any]  # the items as given
+    values: Any  # (n,) int64
+    counts: Any  # (n,) uint8
+    valid: Any  # (n,) bool
+    errors: dict[int, str]
+    plain: Any  # (n,) bool: read by the vectorised parse (a CN mobile written "+86…", "86…" or as 11 digits)
+
+    @property
+    def blocks(self) -> Any:
+        return e164_blocks(self.counts, self.values)
+
+    def e164(self) -> list[str | None]:
+        """The E.164 text of every item (None where invalid)."""
+        texts = self.values.astype("U15").tolist()
+        return [f"+{t}" if ok else None for t, ok in zip(texts, self.valid.tolist(), strict=True)]
+
+
+_WIDTH = 20  # characters looked at by the vectorised parse; longer items take the slow path
+_CN_NATIONAL = 11
+
+
+def parse_batch(raw: Sequence[Any]) -> ParsedBatch:
+    """normalise_fast() for a whole list, vectorised: CN mobiles written "+86…", "86…" or as
+    11 digits are read by numpy in one pass; only the rest (other forms, other countries,
+    non-strings, invalid text) go through normalise() one by one."""
+    import numpy as np  # noqa: PLC0415
+
+    count = len(raw)
+    all_str = set(map(type, raw)) <= {str}
+    if all_str and count:
+        chars = np.array(raw, dtype=f"U{_WIDTH + 1}").view(np.uint32).reshape(count, _WIDTH + 1)
+        # numpy drops trailing NULs and cuts long items: those differ from the item's own length.
+        lengths = np.fromiter(map(len, raw), dtype=np.int64, count=count)
+    else:
+        chars = np.zeros((count, _WIDTH + 1), dtype=np.uint32)
+        lengths = np.zeros(count, dtype=np.int64)
+        for i, item in enumerate(raw):
+            if type(item) is str and len(item) <= _WIDTH:
+                chars[i, : len(item)] = np.frombuffer(item.encode("utf-32-le"), dtype=np.uint32)
+                lengths[i] = len(item)
+    same = (chars != 0).sum(axis=1) == lengths
+    plus86 = (lengths == 14) & (chars[:, 0] == 43) & (chars[:, 1] == 56) & (chars[:, 2] == 54)  # noqa: PLR2004
+    just86 = (lengths == 13) & (chars[:, 0] == 56) & (chars[:, 1] == 54)  # noqa: PLR2004
+    bare = lengths == _CN_NATIONAL
+    # The 11 national digits start at 3 ("+86"), 2 ("86") or 0; the item has nothing else.
+    national = (
+        np.where(
+            plus86[:, None], chars[:, 3:14], np.where(just86[:, None], chars[:, 2:13], chars[:, 0:11])
+        ).astype(np.int64)
+        - 48
+    )
+    fast = same & (plus86 | just86 | bare) & ((national >= 0) & (national <= 9)).all(axis=1)  # noqa: PLR2004
+    fast &= (national[:, 0] == 1) & (national[:, 1] >= 3)  # 1[3-9]: a CN mobile  # noqa: PLR2004
+    values = np.where(fast, 86 * 10**11 + national @ (10 ** np.arange(10, -1, -1, dtype=np.int64)), 0)
+    counts = np.where(fast, 13, 0).astype(np.uint8)
+    errors: dict[int, str] = {}
+    valid = fast.copy()
+    seen: dict[tuple[type, Any], tuple[int, int] | str] = {}  # an odd item repeated is read once
+    for i in np.flatnonzero(~fast).tolist():
+        item = raw[i]
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            errors[i] = str(_("Must be a string."))
+            continue
+        known = seen.get((type(item), item))
+        if known is None:
+            try:
+                known = _e164_digits(normalise_fast(str(item)))
+            except InvalidPhoneNumber as exc:
+                known = str(exc)
+            seen[(type(item), item)] = known
+        if isinstance(known, str):
+            errors[i] = known
+            continue
+        counts[i], values[i] = known
+        valid[i] = True
+    return ParsedBatch(raw, values.astype(np.int64), counts, valid, errors, fast)

@@ -37,6 +37,7 @@ REDIS_KEY_PREFIX = VAR_DIR.name
 os.environ["LANZUAN_REDIS_KEY_PREFIX"] = REDIS_KEY_PREFIX
 # Paths otherwise derived from LANZUAN_VAR_DIR that the environment may pin elsewhere.
 os.environ.pop("LANZUAN_OUTBOX_PATH", None)
+os.environ.pop("LANZUAN_SUPPRESSION_INDEX_DIR", None)
 # Tests speak plain HTTP to the test client and local servers; production may redirect to
 # https (SECURE_SSL_REDIRECT=1, README), tests/test_production.py checks that part.
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")

@@ -367,6 +367,7 @@ ALLOWED = [
     ("unsubscribe/partner/webhooks.py", "unscoped", "a worker sends a delivery by its id"),
     ("unsubscribe/partner/scrub.py", "unscoped", "marks a job handed to a worker, by its id"),
     ("unsubscribe/partner/scrub.py", "unscoped", "a worker runs a job by its id"),
+    ("unsubscribe/partner/scrub_chunks.py", "unscoped", "a worker runs a scrub job's chunk by the job's id"),
     (
         "unsubscribe/partner/sendlog_import.py",
         "unscoped",

@@ -28,6 +28,7 @@ class UnsubscribeConfig(AppConfig):
         from .retention import files  # noqa: F401, PLC0415 (registers the core's stored files)
         from .sendlogs.selectors import case_still_receiving, case_violations  # noqa: PLC0415
         from .subscriptions.services import subscription_import_deleted  # noqa: PLC0415
+        from .suppressions import index as suppression_index  # noqa: PLC0415
 
         domain_events.subscribe(alert_staff_on_attention)
         # Every history row of a tenant's model (request states, step results, configuration)
@@ -40,6 +41,11 @@ class UnsubscribeConfig(AppConfig):
         )
         post_delete.connect(
             audit_records.tenant_post_delete, sender=Tenant, dispatch_uid="lanzuan_audit_tenant_deleted"
+        )
+        # A deleted tenant's suppression index goes with it (on this host; other hosts' copies
+        # are never read again: tenant ids are not reused).
+        post_delete.connect(
+            suppression_index.tenant_deleted, sender=Tenant, dispatch_uid="lanzuan_suppression_index_tenant"
         )
         pre_delete.connect(
             audit_records.request_pre_delete,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Length
+from django.db.models.lookups import Exact
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -234,6 +236,10 @@ class Suppression(TenantOwnedModel):
     """Do not send to this number (hash) for this scope: "*" or a service code."""
 
     phone_hash = models.CharField(_("number hash"), max_length=64)
+    # The tenant's lookup key of the number (digest version 2, `phones.tenant_lookup_key`): what
+    # the bulk look-ups (checks of many numbers, scrubs) match. Empty on a row written before
+    # version 2 (or by a caller without the number): matched by `phone_hash` (README).
+    lookup_key = models.BinaryField(_("lookup key"), max_length=16, null=True, blank=True, editable=False)
     phone_masked = models.CharField(_("number"), max_length=24)
     scope = models.CharField(_("scope"), max_length=50, default=SCOPE_ALL)
     request = models.ForeignKey(
@@ -251,12 +257,22 @@ class Suppression(TenantOwnedModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "phone_hash", "scope"], name="suppression_unique")
+            models.UniqueConstraint(fields=["tenant", "phone_hash", "scope"], name="suppression_unique"),
+            # A key of another length could be neither in the index nor matched by version 1.
+            models.CheckConstraint(  # type: ignore[call-overload]  # django-stubs: a lookup is a condition
+                condition=models.Q(lookup_key__isnull=True) | Exact(Length("lookup_key"), 16),
+                name="suppression_lookup_key_16_bytes",
+            ),
         ]
         indexes = [
             models.Index(
                 fields=["ends_at"], condition=models.Q(ends_at__isnull=False), name="suppression_pause"
-            )
+            ),
+            models.Index(fields=["tenant", "lookup_key"], name="suppression_lookup_key"),
+            # Rows of digest version 1 only: the bulk look-up asks whether a tenant still has any.
+            models.Index(
+                fields=["tenant"], condition=models.Q(lookup_key__isnull=True), name="suppression_v1_only"
+            ),
         ]
         verbose_name = _("suppression")
         verbose_name_plural = _("suppressions")
@@ -916,11 +932,22 @@ class PlatformDoNotMarket(models.Model):
     Only the person removes it (the hub, with a fresh code); no tenant can."""
 
     phone_hash = models.CharField(_("number hash"), max_length=64, unique=True)
+    # The platform lookup key (digest version 2, `phones.platform_lookup_key`) for the bulk
+    # look-ups; empty on an entry of version 1 only (matched by `phone_hash`).
+    lookup_key = models.BinaryField(
+        _("lookup key"), max_length=16, null=True, blank=True, unique=True, editable=False
+    )
     phone_masked = models.CharField(_("number"), max_length=24)
     channel = models.CharField(_("channel"), max_length=10, default="hub")
     created_at = models.DateTimeField(_("since"), default=timezone.now)
 
     class Meta:
+        constraints = [
+            models.CheckConstraint(  # type: ignore[call-overload]  # django-stubs: a lookup is a condition
+                condition=models.Q(lookup_key__isnull=True) | Exact(Length("lookup_key"), 16),
+                name="platformdonotmarket_lookup_key_16_bytes",
+            )
+        ]
         verbose_name = _("platform-wide do-not-market entry")
         verbose_name_plural = _("platform-wide do-not-market entries")
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from lanzuan import phones
 from unsubscribe.models import PlatformDoNotMarket, PlatformDoNotMarketEvent
+from unsubscribe.suppressions import index as suppression_index
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,13 @@ def platform_do_not_market_set(*, e164: str, evidence: dict[str, Any], channel: 
     now = timezone.now()
     try:
         with transaction.atomic():
+            suppression_index.writers_lock(suppression_index.PLATFORM)
             PlatformDoNotMarket.objects.create(
-                phone_hash=digest, phone_masked=masked, channel=channel, created_at=now
+                phone_hash=digest,
+                lookup_key=phones.platform_lookup_key(e164),
+                phone_masked=masked,
+                channel=channel,
+                created_at=now,
             )
             PlatformDoNotMarketEvent.objects.create(
                 phone_hash=digest,
@@ -52,6 +58,7 @@ def platform_do_not_market_lift(*, e164: str, evidence: dict[str, Any], channel:
     digest = phones.platform_phone_hash(e164)
     masked = phones.mask(e164)
     with transaction.atomic():
+        suppression_index.writers_lock(suppression_index.PLATFORM)
         deleted, _rows = PlatformDoNotMarket.objects.filter(phone_hash=digest).delete()
         if not deleted:
             return False

@@ -516,6 +516,7 @@ def alternative_choose(
                 scopes=[scope],
                 channel=channel,
                 ends_at=until,
+                e164=verification.phone,
                 evidence={**evidence(verification), "verification_method": VerificationMethod.OTP},
             )
             choice_count(tenant=tenant, choice=kind)

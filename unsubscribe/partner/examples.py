@@ -180,8 +180,11 @@ SCRUB_DESCRIPTION = """
 Upload a list (multipart field `file`): one number per line, or a CSV whose header row names the number's
 column (`phone`, `mobile`, `msisdn`, `number`, `手机号`…). UTF-8, up to 10,000,000 rows. The job runs in the
 background: poll `GET /api/v1/scrub-jobs/{id}` for `state`, `percent` and the counts (every row is exactly
-one of `invalid`, `duplicate`, `suppressed`, `sendable`), then download `result_url`: the sendable numbers in
-E.164, in upload order, each once. The uploaded list is deleted when the job ends; the result after 7 days.
+one of `invalid`, `duplicate`, `suppressed`, `sendable`; they grow while the job runs), then download
+`result_url`: the sendable numbers in E.164, in upload order, each once. With `reasons=true` the result lists
+every row instead, as `row,phone,result` (`sendable`, `suppressed`, `platform_do_not_market`, `duplicate`,
+`invalid`; an invalid row's `phone` as written). The uploaded list is deleted when the job ends; the result
+after 7 days.
 """
 
 SCRUB_JOB_VALUE: dict[str, Any] = {
@@ -198,6 +201,7 @@ SCRUB_JOB_VALUE: dict[str, Any] = {
     "duplicate": 0,
     "suppressed": 0,
     "sendable": 0,
+    "reasons": False,
     "error": "",
     "created_at": "2025-01-31T08:00:00+08:00",
     "started_at": None,

@@ -78,6 +78,9 @@ class ScrubJob(TenantOwnedModel):
     invalid = models.PositiveIntegerField(_("invalid"), default=0)
     duplicate = models.PositiveIntegerField(_("duplicates"), default=0)
     sendable = models.PositiveIntegerField(_("sendable"), default=0)
+    # Asked for every row with its reason (row, number, result): the result then lists every row,
+    # not only the sendable numbers.
+    with_reasons = models.BooleanField(_("every row with its reason"), default=False)
     result = models.FileField(_("result"), blank=True, max_length=300)
     error = models.TextField(_("error"), blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)

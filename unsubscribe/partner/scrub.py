@@ -1,21 +1,21 @@
 """Scrub jobs: remove suppressed, invalid and repeated numbers from a list of up
-to 10 million, in bounded memory, in the background.
+to 10 million, in bounded memory, in the background, on any number of workers.
 
-The upload is read as a stream, never held whole. Three passes over files on disk:
+The upload is read as a stream, never held whole, in chunks (scrub_chunks.py) that the
+Celery workers run side by side, each in arrays (numpy), a batch at a time:
 
-1. read: normalise each row (regex fast path, phonenumbers only for odd forms);
-   invalid rows are counted, valid ones are written as "<row no.>\\t<E.164>" to one
-   of 32 bucket files chosen by the number, so equal numbers share a bucket;
-2. scrub: one bucket at a time, a set finds repeats (the first occurrence wins),
-   and a pre-keyed HMAC checked against the tenant's suppressed hashes (loaded
-   once, as 64-bit prefixes) splits the rest into suppressed and sendable;
-3. write: the 32 sendable files, each in row order, are merged (heapq.merge on
-   zero-padded row numbers) into the result, so it keeps the upload's order.
+1. each chunk reads its rows (a one-column list without the csv module), parses them with
+   `phones.parse_batch` (numpy for canonical forms, phonenumbers only for odd ones), looks
+   its distinct numbers up (suppressions/batch.py: lookup keys in one AES call, the tenant's
+   memory-mapped suppression index, the platform-wide list) and writes fixed-width records
+   grouped by 32 buckets chosen by the number, so equal numbers share a bucket;
+2. the last chunk to finish merges: per bucket, across chunks, the first occurrence of a
+   number wins (np.unique order: chunk, then row); the sendable ones go, with their global row
+   numbers, to 32 files in row order;
+3. those are merged a window of rows at a time into the result, in the upload's order.
 
-Memory is the suppression set (≈60 bytes per suppressed number of the tenant) plus
-one bucket's set (≈10 MB at 10 million rows), whatever the list's size. A 64-bit
-prefix can only err towards "suppressed" (odds ~1e-13 per number), never towards
-sending to an opted-out number.
+Memory is one batch, one bucket and one window, whatever the list's or the tenant's size:
+the suppressions stay in the index's files (the page cache), never in the heap.
 
 The uploaded list is deleted when the job ends, done or failed; the result (only the
 sendable numbers, nothing else of the upload) is kept for RESULT_TTL after the job
@@ -28,33 +28,23 @@ list, result or work file older than its limit goes whether a row names it or no
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import heapq
-import io
 import logging
-import secrets
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
-from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from lanzuan import phones
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
 from tenants.models import Tenant
-from unsubscribe.models import PlatformDoNotMarket, Suppression
-from unsubscribe.suppressions.selectors import relevant_scopes
 
 from . import tasks, upload_limits  # tasks by module: it imports this one
 from .errors import InvalidUpload, TooManyNumbers, UnknownService
@@ -107,9 +97,12 @@ def count_lines(chunks: Iterable[bytes]) -> int:
     return lines + (1 if last and last != b"\n" else 0)
 
 
-def scrub_job_create(*, tenant: Tenant, upload: UploadedFile, service_code: str | None = None) -> ScrubJob:
+def scrub_job_create(
+    *, tenant: Tenant, upload: UploadedFile, service_code: str | None = None, with_reasons: bool = False
+) -> ScrubJob:
     """Store the upload (streamed to disk by Django) and queue the job after commit.
-    Raises UnknownService, InvalidUpload or TooManyNumbers."""
+    `with_reasons`: the result lists every row with its reason. Raises UnknownService,
+    InvalidUpload or TooManyNumbers."""
     service_code = (service_code or "").strip()
     if service_code and not service_exists(tenant=tenant, code=service_code):
         raise UnknownService(_("Unknown service code(s): %(codes)s") % {"codes": service_code})
@@ -133,6 +126,7 @@ def scrub_job_create(*, tenant: Tenant, upload: UploadedFile, service_code: str 
             service_code=service_code,
             original_name=(upload.name or "")[:200],
             total_rows=lines,
+            with_reasons=with_reasons,
         )
         job.file.save("upload.csv", upload, save=False)
         job.save()
@@ -161,28 +155,11 @@ class Counts:
     sendable: int = 0
 
 
-class _Progress:
-    """Saves progress now and then, extending the job's lease each time."""
-
-    def __init__(self, job: ScrubJob) -> None:
-        self.job = job
-
-    def save(self, **fields: Any) -> None:
-        fields["lease_until"] = timezone.now() + LEASE
-        ScrubJob.objects.for_tenant(self.job.tenant_id).filter(pk=self.job.pk).update(**fields)
-
-    def reading(self, rows: int, invalid: int) -> None:
-        total = max(self.job.total_rows, 1)
-        self.save(rows_done=rows, invalid=invalid, percent=min(60, rows * 60 // total))
-
-    def scrubbing(self, buckets_done: int) -> None:
-        self.save(phase=ScrubJob.Phase.SCRUBBING, percent=60 + 30 * buckets_done // BUCKETS)
-
-
-def scrub_job_run(job_id: int) -> ScrubJob | None:
+def scrub_job_run(job_id: int, *, inline: bool = False) -> ScrubJob | None:
     """Run a job once; idempotent. A job is claimed with a conditional update, so two
     workers never run it together; a job whose worker died is claimed again once its
-    lease has run out, and starts over."""
+    lease has run out, and starts over. Its chunks (scrub_chunks.py) run on the workers,
+    or here when `inline` or when the list is one chunk; the last chunk merges."""
     now = timezone.now()
     jobs = ScrubJob.objects.unscoped(reason="a worker runs a job by its id")
     claimed = (
@@ -206,8 +183,10 @@ def scrub_job_run(job_id: int) -> ScrubJob | None:
     job = jobs.select_related("tenant").filter(pk=job_id).first()
     if job is None or not claimed:
         return job
+    from . import scrub_chunks  # noqa: PLC0415  # it imports this module
+
     try:
-        counts, result_name = _scrub(job)
+        scrub_chunks.scrub_job_start(job, inline=inline)
     except ScrubFailed as exc:
         _finish(job, status=ScrubJob.Status.FAILED, error=str(exc))
     except Exception as exc:  # a bug: keep the job from hanging in "running"
@@ -217,10 +196,7 @@ def scrub_job_run(job_id: int) -> ScrubJob | None:
             status=ScrubJob.Status.FAILED,
             error=_("Internal error (%(kind)s).") % {"kind": type(exc).__name__},
         )
-    else:
-        job.result.name = result_name
-        _finish(job, status=ScrubJob.Status.DONE, counts=counts)
-    return job
+    return jobs.select_related("tenant").filter(pk=job_id).first()
 
 
 def _finish(job: ScrubJob, *, status: str, counts: Counts | None = None, error: str = "") -> None:
@@ -241,61 +217,9 @@ def _finish(job: ScrubJob, *, status: str, counts: Counts | None = None, error: 
     logger.info("scrub job %s %s", job.pk, status)
 
 
-def _scrub(job: ScrubJob) -> tuple[Counts, str]:
-    progress = _Progress(job)
-    counts = Counts()
-    tmp_root = work_root()
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    for leftover in tmp_root.glob(f"scrub-{job.pk}-*"):  # a run of this job whose worker died
-        shutil.rmtree(leftover, ignore_errors=True)
-    with tempfile.TemporaryDirectory(dir=tmp_root, prefix=f"scrub-{job.pk}-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        buckets = _read(job, tmp, counts, progress)
-        progress.save(phase=ScrubJob.Phase.SCRUBBING, rows_done=counts.rows, invalid=counts.invalid)
-        suppressed = suppressed_keys(tenant=job.tenant, service_code=job.service_code or None)
-        digest = phones.tenant_phone_digester(job.tenant_id)
-        blocked = platform_blocked_keys()
-        sendable = _scrub_buckets(buckets, suppressed, counts, progress, digest, blocked)
-        del suppressed, blocked
-        progress.save(phase=ScrubJob.Phase.WRITING, percent=95)
-        result = tmp / "result.csv"
-        _merge(sendable, result)
-        name = f"scrub/{job.tenant_id}/results/{job.pk}-{secrets.token_hex(8)}.csv"
-        with result.open("rb") as handle:
-            stored = job.result.storage.save(name, File(handle, name=name))
-    return counts, stored
-
-
 def work_root() -> Path:
     """Where runs keep their bucket files (numbers, one per line) while they work."""
     return Path(settings.VAR_DIR) / "tmp"
-
-
-def _key(digest: bytes) -> int:
-    return int.from_bytes(digest[:8], "big")
-
-
-def suppressed_keys(*, tenant: Tenant, service_code: str | None = None) -> set[int]:
-    """The tenant's suppressed numbers for this scope as 64-bit hash prefixes: one
-    streamed query; ~60 bytes each in memory (a hex string would take ~140)."""
-    return {
-        int(digest[:16], 16)
-        for digest in Suppression.objects.for_tenant(tenant)
-        .filter(scope__in=relevant_scopes(service_code))
-        .values_list("phone_hash", flat=True)
-        .iterator(chunk_size=20_000)
-    }
-
-
-def platform_blocked_keys() -> set[int]:
-    """The numbers on the platform-wide do-not-market list, as 64-bit prefixes of their
-    platform digest: they are suppressed at every tenant, whatever its own opt-outs."""
-    return {
-        int(digest[:16], 16)
-        for digest in PlatformDoNotMarket.objects.values_list("phone_hash", flat=True).iterator(
-            chunk_size=20_000
-        )
-    }
 
 
 def _column(reader: Iterator[list[str]]) -> tuple[int, list[str] | None]:
@@ -313,50 +237,16 @@ def _column(reader: Iterator[list[str]]) -> tuple[int, list[str] | None]:
     return 0, None
 
 
-def _read(job: ScrubJob, tmp: Path, counts: Counts, progress: _Progress) -> list[Path]:
-    """Pass 1: stream the upload into bucket files of normalised numbers."""
-    paths = [tmp / f"in-{i:02d}" for i in range(BUCKETS)]
-    mask = BUCKETS - 1
-    normalise = phones.normalise_fast
-    invalid_number = phones.InvalidPhoneNumber
-    with contextlib.ExitStack() as stack:
-        buckets = [stack.enter_context(p.open("w", encoding="ascii", buffering=1 << 16)) for p in paths]
-        raw = stack.enter_context(job.file.open("rb"))
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
-        rows = 0
-        try:
-            column, first = _column(reader)
-            source: Iterable[list[str]] = reader if first is None else _prepend(first, reader)
-            for row in source:
-                cell = row[column] if column < len(row) else ""
-                if not cell.strip():
-                    if not any(c.strip() for c in row):
-                        continue  # a blank line is not a row
-                    counts.invalid += 1
-                    rows += 1
-                    continue
-                rows += 1
-                try:
-                    e164 = normalise(cell)
-                except invalid_number:
-                    counts.invalid += 1
-                else:
-                    buckets[hash(e164) & mask].write(f"{rows:0{ROW_WIDTH}d}\t{e164}\n")
-                if rows % PROGRESS_EVERY == 0:
-                    if rows > MAX_ROWS:
-                        raise ScrubFailed(_("At most %(max)s numbers per list.") % {"max": f"{MAX_ROWS:,}"})
-                    progress.reading(rows, counts.invalid)
-        except UnicodeDecodeError:
-            raise ScrubFailed(_("The file is not UTF-8 text.")) from None
-        except csv.Error as exc:
-            raise ScrubFailed(
-                _("Row %(row)d could not be read: %(error)s") % {"row": rows + 1, "error": exc}
-            ) from None
-    if rows > MAX_ROWS:
-        raise ScrubFailed(_("At most %(max)s numbers per list.") % {"max": f"{MAX_ROWS:,}"})
-    counts.rows = rows
-    return paths
+# A bucket file's record: the row number, the number's digit count and digits (E.164 without "+").
+RECORD = np.dtype([("row", "<u4"), ("count", "u1"), ("value", "<i8")])
+READ_BATCH = 100_000  # rows parsed together (phones.parse_batch)
+MERGE_WINDOW = 1_000_000  # rows of the result written together
+
+
+def _bucket_of(values: Any) -> Any:
+    """Equal numbers share a bucket (a multiplicative hash of the digits)."""
+    mixed = (values.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(58)
+    return (mixed & np.uint64(BUCKETS - 1)).astype(np.int64)
 
 
 def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
@@ -364,54 +254,40 @@ def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]
     yield from rest
 
 
-def _scrub_buckets(  # noqa: PLR0917
-    paths: list[Path],
-    suppressed: set[int],
-    counts: Counts,
-    progress: _Progress,
-    digest: Callable[[str], bytes],
-    blocked: set[int],
-) -> list[Path]:
-    """Pass 2: per bucket, drop repeats, then split suppressed from sendable (the tenant's
-    opt-outs, then the platform-wide list, whose digest is computed only when it is not empty)."""
-    platform_digest = phones.platform_phone_digest
-    start = ROW_WIDTH + 1
-    outputs = []
-    for index, path in enumerate(paths):
-        seen: set[str] = set()
-        out_path = path.with_name(f"out-{index:02d}")
-        with (
-            path.open(encoding="ascii") as src,
-            out_path.open("w", encoding="ascii", buffering=1 << 16) as dst,
-        ):
-            for line in src:
-                e164 = line[start:-1]
-                if e164 in seen:
-                    counts.duplicate += 1
-                    continue
-                seen.add(e164)
-                if _key(digest(e164)) in suppressed:
-                    counts.suppressed += 1
-                elif blocked and _key(platform_digest(e164)) in blocked:
-                    counts.suppressed += 1
-                    counts.platform_do_not_market += 1
-                else:
-                    counts.sendable += 1
-                    dst.write(line)
-        path.unlink()
-        outputs.append(out_path)
-        progress.scrubbing(index + 1)
-    return outputs
+def e164_lines(counts: Any, values: Any) -> bytes:
+    """ "+<digits>\n" for each number, built in arrays (no string per number)."""
+    width = 17  # "+", up to 15 digits, "\n"
+    total = len(values)
+    out = np.zeros((total, width), dtype=np.uint8)
+    out[:, 0] = ord("+")
+    lengths = counts.astype(np.int64)
+    values = values.astype(np.int64)
+    for j in range(15):
+        inside = j < lengths
+        power = np.where(inside, lengths - 1 - j, 0)
+        digit = (values // (10**power)) % 10
+        out[:, 1 + j] = np.where(inside, digit + 48, 0)
+    out[np.arange(total), 1 + lengths] = ord("\n")
+    lines: bytes = out[out != 0].tobytes()
+    return lines
 
 
-def _merge(paths: list[Path], result: Path) -> None:
-    """Pass 3: the sendable numbers in upload order, one per line under a header."""
-    start = ROW_WIDTH + 1
-    with contextlib.ExitStack() as stack:
-        sources = [stack.enter_context(p.open(encoding="ascii")) for p in paths]
-        with result.open("w", encoding="ascii", newline="") as out:
-            out.write("phone\n")
-            out.writelines(line[start:] for line in heapq.merge(*sources))
+def _merge(paths: list[Path], result: Path, rows: int) -> None:
+    """Pass 3: the sendable numbers in upload order, one per line under a header; a window
+    of rows at a time from every bucket (each in row order), so memory stays flat."""
+    maps = [np.memmap(p, dtype=RECORD, mode="r") if p.stat().st_size else np.zeros(0, RECORD) for p in paths]
+    starts = [0] * len(maps)
+    with result.open("wb") as out:
+        out.write(b"phone\n")
+        for window_end in range(MERGE_WINDOW, rows + MERGE_WINDOW, MERGE_WINDOW):
+            parts = []
+            for index, records in enumerate(maps):
+                end = int(np.searchsorted(records["row"], window_end, side="right"))
+                parts.append(np.asarray(records[starts[index] : end]))
+                starts[index] = end
+            window = np.concatenate(parts) if parts else np.zeros(0, RECORD)
+            window = window[np.argsort(window["row"], kind="stable")]
+            out.write(e164_lines(window["count"], window["value"]))
 
 
 # --- upkeep -------------------------------------------------------------------------

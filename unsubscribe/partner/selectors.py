@@ -1,30 +1,30 @@
 """Reads for partners: may we send to these numbers (one, or 10,000 at once)?
 
-The bulk path is built for throughput: numbers in canonical form are normalised by
-a regex (`phones.normalise_fast`; phonenumbers, ~20 µs each, only for the odd
-ones), hashed with a pre-keyed HMAC (~1 µs), and looked up with one query per
-5,000 distinct hashes. Nothing goes through a serializer field per number.
+The bulk path is built for throughput (suppressions/batch.py): numbers in canonical form
+are parsed by numpy in one pass (phonenumbers only for the odd ones), keyed in one AES call
+(digest version 2) and looked up in the tenant's memory-mapped suppression index. Nothing
+goes through a serializer field per number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from django.db import connection, connections
-from django.db.models import F, Lookup, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from lanzuan import phones, replica
 from tenants.models import Tenant
 from unsubscribe.consents.selectors import NO_CONSENT, ConsentStatus, consent_statuses
-from unsubscribe.models import Service, Suppression, UnsubscribeRequest
+from unsubscribe.models import NumberEvent, Service, UnsubscribeRequest
 from unsubscribe.reassignments.selectors import number_event_dates, reassigned_since
-from unsubscribe.suppressions.selectors import platform_do_not_market_since, relevant_scopes
+from unsubscribe.suppressions.batch import BatchAnswer, batch_check, since_datetime
+from unsubscribe.suppressions.selectors import relevant_scopes
 
-CHECK_CHUNK = 5000  # hashes per query with IN (…); PostgreSQL's one array parameter takes a whole call
 MAX_CHECK_NUMBERS = 10_000
 
 
@@ -57,74 +57,47 @@ def normalise_item(raw: Any) -> tuple[str | None, str | None]:
         return None, str(exc)
 
 
-class AnyOf(Lookup[list[str]]):
-    """`column = ANY(%s)` with the list as one array parameter (PostgreSQL): 5,000
-    hashes bind and parse as one value instead of 5,000 placeholders (~2x faster)."""
-
-    lookup_name = "any_of"
-    prepare_rhs = False
-
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
-
-
-def hash_in(digests: Sequence[str]) -> Q | AnyOf:
-    if connection.vendor == "postgresql":
-        return AnyOf(F("phone_hash"), list(digests))
-    return Q(phone_hash__in=digests)
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def suppression_check_many(
     *, tenant: Tenant, numbers: Sequence[Any], service_code: str | None = None
 ) -> list[NumberStatus]:
     """One status per item, in order; invalid items carry an error instead."""
-    parsed: list[tuple[Any, str | None, str | None, str | None]] = []
-    hash_of: dict[str, str] = {}
-    digest_of = phones.tenant_phone_hasher(tenant.pk)
-    for raw in numbers:
-        e164, error = normalise_item(raw)
-        digest = None
-        if e164 is not None:
-            digest = hash_of.get(e164)
-            if digest is None:
-                digest = hash_of[e164] = digest_of(e164)
-        parsed.append((raw, e164, error, digest))
+    return batch_statuses(suppression_check_batch(tenant=tenant, numbers=numbers, service_code=service_code))
 
-    rows: dict[str, list[tuple[str, datetime]]] = {}
-    chunk_size = MAX_CHECK_NUMBERS if connection.vendor == "postgresql" else CHECK_CHUNK
-    for chunk in _chunks(list(set(hash_of.values())), chunk_size):
-        for digest, scope, created in (
-            Suppression.objects.for_tenant(tenant)
-            .filter(hash_in(chunk))
-            .values_list("phone_hash", "scope", "created_at")
-        ):
-            rows.setdefault(digest, []).append((scope, created))
 
-    # One summary per distinct number found; every other number is simply free.
-    wanted = relevant_scopes(service_code)
-    summaries: dict[str, tuple[bool, datetime | None, tuple[str, ...]]] = {}
-    for digest, found in rows.items():
-        since = [created for scope, created in found if scope in wanted]
-        scopes = tuple(sorted(scope for scope, _created in found))
-        summaries[digest] = (bool(since), min(since) if since else None, scopes)
-    free: tuple[bool, datetime | None, tuple[str, ...]] = (False, None, ())
-    blocked = platform_do_not_market_since(hash_of)
+def suppression_check_batch(
+    *, tenant: Tenant, numbers: Sequence[Any], service_code: str | None = None
+) -> BatchAnswer:
+    """The bulk check in arrays (suppressions.batch): parsed in one pass, looked up in the
+    tenant's suppression index."""
+    return batch_check(tenant_id=tenant.pk, parsed=phones.parse_batch(numbers), service_code=service_code)
+
+
+def tenant_has_number_events(*, tenant: Tenant) -> bool:
+    """Any deactivation or reassignment on record (a check then answers `reassigned_since`)."""
+    return NumberEvent.objects.for_tenant(tenant).exists()
+
+
+def batch_statuses(answer: BatchAnswer) -> list[NumberStatus]:
+    parsed = answer.parsed
     results = []
-    for raw, e164, error, digest in parsed:
-        if digest is None or e164 is None:
-            results.append(NumberStatus(raw, None, error))
+    e164s = parsed.e164()
+    raws = answer.raw
+    scopes = answer.scope_tuples
+    for i, (e164, suppressed, since, mask, everywhere) in enumerate(
+        zip(
+            e164s,
+            answer.suppressed.tolist(),
+            answer.since.tolist(),
+            answer.scope_mask.tolist(),
+            answer.everywhere.tolist(),
+            strict=True,
+        )
+    ):
+        if e164 is None:
+            results.append(NumberStatus(raws[i], None, parsed.errors[i]))
             continue
-        suppressed, since_, scopes_ = summaries.get(digest, free)
-        everywhere = blocked.get(e164)
-        if everywhere is not None:
-            suppressed, since_ = True, min(since_, everywhere) if since_ else everywhere
-        results.append(NumberStatus(raw, e164, None, suppressed, since_, scopes_, everywhere is not None))
+        when = since_datetime(since) if suppressed else None
+        results.append(NumberStatus(raws[i], e164, None, suppressed, when, scopes[mask], everywhere))
     return results
 
 

@@ -417,6 +417,13 @@ class ScrubJobCreateSerializer(serializers.Serializer[Any]):
         help_text="Also remove numbers opted out of this service (default: only opt-outs of all marketing). "
         "Unknown: 400.",
     )
+    reasons = serializers.ChoiceField(  # a form field: the two words only, not "1", "yes" or "on"
+        choices=["true", "false"],
+        required=False,
+        help_text="`true`: the result lists every row as `row,phone,result` (`phone` in E.164, or as written "
+        "when invalid; `result`: `sendable`, `suppressed`, `platform_do_not_market`, `duplicate` or `invalid`) "
+        "instead of only the sendable numbers.",
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         # A form field sent twice would be read as its last value: refused instead.
@@ -436,6 +443,7 @@ class ScrubJobCreateSerializer(serializers.Serializer[Any]):
 class ScrubJobSerializer(serializers.ModelSerializer[ScrubJob]):
     state = serializers.CharField(source="status")
     service = serializers.CharField(source="service_code")
+    reasons = serializers.BooleanField(source="with_reasons")
     result_url = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
@@ -456,6 +464,7 @@ class ScrubJobSerializer(serializers.ModelSerializer[ScrubJob]):
             "suppressed",
             "platform_do_not_market",
             "sendable",
+            "reasons",
             "error",
             "created_at",
             "started_at",

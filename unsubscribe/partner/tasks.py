@@ -25,6 +25,13 @@ def run_scrub_job(job_id: int) -> None:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_scrub_chunk(job_id: int, run: str, number: int, chunks: int, column: int) -> None:
+    from . import scrub_chunks  # noqa: PLC0415  # it imports this module
+
+    scrub_chunks.scrub_chunk_run(job_id, run, number, chunks, column)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_send_log_import(job_id: int) -> None:
     sendlog_import.send_log_import_run(job_id)
 

@@ -148,6 +148,7 @@ def unsubscribe_request_create(
                     scopes=[s.code for s in chosen] or [SCOPE_ALL],
                     request=open_request,
                     channel=channel,
+                    e164=e164,
                 )
                 return FiledRequest(open_request, created=False)
             request = _create_suppressed_request(
@@ -263,6 +264,7 @@ def _create_suppressed_request(
         channel=channel,
         at=now,
         announce=plan,
+        e164=e164,
     )
     if plan:
         steps_plan(request)

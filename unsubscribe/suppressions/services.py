@@ -36,6 +36,7 @@ from unsubscribe.models import (
     VerificationMethod,
 )
 from unsubscribe.selectors import services_resolve
+from unsubscribe.suppressions import index as suppression_index
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def suppressions_add(
     ends_at: datetime | None = None,
     evidence: dict[str, Any] | None = None,
     announce: bool = True,
+    e164: str | None = None,
 ) -> list[str]:
     """Add "do not send" entries; returns the scopes that were new. Concurrency-safe:
     the unique constraint decides, a conflicting insert is ignored.
@@ -59,10 +61,46 @@ def suppressions_add(
     `announce` False: no `suppression.added` event now; the pipeline's first turn at `request`
     announces it from the request's events (pipeline.services.request_plan).
 
+    `e164`: the number, when the caller has it (every filing does): the rows then carry
+    its lookup key (digest version 2) for the bulk look-ups. Without it they are found by
+    `phone_hash` alone, on the bulk paths' slower version-1 branch. The rows and their
+    events commit together (the suppression index's high-water mark counts on it).
+
     `ends_at`: a pause the person chose instead of opting out; the sweep lifts it then
     (`suppression_pauses_end`). A pause revokes no consent and never weakens an entry
     already there. An opt-out (no `ends_at`) makes a paused entry of its scope permanent.
     """
+    with transaction.atomic():
+        suppression_index.writers_lock(tenant.pk)
+        return _suppressions_add(
+            tenant=tenant,
+            phone_hash=phone_hash,
+            phone_masked=phone_masked,
+            scopes=scopes,
+            request=request,
+            channel=channel,
+            at=at,
+            ends_at=ends_at,
+            evidence=evidence,
+            announce=announce,
+            lookup_key=phones.tenant_lookup_key(tenant.pk, e164) if e164 else None,
+        )
+
+
+def _suppressions_add(  # noqa: PLR0913
+    *,
+    tenant: Tenant,
+    phone_hash: str,
+    phone_masked: str,
+    scopes: list[str],
+    request: UnsubscribeRequest | None,
+    channel: str,
+    at: datetime | None,
+    ends_at: datetime | None,
+    evidence: dict[str, Any] | None,
+    announce: bool,
+    lookup_key: bytes | None,
+) -> list[str]:
     existing = dict(
         Suppression.objects.for_tenant(tenant)
         .filter(phone_hash=phone_hash, scope__in=scopes)
@@ -86,6 +124,7 @@ def suppressions_add(
             Suppression(
                 tenant=tenant,
                 phone_hash=phone_hash,
+                lookup_key=lookup_key,
                 phone_masked=phone_masked,
                 scope=s,
                 request=request,
@@ -151,6 +190,7 @@ def suppression_pauses_end(*, now: datetime | None = None) -> int:
             )
             if row is None:  # made permanent (an opt-out) or lifted meanwhile
                 continue
+            suppression_index.writers_lock(tenant_id)
             row.delete()
             event = SuppressionEvent.objects.create(
                 tenant_id=tenant_id,
@@ -227,6 +267,7 @@ def suppression_lift(
     digest = phones.tenant_phone_hash(tenant.pk, e164)
     masked = phones.mask(e164)
     with transaction.atomic(), audit_batch():
+        suppression_index.writers_lock(tenant.pk)
         qs = Suppression.objects.for_tenant(tenant).select_for_update().filter(phone_hash=digest)
         if chosen:
             qs = qs.filter(scope__in=[s.code for s in chosen])
