@@ -75,12 +75,14 @@ def main() -> None:  # noqa: C901  # one branch per command
             answer = {"ok": True}
         elif op == "check":
             answer = check(command["phone"])
-        elif op == "bulk":
+        elif op in ("bulk", "bulk_plain"):
+            # "bulk" asks for consent details too: the per-number path, read through the replica.
+            # "bulk_plain", a bare list, is answered from the suppression index (on the primary).
+            body: dict[str, object] = {"phones": command["phones"]}
+            if op == "bulk":
+                body["include"] = ["consent"]
             response = client.post(
-                "/api/v1/suppressions/check",
-                {"phones": command["phones"]},
-                content_type="application/json",
-                headers=headers,
+                "/api/v1/suppressions/check", body, content_type="application/json", headers=headers
             )
             answer = {"status": response.status_code, **json.loads(response.content)}
         elif op == "wait_ms":  # how long checks wait for the replica to catch up (the test's knob)

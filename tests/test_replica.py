@@ -81,7 +81,8 @@ def test_checks_read_from_the_replica_and_never_miss_a_committed_suppression(
     # the machine may be loaded); short where it is paused, so that the fallbacks come quickly.
     driver("wait_ms", ms=5000)
 
-    # (a) A caught-up replica serves the checks, single and bulk, and sees what the primary
+    # (a) A caught-up replica serves the checks, single and bulk (with consent details: the
+    # per-number path), and sees what the primary
     # committed just before: the tenant scope is bound on its connection (without it, row-level
     # security would show no rows and the answer would be "not suppressed").
     before = driver("counts")
@@ -91,6 +92,11 @@ def test_checks_read_from_the_replica_and_never_miss_a_committed_suppression(
     driver("do_not_market", phone=_phone(2))
     bulk = driver("bulk", phones=[_phone(1), _phone(2), _phone(3)])
     assert [r["suppressed"] for r in bulk["results"]] == [True, True, False]
+    assert _served(driver, before) == {"replica": 3}
+    # A bare list is answered from the suppression index and the rows changed since its mark, on
+    # the primary (the index keeps its mark there): right, and not a replica read.
+    plain = driver("bulk_plain", phones=[_phone(1), _phone(2), _phone(3)])
+    assert [r["suppressed"] for r in plain["results"]] == [True, True, False]
     assert _served(driver, before) == {"replica": 3}
 
     # (b) Replay paused: the replica lags. Every suppression committed on the primary is still in

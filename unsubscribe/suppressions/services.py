@@ -70,7 +70,8 @@ def suppressions_add(
     (`suppression_pauses_end`). A pause revokes no consent and never weakens an entry
     already there. An opt-out (no `ends_at`) makes a paused entry of its scope permanent.
     """
-    with transaction.atomic():
+    # One transaction (the caller's, when there is one: no savepoint, nothing here handles an error).
+    with transaction.atomic(savepoint=False):
         suppression_index.writers_lock(tenant.pk)
         return _suppressions_add(
             tenant=tenant,
