@@ -5,6 +5,7 @@ mid-task, the broker down."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import subprocess
@@ -113,7 +114,11 @@ def test_a_first_turn_hands_out_the_confirmation_and_leaves_its_own_steps_to_the
     with django_capture_on_commit_callbacks(execute=False) as handed_out:
         request_process(request.pk)  # the turn the filing queued
     confirm = steps.get(kind="confirm")
-    dispatched = [(cb.args, cb.keywords) for cb in handed_out if getattr(cb, "func", None) is step_dispatch]
+    dispatched = [
+        (cb.args, cb.keywords)
+        for cb in handed_out
+        if isinstance(cb, functools.partial) and cb.func is step_dispatch
+    ]
     assert dispatched == [((confirm.pk,), {"queue": "confirmations"})]
     assert set(steps.filter(kind="terminate").values_list("status", flat=True)) == {"pending"}
 
