@@ -201,15 +201,18 @@ def redact(text: str) -> str:
 # --- lookup keys (digest version 2): whole batches in native code ----------------------------
 # The bulk paths (checks of 10,000 numbers, scrubs of 10 million) cannot afford two HMACs per
 # number in Python (~1.3 µs each). Version 2 is AES-256 in ECB mode over one 16-byte block per
-# number, one `cryptography` (OpenSSL) call for a whole batch:
+# number, one `cryptography` (OpenSSL) call for a whole batch, fed forward (Matyas–Meyer–Oseas:
+# the block XOR its encryption), which makes the permutation a pseudo-random function:
 #   block(e164)    = b"LZ" 0x02 <digit count> <digits as a big-endian uint64> 0x00 × 4
-#   platform key   P2 = AES_{PK2}(block(e164)),   PK2  = HMAC-SHA256(PHONE_HASH_KEY, "lookup-key:v2:platform")
-#   tenant key     T2 = AES_{K2_t}(P2),           K2_t = HMAC-SHA256(PHONE_HASH_KEY, "lookup-key:v2:tenant:<id>")
+#   F_k(x)         = AES_k(x) XOR x
+#   platform key   P2 = F_{PK2}(block(e164)),  PK2  = HMAC-SHA256(PHONE_HASH_KEY, "lookup-key:v2:platform")
+#   tenant key     T2 = F_{K2_t}(P2),          K2_t = HMAC-SHA256(PHONE_HASH_KEY, "lookup-key:v2:tenant:<id>")
 # Same structure as version 1 (T from P, per tenant), so the hub still computes P2 once and T2
-# per tenant. AES with a secret key is a pseudo-random permutation: without the key its output
-# tells nothing of the number and cannot be computed for a guessed number (the brute force of
-# the 10^11 mobile numbers that a plain hash allows needs the key); it is a bijection of 128-bit
-# blocks, so distinct numbers never share a key (no collision at all, unlike a truncated hash).
+# per tenant. Without the key the output tells nothing of the number and cannot be computed for a
+# guessed number (the brute force of the 10^11 mobile numbers that a plain hash allows needs the
+# key). The feed-forward means a key is not decrypted back into the number, even with the key:
+# like an HMAC it can only be recomputed from a guessed number. Collisions (128 bits: odds ~1e-17
+# over every mobile number) could only make a number read as suppressed, never the reverse.
 # Rows keep their version-1 HMAC digest (`phone_hash`) as well: everything else still joins on
 # it; `lookup_key` (T2, P2 on the platform-wide list) serves the bulk look-ups (README,
 # "Digests of numbers").
@@ -223,11 +226,17 @@ def _lookup_cipher_key(platform_key: bytes, label: str) -> bytes:
     return hmac.digest(platform_key, label.encode(), "sha256")  # 256 bits: AES-256
 
 
-def _aes_ecb(key: bytes, blocks: bytes) -> bytes:
+def _keyed_blocks(key: bytes, blocks: Any) -> Any:
+    """F_key of each 16-byte block: AES-256 of the block XOR the block (see above), (n, 16) uint8."""
+    import numpy as np  # noqa: PLC0415
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
 
-    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305  # one block per number: a PRP, see above
-    return encryptor.update(blocks) + encryptor.finalize()
+    plain = np.ascontiguousarray(blocks, dtype=np.uint8)
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305  # one block per number, fed forward
+    out = encryptor.update(plain.tobytes()) + encryptor.finalize()
+    return np.frombuffer(out, dtype=np.uint8).reshape(-1, LOOKUP_KEY_BYTES) ^ plain.reshape(
+        -1, LOOKUP_KEY_BYTES
+    )
 
 
 def e164_blocks(digit_counts: Any, values: Any) -> Any:
@@ -245,20 +254,14 @@ def e164_blocks(digit_counts: Any, values: Any) -> Any:
 
 def platform_lookup_keys(blocks: Any) -> Any:
     """P2 of each block: (n, 16) uint8."""
-    import numpy as np  # noqa: PLC0415
-
-    key = _lookup_cipher_key(_platform_key(), "lookup-key:v2:platform")
-    out = _aes_ecb(key, np.ascontiguousarray(blocks, dtype=np.uint8).tobytes())
-    return np.frombuffer(out, dtype=np.uint8).reshape(-1, LOOKUP_KEY_BYTES)
+    return _keyed_blocks(_lookup_cipher_key(_platform_key(), "lookup-key:v2:platform"), blocks)
 
 
 def tenant_lookup_keys_from_platform(tenant_id: int, platform_keys: Any) -> Any:
     """T2 from P2 (the hub: P2 once, T2 per tenant): (n, 16) uint8."""
-    import numpy as np  # noqa: PLC0415
-
-    key = _lookup_cipher_key(_platform_key(), f"lookup-key:v2:tenant:{int(tenant_id)}")
-    out = _aes_ecb(key, np.ascontiguousarray(platform_keys, dtype=np.uint8).tobytes())
-    return np.frombuffer(out, dtype=np.uint8).reshape(-1, LOOKUP_KEY_BYTES)
+    return _keyed_blocks(
+        _lookup_cipher_key(_platform_key(), f"lookup-key:v2:tenant:{int(tenant_id)}"), platform_keys
+    )
 
 
 def _e164_digits(e164: str) -> tuple[int, int]:

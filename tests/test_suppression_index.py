@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.db import connection, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -256,6 +257,19 @@ def test_lookup_keys_are_distinct_per_number_and_per_tenant(nationals: list[int]
     assert not {bytes(k) for k in mine} & {bytes(k) for k in theirs}
     assert bytes(mine[0]) == phones.tenant_lookup_key(1, numbers[0])
     assert np.array_equal(platform[0], np.frombuffer(phones.platform_lookup_key(numbers[0]), dtype=np.uint8))
+
+
+@given(st.integers(min_value=13_000_000_000, max_value=19_999_999_999))
+def test_a_lookup_key_does_not_decrypt_to_its_number_even_with_the_key(national: int) -> None:
+    # Fed forward (AES(x) XOR x), the key is a digest: with the server's key it can be recomputed
+    # from a guessed number, not turned back into the number (plain AES would give the block back).
+    block = phones.parse_batch([f"+86{national}"]).blocks
+    platform = phones.platform_lookup_keys(block)
+    key = phones._lookup_cipher_key(phones._platform_key(), "lookup-key:v2:platform")
+    decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305
+    decrypted = decryptor.update(bytes(platform[0])) + decryptor.finalize()
+    assert decrypted != bytes(block[0])
+    assert bytes(platform[0]) != bytes(block[0])
 
 
 @pytest.mark.django_db(transaction=True)
