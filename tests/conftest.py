@@ -17,6 +17,7 @@ from django.core.management.color import Style
 from django.db import connection
 from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import override_settings
+from django.utils import translation
 from model_bakery import generators as baker_generators
 from pytest_django.plugin import blocking_manager_key
 
@@ -85,6 +86,16 @@ _template_built = pytest.StashKey["Callable[[], None]"]()
 def fast_password_hashing() -> Iterator[None]:
     with override_settings(PASSWORD_HASHERS=["tests.conftest.OneRoundPBKDF2PasswordHasher"]):
         yield
+
+
+@pytest.fixture(autouse=True)
+def default_language() -> Iterator[None]:
+    """Each test starts in the site's default language, as a new request thread does: a request
+    through the test client leaves its language active in this thread (LocaleMiddleware activates
+    it and nothing deactivates it), and a later test in the same process would read that one."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True, scope="session")

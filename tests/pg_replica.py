@@ -39,13 +39,18 @@ def available() -> str | None:
     """None when a pair can be started here, else why not."""
     if not (BIN / "initdb").exists() or not (BIN / "pg_basebackup").exists():
         return f"no PostgreSQL binaries in {BIN} (LANZUAN_PG_BIN)"
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
+    if os.geteuid() == 0 and _runuser() is None:
         return "running as root without runuser"
     return None
 
 
+def _runuser() -> str | None:
+    # util-linux puts it in /usr/sbin (or /sbin), which a CI's PATH may leave out.
+    return shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+
+
 def _as_postgres(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    prefix = [_runuser() or "runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     return subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=120, **kwargs)  # type: ignore[call-overload,no-any-return]  # noqa: S603
 
 
