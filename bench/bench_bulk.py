@@ -125,10 +125,14 @@ def bench_check(
     )
     numbers = numbers_of(picked) + ["12345"] * 100
     random.Random(7).shuffle(numbers)
+    # The body as a client sends it, encoded once: encoding it is the client's work, not the server's.
+    body_bytes = json.dumps({"phones": numbers}).encode()
     times = []
     for _ in range(repeat + 1):  # the first call opens the index's files
         started = time.perf_counter()
-        response = client.post("/api/v1/suppressions/check", {"phones": numbers}, format="json")
+        response = client.generic(
+            "POST", "/api/v1/suppressions/check", body_bytes, content_type="application/json"
+        )
         times.append(time.perf_counter() - started)
         assert response.status_code == 200, response.content[:300]
     body = json.loads(response.content)
