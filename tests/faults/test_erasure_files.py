@@ -35,7 +35,7 @@ from unsubscribe.models import (
     UnsubscribeRequest,
 )
 from unsubscribe.partner import scrub
-from unsubscribe.partner.models import ScrubJob
+from unsubscribe.partner.models import ScrubJob, SendLogImport
 from unsubscribe.retention.selectors import erasure_deadline
 from unsubscribe.tasks import expire_stored_files, purge_expired_records
 
@@ -232,9 +232,15 @@ def test_the_file_expiry_removes_abandoned_uploads_and_keeps_fresh_ones(
             {"file": SimpleUploadedFile("l.csv", f"{STUCK}\n".encode(), content_type="text/csv")},
             format="multipart",
         )
+        api_a.post(
+            "/api/v1/send-logs",
+            {"file": SimpleUploadedFile("s.csv", f"phone,sent_at\n{STUCK},2026-03-02T10:00:00Z\n".encode())},
+            format="multipart",
+        )
     import_ = SubscriptionImport.objects.for_tenant(tenant_a).get()
     job = ScrubJob.objects.for_tenant(tenant_a).get()
-    assert import_.status == "pending" and job.status == "pending"
+    send_log = SendLogImport.objects.for_tenant(tenant_a).get()
+    assert import_.status == "pending" and job.status == "pending" and send_log.status == "pending"
     # ... a file no row names any more, and the work files of a crashed scrub
     orphan = Path(settings.MEDIA_ROOT) / "imports" / "2020" / "01" / "orphan.csv"
     orphan.parent.mkdir(parents=True, exist_ok=True)
@@ -242,12 +248,12 @@ def test_the_file_expiry_removes_abandoned_uploads_and_keeps_fresh_ones(
     crashed = scrub.work_root() / "scrub-999999-x"
     crashed.mkdir(parents=True, exist_ok=True)
     (crashed / "out-00").write_text(f"0000000001\t{STUCK}\n")
-    assert len(files_holding(STUCK)) == 4
+    assert len(files_holding(STUCK)) == 5
 
     # when the hourly file expiry runs within the day, nothing goes
     counts = expire_stored_files()
     assert not any(counts.values())
-    assert len(files_holding(STUCK)) == 4
+    assert len(files_holding(STUCK)) == 5
 
     # then a day and more later (the clock frozen there), the abandoned uploads go
     later = timezone.now() + timedelta(hours=26)
@@ -259,6 +265,7 @@ def test_the_file_expiry_removes_abandoned_uploads_and_keeps_fresh_ones(
         aged(Path(fresh.file.path), timedelta(0))  # the disk's clock is not frozen: its time is now too
         counts = expire_stored_files()
     assert counts["subscription_imports_rows"] == 1 and counts["scrub_uploads_rows"] == 1
+    assert counts["send_log_uploads_rows"] == 1
     # (files: at least these; another test's leftovers in the shared media folder may go too)
     assert counts["subscription_imports_files"] >= 1 and counts["scrub_work_files_files"] >= 1
     import_.refresh_from_db()
@@ -266,6 +273,8 @@ def test_the_file_expiry_removes_abandoned_uploads_and_keeps_fresh_ones(
     assert import_.status == "failed" and not import_.file
     assert "24" in import_.errors[-1]  # says why, in the tenant's language
     assert job.status == "failed" and not job.file and "24" in job.error
+    send_log.refresh_from_db()
+    assert send_log.status == "failed" and not send_log.file and "24" in send_log.error
     assert not orphan.exists() and not crashed.exists()
     # the fresh upload stays: its import may still run
     fresh.refresh_from_db()

@@ -48,7 +48,7 @@ class PartnerConfig(AppConfig):
                 key="send_log_uploads",
                 root=media_root,
                 pattern="sendlogs/*/uploads/*",
-                max_age=sendlog_import.UPLOAD_MAX_AGE,
+                max_age=scrub.UPLOAD_MAX_AGE,
                 expire_rows=lambda now: sendlog_import.send_log_uploads_expire(now=now),
             ),
             StoredFiles(

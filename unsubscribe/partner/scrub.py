@@ -325,21 +325,29 @@ def scrub_uploads_expire(*, now: datetime | None = None) -> int:
     """The file expiry's part for lists: a job whose list is still there UPLOAD_MAX_AGE after
     the upload never ran (or every worker running it died): it fails, saying so, and the
     list goes. A finished job still naming its list (a deletion that failed) loses it too."""
-    now = now or timezone.now()
-    jobs = ScrubJob.objects.unscoped(reason="the file expiry covers every tenant's scrub lists")
-    abandoned = Q(status=ScrubJob.Status.PENDING) | Q(status=ScrubJob.Status.RUNNING, lease_until__lt=now)
+    return abandoned_uploads_expire(
+        ScrubJob.objects.unscoped(reason="the file expiry covers every tenant's scrub lists"),
+        now=now or timezone.now(),
+        error=_("The list was not scrubbed within %(hours)d hours and was deleted; upload it again.")
+        % {"hours": UPLOAD_MAX_AGE // timedelta(hours=1)},
+        phase=ScrubJob.Phase.FINISHED,
+    )
+
+
+def abandoned_uploads_expire(jobs: Any, *, now: datetime, error: str, **failed: Any) -> int:
+    """Uploads older than UPLOAD_MAX_AGE, of background jobs with the upload-job fields (status
+    PENDING/RUNNING/FAILED, lease_until, file, created_at, finished_at, error: scrub jobs, send-log
+    imports): a job that never ran, or whose worker died, fails with `error` (and `failed`'s
+    fields), and its upload is deleted; a finished job's leftover upload is deleted too."""
+    status = jobs.model.Status
+    abandoned = Q(status=status.PENDING) | Q(status=status.RUNNING, lease_until__lt=now)
     expired = 0
     for job in jobs.filter(created_at__lt=now - UPLOAD_MAX_AGE).exclude(file="")[:500]:
-        if job.status in (ScrubJob.Status.PENDING, ScrubJob.Status.RUNNING):
+        if job.status in (status.PENDING, status.RUNNING):
             # Taken with a conditional update, like a worker's claim: a worker that claims
-            # it meanwhile keeps it (and deletes the list itself when it ends).
+            # it meanwhile keeps it (and deletes the upload itself when it ends).
             taken = jobs.filter(abandoned, pk=job.pk).update(
-                status=ScrubJob.Status.FAILED,
-                phase=ScrubJob.Phase.FINISHED,
-                error=_("The list was not scrubbed within %(hours)d hours and was deleted; upload it again.")
-                % {"hours": UPLOAD_MAX_AGE // timedelta(hours=1)},
-                finished_at=now,
-                lease_until=None,
+                status=status.FAILED, error=error, finished_at=now, lease_until=None, **failed
             )
             if not taken:
                 continue

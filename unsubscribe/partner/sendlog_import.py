@@ -33,7 +33,7 @@ from unsubscribe.sendlogs.records import SendRecordReader, csv_rows
 from . import tasks
 from .errors import InvalidUpload, TooManyNumbers
 from .models import SendLogImport
-from .scrub import count_lines
+from .scrub import UPLOAD_MAX_AGE, abandoned_uploads_expire, count_lines
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ CHUNK_ROWS = 10_000
 MAX_ERRORS = 100  # the first errors are kept on the job; the count covers all
 LEASE = timedelta(minutes=5)
 STALE_DISPATCH = timedelta(minutes=2)
-UPLOAD_MAX_AGE = timedelta(hours=24)
 
 
 def send_log_import_create(
@@ -185,27 +184,12 @@ def send_log_imports_sweep() -> dict[str, int]:
 def send_log_uploads_expire(*, now: datetime | None = None) -> int:
     """The file expiry's part: a job whose upload is still there UPLOAD_MAX_AGE after it came never
     ran (or every worker running it died): it fails, saying so, and the upload goes."""
-    now = now or timezone.now()
-    jobs = SendLogImport.objects.unscoped(reason="the file expiry covers every tenant's send log uploads")
-    abandoned = Q(status=SendLogImport.Status.PENDING) | Q(
-        status=SendLogImport.Status.RUNNING, lease_until__lt=now
+    return abandoned_uploads_expire(
+        SendLogImport.objects.unscoped(reason="the file expiry covers every tenant's send log uploads"),
+        now=now or timezone.now(),
+        error=_("The file was not read within %(hours)d hours and was deleted; upload it again.")
+        % {"hours": UPLOAD_MAX_AGE // timedelta(hours=1)},
     )
-    expired = 0
-    for job in jobs.filter(created_at__lt=now - UPLOAD_MAX_AGE).exclude(file="")[:500]:
-        if job.status in (SendLogImport.Status.PENDING, SendLogImport.Status.RUNNING):
-            taken = jobs.filter(abandoned, pk=job.pk).update(
-                status=SendLogImport.Status.FAILED,
-                error=_("The file was not read within %(hours)d hours and was deleted; upload it again.")
-                % {"hours": UPLOAD_MAX_AGE // timedelta(hours=1)},
-                finished_at=now,
-                lease_until=None,
-            )
-            if not taken:
-                continue
-        job.file.delete(save=False)
-        jobs.filter(pk=job.pk).update(file="")
-        expired += 1
-    return expired
 
 
 def send_log_import_deleted(sender: type, instance: SendLogImport, **kwargs: Any) -> None:

@@ -542,9 +542,3 @@ def _rows_by_key(tenant_id: int, keys: list[bytes]) -> list[tuple[bytes, str, da
 
 def since_datetime(us: int) -> datetime:
     return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
-
-
-def host_files() -> list[Path]:
-    """Every index directory on this host (for the tenant deletion and tests)."""
-    root = index_root()
-    return sorted(root.iterdir()) if root.exists() else []
