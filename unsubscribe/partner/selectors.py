@@ -116,18 +116,13 @@ _ONE_NUMBER_SQL = (
 
 def _one_number_rows(tenant_id: int, digest: str, platform_digest: str) -> list[tuple[Any, ...]]:
     params: list[int | str] = [tenant_id, digest, tenant_id, digest, platform_digest]
-    rows: list[tuple[Any, ...]]
-    # A prepared statement on the server: planning this query (row-level security on two
-    # tables) costs more than running it. Django's cursors bind on the client and cannot
-    # prepare, so the raw psycopg connection runs it, after the tenant scope is sent.
-    # On the replica inside replica.consistent_read (the same backend: it sends the scope too).
-    db = connections[replica.read_alias()]
-    db.ensure_connection()
-    db.sync_db_scope()  # type: ignore[attr-defined]  # tenants.postgresql's wrapper
-    with db.connection.cursor() as cursor:
-        cursor.execute(_ONE_NUMBER_SQL, params, prepare=True)
-        rows = cursor.fetchall()
-        return rows
+    # Planned once per connection (tenants.postgresql's execute_prepared): planning this query
+    # (row-level security on three tables) costs more than running it. On the replica inside
+    # replica.consistent_read (the same backend: it sends the scope too).
+    rows: list[tuple[Any, ...]] = connections[replica.read_alias()].execute_prepared(  # type: ignore[attr-defined]
+        _ONE_NUMBER_SQL, params
+    )
+    return rows
 
 
 def suppression_check_one(
