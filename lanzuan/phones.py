@@ -300,6 +300,11 @@ class ParsedBatch:
     valid: Any  # (n,) bool
     errors: dict[int, str]
     plain: Any  # (n,) bool: read by the vectorised parse (a CN mobile written "+86…", "86…" or as 11 digits)
+    # (n,) uint8: how the plain items were written: 3 ("+86…"), 2 ("86…") or 0 (11 digits); None: not known
+    prefix: Any = None
+    # (n, 2) uint64: a plain item's last 11 characters (its national digits) as two overlapping
+    # little-endian words, characters [end-11, end-3) and [end-8, end); None: not known
+    national: Any = None
 
     @property
     def blocks(self) -> Any:
@@ -311,8 +316,70 @@ class ParsedBatch:
         return [f"+{t}" if ok else None for t, ok in zip(texts, self.valid.tolist(), strict=True)]
 
 
-_WIDTH = 20  # characters looked at by the vectorised parse; longer items take the slow path
 _CN_NATIONAL = 11
+
+
+_DIGITS_HIGH = 0xF0F0F0F0F0F0F0F0
+_DIGITS_ZERO = 0x3030303030303030
+
+
+def _all_digits(words: Any) -> Any:
+    """Whether each uint64 holds 8 ASCII digits: every high nibble 3, and no low nibble past 9
+    (adding 6 to each byte then carries into its high nibble)."""
+    import numpy as np  # noqa: PLC0415
+
+    high, zero = np.uint64(_DIGITS_HIGH), np.uint64(_DIGITS_ZERO)
+    return ((words & high) == zero) & (((words + np.uint64(0x0606060606060606)) & high) == zero)
+
+
+def _eight_digits(words: Any) -> Any:
+    """The number written by 8 ASCII digits in each uint64 (first digit in the low byte): pairs,
+    then fours, then eights, added up inside the word (overflow wraps, and is masked away)."""
+    import numpy as np  # noqa: PLC0415
+
+    value = words - np.uint64(_DIGITS_ZERO)
+    value = (value * np.uint64(10) + (value >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+    value = (value * np.uint64(100) + (value >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+    return (value * np.uint64(10000) + (value >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
+
+
+def _plain_columns(raw: Sequence[Any]) -> tuple[Any, Any, Any] | None:
+    """Per item, read from the items joined into one ASCII buffer: the national number (11
+    digits, -1 where the last 11 characters are not all digits), those characters as two
+    words (ParsedBatch.national), and the characters before them (3: "+86", 2: "86", 0: none, 255: anything else).
+    None when the items cannot be joined (one is not a string, holds a line break or anything
+    beyond ASCII). Every item is read as two unaligned 8-byte words, not byte by byte."""
+    import numpy as np  # noqa: PLC0415
+
+    try:
+        data = "\n".join(raw).encode("ascii")
+    except (TypeError, UnicodeEncodeError):
+        return None
+    padded = data + bytes(16)  # every word read below lies inside
+    breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+    if len(breaks) != len(raw) - 1:  # a line break inside an item
+        return None
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(data)]])
+    lengths = ends - starts
+    words = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))  # one at every byte
+    first = np.maximum(ends - _CN_NATIONAL, 0)
+    head8, tail8 = words[first], words[first + 3]  # characters [end-11, end-3) and [end-8, end)
+    digits = _all_digits(head8) & _all_digits(tail8) & (lengths >= _CN_NATIONAL)
+    last3 = (tail8 >> np.uint64(40)) - np.uint64(0x303030)
+    national = _eight_digits(head8).astype(np.int64) * 1000 + (
+        (last3 & np.uint64(0xFF)) * np.uint64(100)
+        + ((last3 >> np.uint64(8)) & np.uint64(0xFF)) * np.uint64(10)
+        + (last3 >> np.uint64(16))
+    ).astype(np.int64)
+    national = np.where(digits, national, -1)
+    words8 = np.stack([head8, tail8], axis=1)
+    head = words[starts]
+    plus86 = (lengths == 14) & ((head & np.uint64(0xFFFFFF)) == np.uint64(int.from_bytes(b"+86", "little")))  # noqa: PLR2004
+    just86 = (lengths == 13) & ((head & np.uint64(0xFFFF)) == np.uint64(int.from_bytes(b"86", "little")))  # noqa: PLR2004
+    bare = lengths == _CN_NATIONAL
+    prefix = np.where(plus86, 3, np.where(just86, 2, np.where(bare, 0, 255))).astype(np.uint8)
+    return national, words8, prefix
 
 
 def parse_batch(raw: Sequence[Any]) -> ParsedBatch:
@@ -322,32 +389,19 @@ def parse_batch(raw: Sequence[Any]) -> ParsedBatch:
     import numpy as np  # noqa: PLC0415
 
     count = len(raw)
-    all_str = set(map(type, raw)) <= {str}
-    if all_str and count:
-        chars = np.array(raw, dtype=f"U{_WIDTH + 1}").view(np.uint32).reshape(count, _WIDTH + 1)
-        # numpy drops trailing NULs and cuts long items: those differ from the item's own length.
-        lengths = np.fromiter(map(len, raw), dtype=np.int64, count=count)
-    else:
-        chars = np.zeros((count, _WIDTH + 1), dtype=np.uint32)
-        lengths = np.zeros(count, dtype=np.int64)
-        for i, item in enumerate(raw):
-            if type(item) is str and len(item) <= _WIDTH:
-                chars[i, : len(item)] = np.frombuffer(item.encode("utf-32-le"), dtype=np.uint32)
-                lengths[i] = len(item)
-    same = (chars != 0).sum(axis=1) == lengths
-    plus86 = (lengths == 14) & (chars[:, 0] == 43) & (chars[:, 1] == 56) & (chars[:, 2] == 54)  # noqa: PLR2004
-    just86 = (lengths == 13) & (chars[:, 0] == 56) & (chars[:, 1] == 54)  # noqa: PLR2004
-    bare = lengths == _CN_NATIONAL
-    # The 11 national digits start at 3 ("+86"), 2 ("86") or 0; the item has nothing else.
-    national = (
-        np.where(
-            plus86[:, None], chars[:, 3:14], np.where(just86[:, None], chars[:, 2:13], chars[:, 0:11])
-        ).astype(np.int64)
-        - 48
+    columns = _plain_columns(raw) if count else None
+    if columns is None:  # the items that cannot be joined (not text, a line break, beyond ASCII) as ""
+        columns = _plain_columns(
+            [item if type(item) is str and item.isascii() and "\n" not in item else "" for item in raw]
+        )
+    national, words8, prefix = (
+        columns
+        if columns is not None
+        else (np.zeros(0, np.int64), np.zeros((0, 2), np.uint64), np.zeros(0, np.uint8))
     )
-    fast = same & (plus86 | just86 | bare) & ((national >= 0) & (national <= 9)).all(axis=1)  # noqa: PLR2004
-    fast &= (national[:, 0] == 1) & (national[:, 1] >= 3)  # 1[3-9]: a CN mobile  # noqa: PLR2004
-    values = np.where(fast, 86 * 10**11 + national @ (10 ** np.arange(10, -1, -1, dtype=np.int64)), 0)
+    # A CN mobile: 1[3-9] and nine more digits, written in one of the three forms.
+    fast = (prefix != 255) & (national >= 13 * 10**9) & (national < 2 * 10**10)  # noqa: PLR2004
+    values = np.where(fast, 86 * 10**11 + national, 0)
     counts = np.where(fast, 13, 0).astype(np.uint8)
     errors: dict[int, str] = {}
     valid = fast.copy()
@@ -369,4 +423,6 @@ def parse_batch(raw: Sequence[Any]) -> ParsedBatch:
             continue
         counts[i], values[i] = known
         valid[i] = True
-    return ParsedBatch(raw, values.astype(np.int64), counts, valid, errors, fast)
+    return ParsedBatch(
+        raw, values.astype(np.int64), counts, valid, errors, fast, np.where(fast, prefix, 0), words8
+    )

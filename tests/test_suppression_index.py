@@ -4,6 +4,7 @@ pauses, rows of digest version 1, the platform-wide list, refreshes and concurre
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -243,6 +244,37 @@ def test_parse_batch_reads_canonical_forms_as_normalise_does() -> None:
         except phones.InvalidPhoneNumber:
             expected.append(None)
     assert parsed.e164() == expected
+
+
+_NATIONAL = st.integers(min_value=10_000_000_000, max_value=29_999_999_999).map(str)
+_ITEM: st.SearchStrategy[Any] = st.one_of(
+    st.tuples(st.sampled_from(["+86", "86", "", "+86 ", "0086", "+85", "+860", "8", "+"]), _NATIONAL).map(
+        "".join
+    ),
+    st.text(alphabet="0123456789+86 -()\n\x00１３８號a", max_size=16),
+    st.text(max_size=15),
+    st.integers(min_value=-(10**15), max_value=10**15),
+    st.sampled_from([None, True, False, 1.5, [], {}]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ITEM, max_size=40))
+def test_parse_batch_reads_any_list_as_normalise_reads_each_item(raw: list[Any]) -> None:
+    """The vectorised parse (two 8-byte words per item, digits checked and summed inside the
+    words) gives every item the answer normalise_fast() gives it alone."""
+    parsed = phones.parse_batch(raw)
+    for i, item in enumerate(raw):
+        expected = None
+        if isinstance(item, str | int) and not isinstance(item, bool):
+            with contextlib.suppress(phones.InvalidPhoneNumber):
+                expected = phones.normalise_fast(str(item))
+        assert parsed.e164()[i] == expected, item
+        assert (i in parsed.errors) == (expected is None), item
+        if parsed.plain[i]:  # written "+86…", "86…" or as 11 digits, and read as such
+            assert isinstance(item, str) and expected is not None and item.endswith(expected[3:])
+            words = parsed.national[i].astype("<u8").tobytes()
+            assert words[:8] + words[13:] == expected[3:].encode()
 
 
 @given(st.lists(st.integers(min_value=13_000_000_000, max_value=19_999_999_999), min_size=1, max_size=50))
