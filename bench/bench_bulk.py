@@ -96,7 +96,9 @@ def load_suppressions(tenant: Tenant, nationals: np.ndarray) -> float:
                 copy.write(buffer.getvalue())
         cursor.execute(
             "INSERT INTO unsubscribe_suppression (tenant_id, phone_hash, lookup_key, phone_masked, scope, created_at) "
-            "SELECT %s, phone_hash, lookup_key, phone_masked, '*', now() FROM bench_load",
+            # Each row its own time (the last two years), as a real tenant's: the answers' `since` differ.
+            "SELECT %s, phone_hash, lookup_key, phone_masked, '*', now() - random() * interval '730 days' "
+            "FROM bench_load",
             [tenant.pk],
         )
         cursor.execute("TRUNCATE bench_load")

@@ -1,9 +1,11 @@
-"""The lean path of `GET /api/v1/suppressions/check` (issue 13): senders ask it before every
-message, hundreds of times a second, so the common call does one indexed query and nothing
-else that leaves the process.
+"""The lean paths of `/api/v1/suppressions/check` (issues 13 and 14): senders ask GET before
+every message, hundreds of times a second, so the common call does one indexed query and nothing
+else that leaves the process; POST checks 10,000 numbers, where DRF's per-request work (parsing
+the body twice over, content negotiation) costs as much as the look-up.
 
 It answers only the plain successful call: a known, usable key with budget left, `phone`
-(and optionally a known `service`), JSON accepted. Anything else (no key, a bad one, the
+(and optionally a known `service`) or a body {"phones": [...]} of plain items (and optionally
+`service`), JSON accepted. Anything else (no key, a bad one, the
 limit reached, other parameters, an unknown service) goes through the full DRF view, which
 answers exactly as before (401, 429, 400 as problem documents). The key comes from the
 process's short-lived cache (tenants.authentication.verified_key), the rate limit from a
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from lanzuan import replica
@@ -23,11 +26,15 @@ from tenants import db_scope
 from tenants.authentication import KEY_PREFIX, verified_key
 from tenants.models import TenantAPIKey
 
-from .selectors import service_exists, suppression_check_one
+from .bulk_json import check_answer_json
+from .parsers import refuse_constant
+from .selectors import MAX_CHECK_NUMBERS, service_exists, suppression_check_batch_plain, suppression_check_one
 from .serializers import service_code_valid
-from .throttling import ApiKeyRateThrottle, configured_rate, parse_rate, take
+from .throttling import ApiKeyRateThrottle, BulkApiKeyRateThrottle, configured_rate, parse_rate, take
 
 _PLAIN_PARAMS = frozenset({"phone", "service"})
+_PLAIN_BODY = frozenset({"phones", "service"})
+_PLAIN_ITEMS = frozenset({str, int, float, bool, type(None)})  # nothing nested: no depth to check
 _JSON_ACCEPTED = ("", "*/*", "application/json", "application/*")
 
 
@@ -78,7 +85,56 @@ def fast_check(request: HttpRequest, render: Any) -> HttpResponse | None:
             lambda: suppression_check_one(tenant=tenant, phone=phone, service_code=service)
         )
     body = json.dumps(render(status, extras), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    response = HttpResponse(body.encode(), content_type="application/json")
+    return _json_response(body.encode())
+
+
+def fast_bulk_check(request: HttpRequest) -> HttpResponse | None:
+    """The answer to a plain bulk check, or None: let the full view answer (a problem in the
+    body, an item with its own consent time, `include`, `consented_at`, more than
+    MAX_CHECK_NUMBERS numbers, the limit reached, a tenant with reassignments on record)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if (
+        request.content_type != "application/json"
+        or not _accepts_json(request.META.get("HTTP_ACCEPT", ""))
+        or request.GET
+        or not length.isdigit()
+        or (limit is not None and int(length) > limit)  # the parser's 413
+    ):
+        return None
+    api_key = _usable_key(request)
+    if api_key is None:
+        return None
+    try:  # as the parser reads it (UTF-8, no NaN); the request keeps the body for the full view
+        body = json.loads(request.body.decode("utf-8"), parse_constant=refuse_constant)
+    except (ValueError, RecursionError):
+        return None
+    numbers = body.get("phones") if isinstance(body, dict) and _PLAIN_BODY.issuperset(body) else None
+    service = body.get("service") or None if isinstance(body, dict) else None
+    if (
+        not isinstance(numbers, list)
+        or len(numbers) > MAX_CHECK_NUMBERS
+        or not _PLAIN_ITEMS.issuperset(set(map(type, numbers)))
+        or (service is not None and not isinstance(service, str))
+    ):
+        return None
+    tenant = api_key.tenant
+    limit_calls, period = parse_rate(configured_rate(BulkApiKeyRateThrottle.scope))
+    with db_scope.tenants_scope([tenant.pk]):
+        if service is not None and not (
+            service_code_valid(service) and service_exists(tenant=tenant, code=service)
+        ):
+            return None
+        if take(f"throttle:{BulkApiKeyRateThrottle.scope}:{api_key.pk}", limit=limit_calls, period=period):
+            return None  # the full view takes again, is refused again, and answers 429
+        # None for a tenant with reassignments on record: the full view answers (and takes a
+        # second call of the budget, the first time a process meets that tenant in a minute).
+        answer = suppression_check_batch_plain(tenant=tenant, numbers=numbers, service_code=service)
+    return None if answer is None else _json_response(check_answer_json(service=service, answer=answer))
+
+
+def _json_response(body: bytes) -> HttpResponse:
+    response = HttpResponse(body, content_type="application/json")
     # What DRF adds to the same answer.
     response["Vary"] = "Accept"
     response["Allow"] = "GET, POST, HEAD, OPTIONS"

@@ -74,6 +74,12 @@ def _too_large_message(limit: int) -> str:
     return _("The body is larger than %(size)s MB.") % {"size": round(limit / (1024 * 1024), 1)}
 
 
+def refuse_constant(name: str) -> Any:
+    """json.loads' parse_constant: NaN and Infinity are not JSON (RFC 8259), whatever Python's
+    json accepts."""
+    raise ValueError(name)
+
+
 class LimitedJSONParser(JSONParser):
     def parse(
         self,
@@ -83,7 +89,7 @@ class LimitedJSONParser(JSONParser):
     ) -> Any:
         text = _read_text(stream, parser_context or {})
         try:
-            data = json.loads(text, parse_constant=self._refuse_constant)
+            data = json.loads(text, parse_constant=refuse_constant)
         except RecursionError:
             raise exceptions.ParseError(self._too_deep_message()) from None
         except ValueError:
@@ -91,11 +97,6 @@ class LimitedJSONParser(JSONParser):
         if _too_deep(data):
             raise exceptions.ParseError(self._too_deep_message())
         return data
-
-    @staticmethod
-    def _refuse_constant(name: str) -> Any:
-        # NaN and Infinity are not JSON (RFC 8259), whatever Python's json accepts.
-        raise ValueError(name)
 
     @staticmethod
     def _too_deep_message() -> str:

@@ -42,7 +42,7 @@ from unsubscribe.selectors import enabled_channels
 from . import examples, scrub, upload_limits, webhooks
 from .bulk_json import check_answer_json
 from .errors import TooManyNumbers, UnknownService
-from .fast_check import fast_check
+from .fast_check import fast_bulk_check, fast_check
 from .models import ScrubJob, WebhookEndpoint
 from .parsers import LimitedJSONParser
 from .problems import (
@@ -60,10 +60,9 @@ from .selectors import (
     check_extras,
     requests_filtered,
     service_exists,
-    suppression_check_batch,
+    suppression_check_batch_plain,
     suppression_check_many,
     suppression_check_one,
-    tenant_has_number_events,
 )
 from .serializers import (
     DATE_FILTER_PATTERN,
@@ -499,8 +498,13 @@ class SuppressionCheckView(PartnerAPIView):
     parser_classes = [LimitedJSONParser]
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The plain calls, without DRF's machinery (fast_check.py); None: the full view answers.
         if request.method == "GET":
-            answer = fast_check(request, _status_json)  # the plain call, without DRF's machinery
+            answer = fast_check(request, _status_json)
+            if answer is not None:
+                return answer
+        elif request.method == "POST":
+            answer = fast_bulk_check(request)
             if answer is not None:
                 return answer
         return super().dispatch(request, *args, **kwargs)
@@ -606,13 +610,13 @@ class SuppressionCheckView(PartnerAPIView):
             default_since is None
             and not include_consent
             and not any(issubclass(kind, dict) for kind in set(map(type, numbers)))
-            and not tenant_has_number_events(tenant=self.tenant)
         ):
             # Nothing but the suppressions to answer: the arrays straight to JSON, in one pass.
-            answer = suppression_check_batch(tenant=self.tenant, numbers=numbers, service_code=service)
-            return HttpResponse(
-                check_answer_json(service=service, answer=answer), content_type="application/json"
-            )
+            answer = suppression_check_batch_plain(tenant=self.tenant, numbers=numbers, service_code=service)
+            if answer is not None:
+                return HttpResponse(
+                    check_answer_json(service=service, answer=answer), content_type="application/json"
+                )
         # An item may be {"phone": ..., "consented_at": ...}: that number's own consent time.
         phones_sent: list[Any] = []
         since: list[datetime | None] = []

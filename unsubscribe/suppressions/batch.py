@@ -38,6 +38,7 @@ class BatchAnswer:
     scope_names: list[str]
     everywhere: Any
     tenant_suppressed: Any  # suppressed by the tenant's own rows (not only the platform-wide list)
+    also_exists: bool | None = None  # batch_check's `also_exists` query has a row (None: not asked)
 
     @property
     def raw(self) -> Any:
@@ -115,15 +116,23 @@ def _platform_since(parsed: phones.ParsedBatch, found: tuple[index.Hits, bool]) 
 
 
 def batch_check(
-    *, tenant_id: int, parsed: phones.ParsedBatch, service_code: str | None = None
+    *,
+    tenant_id: int,
+    parsed: phones.ParsedBatch,
+    service_code: str | None = None,
+    also_exists: tuple[str, list[Any]] | None = None,
 ) -> BatchAnswer:
     """Which of these parsed numbers are suppressed at the tenant (for `service_code`, or for
-    everything), with the same answer as the table's rows give, in arrays."""
+    everything), with the same answer as the table's rows give, in arrays. `also_exists` (SQL,
+    parameters): whether that query has a row, asked in the look-up's round trip when it has one."""
     count = len(parsed.valid)
     platform_keys = phones.platform_lookup_keys(parsed.blocks)
     tenant_keys = phones.tenant_lookup_keys_from_platform(tenant_id, platform_keys)
+    exists = None
     if index.enabled():  # both indexes' changed rows in one round trip
-        found, found_platform = index.lookup_with_platform(tenant_id, tenant_keys, platform_keys)
+        found, found_platform, exists = index.lookup_with_platform(
+            tenant_id, tenant_keys, platform_keys, also_exists=also_exists
+        )
     else:  # every row from the table, by version-1 digest
         found = found_platform = (index.Hits.empty(), True)
     hits = _tenant_hits(tenant_id, parsed, found)
@@ -152,7 +161,7 @@ def batch_check(
     on_list = everywhere != NEVER
     own = since != NEVER
     since = np.minimum(since, everywhere)
-    return BatchAnswer(parsed, since != NEVER, since, mask, names, on_list, own)
+    return BatchAnswer(parsed, since != NEVER, since, mask, names, on_list, own, exists)
 
 
 def since_datetime(us: int) -> datetime:

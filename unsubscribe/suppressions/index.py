@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import secrets
 import shutil
 from collections.abc import Iterator, Sequence
@@ -137,6 +138,9 @@ class Generation:
     scope: Any  # uint16 into scopes
     created: Any  # int64 µs since 1970 (UTC)
     v1: Any  # uint64: first 8 bytes of the row's version-1 digest
+    # Where each run of keys with the same top bits starts (2^b + 1 entries; b from the count);
+    # None until published.
+    starts: Any = None
 
     def __len__(self) -> int:
         return len(self.hi)
@@ -145,28 +149,45 @@ class Generation:
 _ARRAYS = ("hi", "lo", "scope", "created", "v1")
 
 
+def _starts(hi: Any) -> Any:
+    """The directory of sorted `hi`: entry t is the first position whose top b bits are ≥ t,
+    with 2^b about the count, so a probe finds its one or two candidates in two reads."""
+    bits = max(len(hi) - 1, 1).bit_length() - 1
+    top = (np.asarray(hi) >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(hi), np.int64)
+    counts = np.bincount(top, minlength=1 << bits)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.uint32 if len(hi) < 1 << 32 else np.int64)
+
+
 def _open(path: Path) -> Generation:
     meta = json.loads((path / "meta.json").read_text())
     arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
-    return Generation(mark=meta["mark"], scopes=meta["scopes"], **arrays)
+    try:
+        starts = np.load(path / "starts.npy", mmap_mode="r")
+    except FileNotFoundError:  # published before the directory was
+        starts = _starts(arrays["hi"])
+    return Generation(mark=meta["mark"], scopes=meta["scopes"], **arrays, starts=starts)
 
 
-_opened: dict[Path, tuple[str, Generation]] = {}  # this process's mapped generations, by index
+# This process's mapped generations, by index, with the pointer file's identity when it was read.
+_opened: dict[Path, tuple[tuple[int, int, int], Generation]] = {}
 
 
 def _current(tenant_id: int) -> Generation | None:
     base = _dir(tenant_id)
+    pointer = base / "current"
     try:
-        name = (base / "current").read_text().strip()
+        # A publish replaces the pointer (a new file): one stat tells whether it changed.
+        stat = os.stat(pointer)
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         known = _opened.get(base)
-        if known is not None and known[0] == name:
+        if known is not None and known[0] == stamp:
             return known[1]
-        gen = _open(base / name)
+        gen = _open(base / pointer.read_text().strip())
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return None
     if len(_opened) > 256:  # noqa: PLR2004  # a worker that saw many tenants maps only the recent ones
         _opened.clear()
-    _opened[base] = (name, gen)
+    _opened[base] = (stamp, gen)
     return gen
 
 
@@ -179,6 +200,7 @@ def _publish(tenant_id: int, gen: Generation) -> None:
     order = np.lexsort((gen.lo, gen.hi))
     for field in _ARRAYS:
         np.save(tmp / f"{field}.npy", np.asarray(getattr(gen, field))[order])
+    np.save(tmp / "starts.npy", _starts(np.load(tmp / "hi.npy", mmap_mode="r")))
     (tmp / "meta.json").write_text(json.dumps({"mark": gen.mark, "scopes": gen.scopes}))
     tmp.rename(base / name)
     pointer = base / f".current-{name}"
@@ -300,22 +322,28 @@ def _delta_of(found: list[tuple[Any, ...]]) -> Delta:
     )
 
 
-def _deltas(marks: list[tuple[int, int]]) -> list[Delta]:
-    """The rows changed since each (index, mark), in one round trip."""
+def _deltas(
+    marks: list[tuple[int, int]], also_exists: tuple[str, list[Any]] | None = None
+) -> tuple[list[Delta], bool | None]:
+    """The rows changed since each (index, mark), in one round trip; in the same round trip,
+    whether the query `also_exists` has a row (None when not asked)."""
     parts = [_delta_sql(tenant_id, mark, str(i)) for i, (tenant_id, mark) in enumerate(marks)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            " UNION ALL ".join(sql for sql, _p in parts), [p for _s, params in parts for p in params]
-        )
-        found = cursor.fetchall()
-    return [
+    if also_exists is not None:
+        sql, params = also_exists
+        parts.append((f"SELECT 'x', NULL, NULL, NULL, NULL WHERE EXISTS ({sql})", params))  # noqa: S608
+    # Prepared (planned once per connection): planning it costs more than running it.
+    found = connection.execute_prepared(  # type: ignore[attr-defined]  # tenants.postgresql
+        " UNION ALL ".join(sql for sql, _p in parts), [p for _s, params in parts for p in params]
+    )
+    deltas = [
         _delta_of([(kind[len(str(i)) :], *rest) for kind, *rest in found if kind[: len(str(i))] == str(i)])
         for i in range(len(marks))
     ]
+    return deltas, None if also_exists is None else any(row[0] == "x" for row in found)
 
 
 def _delta(tenant_id: int, mark: int) -> Delta:
-    return _deltas([(tenant_id, mark)])[0]
+    return _deltas([(tenant_id, mark)])[0][0]
 
 
 def _refreshed(tenant_id: int, gen: Generation) -> Generation:
@@ -401,26 +429,28 @@ class Hits:
 
 
 def _index_hits(gen: Generation, hi: Any, lo: Any) -> tuple[Any, Any]:
-    """(probe numbers, entry positions) of the entries whose key equals a probe's."""
+    """(probe numbers, entry positions) of the entries whose key equals a probe's: each probe's
+    candidates are the entries of its top bits (the directory), one or two on average."""
     if not len(gen) or not len(hi):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    # Sorted probes walk the mapped array in order (fewer pages touched, better cache use).
-    order = np.argsort(hi, kind="stable")
-    sorted_hi = hi[order]
-    left = np.searchsorted(gen.hi, sorted_hi, "left")
-    found = np.asarray(gen.hi)[np.minimum(left, len(gen) - 1)] == sorted_hi
-    order, sorted_hi, left = order[found], sorted_hi[found], left[found]
-    counts = np.searchsorted(gen.hi, sorted_hi, "right") - left
-    probes = np.repeat(order, counts)
-    starts = np.repeat(left, counts)
-    offsets = np.arange(len(probes)) - np.repeat(np.cumsum(counts) - counts, counts)
-    positions = starts + offsets
-    same = np.asarray(gen.lo)[positions] == lo[probes]
-    return probes[same].astype(np.int64), positions[same].astype(np.int64)
+    starts = np.asarray(gen.starts)
+    bits = (len(starts) - 1).bit_length() - 1
+    top = (hi >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(hi), np.int64)
+    first = starts[top].astype(np.int64)
+    counts = starts[top + 1].astype(np.int64) - first
+    probes = np.repeat(np.arange(len(hi)), counts)
+    positions = (
+        np.repeat(first, counts) + np.arange(len(probes)) - np.repeat(np.cumsum(counts) - counts, counts)
+    )
+    same = (np.asarray(gen.hi)[positions] == hi[probes]) & (np.asarray(gen.lo)[positions] == lo[probes])
+    return probes[same], positions[same]
 
 
-def _current_or_built(tenant_id: int, known: Delta | None = None) -> tuple[Generation, Delta]:
-    gen = _current(tenant_id)
+def _current_or_built(
+    tenant_id: int, known: Delta | None = None, opened: Generation | None = None
+) -> tuple[Generation, Delta]:
+    """The index (`opened`, the generation `known` was read for, when given) and what changed since."""
+    gen = _current(tenant_id) if known is None or opened is None else opened
     delta = None if gen is None else known or _delta(tenant_id, gen.mark)
     if gen is None or delta is None or delta.lost_mark or delta.count >= REBUILD_AFTER:
         if connection.in_atomic_block:  # it would read this transaction's uncommitted rows
@@ -438,21 +468,30 @@ def lookup(tenant_id: int, keys: Any) -> tuple[Hits, bool]:
 
 
 def lookup_with_platform(
-    tenant_id: int, keys: Any, platform_keys: Any
-) -> tuple[tuple[Hits, bool], tuple[Hits, bool]]:
+    tenant_id: int, keys: Any, platform_keys: Any, *, also_exists: tuple[str, list[Any]] | None = None
+) -> tuple[tuple[Hits, bool], tuple[Hits, bool], bool | None]:
     """lookup() of a tenant's keys and of the platform-wide list's, the two indexes' changed
-    rows read in one round trip when both indexes are there."""
+    rows read in one round trip when both indexes are there; in the same round trip, whether
+    the query `also_exists` (SQL, parameters) has a row (None when it was not asked)."""
     with _rows_scope(tenant_id):
         mine, platform = _current(tenant_id), _current(PLATFORM)
         known: list[Delta | None] = [None, None]
+        exists = None
         if mine is not None and platform is not None:
-            known = list(_deltas([(tenant_id, mine.mark), (PLATFORM, platform.mark)]))
-        return _lookup(tenant_id, keys, known[0]), _lookup(PLATFORM, platform_keys, known[1])
+            deltas, exists = _deltas([(tenant_id, mine.mark), (PLATFORM, platform.mark)], also_exists)
+            known = list(deltas)
+        return (
+            _lookup(tenant_id, keys, known[0], mine),
+            _lookup(PLATFORM, platform_keys, known[1], platform),
+            exists,
+        )
 
 
-def _lookup(tenant_id: int, keys: Any, known: Delta | None = None) -> tuple[Hits, bool]:
+def _lookup(
+    tenant_id: int, keys: Any, known: Delta | None = None, opened: Generation | None = None
+) -> tuple[Hits, bool]:
     try:
-        gen, delta = _current_or_built(tenant_id, known)
+        gen, delta = _current_or_built(tenant_id, known, opened)
     except NoIndex:
         return _table_lookup(tenant_id, keys)
     hi, lo = key_halves(keys)
