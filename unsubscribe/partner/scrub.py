@@ -54,7 +54,8 @@ from .selectors import service_exists
 logger = logging.getLogger(__name__)
 
 MAX_ROWS = 10_000_000
-BUCKETS = 32
+BUCKETS = 32  # at least
+BUCKET_BYTES = 512 * 1024  # of the list, per bucket beyond BUCKETS (scrub_chunks' merge)
 PROGRESS_EVERY = 100_000  # rows between progress saves
 LEASE = timedelta(minutes=5)
 RESULT_TTL = timedelta(days=7)
@@ -243,10 +244,17 @@ READ_BATCH = 100_000  # rows parsed together (phones.parse_batch)
 MERGE_WINDOW = 1_000_000  # rows of the result written together
 
 
-def _bucket_of(values: Any) -> Any:
-    """Equal numbers share a bucket (a multiplicative hash of the digits)."""
-    mixed = (values.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(58)
-    return (mixed & np.uint64(BUCKETS - 1)).astype(np.int64)
+def bucket_count(size: int) -> int:
+    """Buckets for a list of `size` bytes: BUCKETS, or one per ~512 KiB of list (about 32,000
+    rows) for longer lists, a power of two, so that merging a bucket takes the same memory
+    however long the list is."""
+    return max(BUCKETS, 1 << max(0, -(-size // BUCKET_BYTES) - 1).bit_length())
+
+
+def _bucket_of(values: Any, buckets: int) -> Any:
+    """Equal numbers share a bucket (a multiplicative hash of the digits; `buckets`: a power of two)."""
+    mixed = values.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    return (mixed >> np.uint64(64 - (buckets.bit_length() - 1))).astype(np.int64)
 
 
 def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:

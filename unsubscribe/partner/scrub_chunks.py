@@ -296,9 +296,10 @@ def _write_records(  # noqa: PLR0913
         suppressed=F("suppressed") + int((status != SENDABLE).sum()),
         platform_do_not_market=F("platform_do_not_market") + int((status == PLATFORM).sum()),
     )
-    bucket = scrub._bucket_of(records["value"])  # noqa: SLF001
+    buckets = scrub.bucket_count(job.file.size)  # the same in every chunk of the job
+    bucket = scrub._bucket_of(records["value"], buckets)  # noqa: SLF001
     order = np.argsort(bucket, kind="stable")  # row order kept within a bucket
-    bounds = np.searchsorted(bucket[order], np.arange(scrub.BUCKETS + 1)).tolist()
+    bounds = np.searchsorted(bucket[order], np.arange(buckets + 1)).tolist()
     np.save(work / f"c{number:05d}.npy", records[order])
     if invalid_rows is not None:  # asked for every row with its reason: the invalid ones as written
         (work / f"c{number:05d}-invalid.json").write_text(json.dumps(invalid_rows, ensure_ascii=False))
@@ -353,7 +354,7 @@ def _merge_run(job: ScrubJob, work: Path, chunks: int) -> None:
         raise scrub.ScrubFailed(_("At most %(max)s numbers per list.") % {"max": f"{scrub.MAX_ROWS:,}"})
     stored = [np.load(work / f"c{n:05d}.npy", mmap_mode="r") for n in range(chunks)]
     outputs = []
-    for bucket in range(scrub.BUCKETS):
+    for bucket in range(len(metas[0]["bounds"]) - 1 if metas else 0):  # scrub.bucket_count() of the list
         records, owner = _bucket(stored, metas, bucket)
         first = np.ones(len(records), dtype=bool)
         first[1:] = records["value"][1:] != records["value"][:-1]
