@@ -439,10 +439,12 @@ def _index_hits(gen: Generation, hi: Any, lo: Any) -> tuple[Any, Any]:
     first = starts[top].astype(np.int64)
     counts = starts[top + 1].astype(np.int64) - first
     probes = np.repeat(np.arange(len(hi)), counts)
-    positions = (
-        np.repeat(first, counts) + np.arange(len(probes)) - np.repeat(np.cumsum(counts) - counts, counts)
-    )
-    same = (np.asarray(gen.hi)[positions] == hi[probes]) & (np.asarray(gen.lo)[positions] == lo[probes])
+    # a probe's k-th candidate sits at first + k, and is the (cumsum - counts + k)-th of all
+    positions = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(len(probes))
+    # The first halves rule out nearly every candidate: the second halves are read for the rest only.
+    same = np.asarray(gen.hi)[positions] == hi[probes]
+    probes, positions = probes[same], positions[same]
+    same = np.asarray(gen.lo)[positions] == lo[probes]
     return probes[same], positions[same]
 
 
