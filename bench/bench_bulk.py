@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -201,8 +202,12 @@ def write_list(
             handle.write("\n".join(lines) + "\n")
 
 
-def run_scrub_child(job_id: int) -> None:
-    """In a fresh process: run the job, print time and memory as JSON."""
+def run_scrub_child(job_id: int, traced: bool) -> None:
+    """In a fresh process: run the job, print time and memory as JSON. `traced`: under
+    tracemalloc (slower), for the exact peak of what the scrub allocates (numpy's arrays
+    included), free of what the allocator keeps and of the sampling of RssAnon."""
+    if traced:
+        tracemalloc.start()
 
     def anon_kb() -> int:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -217,7 +222,7 @@ def run_scrub_child(job_id: int) -> None:
     def watch() -> None:
         while not stop.is_set():
             peak_anon[0] = max(peak_anon[0], anon_kb())
-            time.sleep(0.02)
+            time.sleep(0.002)
 
     with db_scope.system_scope(reason="benchmark: runs a scrub job by its id"):
         base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -242,20 +247,34 @@ def run_scrub_child(job_id: int) -> None:
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "peak_anon_mb": peak_anon[0] / 1024,
                 "anon_before_mb": anon_before / 1024,
+                "traced_peak_mb": tracemalloc.get_traced_memory()[1] / 2**20 if traced else None,
             }
         )
     )
 
 
-def bench_scrub(tenant: Tenant, path: Path, suppressed_count: int) -> dict[str, Any]:
+def scrub_in_child(tenant: Tenant, path: Path, *, traced: bool = False) -> dict[str, Any]:
+    """A job of the list at `path`, run in a fresh process; what the child printed."""
     with path.open("rb") as handle:
         job = ScrubJob(tenant=tenant, original_name=path.name, total_rows=0)
         job.file.save("bench.csv", File(handle), save=False)
         job.save()
     out = subprocess.run(  # noqa: S603
-        [sys.executable, __file__, "--scrub-child", str(job.pk)], check=True, capture_output=True, text=True
+        [sys.executable, __file__, "--scrub-child", str(job.pk), *(["--traced"] if traced else [])],
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    job.refresh_from_db()  # the run stored its result: deleting the row deletes the file
+    job.delete()
+    found: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return found
+
+
+def bench_scrub(tenant: Tenant, path: Path, suppressed_count: int) -> dict[str, Any]:
+    result = scrub_in_child(tenant, path)
+    # Again, traced: the exact heap peak (the first run gives the time and RssAnon).
+    result["traced_peak_mb"] = scrub_in_child(tenant, path, traced=True)["traced_peak_mb"]
     # PostgreSQL's own join: the list's distinct version-1 digests COPY-loaded into a temporary table
     hasher = phones.tenant_phone_hasher(tenant.pk)
     with path.open() as handle:
@@ -287,13 +306,11 @@ def bench_scrub(tenant: Tenant, path: Path, suppressed_count: int) -> dict[str, 
     np.searchsorted(hi, np.sort(probes))
     result["floor_s"] = time.perf_counter() - started
     result["suppressions"] = suppressed_count
-    job.refresh_from_db()  # the run stored its result: deleting the row deletes the file
-    job.delete()
     print(
         f"  scrub of {result['rows']:,} rows: {result['seconds']:.2f} s ({result['rows'] / result['seconds']:,.0f} rows/s; "
         f"{result['suppressed']:,} suppressed, {result['duplicate']:,} repeats, {result['invalid']:,} invalid); "
         f"peak RSS {result['peak_rss_mb']:.0f} MB (start {result['rss_before_mb']:.0f}), anonymous memory "
-        f"{result['anon_before_mb']:.0f} → peak {result['peak_anon_mb']:.0f} MB; PostgreSQL's join {result['postgres_join_s']:.2f} s; floor {result['floor_s']:.3f} s",
+        f"{result['anon_before_mb']:.0f} → peak {result['peak_anon_mb']:.0f} MB, traced heap peak {result['traced_peak_mb']:.1f} MB; PostgreSQL's join {result['postgres_join_s']:.2f} s; floor {result['floor_s']:.3f} s",
         flush=True,
     )
     return result
@@ -308,9 +325,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the tenant and its rows")
     parser.add_argument("--scrub-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scrub_child:
-        run_scrub_child(args.scrub_child)
+        run_scrub_child(args.scrub_child, args.traced)
         return
     with db_scope.system_scope(reason="benchmark: a throwaway tenant and its rows"):
         run(args)
@@ -330,7 +348,7 @@ def run(args: argparse.Namespace) -> None:
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = [int(r) for r in args.rows.split(",") if r]  # "": the checks only
-    results: dict[str, Any] = {"load_average": os.getloadavg(), "runs": []}
+    results: dict[str, Any] = {"load_average": os.getloadavg(), "runs": [], "repeat": args.repeat}
     suppressed = np.zeros(0, dtype=np.int64)
     try:
         for size in sizes:

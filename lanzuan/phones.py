@@ -355,12 +355,17 @@ def _plain_columns(raw: Sequence[Any]) -> tuple[Any, Any, Any] | None:
         data = "\n".join(raw).encode("ascii")
     except (TypeError, UnicodeEncodeError):
         return None
-    padded = data + bytes(16)  # every word read below lies inside
     breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
     if len(breaks) != len(raw) - 1:  # a line break inside an item
         return None
-    starts = np.concatenate([[0], breaks + 1])
-    ends = np.concatenate([breaks, [len(data)]])
+    return _read_plain(data, np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [len(data)]]))
+
+
+def _read_plain(data: bytes, starts: Any, ends: Any) -> tuple[Any, Any, Any]:
+    """_plain_columns() of the items data[starts[i]:ends[i]] of an ASCII buffer."""
+    import numpy as np  # noqa: PLC0415
+
+    padded = data + bytes(16)  # every word read below lies inside
     lengths = ends - starts
     words = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))  # one at every byte
     first = np.maximum(ends - _CN_NATIONAL, 0)
@@ -382,6 +387,54 @@ def _plain_columns(raw: Sequence[Any]) -> tuple[Any, Any, Any] | None:
     return national, words8, prefix
 
 
+# ASCII characters that end a line for str.splitlines(), and those str.isspace() takes for space.
+_LINE_ENDS = b"\n\r\x0b\x0c\x1c\x1d\x1e"
+_SPACES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+class Lines(Sequence[str]):
+    """The lines of an ASCII buffer, as parse_lines() found them; each read as text when asked."""
+
+    def __init__(self, data: bytes, starts: Any, ends: Any) -> None:
+        self.data, self.starts, self.ends = data, starts, ends
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.data[int(self.starts[i]) : int(self.ends[i])].decode("ascii")
+
+
+def parse_lines(data: bytes) -> ParsedBatch | None:
+    """parse_batch() of the lines of a text (`str.splitlines()`, without the lines that are
+    empty or only space), read from the bytes themselves: no string per line. `raw` is a
+    Lines. None for text beyond ASCII (the caller splits it as text)."""
+    import numpy as np  # noqa: PLC0415
+
+    if not data.isascii():
+        return None
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(_byte_in(_LINE_ENDS)[buffer])
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(data)]])
+    written = np.concatenate([[0], np.cumsum(~_byte_in(_SPACES)[buffer])])  # characters not space, so far
+    kept = written[ends] > written[starts]
+    starts, ends = starts[kept], ends[kept]
+    return _parsed(Lines(data, starts, ends), *_read_plain(data, starts, ends))
+
+
+@functools.cache
+def _byte_in(chars: bytes) -> Any:
+    """A table: whether each byte value is one of `chars`."""
+    import numpy as np  # noqa: PLC0415
+
+    table = np.zeros(256, dtype=bool)
+    table[list(chars)] = True
+    return table
+
+
 def parse_batch(raw: Sequence[Any]) -> ParsedBatch:
     """normalise_fast() for a whole list, vectorised: CN mobiles written "+86…", "86…" or as
     11 digits are read by numpy in one pass; only the rest (other forms, other countries,
@@ -399,6 +452,13 @@ def parse_batch(raw: Sequence[Any]) -> ParsedBatch:
         if columns is not None
         else (np.zeros(0, np.int64), np.zeros((0, 2), np.uint64), np.zeros(0, np.uint8))
     )
+    return _parsed(raw, national, words8, prefix)
+
+
+def _parsed(raw: Sequence[Any], national: Any, words8: Any, prefix: Any) -> ParsedBatch:
+    """The batch from what the vectorised read found; the other items one by one."""
+    import numpy as np  # noqa: PLC0415
+
     # A CN mobile: 1[3-9] and nine more digits, written in one of the three forms.
     fast = (prefix != 255) & (national >= 13 * 10**9) & (national < 2 * 10**10)  # noqa: PLR2004
     values = np.where(fast, 86 * 10**11 + national, 0)

@@ -58,7 +58,7 @@ DEBUG = env_bool("DEBUG", False)
 VAR_DIR = Path(os.environ.get("LANZUAN_VAR_DIR") or BASE_DIR / "var").resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 # Scrub jobs are split into chunks of about this many bytes of the upload, run by the workers.
-SCRUB_CHUNK_BYTES = int(os.environ.get("LANZUAN_SCRUB_CHUNK_BYTES") or 16 * 2**20)
+SCRUB_CHUNK_BYTES = int(os.environ.get("LANZUAN_SCRUB_CHUNK_BYTES") or 8 * 2**20)
 # The suppression indexes (unsubscribe/suppressions/index.py): sorted arrays, memory-mapped by
 # every process of the host; rebuilt from PostgreSQL when missing. Local disk, not shared.
 SUPPRESSION_INDEX_DIR = Path(

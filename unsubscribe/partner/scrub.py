@@ -241,7 +241,7 @@ def _column(reader: Iterator[list[str]]) -> tuple[int, list[str] | None]:
 # A bucket file's record: the row number, the number's digit count and digits (E.164 without "+").
 RECORD = np.dtype([("row", "<u4"), ("count", "u1"), ("value", "<i8")])
 READ_BATCH = 100_000  # rows parsed together (phones.parse_batch)
-MERGE_WINDOW = 1_000_000  # rows of the result written together
+MERGE_WINDOW = 262_144  # rows of the result written together
 
 
 def bucket_count(size: int) -> int:
@@ -262,21 +262,26 @@ def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]
     yield from rest
 
 
+_PAIRS = np.array([[48 + v // 10, 48 + v % 10] for v in range(100)], dtype=np.uint8).view(np.uint16).ravel()
+
+
 def e164_lines(counts: Any, values: Any) -> bytes:
-    """ "+<digits>\n" for each number, built in arrays (no string per number)."""
-    width = 17  # "+", up to 15 digits, "\n"
+    """ "+<digits>\n" for each number, built in arrays (no string per number): the digits are
+    written right-aligned two at a time, the columns before a number's first digit zeroed, and
+    every zero dropped."""
     total = len(values)
-    out = np.zeros((total, width), dtype=np.uint8)
-    out[:, 0] = ord("+")
-    lengths = counts.astype(np.int64)
-    values = values.astype(np.int64)
-    for j in range(15):
-        inside = j < lengths
-        power = np.where(inside, lengths - 1 - j, 0)
-        digit = (values // (10**power)) % 10
-        out[:, 1 + j] = np.where(inside, digit + 48, 0)
-    out[np.arange(total), 1 + lengths] = ord("\n")
-    lines: bytes = out[out != 0].tobytes()
+    out = np.zeros((total, 18), dtype=np.uint8)  # "+", 16 digit columns, "\n"
+    out[:, 0], out[:, 17] = ord("+"), ord("\n")
+    rest = values.astype(np.int64)
+    for column in range(15, 0, -2):  # columns (column, column + 1) hold the next two digits
+        out[:, column : column + 2].view(np.uint16)[:, 0] = _PAIRS[rest % 100]
+        rest = rest // 100
+    if total and (counts == counts[0]).all():  # one length (a CN list): the columns it uses, no zeros
+        width = int(counts[0])
+        lines: bytes = np.ascontiguousarray(out[:, np.r_[0, 17 - width : 18]]).tobytes()
+        return lines
+    out[:, 1:17][np.arange(16) < (16 - counts.astype(np.int64))[:, None]] = 0
+    lines = out[out != 0].tobytes()
     return lines
 
 

@@ -20,6 +20,8 @@ and stops. A list with quotes (a CSV field may then hold a line break) is read a
 from __future__ import annotations
 
 import csv
+import ctypes
+import ctypes.util
 import io
 import json
 import logging
@@ -68,7 +70,7 @@ def run_dir(job_id: int, run: str) -> Path:
 
 
 def chunk_bytes() -> int:
-    """settings.SCRUB_CHUNK_BYTES (16 MiB: about a million rows of "+86…" numbers)."""
+    """settings.SCRUB_CHUNK_BYTES (8 MiB: about 550,000 rows of "+86…" numbers)."""
     return max(4096, int(settings.SCRUB_CHUNK_BYTES))  # at most 5 digits of chunk numbers (200 MB lists)
 
 
@@ -140,6 +142,7 @@ def scrub_chunk_run(job_id: int, run: str, number: int, chunks: int, column: int
     try:
         if not meta.exists():
             _chunk(job, work, number, column)
+            _return_freed_memory()
         done = sum(1 for _ in work.glob("c[0-9][0-9][0-9][0-9][0-9].json"))
         if done == chunks and (
             _jobs()
@@ -152,6 +155,24 @@ def scrub_chunk_run(job_id: int, run: str, number: int, chunks: int, column: int
     except Exception as exc:
         logger.exception("scrub job %s chunk %s crashed", job_id, number)
         _fail(job, _("Internal error (%(kind)s).") % {"kind": type(exc).__name__}, work)
+
+
+def _return_freed_memory() -> None:
+    """Give the heap a chunk freed back to the system (glibc keeps it otherwise, fragmented, and
+    a worker that ran ten chunks would start the next one, or the merge, with more of it)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc (musl, macOS): nothing to trim
+        return None
+
+
+_LIBC = _glibc()
 
 
 def _fail(job: ScrubJob, error: str, work: Path) -> None:
@@ -176,16 +197,16 @@ def _chunk_text(job: ScrubJob, number: int) -> str:
 PIECE_CHARS = 1 << 20  # a one-column chunk is split into lines a piece at a time
 
 
-def _one_column(text: str, number: int) -> Iterator[list[str]] | None:
-    """A list of one column without quotes (the usual export): its rows' cells without the
-    csv module, about a megabyte of text at a time (a million str objects at once would take
-    ~70 MB); None to read it as CSV. Blank lines are not rows, as in CSV."""
+def _one_column(text: str, number: int) -> Iterator[phones.ParsedBatch] | None:
+    """A list of one column without quotes (the usual export): its rows parsed about a megabyte
+    of text at a time, straight from the bytes where the text is ASCII (no string per row);
+    None to read it as CSV. Blank lines are not rows, as in CSV."""
     if "," in text or '"' in text or "\x00" in text:
         return None
     return _pieces(text, number)
 
 
-def _pieces(text: str, number: int) -> Iterator[list[str]]:
+def _pieces(text: str, number: int) -> Iterator[phones.ParsedBatch]:
     start = 0
     if number == 0:  # the header, if any, from the first lines
         head_end = text.find("\n", min(len(text), 4096))
@@ -193,12 +214,16 @@ def _pieces(text: str, number: int) -> Iterator[list[str]]:
         lines = iter(text[:head_end].splitlines())
         _column, first = scrub._column(csv.reader(lines))  # noqa: SLF001  # consumes the header, if any
         rest = [line for line in lines if line and not line.isspace()]
-        yield [first[0], *rest] if first else rest
+        yield phones.parse_batch([first[0], *rest] if first else rest)
         start = head_end
     while start < len(text):
         end = text.find("\n", start + PIECE_CHARS)
         end = len(text) if end < 0 else end + 1
-        yield [line for line in text[start:end].splitlines() if line and not line.isspace()]
+        piece = text[start:end]
+        parsed = phones.parse_lines(piece.encode("ascii")) if piece.isascii() else None
+        yield parsed or phones.parse_batch(
+            [line for line in piece.splitlines() if line and not line.isspace()]
+        )
         start = end
 
 
@@ -257,17 +282,15 @@ def _chunk(job: ScrubJob, work: Path, number: int, column: int) -> None:
     report()
 
 
-def _write_chunk(job: ScrubJob, work: Path, number: int, pieces: Iterator[list[str]]) -> None:
+def _write_chunk(job: ScrubJob, work: Path, number: int, pieces: Iterator[phones.ParsedBatch]) -> None:
     """A chunk whose every cell is a row (one column, no blank cells), a piece at a time."""
     parts: list[Any] = []
     rows = invalid = 0
     invalid_rows: list[tuple[int, str]] | None = [] if job.with_reasons else None
-    for cells in pieces:
-        for start in range(0, len(cells), scrub.READ_BATCH):
-            batch = cells[start : start + scrub.READ_BATCH]
-            first = rows + start + 1
-            invalid += _parse(batch, list(range(first, first + len(batch))), parts, invalid_rows)
-        rows += len(cells)
+    for parsed in pieces:
+        count = len(parsed.valid)
+        invalid += _add_records(parsed, np.arange(rows + 1, rows + count + 1), parts, invalid_rows)
+        rows += count
     _write_records(job, work, number, parts, rows=rows, invalid=invalid, invalid_rows=invalid_rows)
     _jobs().filter(pk=job.pk, status=ScrubJob.Status.RUNNING).update(
         rows_done=F("rows_done") + rows,
@@ -297,8 +320,8 @@ def _write_records(  # noqa: PLR0913
         platform_do_not_market=F("platform_do_not_market") + int((status == PLATFORM).sum()),
     )
     buckets = scrub.bucket_count(job.file.size)  # the same in every chunk of the job
-    bucket = scrub._bucket_of(records["value"], buckets)  # noqa: SLF001
-    order = np.argsort(bucket, kind="stable")  # row order kept within a bucket
+    bucket = scrub._bucket_of(records["value"], buckets).astype(np.uint16)  # noqa: SLF001
+    order = np.argsort(bucket, kind="stable")  # row order kept within a bucket (a radix sort: 16 bits)
     bounds = np.searchsorted(bucket[order], np.arange(buckets + 1)).tolist()
     np.save(work / f"c{number:05d}.npy", records[order])
     if invalid_rows is not None:  # asked for every row with its reason: the invalid ones as written
@@ -311,36 +334,52 @@ def _write_records(  # noqa: PLR0913
 def _parse(
     cells: list[str], row_numbers: list[int], parts: list[Any], invalid_rows: list[tuple[int, str]] | None
 ) -> int:
-    """Parse a batch into records (valid numbers only); returns how many were invalid (and
-    adds them, as written, to `invalid_rows` when given)."""
+    """Parse a batch of cells into records; returns how many were invalid."""
     if not cells:
         return 0
-    parsed = phones.parse_batch(cells)
-    valid = parsed.valid
-    if invalid_rows is not None:
-        invalid_rows.extend((row_numbers[i], cells[i]) for i in np.flatnonzero(~valid).tolist())
-    records = np.zeros(int(valid.sum()), dtype=CHUNK_RECORD)
-    records["row"] = np.asarray(row_numbers, dtype=np.uint32)[valid]
-    records["count"] = parsed.counts[valid]
-    records["value"] = parsed.values[valid]
-    parts.append(records)
-    bad = len(cells) - len(records)
+    bad = _add_records(
+        phones.parse_batch(cells), np.asarray(row_numbers, dtype=np.int64), parts, invalid_rows
+    )
     cells.clear()
     row_numbers.clear()
     return bad
 
 
+def _add_records(
+    parsed: phones.ParsedBatch, row_numbers: Any, parts: list[Any], invalid_rows: list[tuple[int, str]] | None
+) -> int:
+    """The valid numbers of a parsed batch as records (their rows: `row_numbers`); returns how
+    many were invalid (and adds them, as written, to `invalid_rows` when given)."""
+    valid = parsed.valid
+    if invalid_rows is not None:
+        invalid_rows.extend((int(row_numbers[i]), parsed.raw[i]) for i in np.flatnonzero(~valid).tolist())
+    records = np.zeros(int(valid.sum()), dtype=CHUNK_RECORD)
+    records["row"] = row_numbers[valid].astype(np.uint32)
+    records["count"] = parsed.counts[valid]
+    records["value"] = parsed.values[valid]
+    parts.append(records)
+    return len(valid) - len(records)
+
+
+LOOK_UP_AT_ONCE = 1 << 17  # distinct numbers per look-up: its arrays stay small (a chunk has ~1M)
+
+
 def _look_up(job: ScrubJob, records: Any) -> Any:
-    """Each record's status, by one look-up of the chunk's distinct numbers; returns the
-    positions of their first occurrences."""
+    """Each record's status, by look-ups of the chunk's distinct numbers, a slice at a time;
+    returns the positions of their first occurrences."""
     values, first, inverse = np.unique(records["value"], return_index=True, return_inverse=True)
-    if not len(values):
-        return first
-    ones = np.ones(len(values), dtype=bool)
-    parsed = phones.ParsedBatch((), values.astype(np.int64), records["count"][first], ones, {}, ~ones)
-    answer = batch_check(tenant_id=job.tenant_id, parsed=parsed, service_code=job.service_code or None)
-    status = np.where(answer.tenant_suppressed, SUPPRESSED, np.where(answer.suppressed, PLATFORM, SENDABLE))
-    records["status"] = status.astype(np.uint8)[inverse.ravel()]
+    status = np.empty(len(values), dtype=np.uint8)
+    for start in range(0, len(values), LOOK_UP_AT_ONCE):
+        end = start + LOOK_UP_AT_ONCE
+        ones = np.ones(len(values[start:end]), dtype=bool)
+        parsed = phones.ParsedBatch(
+            (), values[start:end], records["count"][first[start:end]], ones, {}, ~ones
+        )
+        answer = batch_check(tenant_id=job.tenant_id, parsed=parsed, service_code=job.service_code or None)
+        status[start:end] = np.where(
+            answer.tenant_suppressed, SUPPRESSED, np.where(answer.suppressed, PLATFORM, SENDABLE)
+        )
+    records["status"] = status[inverse.ravel()]
     return first
 
 

@@ -428,11 +428,24 @@ class Hits:
         return Hits(np.zeros(0, np.int64), [], np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
+_PROBES_AT_ONCE = 1 << 16  # a scrub chunk's million probes in slices: the candidates' arrays stay small
+
+
 def _index_hits(gen: Generation, hi: Any, lo: Any) -> tuple[Any, Any]:
     """(probe numbers, entry positions) of the entries whose key equals a probe's: each probe's
     candidates are the entries of its top bits (the directory), one or two on average."""
     if not len(gen) or not len(hi):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    found = [
+        _slice_hits(gen, hi[start : start + _PROBES_AT_ONCE], lo[start : start + _PROBES_AT_ONCE], start)
+        for start in range(0, len(hi), _PROBES_AT_ONCE)
+    ]
+    if len(found) == 1:
+        return found[0]
+    return np.concatenate([p for p, _ in found]), np.concatenate([q for _, q in found])
+
+
+def _slice_hits(gen: Generation, hi: Any, lo: Any, offset: int) -> tuple[Any, Any]:
     starts = np.asarray(gen.starts)
     bits = (len(starts) - 1).bit_length() - 1
     top = (hi >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(hi), np.int64)
@@ -445,7 +458,7 @@ def _index_hits(gen: Generation, hi: Any, lo: Any) -> tuple[Any, Any]:
     same = np.asarray(gen.hi)[positions] == hi[probes]
     probes, positions = probes[same], positions[same]
     same = np.asarray(gen.lo)[positions] == lo[probes]
-    return probes[same], positions[same]
+    return probes[same] + offset, positions[same]
 
 
 def _current_or_built(
