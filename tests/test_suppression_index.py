@@ -317,3 +317,25 @@ def test_a_deleted_tenants_index_goes_with_it() -> None:
         Service.objects.for_tenant(tenant).delete()
     tenant.delete()
     assert not where.exists()
+
+
+_LINE = st.one_of(
+    st.sampled_from(["+8613800138000", "13800138001", "8613800138002", "12345", "+86 138 0013 8003", "abc"]),
+    st.text(alphabet="0123456789+86 \t\x1f", max_size=15),
+)
+_LINE_END = st.sampled_from(["\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\n\n", "  \n"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_LINE, _LINE_END), max_size=30), _LINE)
+def test_parse_lines_reads_a_text_as_its_non_blank_lines(lines: list[tuple[str, str]], last: str) -> None:
+    """A scrub chunk's bytes parsed without a string per line: the same lines as splitlines()
+    without the blank and space-only ones (CSV's rows), and the same answers as parse_batch."""
+    text = "".join(line + end for line, end in lines) + last
+    parsed = phones.parse_lines(text.encode())
+    expected = [line for line in text.splitlines() if line and not line.isspace()]
+    assert parsed is not None
+    assert list(parsed.raw[:]) == expected
+    batch = phones.parse_batch(expected)
+    assert parsed.e164() == batch.e164() and parsed.errors == batch.errors
+    assert phones.parse_lines("１３８００１３８０００\n".encode()) is None  # beyond ASCII: read as text
