@@ -135,7 +135,9 @@ CHECK_MANY_DESCRIPTION = (
     CHECK_DESCRIPTION
     + """
 Up to 10,000 numbers per call, answered in the order sent; invalid numbers are reported item by item and do
-not fail the call. More than 10,000 is refused with 413. For longer lists use a scrub job.
+not fail the call. More than 10,000 is refused with 413. For longer lists use a scrub job. The answer may
+hold insignificant whitespace between tokens (answers of one width are written without per-number work):
+read it with a JSON parser, not by comparing bytes.
 """
 )
 
