@@ -136,3 +136,22 @@ def test_a_reassignment_reported_after_plain_checks_is_in_the_next_plain_check(
     assert after.status_code == 200, after.content
     first, second = after.json()["results"]
     assert first["reassigned_since"] == "2025-02-10" and "reassigned_since" not in second
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lean_path_refuses_what_the_full_view_refuses(api_key_a: str, tenant_a: Tenant) -> None:
+    """A bare list takes the lean path (fast_check.fast_bulk_check); a body it does not take is
+    answered by the full view, as before: the same statuses for odd services and items."""
+    api = APIClient(HTTP_AUTHORIZATION=f"Api-Key {api_key_a}")
+    for service in (0, False, [], {}, "no-such-service", "bad code"):
+        response = api.post(CHECK, {"phones": ["+8613800138000"], "service": service}, format="json")
+        assert response.status_code == 400, (service, response.content)
+    assert api.post(CHECK, {"phones": ["+8613800138000"], "service": ""}, format="json").status_code == 200
+    nested = api.post(CHECK, {"phones": [["+8613800138000"]]}, format="json")
+    assert nested.status_code == 200 and nested.json()["results"][0]["valid"] is False
+    assert api.post(CHECK, {"phones": ["+8613800138000"], "extra": 1}, format="json").status_code in (
+        200,
+        400,
+    )
+    not_json = api.generic("POST", CHECK, b'{"phones": [NaN]}', content_type="application/json")
+    assert not_json.status_code == 400

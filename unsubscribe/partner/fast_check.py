@@ -109,13 +109,16 @@ def fast_bulk_check(request: HttpRequest) -> HttpResponse | None:
         body = json.loads(request.body.decode("utf-8"), parse_constant=refuse_constant)
     except (ValueError, RecursionError):
         return None
-    numbers = body.get("phones") if isinstance(body, dict) and _PLAIN_BODY.issuperset(body) else None
-    service = body.get("service") or None if isinstance(body, dict) else None
+    if not isinstance(body, dict) or not _PLAIN_BODY.issuperset(body):
+        return None
+    numbers, service = body.get("phones"), body.get("service")
+    if service == "":  # as the full view: no service
+        service = None
     if (
         not isinstance(numbers, list)
         or len(numbers) > MAX_CHECK_NUMBERS
         or not _PLAIN_ITEMS.issuperset(set(map(type, numbers)))
-        or (service is not None and not isinstance(service, str))
+        or (service is not None and not isinstance(service, str))  # the full view answers 400
     ):
         return None
     tenant = api_key.tenant
