@@ -72,14 +72,9 @@ def fast_check(request: HttpRequest, render: Any) -> HttpResponse | None:
     if api_key is None:
         return None
     tenant = api_key.tenant
-    limit, period = parse_rate(configured_rate(ApiKeyRateThrottle.scope))
     with db_scope.tenants_scope([tenant.pk]):
-        if service is not None and not (
-            service_code_valid(service) and service_exists(tenant=tenant, code=service)
-        ):
+        if not _may_answer(api_key, service, ApiKeyRateThrottle.scope):
             return None
-        if take(f"throttle:{ApiKeyRateThrottle.scope}:{api_key.pk}", limit=limit, period=period) is not None:
-            return None  # the full view takes again, is refused again, and answers 429
         # From the replica when one is configured and has replayed every commit (lanzuan/replica.py).
         status, extras = replica.consistent_read(
             lambda: suppression_check_one(tenant=tenant, phone=phone, service_code=service)
@@ -122,18 +117,25 @@ def fast_bulk_check(request: HttpRequest) -> HttpResponse | None:
     ):
         return None
     tenant = api_key.tenant
-    limit_calls, period = parse_rate(configured_rate(BulkApiKeyRateThrottle.scope))
     with db_scope.tenants_scope([tenant.pk]):
-        if service is not None and not (
-            service_code_valid(service) and service_exists(tenant=tenant, code=service)
-        ):
+        if not _may_answer(api_key, service, BulkApiKeyRateThrottle.scope):
             return None
-        if take(f"throttle:{BulkApiKeyRateThrottle.scope}:{api_key.pk}", limit=limit_calls, period=period):
-            return None  # the full view takes again, is refused again, and answers 429
         # None for a tenant with reassignments on record: the full view answers (and takes a
         # second call of the budget, the first time a process meets that tenant in a minute).
         answer = suppression_check_batch_plain(tenant=tenant, numbers=numbers, service_code=service)
     return None if answer is None else _json_response(check_answer_json(service=service, answer=answer))
+
+
+def _may_answer(api_key: TenantAPIKey, service: str | None, scope: str) -> bool:
+    """Whether `service` is none or one of the tenant's, and a call of the key's budget in
+    `scope` was spent; if not, the full view answers (400 or 429: it takes again, and is
+    refused again). Inside the tenant's scope."""
+    if service is not None and not (
+        service_code_valid(service) and service_exists(tenant=api_key.tenant, code=service)
+    ):
+        return False
+    limit, period = parse_rate(configured_rate(scope))
+    return take(f"throttle:{scope}:{api_key.pk}", limit=limit, period=period) is None
 
 
 def _json_response(body: bytes) -> HttpResponse:
