@@ -5,6 +5,9 @@ exactly what the per-number path answers: the same request with each number give
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,13 +16,17 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from lanzuan import phones
+from tenants import db_scope
 from tenants.models import Tenant
 from unsubscribe.donotmarket.services import platform_do_not_market_lift, platform_do_not_market_set
 from unsubscribe.models import Service
 from unsubscribe.suppressions import index
 from unsubscribe.suppressions.services import suppressions_add
 
+from .workers import worker_env
+
 CHECK = "/api/v1/suppressions/check"
+ROOT = Path(__file__).resolve().parent.parent
 SUPPRESSED = {"+8613800138001": "*", "+8613800138002": "deals", "+8613800138005": "news"}
 EVERYWHERE = "+8613800138004"
 ITEMS = [
@@ -156,3 +163,39 @@ def test_the_lean_path_refuses_what_the_full_view_refuses(api_key_a: str, tenant
     )
     not_json = api.generic("POST", CHECK, '{"phones": [NaN]}', content_type="application/json")
     assert not_json.status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lean_bulk_check_sees_a_suppression_committed_by_another_process(
+    api_key_a: str, tenant_a: Tenant
+) -> None:
+    """The lean path asks PostgreSQL for the rows changed since the index's mark before it
+    parses the numbers (index.lookahead); a suppression another process commits after the index
+    was built is in the next answer."""
+    number = "+8613900139077"
+    with db_scope.tenants_scope([tenant_a.pk]):
+        index.index_refresh(tenant_a.pk, full=True)
+        index.index_refresh(index.PLATFORM, full=True)
+    api = APIClient(HTTP_AUTHORIZATION=f"Api-Key {api_key_a}")
+    before = api.post(CHECK, {"phones": [number, "13900139078"]}, format="json")
+    assert before.status_code == 200 and before.json()["suppressed"] == 0
+    code = (
+        "from lanzuan import phones; from tenants.models import Tenant; "
+        "from tenants import db_scope; "
+        "from unsubscribe.suppressions.services import suppressions_add; "
+        f"t = Tenant.objects.get(pk={tenant_a.pk}); n = {number!r}; "
+        "ctx = db_scope.tenants_scope([t.pk]); ctx.__enter__(); "
+        "suppressions_add(tenant=t, phone_hash=phones.tenant_phone_hash(t.pk, n), "
+        "phone_masked=phones.mask(n), scopes=['*'], channel='api', e164=n)"
+    )
+    subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "shell", "-c", code],
+        check=True,
+        cwd=ROOT,
+        env=worker_env(),
+        timeout=120,
+    )
+    after = api.post(CHECK, {"phones": [number, "13900139078"]}, format="json")
+    assert after.status_code == 200, after.content
+    first, second = after.json()["results"]
+    assert first["suppressed"] is True and first["since"] and second["suppressed"] is False

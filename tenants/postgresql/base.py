@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -56,6 +58,27 @@ class DatabaseWrapper(base.DatabaseWrapper):
         with psycopg.Cursor(self.connection) as cursor:
             cursor.execute(sql, params, prepare=True)
             return cursor.fetchall()
+
+    @contextlib.contextmanager
+    def prepared_ahead(self, sql: str, params: list[Any]) -> Iterator[Callable[[], list[tuple[Any, ...]]]]:
+        """Send one prepared statement now and read its rows later (the callable): the server
+        runs it while this process does other work, instead of this process waiting a round
+        trip. Until the rows are read (or the block ends) the connection is in pipeline mode:
+        nothing else may use it."""
+        self.ensure_connection()
+        self.sync_db_scope()
+        found: list[list[tuple[Any, ...]]] = []
+        with psycopg.Cursor(self.connection) as cursor, contextlib.ExitStack() as pipeline:
+            pipeline.enter_context(self.connection.pipeline())
+            cursor.execute(sql, params, prepare=True)
+
+            def rows() -> list[tuple[Any, ...]]:
+                if not found:
+                    pipeline.close()  # leaving the pipeline sends its Sync and takes the results
+                    found.append(cursor.fetchall())
+                return found[0]
+
+            yield rows
 
     def _rollback(self) -> None:
         super()._rollback()  # type: ignore[misc]  # private: not in django-stubs

@@ -23,6 +23,7 @@ from tenants.models import Tenant
 from unsubscribe.consents.selectors import NO_CONSENT, ConsentStatus, consent_statuses
 from unsubscribe.models import NumberEvent, Service, UnsubscribeRequest
 from unsubscribe.reassignments.selectors import number_event_dates, reassigned_since
+from unsubscribe.suppressions import index
 from unsubscribe.suppressions.batch import BatchAnswer, batch_check, since_datetime
 from unsubscribe.suppressions.selectors import relevant_scopes
 
@@ -94,12 +95,16 @@ def suppression_check_batch_plain(
     seen = _number_events_seen.get(tenant.pk)
     if seen is not None and time.monotonic() - seen < NUMBER_EVENTS_HINT_SECONDS:
         return None
-    answer = batch_check(
-        tenant_id=tenant.pk,
-        parsed=phones.parse_batch(numbers),
-        service_code=service_code,
-        also_exists=(_NUMBER_EVENTS_SQL, [tenant.pk]),
-    )
+    also_exists = (_NUMBER_EVENTS_SQL, [tenant.pk])
+    # PostgreSQL reads the rows changed since the index's mark while the numbers are parsed.
+    with index.lookahead(tenant.pk, also_exists) as ahead:
+        answer = batch_check(
+            tenant_id=tenant.pk,
+            parsed=phones.parse_batch(numbers),
+            service_code=service_code,
+            also_exists=also_exists,
+            ahead=ahead,
+        )
     has_events = answer.also_exists
     if has_events is None:  # not asked on the way (no index here): its own query
         has_events = tenant_has_number_events(tenant=tenant)

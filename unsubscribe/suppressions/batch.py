@@ -121,17 +121,19 @@ def batch_check(
     parsed: phones.ParsedBatch,
     service_code: str | None = None,
     also_exists: tuple[str, list[Any]] | None = None,
+    ahead: index.Ahead | None = None,
 ) -> BatchAnswer:
     """Which of these parsed numbers are suppressed at the tenant (for `service_code`, or for
     everything), with the same answer as the table's rows give, in arrays. `also_exists` (SQL,
-    parameters): whether that query has a row, asked in the look-up's round trip when it has one."""
+    parameters): whether that query has a row, asked in the look-up's round trip when it has one.
+    `ahead`: that round trip, begun by index.lookahead() before the numbers were parsed."""
     count = len(parsed.valid)
     platform_keys = phones.platform_lookup_keys(parsed.blocks)
     tenant_keys = phones.tenant_lookup_keys_from_platform(tenant_id, platform_keys)
     exists = None
     if index.enabled():  # both indexes' changed rows in one round trip
         found, found_platform, exists = index.lookup_with_platform(
-            tenant_id, tenant_keys, platform_keys, also_exists=also_exists
+            tenant_id, tenant_keys, platform_keys, also_exists=also_exists, ahead=ahead
         )
     else:  # every row from the table, by version-1 digest
         found = found_platform = (index.Hits.empty(), True)

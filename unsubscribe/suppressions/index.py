@@ -32,7 +32,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -322,24 +322,34 @@ def _delta_of(found: list[tuple[Any, ...]]) -> Delta:
     )
 
 
+def _deltas_sql(
+    marks: list[tuple[int, int]], also_exists: tuple[str, list[Any]] | None = None
+) -> tuple[str, list[Any]]:
+    """One query of the rows changed since each (index, mark) and, when asked, whether the query
+    `also_exists` has a row."""
+    parts = [_delta_sql(tenant_id, mark, str(i)) for i, (tenant_id, mark) in enumerate(marks)]
+    if also_exists is not None:
+        sql, params = also_exists
+        parts.append((f"SELECT 'x', NULL, NULL, NULL, NULL WHERE EXISTS ({sql})", params))  # noqa: S608
+    return " UNION ALL ".join(sql for sql, _p in parts), [p for _s, params in parts for p in params]
+
+
+def _deltas_of(found: list[tuple[Any, ...]], count: int, asked: bool) -> tuple[list[Delta], bool | None]:
+    deltas = [
+        _delta_of([(kind[len(str(i)) :], *rest) for kind, *rest in found if kind[: len(str(i))] == str(i)])
+        for i in range(count)
+    ]
+    return deltas, any(row[0] == "x" for row in found) if asked else None
+
+
 def _deltas(
     marks: list[tuple[int, int]], also_exists: tuple[str, list[Any]] | None = None
 ) -> tuple[list[Delta], bool | None]:
     """The rows changed since each (index, mark), in one round trip; in the same round trip,
     whether the query `also_exists` has a row (None when not asked)."""
-    parts = [_delta_sql(tenant_id, mark, str(i)) for i, (tenant_id, mark) in enumerate(marks)]
-    if also_exists is not None:
-        sql, params = also_exists
-        parts.append((f"SELECT 'x', NULL, NULL, NULL, NULL WHERE EXISTS ({sql})", params))  # noqa: S608
     # Prepared (planned once per connection): planning it costs more than running it.
-    found = connection.execute_prepared(  # type: ignore[attr-defined]  # tenants.postgresql
-        " UNION ALL ".join(sql for sql, _p in parts), [p for _s, params in parts for p in params]
-    )
-    deltas = [
-        _delta_of([(kind[len(str(i)) :], *rest) for kind, *rest in found if kind[: len(str(i))] == str(i)])
-        for i in range(len(marks))
-    ]
-    return deltas, None if also_exists is None else any(row[0] == "x" for row in found)
+    found = connection.execute_prepared(*_deltas_sql(marks, also_exists))  # type: ignore[attr-defined]
+    return _deltas_of(found, len(marks), also_exists is not None)
 
 
 def _delta(tenant_id: int, mark: int) -> Delta:
@@ -482,19 +492,62 @@ def lookup(tenant_id: int, keys: Any) -> tuple[Hits, bool]:
         return _lookup(tenant_id, keys)
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """A tenant's index and the platform-wide list's, opened, with their changed rows asked
+    for before the caller's own work (lookahead): `deltas` reads the answer."""
+
+    tenant_id: int
+    mine: Generation
+    platform: Generation
+    deltas: Callable[[], tuple[list[Delta], bool | None]]
+
+
+@contextlib.contextmanager
+def lookahead(tenant_id: int, also_exists: tuple[str, list[Any]] | None = None) -> Iterator[Ahead | None]:
+    """Ask now for what lookup_with_platform() will need from PostgreSQL, so PostgreSQL runs the
+    query while the caller parses its numbers (the bulk check: a round trip not waited for).
+    None where there is nothing to ask ahead (no index yet, SQLite). Inside the block, until
+    lookup_with_platform() has run, nothing else may use the database connection."""
+    if not enabled():
+        yield None
+        return
+    with _rows_scope(tenant_id):
+        mine, platform = _current(tenant_id), _current(PLATFORM)
+        if mine is None or platform is None:
+            yield None
+            return
+        marks = [(tenant_id, mine.mark), (PLATFORM, platform.mark)]
+        with connection.prepared_ahead(*_deltas_sql(marks, also_exists)) as rows:  # type: ignore[attr-defined]
+            yield Ahead(tenant_id, mine, platform, lambda: _deltas_of(rows(), 2, also_exists is not None))
+
+
 def lookup_with_platform(
-    tenant_id: int, keys: Any, platform_keys: Any, *, also_exists: tuple[str, list[Any]] | None = None
+    tenant_id: int,
+    keys: Any,
+    platform_keys: Any,
+    *,
+    also_exists: tuple[str, list[Any]] | None = None,
+    ahead: Ahead | None = None,
 ) -> tuple[tuple[Hits, bool], tuple[Hits, bool], bool | None]:
     """lookup() of a tenant's keys and of the platform-wide list's, the two indexes' changed
     rows read in one round trip when both indexes are there; in the same round trip, whether
-    the query `also_exists` (SQL, parameters) has a row (None when it was not asked)."""
+    the query `also_exists` (SQL, parameters) has a row (None when it was not asked). `ahead`:
+    that round trip, begun by lookahead() (with the same `also_exists`)."""
     with _rows_scope(tenant_id):
-        mine, platform = _current(tenant_id), _current(PLATFORM)
-        known: list[Delta | None] = [None, None]
-        exists = None
-        if mine is not None and platform is not None:
-            deltas, exists = _deltas([(tenant_id, mine.mark), (PLATFORM, platform.mark)], also_exists)
-            known = list(deltas)
+        mine: Generation | None
+        platform: Generation | None
+        if ahead is not None and ahead.tenant_id == tenant_id:
+            mine, platform = ahead.mine, ahead.platform
+            deltas, exists = ahead.deltas()
+            known: list[Delta | None] = list(deltas)
+        else:
+            mine, platform = _current(tenant_id), _current(PLATFORM)
+            known = [None, None]
+            exists = None
+            if mine is not None and platform is not None:
+                deltas, exists = _deltas([(tenant_id, mine.mark), (PLATFORM, platform.mark)], also_exists)
+                known = list(deltas)
         return (
             _lookup(tenant_id, keys, known[0], mine),
             _lookup(PLATFORM, platform_keys, known[1], platform),
