@@ -224,7 +224,8 @@ def _bulk_rows(data: dict[str, Any]) -> list[str]:
                     f"numpy floor {job['floor_s']:.3f} s",
                     f"{2.0 / job['seconds']:.2f}× (target ÷ measured)"
                     if target_time
-                    else f"{traced / small_traced:.2f}× the 1M-row scrub's heap peak (RssAnon {anon / small_anon:.2f}×)"
+                    else f"{traced / small_traced:.2f}× the 1M-row scrub's heap peak (RssAnon: peak "
+                    f"{job['peak_anon_mb'] / small['peak_anon_mb']:.2f}×, above the start {anon / small_anon:.2f}×)"
                     if small_traced and traced and small_anon
                     else "—",
                     _verdict(job["seconds"] <= 2.0 and anon <= 200 and (traced or 0) <= 200)
