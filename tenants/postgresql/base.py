@@ -18,6 +18,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     # What the server's `app.tenant_id` holds on this connection; None: not known
     # (a new connection, or a rollback that may have undone the last set_config).
     _db_scope_sent: str | None = None
+    _prepared_cursor: psycopg.Cursor[Any] | None = None  # execute_prepared's, on this connection
 
     def init_connection_state(self) -> None:
         super().init_connection_state()
@@ -55,9 +56,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         costs more than running it). The tenant scope is sent first, as for Django's cursors."""
         self.ensure_connection()
         self.sync_db_scope()
-        with psycopg.Cursor(self.connection) as cursor:
-            cursor.execute(sql, params, prepare=True)
-            return cursor.fetchall()
+        # One cursor per connection, kept: it keeps the dumpers it found for the parameters' types
+        # (a new cursor looks them up again: ~0.1 ms of a single check's ~0.5 ms).
+        cursor = self._prepared_cursor
+        if cursor is None or cursor.closed or cursor.connection is not self.connection:
+            cursor = self._prepared_cursor = psycopg.Cursor(self.connection)
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
 
     @contextlib.contextmanager
     def prepared_ahead(self, sql: str, params: list[Any]) -> Iterator[Callable[[], list[tuple[Any, ...]]]]:
