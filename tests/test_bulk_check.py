@@ -5,9 +5,6 @@ exactly what the per-number path answers: the same request with each number give
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +20,9 @@ from unsubscribe.models import Service
 from unsubscribe.suppressions import index
 from unsubscribe.suppressions.services import suppressions_add
 
-from .workers import worker_env
+from .workers import suppression_added_by_another_process
 
 CHECK = "/api/v1/suppressions/check"
-ROOT = Path(__file__).resolve().parent.parent
 SUPPRESSED = {"+8613800138001": "*", "+8613800138002": "deals", "+8613800138005": "news"}
 EVERYWHERE = "+8613800138004"
 ITEMS = [
@@ -179,22 +175,7 @@ def test_the_lean_bulk_check_sees_a_suppression_committed_by_another_process(
     api = APIClient(HTTP_AUTHORIZATION=f"Api-Key {api_key_a}")
     before = api.post(CHECK, {"phones": [number, "13900139078"]}, format="json")
     assert before.status_code == 200 and before.json()["suppressed"] == 0
-    code = (
-        "from lanzuan import phones; from tenants.models import Tenant; "
-        "from tenants import db_scope; "
-        "from unsubscribe.suppressions.services import suppressions_add; "
-        f"t = Tenant.objects.get(pk={tenant_a.pk}); n = {number!r}; "
-        "ctx = db_scope.tenants_scope([t.pk]); ctx.__enter__(); "
-        "suppressions_add(tenant=t, phone_hash=phones.tenant_phone_hash(t.pk, n), "
-        "phone_masked=phones.mask(n), scopes=['*'], channel='api', e164=n)"
-    )
-    subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "shell", "-c", code],
-        check=True,
-        cwd=ROOT,
-        env=worker_env(),
-        timeout=120,
-    )
+    suppression_added_by_another_process(tenant_a.pk, number)
     after = api.post(CHECK, {"phones": [number, "13900139078"]}, format="json")
     assert after.status_code == 200, after.content
     first, second = after.json()["results"]

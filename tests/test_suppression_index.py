@@ -5,13 +5,10 @@ pauses, rows of digest version 1, the platform-wide list, refreshes and concurre
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,11 +29,10 @@ from unsubscribe.suppressions.batch import NEVER, batch_check
 from unsubscribe.suppressions.selectors import relevant_scopes
 from unsubscribe.suppressions.services import suppression_lift, suppressions_add
 
-from .workers import worker_env
+from .workers import suppression_added_by_another_process
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the index is PostgreSQL's")
 
-ROOT = Path(__file__).resolve().parent.parent
 POOL = [f"+86139{n:08d}" for n in (11, 22, 33, 44, 55, 66)]
 SERVICES = ["deals", "news"]
 _slugs = count()
@@ -210,22 +206,7 @@ def test_a_suppression_committed_by_another_process_is_seen_by_the_next_check() 
     index.index_refresh(tenant.pk, full=True)
     assert _answered(tenant, [POOL[2]], None)[0][0] is False
     # when another process files an opt-out of the number
-    code = (
-        "from lanzuan import phones; from tenants.models import Tenant; "
-        "from tenants import db_scope; "
-        "from unsubscribe.suppressions.services import suppressions_add; "
-        f"t = Tenant.objects.get(pk={tenant.pk}); n = {POOL[2]!r}; "
-        "ctx = db_scope.tenants_scope([t.pk]); ctx.__enter__(); "
-        "suppressions_add(tenant=t, phone_hash=phones.tenant_phone_hash(t.pk, n), "
-        "phone_masked=phones.mask(n), scopes=['*'], channel='api', e164=n)"
-    )
-    subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "shell", "-c", code],
-        check=True,
-        cwd=ROOT,
-        env=worker_env(),
-        timeout=120,
-    )
+    suppression_added_by_another_process(tenant.pk, POOL[2])
     # then the next check in this process says suppressed, without a rebuild
     before = index._current(tenant.pk)  # noqa: SLF001
     assert _answered(tenant, [POOL[2]], None)[0][0] is True

@@ -92,6 +92,27 @@ class Worker:
                 self.kill()
 
 
+def suppression_added_by_another_process(tenant_id: int, e164: str) -> None:
+    """Another process (manage.py shell, its own database connection) suppresses `e164` at
+    the tenant for all marketing, as a web process or worker elsewhere would, and commits."""
+    code = (
+        "from lanzuan import phones; from tenants.models import Tenant; "
+        "from tenants import db_scope; "
+        "from unsubscribe.suppressions.services import suppressions_add; "
+        f"t = Tenant.objects.get(pk={int(tenant_id)}); n = {e164!r}; "
+        "ctx = db_scope.tenants_scope([t.pk]); ctx.__enter__(); "
+        "suppressions_add(tenant=t, phone_hash=phones.tenant_phone_hash(t.pk, n), "
+        "phone_masked=phones.mask(n), scopes=['*'], channel='api', e164=n)"
+    )
+    subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "shell", "-c", code],
+        check=True,
+        cwd=ROOT,
+        env=worker_env(),
+        timeout=120,
+    )
+
+
 def purge_queue(broker_url: str | None = None) -> None:
     from lanzuan.celery import app
 
