@@ -69,15 +69,19 @@ def _civil(days: Any) -> tuple[Any, Any, Any]:
     return yoe + era * 400 + (month <= 2), month, day  # noqa: PLR2004
 
 
-# "00" … "99" as uint16 (two ASCII bytes each): one 1-D gather writes two digits.
+# "00" … "99" as uint16 (two ASCII bytes each): one gather writes every pair of digits.
 _PAIRS = np.array([[48 + v // 10, 48 + v % 10] for v in range(100)], dtype=np.uint8).view(np.uint16).ravel()
+# Where the ten pairs of digits (YY YY MM DD hh mm ss ff ff ff) go: pairs starting at an even
+# column are written through a uint16 view of the row, the others through a view one byte on.
+_EVEN_PAIRS, _EVEN_AT = [0, 1, 3, 5, 7, 8, 9], [0, 1, 4, 7, 10, 11, 12]  # columns 0 2 8 14 20 22 24
+_ODD_PAIRS, _ODD_AT = [2, 4, 6], [2, 5, 8]  # columns 5 11 17
 
 
-def _digits(out: Any, at: int, values: Any, width: int) -> None:
-    """`values` written with `width` digits (an even number) from column `at`, two at a time."""
-    for place in range(width - 2, -1, -2):
-        out[:, at + place : at + place + 2].view(np.uint16)[:, 0] = _PAIRS[values % 100]
-        values = values // 100
+@functools.lru_cache(maxsize=16)
+def _offset_texts(zone: tzinfo) -> Any:
+    """Each of _transitions(zone)'s offsets as isoformat() writes it, 6 bytes ("+08:00")."""
+    _starts, offsets = _transitions(zone)
+    return np.array([_offset_bytes(int(k))[:6].ljust(6) for k in offsets.tolist()], dtype="V6")
 
 
 def iso_local_matrix(instants: Any, zone: tzinfo | None = None) -> tuple[Any, Any]:
@@ -88,26 +92,33 @@ def iso_local_matrix(instants: Any, zone: tzinfo | None = None) -> tuple[Any, An
     zone = zone or get_current_timezone()
     us = np.asarray(instants, dtype=np.int64)
     starts, offsets = _transitions(zone)
-    offset = offsets[np.maximum(np.searchsorted(starts, us, "right") - 1, 0)]
+    period = np.maximum(np.searchsorted(starts, us, "right") - 1, 0)
+    offset = offsets[period]
     days, in_day = np.divmod(us + offset * _US, _DAY * _US)
     seconds, fraction = np.divmod(in_day, _US)
     written = (us >= _FIRST * _US) & (us < _LAST * _US) & (fraction != 0) & (offset % 60 == 0)
     year, month, day = _civil(days)
+    # The ten pairs of digits, one row of int32 each (inside 2000–2100 each fits its width).
+    year, seconds, fraction = year.astype(np.int32), seconds.astype(np.int32), fraction.astype(np.int32)
+    pairs = np.empty((10, len(us)), dtype=np.int32)
+    np.floor_divide(year, 100, out=pairs[0])
+    np.remainder(year, 100, out=pairs[1])
+    pairs[2], pairs[3] = month, day
+    np.floor_divide(seconds, 3600, out=pairs[4])
+    minutes = seconds % 3600
+    np.floor_divide(minutes, 60, out=pairs[5])
+    np.remainder(minutes, 60, out=pairs[6])
+    np.floor_divide(fraction, 10_000, out=pairs[7])
+    hundredths = fraction % 10_000
+    np.floor_divide(hundredths, 100, out=pairs[8])
+    np.remainder(hundredths, 100, out=pairs[9])
+    np.clip(pairs, 0, 99, out=pairs)  # the rows not written here (other years) are written by Python
+    digits = _PAIRS[pairs]
     out = np.empty((len(us), 32), dtype=np.uint8)
+    out.view(np.uint16)[:, _EVEN_AT] = digits[_EVEN_PAIRS].T
+    out[:, 1:31].view(np.uint16)[:, _ODD_AT] = digits[_ODD_PAIRS].T
     out[:, [4, 7]], out[:, 10], out[:, [13, 16]], out[:, 19] = ord("-"), ord("T"), ord(":"), ord(".")
-    for at, values, width in (
-        (0, year, 4),
-        (5, month, 2),
-        (8, day, 2),
-        (11, seconds // 3600, 2),
-        (14, seconds // 60 % 60, 2),
-        (17, seconds % 60, 2),
-        (20, fraction, 6),
-    ):
-        _digits(out, at, values, width)  # inside 2000–2100 every value has its width
-    kinds, kind = np.unique(offset, return_inverse=True)
-    table = np.array([_offset_bytes(int(k))[:6].ljust(6) for k in kinds.tolist()], dtype="V6")
-    out[:, 26:].view("V6")[:, 0] = table[kind.ravel()]
+    out[:, 26:].view("V6")[:, 0] = _offset_texts(zone)[period]
     return out, written
 
 
