@@ -133,8 +133,15 @@ def _endings(answer: BatchAnswer, at: Any) -> tuple[list[bytes], Any]:
     ending = np.zeros(len(at), dtype=np.intp)
     odd = np.flatnonzero((mask != 0) | everywhere)
     if len(odd):
-        masks, mask_no = np.unique(mask[odd], return_inverse=True)
-        kinds, kind_no = np.unique(mask_no.ravel() * 2 + everywhere[odd], return_inverse=True)
+        odd_masks, odd_everywhere = mask[odd], everywhere[odd]
+        # kind: (the mask's number among the distinct ones) * 2 + whether on the platform-wide list
+        if (odd_masks == odd_masks[0]).all() and (odd_everywhere == odd_everywhere[0]).all():
+            # One kind (a tenant whose opt-outs all have one scope, often): no sorting.
+            masks, kinds = odd_masks[:1], np.array([int(odd_everywhere[0])])
+            kind_no = np.zeros(len(odd), dtype=np.intp)
+        else:
+            masks, mask_no = np.unique(odd_masks, return_inverse=True)
+            kinds, kind_no = np.unique(mask_no.ravel() * 2 + odd_everywhere, return_inverse=True)
         for kind in kinds.tolist():
             scopes = answer.scopes_of(int(masks[kind // 2]))
             endings.append(
