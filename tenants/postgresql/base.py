@@ -107,9 +107,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
                         pipeline.enter_context(self.connection.pipeline())
                         cursor.execute(sql, params, prepare=True)
                 except (OperationalError, InterfaceError) as error:
-                    pipeline.__exit__(
-                        type(error), error, error.__traceback__
-                    )  # the pipeline, on the dead one
+                    # Leave the pipeline opened on the dead connection (its own error is this one).
+                    pipeline.__exit__(type(error), error, error.__traceback__)
                     if not self._replace_lost_connection():
                         raise
                     yield lambda: self.execute_prepared(sql, params)
