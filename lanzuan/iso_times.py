@@ -69,8 +69,11 @@ def _civil(days: Any) -> tuple[Any, Any, Any]:
     return yoe + era * 400 + (month <= 2), month, day  # noqa: PLR2004
 
 
-# "00" … "99" as uint16 (two ASCII bytes each): one gather writes every pair of digits.
-_PAIRS = np.array([[48 + v // 10, 48 + v % 10] for v in range(100)], dtype=np.uint8).view(np.uint16).ravel()
+# "00" … "99" as uint16 (two ASCII bytes each): one gather writes every pair of digits (the
+# scrub's result lines use it too).
+DIGIT_PAIRS = (
+    np.array([[48 + v // 10, 48 + v % 10] for v in range(100)], dtype=np.uint8).view(np.uint16).ravel()
+)
 # Where the ten pairs of digits (YY YY MM DD hh mm ss ff ff ff) go: pairs starting at an even
 # column are written through a uint16 view of the row, the others through a view one byte on.
 _EVEN_PAIRS, _EVEN_AT = [0, 1, 3, 5, 7, 8, 9], [0, 1, 4, 7, 10, 11, 12]  # columns 0 2 8 14 20 22 24
@@ -113,7 +116,7 @@ def iso_local_matrix(instants: Any, zone: tzinfo | None = None) -> tuple[Any, An
     np.floor_divide(hundredths, 100, out=pairs[8])
     np.remainder(hundredths, 100, out=pairs[9])
     np.clip(pairs, 0, 99, out=pairs)  # the rows not written here (other years) are written by Python
-    digits = _PAIRS[pairs]
+    digits = DIGIT_PAIRS[pairs]
     out = np.empty((len(us), 32), dtype=np.uint8)
     out.view(np.uint16)[:, _EVEN_AT] = digits[_EVEN_PAIRS].T
     out[:, 1:31].view(np.uint16)[:, _ODD_AT] = digits[_ODD_PAIRS].T

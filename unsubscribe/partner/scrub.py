@@ -44,6 +44,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from lanzuan.dispatch import dispatch_or_leave_for_sweep
+from lanzuan.iso_times import DIGIT_PAIRS
 from tenants.models import Tenant
 
 from . import tasks, upload_limits  # tasks by module: it imports this one
@@ -262,9 +263,6 @@ def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]
     yield from rest
 
 
-_PAIRS = np.array([[48 + v // 10, 48 + v % 10] for v in range(100)], dtype=np.uint8).view(np.uint16).ravel()
-
-
 def e164_lines(counts: Any, values: Any) -> bytes:
     """ "+<digits>\n" for each number, built in arrays (no string per number): the digits are
     written right-aligned two at a time, the columns before a number's first digit zeroed, and
@@ -274,7 +272,7 @@ def e164_lines(counts: Any, values: Any) -> bytes:
     out[:, 0], out[:, 17] = ord("+"), ord("\n")
     rest = values.astype(np.int64)
     for column in range(15, 0, -2):  # columns (column, column + 1) hold the next two digits
-        out[:, column : column + 2].view(np.uint16)[:, 0] = _PAIRS[rest % 100]
+        out[:, column : column + 2].view(np.uint16)[:, 0] = DIGIT_PAIRS[rest % 100]
         rest = rest // 100
     if total and (counts == counts[0]).all():  # one length (a CN list): the columns it uses, no zeros
         width = int(counts[0])
