@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import phonenumbers
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -228,7 +229,6 @@ def _lookup_cipher_key(platform_key: bytes, label: str) -> bytes:
 
 def _keyed_blocks(key: bytes, blocks: Any) -> Any:
     """F_key of each 16-byte block: AES-256 of the block XOR the block (see above), (n, 16) uint8."""
-    import numpy as np  # noqa: PLC0415
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
 
     plain = np.ascontiguousarray(blocks, dtype=np.uint8)
@@ -242,8 +242,6 @@ def _keyed_blocks(key: bytes, blocks: Any) -> Any:
 def e164_blocks(digit_counts: Any, values: Any) -> Any:
     """The 16-byte blocks (an (n, 16) uint8 array) of numbers given as their digit count and
     the digits' value (E.164 without the "+": at most 15 digits, below 2^50)."""
-    import numpy as np  # noqa: PLC0415
-
     count = len(values)
     blocks = np.zeros((count, LOOKUP_KEY_BYTES), dtype=np.uint8)
     blocks[:, 0], blocks[:, 1], blocks[:, 2] = _E164_BLOCK_TAG
@@ -326,8 +324,6 @@ _DIGITS_ZERO = 0x3030303030303030
 def _all_digits(words: Any) -> Any:
     """Whether each uint64 holds 8 ASCII digits: every high nibble 3, and no low nibble past 9
     (adding 6 to each byte then carries into its high nibble)."""
-    import numpy as np  # noqa: PLC0415
-
     high, zero = np.uint64(_DIGITS_HIGH), np.uint64(_DIGITS_ZERO)
     return ((words & high) == zero) & (((words + np.uint64(0x0606060606060606)) & high) == zero)
 
@@ -335,8 +331,6 @@ def _all_digits(words: Any) -> Any:
 def _eight_digits(words: Any) -> Any:
     """The number written by 8 ASCII digits in each uint64 (first digit in the low byte): pairs,
     then fours, then eights, added up inside the word (overflow wraps, and is masked away)."""
-    import numpy as np  # noqa: PLC0415
-
     value = words - np.uint64(_DIGITS_ZERO)
     value = (value * np.uint64(10) + (value >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
     value = (value * np.uint64(100) + (value >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
@@ -349,8 +343,6 @@ def _plain_columns(raw: Sequence[Any]) -> tuple[Any, Any, Any] | None:
     words (ParsedBatch.national), and the characters before them (3: "+86", 2: "86", 0: none, 255: anything else).
     None when the items cannot be joined (one is not a string, holds a line break or anything
     beyond ASCII). Every item is read as two unaligned 8-byte words, not byte by byte."""
-    import numpy as np  # noqa: PLC0415
-
     try:
         data = "\n".join(raw).encode("ascii")
     except (TypeError, UnicodeEncodeError):
@@ -363,8 +355,6 @@ def _plain_columns(raw: Sequence[Any]) -> tuple[Any, Any, Any] | None:
 
 def _read_plain(data: bytes, starts: Any, ends: Any) -> tuple[Any, Any, Any]:
     """_plain_columns() of the items data[starts[i]:ends[i]] of an ASCII buffer."""
-    import numpy as np  # noqa: PLC0415
-
     padded = data + bytes(16)  # every word read below lies inside
     lengths = ends - starts
     words = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))  # one at every byte
@@ -411,8 +401,6 @@ def parse_lines(data: bytes) -> ParsedBatch | None:
     """parse_batch() of the lines of a text (`str.splitlines()`, without the lines that are
     empty or only space), read from the bytes themselves: no string per line. `raw` is a
     Lines. None for text beyond ASCII (the caller splits it as text)."""
-    import numpy as np  # noqa: PLC0415
-
     if not data.isascii():
         return None
     buffer = np.frombuffer(data, dtype=np.uint8)
@@ -428,8 +416,6 @@ def parse_lines(data: bytes) -> ParsedBatch | None:
 @functools.cache
 def _byte_in(chars: bytes) -> Any:
     """A table: whether each byte value is one of `chars`."""
-    import numpy as np  # noqa: PLC0415
-
     table = np.zeros(256, dtype=bool)
     table[list(chars)] = True
     return table
@@ -439,8 +425,6 @@ def parse_batch(raw: Sequence[Any]) -> ParsedBatch:
     """normalise_fast() for a whole list, vectorised: CN mobiles written "+86…", "86…" or as
     11 digits are read by numpy in one pass; only the rest (other forms, other countries,
     non-strings, invalid text) go through normalise() one by one."""
-    import numpy as np  # noqa: PLC0415
-
     count = len(raw)
     columns = _plain_columns(raw) if count else None
     if columns is None:  # the items that cannot be joined (not text, a line break, beyond ASCII) as ""
@@ -457,8 +441,6 @@ def parse_batch(raw: Sequence[Any]) -> ParsedBatch:
 
 def _parsed(raw: Sequence[Any], national: Any, words8: Any, prefix: Any) -> ParsedBatch:
     """The batch from what the vectorised read found; the other items one by one."""
-    import numpy as np  # noqa: PLC0415
-
     # A CN mobile: 1[3-9] and nine more digits, written in one of the three forms.
     fast = (prefix != 255) & (national >= 13 * 10**9) & (national < 2 * 10**10)  # noqa: PLR2004
     values = np.where(fast, 86 * 10**11 + national, 0)
